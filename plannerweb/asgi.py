@@ -1,0 +1,31 @@
+"""ASGI entry point: HTTP plus authenticated websockets, and the embedded worker when enabled."""
+
+import asyncio
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "plannerweb.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from runs.publish import publisher  # noqa: E402
+from runs.routing import websocket_urlpatterns  # noqa: E402
+
+router = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
+    }
+)
+
+
+async def application(scope, receive, send):  # type: ignore[no-untyped-def]
+    # The in-memory channel layer must be fed from the loop its consumers run on.
+    publisher.bind_loop(asyncio.get_running_loop())
+    return await router(scope, receive, send)

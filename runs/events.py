@@ -1,0 +1,82 @@
+"""Transcript event payloads: a pydantic discriminated union on ``kind``.
+
+Every TranscriptEvent row's ``kind`` and ``payload`` round-trip through
+``EVENT_ADAPTER``, so readers (pages, websocket clients, the CLI) can rely on
+the shape of each kind.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RunCreated(_Event):
+    kind: Literal["run.created"] = "run.created"
+    task: str
+    submitted_by: str | None = None
+
+
+class RunStatusChanged(_Event):
+    kind: Literal["run.status"] = "run.status"
+    from_status: str
+    to_status: str
+    reason: str = ""
+
+
+class RunCancelRequested(_Event):
+    kind: Literal["run.cancel_requested"] = "run.cancel_requested"
+    by: str | None = None
+
+
+class PlanCreated(_Event):
+    kind: Literal["plan.created"] = "plan.created"
+    plan_id: int
+    version: int
+    source: str
+    valid: bool
+    steps: int
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class StepStatusChanged(_Event):
+    kind: Literal["step.status"] = "step.status"
+    step_id: int
+    step: str
+    phase: str = "main"
+    from_status: str
+    to_status: str
+    attempt: int = 0
+    result: Any = None
+    error: str = ""
+    reason: str = ""
+
+
+class StepRetrying(_Event):
+    kind: Literal["step.retrying"] = "step.retrying"
+    step_id: int
+    step: str
+    attempt: int
+    delay_seconds: float
+    error: str
+
+
+TranscriptPayload = Annotated[
+    RunCreated | RunStatusChanged | RunCancelRequested | PlanCreated | StepStatusChanged | StepRetrying,
+    Field(discriminator="kind"),
+]
+EVENT_ADAPTER: TypeAdapter[TranscriptPayload] = TypeAdapter(TranscriptPayload)
+
+
+def event_payload(event: _Event) -> dict[str, Any]:
+    """The JSON stored in TranscriptEvent.payload (``kind`` lives in its own column)."""
+    return event.model_dump(mode="json", exclude={"kind"})
+
+
+def event_parse(kind: str, payload: dict[str, Any]) -> TranscriptPayload:
+    return EVENT_ADAPTER.validate_python({**payload, "kind": kind})

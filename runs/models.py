@@ -1,0 +1,219 @@
+"""The agent's persisted state: tools, tasks, runs, plan versions, steps and transcripts.
+
+Status fields are written only by ``runs.statemachine`` (ORM path) and
+``runs.execution.journal`` (the executor's batched path); both enforce the
+transition tables in ``runs.statemachine``.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Tool(models.Model):
+    """A registry entry: one callable capability a plan step may use."""
+
+    class Kind(models.TextChoices):
+        SHELL = "shell", "Shell (argv, no shell string)"
+        HTTP = "http", "HTTP request"
+        PYTHON = "python", "Python callable"
+
+    name = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # Kind-specific settings; see runs/tools/kinds/<kind>.py for each shape.
+    config = models.JSONField(default=dict, blank=True)
+    # JSON Schema (an object schema) the step params must satisfy.
+    parameters_schema = models.JSONField(default=dict, blank=True)
+    timeout_seconds = models.FloatField(default=60.0)
+    # Extra attempts after the first; applied only when the tool is idempotent.
+    max_retries = models.PositiveSmallIntegerField(default=2)
+    sensitive = models.BooleanField(default=False)
+    idempotent = models.BooleanField(default=False)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Task(models.Model):
+    """What an operator asked for; each attempt at it is a Run."""
+
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued"
+    PLANNING = "planning"
+    AWAITING_APPROVAL = "awaiting_approval"
+    EXECUTING = "executing"
+    REPLANNING = "replanning"
+    ROLLING_BACK = "rolling_back"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    ESCALATED = "escalated"
+    CANCELLED = "cancelled"
+
+
+class StepStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+    ROLLED_BACK = "rolled_back"
+
+
+class Run(models.Model):
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="runs")
+    status = models.CharField(
+        max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True
+    )
+    stop_reason = models.TextField(blank=True)
+    current_plan = models.ForeignKey(
+        "Plan", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    max_parallel = models.PositiveSmallIntegerField(default=8)
+    # Highest transcript seq handed out; bumped in the same transaction as each event.
+    last_seq = models.PositiveBigIntegerField(default=0)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Which worker executes the run, until when; renewed by its heartbeat.
+    lease_owner = models.CharField(max_length=100, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        from runs.statemachine import RUN_TERMINAL
+
+        return self.status in RUN_TERMINAL
+
+
+class Plan(models.Model):
+    """One version of a run's plan. Versions are immutable once written."""
+
+    class Source(models.TextChoices):
+        OPERATOR = "operator"
+        PLANNER = "planner"
+        REPLANNER = "replanner"
+        REVIEWER = "reviewer"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="plans")
+    version = models.PositiveIntegerField()
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    source = models.CharField(max_length=16, choices=Source.choices)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    goal = models.TextField(blank=True)
+    # The document as submitted (after YAML/JSON parsing), kept verbatim for audit.
+    document = models.JSONField(null=True, blank=True)
+    rollback = models.JSONField(default=list, blank=True)
+    is_valid = models.BooleanField(default=False)
+    # Every validation problem: [{"path": ..., "code": ..., "message": ...}].
+    errors = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "version"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "version"], name="plan_unique_version"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Plan v{self.version} of run {self.run_id}"
+
+
+class Step(models.Model):
+    class Phase(models.TextChoices):
+        MAIN = "main"
+        ROLLBACK = "rollback"
+
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="steps")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    key = models.CharField(max_length=100)
+    phase = models.CharField(max_length=10, choices=Phase.choices, default=Phase.MAIN)
+    position = models.PositiveIntegerField()
+    tool = models.ForeignKey(Tool, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The tool's name at plan time: history stays readable if the tool is renamed or deleted.
+    tool_name = models.CharField(max_length=100)
+    params = models.JSONField(default=dict, blank=True)
+    depends_on = models.JSONField(default=list, blank=True)
+    description = models.TextField(blank=True)
+    confidence = models.FloatField(null=True, blank=True)
+    status = models.CharField(max_length=12, choices=StepStatus.choices, default=StepStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["plan", "phase", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "key"], name="step_unique_key_per_plan"),
+        ]
+        indexes = [models.Index(fields=["run", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.status})"
+
+
+class TranscriptEvent(models.Model):
+    """Append-only history of a run; ``seq`` is gap-free and monotonic per run."""
+
+    class Role(models.TextChoices):
+        PLANNER = "planner"
+        EXECUTOR = "executor"
+        EVALUATOR = "evaluator"
+        SUPERVISOR = "supervisor"
+        REVIEWER = "reviewer"
+        SYSTEM = "system"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveBigIntegerField()
+    role = models.CharField(max_length=12, choices=Role.choices)
+    kind = models.CharField(max_length=40)
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "seq"], name="event_unique_seq_per_run"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.kind}"

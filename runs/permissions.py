@@ -1,0 +1,66 @@
+"""Roles: the ``operators`` and ``reviewers`` groups, plus staff admins.
+
+Every view, endpoint and consumer asks these functions, never the groups directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest
+from django.contrib.auth.views import redirect_to_login
+
+OPERATORS = "operators"
+REVIEWERS = "reviewers"
+ROLE_GROUPS = (OPERATORS, REVIEWERS)
+
+User = AbstractBaseUser | AnonymousUser
+
+
+def _groups(user: Any) -> set[str]:
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return set()
+    cached = getattr(user, "_plannerweb_groups", None)
+    if cached is None:
+        cached = set(user.groups.values_list("name", flat=True))
+        user._plannerweb_groups = cached
+    return cached
+
+
+def is_admin(user: Any) -> bool:
+    return bool(getattr(user, "is_authenticated", False) and user.is_active and user.is_staff)
+
+
+def is_operator(user: Any) -> bool:
+    """Operators submit tasks, start and cancel runs."""
+    return is_admin(user) or OPERATORS in _groups(user)
+
+
+def is_reviewer(user: Any) -> bool:
+    return is_admin(user) or REVIEWERS in _groups(user)
+
+
+def can_view_runs(user: Any) -> bool:
+    """Anyone with a role may watch runs; users with no role see nothing."""
+    return is_operator(user) or is_reviewer(user)
+
+
+def role_required(check: Callable[[Any], bool]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """View decorator: anonymous users go to the login page, users without the role get 403."""
+
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if not check(request.user):
+                raise PermissionDenied("Your role does not allow this.")
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator

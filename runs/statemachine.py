@@ -1,0 +1,204 @@
+"""The run and step state machines: the only place that says which status may follow which.
+
+Two writers use these tables:
+1. ``run_transition`` / ``step_transition`` here, for request-time changes
+   (cancel, create): row lock, check, write state + TranscriptEvent in one
+   transaction, publish after commit.
+2. ``runs.execution.journal`` for the executor's hot path, which batches many
+   checked transitions into one transaction (compare-and-swap on the old status).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from runs.events import RunStatusChanged, StepStatusChanged, _Event, event_payload
+from runs.models import Run, RunStatus, Step, StepStatus, TranscriptEvent
+
+R = RunStatus
+S = StepStatus
+
+RUN_TRANSITIONS: dict[str, frozenset[str]] = {
+    R.QUEUED: frozenset({R.PLANNING, R.AWAITING_APPROVAL, R.EXECUTING, R.FAILED, R.CANCELLED}),
+    R.PLANNING: frozenset({R.AWAITING_APPROVAL, R.EXECUTING, R.FAILED, R.ESCALATED, R.CANCELLED}),
+    R.AWAITING_APPROVAL: frozenset({R.EXECUTING, R.FAILED, R.CANCELLED}),
+    R.EXECUTING: frozenset(
+        {
+            R.AWAITING_APPROVAL,
+            R.REPLANNING,
+            R.ROLLING_BACK,
+            R.SUCCEEDED,
+            R.FAILED,
+            R.ESCALATED,
+            R.CANCELLED,
+        }
+    ),
+    R.REPLANNING: frozenset(
+        {R.AWAITING_APPROVAL, R.EXECUTING, R.ROLLING_BACK, R.FAILED, R.ESCALATED, R.CANCELLED}
+    ),
+    R.ROLLING_BACK: frozenset({R.ROLLED_BACK, R.FAILED, R.ESCALATED, R.CANCELLED}),
+    R.SUCCEEDED: frozenset(),
+    R.FAILED: frozenset(),
+    R.ROLLED_BACK: frozenset(),
+    R.ESCALATED: frozenset(),
+    R.CANCELLED: frozenset(),
+}
+RUN_TERMINAL = frozenset(s for s, nxt in RUN_TRANSITIONS.items() if not nxt)
+# Runs that a worker is (or should be) executing right now.
+RUN_ACTIVE = frozenset({R.EXECUTING, R.REPLANNING, R.ROLLING_BACK})
+
+STEP_TRANSITIONS: dict[str, frozenset[str]] = {
+    # running -> running is a retry (attempts goes up); running -> pending is
+    # crash recovery handing an idempotent step back to the scheduler.
+    S.PENDING: frozenset({S.RUNNING, S.SKIPPED, S.CANCELLED}),
+    S.RUNNING: frozenset({S.RUNNING, S.PENDING, S.SUCCEEDED, S.FAILED, S.CANCELLED}),
+    S.SUCCEEDED: frozenset({S.ROLLED_BACK}),
+    S.FAILED: frozenset(),
+    S.SKIPPED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.ROLLED_BACK: frozenset(),
+}
+STEP_FINISHED = frozenset({S.SUCCEEDED, S.FAILED, S.SKIPPED, S.CANCELLED, S.ROLLED_BACK})
+
+
+class TransitionError(Exception):
+    """An illegal status change; nothing was written."""
+
+    def __init__(self, what: str, current: str, target: str) -> None:
+        super().__init__(f"{what} cannot go from {current!r} to {target!r}")
+        self.what = what
+        self.current = current
+        self.target = target
+
+
+def check_run_transition(current: str, target: str, *, what: str = "run") -> None:
+    if target not in RUN_TRANSITIONS.get(current, frozenset()):
+        raise TransitionError(what, current, target)
+
+
+def check_step_transition(current: str, target: str, *, what: str = "step") -> None:
+    if target not in STEP_TRANSITIONS.get(current, frozenset()):
+        raise TransitionError(what, current, target)
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    role: str
+    event: _Event
+
+
+def _lock(qs):  # type: ignore[no-untyped-def]
+    # SQLite has no row locks; its IMMEDIATE transactions already serialise writers.
+    return qs.select_for_update() if transaction.get_connection().features.has_select_for_update else qs
+
+
+def append_events(run_id: int, events: Iterable[NewEvent]) -> list[TranscriptEvent]:
+    """Append events to a run's transcript with gap-free seqs; call inside a transaction.
+
+    The counter bump on the Run row is the serialisation point: concurrent
+    writers to one run queue on that row, so seqs never collide or skip.
+    """
+    events = list(events)
+    if not events:
+        return []
+    Run.objects.filter(pk=run_id).update(last_seq=F("last_seq") + len(events))
+    last = Run.objects.filter(pk=run_id).values_list("last_seq", flat=True).get()
+    now = timezone.now()
+    rows = [
+        TranscriptEvent(
+            run_id=run_id,
+            seq=last - len(events) + i + 1,
+            role=e.role,
+            kind=e.event.kind,  # type: ignore[attr-defined]
+            payload=event_payload(e.event),
+            created_at=now,
+        )
+        for i, e in enumerate(events)
+    ]
+    TranscriptEvent.objects.bulk_create(rows)
+    _publish_on_commit(run_id, rows)
+    return rows
+
+
+def _publish_on_commit(run_id: int, rows: list[TranscriptEvent]) -> None:
+    from runs.publish import publisher
+
+    transaction.on_commit(lambda: publisher.submit(run_id, rows))
+
+
+@transaction.atomic
+def run_transition(
+    *,
+    run_id: int,
+    to: str,
+    reason: str = "",
+    role: str = TranscriptEvent.Role.SYSTEM,
+    extra_events: Iterable[NewEvent] = (),
+    **fields: object,
+) -> Run:
+    """Move a run to ``to`` (checked under a row lock) and record it in the transcript."""
+    run = _lock(Run.objects.filter(pk=run_id)).get()
+    check_run_transition(run.status, to, what=f"run {run_id}")
+    previous = run.status
+    run.status = to
+    update_fields = ["status", *fields]
+    for name, value in fields.items():
+        setattr(run, name, value)
+    now = timezone.now()
+    if to in RUN_ACTIVE and run.started_at is None:
+        run.started_at = now
+        update_fields.append("started_at")
+    if to in RUN_TERMINAL:
+        run.finished_at = now
+        run.stop_reason = reason
+        run.lease_owner = ""
+        run.lease_expires_at = None
+        update_fields += ["finished_at", "stop_reason", "lease_owner", "lease_expires_at"]
+    run.save(update_fields=sorted(set(update_fields)))
+    append_events(
+        run_id,
+        [
+            *extra_events,
+            NewEvent(role, RunStatusChanged(from_status=previous, to_status=to, reason=reason)),
+        ],
+    )
+    return run
+
+
+@transaction.atomic
+def step_transition(
+    *, step_id: int, to: str, reason: str = "", role: str = TranscriptEvent.Role.EXECUTOR
+) -> Step:
+    """Move one step to ``to`` (checked under a row lock) and record it in the transcript."""
+    step = _lock(Step.objects.filter(pk=step_id)).get()
+    check_step_transition(step.status, to, what=f"step {step.key!r}")
+    previous = step.status
+    step.status = to
+    fields = ["status"]
+    if to in STEP_FINISHED and step.finished_at is None:
+        step.finished_at = timezone.now()
+        fields.append("finished_at")
+    step.save(update_fields=fields)
+    append_events(
+        step.run_id,
+        [
+            NewEvent(
+                role,
+                StepStatusChanged(
+                    step_id=step.pk,
+                    step=step.key,
+                    phase=step.phase,
+                    from_status=previous,
+                    to_status=to,
+                    attempt=step.attempts,
+                    reason=reason,
+                ),
+            )
+        ],
+    )
+    return step

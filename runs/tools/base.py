@@ -1,0 +1,56 @@
+"""The contract between the executor and the tool kinds.
+
+A kind is a module in ``runs/tools/kinds/`` exposing::
+
+    async def invoke(spec: ToolSpec, params: dict[str, Any]) -> Any
+
+It returns a JSON-serialisable result, raises ``ToolError`` on failure, and
+must clean up fully when cancelled (``asyncio.CancelledError``): the executor
+cancels the call on timeout and on run cancellation, so a shell kind kills its
+whole process group there. The executor owns timeouts and retries; kinds don't.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """An immutable snapshot of a Tool row, safe to pass across threads."""
+
+    name: str
+    kind: str
+    config: dict[str, Any] = field(default_factory=dict)
+    parameters_schema: dict[str, Any] = field(default_factory=dict)
+    timeout_seconds: float = 60.0
+    max_retries: int = 0
+    idempotent: bool = False
+    sensitive: bool = False
+
+    @classmethod
+    def from_model(cls, tool: Any) -> ToolSpec:
+        return cls(
+            name=tool.name,
+            kind=tool.kind,
+            config=dict(tool.config or {}),
+            parameters_schema=dict(tool.parameters_schema or {}),
+            timeout_seconds=float(tool.timeout_seconds),
+            max_retries=int(tool.max_retries),
+            idempotent=bool(tool.idempotent),
+            sensitive=bool(tool.sensitive),
+        )
+
+
+class ToolError(Exception):
+    """A tool call failed; ``details`` (JSON) says how, e.g. exit code and stderr."""
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class ToolConfigError(ToolError):
+    """The tool row itself is misconfigured (bad kind config); retrying cannot help."""
