@@ -67,7 +67,12 @@ class StepRetrying(_Event):
 
 
 TranscriptPayload = Annotated[
-    RunCreated | RunStatusChanged | RunCancelRequested | PlanCreated | StepStatusChanged | StepRetrying,
+    RunCreated
+    | RunStatusChanged
+    | RunCancelRequested
+    | PlanCreated
+    | StepStatusChanged
+    | StepRetrying,
     Field(discriminator="kind"),
 ]
 EVENT_ADAPTER: TypeAdapter[TranscriptPayload] = TypeAdapter(TranscriptPayload)

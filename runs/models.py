@@ -166,7 +166,9 @@ class Step(models.Model):
     key = models.CharField(max_length=100)
     phase = models.CharField(max_length=10, choices=Phase.choices, default=Phase.MAIN)
     position = models.PositiveIntegerField()
-    tool = models.ForeignKey(Tool, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    tool = models.ForeignKey(
+        Tool, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     # The tool's name at plan time: history stays readable if the tool is renamed or deleted.
     tool_name = models.CharField(max_length=100)
     params = models.JSONField(default=dict, blank=True)

@@ -10,9 +10,9 @@ from functools import wraps
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
-from django.contrib.auth.views import redirect_to_login
 
 OPERATORS = "operators"
 REVIEWERS = "reviewers"
@@ -49,7 +49,9 @@ def can_view_runs(user: Any) -> bool:
     return is_operator(user) or is_reviewer(user)
 
 
-def role_required(check: Callable[[Any], bool]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def role_required(
+    check: Callable[[Any], bool],
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """View decorator: anonymous users go to the login page, users without the role get 403."""
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:

@@ -76,7 +76,9 @@ class Publisher:
         loop = self._target_loop()
         loop.call_soon_threadsafe(self._enqueue, loop, (run_id, messages))
 
-    def _enqueue(self, loop: asyncio.AbstractEventLoop, item: tuple[int, list[dict[str, Any]]]) -> None:
+    def _enqueue(
+        self, loop: asyncio.AbstractEventLoop, item: tuple[int, list[dict[str, Any]]]
+    ) -> None:
         # Runs on ``loop``: one queue and one drainer per loop keep events in commit order.
         queue = self._queues.get(loop)
         if queue is None:

@@ -94,7 +94,11 @@ class NewEvent:
 
 def _lock(qs):  # type: ignore[no-untyped-def]
     # SQLite has no row locks; its IMMEDIATE transactions already serialise writers.
-    return qs.select_for_update() if transaction.get_connection().features.has_select_for_update else qs
+    return (
+        qs.select_for_update()
+        if transaction.get_connection().features.has_select_for_update
+        else qs
+    )
 
 
 def append_events(run_id: int, events: Iterable[NewEvent]) -> list[TranscriptEvent]:

@@ -28,7 +28,9 @@ def _check_address(sock: socket.socket, address: Any) -> None:
     except ValueError:
         if host == "localhost":
             return
-        raise OSError(f"tests may not resolve or reach {host!r}: only loopback is allowed") from None
+        raise OSError(
+            f"tests may not resolve or reach {host!r}: only loopback is allowed"
+        ) from None
     if not ip.is_loopback:
         raise OSError(f"tests may not reach {host}: only loopback is allowed")
 
@@ -56,7 +58,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         if os.environ.get("CI"):
             pytest.fail("this test needs PostgreSQL (DATABASE_URL) and CI must provide it")
-        pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres")
+        pytest.skip(
+            "needs PostgreSQL: set DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres"
+        )
 
 
 @pytest.fixture(autouse=True)
