@@ -28,6 +28,7 @@ class ToolSpec:
     max_retries: int = 0
     idempotent: bool = False
     sensitive: bool = False
+    enabled: bool = True
 
     @classmethod
     def from_model(cls, tool: Any) -> ToolSpec:
@@ -40,6 +41,7 @@ class ToolSpec:
             max_retries=int(tool.max_retries),
             idempotent=bool(tool.idempotent),
             sensitive=bool(tool.sensitive),
+            enabled=bool(tool.enabled),
         )
 
 
