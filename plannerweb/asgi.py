@@ -29,3 +29,9 @@ async def application(scope, receive, send):  # type: ignore[no-untyped-def]
     # The in-memory channel layer must be fed from the loop its consumers run on.
     publisher.bind_loop(asyncio.get_running_loop())
     return await router(scope, receive, send)
+
+
+# Embedded default: runs execute in worker threads of this serving process.
+from runs.worker import start_embedded_worker  # noqa: E402
+
+start_embedded_worker()

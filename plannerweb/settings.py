@@ -37,6 +37,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves /static/ from the serving process itself (Daphne has no static handler).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -114,6 +116,12 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Without collectstatic (tests, development) serve straight from the finders.
+WHITENOISE_USE_FINDERS = True
 
 LOGGING = {
     "version": 1,
@@ -135,4 +143,6 @@ PLANNERWEB_DEFAULT_MAX_PARALLEL = envint("PLANNERWEB_DEFAULT_MAX_PARALLEL", 8)
 PLANNERWEB_RETRY_BACKOFF_SECONDS = envfloat("PLANNERWEB_RETRY_BACKOFF_SECONDS", 1.0)
 PLANNERWEB_OUTPUT_CAP_BYTES = envint("PLANNERWEB_OUTPUT_CAP_BYTES", 64 * 1024)
 # Folder the demo shell tools work in (their "production database", outbox, backups).
+# The login page lists the demo accounts (the README's first command turns this on).
+PLANNERWEB_SHOW_DEMO_LOGINS = envbool("PLANNERWEB_SHOW_DEMO_LOGINS", False)
 PLANNERWEB_SANDBOX_DIR = Path(envstr("PLANNERWEB_SANDBOX_DIR", str(VAR_DIR / "sandbox")))

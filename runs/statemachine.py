@@ -70,7 +70,7 @@ class TransitionError(Exception):
     """An illegal status change; nothing was written."""
 
     def __init__(self, what: str, current: str, target: str) -> None:
-        super().__init__(f"{what} cannot go from {current!r} to {target!r}")
+        super().__init__(f"{what} cannot go from {str(current)!r} to {str(target)!r}")
         self.what = what
         self.current = current
         self.target = target

@@ -1,0 +1,315 @@
+"""Executor benchmark: plans run through the real engine with every step durably persisted.
+
+Prints one line per case, in the shapes of ``../shared/peers`` (LangGraph 1.2.22)
+so the figures compare side by side:
+
+- noop tools, shapes chain / wide / layers at N = 50, 200, 1000: per-step
+  overhead in µs (execution wall / N, the peers' definition), plus the
+  end-to-end figure (validate + store plan + execute) per step;
+- 50 ms sleep tools, chain 20 / wide 100 / layers 64 / skewed-pair 20:
+  makespan / critical path;
+- a plain-asyncio floor for every case (no persistence), run in the same process;
+- validate + topologically order a 1000-step plan (ms).
+
+Every run is checked (the run succeeded, every step ran once) before its time counts.
+
+    .venv/bin/python bench/engine.py                      # SQLite (a fresh file in a temp dir)
+    .venv/bin/python bench/engine.py --postgres            # PostgreSQL (database plannerweb_bench, recreated)
+    .venv/bin/python bench/engine.py --quick               # fewer repeats
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+LAYER_WIDTH = 8
+SKEW_SHORT = 0.1
+
+
+@dataclass(frozen=True)
+class Shape:
+    id: str
+    deps: tuple[str, ...]
+    weight: float = 1.0
+
+
+def build_shape(shape: str, n: int) -> list[Shape]:
+    """The peers' plan shapes (``shared/peers/peer_langgraph.py:build_plan``), in topological order."""
+    if shape == "chain":
+        return [Shape(f"s{i}", (f"s{i - 1}",) if i else ()) for i in range(n)]
+    if shape == "wide":
+        middle = [Shape(f"m{i}", ("root",)) for i in range(n - 2)]
+        return [Shape("root", ()), *middle, Shape("sink", tuple(s.id for s in middle))]
+    if shape == "layers":
+        steps: list[Shape] = []
+        previous: tuple[str, ...] = ()
+        for start in range(0, n, LAYER_WIDTH):
+            layer = tuple(
+                f"l{start // LAYER_WIDTH}_{j}" for j in range(min(LAYER_WIDTH, n - start))
+            )
+            steps.extend(Shape(sid, previous) for sid in layer)
+            previous = layer
+        return steps
+    if shape == "skewed-pair":
+        steps = []
+        for chain, phase in (("a", 0), ("b", 1)):
+            for i in range(n // 2):
+                weight = 1.0 if (i + phase) % 2 == 0 else SKEW_SHORT
+                steps.append(Shape(f"{chain}{i}", (f"{chain}{i - 1}",) if i else (), weight))
+        return steps
+    raise SystemExit(f"unknown shape {shape!r}")
+
+
+def critical_path(plan: list[Shape]) -> float:
+    finish: dict[str, float] = {}
+    for s in plan:
+        finish[s.id] = s.weight + max((finish[d] for d in s.deps), default=0.0)
+    return max(finish.values())
+
+
+def plan_document(plan: list[Shape], tool: str, sleep_ms: float) -> dict[str, Any]:
+    return {
+        "goal": "benchmark",
+        "steps": [
+            {
+                "id": s.id,
+                "action": tool,
+                "params": {"ms": sleep_ms * s.weight} if tool == "sleep" else {},
+                "depends_on": list(s.deps),
+            }
+            for s in plan
+        ],
+    }
+
+
+# -- plain asyncio floor ----------------------------------------------------------------
+async def asyncio_floor(plan: list[Shape], tool: str, sleep_ms: float) -> float:
+    calls: dict[str, int] = {}
+
+    async def call(step: Shape) -> dict[str, Any]:
+        calls[step.id] = calls.get(step.id, 0) + 1
+        if tool == "sleep":
+            await asyncio.sleep(sleep_ms * step.weight / 1000)
+        return {"ok": True}
+
+    tasks: dict[str, asyncio.Task[Any]] = {}
+
+    async def run(step: Shape) -> Any:
+        for d in step.deps:
+            await tasks[d]
+        return await call(step)
+
+    start = time.perf_counter()
+    for s in plan:
+        tasks[s.id] = asyncio.create_task(run(s))
+    await asyncio.gather(*tasks.values())
+    wall = time.perf_counter() - start
+    assert len(calls) == len(plan) and set(calls.values()) == {1}
+    return wall
+
+
+# -- plannerweb ---------------------------------------------------------------------------
+@dataclass
+class Case:
+    shape: str
+    n: int
+    tool: str
+    sleep_ms: float = 50.0
+    walls: list[float] = field(default_factory=list)
+    e2e: list[float] = field(default_factory=list)
+    floor: list[float] = field(default_factory=list)
+
+
+def run_engine_once(case: Case, plan: list[Shape]) -> tuple[float, float]:
+    from runs.execution.engine import RunExecutor
+    from runs.models import Run, Step
+    from runs.services import run_claim, run_submit_plan
+
+    document = plan_document(plan, case.tool, case.sleep_ms)
+    t0 = time.perf_counter()
+    run = run_submit_plan(
+        title=f"bench {case.shape} {case.n}",
+        document=document,
+        submitted_by=None,
+        max_parallel=min(len(plan), 10_000),
+    )
+    assert run.status == "queued", run.stop_reason
+    assert run_claim(run_id=run.pk, worker_id="bench")
+    executor = RunExecutor(run.pk)
+    executor.load()
+    t1 = time.perf_counter()
+    status = asyncio.run(executor._main())  # the same call execute() makes, minus the load
+    t2 = time.perf_counter()
+    assert status == "succeeded", Run.objects.get(pk=run.pk).stop_reason
+    done = Step.objects.filter(run=run, status="succeeded", attempts=1).count()
+    assert done == len(plan), f"{done} of {len(plan)} steps succeeded once"
+    return t2 - t1, t2 - t0
+
+
+def setup_django(postgres: bool) -> str:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "plannerweb.settings")
+    os.environ["PLANNERWEB_WORKER"] = "none"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    if postgres:
+        import psycopg
+
+        base = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+            conn.execute("DROP DATABASE IF EXISTS plannerweb_bench")
+            conn.execute("CREATE DATABASE plannerweb_bench")
+        os.environ["DATABASE_URL"] = f"{base}/plannerweb_bench"
+    else:
+        os.environ["PLANNERWEB_VAR_DIR"] = tempfile.mkdtemp(prefix="plannerweb-bench-")
+        os.environ.pop("DATABASE_URL", None)
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from runs.models import Tool
+
+    Tool.objects.create(
+        name="noop",
+        kind="python",
+        config={"callable": "runs.tools.builtin.noop"},
+        parameters_schema={"type": "object"},
+    )
+    Tool.objects.create(
+        name="sleep",
+        kind="python",
+        config={"callable": "runs.tools.builtin.sleep"},
+        parameters_schema={"type": "object", "properties": {"ms": {"type": "number"}}},
+    )
+    from django.db import connection
+
+    return connection.vendor
+
+
+def bench_validation(repeat: int) -> dict[str, Any]:
+    from django.conf import settings
+    from runs.planning.validation import validate_plan
+    from runs.tools.registry import load_tool_specs
+
+    tools = load_tool_specs()
+    out = {}
+    for shape in ("chain", "layers", "wide"):
+        document = plan_document(build_shape(shape, 1000), "sleep", 50)
+        times = []
+        for _ in range(repeat + 1):
+            t = time.perf_counter()
+            validated = validate_plan(
+                document, tools=tools, max_steps=settings.PLANNERWEB_MAX_PLAN_STEPS
+            )
+            times.append(time.perf_counter() - t)
+            assert validated.is_valid and len(validated.order) == 1000
+        out[shape] = statistics.median(times[1:]) * 1000
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--postgres", action="store_true", help="run on PostgreSQL (BENCH_PG base URL)"
+    )
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--quick", action="store_true", help="repeat 2, skip N=1000 sleep-free warmups"
+    )
+    parser.add_argument("--json", type=Path, help="also write one JSON object per case here")
+    parser.add_argument("--only", help="comma-separated shapes to run")
+    args = parser.parse_args()
+    repeat = 2 if args.quick else args.repeat
+
+    vendor = setup_django(args.postgres)
+    cases = [Case(s, n, "noop") for s in ("chain", "wide", "layers") for n in (50, 200, 1000)]
+    cases += [
+        Case("chain", 20, "sleep"),
+        Case("wide", 100, "sleep"),
+        Case("layers", 64, "sleep"),
+        Case("skewed-pair", 20, "sleep"),
+    ]
+    if args.only:
+        keep = set(args.only.split(","))
+        cases = [c for c in cases if c.shape in keep]
+
+    print(
+        f"# plannerweb engine benchmark: {vendor}, python {platform.python_version()}, "
+        f"{os.cpu_count()} cpus, repeat {repeat} (median), every step persisted"
+    )
+    validation = bench_validation(repeat)
+    print(
+        "validate+order 1000 steps: " + ", ".join(f"{k} {v:.1f} ms" for k, v in validation.items())
+    )
+    rows = []
+    for case in cases:
+        plan = build_shape(case.shape, case.n)
+        for i in range(repeat + 1):  # first run is a warm-up
+            wall, e2e = run_engine_once(case, plan)
+            floor = asyncio.run(asyncio_floor(plan, case.tool, case.sleep_ms))
+            if i:
+                case.walls.append(wall)
+                case.e2e.append(e2e)
+                case.floor.append(floor)
+        wall = statistics.median(case.walls)
+        floor = statistics.median(case.floor)
+        row: dict[str, Any] = {
+            "db": vendor,
+            "shape": case.shape,
+            "n": case.n,
+            "tool": case.tool,
+            "median_wall_s": round(wall, 6),
+            "asyncio_floor_s": round(floor, 6),
+        }
+        if case.tool == "noop":
+            row["per_step_us"] = round(wall / case.n * 1e6, 1)
+            row["per_step_e2e_us"] = round(statistics.median(case.e2e) / case.n * 1e6, 1)
+            row["asyncio_per_step_us"] = round(floor / case.n * 1e6, 1)
+            print(
+                f"{vendor:10} {case.shape:12} N={case.n:<5} noop   per-step {row['per_step_us']:7.1f} µs"
+                f"  (end-to-end incl. validate+store {row['per_step_e2e_us']:7.1f} µs;"
+                f" asyncio floor {row['asyncio_per_step_us']:5.1f} µs)"
+            )
+        else:
+            cp = critical_path(plan) * case.sleep_ms / 1000
+            row["critical_path_s"] = cp
+            row["makespan_over_cp"] = round(wall / cp, 3)
+            row["asyncio_over_cp"] = round(floor / cp, 3)
+            print(
+                f"{vendor:10} {case.shape:12} N={case.n:<5} sleep {case.sleep_ms:g}ms  makespan/critical-path "
+                f"{row['makespan_over_cp']:.3f}  (wall {wall * 1000:.1f} ms, asyncio floor {row['asyncio_over_cp']:.3f})"
+            )
+        rows.append(row)
+        sys.stdout.flush()
+    per = {(r["shape"], r["n"]): r.get("per_step_us") for r in rows}
+    for shape in ("chain", "wide", "layers"):
+        if per.get((shape, 1000)) and per.get((shape, 200)):
+            print(
+                f"growth {shape}: per-step N=1000 / N=200 = {per[(shape, 1000)] / per[(shape, 200)]:.2f}"
+            )
+    if args.json:
+        with args.json.open("a") as fh:
+            for row in rows:
+                fh.write(json.dumps(row) + "\n")
+    from runs.execution.journal import shutdown_journal
+
+    shutdown_journal()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,548 @@
+"""The executor: runs a plan's steps as a DAG, then rolls back or finishes the run.
+
+Scheduling is event-driven, not layered: a step starts the moment its own
+dependencies have succeeded and a concurrency slot is free. Everything the
+executor knows is rebuilt from the database when it starts (``RunExecutor.load``),
+so a run can stop in one process and continue in another.
+
+The algorithm:
+1. Load the run, its current plan's steps and their tools; a step left
+   ``running`` by a dead worker is re-run only when its tool is idempotent,
+   otherwise the run escalates ("may have partly run").
+2. Loop: start ready steps (one commit records them ``running``), wait for any
+   step to finish, record finishes together with the next starts in one commit.
+3. On the first failure no new step starts; running steps finish; the rest are
+   skipped; the plan's rollback steps run in order; the run ends
+   ``rolled_back`` (or ``failed`` without rollback, or when a rollback step fails).
+4. On cancel, running steps are cancelled (their processes killed) and every
+   unfinished step and the run end ``cancelled``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import jsonschema
+from django.conf import settings
+from django.utils import timezone
+
+from runs.events import RunStatusChanged, StepRetrying, StepStatusChanged
+from runs.execution.journal import Batch, Journal, RunWrite, StepWrite, get_journal
+from runs.execution.references import (
+    ReferenceResolutionError,
+    find_references,
+    resolve_references,
+)
+from runs.models import Run, RunStatus, Step, StepStatus, TranscriptEvent
+from runs.statemachine import check_step_transition
+from runs.tools.base import ToolConfigError, ToolError, ToolSpec
+from runs.tools.registry import invoke_tool
+
+log = logging.getLogger(__name__)
+S = StepStatus
+R = RunStatus
+EXECUTOR = TranscriptEvent.Role.EXECUTOR
+SUPERVISOR = TranscriptEvent.Role.SUPERVISOR
+
+
+@dataclass(slots=True)
+class StepState:
+    id: int
+    key: str
+    phase: str
+    tool: ToolSpec | None
+    tool_name: str
+    params: Any
+    depends_on: tuple[str, ...]
+    status: str
+    attempts: int
+    result: Any
+    error: str
+    started_at: Any
+    finished_at: Any
+    has_refs: bool
+
+
+@dataclass(slots=True)
+class Outcome:
+    ok: bool
+    result: Any = None
+    error: str = ""
+
+
+class RunExecutor:
+    """Executes one run in the calling thread's event loop; see the module docstring."""
+
+    def __init__(self, run_id: int, *, journal: Journal | None = None) -> None:
+        self.run_id = run_id
+        self.journal = journal or get_journal()
+        self.heartbeat_seconds = float(settings.PLANNERWEB_HEARTBEAT_SECONDS)
+        self.backoff_seconds = float(settings.PLANNERWEB_RETRY_BACKOFF_SECONDS)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._cancel: asyncio.Event | None = None
+        self._cancel_requested_early = False
+
+    # -- loading (sync, ORM) -----------------------------------------------------
+    def load(self) -> None:
+        run = Run.objects.select_related("current_plan").get(pk=self.run_id)
+        self.status = run.status
+        self.max_parallel = max(1, run.max_parallel)
+        self.cancel_by = run.cancel_requested_by.get_username() if run.cancel_requested_by else None
+        self._cancel_requested_early = run.cancel_requested_at is not None
+        steps = list(
+            Step.objects.filter(plan_id=run.current_plan_id)
+            .select_related("tool")
+            .order_by("phase", "position")
+        )
+        specs: dict[int, ToolSpec] = {}
+        self.main: list[StepState] = []
+        self.rollback: list[StepState] = []
+        for s in steps:
+            spec = None
+            if s.tool is not None:
+                spec = specs.get(s.tool_id)  # type: ignore[arg-type]
+                if spec is None:
+                    spec = specs[s.tool_id] = ToolSpec.from_model(s.tool)  # type: ignore[index]
+            state = StepState(
+                id=s.pk,
+                key=s.key,
+                phase=s.phase,
+                tool=spec,
+                tool_name=s.tool_name,
+                params=s.params,
+                depends_on=tuple(s.depends_on or ()),
+                status=s.status,
+                attempts=s.attempts,
+                result=s.result,
+                error=s.error,
+                started_at=s.started_at,
+                finished_at=s.finished_at,
+                has_refs=bool(find_references(s.params)),
+            )
+            (self.main if s.phase == Step.Phase.MAIN else self.rollback).append(state)
+
+    # -- entry point ---------------------------------------------------------------
+    def execute(self) -> str:
+        """Load and run to a stop; returns the run's final (or paused) status."""
+        self.load()
+        if self.status not in (R.EXECUTING, R.ROLLING_BACK):
+            return self.status
+        return asyncio.run(self._main())
+
+    def request_cancel(self) -> None:
+        """Thread-safe: stop this run as soon as possible (in-process fast path)."""
+        loop, event = self._loop, self._cancel
+        if loop is not None and event is not None:
+            loop.call_soon_threadsafe(event.set)
+        else:
+            self._cancel_requested_early = True
+
+    async def _main(self) -> str:
+        self._loop = asyncio.get_running_loop()
+        self._cancel = asyncio.Event()
+        if self._cancel_requested_early:
+            self._cancel.set()
+        _active[self.run_id] = self
+        heartbeat = asyncio.create_task(self._heartbeat())
+        try:
+            if self.status == R.EXECUTING:
+                failure = await self._execute_main()
+                if failure is None:
+                    return self.status
+                if self.rollback and self.status == R.EXECUTING:
+                    await self._set_run(R.ROLLING_BACK, f"rolling back after: {failure}")
+                else:
+                    await self._set_run(R.FAILED, failure)
+                    return self.status
+            else:
+                failure = self._first_failure_reason() or "resumed rollback"
+            await self._execute_rollback(failure)
+            return self.status
+        finally:
+            heartbeat.cancel()
+            _active.pop(self.run_id, None)
+
+    # -- main phase ---------------------------------------------------------------
+    async def _execute_main(self) -> str | None:
+        """Run the main steps; returns None on success (run closed), else the failure reason."""
+        by_key = {s.key: s for s in self.main}
+        results: dict[str, Any] = {}
+        dependents: dict[str, list[str]] = {s.key: [] for s in self.main}
+        waiting: dict[str, int] = {}
+        batch = Batch(self.run_id)
+        failure: str | None = None
+
+        for s in self.main:
+            for dep in s.depends_on:
+                dependents[dep].append(s.key)
+        for s in self.main:
+            if s.status == S.SUCCEEDED:
+                results[s.key] = s.result
+            elif s.status == S.RUNNING:
+                # Left running by a worker that died: its side effects may be half done.
+                if s.tool is not None and s.tool.idempotent:
+                    self._step(batch, s, S.PENDING, reason="re-queued after a worker stopped")
+                else:
+                    await self.journal.commit(batch)
+                    await self._set_run(
+                        R.ESCALATED,
+                        f"step {s.key} may have partly run: its worker stopped while it was "
+                        "running and its tool is not idempotent",
+                    )
+                    return None
+            elif s.status in (S.FAILED, S.CANCELLED, S.SKIPPED) and failure is None:
+                failure = f"step {s.key} {s.status}: {s.error}".rstrip(": ")
+        if failure is None:
+            for s in self.main:
+                if s.status == S.PENDING:
+                    waiting[s.key] = sum(1 for d in s.depends_on if by_key[d].status != S.SUCCEEDED)
+        ready = deque(k for k, n in waiting.items() if n == 0)
+
+        finished: asyncio.Queue[tuple[StepState, Outcome] | None] = asyncio.Queue()
+        running: dict[str, asyncio.Task[None]] = {}
+        cancel_wait = asyncio.create_task(self._wait_cancel(finished))
+
+        async def run_one(state: StepState, params: Any) -> None:
+            outcome = await self._run_step(state, params)
+            finished.put_nowait((state, outcome))
+
+        try:
+            while True:
+                starts: list[tuple[StepState, Any]] = []
+                while failure is None and ready and len(running) + len(starts) < self.max_parallel:
+                    state = by_key[ready.popleft()]
+                    try:
+                        params = self._resolve_params(state, results)
+                    except ValueError as exc:
+                        self._step(batch, state, S.RUNNING)
+                        self._step(batch, state, S.FAILED, error=str(exc))
+                        failure = f"step {state.key} failed: {exc}"
+                        continue
+                    self._step(batch, state, S.RUNNING)
+                    starts.append((state, params))
+                await self.journal.commit(batch)
+                batch = Batch(self.run_id)
+                for state, params in starts:
+                    running[state.key] = asyncio.create_task(run_one(state, params))
+                if not running:
+                    break
+
+                item = await finished.get()
+                items = [item]
+                while not finished.empty():
+                    items.append(finished.get_nowait())
+                for item in items:
+                    if item is None:  # cancel requested; record what already finished first
+                        continue
+                    state, outcome = item
+                    del running[state.key]
+                    if outcome.ok:
+                        self._step(batch, state, S.SUCCEEDED, result=outcome.result)
+                        results[state.key] = outcome.result
+                        for d in dependents[state.key]:
+                            waiting[d] -= 1
+                            if waiting[d] == 0:
+                                ready.append(d)
+                    else:
+                        self._step(batch, state, S.FAILED, error=outcome.error)
+                        if failure is None:
+                            failure = f"step {state.key} failed: {outcome.error}"
+                if None in items:
+                    await self._cancel_all(running, batch)
+                    return None
+        finally:
+            cancel_wait.cancel()
+
+        if self._cancel.is_set():  # type: ignore[union-attr]
+            await self._cancel_all(running, batch)
+            return None
+        if failure is None:
+            batch.set_run(
+                RunWrite(self.status, R.SUCCEEDED, "all steps succeeded"),
+                EXECUTOR,
+                RunStatusChanged(
+                    from_status=self.status, to_status=R.SUCCEEDED, reason="all steps succeeded"
+                ),
+            )
+            await self.journal.commit(batch)
+            self.status = R.SUCCEEDED
+            return None
+        self._skip_unstarted(batch, failure)
+        await self.journal.commit(batch)
+        return failure
+
+    def _skip_unstarted(self, batch: Batch, failure: str) -> None:
+        """Skip every step that did not start, saying whether it needed a failed step."""
+        bad = {s.key for s in self.main if s.status in (S.FAILED, S.SKIPPED, S.CANCELLED)}
+        for s in self.main:  # positions are a topological order: deps come first
+            if s.status != S.PENDING:
+                continue
+            blocked = [d for d in s.depends_on if d in bad]
+            if blocked:
+                reason = f"needs {', '.join(blocked)}, which did not succeed"
+            else:
+                reason = f"not started: the run stopped ({failure})"
+            self._step(batch, s, S.SKIPPED, reason=reason)
+            bad.add(s.key)
+
+    async def _run_step(self, state: StepState, params: Any) -> Outcome:
+        """Call the tool with timeout and retries; never raises except on cancellation."""
+        spec = state.tool
+        if spec is None or not spec.enabled:
+            return Outcome(False, error=f"tool {state.tool_name!r} is missing or disabled")
+        max_attempts = 1 + (spec.max_retries if spec.idempotent else 0)
+        while True:
+            try:
+                async with asyncio.timeout(spec.timeout_seconds):
+                    result = await invoke_tool(spec, params)
+            except TimeoutError:
+                error = f"timed out after {spec.timeout_seconds:g}s"
+                retryable = True
+            except ToolConfigError as exc:
+                error, retryable = exc.message, False
+            except ToolError as exc:
+                error, retryable = exc.message, True
+            except Exception as exc:  # a broken tool must fail its step, not the executor
+                log.exception("tool %s raised", spec.name)
+                error, retryable = f"{type(exc).__name__}: {exc}", True
+            else:
+                try:
+                    json.dumps(result)  # the result is stored and shown: it must be JSON
+                except (TypeError, ValueError) as exc:
+                    return Outcome(False, error=f"tool returned a result that is not JSON: {exc}")
+                return Outcome(True, result=result)
+            if not retryable or state.attempts >= max_attempts:
+                return Outcome(False, error=error)
+            delay = min(self.backoff_seconds * 2 ** (state.attempts - 1), 60.0)
+            batch = Batch(self.run_id)
+            attempt = state.attempts + 1
+            batch.events.append(
+                (
+                    EXECUTOR,
+                    StepRetrying(
+                        step_id=state.id,
+                        step=state.key,
+                        attempt=attempt,
+                        delay_seconds=delay,
+                        error=error,
+                    ),
+                )
+            )
+            self._step(batch, state, S.RUNNING, error=error, attempts=attempt, quiet=True)
+            await self.journal.commit(batch)
+            await asyncio.sleep(delay)
+
+    def _resolve_params(self, state: StepState, results: dict[str, Any]) -> Any:
+        if not state.has_refs:
+            return state.params
+        try:
+            params = resolve_references(state.params, results)
+        except ReferenceResolutionError as exc:
+            raise ValueError(f"cannot resolve params: {exc}") from exc
+        if state.tool is not None and state.tool.parameters_schema:
+            errors = sorted(
+                jsonschema.Draft202012Validator(state.tool.parameters_schema).iter_errors(params),
+                key=lambda e: list(e.absolute_path),
+            )
+            if errors:
+                detail = "; ".join(
+                    f"{'.'.join(map(str, e.absolute_path)) or 'params'}: {e.message}"
+                    for e in errors
+                )
+                raise ValueError(f"params after resolving references are invalid: {detail}")
+        return params
+
+    # -- rollback -----------------------------------------------------------------
+    async def _execute_rollback(self, failure: str) -> None:
+        for state in self.rollback:
+            if state.status == S.SUCCEEDED:
+                continue
+            if self._cancel.is_set():  # type: ignore[union-attr]
+                await self._cancel_all({}, Batch(self.run_id))
+                return
+            batch = Batch(self.run_id)
+            if state.status == S.RUNNING and not (state.tool and state.tool.idempotent):
+                await self._set_run(
+                    R.ESCALATED,
+                    f"rollback step {state.key} may have partly run: its worker stopped "
+                    "while it was running and its tool is not idempotent",
+                )
+                return
+            if state.status == S.PENDING:
+                self._step(batch, state, S.RUNNING)
+            await self.journal.commit(batch)
+            task = asyncio.create_task(self._run_step(state, state.params))
+            cancel_wait = asyncio.create_task(self._cancel.wait())  # type: ignore[union-attr]
+            done, _ = await asyncio.wait({task, cancel_wait}, return_when=asyncio.FIRST_COMPLETED)
+            cancel_wait.cancel()
+            if task not in done:
+                await self._cancel_all({state.key: task}, Batch(self.run_id))
+                return
+            outcome = task.result()
+            batch = Batch(self.run_id)
+            if outcome.ok:
+                self._step(batch, state, S.SUCCEEDED, result=outcome.result)
+                await self.journal.commit(batch)
+                continue
+            self._step(batch, state, S.FAILED, error=outcome.error)
+            for later in self.rollback:
+                if later.status == S.PENDING:
+                    self._step(batch, later, S.SKIPPED, reason=f"rollback stopped at {state.key}")
+            await self.journal.commit(batch)
+            await self._set_run(
+                R.FAILED,
+                f"{failure}; rollback step {state.key} ({state.tool_name}) failed: {outcome.error}",
+            )
+            return
+        batch = Batch(self.run_id)
+        undone = [s for s in self.main if s.status == S.SUCCEEDED]
+        for s in undone:
+            self._step(batch, s, S.ROLLED_BACK, reason="undone by the plan's rollback")
+        await self.journal.commit(batch)
+        await self._set_run(
+            R.ROLLED_BACK,
+            f"{failure}; rolled back ({len(self.rollback)} rollback step(s) ran)",
+        )
+
+    def _first_failure_reason(self) -> str:
+        for s in self.main:
+            if s.status == S.FAILED:
+                return f"step {s.key} failed: {s.error}"
+        return ""
+
+    # -- cancellation and heartbeat ---------------------------------------------------
+    async def _wait_cancel(self, finished: asyncio.Queue[Any]) -> None:
+        await self._cancel.wait()  # type: ignore[union-attr]
+        finished.put_nowait(None)
+
+    async def _cancel_all(self, running: dict[str, asyncio.Task[Any]], batch: Batch) -> None:
+        for task in running.values():
+            task.cancel()
+        # Wait for the kinds to kill their processes before saying "cancelled".
+        await asyncio.gather(*running.values(), return_exceptions=True)
+        reason = f"cancelled by {self.cancel_by}" if self.cancel_by else "cancelled"
+        for s in (*self.main, *self.rollback):
+            if s.status in (S.PENDING, S.RUNNING):
+                self._step(batch, s, S.CANCELLED, reason=reason)
+        batch.set_run(
+            RunWrite(self.status, R.CANCELLED, reason),
+            SUPERVISOR,
+            RunStatusChanged(from_status=self.status, to_status=R.CANCELLED, reason=reason),
+        )
+        await self.journal.commit(batch)
+        self.status = R.CANCELLED
+
+    async def _heartbeat(self) -> None:
+        """Renew the lease and notice cancel requests made in other processes."""
+        run_id, seconds = self.run_id, self.heartbeat_seconds
+
+        def beat() -> tuple[Any, str | None]:
+            Run.objects.filter(pk=run_id).update(
+                lease_expires_at=timezone.now() + timedelta(seconds=seconds * 5)
+            )
+            row = (
+                Run.objects.filter(pk=run_id)
+                .values_list("cancel_requested_at", "cancel_requested_by__username")
+                .get()
+            )
+            return row
+
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                requested_at, by = await asyncio.wrap_future(self.journal.call(beat))
+            except Exception:
+                log.exception("heartbeat of run %s failed", run_id)
+                continue
+            if requested_at is not None:
+                self.cancel_by = by
+                self._cancel.set()  # type: ignore[union-attr]
+
+    # -- writes ---------------------------------------------------------------------
+    def _step(
+        self,
+        batch: Batch,
+        state: StepState,
+        to: str,
+        *,
+        result: Any = None,
+        error: str = "",
+        reason: str = "",
+        attempts: int | None = None,
+        quiet: bool = False,
+    ) -> None:
+        """Record a step transition in ``batch`` and mirror it in memory."""
+        now = timezone.now()
+        previous = state.status
+        if to == S.RUNNING and previous == S.PENDING:
+            state.attempts += 1
+            state.started_at = now
+        if attempts is not None:
+            state.attempts = attempts
+        if to in (S.SUCCEEDED, S.FAILED, S.SKIPPED, S.CANCELLED):
+            state.finished_at = now
+        if to == S.SUCCEEDED:
+            state.result = result
+        if error or to == S.FAILED:
+            state.error = error
+        if to == S.PENDING:
+            state.started_at = None
+        write = StepWrite(
+            step_id=state.id,
+            expect=previous,
+            status=to,
+            attempts=state.attempts,
+            result=state.result,
+            error=state.error,
+            started_at=state.started_at,
+            finished_at=state.finished_at,
+        )
+        event = StepStatusChanged(
+            step_id=state.id,
+            step=state.key,
+            phase=state.phase,
+            from_status=previous,
+            to_status=to,
+            attempt=state.attempts,
+            result=result if to == S.SUCCEEDED else None,
+            error=error,
+            reason=reason,
+        )
+        if quiet:  # a retry: the row changes, the retry event (already queued) tells the story
+            check_step_transition(previous, to, what=f"step {state.key!r}")
+            batch.steps.append(write)
+        else:
+            batch.add_step(write, EXECUTOR, event)
+        state.status = to
+
+    async def _set_run(self, to: str, reason: str) -> None:
+        batch = Batch(self.run_id)
+        batch.set_run(
+            RunWrite(self.status, to, reason),
+            SUPERVISOR if to in (R.ESCALATED, R.FAILED) else EXECUTOR,
+            RunStatusChanged(from_status=self.status, to_status=to, reason=reason),
+        )
+        await self.journal.commit(batch)
+        self.status = to
+
+
+# Executors running in this process, for the in-process cancel fast path.
+_active: dict[int, RunExecutor] = {}
+
+
+def notify_cancel(run_id: int) -> None:
+    """Tell an executor in this process to stop now (other processes notice on heartbeat)."""
+    executor = _active.get(run_id)
+    if executor is not None:
+        executor.request_cancel()
+
+
+def active_runs() -> Iterable[int]:
+    return list(_active)

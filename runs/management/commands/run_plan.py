@@ -1,0 +1,104 @@
+"""``manage.py run_plan plan.yaml --wait``: submit a hand-written plan from the command line."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from runs.models import RunStatus
+from runs.planning.schema import PlanSyntaxError, parse_plan_text
+from runs.selectors import run_progress
+from runs.services import run_execute, run_submit_plan
+from runs.statemachine import RUN_TERMINAL
+
+
+class Command(BaseCommand):
+    help = "Validate and submit a plan (YAML or JSON); with --wait, execute it here and follow it."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("plan", help="path of a plan file (YAML or JSON), or - for stdin")
+        parser.add_argument("--title", help="task title (default: the plan's goal or file name)")
+        parser.add_argument("--wait", action="store_true", help="execute now and print live status")
+        parser.add_argument("--max-parallel", type=int, default=None)
+        parser.add_argument("--user", help="username to submit as (must be an operator)")
+        parser.add_argument("--poll", type=float, default=0.1, help="status refresh, seconds")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        path = options["plan"]
+        try:
+            text = Path(path).read_text() if path != "-" else self.stdin.read()  # type: ignore[attr-defined]
+        except OSError as exc:
+            raise CommandError(f"cannot read {path}: {exc}") from exc
+        try:
+            document = parse_plan_text(text)
+        except PlanSyntaxError as exc:
+            raise CommandError(f"{path}: {exc}") from exc
+
+        user = None
+        if options["user"]:
+            from runs.permissions import is_operator
+
+            user = get_user_model().objects.filter(username=options["user"]).first()
+            if user is None or not is_operator(user):
+                raise CommandError(f"user {options['user']!r} does not exist or is not an operator")
+
+        goal = document.get("goal") if isinstance(document, dict) else None
+        title = options["title"] or goal or Path(path).stem
+        run = run_submit_plan(
+            title=str(title),
+            document=document,
+            submitted_by=user,
+            max_parallel=options["max_parallel"],
+        )
+        if run.status == RunStatus.FAILED and run.current_plan_id is None:
+            plan = run.plans.order_by("-version").first()
+            self.stderr.write(f"run {run.pk}: the plan is invalid:")
+            for problem in plan.errors if plan else []:
+                where = f"{problem['path']}: " if problem["path"] else ""
+                self.stderr.write(f"  - {where}{problem['message']}")
+            raise CommandError("plan rejected", returncode=2)
+
+        self.stdout.write(f"run {run.pk} queued: {title}")
+        if not options["wait"]:
+            self.stdout.write("a worker will execute it (make run, or manage.py run_worker)")
+            return
+
+        errors: list[BaseException] = []
+
+        def execute() -> None:
+            from django.db import connection
+
+            try:
+                run_execute(run_id=run.pk)
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=execute, name="run-plan", daemon=True)
+        thread.start()
+        final = self._follow(run.pk, options["poll"], thread)
+        thread.join()
+        if errors:
+            raise CommandError(f"executor crashed: {errors[0]!r}")
+        self.stdout.write(f"run {run.pk} {final.status}: {final.stop_reason}")
+        if final.status != RunStatus.SUCCEEDED:
+            raise CommandError(f"run {run.pk} did not succeed ({final.status})", returncode=1)
+
+    def _follow(self, run_id: int, poll: float, thread: threading.Thread) -> Any:
+        last = None
+        while True:
+            progress = run_progress(run_id)
+            line = progress.line()
+            if line != last:
+                self.stdout.write(line)
+                last = line
+            done = progress.status in RUN_TERMINAL or progress.status == RunStatus.AWAITING_APPROVAL
+            if done and not thread.is_alive():
+                return progress
+            time.sleep(poll)

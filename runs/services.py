@@ -1,0 +1,290 @@
+"""Writes: submitting plans, creating plan versions, claiming, executing and cancelling runs.
+
+Views, commands and workers call these keyword-only functions; they never
+touch statuses themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from runs.events import PlanCreated, RunCancelRequested, RunCreated, StepStatusChanged
+from runs.models import Plan, Run, RunStatus, Step, StepStatus, Task, Tool, TranscriptEvent
+from runs.planning.validation import ValidatedPlan, validate_plan
+from runs.statemachine import (
+    RUN_ACTIVE,
+    RUN_TERMINAL,
+    NewEvent,
+    TransitionError,
+    append_events,
+    run_transition,
+)
+from runs.tools.registry import load_tool_specs
+
+SYSTEM = TranscriptEvent.Role.SYSTEM
+
+
+class RunError(Exception):
+    """A request that cannot be honoured in the run's current state."""
+
+
+def _username(user: AbstractBaseUser | None) -> str | None:
+    return user.get_username() if user is not None else None
+
+
+def worker_identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@transaction.atomic
+def plan_create(
+    *,
+    run: Run,
+    document: Any,
+    source: str,
+    created_by: AbstractBaseUser | None = None,
+    parent: Plan | None = None,
+    validated: ValidatedPlan | None = None,
+) -> Plan:
+    """Validate ``document`` and store it as the run's next plan version.
+
+    An invalid plan is stored too, with every problem, so the operator sees what
+    was wrong; it gets no steps and can never run.
+    """
+    if validated is None:
+        validated = validate_plan(
+            document, tools=load_tool_specs(), max_steps=settings.PLANNERWEB_MAX_PLAN_STEPS
+        )
+    version = (run.plans.order_by("-version").values_list("version", flat=True).first() or 0) + 1
+    doc = validated.document
+    plan = Plan.objects.create(
+        run=run,
+        version=version,
+        parent=parent,
+        source=source,
+        created_by=created_by,
+        goal=doc.goal if doc is not None else "",
+        document=document if isinstance(document, dict | list) else None,
+        rollback=[r.model_dump(mode="json") for r in doc.rollback] if doc is not None else [],
+        is_valid=validated.is_valid,
+        errors=[{"path": p.path, "code": p.code, "message": p.message} for p in validated.problems],
+    )
+    steps: list[Step] = []
+    if validated.is_valid and doc is not None:
+        tools = {t.name: t for t in Tool.objects.filter(name__in=_tool_names(validated))}
+        by_id = {s.id: s for s in doc.steps}
+        # Store steps in topological order, so position order is always a valid run order.
+        for position, key in enumerate(validated.order):
+            s = by_id[key]
+            steps.append(
+                Step(
+                    plan=plan,
+                    run=run,
+                    key=s.id,
+                    phase=Step.Phase.MAIN,
+                    position=position,
+                    tool=tools[s.action],
+                    tool_name=s.action,
+                    params=s.params,
+                    depends_on=list(s.depends_on),
+                    description=s.description,
+                    confidence=s.confidence,
+                )
+            )
+        for position, r in enumerate(doc.rollback):
+            steps.append(
+                Step(
+                    plan=plan,
+                    run=run,
+                    key=f"rollback-{position + 1}",
+                    phase=Step.Phase.ROLLBACK,
+                    position=position,
+                    tool=tools[r.action],
+                    tool_name=r.action,
+                    params=r.params,
+                    description=r.description,
+                )
+            )
+        Step.objects.bulk_create(steps, batch_size=500)
+        run.current_plan = plan
+        run.save(update_fields=["current_plan"])
+    append_events(
+        run.pk,
+        [
+            NewEvent(
+                TranscriptEvent.Role.PLANNER
+                if source in (Plan.Source.PLANNER, Plan.Source.REPLANNER)
+                else SYSTEM,
+                PlanCreated(
+                    plan_id=plan.pk,
+                    version=version,
+                    source=source,
+                    valid=validated.is_valid,
+                    steps=sum(1 for s in steps if s.phase == Step.Phase.MAIN),
+                    errors=plan.errors,
+                ),
+            )
+        ],
+    )
+    return plan
+
+
+def _tool_names(validated: ValidatedPlan) -> set[str]:
+    doc = validated.document
+    assert doc is not None
+    return {s.action for s in doc.steps} | {r.action for r in doc.rollback}
+
+
+@transaction.atomic
+def run_submit_plan(
+    *,
+    title: str,
+    document: Any,
+    submitted_by: AbstractBaseUser | None,
+    description: str = "",
+    max_parallel: int | None = None,
+) -> Run:
+    """Create a task and a run for a hand-written plan; a valid plan is queued to execute.
+
+    Returns the run either way: an invalid plan's run ends ``failed`` at once,
+    with the plan's problems stored on its plan version.
+    """
+    task = Task.objects.create(title=title, description=description, submitted_by=submitted_by)
+    run = Run.objects.create(
+        task=task,
+        max_parallel=max_parallel or settings.PLANNERWEB_DEFAULT_MAX_PARALLEL,
+    )
+    append_events(
+        run.pk, [NewEvent(SYSTEM, RunCreated(task=title, submitted_by=_username(submitted_by)))]
+    )
+    plan = plan_create(
+        run=run, document=document, source=Plan.Source.OPERATOR, created_by=submitted_by
+    )
+    if not plan.is_valid:
+        count = len(plan.errors)
+        first = plan.errors[0]["message"] if plan.errors else "invalid plan"
+        run_transition(
+            run_id=run.pk,
+            to=RunStatus.FAILED,
+            reason=f"plan v{plan.version} is invalid ({count} problem{'s' * (count != 1)}): {first}",
+            role=TranscriptEvent.Role.SUPERVISOR,
+        )
+    else:
+        from runs.dispatch import enqueue_run
+
+        enqueue_run(run.pk)
+    run.refresh_from_db()
+    return run
+
+
+def run_claim(*, run_id: int, worker_id: str, lease_seconds: float | None = None) -> bool:
+    """Take a queued run (or one whose lease expired) for this worker; False if someone else has it.
+
+    A compare-and-swap on status and lease: of two workers racing, exactly one
+    sees its update change a row.
+    """
+    lease = lease_seconds or settings.PLANNERWEB_HEARTBEAT_SECONDS * 5
+    now = timezone.now()
+    with transaction.atomic():
+        run = Run.objects.filter(pk=run_id).values("status", "lease_expires_at").first()
+        if run is None:
+            return False
+        if run["status"] == RunStatus.QUEUED:
+            won = Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+                lease_owner=worker_id, lease_expires_at=now + timedelta(seconds=lease)
+            )
+            if not won:
+                return False
+            run_transition(run_id=run_id, to=RunStatus.EXECUTING, reason=f"claimed by {worker_id}")
+            return True
+        if run["status"] in RUN_ACTIVE:
+            expired = run["lease_expires_at"] is None or run["lease_expires_at"] < now
+            if not expired:
+                return False
+            return bool(
+                Run.objects.filter(
+                    pk=run_id, status=run["status"], lease_expires_at=run["lease_expires_at"]
+                ).update(lease_owner=worker_id, lease_expires_at=now + timedelta(seconds=lease))
+            )
+        return False
+
+
+def run_execute(*, run_id: int, worker_id: str | None = None) -> str:
+    """Claim and execute a run to its next stop in this thread; returns the run's status."""
+    from runs.execution.engine import RunExecutor
+
+    if not run_claim(run_id=run_id, worker_id=worker_id or worker_identity()):
+        return Run.objects.filter(pk=run_id).values_list("status", flat=True).get()
+    return RunExecutor(run_id).execute()
+
+
+@transaction.atomic
+def run_cancel(*, run_id: int, user: AbstractBaseUser | None) -> Run:
+    """Cancel a run: at once when nothing executes it, else ask its executor to stop.
+
+    An executing run's worker sees the request (at once in this process, within
+    a heartbeat elsewhere), kills running steps and ends the run ``cancelled``.
+    """
+    run = (
+        Run.objects.select_for_update().get(pk=run_id)
+        if _has_row_locks()
+        else Run.objects.get(pk=run_id)
+    )
+    if run.status in RUN_TERMINAL:
+        raise RunError(f"run {run_id} already ended ({run.status}); nothing to cancel")
+    by = _username(user)
+    reason = f"cancelled by {by}" if by else "cancelled"
+    if run.status in RUN_ACTIVE:
+        if run.cancel_requested_at is None:
+            run.cancel_requested_at = timezone.now()
+            run.cancel_requested_by = user  # type: ignore[assignment]
+            run.save(update_fields=["cancel_requested_at", "cancel_requested_by"])
+            append_events(
+                run_id, [NewEvent(TranscriptEvent.Role.SUPERVISOR, RunCancelRequested(by=by))]
+            )
+            from runs.execution.engine import notify_cancel
+
+            transaction.on_commit(lambda: notify_cancel(run_id))
+        return run
+    events = []
+    for step in run.steps.filter(status__in=[StepStatus.PENDING, StepStatus.RUNNING]):
+        events.append(
+            NewEvent(
+                TranscriptEvent.Role.SUPERVISOR,
+                StepStatusChanged(
+                    step_id=step.pk,
+                    step=step.key,
+                    phase=step.phase,
+                    from_status=step.status,
+                    to_status=StepStatus.CANCELLED,
+                    reason=reason,
+                ),
+            )
+        )
+    run.steps.filter(status__in=[StepStatus.PENDING, StepStatus.RUNNING]).update(
+        status=StepStatus.CANCELLED, finished_at=timezone.now()
+    )
+    try:
+        return run_transition(
+            run_id=run_id,
+            to=RunStatus.CANCELLED,
+            reason=reason,
+            role=TranscriptEvent.Role.SUPERVISOR,
+            extra_events=events,
+            cancel_requested_at=timezone.now(),
+            cancel_requested_by=user,
+        )
+    except TransitionError as exc:
+        raise RunError(str(exc)) from exc
+
+
+def _has_row_locks() -> bool:
+    return transaction.get_connection().features.has_select_for_update

@@ -1,0 +1,216 @@
+"""Timeouts, cancellation (in-process and from elsewhere) and picking a run up again."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.utils import timezone
+
+from runs.models import Run, RunStatus, Step, Tool
+from runs.services import run_cancel, run_execute, run_submit_plan
+from tests.runs import toolbox
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# A child shell that starts a grandchild and records both pids, then waits forever.
+SLEEPER = 'sleep 60 & echo $$ $! > "$1"; wait'
+
+
+def pids_in(path: Path) -> list[int]:
+    for _ in range(200):
+        if path.exists() and len(path.read_text().split()) == 2:
+            return [int(p) for p in path.read_text().split()]
+        time.sleep(0.01)
+    raise AssertionError("the tool never started")
+
+
+def gone(pid: int) -> bool:
+    for _ in range(300):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+@pytest.fixture
+def sleeper(make_tool: Callable[..., Tool]) -> Tool:
+    return make_tool(
+        "sleeper",
+        "",
+        kind=Tool.Kind.SHELL,
+        config={"argv": ["/bin/sh", "-c", SLEEPER, "sh", "{pidfile}"]},
+        parameters_schema={
+            "type": "object",
+            "properties": {"pidfile": {"type": "string"}},
+            "required": ["pidfile"],
+        },
+        timeout_seconds=30,
+    )
+
+
+def submit(document: Any) -> Run:
+    run = run_submit_plan(title="t", document=document, submitted_by=None)
+    assert run.status == RunStatus.QUEUED, run.stop_reason
+    return run
+
+
+def in_thread(run: Run) -> threading.Thread:
+    thread = threading.Thread(target=run_execute, kwargs={"run_id": run.pk}, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_step_that_times_out_fails_and_its_processes_are_killed(
+    sleeper: Tool, fast_settings: Any, tmp_path: Path
+) -> None:
+    sleeper.timeout_seconds = 0.5
+    sleeper.save()
+    pidfile = tmp_path / "pids"
+    run = submit(
+        {"steps": [{"id": "slow", "action": "sleeper", "params": {"pidfile": str(pidfile)}}]}
+    )
+    started = time.monotonic()
+    run_execute(run_id=run.pk)
+    assert time.monotonic() - started < 10
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert "timed out after 0.5s" in run.stop_reason
+    shell, grandchild = pids_in(pidfile)
+    assert gone(shell) and gone(grandchild)
+
+
+def test_cancelling_a_running_run_kills_its_steps_and_cancels_the_rest(
+    sleeper: Tool, toolset: None, fast_settings: Any, tmp_path: Path, operator: User, key: str
+) -> None:
+    pidfile = tmp_path / "pids"
+    run = submit(
+        {
+            "steps": [
+                {"id": "slow", "action": "sleeper", "params": {"pidfile": str(pidfile)}},
+                {
+                    "id": "after",
+                    "action": "record",
+                    "params": {"key": key, "label": "after"},
+                    "depends_on": ["slow"],
+                },
+            ]
+        }
+    )
+    thread = in_thread(run)
+    shell, grandchild = pids_in(pidfile)
+    run_cancel(run_id=run.pk, user=operator)
+    thread.join(timeout=15)
+    assert not thread.is_alive()
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED
+    assert run.stop_reason == "cancelled by olivia"
+    assert dict(Step.objects.filter(run=run).values_list("key", "status")) == {
+        "slow": "cancelled",
+        "after": "cancelled",
+    }
+    assert gone(shell) and gone(grandchild)
+    assert toolbox.CALLS[key] == []
+
+
+def test_a_cancel_recorded_by_another_process_is_noticed_on_the_heartbeat(
+    sleeper: Tool, fast_settings: Any, tmp_path: Path
+) -> None:
+    pidfile = tmp_path / "pids"
+    run = submit(
+        {"steps": [{"id": "slow", "action": "sleeper", "params": {"pidfile": str(pidfile)}}]}
+    )
+    thread = in_thread(run)
+    shell, _ = pids_in(pidfile)
+    # What another process's run_cancel leaves behind: the request row, no in-process signal.
+    Run.objects.filter(pk=run.pk).update(cancel_requested_at=timezone.now())
+    thread.join(timeout=15)
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED
+    assert gone(shell)
+
+
+def test_cancelling_a_queued_run_ends_it_at_once(toolset: None, operator: User, key: str) -> None:
+    run = submit({"steps": [{"id": "a", "action": "record", "params": {"key": key, "label": "a"}}]})
+    run_cancel(run_id=run.pk, user=operator)
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED
+    assert Step.objects.get(run=run).status == "cancelled"
+    assert run_execute(run_id=run.pk) == RunStatus.CANCELLED
+    assert toolbox.CALLS[key] == []
+
+
+def _crash_after_first_step(run: Run, *, second_status: str) -> None:
+    """Leave the run as a worker killed mid-run would: lease expired, a step running."""
+    first, second = Step.objects.filter(run=run, phase="main").order_by("position")
+    Step.objects.filter(pk=first.pk).update(status="succeeded", attempts=1, result={"label": "a"})
+    Step.objects.filter(pk=second.pk).update(status=second_status, attempts=1)
+    Run.objects.filter(pk=run.pk).update(
+        status=RunStatus.EXECUTING,
+        lease_owner="dead-worker",
+        lease_expires_at=timezone.now() - timedelta(seconds=5),
+    )
+
+
+def test_a_run_picked_up_after_a_crash_never_reruns_finished_steps(
+    execute: Callable[..., Run], key: str
+) -> None:
+    run = submit(
+        {
+            "steps": [
+                {"id": "a", "action": "record", "params": {"key": key, "label": "a"}},
+                {
+                    "id": "b",
+                    "action": "flaky",
+                    "params": {"key": key, "label": "b", "fail_times": 0},
+                    "depends_on": ["a"],
+                },
+            ]
+        }
+    )
+    _crash_after_first_step(run, second_status="running")
+    assert run_execute(run_id=run.pk, worker_id="new-worker") == RunStatus.SUCCEEDED
+    assert toolbox.CALLS[key] == ["b#1"]  # a was not run again; b (idempotent) was retried
+
+
+def test_a_non_idempotent_step_caught_mid_flight_escalates(
+    execute: Callable[..., Run], key: str
+) -> None:
+    run = submit(
+        {
+            "steps": [
+                {"id": "a", "action": "record", "params": {"key": key, "label": "a"}},
+                {
+                    "id": "b",
+                    "action": "record",
+                    "params": {"key": key, "label": "b"},
+                    "depends_on": ["a"],
+                },
+            ]
+        }
+    )
+    _crash_after_first_step(run, second_status="running")
+    assert run_execute(run_id=run.pk, worker_id="new-worker") == RunStatus.ESCALATED
+    run.refresh_from_db()
+    assert run.stop_reason.startswith("step b may have partly run")
+    assert toolbox.CALLS[key] == []
+
+
+def test_a_run_held_by_a_live_worker_is_not_taken(execute: Callable[..., Run], key: str) -> None:
+    run = submit({"steps": [{"id": "a", "action": "record", "params": {"key": key, "label": "a"}}]})
+    Run.objects.filter(pk=run.pk).update(
+        status=RunStatus.EXECUTING,
+        lease_owner="alive",
+        lease_expires_at=timezone.now() + timedelta(seconds=60),
+    )
+    assert run_execute(run_id=run.pk, worker_id="other") == RunStatus.EXECUTING
+    assert toolbox.CALLS[key] == []

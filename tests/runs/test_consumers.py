@@ -1,0 +1,72 @@
+"""The run websocket: role checks, replay after a seq, live events after commit."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import AnonymousUser, User
+
+from runs.events import RunCancelRequested
+from runs.models import Run, Task
+from runs.publish import publisher
+from runs.routing import websocket_urlpatterns
+from runs.statemachine import NewEvent, append_events, run_transition
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+
+
+@database_sync_to_async
+def make_run_with_events(n: int) -> Run:
+    run = Run.objects.create(task=Task.objects.create(title="t"))
+    for _ in range(n):
+        append_events(run.pk, [NewEvent("system", RunCancelRequested(by="x"))])
+    return run
+
+
+async def connect(user: object, run_id: int, after: int = 0) -> WebsocketCommunicator:
+    publisher.bind_loop(asyncio.get_running_loop())
+    communicator = WebsocketCommunicator(
+        URLRouter(websocket_urlpatterns), f"/ws/runs/{run_id}/?after={after}"
+    )
+    communicator.scope["user"] = user
+    return communicator
+
+
+async def test_an_operator_gets_missed_events_then_live_ones(operator: User) -> None:
+    run = await make_run_with_events(3)
+    ws = await connect(operator, run.pk, after=1)
+    connected, _ = await ws.connect()
+    assert connected
+    replayed = [await ws.receive_json_from() for _ in range(2)]
+    assert [m["seq"] for m in replayed] == [2, 3]
+    await database_sync_to_async(run_transition)(run_id=run.pk, to="executing", reason="go")
+    live = await ws.receive_json_from(timeout=5)
+    assert (live["seq"], live["kind"], live["payload"]["to_status"]) == (
+        4,
+        "run.status",
+        "executing",
+    )
+    assert await ws.receive_nothing(timeout=0.2)
+    await ws.disconnect()
+
+
+async def test_a_user_without_a_role_is_refused(outsider: User) -> None:
+    run = await make_run_with_events(1)
+    connected, code = await (await connect(outsider, run.pk)).connect()
+    assert (connected, code) == (False, 4403)
+
+
+async def test_an_anonymous_visitor_is_refused() -> None:
+    run = await make_run_with_events(1)
+    connected, code = await (await connect(AnonymousUser(), run.pk)).connect()
+    assert (connected, code) == (False, 4403)
+
+
+async def test_an_unknown_run_is_refused(reviewer: User) -> None:
+    ws = await connect(reviewer, 999_999)
+    connected, code = await ws.connect()
+    assert (connected, code) == (False, 4404)

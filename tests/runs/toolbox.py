@@ -1,0 +1,101 @@
+"""Python-kind tools for executor tests: rendezvous, gates, call records, flaky tools.
+
+State is keyed by a per-test ``key`` param so tests never see each other's calls.
+Everything blocking has a bounded wait so a broken scheduler fails a test
+instead of hanging it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import defaultdict
+from typing import Any
+
+from runs.tools.base import ToolError
+
+_lock = threading.Lock()
+CALLS: dict[str, list[str]] = defaultdict(list)
+_arrived: dict[str, set[str]] = defaultdict(set)
+_opened: dict[str, set[str]] = defaultdict(set)
+_failures: dict[str, int] = defaultdict(int)
+WAIT_LIMIT = 5.0
+
+
+def _record(key: str, label: str) -> None:
+    with _lock:
+        CALLS[key].append(label)
+
+
+async def rendezvous(key: str, label: str, group: str, parties: int) -> dict[str, Any]:
+    """Finish only once ``parties`` steps of ``group`` are inside this call at the same time."""
+    _record(key, f"start:{label}")
+    _arrived[f"{key}/{group}"].add(label)
+    for _ in range(int(WAIT_LIMIT / 0.005)):
+        if len(_arrived[f"{key}/{group}"]) >= parties:
+            _record(key, f"end:{label}")
+            return {"label": label, "met": sorted(_arrived[f"{key}/{group}"])}
+        await asyncio.sleep(0.005)
+    raise ToolError(f"{label}: the other steps of {group!r} never ran at the same time")
+
+
+async def wait_gate(key: str, label: str, gate: str) -> dict[str, Any]:
+    """Block until ``open_gate`` opened ``gate`` (the test fails if that never happens)."""
+    _record(key, f"start:{label}")
+    for _ in range(int(WAIT_LIMIT / 0.005)):
+        if gate in _opened[key]:
+            _record(key, f"end:{label}")
+            return {"label": label}
+        await asyncio.sleep(0.005)
+    raise ToolError(f"{label}: gate {gate!r} never opened")
+
+
+async def open_gate(key: str, label: str, gate: str) -> dict[str, Any]:
+    _record(key, f"start:{label}")
+    _opened[key].add(gate)
+    _record(key, f"end:{label}")
+    return {"label": label, "opened": gate}
+
+
+def record(key: str, label: str, value: Any = None) -> dict[str, Any]:
+    _record(key, label)
+    return {"label": label, "value": value, "path": f"/backups/{label}.db"}
+
+
+def flaky(key: str, label: str, fail_times: int) -> dict[str, Any]:
+    """Fail the first ``fail_times`` calls, then succeed."""
+    with _lock:
+        _failures[f"{key}/{label}"] += 1
+        n = _failures[f"{key}/{label}"]
+    _record(key, f"{label}#{n}")
+    if n <= fail_times:
+        raise ToolError(f"{label} failed on attempt {n}")
+    return {"label": label, "attempt": n}
+
+
+def fail(key: str, label: str) -> dict[str, Any]:
+    _record(key, label)
+    raise ToolError(f"{label} failed on purpose")
+
+
+def not_json(key: str, label: str) -> Any:
+    return {"label": label, "bad": object()}
+
+
+_active: dict[str, int] = defaultdict(int)
+MAX_ACTIVE: dict[str, int] = defaultdict(int)
+
+
+async def probe(key: str, label: str, want: int) -> dict[str, Any]:
+    """Track how many probes overlap; wait (bounded) until ``want`` are inside together."""
+    _active[key] += 1
+    MAX_ACTIVE[key] = max(MAX_ACTIVE[key], _active[key])
+    try:
+        for _ in range(int(2.0 / 0.005)):
+            if MAX_ACTIVE[key] >= want:
+                break
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.01)  # stay inside so an over-eager scheduler gets caught
+        return {"label": label}
+    finally:
+        _active[key] -= 1
