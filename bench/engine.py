@@ -134,6 +134,7 @@ class Case:
 
 def run_engine_once(case: Case, plan: list[Shape]) -> tuple[float, float]:
     from runs.execution.engine import RunExecutor
+    from runs.execution.journal import Journal
     from runs.models import Run, Step
     from runs.services import run_claim, run_submit_plan
 
@@ -149,9 +150,10 @@ def run_engine_once(case: Case, plan: list[Shape]) -> tuple[float, float]:
     assert run_claim(run_id=run.pk, worker_id="bench")
     executor = RunExecutor(run.pk)
     executor.load()
-    t1 = time.perf_counter()
-    status = asyncio.run(executor._main())  # the same call execute() makes, minus the load
-    t2 = time.perf_counter()
+    with Journal() as executor.journal:
+        t1 = time.perf_counter()
+        status = asyncio.run(executor._main())  # what execute() runs after load()
+        t2 = time.perf_counter()
     assert status == "succeeded", Run.objects.get(pk=run.pk).stop_reason
     done = Step.objects.filter(run=run, status="succeeded", attempts=1).count()
     assert done == len(plan), f"{done} of {len(plan)} steps succeeded once"
@@ -201,6 +203,7 @@ def setup_django(postgres: bool) -> str:
 
 def bench_validation(repeat: int) -> dict[str, Any]:
     from django.conf import settings
+
     from runs.planning.validation import validate_plan
     from runs.tools.registry import load_tool_specs
 
@@ -306,9 +309,6 @@ def main() -> None:
         with args.json.open("a") as fh:
             for row in rows:
                 fh.write(json.dumps(row) + "\n")
-    from runs.execution.journal import shutdown_journal
-
-    shutdown_journal()
 
 
 if __name__ == "__main__":

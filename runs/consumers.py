@@ -30,21 +30,28 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         after = _after_from_query(self.scope.get("query_string", b""))
         self.last_sent = after
-        for message in await _events_after(self.run_id, after):
-            await self._send_event(message)
+        for event in await _events_after(self.run_id, after):
+            await self._send_event(event)
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
-    async def run_event(self, message: dict[str, Any]) -> None:
-        await self._send_event(message)
+    async def run_events(self, message: dict[str, Any]) -> None:
+        for event in message["events"]:
+            await self._send_event(event)
 
-    async def _send_event(self, message: dict[str, Any]) -> None:
-        if message["seq"] <= self.last_sent:
+    async def _send_event(self, event: dict[str, Any]) -> None:
+        """Send each seq once and in order: duplicates are dropped, gaps filled from the database."""
+        seq = event["seq"]
+        if seq <= self.last_sent:
             return
-        self.last_sent = message["seq"]
-        await self.send_json({k: v for k, v in message.items() if k != "type"} | {"type": "event"})
+        if seq > self.last_sent + 1:
+            for missed in await _events_after(self.run_id, self.last_sent, before=seq):
+                self.last_sent = missed["seq"]
+                await self.send_json({"type": "event", **missed})
+        self.last_sent = seq
+        await self.send_json({"type": "event", **event})
 
 
 def _after_from_query(raw: bytes) -> int:
@@ -65,7 +72,10 @@ def _run_exists(run_id: int) -> bool:
 
 
 @database_sync_to_async
-def _events_after(run_id: int, after: int) -> list[dict[str, Any]]:
+def _events_after(run_id: int, after: int, before: int | None = None) -> list[dict[str, Any]]:
     from runs.models import TranscriptEvent
 
-    return [event_message(e) for e in TranscriptEvent.objects.filter(run_id=run_id, seq__gt=after)]
+    events = TranscriptEvent.objects.filter(run_id=run_id, seq__gt=after).order_by("seq")
+    if before is not None:
+        events = events.filter(seq__lt=before)
+    return [event_message(e) for e in events]

@@ -1,11 +1,15 @@
 """Send committed transcript events to the run's channel-layer group, off the commit path.
 
 Callers hand over events *after* their transaction committed; ``submit`` never
-blocks. Delivery happens on one event loop, in order:
+blocks. Delivery happens on one of these loops:
 
 - the serving process's own loop when one is bound (embedded mode: the
   in-memory channel layer is only safe to use from the loop its consumers run on);
-- otherwise a small daemon thread with its own loop (workers, CLI, Redis layer).
+- else the caller's preferred loop (an executor's own loop: no extra thread wakes);
+- else a small daemon thread with its own loop.
+
+Events of one run may thus travel by different loops and arrive out of order;
+the consumer restores the order (it fills any seq gap from the database).
 """
 
 from __future__ import annotations
@@ -27,9 +31,8 @@ def run_group(run_id: int) -> str:
 
 
 def event_message(event: Any) -> dict[str, Any]:
-    """The websocket message for one TranscriptEvent (row or equivalent object)."""
+    """The client-facing form of one TranscriptEvent (row or equivalent object)."""
     return {
-        "type": "run.event",
         "run": event.run_id,
         "seq": event.seq,
         "role": event.role,
@@ -41,8 +44,8 @@ def event_message(event: Any) -> dict[str, Any]:
 
 class Publisher:
     def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._own_thread: threading.Thread | None = None
+        self._bound: asyncio.AbstractEventLoop | None = None
+        self._fallback: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
         self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Queue[Any]] = (
             weakref.WeakKeyDictionary()
@@ -54,27 +57,51 @@ class Publisher:
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """Deliver on ``loop`` from now on (the ASGI server's loop, set on its first call)."""
         with self._lock:
-            if self._loop is None or not self._loop.is_running():
-                self._loop = loop
+            if self._bound is None or not self._bound.is_running():
+                self._bound = loop
 
-    def _target_loop(self) -> asyncio.AbstractEventLoop:
+    def _target_loop(
+        self, preferred: asyncio.AbstractEventLoop | None = None
+    ) -> asyncio.AbstractEventLoop:
         with self._lock:
-            if self._loop is not None and self._loop.is_running() and not self._loop.is_closed():
-                return self._loop
-            loop = asyncio.new_event_loop()
-            thread = threading.Thread(
-                target=loop.run_forever, name="plannerweb-publisher", daemon=True
-            )
-            thread.start()
-            self._loop, self._own_thread = loop, thread
-            return loop
+            if self._bound is not None and self._bound.is_running():
+                return self._bound
+            if preferred is not None and preferred.is_running():
+                return preferred
+            if self._fallback is None or self._fallback.is_closed():
+                loop = asyncio.new_event_loop()
+                threading.Thread(
+                    target=loop.run_forever, name="plannerweb-publisher", daemon=True
+                ).start()
+                self._fallback = loop
+            return self._fallback
 
-    def submit(self, run_id: int, events: Sequence[Any]) -> None:
+    def submit(
+        self, run_id: int, events: Sequence[Any], *, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
+        """Queue events (already committed) for delivery; never blocks."""
         if not events:
             return
         messages = [event_message(e) for e in events]
-        loop = self._target_loop()
-        loop.call_soon_threadsafe(self._enqueue, loop, (run_id, messages))
+        target = self._target_loop(loop)
+        if target is loop and _running_loop() is loop:
+            # Already on that loop's thread: no self-pipe wake needed.
+            self._enqueue(target, (run_id, messages))
+            return
+        try:
+            target.call_soon_threadsafe(self._enqueue, target, (run_id, messages))
+        except RuntimeError:  # that loop closed meanwhile: fall back to our own thread
+            with self._lock:
+                if self._bound is target:
+                    self._bound = None
+            target = self._target_loop()
+            target.call_soon_threadsafe(self._enqueue, target, (run_id, messages))
+
+    async def flush(self) -> None:
+        """Wait until events queued for delivery on the running loop have been sent."""
+        queue = self._queues.get(asyncio.get_running_loop())
+        if queue is not None:
+            await queue.join()
 
     def _enqueue(
         self, loop: asyncio.AbstractEventLoop, item: tuple[int, list[dict[str, Any]]]
@@ -89,19 +116,27 @@ class Publisher:
     async def _drain(self, queue: asyncio.Queue[tuple[int, list[dict[str, Any]]]]) -> None:
         while True:
             run_id, messages = await queue.get()
-            await self._send(run_id, messages)
-            queue.task_done()
+            try:
+                await self._send(run_id, messages)
+            finally:
+                queue.task_done()
 
-    async def _send(self, run_id: int, messages: list[dict[str, Any]]) -> None:
+    async def _send(self, run_id: int, events: list[dict[str, Any]]) -> None:
         layer = get_channel_layer()
         if layer is None:
             return
-        group = run_group(run_id)
-        for message in messages:
-            try:
-                await layer.group_send(group, message)
-            except Exception:  # a broken broker must never break a run
-                log.exception("could not publish event %s of run %s", message["seq"], run_id)
+        # One group message per commit: a batch of 500 step changes is one broker round trip.
+        try:
+            await layer.group_send(run_group(run_id), {"type": "run.events", "events": events})
+        except Exception:  # a broken broker must never break a run
+            log.exception("could not publish events %s.. of run %s", events[0]["seq"], run_id)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 publisher = Publisher()

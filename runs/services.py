@@ -252,7 +252,7 @@ def run_cancel(*, run_id: int, user: AbstractBaseUser | None) -> Run:
             )
             from runs.execution.engine import notify_cancel
 
-            transaction.on_commit(lambda: notify_cancel(run_id))
+            transaction.on_commit(lambda: notify_cancel(run_id, by))
         return run
     events = []
     for step in run.steps.filter(status__in=[StepStatus.PENDING, StepStatus.RUNNING]):

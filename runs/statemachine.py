@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Max
 from django.utils import timezone
 
 from runs.events import RunStatusChanged, StepStatusChanged, _Event, event_payload
@@ -104,19 +104,21 @@ def _lock(qs):  # type: ignore[no-untyped-def]
 def append_events(run_id: int, events: Iterable[NewEvent]) -> list[TranscriptEvent]:
     """Append events to a run's transcript with gap-free seqs; call inside a transaction.
 
-    The counter bump on the Run row is the serialisation point: concurrent
-    writers to one run queue on that row, so seqs never collide or skip.
+    Seqs are ``MAX(seq) + 1`` taken under the run's write lock (the run row on
+    PostgreSQL, the database write lock on SQLite): every writer (this function
+    and ``runs.execution.journal``) follows the same rule, so seqs never collide
+    or skip, and the unique (run, seq) index is the final guard.
     """
     events = list(events)
     if not events:
         return []
-    Run.objects.filter(pk=run_id).update(last_seq=F("last_seq") + len(events))
-    last = Run.objects.filter(pk=run_id).values_list("last_seq", flat=True).get()
+    _lock(Run.objects.filter(pk=run_id)).values_list("pk", flat=True).get()
+    last = TranscriptEvent.objects.filter(run_id=run_id).aggregate(m=Max("seq"))["m"] or 0
     now = timezone.now()
     rows = [
         TranscriptEvent(
             run_id=run_id,
-            seq=last - len(events) + i + 1,
+            seq=last + i + 1,
             role=e.role,
             kind=e.event.kind,  # type: ignore[attr-defined]
             payload=event_payload(e.event),

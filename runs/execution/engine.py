@@ -34,13 +34,14 @@ from django.conf import settings
 from django.utils import timezone
 
 from runs.events import RunStatusChanged, StepRetrying, StepStatusChanged
-from runs.execution.journal import Batch, Journal, RunWrite, StepWrite, get_journal
+from runs.execution.journal import Batch, Journal, RunWrite, StaleStateError, StepWrite
 from runs.execution.references import (
     ReferenceResolutionError,
     find_references,
     resolve_references,
 )
 from runs.models import Run, RunStatus, Step, StepStatus, TranscriptEvent
+from runs.publish import publisher
 from runs.statemachine import check_step_transition
 from runs.tools.base import ToolConfigError, ToolError, ToolSpec
 from runs.tools.registry import invoke_tool
@@ -80,9 +81,8 @@ class Outcome:
 class RunExecutor:
     """Executes one run in the calling thread's event loop; see the module docstring."""
 
-    def __init__(self, run_id: int, *, journal: Journal | None = None) -> None:
+    def __init__(self, run_id: int) -> None:
         self.run_id = run_id
-        self.journal = journal or get_journal()
         self.heartbeat_seconds = float(settings.PLANNERWEB_HEARTBEAT_SECONDS)
         self.backoff_seconds = float(settings.PLANNERWEB_RETRY_BACKOFF_SECONDS)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -134,10 +134,15 @@ class RunExecutor:
         self.load()
         if self.status not in (R.EXECUTING, R.ROLLING_BACK):
             return self.status
-        return asyncio.run(self._main())
+        with Journal() as self.journal:
+            status = asyncio.run(self._main())
+        if status == _LOST:
+            return Run.objects.values_list("status", flat=True).get(pk=self.run_id)
+        return status
 
-    def request_cancel(self) -> None:
+    def request_cancel(self, by: str | None = None) -> None:
         """Thread-safe: stop this run as soon as possible (in-process fast path)."""
+        self.cancel_by = by or self.cancel_by
         loop, event = self._loop, self._cancel
         if loop is not None and event is not None:
             loop.call_soon_threadsafe(event.set)
@@ -147,27 +152,41 @@ class RunExecutor:
     async def _main(self) -> str:
         self._loop = asyncio.get_running_loop()
         self._cancel = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
         if self._cancel_requested_early:
             self._cancel.set()
         _active[self.run_id] = self
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
-            if self.status == R.EXECUTING:
-                failure = await self._execute_main()
-                if failure is None:
-                    return self.status
-                if self.rollback and self.status == R.EXECUTING:
-                    await self._set_run(R.ROLLING_BACK, f"rolling back after: {failure}")
-                else:
-                    await self._set_run(R.FAILED, failure)
-                    return self.status
-            else:
-                failure = self._first_failure_reason() or "resumed rollback"
-            await self._execute_rollback(failure)
-            return self.status
+            return await self._phases()
+        except StaleStateError as exc:
+            # Another worker took the run over (our lease lapsed) or someone ended it:
+            # stop touching it; nothing of this batch was written.
+            log.warning("run %s: stopping, its state changed elsewhere: %s", self.run_id, exc)
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            return _LOST
         finally:
             heartbeat.cancel()
             _active.pop(self.run_id, None)
+            # Events committed on this loop's behalf must be sent before the loop closes.
+            await publisher.flush()
+
+    async def _phases(self) -> str:
+        """Main steps, then (after a failure) the rollback; returns where the run stopped."""
+        if self.status == R.EXECUTING:
+            failure = await self._execute_main()
+            if failure is None:
+                return self.status
+            if not self.rollback:
+                self._set_run(R.FAILED, failure)
+                return self.status
+            self._set_run(R.ROLLING_BACK, f"rolling back after: {failure}")
+        else:
+            failure = self._first_failure_reason() or "resumed rollback"
+        await self._execute_rollback(failure)
+        return self.status
 
     # -- main phase ---------------------------------------------------------------
     async def _execute_main(self) -> str | None:
@@ -190,8 +209,8 @@ class RunExecutor:
                 if s.tool is not None and s.tool.idempotent:
                     self._step(batch, s, S.PENDING, reason="re-queued after a worker stopped")
                 else:
-                    await self.journal.commit(batch)
-                    await self._set_run(
+                    self.journal.commit(batch)
+                    self._set_run(
                         R.ESCALATED,
                         f"step {s.key} may have partly run: its worker stopped while it was "
                         "running and its tool is not idempotent",
@@ -227,10 +246,13 @@ class RunExecutor:
                         continue
                     self._step(batch, state, S.RUNNING)
                     starts.append((state, params))
-                await self.journal.commit(batch)
+                self.journal.commit(batch)
                 batch = Batch(self.run_id)
                 for state, params in starts:
-                    running[state.key] = asyncio.create_task(run_one(state, params))
+                    task = asyncio.create_task(run_one(state, params))
+                    running[state.key] = task
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
                 if not running:
                     break
 
@@ -271,11 +293,11 @@ class RunExecutor:
                     from_status=self.status, to_status=R.SUCCEEDED, reason="all steps succeeded"
                 ),
             )
-            await self.journal.commit(batch)
+            self.journal.commit(batch)
             self.status = R.SUCCEEDED
             return None
         self._skip_unstarted(batch, failure)
-        await self.journal.commit(batch)
+        self.journal.commit(batch)
         return failure
 
     def _skip_unstarted(self, batch: Batch, failure: str) -> None:
@@ -336,14 +358,14 @@ class RunExecutor:
                 )
             )
             self._step(batch, state, S.RUNNING, error=error, attempts=attempt, quiet=True)
-            await self.journal.commit(batch)
+            self.journal.commit(batch)
             await asyncio.sleep(delay)
 
     def _resolve_params(self, state: StepState, results: dict[str, Any]) -> Any:
         if not state.has_refs:
             return state.params
         try:
-            params = resolve_references(state.params, results)
+            params = resolve_references(state.params, results, step=state.key)
         except ReferenceResolutionError as exc:
             raise ValueError(f"cannot resolve params: {exc}") from exc
         if state.tool is not None and state.tool.parameters_schema:
@@ -369,7 +391,7 @@ class RunExecutor:
                 return
             batch = Batch(self.run_id)
             if state.status == S.RUNNING and not (state.tool and state.tool.idempotent):
-                await self._set_run(
+                self._set_run(
                     R.ESCALATED,
                     f"rollback step {state.key} may have partly run: its worker stopped "
                     "while it was running and its tool is not idempotent",
@@ -377,7 +399,7 @@ class RunExecutor:
                 return
             if state.status == S.PENDING:
                 self._step(batch, state, S.RUNNING)
-            await self.journal.commit(batch)
+            self.journal.commit(batch)
             task = asyncio.create_task(self._run_step(state, state.params))
             cancel_wait = asyncio.create_task(self._cancel.wait())  # type: ignore[union-attr]
             done, _ = await asyncio.wait({task, cancel_wait}, return_when=asyncio.FIRST_COMPLETED)
@@ -389,14 +411,14 @@ class RunExecutor:
             batch = Batch(self.run_id)
             if outcome.ok:
                 self._step(batch, state, S.SUCCEEDED, result=outcome.result)
-                await self.journal.commit(batch)
+                self.journal.commit(batch)
                 continue
             self._step(batch, state, S.FAILED, error=outcome.error)
             for later in self.rollback:
                 if later.status == S.PENDING:
                     self._step(batch, later, S.SKIPPED, reason=f"rollback stopped at {state.key}")
-            await self.journal.commit(batch)
-            await self._set_run(
+            self.journal.commit(batch)
+            self._set_run(
                 R.FAILED,
                 f"{failure}; rollback step {state.key} ({state.tool_name}) failed: {outcome.error}",
             )
@@ -405,8 +427,8 @@ class RunExecutor:
         undone = [s for s in self.main if s.status == S.SUCCEEDED]
         for s in undone:
             self._step(batch, s, S.ROLLED_BACK, reason="undone by the plan's rollback")
-        await self.journal.commit(batch)
-        await self._set_run(
+        self.journal.commit(batch)
+        self._set_run(
             R.ROLLED_BACK,
             f"{failure}; rolled back ({len(self.rollback)} rollback step(s) ran)",
         )
@@ -436,30 +458,20 @@ class RunExecutor:
             SUPERVISOR,
             RunStatusChanged(from_status=self.status, to_status=R.CANCELLED, reason=reason),
         )
-        await self.journal.commit(batch)
+        self.journal.commit(batch)
         self.status = R.CANCELLED
 
     async def _heartbeat(self) -> None:
         """Renew the lease and notice cancel requests made in other processes."""
-        run_id, seconds = self.run_id, self.heartbeat_seconds
-
-        def beat() -> tuple[Any, str | None]:
-            Run.objects.filter(pk=run_id).update(
-                lease_expires_at=timezone.now() + timedelta(seconds=seconds * 5)
-            )
-            row = (
-                Run.objects.filter(pk=run_id)
-                .values_list("cancel_requested_at", "cancel_requested_by__username")
-                .get()
-            )
-            return row
-
+        seconds = self.heartbeat_seconds
         while True:
             await asyncio.sleep(seconds)
             try:
-                requested_at, by = await asyncio.wrap_future(self.journal.call(beat))
+                requested_at, by, _owner = self.journal.heartbeat(
+                    self.run_id, timezone.now() + timedelta(seconds=seconds * 5)
+                )
             except Exception:
-                log.exception("heartbeat of run %s failed", run_id)
+                log.exception("heartbeat of run %s failed", self.run_id)
                 continue
             if requested_at is not None:
                 self.cancel_by = by
@@ -522,26 +534,28 @@ class RunExecutor:
             batch.add_step(write, EXECUTOR, event)
         state.status = to
 
-    async def _set_run(self, to: str, reason: str) -> None:
+    def _set_run(self, to: str, reason: str) -> None:
         batch = Batch(self.run_id)
         batch.set_run(
             RunWrite(self.status, to, reason),
             SUPERVISOR if to in (R.ESCALATED, R.FAILED) else EXECUTOR,
             RunStatusChanged(from_status=self.status, to_status=to, reason=reason),
         )
-        await self.journal.commit(batch)
+        self.journal.commit(batch)
         self.status = to
 
+
+_LOST = "lost"  # the run's state changed under us; execute() re-reads it
 
 # Executors running in this process, for the in-process cancel fast path.
 _active: dict[int, RunExecutor] = {}
 
 
-def notify_cancel(run_id: int) -> None:
+def notify_cancel(run_id: int, by: str | None = None) -> None:
     """Tell an executor in this process to stop now (other processes notice on heartbeat)."""
     executor = _active.get(run_id)
     if executor is not None:
-        executor.request_cancel()
+        executor.request_cancel(by)
 
 
 def active_runs() -> Iterable[int]:

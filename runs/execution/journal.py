@@ -1,47 +1,43 @@
-"""The executor's write path: checked state changes and their transcript events, group-committed.
+"""The executor's write path: checked state changes and their transcript events, one transaction each.
 
-Why a writer thread: Django's ORM is synchronous and the executor is an asyncio
-program. Instead of hopping to a thread for every write, executors hand
-*batches* (state changes + the events that record them) to one writer thread.
-It drains everything queued, applies it in ONE transaction (group commit), and
-only then wakes the submitters. So:
+Why this shape (measured on the 2-vCPU target machine, see ``bench/engine.py``):
+a hop to a writer thread costs ~200 µs per commit there (an idle vCPU is slow
+to wake), more than the commit itself. So each executor owns a ``Journal``: a
+private DB-API connection, opened *before* its event loop starts, that commits
+inline. The executor's loop is dedicated to one run and not serving anybody,
+so a ~0.2 ms local commit is cheaper than any hand-off; tools keep running in
+their subprocesses and sockets meanwhile, and whatever finished during a commit
+is recorded together in the next one (group commit falls out naturally).
 
-1. a state change and its TranscriptEvent always commit together (same transaction);
-2. a batch is never visible half-written: if any compare-and-swap in a
-   transaction fails, the transaction is rolled back and each batch is retried
-   alone, so only the offending batch fails;
-3. dependents start only after the commit returned, so a crash never loses a
-   finished step that another step already consumed;
+Guarantees:
+1. a batch (state changes + the events that record them) commits in ONE
+   transaction or not at all;
+2. every status change is a compare-and-swap (``WHERE id = %s AND status = %s``)
+   checked first against ``runs.statemachine``'s tables: the same state machine
+   as the ORM path, with the database as the final judge. A mismatch
+   (someone else moved the row, e.g. a worker that took the run over) rolls the
+   batch back and raises ``StaleStateError``;
+3. event seqs are ``MAX(seq) + 1`` under the run's write lock, in the same
+   transaction, so they are gap-free and shared safely with ``append_events``;
 4. events are published to the channel layer only after the commit.
-
-Status changes are compare-and-swap updates (``WHERE id = %s AND status = %s``)
-checked against the tables in ``runs.statemachine``: the same state machine as
-the ORM path, with the database as the final judge.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
-import queue
 import threading
-from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from django.db import close_old_connections, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
 from runs.events import _Event, event_payload
 from runs.models import Run, Step, TranscriptEvent
 from runs.publish import publisher
 from runs.statemachine import RUN_TERMINAL, check_run_transition, check_step_transition
-
-log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 class StaleStateError(Exception):
@@ -101,281 +97,206 @@ class Batch:
         return bool(self.steps or self.run or self.events)
 
 
-@dataclass(slots=True)
-class _Job:
-    batch: Batch | None
-    call: Callable[[], Any] | None
-    done: Future[Any]
-    # Prepared in the submitting thread (cheap, and a bad value fails its own batch only).
-    step_rows: list[tuple[Any, ...]] = field(default_factory=list)
-    event_rows: list[tuple[str, str, str]] = field(default_factory=list)
-
-
-_STOP = object()
+_STEP = Step._meta.db_table
+_RUN = Run._meta.db_table
+_EVENT = TranscriptEvent._meta.db_table
+# SQLite allows one writer at a time; executors of one process queue on this
+# lock (a cheap wake) instead of on SQLite's busy handler (sleeps of 1 ms and up).
+_sqlite_write_lock = threading.Lock()
+_INSERT_CHUNK = 400
 
 
 class Journal:
-    """One writer thread with its own database connection; see the module docstring."""
+    """A private connection that commits batches; see the module docstring."""
 
-    def __init__(self, *, max_group: int = 512) -> None:
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._max_group = max_group
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    # -- submitting ------------------------------------------------------------
-    def _ensure_started(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._loop, name="plannerweb-journal", daemon=True
-                )
-                self._thread.start()
-
-    def submit(self, batch: Batch) -> Future[list[int]]:
-        """Queue a batch; the future resolves to its event seqs once committed."""
-        job = _Job(batch=batch, call=None, done=Future())
-        try:
-            job.step_rows = [_step_row(w) for w in batch.steps]
-            job.event_rows = [
-                (role, event.kind, json.dumps(event_payload(event)))  # type: ignore[attr-defined]
-                for role, event in batch.events
-            ]
-        except (TypeError, ValueError) as exc:
-            job.done.set_exception(ValueError(f"state change is not JSON-serialisable: {exc}"))
-            return job.done
-        self._ensure_started()
-        self._queue.put(job)
-        return job.done
-
-    async def commit(self, batch: Batch) -> list[int]:
-        """Commit a batch from async code; returns its event seqs."""
-        if not batch:
-            return []
-        return await asyncio.wrap_future(self.submit(batch))
-
-    def commit_sync(self, batch: Batch) -> list[int]:
-        return self.submit(batch).result() if batch else []
-
-    def call(self, fn: Callable[[], T]) -> Future[T]:
-        """Run ``fn`` on the writer thread (its own transaction), e.g. a heartbeat."""
-        job = _Job(batch=None, call=fn, done=Future())
-        self._ensure_started()
-        self._queue.put(job)
-        return job.done
+    def __init__(self, alias: str = DEFAULT_DB_ALIAS) -> None:
+        # A fresh wrapper, not the thread's shared one: its raw connection is
+        # used from inside the event loop, where Django's own methods refuse to run.
+        self._wrapper = connections.create_connection(alias)
+        self._wrapper.ensure_connection()
+        self._raw = self._wrapper.connection
+        self.vendor = self._wrapper.vendor
+        self._ops = self._wrapper.ops
+        self._sqlite = self.vendor == "sqlite"
+        self._lock = _sqlite_write_lock if self._sqlite else threading.Lock()
+        if not self._sqlite:
+            self._jsonb = Step._meta.get_field("result").get_db_prep_save
 
     def close(self) -> None:
-        """Finish queued work, close the connection, stop the thread."""
+        self._wrapper.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the SQL ---------------------------------------------------------------------
+    def _sql(self, sql: str) -> str:
+        return sql.replace("%s", "?") if self._sqlite else sql
+
+    def _json(self, value: Any, text: str | None) -> Any:
+        if text is None:
+            return None
+        return text if self._sqlite else self._jsonb(value, self._wrapper)
+
+    def commit(self, batch: Batch) -> list[int]:
+        """Write ``batch`` in one transaction and publish its events; returns their seqs.
+
+        Safe to call from the executor's event loop (no Django connection methods
+        run here). Raises ``StaleStateError`` (nothing written) when a
+        compare-and-swap fails, ``ValueError`` when a value is not JSON.
+        """
+        if not batch:
+            return []
+        now = timezone.now()
+        adapted: dict[datetime | None, Any] = {None: None}
+
+        def when(value: datetime | None) -> Any:
+            # Many rows of a batch share a timestamp; adapting one costs ~6 µs.
+            if value not in adapted:
+                adapted[value] = self._ops.adapt_datetimefield_value(value)
+            return adapted[value]
+
+        stamp = when(now)
+        try:
+            step_rows = [
+                (
+                    w.status,
+                    w.attempts,
+                    self._json(w.result, None if w.result is None else json.dumps(w.result)),
+                    w.error,
+                    when(w.started_at),
+                    when(w.finished_at),
+                    w.step_id,
+                    w.expect,
+                )
+                for w in batch.steps
+            ]
+            events = []
+            for role, event in batch.events:
+                payload = event_payload(event)
+                events.append((role, event.kind, payload, json.dumps(payload)))  # type: ignore[attr-defined]
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"state change is not JSON-serialisable: {exc}") from exc
+
         with self._lock:
-            thread, self._thread = self._thread, None
-        if thread is not None and thread.is_alive():
-            self._queue.put(_STOP)
-            thread.join(timeout=30)
-
-    # -- the writer thread -----------------------------------------------------
-    def _loop(self) -> None:
-        try:
-            while True:
-                first = self._queue.get()
-                if first is _STOP:
-                    return
-                group = [first]
-                while len(group) < self._max_group:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is _STOP:
-                        self._queue.put(_STOP)
-                        break
-                    group.append(item)
-                self._process(group)
-        finally:
-            connection.close()
-
-    def _process(self, group: list[_Job]) -> None:
-        calls = [j for j in group if j.call is not None]
-        jobs = [j for j in group if j.batch is not None]
-        if jobs:
-            self._commit_group(jobs)
-        for job in calls:
+            cursor = self._raw.cursor()
             try:
-                with transaction.atomic():
-                    result = job.call()  # type: ignore[misc]
-            except Exception as exc:
-                _settle(job.done, exc=exc)
-                close_old_connections()
-            else:
-                _settle(job.done, result=result)
-
-    def _commit_group(self, jobs: list[_Job]) -> None:
-        try:
-            with transaction.atomic():
-                seqs, committed = _apply(jobs)
-        except Exception as exc:
-            if len(jobs) == 1:
-                _settle(jobs[0].done, exc=exc)
-                close_old_connections()
-                return
-            # Find the culprit: every batch alone, so one bad batch fails only itself.
-            for job in jobs:
-                self._commit_group([job])
-            return
-        for job, job_seqs in zip(jobs, seqs, strict=True):
-            _settle(job.done, result=job_seqs)
-        for run_id, events in committed.items():
-            publisher.submit(run_id, events)
-
-
-def _settle(done: Future[Any], *, result: Any = None, exc: BaseException | None = None) -> None:
-    if done.done():
-        return
-    if exc is not None:
-        done.set_exception(exc)
-    else:
-        done.set_result(result)
-
-
-# -- SQL ---------------------------------------------------------------------------
-# Raw SQL with Django's own column preparation: the ORM's per-query compile cost
-# would dominate per-step overhead, and executemany lets one transaction carry
-# hundreds of transitions.
-_STEP = Step._meta
-_RUN = Run._meta
-_EVENT = TranscriptEvent._meta
-
-
-def _prep(model_meta: Any, name: str, value: Any) -> Any:
-    return model_meta.get_field(name).get_db_prep_save(value, connection)
-
-
-def _step_row(w: StepWrite) -> tuple[Any, ...]:
-    # JSON goes through json.dumps here so a non-serialisable result fails only its batch.
-    result = None if w.result is None else json.dumps(w.result)
-    return (w.status, w.attempts, result, w.error, w.started_at, w.finished_at, w.step_id, w.expect)
-
-
-def _apply(jobs: list[_Job]) -> tuple[list[list[int]], dict[int, list[CommittedEvent]]]:
-    now = timezone.now()
-    step_rows: list[tuple[Any, ...]] = []
-    event_rows: list[tuple[Any, ...]] = []
-    all_seqs: list[list[int]] = []
-    committed: dict[int, list[CommittedEvent]] = {}
-    result_field = _STEP.get_field("result")
-    payload_field = _EVENT.get_field("payload")
-    is_pg = connection.vendor == "postgresql"
-
-    with connection.cursor() as cursor:
-        for job in jobs:
-            batch = job.batch
-            assert batch is not None
-            for row in job.step_rows:
-                status, attempts, result, error, started, finished, step_id, expect = row
-                step_rows.append(
-                    (
-                        status,
-                        attempts,
-                        # On PostgreSQL the JSON text needs the jsonb adapter; SQLite stores text.
-                        result_field.get_db_prep_save(json.loads(result), connection)
-                        if is_pg and result is not None
-                        else result,
-                        error,
-                        _prep(_STEP, "started_at", started),
-                        _prep(_STEP, "finished_at", finished),
-                        step_id,
-                        expect,
+                cursor.execute("BEGIN IMMEDIATE" if self._sqlite else "BEGIN")
+                if batch.run is not None:
+                    self._apply_run(cursor, batch.run_id, batch.run, stamp)
+                if step_rows:
+                    cursor.executemany(
+                        self._sql(
+                            f"UPDATE {_STEP} SET status = %s, attempts = %s, result = %s, "
+                            "error = %s, started_at = %s, finished_at = %s "
+                            "WHERE id = %s AND status = %s"
+                        ),
+                        step_rows,
                     )
-                )
-            if batch.run is not None:
-                _apply_run(cursor, batch.run_id, batch.run, now)
-            seqs: list[int] = []
-            if job.event_rows:
-                n = len(job.event_rows)
-                cursor.execute(
-                    f"UPDATE {_RUN.db_table} SET last_seq = last_seq + %s WHERE id = %s "
-                    "RETURNING last_seq",
-                    [n, batch.run_id],
-                )
-                fetched = cursor.fetchone()
-                if fetched is None:
-                    raise StaleStateError(f"run {batch.run_id} does not exist")
-                first = fetched[0] - n + 1
-                created = _prep(_EVENT, "created_at", now)
-                out = committed.setdefault(batch.run_id, [])
-                for i, (role, kind, payload_json) in enumerate(job.event_rows):
-                    seq = first + i
-                    payload = json.loads(payload_json)
-                    event_rows.append(
-                        (
-                            batch.run_id,
-                            seq,
-                            role,
-                            kind,
-                            payload_field.get_db_prep_save(payload, connection)
-                            if is_pg
-                            else payload_json,
-                            created,
+                    if cursor.rowcount != len(step_rows):
+                        raise StaleStateError(
+                            f"{len(step_rows) - cursor.rowcount} step(s) of run {batch.run_id} "
+                            "were not in the expected state"
                         )
-                    )
-                    out.append(CommittedEvent(batch.run_id, seq, role, kind, payload, now))
-                    seqs.append(seq)
-            all_seqs.append(seqs)
+                seqs = self._append_events(cursor, batch.run_id, events, stamp)
+                cursor.execute("COMMIT")
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            finally:
+                cursor.close()
+        if seqs:
+            committed = [
+                CommittedEvent(batch.run_id, seq, role, kind, payload, now)
+                for seq, (role, kind, payload, _) in zip(seqs, events, strict=True)
+            ]
+            try:
+                loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            publisher.submit(batch.run_id, committed, loop=loop)
+        return seqs
 
-        if step_rows:
-            cursor.executemany(
-                f"UPDATE {_STEP.db_table} SET status = %s, attempts = %s, result = %s, "
-                "error = %s, started_at = %s, finished_at = %s WHERE id = %s AND status = %s",
-                step_rows,
+    def _apply_run(self, cursor: Any, run_id: int, w: RunWrite, stamp: Any) -> None:
+        if w.status in RUN_TERMINAL:
+            cursor.execute(
+                self._sql(
+                    f"UPDATE {_RUN} SET status = %s, stop_reason = %s, finished_at = %s, "
+                    "lease_owner = '', lease_expires_at = NULL WHERE id = %s AND status = %s"
+                ),
+                (w.status, w.stop_reason, stamp, run_id, w.expect),
             )
-            if cursor.rowcount != len(step_rows):
-                raise StaleStateError(
-                    f"{len(step_rows) - cursor.rowcount} step(s) were not in the expected state"
+        else:
+            cursor.execute(
+                self._sql(
+                    f"UPDATE {_RUN} SET status = %s, started_at = COALESCE(started_at, %s) "
+                    "WHERE id = %s AND status = %s"
+                ),
+                (w.status, stamp, run_id, w.expect),
+            )
+        if cursor.rowcount != 1:
+            raise StaleStateError(f"run {run_id} was not {w.expect!r} any more")
+
+    def _append_events(
+        self,
+        cursor: Any,
+        run_id: int,
+        events: list[tuple[str, str, dict[str, Any], str]],
+        stamp: Any,
+    ) -> list[int]:
+        if not events:
+            return []
+        n = len(events)
+        # The run's write lock makes MAX(seq) safe (see runs.statemachine.append_events):
+        # on SQLite BEGIN IMMEDIATE holds it already, on PostgreSQL lock the run row.
+        if not self._sqlite:
+            cursor.execute(f"SELECT id FROM {_RUN} WHERE id = %s FOR UPDATE", (run_id,))
+            if cursor.fetchone() is None:
+                raise StaleStateError(f"run {run_id} does not exist")
+        cursor.execute(
+            self._sql(f"SELECT COALESCE(MAX(seq), 0) FROM {_EVENT} WHERE run_id = %s"), (run_id,)
+        )
+        row = cursor.fetchone()
+        first = row[0] + 1
+        seqs = list(range(first, first + n))
+        rows = [
+            (run_id, seq, role, kind, self._json(payload, text), stamp)
+            for seq, (role, kind, payload, text) in zip(seqs, events, strict=True)
+        ]
+        # One multi-row INSERT per chunk: a statement per event would double the cost.
+        for start in range(0, n, _INSERT_CHUNK):
+            chunk = rows[start : start + _INSERT_CHUNK]
+            values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
+            cursor.execute(
+                self._sql(
+                    f"INSERT INTO {_EVENT} (run_id, seq, role, kind, payload, created_at) "
+                    f"VALUES {values}"
+                ),
+                [v for r in chunk for v in r],
+            )
+        return seqs
+
+    # -- small reads and writes the executor needs without the ORM ---------------------
+    def heartbeat(self, run_id: int, lease_until: datetime) -> tuple[Any, str | None, str]:
+        """Extend the lease; return (cancel_requested_at, requested by, lease owner)."""
+        user_table = Run._meta.get_field("cancel_requested_by").related_model._meta.db_table  # type: ignore[union-attr]
+        with self._lock:
+            cursor = self._raw.cursor()
+            try:
+                cursor.execute(
+                    self._sql(f"UPDATE {_RUN} SET lease_expires_at = %s WHERE id = %s"),
+                    (self._ops.adapt_datetimefield_value(lease_until), run_id),
                 )
-        if event_rows:
-            cursor.executemany(
-                f"INSERT INTO {_EVENT.db_table} (run_id, seq, role, kind, payload, created_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s)",
-                event_rows,
-            )
-    return all_seqs, committed
-
-
-def _apply_run(cursor: Any, run_id: int, w: RunWrite, now: datetime) -> None:
-    stamp = _prep(_RUN, "finished_at", now)
-    if w.status in RUN_TERMINAL:
-        cursor.execute(
-            f"UPDATE {_RUN.db_table} SET status = %s, stop_reason = %s, finished_at = %s, "
-            "lease_owner = '', lease_expires_at = NULL WHERE id = %s AND status = %s",
-            [w.status, w.stop_reason, stamp, run_id, w.expect],
-        )
-    else:
-        cursor.execute(
-            f"UPDATE {_RUN.db_table} SET status = %s, started_at = COALESCE(started_at, %s) "
-            "WHERE id = %s AND status = %s",
-            [w.status, stamp, run_id, w.expect],
-        )
-    if cursor.rowcount != 1:
-        raise StaleStateError(f"run {run_id} was not {w.expect!r} any more")
-
-
-_journal: Journal | None = None
-_journal_lock = threading.Lock()
-
-
-def get_journal() -> Journal:
-    """The process-wide journal (one writer thread serves every run in the process)."""
-    global _journal
-    with _journal_lock:
-        if _journal is None:
-            _journal = Journal()
-        return _journal
-
-
-def shutdown_journal() -> None:
-    global _journal
-    with _journal_lock:
-        journal, _journal = _journal, None
-    if journal is not None:
-        journal.close()
+                cursor.execute(
+                    self._sql(
+                        f"SELECT r.cancel_requested_at, u.username, r.lease_owner FROM {_RUN} r "
+                        f"LEFT JOIN {user_table} u ON u.id = r.cancel_requested_by_id WHERE r.id = %s"
+                    ),
+                    (run_id,),
+                )
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+        return row if row is not None else (None, None, "")

@@ -12,6 +12,8 @@ whole process group there. The executor owns timeouts and retries; kinds don't.
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,3 +58,14 @@ class ToolError(Exception):
 
 class ToolConfigError(ToolError):
     """The tool row itself is misconfigured (bad kind config); retrying cannot help."""
+
+
+# Shared by the kinds: "{name}" placeholders in config text, and parameter values as text.
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def param_text(value: Any) -> str:
+    """A parameter value as text: strings as-is, anything else as compact JSON (``true``, ``[1,2]``)."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

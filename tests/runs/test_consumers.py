@@ -70,3 +70,36 @@ async def test_an_unknown_run_is_refused(reviewer: User) -> None:
     ws = await connect(reviewer, 999_999)
     connected, code = await ws.connect()
     assert (connected, code) == (False, 4404)
+
+
+async def test_events_arriving_out_of_order_are_delivered_once_in_order(operator: User) -> None:
+    run = await make_run_with_events(3)
+    ws = await connect(operator, run.pk, after=3)
+    assert (await ws.connect())[0]
+    await database_sync_to_async(append_events_sync)(run.pk, 2)  # seqs 4 and 5, not published
+    # 5 overtakes 4 (they travelled by different loops): only 5 reaches the group.
+    from channels.layers import get_channel_layer
+
+    from runs.models import TranscriptEvent
+    from runs.publish import event_message, run_group
+
+    fifth = await database_sync_to_async(TranscriptEvent.objects.get)(run=run, seq=5)
+    await get_channel_layer().group_send(
+        run_group(run.pk), {"type": "run.events", "events": [event_message(fifth)]}
+    )
+    got = [(await ws.receive_json_from(timeout=5))["seq"] for _ in range(2)]
+    assert got == [4, 5]  # 4 came from the database, before 5
+    await get_channel_layer().group_send(  # a late duplicate is dropped
+        run_group(run.pk), {"type": "run.events", "events": [event_message(fifth)]}
+    )
+    assert await ws.receive_nothing(timeout=0.3)
+    await ws.disconnect()
+
+
+def append_events_sync(run_id: int, n: int) -> None:
+    from unittest import mock
+
+    from django.db import transaction
+
+    with mock.patch.object(publisher, "submit"), transaction.atomic():
+        append_events(run_id, [NewEvent("system", RunCancelRequested(by="y")) for _ in range(n)])

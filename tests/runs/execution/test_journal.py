@@ -1,18 +1,17 @@
-"""The group-commit writer: atomic batches, compare-and-swap, gap-free seqs."""
+"""The executor's journal: atomic batches, compare-and-swap, gap-free seqs shared with other writers."""
 
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 import pytest
 from django.utils import timezone
 
-from runs.events import StepStatusChanged
+from runs.events import RunCancelRequested, StepStatusChanged
 from runs.execution.journal import Batch, Journal, StaleStateError, StepWrite
 from runs.models import Run, Step, TranscriptEvent
 from runs.services import run_submit_plan
-from runs.statemachine import TransitionError
+from runs.statemachine import NewEvent, TransitionError, append_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,9 +30,8 @@ def run(toolset: None, key: str) -> Run:
     )
 
 
-def start(run: Run, key: str, *, expect: str = "pending") -> Batch:
+def start(batch: Batch, run: Run, key: str, *, expect: str = "pending") -> Batch:
     step = Step.objects.get(run=run, key=key)
-    batch = Batch(run.pk)
     batch.add_step(
         StepWrite(step.pk, expect, "running", 1, None, "", timezone.now(), None),
         "executor",
@@ -42,29 +40,35 @@ def start(run: Run, key: str, *, expect: str = "pending") -> Batch:
     return batch
 
 
-def test_one_stale_batch_fails_alone_and_its_group_still_commits(run: Run) -> None:
-    journal = Journal()
-    release = threading.Event()
-    blocker = journal.call(lambda: release.wait(5))  # holds the writer so both batches queue up
-    good = journal.submit(start(run, "a"))
-    stale = journal.submit(start(run, "b", expect="running"))  # b is pending, not running
-    release.set()
-    blocker.result(5)
-    assert len(good.result(5)) == 1
-    with pytest.raises(StaleStateError):
-        stale.result(5)
-    journal.close()
-    assert dict(Step.objects.filter(run=run).values_list("key", "status")) == {
-        "a": "running",
-        "b": "pending",
-    }
-    run.refresh_from_db()
-    seqs = list(TranscriptEvent.objects.filter(run=run).values_list("seq", flat=True))
-    assert seqs == list(range(1, run.last_seq + 1))
-    assert not TranscriptEvent.objects.filter(run=run, payload__step="b").exists()
+def last_seq(run: Run) -> int:
+    return TranscriptEvent.objects.filter(run=run).count()
 
 
-def test_an_illegal_transition_is_refused_before_anything_is_queued(run: Run) -> None:
+def statuses(run: Run) -> dict[str, str]:
+    return dict(Step.objects.filter(run=run).values_list("key", "status"))
+
+
+def test_a_batch_commits_its_changes_and_events_together(run: Run) -> None:
+    before = last_seq(run)
+    with Journal() as journal:
+        seqs = journal.commit(start(start(Batch(run.pk), run, "a"), run, "b"))
+    assert seqs == [before + 1, before + 2]
+    assert statuses(run) == {"a": "running", "b": "running"}
+    events = TranscriptEvent.objects.filter(run=run, seq__in=seqs).order_by("seq")
+    assert [e.payload["step"] for e in events] == ["a", "b"]
+
+
+def test_a_stale_change_rolls_back_the_whole_batch(run: Run) -> None:
+    before = last_seq(run)
+    batch = start(start(Batch(run.pk), run, "a"), run, "b", expect="running")  # b is pending
+    with Journal() as journal, pytest.raises(StaleStateError, match="not in the expected state"):
+        journal.commit(batch)
+    assert statuses(run) == {"a": "pending", "b": "pending"}
+    assert last_seq(run) == before
+    assert TranscriptEvent.objects.filter(run=run).count() == before
+
+
+def test_an_illegal_transition_is_refused_before_anything_is_written(run: Run) -> None:
     step = Step.objects.get(run=run, key="a")
     batch = Batch(run.pk)
     with pytest.raises(TransitionError, match="cannot go from 'pending' to 'succeeded'"):
@@ -78,8 +82,7 @@ def test_an_illegal_transition_is_refused_before_anything_is_queued(run: Run) ->
     assert not batch
 
 
-def test_a_state_change_that_is_not_json_fails_without_writing(run: Run) -> None:
-    journal = Journal()
+def test_a_change_that_is_not_json_fails_without_writing(run: Run) -> None:
     step = Step.objects.get(run=run, key="a")
     batch = Batch(run.pk)
     batch.add_step(
@@ -87,38 +90,43 @@ def test_a_state_change_that_is_not_json_fails_without_writing(run: Run) -> None
         "executor",
         StepStatusChanged(step_id=step.pk, step="a", from_status="pending", to_status="running"),
     )
-    with pytest.raises(ValueError, match="not JSON-serialisable"):
-        journal.submit(batch).result(5)
-    journal.close()
+    with Journal() as journal, pytest.raises(ValueError, match="not JSON-serialisable"):
+        journal.commit(batch)
     assert Step.objects.get(pk=step.pk).status == "pending"
 
 
-def test_concurrent_writers_get_distinct_gap_free_seqs(run: Run) -> None:
-    journal = Journal()
-    futures: list[Any] = []
-    lock = threading.Lock()
+def test_journals_and_orm_writers_share_gap_free_seqs(run: Run) -> None:
+    errors: list[BaseException] = []
 
-    def writer() -> None:
-        for _ in range(20):
-            batch = Batch(run.pk)
-            batch.events.append(
-                (
-                    "system",
-                    StepStatusChanged(
-                        step_id=0, step="x", from_status="pending", to_status="pending"
-                    ),
-                )
-            )
-            with lock:
-                futures.append(journal.submit(batch))
+    def journal_writer() -> None:
+        try:
+            with Journal() as journal:
+                for _ in range(25):
+                    batch = Batch(run.pk)
+                    batch.events.append(("system", RunCancelRequested(by="j")))
+                    journal.commit(batch)
+        except BaseException as exc:
+            errors.append(exc)
 
-    threads = [threading.Thread(target=writer) for _ in range(4)]
+    def orm_writer() -> None:
+        from django.db import connection, transaction
+
+        try:
+            for _ in range(25):
+                with transaction.atomic():
+                    append_events(run.pk, [NewEvent("system", RunCancelRequested(by="o"))])
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=f) for f in (journal_writer, journal_writer, orm_writer)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    got = sorted(s for f in futures for s in f.result(5))
-    journal.close()
+    assert errors == []
     run.refresh_from_db()
-    assert got == list(range(got[0], got[0] + 80))
-    assert got[-1] == run.last_seq
+    seqs = list(TranscriptEvent.objects.filter(run=run).values_list("seq", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert TranscriptEvent.objects.filter(run=run, kind="run.cancel_requested").count() == 75

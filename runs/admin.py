@@ -1,0 +1,193 @@
+"""The Django admin: where staff edit the tool registry, and can look at (not edit) runs.
+
+Access follows ``runs.permissions.is_admin`` (staff), not Django's per-model
+permissions, so the role model stays in one place. Runs, plans, steps and
+transcript events are read-only here: their status changes belong to
+``runs.statemachine`` and the executor, and the transcript is append-only.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+
+from runs.models import Plan, Run, Step, Task, Tool, TranscriptEvent
+from runs.permissions import is_admin
+from runs.tools.registry import validate_parameters_schema, validate_tool_config
+from runs.tools.yaml_io import tools_to_yaml
+
+
+class StaffAdmin(admin.ModelAdmin):
+    """Full access for staff admins, none for anyone else."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return is_admin(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return is_admin(request.user)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return is_admin(request.user)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return is_admin(request.user)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return is_admin(request.user)
+
+
+class ReadOnlyAdmin(StaffAdmin):
+    """Staff may look; nobody adds, changes or deletes through the admin."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+# --------------------------------------------------------------------------- tools
+class PrettyJSONField(forms.JSONField):
+    """JSON shown indented: configs and schemas are read far more than written."""
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value
+        return json.dumps(value, ensure_ascii=False, indent=2, cls=self.encoder)
+
+
+_JSON_WIDGET = forms.Textarea(attrs={"rows": 12, "cols": 90, "style": "font-family: monospace"})
+
+
+class ToolAdminForm(forms.ModelForm):
+    class Meta:
+        model = Tool
+        fields = [
+            "name",
+            "description",
+            "kind",
+            "config",
+            "parameters_schema",
+            "timeout_seconds",
+            "max_retries",
+            "sensitive",
+            "idempotent",
+            "enabled",
+        ]
+        field_classes = {"config": PrettyJSONField, "parameters_schema": PrettyJSONField}
+        widgets = {"config": _JSON_WIDGET, "parameters_schema": _JSON_WIDGET}
+        help_texts = {
+            "config": "Shape depends on the kind: see runs/tools/kinds/<kind>.py.",
+            "parameters_schema": 'A JSON Schema with "type": "object"; step params must match it.',
+        }
+
+    def clean(self) -> dict[str, Any]:
+        """Check the schema, then the kind's config against it; errors land on their fields."""
+        data = super().clean()
+        for name in ("config", "parameters_schema"):
+            if name in data and data[name] is None:  # an emptied textarea
+                data[name] = {}
+        if "parameters_schema" in data:
+            for problem in validate_parameters_schema(data["parameters_schema"]):
+                self.add_error("parameters_schema", problem)
+        schema = data.get("parameters_schema")  # gone from data when it had errors
+        if data.get("kind") and "config" in data:
+            for problem in validate_tool_config(
+                data["kind"], data["config"], parameters_schema=schema
+            ):
+                self.add_error("config", problem)
+        timeout = data.get("timeout_seconds")
+        if timeout is not None and not timeout > 0:
+            self.add_error("timeout_seconds", "The timeout must be above 0 seconds.")
+        return data
+
+
+@admin.register(Tool)
+class ToolAdmin(StaffAdmin):
+    form = ToolAdminForm
+    list_display = ("name", "kind", "enabled", "sensitive", "idempotent", "timeout_seconds")
+    list_filter = ("kind", "enabled", "sensitive", "idempotent")
+    search_fields = ("name", "description")
+    readonly_fields = ("created_at", "updated_at")
+    actions = ("export_yaml", "enable", "disable")
+    fieldsets = (
+        (None, {"fields": ("name", "description", "kind", "enabled")}),
+        ("Call", {"fields": ("config", "parameters_schema")}),
+        (
+            "Execution",
+            {"fields": ("timeout_seconds", "max_retries", "idempotent", "sensitive")},
+        ),
+        ("History", {"fields": ("created_at", "updated_at")}),
+    )
+
+    @admin.action(description="Export selected tools as tools.yaml")
+    def export_yaml(self, request: HttpRequest, queryset: QuerySet[Tool]) -> HttpResponse:
+        response = HttpResponse(tools_to_yaml(queryset.order_by("name")), content_type="text/yaml")
+        response["Content-Disposition"] = 'attachment; filename="tools.yaml"'
+        return response
+
+    @admin.action(description="Enable selected tools")
+    def enable(self, request: HttpRequest, queryset: QuerySet[Tool]) -> None:
+        self._set_enabled(request, queryset, True)
+
+    @admin.action(description="Disable selected tools")
+    def disable(self, request: HttpRequest, queryset: QuerySet[Tool]) -> None:
+        self._set_enabled(request, queryset, False)
+
+    def _set_enabled(self, request: HttpRequest, queryset: QuerySet[Tool], enabled: bool) -> None:
+        # save() per row (not update()) so updated_at moves.
+        tools = list(queryset.exclude(enabled=enabled))
+        for tool in tools:
+            tool.enabled = enabled
+            tool.save(update_fields=["enabled", "updated_at"])
+        word = "enabled" if enabled else "disabled"
+        self.message_user(request, f"{len(tools)} tool(s) {word}.", messages.SUCCESS)
+
+
+# --------------------------------------------------------------------------- runs (read-only)
+@admin.register(Task)
+class TaskAdmin(ReadOnlyAdmin):
+    list_display = ("title", "submitted_by", "created_at")
+    search_fields = ("title", "description")
+    date_hierarchy = "created_at"
+
+
+@admin.register(Run)
+class RunAdmin(ReadOnlyAdmin):
+    list_display = ("id", "task", "status", "created_at", "started_at", "finished_at")
+    list_filter = ("status",)
+    search_fields = ("task__title", "stop_reason")
+    list_select_related = ("task",)
+    date_hierarchy = "created_at"
+
+
+@admin.register(Plan)
+class PlanAdmin(ReadOnlyAdmin):
+    list_display = ("__str__", "run", "version", "source", "is_valid", "created_at")
+    list_filter = ("source", "is_valid")
+    list_select_related = ("run",)
+
+
+@admin.register(Step)
+class StepAdmin(ReadOnlyAdmin):
+    list_display = ("key", "run", "phase", "tool_name", "status", "attempts", "finished_at")
+    list_filter = ("status", "phase")
+    search_fields = ("key", "tool_name")
+    list_select_related = ("run",)
+
+
+@admin.register(TranscriptEvent)
+class TranscriptEventAdmin(ReadOnlyAdmin):
+    list_display = ("run", "seq", "role", "kind", "created_at")
+    list_filter = ("role", "kind")
+    list_select_related = ("run",)
+    # Counting a long transcript table on every page is slow and tells nobody anything.
+    show_full_result_count = False

@@ -1,0 +1,66 @@
+"""Forms for the run pages: they parse input; services decide what happens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.conf import settings
+
+from runs.planning.schema import PlanSyntaxError, parse_plan_text
+
+
+class NewRunForm(forms.Form):
+    """A hand-written plan to run: parsed here, checked against the tool registry by the view."""
+
+    title = forms.CharField(
+        max_length=200, required=False, help_text="Leave empty to use the plan's goal."
+    )
+    max_parallel = forms.IntegerField(
+        min_value=1,
+        max_value=256,
+        required=False,
+        help_text="How many independent steps may run at the same time.",
+    )
+    plan = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 24, "spellcheck": "false", "class": "code"}),
+        strip=False,
+        help_text="YAML or JSON: {goal, steps: [{id, action, params, depends_on}], rollback}.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["max_parallel"].initial = settings.PLANNERWEB_DEFAULT_MAX_PARALLEL
+        self.document: Any = None
+        # Validation problems against the tools, each {"path", "code", "message"}; set by the view.
+        self.plan_problems: list[dict[str, str]] = []
+
+    def clean_plan(self) -> str:
+        text: str = self.cleaned_data["plan"]
+        try:
+            self.document = parse_plan_text(text)
+        except PlanSyntaxError as exc:
+            raise forms.ValidationError(str(exc), code="syntax") from exc
+        return text
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if not cleaned.get("title") and "plan" in cleaned:
+            goal = self.document.get("goal") if isinstance(self.document, dict) else None
+            if isinstance(goal, str) and goal.strip():
+                cleaned["title"] = goal.strip()[:200]
+            else:
+                self.add_error("title", "Give a title (the plan has no goal to use).")
+        return cleaned
+
+    def add_plan_problems(self, problems: list[dict[str, str]]) -> None:
+        """Record the plan's problems (from validation) so the form shows each one inline."""
+        self.plan_problems = problems
+        count = len(problems)
+        self.add_error(
+            "plan",
+            forms.ValidationError(
+                f"The plan has {count} problem{'s' if count != 1 else ''}; nothing was run.",
+                code="invalid_plan",
+            ),
+        )

@@ -1,0 +1,271 @@
+"""The plan document: what a planner or an operator submits, and its normalized form.
+
+Two input shapes are accepted and normalized into ``PlanDocument``:
+
+- the object form ``{"goal", "steps": [...], "rollback": [...]}``;
+- a plain ordered list of steps, where each step depends on the one before it
+  unless it says otherwise, and missing ids become ``step-1``, ``step-2``, ...
+
+Leniency is limited to spellings that LLMs and people commonly vary (int ids,
+``tool`` for ``action``, ``args``/``arguments`` for ``params``); unknown keys are
+errors so that typos such as ``dependson`` surface instead of being dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
+
+# Ids appear in references (``steps.<id>.result``) and as ``Step.key`` (100 chars),
+# so dots, spaces and braces are kept out of them.
+STEP_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$"
+STEP_ID_RE = re.compile(STEP_ID_PATTERN)
+
+
+def _listify(value: Any) -> Any:
+    """``depends_on: a`` and ``depends_on: null`` are common shorthands for ``[a]`` and ``[]``."""
+    if value is None:
+        return []
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return [value]
+    return value
+
+
+def _empty_list_if_none(value: Any) -> Any:
+    return [] if value is None else value
+
+
+def _empty_dict_if_none(value: Any) -> Any:
+    return {} if value is None else value
+
+
+def _empty_str_if_none(value: Any) -> Any:
+    return "" if value is None else value
+
+
+StepId = Annotated[str, Field(pattern=STEP_ID_PATTERN)]
+Params = Annotated[dict[str, Any], BeforeValidator(_empty_dict_if_none)]
+Description = Annotated[str, BeforeValidator(_empty_str_if_none)]
+
+
+class PlanStep(BaseModel):
+    """One unit of work: call the action (a tool) with params once every depends_on step succeeded."""
+
+    # coerce_numbers_to_str turns ``id: 1`` into "1" in pydantic-core, with no Python call per step.
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, frozen=True)
+
+    id: StepId = Field(
+        description="Unique step id: letters, digits, '_' and '-'; used in depends_on and references."
+    )
+    action: str = Field(
+        validation_alias=AliasChoices("action", "tool"),
+        description="Name of the tool to call.",
+    )
+    params: Params = Field(
+        default_factory=dict,
+        validation_alias=AliasChoices("params", "arguments", "args"),
+        description=(
+            "Arguments for the tool, matching its parameters schema. A string value may "
+            "reference an earlier step's output: '{{ steps.<id>.result.<key> }}'."
+        ),
+    )
+    depends_on: Annotated[list[StepId], BeforeValidator(_listify)] = Field(
+        default_factory=list,
+        description="Ids of the steps that must succeed before this one starts.",
+    )
+    description: Description = Field(default="", description="Why this step is needed.")
+    confidence: float | None = Field(
+        default=None, ge=0, le=1, description="The planner's confidence in this step, 0 to 1."
+    )
+
+
+class RollbackStep(BaseModel):
+    """An undo action, run in order when the plan fails; it cannot use step outputs."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, frozen=True)
+
+    action: str = Field(
+        validation_alias=AliasChoices("action", "tool"), description="Name of the tool to call."
+    )
+    params: Params = Field(
+        default_factory=dict,
+        validation_alias=AliasChoices("params", "arguments", "args"),
+        description="Arguments for the tool, matching its parameters schema.",
+    )
+    description: Description = Field(default="", description="What this undoes.")
+
+
+class PlanDocument(BaseModel):
+    """A plan: a goal, steps forming a DAG through depends_on, and rollback actions."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, frozen=True)
+
+    goal: Description = Field(default="", description="What the plan achieves, in one sentence.")
+    steps: list[PlanStep] = Field(description="The steps; they form a DAG through depends_on.")
+    rollback: Annotated[list[RollbackStep], BeforeValidator(_empty_list_if_none)] = Field(
+        default_factory=list, description="Undo actions, run in order if the plan fails."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        return normalize_plan(data)
+
+
+def normalize_plan(raw: Any) -> Any:
+    """Rewrite the list form into the object form and fill in missing step ids.
+
+    Returns ``raw`` itself when nothing needs filling, so the common object form
+    costs one pass of key lookups. Anything that is not a usable shape is
+    returned unchanged for pydantic to report.
+    """
+    if isinstance(raw, list):
+        return {"steps": _normalize_list_steps(raw)}
+    if isinstance(raw, dict):
+        steps = raw.get("steps")
+        if isinstance(steps, list) and any(
+            isinstance(item, dict) and "id" not in item for item in steps
+        ):
+            filled = [
+                {"id": f"step-{i + 1}", **item}
+                if isinstance(item, dict) and "id" not in item
+                else item
+                for i, item in enumerate(steps)
+            ]
+            return {**raw, "steps": filled}
+    return raw
+
+
+def _normalize_list_steps(items: list[Any]) -> list[Any]:
+    """List form: position gives the id when missing and the single dependency when unstated."""
+    out: list[Any] = []
+    previous: Any = None  # the id of the previous item, None when it had no usable id
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            out.append(item)
+            previous = None
+            continue
+        step = dict(item)
+        step.setdefault("id", f"step-{i + 1}")
+        if "depends_on" not in step:
+            step["depends_on"] = [] if previous is None else [previous]
+        out.append(step)
+        previous = step["id"]
+    return out
+
+
+def plan_json_schema() -> dict[str, Any]:
+    """The JSON Schema of the object form, for LLM structured output and editor hints."""
+    return PlanDocument.model_json_schema(mode="validation")
+
+
+class PlanSyntaxError(ValueError):
+    """The plan text is not valid YAML/JSON, or holds values JSON cannot store."""
+
+    def __init__(self, message: str, *, line: int | None = None, column: int | None = None) -> None:
+        where = f"line {line}, column {column}: " if line is not None else ""
+        super().__init__(f"{where}{message}")
+        self.message = message
+        self.line = line
+        self.column = column
+
+
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _PlanLoader(_Loader):  # type: ignore[misc,valid-type]
+    """Safe YAML without timestamp parsing: ``2024-05-01`` stays a string, so it stays JSON."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in _Loader.yaml_implicit_resolvers.items()
+    }
+
+
+_FENCE_RE = re.compile(r"\A\s*```[A-Za-z0-9_-]*[ \t]*\n(?P<body>.*?)\n[ \t]*```\s*\Z", re.DOTALL)
+
+
+def parse_plan_text(text: str) -> Any:
+    """Parse a plan written as YAML or JSON into plain JSON data.
+
+    1. A Markdown code fence around the whole text (a habit of LLMs) is removed.
+    2. Text that looks like JSON is parsed as JSON first: YAML rejects the tab
+       indentation that JSON allows, and JSON errors point at the right place.
+    3. Otherwise (or if JSON fails but YAML accepts it) YAML decides.
+    4. The result must be JSON-storable: string keys, finite numbers, no dates or bytes.
+    """
+    fenced = _FENCE_RE.match(text)
+    if fenced:
+        text = fenced["body"]
+    if not text.strip():
+        raise PlanSyntaxError("the plan is empty")
+    json_error: json.JSONDecodeError | None = None
+    if text.lstrip()[:1] in ("{", "["):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            json_error = exc
+        else:
+            _check_json_data(data, "")
+            return data
+    try:
+        data = yaml.load(text, Loader=_PlanLoader)  # _PlanLoader is a SafeLoader
+    except yaml.YAMLError as exc:
+        if json_error is not None:
+            raise PlanSyntaxError(
+                f"invalid JSON: {json_error.msg}", line=json_error.lineno, column=json_error.colno
+            ) from exc
+        raise _yaml_syntax_error(exc, text) from exc
+    _check_json_data(data, "")
+    return data
+
+
+def _yaml_syntax_error(exc: yaml.YAMLError, text: str) -> PlanSyntaxError:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    message = f"invalid YAML: {context + ', ' if context else ''}{problem}"
+    if mark is None:
+        return PlanSyntaxError(message)
+    line_text = text.splitlines()[mark.line] if mark.line < len(text.splitlines()) else ""
+    if "{{" in line_text:
+        # Unquoted ``{{ ... }}`` is a YAML flow mapping, the classic way a reference breaks.
+        message += " (put values containing {{ ... }} references in quotes)"
+    return PlanSyntaxError(message, line=mark.line + 1, column=mark.column + 1)
+
+
+def _check_json_data(value: Any, path: str) -> None:
+    """Reject what JSONField/jsonb cannot hold, naming where it is."""
+    if value is None or isinstance(value, bool | int | str):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise PlanSyntaxError(f"{path or 'the plan'}: {value} is not a finite number")
+        return
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_json_data(item, f"{path}[{i}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise PlanSyntaxError(
+                    f"{path or 'the plan'}: key {key!r} must be a string (quote it)"
+                )
+            _check_json_data(item, f"{path}.{key}" if path else key)
+        return
+    raise PlanSyntaxError(
+        f"{path or 'the plan'}: {type(value).__name__} values are not allowed (quote it as a string)"
+    )

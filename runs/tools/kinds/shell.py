@@ -1,0 +1,369 @@
+"""The shell kind: run a program with an argv list, or a fixed ``/bin/sh`` script.
+
+Config shapes (``Tool.config``)::
+
+    {"argv": ["{python}", "{base_dir}/runs/demo/scripts/backup.py", "--db={db}"],
+     "cwd": "{sandbox}", "env": {"K": "v"}, "output": "text" | "json"}
+    {"shell": "cp \\"$db\\" backups/", ...same optional keys}
+
+Why it is shaped like this: parameters come from a planner (an LLM), so they are
+untrusted text. They never reach a shell parser:
+
+* argv form: ``{name}`` placeholders are replaced inside argv items and the list
+  is exec'd directly (no shell). A value that would make an item start with "-"
+  is refused, because the program would read it as an option. An item whose
+  placeholder names an absent (or null) parameter is dropped, together with a
+  bare flag right before it (``["--label", "{label}"]``).
+* shell form: the script text is fixed by the tool author; parameters reach it
+  only as environment variables (see ``param_env``).
+
+Built-in placeholders (argv, cwd, env values): ``{sandbox}``
+(``settings.PLANNERWEB_SANDBOX_DIR``, created on use), ``{base_dir}``
+(``settings.BASE_DIR``), ``{python}`` (``sys.executable``). There is no escape
+for a literal ``{identifier}``; ``{}`` and ``{"json": 1}`` are left alone.
+
+The child gets a minimal environment (``INHERITED_ENV`` from the server, then the
+parameters, then the config's ``env``), never the server's whole environment,
+which may hold API keys. It leads its own process group, so cancellation (the
+executor's timeout or an operator's cancel) kills grandchildren too: SIGTERM,
+``KILL_GRACE_SECONDS``, then SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import sys
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+from runs.tools.base import PLACEHOLDER, ToolConfigError, ToolError, ToolSpec, param_text
+
+BUILTINS = ("sandbox", "base_dir", "python")
+# Server variables a child may see; none of these carries a secret.
+INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+KILL_GRACE_SECONDS = 2.0
+# After the program exits, how long a grandchild may keep our pipes open.
+PIPE_GRACE_SECONDS = 2.0
+_READ_CHUNK = 64 * 1024
+_CONFIG_KEYS = {"argv", "shell", "cwd", "env", "output"}
+_OUTPUTS = ("text", "json")
+
+# In shell text: "{name}" not preceded by "$" (so "${name}" stays legal), or "{{ ... }}".
+_SHELL_TEMPLATE = re.compile(r"(?<!\$)\{[A-Za-z_][A-Za-z0-9_]*\}|\{\{")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Bare parameter names become variables only when lowercase, so a parameter can
+# never set PATH, IFS, LD_PRELOAD or any other variable the system acts on.
+_BARE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+# --------------------------------------------------------------------------- config
+def validate_config(config: dict[str, Any], *, parameters_schema: dict | None = None) -> list[str]:
+    """Every problem with a shell config; with the tool's schema, also unknown placeholders."""
+    if not isinstance(config, dict):
+        return ["config must be an object"]
+    problems = [f"unknown key {k!r}" for k in sorted(set(config) - _CONFIG_KEYS)]
+    params = _schema_params(parameters_schema)
+    if ("argv" in config) == ("shell" in config):
+        problems.append("config needs exactly one of 'argv' (a list) or 'shell' (script text)")
+    if "argv" in config:
+        argv = config["argv"]
+        if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+            problems.append("argv must be a non-empty list of strings")
+        else:
+            if set(PLACEHOLDER.findall(argv[0])) - set(BUILTINS):
+                problems.append("argv[0] (the program) must not come from a parameter")
+            if params is not None:
+                for i, item in enumerate(argv):
+                    for name in PLACEHOLDER.findall(item):
+                        if name not in BUILTINS and name not in params:
+                            problems.append(f"argv[{i}] uses {{{name}}}, which is not a parameter")
+                for name in sorted(params & set(BUILTINS)):
+                    problems.append(f"parameter {name!r} is shadowed by the built-in {{{name}}}")
+    if "shell" in config:
+        script = config["shell"]
+        if not isinstance(script, str) or not script.strip():
+            problems.append("shell must be non-empty script text")
+        elif match := _SHELL_TEMPLATE.search(script):
+            problems.append(
+                f"shell text must not contain placeholders ({match.group(0)!r}): the script is "
+                'fixed; read a parameter from the environment instead, e.g. "$db" or "$PARAM_DB"'
+            )
+    if "cwd" in config:
+        if not isinstance(config["cwd"], str) or not config["cwd"]:
+            problems.append("cwd must be a non-empty string")
+        elif bad := set(PLACEHOLDER.findall(config["cwd"])) - set(BUILTINS):
+            problems.append(f"cwd may use only built-in placeholders, not {sorted(bad)}")
+    if "env" in config:
+        env = config["env"]
+        if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+            problems.append("env must be an object of string values")
+        else:
+            for key, value in env.items():
+                if not _ENV_NAME.match(key):
+                    problems.append(f"env name {key!r} is not a valid variable name")
+                if bad := set(PLACEHOLDER.findall(value)) - set(BUILTINS):
+                    problems.append(
+                        f"env {key} may use only built-in placeholders, not {sorted(bad)}"
+                    )
+    if config.get("output", "text") not in _OUTPUTS:
+        problems.append(f"output must be one of {list(_OUTPUTS)}")
+    return problems
+
+
+def _schema_params(schema: dict | None) -> set[str] | None:
+    if not isinstance(schema, dict):
+        return None
+    props = schema.get("properties")
+    return set(props) if isinstance(props, dict) else set()
+
+
+# --------------------------------------------------------------------------- building the call
+def param_env(params: dict[str, Any]) -> dict[str, str]:
+    """Environment variables for parameters.
+
+    Every parameter ``name`` becomes ``PARAM_<NAME>`` (uppercased, characters other
+    than A-Z, 0-9 and _ replaced by _). A name that is a lowercase shell identifier
+    (``^[a-z_][a-z0-9_]*$``) is also exported under its own name, so scripts can say
+    ``"$db"``. Absent and null parameters are not exported.
+    """
+    env: dict[str, str] = {}
+    for name, value in params.items():
+        if value is None:
+            continue
+        text = param_text(value)
+        env["PARAM_" + re.sub(r"[^A-Z0-9_]", "_", name.upper())] = text
+        if _BARE_NAME.match(name):
+            env[name] = text
+    return env
+
+
+def _builtin(name: str) -> str:
+    if name == "sandbox":
+        sandbox = Path(settings.PLANNERWEB_SANDBOX_DIR)
+        sandbox.mkdir(parents=True, exist_ok=True)
+        return str(sandbox)
+    if name == "base_dir":
+        return str(settings.BASE_DIR)
+    return sys.executable
+
+
+def _fill_builtins(text: str) -> str:
+    return PLACEHOLDER.sub(lambda m: _builtin(m[1]) if m[1] in BUILTINS else m[0], text)
+
+
+def build_argv(template: list[str], params: dict[str, Any]) -> list[str]:
+    """Substitute placeholders in one pass; values are never re-scanned for placeholders."""
+
+    def fill(match: re.Match[str]) -> str:
+        name = match[1]
+        return _builtin(name) if name in BUILTINS else param_text(params[name])
+
+    argv: list[str] = []
+    kept_bare_flag = False  # whether argv[-1] is a bare flag kept from the previous item
+    for i, item in enumerate(template):
+        names = PLACEHOLDER.findall(item)
+        if any(n not in BUILTINS and params.get(n) is None for n in names):
+            if kept_bare_flag:
+                argv.pop()
+            kept_bare_flag = False
+            continue
+        value = PLACEHOLDER.sub(fill, item)
+        if i > 0 and value.startswith("-") and not item.startswith("-"):
+            raise ToolError(
+                f"refused: argument {i} would be {value[:80]!r}, which the program would read as "
+                "an option; the value came from a parameter (use a --flag={param} item to pass "
+                "values that start with '-')",
+                details={"argument": i, "value": value[:200]},
+            )
+        argv.append(value)
+        kept_bare_flag = item.startswith("-") and not names
+    return argv
+
+
+def build_env(config: dict[str, Any], params: dict[str, Any]) -> dict[str, str]:
+    env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
+    env.setdefault("PATH", DEFAULT_PATH)
+    env.update(param_env(params))
+    env.update({k: _fill_builtins(v) for k, v in (config.get("env") or {}).items()})
+    return env
+
+
+# --------------------------------------------------------------------------- running it
+async def invoke(spec: ToolSpec, params: dict[str, Any]) -> Any:
+    """Run the program; a result dict for output "text", the parsed stdout for "json"."""
+    config = spec.config
+    if problems := validate_config(config):
+        raise ToolConfigError(f"tool {spec.name!r} is misconfigured: " + "; ".join(problems))
+    if "argv" in config:
+        argv = build_argv(config["argv"], params)
+    else:
+        argv = ["/bin/sh", "-c", config["shell"]]
+    env = build_env(config, params)
+    cwd = _fill_builtins(config.get("cwd", "{sandbox}"))
+    if any("\0" in a for a in argv) or any("\0" in v for v in env.values()):
+        raise ToolError("refused: a parameter contains a NUL byte")
+
+    cap = int(settings.PLANNERWEB_OUTPUT_CAP_BYTES)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,  # the child leads a process group we can kill whole
+        )
+    except OSError as exc:  # missing program, not executable, missing cwd
+        raise ToolConfigError(f"cannot start {argv[0]!r} in {cwd!r}: {exc}") from exc
+
+    readers = [
+        asyncio.ensure_future(_drain(proc.stdout, cap)),  # type: ignore[arg-type]
+        asyncio.ensure_future(_drain(proc.stderr, cap)),  # type: ignore[arg-type]
+    ]
+    try:
+        returncode = await _wait_exit(proc, readers)
+        _, pending = await asyncio.wait(readers, timeout=PIPE_GRACE_SECONDS)
+        if pending:  # a background grandchild still holds our pipes: end the group
+            await _terminate(proc)
+            await asyncio.wait(pending, timeout=PIPE_GRACE_SECONDS)
+    except BaseException:
+        await _uninterruptible(_terminate(proc))
+        for reader in readers:
+            reader.cancel()
+        raise
+    for reader in readers:
+        if not reader.done():
+            reader.cancel()
+    (out, out_cut), (err, err_cut) = (
+        r.result() if r.done() and not r.cancelled() else (b"", True) for r in readers
+    )
+    stdout = out.decode("utf-8", errors="replace")
+    stderr = err.decode("utf-8", errors="replace")
+    truncated = out_cut or err_cut
+
+    if returncode != 0:
+        raise ToolError(
+            f"{_describe_exit(returncode)}: {_tail(stderr) or '(no stderr)'}",
+            details={"exit_code": returncode, "stderr": stderr, "stdout": stdout},
+        )
+    if config.get("output", "text") == "json":
+        if out_cut:
+            raise ToolError(f"stdout is over {cap} bytes, too long to parse as JSON")
+        try:
+            return json.loads(stdout)
+        except ValueError:
+            raise ToolError(
+                f"stdout is not JSON: {stdout[:200]!r}", details={"stdout": stdout[:200]}
+            ) from None
+    return {"exit_code": returncode, "stdout": stdout, "stderr": stderr, "truncated": truncated}
+
+
+async def _wait_exit(proc: asyncio.subprocess.Process, readers: list[asyncio.Future[Any]]) -> int:
+    """Wait for the process to exit, and only that.
+
+    On Python 3.11 ``Process.wait()`` also waits for the pipes to close, which a
+    background grandchild can hold open forever; so poll the return code, waking
+    early when the pipes close (the usual sign of an exit).
+    """
+    delay = 0.002
+    while proc.returncode is None:
+        pending = [r for r in readers if not r.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=delay)
+        else:
+            await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    return proc.returncode
+
+
+async def _drain(stream: asyncio.StreamReader, cap: int) -> tuple[bytes, bool]:
+    """Read to EOF, keeping ``cap`` bytes; reading on past it keeps the child from blocking."""
+    kept = bytearray()
+    truncated = False
+    while chunk := await stream.read(_READ_CHUNK):
+        room = cap - len(kept)
+        if room > 0:
+            kept += chunk[:room]
+        if len(chunk) > max(room, 0):
+            truncated = True
+    return bytes(kept), truncated
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of the group still runs; zombies don't count.
+
+    Zombies matter where PID 1 reaps orphans lazily (containers, microVMs): the
+    group then looks alive long after every member has died.
+    """
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:
+        entries = [e.name for e in os.scandir("/proc") if e.name.isdigit()]
+    except OSError:
+        return True  # no /proc: trust killpg
+    for pid in entries:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        state, _ppid, pgrp = stat[stat.rindex(")") + 2 :].split()[:3]
+        if int(pgrp) == pgid and state not in ("Z", "X"):
+            return True
+    return False
+
+
+async def _terminate(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM the whole group, wait up to the grace period, SIGKILL what is left, reap."""
+    pgid = proc.pid  # start_new_session: the child's pid is its group id
+    _signal_group(pgid, signal.SIGTERM)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + KILL_GRACE_SECONDS
+    while loop.time() < deadline:
+        if proc.returncode is not None and not _group_alive(pgid):
+            break
+        await asyncio.sleep(0.02)
+    _signal_group(pgid, signal.SIGKILL)
+    await _wait_exit(proc, [])
+
+
+async def _uninterruptible(cleanup: Awaitable[None]) -> None:
+    """Finish ``cleanup`` even if we are cancelled again meanwhile (it is bounded in time)."""
+    task = asyncio.ensure_future(cleanup)
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled():
+                return
+    task.result()
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with status {code}"
+
+
+def _tail(text: str, limit: int = 500) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else "…" + text[-limit:]

@@ -1,0 +1,65 @@
+"""The tool registry: dispatch on a tool's kind, validate its config, load specs from the DB.
+
+The executor calls ``invoke_tool``; services call ``load_tool_specs`` (a snapshot of
+the Tool rows, disabled ones included: callers decide what "disabled" means).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from types import ModuleType
+from typing import Any
+
+import jsonschema
+
+from runs.tools.base import ToolConfigError, ToolSpec
+from runs.tools.kinds import http, python, shell
+
+KINDS: dict[str, ModuleType] = {"shell": shell, "http": http, "python": python}
+
+
+def get_kind(kind: str) -> ModuleType:
+    try:
+        return KINDS[kind]
+    except (KeyError, TypeError):
+        raise ToolConfigError(f"unknown tool kind {kind!r} (known: {', '.join(KINDS)})") from None
+
+
+async def invoke_tool(spec: ToolSpec, params: dict[str, Any]) -> Any:
+    """Call the tool once. Params are already schema-validated; timeouts are the caller's."""
+    return await get_kind(spec.kind).invoke(spec, params)
+
+
+def validate_tool_config(
+    kind: str, config: Any, *, parameters_schema: dict[str, Any] | None = None
+) -> list[str]:
+    """Problems with ``config`` for ``kind``; with the schema, placeholders are checked too."""
+    try:
+        module = get_kind(kind)
+    except ToolConfigError as exc:
+        return [exc.message]
+    return list(module.validate_config(config, parameters_schema=parameters_schema))
+
+
+def validate_parameters_schema(schema: Any) -> list[str]:
+    """Problems with a tool's parameters schema: it must be a valid JSON Schema of type object."""
+    if not isinstance(schema, dict):
+        return ["the parameters schema must be an object"]
+    meta = jsonschema.Draft202012Validator(jsonschema.Draft202012Validator.META_SCHEMA)
+    problems = [
+        f"{'/'.join(str(p) for p in error.absolute_path) or '(root)'}: {error.message}"
+        for error in sorted(meta.iter_errors(schema), key=lambda e: list(map(str, e.absolute_path)))
+    ]
+    if schema.get("type") != "object":
+        problems.append('the parameters schema must have "type": "object"')
+    return problems
+
+
+def load_tool_specs(names: Iterable[str] | None = None) -> dict[str, ToolSpec]:
+    """Snapshot Tool rows (all of them, or those named) as ``{name: ToolSpec}``."""
+    from runs.models import Tool
+
+    rows = Tool.objects.all()
+    if names is not None:
+        rows = rows.filter(name__in=list(names))
+    return {tool.name: ToolSpec.from_model(tool) for tool in rows}

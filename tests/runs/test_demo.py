@@ -1,0 +1,270 @@
+"""The offline demo: seed_demo, and each demo plan executed for real on the sandbox."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth import authenticate
+from django.contrib.auth.models import User
+from django.core.management import call_command
+
+from runs.demo import DEMO_DIR, demo_plan, demo_plans
+from runs.models import Run, RunStatus, Step, Tool
+from runs.planning.schema import parse_plan_text
+from runs.planning.validation import validate_plan
+from runs.services import run_execute, run_submit_plan
+from runs.tools.registry import load_tool_specs
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+DEMO_TOOLS = {
+    "read_schema",
+    "backup_database",
+    "run_migration",
+    "verify_integrity",
+    "run_tests",
+    "notify_team",
+    "deploy",
+    "restore_database",
+    "rollback_deploy",
+    "noop",
+    "sleep",
+    "echo",
+    "fail",
+}
+
+
+def seed(*args: str) -> str:
+    out = StringIO()
+    call_command("seed_demo", *args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.fixture
+def sandbox(settings: Any) -> Path:
+    settings.PLANNERWEB_RETRY_BACKOFF_SECONDS = 0.01
+    settings.PLANNERWEB_HEARTBEAT_SECONDS = 0.05
+    seed()
+    return Path(settings.PLANNERWEB_SANDBOX_DIR)
+
+
+def execute(name: str) -> Run:
+    plan = demo_plan(name)
+    assert plan is not None
+    run = run_submit_plan(title=plan.goal, document=parse_plan_text(plan.text), submitted_by=None)
+    assert run.status == RunStatus.QUEUED, run.stop_reason
+    run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    return run
+
+
+def steps_of(run: Run) -> dict[str, Step]:
+    return {s.key: s for s in Step.objects.filter(plan_id=run.current_plan_id)}
+
+
+def statuses(run: Run) -> dict[str, str]:
+    return {key: step.status for key, step in steps_of(run).items()}
+
+
+def columns(db: Path, table: str) -> list[str]:
+    with sqlite3.connect(db) as conn:
+        return [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+
+
+def outbox(sandbox: Path) -> list[dict[str, Any]]:
+    path = sandbox / "outbox.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+# --------------------------------------------------------------------------- seed_demo
+def test_seed_demo_runs_twice_and_creates_the_users_tools_and_sandbox(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PLANNERWEB_DEMO_PASSWORD", raising=False)
+    first = seed()
+    second = seed()
+    assert "operator, reviewer, admin created" in first
+    assert "users: none created" in second and "0 created, 0 updated, 13 unchanged" in second
+    assert "operator / operator" in second
+    assert set(Tool.objects.values_list("name", flat=True)) == DEMO_TOOLS
+    assert User.objects.count() == 3
+    operator = authenticate(username="operator", password="operator")
+    reviewer = authenticate(username="reviewer", password="reviewer")
+    admin = authenticate(username="admin", password="admin")
+    assert operator is not None and reviewer is not None and admin is not None
+    assert list(operator.groups.values_list("name", flat=True)) == ["operators"]
+    assert list(reviewer.groups.values_list("name", flat=True)) == ["reviewers"]
+    assert admin.is_staff and admin.is_superuser and not operator.is_staff
+    assert Path(settings.PLANNERWEB_SANDBOX_DIR).is_dir()
+    assert Run.objects.count() == 0
+
+
+def test_seed_demo_takes_passwords_from_the_environment_and_never_prints_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PLANNERWEB_DEMO_PASSWORD", "correct-horse")
+    out = seed()
+    assert authenticate(username="operator", password="correct-horse") is not None
+    assert authenticate(username="operator", password="operator") is None
+    assert "correct-horse" not in out
+
+
+def test_seed_demo_leaves_a_changed_password_alone() -> None:
+    seed()
+    admin = User.objects.get(username="admin")
+    admin.set_password("changed-it")
+    admin.save()
+    seed()
+    assert authenticate(username="admin", password="changed-it") is not None
+
+
+def test_seed_demo_with_runs_submits_the_migration_plan_once() -> None:
+    seed("--with-runs")
+    out = seed("--with-runs")
+    run = Run.objects.get()
+    assert run.status == RunStatus.QUEUED
+    assert run.task.submitted_by == User.objects.get(username="operator")
+    assert run.task.title == demo_plan("migration").goal  # type: ignore[union-attr]
+    assert "none submitted" in out
+
+
+# --------------------------------------------------------------------------- the plans
+def test_the_demo_offers_four_plans() -> None:
+    assert [p.name for p in demo_plans()] == [
+        "deploy",
+        "deploy-broken",
+        "migration",
+        "migration-broken",
+    ]
+
+
+@pytest.mark.parametrize("name", ["migration", "migration-broken", "deploy", "deploy-broken"])
+def test_each_demo_plan_validates_against_the_imported_tools(name: str, sandbox: Path) -> None:
+    plan = demo_plan(name)
+    assert plan is not None
+    validated = validate_plan(parse_plan_text(plan.text), tools=load_tool_specs(), max_steps=2000)
+    assert validated.problems == []
+    assert validated.is_valid
+
+
+def test_the_migration_plan_succeeds_and_adds_the_email_column(sandbox: Path) -> None:
+    run = execute("migration")
+    assert run.status == RunStatus.SUCCEEDED, run.stop_reason
+    assert set(statuses(run).values()) - {"pending"} == {"succeeded"}
+    assert statuses(run)["rollback-1"] == "pending"  # the rollback never ran
+    steps = steps_of(run)
+    assert steps["backup"].result["path"] == "backups/demo.db"
+    assert steps["dry_run"].result["applied"] is False
+    assert "email" in steps["dry_run"].result["tables_after"]["users"]
+    assert steps["migrate"].result["applied"] is True
+    assert "email" in columns(sandbox / "prod.db", "users")
+    assert "email" not in columns(sandbox / "backups/demo.db", "users")
+    [line] = outbox(sandbox)
+    assert line["channel"] == "#db"
+    assert line["message"] == "users.email is live on prod.db (backup: backups/demo.db)"
+
+
+def test_the_broken_migration_ends_rolled_back_with_the_database_restored(
+    sandbox: Path,
+) -> None:
+    run = execute("migration-broken")
+    assert run.status == RunStatus.ROLLED_BACK, run.stop_reason
+    assert statuses(run) == {
+        "read_schema": "rolled_back",
+        "backup": "rolled_back",
+        "migrate": "failed",
+        "verify": "skipped",
+        "notify": "skipped",
+        "rollback-1": "succeeded",
+        "rollback-2": "succeeded",
+    }
+    steps = steps_of(run)
+    assert "1 of 2 parts were already committed" in steps["migrate"].error
+    assert steps["rollback-1"].result["restored"] is True
+    # The half-applied column is gone: the database is the backup again.
+    assert "legacy_ref" not in columns(sandbox / "prod.db", "orders")
+    assert columns(sandbox / "prod.db", "orders") == columns(
+        sandbox / "backups/before-broken.db", "orders"
+    )
+    assert [m["message"] for m in outbox(sandbox)] == [
+        "broken_migration failed half-way; prod.db was restored from its backup"
+    ]
+
+
+def test_the_deploy_plan_succeeds_with_tests_and_backup_in_parallel(sandbox: Path) -> None:
+    run = execute("deploy")
+    assert run.status == RunStatus.SUCCEEDED, run.stop_reason
+    steps = steps_of(run)
+    unit, backup = steps["unit_tests"], steps["backup"]
+    assert unit.started_at < backup.finished_at and backup.started_at < unit.finished_at
+    assert steps["deploy_staging"].started_at >= max(unit.finished_at, backup.finished_at)
+    production = json.loads((sandbox / "deployed-production.json").read_text())
+    assert production["version"] == "2.4.0"
+    assert [m["message"] for m in outbox(sandbox)] == ["2.4.0 is live in production"]
+
+
+def test_the_broken_deploy_skips_production_and_rolls_back_in_order(sandbox: Path) -> None:
+    run = execute("deploy-broken")
+    assert run.status == RunStatus.ROLLED_BACK, run.stop_reason
+    assert statuses(run) == {
+        "unit_tests": "rolled_back",
+        "backup": "rolled_back",
+        "deploy_staging": "rolled_back",
+        "smoke_tests": "failed",
+        "deploy_production": "skipped",
+        "notify": "skipped",
+        "rollback-1": "succeeded",
+        "rollback-2": "succeeded",
+        "rollback-3": "succeeded",
+    }
+    steps = steps_of(run)
+    assert "injected failure" in steps["smoke_tests"].error
+    rollback = sorted(
+        (s for s in steps.values() if s.phase == Step.Phase.ROLLBACK), key=lambda s: s.started_at
+    )
+    assert [s.key for s in rollback] == ["rollback-1", "rollback-2", "rollback-3"]
+    # Production never got the release, so its rollback had nothing to undo.
+    assert steps["rollback-1"].result["rolled_back"] is False
+    assert steps["rollback-2"].result == {
+        "environment": "staging",
+        "rolled_back": True,
+        "from": "2.5.0-rc1",
+        "to": None,
+    }
+    assert not (sandbox / "deployed-production.json").exists()
+    assert not (sandbox / "deployed-staging.json").exists()
+    assert outbox(sandbox) == []
+
+
+def test_a_failed_deploy_after_a_good_one_puts_staging_back_on_the_good_version(
+    sandbox: Path,
+) -> None:
+    assert execute("deploy").status == RunStatus.SUCCEEDED
+    assert execute("deploy-broken").status == RunStatus.ROLLED_BACK
+    staging = json.loads((sandbox / "deployed-staging.json").read_text())
+    production = json.loads((sandbox / "deployed-production.json").read_text())
+    assert (staging["version"], production["version"]) == ("2.4.0", "2.4.0")
+
+
+# --------------------------------------------------------------------------- the scripts
+@pytest.mark.parametrize("db", ["../outside.db", "/etc/passwd", "."])
+def test_the_demo_scripts_refuse_paths_outside_the_sandbox(db: str, tmp_path: Path) -> None:
+    script = DEMO_DIR / "scripts" / "read_schema.py"
+    done = subprocess.run(
+        [sys.executable, str(script), f"--db={db}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "must be a file path inside the sandbox" in done.stderr
+    assert not (tmp_path.parent / "outside.db").exists()

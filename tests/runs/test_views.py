@@ -1,0 +1,462 @@
+"""The server-rendered pages: who may see what, the new-run form, cancel, detail, tools, login."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.messages import get_messages
+from django.test import Client, RequestFactory
+from django.urls import reverse
+
+from runs.models import Run, RunStatus, Step, Tool
+from runs.services import run_submit_plan
+from runs.views import LoginView, event_summary
+
+pytestmark = pytest.mark.django_db
+
+VALID_PLAN = {
+    "goal": "Say hello twice",
+    "steps": [
+        {"id": "first", "action": "noop", "description": "the first hello"},
+        {"id": "second", "action": "noop", "depends_on": ["first"]},
+    ],
+    "rollback": [{"action": "noop", "description": "undo"}],
+}
+
+
+@pytest.fixture
+def noop_tool(db: None) -> Tool:
+    return Tool.objects.create(
+        name="noop",
+        kind="python",
+        config={"callable": "runs.tools.builtin.noop"},
+        parameters_schema={"type": "object"},
+        description="Return at once.",
+    )
+
+
+@pytest.fixture
+def queued_run(noop_tool: Tool, operator: User) -> Run:
+    run = run_submit_plan(
+        title="Two hellos", document=VALID_PLAN, submitted_by=operator, max_parallel=2
+    )
+    assert run.status == RunStatus.QUEUED
+    return run
+
+
+def client_for(user: User | None) -> Client:
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def messages_of(response: Any) -> list[str]:
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+# --------------------------------------------------------------------------- permissions
+PAGES = ["runs:list", "runs:new", "runs:detail", "runs:tools"]
+
+
+def url_of(name: str, run: Run) -> str:
+    return reverse(name, args=[run.pk]) if name in ("runs:detail", "runs:cancel") else reverse(name)
+
+
+@pytest.mark.parametrize("name", [*PAGES, "runs:cancel"])
+def test_anonymous_visitors_are_sent_to_the_login_page(name: str, queued_run: Run) -> None:
+    url = url_of(name, queued_run)
+    method = Client().post if name == "runs:cancel" else Client().get
+    response = method(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login") + "?next=")
+
+
+@pytest.mark.parametrize("name", [*PAGES, "runs:cancel"])
+def test_a_user_without_a_role_gets_403_everywhere(
+    name: str, queued_run: Run, outsider: User
+) -> None:
+    client = client_for(outsider)
+    url = url_of(name, queued_run)
+    response = client.post(url) if name == "runs:cancel" else client.get(url)
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("who", "expected"),
+    [
+        ("reviewer", {"runs:list": 200, "runs:new": 403, "runs:detail": 200, "runs:tools": 200}),
+        ("operator", {"runs:list": 200, "runs:new": 200, "runs:detail": 200, "runs:tools": 200}),
+        ("admin_user", {"runs:list": 200, "runs:new": 200, "runs:detail": 200, "runs:tools": 200}),
+    ],
+)
+def test_each_role_sees_the_pages_its_role_allows(
+    who: str, expected: dict[str, int], queued_run: Run, request: pytest.FixtureRequest
+) -> None:
+    client = client_for(request.getfixturevalue(who))
+    seen = {name: client.get(url_of(name, queued_run)).status_code for name in PAGES}
+    assert seen == expected
+
+
+def test_a_reviewer_can_neither_submit_a_run_nor_cancel_one(
+    queued_run: Run, reviewer: User
+) -> None:
+    client = client_for(reviewer)
+    submitted = client.post(reverse("runs:new"), {"title": "x", "plan": json.dumps(VALID_PLAN)})
+    cancelled = client.post(reverse("runs:cancel", args=[queued_run.pk]))
+    assert (submitted.status_code, cancelled.status_code) == (403, 403)
+    assert Run.objects.count() == 1
+    queued_run.refresh_from_db()
+    assert queued_run.status == RunStatus.QUEUED
+
+
+def test_the_nav_offers_new_run_to_operators_and_admin_to_staff_only(
+    operator: User, reviewer: User, admin_user: User
+) -> None:
+    new_run, admin = reverse("runs:new"), reverse("admin:index")
+    as_operator = client_for(operator).get(reverse("runs:list")).content.decode()
+    as_reviewer = client_for(reviewer).get(reverse("runs:list")).content.decode()
+    as_admin = client_for(admin_user).get(reverse("runs:list")).content.decode()
+    assert new_run in as_operator and admin not in as_operator
+    assert new_run not in as_reviewer and admin not in as_reviewer
+    assert new_run in as_admin and admin in as_admin
+    assert 'action="/accounts/logout/"' in as_reviewer
+
+
+@pytest.mark.parametrize(
+    ("method", "name"),
+    [("get", "runs:cancel"), ("post", "runs:list"), ("post", "runs:detail"), ("put", "runs:new")],
+)
+def test_wrong_methods_get_405(method: str, name: str, queued_run: Run, operator: User) -> None:
+    response = getattr(client_for(operator), method)(url_of(name, queued_run))
+    assert response.status_code == 405
+
+
+def test_an_unknown_run_is_404_on_the_detail_page_and_for_cancel(operator: User) -> None:
+    client = client_for(operator)
+    assert client.get(reverse("runs:detail", args=[999_999])).status_code == 404
+    assert client.post(reverse("runs:cancel", args=[999_999])).status_code == 404
+
+
+# --------------------------------------------------------------------------- run list
+def test_the_run_list_shows_runs_newest_first_with_status_submitter_and_steps(
+    noop_tool: Tool, operator: User, reviewer: User
+) -> None:
+    older = run_submit_plan(title="Older task", document=VALID_PLAN, submitted_by=operator)
+    newer = run_submit_plan(
+        title="Newer task", document={"steps": [{"id": "x", "action": "nope"}]}, submitted_by=None
+    )
+    page = client_for(reviewer).get(reverse("runs:list")).content.decode()
+    assert page.index("Newer task") < page.index("Older task")
+    assert "status-failed" in page and "status-queued" in page
+    assert "olivia" in page
+    assert "0/2" in page  # the older run: nothing succeeded yet, two main steps
+    assert newer.stop_reason.startswith("plan v1 is invalid (1 problem)")
+    assert "plan v1 is invalid (1 problem)" in page
+    assert reverse("runs:detail", args=[older.pk]) in page
+
+
+def test_the_run_list_filters_by_status(noop_tool: Tool, operator: User) -> None:
+    run_submit_plan(title="Queued one", document=VALID_PLAN, submitted_by=operator)
+    run_submit_plan(
+        title="Failed one", document={"steps": [{"id": "x", "action": "nope"}]}, submitted_by=None
+    )
+    page = client_for(operator).get(reverse("runs:list"), {"status": "failed"}).content.decode()
+    assert "Failed one" in page and "Queued one" not in page
+
+
+def test_bad_list_parameters_show_every_run_instead_of_an_error(
+    queued_run: Run, operator: User
+) -> None:
+    client = client_for(operator)
+    response = client.get(reverse("runs:list"), {"status": "exploded", "page": "-3"})
+    assert response.status_code == 200
+    assert "Two hellos" in response.content.decode()
+    assert any("no run status 'exploded'" in m for m in messages_of(response))
+    assert client.get(reverse("runs:list"), {"page": "lots"}).status_code == 200
+    assert client.get(reverse("runs:list"), {"page": "99999"}).status_code == 200
+
+
+def test_the_run_list_pages_by_fifty(noop_tool: Tool, operator: User) -> None:
+    for i in range(51):
+        run_submit_plan(title=f"Task {i:02d}", document=VALID_PLAN, submitted_by=operator)
+    client = client_for(operator)
+    first = client.get(reverse("runs:list")).content.decode()
+    second = client.get(reverse("runs:list"), {"page": 2}).content.decode()
+    assert "Task 50" in first and "Task 00" not in first
+    assert "Task 00" in second and "page 2 of 2" in second
+
+
+# --------------------------------------------------------------------------- new run
+def test_the_new_run_form_shows_every_validation_problem_inline_and_creates_no_run(
+    noop_tool: Tool, operator: User
+) -> None:
+    plan = {
+        "steps": [
+            {"id": "a", "action": "launch_rockets"},
+            {"id": "a", "action": "noop"},
+            {"id": "b", "action": "noop", "depends_on": ["ghost"]},
+        ]
+    }
+    response = client_for(operator).post(
+        reverse("runs:new"), {"title": "Bad plan", "plan": json.dumps(plan)}
+    )
+    assert response.status_code == 200
+    problems = response.context["form"].plan_problems
+    codes = {p["code"] for p in problems}
+    assert len(problems) >= 3
+    assert {"duplicate_id"} <= codes
+    page = response.content.decode()
+    for problem in problems:
+        assert problem["path"] in page
+    assert "launch_rockets" in page and "ghost" in page
+    assert f"The plan has {len(problems)} problems" in page
+    assert Run.objects.count() == 0
+
+
+def test_a_syntax_error_is_shown_with_the_text_kept(operator: User) -> None:
+    text = "steps:\n  - id: a\n    action: [unclosed\n"
+    response = client_for(operator).post(reverse("runs:new"), {"title": "t", "plan": text})
+    assert response.status_code == 200
+    assert "invalid YAML" in response.content.decode()
+    assert response.context["form"]["plan"].value() == text
+    assert Run.objects.count() == 0
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "many", "100000"])
+def test_a_bad_max_parallel_is_a_form_error(value: str, noop_tool: Tool, operator: User) -> None:
+    response = client_for(operator).post(
+        reverse("runs:new"), {"title": "t", "plan": json.dumps(VALID_PLAN), "max_parallel": value}
+    )
+    assert response.status_code == 200
+    assert response.context["form"].errors["max_parallel"]
+    assert Run.objects.count() == 0
+
+
+def test_a_valid_plan_creates_a_queued_run_and_redirects_to_it(
+    noop_tool: Tool, operator: User
+) -> None:
+    response = client_for(operator).post(
+        reverse("runs:new"),
+        {"title": "Say hello", "plan": json.dumps(VALID_PLAN), "max_parallel": "3"},
+    )
+    run = Run.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("runs:detail", args=[run.pk])
+    assert (run.task.title, run.status, run.max_parallel) == ("Say hello", "queued", 3)
+    assert run.task.submitted_by == operator
+    assert list(run.steps.filter(phase="main").values_list("key", flat=True)) == [
+        "first",
+        "second",
+    ]
+
+
+def test_an_empty_title_takes_the_plans_goal(noop_tool: Tool, operator: User) -> None:
+    yaml_plan = "goal: Say hello twice\nsteps:\n  - {id: a, action: noop}\n"
+    client_for(operator).post(reverse("runs:new"), {"title": "", "plan": yaml_plan})
+    assert Run.objects.get().task.title == "Say hello twice"
+
+
+def test_an_empty_title_without_a_goal_is_a_form_error(noop_tool: Tool, operator: User) -> None:
+    response = client_for(operator).post(
+        reverse("runs:new"), {"title": "", "plan": "- {action: noop}\n"}
+    )
+    assert response.context["form"].errors["title"]
+    assert Run.objects.count() == 0
+
+
+def test_the_new_run_page_offers_each_demo_plan_and_prefills_the_one_chosen(
+    operator: User,
+) -> None:
+    client = client_for(operator)
+    page = client.get(reverse("runs:new")).content.decode()
+    for name in ("migration", "migration-broken", "deploy", "deploy-broken"):
+        assert f"?demo={name}" in page
+    chosen = client.get(reverse("runs:new"), {"demo": "deploy-broken"})
+    form = chosen.context["form"]
+    assert "fail: true" in form["plan"].value()
+    assert form["title"].value().startswith("Release 2.5.0-rc1")
+    unknown = client.get(reverse("runs:new"), {"demo": "../../etc/passwd"})
+    assert unknown.status_code == 200
+    assert any("no demo plan" in m for m in messages_of(unknown))
+
+
+# --------------------------------------------------------------------------- cancel
+def test_cancelling_a_queued_run_cancels_it_and_a_second_cancel_shows_a_message(
+    queued_run: Run, operator: User
+) -> None:
+    client = client_for(operator)
+    url = reverse("runs:cancel", args=[queued_run.pk])
+    first = client.post(url)
+    assert first.status_code == 302
+    assert first["Location"] == reverse("runs:detail", args=[queued_run.pk])
+    queued_run.refresh_from_db()
+    assert queued_run.status == RunStatus.CANCELLED
+    assert set(queued_run.steps.values_list("status", flat=True)) == {"cancelled"}
+
+    second = client.post(url, follow=True)
+    assert second.status_code == 200
+    assert "already ended (cancelled)" in second.content.decode()
+
+
+def test_the_cancel_button_shows_for_operators_while_the_run_is_not_finished(
+    queued_run: Run, operator: User, reviewer: User
+) -> None:
+    url = reverse("runs:detail", args=[queued_run.pk])
+    cancel = reverse("runs:cancel", args=[queued_run.pk])
+    assert cancel in client_for(operator).get(url).content.decode()
+    assert cancel not in client_for(reviewer).get(url).content.decode()
+    client_for(operator).post(cancel)
+    assert cancel not in client_for(operator).get(url).content.decode()
+
+
+def test_cancel_needs_a_csrf_token(queued_run: Run, operator: User) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(operator)
+    assert client.post(reverse("runs:cancel", args=[queued_run.pk])).status_code == 403
+    queued_run.refresh_from_db()
+    assert queued_run.status == RunStatus.QUEUED
+
+
+# --------------------------------------------------------------------------- detail
+def test_the_detail_page_lists_steps_rollback_plan_and_transcript(
+    queued_run: Run, reviewer: User
+) -> None:
+    response = client_for(reviewer).get(reverse("runs:detail", args=[queued_run.pk]))
+    page = response.content.decode()
+    steps = list(Step.objects.filter(run=queued_run).order_by("phase", "position"))
+    for step in steps:
+        assert f'data-step-id="{step.pk}"' in page
+    assert "the first hello" in page and "rollback-1" in page
+    assert [r.step.key for r in response.context["main_steps"]] == ["first", "second"]
+    assert [r.step.key for r in response.context["rollback_steps"]] == ["rollback-1"]
+    assert "·" in page  # pending mark
+    assert "0/2" in page
+    # transcript: run.created then plan.created, rendered with seqs for the live client
+    assert 'data-seq="1"' in page and 'data-seq="2"' in page
+    assert "task &#x27;Two hellos&#x27; submitted by olivia" in page
+    assert "plan v1 (operator): 2 steps" in page
+    config = response.context["live_config"]
+    assert (config["run"], config["lastSeq"], config["finished"]) == (queued_run.pk, 2, False)
+    assert 'id="run-live-config"' in page and "run.js" in page
+
+
+def test_the_detail_page_of_an_invalid_plan_shows_its_problems(
+    noop_tool: Tool, operator: User
+) -> None:
+    run = run_submit_plan(
+        title="Broken", document={"steps": [{"id": "x", "action": "nope"}]}, submitted_by=None
+    )
+    page = client_for(operator).get(reverse("runs:detail", args=[run.pk])).content.decode()
+    assert "invalid, 1 problem" in page and "steps[0].action" in page
+    assert "its plan was not valid" in page
+    assert reverse("runs:cancel", args=[run.pk]) not in page  # the run already ended
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload", "expected"),
+    [
+        (
+            "run.status",
+            {"from_status": "queued", "to_status": "executing"},
+            "run queued → executing",
+        ),
+        (
+            "step.status",
+            {
+                "step": "b",
+                "from_status": "running",
+                "to_status": "failed",
+                "attempt": 3,
+                "error": "boom",
+            },
+            "b running → failed (attempt 3): boom",
+        ),
+        ("run.cancel_requested", {"by": None}, "cancel requested by the system"),
+        ("something.new", {"x": 1}, '{"x": 1}'),
+    ],
+)
+def test_transcript_events_read_as_one_line(
+    kind: str, payload: dict[str, Any], expected: str
+) -> None:
+    assert event_summary(kind, payload) == expected
+
+
+def test_a_long_event_summary_is_cut_to_one_short_line() -> None:
+    summary = event_summary(
+        "run.status", {"from_status": "a", "to_status": "b", "reason": "x" * 999}
+    )
+    assert len(summary) == 200 and summary.endswith("…")
+
+
+# --------------------------------------------------------------------------- tools
+def test_the_tools_page_lists_each_tool_with_its_parameters_and_flags(reviewer: User) -> None:
+    Tool.objects.create(
+        name="deploy",
+        kind="shell",
+        config={"argv": ["/bin/true"]},
+        parameters_schema={
+            "type": "object",
+            "properties": {
+                "environment": {"type": "string", "enum": ["staging", "production"]},
+                "version": {"type": "string", "description": "what to ship"},
+            },
+            "required": ["environment"],
+        },
+        sensitive=True,
+        timeout_seconds=90,
+    )
+    Tool.objects.create(name="old_tool", kind="python", config={}, enabled=False)
+    page = client_for(reviewer).get(reverse("runs:tools")).content.decode()
+    assert "deploy" in page and "shell" in page
+    assert "environment" in page and "staging, production" in page and "what to ship" in page
+    assert "sensitive" in page and "90 s" in page
+    assert "old_tool" in page and "disabled" in page
+
+
+# --------------------------------------------------------------------------- login
+def render_login(settings: Any, *, show: bool) -> str:
+    settings.DEBUG = False
+    settings.PLANNERWEB_SHOW_DEMO_LOGINS = show
+    request = RequestFactory().get("/accounts/login/")
+    request.user = AnonymousUser()
+    request.session = {}  # type: ignore[assignment]
+    response = LoginView.as_view()(request)
+    return response.render().content.decode()
+
+
+def test_the_login_page_lists_the_demo_logins_when_enabled(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PLANNERWEB_DEMO_PASSWORD", raising=False)
+    page = render_login(settings, show=True)
+    assert "Demo logins" in page
+    assert "<code>operator</code>" in page and "<code>admin</code>" in page
+
+
+def test_the_login_page_hides_the_demo_logins_by_default(settings: Any) -> None:
+    page = render_login(settings, show=False)
+    assert "Demo logins" not in page
+    assert 'name="username"' in page and 'name="password"' in page
+
+
+def test_the_login_page_never_prints_a_password_taken_from_the_environment(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLANNERWEB_DEMO_PASSWORD", "s3cret-demo")
+    page = render_login(settings, show=True)
+    assert "s3cret-demo" not in page and "$PLANNERWEB_DEMO_PASSWORD" in page
+
+
+def test_a_long_transcript_shows_its_newest_events_and_says_how_many_are_hidden(
+    queued_run: Run, operator: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("runs.views.TRANSCRIPT_LIMIT", 1)
+    response = client_for(operator).get(reverse("runs:detail", args=[queued_run.pk]))
+    page = response.content.decode()
+    assert 'data-seq="2"' in page and 'data-seq="1"' not in page
+    assert "1 earlier event not shown" in page
+    assert response.context["live_config"]["lastSeq"] == 2
