@@ -83,5 +83,10 @@ def event_payload(event: _Event) -> dict[str, Any]:
     return event.model_dump(mode="json", exclude={"kind"})
 
 
+def event_json(event: _Event) -> str:
+    """``event_payload`` as JSON text, serialised by pydantic-core (several times faster)."""
+    return event.model_dump_json(exclude={"kind"})
+
+
 def event_parse(kind: str, payload: dict[str, Any]) -> TranscriptPayload:
     return EVENT_ADAPTER.validate_python({**payload, "kind": kind})

@@ -101,8 +101,9 @@ def _lock(qs):  # type: ignore[no-untyped-def]
     )
 
 
+@transaction.atomic(durable=False)
 def append_events(run_id: int, events: Iterable[NewEvent]) -> list[TranscriptEvent]:
-    """Append events to a run's transcript with gap-free seqs; call inside a transaction.
+    """Append events to a run's transcript with gap-free seqs (joins the caller's transaction).
 
     Seqs are ``MAX(seq) + 1`` taken under the run's write lock (the run row on
     PostgreSQL, the database write lock on SQLite): every writer (this function

@@ -25,6 +25,7 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
-from runs.events import _Event, event_payload
+from runs.events import _Event, event_json, event_payload
 from runs.models import Run, Step, TranscriptEvent
 from runs.publish import publisher
 from runs.statemachine import RUN_TERMINAL, check_run_transition, check_step_transition
@@ -140,11 +141,12 @@ class Journal:
             return None
         return text if self._sqlite else self._jsonb(value, self._wrapper)
 
-    def commit(self, batch: Batch) -> list[int]:
+    def commit(self, batch: Batch, *, loop: asyncio.AbstractEventLoop | None = None) -> list[int]:
         """Write ``batch`` in one transaction and publish its events; returns their seqs.
 
         Safe to call from the executor's event loop (no Django connection methods
-        run here). Raises ``StaleStateError`` (nothing written) when a
+        run here) or from a helper thread (then pass the executor's ``loop``, which
+        publishing prefers). Raises ``StaleStateError`` (nothing written) when a
         compare-and-swap fails, ``ValueError`` when a value is not JSON.
         """
         if not batch:
@@ -173,10 +175,10 @@ class Journal:
                 )
                 for w in batch.steps
             ]
-            events = []
-            for role, event in batch.events:
-                payload = event_payload(event)
-                events.append((role, event.kind, payload, json.dumps(payload)))  # type: ignore[attr-defined]
+            events = [
+                (role, event.kind, event_payload(event), event_json(event))  # type: ignore[attr-defined]
+                for role, event in batch.events
+            ]
         except (TypeError, ValueError) as exc:
             raise ValueError(f"state change is not JSON-serialisable: {exc}") from exc
 
@@ -187,19 +189,7 @@ class Journal:
                 if batch.run is not None:
                     self._apply_run(cursor, batch.run_id, batch.run, stamp)
                 if step_rows:
-                    cursor.executemany(
-                        self._sql(
-                            f"UPDATE {_STEP} SET status = %s, attempts = %s, result = %s, "
-                            "error = %s, started_at = %s, finished_at = %s "
-                            "WHERE id = %s AND status = %s"
-                        ),
-                        step_rows,
-                    )
-                    if cursor.rowcount != len(step_rows):
-                        raise StaleStateError(
-                            f"{len(step_rows) - cursor.rowcount} step(s) of run {batch.run_id} "
-                            "were not in the expected state"
-                        )
+                    self._update_steps(cursor, batch.run_id, step_rows)
                 seqs = self._append_events(cursor, batch.run_id, events, stamp)
                 cursor.execute("COMMIT")
             except BaseException:
@@ -212,12 +202,52 @@ class Journal:
                 CommittedEvent(batch.run_id, seq, role, kind, payload, now)
                 for seq, (role, kind, payload, _) in zip(seqs, events, strict=True)
             ]
-            try:
-                loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-            except RuntimeError:
-                loop = None
+            if loop is None:
+                with contextlib.suppress(RuntimeError):
+                    loop = asyncio.get_running_loop()
             publisher.submit(batch.run_id, committed, loop=loop)
         return seqs
+
+    def _update_steps(self, cursor: Any, run_id: int, rows: list[tuple[Any, ...]]) -> None:
+        """Compare-and-swap every row; rows with identical new values share one statement.
+
+        Starting 98 steps at once gives 98 identical rows but for the id: one
+        ``WHERE id IN (...)`` costs a third of 98 executions.
+        """
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        singles: list[tuple[Any, ...]] = []
+        for row in rows:
+            if row[2] is None:  # no result: hashable, and likely shared (starts, skips)
+                groups.setdefault(row[:6] + row[7:], []).append(row[6])
+            else:
+                singles.append(row)
+        changed = 0
+        for (status, attempts, result, error, started, finished, expect), ids in groups.items():
+            for start in range(0, len(ids), _INSERT_CHUNK):
+                chunk = ids[start : start + _INSERT_CHUNK]
+                cursor.execute(
+                    self._sql(
+                        f"UPDATE {_STEP} SET status = %s, attempts = %s, result = %s, error = %s, "
+                        "started_at = %s, finished_at = %s WHERE status = %s AND id IN ("
+                        + ", ".join(["%s"] * len(chunk))
+                        + ")"
+                    ),
+                    (status, attempts, result, error, started, finished, expect, *chunk),
+                )
+                changed += cursor.rowcount
+        if singles:
+            cursor.executemany(
+                self._sql(
+                    f"UPDATE {_STEP} SET status = %s, attempts = %s, result = %s, error = %s, "
+                    "started_at = %s, finished_at = %s WHERE id = %s AND status = %s"
+                ),
+                singles,
+            )
+            changed += cursor.rowcount
+        if changed != len(rows):
+            raise StaleStateError(
+                f"{len(rows) - changed} step(s) of run {run_id} were not in the expected state"
+            )
 
     def _apply_run(self, cursor: Any, run_id: int, w: RunWrite, stamp: Any) -> None:
         if w.status in RUN_TERMINAL:

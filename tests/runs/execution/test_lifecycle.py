@@ -65,7 +65,15 @@ def submit(document: Any) -> Run:
 
 
 def in_thread(run: Run) -> threading.Thread:
-    thread = threading.Thread(target=run_execute, kwargs={"run_id": run.pk}, daemon=True)
+    def work() -> None:
+        from django.db import connection
+
+        try:
+            run_execute(run_id=run.pk)
+        finally:
+            connection.close()  # a worker thread's connection must not outlive it
+
+    thread = threading.Thread(target=work, daemon=True)
     thread.start()
     return thread
 
