@@ -15,6 +15,7 @@ Every run is checked (the run succeeded, every step ran once) before its time co
 
     .venv/bin/python bench/engine.py                      # SQLite (a fresh file in a temp dir)
     .venv/bin/python bench/engine.py --postgres            # PostgreSQL (database plannerweb_bench, recreated)
+    DATABASE_URL=postgres://... .venv/bin/python bench/engine.py   # PostgreSQL, that database
     .venv/bin/python bench/engine.py --quick               # fewer repeats
 """
 
@@ -161,10 +162,13 @@ def run_engine_once(case: Case, plan: list[Shape]) -> tuple[float, float]:
 
 
 def setup_django(postgres: bool) -> str:
+    """SQLite in a fresh temp dir; or PostgreSQL: DATABASE_URL as given, or (--postgres) a scratch db."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "plannerweb.settings")
     os.environ["PLANNERWEB_WORKER"] = "none"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
-    if postgres:
+    if os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
+        pass  # the operator chose the database; migrations are applied to it
+    elif postgres:
         import psycopg
 
         base = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")

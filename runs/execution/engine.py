@@ -289,6 +289,8 @@ class RunExecutor:
             await self._cancel_all(running, batch)
             return None
         if failure is None:
+            for s in self.rollback:  # never needed: say so rather than leave them pending
+                self._step(batch, s, S.SKIPPED, reason="not needed: every step succeeded")
             batch.set_run(
                 RunWrite(self.status, R.SUCCEEDED, "all steps succeeded"),
                 EXECUTOR,

@@ -165,6 +165,20 @@ def test_a_failed_step_skips_its_dependents_and_rolls_back_in_order(
     assert Step.objects.get(run=run, key="migrate").error == "migrate failed on purpose"
 
 
+def test_rollback_steps_of_a_successful_run_are_skipped_not_left_pending(
+    execute: Callable[..., Run], key: str
+) -> None:
+    run = execute(
+        {
+            "steps": [step("a", "record", key)],
+            "rollback": [{"action": "record", "params": {"key": key, "label": "undo"}}],
+        }
+    )
+    assert run.status == "succeeded"
+    assert statuses(run) == {"a": "succeeded", "rollback-1": "skipped"}
+    assert toolbox.CALLS[key] == ["a"]
+
+
 def test_a_failure_without_rollback_steps_fails_the_run(
     execute: Callable[..., Run], key: str
 ) -> None:
