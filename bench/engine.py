@@ -260,9 +260,10 @@ def main() -> None:
         f"# plannerweb engine benchmark: {vendor}, python {platform.python_version()}, "
         f"{os.cpu_count()} cpus, repeat {repeat} (median), every step persisted"
     )
-    validation = bench_validation(repeat)
+    validation = bench_validation()
     print(
-        "validate+order 1000 steps: " + ", ".join(f"{k} {v:.1f} ms" for k, v in validation.items())
+        "validate+order 1000 steps (median / worst of 11): "
+        + ", ".join(f"{k} {med:.1f} / {worst:.1f} ms" for k, (med, worst) in validation.items())
     )
     rows = []
     for case in cases:

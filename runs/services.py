@@ -151,8 +151,12 @@ def run_submit_plan(
     submitted_by: AbstractBaseUser | None,
     description: str = "",
     max_parallel: int | None = None,
+    validated: ValidatedPlan | None = None,
 ) -> Run:
     """Create a task and a run for a hand-written plan; a valid plan is queued to execute.
+
+    Pass ``validated`` when the caller already validated ``document`` (a form
+    that showed problems inline) so the work is not done twice.
 
     Returns the run either way: an invalid plan's run ends ``failed`` at once,
     with the plan's problems stored on its plan version.

@@ -86,6 +86,7 @@ def run_new(request: HttpRequest) -> HttpResponse:
                     document=form.document,
                     submitted_by=request.user,  # type: ignore[arg-type]
                     max_parallel=form.cleaned_data["max_parallel"],
+                    validated=validated,
                 )
                 messages.success(request, f"Run {run.pk} submitted ({run.status}).")
                 return redirect("runs:detail", run_id=run.pk)

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import jsonschema
 from django.conf import settings
 from django.utils import timezone
 
@@ -41,6 +40,7 @@ from runs.execution.references import (
     resolve_references,
 )
 from runs.models import Run, RunStatus, Step, StepStatus, TranscriptEvent
+from runs.planning.params import params_problems
 from runs.publish import publisher
 from runs.statemachine import check_step_transition
 from runs.tools.base import ToolConfigError, ToolError, ToolSpec
@@ -374,14 +374,14 @@ class RunExecutor:
         except ReferenceResolutionError as exc:
             raise ValueError(f"cannot resolve params: {exc}") from exc
         if state.tool is not None and state.tool.parameters_schema:
-            errors = sorted(
-                jsonschema.Draft202012Validator(state.tool.parameters_schema).iter_errors(params),
-                key=lambda e: list(e.absolute_path),
+            # The compiled check is cached per schema; the resolved params hold no references.
+            problems = sorted(
+                params_problems(state.tool.parameters_schema, params, allow_references=False),
+                key=lambda p: list(p.location),
             )
-            if errors:
+            if problems:
                 detail = "; ".join(
-                    f"{'.'.join(map(str, e.absolute_path)) or 'params'}: {e.message}"
-                    for e in errors
+                    f"{'.'.join(map(str, p.location)) or 'params'}: {p.message}" for p in problems
                 )
                 raise ValueError(f"params after resolving references are invalid: {detail}")
         return params

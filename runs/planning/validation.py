@@ -11,24 +11,18 @@ from __future__ import annotations
 
 import difflib
 import heapq
-import json
-import numbers
-import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-import jsonschema
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from pydantic import ValidationError
 
 from runs.execution.references import (
     Reference,
     find_references,
     format_location,
-    is_whole_reference,
 )
+from runs.planning.params import ParamProblem, ParamsCheck, params_check
 from runs.planning.schema import PlanDocument, PlanStep, RollbackStep, normalize_plan
 from runs.tools.base import ToolSpec
 
@@ -121,7 +115,7 @@ class _Checker:
     def __init__(self, tools: Mapping[str, ToolSpec], problems: list[PlanProblem]) -> None:
         self.tools = tools
         self.problems = problems
-        self._params: dict[str, _ParamsCheck | None] = {}
+        self._params: dict[str, ParamsCheck | None] = {}
         self._bad_schema_reported: set[str] = set()
 
     def add(self, path: str, code: str, message: str) -> None:
@@ -223,7 +217,9 @@ class _Checker:
         spec = self.tools.get(action)
         if spec is not None and spec.enabled:
             check = self._params_check(spec)
-            if check is None or (check.schema_error is None and check.is_valid(params, has_refs)):
+            if check is None or (
+                check.schema_error is None and check.is_valid(params, allow_references=has_refs)
+            ):
                 return
         where = f"{section}[{index}]"
         label = _label(step_id, action) if step_id is not None else _rollback_label(index, action)
@@ -254,8 +250,9 @@ class _Checker:
                     f"({_short(check.schema_error)}); an admin must fix the tool.",
                 )
             return
-        for path, message in check.problems(params, has_refs):
-            self.add(_params_path(where, path), "bad_params", f"{label}: {message}")
+        for problem in check.problems(params, allow_references=has_refs):
+            for path, message in _describe_param_problem(problem):
+                self.add(_params_path(where, path), "bad_params", f"{label}: {message}")
 
     def _tool_hint(self, action: str) -> str:
         enabled = [name for name, spec in self.tools.items() if spec.enabled]
@@ -264,11 +261,11 @@ class _Checker:
             return hint
         return f" (available tools: {', '.join(sorted(enabled))})"
 
-    def _params_check(self, spec: ToolSpec) -> _ParamsCheck | None:
+    def _params_check(self, spec: ToolSpec) -> ParamsCheck | None:
         try:
             return self._params[spec.name]
         except KeyError:
-            check = _params_check_for(spec.parameters_schema)
+            check = params_check(spec.parameters_schema)
             self._params[spec.name] = check
             return check
 
@@ -588,334 +585,26 @@ def _raw_len(normalized: Any, key: str) -> int:
     return len(items) if isinstance(items, list) else 0
 
 
-# -- params against the tool's JSON Schema -------------------------------------------------
-Predicate = Callable[[Any], bool]
-
-
-def _skip_whole_references(
-    keyword: Callable[..., Any],
-) -> Callable[..., Iterator[jsonschema.ValidationError]]:
-    def check(
-        validator: Any, value: Any, instance: Any, schema: Any
-    ) -> Iterator[jsonschema.ValidationError]:
-        if is_whole_reference(instance):
-            return
-        errors = keyword(validator, value, instance, schema)
-        if errors:
-            yield from errors
-
-    return check
-
-
-# A whole reference ("{{ steps.a.result.n }}") stands for a value known only at run
-# time: it satisfies any (non-false) schema here and is checked again after resolution.
-_ReferenceAwareValidator = jsonschema.validators.extend(
-    Draft202012Validator,
-    {name: _skip_whole_references(fn) for name, fn in Draft202012Validator.VALIDATORS.items()},
-)
-
-
-class _ParamsCheck:
-    """One tool schema, compiled once: a fast predicate where possible, jsonschema for messages."""
-
-    def __init__(self, schema: dict[str, Any]) -> None:
-        self.schema_error: str | None = None
-        try:
-            Draft202012Validator.check_schema(schema)
-        except SchemaError as exc:
-            self.schema_error = exc.message
-            return
-        self.schema = schema
-        self.validator = Draft202012Validator(schema)
-        self.fast = _compile(schema, refs=False)
-        self._ref_validator: Any = None
-        self._fast_refs: Predicate | None = None
-
-    def is_valid(self, params: dict[str, Any], has_refs: bool) -> bool:
-        if not has_refs:
-            fast, validator = self.fast, self.validator
-        else:
-            fast, validator = self._with_refs()
-        return fast(params) if fast is not None else bool(validator.is_valid(params))
-
-    def problems(self, params: dict[str, Any], has_refs: bool) -> list[tuple[str, str]]:
-        """(location inside params, message) for each schema violation; [] when valid."""
-        validator = self._with_refs()[1] if has_refs else self.validator
-        out: list[tuple[str, str]] = []
-        for error in validator.iter_errors(params):
-            out.extend(_describe_schema_error(error))
-        return out
-
-    def _with_refs(self) -> tuple[Predicate | None, Any]:
-        if self._ref_validator is None:
-            self._fast_refs = _compile(self.schema, refs=True)
-            self._ref_validator = _ReferenceAwareValidator(self.schema)
-        return self._fast_refs, self._ref_validator
-
-
-def _describe_schema_error(error: jsonschema.ValidationError) -> list[tuple[str, str]]:
-    trail = list(error.absolute_path)
-    where = format_location(trail)
-    instance = error.instance
-    if error.validator == "required" and isinstance(instance, dict):
-        names = [
-            name
-            for name in error.validator_value
-            if name not in instance and error.message == f"{name!r} is a required property"
-        ]
-        if names:
-            full = format_location([*trail, names[0]])
-            return [(full, f"the required param '{full}' is missing.")]
-    if (
-        error.validator == "additionalProperties"
-        and error.validator_value is False
-        and isinstance(instance, dict)
-        and isinstance(error.schema, dict)
-        and "patternProperties" not in error.schema
-    ):
-        known = error.schema.get("properties", {})
+# -- params problems as sentences ---------------------------------------------------------
+def _describe_param_problem(problem: ParamProblem) -> list[tuple[str, str]]:
+    """(location inside params, message) for one schema violation, in an operator's words."""
+    trail = problem.location
+    if problem.missing is not None:
+        full = format_location([*trail, problem.missing])
+        return [(full, f"the required param '{full}' is missing.")]
+    if problem.unexpected:
+        known = problem.accepted
         out = []
-        for extra in (k for k in instance if k not in known):
+        for extra in problem.unexpected:
             full = format_location([*trail, extra])
             hint = _suggest(extra, known) or (
                 f" (it accepts {', '.join(known)})" if known else " (it accepts none)"
             )
             out.append((full, f"the tool has no param '{full}'{hint}."))
-        if out:
-            return out
+        return out
+    where = problem.path
     subject = f"param '{where}'" if where else "params"
-    return [(where, f"{subject}: {_short(error.message)}.")]
-
-
-_CHECKS: dict[str, _ParamsCheck | None] = {}
-_CHECKS_MAX = 512
-
-
-def _params_check_for(schema: Any) -> _ParamsCheck | None:
-    """The shared compiled check for ``schema``; None when there is nothing to check."""
-    if not schema:
-        return None
-    key = json.dumps(schema, sort_keys=True, default=str)
-    try:
-        return _CHECKS[key]
-    except KeyError:
-        pass
-    if len(_CHECKS) >= _CHECKS_MAX:  # tool schemas are few; this only guards against churn
-        _CHECKS.clear()
-    # Compile a private copy, so a caller mutating its dict cannot desync it from its key.
-    check = _CHECKS[key] = _ParamsCheck(json.loads(key))
-    return check
-
-
-# The fast path: jsonschema costs ~10 µs per call even for a two-keyword schema, which
-# is most of a 1000-step validation. Schemas made only of the keywords below are
-# compiled to plain predicates with exactly jsonschema's semantics; any other keyword
-# falls back to jsonschema. A predicate only answers "valid?"; on "no", jsonschema
-# writes the messages. So a predicate must never accept what jsonschema rejects; the
-# tests compare the two on a grid of schemas and values.
-_FAST_KEYWORDS = frozenset(
-    {
-        "type",
-        "enum",
-        "const",
-        "properties",
-        "required",
-        "additionalProperties",
-        "items",
-        "minimum",
-        "maximum",
-        "exclusiveMinimum",
-        "exclusiveMaximum",
-        "minLength",
-        "maxLength",
-        "pattern",
-        "minItems",
-        "maxItems",
-        "minProperties",
-        "maxProperties",
-        "allOf",
-        "anyOf",
-        "oneOf",
-        "not",
-        "format",  # not asserted: our validators have no format checker
-    }
-)
-_KEYWORDS = frozenset(Draft202012Validator.VALIDATORS)
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, numbers.Number) and not isinstance(x, bool)
-
-
-def _is_integer(x: Any) -> bool:
-    if isinstance(x, bool):
-        return False
-    return isinstance(x, int) or (isinstance(x, float) and x.is_integer())
-
-
-_TYPES: dict[str, Predicate] = {
-    "string": lambda x: isinstance(x, str),
-    "integer": _is_integer,
-    "number": _is_number,
-    "boolean": lambda x: isinstance(x, bool),
-    "null": lambda x: x is None,
-    "object": lambda x: isinstance(x, dict),
-    "array": lambda x: isinstance(x, list),
-}
-
-
-def _always(x: Any) -> bool:
-    return True
-
-
-def _never(x: Any) -> bool:
-    return False
-
-
-def _compile(schema: Any, *, refs: bool) -> Predicate | None:
-    """A predicate equivalent to ``Draft202012Validator(schema).is_valid``, or None."""
-    if schema is True:
-        return _always
-    if schema is False:
-        return _never
-    if not isinstance(schema, dict):
-        return None
-    if any(k in _KEYWORDS and k not in _FAST_KEYWORDS for k in schema):
-        return None
-    checks: list[Predicate] = []
-
-    def sub(s: Any) -> Predicate:
-        compiled = _compile(s, refs=refs)
-        if compiled is None:
-            raise _Unsupported
-        return compiled
-
-    try:
-        checks.extend(_compile_keywords(schema, sub))
-    except _Unsupported:
-        return None
-    base = _always if not checks else checks[0] if len(checks) == 1 else _all_of(tuple(checks))
-    if refs:
-        return _or_whole_reference(base)
-    return base
-
-
-def _all_of(checks: tuple[Predicate, ...]) -> Predicate:
-    def check(x: Any) -> bool:
-        # Plain loops: a generator inside all() costs more than the checks themselves.
-        for one in checks:  # noqa: SIM110
-            if not one(x):
-                return False
-        return True
-
-    return check
-
-
-def _or_whole_reference(inner: Predicate) -> Predicate:
-    return lambda x: is_whole_reference(x) or inner(x)
-
-
-class _Unsupported(Exception):
-    pass
-
-
-def _compile_keywords(schema: dict[str, Any], sub: Callable[[Any], Predicate]) -> list[Predicate]:
-    checks: list[Predicate] = []
-    if "type" in schema:
-        names = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-        if not all(isinstance(n, str) and n in _TYPES for n in names):
-            raise _Unsupported
-        preds = tuple(_TYPES[n] for n in names)
-        checks.append(preds[0] if len(preds) == 1 else lambda x: any(p(x) for p in preds))
-    if "enum" in schema:
-        values = schema["enum"]
-        # jsonschema's equality keeps True != 1; for strings it is plain ==.
-        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            raise _Unsupported
-        allowed = frozenset(values)
-        checks.append(lambda x: isinstance(x, str) and x in allowed)
-    if "const" in schema:
-        const = schema["const"]
-        if not isinstance(const, str):
-            raise _Unsupported
-        checks.append(lambda x: isinstance(x, str) and x == const)
-    for keyword, compare in (
-        ("minimum", lambda x, m: x >= m),
-        ("maximum", lambda x, m: x <= m),
-        ("exclusiveMinimum", lambda x, m: x > m),
-        ("exclusiveMaximum", lambda x, m: x < m),
-    ):
-        if keyword in schema:
-            checks.append(_number_check(schema[keyword], compare))
-    for keyword, kind, at_least in (
-        ("minLength", str, True),
-        ("maxLength", str, False),
-        ("minItems", list, True),
-        ("maxItems", list, False),
-        ("minProperties", dict, True),
-        ("maxProperties", dict, False),
-    ):
-        if keyword in schema:
-            checks.append(_size_check(schema[keyword], kind, at_least))
-    if "pattern" in schema:
-        regex = re.compile(schema["pattern"])
-        checks.append(lambda x: not isinstance(x, str) or regex.search(x) is not None)
-    if "required" in schema:
-        required = tuple(schema["required"])
-        checks.append(lambda x: not isinstance(x, dict) or all(r in x for r in required))
-    if "properties" in schema:
-        props = tuple((name, sub(s)) for name, s in schema["properties"].items())
-        checks.append(_properties_check(props))
-    if "additionalProperties" in schema:
-        known = frozenset(schema.get("properties", {}))
-        extra = sub(schema["additionalProperties"])
-        checks.append(
-            lambda x: (
-                not isinstance(x, dict) or all(extra(v) for k, v in x.items() if k not in known)
-            )
-        )
-    if "items" in schema:
-        item = sub(schema["items"])
-        checks.append(lambda x: not isinstance(x, list) or all(item(v) for v in x))
-    if "allOf" in schema:
-        parts = tuple(sub(s) for s in schema["allOf"])
-        checks.append(lambda x: all(p(x) for p in parts))
-    if "anyOf" in schema:
-        options = tuple(sub(s) for s in schema["anyOf"])
-        checks.append(lambda x: any(p(x) for p in options))
-    if "oneOf" in schema:
-        choices = tuple(sub(s) for s in schema["oneOf"])
-        checks.append(lambda x: sum(1 for p in choices if p(x)) == 1)
-    if "not" in schema:
-        negated = sub(schema["not"])
-        checks.append(lambda x: not negated(x))
-    return checks
-
-
-def _number_check(limit: Any, compare: Callable[[Any, Any], bool]) -> Predicate:
-    if not _is_number(limit):
-        raise _Unsupported
-    return lambda x: not _is_number(x) or compare(x, limit)
-
-
-def _size_check(limit: Any, kind: type, at_least: bool) -> Predicate:
-    if not isinstance(limit, int) or isinstance(limit, bool):
-        raise _Unsupported
-    if at_least:
-        return lambda x: not isinstance(x, kind) or len(x) >= limit
-    return lambda x: not isinstance(x, kind) or len(x) <= limit
-
-
-def _properties_check(props: tuple[tuple[str, Predicate], ...]) -> Predicate:
-    def check(x: Any) -> bool:
-        if not isinstance(x, dict):
-            return True
-        for name, pred in props:  # noqa: SIM110 - see _all_of
-            if name in x and not pred(x[name]):
-                return False
-        return True
-
-    return check
+    return [(where, f"{subject}: {_short(problem.message)}.")]
 
 
 # -- message helpers -------------------------------------------------------------------

@@ -5,10 +5,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-import jsonschema
 import pytest
 
-from runs.planning import validation
 from runs.planning.validation import PlanProblem, ValidatedPlan, validate_plan
 from runs.tools.base import ToolSpec
 
@@ -257,12 +255,6 @@ def test_a_tool_with_an_invalid_schema_is_reported_once() -> None:
     assert "schema is itself invalid" in problem.message
 
 
-def test_equal_schemas_share_one_compiled_check() -> None:
-    one = validation._params_check_for({"type": "object", "properties": {"n": {"type": "integer"}}})
-    two = validation._params_check_for({"properties": {"n": {"type": "integer"}}, "type": "object"})
-    assert one is two
-
-
 # -- dependencies ---------------------------------------------------------------------------
 def test_a_dependency_on_a_missing_step_is_reported_with_a_suggestion() -> None:
     problem = only(check({"steps": [step("backup"), step("b", deps=["bakup"])]}))
@@ -403,79 +395,3 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_shape_errors_do_not_hide_problems_in_other_steps() -> None:
     result = check({"steps": [{"id": "a", "action": "notify", "colour": "red"}, step("b", "nope")]})
     assert sorted(p.code for p in result.problems) == ["shape", "unknown_tool"]
-
-
-# -- the fast params predicate must agree with jsonschema exactly ----------------------------
-SCHEMAS: list[Any] = [
-    {},
-    True,
-    False,
-    {"type": "object", "properties": {"n": {"type": "integer"}}},
-    {"type": ["string", "null"], "minLength": 2, "maxLength": 4, "pattern": "^a"},
-    {"type": "number", "minimum": 0, "exclusiveMaximum": 10},
-    {"enum": ["x", "y"]},
-    {"const": "x"},
-    {"type": "array", "items": {"type": "integer"}, "minItems": 1, "maxItems": 2},
-    {"type": "object", "required": ["a"], "additionalProperties": False, "properties": {"a": {}}},
-    {"type": "object", "additionalProperties": {"type": "string"}, "maxProperties": 2},
-    {"anyOf": [{"type": "integer"}, {"type": "null"}]},
-    {"oneOf": [{"type": "integer"}, {"type": "number"}]},
-    {"allOf": [{"type": "string"}, {"not": {"const": "no"}}]},
-    {"type": "string", "format": "email"},
-    {"properties": {"a": {"type": "boolean"}}, "title": "annotations are ignored"},
-]
-INSTANCES: list[Any] = [
-    None,
-    True,
-    False,
-    0,
-    1,
-    1.0,
-    2.5,
-    -1,
-    10,
-    "",
-    "a",
-    "ab",
-    "abcde",
-    "x",
-    "no",
-    "{{ steps.a.result }}",
-    [],
-    [1],
-    [1, 2, 3],
-    ["a"],
-    {},
-    {"a": 1},
-    {"n": 1},
-    {"n": "1"},
-    {"n": True},
-    {"a": True, "b": "s"},
-    {"a": "{{ steps.a.result }}", "b": "c", "c": "d"},
-]
-
-
-@pytest.mark.parametrize("schema", SCHEMAS, ids=range(len(SCHEMAS)))
-def test_the_compiled_params_check_agrees_with_jsonschema(schema: Any) -> None:
-    fast = validation._compile(schema, refs=False)
-    fast_refs = validation._compile(schema, refs=True)
-    assert fast is not None and fast_refs is not None
-    slow = jsonschema.Draft202012Validator(schema)
-    slow_refs = validation._ReferenceAwareValidator(schema)
-    for instance in INSTANCES:
-        assert fast(instance) == slow.is_valid(instance), instance
-        assert fast_refs(instance) == slow_refs.is_valid(instance), instance
-
-
-@pytest.mark.parametrize(
-    "schema",
-    [
-        {"$ref": "#/$defs/x", "$defs": {"x": {}}},
-        {"multipleOf": 2},
-        {"enum": [1, True]},
-        {"type": "array", "prefixItems": [{}]},
-        {"properties": {"a": {"uniqueItems": True}}},
-    ],
-)
-def test_keywords_outside_the_fast_subset_fall_back_to_jsonschema(schema: Any) -> None:
-    assert validation._compile(schema, refs=False) is None
