@@ -16,8 +16,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from runs.events import PlanCreated, RunCancelRequested, RunCreated, StepStatusChanged
-from runs.models import Plan, Run, RunStatus, Step, StepStatus, Task, Tool, TranscriptEvent
+from runs.events import PlanCreated, RunCancelRequested, RunCreated
+from runs.models import Plan, Run, RunStatus, Step, Task, Tool, TranscriptEvent
 from runs.planning.validation import ValidatedPlan, validate_plan
 from runs.statemachine import (
     RUN_ACTIVE,
@@ -25,7 +25,9 @@ from runs.statemachine import (
     NewEvent,
     TransitionError,
     append_events,
+    lock_rows,
     run_transition,
+    steps_cancel,
 )
 from runs.tools.registry import load_tool_specs
 
@@ -237,11 +239,7 @@ def run_cancel(*, run_id: int, user: AbstractBaseUser | None) -> Run:
     An executing run's worker sees the request (at once in this process, within
     a heartbeat elsewhere), kills running steps and ends the run ``cancelled``.
     """
-    run = (
-        Run.objects.select_for_update().get(pk=run_id)
-        if _has_row_locks()
-        else Run.objects.get(pk=run_id)
-    )
+    run = lock_rows(Run.objects.filter(pk=run_id)).get()
     if run.status in RUN_TERMINAL:
         raise RunError(f"run {run_id} already ended ({run.status}); nothing to cancel")
     by = _username(user)
@@ -258,24 +256,7 @@ def run_cancel(*, run_id: int, user: AbstractBaseUser | None) -> Run:
 
             transaction.on_commit(lambda: notify_cancel(run_id, by))
         return run
-    events = []
-    for step in run.steps.filter(status__in=[StepStatus.PENDING, StepStatus.RUNNING]):
-        events.append(
-            NewEvent(
-                TranscriptEvent.Role.SUPERVISOR,
-                StepStatusChanged(
-                    step_id=step.pk,
-                    step=step.key,
-                    phase=step.phase,
-                    from_status=step.status,
-                    to_status=StepStatus.CANCELLED,
-                    reason=reason,
-                ),
-            )
-        )
-    run.steps.filter(status__in=[StepStatus.PENDING, StepStatus.RUNNING]).update(
-        status=StepStatus.CANCELLED, finished_at=timezone.now()
-    )
+    events = steps_cancel(run_id=run_id, reason=reason, role=TranscriptEvent.Role.SUPERVISOR)
     try:
         return run_transition(
             run_id=run_id,
@@ -288,7 +269,3 @@ def run_cancel(*, run_id: int, user: AbstractBaseUser | None) -> Run:
         )
     except TransitionError as exc:
         raise RunError(str(exc)) from exc
-
-
-def _has_row_locks() -> bool:
-    return transaction.get_connection().features.has_select_for_update

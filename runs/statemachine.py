@@ -1,7 +1,7 @@
 """The run and step state machines: the only place that says which status may follow which.
 
 Two writers use these tables:
-1. ``run_transition`` / ``step_transition`` here, for request-time changes
+1. ``run_transition`` / ``steps_cancel`` here, for request-time changes
    (cancel, create): row lock, check, write state + TranscriptEvent in one
    transaction, publish after commit.
 2. ``runs.execution.journal`` for the executor's hot path, which batches many
@@ -92,7 +92,7 @@ class NewEvent:
     event: _Event
 
 
-def _lock(qs):  # type: ignore[no-untyped-def]
+def lock_rows(qs):  # type: ignore[no-untyped-def]
     # SQLite has no row locks; its IMMEDIATE transactions already serialise writers.
     return (
         qs.select_for_update()
@@ -113,7 +113,7 @@ def append_events(run_id: int, events: Iterable[NewEvent]) -> list[TranscriptEve
     events = list(events)
     if not events:
         return []
-    _lock(Run.objects.filter(pk=run_id)).values_list("pk", flat=True).get()
+    lock_rows(Run.objects.filter(pk=run_id)).values_list("pk", flat=True).get()
     last = TranscriptEvent.objects.filter(run_id=run_id).aggregate(m=Max("seq"))["m"] or 0
     now = timezone.now()
     rows = [
@@ -149,7 +149,7 @@ def run_transition(
     **fields: object,
 ) -> Run:
     """Move a run to ``to`` (checked under a row lock) and record it in the transcript."""
-    run = _lock(Run.objects.filter(pk=run_id)).get()
+    run = lock_rows(Run.objects.filter(pk=run_id)).get()
     check_run_transition(run.status, to, what=f"run {run_id}")
     previous = run.status
     run.status = to
@@ -177,35 +177,31 @@ def run_transition(
     return run
 
 
-@transaction.atomic
-def step_transition(
-    *, step_id: int, to: str, reason: str = "", role: str = TranscriptEvent.Role.EXECUTOR
-) -> Step:
-    """Move one step to ``to`` (checked under a row lock) and record it in the transcript."""
-    step = _lock(Step.objects.filter(pk=step_id)).get()
-    check_step_transition(step.status, to, what=f"step {step.key!r}")
-    previous = step.status
-    step.status = to
-    fields = ["status"]
-    if to in STEP_FINISHED and step.finished_at is None:
-        step.finished_at = timezone.now()
-        fields.append("finished_at")
-    step.save(update_fields=fields)
-    append_events(
-        step.run_id,
-        [
+def steps_cancel(*, run_id: int, reason: str, role: str) -> list[NewEvent]:
+    """Cancel every unfinished step of a run nobody executes; call inside a transaction.
+
+    Returns the step events for the caller to append together with the run's
+    own transition, so the transcript reads steps first, then the run.
+    """
+    now = timezone.now()
+    events = []
+    unfinished = Step.objects.filter(run_id=run_id, status__in=[S.PENDING, S.RUNNING])
+    for step_id, key, phase, status in lock_rows(unfinished).values_list(
+        "pk", "key", "phase", "status"
+    ):
+        check_step_transition(status, S.CANCELLED, what=f"step {key!r}")
+        events.append(
             NewEvent(
                 role,
                 StepStatusChanged(
-                    step_id=step.pk,
-                    step=step.key,
-                    phase=step.phase,
-                    from_status=previous,
-                    to_status=to,
-                    attempt=step.attempts,
+                    step_id=step_id,
+                    step=key,
+                    phase=phase,
+                    from_status=status,
+                    to_status=S.CANCELLED,
                     reason=reason,
                 ),
             )
-        ],
-    )
-    return step
+        )
+    unfinished.update(status=S.CANCELLED, finished_at=now)
+    return events

@@ -24,7 +24,6 @@ import asyncio
 import json
 import logging
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -572,7 +571,3 @@ def notify_cancel(run_id: int, by: str | None = None) -> None:
     executor = _active.get(run_id)
     if executor is not None:
         executor.request_cancel(by)
-
-
-def active_runs() -> Iterable[int]:
-    return list(_active)
