@@ -148,7 +148,7 @@ def run_engine_once(case: Case, plan: list[Shape]) -> tuple[float, float]:
         max_parallel=min(len(plan), 10_000),
     )
     assert run.status == "queued", run.stop_reason
-    assert run_claim(run_id=run.pk, worker_id="bench")
+    assert run_claim(run_id=run.pk, worker_id="bench") is not None
     executor = RunExecutor(run.pk)
     executor.load()
     with Journal() as executor.journal:

@@ -33,6 +33,9 @@ INSTALLED_APPS = [
     "django_htmx",
     "runs",
     "reviews",
+    # After runs: its db_worker command shadows django_tasks_db's.
+    "django_tasks",
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
@@ -132,12 +135,25 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
 }
 
+# --- Background work: the Django Tasks API on the durable database backend -------
+# Tasks carry ids only (runs.tasks); `manage.py db_worker` processes, or worker
+# threads inside the serving process (embedded default), execute them.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+
 # --- plannerweb -----------------------------------------------------------------
 # Where runs execute: "inprocess" (a worker thread inside the serving process,
 # the embedded default) or "none" (nothing in this process executes runs).
 PLANNERWEB_WORKER = envstr("PLANNERWEB_WORKER", "inprocess")
 PLANNERWEB_WORKER_THREADS = envint("PLANNERWEB_WORKER_THREADS", 4)
+# How long an idle worker waits before looking for tasks again. Enqueues wake
+# workers at once (threads of the enqueuing process directly; on PostgreSQL
+# every process through NOTIFY), so this only bounds the pick-up time of a task
+# enqueued by another process on SQLite, or of a lost notification. Each idle
+# worker costs the database one indexed query per interval.
 PLANNERWEB_WORKER_POLL_SECONDS = envfloat("PLANNERWEB_WORKER_POLL_SECONDS", 1.0)
+# How often a worker looks for runs that lost their worker (expired lease) or
+# their task (queued, never picked up) and enqueues them again.
+PLANNERWEB_RECOVERY_SECONDS = envfloat("PLANNERWEB_RECOVERY_SECONDS", 5.0)
 # How often a running run heartbeats and looks for a cancel request made elsewhere.
 PLANNERWEB_HEARTBEAT_SECONDS = envfloat("PLANNERWEB_HEARTBEAT_SECONDS", 1.0)
 PLANNERWEB_MAX_PLAN_STEPS = envint("PLANNERWEB_MAX_PLAN_STEPS", 2000)

@@ -66,13 +66,21 @@ class StepRetrying(_Event):
     error: str
 
 
+class RunRequeued(_Event):
+    """A run found without a live worker (lease expired, or its task lost) was queued again."""
+
+    kind: Literal["run.requeued"] = "run.requeued"
+    reason: str
+
+
 TranscriptPayload = Annotated[
     RunCreated
     | RunStatusChanged
     | RunCancelRequested
     | PlanCreated
     | StepStatusChanged
-    | StepRetrying,
+    | StepRetrying
+    | RunRequeued,
     Field(discriminator="kind"),
 ]
 EVENT_ADAPTER: TypeAdapter[TranscriptPayload] = TypeAdapter(TranscriptPayload)

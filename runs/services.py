@@ -7,6 +7,7 @@ touch statuses themselves.
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from datetime import timedelta
 from typing import Any
@@ -191,45 +192,53 @@ def run_submit_plan(
     return run
 
 
-def run_claim(*, run_id: int, worker_id: str, lease_seconds: float | None = None) -> bool:
-    """Take a queued run (or one whose lease expired) for this worker; False if someone else has it.
+def run_claim(*, run_id: int, worker_id: str, lease_seconds: float | None = None) -> str | None:
+    """Take a queued run (or one whose lease expired) for this worker.
 
-    A compare-and-swap on status and lease: of two workers racing, exactly one
-    sees its update change a row.
+    Returns the lease token the executor must write under (``Journal.fence``),
+    or None when another worker has the run. A compare-and-swap on status and
+    lease: of two workers racing, exactly one sees its update change a row. The
+    token is new at every claim, so a worker that lost the run and took it back
+    later is still told apart from its earlier self.
     """
     lease = lease_seconds or settings.PLANNERWEB_HEARTBEAT_SECONDS * 5
+    token = f"{worker_id}/{secrets.token_hex(4)}"[-100:]
     now = timezone.now()
+    until = now + timedelta(seconds=lease)
     with transaction.atomic():
         run = Run.objects.filter(pk=run_id).values("status", "lease_expires_at").first()
         if run is None:
-            return False
+            return None
         if run["status"] == RunStatus.QUEUED:
             won = Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
-                lease_owner=worker_id, lease_expires_at=now + timedelta(seconds=lease)
+                lease_owner=token, lease_expires_at=until
             )
             if not won:
-                return False
+                return None
             run_transition(run_id=run_id, to=RunStatus.EXECUTING, reason=f"claimed by {worker_id}")
-            return True
+            return token
         if run["status"] in RUN_ACTIVE:
             expired = run["lease_expires_at"] is None or run["lease_expires_at"] < now
             if not expired:
-                return False
-            return bool(
-                Run.objects.filter(
-                    pk=run_id, status=run["status"], lease_expires_at=run["lease_expires_at"]
-                ).update(lease_owner=worker_id, lease_expires_at=now + timedelta(seconds=lease))
-            )
-        return False
+                return None
+            won = Run.objects.filter(
+                pk=run_id, status=run["status"], lease_expires_at=run["lease_expires_at"]
+            ).update(lease_owner=token, lease_expires_at=until)
+            return token if won else None
+        return None
 
 
 def run_execute(*, run_id: int, worker_id: str | None = None) -> str:
-    """Claim and execute a run to its next stop in this thread; returns the run's status."""
+    """Claim and execute a run to its next stop in this thread; returns the run's status.
+
+    When another worker holds the run this backs off at once and returns its status.
+    """
     from runs.execution.engine import RunExecutor
 
-    if not run_claim(run_id=run_id, worker_id=worker_id or worker_identity()):
+    token = run_claim(run_id=run_id, worker_id=worker_id or worker_identity())
+    if token is None:
         return Run.objects.filter(pk=run_id).values_list("status", flat=True).get()
-    return RunExecutor(run_id).execute()
+    return RunExecutor(run_id, lease_owner=token).execute()
 
 
 @transaction.atomic

@@ -1,123 +1,213 @@
-"""A run worker: threads that claim runs from the database and execute them.
+"""Workers: django-tasks-db's worker, woken at once, sweeping for orphaned runs.
 
-It serves two deployments: inside the Daphne process (embedded default, started
-by ``plannerweb.asgi``) and as its own process (``manage.py run_worker``). It
-polls for claimable runs (queued, or active with an expired lease, e.g. after a
-crash) so that runs submitted by any process get picked up; in-process
-submissions skip the wait via ``wake``.
+One class serves both deployments: ``manage.py db_worker`` processes (one
+worker each; scale-out) and threads inside the serving process (embedded
+default, started by ``plannerweb.asgi``). Compared with the stock worker it
+adds two things:
+
+1. Idle workers wait on a wake-up instead of sleeping a fixed interval: a
+   threading event for enqueues made in this process, PostgreSQL
+   ``LISTEN``/``NOTIFY`` for enqueues made anywhere. The poll interval stays as
+   a backstop for a lost notification.
+2. Every ``PLANNERWEB_RECOVERY_SECONDS`` it runs ``runs.recovery.runs_recover``,
+   which re-queues runs whose worker died or whose task was lost.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
+import time
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections
-from django.db.models import Q
-from django.utils import timezone
-
-from runs.models import Run, RunStatus
-from runs.statemachine import RUN_ACTIVE
+from django.db import DEFAULT_DB_ALIAS, OperationalError, close_old_connections, connections
+from django_tasks_db.management.commands.db_worker import Worker
+from django_tasks_db.models import DBTaskResult
+from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
 
 log = logging.getLogger(__name__)
 
+_local_events: set[threading.Event] = set()
+_local_lock = threading.Lock()
 
-class Worker:
-    def __init__(self, *, threads: int, poll_seconds: float, worker_id: str) -> None:
-        self.worker_id = worker_id
-        self.poll_seconds = poll_seconds
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="plannerweb-run")
-        self._threads = threads
-        self._in_flight: set[int] = set()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._poke = threading.Event()
-        self._poller: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._poller = threading.Thread(
-            target=self._poll_loop, name="plannerweb-poller", daemon=True
+def local_wake() -> None:
+    """Wake every idle worker thread of this process (an enqueue just committed)."""
+    with _local_lock:
+        for event in _local_events:
+            event.set()
+
+
+class LocalWaker:
+    """Waits for ``local_wake`` or the timeout."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        with _local_lock:
+            _local_events.add(self._event)
+
+    def wait(self, timeout: float) -> None:
+        self._event.wait(timeout)
+        self._event.clear()
+
+    def close(self) -> None:
+        with _local_lock:
+            _local_events.discard(self._event)
+        self._event.set()
+
+
+class PgWaker:
+    """Waits for a NOTIFY on ``runs.dispatch.NOTIFY_CHANNEL`` (sent by any process) or the timeout.
+
+    Uses a connection of its own in autocommit mode, so notifications arrive
+    while the worker's main connection is idle or busy.
+    """
+
+    def __init__(self, alias: str = DEFAULT_DB_ALIAS) -> None:
+        from runs.dispatch import NOTIFY_CHANNEL
+
+        self._wrapper = connections.create_connection(alias)
+        self._wrapper.ensure_connection()
+        self._raw = self._wrapper.connection
+        self._raw.autocommit = True
+        self._raw.execute(f"LISTEN {NOTIFY_CHANNEL}")
+
+    def wait(self, timeout: float) -> None:
+        # Drain everything queued: one wake-up per wait is enough.
+        for _ in self._raw.notifies(timeout=timeout, stop_after=1):
+            pass
+        for _ in self._raw.notifies(timeout=0):
+            pass
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._wrapper.close()
+
+
+def make_waker() -> LocalWaker | PgWaker:
+    if connections[DEFAULT_DB_ALIAS].vendor == "postgresql":
+        return PgWaker()
+    return LocalWaker()
+
+
+class RunWorker(Worker):
+    """django-tasks-db's ``Worker`` with wake-ups and orphan recovery (see the module docstring)."""
+
+    def __init__(self, *, recovery_seconds: float | None = None, **options: Any) -> None:
+        options.setdefault("queue_names", ["default"])
+        options.setdefault("batch", False)
+        options.setdefault("backend_name", "default")
+        options.setdefault("startup_delay", False)
+        options.setdefault("max_tasks", None)
+        options.setdefault("excluded_queue_names", [])
+        options.setdefault("interval", settings.PLANNERWEB_WORKER_POLL_SECONDS)
+        super().__init__(**options)
+        self.recovery_seconds = (
+            settings.PLANNERWEB_RECOVERY_SECONDS if recovery_seconds is None else recovery_seconds
         )
-        self._poller.start()
+        self._next_recovery = 0.0
+        self.waker: LocalWaker | PgWaker | None = None
 
-    def stop(self, *, wait: bool = True) -> None:
-        self._stop.set()
-        self._poke.set()
-        self._pool.shutdown(wait=wait, cancel_futures=True)
+    def stop(self) -> None:
+        """Finish the task in hand, then return from ``run`` (thread-safe)."""
+        self.running = False
+        if self.waker is not None:
+            self.waker.close()
 
-    def wake(self, run_id: int) -> None:
-        self._submit(run_id)
+    def run(self) -> None:
+        log.info("worker %s starting (queues %s)", self.worker_id, ",".join(self.queue_names))
+        self.waker = make_waker()
+        try:
+            while self.running:
+                self.recover_due()
+                task_result = self.claim_next()
+                if task_result is not None:
+                    self.run_task(task_result)
+                    if self.max_tasks is not None and self._run_tasks >= self.max_tasks:
+                        return
+                    continue
+                if self.batch:
+                    return
+                close_old_connections()
+                self.waker.wait(self.interval)
+        finally:
+            self.waker.close()
+            connections.close_all()
 
-    def _submit(self, run_id: int) -> bool:
-        with self._lock:
-            if run_id in self._in_flight or len(self._in_flight) >= self._threads:
-                return False
-            self._in_flight.add(run_id)
-        self._pool.submit(self._execute, run_id)
-        return True
+    def claim_next(self) -> DBTaskResult | None:
+        """Lock the next ready task with SKIP LOCKED and mark it ours (as the stock worker does)."""
+        close_old_connections()
+        tasks = DBTaskResult.objects.ready().filter(backend_name=self.backend_name)
+        if not self.process_all_queues:
+            tasks = tasks.filter(queue_name__in=self.queue_names)
+        if self.excluded_queue_names:
+            tasks = tasks.exclude(queue_name__in=self.excluded_queue_names)
+        try:
+            with exclusive_transaction(tasks.db):
+                task_result = tasks.get_locked()
+                if task_result is not None:
+                    task_result.claim(self.worker_id)
+                return task_result
+        except OperationalError as exc:
+            if is_locked_database_exception(exc):
+                return None
+            raise
 
-    def _execute(self, run_id: int) -> None:
-        from runs.services import run_execute
+    def recover_due(self) -> None:
+        if self.recovery_seconds <= 0 or time.monotonic() < self._next_recovery:
+            return
+        self._next_recovery = time.monotonic() + self.recovery_seconds
+        from runs.recovery import runs_recover
 
         try:
-            run_execute(run_id=run_id, worker_id=self.worker_id)
+            requeued = runs_recover()
         except Exception:
-            log.exception("run %s failed in the worker", run_id)
-        finally:
-            close_old_connections()
-            with self._lock:
-                self._in_flight.discard(run_id)
-            self._poke.set()
-
-    def claimable(self) -> list[int]:
-        now = timezone.now()
-        return list(
-            Run.objects.filter(
-                Q(status=RunStatus.QUEUED)
-                | Q(status__in=RUN_ACTIVE, lease_expires_at__lt=now)
-                | Q(status__in=RUN_ACTIVE, lease_expires_at__isnull=True)
-            )
-            .order_by("created_at")
-            .values_list("pk", flat=True)[: self._threads * 2]
-        )
-
-    def _poll_loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                for run_id in self.claimable():
-                    self._submit(run_id)
-            except Exception:
-                log.exception("worker poll failed")
-            finally:
-                close_old_connections()
-            self._poke.wait(self.poll_seconds)
-            self._poke.clear()
+            log.exception("recovery sweep failed")
+            return
+        if requeued:
+            log.warning("requeued orphaned runs %s", requeued)
 
 
-_embedded: Worker | None = None
+class EmbeddedWorkers:
+    """Worker threads inside the serving process (the embedded default)."""
+
+    def __init__(self, *, threads: int) -> None:
+        from runs.services import worker_identity
+
+        self.workers = [
+            RunWorker(worker_id=f"{worker_identity()}:t{i}"[-64:]) for i in range(threads)
+        ]
+        self.threads = [
+            threading.Thread(target=w.run, name=f"plannerweb-worker-{i}", daemon=True)
+            for i, w in enumerate(self.workers)
+        ]
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def stop(self, *, timeout: float | None = None) -> None:
+        for worker in self.workers:
+            worker.stop()
+        for thread in self.threads:
+            thread.join(timeout)
+
+
+_embedded: EmbeddedWorkers | None = None
 _embedded_lock = threading.Lock()
 
 
-def embedded_worker() -> Worker | None:
-    return _embedded
-
-
-def start_embedded_worker(**overrides: Any) -> Worker | None:
-    """Start the in-process worker once (idempotent); None when this process runs no worker."""
+def start_embedded_worker(**overrides: Any) -> EmbeddedWorkers | None:
+    """Start the in-process workers once (idempotent); None when this process runs none."""
     global _embedded
     if settings.PLANNERWEB_WORKER != "inprocess":
         return None
-    from runs.services import worker_identity
-
     with _embedded_lock:
         if _embedded is None:
-            _embedded = Worker(
-                threads=overrides.get("threads", settings.PLANNERWEB_WORKER_THREADS),
-                poll_seconds=overrides.get("poll_seconds", settings.PLANNERWEB_WORKER_POLL_SECONDS),
-                worker_id=worker_identity(),
+            _embedded = EmbeddedWorkers(
+                threads=overrides.get("threads", settings.PLANNERWEB_WORKER_THREADS)
             )
             _embedded.start()
         return _embedded

@@ -80,8 +80,10 @@ class Outcome:
 class RunExecutor:
     """Executes one run in the calling thread's event loop; see the module docstring."""
 
-    def __init__(self, run_id: int) -> None:
+    def __init__(self, run_id: int, *, lease_owner: str | None = None) -> None:
         self.run_id = run_id
+        # The lease (from run_claim) this executor writes under; see Journal.fence.
+        self.fence = lease_owner
         self.heartbeat_seconds = float(settings.PLANNERWEB_HEARTBEAT_SECONDS)
         self.backoff_seconds = float(settings.PLANNERWEB_RETRY_BACKOFF_SECONDS)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -92,6 +94,8 @@ class RunExecutor:
     def load(self) -> None:
         run = Run.objects.select_related("current_plan").get(pk=self.run_id)
         self.status = run.status
+        if self.fence is None:
+            self.fence = run.lease_owner
         self.max_parallel = max(1, run.max_parallel)
         self.cancel_by = run.cancel_requested_by.get_username() if run.cancel_requested_by else None
         self._cancel_requested_early = run.cancel_requested_at is not None
@@ -133,7 +137,7 @@ class RunExecutor:
         self.load()
         if self.status not in (R.EXECUTING, R.ROLLING_BACK):
             return self.status
-        with Journal() as self.journal:
+        with Journal(fence=self.fence) as self.journal:
             status = asyncio.run(self._main())
         if status == _LOST:
             return Run.objects.values_list("status", flat=True).get(pk=self.run_id)
@@ -471,12 +475,18 @@ class RunExecutor:
         while True:
             await asyncio.sleep(seconds)
             try:
-                requested_at, by, _owner = self.journal.heartbeat(
+                requested_at, by, owner = self.journal.heartbeat(
                     self.run_id, timezone.now() + timedelta(seconds=seconds * 5)
                 )
             except Exception:
                 log.exception("heartbeat of run %s failed", self.run_id)
                 continue
+            if owner != self.fence:
+                # Our lease lapsed and another worker took the run: stop our tools now.
+                # The cancel path's commit then fails the fence check, so nothing is written.
+                log.warning("run %s: lease lost to %r; stopping", self.run_id, owner)
+                self._cancel.set()  # type: ignore[union-attr]
+                return
             if requested_at is not None:
                 self.cancel_by = by
                 self._cancel.set()  # type: ignore[union-attr]

@@ -110,7 +110,11 @@ _INSERT_CHUNK = 400
 class Journal:
     """A private connection that commits batches; see the module docstring."""
 
-    def __init__(self, alias: str = DEFAULT_DB_ALIAS) -> None:
+    def __init__(self, alias: str = DEFAULT_DB_ALIAS, *, fence: str | None = None) -> None:
+        # The lease this executor holds: every commit first checks the run still
+        # carries it, so a worker that lost its lease (paused past expiry, taken
+        # over) cannot write another word. None skips the check.
+        self.fence = fence
         # A fresh wrapper, not the thread's shared one: its raw connection is
         # used from inside the event loop, where Django's own methods refuse to run.
         self._wrapper = connections.create_connection(alias)
@@ -186,6 +190,7 @@ class Journal:
             cursor = self._raw.cursor()
             try:
                 cursor.execute("BEGIN IMMEDIATE" if self._sqlite else "BEGIN")
+                self._lock_run(cursor, batch.run_id)
                 if batch.run is not None:
                     self._apply_run(cursor, batch.run_id, batch.run, stamp)
                 if step_rows:
@@ -249,6 +254,25 @@ class Journal:
                 f"{len(rows) - changed} step(s) of run {run_id} were not in the expected state"
             )
 
+    def _lock_run(self, cursor: Any, run_id: int) -> None:
+        """Take the run's write lock and check the lease (the fence) in one statement.
+
+        On SQLite BEGIN IMMEDIATE already holds the database's write lock; on
+        PostgreSQL the row lock serialises this commit with other writers of the run.
+        """
+        cursor.execute(
+            self._sql(f"SELECT lease_owner FROM {_RUN} WHERE id = %s")
+            + ("" if self._sqlite else " FOR UPDATE"),
+            (run_id,),
+        )
+        row = cursor.fetchone()
+        if row is None:
+            raise StaleStateError(f"run {run_id} does not exist")
+        if self.fence is not None and row[0] != self.fence:
+            raise StaleStateError(
+                f"run {run_id} is leased to {row[0] or 'nobody'!r} now, not {self.fence!r}"
+            )
+
     def _apply_run(self, cursor: Any, run_id: int, w: RunWrite, stamp: Any) -> None:
         if w.status in RUN_TERMINAL:
             cursor.execute(
@@ -279,12 +303,7 @@ class Journal:
         if not events:
             return []
         n = len(events)
-        # The run's write lock makes MAX(seq) safe (see runs.statemachine.append_events):
-        # on SQLite BEGIN IMMEDIATE holds it already, on PostgreSQL lock the run row.
-        if not self._sqlite:
-            cursor.execute(f"SELECT id FROM {_RUN} WHERE id = %s FOR UPDATE", (run_id,))
-            if cursor.fetchone() is None:
-                raise StaleStateError(f"run {run_id} does not exist")
+        # _lock_run holds the run's write lock, which makes MAX(seq) safe.
         cursor.execute(
             self._sql(f"SELECT COALESCE(MAX(seq), 0) FROM {_EVENT} WHERE run_id = %s"), (run_id,)
         )
@@ -310,15 +329,25 @@ class Journal:
 
     # -- small reads and writes the executor needs without the ORM ---------------------
     def heartbeat(self, run_id: int, lease_until: datetime) -> tuple[Any, str | None, str]:
-        """Extend the lease; return (cancel_requested_at, requested by, lease owner)."""
+        """Extend our lease; return (cancel_requested_at, requested by, lease owner).
+
+        The lease is only extended while it is still ours (the fence); a caller
+        that gets back another owner has lost the run.
+        """
         user_table = Run._meta.get_field("cancel_requested_by").related_model._meta.db_table  # type: ignore[union-attr]
         with self._lock:
             cursor = self._raw.cursor()
             try:
-                cursor.execute(
-                    self._sql(f"UPDATE {_RUN} SET lease_expires_at = %s WHERE id = %s"),
-                    (self._ops.adapt_datetimefield_value(lease_until), run_id),
-                )
+                until = self._ops.adapt_datetimefield_value(lease_until)
+                if self.fence is None:
+                    sql, args = (
+                        f"UPDATE {_RUN} SET lease_expires_at = %s WHERE id = %s",
+                        (until, run_id),
+                    )
+                else:
+                    sql = f"UPDATE {_RUN} SET lease_expires_at = %s WHERE id = %s AND lease_owner = %s"
+                    args = (until, run_id, self.fence)
+                cursor.execute(self._sql(sql), args)
                 cursor.execute(
                     self._sql(
                         f"SELECT r.cancel_requested_at, u.username, r.lease_owner FROM {_RUN} r "

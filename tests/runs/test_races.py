@@ -46,10 +46,11 @@ def queued_run() -> Run:
 def test_of_workers_racing_for_a_queued_run_exactly_one_wins(workers: int) -> None:
     run = queued_run()
     won = race(*[lambda i=i: run_claim(run_id=run.pk, worker_id=f"w{i}") for i in range(workers)])
-    assert sorted(won) == [False] * (workers - 1) + [True]
+    assert not [t for t in won if isinstance(t, Exception)], won
+    assert sum(token is not None for token in won) == 1
     run.refresh_from_db()
     assert run.status == RunStatus.EXECUTING
-    assert run.lease_owner == f"w{won.index(True)}"
+    assert run.lease_owner == next(t for t in won if t is not None)
     assert TranscriptEvent.objects.filter(run=run, kind="run.status").count() == 1
 
 
@@ -62,7 +63,7 @@ def test_a_cancel_racing_a_claim_leaves_one_consistent_outcome(operator: User) -
     run.refresh_from_db()
     assert not isinstance(claimed, Exception), claimed
     assert not isinstance(cancelled, Exception), cancelled  # neither order is an error
-    if claimed is True:
+    if isinstance(claimed, str):
         # The worker got it first: the cancel became a request the executor will honour.
         assert run.status == RunStatus.EXECUTING
         assert run.cancel_requested_at is not None

@@ -65,7 +65,7 @@ class Command(BaseCommand):
 
         self.stdout.write(f"run {run.pk} queued: {title}")
         if not options["wait"]:
-            self.stdout.write("a worker will execute it (make run, or manage.py run_worker)")
+            self.stdout.write("a worker will execute it (make run, or manage.py db_worker)")
             return
 
         errors: list[BaseException] = []

@@ -1,0 +1,76 @@
+"""Find runs that should be moving but that no live worker holds, and queue them again.
+
+Two ways a run gets orphaned: its worker died (the lease stops being renewed
+and expires), or the process died between committing the run and enqueueing
+its task (a queued run with no task). Workers call ``runs_recover``
+periodically; the claim's compare-and-swap makes a duplicate task harmless, and a compare-and-swap on
+the lease here keeps concurrent sweepers from queueing a run twice.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+
+from runs.events import RunRequeued
+from runs.models import Run, RunStatus, TranscriptEvent
+from runs.statemachine import RUN_ACTIVE, NewEvent, append_events
+from runs.tasks import execute_run
+
+_BATCH = 200
+
+
+def runs_recover() -> list[int]:
+    """Queue an execution task for every orphaned run; returns their ids."""
+    from runs.dispatch import enqueue_run
+
+    now = timezone.now()
+    grace = timedelta(seconds=settings.PLANNERWEB_HEARTBEAT_SECONDS * 5)
+    lapsed = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+    orphans = list(
+        Run.objects.filter(
+            lapsed
+            & (Q(status__in=RUN_ACTIVE) | Q(status=RunStatus.QUEUED, created_at__lt=now - grace))
+        )
+        .order_by("created_at")
+        .values_list("pk", "status", "lease_owner", "lease_expires_at")[:_BATCH]
+    )
+    if not orphans:
+        return []
+    waiting = _runs_with_ready_tasks()
+    requeued = []
+    for run_id, status, owner, expires in orphans:
+        if run_id in waiting:
+            continue
+        with transaction.atomic():
+            # Only one sweeper wins this compare-and-swap; the others skip the run. The
+            # lease stays lapsed (so the task can claim it) but no longer names the
+            # dead worker, which is thereby fenced out should it come back.
+            if not Run.objects.filter(pk=run_id, status=status, lease_expires_at=expires).update(
+                lease_owner="", lease_expires_at=now
+            ):
+                continue
+            if status == RunStatus.QUEUED:
+                reason = "queued run had no task (lost before it was enqueued)"
+            else:
+                reason = f"lease of {owner or 'its worker'} expired while {status}"
+            append_events(
+                run_id, [NewEvent(TranscriptEvent.Role.SYSTEM, RunRequeued(reason=reason))]
+            )
+            enqueue_run(run_id)
+        requeued.append(run_id)
+    return requeued
+
+
+def _runs_with_ready_tasks() -> set[int]:
+    rows = DBTaskResult.objects.ready().filter(task_path=execute_run.module_path)
+    return {
+        args["args"][0]
+        for args in rows.values_list("args_kwargs", flat=True)
+        if isinstance(args, dict) and args.get("args")
+    }
