@@ -94,7 +94,8 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # Several deployments (or test runs) may share one Redis: keep their groups apart.
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": envstr("REDIS_PREFIX", "plannerweb")},
         }
     }
 else:
