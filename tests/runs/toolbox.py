@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from runs.tools.base import ToolError
@@ -99,3 +100,11 @@ async def probe(key: str, label: str, want: int) -> dict[str, Any]:
         return {"label": label}
     finally:
         _active[key] -= 1
+
+
+async def append_line(path: str, line: str, seconds: float = 0.0) -> dict[str, Any]:
+    """A side effect other processes can count: one line per call, appended after ``seconds``."""
+    await asyncio.sleep(seconds)
+    with Path(path).open("a") as out:
+        out.write(line + "\n")
+    return {"line": line}

@@ -12,9 +12,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from runs.dispatch import enqueue_run
 from runs.execution.engine import RunExecutor
-from runs.execution.journal import StaleStateError
 from runs.models import Run, RunStatus, Step, Task, TranscriptEvent
 from runs.recovery import runs_recover
 from runs.services import run_claim, run_execute, run_submit_plan
