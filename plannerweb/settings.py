@@ -152,6 +152,8 @@ PLANNERWEB_WORKER_THREADS = envint("PLANNERWEB_WORKER_THREADS", 4)
 # enqueued by another process on SQLite, or of a lost notification. Each idle
 # worker costs the database one indexed query per interval.
 PLANNERWEB_WORKER_POLL_SECONDS = envfloat("PLANNERWEB_WORKER_POLL_SECONDS", 1.0)
+# On PostgreSQL, idle workers LISTEN for enqueues (one extra connection each).
+PLANNERWEB_WORKER_LISTEN = envbool("PLANNERWEB_WORKER_LISTEN", True)
 # How often a worker looks for runs that lost their worker (expired lease) or
 # their task (queued, never picked up) and enqueues them again.
 PLANNERWEB_RECOVERY_SECONDS = envfloat("PLANNERWEB_RECOVERY_SECONDS", 5.0)

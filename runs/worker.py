@@ -87,7 +87,7 @@ class PgWaker:
 
 
 def make_waker() -> LocalWaker | PgWaker:
-    if connections[DEFAULT_DB_ALIAS].vendor == "postgresql":
+    if connections[DEFAULT_DB_ALIAS].vendor == "postgresql" and settings.PLANNERWEB_WORKER_LISTEN:
         return PgWaker()
     return LocalWaker()
 
