@@ -18,7 +18,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def kinds(run: Run) -> list[str]:
-    return list(TranscriptEvent.objects.filter(run=run).order_by("seq").values_list("kind", flat=True))
+    return list(
+        TranscriptEvent.objects.filter(run=run).order_by("seq").values_list("kind", flat=True)
+    )
 
 
 def test_a_held_run_waits_for_a_reviewer_and_holds_no_worker(held: ReviewItem) -> None:
@@ -58,12 +60,21 @@ def test_an_edited_plan_runs_the_edited_version_never_the_original(
         ],
     }
     item = review_edit(
-        item_id=held.pk, user=reviewer, document=edited, checklist=all_ticks(held), reason="warn first"
+        item_id=held.pk,
+        user=reviewer,
+        document=edited,
+        checklist=all_ticks(held),
+        reason="warn first",
     )
     assert item.status == "edited"
     new = item.result_plan
     assert new is not None
-    assert (new.version, new.source, new.created_by, new.parent_id) == (2, "reviewer", reviewer, held.plan_id)
+    assert (new.version, new.source, new.created_by, new.parent_id) == (
+        2,
+        "reviewer",
+        reviewer,
+        held.plan_id,
+    )
     run = Run.objects.get(pk=held.run_id)
     assert run.current_plan_id == new.pk and run.status == "queued"
     assert run_execute(run_id=run.pk) == "succeeded"
@@ -81,14 +92,18 @@ def test_an_invalid_edit_reports_every_problem_and_writes_nothing(
         review_edit(item_id=held.pk, user=reviewer, document=bad, checklist=all_ticks(held))
     paths = {p["path"] for p in caught.value.problems}
     assert len(caught.value.problems) >= 2, caught.value.problems
-    assert any(p.startswith("steps[0]") for p in paths) and any(p.startswith("steps[1]") for p in paths)
+    assert any(p.startswith("steps[0]") for p in paths) and any(
+        p.startswith("steps[1]") for p in paths
+    )
     held.refresh_from_db()
     assert held.status == "open"
     assert Plan.objects.filter(run=held.run).count() == 1
     assert AuditEntry.objects.count() == audit_before
 
 
-def test_a_rejected_plan_ends_its_run_cancelled_with_the_reason(held: ReviewItem, reviewer: User) -> None:
+def test_a_rejected_plan_ends_its_run_cancelled_with_the_reason(
+    held: ReviewItem, reviewer: User
+) -> None:
     item = review_reject(item_id=held.pk, user=reviewer, reason="wrong cluster")
     assert item.status == "rejected"
     run = Run.objects.get(pk=held.run_id)
