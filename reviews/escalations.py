@@ -113,12 +113,13 @@ def escalation_open(
 def step_gate_open(*, step_id: int, threshold: float) -> ReviewItem:
     """Pause one low-confidence step on a sensitive tool; the rest of the run keeps going."""
     step = Step.objects.select_related("run", "plan").get(pk=step_id)
+    confidence = "unknown" if step.confidence is None else f"{step.confidence:g}"
     return review_open(
         run=step.run,
         kind=ReviewKind.STEP_GATE,
         reason=(
             f"step {step.key!r} on sensitive tool {step.tool_name!r} has confidence "
-            f"{step.confidence:g}, below {threshold:g}"
+            f"{confidence}, below {threshold:g}"
         ),
         cause=EscalationCause.LOW_CONFIDENCE,
         plan=step.plan,
