@@ -70,7 +70,7 @@ class PlanInvalid(ReviewError):
 
 def lock_item(item_id: int) -> ReviewItem:
     """The item under its row lock (PostgreSQL); call inside a transaction."""
-    return lock_rows(ReviewItem.objects.filter(pk=item_id).select_related("decided_by")).get()
+    return lock_rows(ReviewItem.objects.filter(pk=item_id)).get()
 
 
 def lock_open_item(item_id: int) -> ReviewItem:

@@ -55,7 +55,10 @@ def plan_doc(key: str) -> dict:
     """Two steps: a harmless read, then a deploy on the sensitive tool."""
     return {
         "goal": "ship it",
-        "steps": [step("read", "record", key), step("ship", "deploy", key, ("read",), confidence=0.4)],
+        "steps": [
+            step("read", "record", key),
+            step("ship", "deploy", key, ("read",), confidence=0.4),
+        ],
     }
 
 
