@@ -18,7 +18,6 @@ class ApprovalPolicyAdmin(AuditedAdminMixin, StaffAdmin):
     audit_fields = ("mode", "confidence_threshold", "required_approvals", "tool", "task")
     list_display = ("__str__", "mode", "confidence_threshold", "required_approvals", "updated_at")
     list_filter = ("mode",)
-    autocomplete_fields = ()
     raw_id_fields = ("task",)
 
     def audit_id(self, obj: Model) -> str:

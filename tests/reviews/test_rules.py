@@ -173,3 +173,24 @@ def test_several_open_items_of_one_run_are_decided_independently(
     review_reject(item_id=held.pk, user=reviewer, reason="no")
     other.refresh_from_db()
     assert other.status == "open"
+
+
+def test_an_edit_that_needs_a_quorum_opens_a_new_item_with_the_editors_approval(
+    held: ReviewItem, tools: dict[str, Tool], reviewer: User, reviewer2: User, key: str
+) -> None:
+    from tests.reviews.conftest import step
+
+    ApprovalPolicy.objects.create(tool=tools["notify"], mode="never", required_approvals=2)
+    document = {"steps": [step("tell", "notify", key)]}
+    edited = review_edit(
+        item_id=held.pk, user=reviewer, document=document, checklist=all_ticks(held)
+    )
+    assert edited.status == "edited"
+    follow_up = ReviewItem.objects.get(run=held.run, status="open")
+    assert (follow_up.plan, follow_up.required_approvals) == (edited.result_plan, 2)
+    assert [a.user for a in follow_up.approvals.all()] == [reviewer]
+    assert Run.objects.get(pk=held.run_id).status == "awaiting_approval"
+    done = review_approve(item_id=follow_up.pk, user=reviewer2, checklist=all_ticks(follow_up))
+    assert done.status == "approved"
+    run = Run.objects.get(pk=held.run_id)
+    assert (run.status, run.current_plan) == ("queued", edited.result_plan)
