@@ -167,3 +167,18 @@ PLANNERWEB_OUTPUT_CAP_BYTES = envint("PLANNERWEB_OUTPUT_CAP_BYTES", 64 * 1024)
 # The login page lists the demo accounts (the README's first command turns this on).
 PLANNERWEB_SHOW_DEMO_LOGINS = envbool("PLANNERWEB_SHOW_DEMO_LOGINS", False)
 PLANNERWEB_SANDBOX_DIR = Path(envstr("PLANNERWEB_SANDBOX_DIR", str(VAR_DIR / "sandbox")))
+
+# --- review queue ---------------------------------------------------------------
+# The global approval policy until an admin saves one: always | sensitive | low_confidence | never.
+PLANNERWEB_APPROVAL_MODE = envstr("PLANNERWEB_APPROVAL_MODE", "never")
+if PLANNERWEB_APPROVAL_MODE not in {"always", "sensitive", "low_confidence", "never"}:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "PLANNERWEB_APPROVAL_MODE must be always, sensitive, low_confidence or never, "
+        f"got {PLANNERWEB_APPROVAL_MODE!r}"
+    )
+# A step on a sensitive tool whose confidence is below this pauses for a reviewer (per-tool override in admin).
+PLANNERWEB_GATE_CONFIDENCE = envfloat("PLANNERWEB_GATE_CONFIDENCE", 0.6)
+# Four-eyes: nobody approves the plan of a task they submitted.
+PLANNERWEB_FOUR_EYES = envbool("PLANNERWEB_FOUR_EYES", True)

@@ -13,9 +13,13 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
+from reviews.admin_audit import AuditedAdminMixin
+from reviews.audit import TOOL_FIELDS
+from reviews.services import config_audit
 from runs.models import Plan, Run, Step, Task, Tool, TranscriptEvent
 from runs.permissions import is_admin
 from runs.tools.registry import validate_parameters_schema, validate_tool_config
@@ -111,8 +115,11 @@ class ToolAdminForm(forms.ModelForm):
 
 
 @admin.register(Tool)
-class ToolAdmin(StaffAdmin):
+class ToolAdmin(AuditedAdminMixin, StaffAdmin):
     form = ToolAdminForm
+    # Every add, change and delete here writes an AuditEntry (reviews.admin_audit).
+    audit_type = "tool"
+    audit_fields = TOOL_FIELDS
     list_display = ("name", "kind", "enabled", "sensitive", "idempotent", "timeout_seconds")
     list_filter = ("kind", "enabled", "sensitive", "idempotent")
     search_fields = ("name", "description")
@@ -145,9 +152,18 @@ class ToolAdmin(StaffAdmin):
     def _set_enabled(self, request: HttpRequest, queryset: QuerySet[Tool], enabled: bool) -> None:
         # save() per row (not update()) so updated_at moves.
         tools = list(queryset.exclude(enabled=enabled))
-        for tool in tools:
-            tool.enabled = enabled
-            tool.save(update_fields=["enabled", "updated_at"])
+        with transaction.atomic():
+            for tool in tools:
+                before = self.audit_snapshot(tool)
+                tool.enabled = enabled
+                tool.save(update_fields=["enabled", "updated_at"])
+                config_audit(
+                    actor=request.user,  # type: ignore[arg-type]
+                    object_type="tool",
+                    object_id=self.audit_id(tool),
+                    before=before,
+                    after=self.audit_snapshot(tool),
+                )
         word = "enabled" if enabled else "disabled"
         self.message_user(request, f"{len(tools)} tool(s) {word}.", messages.SUCCESS)
 

@@ -73,6 +73,42 @@ class RunRequeued(_Event):
     reason: str
 
 
+class ReviewOpened(_Event):
+    kind: Literal["review.opened"] = "review.opened"
+    item_id: int
+    review_kind: str
+    reason: str = ""
+    plan_version: int | None = None
+    step: str | None = None
+    required_approvals: int = 1
+
+
+class ReviewAssigned(_Event):
+    kind: Literal["review.assigned"] = "review.assigned"
+    item_id: int
+    assignee: str | None = None
+    by: str | None = None
+
+
+class ReviewApprovalAdded(_Event):
+    kind: Literal["review.approval"] = "review.approval"
+    item_id: int
+    by: str
+    approvals: int
+    required: int
+
+
+class ReviewDecided(_Event):
+    kind: Literal["review.decided"] = "review.decided"
+    item_id: int
+    review_kind: str
+    status: str
+    decision: str
+    by: str | None = None
+    reason: str = ""
+    plan_version: int | None = None
+
+
 TranscriptPayload = Annotated[
     RunCreated
     | RunStatusChanged
@@ -80,7 +116,11 @@ TranscriptPayload = Annotated[
     | PlanCreated
     | StepStatusChanged
     | StepRetrying
-    | RunRequeued,
+    | RunRequeued
+    | ReviewOpened
+    | ReviewAssigned
+    | ReviewApprovalAdded
+    | ReviewDecided,
     Field(discriminator="kind"),
 ]
 EVENT_ADAPTER: TypeAdapter[TranscriptPayload] = TypeAdapter(TranscriptPayload)

@@ -162,7 +162,8 @@ def run_submit_plan(
     that showed problems inline) so the work is not done twice.
 
     Returns the run either way: an invalid plan's run ends ``failed`` at once,
-    with the plan's problems stored on its plan version.
+    with the plan's problems stored on its plan version; a plan the approval
+    policy holds leaves the run ``awaiting_approval`` with a review item open.
     """
     task = Task.objects.create(title=title, description=description, submitted_by=submitted_by)
     run = Run.objects.create(
@@ -185,9 +186,12 @@ def run_submit_plan(
             role=TranscriptEvent.Role.SUPERVISOR,
         )
     else:
+        from reviews.services import review_hold_plan
         from runs.dispatch import enqueue_run
 
-        enqueue_run(run.pk)
+        # The approval policy may park the run for a reviewer instead (no worker held).
+        if review_hold_plan(run=run, plan=plan) is None:
+            enqueue_run(run.pk)
     run.refresh_from_db()
     return run
 

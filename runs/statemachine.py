@@ -26,7 +26,8 @@ S = StepStatus
 RUN_TRANSITIONS: dict[str, frozenset[str]] = {
     R.QUEUED: frozenset({R.PLANNING, R.AWAITING_APPROVAL, R.EXECUTING, R.FAILED, R.CANCELLED}),
     R.PLANNING: frozenset({R.AWAITING_APPROVAL, R.EXECUTING, R.FAILED, R.ESCALATED, R.CANCELLED}),
-    R.AWAITING_APPROVAL: frozenset({R.EXECUTING, R.FAILED, R.CANCELLED}),
+    # -> queued: a reviewer approved; the run goes back to the queue for any worker.
+    R.AWAITING_APPROVAL: frozenset({R.QUEUED, R.EXECUTING, R.FAILED, R.CANCELLED}),
     R.EXECUTING: frozenset(
         {
             R.AWAITING_APPROVAL,

@@ -1,0 +1,220 @@
+"""Engine-side review items: gated low-confidence steps and escalations, and their decisions.
+
+The executor (wired by the lead) calls ``step_gate_open`` before a gated step
+runs and ``escalation_open`` when it gives up; a reviewer's decision comes back
+as a ``Resolution`` saying what the run should do next. These functions record
+decisions; resuming the run from them is the executor's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import models, transaction
+from django.urls import reverse
+
+from reviews.audit import audit_record
+from reviews.models import ReviewItem, ReviewKind, ReviewStatus
+from reviews.policies import step_needs_gate
+from reviews.services import (
+    REVIEWER,
+    _check_assignee,
+    _check_checklist,
+    _decided_event,
+    _item_state,
+    _locked,
+    _require_reviewer,
+    plan_validate_edit,
+    review_open,
+    run_stop,
+)
+from reviews.statemachine import NotAllowed, ReviewError, review_transition
+from runs.models import Plan, Run, Step
+from runs.statemachine import append_events
+
+__all__ = [
+    "EscalationAction",
+    "EscalationCause",
+    "Resolution",
+    "escalation_open",
+    "gate_resolution",
+    "review_resolve_escalation",
+    "step_gate_open",
+    "step_needs_gate",
+]
+
+
+class EscalationCause(models.TextChoices):
+    UNKNOWN_TOOL = "unknown_tool", "The planner chose an unknown tool"
+    EVALUATOR_FAIL = "evaluator_fail", "Evaluator failed and replans are exhausted"
+    BUDGET_BREACHED = "budget_breached", "A budget was breached"
+    PARTIAL_RUN = "partial_run", "A step may have partly run"
+    LOW_CONFIDENCE = "low_confidence", "A gated low-confidence step"
+    INVALID_PLANNER_OUTPUT = "invalid_planner_output", "Planner output still invalid after repair"
+
+
+class EscalationAction(models.TextChoices):
+    RETRY = "retry", "Retry the step"
+    SKIP = "skip", "Skip the step"
+    EDIT = "edit", "Edit the plan and resume"
+    ROLLBACK = "rollback", "Roll back"
+    ABORT = "abort", "Abort the run"
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What the run should do after a decision: the executor acts on ``action``."""
+
+    item_id: int
+    run_id: int
+    action: str  # run | skip | retry | edit | rollback | abort
+    step_id: int | None = None
+    plan_id: int | None = None  # the plan to continue with (an edit's new version)
+
+
+@transaction.atomic
+def escalation_open(
+    *,
+    run_id: int,
+    cause: str,
+    reason: str,
+    context: dict[str, Any] | None = None,
+    step_id: int | None = None,
+    hold_run: bool = False,
+) -> ReviewItem:
+    """Hand a stuck run to a reviewer, with the failure report and a link to the transcript.
+
+    ``hold_run=True`` also moves the run to ``awaiting_approval`` (releasing its
+    lease); an executor that records the run's status itself passes False.
+    """
+    if cause not in EscalationCause.values:
+        raise ValueError(f"unknown escalation cause {cause!r}")
+    run = Run.objects.select_related("current_plan").get(pk=run_id)
+    full_context = {
+        **(context or {}),
+        "transcript_url": reverse("runs:detail", kwargs={"run_id": run_id}),
+    }
+    return review_open(
+        run=run,
+        kind=ReviewKind.ESCALATION,
+        reason=reason,
+        cause=cause,
+        plan=run.current_plan,
+        step_id=step_id,
+        context=full_context,
+        hold_run=hold_run,
+    )
+
+
+@transaction.atomic
+def step_gate_open(*, step_id: int, threshold: float) -> ReviewItem:
+    """Pause one low-confidence step on a sensitive tool; the rest of the run keeps going."""
+    step = Step.objects.select_related("run", "plan").get(pk=step_id)
+    confidence = "unknown" if step.confidence is None else f"{step.confidence:g}"
+    return review_open(
+        run=step.run,
+        kind=ReviewKind.STEP_GATE,
+        reason=(
+            f"step {step.key!r} on sensitive tool {step.tool_name!r} has confidence "
+            f"{confidence}, below {threshold:g}"
+        ),
+        cause=EscalationCause.LOW_CONFIDENCE,
+        plan=step.plan,
+        step_id=step.pk,
+        context={"params": step.params, "confidence": step.confidence, "threshold": threshold},
+    )
+
+
+def gate_resolution(item: ReviewItem) -> Resolution | None:
+    """For a step gate: None while open, else run the step, skip it, or abort the run."""
+    if item.status == ReviewStatus.OPEN:
+        return None
+    if item.status == ReviewStatus.APPROVED:
+        action = "run"
+    elif item.status == ReviewStatus.REJECTED or item.decision == "auto_reject":
+        action = "skip"
+    else:
+        action = "abort"
+    return Resolution(item.pk, item.run_id, action, item.step_id, item.plan_id)
+
+
+@transaction.atomic
+def review_resolve_escalation(
+    *,
+    item_id: int,
+    user: AbstractBaseUser,
+    action: str,
+    reason: str = "",
+    checklist: Iterable[Any] = (),
+    document: Any = None,
+) -> Resolution:
+    """Record a reviewer's action on an escalation and say what the run does next.
+
+    ``abort`` needs a reason and stops the run here; ``edit`` validates
+    ``document`` and stores it as a new plan version by the reviewer (an invalid
+    edit raises ``PlanInvalid`` and writes nothing); retry, skip and rollback are
+    recorded for the executor to carry out.
+    """
+    from runs.services import plan_create
+
+    if action not in EscalationAction.values:
+        raise ReviewError(f"Unknown action {action!r}; use one of {', '.join(EscalationAction)}.")
+    _require_reviewer(user)
+    reason = (reason or "").strip()
+    item = _locked(item_id)
+    if item.kind != ReviewKind.ESCALATION:
+        raise NotAllowed("Only escalations are resolved with an action.")
+    _check_assignee(item, user)
+    if action == EscalationAction.ABORT:
+        if not reason:
+            raise ReviewError("Give a reason for aborting the run.")
+    else:
+        _check_checklist(item, checklist)
+    before = _item_state(item)
+    new: Plan | None = None
+    if action == EscalationAction.EDIT:
+        validated = plan_validate_edit(document)
+        new = plan_create(
+            run=item.run,
+            document=document,
+            source=Plan.Source.REVIEWER,
+            created_by=user,
+            parent=item.run.current_plan,
+            validated=validated,
+        )
+    status = {
+        EscalationAction.ABORT: ReviewStatus.REJECTED,
+        EscalationAction.EDIT: ReviewStatus.EDITED,
+    }.get(action, ReviewStatus.APPROVED)  # type: ignore[call-overload]
+    review_transition(
+        item=item, to=status, by=user, decision=action, reason=reason, result_plan=new
+    )
+    append_events(item.run_id, [_decided_event(item, user, new)])
+    if action == EscalationAction.ABORT:
+        run_stop(
+            run_id=item.run_id,
+            reason=f"aborted by {user.get_username()} after escalation: {reason}",
+            role=REVIEWER,
+            by=user,
+        )
+    audit_record(
+        actor=user,
+        action=f"escalation.{action}",
+        object_type="review_item",
+        object_id=item.pk,
+        before=before,
+        after={**_item_state(item), "new_plan_version": new.version if new else None},
+        reason=reason,
+        run_id=item.run_id,
+        item_id=item.pk,
+    )
+    return Resolution(
+        item.pk,
+        item.run_id,
+        action,
+        item.step_id,
+        new.pk if new is not None else item.run.current_plan_id,
+    )

@@ -1,0 +1,159 @@
+"""Reads for the review pages, the CLI and (later) the API: the queue, an item's plan, the audit log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import Case, Q, QuerySet, Value, When
+from django.db.models.fields import BooleanField
+from django.utils import timezone
+
+from reviews.models import AuditEntry, ReviewItem, ReviewKind, ReviewStatus
+from runs.models import Plan, Step
+from runs.permissions import REVIEWERS
+
+# "Older than" choices for the queue's age filter.
+AGES: dict[str, timedelta] = {
+    "1h": timedelta(hours=1),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+}
+
+
+@dataclass
+class QueueFilters:
+    """Parsed queue filters; ``problems`` lists the ones that were ignored and why."""
+
+    kind: str = ""
+    status: str = "open"
+    age: str = ""
+    run: int | None = None
+    assignee: str = ""  # a username, "me", or "none"
+    overdue: bool = False
+    problems: list[str] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, data: Any) -> QueueFilters:
+        f = cls()
+        kind = data.get("kind", "")
+        if kind in ReviewKind.values:
+            f.kind = kind
+        elif kind:
+            f.problems.append(f"There is no item kind {kind[:40]!r}.")
+        status = data.get("status", "open")
+        if status in ReviewStatus.values or status == "all":
+            f.status = status
+        else:
+            f.problems.append(f"There is no item status {status[:40]!r}.")
+        age = data.get("age", "")
+        if age in AGES:
+            f.age = age
+        elif age:
+            f.problems.append(f"Age must be one of {', '.join(AGES)}.")
+        run = data.get("run", "")
+        if run:
+            try:
+                f.run = int(run)
+            except ValueError:
+                f.problems.append(f"Run must be a number, got {run[:40]!r}.")
+        f.assignee = data.get("assignee", "")[:150]
+        f.overdue = data.get("overdue") in ("1", "on", "true")
+        return f
+
+
+def review_queue(filters: QueueFilters, *, user: Any) -> QuerySet[ReviewItem]:
+    """Items matching ``filters``, overdue ones first, each annotated with ``overdue``."""
+    now = timezone.now()
+    qs = ReviewItem.objects.select_related(
+        "run", "run__task", "plan", "step", "assignee", "decided_by"
+    ).annotate(
+        overdue=Case(
+            When(status=ReviewStatus.OPEN, due_at__lt=now, then=Value(True)),
+            default=Value(False),
+            output_field=BooleanField(),
+        )
+    )
+    if filters.kind:
+        qs = qs.filter(kind=filters.kind)
+    if filters.status != "all":
+        qs = qs.filter(status=filters.status)
+    if filters.age:
+        qs = qs.filter(created_at__lte=now - AGES[filters.age])
+    if filters.run is not None:
+        qs = qs.filter(run_id=filters.run)
+    if filters.assignee == "me":
+        qs = qs.filter(assignee=user)
+    elif filters.assignee == "none":
+        qs = qs.filter(assignee__isnull=True)
+    elif filters.assignee:
+        qs = qs.filter(assignee__username=filters.assignee)
+    if filters.overdue:
+        qs = qs.filter(overdue=True)
+    return qs.order_by("-overdue", "due_at", "id")
+
+
+def review_item(item_id: int) -> ReviewItem:
+    return (
+        ReviewItem.objects.select_related(
+            "run", "run__task", "run__task__submitted_by", "plan", "step", "assignee", "decided_by"
+        )
+        .prefetch_related("approvals__user")
+        .get(pk=item_id)
+    )
+
+
+def plan_steps(plan: Plan | None) -> list[Step]:
+    if plan is None:
+        return []
+    return list(plan.steps.select_related("tool").order_by("phase", "position"))
+
+
+def plan_edges(steps: list[Step]) -> list[tuple[str, str]]:
+    """The dependency graph as (from, to) edges in run order."""
+    return [(dep, s.key) for s in steps if s.phase == Step.Phase.MAIN for dep in s.depends_on]
+
+
+def reviewers() -> QuerySet[Any]:
+    """Users an item may be assigned to: the reviewers group and staff."""
+    return (
+        get_user_model()
+        .objects.filter(is_active=True)
+        .filter(Q(groups__name=REVIEWERS) | Q(is_staff=True))
+        .distinct()
+        .order_by("username")
+    )
+
+
+@dataclass
+class AuditFilters:
+    run: int | None = None
+    item: int | None = None
+    actor: str = ""
+    problems: list[str] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, data: Any) -> AuditFilters:
+        f = cls()
+        for name in ("run", "item"):
+            raw = data.get(name, "")
+            if raw:
+                try:
+                    setattr(f, name, int(raw))
+                except ValueError:
+                    f.problems.append(f"{name.title()} must be a number, got {raw[:40]!r}.")
+        f.actor = data.get("actor", "")[:150]
+        return f
+
+
+def audit_entries(filters: AuditFilters) -> QuerySet[AuditEntry]:
+    qs = AuditEntry.objects.all()
+    if filters.run is not None:
+        qs = qs.filter(run_id=filters.run)
+    if filters.item is not None:
+        qs = qs.filter(item_id=filters.item)
+    if filters.actor:
+        qs = qs.filter(actor_name=filters.actor)
+    return qs.order_by("seq")

@@ -1,0 +1,298 @@
+"""Review pages: the queue, an item (plan table, graph edges, decisions), the audit log and its CSV.
+
+Every view is for reviewers (staff included): anonymous users go to the login
+page, everyone else gets 403. Views parse, call a service, and redirect or render.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from reviews import escalations, selectors, services
+from reviews.audit import audit_csv_rows
+from reviews.escalations import EscalationAction
+from reviews.models import ReviewItem, ReviewKind, ReviewStatus
+from reviews.policies import four_eyes_applies
+from reviews.selectors import AGES, AuditFilters, QueueFilters
+from reviews.statemachine import PlanInvalid, ReviewError
+from runs.models import Step
+from runs.permissions import is_reviewer, role_required
+from runs.planning.schema import PlanSyntaxError, parse_plan_text
+
+ITEMS_PER_PAGE = 50
+AUDIT_PER_PAGE = 100
+
+reviewer_required = role_required(is_reviewer)
+
+
+def _get_item(item_id: int) -> ReviewItem:
+    try:
+        return selectors.review_item(item_id)
+    except ReviewItem.DoesNotExist:
+        raise Http404("No such review item.") from None
+
+
+# --------------------------------------------------------------------------- queue
+@require_GET
+@reviewer_required
+def queue(request: HttpRequest) -> HttpResponse:
+    """Open items first by due time, overdue ones marked; filters by kind, status, age, run, assignee."""
+    filters = QueueFilters.parse(request.GET)
+    for problem in filters.problems:
+        messages.warning(request, problem + " That filter was ignored.")
+    items = selectors.review_queue(filters, user=request.user)
+    page = Paginator(items, ITEMS_PER_PAGE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "reviews/queue.html",
+        {
+            "page": page,
+            "filters": filters,
+            "kinds": ReviewKind.choices,
+            "statuses": [*ReviewStatus.values, "all"],
+            "ages": list(AGES),
+            "reviewers": selectors.reviewers(),
+            "query": query.urlencode(),
+        },
+    )
+
+
+# --------------------------------------------------------------------------- item
+@require_GET
+@reviewer_required
+def item_detail(request: HttpRequest, item_id: int) -> HttpResponse:
+    item = _get_item(item_id)
+    return _render_item(request, item)
+
+
+def _render_item(
+    request: HttpRequest,
+    item: ReviewItem,
+    *,
+    plan_text: str | None = None,
+    problems: list[dict[str, str]] | None = None,
+    syntax_error: str = "",
+    status: int = 200,
+) -> HttpResponse:
+    steps = selectors.plan_steps(item.plan)
+    for s in steps:
+        s.params_json = json.dumps(s.params, indent=2, ensure_ascii=False)  # type: ignore[attr-defined]
+    main = [s for s in steps if s.phase == Step.Phase.MAIN]
+    if plan_text is None:
+        document = item.plan.document if item.plan is not None else None
+        plan_text = (
+            yaml.safe_dump(document, sort_keys=False, allow_unicode=True) if document else ""
+        )
+    return render(
+        request,
+        "reviews/item.html",
+        {
+            "item": item,
+            "main_steps": main,
+            "rollback_steps": [s for s in steps if s.phase == Step.Phase.ROLLBACK],
+            "edges": selectors.plan_edges(main),
+            "checklist": list(enumerate(item.checklist or [])),
+            "approvals": list(item.approvals.all()),
+            "reviewers": selectors.reviewers(),
+            "four_eyes": item.kind == ReviewKind.PLAN_APPROVAL
+            and four_eyes_applies(item.run.task, request.user),
+            "plan_text": plan_text,
+            "problems": problems or [],
+            "syntax_error": syntax_error,
+            "actions": EscalationAction.choices,
+            "audit": selectors.audit_entries(AuditFilters(item=item.pk)),
+            "context_json": json.dumps(item.context, indent=2, ensure_ascii=False, default=str),
+            "is_overdue": item.is_open and item.due_at is not None and item.due_at < timezone.now(),
+        },
+        status=status,
+    )
+
+
+def _decide(
+    request: HttpRequest, item_id: int, call: Callable[[], Any], done: Callable[[Any], str]
+) -> HttpResponse:
+    """Run a decision service; domain errors become a message on the item page, never a 500."""
+    try:
+        result = call()
+    except ReviewItem.DoesNotExist:
+        raise Http404("No such review item.") from None
+    except ReviewError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, done(result))
+    return redirect("reviews:item", item_id=item_id)
+
+
+def _ticks(request: HttpRequest) -> list[str]:
+    return request.POST.getlist("checklist")
+
+
+@require_POST
+@reviewer_required
+def item_claim(request: HttpRequest, item_id: int) -> HttpResponse:
+    return _decide(
+        request,
+        item_id,
+        lambda: services.review_claim(item_id=item_id, user=request.user),  # type: ignore[arg-type]
+        lambda item: f"Review {item.pk} is yours.",
+    )
+
+
+@require_POST
+@reviewer_required
+def item_assign(request: HttpRequest, item_id: int) -> HttpResponse:
+    username = request.POST.get("assignee", "").strip()
+    assignee = None
+    if username:
+        assignee = get_user_model().objects.filter(username=username).first()
+        if assignee is None:
+            messages.error(request, f"There is no user {username[:40]!r}.")
+            return redirect("reviews:item", item_id=item_id)
+    return _decide(
+        request,
+        item_id,
+        lambda: services.review_assign(item_id=item_id, user=request.user, assignee=assignee),  # type: ignore[arg-type]
+        lambda item: f"Review {item.pk} assigned to {username or 'nobody'}.",
+    )
+
+
+def _approved_message(item: ReviewItem) -> str:
+    if item.status == ReviewStatus.OPEN:
+        return f"Approval recorded ({item.approvals.count()} of {item.required_approvals})."
+    if item.status == ReviewStatus.EXPIRED:
+        return f"The run had already ended; review {item.pk} is closed."
+    return f"Review {item.pk} approved."
+
+
+@require_POST
+@reviewer_required
+def item_approve(request: HttpRequest, item_id: int) -> HttpResponse:
+    return _decide(
+        request,
+        item_id,
+        lambda: services.review_approve(
+            item_id=item_id,
+            user=request.user,  # type: ignore[arg-type]
+            checklist=_ticks(request),
+            reason=request.POST.get("reason", "").strip(),
+        ),
+        _approved_message,
+    )
+
+
+@require_POST
+@reviewer_required
+def item_reject(request: HttpRequest, item_id: int) -> HttpResponse:
+    return _decide(
+        request,
+        item_id,
+        lambda: services.review_reject(
+            item_id=item_id,
+            user=request.user,  # type: ignore[arg-type]
+            reason=request.POST.get("reason", ""),
+        ),
+        lambda item: f"Review {item.pk} {item.status}.",
+    )
+
+
+@require_POST
+@reviewer_required
+def item_edit(request: HttpRequest, item_id: int) -> HttpResponse:
+    """Save the reviewer's plan as a new version; syntax or validation problems are shown inline."""
+    item = _get_item(item_id)
+    text = request.POST.get("plan", "")
+    try:
+        document = parse_plan_text(text)
+    except PlanSyntaxError as exc:
+        return _render_item(request, item, plan_text=text, syntax_error=str(exc), status=422)
+    try:
+        done = services.review_edit(
+            item_id=item_id,
+            user=request.user,  # type: ignore[arg-type]
+            document=document,
+            checklist=_ticks(request),
+            reason=request.POST.get("reason", "").strip(),
+        )
+    except PlanInvalid as exc:
+        return _render_item(request, item, plan_text=text, problems=exc.problems, status=422)
+    except ReviewError as exc:
+        messages.error(request, str(exc))
+        return _render_item(request, item, plan_text=text, status=409)
+    version = done.result_plan.version if done.result_plan else "?"
+    messages.success(request, f"Plan v{version} saved; the run continues with it.")
+    return redirect("reviews:item", item_id=item_id)
+
+
+@require_POST
+@reviewer_required
+def item_resolve(request: HttpRequest, item_id: int) -> HttpResponse:
+    """An escalation's action: retry, skip, edit and resume, roll back or abort."""
+    item = _get_item(item_id)
+    action = request.POST.get("action", "")
+    document = None
+    if action == EscalationAction.EDIT:
+        text = request.POST.get("plan", "")
+        try:
+            document = parse_plan_text(text)
+        except PlanSyntaxError as exc:
+            return _render_item(request, item, plan_text=text, syntax_error=str(exc), status=422)
+    try:
+        resolution = escalations.review_resolve_escalation(
+            item_id=item_id,
+            user=request.user,  # type: ignore[arg-type]
+            action=action,
+            reason=request.POST.get("reason", ""),
+            checklist=_ticks(request),
+            document=document,
+        )
+    except PlanInvalid as exc:
+        return _render_item(
+            request, item, plan_text=request.POST.get("plan", ""), problems=exc.problems, status=422
+        )
+    except ReviewError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Escalation {item_id}: {resolution.action} recorded.")
+    return redirect("reviews:item", item_id=item_id)
+
+
+# --------------------------------------------------------------------------- audit
+@require_GET
+@reviewer_required
+def audit_log(request: HttpRequest) -> HttpResponse:
+    """The audit trail, per run, per item or per reviewer."""
+    filters = AuditFilters.parse(request.GET)
+    for problem in filters.problems:
+        messages.warning(request, problem + " That filter was ignored.")
+    entries = selectors.audit_entries(filters).order_by("-seq")
+    page = Paginator(entries, AUDIT_PER_PAGE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "reviews/audit.html",
+        {"page": page, "filters": filters, "query": query.urlencode()},
+    )
+
+
+@require_GET
+@reviewer_required
+def audit_csv(request: HttpRequest) -> StreamingHttpResponse:
+    filters = AuditFilters.parse(request.GET)
+    entries = selectors.audit_entries(filters).iterator(chunk_size=1000)
+    response = StreamingHttpResponse(audit_csv_rows(entries), content_type="text/csv")
+    response["Content-Disposition"] = 'attachment; filename="audit.csv"'
+    return response

@@ -1,0 +1,96 @@
+"""Review-queue fixtures: a small tool registry (one sensitive tool), policies, submitted runs."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+
+from reviews.models import ApprovalPolicy, ReviewItem
+from runs.models import Run, Tool
+from runs.services import run_submit_plan
+
+
+@pytest.fixture
+def key() -> str:
+    return uuid.uuid4().hex
+
+
+@pytest.fixture
+def tools(db: None) -> dict[str, Tool]:
+    """``record`` (harmless), ``deploy`` (sensitive), ``notify`` (harmless): all python tools."""
+
+    def make(name: str, **fields: Any) -> Tool:
+        return Tool.objects.create(
+            name=name,
+            kind=Tool.Kind.PYTHON,
+            config={"callable": "tests.runs.toolbox.record"},
+            parameters_schema={"type": "object"},
+            timeout_seconds=10,
+            **fields,
+        )
+
+    return {
+        "record": make("record"),
+        "deploy": make("deploy", sensitive=True),
+        "notify": make("notify"),
+    }
+
+
+def step(id: str, action: str, key: str, deps: tuple[str, ...] = (), **extra: Any) -> dict:
+    return {
+        "id": id,
+        "action": action,
+        "params": {"key": key, "label": id},
+        "depends_on": list(deps),
+        **extra,
+    }
+
+
+@pytest.fixture
+def plan_doc(key: str) -> dict:
+    """Two steps: a harmless read, then a deploy on the sensitive tool."""
+    return {
+        "goal": "ship it",
+        "steps": [
+            step("read", "record", key),
+            step("ship", "deploy", key, ("read",), confidence=0.4),
+        ],
+    }
+
+
+@pytest.fixture
+def global_policy(db: None) -> Callable[..., ApprovalPolicy]:
+    def set_policy(mode: str, threshold: float = 0.6) -> ApprovalPolicy:
+        ApprovalPolicy.objects.filter(tool__isnull=True, task__isnull=True).delete()
+        return ApprovalPolicy.objects.create(mode=mode, confidence_threshold=threshold)
+
+    return set_policy
+
+
+@pytest.fixture
+def submit(operator: User, tools: dict[str, Tool]) -> Callable[..., Run]:
+    def do(document: Any, *, by: User | None = None, title: str = "task") -> Run:
+        return run_submit_plan(
+            title=title, document=document, submitted_by=by if by is not None else operator
+        )
+
+    return do
+
+
+@pytest.fixture
+def held(
+    submit: Callable[..., Run], plan_doc: dict, global_policy: Callable[..., ApprovalPolicy]
+) -> ReviewItem:
+    """A run held for plan approval under an "always" policy, and its open item."""
+    global_policy("always")
+    run = submit(plan_doc)
+    assert run.status == "awaiting_approval"
+    return ReviewItem.objects.get(run=run)
+
+
+def all_ticks(item: ReviewItem) -> list[int]:
+    return list(range(len(item.checklist)))

@@ -1,0 +1,193 @@
+"""Review pages: the permission matrix, the queue's filters and overdue marks, deciding from the page."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.utils import timezone
+from django.utils.html import escape
+
+from reviews.escalations import escalation_open
+from reviews.models import ReviewItem
+from runs.models import Plan, Run
+
+pytestmark = pytest.mark.django_db
+
+
+def client_for(user: User | None) -> Client:
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def pages(item: ReviewItem) -> list[tuple[str, str]]:
+    i = item.pk
+    return [
+        ("get", "/reviews/"),
+        ("get", f"/reviews/{i}/"),
+        ("get", "/reviews/audit/"),
+        ("get", "/reviews/audit.csv"),
+        ("post", f"/reviews/{i}/claim/"),
+        ("post", f"/reviews/{i}/assign/"),
+        ("post", f"/reviews/{i}/approve/"),
+        ("post", f"/reviews/{i}/reject/"),
+        ("post", f"/reviews/{i}/edit/"),
+        ("post", f"/reviews/{i}/resolve/"),
+    ]
+
+
+@pytest.mark.parametrize("role", ["operator", "outsider"])
+def test_operators_and_outsiders_are_refused_with_403(
+    held: ReviewItem, role: str, request: pytest.FixtureRequest
+) -> None:
+    client = client_for(request.getfixturevalue(role))
+    for method, url in pages(held):
+        response = getattr(client, method)(url, {"reason": "x", "plan": "steps: []"})
+        assert response.status_code == 403, (method, url, response.status_code)
+    held.refresh_from_db()
+    assert held.status == "open" and held.assignee is None
+
+
+def test_anonymous_users_are_sent_to_the_login_page(held: ReviewItem) -> None:
+    client = client_for(None)
+    for method, url in pages(held):
+        response = getattr(client, method)(url)
+        assert response.status_code == 302 and "/accounts/login/" in response["Location"], url
+
+
+@pytest.mark.parametrize("role", ["reviewer", "admin_user"])
+def test_reviewers_and_staff_see_every_page(
+    held: ReviewItem, role: str, request: pytest.FixtureRequest
+) -> None:
+    client = client_for(request.getfixturevalue(role))
+    for url in ("/reviews/", f"/reviews/{held.pk}/", "/reviews/audit/", "/reviews/audit.csv"):
+        assert client.get(url).status_code == 200, url
+
+
+def test_the_item_page_shows_the_plan_table_graph_checklist_and_yaml(
+    held: ReviewItem, reviewer: User
+) -> None:
+    html = client_for(reviewer).get(f"/reviews/{held.pk}/").content.decode()
+    assert "<code>ship</code>" in html and "sensitive" in html
+    assert "<code>read</code> → <code>ship</code>" in html
+    for sentence in held.checklist:
+        assert escape(sentence) in html
+    assert 'name="plan"' in html and "action: deploy" in html
+
+
+def test_a_missing_item_is_404_not_500(reviewer: User) -> None:
+    client = client_for(reviewer)
+    assert client.get("/reviews/999999/").status_code == 404
+    assert client.post("/reviews/999999/approve/").status_code == 404
+    assert client.post("/reviews/999999/edit/", {"plan": "steps: []"}).status_code == 404
+
+
+def test_approving_from_the_page_without_the_checklist_shows_what_is_missing(
+    held: ReviewItem, reviewer: User
+) -> None:
+    client = client_for(reviewer)
+    response = client.post(f"/reviews/{held.pk}/approve/", {"checklist": ["0"]}, follow=True)
+    assert "Tick every checklist item first" in response.content.decode()
+    held.refresh_from_db()
+    assert held.status == "open"
+    ticks = [str(i) for i in range(len(held.checklist))]
+    response = client.post(f"/reviews/{held.pk}/approve/", {"checklist": ticks}, follow=True)
+    assert f"Review {held.pk} approved." in response.content.decode()
+    assert Run.objects.get(pk=held.run_id).status == "queued"
+
+
+def test_a_second_decision_says_who_decided_first(
+    held: ReviewItem, reviewer: User, admin_user: User
+) -> None:
+    client_for(reviewer).post(f"/reviews/{held.pk}/reject/", {"reason": "no"})
+    response = client_for(admin_user).post(
+        f"/reviews/{held.pk}/reject/", {"reason": "me too"}, follow=True
+    )
+    assert "already rejected by rob" in response.content.decode()
+
+
+def test_an_invalid_edit_shows_its_problems_inline_and_saves_nothing(
+    held: ReviewItem, reviewer: User
+) -> None:
+    ticks = [str(i) for i in range(len(held.checklist))]
+    client = client_for(reviewer)
+    bad_yaml = client.post(f"/reviews/{held.pk}/edit/", {"plan": "steps: [", "checklist": ticks})
+    assert bad_yaml.status_code == 422 and "data-syntax-error" in bad_yaml.content.decode()
+    text = "steps:\n  - {id: a, action: no_such_tool}\n"
+    response = client.post(f"/reviews/{held.pk}/edit/", {"plan": text, "checklist": ticks})
+    html = response.content.decode()
+    assert response.status_code == 422
+    assert "steps[0]" in html and "no_such_tool" in html and "nothing was saved" in html
+    assert Plan.objects.filter(run=held.run).count() == 1
+
+
+def test_a_valid_edit_from_the_page_makes_a_new_version(held: ReviewItem, reviewer: User) -> None:
+    ticks = [str(i) for i in range(len(held.checklist))]
+    text = "steps:\n  - {id: only, action: record, params: {key: k, label: only}}\n"
+    response = client_for(reviewer).post(
+        f"/reviews/{held.pk}/edit/", {"plan": text, "checklist": ticks, "reason": "smaller"}
+    )
+    assert response.status_code == 302
+    run = Run.objects.get(pk=held.run_id)
+    assert run.current_plan.version == 2 and run.current_plan.created_by == reviewer  # type: ignore[union-attr]
+
+
+def test_claim_and_assign_from_the_page(held: ReviewItem, reviewer: User, admin_user: User) -> None:
+    client_for(reviewer).post(f"/reviews/{held.pk}/claim/")
+    held.refresh_from_db()
+    assert held.assignee == reviewer
+    response = client_for(reviewer).post(
+        f"/reviews/{held.pk}/assign/", {"assignee": "nobody-here"}, follow=True
+    )
+    assert "There is no user" in response.content.decode()
+    client_for(reviewer).post(f"/reviews/{held.pk}/assign/", {"assignee": "ada"})
+    held.refresh_from_db()
+    assert held.assignee == admin_user
+
+
+def test_the_queue_filters_and_marks_overdue_items(held: ReviewItem, reviewer: User) -> None:
+    escalation = escalation_open(
+        run_id=held.run_id, cause="budget_breached", reason="tokens 12 > 10"
+    )
+    ReviewItem.objects.filter(pk=held.pk).update(due_at=timezone.now() - timedelta(minutes=5))
+    client = client_for(reviewer)
+
+    def ids(query: str) -> list[int]:
+        return [i.pk for i in client.get("/reviews/" + query).context["page"].object_list]
+
+    assert ids("") == [held.pk, escalation.pk]  # overdue first
+    assert ids("?kind=escalation") == [escalation.pk]
+    assert ids("?overdue=1") == [held.pk]
+    assert ids(f"?run={held.run_id}") == [held.pk, escalation.pk]
+    assert ids("?run=999999") == []
+    assert ids("?age=1h") == []
+    assert ids("?status=approved") == []
+    assert ids("?assignee=none") == [held.pk, escalation.pk]
+    assert ids("?assignee=me") == []
+    html = client.get("/reviews/").content.decode()
+    assert html.count("data-overdue") == 1
+    response = client.get("/reviews/?kind=nope&run=abc&age=forever")
+    assert response.status_code == 200
+    assert "That filter was ignored" in response.content.decode()
+
+
+def test_escalation_actions_from_the_page(held: ReviewItem, reviewer: User) -> None:
+    item = escalation_open(run_id=held.run_id, cause="partial_run", reason="deploy may have run")
+    client = client_for(reviewer)
+    response = client.post(f"/reviews/{item.pk}/resolve/", {"action": "abort"}, follow=True)
+    assert "Give a reason" in response.content.decode()
+    client.post(f"/reviews/{item.pk}/resolve/", {"action": "abort", "reason": "unsafe"})
+    item.refresh_from_db()
+    assert item.status == "rejected" and item.decision == "abort"
+
+
+def test_the_audit_page_filters_per_reviewer(held: ReviewItem, reviewer: User) -> None:
+    client = client_for(reviewer)
+    client.post(f"/reviews/{held.pk}/claim/")
+    entries = client.get("/reviews/audit/?actor=rob").context["page"].object_list
+    assert [e.action for e in entries] == ["review.claimed"]
+    assert client.get("/reviews/audit/?run=x").status_code == 200
