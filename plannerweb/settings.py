@@ -168,7 +168,7 @@ PLANNERWEB_PLANNER_REPAIR_ROUNDS = envint("PLANNERWEB_PLANNER_REPAIR_ROUNDS", 2)
 PLANNERWEB_MAX_REPLANS = envint("PLANNERWEB_MAX_REPLANS", 3)
 PLANNERWEB_OPENAI_MODEL = envstr("PLANNERWEB_OPENAI_MODEL", "gpt-4.1-mini")
 PLANNERWEB_OPENAI_BASE_URL = envstr("PLANNERWEB_OPENAI_BASE_URL", "")  # "" = api.openai.com
-PLANNERWEB_ANTHROPIC_MODEL = envstr("PLANNERWEB_ANTHROPIC_MODEL", "claude-sonnet-4-5")
+PLANNERWEB_ANTHROPIC_MODEL = envstr("PLANNERWEB_ANTHROPIC_MODEL", "claude-sonnet-4-6")
 PLANNERWEB_ANTHROPIC_BASE_URL = envstr("PLANNERWEB_ANTHROPIC_BASE_URL", "")
 PLANNERWEB_LOCAL_BASE_URL = envstr("PLANNERWEB_LOCAL_BASE_URL", "http://127.0.0.1:8080/v1")
 PLANNERWEB_LOCAL_MODEL = envstr("PLANNERWEB_LOCAL_MODEL", "local-model")
@@ -188,7 +188,7 @@ PLANNERWEB_LLM_PRICES = envjson(
         "gpt-4.1": {"input": 2.0, "output": 8.0},
         "gpt-4.1-mini": {"input": 0.4, "output": 1.6},
         "gpt-4.1-nano": {"input": 0.1, "output": 0.4},
-        "claude-sonnet-4-5": {"input": 3.0, "output": 15.0},
+        "claude-sonnet-4-6": {"input": 3.0, "output": 15.0},
         "claude-haiku-4-5": {"input": 1.0, "output": 5.0},
     },
 )

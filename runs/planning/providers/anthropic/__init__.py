@@ -5,6 +5,9 @@ The answer schema becomes the input schema of a single tool the model must call
 ``input`` is already JSON. Forced tool use works on every current Claude model,
 whereas ``output_config.format`` is limited to newer ones; a refusal arrives as
 ``stop_reason: "refusal"`` with ``stop_details``.
+
+Temperature is not sent: the installed SDK's ``messages.create`` no longer takes
+it (current Claude models choose their own sampling), so the option is ignored here.
 """
 
 from __future__ import annotations
@@ -69,11 +72,6 @@ class AnthropicProvider:
                         "name": tool_name,
                         "disable_parallel_tool_use": True,
                     },
-                    **(
-                        {"temperature": request.temperature}
-                        if request.temperature is not None
-                        else {}
-                    ),
                 )
         except anthropic.APIStatusError as exc:
             raise status_error(
