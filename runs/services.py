@@ -226,6 +226,11 @@ def run_claim(*, run_id: int, worker_id: str, lease_seconds: float | None = None
 def run_execute(*, run_id: int, worker_id: str | None = None) -> str:
     """Claim and execute a run to its next stop in this thread; returns the run's status."""
     from runs.execution.engine import RunExecutor
+    from runs.planning.service import run_needs_planning, run_plan
+
+    # A planner task's run is planned first (queued → planning → executing, or escalated).
+    if run_needs_planning(run_id) and run_plan(run_id=run_id) != RunStatus.EXECUTING:
+        return Run.objects.filter(pk=run_id).values_list("status", flat=True).get()
 
     if not run_claim(run_id=run_id, worker_id=worker_id or worker_identity()):
         return Run.objects.filter(pk=run_id).values_list("status", flat=True).get()

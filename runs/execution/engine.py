@@ -178,6 +178,11 @@ class RunExecutor:
         """Main steps, then (after a failure) the rollback; returns where the run stopped."""
         if self.status == R.EXECUTING:
             failure = await self._execute_main()
+            while failure is not None:  # replanning hook: a new plan version, or give up
+                adopted, failure = await self._replan(failure)
+                if not adopted:
+                    break
+                failure = await self._execute_main()
             if failure is None:
                 return self.status
             if not self.rollback:
@@ -188,6 +193,33 @@ class RunExecutor:
             failure = self._first_failure_reason() or "resumed rollback"
         await self._execute_rollback(failure)
         return self.status
+
+    async def _replan(self, failure: str) -> tuple[bool, str]:
+        """Ask ``runs.planning.replan`` for a new plan version, in a thread (it calls a model).
+
+        Adopted: the run is ``executing`` a new version whose finished steps are
+        already succeeded; reload and go on. Not adopted: the failure reason gains
+        the replanner's report and the rollback follows as before.
+        """
+        from django.db import connections
+
+        from runs.planning.replan import replan_after_failure
+
+        def work() -> Any:
+            try:
+                result = replan_after_failure(run_id=self.run_id, failure=failure)
+                if result.adopted:
+                    self.load()
+                else:
+                    self.status = Run.objects.values_list("status", flat=True).get(pk=self.run_id)
+                return result
+            finally:
+                connections.close_all()  # this helper thread's own connections
+
+        result = await asyncio.to_thread(work)
+        if result.adopted:
+            return True, failure
+        return False, f"{failure}; {result.report}" if result.report else failure
 
     # -- main phase ---------------------------------------------------------------
     async def _execute_main(self) -> str | None:

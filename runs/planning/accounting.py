@@ -108,20 +108,20 @@ def run_llm_totals(run_id: int) -> LlmTotals:
     from runs.models import LlmCall
 
     agg = LlmCall.objects.filter(run_id=run_id).aggregate(
-        calls=Count("id"),
-        failed=Count("id", filter=Q(ok=False)),
-        tokens_in=Sum("tokens_in"),
-        tokens_out=Sum("tokens_out"),
-        latency_ms=Sum("latency_ms"),
-        cost=Sum("cost"),
-        unpriced=Count("id", filter=Q(cost__isnull=True)),
+        n_calls=Count("id"),
+        n_failed=Count("id", filter=Q(ok=False)),
+        sum_in=Sum("tokens_in"),
+        sum_out=Sum("tokens_out"),
+        sum_latency=Sum("latency_ms"),
+        sum_cost=Sum("cost"),
+        n_unpriced=Count("id", filter=Q(cost__isnull=True)),
     )
     return LlmTotals(
-        calls=agg["calls"],
-        failed=agg["failed"],
-        tokens_in=agg["tokens_in"] or 0,
-        tokens_out=agg["tokens_out"] or 0,
-        latency_ms=agg["latency_ms"] or 0,
-        cost=agg["cost"],
-        unpriced=agg["unpriced"],
+        calls=agg["n_calls"],
+        failed=agg["n_failed"],
+        tokens_in=agg["sum_in"] or 0,
+        tokens_out=agg["sum_out"] or 0,
+        latency_ms=agg["sum_latency"] or 0,
+        cost=agg["sum_cost"],
+        unpriced=agg["n_unpriced"],
     )

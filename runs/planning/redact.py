@@ -23,8 +23,9 @@ _MIN_SECRET = 8  # shorter values would mask ordinary words
 
 
 @lru_cache(maxsize=8)
-def _compile(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
-    return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+def _compile(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    # One pattern each: a configured pattern may carry its own global flags, e.g. (?i).
+    return tuple(re.compile(p) for p in patterns)
 
 
 def _secret_values() -> list[str]:
@@ -40,8 +41,9 @@ def redact_text(text: str) -> str:
     """``text`` with every secret value and configured pattern replaced by ``[REDACTED]``."""
     for secret in _secret_values():
         text = text.replace(secret, MASK)
-    pattern = _compile(tuple(settings.PLANNERWEB_REDACT_PATTERNS))
-    return pattern.sub(MASK, text) if pattern is not None else text
+    for pattern in _compile(tuple(settings.PLANNERWEB_REDACT_PATTERNS)):
+        text = pattern.sub(MASK, text)
+    return text
 
 
 def redact(value: Any) -> Any:
