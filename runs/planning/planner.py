@@ -127,7 +127,8 @@ def plan_with_model(
     """One model's attempt at a plan, with up to ``options.repair_rounds`` repair rounds."""
     model = options.model or provider.default_model
     label = f"{provider.name}/{model}"
-    mode = "upfront" if context.mode == "auto" else context.mode
+    # "iterative" (one call per step) is not built yet: it plans like upfront, and says so.
+    mode = "direct" if context.mode == "direct" else "upfront"
     system = system_prompt(context)
     messages = [{"role": "user", "content": task_message(context)}]
     outcome = PlanOutcome(ok=False, planner=label, mode=mode)
