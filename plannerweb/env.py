@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -75,3 +77,14 @@ def envsecret(name: str, *, keep_in: Path) -> str:
     keep_in.touch(mode=0o600)
     keep_in.write_text(value)
     return value
+
+
+def envjson(name: str, default: Any) -> Any:
+    """A JSON value (object or list) from NAME; a syntax error names the variable."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ImproperlyConfigured(f"{name} must be JSON: {exc.msg} at column {exc.colno}") from exc

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from plannerweb.env import envbool, envfloat, envint, envlist, envsecret, envstr
+from plannerweb.env import envbool, envfloat, envint, envjson, envlist, envsecret, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("PLANNERWEB_VAR_DIR", str(BASE_DIR / "var")))
@@ -182,3 +182,61 @@ if PLANNERWEB_APPROVAL_MODE not in {"always", "sensitive", "low_confidence", "ne
 PLANNERWEB_GATE_CONFIDENCE = envfloat("PLANNERWEB_GATE_CONFIDENCE", 0.6)
 # Four-eyes: nobody approves the plan of a task they submitted.
 PLANNERWEB_FOUR_EYES = envbool("PLANNERWEB_FOUR_EYES", True)
+
+# --- Planners (runs/planning/) ----------------------------------------------------
+# Default planner for tasks that name none: openai, anthropic, compatible (any
+# OpenAI-compatible server: llama.cpp, vLLM, Ollama), chain (the ensemble below),
+# playbook (offline: reuse stored plans) or manual (wait for a hand-written plan).
+# API keys are never settings: providers read OPENAI_API_KEY, ANTHROPIC_API_KEY and
+# PLANNERWEB_LOCAL_API_KEY (or *_FILE) from the environment at call time.
+PLANNERWEB_PLANNER = envstr("PLANNERWEB_PLANNER", "playbook")
+PLANNERWEB_PLANNER_MODEL = envstr("PLANNERWEB_PLANNER_MODEL", "")  # "" = the provider's default
+PLANNERWEB_PLANNER_TEMPERATURE = envfloat("PLANNERWEB_PLANNER_TEMPERATURE", 0.2)
+PLANNERWEB_PLANNER_MAX_TOKENS = envint("PLANNERWEB_PLANNER_MAX_TOKENS", 4096)
+PLANNERWEB_PLANNER_MODE = envstr("PLANNERWEB_PLANNER_MODE", "auto")
+PLANNERWEB_PLANNER_TIMEOUT_SECONDS = envfloat("PLANNERWEB_PLANNER_TIMEOUT_SECONDS", 120.0)
+# SDK-level retries of 429/5xx/timeouts (with the SDK's backoff and Retry-After).
+PLANNERWEB_PLANNER_SDK_RETRIES = envint("PLANNERWEB_PLANNER_SDK_RETRIES", 2)
+# Repair rounds after an invalid plan (validation problems are fed back each round).
+PLANNERWEB_PLANNER_REPAIR_ROUNDS = envint("PLANNERWEB_PLANNER_REPAIR_ROUNDS", 2)
+PLANNERWEB_MAX_REPLANS = envint("PLANNERWEB_MAX_REPLANS", 3)
+PLANNERWEB_OPENAI_MODEL = envstr("PLANNERWEB_OPENAI_MODEL", "gpt-4.1-mini")
+PLANNERWEB_OPENAI_BASE_URL = envstr("PLANNERWEB_OPENAI_BASE_URL", "")  # "" = api.openai.com
+PLANNERWEB_ANTHROPIC_MODEL = envstr("PLANNERWEB_ANTHROPIC_MODEL", "claude-sonnet-4-6")
+PLANNERWEB_ANTHROPIC_BASE_URL = envstr("PLANNERWEB_ANTHROPIC_BASE_URL", "")
+PLANNERWEB_LOCAL_BASE_URL = envstr("PLANNERWEB_LOCAL_BASE_URL", "http://127.0.0.1:8080/v1")
+PLANNERWEB_LOCAL_MODEL = envstr("PLANNERWEB_LOCAL_MODEL", "local-model")
+# Ensemble ("chain"): tried in order; the next one plans when a plan's confidence is
+# below the threshold or it is still invalid after the repair rounds.
+PLANNERWEB_PLANNER_CHAIN = envjson(
+    "PLANNERWEB_PLANNER_CHAIN",
+    [{"provider": "openai", "model": "gpt-4.1-mini"}, {"provider": "openai", "model": "gpt-4.1"}],
+)
+PLANNERWEB_ENSEMBLE_MIN_CONFIDENCE = envfloat("PLANNERWEB_ENSEMBLE_MIN_CONFIDENCE", 0.6)
+# Playbook planner: the lowest text similarity (0..1) that counts as a match.
+PLANNERWEB_PLAYBOOK_MIN_SIMILARITY = envfloat("PLANNERWEB_PLAYBOOK_MIN_SIMILARITY", 0.35)
+# US dollars per million tokens, by model: {"model": {"input": x, "output": y}}.
+PLANNERWEB_LLM_PRICES = envjson(
+    "PLANNERWEB_LLM_PRICES",
+    {
+        "gpt-4.1": {"input": 2.0, "output": 8.0},
+        "gpt-4.1-mini": {"input": 0.4, "output": 1.6},
+        "gpt-4.1-nano": {"input": 0.1, "output": 0.4},
+        "claude-sonnet-4-6": {"input": 3.0, "output": 15.0},
+        "claude-haiku-4-5": {"input": 1.0, "output": 5.0},
+    },
+)
+# Regular expressions whose matches are replaced by [REDACTED] in every stored prompt
+# and response (API-key values from the environment are always redacted too).
+PLANNERWEB_REDACT_PATTERNS = envjson(
+    "PLANNERWEB_REDACT_PATTERNS",
+    [
+        r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",  # email addresses
+        r"(?<![\w.+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{2,4})[ .-]?\d{3,4}[ .-]?\d{3,4}(?![\w.])",  # phones
+        r"\bsk-[A-Za-z0-9_-]{16,}",  # OpenAI / Anthropic style keys
+        r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b",  # AWS access key ids
+        r"\bgh[pousr]_[A-Za-z0-9]{20,}",  # GitHub tokens
+        r"\bxox[abprs]-[A-Za-z0-9-]{10,}",  # Slack tokens
+        r"(?i)\bbearer\s+[A-Za-z0-9._~+/-]{16,}=*",  # bearer tokens
+    ],
+)

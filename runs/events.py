@@ -109,6 +109,59 @@ class ReviewDecided(_Event):
     plan_version: int | None = None
 
 
+class PlannerCall(_Event):
+    """One language-model call; prompt and response are stored redacted (runs/planning/redact.py)."""
+
+    kind: Literal["planner.call"] = "planner.call"
+    call_id: int | None = None
+    provider: str
+    model: str
+    purpose: str
+    attempt: int = 1
+    prompt: list[dict[str, Any]] = Field(default_factory=list)
+    response: str = ""
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency_ms: int = 0
+    cost: float | None = None
+    ok: bool = True
+    refusal: str = ""
+    error: str = ""
+
+
+class PlannerDecision(_Event):
+    """What the planner settled on: which planner/mode produced the plan, or why none did."""
+
+    kind: Literal["planner.decision"] = "planner.decision"
+    planner: str
+    mode: str
+    ok: bool
+    confidence: float | None = None
+    detail: str = ""
+    totals: dict[str, Any] = Field(default_factory=dict)
+
+
+class PlanDiff(_Event):
+    kind: Literal["plan.diff"] = "plan.diff"
+    plan_id: int
+    version: int
+    parent_version: int
+    added: list[str] = Field(default_factory=list)
+    removed: list[str] = Field(default_factory=list)
+    changed: list[dict[str, Any]] = Field(default_factory=list)
+    kept: list[str] = Field(default_factory=list)
+
+
+class FailureReport(_Event):
+    """Why a run gave up after replanning, and what it had achieved by then."""
+
+    kind: Literal["run.failure_report"] = "run.failure_report"
+    reason: str
+    replans: int
+    succeeded: list[dict[str, Any]] = Field(default_factory=list)
+    failed: list[dict[str, Any]] = Field(default_factory=list)
+
+
 TranscriptPayload = Annotated[
     RunCreated
     | RunStatusChanged
@@ -120,7 +173,11 @@ TranscriptPayload = Annotated[
     | ReviewOpened
     | ReviewAssigned
     | ReviewApprovalAdded
-    | ReviewDecided,
+    | ReviewDecided
+    | PlannerCall
+    | PlannerDecision
+    | PlanDiff
+    | FailureReport,
     Field(discriminator="kind"),
 ]
 EVENT_ADAPTER: TypeAdapter[TranscriptPayload] = TypeAdapter(TranscriptPayload)

@@ -51,6 +51,14 @@ class Task(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Planner options (runs/planning/options.py); blank/null means "the deployment default".
+    # planner: a provider name (openai, anthropic, compatible, chain), "playbook" or "manual".
+    planner = models.CharField(max_length=30, blank=True)
+    model = models.CharField(max_length=100, blank=True)
+    mode = models.CharField(max_length=10, blank=True, default="auto")
+    temperature = models.FloatField(null=True, blank=True)
+    max_tokens = models.PositiveIntegerField(null=True, blank=True)
+    max_replans = models.PositiveSmallIntegerField(default=3)
 
     class Meta:
         ordering = ["-created_at"]
@@ -142,6 +150,9 @@ class Plan(models.Model):
     is_valid = models.BooleanField(default=False)
     # Every validation problem: [{"path": ..., "code": ..., "message": ...}].
     errors = models.JSONField(default=list, blank=True)
+    # For a replanned version, how it differs from its parent:
+    # {"added": [ids], "removed": [ids], "changed": [{"id", "fields"}], "kept": [ids]}.
+    diff = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -218,3 +229,57 @@ class TranscriptEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.kind}"
+
+
+class LlmCall(models.Model):
+    """One call to a language model, for accounting: tokens, latency, cost, outcome."""
+
+    class Purpose(models.TextChoices):
+        PLAN = "plan"
+        REPAIR = "repair"
+        REPLAN = "replan"
+        STEP = "step"
+
+    run = models.ForeignKey(
+        Run, null=True, blank=True, on_delete=models.CASCADE, related_name="llm_calls"
+    )
+    plan = models.ForeignKey(
+        Plan, null=True, blank=True, on_delete=models.SET_NULL, related_name="llm_calls"
+    )
+    provider = models.CharField(max_length=30)
+    model = models.CharField(max_length=100, blank=True)
+    purpose = models.CharField(max_length=10, choices=Purpose.choices)
+    tokens_in = models.PositiveIntegerField(default=0)
+    tokens_out = models.PositiveIntegerField(default=0)
+    latency_ms = models.PositiveIntegerField(default=0)
+    # US dollars from settings.PLANNERWEB_LLM_PRICES; null when the model has no price.
+    cost = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    ok = models.BooleanField(default=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model} {self.purpose} ({self.tokens_in}+{self.tokens_out})"
+
+
+class Playbook(models.Model):
+    """A stored plan that worked, reused by the playbook planner for similar tasks."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    # The task text the plan answered; new tasks are matched against it.
+    task_text = models.TextField()
+    document = models.JSONField()
+    source_run = models.ForeignKey(
+        Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    uses = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -35,7 +35,10 @@ def runs_recover() -> list[int]:
     orphans = list(
         Run.objects.filter(
             lapsed
-            & (Q(status__in=RUN_ACTIVE) | Q(status=RunStatus.QUEUED, created_at__lt=now - grace))
+            & (
+                Q(status__in=RUN_ACTIVE | {RunStatus.PLANNING})
+                | Q(status=RunStatus.QUEUED, created_at__lt=now - grace)
+            )
         )
         .order_by("created_at")
         .values_list("pk", "status", "lease_owner", "lease_expires_at")[:_BATCH]

@@ -196,6 +196,11 @@ def run_submit_plan(
     return run
 
 
+def lease_token(worker_id: str) -> str:
+    """A fresh lease token: the worker's name (for people) and a nonce (for the fence)."""
+    return f"{worker_id}/{secrets.token_hex(4)}"[-100:]
+
+
 def run_claim(*, run_id: int, worker_id: str, lease_seconds: float | None = None) -> str | None:
     """Take a queued run (or one whose lease expired) for this worker.
 
@@ -206,7 +211,7 @@ def run_claim(*, run_id: int, worker_id: str, lease_seconds: float | None = None
     later is still told apart from its earlier self.
     """
     lease = lease_seconds or settings.PLANNERWEB_HEARTBEAT_SECONDS * 5
-    token = f"{worker_id}/{secrets.token_hex(4)}"[-100:]
+    token = lease_token(worker_id)
     now = timezone.now()
     until = now + timedelta(seconds=lease)
     with transaction.atomic():
@@ -238,8 +243,17 @@ def run_execute(*, run_id: int, worker_id: str | None = None) -> str:
     When another worker holds the run this backs off at once and returns its status.
     """
     from runs.execution.engine import RunExecutor
+    from runs.planning.service import run_needs_planning, run_plan
 
-    token = run_claim(run_id=run_id, worker_id=worker_id or worker_identity())
+    worker_id = worker_id or worker_identity()
+    # A planner task's run is planned first (queued → planning → executing, or escalated).
+    if (
+        run_needs_planning(run_id)
+        and run_plan(run_id=run_id, worker_id=worker_id) != RunStatus.EXECUTING
+    ):
+        return Run.objects.filter(pk=run_id).values_list("status", flat=True).get()
+
+    token = run_claim(run_id=run_id, worker_id=worker_id)
     if token is None:
         return Run.objects.filter(pk=run_id).values_list("status", flat=True).get()
     return RunExecutor(run_id, lease_owner=token).execute()

@@ -77,6 +77,14 @@ class TransitionError(Exception):
         self.target = target
 
 
+class LeaseLost(TransitionError):
+    """The caller's lease on the run has passed to another worker; nothing was written."""
+
+    def __init__(self, message: str) -> None:
+        Exception.__init__(self, message)
+
+
+
 def check_run_transition(current: str, target: str, *, what: str = "run") -> None:
     if target not in RUN_TRANSITIONS.get(current, frozenset()):
         raise TransitionError(what, current, target)
@@ -147,10 +155,19 @@ def run_transition(
     reason: str = "",
     role: str = TranscriptEvent.Role.SYSTEM,
     extra_events: Iterable[NewEvent] = (),
+    fence: str | None = None,
     **fields: object,
 ) -> Run:
-    """Move a run to ``to`` (checked under a row lock) and record it in the transcript."""
+    """Move a run to ``to`` (checked under a row lock) and record it in the transcript.
+
+    ``fence``: the lease token the caller works under (see ``runs.services.run_claim``);
+    when the run carries another one, raise ``LeaseLost`` instead.
+    """
     run = lock_rows(Run.objects.filter(pk=run_id)).get()
+    if fence is not None and run.lease_owner != fence:
+        raise LeaseLost(
+            f"run {run_id} is leased to {run.lease_owner or 'nobody'!r} now, not {fence!r}"
+        )
     check_run_transition(run.status, to, what=f"run {run_id}")
     previous = run.status
     run.status = to

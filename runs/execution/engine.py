@@ -135,7 +135,7 @@ class RunExecutor:
     def execute(self) -> str:
         """Load and run to a stop; returns the run's final (or paused) status."""
         self.load()
-        if self.status not in (R.EXECUTING, R.ROLLING_BACK):
+        if self.status not in (R.EXECUTING, R.REPLANNING, R.ROLLING_BACK):
             return self.status
         with Journal(fence=self.fence) as self.journal:
             status = asyncio.run(self._main())
@@ -180,8 +180,16 @@ class RunExecutor:
 
     async def _phases(self) -> str:
         """Main steps, then (after a failure) the rollback; returns where the run stopped."""
-        if self.status == R.EXECUTING:
-            failure = await self._execute_main()
+        if self.status in (R.EXECUTING, R.REPLANNING):
+            if self.status == R.EXECUTING:
+                failure = await self._execute_main()
+            else:  # the worker that was replanning died: replan again
+                failure = self._first_failure_reason() or "replanning was interrupted"
+            while failure is not None:  # replanning hook: a new plan version, or give up
+                adopted, failure = await self._replan(failure)
+                if not adopted:
+                    break
+                failure = await self._execute_main()
             if failure is None:
                 return self.status
             if not self.rollback:
@@ -192,6 +200,33 @@ class RunExecutor:
             failure = self._first_failure_reason() or "resumed rollback"
         await self._execute_rollback(failure)
         return self.status
+
+    async def _replan(self, failure: str) -> tuple[bool, str]:
+        """Ask ``runs.planning.replan`` for a new plan version, in a thread (it calls a model).
+
+        Adopted: the run is ``executing`` a new version whose finished steps are
+        already succeeded; reload and go on. Not adopted: the failure reason gains
+        the replanner's report and the rollback follows as before.
+        """
+        from django.db import connections
+
+        from runs.planning.replan import replan_after_failure
+
+        def work() -> Any:
+            try:
+                result = replan_after_failure(run_id=self.run_id, failure=failure, fence=self.fence)
+                if result.adopted:
+                    self.load()
+                else:
+                    self.status = Run.objects.values_list("status", flat=True).get(pk=self.run_id)
+                return result
+            finally:
+                connections.close_all()  # this helper thread's own connections
+
+        result = await asyncio.to_thread(work)
+        if result.adopted:
+            return True, failure
+        return False, f"{failure}; {result.report}" if result.report else failure
 
     # -- main phase ---------------------------------------------------------------
     async def _execute_main(self) -> str | None:

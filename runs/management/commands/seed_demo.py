@@ -11,7 +11,14 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from runs.demo import DEMO_USERS, TOOLS_FILE, demo_password, demo_password_is_username, demo_plan
+from runs.demo import (
+    DEMO_USERS,
+    TOOLS_FILE,
+    demo_password,
+    demo_password_is_username,
+    demo_plan,
+    demo_plans,
+)
 from runs.models import Run
 from runs.permissions import ROLE_GROUPS
 
@@ -39,11 +46,12 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         sandbox = Path(settings.PLANNERWEB_SANDBOX_DIR)
         sandbox.mkdir(parents=True, exist_ok=True)
+        playbooks = self._playbooks()
 
         self.stdout.write(
             f"users: {', '.join(created_users) or 'none'} created; "
             f"tools: {len(report.created)} created, {len(report.updated)} updated, "
-            f"{len(report.unchanged)} unchanged; sandbox: {sandbox}"
+            f"{len(report.unchanged)} unchanged; playbooks: {playbooks}; sandbox: {sandbox}"
         )
         if options["with_runs"]:
             self._first_run()
@@ -66,6 +74,22 @@ class Command(BaseCommand):
                 user.groups.add(groups[demo.group])
             created.append(demo.username)
         return created
+
+    @transaction.atomic
+    def _playbooks(self) -> int:
+        """The demo plans that work become playbooks for the offline planner (broken ones don't)."""
+        from runs.planning.providers.playbook import playbook_from_plan
+        from runs.planning.schema import parse_plan_text
+
+        count = 0
+        for plan in demo_plans():
+            if plan.name.endswith("-broken"):
+                continue
+            playbook_from_plan(
+                name=f"demo-{plan.name}", task_text=plan.goal, document=parse_plan_text(plan.text)
+            )
+            count += 1
+        return count
 
     def _first_run(self) -> None:
         from runs.planning.schema import parse_plan_text

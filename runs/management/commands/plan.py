@@ -1,0 +1,111 @@
+"""``manage.py plan "task text" --provider openai --dry-run``: plan a task from the command line.
+
+With ``--dry-run`` the validated plan is printed (JSON) and nothing is stored or
+run; without it, the task is submitted and planned like one from the form.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from runs.planning.accounting import call_cost
+from runs.planning.options import MODES, PLANNERS, PlannerOptionsError, default_options
+from runs.planning.planner import plan_task
+from runs.planning.prompt import context_for
+from runs.planning.redact import redact_text
+
+
+class Command(BaseCommand):
+    help = (
+        "Ask a planner for a plan for TASK; --dry-run prints the validated plan without running it."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("task", help="what to do, in words")
+        parser.add_argument("--description", default="", help="more detail for the planner")
+        parser.add_argument("--provider", choices=PLANNERS, help="planner (default: settings)")
+        parser.add_argument("--model", default="", help="model name (default: the provider's)")
+        parser.add_argument("--mode", choices=MODES, help="planning mode (default: auto)")
+        parser.add_argument("--temperature", type=float)
+        parser.add_argument("--max-tokens", type=int)
+        parser.add_argument("--max-replans", type=int)
+        parser.add_argument("--dry-run", action="store_true", help="print the plan; store nothing")
+        parser.add_argument("--user", help="submit as this operator (without --dry-run)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            planner = default_options(
+                planner=options["provider"],
+                model=options["model"],
+                mode=options["mode"],
+                temperature=options["temperature"],
+                max_tokens=options["max_tokens"],
+                max_replans=options["max_replans"],
+            )
+        except PlannerOptionsError as exc:
+            raise CommandError(str(exc)) from exc
+        if not options["dry_run"]:
+            self._submit(options, planner)
+            return
+        context = context_for(
+            task=options["task"],
+            description=options["description"],
+            mode=planner.mode,
+            max_replans=planner.max_replans,
+        )
+        outcome = plan_task(context, planner)
+        for call in outcome.calls:
+            cost = call_cost(call.model, call.tokens_in, call.tokens_out)
+            self.stderr.write(
+                f"{call.provider}/{call.model} {call.purpose}: {call.tokens_in} in, "
+                f"{call.tokens_out} out, {call.latency_ms} ms, "
+                f"{'$' + format(cost, 'f') if cost is not None else 'no price'}"
+                + (f", {redact_text(call.error or call.refusal)}" if not call.ok else "")
+            )
+        if outcome.ok and outcome.validated is not None and outcome.validated.document:
+            document = outcome.validated.document.model_dump(mode="json", exclude_defaults=True)
+            self.stderr.write(
+                f"plan from {outcome.planner} ({outcome.mode}), confidence "
+                f"{outcome.confidence if outcome.confidence is not None else 'not given'}"
+                + (f": {outcome.reason}" if outcome.reason else "")
+            )
+            self.stdout.write(json.dumps(document, indent=2, ensure_ascii=False))
+            return
+        problems = outcome.validated.problems if outcome.validated else []
+        for problem in problems:
+            where = f"{problem.path}: " if problem.path else ""
+            self.stderr.write(f"  - {where}{problem.message}")
+        raise CommandError(f"no valid plan: {redact_text(outcome.reason)}", returncode=2)
+
+    def _submit(self, options: dict[str, Any], planner: Any) -> None:
+        from runs.permissions import is_operator
+        from runs.planning.service import run_plan, run_submit_task
+
+        user = None
+        if options["user"]:
+            user = get_user_model().objects.filter(username=options["user"]).first()
+            if user is None or not is_operator(user):
+                raise CommandError(f"user {options['user']!r} does not exist or is not an operator")
+        run = run_submit_task(
+            title=options["task"],
+            description=options["description"],
+            submitted_by=user,
+            planner=planner.planner,
+            model=planner.model,
+            mode=planner.mode,
+            temperature=planner.temperature,
+            max_tokens=planner.max_tokens,
+            max_replans=planner.max_replans,
+        )
+        status = run_plan(run_id=run.pk)
+        run.refresh_from_db()
+        self.stdout.write(
+            f"run {run.pk} {status}" + (f": {run.stop_reason}" if run.stop_reason else "")
+        )
+        if status != "executing":
+            raise CommandError(f"run {run.pk} was not planned", returncode=2)
+        self.stdout.write("a worker will execute it (make run, or manage.py run_worker)")

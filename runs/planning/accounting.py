@@ -1,0 +1,127 @@
+"""Accounting of model calls: cost from the price table, stored rows and events, per-run totals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, Q, Sum
+
+from runs.events import PlannerCall
+from runs.planning.redact import redact, redact_text
+from runs.statemachine import NewEvent
+
+_MILLION = Decimal(1_000_000)
+
+
+def call_cost(model: str, tokens_in: int, tokens_out: int) -> Decimal | None:
+    """US dollars for one call by ``settings.PLANNERWEB_LLM_PRICES``; None for an unpriced model."""
+    prices: dict[str, Any] = settings.PLANNERWEB_LLM_PRICES
+    price = prices.get(model)
+    if price is None:
+        # Dated snapshots ("gpt-4.1-mini-2025-04-14") cost what their family costs.
+        family = max((m for m in prices if model.startswith(m + "-")), key=len, default=None)
+        price = prices.get(family) if family else None
+    if not isinstance(price, dict):
+        return None
+    cost = (
+        Decimal(str(price.get("input", 0))) * tokens_in
+        + Decimal(str(price.get("output", 0))) * tokens_out
+    ) / _MILLION
+    return cost.quantize(Decimal("0.000001"))
+
+
+def record_calls(*, run_id: int, calls: list[Any], plan: Any = None) -> list[NewEvent]:
+    """Store each call as an ``LlmCall`` (redacted) and return its transcript events.
+
+    Call inside the transaction that stores the plan, so accounting and plan agree.
+    """
+    from runs.models import LlmCall, TranscriptEvent
+
+    events = []
+    for call in calls:
+        cost = call_cost(call.model, call.tokens_in, call.tokens_out)
+        error = redact_text(call.error or (f"refused: {call.refusal}" if call.refusal else ""))
+        row = LlmCall.objects.create(
+            run_id=run_id,
+            plan=plan,
+            provider=call.provider,
+            model=call.model,
+            purpose=call.purpose,
+            tokens_in=call.tokens_in,
+            tokens_out=call.tokens_out,
+            latency_ms=call.latency_ms,
+            cost=cost,
+            ok=call.ok,
+            error=error,
+        )
+        events.append(
+            NewEvent(
+                TranscriptEvent.Role.PLANNER,
+                PlannerCall(
+                    call_id=row.pk,
+                    provider=call.provider,
+                    model=call.model,
+                    purpose=call.purpose,
+                    attempt=call.attempt,
+                    prompt=redact(call.prompt),
+                    response=redact_text(call.response),
+                    tokens_in=call.tokens_in,
+                    tokens_out=call.tokens_out,
+                    latency_ms=call.latency_ms,
+                    cost=float(cost) if cost is not None else None,
+                    ok=call.ok,
+                    refusal=redact_text(call.refusal),
+                    error=error,
+                ),
+            )
+        )
+    return events
+
+
+@dataclass(frozen=True)
+class LlmTotals:
+    calls: int
+    failed: int
+    tokens_in: int
+    tokens_out: int
+    latency_ms: int
+    cost: Decimal | None  # None when no call had a price
+    unpriced: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "calls": self.calls,
+            "failed": self.failed,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "latency_ms": self.latency_ms,
+            "cost": float(self.cost) if self.cost is not None else None,
+            "unpriced": self.unpriced,
+        }
+
+
+def run_llm_totals(run_id: int) -> LlmTotals:
+    """Selector: every model call of a run, summed."""
+    from runs.models import LlmCall
+
+    agg = LlmCall.objects.filter(run_id=run_id).aggregate(
+        n_calls=Count("id"),
+        n_failed=Count("id", filter=Q(ok=False)),
+        sum_in=Sum("tokens_in"),
+        sum_out=Sum("tokens_out"),
+        sum_latency=Sum("latency_ms"),
+        sum_cost=Sum("cost"),
+        n_unpriced=Count("id", filter=Q(cost__isnull=True)),
+    )
+    return LlmTotals(
+        calls=agg["n_calls"],
+        failed=agg["n_failed"],
+        tokens_in=agg["sum_in"] or 0,
+        tokens_out=agg["sum_out"] or 0,
+        latency_ms=agg["sum_latency"] or 0,
+        cost=agg["sum_cost"],
+        unpriced=agg["n_unpriced"],
+    )

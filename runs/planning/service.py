@@ -1,0 +1,284 @@
+"""Run-level planning services: submit a task for planning, and plan a queued run.
+
+``run_plan`` is the planning half of a run's life:
+1. claim: ``queued → planning`` by compare-and-swap (of two workers, one plans),
+   with a lease the worker renews while the model works (``holding_lease``);
+   a run whose planning worker died is planned again by the next one;
+2. ask the planner, outside any transaction (network calls take seconds);
+3. in one transaction: every model call (``LlmCall`` + ``planner.call`` event),
+   the plan version (source=planner), the decision, and ``planning → executing``,
+   then hand the run to the executor; or ``planning → escalated`` with a reason
+   when no valid plan came out (repair exhausted, refusal, provider down, no
+   playbook match: the operator then submits a hand-written plan).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import timedelta
+from typing import TypeVar
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connections, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from runs.events import PlannerDecision, RunCreated
+from runs.models import Plan, Run, RunStatus, Task, TranscriptEvent
+from runs.planning.accounting import record_calls, run_llm_totals
+from runs.planning.options import default_options, task_options
+from runs.planning.planner import PlanOutcome, plan_task
+from runs.planning.prompt import context_for
+from runs.statemachine import LeaseLost, NewEvent, append_events, lock_rows, run_transition
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+PLANNER = TranscriptEvent.Role.PLANNER
+SUPERVISOR = TranscriptEvent.Role.SUPERVISOR
+
+
+@transaction.atomic
+def run_submit_task(
+    *,
+    title: str,
+    submitted_by: AbstractBaseUser | None,
+    description: str = "",
+    planner: str = "",
+    model: str = "",
+    mode: str = "",
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    max_replans: int | None = None,
+    max_parallel: int | None = None,
+) -> Run:
+    """Create a task and a queued run that a planner will plan; raises PlannerOptionsError.
+
+    The options are resolved against the deployment defaults now and stored on
+    the task, so a later settings change does not alter a submitted task.
+    """
+    from django.conf import settings
+
+    from runs.dispatch import enqueue_run
+
+    options = default_options(
+        planner=planner,
+        model=model,
+        mode=mode,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        max_replans=max_replans,
+    )
+    task = Task.objects.create(
+        title=title,
+        description=description,
+        submitted_by=submitted_by,
+        planner=options.planner,
+        model=options.model,
+        mode=options.mode,
+        temperature=options.temperature,
+        max_tokens=options.max_tokens,
+        max_replans=options.max_replans,
+    )
+    run = Run.objects.create(
+        task=task, max_parallel=max_parallel or settings.PLANNERWEB_DEFAULT_MAX_PARALLEL
+    )
+    by = submitted_by.get_username() if submitted_by is not None else None
+    append_events(
+        run.pk, [NewEvent(TranscriptEvent.Role.SYSTEM, RunCreated(task=title, submitted_by=by))]
+    )
+    enqueue_run(run.pk)
+    return run
+
+
+def run_needs_planning(run_id: int) -> bool:
+    """A planner task's run with no plan yet: queued, or planning under a lapsed lease.
+
+    Hand-written plans never need one. A ``planning`` run whose lease lapsed lost
+    its worker mid-call; model calls have no side effects, so it is planned again.
+    """
+    lapsed = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=timezone.now())
+    return (
+        Run.objects.filter(
+            Q(status=RunStatus.QUEUED) | (Q(status=RunStatus.PLANNING) & lapsed),
+            pk=run_id,
+            current_plan__isnull=True,
+        )
+        .exclude(task__planner="")
+        .exists()
+    )
+
+
+def planning_claim(*, run_id: int, worker_id: str) -> str | None:
+    """Take a run for planning (``queued → planning``, or a lapsed ``planning``); its lease token.
+
+    None when another worker has it. The row lock (the write lock on SQLite)
+    makes this a compare-and-swap: of two workers, one plans.
+    """
+    from runs.services import lease_token
+
+    token = lease_token(worker_id)
+    now = timezone.now()
+    until = now + timedelta(seconds=settings.PLANNERWEB_HEARTBEAT_SECONDS * 5)
+    with transaction.atomic():
+        run = lock_rows(Run.objects.filter(pk=run_id)).first()
+        if run is None:
+            return None
+        if run.status == RunStatus.QUEUED:
+            run_transition(
+                run_id=run_id,
+                to=RunStatus.PLANNING,
+                reason=f"planning ({worker_id})",
+                role=PLANNER,
+                lease_owner=token,
+                lease_expires_at=until,
+            )
+            return token
+        lapsed = run.lease_expires_at is None or run.lease_expires_at < now
+        if run.status == RunStatus.PLANNING and lapsed:
+            Run.objects.filter(pk=run_id).update(lease_owner=token, lease_expires_at=until)
+            return token
+        return None
+
+
+def run_plan(*, run_id: int, worker_id: str = "") -> str:
+    """Plan a queued run (see the module docstring); returns the run's status afterwards."""
+    from runs.services import worker_identity
+
+    token = planning_claim(run_id=run_id, worker_id=worker_id or worker_identity())
+    if token is None:
+        return Run.objects.values_list("status", flat=True).get(pk=run_id)
+    run = Run.objects.select_related("task").get(pk=run_id)
+
+    def plan() -> PlanOutcome:
+        options = task_options(run.task)
+        context = context_for(
+            task=run.task.title,
+            description=run.task.description,
+            mode=options.mode,
+            max_parallel=run.max_parallel,
+            max_replans=options.max_replans,
+        )
+        return plan_task(context, options)
+
+    try:
+        outcome = holding_lease(run_id=run_id, fence=token, work=plan)
+    except LeaseLost:
+        return Run.objects.values_list("status", flat=True).get(pk=run_id)
+    except Exception as exc:  # a planner bug must stop this run clearly, not kill the worker
+        log.exception("planning run %s failed", run_id)
+        outcome = PlanOutcome(
+            ok=False, planner=run.task.planner, mode=run.task.mode, reason=f"planner error: {exc}"
+        )
+    try:
+        return plan_store(run_id=run_id, outcome=outcome, source=Plan.Source.PLANNER, fence=token)
+    except LeaseLost:  # another worker took over while the model was thinking: its result counts
+        return Run.objects.values_list("status", flat=True).get(pk=run_id)
+
+
+def holding_lease(*, run_id: int, fence: str, work: Callable[[], T]) -> T:
+    """Run ``work`` in a helper thread, renewing the run's lease until it returns.
+
+    Model calls take seconds to minutes, far longer than a lease: renewing it
+    here keeps the lease short, so a dead worker's run is taken over quickly.
+    Raises ``LeaseLost`` (leaving ``work`` to finish unobserved) if the lease
+    passed to another worker meanwhile.
+    """
+    beat = settings.PLANNERWEB_HEARTBEAT_SECONDS
+
+    def in_thread() -> T:
+        try:
+            return work()
+        finally:
+            connections.close_all()
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"plan-{run_id}")
+    try:
+        future = pool.submit(in_thread)
+        while True:
+            try:
+                return future.result(timeout=beat)
+            except FutureTimeout:
+                until = timezone.now() + timedelta(seconds=beat * 5)
+                if not Run.objects.filter(pk=run_id, lease_owner=fence).update(
+                    lease_expires_at=until
+                ):
+                    raise LeaseLost(f"run {run_id}: lease lost while planning") from None
+    finally:
+        pool.shutdown(wait=False)
+
+
+@transaction.atomic
+def plan_store(
+    *,
+    run_id: int,
+    outcome: PlanOutcome,
+    source: str,
+    parent: Plan | None = None,
+    fence: str | None = None,
+) -> str:
+    """Store a planning outcome on a ``planning`` run and move it on; returns the new status.
+
+    With ``fence`` (the planning lease), raises ``LeaseLost`` and writes nothing
+    when another worker has taken the run over.
+    """
+    from runs.dispatch import enqueue_run
+    from runs.services import plan_create
+
+    run = lock_rows(Run.objects.filter(pk=run_id)).get()
+    if fence is not None and run.lease_owner != fence:
+        raise LeaseLost(f"run {run_id} is being planned by {run.lease_owner or 'nobody'!r} now")
+    events = record_calls(run_id=run_id, calls=outcome.calls)
+    append_events(run_id, events)
+    plan = None
+    if outcome.document is not None:
+        plan = plan_create(
+            run=run,
+            document=outcome.document,
+            source=source,
+            parent=parent,
+            validated=outcome.validated,
+        )
+        call_ids = [e.event.call_id for e in events]  # type: ignore[attr-defined]
+        run.llm_calls.filter(pk__in=call_ids).update(plan=plan)
+    ok = outcome.ok and plan is not None and plan.is_valid
+    totals = run_llm_totals(run_id)
+    append_events(
+        run_id,
+        [
+            NewEvent(
+                PLANNER,
+                PlannerDecision(
+                    planner=outcome.planner,
+                    mode=outcome.mode,
+                    ok=ok,
+                    confidence=outcome.confidence,
+                    detail=outcome.reason,
+                    totals=totals.as_dict() if totals.calls else {},
+                ),
+            )
+        ],
+    )
+    if ok:
+        assert plan is not None
+        run_transition(
+            run_id=run_id,
+            to=RunStatus.EXECUTING,
+            reason=f"plan v{plan.version} from {outcome.planner} ({outcome.mode})",
+            role=PLANNER,
+            # The executor's worker takes its own lease (run_claim takes an unleased run).
+            lease_owner="",
+            lease_expires_at=None,
+        )
+        enqueue_run(run_id)
+        return RunStatus.EXECUTING
+    run_transition(
+        run_id=run_id,
+        to=RunStatus.ESCALATED,
+        reason=outcome.reason or "the planner produced no valid plan",
+        role=SUPERVISOR,
+    )
+    return RunStatus.ESCALATED
