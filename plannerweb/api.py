@@ -86,19 +86,25 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 @api.exception_handler(ValidationError)
 def _invalid_input(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     fields = [_field_error(e) for e in exc.errors]
-    first = f": {fields[0]['field'] or 'body'}: {fields[0]['message']}" if fields else ""
+    first = f" ({fields[0]['field'] or 'body'}: {fields[0]['message']})" if fields else ""
     return error(request, 422, "invalid_input", f"The request is invalid{first}", fields)
 
 
+# Parameter names endpoints give their body and query schemas (never field names).
+WRAPPERS = ("payload", "filters")
+
+
 def _field_error(e: dict[str, Any]) -> dict[str, Any]:
-    loc = [str(part) for part in e.get("loc", ())]
-    # ninja reports ("body", <parameter name>, field...) and ("query"|"path", field...).
-    if loc[:1] == ["body"]:
-        loc = loc[2:]
-    elif loc[:1] in (["query"], ["path"], ["header"], ["cookie"], ["form"]):
+    # ninja reports (source, [schema parameter,] field, ...): keep the field path only.
+    loc = list(e.get("loc", ()))[1:]
+    if loc and loc[0] in WRAPPERS:
         loc = loc[1:]
+    ctx = e.get("ctx") or {}
+    if isinstance(ctx, dict) and ctx.get("path"):  # a value deep inside a field (In._storable)
+        loc = [*loc, ctx["path"]]
+    field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
     return {
-        "field": ".".join(loc),
+        "field": field,
         "code": str(e.get("type", "invalid")),
         "message": str(e.get("msg", "invalid value")),
     }

@@ -12,6 +12,7 @@ from typing import Any
 
 from ninja import Field, ModelSchema, Schema
 from pydantic import ConfigDict, model_validator
+from pydantic_core import PydanticCustomError
 
 from runs.models import ApiToken, Plan, Run, RunStatus, Step, TranscriptEvent
 
@@ -22,18 +23,24 @@ MAX_ID = 2**63 - 1  # the largest key SQLite and PostgreSQL bigint hold
 
 def storable_problem(value: Any) -> str | None:
     """Why ``value`` cannot be stored (NUL, lone surrogates, NaN/Infinity), or None."""
+    found = _unstorable(value)
+    return f"{found[0] or 'value'}: {found[1]}" if found else None
+
+
+def _unstorable(value: Any) -> tuple[str, str] | None:
+    """(path, reason) of the first value a database cannot store, or None."""
     stack: list[tuple[Any, str]] = [(value, "")]
     while stack:
         item, path = stack.pop()
         if isinstance(item, str):
             if "\x00" in item:
-                return f"{path or 'value'}: text may not contain NUL characters"
+                return path, "text may not contain NUL characters"
             try:
                 item.encode("utf-8")
             except UnicodeEncodeError:
-                return f"{path or 'value'}: text may not contain lone surrogates"
+                return path, "text may not contain lone surrogates"
         elif isinstance(item, float) and not math.isfinite(item):
-            return f"{path or 'value'}: {item} is not a finite number"
+            return path, f"{item} is not a finite number"
         elif isinstance(item, dict):
             for key, sub in item.items():
                 stack.append((key, path))
@@ -51,9 +58,9 @@ class In(Schema):
     @model_validator(mode="before")
     @classmethod
     def _storable(cls, data: Any) -> Any:
-        problem = storable_problem(data)
-        if problem:
-            raise ValueError(problem)
+        found = _unstorable(data)
+        if found:
+            raise PydanticCustomError("unstorable", "{reason}", {"path": found[0], "reason": found[1]})
         return data
 
 
