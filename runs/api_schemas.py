@@ -60,13 +60,31 @@ class In(Schema):
     def _storable(cls, data: Any) -> Any:
         found = _unstorable(data)
         if found:
-            raise PydanticCustomError("unstorable", "{reason}", {"path": found[0], "reason": found[1]})
+            raise PydanticCustomError(
+                "unstorable", "{reason}", {"path": found[0], "reason": found[1]}
+            )
         return data
 
 
 # --------------------------------------------------------------------------- tasks
 class TaskIn(In):
     """A task with a hand-written plan (planner options join here once planners exist)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "title": "Look at the schema",
+                    "plan": {
+                        "goal": "Read the schema",
+                        "steps": [
+                            {"id": "read", "action": "read_schema", "params": {"db": "prod.db"}}
+                        ],
+                    },
+                }
+            ]
+        }
+    )
 
     title: str = Field(
         "", max_length=200, description="Defaults to the plan's goal when left empty."
@@ -215,6 +233,22 @@ class EventPageOut(Schema):
 class ToolIn(In):
     """A whole tool; ``config`` depends on ``kind`` (see runs/tools/kinds/<kind>.py)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "hello",
+                    "kind": "python",
+                    "config": {"callable": "runs.tools.builtin.echo"},
+                    "parameters_schema": {
+                        "type": "object",
+                        "properties": {"who": {"type": "string"}},
+                    },
+                }
+            ]
+        }
+    )
+
     name: str = Field(max_length=100, pattern=r"^[-a-zA-Z0-9_]+$")
     description: str = Field("", max_length=10_000)
     kind: str = Field(description="shell, http or python")
@@ -232,6 +266,8 @@ class ToolIn(In):
 
 class ToolPatchIn(In):
     """Some fields of a tool; those left out keep their value."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"enabled": False}]})
 
     name: str | None = Field(None, max_length=100, pattern=r"^[-a-zA-Z0-9_]+$")
     description: str | None = Field(None, max_length=10_000)
@@ -263,6 +299,15 @@ class ToolOut(Schema):
 
 
 class ToolsImportIn(In):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "text": "tools:\n  - name: hello\n    script:\n      python: runs.tools.builtin.echo\n"
+                }
+            ]
+        }
+    )
     text: str = Field(max_length=2_000_000, description="A tools.yaml file's content.")
     replace: bool = Field(False, description="Also disable every enabled tool the file omits.")
 
@@ -276,6 +321,7 @@ class ToolsImportOut(Schema):
 
 # --------------------------------------------------------------------------- tokens
 class TokenIn(In):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "CI pipeline"}]})
     name: str = Field(min_length=1, max_length=100, description="What will use the token.")
 
 

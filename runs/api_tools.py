@@ -94,7 +94,7 @@ def _update(request: HttpRequest, name: str, fields: dict[str, Any]) -> dict[str
             fields=[{"field": k, "code": "null", "message": "may not be null"} for k in nulls],
         )
     try:
-        tool = services.tool_update(name=name, **fields)
+        tool = services.tool_update(name=name, changes=fields)
     except Tool.DoesNotExist:
         raise ApiError(404, "not_found", f"There is no tool {name!r}.") from None
     except services.ToolRejected as exc:
@@ -121,7 +121,15 @@ def tool_delete(request: HttpRequest, name: str = ToolName) -> Status[None]:
         "responses": {
             200: {
                 "description": "The tools file",
-                "content": {"application/yaml": {"schema": {"type": "string"}}},
+                "content": {
+                    "application/yaml": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["tools"],
+                            "properties": {"tools": {"type": "array", "items": {"type": "object"}}},
+                        }
+                    }
+                },
             }
         }
     },

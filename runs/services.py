@@ -328,12 +328,12 @@ def tool_create(**fields: Any) -> Tool:
 
 
 @transaction.atomic
-def tool_update(*, name: str, **fields: Any) -> Tool:
-    """Change some fields of the tool ``name``; nothing saved on a problem."""
+def tool_update(*, name: str, changes: dict[str, Any]) -> Tool:
+    """Apply ``changes`` (a rename included) to the tool ``name``; nothing saved on a problem."""
     tool = lock_rows(Tool.objects.filter(name=name)).get()
-    changed = [k for k, v in fields.items() if k in TOOL_FIELDS and getattr(tool, k) != v]
+    changed = [k for k, v in changes.items() if k in TOOL_FIELDS and getattr(tool, k) != v]
     for key in changed:
-        setattr(tool, key, fields[key])
+        setattr(tool, key, changes[key])
     _check_tool(tool)
     if changed:
         tool.save(update_fields=[*changed, "updated_at"])
