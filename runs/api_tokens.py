@@ -6,7 +6,7 @@ A token cannot mint tokens: creating one needs the browser session (or the
 
 from __future__ import annotations
 
-from typing import Any
+from types import SimpleNamespace
 
 from django.http import HttpRequest
 from ninja import Path, Router, Status
@@ -28,7 +28,7 @@ def token_list(request: HttpRequest) -> list[ApiToken]:
 
 
 @tokens_router.post("", response={201: NewTokenOut, **ERRORS}, summary="Create an API token")
-def token_create(request: HttpRequest, payload: TokenIn) -> Status[dict[str, Any]]:
+def token_create(request: HttpRequest, payload: TokenIn) -> Status[SimpleNamespace]:
     """Mint a token acting as you; the response holds its secret, shown this once."""
     user = require(request, can_view_runs, "use the API")
     if via_token(request):
@@ -47,8 +47,11 @@ def token_create(request: HttpRequest, payload: TokenIn) -> Status[dict[str, Any
             str(exc),
             fields=[{"field": "name", "code": "invalid", "message": str(exc)}],
         ) from exc
-    data = TokenOut.from_orm(new.token).model_dump()
-    return Status(201, {**data, "token": new.plaintext})
+    token = new.token
+    fields = ("id", "name", "prefix", "created_at", "last_used_at", "revoked_at")
+    return Status(
+        201, SimpleNamespace(**{f: getattr(token, f) for f in fields}, token=new.plaintext)
+    )
 
 
 @tokens_router.delete(

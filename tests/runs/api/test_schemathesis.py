@@ -16,6 +16,7 @@ from django.contrib.auth.models import User
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
+from django.test import Client
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from schemathesis import GenerationMode
@@ -44,9 +45,31 @@ CHECKS = [
 ]
 
 
+@dataclass(frozen=True)
+class Seeded:
+    token: str
+    run_id: int
+    session: dict[str, str]
+
+
 @pytest.fixture
-def wsgi_app() -> Iterator[WSGIHandler]:
-    """Django's WSGI app inside the test's transaction (as the test client runs it)."""
+def seeded(admin_user: User, noop_tool: Tool) -> Seeded:
+    """The demo tools, a run with steps and events to read, and a staff token."""
+    tools_import(text=(settings.BASE_DIR / "runs/demo/tools.yaml").read_text())
+    run = run_submit_plan(title="Fuzzed", document=VALID_PLAN, submitted_by=admin_user)
+    browser = Client()
+    browser.force_login(admin_user)
+    browser.get("/")  # sets the csrftoken cookie
+    session = {name: morsel.value for name, morsel in browser.cookies.items()}
+    return Seeded(api_token_create(user=admin_user, name="schemathesis").plaintext, run.pk, session)
+
+
+@pytest.fixture
+def wsgi_app(seeded: Seeded) -> Iterator[WSGIHandler]:
+    """Django's WSGI app inside the test's transaction (as the test client runs it).
+
+    Set up after ``seeded``: the test client reconnects the signal below when it is done.
+    """
     # A real handler closes the connection around each request, which would end the
     # test's transaction; Django's own test client disconnects this signal too.
     request_started.disconnect(close_old_connections)
@@ -58,42 +81,39 @@ def wsgi_app() -> Iterator[WSGIHandler]:
         request_finished.connect(close_old_connections)
 
 
-@dataclass(frozen=True)
-class Seeded:
-    token: str
-    run_id: int
-
-
-@pytest.fixture
-def seeded(admin_user: User, noop_tool: Tool) -> Seeded:
-    """The demo tools, a run with steps and events to read, and a staff token."""
-    tools_import(text=(settings.BASE_DIR / "runs/demo/tools.yaml").read_text())
-    run = run_submit_plan(title="Fuzzed", document=VALID_PLAN, submitted_by=admin_user)
-    return Seeded(api_token_create(user=admin_user, name="schemathesis").plaintext, run.pk)
-
-
-# Creating a token with a token is refused by design (403), whatever the body; a whole
-# tool (PUT) needs a config its kind accepts, which random data practically never is.
-NEVER_SUCCEEDS_AT_RANDOM = {"POST /api/tokens", "PUT /api/tools/{name}"}
+# A whole tool (PUT) needs a config its kind accepts, which random data practically never is;
+# creating a token with a token is refused by design (403), whatever the body.
+NEVER_SUCCEEDS_AT_RANDOM = {"PUT /api/tools/{name}"}
+NEVER_SUCCEEDS_WITH_A_TOKEN = {"POST /api/tokens"}
 
 
 @pytest.mark.parametrize(
-    ("mode", "known_ids"),
+    ("mode", "known_ids", "by_session"),
     [
-        (GenerationMode.POSITIVE, False),
-        (GenerationMode.NEGATIVE, False),
-        # Random ids and names rarely exist: this round points paths at the seeded run and tool.
-        (GenerationMode.POSITIVE, True),
+        (GenerationMode.POSITIVE, False, False),
+        (GenerationMode.NEGATIVE, False, False),
+        # Random ids and names rarely exist: these rounds point paths at the seeded run and tool.
+        (GenerationMode.POSITIVE, True, False),
+        # A browser session with its CSRF token reaches what a token may not (minting tokens).
+        (GenerationMode.POSITIVE, True, True),
     ],
-    ids=["positive", "negative", "positive-known-ids"],
+    ids=["positive", "negative", "positive-known-ids", "session-known-ids"],
 )
 def test_every_operation_answers_as_documented_and_never_with_a_5xx(
-    mode: GenerationMode, known_ids: bool, wsgi_app: WSGIHandler, seeded: Seeded
+    mode: GenerationMode,
+    known_ids: bool,
+    by_session: bool,
+    wsgi_app: WSGIHandler,
+    seeded: Seeded,
 ) -> None:
     schema = schemathesis.openapi.from_wsgi("/api/openapi.json", wsgi_app)
     # Revoking would end this test's own token; revocation has its own tests.
     schema = schema.exclude(path="/api/tokens/{token_id}", method="DELETE")
-    headers = {"Authorization": f"Bearer {seeded.token}"}
+    if by_session:
+        headers = {"X-CSRFToken": seeded.session["csrftoken"]}
+        cookies = seeded.session
+    else:
+        headers, cookies = {"Authorization": f"Bearer {seeded.token}"}, {}
     known = {"run_id": seeded.run_id, "name": "read_schema"}
     checks = [*CHECKS, negative_data_rejection] if mode == GenerationMode.NEGATIVE else CHECKS
     operations = [result.ok() for result in schema.get_all_operations()]
@@ -117,7 +137,7 @@ def test_every_operation_answers_as_documented_and_never_with_a_5xx(
             suppress_health_check=list(HealthCheck),
         )
         def check(case: schemathesis.Case) -> None:
-            response = case.call_and_validate(headers=headers, checks=checks)
+            response = case.call_and_validate(headers=headers, checks=checks, cookies=cookies)
             seen.setdefault(case.operation.label, set()).add(response.status_code)
 
         check()
@@ -128,4 +148,5 @@ def test_every_operation_answers_as_documented_and_never_with_a_5xx(
     assert all(401 not in statuses for statuses in seen.values()), seen
     if known_ids:
         never = {op for op, st in seen.items() if not any(s < 300 for s in st)}
-        assert never == NEVER_SUCCEEDS_AT_RANDOM, {op: seen[op] for op in never}
+        expected = NEVER_SUCCEEDS_AT_RANDOM | (set() if by_session else NEVER_SUCCEEDS_WITH_A_TOKEN)
+        assert never == expected, {op: seen[op] for op in never}
