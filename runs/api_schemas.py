@@ -7,11 +7,11 @@ explicitly, so a new model field never leaks into the API by accident.
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ninja import Field, ModelSchema, Schema
-from pydantic import ConfigDict, model_validator
+from pydantic import ConfigDict, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from runs.models import ApiToken, Plan, Run, RunStatus, Step, TranscriptEvent
@@ -112,6 +112,17 @@ class RunFilters(In):
     created_after: datetime | None = Field(None, description="Created at or after (ISO 8601).")
     created_before: datetime | None = Field(None, description="Created before (ISO 8601).")
     q: str | None = Field(None, max_length=200, description="Text in the task title.")
+
+    @field_validator("created_after", "created_before")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        """In UTC (naive means UTC): databases refuse offsets such as -21:42."""
+        if value is None:
+            return None
+        try:
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("date out of range") from None
 
 
 class RunSummaryOut(Schema):

@@ -294,3 +294,18 @@ def test_an_operator_cancels_a_queued_run_and_a_second_cancel_is_409(
     again = client.post(f"/runs/{run.pk}/cancel")
     assert again.status_code == 409
     assert again.json()["code"] == "run_finished"
+
+
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [
+        ("1758-05-16T12:48:54-21:42", 200),  # PostgreSQL refuses such offsets unless converted
+        ("2020-01-01T00:00:00", 200),  # naive: taken as UTC
+        ("0001-01-01T00:00:00+05:00", 422),  # before the year 1 in UTC
+    ],
+)
+def test_odd_dates_in_filters_are_converted_or_refused_never_a_crash(
+    value: str, status: int, operator: User
+) -> None:
+    response = api_as(operator).get("/runs", {"created_after": value})
+    assert response.status_code == status
