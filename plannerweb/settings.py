@@ -31,6 +31,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_htmx",
+    # Serves the API docs page (Swagger UI) from its own static files, not a CDN.
+    "ninja",
     "runs",
     "reviews",
     # After runs: its db_worker command shadows django_tasks_db's.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db.models import QuerySet
 
@@ -64,3 +65,40 @@ def run_events(run_id: int, *, after: int = 0) -> QuerySet[TranscriptEvent]:
 def run_steps(run_id: int) -> QuerySet[Step]:
     run = Run.objects.values("current_plan_id").get(pk=run_id)
     return Step.objects.filter(plan_id=run["current_plan_id"]).order_by("phase", "position")
+
+
+def run_list_with_progress() -> QuerySet[Run]:
+    """Runs with their current plan's main-step counts, in one query however many runs."""
+    from django.db.models import Count, Q
+
+    main = Q(current_plan__steps__phase=Step.Phase.MAIN)
+    return run_list().annotate(
+        steps_total=Count("current_plan__steps", filter=main),
+        steps_succeeded=Count(
+            "current_plan__steps",
+            filter=main & Q(current_plan__steps__status=StepStatus.SUCCEEDED),
+        ),
+    )
+
+
+def run_search(
+    *,
+    statuses: list[str] | None = None,
+    submitter: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    text: str | None = None,
+) -> QuerySet[Run]:
+    """The run list narrowed by every filter given, newest first."""
+    runs = run_list_with_progress()
+    if statuses:
+        runs = runs.filter(status__in=statuses)
+    if submitter:
+        runs = runs.filter(task__submitted_by__username=submitter)
+    if created_after is not None:
+        runs = runs.filter(created_at__gte=created_after)
+    if created_before is not None:
+        runs = runs.filter(created_at__lt=created_before)
+    if text:
+        runs = runs.filter(task__title__icontains=text)
+    return runs.order_by("-created_at", "-id")

@@ -296,3 +296,80 @@ def run_cancel(*, run_id: int, user: AbstractBaseUser | None) -> Run:
         )
     except TransitionError as exc:
         raise RunError(str(exc)) from exc
+
+
+# --------------------------------------------------------------------------- tools
+class ToolRejected(ValueError):
+    """A tool definition with problems; ``problems`` holds ``(field, message)`` pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{field}: {message}" for field, message in problems))
+
+
+TOOL_FIELDS = (
+    "name",
+    "description",
+    "kind",
+    "config",
+    "parameters_schema",
+    "timeout_seconds",
+    "max_retries",
+    "sensitive",
+    "idempotent",
+    "enabled",
+)
+
+
+def _check_tool(tool: Tool) -> None:
+    """Every problem with a tool's fields, the checks the admin form makes."""
+    from runs.tools.registry import validate_parameters_schema, validate_tool_config
+
+    problems: list[tuple[str, str]] = []
+    if tool.kind not in Tool.Kind.values:
+        problems.append(("kind", f"unknown kind {tool.kind!r} (known: {', '.join(Tool.Kind)})"))
+    schema_problems = validate_parameters_schema(tool.parameters_schema)
+    problems += [("parameters_schema", p) for p in schema_problems]
+    if tool.kind in Tool.Kind.values:
+        schema = None if schema_problems else tool.parameters_schema
+        problems += [
+            ("config", p)
+            for p in validate_tool_config(tool.kind, tool.config, parameters_schema=schema)
+        ]
+    if not tool.timeout_seconds > 0:
+        problems.append(("timeout_seconds", "the timeout must be above 0 seconds"))
+    clash = Tool.objects.filter(name=tool.name).exclude(pk=tool.pk).exists()
+    if clash:
+        problems.append(("name", f"a tool named {tool.name!r} already exists"))
+    if problems:
+        raise ToolRejected(problems)
+
+
+@transaction.atomic
+def tool_create(**fields: Any) -> Tool:
+    """Add a tool to the registry after the same checks the admin makes; nothing saved on a problem."""
+    tool = Tool(**{k: v for k, v in fields.items() if k in TOOL_FIELDS})
+    _check_tool(tool)
+    tool.save()
+    return tool
+
+
+@transaction.atomic
+def tool_update(*, name: str, changes: dict[str, Any]) -> Tool:
+    """Apply ``changes`` (a rename included) to the tool ``name``; nothing saved on a problem."""
+    tool = lock_rows(Tool.objects.filter(name=name)).get()
+    changed = [k for k, v in changes.items() if k in TOOL_FIELDS and getattr(tool, k) != v]
+    for key in changed:
+        setattr(tool, key, changes[key])
+    _check_tool(tool)
+    if changed:
+        tool.save(update_fields=[*changed, "updated_at"])
+    return tool
+
+
+@transaction.atomic
+def tool_delete(*, name: str) -> None:
+    """Remove a tool; steps that used it keep its name (``Step.tool_name``)."""
+    deleted, _ = Tool.objects.filter(name=name).delete()
+    if not deleted:
+        raise Tool.DoesNotExist(f"No tool {name!r}.")

@@ -84,7 +84,6 @@ class LeaseLost(TransitionError):
         Exception.__init__(self, message)
 
 
-
 def check_run_transition(current: str, target: str, *, what: str = "run") -> None:
     if target not in RUN_TRANSITIONS.get(current, frozenset()):
         raise TransitionError(what, current, target)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from runs import views
+from runs import tokens_views, views
 
 app_name = "runs"
 
@@ -10,4 +10,6 @@ urlpatterns = [
     path("runs/<int:run_id>/", views.run_detail, name="detail"),
     path("runs/<int:run_id>/cancel/", views.run_cancel, name="cancel"),
     path("tools/", views.tool_list, name="tools"),
+    path("tokens/", tokens_views.token_page, name="tokens"),
+    path("tokens/<int:token_id>/revoke/", tokens_views.token_revoke, name="token_revoke"),
 ]

@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,139 +14,331 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Tool',
+            name="Tool",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(max_length=100, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('kind', models.CharField(choices=[('shell', 'Shell (argv, no shell string)'), ('http', 'HTTP request'), ('python', 'Python callable')], max_length=16)),
-                ('config', models.JSONField(blank=True, default=dict)),
-                ('parameters_schema', models.JSONField(blank=True, default=dict)),
-                ('timeout_seconds', models.FloatField(default=60.0)),
-                ('max_retries', models.PositiveSmallIntegerField(default=2)),
-                ('sensitive', models.BooleanField(default=False)),
-                ('idempotent', models.BooleanField(default=False)),
-                ('enabled', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.SlugField(max_length=100, unique=True)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("shell", "Shell (argv, no shell string)"),
+                            ("http", "HTTP request"),
+                            ("python", "Python callable"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("config", models.JSONField(blank=True, default=dict)),
+                ("parameters_schema", models.JSONField(blank=True, default=dict)),
+                ("timeout_seconds", models.FloatField(default=60.0)),
+                ("max_retries", models.PositiveSmallIntegerField(default=2)),
+                ("sensitive", models.BooleanField(default=False)),
+                ("idempotent", models.BooleanField(default=False)),
+                ("enabled", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Plan',
+            name="Plan",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.PositiveIntegerField()),
-                ('source', models.CharField(choices=[('operator', 'Operator'), ('planner', 'Planner'), ('replanner', 'Replanner'), ('reviewer', 'Reviewer')], max_length=16)),
-                ('goal', models.TextField(blank=True)),
-                ('document', models.JSONField(blank=True, null=True)),
-                ('rollback', models.JSONField(blank=True, default=list)),
-                ('is_valid', models.BooleanField(default=False)),
-                ('errors', models.JSONField(blank=True, default=list)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('parent', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='children', to='runs.plan')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("version", models.PositiveIntegerField()),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("operator", "Operator"),
+                            ("planner", "Planner"),
+                            ("replanner", "Replanner"),
+                            ("reviewer", "Reviewer"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("goal", models.TextField(blank=True)),
+                ("document", models.JSONField(blank=True, null=True)),
+                ("rollback", models.JSONField(blank=True, default=list)),
+                ("is_valid", models.BooleanField(default=False)),
+                ("errors", models.JSONField(blank=True, default=list)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "parent",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="children",
+                        to="runs.plan",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run', 'version'],
+                "ordering": ["run", "version"],
             },
         ),
         migrations.CreateModel(
-            name='Run',
+            name="Run",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('planning', 'Planning'), ('awaiting_approval', 'Awaiting Approval'), ('executing', 'Executing'), ('replanning', 'Replanning'), ('rolling_back', 'Rolling Back'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('rolled_back', 'Rolled Back'), ('escalated', 'Escalated'), ('cancelled', 'Cancelled')], db_index=True, default='queued', max_length=20)),
-                ('stop_reason', models.TextField(blank=True)),
-                ('max_parallel', models.PositiveSmallIntegerField(default=8)),
-                ('cancel_requested_at', models.DateTimeField(blank=True, null=True)),
-                ('lease_owner', models.CharField(blank=True, max_length=100)),
-                ('lease_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('cancel_requested_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('current_plan', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='runs.plan')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("planning", "Planning"),
+                            ("awaiting_approval", "Awaiting Approval"),
+                            ("executing", "Executing"),
+                            ("replanning", "Replanning"),
+                            ("rolling_back", "Rolling Back"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("rolled_back", "Rolled Back"),
+                            ("escalated", "Escalated"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        db_index=True,
+                        default="queued",
+                        max_length=20,
+                    ),
+                ),
+                ("stop_reason", models.TextField(blank=True)),
+                ("max_parallel", models.PositiveSmallIntegerField(default=8)),
+                ("cancel_requested_at", models.DateTimeField(blank=True, null=True)),
+                ("lease_owner", models.CharField(blank=True, max_length=100)),
+                ("lease_expires_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "cancel_requested_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "current_plan",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="runs.plan",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.AddField(
-            model_name='plan',
-            name='run',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='plans', to='runs.run'),
+            model_name="plan",
+            name="run",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="plans", to="runs.run"
+            ),
         ),
         migrations.CreateModel(
-            name='Task',
+            name="Task",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('title', models.CharField(max_length=200)),
-                ('description', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('submitted_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("title", models.CharField(max_length=200)),
+                ("description", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "submitted_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.AddField(
-            model_name='run',
-            name='task',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='runs', to='runs.task'),
+            model_name="run",
+            name="task",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="runs", to="runs.task"
+            ),
         ),
         migrations.CreateModel(
-            name='Step',
+            name="Step",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=100)),
-                ('phase', models.CharField(choices=[('main', 'Main'), ('rollback', 'Rollback')], default='main', max_length=10)),
-                ('position', models.PositiveIntegerField()),
-                ('tool_name', models.CharField(max_length=100)),
-                ('params', models.JSONField(blank=True, default=dict)),
-                ('depends_on', models.JSONField(blank=True, default=list)),
-                ('description', models.TextField(blank=True)),
-                ('confidence', models.FloatField(blank=True, null=True)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('skipped', 'Skipped'), ('cancelled', 'Cancelled'), ('rolled_back', 'Rolled Back')], default='pending', max_length=12)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('result', models.JSONField(blank=True, null=True)),
-                ('error', models.TextField(blank=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('plan', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='steps', to='runs.plan')),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='steps', to='runs.run')),
-                ('tool', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='runs.tool')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.CharField(max_length=100)),
+                (
+                    "phase",
+                    models.CharField(
+                        choices=[("main", "Main"), ("rollback", "Rollback")],
+                        default="main",
+                        max_length=10,
+                    ),
+                ),
+                ("position", models.PositiveIntegerField()),
+                ("tool_name", models.CharField(max_length=100)),
+                ("params", models.JSONField(blank=True, default=dict)),
+                ("depends_on", models.JSONField(blank=True, default=list)),
+                ("description", models.TextField(blank=True)),
+                ("confidence", models.FloatField(blank=True, null=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("skipped", "Skipped"),
+                            ("cancelled", "Cancelled"),
+                            ("rolled_back", "Rolled Back"),
+                        ],
+                        default="pending",
+                        max_length=12,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("result", models.JSONField(blank=True, null=True)),
+                ("error", models.TextField(blank=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "plan",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="steps",
+                        to="runs.plan",
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="steps",
+                        to="runs.run",
+                    ),
+                ),
+                (
+                    "tool",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="runs.tool",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['plan', 'phase', 'position'],
+                "ordering": ["plan", "phase", "position"],
             },
         ),
         migrations.CreateModel(
-            name='TranscriptEvent',
+            name="TranscriptEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('seq', models.PositiveBigIntegerField()),
-                ('role', models.CharField(choices=[('planner', 'Planner'), ('executor', 'Executor'), ('evaluator', 'Evaluator'), ('supervisor', 'Supervisor'), ('reviewer', 'Reviewer'), ('system', 'System')], max_length=12)),
-                ('kind', models.CharField(max_length=40)),
-                ('payload', models.JSONField(default=dict)),
-                ('created_at', models.DateTimeField()),
-                ('run', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='events', to='runs.run')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("seq", models.PositiveBigIntegerField()),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("planner", "Planner"),
+                            ("executor", "Executor"),
+                            ("evaluator", "Evaluator"),
+                            ("supervisor", "Supervisor"),
+                            ("reviewer", "Reviewer"),
+                            ("system", "System"),
+                        ],
+                        max_length=12,
+                    ),
+                ),
+                ("kind", models.CharField(max_length=40)),
+                ("payload", models.JSONField(default=dict)),
+                ("created_at", models.DateTimeField()),
+                (
+                    "run",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="runs.run",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run', 'seq'],
+                "ordering": ["run", "seq"],
             },
         ),
         migrations.AddConstraint(
-            model_name='plan',
-            constraint=models.UniqueConstraint(fields=('run', 'version'), name='plan_unique_version'),
+            model_name="plan",
+            constraint=models.UniqueConstraint(
+                fields=("run", "version"), name="plan_unique_version"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='step',
-            constraint=models.UniqueConstraint(fields=('plan', 'key'), name='step_unique_key_per_plan'),
+            model_name="step",
+            constraint=models.UniqueConstraint(
+                fields=("plan", "key"), name="step_unique_key_per_plan"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='transcriptevent',
-            constraint=models.UniqueConstraint(fields=('run', 'seq'), name='event_unique_seq_per_run'),
+            model_name="transcriptevent",
+            constraint=models.UniqueConstraint(
+                fields=("run", "seq"), name="event_unique_seq_per_run"
+            ),
         ),
     ]

@@ -5,81 +5,131 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('runs', '0002_role_groups'),
+        ("runs", "0002_role_groups"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='plan',
-            name='diff',
+            model_name="plan",
+            name="diff",
             field=models.JSONField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='task',
-            name='max_replans',
+            model_name="task",
+            name="max_replans",
             field=models.PositiveSmallIntegerField(default=3),
         ),
         migrations.AddField(
-            model_name='task',
-            name='max_tokens',
+            model_name="task",
+            name="max_tokens",
             field=models.PositiveIntegerField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='task',
-            name='mode',
-            field=models.CharField(blank=True, default='auto', max_length=10),
+            model_name="task",
+            name="mode",
+            field=models.CharField(blank=True, default="auto", max_length=10),
         ),
         migrations.AddField(
-            model_name='task',
-            name='model',
+            model_name="task",
+            name="model",
             field=models.CharField(blank=True, max_length=100),
         ),
         migrations.AddField(
-            model_name='task',
-            name='planner',
+            model_name="task",
+            name="planner",
             field=models.CharField(blank=True, max_length=30),
         ),
         migrations.AddField(
-            model_name='task',
-            name='temperature',
+            model_name="task",
+            name="temperature",
             field=models.FloatField(blank=True, null=True),
         ),
         migrations.CreateModel(
-            name='LlmCall',
+            name="LlmCall",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('provider', models.CharField(max_length=30)),
-                ('model', models.CharField(blank=True, max_length=100)),
-                ('purpose', models.CharField(choices=[('plan', 'Plan'), ('repair', 'Repair'), ('replan', 'Replan'), ('step', 'Step')], max_length=10)),
-                ('tokens_in', models.PositiveIntegerField(default=0)),
-                ('tokens_out', models.PositiveIntegerField(default=0)),
-                ('latency_ms', models.PositiveIntegerField(default=0)),
-                ('cost', models.DecimalField(blank=True, decimal_places=6, max_digits=12, null=True)),
-                ('ok', models.BooleanField(default=True)),
-                ('error', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('plan', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='llm_calls', to='runs.plan')),
-                ('run', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='llm_calls', to='runs.run')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("provider", models.CharField(max_length=30)),
+                ("model", models.CharField(blank=True, max_length=100)),
+                (
+                    "purpose",
+                    models.CharField(
+                        choices=[
+                            ("plan", "Plan"),
+                            ("repair", "Repair"),
+                            ("replan", "Replan"),
+                            ("step", "Step"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("tokens_in", models.PositiveIntegerField(default=0)),
+                ("tokens_out", models.PositiveIntegerField(default=0)),
+                ("latency_ms", models.PositiveIntegerField(default=0)),
+                (
+                    "cost",
+                    models.DecimalField(blank=True, decimal_places=6, max_digits=12, null=True),
+                ),
+                ("ok", models.BooleanField(default=True)),
+                ("error", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "plan",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="llm_calls",
+                        to="runs.plan",
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="llm_calls",
+                        to="runs.run",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run', 'id'],
+                "ordering": ["run", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Playbook',
+            name="Playbook",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(max_length=100, unique=True)),
-                ('task_text', models.TextField()),
-                ('document', models.JSONField()),
-                ('uses', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('source_run', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='runs.run')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.SlugField(max_length=100, unique=True)),
+                ("task_text", models.TextField()),
+                ("document", models.JSONField()),
+                ("uses", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "source_run",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="runs.run",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
     ]

@@ -1,0 +1,135 @@
+"""The root REST API: one NinjaAPI at /api/, each app's router mounted, errors mapped once.
+
+Every error body is ``{"detail", "code", "fields"}`` (``runs.api_errors.ErrorOut``);
+nothing a client sends can produce a 5xx.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+
+from runs.api import router as runs_router
+from runs.api_auth import AUTH
+from runs.api_errors import ApiError
+from runs.services import RunError
+from runs.statemachine import TransitionError
+
+api = NinjaAPI(
+    title="plannerweb",
+    version="1",
+    description=(
+        "Submit tasks, follow and cancel runs, manage the tool registry. Authenticate with "
+        "`Authorization: Bearer <token>` (create one on the API tokens page) or a browser "
+        "session (unsafe methods then need the `X-CSRFToken` header)."
+    ),
+    urls_namespace="api",
+    auth=AUTH,
+    docs_url="/docs",
+    openapi_url="/openapi.json",
+)
+api.add_router("/", runs_router)
+# Later: api.add_router("/reviews", reviews.api.router), api.add_router("/audit", ...).
+
+
+def error(
+    request: HttpRequest,
+    status: int,
+    code: str,
+    detail: str,
+    fields: list[dict[str, Any]] | None = None,
+) -> HttpResponse:
+    response = api.create_response(
+        request, {"detail": detail, "code": code, "fields": fields}, status=status
+    )
+    if status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="plannerweb"'
+    return response
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    422: "invalid_input",
+    429: "throttled",
+}
+
+
+@api.exception_handler(ApiError)
+def _api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
+    return error(request, exc.status, exc.code, exc.detail, exc.fields)
+
+
+@api.exception_handler(AuthenticationError)
+def _not_authenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    return error(
+        request,
+        401,
+        "not_authenticated",
+        "Sign in, or send Authorization: Bearer <token> with a valid, unrevoked API token.",
+    )
+
+
+@api.exception_handler(HttpError)
+def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    return error(request, exc.status_code, _HTTP_CODES.get(exc.status_code, "error"), str(exc))
+
+
+@api.exception_handler(ValidationError)
+def _invalid_input(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    fields = [_field_error(e) for e in exc.errors]
+    first = f" ({fields[0]['field'] or 'body'}: {fields[0]['message']})" if fields else ""
+    return error(request, 422, "invalid_input", f"The request is invalid{first}", fields)
+
+
+# Parameter names endpoints give their body and query schemas (never field names).
+WRAPPERS = ("payload", "filters")
+
+
+def _field_error(e: dict[str, Any]) -> dict[str, Any]:
+    # ninja reports (source, [schema parameter,] field, ...): keep the field path only.
+    loc = list(e.get("loc", ()))[1:]
+    if loc and loc[0] in WRAPPERS:
+        loc = loc[1:]
+    ctx = e.get("ctx") or {}
+    if isinstance(ctx, dict) and ctx.get("path"):  # a value deep inside a field (In._storable)
+        loc = [*loc, ctx["path"]]
+    field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    return {
+        "field": field,
+        "code": str(e.get("type", "invalid")),
+        "message": str(e.get("msg", "invalid value")),
+    }
+
+
+@api.exception_handler(Http404)
+def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+    return error(request, 404, "not_found", str(exc) or "Not found.")
+
+
+@api.exception_handler(ObjectDoesNotExist)
+def _object_not_found(request: HttpRequest, exc: ObjectDoesNotExist) -> HttpResponse:
+    return error(request, 404, "not_found", str(exc) or "Not found.")
+
+
+@api.exception_handler(PermissionDenied)
+def _forbidden(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
+    return error(request, 403, "forbidden", str(exc) or "Your role does not allow this.")
+
+
+@api.exception_handler(RunError)
+def _run_error(request: HttpRequest, exc: RunError) -> HttpResponse:
+    return error(request, 409, "run_conflict", str(exc))
+
+
+@api.exception_handler(TransitionError)
+def _transition_error(request: HttpRequest, exc: TransitionError) -> HttpResponse:
+    return error(request, 409, "illegal_transition", str(exc))

@@ -1,0 +1,15 @@
+"""The runs app's API router: tasks, runs, tools and API tokens, composed for ``plannerweb/api.py``."""
+
+from __future__ import annotations
+
+from ninja import Router
+
+from runs.api_runs import runs_router, tasks_router
+from runs.api_tokens import tokens_router
+from runs.api_tools import tools_router
+
+router = Router()
+router.add_router("/tasks", tasks_router)
+router.add_router("/runs", runs_router)
+router.add_router("/tokens", tokens_router)
+router.add_router("", tools_router)

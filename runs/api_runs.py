@@ -1,0 +1,226 @@
+"""API endpoints for tasks and runs: submit a plan, list and follow runs, cancel.
+
+Each endpoint parses, checks the role, calls a selector or service, returns a schema.
+New run actions (resume, retry a step) are one more ``@runs_router.post`` here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from ninja import Path, Query, Router, Status
+
+from runs import selectors, services
+from runs.api_auth import require
+from runs.api_errors import ERRORS, ApiError
+from runs.api_schemas import (
+    MAX_EVENTS_PAGE,
+    MAX_ID,
+    MAX_PAGE,
+    EventPageOut,
+    PlanOut,
+    RunFilters,
+    RunOut,
+    RunPageOut,
+    StepOut,
+    TaskIn,
+    storable_problem,
+)
+from runs.models import Plan, Run, Step
+from runs.permissions import can_view_runs, is_operator
+from runs.planning.schema import PlanSyntaxError, parse_plan_text
+from runs.planning.validation import validate_plan
+from runs.tools.registry import load_tool_specs
+
+tasks_router = Router(tags=["tasks"])
+runs_router = Router(tags=["runs"])
+
+RunId = Path(..., ge=1, le=MAX_ID, description="The run's id.")
+
+
+def _run(run_id: int, runs: QuerySet[Run] | None = None) -> Run:
+    run = (runs if runs is not None else selectors.run_list_with_progress()).filter(pk=run_id)
+    found = run.first()
+    if found is None:
+        raise ApiError(404, "not_found", f"There is no run {run_id}.")
+    return found
+
+
+def _plan_field(path: str) -> str:
+    return "plan" if not path else f"plan{path}" if path.startswith("[") else f"plan.{path}"
+
+
+# --------------------------------------------------------------------------- tasks
+@tasks_router.post("", response={201: RunOut, **ERRORS}, summary="Submit a task with a plan")
+def task_create(request: HttpRequest, payload: TaskIn) -> Status[Run]:
+    """Create a task and its run from a hand-written plan; a plan with problems creates nothing.
+
+    An invalid plan is answered 422 with every problem and its path, like the
+    dashboard's form; a valid one is queued to execute at once.
+    """
+    user = require(request, is_operator, "submit tasks")
+    document: Any = payload.plan
+    if isinstance(document, str):
+        try:
+            document = parse_plan_text(document)
+        except PlanSyntaxError as exc:
+            raise ApiError(
+                422,
+                "plan_syntax",
+                f"The plan is not valid YAML or JSON: {exc}",
+                fields=[{"field": "plan", "code": "syntax", "message": str(exc)}],
+            ) from exc
+        problem = storable_problem(document)
+        if problem:
+            raise ApiError(
+                422,
+                "plan_syntax",
+                f"The plan holds a value that cannot be stored: {problem}",
+                fields=[{"field": "plan", "code": "syntax", "message": problem}],
+            )
+    title = payload.title.strip()
+    if not title:
+        goal = document.get("goal") if isinstance(document, dict) else None
+        title = goal.strip()[:200] if isinstance(goal, str) else ""
+    validated = validate_plan(
+        document, tools=load_tool_specs(), max_steps=settings.PLANNERWEB_MAX_PLAN_STEPS
+    )
+    problems = [
+        {"field": _plan_field(p.path), "code": p.code, "message": p.message}
+        for p in validated.problems
+    ]
+    if not title:
+        problems.insert(
+            0,
+            {
+                "field": "title",
+                "code": "required",
+                "message": "Give a title (the plan has no goal).",
+            },
+        )
+    if problems or not validated.is_valid:
+        count = len(problems)
+        raise ApiError(
+            422,
+            "invalid_plan",
+            f"The task has {count} problem{'s' * (count != 1)}; nothing was created.",
+            fields=problems,
+        )
+    run = services.run_submit_plan(
+        title=title,
+        description=payload.description,
+        document=document,
+        submitted_by=user,
+        max_parallel=payload.max_parallel,
+        validated=validated,
+    )
+    return Status(201, _run(run.pk, _detail_runs()))
+
+
+# --------------------------------------------------------------------------- runs
+def _detail_runs() -> QuerySet[Run]:
+    return selectors.run_list_with_progress().select_related("cancel_requested_by")
+
+
+@runs_router.get("", response={200: RunPageOut, **ERRORS}, summary="List runs")
+def run_list(
+    request: HttpRequest,
+    filters: Query[RunFilters],
+    limit: int = Query(50, ge=1, le=MAX_PAGE),
+    offset: int = Query(0, ge=0, le=10**9),
+) -> dict[str, Any]:
+    """Runs newest first, filtered, a page at a time; two queries whatever the page size."""
+    require(request, can_view_runs, "see runs")
+    runs = selectors.run_search(
+        statuses=filters.status,
+        submitter=filters.submitter,
+        created_after=filters.created_after,
+        created_before=filters.created_before,
+        text=filters.q,
+    )
+    return {
+        "items": list(runs[offset : offset + limit]),
+        "total": runs.count(),
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+@runs_router.get("/{run_id}", response={200: RunOut, **ERRORS}, summary="One run")
+def run_detail(request: HttpRequest, run_id: int = RunId) -> Run:
+    require(request, can_view_runs, "see runs")
+    return _run(run_id, _detail_runs())
+
+
+@runs_router.get(
+    "/{run_id}/plans", response={200: list[PlanOut], **ERRORS}, summary="A run's plan versions"
+)
+def run_plans(request: HttpRequest, run_id: int = RunId) -> QuerySet[Plan]:
+    """Every plan version of the run, oldest first, invalid ones with their problems."""
+    require(request, can_view_runs, "see runs")
+    _exists(run_id)
+    return Plan.objects.filter(run_id=run_id).select_related("created_by").order_by("version")
+
+
+@runs_router.get("/{run_id}/steps", response={200: list[StepOut], **ERRORS}, summary="Steps")
+def run_steps(
+    request: HttpRequest,
+    run_id: int = RunId,
+    version: int | None = Query(
+        None, ge=1, le=MAX_ID, description="A plan version; the current plan when left out."
+    ),
+) -> QuerySet[Step]:
+    """The steps of the run's current plan (or of ``version``): main steps, then rollback."""
+    require(request, can_view_runs, "see runs")
+    _exists(run_id)
+    if version is None:
+        return selectors.run_steps(run_id)
+    plan_id = Plan.objects.filter(run_id=run_id, version=version).values_list("pk", flat=True)
+    if not plan_id:
+        raise ApiError(404, "not_found", f"Run {run_id} has no plan version {version}.")
+    return Step.objects.filter(plan_id=plan_id[0]).order_by("phase", "position")
+
+
+@runs_router.get(
+    "/{run_id}/events", response={200: EventPageOut, **ERRORS}, summary="Transcript events"
+)
+def run_events(
+    request: HttpRequest,
+    run_id: int = RunId,
+    after: int = Query(0, ge=0, le=MAX_ID, description="Only events with a larger seq."),
+    limit: int = Query(200, ge=1, le=MAX_EVENTS_PAGE),
+) -> dict[str, Any]:
+    """Transcript events after ``seq`` ``after``, in order; poll with ``next_after`` to follow."""
+    require(request, can_view_runs, "see runs")
+    status = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
+    if status is None:
+        raise ApiError(404, "not_found", f"There is no run {run_id}.")
+    events = list(selectors.run_events(run_id, after=after)[: limit + 1])
+    page = events[:limit]
+    return {
+        "run_status": status,
+        "items": page,
+        "next_after": page[-1].seq if page else after,
+        "has_more": len(events) > limit,
+    }
+
+
+@runs_router.post("/{run_id}/cancel", response={200: RunOut, **ERRORS}, summary="Cancel a run")
+def run_cancel(request: HttpRequest, run_id: int = RunId) -> Run:
+    """Cancel at once when nothing executes the run, else ask its executor to stop (then poll)."""
+    user = require(request, is_operator, "cancel runs")
+    try:
+        services.run_cancel(run_id=run_id, user=user)
+    except Run.DoesNotExist:
+        raise ApiError(404, "not_found", f"There is no run {run_id}.") from None
+    except services.RunError as exc:
+        raise ApiError(409, "run_finished", str(exc)) from exc
+    return _run(run_id, _detail_runs())
+
+
+def _exists(run_id: int) -> None:
+    if not Run.objects.filter(pk=run_id).exists():
+        raise ApiError(404, "not_found", f"There is no run {run_id}.")
