@@ -30,6 +30,26 @@ def run_group(run_id: int) -> str:
     return f"run-{run_id}"
 
 
+# Every runs-list page listens here: a run was created or changed status.
+RUNS_GROUP = "runs"
+# Event kinds that change what the runs list shows.
+LIST_KINDS = frozenset({"run.created", "run.status"})
+
+
+def list_changes(run_id: int, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the runs list needs to hear about a batch of a run's events (often nothing)."""
+    return [
+        {
+            "run": run_id,
+            "seq": e["seq"],
+            "kind": e["kind"],
+            "status": e["payload"].get("to_status", "queued"),
+        }
+        for e in events
+        if e["kind"] in LIST_KINDS
+    ]
+
+
 def event_message(event: Any) -> dict[str, Any]:
     """The client-facing form of one TranscriptEvent (row or equivalent object)."""
     return {
@@ -128,6 +148,9 @@ class Publisher:
         # One group message per commit: a batch of 500 step changes is one broker round trip.
         try:
             await layer.group_send(run_group(run_id), {"type": "run.events", "events": events})
+            changes = list_changes(run_id, events)
+            if changes:
+                await layer.group_send(RUNS_GROUP, {"type": "runs.changed", "runs": changes})
         except Exception:  # a broken broker must never break a run
             log.exception("could not publish events %s.. of run %s", events[0]["seq"], run_id)
 
