@@ -111,7 +111,10 @@ def layout(steps: Sequence[tuple[str, Iterable[str]]]) -> Graph:
     layer = layers_of(steps)
     position = {key: i for i, (key, _) in enumerate(steps)}
     edges = [
-        (d, key) for key, depends in steps for d in dict.fromkeys(depends) if d in layer and d != key
+        (d, key)
+        for key, depends in steps
+        for d in dict.fromkeys(depends)
+        if d in layer and d != key
     ]
     parents: dict[str, list[str]] = {key: [] for key in layer}
     children: dict[str, list[str]] = {key: [] for key in layer}

@@ -64,8 +64,8 @@ def test_parallel_branches_share_a_layer_without_overlapping() -> None:
     assert {n.key for n in first} == {"a", "b"}
     assert abs(first[0].y - first[1].y) >= NODE_HEIGHT
     for n in graph.nodes:
-        assert 0 <= n.x and n.x + n.width <= graph.width
-        assert 0 <= n.y and n.y + n.height <= graph.height
+        assert n.x >= 0 and n.x + n.width <= graph.width
+        assert n.y >= 0 and n.y + n.height <= graph.height
 
 
 def test_ordering_within_layers_removes_avoidable_crossings() -> None:
