@@ -21,6 +21,9 @@ LAYER_GAP = 48
 ROW_GAP = 14
 MARGIN = 8
 SWEEPS = 4
+# A cubic curve whose two control points are lifted by L peaks 0.75 L above its ends.
+ARC_LIFT = 48
+ARC_ROOM = ARC_LIFT * 3 // 4 - NODE_HEIGHT // 2 + 6
 
 
 @dataclass(frozen=True)
@@ -138,11 +141,13 @@ def layout(steps: Sequence[tuple[str, Iterable[str]]]) -> Graph:
         sweep(range(len(rows) - 2, -1, -1), children)
 
     tallest = max(len(row) for row in rows)
-    height = MARGIN * 2 + tallest * NODE_HEIGHT + (tallest - 1) * ROW_GAP
+    # Edges that skip layers arc over the nodes in between; leave room for the arcs on top.
+    top_room = ARC_ROOM if any(layer[t] - layer[s] > 1 for s, t in edges) else 0
+    height = top_room + MARGIN * 2 + tallest * NODE_HEIGHT + (tallest - 1) * ROW_GAP
     nodes: dict[str, GraphNode] = {}
     for i, row in enumerate(rows):
         row_height = len(row) * NODE_HEIGHT + (len(row) - 1) * ROW_GAP
-        top = (height - row_height) / 2
+        top = top_room + (height - top_room - row_height) / 2
         for j, key in enumerate(row):
             nodes[key] = GraphNode(
                 key=key,
@@ -172,4 +177,8 @@ def _curve(source: GraphNode, target: GraphNode) -> str:
     x1, y1 = source.x + source.width, source.cy
     x2, y2 = target.x, target.cy
     bend = (x2 - x1) / 2
-    return f"M{x1:g},{y1:g} C{x1 + bend:g},{y1:g} {x2 - bend:g},{y2:g} {x2:g},{y2:g}"
+    # Skipping layers: lift the control points so the curve passes above the nodes between.
+    lift = ARC_LIFT if target.layer - source.layer > 1 else 0
+    return (
+        f"M{x1:g},{y1:g} C{x1 + bend:g},{y1 - lift:g} {x2 - bend:g},{y2 - lift:g} {x2:g},{y2:g}"
+    )

@@ -102,3 +102,16 @@ def test_a_long_chain_lays_out_without_deep_recursion() -> None:
     steps = [("s0", [])] + [(f"s{i}", [f"s{i - 1}"]) for i in range(1, 3000)]
     graph = layout(steps)
     assert graph.node("s2999").layer == 2999
+
+
+def test_an_edge_that_skips_layers_arcs_above_the_nodes_in_between() -> None:
+    graph = layout([("a", []), ("b", ["a"]), ("c", ["b", "a"])])
+    skip = next(e for e in graph.edges if (e.source, e.target) == ("a", "c"))
+    short = next(e for e in graph.edges if (e.source, e.target) == ("a", "b"))
+    b = graph.node("b")
+    # The curve's highest point (0.75 of the lift above its ends) clears b's top, inside the SVG.
+    ends_y = graph.node("a").cy
+    control_y = float(skip.path.split(" ")[1].split(",")[1])
+    peak = ends_y - 0.75 * (ends_y - control_y)
+    assert 0 <= peak < b.y
+    assert float(short.path.split(" ")[1].split(",")[1]) == ends_y  # neighbours: no arc
