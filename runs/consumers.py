@@ -9,19 +9,34 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from runs.permissions import can_view_runs
-from runs.publish import RUNS_GROUP, event_message, run_group
+from runs.publish import RUNS_GROUP, event_frame, event_message, run_group
 
 # Close codes the client treats as final (it stops reconnecting).
 FORBIDDEN = 4403
 NOT_FOUND = 4404
 
 
+# Messages whose handlers do no ORM work outside ``database_sync_to_async`` (which
+# closes stale connections itself): delivered without channels' per-message
+# ``aclose_old_connections``, a hop through the one thread-sensitive executor that
+# otherwise serialises every delivery to every client (bench/events.py: seconds of
+# latency at 200 clients).
+_HOT_MESSAGES = frozenset({"run.events", "runs.changed", "websocket.receive"})
+
+
 class _HeartbeatConsumer(AsyncJsonWebsocketConsumer):
     """Answers pings; ignores anything else a client sends (it has nothing else to say)."""
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        if message.get("type") in _HOT_MESSAGES:
+            await getattr(self, get_handler_name(message))(message)
+        else:
+            await super().dispatch(message)
 
     async def receive(
         self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
@@ -65,8 +80,9 @@ class RunEventsConsumer(_HeartbeatConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def run_events(self, message: dict[str, Any]) -> None:
-        for event in message["events"]:
-            await self._send_event(event)
+        # The publisher sends pre-encoded frames; plain event dicts are accepted too.
+        for item in message.get("frames") or message.get("events") or ():
+            await self._send_event(item)
 
     def heartbeat_state(self) -> dict[str, Any]:
         # The client compares: a pong naming a seq it never got means it missed one.
@@ -80,9 +96,9 @@ class RunEventsConsumer(_HeartbeatConsumer):
         if seq > self.last_sent + 1:
             for missed in await _events_after(self.run_id, self.last_sent, before=seq):
                 self.last_sent = missed["seq"]
-                await self.send_json({"type": "event", **missed})
+                await self.send(text_data=event_frame(missed))
         self.last_sent = seq
-        await self.send_json({"type": "event", **event})
+        await self.send(text_data=event["frame"] if "frame" in event else event_frame(event))
 
 
 class RunListConsumer(_HeartbeatConsumer):

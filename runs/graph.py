@@ -179,6 +179,4 @@ def _curve(source: GraphNode, target: GraphNode) -> str:
     bend = (x2 - x1) / 2
     # Skipping layers: lift the control points so the curve passes above the nodes between.
     lift = ARC_LIFT if target.layer - source.layer > 1 else 0
-    return (
-        f"M{x1:g},{y1:g} C{x1 + bend:g},{y1 - lift:g} {x2 - bend:g},{y2 - lift:g} {x2:g},{y2:g}"
-    )
+    return f"M{x1:g},{y1:g} C{x1 + bend:g},{y1 - lift:g} {x2 - bend:g},{y2 - lift:g} {x2:g},{y2:g}"

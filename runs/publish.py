@@ -15,6 +15,7 @@ the consumer restores the order (it fills any seq gap from the database).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import weakref
@@ -60,6 +61,11 @@ def event_message(event: Any) -> dict[str, Any]:
         "payload": event.payload,
         "at": event.created_at.isoformat(),
     }
+
+
+def event_frame(message: dict[str, Any]) -> str:
+    """The websocket text frame for one event, as the run consumer sends it."""
+    return json.dumps({"type": "event", **message}, ensure_ascii=False, separators=(",", ":"))
 
 
 class Publisher:
@@ -146,8 +152,11 @@ class Publisher:
         if layer is None:
             return
         # One group message per commit: a batch of 500 step changes is one broker round trip.
+        # Encode each event once here, not once per connected client in every consumer;
+        # a string also makes the in-memory layer's per-channel deepcopy cheap.
+        frames = [{"seq": e["seq"], "frame": event_frame(e)} for e in events]
         try:
-            await layer.group_send(run_group(run_id), {"type": "run.events", "events": events})
+            await layer.group_send(run_group(run_id), {"type": "run.events", "frames": frames})
             changes = list_changes(run_id, events)
             if changes:
                 await layer.group_send(RUNS_GROUP, {"type": "runs.changed", "runs": changes})
