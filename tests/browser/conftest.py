@@ -137,7 +137,7 @@ class LiveServer:
             return conn.execute(sql, params).fetchall()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def daphne_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"needs Chromium at {CHROMIUM}")  # the marker hook decides skip vs fail
@@ -151,8 +151,10 @@ def daphne_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServ
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium() -> Iterator[Any]:
+    # Package scope, not session: while sync Playwright runs, its event loop counts as
+    # running in this thread, and Django refuses ORM calls from the tests that follow.
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
