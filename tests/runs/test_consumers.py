@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
+import pytest_asyncio
 from channels.db import database_sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser, User
+from django.db import connections
 
 from runs.events import RunCancelRequested
 from runs.models import Run, Task
@@ -17,6 +20,14 @@ from runs.routing import websocket_urlpatterns
 from runs.statemachine import NewEvent, append_events, run_transition
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def _close_consumer_connections() -> AsyncIterator[None]:
+    """Consumers query from asgiref's worker thread; close its connection so PostgreSQL can
+    drop the test database (a refused connect leaves it open otherwise)."""
+    yield
+    await database_sync_to_async(connections.close_all)()
 
 
 @database_sync_to_async
@@ -169,7 +180,11 @@ async def test_the_runs_list_hears_new_runs_and_status_changes_but_not_step_nois
     await ws.disconnect()
 
 
-async def test_the_runs_list_socket_refuses_users_without_a_role(outsider: User) -> None:
-    for user in (outsider, AnonymousUser()):
-        connected, code = await (await connect_list(user)).connect()
-        assert (connected, code) == (False, 4403)
+async def test_the_runs_list_socket_refuses_a_user_without_a_role(outsider: User) -> None:
+    connected, code = await (await connect_list(outsider)).connect()
+    assert (connected, code) == (False, 4403)
+
+
+async def test_the_runs_list_socket_refuses_an_anonymous_visitor() -> None:
+    connected, code = await (await connect_list(AnonymousUser())).connect()
+    assert (connected, code) == (False, 4403)
