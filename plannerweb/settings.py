@@ -101,7 +101,8 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # channels' in-memory layer, minus its O(clients²) expiry sweep (see runs/layers.py).
+    CHANNEL_LAYERS = {"default": {"BACKEND": "runs.layers.EmbeddedChannelLayer"}}
 
 # --- Auth -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,31 +1,73 @@
-"""Websocket consumer: a run's live transcript, for users whose role may see runs."""
+"""Websocket consumers: a run's live transcript and the runs list, for users whose role may see runs.
+
+Both answer the client's heartbeat (``{"type": "ping"}`` → ``{"type": "pong"}``)
+so a page notices a dead connection and reconnects.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from runs.permissions import can_view_runs
-from runs.publish import event_message, run_group
+from runs.publish import RUNS_GROUP, event_frame, event_message, run_group
+
+# Close codes the client treats as final (it stops reconnecting).
+FORBIDDEN = 4403
+NOT_FOUND = 4404
 
 
-class RunEventsConsumer(AsyncJsonWebsocketConsumer):
+# Messages whose handlers do no ORM work outside ``database_sync_to_async`` (which
+# closes stale connections itself): delivered without channels' per-message
+# ``aclose_old_connections``, a hop through the one thread-sensitive executor that
+# otherwise serialises every delivery to every client (bench/events.py: seconds of
+# latency at 200 clients).
+_HOT_MESSAGES = frozenset({"run.events", "runs.changed", "websocket.receive"})
+
+
+class _HeartbeatConsumer(AsyncJsonWebsocketConsumer):
+    """Answers pings; ignores anything else a client sends (it has nothing else to say)."""
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        if message.get("type") in _HOT_MESSAGES:
+            await getattr(self, get_handler_name(message))(message)
+        else:
+            await super().dispatch(message)
+
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
+    ) -> None:
+        # Binary or garbled frames are ignored, never a crash of the connection.
+        try:
+            content = json.loads(text_data) if text_data else None
+        except ValueError:
+            return
+        if isinstance(content, dict) and content.get("type") == "ping":
+            await self.send_json({"type": "pong", **self.heartbeat_state()})
+
+    def heartbeat_state(self) -> dict[str, Any]:
+        return {}
+
+
+class RunEventsConsumer(_HeartbeatConsumer):
     """Joins ``run-<id>``; on connect, replays events after ``?after=<seq>`` from the database."""
 
     async def connect(self) -> None:
         user = self.scope.get("user")
         self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
         if not await database_sync_to_async(can_view_runs)(user):
-            await self.close(code=4403)
+            await self.close(code=FORBIDDEN)
             return
         if not await _run_exists(self.run_id):
-            await self.close(code=4404)
+            await self.close(code=NOT_FOUND)
             return
         self.group = run_group(self.run_id)
         # Join first, then replay: an event committed in between arrives twice
-        # at worst, and the client drops any seq it already has.
+        # at worst, and ``_send_event`` drops any seq already sent.
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         after = _after_from_query(self.scope.get("query_string", b""))
@@ -38,8 +80,13 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def run_events(self, message: dict[str, Any]) -> None:
-        for event in message["events"]:
-            await self._send_event(event)
+        # The publisher sends pre-encoded frames; plain event dicts are accepted too.
+        for item in message.get("frames") or message.get("events") or ():
+            await self._send_event(item)
+
+    def heartbeat_state(self) -> dict[str, Any]:
+        # The client compares: a pong naming a seq it never got means it missed one.
+        return {"seq": getattr(self, "last_sent", 0)}
 
     async def _send_event(self, event: dict[str, Any]) -> None:
         """Send each seq once and in order: duplicates are dropped, gaps filled from the database."""
@@ -49,9 +96,28 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
         if seq > self.last_sent + 1:
             for missed in await _events_after(self.run_id, self.last_sent, before=seq):
                 self.last_sent = missed["seq"]
-                await self.send_json({"type": "event", **missed})
+                await self.send(text_data=event_frame(missed))
         self.last_sent = seq
-        await self.send_json({"type": "event", **event})
+        await self.send(text_data=event["frame"] if "frame" in event else event_frame(event))
+
+
+class RunListConsumer(_HeartbeatConsumer):
+    """Joins the runs-list group: tells list pages which runs were created or changed status."""
+
+    async def connect(self) -> None:
+        if not await database_sync_to_async(can_view_runs)(self.scope.get("user")):
+            await self.close(code=FORBIDDEN)
+            return
+        self.joined = True
+        await self.channel_layer.group_add(RUNS_GROUP, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "joined", False):
+            await self.channel_layer.group_discard(RUNS_GROUP, self.channel_name)
+
+    async def runs_changed(self, message: dict[str, Any]) -> None:
+        await self.send_json({"type": "changed", "runs": message["runs"]})
 
 
 def _after_from_query(raw: bytes) -> int:

@@ -15,6 +15,7 @@ the consumer restores the order (it fills any seq gap from the database).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import weakref
@@ -30,6 +31,26 @@ def run_group(run_id: int) -> str:
     return f"run-{run_id}"
 
 
+# Every runs-list page listens here: a run was created or changed status.
+RUNS_GROUP = "runs"
+# Event kinds that change what the runs list shows.
+LIST_KINDS = frozenset({"run.created", "run.status"})
+
+
+def list_changes(run_id: int, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the runs list needs to hear about a batch of a run's events (often nothing)."""
+    return [
+        {
+            "run": run_id,
+            "seq": e["seq"],
+            "kind": e["kind"],
+            "status": e["payload"].get("to_status", "queued"),
+        }
+        for e in events
+        if e["kind"] in LIST_KINDS
+    ]
+
+
 def event_message(event: Any) -> dict[str, Any]:
     """The client-facing form of one TranscriptEvent (row or equivalent object)."""
     return {
@@ -40,6 +61,11 @@ def event_message(event: Any) -> dict[str, Any]:
         "payload": event.payload,
         "at": event.created_at.isoformat(),
     }
+
+
+def event_frame(message: dict[str, Any]) -> str:
+    """The websocket text frame for one event, as the run consumer sends it."""
+    return json.dumps({"type": "event", **message}, ensure_ascii=False, separators=(",", ":"))
 
 
 class Publisher:
@@ -126,8 +152,14 @@ class Publisher:
         if layer is None:
             return
         # One group message per commit: a batch of 500 step changes is one broker round trip.
+        # Encode each event once here, not once per connected client in every consumer;
+        # a string also makes the in-memory layer's per-channel deepcopy cheap.
+        frames = [{"seq": e["seq"], "frame": event_frame(e)} for e in events]
         try:
-            await layer.group_send(run_group(run_id), {"type": "run.events", "events": events})
+            await layer.group_send(run_group(run_id), {"type": "run.events", "frames": frames})
+            changes = list_changes(run_id, events)
+            if changes:
+                await layer.group_send(RUNS_GROUP, {"type": "runs.changed", "runs": changes})
         except Exception:  # a broken broker must never break a run
             log.exception("could not publish events %s.. of run %s", events[0]["seq"], run_id)
 

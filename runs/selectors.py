@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import QuerySet
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Q, QuerySet
 
-from runs.models import Run, Step, StepStatus, TranscriptEvent
+from runs.models import Run, Step, StepStatus, Task, TranscriptEvent
 
 STATUS_MARK = {
     StepStatus.PENDING: "·",
@@ -69,8 +70,6 @@ def run_steps(run_id: int) -> QuerySet[Step]:
 
 def run_list_with_progress() -> QuerySet[Run]:
     """Runs with their current plan's main-step counts, in one query however many runs."""
-    from django.db.models import Count, Q
-
     main = Q(current_plan__steps__phase=Step.Phase.MAIN)
     return run_list().annotate(
         steps_total=Count("current_plan__steps", filter=main),
@@ -89,7 +88,10 @@ def run_search(
     created_before: datetime | None = None,
     text: str | None = None,
 ) -> QuerySet[Run]:
-    """The run list narrowed by every filter given, newest first."""
+    """The run list narrowed by every filter given, newest first (the page's and the API's).
+
+    ``text`` matches the task title, or a run number written ``12`` or ``#12``.
+    """
     runs = run_list_with_progress()
     if statuses:
         runs = runs.filter(status__in=statuses)
@@ -99,6 +101,27 @@ def run_search(
         runs = runs.filter(created_at__gte=created_after)
     if created_before is not None:
         runs = runs.filter(created_at__lt=created_before)
-    if text:
-        runs = runs.filter(task__title__icontains=text)
+    if text and text.strip():
+        text = text.strip()
+        match = Q(task__title__icontains=text)
+        number = text.removeprefix("#")
+        if number.isdigit() and len(number) < 19:
+            match |= Q(pk=int(number))
+        runs = runs.filter(match)
     return runs.order_by("-created_at", "-id")
+
+
+def run_submitters() -> list[str]:
+    """Usernames that submitted at least one task (the list page's submitter choices)."""
+    ids = Task.objects.exclude(submitted_by=None).values("submitted_by")
+    return list(
+        get_user_model()
+        .objects.filter(pk__in=ids)
+        .order_by("username")
+        .values_list("username", flat=True)
+    )
+
+
+def run_last_seq(run_id: int) -> int:
+    last = TranscriptEvent.objects.filter(run_id=run_id).order_by("-seq").values_list("seq")[:1]
+    return last[0][0] if last else 0

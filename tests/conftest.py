@@ -1,4 +1,4 @@
-"""Suite-wide fixtures: named users per role, the postgres marker, and a loopback-only network."""
+"""Suite-wide fixtures: named users per role, the postgres and browser markers, a loopback-only network."""
 
 from __future__ import annotations
 
@@ -50,7 +50,14 @@ socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
 
 
 # ---------------------------------------------------------------------------
+CHROMIUM = "/usr/bin/chromium"
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("browser") is not None and not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail(f"this test needs Chromium at {CHROMIUM} and CI must provide it")
+        pytest.skip(f"needs Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
     if item.get_closest_marker("postgres") is None:
         return
     from django.conf import settings

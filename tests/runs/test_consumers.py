@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
+import pytest_asyncio
 from channels.db import database_sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser, User
+from django.db import connections
 
 from runs.events import RunCancelRequested
 from runs.models import Run, Task
@@ -17,6 +20,14 @@ from runs.routing import websocket_urlpatterns
 from runs.statemachine import NewEvent, append_events, run_transition
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def _close_consumer_connections() -> AsyncIterator[None]:
+    """Consumers query from asgiref's worker thread; close its connection so PostgreSQL can
+    drop the test database (a refused connect leaves it open otherwise)."""
+    yield
+    await database_sync_to_async(connections.close_all)()
 
 
 @database_sync_to_async
@@ -103,3 +114,77 @@ def append_events_sync(run_id: int, n: int) -> None:
 
     with mock.patch.object(publisher, "submit"), transaction.atomic():
         append_events(run_id, [NewEvent("system", RunCancelRequested(by="y")) for _ in range(n)])
+
+
+# --------------------------------------------------------------------------- heartbeat
+async def test_a_ping_gets_a_pong_naming_the_last_seq_sent(reviewer: User) -> None:
+    run = await make_run_with_events(2)
+    ws = await connect(reviewer, run.pk, after=0)
+    assert (await ws.connect())[0]
+    assert [(await ws.receive_json_from())["seq"] for _ in range(2)] == [1, 2]
+    await ws.send_json_to({"type": "ping"})
+    assert await ws.receive_json_from(timeout=5) == {"type": "pong", "seq": 2}
+    await ws.disconnect()
+
+
+async def test_garbage_from_the_client_is_ignored_and_the_socket_stays_open(
+    operator: User,
+) -> None:
+    run = await make_run_with_events(0)
+    ws = await connect(operator, run.pk)
+    assert (await ws.connect())[0]
+    await ws.send_to(text_data="{not json")
+    await ws.send_to(bytes_data=b"\x00\x01")
+    await ws.send_json_to({"type": "subscribe", "run": 12})
+    assert await ws.receive_nothing(timeout=0.2)
+    await ws.send_json_to({"type": "ping"})
+    assert (await ws.receive_json_from(timeout=5))["type"] == "pong"
+    await ws.disconnect()
+
+
+# --------------------------------------------------------------------------- runs list
+async def connect_list(user: object) -> WebsocketCommunicator:
+    publisher.bind_loop(asyncio.get_running_loop())
+    communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/runs/")
+    communicator.scope["user"] = user
+    return communicator
+
+
+async def test_the_runs_list_hears_new_runs_and_status_changes_but_not_step_noise(
+    operator: User, reviewer: User
+) -> None:
+    ws = await connect_list(reviewer)
+    assert (await ws.connect())[0]
+    from runs.events import RunCreated
+
+    run = await make_run_with_events(0)
+    await database_sync_to_async(append_events)(
+        run.pk, [NewEvent("system", RunCreated(task="t", submitted_by="olivia"))]
+    )
+    created = await ws.receive_json_from(timeout=5)
+    assert created == {
+        "type": "changed",
+        "runs": [{"run": run.pk, "seq": 1, "kind": "run.created", "status": "queued"}],
+    }
+    await database_sync_to_async(append_events)(
+        run.pk, [NewEvent("system", RunCancelRequested(by="x"))]
+    )
+    assert await ws.receive_nothing(timeout=0.3)  # not a list change
+    await database_sync_to_async(run_transition)(run_id=run.pk, to="executing", reason="go")
+    changed = await ws.receive_json_from(timeout=5)
+    assert changed["runs"] == [
+        {"run": run.pk, "seq": 3, "kind": "run.status", "status": "executing"}
+    ]
+    await ws.send_json_to({"type": "ping"})
+    assert await ws.receive_json_from(timeout=5) == {"type": "pong"}
+    await ws.disconnect()
+
+
+async def test_the_runs_list_socket_refuses_a_user_without_a_role(outsider: User) -> None:
+    connected, code = await (await connect_list(outsider)).connect()
+    assert (connected, code) == (False, 4403)
+
+
+async def test_the_runs_list_socket_refuses_an_anonymous_visitor() -> None:
+    connected, code = await (await connect_list(AnonymousUser())).connect()
+    assert (connected, code) == (False, 4403)

@@ -174,8 +174,10 @@ def test_bad_list_parameters_show_every_run_instead_of_an_error(
     client = client_for(operator)
     response = client.get(reverse("runs:list"), {"status": "exploded", "page": "-3"})
     assert response.status_code == 200
-    assert "Two hellos" in response.content.decode()
-    assert any("no run status 'exploded'" in m for m in messages_of(response))
+    page = response.content.decode()
+    assert "Two hellos" in page
+    assert "Status: Select a valid choice. exploded is not one of the available choices." in page
+    assert "(ignored)" in page
     assert client.get(reverse("runs:list"), {"page": "lots"}).status_code == 200
     assert client.get(reverse("runs:list"), {"page": "99999"}).status_code == 200
 
@@ -454,9 +456,181 @@ def test_the_login_page_never_prints_a_password_taken_from_the_environment(
 def test_a_long_transcript_shows_its_newest_events_and_says_how_many_are_hidden(
     queued_run: Run, operator: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("runs.views.TRANSCRIPT_LIMIT", 1)
+    monkeypatch.setattr("runs.views.detail.TRANSCRIPT_LIMIT", 1)
     response = client_for(operator).get(reverse("runs:detail", args=[queued_run.pk]))
     page = response.content.decode()
     assert 'data-seq="2"' in page and 'data-seq="1"' not in page
     assert "1 earlier event not shown" in page
     assert response.context["live_config"]["lastSeq"] == 2
+
+
+# --------------------------------------------------------------------------- list filters
+def _titles(response: Any) -> list[str]:
+    return [run.task.title for run in response.context["page"].object_list]
+
+
+@pytest.fixture
+def three_runs(noop_tool: Tool, operator: User, reviewer: User) -> list[Run]:
+    """Two by olivia (one failed), one by rob made two days ago."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    a = run_submit_plan(title="Migrate users", document=VALID_PLAN, submitted_by=operator)
+    b = run_submit_plan(
+        title="Broken deploy",
+        document={"steps": [{"id": "x", "action": "nope"}]},
+        submitted_by=operator,
+    )
+    c = run_submit_plan(title="Old migration", document=VALID_PLAN, submitted_by=reviewer)
+    Run.objects.filter(pk=c.pk).update(created_at=timezone.now() - timedelta(days=2))
+    return [a, b, c]
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({}, ["Broken deploy", "Migrate users", "Old migration"]),
+        ({"status": "failed"}, ["Broken deploy"]),
+        ({"submitter": "rob"}, ["Old migration"]),
+        ({"submitter": "olivia", "status": "queued"}, ["Migrate users"]),
+        ({"q": "MIGRAT"}, ["Migrate users", "Old migration"]),
+        ({"q": "deploy"}, ["Broken deploy"]),
+    ],
+)
+def test_the_run_list_filters_by_status_submitter_and_search(
+    params: dict[str, str], expected: list[str], three_runs: list[Run], operator: User
+) -> None:
+    response = client_for(operator).get(reverse("runs:list"), params)
+    assert sorted(_titles(response)) == expected
+
+
+def test_the_run_list_finds_a_run_by_its_number(three_runs: list[Run], operator: User) -> None:
+    response = client_for(operator).get(reverse("runs:list"), {"q": f"#{three_runs[1].pk}"})
+    assert _titles(response) == ["Broken deploy"]
+
+
+def test_the_run_list_filters_by_an_inclusive_date_range(
+    three_runs: list[Run], operator: User
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    today = timezone.now().date()
+    client = client_for(operator)
+    only_today = client.get(reverse("runs:list"), {"created_from": today.isoformat()})
+    assert sorted(_titles(only_today)) == ["Broken deploy", "Migrate users"]
+    two_days_ago = (today - timedelta(days=2)).isoformat()
+    that_day = client.get(
+        reverse("runs:list"), {"created_from": two_days_ago, "created_to": two_days_ago}
+    )
+    assert _titles(that_day) == ["Old migration"]
+
+
+def test_a_bad_date_range_is_reported_and_ignored(three_runs: list[Run], operator: User) -> None:
+    client = client_for(operator)
+    backwards = client.get(
+        reverse("runs:list"), {"created_from": "2030-01-02", "created_to": "2030-01-01"}
+    )
+    assert "The end date is before the start date." in backwards.content.decode()
+    assert _titles(backwards) == []  # the valid half (from 2030) still applies
+    garbage = client.get(reverse("runs:list"), {"created_from": "yesterday-ish"})
+    assert garbage.status_code == 200
+    assert "Enter a valid date." in garbage.content.decode()
+    assert len(_titles(garbage)) == 3
+
+
+def test_pager_links_keep_the_filters(noop_tool: Tool, operator: User) -> None:
+    for i in range(51):
+        run_submit_plan(title=f"Task {i:02d}", document=VALID_PLAN, submitted_by=operator)
+    page = client_for(operator).get(reverse("runs:list"), {"submitter": "olivia"}).content.decode()
+    assert "?submitter=olivia&amp;page=2" in page
+
+
+def test_an_htmx_request_gets_only_the_table_that_refreshes_itself(
+    three_runs: list[Run], reviewer: User
+) -> None:
+    client = client_for(reviewer)
+    response = client.get(
+        reverse("runs:list"), {"status": "queued"}, headers={"HX-Request": "true"}
+    )
+    page = response.content.decode()
+    assert page.lstrip().startswith('<div id="runs-table"')
+    assert "<html" not in page
+    assert 'hx-get="/?status=queued"' in page and 'hx-trigger="runs-changed"' in page
+    full = client.get(reverse("runs:list")).content.decode()
+    assert "<html" in full and "runs/list.js" in full and "htmx-2.min.js" in full
+
+
+# --------------------------------------------------------------------------- plan check
+def check(client: Client, text: str) -> str:
+    response = client.post(reverse("runs:check"), {"plan": text})
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_the_plan_check_shows_problems_without_creating_a_run(
+    noop_tool: Tool, operator: User
+) -> None:
+    client = client_for(operator)
+    bad = check(client, json.dumps({"steps": [{"id": "a", "action": "launch_rockets"}]}))
+    assert 'data-plan-check="invalid"' in bad and "launch_rockets" in bad
+    assert "steps[0].action" in bad
+    good = check(client, json.dumps(VALID_PLAN))
+    assert 'data-plan-check="valid"' in good and "2 steps" in good
+    syntax = check(client, "steps:\n  - id: a\n    action: [unclosed\n")
+    assert 'data-plan-check="syntax"' in syntax and "invalid YAML" in syntax
+    assert "checked as you type" in check(client, "   ")
+    assert Run.objects.count() == 0
+
+
+def test_the_plan_check_is_for_operators_only_and_needs_post(
+    reviewer: User, outsider: User, operator: User
+) -> None:
+    url = reverse("runs:check")
+    assert client_for(reviewer).post(url, {"plan": "steps: []"}).status_code == 403
+    assert client_for(outsider).post(url, {"plan": "steps: []"}).status_code == 403
+    assert Client().post(url, {"plan": "steps: []"}).status_code == 302
+    assert client_for(operator).get(url).status_code == 405
+
+
+def test_the_new_run_page_checks_the_plan_with_htmx_as_it_is_typed(operator: User) -> None:
+    page = client_for(operator).get(reverse("runs:new")).content.decode()
+    assert f'hx-post="{reverse("runs:check")}"' in page and 'id="plan-check"' in page
+
+
+# --------------------------------------------------------------------------- graph + live
+def test_the_detail_page_draws_the_plan_graph_with_status_marks_and_progress(
+    queued_run: Run, operator: User
+) -> None:
+    first, second = Step.objects.filter(run=queued_run, phase="main").order_by("position")
+    Step.objects.filter(pk=first.pk).update(status="succeeded")
+    response = client_for(operator).get(reverse("runs:detail", args=[queued_run.pk]))
+    page = response.content.decode()
+    assert "<svg" in page and 'class="edge"' in page and 'data-edge="first→second"' in page
+    assert f'class="node status-succeeded" data-node-step-id="{first.pk}"' in page
+    assert f'class="node status-pending" data-node-step-id="{second.pk}"' in page
+    assert '<progress data-progress-bar max="2" value="1">' in page
+    assert response.context["live_config"]["heartbeatSeconds"] > 0
+
+
+def test_a_plan_too_big_to_draw_gets_the_table_only(
+    queued_run: Run, operator: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("runs.views.detail.GRAPH_LIMIT", 1)
+    page = client_for(operator).get(reverse("runs:detail", args=[queued_run.pk])).content.decode()
+    assert "<svg" not in page and "too many to draw" in page
+    assert 'data-step-key="second"' in page
+
+
+def test_the_live_fragment_renders_steps_and_graph_stamped_with_the_last_seq(
+    queued_run: Run, reviewer: User, outsider: User
+) -> None:
+    url = reverse("runs:live", args=[queued_run.pk])
+    response = client_for(reviewer).get(url)
+    page = response.content.decode()
+    assert page.startswith('<section id="run-live" data-live-seq="2">')
+    assert "<svg" in page and 'data-step-key="first"' in page and "Plan versions" in page
+    assert client_for(outsider).get(url).status_code == 403
+    assert client_for(reviewer).get(reverse("runs:live", args=[999_999])).status_code == 404

@@ -1,0 +1,21 @@
+"""Server-rendered pages: runs list, new run, run detail (live), cancel, tool registry, login.
+
+Views parse input, check the role, call a service or selector, render; one module per page.
+"""
+
+from runs.views.detail import event_summary, run_cancel, run_detail, run_live
+from runs.views.listing import run_list
+from runs.views.new import run_new, run_new_check
+from runs.views.pages import LoginView, tool_list
+
+__all__ = [
+    "LoginView",
+    "event_summary",
+    "run_cancel",
+    "run_detail",
+    "run_list",
+    "run_live",
+    "run_new",
+    "run_new_check",
+    "tool_list",
+]

@@ -1,0 +1,198 @@
+"""One run, live: facts, plan graph, step table, progress, plan versions, transcript; and cancel.
+
+The page renders everything once; ``static/runs/run.js`` then follows the run's
+websocket and updates the page in place. ``run_live`` re-renders the live part
+(graph, steps, progress) when a new plan version brings new steps.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from runs import selectors, services
+from runs.graph import GraphNode, layout
+from runs.models import Run, RunStatus, Step
+from runs.permissions import can_view_runs, is_operator, role_required
+from runs.selectors import STATUS_MARK
+from runs.statemachine import RUN_TERMINAL, STEP_FINISHED
+from runs.views.listing import HEARTBEAT_SECONDS
+
+# The detail page renders at most this many transcript events (the newest ones).
+TRANSCRIPT_LIMIT = 1000
+# Bigger plans get the step table only: an SVG of thousands of nodes helps nobody.
+GRAPH_LIMIT = 300
+_SUMMARY_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class StepRow:
+    step: Step
+    mark: str
+    duration: timedelta | None
+    params_json: str
+    result_json: str
+
+
+@dataclass(frozen=True)
+class NodeView:
+    node: GraphNode
+    row: StepRow
+
+
+@dataclass(frozen=True)
+class EventRow:
+    seq: int
+    at: Any
+    role: str
+    kind: str
+    summary: str
+
+
+def _live_context(run: Run) -> dict[str, Any]:
+    """Graph, steps and progress as of ``seq``: read after the seq, so at least that new."""
+    seq = selectors.run_last_seq(run.pk)
+    rows = [_step_row(s) for s in selectors.run_steps(run.pk).select_related("tool")]
+    main = [r for r in rows if r.step.phase == Step.Phase.MAIN]
+    graph = nodes = None
+    if 0 < len(main) <= GRAPH_LIMIT:
+        graph = layout([(r.step.key, r.step.depends_on) for r in main])
+        by_key = {r.step.key: r for r in main}
+        nodes = [NodeView(n, by_key[n.key]) for n in graph.nodes]
+    finished = sum(1 for r in main if r.step.status in STEP_FINISHED)
+    return {
+        "live_seq": seq,
+        "main_steps": main,
+        "rollback_steps": [r for r in rows if r.step.phase == Step.Phase.ROLLBACK],
+        "finished_steps": finished,
+        "graph": graph,
+        "graph_nodes": nodes,
+        "graph_omitted": len(main) > GRAPH_LIMIT,
+        "progress_percent": round(100 * finished / len(main)) if main else 0,
+        "plan_version": run.current_plan.version if run.current_plan else None,
+        "plan_goal": run.current_plan.goal if run.current_plan else "",
+        "plans": run.plans.select_related("created_by").order_by("-version"),
+    }
+
+
+@require_GET
+@role_required(can_view_runs)
+def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    """One run: its graph, steps, rollback steps, plan versions and transcript; live over a websocket."""
+    run = get_object_or_404(selectors.run_list(), pk=run_id)
+    live = _live_context(run)
+    newest = selectors.run_events(run.pk).filter(seq__lte=live["live_seq"]).order_by("-seq")
+    events = list(newest[:TRANSCRIPT_LIMIT])[::-1]
+    last_seq = events[-1].seq if events else 0
+    return render(
+        request,
+        "runs/run_detail.html",
+        {
+            "run": run,
+            **live,
+            "events": [
+                EventRow(e.seq, e.created_at, e.role, e.kind, event_summary(e.kind, e.payload))
+                for e in events
+            ],
+            # Seqs are gap-free from 1, so the first one shown says how many are hidden.
+            "events_hidden": events[0].seq - 1 if events else 0,
+            "last_seq": last_seq,
+            "is_finished": run.status in RUN_TERMINAL,
+            "live_config": {
+                "run": run.pk,
+                "lastSeq": last_seq,
+                "finished": run.status in RUN_TERMINAL,
+                "runTerminal": sorted(RUN_TERMINAL),
+                "stepFinished": sorted(STEP_FINISHED),
+                "marks": {str(k): v for k, v in STATUS_MARK.items()},
+                "heartbeatSeconds": HEARTBEAT_SECONDS,
+            },
+        },
+    )
+
+
+@require_GET
+@role_required(can_view_runs)
+def run_live(request: HttpRequest, run_id: int) -> HttpResponse:
+    """The live part of the detail page alone (htmx swaps it in when a new plan arrives)."""
+    run = get_object_or_404(selectors.run_list(), pk=run_id)
+    return render(request, "runs/_run_live.html", {"run": run, **_live_context(run)})
+
+
+def _step_row(step: Step) -> StepRow:
+    duration = step.finished_at - step.started_at if step.started_at and step.finished_at else None
+    return StepRow(
+        step=step,
+        mark=STATUS_MARK.get(step.status, "?"),  # type: ignore[call-overload]
+        duration=duration,
+        params_json=_pretty(step.params),
+        result_json=_pretty(step.result) if step.result is not None else "",
+    )
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def event_summary(kind: str, payload: dict[str, Any]) -> str:
+    """One line about a transcript event (``static/run.js`` mirrors this for live rows)."""
+    p = payload if isinstance(payload, dict) else {}
+    if kind == "run.created":
+        text = f"task '{p.get('task')}' submitted by {p.get('submitted_by') or 'the system'}"
+    elif kind == "run.status":
+        text = f"run {p.get('from_status')} → {p.get('to_status')}" + _suffix(p.get("reason"))
+    elif kind == "run.cancel_requested":
+        text = f"cancel requested by {p.get('by') or 'the system'}"
+    elif kind == "plan.created":
+        if p.get("valid"):
+            text = f"plan v{p.get('version')} ({p.get('source')}): {p.get('steps')} steps"
+        else:
+            errors = p.get("errors") or []
+            first = errors[0].get("message", "") if errors and isinstance(errors[0], dict) else ""
+            text = (
+                f"plan v{p.get('version')} ({p.get('source')}) is invalid: "
+                f"{len(errors)} problem(s)" + _suffix(first)
+            )
+    elif kind == "step.status":
+        attempt = f" (attempt {p['attempt']})" if p.get("attempt", 0) > 1 else ""
+        text = f"{p.get('step')} {p.get('from_status')} → {p.get('to_status')}{attempt}" + _suffix(
+            p.get("error") or p.get("reason")
+        )
+    elif kind == "step.retrying":
+        text = (
+            f"{p.get('step')} retries (attempt {p.get('attempt')}) in "
+            f"{p.get('delay_seconds')}s" + _suffix(p.get("error"))
+        )
+    else:
+        text = json.dumps(p, ensure_ascii=False, default=str)
+    return text if len(text) <= _SUMMARY_LIMIT else text[: _SUMMARY_LIMIT - 1] + "…"
+
+
+def _suffix(text: Any) -> str:
+    return f": {text}" if text else ""
+
+
+# --------------------------------------------------------------------------- cancel
+@require_POST
+@role_required(is_operator)
+def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
+    """Cancel a run; a run that already ended gets a message, not an error page."""
+    try:
+        run = services.run_cancel(run_id=run_id, user=request.user)  # type: ignore[arg-type]
+    except Run.DoesNotExist:
+        raise Http404("No such run.") from None
+    except services.RunError as exc:
+        messages.error(request, str(exc))
+    else:
+        if run.status == RunStatus.CANCELLED:
+            messages.success(request, f"Run {run_id} cancelled.")
+        else:
+            messages.info(request, f"Run {run_id}: cancel requested; running steps are stopped.")
+    return redirect("runs:detail", run_id=run_id)

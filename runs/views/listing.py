@@ -1,0 +1,42 @@
+"""The runs list: filters, search, pagination; its table refreshes live through htmx."""
+
+from __future__ import annotations
+
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from runs import selectors
+from runs.filters import RunFilterForm
+from runs.permissions import can_view_runs, role_required
+
+RUNS_PER_PAGE = 50
+
+
+@require_GET
+@role_required(can_view_runs)
+def run_list(request: HttpRequest) -> HttpResponse:
+    """Every run matching the filters, newest first, 50 a page; htmx requests get the table only."""
+    form = RunFilterForm(request.GET)
+    form.is_valid()  # errors are shown next to their field; the valid filters still apply
+    filters = form.filters()
+    page = Paginator(selectors.run_search(**filters), RUNS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "page": page,
+        "form": form,
+        "filtered": bool(filters),
+        "query": query.urlencode(),
+        "submitters": selectors.run_submitters(),
+        "heartbeat_seconds": HEARTBEAT_SECONDS,
+    }
+    template = "runs/_run_table.html" if request.htmx else "runs/run_list.html"  # type: ignore[attr-defined]
+    return render(request, template, context)
+
+
+# How often live pages ping their websocket (and so how soon they notice a dead one).
+HEARTBEAT_SECONDS = 15

@@ -1,0 +1,78 @@
+"""The new-run form, and the endpoint that checks its plan as the operator types (htmx)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from runs import services
+from runs.demo import demo_plan, demo_plans
+from runs.forms import NewRunForm
+from runs.permissions import is_operator, role_required
+from runs.planning.validation import ValidatedPlan, validate_plan
+from runs.tools.registry import load_tool_specs
+
+
+def _validate(document: object) -> ValidatedPlan:
+    return validate_plan(
+        document, tools=load_tool_specs(), max_steps=settings.PLANNERWEB_MAX_PLAN_STEPS
+    )
+
+
+def _problems(validated: ValidatedPlan) -> list[dict[str, str]]:
+    return [{"path": p.path, "code": p.code, "message": p.message} for p in validated.problems]
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(is_operator)
+def run_new(request: HttpRequest) -> HttpResponse:
+    """A form for a hand-written plan; only a plan without problems becomes a run."""
+    chosen = request.GET.get("demo", "")
+    if request.method == "POST":
+        form = NewRunForm(request.POST)
+        if form.is_valid():
+            validated = _validate(form.document)
+            if validated.is_valid:
+                run = services.run_submit_plan(
+                    title=form.cleaned_data["title"],
+                    document=form.document,
+                    submitted_by=request.user,  # type: ignore[arg-type]
+                    max_parallel=form.cleaned_data["max_parallel"],
+                    validated=validated,
+                )
+                messages.success(request, f"Run {run.pk} submitted ({run.status}).")
+                return redirect("runs:detail", run_id=run.pk)
+            form.add_plan_problems(_problems(validated))
+    else:
+        demo = demo_plan(chosen) if chosen else None
+        if chosen and demo is None:
+            messages.warning(request, f"There is no demo plan {chosen[:40]!r}.")
+        initial = {"title": demo.goal, "plan": demo.text} if demo else {}
+        form = NewRunForm(initial=initial)
+    return render(
+        request,
+        "runs/run_new.html",
+        {"form": form, "demos": demo_plans(), "chosen": chosen},
+    )
+
+
+@require_POST
+@role_required(is_operator)
+def run_new_check(request: HttpRequest) -> HttpResponse:
+    """Check the plan text without running anything; renders its problems (or its step count)."""
+    text = request.POST.get("plan", "")
+    context: dict[str, object] = {"empty": not text.strip()}
+    if text.strip():
+        form = NewRunForm({"plan": text, "title": "check"})
+        if not form.is_valid() and "plan" in form.errors:
+            context["syntax"] = form.errors["plan"]
+        else:
+            validated = _validate(form.document)
+            context["problems"] = _problems(validated)
+            context["is_valid"] = validated.is_valid
+            doc = validated.document
+            context["steps"] = len(doc.steps) if doc is not None else 0
+    return render(request, "runs/_plan_check.html", context)

@@ -1,0 +1,88 @@
+// A websocket that stays up: reconnects with backoff, pings to notice a dead connection, and
+// shows its state in the page's [data-live-state] badge (connecting, live, reconnecting, ...).
+(() => {
+  "use strict";
+  const FINAL_CODES = new Set([4403, 4404]); // no role / no such run: retrying will not help
+
+  function liveSocket({ path, onMessage, onOpen, heartbeatSeconds = 15 }) {
+    const badge = document.querySelector("[data-live-state]");
+    let socket = null;
+    let delay = 300;
+    let stopped = false;
+    let opens = 0;
+    let pingTimer = null;
+    let lastHeard = 0;
+
+    function setState(state) {
+      if (!badge) return;
+      badge.hidden = false;
+      badge.textContent = state;
+      badge.dataset.liveState = state;
+      badge.className = `live-state ${state}`;
+    }
+
+    function heartbeat() {
+      if (!socket || socket.readyState !== WebSocket.OPEN) return;
+      // Silence for two beats: the connection is dead even if the browser has not noticed.
+      if (Date.now() - lastHeard > 2 * heartbeatSeconds * 1000) {
+        socket.close(4000, "heartbeat lost");
+        return;
+      }
+      socket.send(JSON.stringify({ type: "ping" }));
+    }
+
+    function connect() {
+      if (stopped) return;
+      const scheme = location.protocol === "https:" ? "wss" : "ws";
+      const ws = new WebSocket(`${scheme}://${location.host}${path()}`);
+      socket = ws;
+      ws.onopen = () => {
+        delay = 300;
+        lastHeard = Date.now();
+        setState("live");
+        if (onOpen) onOpen(opens++ > 0);
+      };
+      ws.onmessage = (message) => {
+        lastHeard = Date.now();
+        let data;
+        try {
+          data = JSON.parse(message.data);
+        } catch {
+          return;
+        }
+        if (data.type !== "pong") onMessage(data, api);
+      };
+      ws.onclose = (event) => {
+        if (socket !== ws || stopped) return;
+        if (FINAL_CODES.has(event.code)) {
+          setState("offline");
+          return;
+        }
+        setState("reconnecting");
+        // Jitter spreads the reconnects of many pages after a server restart.
+        setTimeout(connect, delay * (0.75 + Math.random() / 2));
+        delay = Math.min(delay * 2, 3000);
+      };
+    }
+
+    const api = {
+      setState,
+      stop(state) {
+        stopped = true;
+        clearInterval(pingTimer);
+        if (state) setState(state);
+        if (socket) socket.close(1000);
+      },
+      reconnect() {
+        // Drop this connection and open a new one at once (e.g. after noticing a gap).
+        if (socket) socket.close(4001, "resync");
+      },
+    };
+    setState("connecting");
+    pingTimer = setInterval(heartbeat, heartbeatSeconds * 1000);
+    connect();
+    return api;
+  }
+
+  window.plannerweb = Object.assign(window.plannerweb || {}, { liveSocket });
+})();
