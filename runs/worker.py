@@ -52,10 +52,12 @@ class LocalWaker:
         self._event.wait(timeout)
         self._event.clear()
 
+    def interrupt(self) -> None:
+        self._event.set()
+
     def close(self) -> None:
         with _local_lock:
             _local_events.discard(self._event)
-        self._event.set()
 
 
 class PgWaker:
@@ -80,6 +82,15 @@ class PgWaker:
             pass
         for _ in self._raw.notifies(timeout=0):
             pass
+
+    def interrupt(self) -> None:
+        """Wake the waiting thread (from another thread): closing its socket would not."""
+        from django.db import connection
+
+        from runs.dispatch import NOTIFY_CHANNEL
+
+        with contextlib.suppress(Exception), connection.cursor() as cursor:
+            cursor.execute(f"NOTIFY {NOTIFY_CHANNEL}")
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -114,7 +125,7 @@ class RunWorker(Worker):
         """Finish the task in hand, then return from ``run`` (thread-safe)."""
         self.running = False
         if self.waker is not None:
-            self.waker.close()
+            self.waker.interrupt()
 
     def run(self) -> None:
         log.info("worker %s starting (queues %s)", self.worker_id, ",".join(self.queue_names))
