@@ -151,6 +151,9 @@ class Publisher:
         layer = get_channel_layer()
         if layer is None:
             return
+        # Let the steps this commit just started reach their tools first: encoding
+        # hundreds of frames is not worth delaying a plan's critical path for.
+        await asyncio.sleep(0)
         # One group message per commit: a batch of 500 step changes is one broker round trip.
         # Encode each event once here, not once per connected client in every consumer;
         # a string also makes the in-memory layer's per-channel deepcopy cheap.

@@ -29,7 +29,7 @@ import contextlib
 import json
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -123,6 +123,8 @@ class Journal:
         self.vendor = self._wrapper.vendor
         self._ops = self._wrapper.ops
         self._sqlite = self.vendor == "sqlite"
+        # SQLite stores naive UTC text when the connection's zone is UTC (the default).
+        self._utc_text = self._sqlite and str(self._wrapper.timezone) == "UTC"
         self._lock = _sqlite_write_lock if self._sqlite else threading.Lock()
         if not self._sqlite:
             self._jsonb = Step._meta.get_field("result").get_db_prep_save
@@ -161,7 +163,11 @@ class Journal:
         def when(value: datetime | None) -> Any:
             # Many rows of a batch share a timestamp; adapting one costs ~6 µs.
             if value not in adapted:
-                adapted[value] = self._ops.adapt_datetimefield_value(value)
+                if self._utc_text and value.tzinfo is UTC:  # type: ignore[union-attr]
+                    # What Django's adapter returns here, at a fifth of the cost.
+                    adapted[value] = str(value.replace(tzinfo=None))  # type: ignore[union-attr]
+                else:
+                    adapted[value] = self._ops.adapt_datetimefield_value(value)
             return adapted[value]
 
         stamp = when(now)
