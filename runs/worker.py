@@ -10,7 +10,8 @@ adds two things:
    ``LISTEN``/``NOTIFY`` for enqueues made anywhere. The poll interval stays as
    a backstop for a lost notification.
 2. Every ``PLANNERWEB_RECOVERY_SECONDS`` it runs ``runs.recovery.runs_recover``,
-   which re-queues runs whose worker died or whose task was lost.
+   which re-queues runs whose worker died or whose task was lost, and applies
+   the timeout action of overdue review items (``review_expire_overdue``).
 """
 
 from __future__ import annotations
@@ -170,15 +171,19 @@ class RunWorker(Worker):
         if self.recovery_seconds <= 0 or time.monotonic() < self._next_recovery:
             return
         self._next_recovery = time.monotonic() + self.recovery_seconds
+        from reviews.services import review_expire_overdue
         from runs.recovery import runs_recover
 
         try:
             requeued = runs_recover()
+            expired = review_expire_overdue()
         except Exception:
             log.exception("recovery sweep failed")
             return
         if requeued:
             log.warning("requeued orphaned runs %s", requeued)
+        if expired:
+            log.info("applied the timeout action of overdue review items %s", expired)
 
 
 class EmbeddedWorkers:

@@ -88,3 +88,14 @@ def test_the_review_timeouts_command_expires_overdue_items(held: ReviewItem) -> 
     out = io.StringIO()
     call_command("review_timeouts", stdout=out)
     assert f"expired 1 review item(s): {held.pk}" in out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_applies_overdue_timeouts_on_its_recovery_sweep(held: ReviewItem) -> None:
+    from runs.worker import RunWorker
+
+    set_timeout("plan_approval", "auto_reject")
+    ReviewItem.objects.filter(pk=held.pk).update(due_at=timezone.now() - timedelta(minutes=1))
+    RunWorker(worker_id="w-sweep", batch=True, recovery_seconds=0.001).run()
+    held.refresh_from_db()
+    assert (held.status, held.decision) == ("expired", "auto_reject")
