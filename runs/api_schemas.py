@@ -152,6 +152,15 @@ class RunFilters(In):
     created_before: datetime | None = Field(None, description="Created before (ISO 8601).")
     q: str | None = Field(None, max_length=200, description="Text in the task title.")
 
+    @field_validator("created_after", "created_before", mode="before")
+    @classmethod
+    def _not_a_number(cls, value: Any) -> Any:
+        """ISO 8601 only, as documented: pydantic would read ``1020790`` as a Unix time."""
+        text = str(value).strip() if isinstance(value, str | int | float) else ""
+        if text and text.lstrip("+-").replace(".", "", 1).isdigit():
+            raise ValueError("give an ISO 8601 date or date-time, not a number")
+        return value
+
     @field_validator("created_after", "created_before")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:

@@ -246,3 +246,53 @@ def test_iterative_run_through_the_real_openai_sdk(
     assert '"label": "a"' in fake.requests[1].body["input"][-1]["content"]
     calls = list(LlmCall.objects.filter(run=run))
     assert len(calls) == 2 and all(c.tokens_in == 1200 for c in calls)
+
+
+# --- the plan command ----------------------------------------------------------------------
+def test_the_plan_command_submits_an_iterative_task_and_waits_for_it(
+    planner_tools: Any, planner_settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    key = uuid.uuid4().hex
+    model = ScriptedProvider([step("record", key, "a"), step(None, stop=True)])
+    monkeypatch.setitem(FACTORIES, "openai", lambda **_: model)
+    out = StringIO()
+    call_command(
+        "plan",
+        "record a label",
+        "--provider",
+        "openai",
+        "--mode",
+        "iterative",
+        "--max-steps",
+        "3",
+        "--wait",
+        stdout=out,
+    )
+    run = Run.objects.select_related("task").get()
+    lines = out.getvalue().splitlines()
+    assert lines[0] == f"run {run.pk} executing"
+    assert lines[-1].startswith(f"run {run.pk} succeeded")
+    assert run.task.max_steps == 3 and toolbox.CALLS[key] == ["a"]
+
+
+def test_the_plan_command_without_wait_prints_the_run_id_for_a_worker(
+    planner_tools: Any, planner_settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    model = ScriptedProvider([step("record", "k", "a")])
+    monkeypatch.setitem(FACTORIES, "openai", lambda **_: model)
+    out = StringIO()
+    call_command("plan", "record", "--provider", "openai", "--mode", "iterative", stdout=out)
+    run = Run.objects.get()
+    assert out.getvalue().splitlines() == [
+        f"run {run.pk} executing",
+        "a worker will execute it (make run, or manage.py db_worker)",
+    ]
+    assert run.status == RunStatus.EXECUTING and run.current_plan is not None
