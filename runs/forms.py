@@ -69,6 +69,7 @@ class NewRunForm(forms.Form):
 class NewTaskForm(forms.Form):
     """A task for a planner: the words, and planner options defaulting to the deployment's."""
 
+    prefix = "task"  # it shares the new-run page with NewRunForm: distinct ids and names
     title = forms.CharField(max_length=200)
     description = forms.CharField(
         required=False, max_length=10_000, widget=forms.Textarea(attrs={"rows": 4})

@@ -637,6 +637,11 @@ def test_the_live_fragment_renders_steps_and_graph_stamped_with_the_last_seq(
 
 
 # --------------------------------------------------------------------------- planner tasks
+def task_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """The task form's field names carry its prefix (it shares the page with the plan form)."""
+    return {f"task-{name}": value for name, value in fields.items()}
+
+
 def test_an_operator_submits_a_task_for_a_planner_with_defaults_from_settings(
     operator: User, settings: Any
 ) -> None:
@@ -645,9 +650,17 @@ def test_an_operator_submits_a_task_for_a_planner_with_defaults_from_settings(
     settings.PLANNERWEB_PLANNER_MAX_TOKENS = 1234
     page = client_for(operator).get(reverse("runs:new")).content.decode()
     assert 'action="/runs/new/task/"' in page and 'value="1234"' in page
+    assert page.count('id="id_title"') == 1 and 'id="id_task-title"' in page
     response = client_for(operator).post(
         reverse("runs:new_task"),
-        {"title": "Back up the database", "planner": "playbook", "mode": "auto", "max_replans": 1},
+        task_fields(
+            {
+                "title": "Back up the database",
+                "planner": "playbook",
+                "mode": "auto",
+                "max_replans": 1,
+            }
+        ),
     )
     task = Task.objects.get(title="Back up the database")
     run = task.runs.get()
@@ -676,7 +689,9 @@ def test_bad_planner_options_are_shown_inline_and_create_nothing(
 ) -> None:
     from runs.models import Task
 
-    response = client_for(operator).post(reverse("runs:new_task"), {"title": "t", **fields})
+    response = client_for(operator).post(
+        reverse("runs:new_task"), task_fields({"title": "t", **fields})
+    )
     assert response.status_code == 200
     page = response.content.decode()
     assert f'data-field-errors="{bad_field}"' in page
@@ -689,7 +704,8 @@ def test_only_operators_may_submit_planner_tasks(reviewer: User, outsider: User)
 
     for user in (reviewer, outsider):
         response = client_for(user).post(
-            reverse("runs:new_task"), {"title": "t", "planner": "playbook", "mode": "auto"}
+            reverse("runs:new_task"),
+            task_fields({"title": "t", "planner": "playbook", "mode": "auto"}),
         )
         assert response.status_code == 403
     assert client_for(None).post(reverse("runs:new_task"), {"title": "t"}).status_code == 302
