@@ -54,7 +54,47 @@ def _plan_field(path: str) -> str:
 
 
 # --------------------------------------------------------------------------- tasks
-@tasks_router.post("", response={201: RunOut, **ERRORS}, summary="Submit a task with a plan")
+def _task_for_planner(payload: TaskIn, options: dict[str, Any], user: Any) -> Status[Run]:
+    """A task without a plan: queued for the planner its options name (422 on a bad option)."""
+    from runs.planning.options import PlannerOptionsError
+    from runs.planning.service import run_submit_task
+
+    if not options:
+        raise ApiError(
+            422,
+            "invalid_input",
+            "Give a plan, or planner options (at least planner) to have one made.",
+            fields=[{"field": "plan", "code": "missing", "message": "a plan or a planner"}],
+        )
+    title = payload.title.strip()
+    if not title:
+        raise ApiError(
+            422,
+            "invalid_input",
+            "A task for a planner needs a title.",
+            fields=[{"field": "title", "code": "required", "message": "Give a title."}],
+        )
+    try:
+        run = run_submit_task(
+            title=title,
+            description=payload.description,
+            submitted_by=user,
+            max_parallel=payload.max_parallel,
+            **options,
+        )
+    except PlannerOptionsError as exc:
+        raise ApiError(
+            422,
+            "invalid_planner_options",
+            str(exc),
+            fields=[{"field": exc.field or "planner", "code": "invalid", "message": str(exc)}],
+        ) from exc
+    return Status(201, _run(run.pk, _detail_runs()))
+
+
+@tasks_router.post(
+    "", response={201: RunOut, **ERRORS}, summary="Submit a task with a plan, or for a planner"
+)
 def task_create(request: HttpRequest, payload: TaskIn) -> Status[Run]:
     """Create a task and its run from a hand-written plan; a plan with problems creates nothing.
 
@@ -62,6 +102,19 @@ def task_create(request: HttpRequest, payload: TaskIn) -> Status[Run]:
     dashboard's form; a valid one is queued to execute at once.
     """
     user = require(request, is_operator, "submit tasks")
+    options = payload.planner_options()
+    if payload.plan is None:
+        return _task_for_planner(payload, options, user)
+    if options:
+        raise ApiError(
+            422,
+            "invalid_input",
+            "A hand-written plan takes no planner options; leave out the plan to have one made.",
+            fields=[
+                {"field": name, "code": "not_with_plan", "message": "not used with a plan"}
+                for name in options
+            ],
+        )
     document: Any = payload.plan
     if isinstance(document, str):
         try:

@@ -68,7 +68,7 @@ class In(Schema):
 
 # --------------------------------------------------------------------------- tasks
 class TaskIn(In):
-    """A task with a hand-written plan (planner options join here once planners exist)."""
+    """A task: with a hand-written ``plan``, or without one and with planner options to be planned."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -81,7 +81,13 @@ class TaskIn(In):
                             {"id": "read", "action": "read_schema", "params": {"db": "prod.db"}}
                         ],
                     },
-                }
+                },
+                {
+                    "title": "Back up the database, then migrate it",
+                    "planner": "openai",
+                    "mode": "iterative",
+                    "max_steps": 6,
+                },
             ]
         }
     )
@@ -93,12 +99,45 @@ class TaskIn(In):
     max_parallel: int | None = Field(
         None, ge=1, le=256, description="How many independent steps may run at the same time."
     )
-    plan: str | dict[str, Any] | list[Any] = Field(
+    plan: str | dict[str, Any] | list[Any] | None = Field(
+        None,
         description=(
             "The plan: YAML or JSON text, or the JSON document itself "
-            "({goal, steps: [{id, action, params, depends_on}], rollback})."
-        )
+            "({goal, steps: [{id, action, params, depends_on}], rollback}). "
+            "Leave it out and give planner options to have a planner make it."
+        ),
     )
+    # Planner options (a task without a plan); each one left out takes the deployment's setting.
+    planner: str | None = Field(
+        None,
+        max_length=30,
+        description="openai, anthropic, compatible, chain or playbook.",
+        json_schema_extra={"enum": ["openai", "anthropic", "compatible", "chain", "playbook"]},
+    )
+    model: str | None = Field(None, max_length=100, description="Empty: the provider's default.")
+    mode: str | None = Field(
+        None,
+        max_length=10,
+        description="auto (upfront or direct), upfront, iterative (one model call per step), direct.",
+        json_schema_extra={"enum": ["auto", "upfront", "iterative", "direct"]},
+    )
+    temperature: float | None = Field(None, ge=0, le=2)
+    max_tokens: int | None = Field(None, ge=1, le=200_000)
+    max_replans: int | None = Field(None, ge=0, le=20)
+    max_steps: int | None = Field(None, ge=1, le=100, description="Iterative mode: the most steps.")
+
+    def planner_options(self) -> dict[str, Any]:
+        """The planner options given (those left out are absent)."""
+        names = (
+            "planner",
+            "model",
+            "mode",
+            "temperature",
+            "max_tokens",
+            "max_replans",
+            "max_steps",
+        )
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 
 # --------------------------------------------------------------------------- runs
@@ -112,6 +151,15 @@ class RunFilters(In):
     created_after: datetime | None = Field(None, description="Created at or after (ISO 8601).")
     created_before: datetime | None = Field(None, description="Created before (ISO 8601).")
     q: str | None = Field(None, max_length=200, description="Text in the task title.")
+
+    @field_validator("created_after", "created_before", mode="before")
+    @classmethod
+    def _not_a_number(cls, value: Any) -> Any:
+        """ISO 8601 only, as documented: pydantic would read ``1020790`` as a Unix time."""
+        text = str(value).strip() if isinstance(value, str | int | float) else ""
+        if text and text.lstrip("+-").replace(".", "", 1).isdigit():
+            raise ValueError("give an ISO 8601 date or date-time, not a number")
+        return value
 
     @field_validator("created_after", "created_before")
     @classmethod

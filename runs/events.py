@@ -141,6 +141,21 @@ class PlannerDecision(_Event):
     totals: dict[str, Any] = Field(default_factory=dict)
 
 
+class PlannerStep(_Event):
+    """Iterative mode: one step the planner chose (or its decision to stop), with its reasoning."""
+
+    kind: Literal["planner.step"] = "planner.step"
+    number: int
+    plan_id: int | None = None
+    version: int | None = None
+    step: str | None = None
+    thought: str = ""
+    next_step: str = ""
+    tool: str | None = None
+    stop: bool = False
+    confidence: float | None = None
+
+
 class PlanDiff(_Event):
     kind: Literal["plan.diff"] = "plan.diff"
     plan_id: int
@@ -176,6 +191,7 @@ TranscriptPayload = Annotated[
     | ReviewDecided
     | PlannerCall
     | PlannerDecision
+    | PlannerStep
     | PlanDiff
     | FailureReport,
     Field(discriminator="kind"),

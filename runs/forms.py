@@ -64,3 +64,61 @@ class NewRunForm(forms.Form):
                 code="invalid_plan",
             ),
         )
+
+
+class NewTaskForm(forms.Form):
+    """A task for a planner: the words, and planner options defaulting to the deployment's."""
+
+    prefix = "task"  # it shares the new-run page with NewRunForm: distinct ids and names
+    title = forms.CharField(max_length=200)
+    description = forms.CharField(
+        required=False, max_length=10_000, widget=forms.Textarea(attrs={"rows": 4})
+    )
+    planner = forms.ChoiceField(help_text="A model provider, the chain, or the playbook.")
+    model = forms.CharField(
+        max_length=100, required=False, help_text="Empty: the provider's default model."
+    )
+    mode = forms.ChoiceField(
+        help_text="auto picks upfront or direct; iterative asks the model for one step at a time."
+    )
+    temperature = forms.FloatField(required=False, min_value=0, max_value=2)
+    max_tokens = forms.IntegerField(required=False, min_value=1, max_value=200_000)
+    max_replans = forms.IntegerField(required=False, min_value=0, max_value=20)
+    max_steps = forms.IntegerField(
+        required=False, min_value=1, max_value=100, help_text="Iterative mode only."
+    )
+    max_parallel = forms.IntegerField(required=False, min_value=1, max_value=256)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from runs.planning.options import MODES, PLANNERS
+
+        super().__init__(*args, **kwargs)
+        self.fields["planner"].choices = [(p, p) for p in PLANNERS if p != "manual"]
+        self.fields["mode"].choices = [(m, m) for m in MODES]
+        defaults = {
+            "planner": settings.PLANNERWEB_PLANNER,
+            "model": settings.PLANNERWEB_PLANNER_MODEL,
+            "mode": settings.PLANNERWEB_PLANNER_MODE,
+            "temperature": settings.PLANNERWEB_PLANNER_TEMPERATURE,
+            "max_tokens": settings.PLANNERWEB_PLANNER_MAX_TOKENS,
+            "max_replans": settings.PLANNERWEB_MAX_REPLANS,
+            "max_steps": settings.PLANNERWEB_ITERATIVE_MAX_STEPS,
+            "max_parallel": settings.PLANNERWEB_DEFAULT_MAX_PARALLEL,
+        }
+        for name, value in defaults.items():
+            self.fields[name].initial = value
+
+    def clean(self) -> dict[str, Any]:
+        """The options together (iterative mode needs a model): checked as the service will."""
+        from runs.planning.options import PlannerOptionsError, default_options
+
+        cleaned = super().clean() or {}
+        if self.errors:
+            return cleaned
+        try:
+            default_options(**{k: cleaned.get(k) for k in self.OPTIONS})
+        except PlannerOptionsError as exc:
+            self.add_error(exc.field if exc.field in self.fields else None, str(exc))
+        return cleaned
+
+    OPTIONS = ("planner", "model", "mode", "temperature", "max_tokens", "max_replans", "max_steps")

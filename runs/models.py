@@ -59,6 +59,8 @@ class Task(models.Model):
     temperature = models.FloatField(null=True, blank=True)
     max_tokens = models.PositiveIntegerField(null=True, blank=True)
     max_replans = models.PositiveSmallIntegerField(default=3)
+    # Iterative mode: at most this many steps (one model call each); null = the setting.
+    max_steps = models.PositiveSmallIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -92,8 +92,11 @@ class RunExecutor:
 
     # -- loading (sync, ORM) -----------------------------------------------------
     def load(self) -> None:
-        run = Run.objects.select_related("current_plan").get(pk=self.run_id)
+        from runs.planning.iterative import task_is_iterative
+
+        run = Run.objects.select_related("current_plan", "task").get(pk=self.run_id)
         self.status = run.status
+        self.iterative = task_is_iterative(run.task)
         if self.fence is None:
             self.fence = run.lease_owner
         self.max_parallel = max(1, run.max_parallel)
@@ -228,6 +231,33 @@ class RunExecutor:
             return True, failure
         return False, f"{failure}; {result.report}" if result.report else failure
 
+    async def _next_step(self) -> tuple[bool, str | None]:
+        """Iterative tasks: ask ``runs.planning.iterative`` for the next step, in a thread.
+
+        (True, None): a new plan version with one more pending step is current
+        (reloaded); run it. (False, None): the planner said stop; the run
+        succeeds. (False, reason): no next step; the run fails with the reason.
+        """
+        from django.db import connections
+
+        from runs.planning.iterative import next_step_after_success
+
+        def work() -> Any:
+            try:
+                result = next_step_after_success(run_id=self.run_id, fence=self.fence)
+                if result.action == "continue":
+                    self.load()
+                return result
+            finally:
+                connections.close_all()  # this helper thread's own connections
+
+        result = await asyncio.to_thread(work)
+        if result.action == "lost":
+            raise StaleStateError(result.reason)
+        if result.action == "continue":
+            return True, None
+        return False, result.reason if result.action == "fail" else None
+
     # -- main phase ---------------------------------------------------------------
     async def _execute_main(self) -> str | None:
         """Run the main steps; returns None on success (run closed), else the failure reason."""
@@ -326,6 +356,13 @@ class RunExecutor:
         if self._cancel.is_set():  # type: ignore[union-attr]
             await self._cancel_all(running, batch)
             return None
+        if failure is None and self.iterative:  # hook: the planner decides what comes next
+            more, failure = await self._next_step()
+            if more and self._cancel.is_set():  # type: ignore[union-attr]
+                await self._cancel_all({}, Batch(self.run_id))
+                return None
+            if more:
+                return await self._execute_main()
         if failure is None:
             for s in self.rollback:  # never needed: say so rather than leave them pending
                 self._step(batch, s, S.SKIPPED, reason="not needed: every step succeeded")

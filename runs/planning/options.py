@@ -17,6 +17,10 @@ PLANNERS = (*LLM_PROVIDERS, "chain", "playbook", "manual")
 class PlannerOptionsError(ValueError):
     """A planner option that cannot work (unknown planner or mode, out-of-range number)."""
 
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field  # the option at fault, for inline form and API errors
+
 
 @dataclass(frozen=True)
 class PlannerOptions:
@@ -27,6 +31,7 @@ class PlannerOptions:
     max_tokens: int = 4096
     max_replans: int = 3
     repair_rounds: int = 2
+    max_steps: int = 20  # iterative mode: the most steps (one model call each)
 
     @property
     def uses_llm(self) -> bool:
@@ -36,18 +41,28 @@ class PlannerOptions:
         """Return self, or raise PlannerOptionsError naming the bad option."""
         if self.planner not in PLANNERS:
             raise PlannerOptionsError(
-                f"unknown planner {self.planner!r}; choose one of {', '.join(PLANNERS)}"
+                f"unknown planner {self.planner!r}; choose one of {', '.join(PLANNERS)}",
+                field="planner",
             )
         if self.mode not in MODES:
             raise PlannerOptionsError(
-                f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}"
+                f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}", field="mode"
             )
-        if self.temperature is not None and not 0 <= self.temperature <= 2:
-            raise PlannerOptionsError("temperature must be between 0 and 2")
-        if not 1 <= self.max_tokens <= 200_000:
-            raise PlannerOptionsError("max_tokens must be between 1 and 200000")
-        if not 0 <= self.max_replans <= 20:
-            raise PlannerOptionsError("max_replans must be between 0 and 20")
+        ranges = (
+            ("temperature", self.temperature, 0, 2),
+            ("max_tokens", self.max_tokens, 1, 200_000),
+            ("max_replans", self.max_replans, 0, 20),
+            ("max_steps", self.max_steps, 1, 100),
+        )
+        for name, value, low, high in ranges:
+            if value is not None and not low <= value <= high:
+                raise PlannerOptionsError(f"{name} must be between {low} and {high}", field=name)
+        if self.mode == "iterative" and not self.uses_llm:
+            raise PlannerOptionsError(
+                f"iterative mode asks a model for each step; the {self.planner} planner "
+                "cannot: choose a model provider or another mode",
+                field="mode",
+            )
         return self
 
 
@@ -61,6 +76,7 @@ def default_options(**overrides: Any) -> PlannerOptions:
         max_tokens=settings.PLANNERWEB_PLANNER_MAX_TOKENS,
         max_replans=settings.PLANNERWEB_MAX_REPLANS,
         repair_rounds=settings.PLANNERWEB_PLANNER_REPAIR_ROUNDS,
+        max_steps=settings.PLANNERWEB_ITERATIVE_MAX_STEPS,
     )
     given = {k: v for k, v in overrides.items() if v not in (None, "")}
     return replace(options, **given).check()
@@ -75,4 +91,5 @@ def task_options(task: Any) -> PlannerOptions:
         temperature=task.temperature,
         max_tokens=task.max_tokens,
         max_replans=task.max_replans,
+        max_steps=getattr(task, "max_steps", None),
     )

@@ -62,6 +62,9 @@ class PlanOutcome:
     confidence: float | None = None
     reason: str = ""  # why there is no usable plan, or a note about the one there is
     calls: list[CallRecord] = field(default_factory=list)
+    # Iterative mode: the model's answer (runs.planning.iterative.NextStep) and its stop flag.
+    step: dict[str, Any] | None = None
+    stop: bool = False
 
 
 def plan_confidence(validated: ValidatedPlan | None) -> float | None:
@@ -125,9 +128,12 @@ def plan_with_model(
     kept: list[dict[str, Any]] | None = None,
 ) -> PlanOutcome:
     """One model's attempt at a plan, with up to ``options.repair_rounds`` repair rounds."""
+    if context.mode == "iterative":  # one step at a time: runs.planning.iterative
+        from runs.planning.iterative import step_with_model
+
+        return step_with_model(provider, context, options, tools=tools, purpose=purpose, kept=kept)
     model = options.model or provider.default_model
     label = f"{provider.name}/{model}"
-    # "iterative" (one call per step) is not built yet: it plans like upfront, and says so.
     mode = "direct" if context.mode == "direct" else "upfront"
     system = system_prompt(context)
     messages = [{"role": "user", "content": task_message(context)}]

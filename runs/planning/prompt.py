@@ -38,6 +38,16 @@ class ReplanContext:
 
 
 @dataclass(frozen=True)
+class IterationContext:
+    """Iterative mode: the steps taken so far (oldest first) and the number of the next one."""
+
+    history: list[dict[str, Any]]  # {"id", "tool", "arguments", "status", "result" | "error"}
+    number: int = 1
+    max_steps: int = 20
+    failure: str = ""  # set when the last step failed: the model chooses how to go on
+
+
+@dataclass(frozen=True)
 class PlanningContext:
     task: str
     description: str = ""
@@ -48,6 +58,7 @@ class PlanningContext:
     max_replans: int = 3
     mode: str = "auto"
     replan: ReplanContext | None = None
+    iteration: IterationContext | None = None
 
 
 def load_tools() -> list[ToolInfo]:
@@ -74,6 +85,7 @@ def context_for(
     max_parallel: int | None = None,
     max_replans: int = 3,
     replan: ReplanContext | None = None,
+    iteration: IterationContext | None = None,
 ) -> PlanningContext:
     return PlanningContext(
         task=task,
@@ -84,6 +96,7 @@ def context_for(
         max_replans=max_replans,
         mode=mode,
         replan=replan,
+        iteration=iteration,
     )
 
 
@@ -109,7 +122,12 @@ def system_prompt(context: PlanningContext) -> str:
     lines.extend(f"- {c}" for c in context.constraints)
     if context.mode == "direct":
         lines.append("- this task is one tool call: return exactly one step and no rollback")
-    lines += ["", "Tools:"]
+    return "\n".join([*lines, "", tool_catalogue(context)])
+
+
+def tool_catalogue(context: PlanningContext) -> str:
+    """The enabled tools with their flags and parameter schemas."""
+    lines = ["Tools:"]
     for tool in context.tools:
         flags = [
             f for f, on in (("sensitive", tool.sensitive), ("idempotent", tool.idempotent)) if on

@@ -59,6 +59,10 @@ def _replan(run_id: int, failure: str, fence: str | None) -> ReplanResult:
     task = run.task
     if not task.planner or task.planner == "manual":
         return ReplanResult(False)  # a hand-written plan: roll back as today, no report
+    from runs.planning.iterative import next_step_after_failure, task_is_iterative
+
+    if task_is_iterative(task):  # the model picks the next step knowing the error
+        return next_step_after_failure(run_id=run_id, failure=failure, fence=fence)
     options = task_options(task)
     old = run.current_plan
     assert old is not None
@@ -93,6 +97,7 @@ def _replan(run_id: int, failure: str, fence: str | None) -> ReplanResult:
             "params": s.params,
             "depends_on": s.depends_on,
             "description": s.description,
+            **({"confidence": s.confidence} if s.confidence is not None else {}),
         }
         for s in steps
         if s.status == StepStatus.SUCCEEDED
@@ -131,18 +136,31 @@ def _replan(run_id: int, failure: str, fence: str | None) -> ReplanResult:
 
 @transaction.atomic
 def _adopt(
-    run_id: int, old: Plan, outcome: PlanOutcome, old_steps: list[Step], fence: str | None
+    run_id: int,
+    old: Plan,
+    outcome: PlanOutcome,
+    old_steps: list[Step],
+    fence: str | None,
+    *,
+    source: str = Plan.Source.REPLANNER,
+    resume: bool = True,
 ) -> None:
+    """Make the new version current, its kept steps succeeded; ``resume``: replanning → executing.
+
+    Iterative steps after a success pass ``resume=False``: the run stayed executing.
+    """
     from runs.planning.accounting import record_calls
+    from runs.planning.iterative import step_event, steps_taken
     from runs.services import plan_create
 
     run = _hold(run_id, fence)
+    number = steps_taken(run_id) + 1  # before the new version's steps exist
     events = record_calls(run_id=run_id, calls=outcome.calls)
     append_events(run_id, events)
     plan = plan_create(
         run=run,
         document=outcome.document,
-        source=Plan.Source.REPLANNER,
+        source=source,
         parent=old,
         validated=outcome.validated,
     )
@@ -162,16 +180,20 @@ def _adopt(
     plan.diff = diff
     plan.save(update_fields=["diff"])
     superseded = _skip_superseded(old, f"superseded by plan v{plan.version}")
+    step = [step_event(outcome, number=number, plan=plan)] if outcome.step is not None else []
     append_events(
         run_id,
         [
             *superseded,
+            *step,
             NewEvent(
                 PLANNER,
                 PlanDiff(plan_id=plan.pk, version=plan.version, parent_version=old.version, **diff),
             ),
         ],
     )
+    if not resume:
+        return
     run_transition(
         run_id=run_id,
         to=RunStatus.EXECUTING,
@@ -190,14 +212,14 @@ def _hold(run_id: int, fence: str | None) -> Run:
 
 
 def plan_diff(old: list[Any], new: list[Any]) -> dict[str, Any]:
-    """Steps added, removed, changed (with the fields that differ) and kept, by step id."""
+    """Steps added, removed, changed (the fields that differ, before and after) and kept, by id."""
     before = {s.key: s for s in old}
     after = {s.key: s for s in new}
     changed = []
     kept = []
     for key in after.keys() & before.keys():
-        fields = [
-            f
+        differ = [
+            (f, a, b)
             for f, a, b in (
                 ("action", before[key].tool_name, after[key].tool_name),
                 ("params", before[key].params, after[key].params),
@@ -205,8 +227,14 @@ def plan_diff(old: list[Any], new: list[Any]) -> dict[str, Any]:
             )
             if a != b
         ]
-        if fields:
-            changed.append({"id": key, "fields": fields})
+        if differ:
+            changed.append(
+                {
+                    "id": key,
+                    "fields": [f for f, _, _ in differ],
+                    "values": {f: {"from": a, "to": b} for f, a, b in differ},
+                }
+            )
         else:
             kept.append(key)
     order = {s.key: i for i, s in enumerate(new)}

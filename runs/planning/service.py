@@ -54,6 +54,7 @@ def run_submit_task(
     max_tokens: int | None = None,
     max_replans: int | None = None,
     max_parallel: int | None = None,
+    max_steps: int | None = None,
 ) -> Run:
     """Create a task and a queued run that a planner will plan; raises PlannerOptionsError.
 
@@ -71,6 +72,7 @@ def run_submit_task(
         temperature=temperature,
         max_tokens=max_tokens,
         max_replans=max_replans,
+        max_steps=max_steps,
     )
     task = Task.objects.create(
         title=title,
@@ -82,6 +84,7 @@ def run_submit_task(
         temperature=options.temperature,
         max_tokens=options.max_tokens,
         max_replans=options.max_replans,
+        max_steps=options.max_steps,
     )
     run = Run.objects.create(
         task=task, max_parallel=max_parallel or settings.PLANNERWEB_DEFAULT_MAX_PARALLEL
@@ -245,6 +248,12 @@ def plan_store(
         call_ids = [e.event.call_id for e in events]  # type: ignore[attr-defined]
         run.llm_calls.filter(pk__in=call_ids).update(plan=plan)
     ok = outcome.ok and plan is not None and plan.is_valid
+    if outcome.step is not None:  # iterative mode: the first step, or a stop before any
+        from runs.planning.iterative import step_event
+
+        append_events(run_id, [step_event(outcome, number=1, plan=plan if ok else None)])
+        if outcome.stop and plan is None:
+            outcome.reason = f"the planner stopped before taking any step: {outcome.reason}"
     totals = run_llm_totals(run_id)
     append_events(
         run_id,

@@ -1,4 +1,4 @@
-"""``{% llm_usage run %}``: the run page's planner block (model calls, totals, plan diffs).
+"""``{% llm_usage run %}`` (model calls) and ``{% llm_totals run %}`` (the one-line totals).
 
 An inclusion tag rather than view context so the run page needs one line to
 show it, whoever owns the view; it reads through the planning selectors.
@@ -22,10 +22,39 @@ def llm_usage(run: Run) -> dict[str, Any]:
         "run": run,
         "totals": run_llm_totals(run.pk),
         "calls": list(LlmCall.objects.filter(run=run).order_by("id")),
-        "diffs": list(
-            Plan.objects.filter(run=run, diff__isnull=False)
-            .select_related("parent")
-            .order_by("version")
-        ),
         "task": run.task,
     }
+
+
+@register.inclusion_tag("runs/_llm_totals.html")
+def llm_totals(run: Run) -> dict[str, Any]:
+    """Tokens and cost so far, at the top of the live section (re-rendered on each plan version)."""
+    return {"task": run.task, "totals": run_llm_totals(run.pk)}
+
+
+@register.inclusion_tag("runs/_plan_diff.html")
+def plan_diff(plan: Plan) -> dict[str, Any]:
+    """A plan version's structured diff against its parent: added, removed, changed (from → to)."""
+    diff = plan.diff or {}
+    changed = [
+        {
+            "id": c.get("id"),
+            "fields": [
+                {
+                    "name": name,
+                    "from": _short((c.get("values") or {}).get(name, {}).get("from")),
+                    "to": _short((c.get("values") or {}).get(name, {}).get("to")),
+                }
+                for name in c.get("fields", [])
+            ],
+        }
+        for c in diff.get("changed", [])
+    ]
+    return {"plan": plan, "diff": diff, "changed": changed}
+
+
+def _short(value: Any) -> str:
+    import json
+
+    text = json.dumps(value, ensure_ascii=False, default=str) if value is not None else ""
+    return text if len(text) <= 120 else text[:119] + "…"

@@ -5,7 +5,7 @@ Views parse input, check the role, call a service or selector, render; one modul
 
 from runs.views.detail import event_summary, run_cancel, run_detail, run_live
 from runs.views.listing import run_list
-from runs.views.new import run_new, run_new_check
+from runs.views.new import run_new, run_new_check, run_new_task
 from runs.views.pages import LoginView, tool_list
 
 __all__ = [
@@ -17,5 +17,6 @@ __all__ = [
     "run_live",
     "run_new",
     "run_new_check",
+    "run_new_task",
     "tool_list",
 ]

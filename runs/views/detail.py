@@ -78,7 +78,7 @@ def _live_context(run: Run) -> dict[str, Any]:
         "progress_percent": round(100 * finished / len(main)) if main else 0,
         "plan_version": run.current_plan.version if run.current_plan else None,
         "plan_goal": run.current_plan.goal if run.current_plan else "",
-        "plans": run.plans.select_related("created_by").order_by("-version"),
+        "plans": run.plans.select_related("created_by", "parent").order_by("-version"),
     }
 
 

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from runs import services
 from runs.demo import demo_plan, demo_plans
-from runs.forms import NewRunForm
+from runs.forms import NewRunForm, NewTaskForm
 from runs.permissions import is_operator, role_required
 from runs.planning.validation import ValidatedPlan, validate_plan
 from runs.tools.registry import load_tool_specs
@@ -55,7 +55,43 @@ def run_new(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "runs/run_new.html",
-        {"form": form, "demos": demo_plans(), "chosen": chosen},
+        {"form": form, "task_form": NewTaskForm(), "demos": demo_plans(), "chosen": chosen},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(is_operator)
+def run_new_task(request: HttpRequest) -> HttpResponse:
+    """A task for a planner (the other way in): options default to the deployment's settings."""
+    from runs.planning.options import PlannerOptionsError
+    from runs.planning.service import run_submit_task
+
+    task_form = NewTaskForm(request.POST or None)
+    if request.method == "POST" and task_form.is_valid():
+        data = task_form.cleaned_data
+        try:
+            run = run_submit_task(
+                title=data["title"],
+                description=data["description"],
+                submitted_by=request.user,  # type: ignore[arg-type]
+                max_parallel=data["max_parallel"],
+                **{k: data[k] for k in NewTaskForm.OPTIONS},
+            )
+        except PlannerOptionsError as exc:  # settings changed between check and submit
+            task_form.add_error(exc.field if exc.field in task_form.fields else None, str(exc))
+        else:
+            messages.success(request, f"Run {run.pk} submitted for planning ({run.status}).")
+            return redirect("runs:detail", run_id=run.pk)
+    return render(
+        request,
+        "runs/run_new.html",
+        {
+            "form": NewRunForm(),
+            "task_form": task_form,
+            "demos": demo_plans(),
+            "chosen": "",
+            "task_first": True,
+        },
     )
 
 

@@ -634,3 +634,114 @@ def test_the_live_fragment_renders_steps_and_graph_stamped_with_the_last_seq(
     assert "<svg" in page and 'data-step-key="first"' in page and "Plan versions" in page
     assert client_for(outsider).get(url).status_code == 403
     assert client_for(reviewer).get(reverse("runs:live", args=[999_999])).status_code == 404
+
+
+# --------------------------------------------------------------------------- planner tasks
+def task_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """The task form's field names carry its prefix (it shares the page with the plan form)."""
+    return {f"task-{name}": value for name, value in fields.items()}
+
+
+def test_an_operator_submits_a_task_for_a_planner_with_defaults_from_settings(
+    operator: User, settings: Any
+) -> None:
+    from runs.models import Task
+
+    settings.PLANNERWEB_PLANNER_MAX_TOKENS = 1234
+    page = client_for(operator).get(reverse("runs:new")).content.decode()
+    assert 'action="/runs/new/task/"' in page and 'value="1234"' in page
+    assert page.count('id="id_title"') == 1 and 'id="id_task-title"' in page
+    response = client_for(operator).post(
+        reverse("runs:new_task"),
+        task_fields(
+            {
+                "title": "Back up the database",
+                "planner": "playbook",
+                "mode": "auto",
+                "max_replans": 1,
+            }
+        ),
+    )
+    task = Task.objects.get(title="Back up the database")
+    run = task.runs.get()
+    assert response.status_code == 302 and response["Location"] == f"/runs/{run.pk}/"
+    assert (task.planner, task.mode, task.max_replans, task.max_tokens) == (
+        "playbook",
+        "auto",
+        1,
+        1234,
+    )
+    assert run.status == RunStatus.QUEUED and run.current_plan is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "bad_field", "message"),
+    [
+        ({"planner": "playbook", "mode": "iterative"}, "mode", "iterative mode asks a model"),
+        ({"planner": "openai", "mode": "auto", "temperature": "5"}, "temperature", "2"),
+        ({"planner": "nope", "mode": "auto"}, "planner", "not one of the available choices"),
+        ({"planner": "openai", "mode": "sideways"}, "mode", "not one of the available choices"),
+        ({"planner": "openai", "mode": "auto", "max_steps": "0"}, "max_steps", "1"),
+    ],
+)
+def test_bad_planner_options_are_shown_inline_and_create_nothing(
+    operator: User, fields: dict[str, str], bad_field: str, message: str
+) -> None:
+    from runs.models import Task
+
+    response = client_for(operator).post(
+        reverse("runs:new_task"), task_fields({"title": "t", **fields})
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert f'data-field-errors="{bad_field}"' in page
+    assert message in response.context["task_form"].errors[bad_field][0]
+    assert not Task.objects.exists()
+
+
+def test_only_operators_may_submit_planner_tasks(reviewer: User, outsider: User) -> None:
+    from runs.models import Task
+
+    for user in (reviewer, outsider):
+        response = client_for(user).post(
+            reverse("runs:new_task"),
+            task_fields({"title": "t", "planner": "playbook", "mode": "auto"}),
+        )
+        assert response.status_code == 403
+    assert client_for(None).post(reverse("runs:new_task"), {"title": "t"}).status_code == 302
+    assert not Task.objects.exists()
+
+
+def test_the_live_section_shows_each_plan_versions_diff_and_the_token_totals(
+    queued_run: Run, operator: User
+) -> None:
+    from runs.models import LlmCall, Plan, Task
+    from runs.planning.replan import plan_diff
+    from runs.services import plan_create
+
+    Task.objects.filter(pk=queued_run.task_id).update(planner="openai", model="gpt-4.1")
+    v1 = queued_run.current_plan
+    assert v1 is not None
+    changed = {
+        "goal": "Say hello differently",
+        "steps": [
+            {"id": "first", "action": "noop", "params": {"greeting": "hi"}},
+            {"id": "third", "action": "noop", "depends_on": ["first"]},
+        ],
+    }
+    v2 = plan_create(run=queued_run, document=changed, source=Plan.Source.REPLANNER, parent=v1)
+    v2.diff = plan_diff(list(v1.steps.filter(phase="main")), list(v2.steps.filter(phase="main")))
+    v2.save(update_fields=["diff"])
+    LlmCall.objects.create(
+        run=queued_run, provider="openai", model="gpt-4.1", purpose="replan", tokens_in=1000
+    )
+    live = client_for(operator).get(reverse("runs:live", args=[queued_run.pk])).content.decode()
+    assert 'data-plan-diff="2"' in live and "against v1" in live
+    assert "added: third" in live and "removed: second" in live
+    assert (
+        "changed: first (params: <code>{}</code> → <code>{&quot;greeting&quot;: &quot;hi&quot;}"
+        in live
+    )
+    assert "1000 tokens in" in live and "Planner openai / gpt-4.1" in live
+    page = client_for(operator).get(reverse("runs:detail", args=[queued_run.pk])).content.decode()
+    assert 'data-plan-diff="2"' in page and "data-llm-totals-line" in page

@@ -1,7 +1,8 @@
-"""``manage.py plan "task text" --provider openai --dry-run``: plan a task from the command line.
+"""``manage.py plan "task text" --provider openai [--dry-run | --wait]``: plan a task from the CLI.
 
 With ``--dry-run`` the validated plan is printed (JSON) and nothing is stored or
-run; without it, the task is submitted and planned like one from the form.
+run; without it, the task is submitted and planned like one from the form (the
+run id is printed), then a worker executes it, or this command with ``--wait``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,12 @@ class Command(BaseCommand):
         parser.add_argument("--temperature", type=float)
         parser.add_argument("--max-tokens", type=int)
         parser.add_argument("--max-replans", type=int)
+        parser.add_argument("--max-steps", type=int, help="iterative mode: the most steps")
+        parser.add_argument("--max-parallel", type=int, help="steps at the same time")
         parser.add_argument("--dry-run", action="store_true", help="print the plan; store nothing")
+        parser.add_argument(
+            "--wait", action="store_true", help="execute the run here and print how it ended"
+        )
         parser.add_argument("--user", help="submit as this operator (without --dry-run)")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -45,6 +51,7 @@ class Command(BaseCommand):
                 temperature=options["temperature"],
                 max_tokens=options["max_tokens"],
                 max_replans=options["max_replans"],
+                max_steps=options["max_steps"],
             )
         except PlannerOptionsError as exc:
             raise CommandError(str(exc)) from exc
@@ -100,6 +107,8 @@ class Command(BaseCommand):
             temperature=planner.temperature,
             max_tokens=planner.max_tokens,
             max_replans=planner.max_replans,
+            max_steps=planner.max_steps,
+            max_parallel=options["max_parallel"],
         )
         status = run_plan(run_id=run.pk)
         run.refresh_from_db()
@@ -108,4 +117,15 @@ class Command(BaseCommand):
         )
         if status != "executing":
             raise CommandError(f"run {run.pk} was not planned", returncode=2)
-        self.stdout.write("a worker will execute it (make run, or manage.py run_worker)")
+        if not options["wait"]:
+            self.stdout.write("a worker will execute it (make run, or manage.py db_worker)")
+            return
+        from runs.services import run_execute
+
+        status = run_execute(run_id=run.pk)
+        run.refresh_from_db()
+        self.stdout.write(
+            f"run {run.pk} {status}" + (f": {run.stop_reason}" if run.stop_reason else "")
+        )
+        if status != "succeeded":
+            raise CommandError(f"run {run.pk} ended {status}", returncode=1)

@@ -309,3 +309,10 @@ def test_odd_dates_in_filters_are_converted_or_refused_never_a_crash(
 ) -> None:
     response = api_as(operator).get("/runs", {"created_after": value})
     assert response.status_code == status
+
+
+@pytest.mark.parametrize("value", ["1020790", "-5", "1.5e3x", "1700000000.5"])
+def test_a_number_is_not_a_date_in_run_filters(value: str, operator: User) -> None:
+    response = api_as(operator).get("/runs", {"created_after": value})
+    assert response.status_code == 422, response.content
+    assert response.json()["fields"][0]["field"] == "created_after"

@@ -1,0 +1,486 @@
+"""Iterative mode: one model call per step; the executor runs it and the result feeds the next call.
+
+Each call answers ``{thought, next_step, tool, arguments, stop, confidence}``
+(``NextStep``, sent as the provider's structured-output schema). A step becomes
+a new plan version: the finished steps kept (stored succeeded, never re-run)
+plus the new one, with its parent and a diff (``added: [step-n]``). New versions
+rather than steps appended to the current one, because a version is immutable
+once written: an approved or audited plan never changes under the reviewer,
+and the run page shows each step's arrival as a diff like any replan.
+
+The loop, driven by the executor's hook (``RunExecutor._next_step``):
+1. The first step comes from ``run_plan`` like any plan (``plan_task`` routes
+   iterative contexts to ``step_with_model``).
+2. When the current version's steps have succeeded, ``next_step_after_success``
+   asks for the next step with every step so far and its result; the answer is
+   repaired like a plan when invalid.
+3. ``stop: true`` without a tool ends the run ``succeeded``; with a tool, that
+   step is the last one. ``PLANNERWEB_ITERATIVE_MAX_STEPS`` (or the task's
+   ``max_steps``) bounds the loop: reaching it without ``stop`` fails the run.
+4. A failed step goes to ``replan_after_failure`` as usual, which hands
+   iterative tasks to ``next_step_after_failure``: the model sees the error and
+   picks the next step; each such call spends one of ``max_replans``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from runs.events import PlannerStep
+from runs.models import Plan, Run, RunStatus, Step, StepStatus, TranscriptEvent
+from runs.planning.options import PlannerOptions, task_options
+from runs.planning.planner import (
+    CallRecord,
+    PlanOutcome,
+    _fill,
+    _syntax_problem,
+    check_plan,
+    merge_kept,
+)
+from runs.planning.prompt import (
+    IterationContext,
+    PlanningContext,
+    _json_lines,
+    context_for,
+    tool_catalogue,
+)
+from runs.planning.providers.base import ModelRequest, Provider, ProviderError
+from runs.planning.replan import ReplanResult
+from runs.statemachine import LeaseLost, NewEvent
+from runs.tools.base import ToolSpec
+
+log = logging.getLogger(__name__)
+PLANNER = TranscriptEvent.Role.PLANNER
+
+
+class NextStep(BaseModel):
+    """One answer of the iterative planner: the next tool call, or ``stop``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    thought: str = Field(default="", description="Your reasoning about where the task stands.")
+    next_step: str = Field(default="", description="What the next step does, in one sentence.")
+    tool: str | None = Field(default=None, description="The tool to call; null when stopping.")
+    arguments: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "Arguments for the tool, matching its parameters schema. A string may use an "
+            "earlier step's output: '{{ steps.<id>.result.<key> }}'."
+        ),
+    )
+    stop: bool = Field(
+        default=False,
+        description="true when the task is done: with no tool now, or after this last tool call.",
+    )
+    confidence: float | None = Field(
+        default=None, ge=0, le=1, description="Your confidence in this step, 0 to 1."
+    )
+
+    @model_validator(mode="after")
+    def _tool_or_stop(self) -> NextStep:
+        if not self.tool and not self.stop:
+            raise ValueError("give a tool to call, or stop: true when the task is done")
+        return self
+
+
+def step_json_schema() -> dict[str, Any]:
+    """The JSON Schema of ``NextStep`` (the providers' structured-output format)."""
+    return NextStep.model_json_schema(mode="validation")
+
+
+@dataclass(frozen=True)
+class IterationResult:
+    action: str  # continue (a new step is current) | finish (stop) | fail | lost (lease)
+    reason: str = ""
+
+
+def task_is_iterative(task: Any) -> bool:
+    """A task the executor runs one planner call per step (a model planner in iterative mode)."""
+    return task.mode == "iterative" and task.planner not in ("", "manual", "playbook")
+
+
+# --------------------------------------------------------------------------- the model call
+_RULES = """You are the planner of an agent that executes real tools one step at a time.
+Each time you are called, choose the single next step from the task and the results so far.
+Answer with one JSON object that follows the given schema:
+{"thought", "next_step", "tool", "arguments", "stop", "confidence"}.
+Rules:
+- Use only the tools listed below, with arguments that satisfy the tool's parameters schema.
+- A string argument may use an earlier step's output: "{{ steps.<id>.result.<key> }}".
+- When the task is done, answer stop: true with tool null. If the step you give is the last one
+  needed, you may set stop: true with it: the run then ends once it succeeds.
+- Do not repeat a step that already succeeded. Do not take more steps than the task needs."""
+
+
+def step_system_prompt(context: PlanningContext) -> str:
+    """Rules, limits and the tool catalogue for one iterative call."""
+    iteration = context.iteration or IterationContext(history=[])
+    lines = [
+        _RULES,
+        "",
+        "Limits:",
+        f"- at most {iteration.max_steps} steps in all",
+        f"- at most {context.max_replans} new attempts after failed steps",
+        *(f"- {c}" for c in context.constraints),
+        "",
+        tool_catalogue(context),
+    ]
+    return "\n".join(lines)
+
+
+def step_message(context: PlanningContext) -> str:
+    """The user message: the task, the steps so far with results, and what to decide now."""
+    iteration = context.iteration or IterationContext(history=[])
+    parts = [f"Task: {context.task}"]
+    if context.description:
+        parts.append(f"Details: {context.description}")
+    if iteration.history:
+        parts.append("Steps so far (oldest first):\n" + _json_lines(iteration.history, "result"))
+    else:
+        parts.append("No step has run yet.")
+    if iteration.failure:
+        parts.append(
+            f"The last step failed: {iteration.failure}. Choose how to go on (another tool, "
+            "other arguments), or stop: true if the task cannot be done."
+        )
+    parts.append(
+        f"This is step {iteration.number} of at most {iteration.max_steps}; its id will be "
+        f"step-{iteration.number}. Give the next step, or stop: true."
+    )
+    return "\n\n".join(parts)
+
+
+def _step_problems(data: Any) -> tuple[NextStep | None, list[str]]:
+    try:
+        return NextStep.model_validate(data), []
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False):
+            where = ".".join(str(p) for p in error["loc"]) or "(answer)"
+            problems.append(f"{where}: {error['msg']}")
+        return None, problems
+
+
+def _plan_problem_text(path: str, message: str, index: int) -> str:
+    """A plan validation problem in the step's terms (``steps[2].params.x`` → ``arguments.x``)."""
+    prefix = f"steps[{index}]"
+    if path.startswith(prefix):
+        rest = path[len(prefix) :].lstrip(".")
+        rest = rest.replace("params", "arguments", 1).replace("action", "tool", 1)
+        path = rest or "step"
+    return f"{path or '(step)'}: {message}"
+
+
+def step_repair_message(problems: list[str], *, syntax: str = "") -> str:
+    if syntax:
+        return (
+            f"Your answer is not valid JSON: {syntax}. "
+            "Answer again with only the JSON object that follows the schema."
+        )
+    listed = "\n".join(f"- {p}" for p in problems)
+    return (
+        f"Your step has {len(problems)} problem(s):\n{listed}\n"
+        "Fix every problem and answer with the whole corrected JSON object."
+    )
+
+
+def step_with_model(
+    provider: Provider,
+    context: PlanningContext,
+    options: PlannerOptions,
+    *,
+    tools: Mapping[str, ToolSpec],
+    purpose: str = "step",
+    kept: list[dict[str, Any]] | None = None,
+) -> PlanOutcome:
+    """Ask one model for the next step, with up to ``options.repair_rounds`` repair rounds.
+
+    The outcome's document is the whole next plan version (kept steps + the new
+    one); ``stop`` without a document means the planner says the task is done.
+    """
+    model = options.model or provider.default_model
+    label = f"{provider.name}/{model}"
+    iteration = context.iteration or IterationContext(history=[], max_steps=options.max_steps)
+    purpose = "step" if purpose == "plan" else purpose
+    kept = kept or []
+    key = f"step-{iteration.number}"
+    system = step_system_prompt(context)
+    messages = [{"role": "user", "content": step_message(context)}]
+    outcome = PlanOutcome(ok=False, planner=label, mode="iterative")
+    for attempt in range(1, options.repair_rounds + 2):
+        record = CallRecord(
+            provider=provider.name,
+            model=model,
+            purpose=purpose if attempt == 1 else "repair",
+            attempt=attempt,
+            prompt=[{"role": "system", "content": system}, *messages],
+        )
+        outcome.calls.append(record)
+        try:
+            reply = provider.complete(
+                ModelRequest(
+                    system=system,
+                    messages=list(messages),
+                    schema=step_json_schema(),
+                    schema_name="next_step",
+                    model=model,
+                    temperature=options.temperature,
+                    max_tokens=options.max_tokens,
+                )
+            )
+        except ProviderError as exc:
+            record.error = exc.message
+            record.latency_ms = exc.latency_ms
+            outcome.reason = f"{label}: {exc.message}"
+            return outcome
+        _fill(record, reply)
+        if reply.refusal:
+            outcome.reason = f"{label} refused to plan: {reply.refusal}"
+            return outcome
+        step, problems = (None, []) if reply.data is None else _step_problems(reply.data)
+        if reply.data is None:
+            syntax = _syntax_problem(reply.text)
+            outcome.reason = f"{label} answered with something that is not a JSON step: {syntax}"
+            feedback = step_repair_message([], syntax=syntax)
+        elif step is None:
+            outcome.reason = f"{label}'s step is invalid: {problems[0]}"
+            feedback = step_repair_message(problems)
+        else:
+            outcome.step = step.model_dump(mode="json")
+            outcome.confidence = step.confidence
+            outcome.stop = step.stop
+            if step.stop and not step.tool:
+                outcome.ok = True
+                outcome.reason = f"the planner said stop: {step.thought or 'the task is done'}"
+                return outcome
+            document = _document(context, key, step, kept)
+            validated = check_plan(document, tools=tools, mode="upfront", kept=kept)
+            outcome.document = merge_kept(document, kept)
+            outcome.validated = validated
+            if validated.is_valid:
+                outcome.ok = True
+                outcome.reason = ""
+                return outcome
+            problems = [
+                _plan_problem_text(p.path, p.message, len(kept)) for p in validated.problems
+            ]
+            outcome.reason = (
+                f"{label}'s step is still invalid after {attempt - 1} repair round(s): "
+                f"{problems[0]}"
+            )
+            feedback = step_repair_message(problems)
+        messages += [
+            {"role": "assistant", "content": reply.text or "(empty)"},
+            {"role": "user", "content": feedback},
+        ]
+    outcome.step = None  # an answer that never became valid is no step
+    return outcome
+
+
+def _document(
+    context: PlanningContext, key: str, step: NextStep, kept: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The new step as a plan document; it depends on the latest kept step (a sequence)."""
+    new: dict[str, Any] = {
+        "id": key,
+        "action": step.tool,
+        "params": step.arguments or {},
+        "description": step.next_step,
+    }
+    if kept:
+        new["depends_on"] = [kept[-1]["id"]]
+    if step.confidence is not None:
+        new["confidence"] = step.confidence
+    return {"goal": context.task[:500], "steps": [new], "rollback": []}
+
+
+# --------------------------------------------------------------------------- the executor's hooks
+def next_step_after_success(*, run_id: int, fence: str | None = None) -> IterationResult:
+    """The current version's steps all succeeded: finish, or adopt the next step; never raises."""
+    try:
+        return _after_success(run_id, fence)
+    except LeaseLost as exc:
+        return IterationResult("lost", str(exc))
+    except Exception as exc:  # the executor must still be able to close the run
+        log.exception("asking for the next step of run %s failed", run_id)
+        return IterationResult("fail", f"asking the planner for the next step failed: {exc}")
+
+
+def _after_success(run_id: int, fence: str | None) -> IterationResult:
+    from runs.planning.replan import _adopt, _hold
+
+    run = Run.objects.select_related("task", "current_plan").get(pk=run_id)
+    options = task_options(run.task)
+    old = run.current_plan
+    assert old is not None
+    last = (
+        TranscriptEvent.objects.filter(run_id=run_id, kind="planner.step")
+        .order_by("-seq")
+        .values_list("payload", flat=True)
+        .first()
+    )
+    if last and last.get("stop") and last.get("version") == old.version:
+        return IterationResult("finish", "the planner's last step was marked stop")
+    taken = steps_taken(run_id)
+    if taken >= options.max_steps:
+        return IterationResult(
+            "fail", f"max steps reached ({taken} of {options.max_steps}) without the planner's stop"
+        )
+    steps = _main_steps(old)
+    outcome = _ask(run, options, steps, number=taken + 1, purpose="step")
+    if outcome.ok and outcome.document is not None:
+        _adopt(run_id, old, outcome, steps, fence, source=Plan.Source.PLANNER, resume=False)
+        return IterationResult("continue")
+    from django.db import transaction
+
+    from runs.planning.accounting import record_calls
+    from runs.statemachine import append_events
+
+    with transaction.atomic():
+        _hold(run_id, fence)
+        append_events(run_id, record_calls(run_id=run_id, calls=outcome.calls))
+        if outcome.ok:  # stop
+            append_events(run_id, [step_event(outcome, number=taken + 1)])
+    if outcome.ok:
+        return IterationResult("finish", outcome.reason)
+    return IterationResult("fail", f"no valid step {taken + 1}: {outcome.reason}")
+
+
+def next_step_after_failure(*, run_id: int, failure: str, fence: str | None) -> ReplanResult:
+    """A step failed: the model sees the error and picks the next step (one replan each)."""
+    from runs.planning.replan import _adopt, _give_up, _store_failed_replan
+    from runs.statemachine import run_transition
+
+    run = Run.objects.select_related("task", "current_plan").get(pk=run_id)
+    options = task_options(run.task)
+    old = run.current_plan
+    assert old is not None
+    steps = _main_steps(old)
+    if not any(s.status == StepStatus.FAILED for s in steps):
+        return ReplanResult(False)  # the loop itself stopped (max steps, no valid step): no retry
+    used = run.plans.filter(source=Plan.Source.REPLANNER).count()
+    if used >= options.max_replans:
+        return _give_up(
+            run_id, f"replans exhausted ({used} of {options.max_replans})", used, steps, fence
+        )
+    taken = steps_taken(run_id)
+    if taken >= options.max_steps:
+        return _give_up(
+            run_id, f"max steps reached ({taken} of {options.max_steps})", used, steps, fence
+        )
+    if run.status != RunStatus.REPLANNING:
+        run_transition(
+            run_id=run_id,
+            to=RunStatus.REPLANNING,
+            reason=f"replan {used + 1} of {options.max_replans} after: {failure}",
+            role=PLANNER,
+            fence=fence,
+        )
+    outcome = _ask(run, options, steps, number=taken + 1, purpose="replan", failure=failure)
+    if outcome.ok and outcome.document is not None:
+        _adopt(run_id, old, outcome, steps, fence)
+        return ReplanResult(True)
+    if outcome.ok:  # stop: the model gives the task up after the failure
+        outcome.reason = f"the planner stopped after the failure ({outcome.reason})"
+    return _store_failed_replan(run_id, old, outcome, used + 1, steps, fence)
+
+
+def step_event(outcome: PlanOutcome, *, number: int, plan: Plan | None = None) -> NewEvent:
+    """The ``planner.step`` event of an iterative answer (its thought, tool, stop, confidence)."""
+    step = outcome.step or {}
+    return NewEvent(
+        PLANNER,
+        PlannerStep(
+            number=number,
+            plan_id=plan.pk if plan is not None else None,
+            version=plan.version if plan is not None else None,
+            step=f"step-{number}" if step.get("tool") else None,
+            thought=str(step.get("thought") or "")[:2000],
+            next_step=str(step.get("next_step") or "")[:500],
+            tool=step.get("tool"),
+            stop=bool(step.get("stop")),
+            confidence=step.get("confidence"),
+        ),
+    )
+
+
+def steps_taken(run_id: int) -> int:
+    """How many steps the run has been given so far (ids step-1..step-n, kept ones counted once)."""
+    return (
+        Step.objects.filter(run_id=run_id, phase=Step.Phase.MAIN).values("key").distinct().count()
+    )
+
+
+def _main_steps(plan: Plan) -> list[Step]:
+    return list(plan.steps.filter(phase=Step.Phase.MAIN).order_by("position"))
+
+
+def run_history(run_id: int) -> list[dict[str, Any]]:
+    """Every step that finished (across versions, once each), oldest first, with its outcome."""
+    seen: set[str] = set()
+    history = []
+    rows = Step.objects.filter(
+        run_id=run_id,
+        phase=Step.Phase.MAIN,
+        status__in=[StepStatus.SUCCEEDED, StepStatus.FAILED],
+    ).order_by("finished_at", "id")
+    for s in rows:
+        if s.key in seen:
+            continue
+        seen.add(s.key)
+        item: dict[str, Any] = {
+            "id": s.key,
+            "tool": s.tool_name,
+            "arguments": s.params,
+            "status": s.status,
+        }
+        if s.status == StepStatus.SUCCEEDED:
+            item["result"] = s.result
+        else:
+            item["error"] = s.error
+        history.append(item)
+    return history
+
+
+def _ask(
+    run: Run,
+    options: PlannerOptions,
+    steps: list[Step],
+    *,
+    number: int,
+    purpose: str,
+    failure: str = "",
+) -> PlanOutcome:
+    from runs.planning.planner import plan_task
+
+    kept = [
+        {
+            "id": s.key,
+            "action": s.tool_name,
+            "params": s.params,
+            "depends_on": s.depends_on,
+            "description": s.description,
+            **({"confidence": s.confidence} if s.confidence is not None else {}),
+        }
+        for s in steps
+        if s.status == StepStatus.SUCCEEDED
+    ]
+    context = context_for(
+        task=run.task.title,
+        description=run.task.description,
+        mode="iterative",
+        max_parallel=run.max_parallel,
+        max_replans=options.max_replans,
+        iteration=IterationContext(
+            history=run_history(run.pk),
+            number=number,
+            max_steps=options.max_steps,
+            failure=failure,
+        ),
+    )
+    return plan_task(context, options, purpose=purpose, kept=kept)
