@@ -392,6 +392,8 @@ class RunExecutor:
                     starts.append((state, params))
                 await self._commit(batch)
                 batch = Batch(self.run_id)
+                if any(g.gate == GATE_NEEDED for g in gated.values()):
+                    await self._open_gates(list(gated.values()))
                 for state, params in starts:
                     task = asyncio.create_task(run_one(state, params))
                     running[state.key] = task
@@ -412,6 +414,10 @@ class RunExecutor:
                 items = [item]
                 while not finished.empty():
                     items.append(finished.get_nowait())
+                if gated:  # a reviewer may have decided while other steps ran
+                    for state in await self._gate_decisions(list(gated.values())):
+                        del gated[state.key]
+                        ready.append(state.key)
                 for item in items:
                     if item is None:  # cancel requested; record what already finished first
                         continue
@@ -845,6 +851,52 @@ class RunExecutor:
         except LeaseLost as exc:
             raise StaleStateError(str(exc)) from exc
         self.status = R.ESCALATED
+
+    async def _open_gates(self, gated: list[StepState]) -> None:
+        """Open a step_gate item (once) for each newly gated step; other steps keep running."""
+        from django.db import connections
+
+        from reviews.escalations import step_gate_open
+
+        def work() -> None:
+            try:
+                for s in gated:
+                    if s.gate == GATE_NEEDED:
+                        step_gate_open(step_id=s.id, threshold=self.gate_limits[s.tool_name])
+                        s.gate = GATE_OPEN
+            finally:
+                connections.close_all()
+
+        await asyncio.to_thread(work)
+
+    async def _gate_decisions(self, gated: list[StepState]) -> list[StepState]:
+        """The gated steps a reviewer decided meanwhile (one query, only while some wait)."""
+        from django.db import connections
+
+        from reviews.escalations import gate_resolution
+        from reviews.models import ReviewItem, ReviewKind
+
+        def work() -> dict[int, str]:
+            try:
+                items = ReviewItem.objects.filter(
+                    kind=ReviewKind.STEP_GATE, step_id__in=[s.id for s in gated]
+                ).order_by("id")
+                decided = {}
+                for item in items:
+                    resolution = gate_resolution(item)
+                    if resolution is not None:
+                        decided[item.step_id] = resolution.action
+                return decided
+            finally:
+                connections.close_all()
+
+        decided = await asyncio.to_thread(work)
+        done = []
+        for s in gated:
+            if s.id in decided:
+                s.gate = decided[s.id]
+                done.append(s)
+        return done
 
     async def _park(self, gated: list[StepState]) -> list[StepState] | None:
         """Only gated steps are left: open their items, then release the run to wait for a human.
