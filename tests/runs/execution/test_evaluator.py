@@ -177,3 +177,68 @@ def test_an_llm_rubric_is_judged_by_the_planner_provider_and_accounted(
         "step",
         "step",
     ]
+
+
+# --- configuration round trips ----------------------------------------------------------
+TOOLS_YAML = """
+tools:
+  - name: backup
+    script:
+      python: tests.runs.toolbox.record
+    checks:
+      - {type: exit_code, equals: 0}
+      - {type: contains, text: ok, path: stdout, on_fail: warn}
+"""
+
+
+@pytest.mark.django_db
+def test_checks_survive_a_tools_file_round_trip() -> None:
+    from runs.tools.yaml_io import tools_import, tools_to_yaml
+
+    assert tools_import(text=TOOLS_YAML).created == ["backup"]
+    tool = Tool.objects.get(name="backup")
+    assert [c["type"] for c in tool.checks] == ["exit_code", "contains"]
+    again = tools_import(text=tools_to_yaml(Tool.objects.all()))
+    assert again.unchanged == ["backup"]
+
+
+@pytest.mark.django_db
+def test_a_tools_file_with_a_bad_check_is_refused_whole() -> None:
+    from runs.tools.yaml_io import ToolsYamlError, tools_import
+
+    with pytest.raises(ToolsYamlError, match=r"tools\[0\] \(backup\)\.checks: check 2: regex"):
+        tools_import(text=TOOLS_YAML.replace("{type: contains, text: ok", "{type: regex"))
+    assert not Tool.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_admin_form_puts_check_problems_on_the_checks_field() -> None:
+    from runs.admin import ToolAdminForm
+
+    form = ToolAdminForm(
+        data={
+            "name": "t",
+            "kind": "python",
+            "config": '{"callable": "tests.runs.toolbox.record"}',
+            "parameters_schema": "{}",
+            "timeout_seconds": "5",
+            "max_retries": "0",
+            "checks": '[{"type": "range", "min": 3, "max": 1}]',
+        }
+    )
+    assert not form.is_valid()
+    assert form.errors["checks"] == ["check 1: range 'min' is above 'max'"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_run_page_shows_each_verdict_with_its_reason(
+    execute: Callable[..., Run], checked: Callable[..., Tool], key: str, client: Any, operator: Any
+) -> None:
+    from django.urls import reverse
+
+    checked("backup", [{"type": "contains", "text": "zzz", "on_fail": "warn"}])
+    run = execute(plan(key, ("b", "backup", [])))
+    client.force_login(operator)
+    page = client.get(reverse("runs:detail", kwargs={"run_id": run.pk})).content.decode()
+    assert 'class="verdict verdict-warn"' in page
+    assert "contains: &#x27;zzz&#x27; not found" in page
