@@ -109,8 +109,9 @@ class RunExecutor:
         run = Run.objects.select_related("current_plan", "task").get(pk=self.run_id)
         self.status = run.status
         self.budgets: Budgets = budgets_for(run.task)
+        self.budgeted = bool(self.budgets)  # read per step: a plain attribute, not __bool__
         # Usage is read only when a budget applies: no query for runs without one.
-        self.usage = run_usage(self.run_id, run.started_at) if self.budgets else Usage()
+        self.usage = run_usage(self.run_id, run.started_at) if self.budgeted else Usage()
         if self.fence is None:
             self.fence = run.lease_owner
         self.max_parallel = max(1, run.max_parallel)
@@ -340,7 +341,7 @@ class RunExecutor:
                     skipped.add(s.key)
                     continue
                 waiting[s.key] = sum(1 for d in s.depends_on if by_key[d].status != S.SUCCEEDED)
-            if self.budgets:  # checked on (re)start and after every replan
+            if self.budgeted:  # checked on (re)start and after every replan
                 failure = self._over_budget(0)
         ready = deque(k for k, n in waiting.items() if n == 0)
         gated: dict[str, StepState] = {}
@@ -375,7 +376,7 @@ class RunExecutor:
                         if state.gate == GATE_ABORT:
                             failure = f"step {state.key} was aborted at its gate"
                         continue
-                    if self.budgets:
+                    if self.budgeted:
                         breach = self._over_budget(1)
                         if breach is not None:
                             failure = breach
@@ -773,7 +774,7 @@ class RunExecutor:
                 judged = [
                     (c, judge(c, result, run_id=self.run_id, step=state.key)) for c in rubrics
                 ]
-                if self.budgets:  # the rubric's tokens count against the run's budgets
+                if self.budgeted:  # the rubric's tokens count against the run's budgets
                     from runs.planning.accounting import run_llm_totals
 
                     totals = run_llm_totals(self.run_id)
