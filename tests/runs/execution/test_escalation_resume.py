@@ -229,3 +229,19 @@ def test_escalated_is_terminal_except_for_a_reviewers_reopen(ready: None, key: s
         run_transition(run_id=run.pk, to=RunStatus.QUEUED)
     reopened = run_transition(run_id=run.pk, to=RunStatus.QUEUED, reopen=True)
     assert (reopened.status, reopened.finished_at, reopened.stop_reason) == ("queued", None, "")
+
+
+def test_recovery_leaves_a_resumed_run_whose_task_waits_alone(
+    ready: None, reviewer: User, key: str
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from runs.recovery import runs_recover
+
+    run = escalated_run(key)
+    decide(run, reviewer, "retry")
+    Run.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    assert runs_recover() == []  # its resume_run task is waiting: no second task
+    assert resume_tasks(run.pk) == 1
