@@ -191,6 +191,11 @@ if PLANNERWEB_APPROVAL_MODE not in {"always", "sensitive", "low_confidence", "ne
     )
 # A step on a sensitive tool whose confidence is below this pauses for a reviewer (per-tool override in admin).
 PLANNERWEB_GATE_CONFIDENCE = envfloat("PLANNERWEB_GATE_CONFIDENCE", 0.6)
+# Supervisor budgets per run (0 = no limit); tasks may override each (runs/execution/budgets.py).
+PLANNERWEB_BUDGET_MAX_STEPS = envint("PLANNERWEB_BUDGET_MAX_STEPS", 0)
+PLANNERWEB_BUDGET_MAX_TOKENS = envint("PLANNERWEB_BUDGET_MAX_TOKENS", 0)
+PLANNERWEB_BUDGET_MAX_COST = envfloat("PLANNERWEB_BUDGET_MAX_COST", 0.0)
+PLANNERWEB_BUDGET_MAX_WALL_SECONDS = envint("PLANNERWEB_BUDGET_MAX_WALL_SECONDS", 0)
 # Four-eyes: nobody approves the plan of a task they submitted.
 PLANNERWEB_FOUR_EYES = envbool("PLANNERWEB_FOUR_EYES", True)
 

@@ -1,9 +1,10 @@
 """Engine-side review items: gated low-confidence steps and escalations, and their decisions.
 
-The executor (wired by the lead) calls ``step_gate_open`` before a gated step
-runs and ``escalation_open`` when it gives up; a reviewer's decision comes back
-as a ``Resolution`` saying what the run should do next. These functions record
-decisions; resuming the run from them is the executor's job.
+The executor (``runs.execution.engine``) calls ``step_gate_open`` when a gated
+step is reached and ``escalation_open`` when it gives up (in the same
+transaction as the run's stop); a reviewer's decision comes back as a
+``Resolution`` and ``runs.execution.resume`` carries it out in the decision's
+transaction: steps and run reopened, ``runs.tasks.resume_run`` enqueued on commit.
 """
 
 from __future__ import annotations
@@ -32,13 +33,15 @@ from reviews.services import (
     run_stop,
 )
 from reviews.statemachine import NotAllowed, ReviewError, review_transition
-from runs.models import Plan, Run, Step
+from runs.execution.resume import ResumeRefused, run_resume
+from runs.models import Plan, Run, RunStatus, Step
 from runs.statemachine import append_events
 
 __all__ = [
     "EscalationAction",
     "EscalationCause",
     "Resolution",
+    "escalation_for_planning",
     "escalation_open",
     "gate_resolution",
     "review_resolve_escalation",
@@ -173,6 +176,10 @@ def review_resolve_escalation(
             raise ReviewError("Give a reason for aborting the run.")
     else:
         _check_checklist(item, checklist)
+        if item.run.status != RunStatus.ESCALATED:
+            raise ReviewError(
+                f"Run {item.run_id} is {item.run.status}, not escalated: only abort applies."
+            )
     before = _item_state(item)
     new: Plan | None = None
     if action == EscalationAction.EDIT:
@@ -193,13 +200,25 @@ def review_resolve_escalation(
         item=item, to=status, by=user, decision=action, reason=reason, result_plan=new
     )
     append_events(item.run_id, [_decided_event(item, user, new)])
-    if action == EscalationAction.ABORT:
+    if action == EscalationAction.ABORT and item.run.status != RunStatus.ESCALATED:
         run_stop(
             run_id=item.run_id,
             reason=f"aborted by {user.get_username()} after escalation: {reason}",
             role=REVIEWER,
             by=user,
         )
+    else:
+        try:
+            run_resume(
+                run_id=item.run_id,
+                action=action,
+                step_id=item.step_id,
+                plan_id=new.pk if new is not None else None,
+                by=user,
+                item_id=item.pk,
+            )
+        except ResumeRefused as exc:  # the whole decision rolls back with it
+            raise ReviewError(str(exc)) from exc
     audit_record(
         actor=user,
         action=f"escalation.{action}",
@@ -217,4 +236,31 @@ def review_resolve_escalation(
         action,
         item.step_id,
         new.pk if new is not None else item.run.current_plan_id,
+    )
+
+
+def escalation_for_planning(
+    *, run_id: int, reason: str, problems: Iterable[Any] = ()
+) -> ReviewItem:
+    """Open the escalation for a run whose planner gave no valid plan (call with the run's stop).
+
+    An unknown tool among the problems makes the cause ``unknown_tool``; else
+    ``invalid_planner_output``. The reviewer can edit a plan in, retry planning or abort.
+    """
+    found = [
+        p
+        if isinstance(p, dict)
+        else {
+            "path": getattr(p, "path", ""),
+            "code": getattr(p, "code", ""),
+            "message": getattr(p, "message", str(p)),
+        }
+        for p in problems
+    ]
+    unknown = any(p.get("code") == "unknown_tool" for p in found)
+    return escalation_open(
+        run_id=run_id,
+        cause=EscalationCause.UNKNOWN_TOOL if unknown else EscalationCause.INVALID_PLANNER_OUTPUT,
+        reason=reason,
+        context={"failure": reason, "problems": found},
     )

@@ -321,6 +321,13 @@ def _release_run(item: ReviewItem, plan: Plan, by: AbstractBaseUser) -> None:
     enqueue_run(item.run_id)
 
 
+def _gate_decided(item: ReviewItem) -> None:
+    """A gate decision resumes a run parked on it (a running executor reads it itself)."""
+    from runs.execution.resume import gate_decided
+
+    gate_decided(run_id=item.run_id, item_id=item.pk, decision=item.decision)
+
+
 def run_stop(*, run_id: int, reason: str, role: str, by: AbstractBaseUser | None = None) -> None:
     """End a run a decision stopped: at once when nothing executes it, else via a cancel request."""
     from runs.services import run_cancel
@@ -402,6 +409,7 @@ def review_approve(
         _release_run(item, item.plan, user)  # type: ignore[arg-type]
     else:
         append_events(item.run_id, [_decided_event(item, user, item.plan)])
+        _gate_decided(item)
     audit_record(
         actor=user,
         action="review.approved",
@@ -434,6 +442,8 @@ def review_reject(*, item_id: int, user: AbstractBaseUser, reason: str) -> Revie
         item=item, to=ReviewStatus.REJECTED, by=user, decision="reject", reason=reason
     )
     append_events(item.run_id, [_decided_event(item, user, item.plan)])
+    if item.kind == K.STEP_GATE:
+        _gate_decided(item)
     if item.kind == K.PLAN_APPROVAL:
         run_stop(
             run_id=item.run_id,
@@ -568,6 +578,8 @@ def _expire_one(item_id: int, action: str, sla_minutes: int) -> None:
     # everything else stops the run.
     if not (item.kind == K.STEP_GATE and action == TimeoutAction.AUTO_REJECT):
         run_stop(run_id=item.run_id, reason=f"review {item.pk} {reason}", role=SUPERVISOR)
+    else:
+        _gate_decided(item)
     audit_record(
         actor=None,
         action="review.expired",

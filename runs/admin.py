@@ -20,6 +20,7 @@ from django.http import HttpRequest, HttpResponse
 from reviews.admin_audit import AuditedAdminMixin
 from reviews.audit import TOOL_FIELDS
 from reviews.services import config_audit
+from runs.evaluation.checks import validate_checks
 from runs.models import Plan, Run, Step, Task, Tool, TranscriptEvent
 from runs.permissions import is_admin
 from runs.tools.registry import validate_parameters_schema, validate_tool_config
@@ -85,10 +86,25 @@ class ToolAdminForm(forms.ModelForm):
             "sensitive",
             "idempotent",
             "enabled",
+            "checks",
         ]
-        field_classes = {"config": PrettyJSONField, "parameters_schema": PrettyJSONField}
-        widgets = {"config": _JSON_WIDGET, "parameters_schema": _JSON_WIDGET}
+        field_classes = {
+            "config": PrettyJSONField,
+            "parameters_schema": PrettyJSONField,
+            "checks": PrettyJSONField,
+        }
+        widgets = {
+            "config": _JSON_WIDGET,
+            "parameters_schema": _JSON_WIDGET,
+            "checks": _JSON_WIDGET,
+        }
         help_texts = {
+            "checks": (
+                'Evaluator checks of each result, e.g. [{"type": "exit_code", "equals": 0}, '
+                '{"type": "contains", "text": "ok", "path": "stdout", "on_fail": "warn"}]: '
+                "json_schema, exit_code, contains, regex, range, llm_rubric "
+                "(see runs/evaluation/checks.py)."
+            ),
             "config": "Shape depends on the kind: see runs/tools/kinds/<kind>.py.",
             "parameters_schema": 'A JSON Schema with "type": "object"; step params must match it.',
         }
@@ -108,6 +124,10 @@ class ToolAdminForm(forms.ModelForm):
                 data["kind"], data["config"], parameters_schema=schema
             ):
                 self.add_error("config", problem)
+        if data.get("checks") is None and "checks" in data:
+            data["checks"] = []
+        for problem in validate_checks(data.get("checks")):
+            self.add_error("checks", problem)
         timeout = data.get("timeout_seconds")
         if timeout is not None and not timeout > 0:
             self.add_error("timeout_seconds", "The timeout must be above 0 seconds.")
@@ -128,6 +148,7 @@ class ToolAdmin(AuditedAdminMixin, StaffAdmin):
     fieldsets = (
         (None, {"fields": ("name", "description", "kind", "enabled")}),
         ("Call", {"fields": ("config", "parameters_schema")}),
+        ("Evaluator", {"fields": ("checks",)}),
         (
             "Execution",
             {"fields": ("timeout_seconds", "max_retries", "idempotent", "sensitive")},
@@ -194,8 +215,17 @@ class PlanAdmin(ReadOnlyAdmin):
 
 @admin.register(Step)
 class StepAdmin(ReadOnlyAdmin):
-    list_display = ("key", "run", "phase", "tool_name", "status", "attempts", "finished_at")
-    list_filter = ("status", "phase")
+    list_display = (
+        "key",
+        "run",
+        "phase",
+        "tool_name",
+        "status",
+        "verdict",
+        "attempts",
+        "finished_at",
+    )
+    list_filter = ("status", "phase", "verdict")
     search_fields = ("key", "tool_name")
     list_select_related = ("run",)
 

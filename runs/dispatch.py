@@ -13,7 +13,7 @@ import logging
 
 from django.db import connection, transaction
 
-from runs.tasks import execute_run
+from runs.tasks import execute_run, resume_run
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,16 @@ NOTIFY_CHANNEL = "plannerweb_tasks"
 def enqueue_run(run_id: int) -> None:
     """Queue the run's execution after the current transaction commits (at once outside one)."""
     transaction.on_commit(lambda: _enqueue(run_id))
+
+
+def enqueue_resume(run_id: int) -> None:
+    """Queue a run's resumption after a human decision, once the decision commits."""
+    transaction.on_commit(lambda: _enqueue_resume(run_id))
+
+
+def _enqueue_resume(run_id: int) -> None:
+    resume_run.enqueue(run_id)
+    wake_workers()
 
 
 def _enqueue(run_id: int) -> None:

@@ -177,6 +177,17 @@ class FailureReport(_Event):
     failed: list[dict[str, Any]] = Field(default_factory=list)
 
 
+class StepVerdict(_Event):
+    """The evaluator's judgement of a step's result (role ``evaluator``)."""
+
+    kind: Literal["step.verdict"] = "step.verdict"
+    step_id: int
+    step: str
+    status: str  # pass | warn | fail
+    reason: str = ""
+    check: str = ""
+
+
 TranscriptPayload = Annotated[
     RunCreated
     | RunStatusChanged
@@ -193,7 +204,8 @@ TranscriptPayload = Annotated[
     | PlannerDecision
     | PlannerStep
     | PlanDiff
-    | FailureReport,
+    | FailureReport
+    | StepVerdict,
     Field(discriminator="kind"),
 ]
 EVENT_ADAPTER: TypeAdapter[TranscriptPayload] = TypeAdapter(TranscriptPayload)

@@ -32,6 +32,8 @@ class Tool(models.Model):
     sensitive = models.BooleanField(default=False)
     idempotent = models.BooleanField(default=False)
     enabled = models.BooleanField(default=True)
+    # Evaluator checks of each successful result (runs/evaluation/checks.py has the shapes).
+    checks = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -61,6 +63,11 @@ class Task(models.Model):
     max_replans = models.PositiveSmallIntegerField(default=3)
     # Iterative mode: at most this many steps (one model call each); null = the setting.
     max_steps = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Supervisor budgets (runs/execution/budgets.py); null means the PLANNERWEB_BUDGET_* default.
+    budget_max_steps = models.PositiveIntegerField(null=True, blank=True)
+    budget_max_tokens = models.PositiveIntegerField(null=True, blank=True)
+    budget_max_cost = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    budget_max_wall_seconds = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -192,6 +199,9 @@ class Step(models.Model):
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The evaluator's verdict on the result: pass / warn / fail (blank: no checks ran).
+    verdict = models.CharField(max_length=4, blank=True)
+    verdict_reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ["plan", "phase", "position"]

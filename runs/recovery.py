@@ -20,7 +20,7 @@ from django_tasks_db.models import DBTaskResult
 from runs.events import RunRequeued
 from runs.models import Run, RunStatus, TranscriptEvent
 from runs.statemachine import RUN_ACTIVE, NewEvent, append_events
-from runs.tasks import execute_run
+from runs.tasks import execute_run, resume_run
 
 _BATCH = 200
 
@@ -71,7 +71,10 @@ def runs_recover() -> list[int]:
 
 
 def _runs_with_ready_tasks() -> set[int]:
-    rows = DBTaskResult.objects.ready().filter(task_path=execute_run.module_path)
+    # A run resumed after a reviewer's decision waits on a resume_run task instead.
+    rows = DBTaskResult.objects.ready().filter(
+        task_path__in=[execute_run.module_path, resume_run.module_path]
+    )
     return {
         args["args"][0]
         for args in rows.values_list("args_kwargs", flat=True)

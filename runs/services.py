@@ -318,6 +318,7 @@ TOOL_FIELDS = (
     "sensitive",
     "idempotent",
     "enabled",
+    "checks",
 )
 
 
@@ -336,6 +337,9 @@ def _check_tool(tool: Tool) -> None:
             ("config", p)
             for p in validate_tool_config(tool.kind, tool.config, parameters_schema=schema)
         ]
+    from runs.evaluation.checks import validate_checks
+
+    problems += [("checks", p) for p in validate_checks(tool.checks)]
     if not tool.timeout_seconds > 0:
         problems.append(("timeout_seconds", "the timeout must be above 0 seconds"))
     clash = Tool.objects.filter(name=tool.name).exclude(pk=tool.pk).exists()

@@ -66,6 +66,20 @@ STEP_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 STEP_FINISHED = frozenset({S.SUCCEEDED, S.FAILED, S.SKIPPED, S.CANCELLED, S.ROLLED_BACK})
 
+# Reopening: only a reviewer's decision on an escalation (runs.execution.resume) takes
+# these, through ``run_transition(reopen=True)`` and ``step_reopen``. ``escalated``
+# stays terminal for everything else: the run holds no worker, no lease, and shows as
+# stopped until (and unless) a reviewer resumes it.
+RUN_REOPEN: dict[str, frozenset[str]] = {
+    R.ESCALATED: frozenset({R.QUEUED, R.ROLLING_BACK, R.CANCELLED}),
+}
+STEP_REOPEN: dict[str, frozenset[str]] = {
+    S.FAILED: frozenset({S.PENDING, S.SKIPPED}),  # retry / skip the failed step
+    S.SKIPPED: frozenset({S.PENDING}),  # steps the stop skipped run after all
+    S.RUNNING: frozenset({S.PENDING, S.SKIPPED, S.FAILED}),  # a step that may have partly run
+    S.PENDING: frozenset({S.SKIPPED}),
+}
+
 
 class TransitionError(Exception):
     """An illegal status change; nothing was written."""
@@ -91,6 +105,11 @@ def check_run_transition(current: str, target: str, *, what: str = "run") -> Non
 
 def check_step_transition(current: str, target: str, *, what: str = "step") -> None:
     if target not in STEP_TRANSITIONS.get(current, frozenset()):
+        raise TransitionError(what, current, target)
+
+
+def check_run_reopen(current: str, target: str, *, what: str = "run") -> None:
+    if target not in RUN_REOPEN.get(current, frozenset()):
         raise TransitionError(what, current, target)
 
 
@@ -155,19 +174,26 @@ def run_transition(
     role: str = TranscriptEvent.Role.SYSTEM,
     extra_events: Iterable[NewEvent] = (),
     fence: str | None = None,
+    reopen: bool = False,
     **fields: object,
 ) -> Run:
     """Move a run to ``to`` (checked under a row lock) and record it in the transcript.
 
     ``fence``: the lease token the caller works under (see ``runs.services.run_claim``);
-    when the run carries another one, raise ``LeaseLost`` instead.
+    when the run carries another one, raise ``LeaseLost`` instead. ``reopen``: a
+    reviewer's decision resumes a stopped run (``RUN_REOPEN``); the stop is cleared.
     """
     run = lock_rows(Run.objects.filter(pk=run_id)).get()
     if fence is not None and run.lease_owner != fence:
         raise LeaseLost(
             f"run {run_id} is leased to {run.lease_owner or 'nobody'!r} now, not {fence!r}"
         )
-    check_run_transition(run.status, to, what=f"run {run_id}")
+    if reopen:
+        check_run_reopen(run.status, to, what=f"run {run_id}")
+        if to not in RUN_TERMINAL:
+            fields = {"finished_at": None, "stop_reason": "", **fields}
+    else:
+        check_run_transition(run.status, to, what=f"run {run_id}")
     previous = run.status
     run.status = to
     update_fields = ["status", *fields]
@@ -222,3 +248,33 @@ def steps_cancel(*, run_id: int, reason: str, role: str) -> list[NewEvent]:
         )
     unfinished.update(status=S.CANCELLED, finished_at=now)
     return events
+
+
+def step_reopen(*, step: Step, to: str, reason: str, role: str, **fields: object) -> NewEvent:
+    """A reviewer's change to a stopped run's step (``STEP_REOPEN``); returns its event.
+
+    Call inside the decision's transaction, with the run parked (nobody executes it).
+    """
+    if to not in STEP_REOPEN.get(step.status, frozenset()):
+        raise TransitionError(f"step {step.key!r}", step.status, to)
+    previous = step.status
+    step.status = to
+    for name, value in fields.items():
+        setattr(step, name, value)
+    if to == S.PENDING:
+        step.started_at = step.finished_at = None
+    elif step.finished_at is None:
+        step.finished_at = timezone.now()
+    step.save(update_fields=sorted({"status", "started_at", "finished_at", *fields}))
+    return NewEvent(
+        role,
+        StepStatusChanged(
+            step_id=step.pk,
+            step=step.key,
+            phase=step.phase,
+            from_status=previous,
+            to_status=to,
+            attempt=step.attempts,
+            reason=reason,
+        ),
+    )

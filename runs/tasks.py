@@ -18,3 +18,11 @@ def execute_run(run_id: int) -> str:
     from runs.services import run_execute
 
     return run_execute(run_id=run_id)
+
+
+@task()
+def resume_run(run_id: int) -> str:
+    """Resume a run after a reviewer's decision (escalation action or step gate)."""
+    from runs.services import run_execute
+
+    return run_execute(run_id=run_id)

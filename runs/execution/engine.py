@@ -31,7 +31,9 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from runs.events import RunStatusChanged, StepRetrying, StepStatusChanged
+from runs.evaluation.checks import FAIL, Verdict, combine, has_rubric, run_check
+from runs.events import RunStatusChanged, StepRetrying, StepStatusChanged, StepVerdict
+from runs.execution.budgets import Budgets, Usage, budget_breach, budgets_for, run_usage
 from runs.execution.journal import Batch, Journal, RunWrite, StaleStateError, StepWrite
 from runs.execution.references import (
     ReferenceResolutionError,
@@ -50,6 +52,13 @@ S = StepStatus
 R = RunStatus
 EXECUTOR = TranscriptEvent.Role.EXECUTOR
 SUPERVISOR = TranscriptEvent.Role.SUPERVISOR
+EVALUATOR = TranscriptEvent.Role.EVALUATOR
+# Escalation causes (reviews.escalations.EscalationCause values; no import: no cycle).
+BUDGET_BREACHED = "budget_breached"
+EVALUATOR_FAIL = "evaluator_fail"
+PARTIAL_RUN = "partial_run"
+# A gated step's state: needs an item, waits on one, or the reviewer's decision.
+GATE_NEEDED, GATE_OPEN, GATE_RUN, GATE_SKIP, GATE_ABORT = "needed", "open", "run", "skip", "abort"
 
 
 @dataclass(slots=True)
@@ -68,6 +77,8 @@ class StepState:
     started_at: Any
     finished_at: Any
     has_refs: bool
+    confidence: float | None = None
+    gate: str | None = None  # None: not gated; else one of the GATE_* values
 
 
 @dataclass(slots=True)
@@ -75,6 +86,7 @@ class Outcome:
     ok: bool
     result: Any = None
     error: str = ""
+    verdict: Verdict | None = None
 
 
 class RunExecutor:
@@ -89,6 +101,8 @@ class RunExecutor:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._cancel: asyncio.Event | None = None
         self._cancel_requested_early = False
+        # Why the supervisor stops the run instead of replanning: (cause, step id).
+        self.stop: tuple[str, int | None] | None = None
 
     # -- loading (sync, ORM) -----------------------------------------------------
     def load(self) -> None:
@@ -97,6 +111,10 @@ class RunExecutor:
         run = Run.objects.select_related("current_plan", "task").get(pk=self.run_id)
         self.status = run.status
         self.iterative = task_is_iterative(run.task)
+        self.budgets: Budgets = budgets_for(run.task)
+        self.budgeted = bool(self.budgets)  # read per step: a plain attribute, not __bool__
+        # Usage is read only when a budget applies: no query for runs without one.
+        self.usage = run_usage(self.run_id, run.started_at) if self.budgeted else Usage()
         if self.fence is None:
             self.fence = run.lease_owner
         self.max_parallel = max(1, run.max_parallel)
@@ -131,8 +149,45 @@ class RunExecutor:
                 started_at=s.started_at,
                 finished_at=s.finished_at,
                 has_refs=bool(find_references(s.params)),
+                confidence=s.confidence,
             )
             (self.main if s.phase == Step.Phase.MAIN else self.rollback).append(state)
+        self._load_gates()
+
+    def _load_gates(self) -> None:
+        """Mark pending low-confidence steps on sensitive tools as gated, with any decision made.
+
+        Costs nothing unless a pending step is on a sensitive tool and has a confidence.
+        """
+        candidates = [
+            s
+            for s in self.main
+            if s.status == S.PENDING
+            and s.tool is not None
+            and s.tool.sensitive
+            and s.confidence is not None
+        ]
+        if not candidates:
+            return
+        from reviews.escalations import gate_resolution
+        from reviews.models import ReviewItem, ReviewKind
+        from reviews.policies import gate_threshold, step_needs_gate
+
+        limits = {name: gate_threshold(name) for name in {s.tool_name for s in candidates}}
+        gated = [s for s in candidates if step_needs_gate(s, s.tool, threshold=limits[s.tool_name])]
+        self.gate_limits = limits
+        if not gated:
+            return
+        items = ReviewItem.objects.filter(
+            kind=ReviewKind.STEP_GATE, step_id__in=[s.id for s in gated]
+        ).order_by("id")
+        decided = {item.step_id: gate_resolution(item) for item in items}
+        for s in gated:
+            if s.id not in decided:
+                s.gate = GATE_NEEDED
+            else:
+                resolution = decided[s.id]
+                s.gate = GATE_OPEN if resolution is None else resolution.action
 
     # -- entry point ---------------------------------------------------------------
     def execute(self) -> str:
@@ -188,20 +243,32 @@ class RunExecutor:
                 failure = await self._execute_main()
             else:  # the worker that was replanning died: replan again
                 failure = self._first_failure_reason() or "replanning was interrupted"
-            while failure is not None:  # replanning hook: a new plan version, or give up
+            # Replanning hook: a new plan version, or give up. A budget breach never replans.
+            while failure is not None and not (self.stop and self.stop[0] == BUDGET_BREACHED):
                 adopted, failure = await self._replan(failure)
                 if not adopted:
                     break
                 failure = await self._execute_main()
             if failure is None:
                 return self.status
+            if self.stop is not None and self.stop[0] == EVALUATOR_FAIL:
+                # Replans exhausted on an evaluator fail: a reviewer decides (retry, skip, edit,
+                # roll back, abort); nothing is undone before they do.
+                failed = next((s for s in self.main if s.id == self.stop[1]), None)
+                await self._escalate(EVALUATOR_FAIL, failure, step=failed)
+                return self.status
+            escalate = self.stop[0] if self.stop is not None else None
             if not self.rollback:
-                await self._set_run(R.FAILED, failure)
+                if escalate:
+                    await self._escalate(escalate, failure)
+                else:
+                    await self._set_run(R.FAILED, failure)
                 return self.status
             await self._set_run(R.ROLLING_BACK, f"rolling back after: {failure}")
         else:
             failure = self._first_failure_reason() or "resumed rollback"
-        await self._execute_rollback(failure)
+            escalate = None
+        await self._execute_rollback(failure, escalate=escalate)
         return self.status
 
     async def _replan(self, failure: str) -> tuple[bool, str]:
@@ -260,13 +327,14 @@ class RunExecutor:
 
     # -- main phase ---------------------------------------------------------------
     async def _execute_main(self) -> str | None:
-        """Run the main steps; returns None on success (run closed), else the failure reason."""
+        """Run the main steps; returns None when the run stopped or parked, else the failure reason."""
         by_key = {s.key: s for s in self.main}
         results: dict[str, Any] = {}
         dependents: dict[str, list[str]] = {s.key: [] for s in self.main}
         waiting: dict[str, int] = {}
         batch = Batch(self.run_id)
         failure: str | None = None
+        self.stop = None
 
         for s in self.main:
             for dep in s.depends_on:
@@ -280,19 +348,33 @@ class RunExecutor:
                     self._step(batch, s, S.PENDING, reason="re-queued after a worker stopped")
                 else:
                     await self._commit(batch)
-                    await self._set_run(
-                        R.ESCALATED,
+                    await self._escalate(
+                        PARTIAL_RUN,
                         f"step {s.key} may have partly run: its worker stopped while it was "
                         "running and its tool is not idempotent",
+                        step=s,
                     )
                     return None
-            elif s.status in (S.FAILED, S.CANCELLED, S.SKIPPED) and failure is None:
+            elif s.status in (S.FAILED, S.CANCELLED) and failure is None:
                 failure = f"step {s.key} {s.status}: {s.error}".rstrip(": ")
         if failure is None:
-            for s in self.main:
-                if s.status == S.PENDING:
-                    waiting[s.key] = sum(1 for d in s.depends_on if by_key[d].status != S.SUCCEEDED)
+            # Skipped by a reviewer (or a gate): what needs them is skipped too.
+            skipped = {s.key for s in self.main if s.status == S.SKIPPED}
+            for s in self.main:  # positions are a topological order: deps come first
+                if s.status != S.PENDING:
+                    continue
+                blocked = [d for d in s.depends_on if d in skipped]
+                if blocked:
+                    self._step(
+                        batch, s, S.SKIPPED, reason=f"needs {', '.join(blocked)}, which was skipped"
+                    )
+                    skipped.add(s.key)
+                    continue
+                waiting[s.key] = sum(1 for d in s.depends_on if by_key[d].status != S.SUCCEEDED)
+            if self.budgeted:  # checked on (re)start and after every replan
+                failure = self._over_budget(0)
         ready = deque(k for k, n in waiting.items() if n == 0)
+        gated: dict[str, StepState] = {}
 
         finished: asyncio.Queue[tuple[StepState, Outcome] | None] = asyncio.Queue()
         # Steps started and not yet recorded as finished (``_commit`` reads it).
@@ -303,11 +385,33 @@ class RunExecutor:
             outcome = await self._run_step(state, params)
             finished.put_nowait((state, outcome))
 
+        def release(key: str) -> None:
+            for d in dependents[key]:
+                waiting[d] -= 1
+                if waiting[d] == 0:
+                    ready.append(d)
+
         try:
             while True:
                 starts: list[tuple[StepState, Any]] = []
                 while failure is None and ready and len(running) + len(starts) < self.max_parallel:
                     state = by_key[ready.popleft()]
+                    if state.gate is not None and state.gate != GATE_RUN:
+                        if state.gate in (GATE_NEEDED, GATE_OPEN):
+                            gated[state.key] = state  # waits; independent steps go on
+                            continue
+                        self._step(
+                            batch, state, S.SKIPPED, reason=f"{state.gate} decided at its gate"
+                        )
+                        if state.gate == GATE_ABORT:
+                            failure = f"step {state.key} was aborted at its gate"
+                        continue
+                    if self.budgeted:
+                        breach = self._over_budget(1)
+                        if breach is not None:
+                            failure = breach
+                            break
+                        self.usage.steps += 1
                     try:
                         params = self._resolve_params(state, results)
                     except ValueError as exc:
@@ -319,33 +423,48 @@ class RunExecutor:
                     starts.append((state, params))
                 await self._commit(batch)
                 batch = Batch(self.run_id)
+                if any(g.gate == GATE_NEEDED for g in gated.values()):
+                    await self._open_gates(list(gated.values()))
                 for state, params in starts:
                     task = asyncio.create_task(run_one(state, params))
                     running[state.key] = task
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
                 if not running:
+                    if failure is None and gated and not self._cancel.is_set():  # type: ignore[union-attr]
+                        decided = await self._park(list(gated.values()))
+                        if decided is None:
+                            return None  # parked: the run waits for a reviewer, holding nothing
+                        for state in decided:
+                            del gated[state.key]
+                            ready.append(state.key)
+                        continue
                     break
 
                 item = await finished.get()
                 items = [item]
                 while not finished.empty():
                     items.append(finished.get_nowait())
+                if gated:  # a reviewer may have decided while other steps ran
+                    for state in await self._gate_decisions(list(gated.values())):
+                        del gated[state.key]
+                        ready.append(state.key)
                 for item in items:
                     if item is None:  # cancel requested; record what already finished first
                         continue
                     state, outcome = item
                     del running[state.key]
+                    self._finish(batch, state, outcome)
                     if outcome.ok:
-                        self._step(batch, state, S.SUCCEEDED, result=outcome.result)
                         results[state.key] = outcome.result
-                        for d in dependents[state.key]:
-                            waiting[d] -= 1
-                            if waiting[d] == 0:
-                                ready.append(d)
-                    else:
-                        self._step(batch, state, S.FAILED, error=outcome.error)
-                        if failure is None:
+                        release(state.key)
+                    elif failure is None:
+                        if outcome.verdict is not None and outcome.verdict.status == FAIL:
+                            self.stop = (EVALUATOR_FAIL, state.id)
+                            failure = (
+                                f"step {state.key} failed the evaluator: {outcome.verdict.reason}"
+                            )
+                        else:
                             failure = f"step {state.key} failed: {outcome.error}"
                 if None in items:
                     await self._cancel_all(running, batch)
@@ -366,6 +485,9 @@ class RunExecutor:
         if failure is None:
             for s in self.rollback:  # never needed: say so rather than leave them pending
                 self._step(batch, s, S.SKIPPED, reason="not needed: every step succeeded")
+            for s in self.main:  # behind a skipped gate: never reachable
+                if s.status == S.PENDING:
+                    self._step(batch, s, S.SKIPPED, reason="needs a step that was skipped")
             batch.set_run(
                 RunWrite(self.status, R.SUCCEEDED, "all steps succeeded"),
                 EXECUTOR,
@@ -419,7 +541,14 @@ class RunExecutor:
                     json.dumps(result)  # the result is stored and shown: it must be JSON
                 except (TypeError, ValueError) as exc:
                     return Outcome(False, error=f"tool returned a result that is not JSON: {exc}")
-                return Outcome(True, result=result)
+                if not spec.checks:
+                    return Outcome(True, result=result)
+                verdict = await self._evaluate(state, spec, result)
+                if verdict.status == FAIL:
+                    return Outcome(
+                        False, result=result, error=f"evaluator: {verdict.reason}", verdict=verdict
+                    )
+                return Outcome(True, result=result, verdict=verdict)
             if not retryable or state.attempts >= max_attempts:
                 return Outcome(False, error=error)
             delay = min(self.backoff_seconds * 2 ** (state.attempts - 1), 60.0)
@@ -462,7 +591,8 @@ class RunExecutor:
         return params
 
     # -- rollback -----------------------------------------------------------------
-    async def _execute_rollback(self, failure: str) -> None:
+    async def _execute_rollback(self, failure: str, *, escalate: str | None = None) -> None:
+        """Run the rollback steps in order; the run ends rolled back, or escalated with ``escalate``."""
         for state in self.rollback:
             if state.status == S.SUCCEEDED:
                 continue
@@ -471,10 +601,11 @@ class RunExecutor:
                 return
             batch = Batch(self.run_id)
             if state.status == S.RUNNING and not (state.tool and state.tool.idempotent):
-                await self._set_run(
-                    R.ESCALATED,
+                await self._escalate(
+                    PARTIAL_RUN,
                     f"rollback step {state.key} may have partly run: its worker stopped "
                     "while it was running and its tool is not idempotent",
+                    step=state,
                 )
                 return
             if state.status == S.PENDING:
@@ -489,11 +620,10 @@ class RunExecutor:
                 return
             outcome = task.result()
             batch = Batch(self.run_id)
+            self._finish(batch, state, outcome)
             if outcome.ok:
-                self._step(batch, state, S.SUCCEEDED, result=outcome.result)
                 await self._commit(batch)
                 continue
-            self._step(batch, state, S.FAILED, error=outcome.error)
             for later in self.rollback:
                 if later.status == S.PENDING:
                     self._step(batch, later, S.SKIPPED, reason=f"rollback stopped at {state.key}")
@@ -508,10 +638,11 @@ class RunExecutor:
         for s in undone:
             self._step(batch, s, S.ROLLED_BACK, reason="undone by the plan's rollback")
         await self._commit(batch)
-        await self._set_run(
-            R.ROLLED_BACK,
-            f"{failure}; rolled back ({len(self.rollback)} rollback step(s) ran)",
-        )
+        reason = f"{failure}; rolled back ({len(self.rollback)} rollback step(s) ran)"
+        if escalate:
+            await self._escalate(escalate, reason)
+        else:
+            await self._set_run(R.ROLLED_BACK, reason)
 
     def _first_failure_reason(self) -> str:
         for s in self.main:
@@ -586,6 +717,7 @@ class RunExecutor:
         reason: str = "",
         attempts: int | None = None,
         quiet: bool = False,
+        verdict: Verdict | None = None,
     ) -> None:
         """Record a step transition in ``batch`` and mirror it in memory."""
         now = timezone.now()
@@ -597,7 +729,7 @@ class RunExecutor:
             state.attempts = attempts
         if to in (S.SUCCEEDED, S.FAILED, S.SKIPPED, S.CANCELLED):
             state.finished_at = now
-        if to == S.SUCCEEDED:
+        if to == S.SUCCEEDED or result is not None:
             state.result = result
         if error or to == S.FAILED:
             state.error = error
@@ -612,6 +744,7 @@ class RunExecutor:
             error=state.error,
             started_at=state.started_at,
             finished_at=state.finished_at,
+            verdict=(verdict.status, verdict.reason) if verdict is not None else None,
         )
         event = StepStatusChanged(
             step_id=state.id,
@@ -620,7 +753,7 @@ class RunExecutor:
             from_status=previous,
             to_status=to,
             attempt=state.attempts,
-            result=result if to == S.SUCCEEDED else None,
+            result=result if to in (S.SUCCEEDED, S.FAILED) else None,
             error=error,
             reason=reason,
         )
@@ -630,6 +763,238 @@ class RunExecutor:
         else:
             batch.add_step(write, EXECUTOR, event)
         state.status = to
+
+    def _finish(self, batch: Batch, state: StepState, outcome: Outcome) -> None:
+        """Record a finished call: the evaluator's verdict (if any) and the step's new status."""
+        verdict = outcome.verdict
+        if verdict is not None:
+            batch.events.append(
+                (
+                    EVALUATOR,
+                    StepVerdict(
+                        step_id=state.id,
+                        step=state.key,
+                        status=verdict.status,
+                        reason=verdict.reason,
+                        check=verdict.check,
+                    ),
+                )
+            )
+        if outcome.ok:
+            self._step(batch, state, S.SUCCEEDED, result=outcome.result, verdict=verdict)
+        else:
+            self._step(
+                batch, state, S.FAILED, result=outcome.result, error=outcome.error, verdict=verdict
+            )
+
+    async def _evaluate(self, state: StepState, spec: ToolSpec, result: Any) -> Verdict:
+        """Every check of the tool; an LLM rubric (a model call) runs in a helper thread."""
+        outcomes: list[tuple[dict[str, Any], str | None]] = []
+        for check in spec.checks:
+            if check.get("type") == "llm_rubric":
+                continue
+            try:
+                outcomes.append((check, run_check(check, result)))
+            except Exception as exc:  # a broken check fails the step, not the executor
+                outcomes.append((check, f"{check.get('type')}: cannot run the check: {exc}"))
+        verdict = combine(outcomes)
+        if verdict.status == FAIL or not has_rubric(list(spec.checks)):
+            return verdict
+        rubrics = [c for c in spec.checks if c.get("type") == "llm_rubric"]
+
+        def work() -> list[tuple[dict[str, Any], str | None]]:
+            from django.db import connections
+
+            from runs.evaluation.rubric import judge
+
+            try:
+                judged = [
+                    (c, judge(c, result, run_id=self.run_id, step=state.key)) for c in rubrics
+                ]
+                if self.budgeted:  # the rubric's tokens count against the run's budgets
+                    from runs.planning.accounting import run_llm_totals
+
+                    totals = run_llm_totals(self.run_id)
+                    self.usage.tokens = totals.tokens_in + totals.tokens_out
+                    self.usage.cost = totals.cost
+                return judged
+            finally:
+                connections.close_all()
+
+        return combine(outcomes + await asyncio.to_thread(work))
+
+    def _over_budget(self, starting: int) -> str | None:
+        """The breach (naming the budget and figures) if starting ``starting`` more steps breaks one."""
+        breach = budget_breach(self.budgets, self.usage, timezone.now(), starting=starting)
+        if breach is not None:
+            self.stop = (BUDGET_BREACHED, None)
+        return breach
+
+    def _report(self, reason: str) -> dict[str, Any]:
+        """The context a reviewer gets: the failure report and the partial results."""
+        return {
+            "failure": reason,
+            "succeeded": [
+                {"id": s.key, "action": s.tool_name, "result": s.result}
+                for s in self.main
+                if s.status == S.SUCCEEDED
+            ],
+            "failed": [
+                {"id": s.key, "action": s.tool_name, "error": s.error, "result": s.result}
+                for s in self.main
+                if s.status == S.FAILED
+            ],
+            "not_run": [s.key for s in self.main if s.status in (S.PENDING, S.SKIPPED)],
+            "budgets": {
+                "max_steps": self.budgets.max_steps,
+                "max_tokens": self.budgets.max_tokens,
+                "max_cost": str(self.budgets.max_cost) if self.budgets.max_cost else None,
+                "max_wall_seconds": self.budgets.max_wall_seconds,
+            }
+            if self.budgets
+            else {},
+        }
+
+    async def _escalate(self, cause: str, reason: str, *, step: StepState | None = None) -> None:
+        """Stop the run ``escalated`` and open its escalation item, in one transaction."""
+        from django.db import connections, transaction
+
+        from reviews.escalations import escalation_open
+        from runs.statemachine import LeaseLost, run_transition
+
+        context = self._report(reason)
+
+        def work() -> None:
+            try:
+                with transaction.atomic():
+                    run_transition(
+                        run_id=self.run_id,
+                        to=R.ESCALATED,
+                        reason=reason,
+                        role=SUPERVISOR,
+                        fence=self.fence,
+                    )
+                    escalation_open(
+                        run_id=self.run_id,
+                        cause=cause,
+                        reason=reason,
+                        context=context,
+                        step_id=step.id if step is not None else None,
+                    )
+            finally:
+                connections.close_all()
+
+        try:
+            await asyncio.to_thread(work)
+        except LeaseLost as exc:
+            raise StaleStateError(str(exc)) from exc
+        self.status = R.ESCALATED
+
+    async def _open_gates(self, gated: list[StepState]) -> None:
+        """Open a step_gate item (once) for each newly gated step; other steps keep running."""
+        from django.db import connections
+
+        from reviews.escalations import step_gate_open
+
+        def work() -> None:
+            try:
+                for s in gated:
+                    if s.gate == GATE_NEEDED:
+                        step_gate_open(step_id=s.id, threshold=self.gate_limits[s.tool_name])
+                        s.gate = GATE_OPEN
+            finally:
+                connections.close_all()
+
+        await asyncio.to_thread(work)
+
+    async def _gate_decisions(self, gated: list[StepState]) -> list[StepState]:
+        """The gated steps a reviewer decided meanwhile (one query, only while some wait)."""
+        from django.db import connections
+
+        from reviews.escalations import gate_resolution
+        from reviews.models import ReviewItem, ReviewKind
+
+        def work() -> dict[int, str]:
+            try:
+                items = ReviewItem.objects.filter(
+                    kind=ReviewKind.STEP_GATE, step_id__in=[s.id for s in gated]
+                ).order_by("id")
+                decided = {}
+                for item in items:
+                    resolution = gate_resolution(item)
+                    if resolution is not None:
+                        decided[item.step_id] = resolution.action
+                return decided
+            finally:
+                connections.close_all()
+
+        decided = await asyncio.to_thread(work)
+        done = []
+        for s in gated:
+            if s.id in decided:
+                s.gate = decided[s.id]
+                done.append(s)
+        return done
+
+    async def _park(self, gated: list[StepState]) -> list[StepState] | None:
+        """Only gated steps are left: open their items, then release the run to wait for a human.
+
+        Returns the steps whose gate was decided meanwhile (the run goes on with them),
+        or None when the run is parked. The decision service locks the run row too,
+        so a decision either lands before the park (seen here) or after it (it
+        re-queues the parked run): never lost between the two.
+        """
+        from django.db import connections, transaction
+
+        from reviews.escalations import gate_resolution, step_gate_open
+        from reviews.models import ReviewItem, ReviewKind
+        from runs.statemachine import LeaseLost, lock_rows, run_transition
+
+        def work() -> dict[int, str] | None:
+            try:
+                for s in gated:
+                    if s.gate == GATE_NEEDED:
+                        step_gate_open(step_id=s.id, threshold=self.gate_limits[s.tool_name])
+                        s.gate = GATE_OPEN
+                with transaction.atomic():
+                    lock_rows(Run.objects.filter(pk=self.run_id)).values_list("pk").get()
+                    items = ReviewItem.objects.filter(
+                        kind=ReviewKind.STEP_GATE, step_id__in=[s.id for s in gated]
+                    ).order_by("id")
+                    decided = {}
+                    for item in items:
+                        resolution = gate_resolution(item)
+                        if resolution is not None:
+                            decided[item.step_id] = resolution.action
+                    if decided:
+                        return decided
+                    keys = ", ".join(s.key for s in gated)
+                    run_transition(
+                        run_id=self.run_id,
+                        to=R.AWAITING_APPROVAL,
+                        reason=f"waiting for a reviewer: gated step(s) {keys}",
+                        role=SUPERVISOR,
+                        fence=self.fence,
+                        lease_owner="",
+                        lease_expires_at=None,
+                    )
+                    return None
+            finally:
+                connections.close_all()
+
+        try:
+            decided = await asyncio.to_thread(work)
+        except LeaseLost as exc:
+            raise StaleStateError(str(exc)) from exc
+        if decided is None:
+            self.status = R.AWAITING_APPROVAL
+            return None
+        done = []
+        for s in gated:
+            if s.id in decided:
+                s.gate = decided[s.id]
+                done.append(s)
+        return done
 
     async def _set_run(self, to: str, reason: str) -> None:
         batch = Batch(self.run_id)

@@ -55,6 +55,8 @@ class StepWrite:
     error: str
     started_at: datetime | None
     finished_at: datetime | None
+    # (status, reason) from the evaluator; None leaves the row's verdict alone.
+    verdict: tuple[str, str] | None = None
 
 
 @dataclass(slots=True)
@@ -201,6 +203,15 @@ class Journal:
                     self._apply_run(cursor, batch.run_id, batch.run, stamp)
                 if step_rows:
                     self._update_steps(cursor, batch.run_id, step_rows)
+                    verdicts = [(*w.verdict, w.step_id) for w in batch.steps if w.verdict]
+                    if verdicts:  # only steps whose tool has checks pay for this statement
+                        cursor.executemany(
+                            self._sql(
+                                f"UPDATE {_STEP} SET verdict = %s, verdict_reason = %s "
+                                "WHERE id = %s"
+                            ),
+                            verdicts,
+                        )
                 seqs = self._append_events(cursor, batch.run_id, events, stamp)
                 cursor.execute("COMMIT")
             except BaseException:

@@ -290,4 +290,11 @@ def plan_store(
         reason=outcome.reason or "the planner produced no valid plan",
         role=SUPERVISOR,
     )
+    from reviews.escalations import escalation_for_planning  # reviews imports runs: no cycle here
+
+    escalation_for_planning(
+        run_id=run_id,
+        reason=outcome.reason or "the planner produced no valid plan",
+        problems=outcome.validated.problems if outcome.validated is not None else (),
+    )
     return RunStatus.ESCALATED

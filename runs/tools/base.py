@@ -31,6 +31,8 @@ class ToolSpec:
     idempotent: bool = False
     sensitive: bool = False
     enabled: bool = True
+    # Evaluator checks of the result (runs/evaluation/checks.py); empty: no evaluation.
+    checks: tuple[Any, ...] = ()
 
     @classmethod
     def from_model(cls, tool: Any) -> ToolSpec:
@@ -44,6 +46,7 @@ class ToolSpec:
             idempotent=bool(tool.idempotent),
             sensitive=bool(tool.sensitive),
             enabled=bool(tool.enabled),
+            checks=tuple(getattr(tool, "checks", None) or ()),
         )
 
 

@@ -38,6 +38,7 @@ import yaml
 from django.db import transaction
 from django.utils import timezone
 
+from runs.evaluation.checks import validate_checks
 from runs.models import Tool
 from runs.tools.registry import validate_parameters_schema, validate_tool_config
 
@@ -67,6 +68,7 @@ _TOOL_KEYS = (
     "idempotent",
     "max_retries",
     "enabled",
+    "checks",
 )
 SCRIPT_KINDS = ("argv", "shell", "http", "python")
 _SHELL_EXTRAS = {"cwd", "env", "output"}
@@ -89,6 +91,7 @@ class ToolDraft:
     sensitive: bool = False
     idempotent: bool = False
     enabled: bool = True
+    checks: list[Any] = field(default_factory=list)  # evaluator checks (runs/evaluation/checks.py)
 
     def changed_fields(self, tool: Tool) -> list[str]:
         return [f.name for f in fields(self) if getattr(tool, f.name) != getattr(self, f.name)]
@@ -180,6 +183,9 @@ def _tool_from_entry(entry: Any, path: str, problems: list[str]) -> ToolDraft | 
         if not isinstance(flags[flag], bool):
             problems.append(f"{path}.{flag}: must be true or false, not {flags[flag]!r}")
 
+    checks = entry.get("checks") or []
+    problems.extend(f"{path}.checks: {p}" for p in validate_checks(checks))
+
     if len(problems) > start or kind is None or schema is None:
         return None
     return ToolDraft(
@@ -190,6 +196,7 @@ def _tool_from_entry(entry: Any, path: str, problems: list[str]) -> ToolDraft | 
         description=description,
         timeout_seconds=float(timeout),
         max_retries=retries,
+        checks=checks,
         **flags,
     )
 
@@ -382,6 +389,8 @@ def tools_to_yaml(tools: Iterable[Tool]) -> str:
         entry["idempotent"] = tool.idempotent
         entry["max_retries"] = tool.max_retries
         entry["enabled"] = tool.enabled
+        if tool.checks:
+            entry["checks"] = tool.checks
         entries.append(entry)
     return yaml.dump(
         {"tools": entries},

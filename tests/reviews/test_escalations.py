@@ -33,6 +33,16 @@ def executing(submit, plan_doc) -> Run:  # type: ignore[no-untyped-def]
     return run_transition(run_id=run.pk, to="executing", lease_owner="w1")
 
 
+@pytest.fixture
+def escalated(executing: Run) -> Run:
+    """As the executor leaves it: ``read`` succeeded, ``ship`` failed, the run escalated."""
+    Step.objects.filter(run=executing, key="read").update(status="succeeded", attempts=1)
+    Step.objects.filter(run=executing, key="ship").update(
+        status="failed", attempts=1, error="exit code 3"
+    )
+    return run_transition(run_id=executing.pk, to="escalated", reason="exit code 3")
+
+
 def escalate(run: Run, **kw: object) -> ReviewItem:
     step_id = Step.objects.get(run=run, key="ship").pk
     return escalation_open(
@@ -69,11 +79,56 @@ def test_an_unknown_cause_is_refused(executing: Run) -> None:
 
 
 @pytest.mark.parametrize(
+    ("action", "status", "run_status", "ship"),
+    [
+        ("retry", "approved", "queued", "pending"),
+        ("skip", "approved", "queued", "skipped"),
+        ("rollback", "approved", "rolling_back", "failed"),
+    ],
+)
+def test_retry_skip_and_rollback_reopen_the_escalated_run(
+    escalated: Run,
+    reviewer: User,
+    action: str,
+    status: str,
+    run_status: str,
+    ship: str,
+    django_capture_on_commit_callbacks,  # type: ignore[no-untyped-def]
+) -> None:
+    executing = escalated
+    item = escalate(executing)
+    with django_capture_on_commit_callbacks() as callbacks:
+        review_resolve_escalation(
+            item_id=item.pk, user=reviewer, action=action, checklist=all_ticks(item)
+        )
+    assert callbacks or action == "rollback"  # retry/skip enqueue the resume task on commit
+    run = Run.objects.get(pk=executing.pk)
+    assert (run.status, run.lease_owner, run.finished_at) == (run_status, "", None)
+    shipped = Step.objects.get(run=executing, key="ship")
+    assert (shipped.status, shipped.attempts) == (ship, 1)  # attempts are kept
+    item = ReviewItem.objects.get(pk=item.pk)
+    assert (item.status, item.decision, item.decided_by) == (status, action, reviewer)
+
+
+@pytest.mark.parametrize("action", ["retry", "skip", "rollback"])
+def test_an_action_other_than_abort_needs_an_escalated_run(
+    executing: Run, reviewer: User, action: str
+) -> None:
+    item = escalate(executing)
+    with pytest.raises(ReviewError, match="not escalated"):
+        review_resolve_escalation(
+            item_id=item.pk, user=reviewer, action=action, checklist=all_ticks(item)
+        )
+    assert ReviewItem.objects.get(pk=item.pk).status == "open"  # nothing written
+
+
+@pytest.mark.parametrize(
     ("action", "status"), [("retry", "approved"), ("skip", "approved"), ("rollback", "approved")]
 )
-def test_retry_skip_and_rollback_are_recorded_for_the_executor(
-    executing: Run, reviewer: User, action: str, status: str
+def test_retry_skip_and_rollback_are_recorded_with_an_audit_entry(
+    escalated: Run, reviewer: User, action: str, status: str
 ) -> None:
+    executing = escalated
     item = escalate(executing)
     resolution = review_resolve_escalation(
         item_id=item.pk, user=reviewer, action=action, checklist=all_ticks(item)
@@ -98,9 +153,20 @@ def test_abort_needs_a_reason_and_stops_the_run(executing: Run, reviewer: User) 
     assert run.stop_reason == "aborted by rob after escalation: too risky"
 
 
-def test_edit_and_resume_stores_a_validated_version_by_the_reviewer(
-    executing: Run, reviewer: User, key: str
+def test_abort_of_an_escalated_run_cancels_it_and_its_unfinished_steps(
+    escalated: Run, reviewer: User
 ) -> None:
+    item = escalate(escalated)
+    review_resolve_escalation(item_id=item.pk, user=reviewer, action="abort", reason="too risky")
+    run = Run.objects.get(pk=escalated.pk)
+    assert run.status == "cancelled" and run.finished_at is not None
+    assert run.stop_reason.startswith("aborted: abort decided by rob")
+
+
+def test_edit_and_resume_stores_a_validated_version_by_the_reviewer(
+    escalated: Run, reviewer: User, key: str
+) -> None:
+    executing = escalated
     item = escalate(executing)
     with pytest.raises(PlanInvalid):
         review_resolve_escalation(
@@ -122,6 +188,10 @@ def test_edit_and_resume_stores_a_validated_version_by_the_reviewer(
     assert (plan.version, plan.source, plan.created_by) == (2, "reviewer", reviewer)
     item.refresh_from_db()
     assert item.status == "edited" and item.result_plan == plan
+    run = Run.objects.get(pk=executing.pk)
+    assert (run.status, run.current_plan_id) == ("queued", plan.pk)
+    carried = Step.objects.get(plan=plan, key="read")
+    assert carried.status == "succeeded"  # finished work is carried over, never re-run
 
 
 def test_resolving_needs_the_checklist_and_a_known_action(executing: Run, reviewer: User) -> None:

@@ -1,0 +1,99 @@
+"""Supervisor budgets: per-run limits on steps, tokens, cost and wall time.
+
+Defaults come from ``PLANNERWEB_BUDGET_*`` settings (0 = no limit), each
+overridable per task (``Task.budget_*``, null = the default). The executor
+reads usage once when it loads a run (and again after a replan or a rubric
+call) and counts step starts in memory, so a run without budgets pays nothing
+and a run with them pays no extra query per step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+
+
+@dataclass(frozen=True)
+class Budgets:
+    max_steps: int | None = None
+    max_tokens: int | None = None
+    max_cost: Decimal | None = None
+    max_wall_seconds: int | None = None
+
+    def __bool__(self) -> bool:
+        return any(
+            v is not None
+            for v in (self.max_steps, self.max_tokens, self.max_cost, self.max_wall_seconds)
+        )
+
+
+@dataclass
+class Usage:
+    steps: int = 0  # steps started so far, replanned versions included
+    tokens: int = 0
+    cost: Decimal | None = None
+    started_at: datetime | None = None
+
+
+def _pick(override: Any, default: Any) -> Any:
+    value = override if override is not None else default
+    return value if value else None  # 0 means "no limit"
+
+
+def budgets_for(task: Any) -> Budgets:
+    """The effective budgets of a task: its overrides, else the settings defaults."""
+    cost = _pick(task.budget_max_cost, settings.PLANNERWEB_BUDGET_MAX_COST)
+    return Budgets(
+        max_steps=_pick(task.budget_max_steps, settings.PLANNERWEB_BUDGET_MAX_STEPS),
+        max_tokens=_pick(task.budget_max_tokens, settings.PLANNERWEB_BUDGET_MAX_TOKENS),
+        max_cost=Decimal(str(cost)) if cost is not None else None,
+        max_wall_seconds=_pick(
+            task.budget_max_wall_seconds, settings.PLANNERWEB_BUDGET_MAX_WALL_SECONDS
+        ),
+    )
+
+
+def run_usage(run_id: int, started_at: datetime | None) -> Usage:
+    """Selector: what a run has used so far (two queries)."""
+    from runs.models import Step
+    from runs.planning.accounting import run_llm_totals
+
+    # A replan copies finished steps into the new version with their start time:
+    # (key, started_at) counts each real start once.
+    steps = (
+        Step.objects.filter(run_id=run_id, phase=Step.Phase.MAIN, started_at__isnull=False)
+        .values_list("key", "started_at")
+        .distinct()
+        .count()
+    )
+    totals = run_llm_totals(run_id)
+    return Usage(
+        steps=steps,
+        tokens=totals.tokens_in + totals.tokens_out,
+        cost=totals.cost,
+        started_at=started_at,
+    )
+
+
+def budget_breach(
+    budgets: Budgets, usage: Usage, now: datetime, *, starting: int = 0
+) -> str | None:
+    """The stop reason naming the budget and the figures, or None while within every budget.
+
+    ``starting``: steps about to start (counted against ``max_steps``).
+    """
+    if budgets.max_steps is not None and usage.steps + starting > budgets.max_steps:
+        return f"budget max_steps exceeded: {usage.steps + starting} steps > {budgets.max_steps}"
+    if budgets.max_tokens is not None and usage.tokens > budgets.max_tokens:
+        return f"budget max_tokens exceeded: {usage.tokens} tokens > {budgets.max_tokens}"
+    if budgets.max_cost is not None and usage.cost is not None and usage.cost > budgets.max_cost:
+        return f"budget max_cost exceeded: ${usage.cost:.4f} > ${budgets.max_cost:.4f}"
+    if budgets.max_wall_seconds is not None and usage.started_at is not None:
+        elapsed = (now - usage.started_at).total_seconds()
+        if elapsed > budgets.max_wall_seconds:
+            return f"budget max_wall_seconds exceeded: {elapsed:.1f}s > {budgets.max_wall_seconds}s"
+    return None

@@ -1,0 +1,247 @@
+"""Escalations end to end: the run stops holding nothing, a reviewer acts, a worker resumes it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django_tasks_db.models import DBTaskResult
+
+from reviews.escalations import review_resolve_escalation
+from reviews.models import ReviewItem
+from reviews.statemachine import ReviewError
+from runs.models import Plan, Run, RunStatus, Step, Tool, TranscriptEvent
+from runs.planning.providers import FACTORIES
+from runs.planning.providers.scripted import ScriptedProvider
+from runs.planning.service import run_submit_task
+from runs.services import run_claim, run_execute, run_submit_plan
+from runs.statemachine import run_transition
+from runs.tasks import resume_run
+from runs.worker import RunWorker
+from tests.reviews.conftest import all_ticks
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def step(sid: str, action: str, key: str, deps: tuple[str, ...] = (), **params: Any) -> dict:
+    return {
+        "id": sid,
+        "action": action,
+        "params": {"key": key, "label": sid, **params},
+        "depends_on": list(deps),
+    }
+
+
+@pytest.fixture
+def picky(make_tool: Callable[..., Tool]) -> Tool:
+    """Like ``flaky`` with no failures, but the evaluator wants attempt 2 or later."""
+    return make_tool("picky", "flaky", checks=[{"type": "range", "path": "attempt", "min": 2}])
+
+
+def escalated_run(key: str, *, rollback: bool = False) -> Run:
+    """a → b (picky: its first result fails the evaluator) → c; ends escalated on b."""
+    doc: dict[str, Any] = {
+        "steps": [
+            step("a", "record", key),
+            step("b", "picky", key, ("a",), fail_times=0),
+            step("c", "record", key, ("b",)),
+        ]
+    }
+    if rollback:
+        doc["rollback"] = [{"action": "record", "params": {"key": key, "label": "undo"}}]
+    run = run_submit_plan(title="t", document=doc, submitted_by=None)
+    run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == RunStatus.ESCALATED, run.stop_reason
+    assert run.lease_owner == ""  # a run waiting for a human holds no worker and no lease
+    return run
+
+
+def resume_tasks(run_id: int) -> int:
+    return sum(
+        1
+        for args in DBTaskResult.objects.filter(task_path=resume_run.module_path).values_list(
+            "args_kwargs", flat=True
+        )
+        if args["args"] == [run_id]
+    )
+
+
+def decide(run: Run, user: User, action: str, **kw: Any) -> ReviewItem:
+    item = ReviewItem.objects.get(run=run, kind="escalation", status="open")
+    review_resolve_escalation(
+        item_id=item.pk, user=user, action=action, checklist=all_ticks(item), **kw
+    )
+    return item
+
+
+def work() -> None:
+    RunWorker(worker_id="w-resume", batch=True, recovery_seconds=0).run()
+
+
+def statuses(run: Run) -> dict[str, str]:
+    return dict(Step.objects.filter(plan_id=run.current_plan_id).values_list("key", "status"))
+
+
+@pytest.fixture
+def ready(fast_settings: Any, toolset: None, picky: Tool) -> None:
+    return None
+
+
+def test_retry_reruns_the_step_keeping_its_attempts_and_the_run_finishes(
+    ready: None, reviewer: User, key: str, calls: list[str]
+) -> None:
+    run = escalated_run(key)
+    item = ReviewItem.objects.get(run=run)
+    assert item.cause == "evaluator_fail" and item.step.key == "b"  # type: ignore[union-attr]
+    decide(run, reviewer, "retry")
+    assert resume_tasks(run.pk) == 1  # enqueued once the decision committed
+    assert Run.objects.get(pk=run.pk).status == RunStatus.QUEUED
+    work()
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED and run.stop_reason == "all steps succeeded"
+    assert calls == ["a", "b#1", "b#2", "c"]  # a is never re-run
+    b = Step.objects.get(run=run, key="b")
+    assert (b.attempts, b.verdict) == (2, "pass")
+    kinds = list(TranscriptEvent.objects.filter(run=run).values_list("kind", flat=True))
+    assert kinds.index("review.decided") < len(kinds) - 1
+
+
+def test_skip_skips_the_step_and_what_needs_it_then_the_run_finishes(
+    ready: None, reviewer: User, key: str, calls: list[str]
+) -> None:
+    run = escalated_run(key)
+    decide(run, reviewer, "skip")
+    work()
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+    assert statuses(run) == {"a": "succeeded", "b": "skipped", "c": "skipped"}
+    assert calls == ["a", "b#1"]
+    c = TranscriptEvent.objects.filter(run=run, kind="step.status").order_by("-seq").first()
+    assert c is not None and "needs b, which was skipped" in c.payload["reason"]
+
+
+def test_edit_and_resume_runs_the_reviewers_version_keeping_finished_steps(
+    ready: None, reviewer: User, key: str, calls: list[str]
+) -> None:
+    run = escalated_run(key)
+    edited = {"steps": [step("a", "record", key), step("b2", "record", key, ("a",))]}
+    decide(run, reviewer, "edit", document=edited)
+    work()
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+    assert (run.current_plan.version, run.current_plan.source) == (2, Plan.Source.REVIEWER)  # type: ignore[union-attr]
+    assert statuses(run) == {"a": "succeeded", "b2": "succeeded"}
+    assert calls == ["a", "b#1", "b2"]
+
+
+def test_rollback_undoes_the_finished_work(
+    ready: None, reviewer: User, key: str, calls: list[str]
+) -> None:
+    run = escalated_run(key, rollback=True)
+    decide(run, reviewer, "rollback")
+    assert Run.objects.get(pk=run.pk).status == RunStatus.ROLLING_BACK
+    work()
+    run.refresh_from_db()
+    assert run.status == RunStatus.ROLLED_BACK
+    assert calls == ["a", "b#1", "undo"]
+    assert statuses(run)["a"] == "rolled_back"
+
+
+def test_abort_ends_the_run_at_once_without_a_worker(
+    ready: None, reviewer: User, key: str, calls: list[str]
+) -> None:
+    run = escalated_run(key)
+    decide(run, reviewer, "abort", reason="not worth it")
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED and "abort decided by rob" in run.stop_reason
+    assert resume_tasks(run.pk) == 0
+
+
+def test_a_refused_action_writes_nothing(ready: None, reviewer: User, key: str) -> None:
+    run = escalated_run(key)
+    decide(run, reviewer, "retry")
+    item = ReviewItem.objects.get(run=run)
+    assert item.status == "approved"
+    # A second escalation on a run that is queued again: only abort applies.
+    from reviews.escalations import escalation_open
+
+    again = escalation_open(run_id=run.pk, cause="partial_run", reason="x")
+    with pytest.raises(ReviewError, match="not escalated"):
+        review_resolve_escalation(
+            item_id=again.pk, user=reviewer, action="skip", checklist=all_ticks(again)
+        )
+    assert ReviewItem.objects.get(pk=again.pk).status == "open"
+
+
+def test_a_step_that_may_have_partly_run_escalates_and_a_retry_reruns_it(
+    ready: None, reviewer: User, key: str, calls: list[str]
+) -> None:
+    run = run_submit_plan(
+        title="t",
+        document={"steps": [step("a", "flaky_once", key, fail_times=0)]},
+        submitted_by=None,
+    )
+    token = run_claim(run_id=run.pk, worker_id="dead")
+    assert token is not None
+    Step.objects.filter(run=run, key="a").update(status="running", attempts=1)
+    Run.objects.filter(pk=run.pk).update(lease_expires_at=None)  # its worker died
+    run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == RunStatus.ESCALATED and "may have partly run" in run.stop_reason
+    item = ReviewItem.objects.get(run=run)
+    assert (item.cause, item.step.key) == ("partial_run", "a")  # type: ignore[union-attr]
+    decide(run, reviewer, "retry")
+    work()
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED and calls == ["a#1"]
+    assert Step.objects.get(run=run, key="a").attempts == 2
+
+
+def test_a_planner_that_picks_an_unknown_tool_escalates_and_an_edit_resumes(
+    fast_settings: Any,
+    toolset: None,
+    reviewer: User,
+    operator: User,
+    key: str,
+    calls: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bad = {"steps": [{"id": "a", "action": "drop_database", "params": {}}]}
+    monkeypatch.setitem(FACTORIES, "openai", lambda **_: ScriptedProvider([bad] * 6))
+    run = run_submit_task(title="t", submitted_by=operator, planner="openai")
+    assert run_execute(run_id=run.pk) == RunStatus.ESCALATED
+    item = ReviewItem.objects.get(run=run)
+    assert item.cause == "unknown_tool" and item.context["problems"]
+    decide(run, reviewer, "edit", document={"steps": [step("a", "record", key)]})
+    work()
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED and calls == ["a"]
+
+
+def test_escalated_is_terminal_except_for_a_reviewers_reopen(ready: None, key: str) -> None:
+    from runs.statemachine import TransitionError
+
+    run = escalated_run(key)
+    with pytest.raises(TransitionError):
+        run_transition(run_id=run.pk, to=RunStatus.QUEUED)
+    reopened = run_transition(run_id=run.pk, to=RunStatus.QUEUED, reopen=True)
+    assert (reopened.status, reopened.finished_at, reopened.stop_reason) == ("queued", None, "")
+
+
+def test_recovery_leaves_a_resumed_run_whose_task_waits_alone(
+    ready: None, reviewer: User, key: str
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from runs.recovery import runs_recover
+
+    run = escalated_run(key)
+    decide(run, reviewer, "retry")
+    Run.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    assert runs_recover() == []  # its resume_run task is waiting: no second task
+    assert resume_tasks(run.pk) == 1
