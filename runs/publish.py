@@ -37,6 +37,31 @@ RUNS_GROUP = "runs"
 LIST_KINDS = frozenset({"run.created", "run.status"})
 
 
+# Every review-queue page listens here: a review item opened, was claimed or decided.
+REVIEWS_GROUP = "reviews"
+REVIEW_KIND_PREFIX = "review."
+
+
+def review_changes(run_id: int, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What review-queue pages need to hear about a batch of a run's events (often nothing).
+
+    Every change of a review item writes a ``review.*`` transcript event in the same
+    transaction (reviews/services.py, reviews/escalations.py), so the queue is told
+    after commit through the same publisher, with no extra call in the services.
+    """
+    return [
+        {
+            "item": e["payload"].get("item_id"),
+            "run": run_id,
+            "seq": e["seq"],
+            "kind": e["kind"],
+            "status": e["payload"].get("status", "open"),
+        }
+        for e in events
+        if e["kind"].startswith(REVIEW_KIND_PREFIX)
+    ]
+
+
 def list_changes(run_id: int, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """What the runs list needs to hear about a batch of a run's events (often nothing)."""
     return [
@@ -160,6 +185,9 @@ class Publisher:
             changes = list_changes(run_id, events)
             if changes:
                 await layer.group_send(RUNS_GROUP, {"type": "runs.changed", "runs": changes})
+            reviews = review_changes(run_id, events)
+            if reviews:
+                await layer.group_send(REVIEWS_GROUP, {"type": "reviews.changed", "items": reviews})
         except Exception:  # a broken broker must never break a run
             log.exception("could not publish events %s.. of run %s", events[0]["seq"], run_id)
 
