@@ -64,9 +64,7 @@ def load(runs: int) -> dict[str, Any]:
 
     operator, _ = User.objects.get_or_create(username="bench-operator")
     operator.groups.add(Group.objects.get(name=OPERATORS))
-    submitters = [
-        User.objects.get_or_create(username=f"bench-user-{i}")[0].pk for i in range(20)
-    ]
+    submitters = [User.objects.get_or_create(username=f"bench-user-{i}")[0].pk for i in range(20)]
     statuses = "ARRAY[" + ",".join(f"'{s}'" for s in STATUSES) + "]"
     started = time.perf_counter()
     with connection.cursor() as cur:

@@ -25,8 +25,9 @@ from runs.selectors import STATUS_MARK
 from runs.statemachine import RUN_TERMINAL, STEP_FINISHED
 from runs.views.listing import HEARTBEAT_SECONDS
 
-# The detail page renders at most this many transcript events (the newest ones).
-TRANSCRIPT_LIMIT = 1000
+# The detail page renders at most this many transcript events (the newest ones; the API and
+# the websocket replay serve them all): 1000 rows cost ~100 ms of template time alone.
+TRANSCRIPT_LIMIT = 300
 # Bigger plans get the step table only: an SVG of thousands of nodes helps nobody.
 GRAPH_LIMIT = 300
 _SUMMARY_LIMIT = 200
@@ -59,7 +60,8 @@ class EventRow:
 def _live_context(run: Run) -> dict[str, Any]:
     """Graph, steps and progress as of ``seq``: read after the seq, so at least that new."""
     seq = selectors.run_last_seq(run.pk)
-    rows = [_step_row(s) for s in selectors.run_steps(run.pk).select_related("tool")]
+    steps = Step.objects.filter(plan_id=run.current_plan_id).order_by("phase", "position")
+    rows = [_step_row(s) for s in steps.select_related("tool")]
     main = [r for r in rows if r.step.phase == Step.Phase.MAIN]
     graph = nodes = None
     if 0 < len(main) <= GRAPH_LIMIT:
