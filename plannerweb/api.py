@@ -13,9 +13,20 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from reviews.api import audit_router
+from reviews.api import router as reviews_router
+from reviews.statemachine import (
+    AlreadyDecided,
+    ChecklistIncomplete,
+    FourEyesViolation,
+    NotAllowed,
+    PlanInvalid,
+    ReviewError,
+)
 from runs.api import router as runs_router
 from runs.api_auth import AUTH
 from runs.api_errors import ApiError
+from runs.api_runs import _plan_field
 from runs.services import RunError
 from runs.statemachine import TransitionError
 
@@ -23,7 +34,8 @@ api = NinjaAPI(
     title="plannerweb",
     version="1",
     description=(
-        "Submit tasks, follow and cancel runs, manage the tool registry. Authenticate with "
+        "Submit tasks, follow and cancel runs, manage the tool registry, decide review items, "
+        "read the audit trail. Authenticate with "
         "`Authorization: Bearer <token>` (create one on the API tokens page) or a browser "
         "session (unsafe methods then need the `X-CSRFToken` header)."
     ),
@@ -33,7 +45,8 @@ api = NinjaAPI(
     openapi_url="/openapi.json",
 )
 api.add_router("/", runs_router)
-# Later: api.add_router("/reviews", reviews.api.router), api.add_router("/audit", ...).
+api.add_router("/reviews", reviews_router)
+api.add_router("/audit", audit_router)
 
 
 def error(
@@ -133,3 +146,26 @@ def _run_error(request: HttpRequest, exc: RunError) -> HttpResponse:
 @api.exception_handler(TransitionError)
 def _transition_error(request: HttpRequest, exc: TransitionError) -> HttpResponse:
     return error(request, 409, "illegal_transition", str(exc))
+
+
+@api.exception_handler(ReviewError)
+def _review_error(request: HttpRequest, exc: ReviewError) -> HttpResponse:
+    """The review services' domain errors; nothing was written when one is raised."""
+    if isinstance(exc, PlanInvalid):
+        fields = [
+            {
+                "field": _plan_field(str(p.get("path") or "")),
+                "code": str(p.get("code", "invalid")),
+                "message": str(p.get("message", "")),
+            }
+            for p in exc.problems
+        ]
+        return error(request, 422, exc.code, str(exc), fields)
+    if isinstance(exc, ChecklistIncomplete):
+        fields = [{"field": "checklist", "code": "missing", "message": m} for m in exc.missing]
+        return error(request, 422, exc.code, str(exc), fields)
+    if isinstance(exc, NotAllowed | FourEyesViolation):
+        return error(request, 403, exc.code, str(exc))
+    if isinstance(exc, AlreadyDecided):
+        return error(request, 409, exc.code, str(exc))
+    return error(request, 409, "review_conflict", str(exc))

@@ -12,14 +12,15 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from reviews.routing import websocket_urlpatterns as review_urlpatterns  # noqa: E402
 from runs.publish import publisher  # noqa: E402
-from runs.routing import websocket_urlpatterns  # noqa: E402
+from runs.routing import websocket_urlpatterns as run_urlpatterns  # noqa: E402
 
 router = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            AuthMiddlewareStack(URLRouter([*run_urlpatterns, *review_urlpatterns]))
         ),
     }
 )

@@ -29,6 +29,7 @@ from reviews.statemachine import PlanInvalid, ReviewError
 from runs.models import Step
 from runs.permissions import is_reviewer, role_required
 from runs.planning.schema import PlanSyntaxError, parse_plan_text
+from runs.views.listing import HEARTBEAT_SECONDS
 
 ITEMS_PER_PAGE = 50
 AUDIT_PER_PAGE = 100
@@ -49,15 +50,19 @@ def _get_item(item_id: int) -> ReviewItem:
 def queue(request: HttpRequest) -> HttpResponse:
     """Open items first by due time, overdue ones marked; filters by kind, status, age, run, assignee."""
     filters = QueueFilters.parse(request.GET)
-    for problem in filters.problems:
-        messages.warning(request, problem + " That filter was ignored.")
+    if not request.htmx:  # type: ignore[attr-defined]
+        # A live refresh would queue the same warning again and again.
+        for problem in filters.problems:
+            messages.warning(request, problem + " That filter was ignored.")
     items = selectors.review_queue(filters, user=request.user)
     page = Paginator(items, ITEMS_PER_PAGE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
+    # htmx asks for the table alone when the queue changed (static/reviews/queue.js).
+    template = "reviews/_queue_table.html" if request.htmx else "reviews/queue.html"  # type: ignore[attr-defined]
     return render(
         request,
-        "reviews/queue.html",
+        template,
         {
             "page": page,
             "filters": filters,
@@ -66,6 +71,7 @@ def queue(request: HttpRequest) -> HttpResponse:
             "ages": list(AGES),
             "reviewers": selectors.reviewers(),
             "query": query.urlencode(),
+            "heartbeat_seconds": HEARTBEAT_SECONDS,
         },
     )
 

@@ -195,7 +195,7 @@ def run_list(
         text=filters.q,
     )
     return {
-        "items": list(runs[offset : offset + limit]),
+        "items": selectors.run_page(runs, offset, limit),
         "total": runs.count(),
         "limit": limit,
         "offset": offset,

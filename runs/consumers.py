@@ -26,10 +26,10 @@ NOT_FOUND = 4404
 # ``aclose_old_connections``, a hop through the one thread-sensitive executor that
 # otherwise serialises every delivery to every client (bench/events.py: seconds of
 # latency at 200 clients).
-_HOT_MESSAGES = frozenset({"run.events", "runs.changed", "websocket.receive"})
+_HOT_MESSAGES = frozenset({"run.events", "runs.changed", "reviews.changed", "websocket.receive"})
 
 
-class _HeartbeatConsumer(AsyncJsonWebsocketConsumer):
+class HeartbeatConsumer(AsyncJsonWebsocketConsumer):
     """Answers pings; ignores anything else a client sends (it has nothing else to say)."""
 
     async def dispatch(self, message: dict[str, Any]) -> None:
@@ -53,7 +53,7 @@ class _HeartbeatConsumer(AsyncJsonWebsocketConsumer):
         return {}
 
 
-class RunEventsConsumer(_HeartbeatConsumer):
+class RunEventsConsumer(HeartbeatConsumer):
     """Joins ``run-<id>``; on connect, replays events after ``?after=<seq>`` from the database."""
 
     async def connect(self) -> None:
@@ -101,7 +101,7 @@ class RunEventsConsumer(_HeartbeatConsumer):
         await self.send(text_data=event["frame"] if "frame" in event else event_frame(event))
 
 
-class RunListConsumer(_HeartbeatConsumer):
+class RunListConsumer(HeartbeatConsumer):
     """Joins the runs-list group: tells list pages which runs were created or changed status."""
 
     async def connect(self) -> None:

@@ -123,6 +123,8 @@ class Run(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # The runs list's order: a deep page walks this index alone (bench/pages.py).
+        indexes = [models.Index(fields=["created_at", "id"], name="run_created_id")]
 
     def __str__(self) -> str:
         return f"Run {self.pk} ({self.status})"

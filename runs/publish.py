@@ -37,6 +37,31 @@ RUNS_GROUP = "runs"
 LIST_KINDS = frozenset({"run.created", "run.status"})
 
 
+# Every review-queue page listens here: a review item opened, was claimed or decided.
+REVIEWS_GROUP = "reviews"
+REVIEW_KIND_PREFIX = "review."
+
+
+def review_changes(run_id: int, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What review-queue pages need to hear about a batch of a run's events (often nothing).
+
+    Every change of a review item writes a ``review.*`` transcript event in the same
+    transaction (reviews/services.py, reviews/escalations.py), so the queue is told
+    after commit through the same publisher, with no extra call in the services.
+    """
+    return [
+        {
+            "item": e["payload"].get("item_id"),
+            "run": run_id,
+            "seq": e["seq"],
+            "kind": e["kind"],
+            "status": e["payload"].get("status", "open"),
+        }
+        for e in events
+        if e["kind"].startswith(REVIEW_KIND_PREFIX)
+    ]
+
+
 def list_changes(run_id: int, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """What the runs list needs to hear about a batch of a run's events (often nothing)."""
     return [
@@ -141,11 +166,18 @@ class Publisher:
 
     async def _drain(self, queue: asyncio.Queue[tuple[int, list[dict[str, Any]]]]) -> None:
         while True:
-            run_id, messages = await queue.get()
+            batches = [await queue.get()]
+            # Commits that queued up while the last send was in flight go out together: one
+            # group message per run instead of one per commit (with a broker, each group
+            # message costs a round trip per connected client). Nothing waits to be batched.
+            while not queue.empty():
+                batches.append(queue.get_nowait())
             try:
-                await self._send(run_id, messages)
+                for run_id, messages in _merge(batches):
+                    await self._send(run_id, messages)
             finally:
-                queue.task_done()
+                for _ in batches:
+                    queue.task_done()
 
     async def _send(self, run_id: int, events: list[dict[str, Any]]) -> None:
         layer = get_channel_layer()
@@ -163,8 +195,21 @@ class Publisher:
             changes = list_changes(run_id, events)
             if changes:
                 await layer.group_send(RUNS_GROUP, {"type": "runs.changed", "runs": changes})
+            reviews = review_changes(run_id, events)
+            if reviews:
+                await layer.group_send(REVIEWS_GROUP, {"type": "reviews.changed", "items": reviews})
         except Exception:  # a broken broker must never break a run
             log.exception("could not publish events %s.. of run %s", events[0]["seq"], run_id)
+
+
+def _merge(
+    batches: list[tuple[int, list[dict[str, Any]]]],
+) -> list[tuple[int, list[dict[str, Any]]]]:
+    """Events of consecutive batches joined per run, runs and events kept in commit order."""
+    merged: dict[int, list[dict[str, Any]]] = {}
+    for run_id, messages in batches:
+        merged.setdefault(run_id, []).extend(messages)
+    return list(merged.items())
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

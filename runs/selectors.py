@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from runs.models import Run, Step, StepStatus, Task, TranscriptEvent
 
@@ -68,15 +70,27 @@ def run_steps(run_id: int) -> QuerySet[Step]:
     return Step.objects.filter(plan_id=run["current_plan_id"]).order_by("phase", "position")
 
 
+def _main_steps_count(**filters: Any) -> Coalesce:
+    steps = (
+        Step.objects.filter(plan_id=OuterRef("current_plan_id"), phase=Step.Phase.MAIN, **filters)
+        .order_by()
+        .values("plan_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(steps), 0)
+
+
 def run_list_with_progress() -> QuerySet[Run]:
-    """Runs with their current plan's main-step counts, in one query however many runs."""
-    main = Q(current_plan__steps__phase=Step.Phase.MAIN)
+    """Runs with their current plan's main-step counts, in one query however many runs.
+
+    Correlated subqueries, not a JOIN + GROUP BY: PostgreSQL counts steps only for
+    the rows of the page (after ORDER BY ... LIMIT), and ``count()`` drops them, so
+    a page costs the same with 100 runs or 100k runs and 1M steps (bench/pages.py).
+    """
     return run_list().annotate(
-        steps_total=Count("current_plan__steps", filter=main),
-        steps_succeeded=Count(
-            "current_plan__steps",
-            filter=main & Q(current_plan__steps__status=StepStatus.SUCCEEDED),
-        ),
+        steps_total=_main_steps_count(),
+        steps_succeeded=_main_steps_count(status=StepStatus.SUCCEEDED),
     )
 
 
@@ -125,3 +139,34 @@ def run_submitters() -> list[str]:
 def run_last_seq(run_id: int) -> int:
     last = TranscriptEvent.objects.filter(run_id=run_id).order_by("-seq").values_list("seq")[:1]
     return last[0][0] if last else 0
+
+
+class RunPages:
+    """A run list the Paginator slices in two steps: the page's ids, then those rows annotated.
+
+    A deep page (``OFFSET 99950``) then walks the (created_at, id) index only,
+    instead of computing every skipped row's step counts (bench/pages.py).
+    """
+
+    ordered = True
+
+    def __init__(self, runs: QuerySet[Run]) -> None:
+        self.runs = runs
+
+    def count(self) -> int:
+        return self.runs.count()
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, key: slice) -> list[Run]:
+        return run_page(self.runs, key.start or 0, (key.stop or 0) - (key.start or 0))
+
+
+def run_page(runs: QuerySet[Run], offset: int, limit: int) -> list[Run]:
+    """``runs[offset:offset + limit]`` in the same order, in two cheap queries."""
+    ids = list(runs.values_list("pk", flat=True)[offset : offset + limit])
+    if not ids:
+        return []
+    rows = runs.filter(pk__in=ids).order_by().in_bulk()
+    return [rows[pk] for pk in ids if pk in rows]

@@ -25,8 +25,9 @@ from runs.selectors import STATUS_MARK
 from runs.statemachine import RUN_TERMINAL, STEP_FINISHED
 from runs.views.listing import HEARTBEAT_SECONDS
 
-# The detail page renders at most this many transcript events (the newest ones).
-TRANSCRIPT_LIMIT = 1000
+# The detail page renders at most this many transcript events (the newest ones; the API and
+# the websocket replay serve them all): 1000 rows cost ~100 ms of template time alone.
+TRANSCRIPT_LIMIT = 300
 # Bigger plans get the step table only: an SVG of thousands of nodes helps nobody.
 GRAPH_LIMIT = 300
 _SUMMARY_LIMIT = 200
@@ -59,7 +60,8 @@ class EventRow:
 def _live_context(run: Run) -> dict[str, Any]:
     """Graph, steps and progress as of ``seq``: read after the seq, so at least that new."""
     seq = selectors.run_last_seq(run.pk)
-    rows = [_step_row(s) for s in selectors.run_steps(run.pk).select_related("tool")]
+    steps = Step.objects.filter(plan_id=run.current_plan_id).order_by("phase", "position")
+    rows = [_step_row(s) for s in steps.select_related("tool")]
     main = [r for r in rows if r.step.phase == Step.Phase.MAIN]
     graph = nodes = None
     if 0 < len(main) <= GRAPH_LIMIT:
@@ -79,7 +81,19 @@ def _live_context(run: Run) -> dict[str, Any]:
         "plan_version": run.current_plan.version if run.current_plan else None,
         "plan_goal": run.current_plan.goal if run.current_plan else "",
         "plans": run.plans.select_related("created_by", "parent").order_by("-version"),
+        "open_reviews": _open_reviews(run.pk),
     }
+
+
+def _open_reviews(run_id: int) -> list[Any]:
+    """The run's review items still waiting for a reviewer (the page links reviewers to them)."""
+    from reviews.models import ReviewItem, ReviewStatus
+
+    return list(
+        ReviewItem.objects.filter(run_id=run_id, status=ReviewStatus.OPEN)
+        .select_related("assignee")
+        .order_by("id")
+    )
 
 
 @require_GET
@@ -170,9 +184,67 @@ def event_summary(kind: str, payload: dict[str, Any]) -> str:
             f"{p.get('step')} retries (attempt {p.get('attempt')}) in "
             f"{p.get('delay_seconds')}s" + _suffix(p.get("error"))
         )
+    elif kind.startswith("review."):
+        text = _review_summary(kind, p)
+    elif kind == "run.requeued":
+        text = "run queued again" + _suffix(p.get("reason"))
+    elif kind == "planner.decision":
+        text = (
+            f"planner {p.get('planner')} ({p.get('mode')}) "
+            + ("produced a plan" if p.get("ok") else "gave up")
+            + _suffix(p.get("detail"))
+        )
+    elif kind == "planner.call":
+        text = (
+            f"{p.get('provider')} {p.get('model')} call for {p.get('purpose')}: "
+            f"{p.get('tokens_in', 0)} tokens in, {p.get('tokens_out', 0)} out, "
+            f"{p.get('latency_ms', 0)} ms" + _suffix(p.get("error") or p.get("refusal"))
+        )
+    elif kind == "plan.diff":
+        text = (
+            f"plan v{p.get('version')} from v{p.get('parent_version')}: "
+            f"{len(p.get('added') or [])} added, {len(p.get('removed') or [])} removed, "
+            f"{len(p.get('changed') or [])} changed"
+        )
+    elif kind == "run.failure_report":
+        text = f"gave up after {p.get('replans')} replan(s)" + _suffix(p.get("reason"))
     else:
         text = json.dumps(p, ensure_ascii=False, default=str)
     return text if len(text) <= _SUMMARY_LIMIT else text[: _SUMMARY_LIMIT - 1] + "…"
+
+
+_REVIEW_KINDS = {
+    "plan_approval": "plan approval",
+    "step_gate": "step gate",
+    "escalation": "escalation",
+}
+
+
+def _review_summary(kind: str, p: dict[str, Any]) -> str:
+    """review.* events in words (``static/runs/run.js`` mirrors this)."""
+    item = f"review {p.get('item_id')}"
+    what = _REVIEW_KINDS.get(p.get("review_kind") or "", p.get("review_kind") or "review")
+    if kind == "review.opened":
+        target = f" of plan v{p['plan_version']}" if p.get("plan_version") else ""
+        target += f" at step {p['step']}" if p.get("step") else ""
+        quorum = (
+            f", {p['required_approvals']} approvals needed"
+            if (p.get("required_approvals") or 1) > 1
+            else ""
+        )
+        return f"{item} opened: {what}{target}{quorum}" + _suffix(p.get("reason"))
+    if kind == "review.assigned":
+        who = p.get("assignee") or "nobody"
+        by = f" by {p['by']}" if p.get("by") and p.get("by") != p.get("assignee") else ""
+        return f"{item} assigned to {who}{by}"
+    if kind == "review.approval":
+        return f"{item}: approval by {p.get('by')} ({p.get('approvals')} of {p.get('required')})"
+    if kind == "review.decided":
+        plan = f", plan v{p['plan_version']}" if p.get("plan_version") else ""
+        return f"{item} ({what}) {p.get('status')} by {p.get('by') or 'the system'}{plan}" + (
+            _suffix(p.get("reason"))
+        )
+    return f"{item}: {kind}"
 
 
 def _suffix(text: Any) -> str:

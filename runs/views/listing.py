@@ -21,7 +21,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
     form = RunFilterForm(request.GET)
     form.is_valid()  # errors are shown next to their field; the valid filters still apply
     filters = form.filters()
-    page = Paginator(selectors.run_search(**filters), RUNS_PER_PAGE).get_page(
+    page = Paginator(selectors.RunPages(selectors.run_search(**filters)), RUNS_PER_PAGE).get_page(
         request.GET.get("page")
     )
     query = request.GET.copy()

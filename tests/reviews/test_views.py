@@ -191,3 +191,51 @@ def test_the_audit_page_filters_per_reviewer(held: ReviewItem, reviewer: User) -
     entries = client.get("/reviews/audit/?actor=rob").context["page"].object_list
     assert [e.action for e in entries] == ["review.claimed"]
     assert client.get("/reviews/audit/?run=x").status_code == 200
+
+
+# --------------------------------------------------------------------------- live queue, run page
+def test_an_htmx_refresh_of_the_queue_gets_the_table_alone_with_the_filters_kept(
+    held: ReviewItem, reviewer: User
+) -> None:
+    client = client_for(reviewer)
+    full = client.get("/reviews/?kind=plan_approval")
+    assert b'id="reviews-live-config"' in full.content and b"reviews/queue.js" in full.content
+    partial = client.get("/reviews/?kind=plan_approval&kind=x", headers={"HX-Request": "true"})
+    body = partial.content.decode()
+    assert partial.status_code == 200
+    assert body.lstrip().startswith('<div id="reviews-table"') and "<html" not in body
+    assert f'data-item-id="{held.pk}"' in body
+    assert [i.pk for i in partial.context["page"].object_list] == [held.pk]
+    filtered_out = client.get("/reviews/?kind=escalation", headers={"HX-Request": "true"})
+    assert f'data-item-id="{held.pk}"' not in filtered_out.content.decode()
+
+
+def test_the_run_page_links_reviewers_to_its_open_review_items(
+    held: ReviewItem, reviewer: User, operator: User
+) -> None:
+    link = f'href="/reviews/{held.pk}/"'
+    as_reviewer = client_for(reviewer).get(f"/runs/{held.run_id}/").content.decode()
+    assert "Waiting for a reviewer" in as_reviewer and link in as_reviewer
+    # Operators see that a review is pending, but get no link to a page they may not open.
+    as_operator = client_for(operator).get(f"/runs/{held.run_id}/").content.decode()
+    assert f'data-review-item="{held.pk}"' in as_operator and link not in as_operator
+    live = client_for(reviewer).get(f"/runs/{held.run_id}/live/").content.decode()
+    assert link in live
+
+
+def test_the_run_page_tells_review_events_in_words_and_drops_decided_items(
+    held: ReviewItem, reviewer: User
+) -> None:
+    client = client_for(reviewer)
+    client.post(f"/reviews/{held.pk}/claim/")
+    ticks = {"checklist": [str(i) for i in range(len(held.checklist))], "reason": "fine"}
+    assert client.post(f"/reviews/{held.pk}/approve/", ticks).status_code == 302
+    page = client.get(f"/runs/{held.run_id}/")
+    summaries = [e.summary for e in page.context["events"] if e.kind.startswith("review.")]
+    assert summaries == [
+        f"review {held.pk} opened: plan approval of plan v1: {held.reason_opened}",
+        f"review {held.pk} assigned to rob",
+        f"review {held.pk} (plan approval) approved by rob, plan v1: fine",
+    ]
+    assert page.context["open_reviews"] == []
+    assert b"Waiting for a reviewer" not in page.content

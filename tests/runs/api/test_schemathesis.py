@@ -28,6 +28,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from reviews.models import ApprovalPolicy, ReviewItem
 from runs.models import Tool
 from runs.services import run_submit_plan
 from runs.tokens import api_token_create
@@ -50,6 +51,7 @@ class Seeded:
     token: str
     run_id: int
     session: dict[str, str]
+    item_id: int
 
 
 @pytest.fixture
@@ -61,7 +63,12 @@ def seeded(admin_user: User, noop_tool: Tool) -> Seeded:
     browser.force_login(admin_user)
     browser.get("/")  # sets the csrftoken cookie
     session = {name: morsel.value for name, morsel in browser.cookies.items()}
-    return Seeded(api_token_create(user=admin_user, name="schemathesis").plaintext, run.pk, session)
+    # A run held for plan approval gives the reviews endpoints an open item.
+    ApprovalPolicy.objects.create(mode="always")
+    held = run_submit_plan(title="Held", document=VALID_PLAN, submitted_by=admin_user)
+    item = ReviewItem.objects.get(run=held)
+    token = api_token_create(user=admin_user, name="schemathesis").plaintext
+    return Seeded(token, run.pk, session, item.pk)
 
 
 @pytest.fixture
@@ -83,8 +90,14 @@ def wsgi_app(seeded: Seeded) -> Iterator[WSGIHandler]:
 
 # A whole tool (PUT) needs a config its kind accepts, and a task a plan whose steps name real
 # tools with valid parameters, which random data practically never is (test_runs covers both);
-# creating a token with a token is refused by design (403), whatever the body.
-MAY_NOT_SUCCEED_AT_RANDOM = {"PUT /api/tools/{name}", "POST /api/tasks"}
+# creating a token with a token is refused by design (403), whatever the body. A decision needs
+# every checklist index ticked (or a non-blank reason to reject), and the seeded plan's
+# submitter may not approve it (four eyes): tests/reviews/test_api.py covers decisions.
+MAY_NOT_SUCCEED_AT_RANDOM = {
+    "PUT /api/tools/{name}",
+    "POST /api/tasks",
+    "POST /api/reviews/{item_id}/decide",
+}
 NEVER_SUCCEEDS_WITH_A_TOKEN = {"POST /api/tokens"}
 
 
@@ -115,7 +128,7 @@ def test_every_operation_answers_as_documented_and_never_with_a_5xx(
         cookies = seeded.session
     else:
         headers, cookies = {"Authorization": f"Bearer {seeded.token}"}, {}
-    known = {"run_id": seeded.run_id, "name": "read_schema"}
+    known = {"run_id": seeded.run_id, "name": "read_schema", "item_id": seeded.item_id}
     checks = [*CHECKS, negative_data_rejection] if mode == GenerationMode.NEGATIVE else CHECKS
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 14

@@ -1,0 +1,216 @@
+"""The reviews app's API: the review queue (list, detail, claim, assign, decide) and the audit trail.
+
+Every endpoint is for reviewers (staff included). Domain errors of the services
+(``reviews.statemachine``) are mapped once in ``plannerweb/api.py``: already
+decided 409, invalid plan or unticked checklist 422, not allowed / four eyes 403.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.http import HttpRequest, StreamingHttpResponse
+from ninja import Path, Query, Router
+
+from reviews import selectors, services
+from reviews.api_schemas import (
+    AssignIn,
+    AuditFiltersIn,
+    AuditPageOut,
+    DecideIn,
+    QueueFiltersIn,
+    ReviewItemDetailOut,
+    ReviewPageOut,
+)
+from reviews.audit import audit_csv_rows
+from reviews.models import ReviewItem
+from reviews.selectors import AuditFilters, QueueFilters
+from runs.api_auth import require
+from runs.api_errors import ERRORS, ApiError
+from runs.api_schemas import MAX_ID, MAX_PAGE, storable_problem
+from runs.permissions import is_reviewer
+from runs.planning.schema import PlanSyntaxError, parse_plan_text
+
+router = Router(tags=["reviews"])
+audit_router = Router(tags=["audit"])
+
+ItemId = Path(..., ge=1, le=MAX_ID, description="The review item's id.")
+
+
+def _reviewer(request: HttpRequest) -> Any:
+    return require(request, is_reviewer, "review")
+
+
+def _item(item_id: int) -> ReviewItem:
+    try:
+        return selectors.review_item(item_id)
+    except ReviewItem.DoesNotExist:
+        raise ApiError(404, "not_found", f"There is no review item {item_id}.") from None
+
+
+def _exists(item_id: int) -> None:
+    if not ReviewItem.objects.filter(pk=item_id).exists():
+        raise ApiError(404, "not_found", f"There is no review item {item_id}.")
+
+
+# --------------------------------------------------------------------------- queue
+@router.get("", response={200: ReviewPageOut, **ERRORS}, summary="The review queue")
+def review_list(
+    request: HttpRequest,
+    filters: Query[QueueFiltersIn],
+    limit: int = Query(50, ge=1, le=MAX_PAGE),
+    offset: int = Query(0, ge=0, le=10**9),
+) -> dict[str, Any]:
+    """Items overdue first, then by due time; the queue page's filters (open items by default)."""
+    user = _reviewer(request)
+    parsed = QueueFilters(
+        kind=filters.kind or "",
+        status=filters.status,
+        age=filters.age or "",
+        run=filters.run,
+        assignee=filters.assignee or "",
+        overdue=filters.overdue,
+    )
+    items = selectors.review_queue(parsed, user=user).select_related("result_plan")
+    return {
+        "items": list(items[offset : offset + limit]),
+        "total": items.count(),
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+@router.get("/{item_id}", response={200: ReviewItemDetailOut, **ERRORS}, summary="One item")
+def review_detail(request: HttpRequest, item_id: int = ItemId) -> ReviewItem:
+    """An item with its checklist, approvals so far, context and the plan under review."""
+    _reviewer(request)
+    return _item(item_id)
+
+
+@router.post("/{item_id}/claim", response={200: ReviewItemDetailOut, **ERRORS}, summary="Claim")
+def review_claim(request: HttpRequest, item_id: int = ItemId) -> ReviewItem:
+    """Make an open item yours; an item claimed by someone else is 403 (ask them, or reassign)."""
+    user = _reviewer(request)
+    _exists(item_id)
+    services.review_claim(item_id=item_id, user=user)
+    return _item(item_id)
+
+
+@router.post("/{item_id}/assign", response={200: ReviewItemDetailOut, **ERRORS}, summary="Assign")
+def review_assign(request: HttpRequest, payload: AssignIn, item_id: int = ItemId) -> ReviewItem:
+    """Give an open item to a reviewer (or to nobody with ``null``)."""
+    user = _reviewer(request)
+    _exists(item_id)
+    assignee = None
+    if payload.assignee:
+        assignee = get_user_model().objects.filter(username=payload.assignee).first()
+        if assignee is None:
+            raise ApiError(
+                422,
+                "invalid_input",
+                f"There is no user {payload.assignee[:40]!r}.",
+                fields=[{"field": "assignee", "code": "unknown", "message": "No such user."}],
+            )
+    services.review_assign(item_id=item_id, user=user, assignee=assignee)
+    return _item(item_id)
+
+
+@router.post("/{item_id}/decide", response={200: ReviewItemDetailOut, **ERRORS}, summary="Decide")
+def review_decide(request: HttpRequest, payload: DecideIn, item_id: int = ItemId) -> ReviewItem:
+    """Approve, reject (with a reason) or edit (with a new plan) an item, ticking its checklist.
+
+    An edit is validated against today's tool registry: problems are answered 422
+    with their paths and nothing is saved; a valid edit becomes the run's next plan
+    version and the run continues with it. A quorum item stays open until enough
+    reviewers approved (``approvals`` says who did).
+    """
+    user = _reviewer(request)
+    _exists(item_id)
+    if payload.decision != "edit" and payload.plan is not None:
+        raise _field_error("plan", "unexpected", "Send a plan only with the `edit` decision.")
+    if payload.decision == "approve":
+        services.review_approve(
+            item_id=item_id, user=user, checklist=payload.checklist, reason=payload.reason.strip()
+        )
+    elif payload.decision == "reject":
+        if not payload.reason.strip():
+            raise _field_error("reason", "required", "Give a reason for the rejection.")
+        services.review_reject(item_id=item_id, user=user, reason=payload.reason.strip())
+    else:
+        services.review_edit(
+            item_id=item_id,
+            user=user,
+            document=_plan_document(payload.plan),
+            checklist=payload.checklist,
+            reason=payload.reason.strip(),
+        )
+    return _item(item_id)
+
+
+def _plan_document(plan: dict[str, Any] | str | None) -> Any:
+    if plan is None:
+        raise _field_error("plan", "required", "An edit needs the edited plan.")
+    if not isinstance(plan, str):
+        return plan
+    try:
+        document = parse_plan_text(plan)
+    except PlanSyntaxError as exc:
+        raise _field_error("plan", "syntax", f"The plan is not valid YAML or JSON: {exc}") from exc
+    problem = storable_problem(document)
+    if problem:
+        raise _field_error(
+            "plan", "syntax", f"The plan holds a value that cannot be stored: {problem}"
+        )
+    return document
+
+
+def _field_error(field: str, code: str, message: str) -> ApiError:
+    return ApiError(
+        422, "invalid_input", message, fields=[{"field": field, "code": code, "message": message}]
+    )
+
+
+# --------------------------------------------------------------------------- audit
+@audit_router.get("", response={200: AuditPageOut, **ERRORS}, summary="Audit entries")
+def audit_list(
+    request: HttpRequest,
+    filters: Query[AuditFiltersIn],
+    limit: int = Query(100, ge=1, le=MAX_PAGE),
+    offset: int = Query(0, ge=0, le=10**9),
+) -> dict[str, Any]:
+    """The append-only, hash-chained trail, newest first, per run, item or actor."""
+    _reviewer(request)
+    entries = selectors.audit_entries(_audit_filters(filters)).order_by("-seq")
+    return {
+        "items": list(entries[offset : offset + limit]),
+        "total": entries.count(),
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+@audit_router.get(
+    "/csv",
+    response={200: str, **ERRORS},
+    summary="Audit entries as CSV",
+    openapi_extra={
+        "responses": {
+            "200": {
+                "description": "CSV, header first, oldest entry first.",
+                "content": {"text/csv": {"schema": {"type": "string"}}},
+            }
+        }
+    },
+)
+def audit_csv(request: HttpRequest, filters: Query[AuditFiltersIn]) -> StreamingHttpResponse:
+    """The same entries as a CSV download (streamed, oldest first), for spreadsheets and archives."""
+    _reviewer(request)
+    entries = selectors.audit_entries(_audit_filters(filters)).iterator(chunk_size=1000)
+    response = StreamingHttpResponse(audit_csv_rows(entries), content_type="text/csv")
+    response["Content-Disposition"] = 'attachment; filename="audit.csv"'
+    return response
+
+
+def _audit_filters(filters: AuditFiltersIn) -> AuditFilters:
+    return AuditFilters(run=filters.run, item=filters.item, actor=filters.actor or "")

@@ -1,0 +1,184 @@
+"""In/Out schemas of the reviews API: queue filters, items, decisions, audit entries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from django.utils import timezone
+from ninja import Field, Schema
+
+from reviews.models import AuditEntry, ReviewItem, ReviewKind, ReviewStatus
+from runs.api_schemas import In
+
+Age = Literal["1h", "24h", "7d"]
+
+
+class QueueFiltersIn(In):
+    """The queue page's filters; each one given narrows the list."""
+
+    kind: ReviewKind | None = Field(None, description="Item kind.")
+    status: Literal["open", "approved", "rejected", "edited", "expired", "all"] = Field(
+        "open", description="Item status, or `all`."
+    )
+    age: Age | None = Field(None, description="Opened longer ago than this.")
+    run: int | None = Field(None, ge=1, le=2**63 - 1, description="Items of this run only.")
+    assignee: str | None = Field(
+        None, max_length=150, description="A username, `me`, or `none` (unclaimed)."
+    )
+    overdue: bool = Field(False, description="Only open items past their due time.")
+
+
+class ReviewItemOut(Schema):
+    id: int
+    kind: ReviewKind
+    status: ReviewStatus
+    cause: str
+    reason_opened: str
+    run: int
+    run_title: str
+    run_status: str
+    plan_version: int | None
+    step: str | None = Field(description="The gated or failed step's key, if any.")
+    checklist: list[str] = Field(description="Tick each by its index when deciding.")
+    required_approvals: int
+    created_at: datetime
+    due_at: datetime | None
+    overdue: bool
+    assignee: str | None
+    claimed_at: datetime | None
+    decided_by: str | None
+    decided_at: datetime | None
+    decision: str
+    reason: str
+    result_plan_version: int | None = Field(description="The plan version an edit produced.")
+
+    @staticmethod
+    def resolve_run(item: ReviewItem) -> int:
+        return item.run_id
+
+    @staticmethod
+    def resolve_run_title(item: ReviewItem) -> str:
+        return item.run.task.title
+
+    @staticmethod
+    def resolve_run_status(item: ReviewItem) -> str:
+        return item.run.status
+
+    @staticmethod
+    def resolve_plan_version(item: ReviewItem) -> int | None:
+        return item.plan.version if item.plan is not None else None
+
+    @staticmethod
+    def resolve_step(item: ReviewItem) -> str | None:
+        return item.step.key if item.step is not None else None
+
+    @staticmethod
+    def resolve_checklist(item: ReviewItem) -> list[str]:
+        return [str(c) for c in item.checklist or []]
+
+    @staticmethod
+    def resolve_overdue(item: ReviewItem) -> bool:
+        annotated = getattr(item, "overdue", None)
+        if annotated is not None:
+            return bool(annotated)
+        return bool(item.is_open and item.due_at is not None and item.due_at < timezone.now())
+
+    @staticmethod
+    def resolve_assignee(item: ReviewItem) -> str | None:
+        return item.assignee.get_username() if item.assignee is not None else None
+
+    @staticmethod
+    def resolve_decided_by(item: ReviewItem) -> str | None:
+        return item.decided_by.get_username() if item.decided_by is not None else None
+
+    @staticmethod
+    def resolve_result_plan_version(item: ReviewItem) -> int | None:
+        return item.result_plan.version if item.result_plan is not None else None
+
+
+class ReviewItemDetailOut(ReviewItemOut):
+    approvals: list[str] = Field(description="Who approved so far (quorum items).")
+    context: dict[str, Any] = Field(description="Failure report, partial results and the like.")
+    plan: Any = Field(description="The plan under review as submitted, if any.")
+
+    @staticmethod
+    def resolve_approvals(item: ReviewItem) -> list[str]:
+        return [a.user.get_username() for a in item.approvals.all()]
+
+    @staticmethod
+    def resolve_context(item: ReviewItem) -> dict[str, Any]:
+        return item.context if isinstance(item.context, dict) else {"value": item.context}
+
+    @staticmethod
+    def resolve_plan(item: ReviewItem) -> Any:
+        return item.plan.document if item.plan is not None else None
+
+
+class ReviewPageOut(Schema):
+    items: list[ReviewItemOut]
+    total: int = Field(description="Items matching the filters, across every page.")
+    limit: int
+    offset: int
+
+
+class AssignIn(In):
+    assignee: str | None = Field(
+        None, max_length=150, description="A reviewer's username; null to unassign."
+    )
+
+
+class DecideIn(In):
+    """A decision on a plan approval or a step gate."""
+
+    decision: Literal["approve", "reject", "edit"]
+    checklist: list[int] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="Indexes of the checklist sentences ticked (every one, to approve or edit).",
+    )
+    reason: str = Field("", max_length=10_000, description="Why; required to reject.")
+    plan: dict[str, Any] | str | None = Field(
+        None, description="The edited plan (object, or YAML/JSON text); only with `edit`."
+    )
+
+
+class AuditFiltersIn(In):
+    run: int | None = Field(None, ge=1, le=2**63 - 1, description="Entries about this run.")
+    item: int | None = Field(None, ge=1, le=2**63 - 1, description="Entries about this item.")
+    actor: str | None = Field(None, max_length=150, description="Username (or `system`).")
+
+
+class AuditEntryOut(Schema):
+    seq: int
+    created_at: datetime
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    run: int | None
+    item: int | None
+    before: Any
+    after: Any
+    reason: str
+    hash: str
+    prev_hash: str
+
+    @staticmethod
+    def resolve_actor(entry: AuditEntry) -> str:
+        return entry.actor_name
+
+    @staticmethod
+    def resolve_run(entry: AuditEntry) -> int | None:
+        return entry.run_id
+
+    @staticmethod
+    def resolve_item(entry: AuditEntry) -> int | None:
+        return entry.item_id
+
+
+class AuditPageOut(Schema):
+    items: list[AuditEntryOut]
+    total: int
+    limit: int
+    offset: int

@@ -1,0 +1,156 @@
+"""Reviews in Chromium: a reviewer in a second browser decides a held plan; the operator's page follows live."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import LiveServer, Pages
+from tests.browser.test_live import mark_page, still_same_document, submit
+
+pytestmark = pytest.mark.browser
+
+ORIGINAL = "hello from the original plan"
+EDITED = "hello from the reviewer's edit"
+PLAN = f"""goal: Tell the team, then test
+steps:
+  - {{id: announce, action: notify_team, params: {{message: "{ORIGINAL}"}}}}
+  - {{id: check, action: run_tests, params: {{suite: unit}}, depends_on: [announce]}}
+"""
+
+
+@pytest.fixture
+def notify_needs_approval(daphne_server: LiveServer) -> Iterator[None]:
+    """An ``always`` policy on the notify_team tool: plans using it wait for a reviewer."""
+    set_policy = (
+        "from reviews.models import ApprovalPolicy; from runs.models import Tool; "
+        "ApprovalPolicy.objects.update_or_create("
+        "tool=Tool.objects.get(name='notify_team'), defaults={'mode': 'always'})"
+    )
+    daphne_server.manage("shell", "-c", set_policy)
+    try:
+        yield
+    finally:
+        daphne_server.manage(
+            "shell",
+            "-c",
+            "from reviews.models import ApprovalPolicy; "
+            "ApprovalPolicy.objects.filter(tool__name='notify_team').delete()",
+        )
+
+
+def watch_status(page: Any) -> None:
+    """Record every status the run badge shows, so a short-lived one is not missed."""
+    page.evaluate(
+        """() => {
+          window.__statuses = [];
+          const badge = document.querySelector('[data-run-status]');
+          new MutationObserver(() => window.__statuses.push(badge.textContent.trim()))
+            .observe(badge, {childList: true, characterData: true, subtree: true});
+        }"""
+    )
+
+
+def held_item(server: LiveServer, run_id: int) -> int:
+    rows = server.query(
+        "SELECT id FROM reviews_reviewitem WHERE run_id = ? AND status = 'open'", run_id
+    )
+    assert len(rows) == 1, rows
+    return rows[0][0]
+
+
+def operator_waits(pages: Pages, server: LiveServer) -> tuple[Any, int, int]:
+    operator = pages.login("operator")
+    run_id = submit(operator, PLAN, "Needs a reviewer")
+    operator.wait_for_selector("[data-run-status].status-awaiting_approval")
+    operator.wait_for_selector('[data-live-state="live"]')
+    item_id = held_item(server, run_id)
+    assert operator.locator(f'[data-open-reviews] [data-review-item="{item_id}"]').count() == 1
+    mark_page(operator)
+    watch_status(operator)
+    return operator, run_id, item_id
+
+
+def tick_checklist(page: Any) -> None:
+    for box in page.locator('[data-decision-form] input[name="checklist"]').all():
+        box.check()
+
+
+def test_a_reviewer_approves_in_a_second_browser_and_the_operator_page_follows_to_success(
+    pages: Pages, daphne_server: LiveServer, notify_needs_approval: None
+) -> None:
+    reviewer = pages.login("reviewer")
+    reviewer.goto("/reviews/")
+    reviewer.wait_for_selector('[data-live-state="live"]')
+    mark_page(reviewer)
+
+    operator, run_id, item_id = operator_waits(pages, daphne_server)
+    pages.screenshot(operator, "awaiting-approval")
+
+    # The reviewer's queue shows the new item without a reload.
+    row = f'#reviews-table tr[data-item-id="{item_id}"]'
+    reviewer.wait_for_selector(row)
+    assert "Needs a reviewer" in reviewer.inner_text(row)
+    assert still_same_document(reviewer), "the queue reloaded instead of updating live"
+    pages.screenshot(reviewer, "queue")
+
+    reviewer.click(f"{row} a[href='/reviews/{item_id}/']")
+    reviewer.wait_for_url(f"**/reviews/{item_id}/")
+    tick_checklist(reviewer)
+    reviewer.fill("#reason", "fine by me")
+    reviewer.click('[data-decision-form] button.primary:has-text("Approve")')
+    reviewer.wait_for_selector(".message.success")
+
+    operator.wait_for_selector("[data-run-status].status-succeeded", timeout=30_000)
+    statuses = operator.evaluate("window.__statuses")
+    assert "executing" in statuses and statuses[-1] == "succeeded", statuses
+    assert operator.locator("[data-open-reviews]").count() == 0
+    transcript = operator.inner_text("#transcript")
+    assert f"review {item_id} (plan approval) approved by reviewer, plan v1: fine by me" in (
+        transcript
+    )
+    assert still_same_document(operator), "the run page reloaded instead of updating live"
+    assert daphne_server.query("SELECT status FROM runs_run WHERE id = ?", run_id) == [
+        ("succeeded",)
+    ]
+    pages.screenshot(operator, "approved-succeeded")
+
+
+def test_an_edited_plan_runs_the_edited_version_and_the_page_shows_it(
+    pages: Pages, daphne_server: LiveServer, notify_needs_approval: None
+) -> None:
+    operator, run_id, item_id = operator_waits(pages, daphne_server)
+    reviewer = pages.login("reviewer")
+    reviewer.goto(f"/reviews/{item_id}/")
+    plan_text = reviewer.input_value("#plan")
+    assert ORIGINAL in plan_text
+    reviewer.fill("#plan", plan_text.replace(ORIGINAL, EDITED))
+    tick_checklist(reviewer)
+    reviewer.fill("#reason", "better wording")
+    reviewer.click('[data-decision-form] button:has-text("Save edited plan")')
+    reviewer.wait_for_selector(".message.success")
+    pages.screenshot(reviewer, "edited")
+
+    operator.wait_for_selector("[data-run-status].status-succeeded", timeout=30_000)
+    operator.wait_for_selector('tr[data-step-key="announce"][data-status="succeeded"]')
+    # The live part was re-rendered for plan v2: its steps carry the edited parameters.
+    assert "plan v2" in operator.inner_text("#run-live h2")
+    assert EDITED in operator.text_content('tr[data-step-key="announce"]')
+    assert ORIGINAL not in operator.text_content("#run-live table")
+    assert still_same_document(operator), "the run page reloaded instead of updating live"
+    pages.screenshot(operator, "edited-succeeded")
+
+    # The database agrees: v2's steps ran with the edit, v1's never ran.
+    rows = daphne_server.query(
+        "SELECT p.version, s.key, s.status, s.params FROM runs_step s "
+        "JOIN runs_plan p ON p.id = s.plan_id WHERE s.run_id = ? AND s.phase = 'main' "
+        "ORDER BY p.version, s.position",
+        run_id,
+    )
+    by_version = {(v, k): (st, json.loads(params)) for v, k, st, params in rows}
+    assert by_version[(2, "announce")] == ("succeeded", {"message": EDITED})
+    assert by_version[(2, "check")][0] == "succeeded"
+    assert {st for (v, _), (st, _) in by_version.items() if v == 1} == {"pending"}
