@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import yaml
@@ -26,9 +27,11 @@ from reviews.models import ReviewItem, ReviewKind, ReviewStatus
 from reviews.policies import four_eyes_applies
 from reviews.selectors import AGES, AuditFilters, QueueFilters
 from reviews.statemachine import PlanInvalid, ReviewError
+from runs.graph import layout
 from runs.models import Step
 from runs.permissions import is_reviewer, role_required
 from runs.planning.schema import PlanSyntaxError, parse_plan_text
+from runs.selectors import STATUS_MARK
 from runs.views.listing import HEARTBEAT_SECONDS
 
 ITEMS_PER_PAGE = 50
@@ -110,6 +113,7 @@ def _render_item(
             "main_steps": main,
             "rollback_steps": [s for s in steps if s.phase == Step.Phase.ROLLBACK],
             "edges": selectors.plan_edges(main),
+            **_plan_graph(main),
             "checklist": list(enumerate(item.checklist or [])),
             "approvals": list(item.approvals.all()),
             "reviewers": selectors.reviewers(),
@@ -302,3 +306,27 @@ def audit_csv(request: HttpRequest) -> StreamingHttpResponse:
     response = StreamingHttpResponse(audit_csv_rows(entries), content_type="text/csv")
     response["Content-Disposition"] = 'attachment; filename="audit.csv"'
     return response
+
+
+GRAPH_LIMIT = 300  # as on the run page: beyond this the step table says more than a drawing
+
+
+def _plan_graph(main: list[Step]) -> dict[str, Any]:
+    """The plan's SVG graph (the run page's ``runs/_graph.html``), for plans small enough to draw."""
+    if not 0 < len(main) <= GRAPH_LIMIT:
+        return {"graph": None}
+    try:
+        graph = layout([(s.key, s.depends_on) for s in main])
+    except ValueError:  # a cycle: validation keeps these out, the edge list still shows it
+        return {"graph": None}
+    by_key = {s.key: s for s in main}
+    nodes = [
+        SimpleNamespace(
+            node=n,
+            row=SimpleNamespace(
+                step=by_key[n.key], mark=STATUS_MARK.get(by_key[n.key].status, "?")
+            ),
+        )
+        for n in graph.nodes
+    ]
+    return {"graph": graph, "graph_nodes": nodes}

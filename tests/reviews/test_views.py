@@ -74,6 +74,9 @@ def test_the_item_page_shows_the_plan_table_graph_checklist_and_yaml(
     html = client_for(reviewer).get(f"/reviews/{held.pk}/").content.decode()
     assert "<code>ship</code>" in html and "sensitive" in html
     assert "<code>read</code> → <code>ship</code>" in html
+    # The same SVG graph as the run page: a node per step, an edge per dependency.
+    assert html.count('class="node status-pending"') == 2
+    assert 'data-edge="read→ship"' in html
     for sentence in held.checklist:
         assert escape(sentence) in html
     assert 'name="plan"' in html and "action: deploy" in html
