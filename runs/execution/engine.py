@@ -720,7 +720,7 @@ class RunExecutor:
         verdict: Verdict | None = None,
     ) -> None:
         """Record a step transition in ``batch`` and mirror it in memory."""
-        now = timezone.now()
+        now = batch.stamp()
         previous = state.status
         if to == S.RUNNING and previous == S.PENDING:
             state.attempts += 1

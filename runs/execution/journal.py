@@ -85,6 +85,18 @@ class Batch:
     run: RunWrite | None = None
     # (role, event) pairs, in transcript order.
     events: list[tuple[str, _Event]] = field(default_factory=list)
+    _now: datetime | None = None
+
+    def stamp(self) -> datetime:
+        """One time for every change of the batch (they commit together).
+
+        Taken at the first change, not when the batch was made: a batch waits for
+        steps to finish. Shared values also let ``_update_steps`` write the rows
+        of 98 steps starting together with one statement.
+        """
+        if self._now is None:
+            self._now = timezone.now()
+        return self._now
 
     def add_step(self, write: StepWrite, role: str, event: _Event) -> None:
         check_step_transition(write.expect, write.status, what=f"step {write.step_id}")
