@@ -9,12 +9,14 @@ from django import forms
 from django.utils import timezone
 
 from runs.models import RunStatus
+from runs.planning.options import PLANNERS
+from runs.selectors import HAND_WRITTEN
 
 SEARCH_MAX = 100
 
 
 class RunFilterForm(forms.Form):
-    """Status, submitter, creation date range and free text; every field optional."""
+    """Status, planner, submitter, creation date range and free text; every field optional."""
 
     q = forms.CharField(
         required=False,
@@ -24,6 +26,10 @@ class RunFilterForm(forms.Form):
     )
     status = forms.ChoiceField(
         required=False, choices=[("", "any status"), *[(s, s) for s in RunStatus.values]]
+    )
+    planner = forms.ChoiceField(
+        required=False,
+        choices=[("", "any planner"), (HAND_WRITTEN, "hand-written"), *[(p, p) for p in PLANNERS]],
     )
     submitter = forms.CharField(required=False, max_length=150, label="Submitted by")
     created_from = forms.DateField(
@@ -52,13 +58,15 @@ class RunFilterForm(forms.Form):
 
         start, end = value("created_from"), value("created_to")
         status = value("status")
-        return {
+        chosen = {
             "text": value("q"),
             "statuses": [status] if status else None,
             "submitter": value("submitter"),
+            "planner": value("planner"),
             "created_after": _day_start(start) if start else None,
             "created_before": _day_start(end + timedelta(days=1)) if end else None,
         }
+        return {name: given for name, given in chosen.items() if given is not None}
 
 
 def _day_start(day: date) -> datetime:

@@ -12,6 +12,9 @@ from django.db.models.functions import Coalesce
 
 from runs.models import Run, Step, StepStatus, Task, TranscriptEvent
 
+# The planner filter's value for runs of hand-written plans (their task names no planner).
+HAND_WRITTEN = "hand-written"
+
 STATUS_MARK = {
     StepStatus.PENDING: "·",
     StepStatus.RUNNING: "▶",
@@ -101,8 +104,11 @@ def run_search(
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     text: str | None = None,
+    planner: str | None = None,
 ) -> QuerySet[Run]:
     """The run list narrowed by every filter given, newest first (the page's and the API's).
+
+    ``planner`` is a planner name, or ``HAND_WRITTEN`` for runs of hand-written plans.
 
     ``text`` matches the task title, or a run number written ``12`` or ``#12``.
     """
@@ -111,6 +117,8 @@ def run_search(
         runs = runs.filter(status__in=statuses)
     if submitter:
         runs = runs.filter(task__submitted_by__username=submitter)
+    if planner:
+        runs = runs.filter(task__planner="" if planner == HAND_WRITTEN else planner)
     if created_after is not None:
         runs = runs.filter(created_at__gte=created_after)
     if created_before is not None:

@@ -1,0 +1,50 @@
+"""The runs list's filters: planner (hand-written or a planner's name) and what counts as filtered."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from runs.filters import RunFilterForm
+from runs.models import Run, Task
+from runs.selectors import HAND_WRITTEN
+
+pytestmark = pytest.mark.django_db
+
+
+def run_of(title: str, planner: str = "") -> Run:
+    return Run.objects.create(task=Task.objects.create(title=title, planner=planner))
+
+
+def listed(user: User, query: str) -> str:
+    client = Client()
+    client.force_login(user)
+    response = client.get(f"/?{query}")
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_the_planner_filter_tells_hand_written_runs_from_planned_ones(operator: User) -> None:
+    run_of("by hand")
+    run_of("from the playbook", planner="playbook")
+    run_of("from openai", planner="openai")
+    html = listed(operator, f"planner={HAND_WRITTEN}")
+    assert "by hand" in html and "from the playbook" not in html and "from openai" not in html
+    html = listed(operator, "planner=playbook")
+    assert "from the playbook" in html and "by hand" not in html and "from openai" not in html
+
+
+def test_an_unknown_planner_is_reported_and_ignored_not_a_500(operator: User) -> None:
+    run_of("by hand")
+    html = listed(operator, "planner=nonsense")
+    assert "by hand" in html
+
+
+def test_no_filter_chosen_means_no_filter() -> None:
+    form = RunFilterForm({"q": "", "status": "", "planner": ""})
+    assert form.is_valid()
+    assert form.filters() == {}
+    form = RunFilterForm({"planner": "openai", "status": "failed"})
+    assert form.is_valid()
+    assert form.filters() == {"planner": "openai", "statuses": ["failed"]}
