@@ -80,6 +80,7 @@ def _task_for_planner(payload: TaskIn, options: dict[str, Any], user: Any) -> St
             description=payload.description,
             submitted_by=user,
             max_parallel=payload.max_parallel,
+            budgets=payload.budgets(),
             **options,
         )
     except PlannerOptionsError as exc:
@@ -169,6 +170,7 @@ def task_create(request: HttpRequest, payload: TaskIn) -> Status[Run]:
         submitted_by=user,
         max_parallel=payload.max_parallel,
         validated=validated,
+        budgets=payload.budgets(),
     )
     return Status(201, _run(run.pk, _detail_runs()))
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from ninja import Field, ModelSchema, Schema
 from pydantic import ConfigDict, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from runs.execution.budgets import BUDGET_FIELDS, budget_overrides
 from runs.models import ApiToken, Plan, Run, RunStatus, Step, TranscriptEvent
 
 MAX_PAGE = 200
@@ -125,6 +127,15 @@ class TaskIn(In):
     max_tokens: int | None = Field(None, ge=1, le=200_000)
     max_replans: int | None = Field(None, ge=0, le=20)
     max_steps: int | None = Field(None, ge=1, le=100, description="Iterative mode: the most steps.")
+    # Supervisor budgets for this task; each left out takes the deployment's default.
+    budget_max_steps: int | None = Field(None, ge=1, le=1_000_000)
+    budget_max_tokens: int | None = Field(None, ge=1, le=2_000_000_000)
+    budget_max_cost: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
+    budget_max_wall_seconds: int | None = Field(None, ge=1, le=2_000_000_000)
+
+    def budgets(self) -> dict[str, Any]:
+        """The budget overrides given."""
+        return budget_overrides(self.model_dump(include=set(BUDGET_FIELDS)))
 
     def planner_options(self) -> dict[str, Any]:
         """The planner options given (those left out are absent)."""

@@ -7,10 +7,54 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
+from runs.execution.budgets import BUDGET_FIELDS
 from runs.planning.schema import PlanSyntaxError, parse_plan_text
 
 
-class NewRunForm(forms.Form):
+class BudgetFields(forms.Form):
+    """Optional per-task budgets; empty takes the deployment's default (shown as the placeholder)."""
+
+    budget_max_steps = forms.IntegerField(
+        required=False, min_value=1, max_value=1_000_000, label="Max steps"
+    )
+    budget_max_tokens = forms.IntegerField(
+        required=False, min_value=1, max_value=2_000_000_000, label="Max tokens"
+    )
+    budget_max_cost = forms.DecimalField(
+        required=False, min_value=0, max_digits=12, decimal_places=6, label="Max cost ($)"
+    )
+    budget_max_wall_seconds = forms.IntegerField(
+        required=False, min_value=1, max_value=2_000_000_000, label="Max wall time (s)"
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        defaults = {
+            "budget_max_steps": settings.PLANNERWEB_BUDGET_MAX_STEPS,
+            "budget_max_tokens": settings.PLANNERWEB_BUDGET_MAX_TOKENS,
+            "budget_max_cost": settings.PLANNERWEB_BUDGET_MAX_COST,
+            "budget_max_wall_seconds": settings.PLANNERWEB_BUDGET_MAX_WALL_SECONDS,
+        }
+        for name, value in defaults.items():
+            self.fields[name].widget.attrs["placeholder"] = (
+                f"default: {value}" if value else "default: no limit"
+            )
+
+    def budgets(self) -> dict[str, Any]:
+        return {name: self.cleaned_data.get(name) for name in BUDGET_FIELDS}
+
+    def budget_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in BUDGET_FIELDS]
+
+    def budget_errors(self) -> bool:
+        return any(name in self.errors for name in BUDGET_FIELDS)
+
+    def option_fields(self) -> list[forms.BoundField]:
+        """Every field but the budgets (the page shows those in a fieldset of their own)."""
+        return [field for field in self if field.name not in BUDGET_FIELDS]
+
+
+class NewRunForm(BudgetFields):
     """A hand-written plan to run: parsed here, checked against the tool registry by the view."""
 
     title = forms.CharField(
@@ -66,7 +110,7 @@ class NewRunForm(forms.Form):
         )
 
 
-class NewTaskForm(forms.Form):
+class NewTaskForm(BudgetFields):
     """A task for a planner: the words, and planner options defaulting to the deployment's."""
 
     prefix = "task"  # it shares the new-run page with NewRunForm: distinct ids and names

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from runs.events import PlanCreated, RunCancelRequested, RunCreated
+from runs.execution.budgets import budget_overrides, task_budgets_set
 from runs.models import Plan, Run, RunStatus, Step, Task, Tool, TranscriptEvent
 from runs.planning.validation import ValidatedPlan, validate_plan
 from runs.statemachine import (
@@ -155,9 +156,11 @@ def run_submit_plan(
     description: str = "",
     max_parallel: int | None = None,
     validated: ValidatedPlan | None = None,
+    budgets: dict[str, Any] | None = None,
 ) -> Run:
     """Create a task and a run for a hand-written plan; a valid plan is queued to execute.
 
+    ``budgets``: per-task budget overrides (``runs.execution.budgets.BUDGET_FIELDS``).
     Pass ``validated`` when the caller already validated ``document`` (a form
     that showed problems inline) so the work is not done twice.
 
@@ -166,6 +169,7 @@ def run_submit_plan(
     policy holds leaves the run ``awaiting_approval`` with a review item open.
     """
     task = Task.objects.create(title=title, description=description, submitted_by=submitted_by)
+    task_budgets_set(task=task, overrides=budget_overrides(budgets or {}), actor=submitted_by)
     run = Run.objects.create(
         task=task,
         max_parallel=max_parallel or settings.PLANNERWEB_DEFAULT_MAX_PARALLEL,

@@ -97,3 +97,40 @@ def budget_breach(
         if elapsed > budgets.max_wall_seconds:
             return f"budget max_wall_seconds exceeded: {elapsed:.1f}s > {budgets.max_wall_seconds}s"
     return None
+
+
+# The per-task overrides (nullable Task fields; empty = the PLANNERWEB_BUDGET_* default).
+BUDGET_FIELDS = (
+    "budget_max_steps",
+    "budget_max_tokens",
+    "budget_max_cost",
+    "budget_max_wall_seconds",
+)
+
+
+def budget_overrides(values: dict[str, Any]) -> dict[str, Any]:
+    """The budget overrides given (``None`` and missing ones left out), for a task's fields."""
+    return {name: values[name] for name in BUDGET_FIELDS if values.get(name) is not None}
+
+
+def task_budgets_set(*, task: Any, overrides: dict[str, Any], actor: Any) -> None:
+    """Store a new task's budget overrides and audit them (caller's transaction).
+
+    A task's budgets are fixed at submission; the audit entry records who chose
+    which limits, so "every change to budgets" has its history.
+    """
+    if not overrides:
+        return
+    from reviews.services import config_audit
+
+    for name, value in overrides.items():
+        setattr(task, name, value)
+    task.save(update_fields=list(overrides))
+    config_audit(
+        actor=actor,
+        object_type="task budgets",
+        object_id=task.pk,
+        before=None,
+        after={name: str(value) for name, value in overrides.items()},
+        reason="budgets chosen at submission",
+    )

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -28,6 +28,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from runs.events import PlannerDecision, RunCreated
+from runs.execution.budgets import budget_overrides, task_budgets_set
 from runs.models import Plan, Run, RunStatus, Task, TranscriptEvent
 from runs.planning.accounting import record_calls, run_llm_totals
 from runs.planning.options import default_options, task_options
@@ -55,6 +56,7 @@ def run_submit_task(
     max_replans: int | None = None,
     max_parallel: int | None = None,
     max_steps: int | None = None,
+    budgets: dict[str, Any] | None = None,
 ) -> Run:
     """Create a task and a queued run that a planner will plan; raises PlannerOptionsError.
 
@@ -86,6 +88,7 @@ def run_submit_task(
         max_replans=options.max_replans,
         max_steps=options.max_steps,
     )
+    task_budgets_set(task=task, overrides=budget_overrides(budgets or {}), actor=submitted_by)
     run = Run.objects.create(
         task=task, max_parallel=max_parallel or settings.PLANNERWEB_DEFAULT_MAX_PARALLEL
     )

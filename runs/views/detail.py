@@ -119,6 +119,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             "events_hidden": events[0].seq - 1 if events else 0,
             "last_seq": last_seq,
             "is_finished": run.status in RUN_TERMINAL,
+            **_budget_context(run),
             "live_config": {
                 "run": run.pk,
                 "lastSeq": last_seq,
@@ -130,6 +131,16 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             },
         },
     )
+
+
+def _budget_context(run: Run) -> dict[str, Any]:
+    """The run's budgets and what it used (two queries), only when a budget applies."""
+    from runs.execution.budgets import budgets_for, run_usage
+
+    budgets = budgets_for(run.task)
+    if not budgets:
+        return {"budgets": None}
+    return {"budgets": budgets, "usage": run_usage(run.pk, run.started_at)}
 
 
 @require_GET

@@ -42,6 +42,7 @@ def run_new(request: HttpRequest) -> HttpResponse:
                     submitted_by=request.user,  # type: ignore[arg-type]
                     max_parallel=form.cleaned_data["max_parallel"],
                     validated=validated,
+                    budgets=form.budgets(),
                 )
                 messages.success(request, f"Run {run.pk} submitted ({run.status}).")
                 return redirect("runs:detail", run_id=run.pk)
@@ -75,6 +76,7 @@ def run_new_task(request: HttpRequest) -> HttpResponse:
                 description=data["description"],
                 submitted_by=request.user,  # type: ignore[arg-type]
                 max_parallel=data["max_parallel"],
+                budgets=task_form.budgets(),
                 **{k: data[k] for k in NewTaskForm.OPTIONS},
             )
         except PlannerOptionsError as exc:  # settings changed between check and submit

@@ -1,0 +1,116 @@
+"""Per-task budgets from the API and the new-run page: stored on the task, audited, checked."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from reviews.models import AuditEntry
+from runs.execution.budgets import budgets_for
+from runs.models import Run, Task
+from tests.runs.api.conftest import VALID_PLAN, api_as
+
+pytestmark = pytest.mark.django_db
+
+
+def test_budgets_given_with_a_plan_are_stored_and_audited_with_the_submitter(
+    operator: User, noop_tool: Any
+) -> None:
+    response = api_as(operator).post(
+        "/tasks",
+        {"plan": VALID_PLAN, "budget_max_steps": 3, "budget_max_cost": "0.25"},
+    )
+    assert response.status_code == 201, response.json()
+    task = Run.objects.select_related("task").get(pk=response.json()["id"]).task
+    assert (task.budget_max_steps, task.budget_max_cost) == (3, Decimal("0.25"))
+    assert task.budget_max_tokens is None  # not given: the deployment's default applies
+    assert budgets_for(task).max_steps == 3
+    entry = AuditEntry.objects.get(object_type="task budgets", object_id=str(task.pk))
+    assert entry.actor_name == operator.username
+    assert entry.after == {"budget_max_steps": "3", "budget_max_cost": "0.25"}
+
+
+def test_a_task_without_budgets_writes_no_audit_entry(operator: User, noop_tool: Any) -> None:
+    assert api_as(operator).post("/tasks", {"plan": VALID_PLAN}).status_code == 201
+    assert not AuditEntry.objects.filter(object_type="task budgets").exists()
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("budget_max_steps", 0),
+        ("budget_max_tokens", -5),
+        ("budget_max_cost", "-1"),
+        ("budget_max_wall_seconds", "soon"),
+    ],
+)
+def test_a_bad_budget_is_422_naming_it_and_creates_nothing(
+    operator: User, noop_tool: Any, field: str, value: Any
+) -> None:
+    response = api_as(operator).post("/tasks", {"plan": VALID_PLAN, field: value})
+    assert response.status_code == 422
+    assert field in str(response.json()["fields"])
+    assert not Task.objects.exists()
+
+
+def test_the_new_run_page_takes_budgets_for_a_planner_task(operator: User) -> None:
+    client = Client()
+    client.force_login(operator)
+    response = client.post(
+        "/runs/new/task/",
+        {
+            "task-title": "Deploy v2",
+            "task-planner": "playbook",
+            "task-mode": "auto",
+            "task-budget_max_wall_seconds": "600",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    task = Task.objects.get(title="Deploy v2")
+    assert task.budget_max_wall_seconds == 600
+    assert AuditEntry.objects.filter(object_type="task budgets", object_id=str(task.pk)).exists()
+
+
+def test_the_new_run_page_shows_a_bad_budget_next_to_its_field(operator: User) -> None:
+    client = Client()
+    client.force_login(operator)
+    response = client.post(
+        "/runs/new/task/",
+        {
+            "task-title": "x",
+            "task-planner": "playbook",
+            "task-mode": "auto",
+            "task-budget_max_steps": "0",
+        },
+    )
+    assert response.status_code == 200
+    assert 'data-field-errors="budget_max_steps"' in response.content.decode()
+    assert not Task.objects.exists()
+
+
+def test_the_run_page_shows_the_budgets_and_the_usage_so_far(
+    operator: User, noop_tool: Any
+) -> None:
+    response = api_as(operator).post(
+        "/tasks", {"plan": VALID_PLAN, "budget_max_steps": 5, "budget_max_tokens": 1000}
+    )
+    run_id = response.json()["id"]
+    client = Client()
+    client.force_login(operator)
+    html = client.get(f"/runs/{run_id}/").content.decode()
+    assert "steps 0 of 5" in html and "tokens 0 of 1000" in html
+
+
+def test_a_run_without_budgets_shows_none(operator: User, noop_tool: Any, settings: Any) -> None:
+    settings.PLANNERWEB_BUDGET_MAX_STEPS = 0
+    settings.PLANNERWEB_BUDGET_MAX_TOKENS = 0
+    settings.PLANNERWEB_BUDGET_MAX_COST = 0
+    settings.PLANNERWEB_BUDGET_MAX_WALL_SECONDS = 0
+    run_id = api_as(operator).post("/tasks", {"plan": VALID_PLAN}).json()["id"]
+    client = Client()
+    client.force_login(operator)
+    assert "data-budgets" not in client.get(f"/runs/{run_id}/").content.decode()
