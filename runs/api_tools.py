@@ -63,9 +63,9 @@ def tool_detail(request: HttpRequest, name: str = ToolName) -> dict[str, Any]:
 
 @tools_router.post("/tools", response={201: ToolOut, **ERRORS}, summary="Add a tool")
 def tool_create(request: HttpRequest, payload: ToolIn) -> Status[dict[str, Any]]:
-    require(request, is_admin, "edit the tool registry")
+    user = require(request, is_admin, "edit the tool registry")
     try:
-        tool = services.tool_create(**payload.model_dump())
+        tool = services.tool_create(actor=user, **payload.model_dump())
     except services.ToolRejected as exc:
         raise _rejected(exc) from exc
     return Status(201, _out(tool, staff=True))
@@ -84,7 +84,7 @@ def tool_patch(request: HttpRequest, payload: ToolPatchIn, name: str = ToolName)
 
 
 def _update(request: HttpRequest, name: str, fields: dict[str, Any]) -> dict[str, Any]:
-    require(request, is_admin, "edit the tool registry")
+    user = require(request, is_admin, "edit the tool registry")
     nulls = [k for k, v in fields.items() if v is None]
     if nulls:
         raise ApiError(
@@ -94,7 +94,7 @@ def _update(request: HttpRequest, name: str, fields: dict[str, Any]) -> dict[str
             fields=[{"field": k, "code": "null", "message": "may not be null"} for k in nulls],
         )
     try:
-        tool = services.tool_update(name=name, changes=fields)
+        tool = services.tool_update(name=name, changes=fields, actor=user)
     except Tool.DoesNotExist:
         raise ApiError(404, "not_found", f"There is no tool {name!r}.") from None
     except services.ToolRejected as exc:
@@ -105,9 +105,9 @@ def _update(request: HttpRequest, name: str, fields: dict[str, Any]) -> dict[str
 @tools_router.delete("/tools/{name}", response={204: None, **ERRORS}, summary="Delete a tool")
 def tool_delete(request: HttpRequest, name: str = ToolName) -> Status[None]:
     """Remove a tool; past steps keep its name. Prefer disabling a tool plans still use."""
-    require(request, is_admin, "edit the tool registry")
+    user = require(request, is_admin, "edit the tool registry")
     try:
-        services.tool_delete(name=name)
+        services.tool_delete(name=name, actor=user)
     except Tool.DoesNotExist:
         raise ApiError(404, "not_found", f"There is no tool {name!r}.") from None
     return Status(204, None)
@@ -147,9 +147,9 @@ def tools_export(request: HttpRequest) -> HttpResponse:
 )
 def tools_import_yaml(request: HttpRequest, payload: ToolsImportIn) -> Any:
     """Create or update the file's tools by name; a file with any problem changes nothing."""
-    require(request, is_admin, "import tools")
+    user = require(request, is_admin, "import tools")
     try:
-        return tools_import(text=payload.text, replace=payload.replace)
+        return tools_import(text=payload.text, replace=payload.replace, actor=user)
     except ToolsYamlError as exc:
         raise ApiError(
             422,

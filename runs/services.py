@@ -353,31 +353,67 @@ def _check_tool(tool: Tool) -> None:
         raise ToolRejected(problems)
 
 
+def tool_audit(
+    *,
+    actor: AbstractBaseUser | None,
+    tool: Tool,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    reason: str = "",
+) -> None:
+    """Audit a change to the registry the way the admin does (API and YAML import too)."""
+    from reviews.services import config_audit
+
+    config_audit(
+        actor=actor,
+        object_type="tool",
+        object_id=str(tool.pk),
+        before=before,
+        after=after,
+        reason=reason,
+    )
+
+
+def tool_snapshot(tool: Tool) -> dict[str, Any]:
+    from reviews.audit import tool_snapshot as snapshot
+
+    return snapshot(tool)
+
+
 @transaction.atomic
-def tool_create(**fields: Any) -> Tool:
+def tool_create(*, actor: AbstractBaseUser | None = None, **fields: Any) -> Tool:
     """Add a tool to the registry after the same checks the admin makes; nothing saved on a problem."""
     tool = Tool(**{k: v for k, v in fields.items() if k in TOOL_FIELDS})
     _check_tool(tool)
     tool.save()
+    tool_audit(actor=actor, tool=tool, before=None, after=tool_snapshot(tool))
     return tool
 
 
 @transaction.atomic
-def tool_update(*, name: str, changes: dict[str, Any]) -> Tool:
+def tool_update(
+    *, name: str, changes: dict[str, Any], actor: AbstractBaseUser | None = None
+) -> Tool:
     """Apply ``changes`` (a rename included) to the tool ``name``; nothing saved on a problem."""
     tool = lock_rows(Tool.objects.filter(name=name)).get()
+    before = tool_snapshot(tool)
     changed = [k for k, v in changes.items() if k in TOOL_FIELDS and getattr(tool, k) != v]
     for key in changed:
         setattr(tool, key, changes[key])
     _check_tool(tool)
     if changed:
         tool.save(update_fields=[*changed, "updated_at"])
+        tool_audit(actor=actor, tool=tool, before=before, after=tool_snapshot(tool))
     return tool
 
 
 @transaction.atomic
-def tool_delete(*, name: str) -> None:
+def tool_delete(*, name: str, actor: AbstractBaseUser | None = None) -> None:
     """Remove a tool; steps that used it keep its name (``Step.tool_name``)."""
-    deleted, _ = Tool.objects.filter(name=name).delete()
-    if not deleted:
+    tool = lock_rows(Tool.objects.filter(name=name)).first()
+    if tool is None:
         raise Tool.DoesNotExist(f"No tool {name!r}.")
+    before, tool_id = tool_snapshot(tool), tool.pk
+    tool.delete()  # clears tool.pk: the audit entry names the id it had
+    tool.pk = tool_id
+    tool_audit(actor=actor, tool=tool, before=before, after=None)

@@ -128,7 +128,7 @@ def task_budgets_set(*, task: Any, overrides: dict[str, Any], actor: Any) -> Non
     task.save(update_fields=list(overrides))
     config_audit(
         actor=actor,
-        object_type="task budgets",
+        object_type="task_budgets",
         object_id=task.pk,
         before=None,
         after={name: str(value) for name, value in overrides.items()},

@@ -36,7 +36,6 @@ from typing import Any
 import jsonschema
 import yaml
 from django.db import transaction
-from django.utils import timezone
 
 from runs.evaluation.checks import validate_checks
 from runs.models import Tool
@@ -311,11 +310,14 @@ def _script_of(script: Any, path: str, problems: list[str]) -> tuple[str | None,
 
 # --------------------------------------------------------------------------- import
 @transaction.atomic
-def tools_import(*, text: str, replace: bool = False) -> ImportReport:
+def tools_import(*, text: str, replace: bool = False, actor: Any = None) -> ImportReport:
     """Upsert the file's tools by name; with ``replace``, disable enabled tools it omits.
 
-    Nothing is written when the file has any problem (ToolsYamlError).
+    Nothing is written when the file has any problem (ToolsYamlError). Every
+    tool created, changed or disabled gets its audit entry (``actor`` made it).
     """
+    from runs.services import tool_audit, tool_snapshot
+
     drafts = tools_from_yaml(text)
     names = [d.name for d in drafts]
     existing = {t.name: t for t in Tool.objects.select_for_update().filter(name__in=names)}
@@ -323,24 +325,32 @@ def tools_import(*, text: str, replace: bool = False) -> ImportReport:
     for draft in drafts:
         tool = existing.get(draft.name)
         if tool is None:
-            Tool.objects.create(**asdict(draft))
+            tool = Tool.objects.create(**asdict(draft))
+            tool_audit(actor=actor, tool=tool, before=None, after=tool_snapshot(tool), reason=WHY)
             report.created.append(draft.name)
             continue
         changed = draft.changed_fields(tool)
         if not changed:
             report.unchanged.append(draft.name)
             continue
+        before = tool_snapshot(tool)
         for name in changed:
             setattr(tool, name, getattr(draft, name))
         tool.save(update_fields=[*changed, "updated_at"])
+        tool_audit(actor=actor, tool=tool, before=before, after=tool_snapshot(tool), reason=WHY)
         report.updated.append(draft.name)
     if replace:
-        stale = Tool.objects.select_for_update().filter(enabled=True).exclude(name__in=names)
-        report.disabled = sorted(stale.values_list("name", flat=True))
-        Tool.objects.filter(name__in=report.disabled).update(
-            enabled=False, updated_at=timezone.now()
-        )
+        stale = list(Tool.objects.select_for_update().filter(enabled=True).exclude(name__in=names))
+        report.disabled = sorted(t.name for t in stale)
+        for tool in stale:
+            before = tool_snapshot(tool)
+            tool.enabled = False
+            tool.save(update_fields=["enabled", "updated_at"])
+            tool_audit(actor=actor, tool=tool, before=before, after=tool_snapshot(tool), reason=WHY)
     return report
+
+
+WHY = "tools.yaml import"
 
 
 # --------------------------------------------------------------------------- export

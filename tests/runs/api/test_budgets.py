@@ -29,14 +29,14 @@ def test_budgets_given_with_a_plan_are_stored_and_audited_with_the_submitter(
     assert (task.budget_max_steps, task.budget_max_cost) == (3, Decimal("0.25"))
     assert task.budget_max_tokens is None  # not given: the deployment's default applies
     assert budgets_for(task).max_steps == 3
-    entry = AuditEntry.objects.get(object_type="task budgets", object_id=str(task.pk))
+    entry = AuditEntry.objects.get(object_type="task_budgets", object_id=str(task.pk))
     assert entry.actor_name == operator.username
     assert entry.after == {"budget_max_steps": "3", "budget_max_cost": "0.25"}
 
 
 def test_a_task_without_budgets_writes_no_audit_entry(operator: User, noop_tool: Any) -> None:
     assert api_as(operator).post("/tasks", {"plan": VALID_PLAN}).status_code == 201
-    assert not AuditEntry.objects.filter(object_type="task budgets").exists()
+    assert not AuditEntry.objects.filter(object_type="task_budgets").exists()
 
 
 @pytest.mark.parametrize(
@@ -72,7 +72,7 @@ def test_the_new_run_page_takes_budgets_for_a_planner_task(operator: User) -> No
     assert response.status_code == 302, response.content.decode()[:2000]
     task = Task.objects.get(title="Deploy v2")
     assert task.budget_max_wall_seconds == 600
-    assert AuditEntry.objects.filter(object_type="task budgets", object_id=str(task.pk)).exists()
+    assert AuditEntry.objects.filter(object_type="task_budgets", object_id=str(task.pk)).exists()
 
 
 def test_the_new_run_page_shows_a_bad_budget_next_to_its_field(operator: User) -> None:

@@ -155,3 +155,28 @@ def test_a_bad_tools_file_is_422_listing_every_problem_and_imports_nothing(
     assert len(body["fields"]) >= 2 and all(f["field"] == "text" for f in body["fields"])
     assert not Tool.objects.exists()
     assert api_as(admin_user).post("/tools.yaml", {"text": "{{{"}).status_code == 422
+
+
+def test_every_change_through_the_api_is_audited_with_its_author(admin_user: User) -> None:
+    from reviews.audit import audit_verify
+    from reviews.models import AuditEntry
+
+    client = api_as(admin_user)
+    assert client.post("/tools", HELLO).status_code == 201
+    tool_id = str(Tool.objects.get(name="hello").pk)
+    assert client.patch("/tools/hello", {"timeout_seconds": 9}).status_code == 200
+    text = "tools:\n  - name: echo\n    script: {python: runs.tools.builtin.echo}\n"
+    assert client.post("/tools.yaml", {"text": text, "replace": True}).status_code == 200
+    assert client.delete("/tools/hello").status_code == 204
+    entries = list(AuditEntry.objects.filter(object_type="tool", object_id=tool_id).order_by("id"))
+    assert [e.action for e in entries] == [
+        "tool.created",
+        "tool.changed",
+        "tool.changed",  # disabled by the import's replace
+        "tool.deleted",
+    ]
+    assert {e.actor_name for e in entries} == {admin_user.username}
+    assert (entries[1].before["timeout_seconds"], entries[1].after["timeout_seconds"]) == (5.0, 9)
+    assert entries[2].after["enabled"] is False and entries[3].after is None
+    assert AuditEntry.objects.filter(object_type="tool", action="tool.created").count() == 2
+    assert audit_verify() == []
