@@ -22,6 +22,7 @@ from runs.api_schemas import (
     MAX_PAGE,
     EventPageOut,
     PlanOut,
+    RetryIn,
     RunFilters,
     RunOut,
     RunPageOut,
@@ -274,6 +275,25 @@ def run_cancel(request: HttpRequest, run_id: int = RunId) -> Run:
     except services.RunError as exc:
         raise ApiError(409, "run_finished", str(exc)) from exc
     return _run(run_id, _detail_runs())
+
+
+@runs_router.post(
+    "/{run_id}/retry",
+    response={201: RunOut, **ERRORS},
+    summary="Retry a failed run from a failed step (a new run of the same task)",
+)
+def run_retry(request: HttpRequest, payload: RetryIn, run_id: int = RunId) -> Status[Run]:
+    """A new run of the task from ``step``; steps that still stand are carried over (409 if not retryable)."""
+    from runs.retries import run_retry as retry
+
+    user = require(request, is_operator, "retry runs")
+    try:
+        new = retry(run_id=run_id, step=payload.step, user=user)
+    except Run.DoesNotExist:
+        raise ApiError(404, "not_found", f"There is no run {run_id}.") from None
+    except services.RunError as exc:
+        raise ApiError(409, "not_retryable", str(exc)) from exc
+    return Status(201, _run(new.pk, _detail_runs()))
 
 
 def _exists(run_id: int) -> None:

@@ -409,3 +409,9 @@ class TokenOut(ModelSchema):
 
 class NewTokenOut(TokenOut):
     token: str = Field(description="The secret: shown this once, never again.")
+
+
+class RetryIn(In):
+    """Which failed step a retry starts from."""
+
+    step: str = Field(..., min_length=1, max_length=100, description="A failed step's id.")

@@ -66,6 +66,17 @@ class StepRetrying(_Event):
     error: str
 
 
+class RunRetried(_Event):
+    """A new run retries ``of_run`` from its failed ``step`` (written in both transcripts)."""
+
+    kind: Literal["run.retried"] = "run.retried"
+    of_run: int
+    step: str
+    carried_over: list[str] = Field(default_factory=list)
+    by: str | None = None
+    new_run: int | None = None  # set in the old run's transcript
+
+
 class RunRequeued(_Event):
     """A run found without a live worker (lease expired, or its task lost) was queued again."""
 
@@ -196,6 +207,7 @@ TranscriptPayload = Annotated[
     | StepStatusChanged
     | StepRetrying
     | RunRequeued
+    | RunRetried
     | ReviewOpened
     | ReviewAssigned
     | ReviewApprovalAdded

@@ -12,6 +12,7 @@ urlpatterns = [
     path("runs/<int:run_id>/", views.run_detail, name="detail"),
     path("runs/<int:run_id>/live/", views.run_live, name="live"),
     path("runs/<int:run_id>/cancel/", views.run_cancel, name="cancel"),
+    path("runs/<int:run_id>/retry/", views.run_retry, name="retry"),
     path("tools/", views.tool_list, name="tools"),
     path("tokens/", tokens_views.token_page, name="tokens"),
     path("tokens/<int:token_id>/revoke/", tokens_views.token_revoke, name="token_revoke"),

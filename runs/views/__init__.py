@@ -3,7 +3,7 @@
 Views parse input, check the role, call a service or selector, render; one module per page.
 """
 
-from runs.views.detail import event_summary, run_cancel, run_detail, run_live
+from runs.views.detail import event_summary, run_cancel, run_detail, run_live, run_retry
 from runs.views.listing import run_list
 from runs.views.new import run_new, run_new_check, run_new_task
 from runs.views.pages import LoginView, tool_list
@@ -18,5 +18,6 @@ __all__ = [
     "run_new",
     "run_new_check",
     "run_new_task",
+    "run_retry",
     "tool_list",
 ]

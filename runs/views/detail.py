@@ -17,10 +17,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from runs import selectors, services
+from runs import retries, selectors, services
 from runs.graph import GraphNode, layout
 from runs.models import Run, RunStatus, Step
 from runs.permissions import can_view_runs, is_operator, role_required
+from runs.retries import retryable_steps
 from runs.selectors import STATUS_MARK
 from runs.statemachine import RUN_TERMINAL, STEP_FINISHED
 from runs.views.listing import HEARTBEAT_SECONDS
@@ -120,6 +121,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             "last_seq": last_seq,
             "is_finished": run.status in RUN_TERMINAL,
             **_budget_context(run),
+            "retry_steps": sorted(retryable_steps(run)),
             "live_config": {
                 "run": run.pk,
                 "lastSeq": last_seq,
@@ -199,6 +201,13 @@ def event_summary(kind: str, payload: dict[str, Any]) -> str:
         text = _review_summary(kind, p)
     elif kind == "run.requeued":
         text = "run queued again" + _suffix(p.get("reason"))
+    elif kind == "run.retried":
+        carried = ", ".join(p.get("carried_over") or [])
+        text = (
+            f"retried from step {p.get('step')} as run {p.get('new_run')}"
+            if p.get("new_run")
+            else f"retry of run {p.get('of_run')} from step {p.get('step')}"
+        ) + (f"; carried over {carried}" if carried else "")
     elif kind == "planner.decision":
         text = (
             f"planner {p.get('planner')} ({p.get('mode')}) "
@@ -260,6 +269,26 @@ def _review_summary(kind: str, p: dict[str, Any]) -> str:
 
 def _suffix(text: Any) -> str:
     return f": {text}" if text else ""
+
+
+# --------------------------------------------------------------------------- retry
+@require_POST
+@role_required(is_operator)
+def run_retry(request: HttpRequest, run_id: int) -> HttpResponse:
+    """A new run of this task from a failed step (see ``runs.retries``); refusals are messages."""
+    try:
+        new = retries.run_retry(
+            run_id=run_id,
+            step=request.POST.get("step", ""),
+            user=request.user,  # type: ignore[arg-type]
+        )
+    except Run.DoesNotExist:
+        raise Http404("No such run.") from None
+    except services.RunError as exc:
+        messages.error(request, str(exc))
+        return redirect("runs:detail", run_id=run_id)
+    messages.success(request, f"Run {new.pk} retries run {run_id} ({new.status}).")
+    return redirect("runs:detail", run_id=new.pk)
 
 
 # --------------------------------------------------------------------------- cancel

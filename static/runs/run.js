@@ -216,6 +216,11 @@
       case "run.requeued":
         text = `run queued again${suffix(p.reason)}`;
         break;
+      case "run.retried":
+        text = p.new_run
+          ? `retried from step ${p.step} as run ${p.new_run}`
+          : `retry of run ${p.of_run} from step ${p.step}`;
+        break;
       case "planner.decision":
         text = `planner ${p.planner} (${p.mode}) ${p.ok ? "produced a plan" : "gave up"}${suffix(p.detail)}`;
         break;

@@ -92,11 +92,14 @@ def wsgi_app(seeded: Seeded) -> Iterator[WSGIHandler]:
 # tools with valid parameters, which random data practically never is (test_runs covers both);
 # creating a token with a token is refused by design (403), whatever the body. A decision needs
 # every checklist index ticked (or a non-blank reason to reject), and the seeded plan's
-# submitter may not approve it (four eyes): tests/reviews/test_api.py covers decisions.
+# submitter may not approve it (four eyes): tests/reviews/test_api.py covers decisions. A retry
+# needs a failed run and its failed step's id; the seeded run has not failed
+# (tests/runs/execution/test_retry.py covers retries).
 MAY_NOT_SUCCEED_AT_RANDOM = {
     "PUT /api/tools/{name}",
     "POST /api/tasks",
     "POST /api/reviews/{item_id}/decide",
+    "POST /api/runs/{run_id}/retry",
 }
 NEVER_SUCCEEDS_WITH_A_TOKEN = {"POST /api/tokens"}
 
