@@ -35,10 +35,9 @@ from runs.events import PlannerStep
 from runs.models import Plan, Run, RunStatus, Step, StepStatus, TranscriptEvent
 from runs.planning.options import PlannerOptions, task_options
 from runs.planning.planner import (
-    CallRecord,
     PlanOutcome,
-    _fill,
     _syntax_problem,
+    ask_model,
     check_plan,
     merge_kept,
 )
@@ -49,7 +48,7 @@ from runs.planning.prompt import (
     context_for,
     tool_catalogue,
 )
-from runs.planning.providers.base import ModelRequest, Provider, ProviderError
+from runs.planning.providers.base import Provider
 from runs.planning.replan import ReplanResult
 from runs.statemachine import LeaseLost, NewEvent
 from runs.tools.base import ToolSpec
@@ -213,34 +212,20 @@ def step_with_model(
     messages = [{"role": "user", "content": step_message(context)}]
     outcome = PlanOutcome(ok=False, planner=label, mode="iterative")
     for attempt in range(1, options.repair_rounds + 2):
-        record = CallRecord(
-            provider=provider.name,
+        reply = ask_model(
+            provider,
+            outcome,
+            label=label,
             model=model,
+            system=system,
+            messages=messages,
+            schema=step_json_schema(),
+            schema_name="next_step",
+            options=options,
             purpose=purpose if attempt == 1 else "repair",
             attempt=attempt,
-            prompt=[{"role": "system", "content": system}, *messages],
         )
-        outcome.calls.append(record)
-        try:
-            reply = provider.complete(
-                ModelRequest(
-                    system=system,
-                    messages=list(messages),
-                    schema=step_json_schema(),
-                    schema_name="next_step",
-                    model=model,
-                    temperature=options.temperature,
-                    max_tokens=options.max_tokens,
-                )
-            )
-        except ProviderError as exc:
-            record.error = exc.message
-            record.latency_ms = exc.latency_ms
-            outcome.reason = f"{label}: {exc.message}"
-            return outcome
-        _fill(record, reply)
-        if reply.refusal:
-            outcome.reason = f"{label} refused to plan: {reply.refusal}"
+        if reply is None:
             return outcome
         step, problems = (None, []) if reply.data is None else _step_problems(reply.data)
         if reply.data is None:

@@ -139,34 +139,20 @@ def plan_with_model(
     messages = [{"role": "user", "content": task_message(context)}]
     outcome = PlanOutcome(ok=False, planner=label, mode=mode)
     for attempt in range(1, options.repair_rounds + 2):
-        record = CallRecord(
-            provider=provider.name,
+        reply = ask_model(
+            provider,
+            outcome,
+            label=label,
             model=model,
+            system=system,
+            messages=messages,
+            schema=plan_json_schema(),
+            schema_name="plan",
+            options=options,
             purpose=purpose if attempt == 1 else "repair",
             attempt=attempt,
-            prompt=[{"role": "system", "content": system}, *messages],
         )
-        outcome.calls.append(record)
-        try:
-            reply = provider.complete(
-                ModelRequest(
-                    system=system,
-                    messages=list(messages),
-                    schema=plan_json_schema(),
-                    schema_name="plan",
-                    model=model,
-                    temperature=options.temperature,
-                    max_tokens=options.max_tokens,
-                )
-            )
-        except ProviderError as exc:
-            record.error = exc.message
-            record.latency_ms = exc.latency_ms
-            outcome.reason = f"{label}: {exc.message}"
-            return outcome
-        _fill(record, reply)
-        if reply.refusal:
-            outcome.reason = f"{label} refused to plan: {reply.refusal}"
+        if reply is None:
             return outcome
         if reply.data is None:
             syntax = _syntax_problem(reply.text)
@@ -194,6 +180,53 @@ def plan_with_model(
             {"role": "user", "content": feedback},
         ]
     return outcome
+
+
+def ask_model(
+    provider: Any,
+    outcome: PlanOutcome,
+    *,
+    label: str,
+    model: str,
+    system: str,
+    messages: list[dict[str, Any]],
+    schema: dict[str, Any],
+    schema_name: str,
+    options: Any,
+    purpose: str,
+    attempt: int,
+) -> ModelReply | None:
+    """One model call, recorded on ``outcome``; None (with ``outcome.reason``) on an error or refusal."""
+    record = CallRecord(
+        provider=provider.name,
+        model=model,
+        purpose=purpose,
+        attempt=attempt,
+        prompt=[{"role": "system", "content": system}, *messages],
+    )
+    outcome.calls.append(record)
+    try:
+        reply = provider.complete(
+            ModelRequest(
+                system=system,
+                messages=list(messages),
+                schema=schema,
+                schema_name=schema_name,
+                model=model,
+                temperature=options.temperature,
+                max_tokens=options.max_tokens,
+            )
+        )
+    except ProviderError as exc:
+        record.error = exc.message
+        record.latency_ms = exc.latency_ms
+        outcome.reason = f"{label}: {exc.message}"
+        return None
+    _fill(record, reply)
+    if reply.refusal:
+        outcome.reason = f"{label} refused to plan: {reply.refusal}"
+        return None
+    return reply
 
 
 def _fill(record: CallRecord, reply: ModelReply) -> None:
