@@ -84,5 +84,44 @@
     return api;
   }
 
-  window.plannerweb = Object.assign(window.plannerweb || {}, { liveSocket });
+  // A live table (runs list, review queue): follow `path` and re-fetch the table through htmx
+  // (with the page's filters) when `changedIds(message)` reports rows; those rows are highlighted.
+  function liveTable({ configId, tableId, event, path, rowSelector, changedIds }) {
+    const config = document.getElementById(configId);
+    if (!config || !window.htmx) return;
+    const heartbeatSeconds = JSON.parse(config.textContent);
+    const changed = new Set();
+    let timer = null;
+
+    function refreshSoon() {
+      if (timer) return;
+      timer = setTimeout(() => {
+        timer = null;
+        const table = document.getElementById(tableId);
+        if (table) htmx.trigger(table, event);
+      }, 250);
+    }
+
+    document.body.addEventListener("htmx:afterSettle", () => {
+      for (const id of changed) {
+        document.querySelector(`#${tableId} ${rowSelector(id)}`)?.classList.add("changed");
+      }
+      changed.clear();
+    });
+
+    liveSocket({
+      path: () => path,
+      heartbeatSeconds,
+      onOpen: (again) => {
+        if (again) refreshSoon(); // changes made while we were away
+      },
+      onMessage: (data) => {
+        if (data.type !== "changed") return;
+        for (const id of changedIds(data)) changed.add(id);
+        refreshSoon();
+      },
+    });
+  }
+
+  window.plannerweb = Object.assign(window.plannerweb || {}, { liveSocket, liveTable });
 })();
