@@ -23,8 +23,8 @@ from django.db import transaction
 
 from runs.events import RunCreated, RunRetried
 from runs.models import Plan, Run, RunStatus, Step, StepStatus, TranscriptEvent
-from runs.services import RunError, plan_create
-from runs.statemachine import NewEvent, append_events, lock_rows, run_transition
+from runs.services import RunError, plan_create, run_start_plan
+from runs.statemachine import NewEvent, append_events, lock_rows
 
 RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.ROLLED_BACK})
 SYSTEM = TranscriptEvent.Role.SYSTEM
@@ -78,20 +78,7 @@ def run_retry(*, run_id: int, step: str, user: AbstractBaseUser | None) -> Run:
             )
         ],
     )
-    if not copy.is_valid:
-        first = copy.errors[0]["message"] if copy.errors else "invalid plan"
-        run_transition(
-            run_id=new.pk,
-            to=RunStatus.FAILED,
-            reason=f"the plan is no longer valid: {first}",
-            role=TranscriptEvent.Role.SUPERVISOR,
-        )
-    else:
-        from reviews.services import review_hold_plan
-        from runs.dispatch import enqueue_run
-
-        if review_hold_plan(run=new, plan=copy) is None:
-            enqueue_run(new.pk)
+    run_start_plan(run=new, plan=copy, invalid="the plan is no longer valid")
     new.refresh_from_db()
     return new
 

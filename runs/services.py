@@ -180,24 +180,33 @@ def run_submit_plan(
     plan = plan_create(
         run=run, document=document, source=Plan.Source.OPERATOR, created_by=submitted_by
     )
+    run_start_plan(run=run, plan=plan)
+    run.refresh_from_db()
+    return run
+
+
+def run_start_plan(*, run: Run, plan: Plan, invalid: str = "") -> None:
+    """Hand a new run's first plan on: invalid, the run fails; else approval or the queue.
+
+    ``invalid`` words the failure (default: the version and its problem count).
+    """
     if not plan.is_valid:
         count = len(plan.errors)
         first = plan.errors[0]["message"] if plan.errors else "invalid plan"
+        why = invalid or f"plan v{plan.version} is invalid ({count} problem{'s' * (count != 1)})"
         run_transition(
             run_id=run.pk,
             to=RunStatus.FAILED,
-            reason=f"plan v{plan.version} is invalid ({count} problem{'s' * (count != 1)}): {first}",
+            reason=f"{why}: {first}",
             role=TranscriptEvent.Role.SUPERVISOR,
         )
-    else:
-        from reviews.services import review_hold_plan
-        from runs.dispatch import enqueue_run
+        return
+    from reviews.services import review_hold_plan
+    from runs.dispatch import enqueue_run
 
-        # The approval policy may park the run for a reviewer instead (no worker held).
-        if review_hold_plan(run=run, plan=plan) is None:
-            enqueue_run(run.pk)
-    run.refresh_from_db()
-    return run
+    # The approval policy may park the run for a reviewer instead (no worker held).
+    if review_hold_plan(run=run, plan=plan) is None:
+        enqueue_run(run.pk)
 
 
 def lease_token(worker_id: str) -> str:

@@ -201,30 +201,13 @@ class Supervision:
         """The gated steps a reviewer decided meanwhile (one query, only while some wait)."""
         from django.db import connections
 
-        from reviews.escalations import gate_resolution
-        from reviews.models import ReviewItem, ReviewKind
-
         def work() -> dict[int, str]:
             try:
-                items = ReviewItem.objects.filter(
-                    kind=ReviewKind.STEP_GATE, step_id__in=[s.id for s in gated]
-                ).order_by("id")
-                decided = {}
-                for item in items:
-                    resolution = gate_resolution(item)
-                    if resolution is not None:
-                        decided[item.step_id] = resolution.action
-                return decided
+                return _gate_decisions(gated)
             finally:
                 connections.close_all()
 
-        decided = await asyncio.to_thread(work)
-        done = []
-        for s in gated:
-            if s.id in decided:
-                s.gate = decided[s.id]
-                done.append(s)
-        return done
+        return _apply_decisions(gated, await asyncio.to_thread(work))
 
     async def _park(self, gated: list[StepState]) -> list[StepState] | None:
         """Only gated steps are left: open their items, then release the run to wait for a human.
@@ -236,8 +219,7 @@ class Supervision:
         """
         from django.db import connections, transaction
 
-        from reviews.escalations import gate_resolution, step_gate_open
-        from reviews.models import ReviewItem, ReviewKind
+        from reviews.escalations import step_gate_open
         from runs.statemachine import LeaseLost, lock_rows, run_transition
 
         def work() -> dict[int, str] | None:
@@ -248,14 +230,7 @@ class Supervision:
                         s.gate = GATE_OPEN
                 with transaction.atomic():
                     lock_rows(Run.objects.filter(pk=self.run_id)).values_list("pk").get()
-                    items = ReviewItem.objects.filter(
-                        kind=ReviewKind.STEP_GATE, step_id__in=[s.id for s in gated]
-                    ).order_by("id")
-                    decided = {}
-                    for item in items:
-                        resolution = gate_resolution(item)
-                        if resolution is not None:
-                            decided[item.step_id] = resolution.action
+                    decided = _gate_decisions(gated)
                     if decided:
                         return decided
                     keys = ", ".join(s.key for s in gated)
@@ -279,9 +254,30 @@ class Supervision:
         if decided is None:
             self.status = R.AWAITING_APPROVAL
             return None
-        done = []
-        for s in gated:
-            if s.id in decided:
-                s.gate = decided[s.id]
-                done.append(s)
-        return done
+        return _apply_decisions(gated, decided)
+
+
+def _gate_decisions(gated: list[StepState]) -> dict[int, str]:
+    """Step id → the reviewer's action, for the gated steps already decided (one query)."""
+    from reviews.escalations import gate_resolution
+    from reviews.models import ReviewItem, ReviewKind
+
+    items = ReviewItem.objects.filter(
+        kind=ReviewKind.STEP_GATE, step_id__in=[s.id for s in gated]
+    ).order_by("id")
+    decided = {}
+    for item in items:
+        resolution = gate_resolution(item)
+        if resolution is not None:
+            decided[item.step_id] = resolution.action
+    return decided
+
+
+def _apply_decisions(gated: list[StepState], decided: dict[int, str]) -> list[StepState]:
+    """Record the decisions on the steps; returns the steps that were decided."""
+    done = []
+    for s in gated:
+        if s.id in decided:
+            s.gate = decided[s.id]
+            done.append(s)
+    return done
