@@ -48,3 +48,20 @@ def test_no_filter_chosen_means_no_filter() -> None:
     form = RunFilterForm({"planner": "openai", "status": "failed"})
     assert form.is_valid()
     assert form.filters() == {"planner": "openai", "statuses": ["failed"]}
+
+
+@pytest.mark.postgres
+def test_text_search_can_use_the_trigram_index_on_postgresql() -> None:
+    from django.db import connection
+
+    from runs.selectors import run_search
+
+    run_of("deploy shard 42")
+    sql, params = run_search(text="shard 4").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SET LOCAL enable_seqscan = off"
+        )  # tiny table: make the planner show its options
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "runs_task_title_trgm" in plan, plan
