@@ -104,11 +104,11 @@ def load(runs: int) -> dict[str, Any]:
             f"""
             INSERT INTO runs_step (run_id, plan_id, key, phase, position, tool_name, params,
                                    depends_on, description, status, attempts, result, error,
-                                   started_at, finished_at)
+                                   started_at, finished_at, verdict, verdict_reason)
             SELECT r, r, 's' || p, 'main', p, 'sleep', jsonb_build_object('ms', 10),
                    CASE WHEN p = 0 THEN '[]'::jsonb ELSE jsonb_build_array('s' || (p - 1)) END,
                    '', CASE WHEN p < 8 OR r % 3 = 0 THEN 'succeeded' ELSE 'failed' END, 1,
-                   '{{"slept_ms": 10}}'::jsonb, '', now(), now()
+                   '{{"slept_ms": 10}}'::jsonb, '', now(), now(), '', ''
             FROM generate_series(1, {runs}) r, generate_series(0, {STEPS_PER_RUN - 1}) p
             """
         )
@@ -138,9 +138,10 @@ def load(runs: int) -> dict[str, Any]:
                     '[]'::jsonb, now());
             UPDATE runs_run SET current_plan_id = {big} WHERE id = {big};
             INSERT INTO runs_step (run_id, plan_id, key, phase, position, tool_name, params,
-                                   depends_on, description, status, attempts, error)
+                                   depends_on, description, status, attempts, error, verdict,
+                                   verdict_reason)
             SELECT {big}, {big}, 'b' || p, 'main', p, 'sleep', jsonb_build_object('ms', p),
-                   '[]'::jsonb, '', 'succeeded', 1, ''
+                   '[]'::jsonb, '', 'succeeded', 1, '', '', ''
             FROM generate_series(0, {BIG_STEPS - 1}) p;
             INSERT INTO runs_transcriptevent (run_id, seq, role, kind, payload, created_at)
             SELECT {big}, g, 'executor', 'step.status',
