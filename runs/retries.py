@@ -44,7 +44,9 @@ def retryable_steps(run: Run) -> set[str]:
 @transaction.atomic
 def run_retry(*, run_id: int, step: str, user: AbstractBaseUser | None) -> Run:
     """A new run of ``run_id``'s task from its failed step ``step``; RunError when it cannot be."""
-    old = lock_rows(Run.objects.filter(pk=run_id)).select_related("task", "current_plan").get()
+    # Lock the row alone (PostgreSQL refuses FOR UPDATE across the nullable plan join), then read.
+    lock_rows(Run.objects.filter(pk=run_id)).values_list("pk").get()
+    old = Run.objects.select_related("task", "current_plan").get(pk=run_id)
     if old.status not in RETRYABLE:
         raise RunError(
             f"run {run_id} is {old.status}: only a failed or rolled-back run can be retried"
