@@ -20,6 +20,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -42,7 +43,25 @@ REVIEWS_GROUP = "reviews"
 REVIEW_KIND_PREFIX = "review."
 
 
-def review_changes(run_id: int, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def carries_payload(kind: str) -> bool:
+    """Whether the runs list or the review queue reads this kind's payload (most kinds: no)."""
+    return kind in LIST_KINDS or kind.startswith(REVIEW_KIND_PREFIX)
+
+
+@dataclass(slots=True, frozen=True)
+class Outgoing:
+    """One committed event as publishing needs it: its websocket frame, encoded once.
+
+    ``payload`` is kept only for the kinds other groups read (``carries_payload``).
+    """
+
+    seq: int
+    kind: str
+    frame: str
+    payload: dict[str, Any] | None = None
+
+
+def review_changes(run_id: int, events: Sequence[Outgoing]) -> list[dict[str, Any]]:
     """What review-queue pages need to hear about a batch of a run's events (often nothing).
 
     Every change of a review item writes a ``review.*`` transcript event in the same
@@ -51,28 +70,28 @@ def review_changes(run_id: int, events: Sequence[dict[str, Any]]) -> list[dict[s
     """
     return [
         {
-            "item": e["payload"].get("item_id"),
+            "item": (e.payload or {}).get("item_id"),
             "run": run_id,
-            "seq": e["seq"],
-            "kind": e["kind"],
-            "status": e["payload"].get("status", "open"),
+            "seq": e.seq,
+            "kind": e.kind,
+            "status": (e.payload or {}).get("status", "open"),
         }
         for e in events
-        if e["kind"].startswith(REVIEW_KIND_PREFIX)
+        if e.kind.startswith(REVIEW_KIND_PREFIX)
     ]
 
 
-def list_changes(run_id: int, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def list_changes(run_id: int, events: Sequence[Outgoing]) -> list[dict[str, Any]]:
     """What the runs list needs to hear about a batch of a run's events (often nothing)."""
     return [
         {
             "run": run_id,
-            "seq": e["seq"],
-            "kind": e["kind"],
-            "status": e["payload"].get("to_status", "queued"),
+            "seq": e.seq,
+            "kind": e.kind,
+            "status": (e.payload or {}).get("to_status", "queued"),
         }
         for e in events
-        if e["kind"] in LIST_KINDS
+        if e.kind in LIST_KINDS
     ]
 
 
@@ -91,6 +110,31 @@ def event_message(event: Any) -> dict[str, Any]:
 def event_frame(message: dict[str, Any]) -> str:
     """The websocket text frame for one event, as the run consumer sends it."""
     return json.dumps({"type": "event", **message}, ensure_ascii=False, separators=(",", ":"))
+
+
+def frame_from_json(run_id: int, seq: int, role: str, kind: str, payload: str, at: str) -> str:
+    """``event_frame``'s frame for a payload that is compact JSON text already (no re-encoding).
+
+    ``role`` and ``kind`` are identifiers (``TranscriptEvent.Role``, the events' ``kind``
+    literals) and ``at`` an ISO time: none needs escaping.
+    """
+    return (
+        f'{{"type":"event","run":{run_id},"seq":{seq},"role":"{role}","kind":"{kind}",'
+        f'"payload":{payload},"at":"{at}"}}'
+    )
+
+
+def outgoing_rows(events: Sequence[Any]) -> list[Outgoing]:
+    """``Outgoing`` for TranscriptEvent rows (the ORM write path)."""
+    return [
+        Outgoing(
+            e.seq,
+            e.kind,
+            event_frame(event_message(e)),
+            e.payload if carries_payload(e.kind) else None,
+        )
+        for e in events
+    ]
 
 
 class Publisher:
@@ -128,12 +172,16 @@ class Publisher:
             return self._fallback
 
     def submit(
-        self, run_id: int, events: Sequence[Any], *, loop: asyncio.AbstractEventLoop | None = None
+        self,
+        run_id: int,
+        events: Sequence[Outgoing],
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        """Queue events (already committed) for delivery; never blocks."""
+        """Queue events (already committed, see ``Outgoing``) for delivery; never blocks."""
         if not events:
             return
-        messages = [event_message(e) for e in events]
+        messages = list(events)
         target = self._target_loop(loop)
         if target is loop and _running_loop() is loop:
             # Already on that loop's thread: no self-pipe wake needed.
@@ -155,7 +203,7 @@ class Publisher:
             await queue.join()
 
     def _enqueue(
-        self, loop: asyncio.AbstractEventLoop, item: tuple[int, list[dict[str, Any]]]
+        self, loop: asyncio.AbstractEventLoop, item: tuple[int, list[Outgoing]]
     ) -> None:
         # Runs on ``loop``: one queue and one drainer per loop keep events in commit order.
         queue = self._queues.get(loop)
@@ -164,7 +212,7 @@ class Publisher:
             self._drainers[loop] = loop.create_task(self._drain(queue))
         queue.put_nowait(item)
 
-    async def _drain(self, queue: asyncio.Queue[tuple[int, list[dict[str, Any]]]]) -> None:
+    async def _drain(self, queue: asyncio.Queue[tuple[int, list[Outgoing]]]) -> None:
         while True:
             batches = [await queue.get()]
             # Commits that queued up while the last send was in flight go out together: one
@@ -179,7 +227,7 @@ class Publisher:
                 for _ in batches:
                     queue.task_done()
 
-    async def _send(self, run_id: int, events: list[dict[str, Any]]) -> None:
+    async def _send(self, run_id: int, events: list[Outgoing]) -> None:
         layer = get_channel_layer()
         if layer is None:
             return
@@ -187,9 +235,9 @@ class Publisher:
         # hundreds of frames is not worth delaying a plan's critical path for.
         await asyncio.sleep(0)
         # One group message per commit: a batch of 500 step changes is one broker round trip.
-        # Encode each event once here, not once per connected client in every consumer;
-        # a string also makes the in-memory layer's per-channel deepcopy cheap.
-        frames = [{"seq": e["seq"], "frame": event_frame(e)} for e in events]
+        # Each event was encoded once by its writer, not once per connected client in every
+        # consumer; a string also makes the in-memory layer's per-channel deepcopy cheap.
+        frames = [{"seq": e.seq, "frame": e.frame} for e in events]
         try:
             await layer.group_send(run_group(run_id), {"type": "run.events", "frames": frames})
             changes = list_changes(run_id, events)
@@ -199,14 +247,14 @@ class Publisher:
             if reviews:
                 await layer.group_send(REVIEWS_GROUP, {"type": "reviews.changed", "items": reviews})
         except Exception:  # a broken broker must never break a run
-            log.exception("could not publish events %s.. of run %s", events[0]["seq"], run_id)
+            log.exception("could not publish events %s.. of run %s", events[0].seq, run_id)
 
 
 def _merge(
-    batches: list[tuple[int, list[dict[str, Any]]]],
-) -> list[tuple[int, list[dict[str, Any]]]]:
+    batches: list[tuple[int, list[Outgoing]]],
+) -> list[tuple[int, list[Outgoing]]]:
     """Events of consecutive batches joined per run, runs and events kept in commit order."""
-    merged: dict[int, list[dict[str, Any]]] = {}
+    merged: dict[int, list[Outgoing]] = {}
     for run_id, messages in batches:
         merged.setdefault(run_id, []).extend(messages)
     return list(merged.items())

@@ -160,9 +160,9 @@ def append_events(run_id: int, events: Iterable[NewEvent]) -> list[TranscriptEve
 
 
 def _publish_on_commit(run_id: int, rows: list[TranscriptEvent]) -> None:
-    from runs.publish import publisher
+    from runs.publish import outgoing_rows, publisher
 
-    transaction.on_commit(lambda: publisher.submit(run_id, rows))
+    transaction.on_commit(lambda: publisher.submit(run_id, outgoing_rows(rows)))
 
 
 @transaction.atomic

@@ -92,6 +92,7 @@ class Outcome:
     result: Any = None
     error: str = ""
     verdict: Verdict | None = None
+    result_json: str | None = None  # ``result`` as JSON, from the check that it serialises
 
 
 class RunExecutor(Supervision, PlanningHooks):
@@ -341,6 +342,8 @@ class RunExecutor(Supervision, PlanningHooks):
                         continue
                     self._step(batch, state, S.RUNNING)
                     starts.append((state, params))
+                if not (starts or running or gated):
+                    break  # the last finishes commit together with how the run ends, below
                 await self._commit(batch)
                 batch = Batch(self.run_id)
                 if any(g.gate == GATE_NEEDED for g in gated.values()):
@@ -396,6 +399,8 @@ class RunExecutor(Supervision, PlanningHooks):
             await self._cancel_all(running, batch)
             return None
         if failure is None and self.iterative:  # hook: the planner decides what comes next
+            await self._commit(batch)  # the planner reads the finished steps
+            batch = Batch(self.run_id)
             more, failure = await self._next_step()
             if more and self._cancel.is_set():  # type: ignore[union-attr]
                 await self._cancel_all({}, Batch(self.run_id))
@@ -458,17 +463,21 @@ class RunExecutor(Supervision, PlanningHooks):
                 error, retryable = f"{type(exc).__name__}: {exc}", True
             else:
                 try:
-                    json.dumps(result)  # the result is stored and shown: it must be JSON
+                    text = json.dumps(result)  # the result is stored and shown: it must be JSON
                 except (TypeError, ValueError) as exc:
                     return Outcome(False, error=f"tool returned a result that is not JSON: {exc}")
                 if not spec.checks:
-                    return Outcome(True, result=result)
+                    return Outcome(True, result=result, result_json=text)
                 verdict = await self._evaluate(state, spec, result)
                 if verdict.status == FAIL:
                     return Outcome(
-                        False, result=result, error=f"evaluator: {verdict.reason}", verdict=verdict
+                        False,
+                        result=result,
+                        error=f"evaluator: {verdict.reason}",
+                        verdict=verdict,
+                        result_json=text,
                     )
-                return Outcome(True, result=result, verdict=verdict)
+                return Outcome(True, result=result, verdict=verdict, result_json=text)
             if not retryable or state.attempts >= max_attempts:
                 return Outcome(False, error=error)
             delay = min(self.backoff_seconds * 2 ** (state.attempts - 1), 60.0)
@@ -638,6 +647,7 @@ class RunExecutor(Supervision, PlanningHooks):
         attempts: int | None = None,
         quiet: bool = False,
         verdict: Verdict | None = None,
+        result_json: str | None = None,
     ) -> None:
         """Record a step transition in ``batch`` and mirror it in memory."""
         now = batch.stamp()
@@ -665,6 +675,7 @@ class RunExecutor(Supervision, PlanningHooks):
             started_at=state.started_at,
             finished_at=state.finished_at,
             verdict=(verdict.status, verdict.reason) if verdict is not None else None,
+            result_json=result_json if result is not None else None,
         )
         event = StepStatusChanged(
             step_id=state.id,
@@ -701,10 +712,23 @@ class RunExecutor(Supervision, PlanningHooks):
                 )
             )
         if outcome.ok:
-            self._step(batch, state, S.SUCCEEDED, result=outcome.result, verdict=verdict)
+            self._step(
+                batch,
+                state,
+                S.SUCCEEDED,
+                result=outcome.result,
+                verdict=verdict,
+                result_json=outcome.result_json,
+            )
         else:
             self._step(
-                batch, state, S.FAILED, result=outcome.result, error=outcome.error, verdict=verdict
+                batch,
+                state,
+                S.FAILED,
+                result=outcome.result,
+                error=outcome.error,
+                verdict=verdict,
+                result_json=outcome.result_json,
             )
 
     async def _set_run(self, to: str, reason: str) -> None:

@@ -19,7 +19,9 @@ Guarantees:
    batch back and raises ``StaleStateError``;
 3. event seqs are ``MAX(seq) + 1`` under the run's write lock, in the same
    transaction, so they are gap-free and shared safely with ``append_events``;
-4. events are published to the channel layer only after the commit.
+4. events are published to the channel layer only after the commit; each event's
+   payload is serialised once (pydantic-core), and that text is both what is stored
+   and what the websocket frame carries.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from django.utils import timezone
 
 from runs.events import _Event, event_json, event_payload
 from runs.models import Run, Step, TranscriptEvent
-from runs.publish import publisher
+from runs.publish import Outgoing, carries_payload, frame_from_json, publisher
 from runs.statemachine import RUN_TERMINAL, check_run_transition, check_step_transition
 
 
@@ -57,6 +59,9 @@ class StepWrite:
     finished_at: datetime | None
     # (status, reason) from the evaluator; None leaves the row's verdict alone.
     verdict: tuple[str, str] | None = None
+    # ``result`` as JSON text when the caller has it already (the executor checks every
+    # result serialises); None: the journal encodes ``result`` itself.
+    result_json: str | None = None
 
 
 @dataclass(slots=True)
@@ -64,18 +69,6 @@ class RunWrite:
     expect: str
     status: str
     stop_reason: str = ""
-
-
-@dataclass(slots=True)
-class CommittedEvent:
-    """The row as written; the shape ``runs.publish.event_message`` reads."""
-
-    run_id: int
-    seq: int
-    role: str
-    kind: str
-    payload: dict[str, Any]
-    created_at: datetime
 
 
 @dataclass(slots=True)
@@ -140,8 +133,8 @@ class Journal:
         # SQLite stores naive UTC text when the connection's zone is UTC (the default).
         self._utc_text = self._sqlite and str(self._wrapper.timezone) == "UTC"
         self._lock = _sqlite_write_lock if self._sqlite else threading.Lock()
-        if not self._sqlite:
-            self._jsonb = Step._meta.get_field("result").get_db_prep_save
+        # JSON columns take the text as it is (SQLite) or cast it (PostgreSQL's jsonb).
+        self._j = "?" if self._sqlite else "%s::jsonb"
 
     def close(self) -> None:
         self._wrapper.close()
@@ -155,11 +148,6 @@ class Journal:
     # -- the SQL ---------------------------------------------------------------------
     def _sql(self, sql: str) -> str:
         return sql.replace("%s", "?") if self._sqlite else sql
-
-    def _json(self, value: Any, text: str | None) -> Any:
-        if text is None:
-            return None
-        return text if self._sqlite else self._jsonb(value, self._wrapper)
 
     def commit(self, batch: Batch, *, loop: asyncio.AbstractEventLoop | None = None) -> list[int]:
         """Write ``batch`` in one transaction and publish its events; returns their seqs.
@@ -190,7 +178,9 @@ class Journal:
                 (
                     w.status,
                     w.attempts,
-                    self._json(w.result, None if w.result is None else json.dumps(w.result)),
+                    None
+                    if w.result is None
+                    else (w.result_json if w.result_json is not None else json.dumps(w.result)),
                     w.error,
                     when(w.started_at),
                     when(w.finished_at),
@@ -200,7 +190,7 @@ class Journal:
                 for w in batch.steps
             ]
             events = [
-                (role, event.kind, event_payload(event), event_json(event))  # type: ignore[attr-defined]
+                (role, event.kind, event_json(event), event)  # type: ignore[attr-defined]
                 for role, event in batch.events
             ]
         except (TypeError, ValueError) as exc:
@@ -210,7 +200,7 @@ class Journal:
             cursor = self._raw.cursor()
             try:
                 cursor.execute("BEGIN IMMEDIATE" if self._sqlite else "BEGIN")
-                self._lock_run(cursor, batch.run_id)
+                last_seq = self._lock_run(cursor, batch.run_id)
                 if batch.run is not None:
                     self._apply_run(cursor, batch.run_id, batch.run, stamp)
                 if step_rows:
@@ -224,7 +214,7 @@ class Journal:
                             ),
                             verdicts,
                         )
-                seqs = self._append_events(cursor, batch.run_id, events, stamp)
+                seqs = self._append_events(cursor, batch.run_id, events, stamp, last_seq)
                 cursor.execute("COMMIT")
             except BaseException:
                 cursor.execute("ROLLBACK")
@@ -232,9 +222,15 @@ class Journal:
             finally:
                 cursor.close()
         if seqs:
+            run_id, at = batch.run_id, now.isoformat()
             committed = [
-                CommittedEvent(batch.run_id, seq, role, kind, payload, now)
-                for seq, (role, kind, payload, _) in zip(seqs, events, strict=True)
+                Outgoing(
+                    seq,
+                    kind,
+                    frame_from_json(run_id, seq, role, kind, text, at),
+                    event_payload(event) if carries_payload(kind) else None,
+                )
+                for seq, (role, kind, text, event) in zip(seqs, events, strict=True)
             ]
             if loop is None:
                 with contextlib.suppress(RuntimeError):
@@ -261,8 +257,8 @@ class Journal:
                 chunk = ids[start : start + _INSERT_CHUNK]
                 cursor.execute(
                     self._sql(
-                        f"UPDATE {_STEP} SET status = %s, attempts = %s, result = %s, error = %s, "
-                        "started_at = %s, finished_at = %s WHERE status = %s AND id IN ("
+                        f"UPDATE {_STEP} SET status = %s, attempts = %s, result = {self._j}, "
+                        "error = %s, started_at = %s, finished_at = %s WHERE status = %s AND id IN ("
                         + ", ".join(["%s"] * len(chunk))
                         + ")"
                     ),
@@ -272,8 +268,8 @@ class Journal:
         if singles:
             cursor.executemany(
                 self._sql(
-                    f"UPDATE {_STEP} SET status = %s, attempts = %s, result = %s, error = %s, "
-                    "started_at = %s, finished_at = %s WHERE id = %s AND status = %s"
+                    f"UPDATE {_STEP} SET status = %s, attempts = %s, result = {self._j}, "
+                    "error = %s, started_at = %s, finished_at = %s WHERE id = %s AND status = %s"
                 ),
                 singles,
             )
@@ -283,17 +279,24 @@ class Journal:
                 f"{len(rows) - changed} step(s) of run {run_id} were not in the expected state"
             )
 
-    def _lock_run(self, cursor: Any, run_id: int) -> None:
-        """Take the run's write lock and check the lease (the fence) in one statement.
+    def _lock_run(self, cursor: Any, run_id: int) -> int | None:
+        """Take the run's write lock and check the lease (the fence); returns the last seq on SQLite.
 
-        On SQLite BEGIN IMMEDIATE already holds the database's write lock; on
-        PostgreSQL the row lock serialises this commit with other writers of the run.
+        On SQLite BEGIN IMMEDIATE already holds the database's write lock, so the same
+        statement reads the run's last seq safely. On PostgreSQL the row lock
+        serialises this commit with other writers of the run, and the seq is read
+        after it (a subquery here would see the snapshot from before the lock wait).
         """
-        cursor.execute(
-            self._sql(f"SELECT lease_owner FROM {_RUN} WHERE id = %s")
-            + ("" if self._sqlite else " FOR UPDATE"),
-            (run_id,),
-        )
+        if self._sqlite:
+            cursor.execute(
+                f"SELECT lease_owner, (SELECT COALESCE(MAX(seq), 0) FROM {_EVENT} "
+                f"WHERE run_id = ?) FROM {_RUN} WHERE id = ?",
+                (run_id, run_id),
+            )
+        else:
+            cursor.execute(
+                f"SELECT lease_owner, NULL FROM {_RUN} WHERE id = %s FOR UPDATE", (run_id,)
+            )
         row = cursor.fetchone()
         if row is None:
             raise StaleStateError(f"run {run_id} does not exist")
@@ -301,6 +304,7 @@ class Journal:
             raise StaleStateError(
                 f"run {run_id} is leased to {row[0] or 'nobody'!r} now, not {self.fence!r}"
             )
+        return row[1]
 
     def _apply_run(self, cursor: Any, run_id: int, w: RunWrite, stamp: Any) -> None:
         if w.status in RUN_TERMINAL:
@@ -326,27 +330,29 @@ class Journal:
         self,
         cursor: Any,
         run_id: int,
-        events: list[tuple[str, str, dict[str, Any], str]],
+        events: list[tuple[str, str, str, _Event]],
         stamp: Any,
+        last_seq: int | None,
     ) -> list[int]:
         if not events:
             return []
         n = len(events)
-        # _lock_run holds the run's write lock, which makes MAX(seq) safe.
-        cursor.execute(
-            self._sql(f"SELECT COALESCE(MAX(seq), 0) FROM {_EVENT} WHERE run_id = %s"), (run_id,)
-        )
-        row = cursor.fetchone()
-        first = row[0] + 1
+        if last_seq is None:
+            # _lock_run holds the run's write lock, which makes MAX(seq) safe.
+            cursor.execute(
+                f"SELECT COALESCE(MAX(seq), 0) FROM {_EVENT} WHERE run_id = %s", (run_id,)
+            )
+            last_seq = cursor.fetchone()[0]
+        first = last_seq + 1
         seqs = list(range(first, first + n))
         rows = [
-            (run_id, seq, role, kind, self._json(payload, text), stamp)
-            for seq, (role, kind, payload, text) in zip(seqs, events, strict=True)
+            (run_id, seq, role, kind, text, stamp)
+            for seq, (role, kind, text, _) in zip(seqs, events, strict=True)
         ]
         # One multi-row INSERT per chunk: a statement per event would double the cost.
         for start in range(0, n, _INSERT_CHUNK):
             chunk = rows[start : start + _INSERT_CHUNK]
-            values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
+            values = ", ".join([f"(%s, %s, %s, %s, {self._j}, %s)"] * len(chunk))
             cursor.execute(
                 self._sql(
                     f"INSERT INTO {_EVENT} (run_id, seq, role, kind, payload, created_at) "
