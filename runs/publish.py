@@ -202,9 +202,7 @@ class Publisher:
         if queue is not None:
             await queue.join()
 
-    def _enqueue(
-        self, loop: asyncio.AbstractEventLoop, item: tuple[int, list[Outgoing]]
-    ) -> None:
+    def _enqueue(self, loop: asyncio.AbstractEventLoop, item: tuple[int, list[Outgoing]]) -> None:
         # Runs on ``loop``: one queue and one drainer per loop keep events in commit order.
         queue = self._queues.get(loop)
         if queue is None:

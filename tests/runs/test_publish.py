@@ -61,7 +61,7 @@ class Row:
 def test_a_frame_from_stored_json_text_is_the_frame_of_the_row() -> None:
     change = StepStatusChanged(
         step_id=3,
-        step="migrate \"users\" ✓",
+        step='migrate "users" ✓',
         from_status="running",
         to_status="succeeded",
         attempt=1,
