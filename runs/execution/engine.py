@@ -188,7 +188,7 @@ class RunExecutor(Supervision, PlanningHooks):
     async def _main(self) -> str:
         self._loop = asyncio.get_running_loop()
         self._cancel = asyncio.Event()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        # Main-phase steps started and not yet recorded as finished, by key.
         self._running: dict[str, asyncio.Task[Any]] = {}
         self._commit_lock = asyncio.Lock()
         if self._cancel_requested_early:
@@ -201,9 +201,10 @@ class RunExecutor(Supervision, PlanningHooks):
             # Another worker took the run over (our lease lapsed) or someone ended it:
             # stop touching it; nothing of this batch was written.
             log.warning("run %s: stopping, its state changed elsewhere: %s", self.run_id, exc)
-            for task in self._tasks:
+            tasks = list(self._running.values())
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             return _LOST
         finally:
             heartbeat.cancel()
@@ -298,7 +299,6 @@ class RunExecutor(Supervision, PlanningHooks):
         gated: dict[str, StepState] = {}
 
         finished: asyncio.Queue[tuple[StepState, Outcome] | None] = asyncio.Queue()
-        # Steps started and not yet recorded as finished (``_commit`` reads it).
         running = self._running
         cancel_wait = asyncio.create_task(self._wait_cancel(finished))
 
@@ -351,8 +351,6 @@ class RunExecutor(Supervision, PlanningHooks):
                 for state, params in starts:
                     task = asyncio.create_task(run_one(state, params))
                     running[state.key] = task
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
                 if not running:
                     if failure is None and gated and not self._cancel.is_set():  # type: ignore[union-attr]
                         decided = await self._park(list(gated.values()))

@@ -135,6 +135,12 @@ class Journal:
         self._lock = _sqlite_write_lock if self._sqlite else threading.Lock()
         # JSON columns take the text as it is (SQLite) or cast it (PostgreSQL's jsonb).
         self._j = "?" if self._sqlite else "%s::jsonb"
+        # Statements whose text depends on a row count, built once per count.
+        self._statements: dict[tuple[str, int], str] = {}
+        self._update_one = self._sql(
+            f"UPDATE {_STEP} SET status = %s, attempts = %s, result = {self._j}, "
+            "error = %s, started_at = %s, finished_at = %s WHERE id = %s AND status = %s"
+        )
 
     def close(self) -> None:
         self._wrapper.close()
@@ -148,6 +154,25 @@ class Journal:
     # -- the SQL ---------------------------------------------------------------------
     def _sql(self, sql: str) -> str:
         return sql.replace("%s", "?") if self._sqlite else sql
+
+    def _statement(self, name: str, n: int) -> str:
+        """The ``name`` statement for ``n`` rows (a commit's hot path: built once, then looked up)."""
+        sql = self._statements.get((name, n))
+        if sql is None:
+            if name == "start":  # one UPDATE for n steps that change alike
+                sql = (
+                    f"UPDATE {_STEP} SET status = %s, attempts = %s, result = {self._j}, "
+                    "error = %s, started_at = %s, finished_at = %s WHERE status = %s AND id IN ("
+                    + ", ".join(["%s"] * n)
+                    + ")"
+                )
+            else:  # "events": one multi-row INSERT
+                sql = (
+                    f"INSERT INTO {_EVENT} (run_id, seq, role, kind, payload, created_at) VALUES "
+                    + ", ".join([f"(%s, %s, %s, %s, {self._j}, %s)"] * n)
+                )
+            sql = self._statements[(name, n)] = self._sql(sql)
+        return sql
 
     def commit(self, batch: Batch, *, loop: asyncio.AbstractEventLoop | None = None) -> list[int]:
         """Write ``batch`` in one transaction and publish its events; returns their seqs.
@@ -256,23 +281,12 @@ class Journal:
             for start in range(0, len(ids), _INSERT_CHUNK):
                 chunk = ids[start : start + _INSERT_CHUNK]
                 cursor.execute(
-                    self._sql(
-                        f"UPDATE {_STEP} SET status = %s, attempts = %s, result = {self._j}, "
-                        "error = %s, started_at = %s, finished_at = %s WHERE status = %s AND id IN ("
-                        + ", ".join(["%s"] * len(chunk))
-                        + ")"
-                    ),
+                    self._statement("start", len(chunk)),
                     (status, attempts, result, error, started, finished, expect, *chunk),
                 )
                 changed += cursor.rowcount
         if singles:
-            cursor.executemany(
-                self._sql(
-                    f"UPDATE {_STEP} SET status = %s, attempts = %s, result = {self._j}, "
-                    "error = %s, started_at = %s, finished_at = %s WHERE id = %s AND status = %s"
-                ),
-                singles,
-            )
+            cursor.executemany(self._update_one, singles)
             changed += cursor.rowcount
         if changed != len(rows):
             raise StaleStateError(
@@ -345,21 +359,14 @@ class Journal:
             last_seq = cursor.fetchone()[0]
         first = last_seq + 1
         seqs = list(range(first, first + n))
-        rows = [
-            (run_id, seq, role, kind, text, stamp)
-            for seq, (role, kind, text, _) in zip(seqs, events, strict=True)
-        ]
+        values: list[Any] = []
+        for seq, (role, kind, text, _) in zip(seqs, events, strict=True):
+            values += (run_id, seq, role, kind, text, stamp)
         # One multi-row INSERT per chunk: a statement per event would double the cost.
+        width = 6
         for start in range(0, n, _INSERT_CHUNK):
-            chunk = rows[start : start + _INSERT_CHUNK]
-            values = ", ".join([f"(%s, %s, %s, %s, {self._j}, %s)"] * len(chunk))
-            cursor.execute(
-                self._sql(
-                    f"INSERT INTO {_EVENT} (run_id, seq, role, kind, payload, created_at) "
-                    f"VALUES {values}"
-                ),
-                [v for r in chunk for v in r],
-            )
+            chunk = values[start * width : (start + _INSERT_CHUNK) * width]
+            cursor.execute(self._statement("events", len(chunk) // width), chunk)
         return seqs
 
     # -- small reads and writes the executor needs without the ORM ---------------------

@@ -25,13 +25,14 @@ _cache_lock = threading.Lock()
 
 def resolve(path: str) -> Callable[..., Any]:
     """Import ``package.module.attr[.attr]`` once; ToolConfigError when it cannot be found."""
+    # Only checked paths are cached: a hit needs no check.
+    func = _cache.get(path) if isinstance(path, str) else None
+    if func is not None:
+        return func
     if not isinstance(path, str) or not _DOTTED.match(path):
         raise ToolConfigError(
             f"callable must be a dotted path like 'package.module.function', not {path!r}"
         )
-    func = _cache.get(path)
-    if func is not None:
-        return func
     parts = path.split(".")
     with _cache_lock:
         # The longest importable module prefix, then attributes (allows Class.method).
@@ -81,7 +82,7 @@ async def invoke(spec: ToolSpec, params: dict[str, Any]) -> Any:
     path = spec.config.get("callable") if isinstance(spec.config, dict) else None
     func = resolve(path)  # type: ignore[arg-type]
     try:
-        if inspect.iscoroutinefunction(func):
+        if _is_coroutine_function(func):
             return await func(**params)
         result = await asyncio.to_thread(func, **params)
         if inspect.isawaitable(result):  # e.g. a partial of a coroutine function
@@ -93,3 +94,14 @@ async def invoke(spec: ToolSpec, params: dict[str, Any]) -> Any:
         raise ToolError(
             f"{type(exc).__name__}: {exc}", details={"exception": type(exc).__name__}
         ) from exc
+
+
+_coroutine_functions: dict[Callable[..., Any], bool] = {}
+
+
+def _is_coroutine_function(func: Callable[..., Any]) -> bool:
+    """``inspect.iscoroutinefunction``, remembered per callable (asked on every step)."""
+    known = _coroutine_functions.get(func)
+    if known is None:
+        known = _coroutine_functions[func] = inspect.iscoroutinefunction(func)
+    return known
