@@ -38,6 +38,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
 from runs.events import _Event, event_json, event_payload
+from runs.execution.checkpoints import Checkpointer, checkpointer_for
 from runs.models import Run, Step, TranscriptEvent
 from runs.publish import Outgoing, carries_payload, frame_from_json, publisher
 from runs.statemachine import RUN_TERMINAL, check_run_transition, check_step_transition
@@ -133,6 +134,11 @@ class Journal:
         # SQLite stores naive UTC text when the connection's zone is UTC (the default).
         self._utc_text = self._sqlite and str(self._wrapper.timezone) == "UTC"
         self._lock = _sqlite_write_lock if self._sqlite else threading.Lock()
+        # WAL checkpoints happen beside the executors, not inside their commits.
+        self._checkpointer: Checkpointer | None = None
+        if self._sqlite and self._raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+            self._raw.execute("PRAGMA wal_autocheckpoint = 0")
+            self._checkpointer = checkpointer_for(alias)
         # JSON columns take the text as it is (SQLite) or cast it (PostgreSQL's jsonb).
         self._j = "?" if self._sqlite else "%s::jsonb"
         # Statements whose text depends on a row count, built once per count.
@@ -246,6 +252,8 @@ class Journal:
                 raise
             finally:
                 cursor.close()
+        if self._checkpointer is not None:
+            self._checkpointer.note_commit()
         if seqs:
             run_id, at = batch.run_id, now.isoformat()
             committed = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from runs.events import RunCancelRequested, StepStatusChanged
@@ -130,3 +131,26 @@ def test_journals_and_orm_writers_share_gap_free_seqs(run: Run) -> None:
     seqs = list(TranscriptEvent.objects.filter(run=run).values_list("seq", flat=True))
     assert seqs == list(range(1, len(seqs) + 1))
     assert TranscriptEvent.objects.filter(run=run, kind="run.cancel_requested").count() == 75
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="WAL checkpoints are SQLite's")
+def test_journal_commits_leave_wal_checkpoints_to_the_background_thread(run: Run) -> None:
+    import time
+
+    from runs.execution import checkpoints
+
+    with Journal() as journal:
+        raw = journal._raw
+        assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        checkpointer = checkpoints.checkpointer_for(journal._wrapper.alias)
+        before = checkpointer.checkpoints
+        events = [RunCancelRequested(by=f"u{i}") for i in range(checkpoints.EVERY_COMMITS)]
+        for event in events:  # events only: any number of commits is legal
+            batch = Batch(run.pk)
+            batch.events.append(("system", event))
+            journal.commit(batch)
+        deadline = time.monotonic() + 10
+        while checkpointer.checkpoints == before and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert checkpointer.checkpoints > before
+    assert last_seq(run) >= len(events)
