@@ -27,10 +27,9 @@ from reviews.audit import audit_csv_rows
 from reviews.models import ReviewItem
 from reviews.selectors import AuditFilters, QueueFilters
 from runs.api_auth import require
-from runs.api_errors import ERRORS, ApiError
-from runs.api_schemas import MAX_ID, MAX_PAGE, storable_problem
+from runs.api_errors import ERRORS, ApiError, edited_plan, field_error
+from runs.api_schemas import MAX_ID, MAX_PAGE
 from runs.permissions import is_reviewer
-from runs.planning.schema import PlanSyntaxError, parse_plan_text
 
 router = Router(tags=["reviews"])
 audit_router = Router(tags=["audit"])
@@ -128,47 +127,24 @@ def review_decide(request: HttpRequest, payload: DecideIn, item_id: int = ItemId
     user = _reviewer(request)
     _exists(item_id)
     if payload.decision != "edit" and payload.plan is not None:
-        raise _field_error("plan", "unexpected", "Send a plan only with the `edit` decision.")
+        raise field_error("plan", "unexpected", "Send a plan only with the `edit` decision.")
     if payload.decision == "approve":
         services.review_approve(
             item_id=item_id, user=user, checklist=payload.checklist, reason=payload.reason.strip()
         )
     elif payload.decision == "reject":
         if not payload.reason.strip():
-            raise _field_error("reason", "required", "Give a reason for the rejection.")
+            raise field_error("reason", "required", "Give a reason for the rejection.")
         services.review_reject(item_id=item_id, user=user, reason=payload.reason.strip())
     else:
         services.review_edit(
             item_id=item_id,
             user=user,
-            document=_plan_document(payload.plan),
+            document=edited_plan(payload.plan),
             checklist=payload.checklist,
             reason=payload.reason.strip(),
         )
     return _item(item_id)
-
-
-def _plan_document(plan: dict[str, Any] | str | None) -> Any:
-    if plan is None:
-        raise _field_error("plan", "required", "An edit needs the edited plan.")
-    if not isinstance(plan, str):
-        return plan
-    try:
-        document = parse_plan_text(plan)
-    except PlanSyntaxError as exc:
-        raise _field_error("plan", "syntax", f"The plan is not valid YAML or JSON: {exc}") from exc
-    problem = storable_problem(document)
-    if problem:
-        raise _field_error(
-            "plan", "syntax", f"The plan holds a value that cannot be stored: {problem}"
-        )
-    return document
-
-
-def _field_error(field: str, code: str, message: str) -> ApiError:
-    return ApiError(
-        422, "invalid_input", message, fields=[{"field": field, "code": code, "message": message}]
-    )
 
 
 # --------------------------------------------------------------------------- audit

@@ -105,6 +105,17 @@ def review_item(item_id: int) -> ReviewItem:
     )
 
 
+def open_escalation(run_id: int) -> ReviewItem | None:
+    """The run's open escalation item (the newest, should there be several), or None."""
+    return (
+        ReviewItem.objects.filter(
+            run_id=run_id, kind=ReviewKind.ESCALATION, status=ReviewStatus.OPEN
+        )
+        .order_by("-id")
+        .first()
+    )
+
+
 def plan_steps(plan: Plan | None) -> list[Step]:
     if plan is None:
         return []

@@ -46,3 +46,31 @@ class ApiError(Exception):
 # The 4xx statuses every endpoint documents: malformed body, auth, role, missing, state, input.
 ERROR_STATUSES = frozenset({400, 401, 403, 404, 409, 422})
 ERRORS: dict[Any, type[Schema]] = {ERROR_STATUSES: ErrorOut}
+
+
+def field_error(field: str, code: str, message: str) -> ApiError:
+    """A 422 about one input field."""
+    return ApiError(
+        422, "invalid_input", message, fields=[{"field": field, "code": code, "message": message}]
+    )
+
+
+def edited_plan(plan: dict[str, Any] | str | None) -> Any:
+    """The plan document of an edit (an object, or YAML/JSON text); 422 on ``plan`` otherwise."""
+    from runs.api_schemas import storable_problem
+    from runs.planning.schema import PlanSyntaxError, parse_plan_text
+
+    if plan is None:
+        raise field_error("plan", "required", "An edit needs the edited plan.")
+    if not isinstance(plan, str):
+        return plan
+    try:
+        document = parse_plan_text(plan)
+    except PlanSyntaxError as exc:
+        raise field_error("plan", "syntax", f"The plan is not valid YAML or JSON: {exc}") from exc
+    problem = storable_problem(document)
+    if problem:
+        raise field_error(
+            "plan", "syntax", f"The plan holds a value that cannot be stored: {problem}"
+        )
+    return document

@@ -1,7 +1,6 @@
-"""API endpoints for tasks and runs: submit a plan, list and follow runs, cancel.
+"""API endpoints for tasks and runs: submit a plan, list and follow runs, cancel, resume, retry.
 
 Each endpoint parses, checks the role, calls a selector or service, returns a schema.
-New run actions (resume, retry a step) are one more ``@runs_router.post`` here.
 """
 
 from __future__ import annotations
@@ -15,13 +14,14 @@ from ninja import Path, Query, Router, Status
 
 from runs import selectors, services
 from runs.api_auth import require
-from runs.api_errors import ERRORS, ApiError
+from runs.api_errors import ERRORS, ApiError, edited_plan, field_error
 from runs.api_schemas import (
     MAX_EVENTS_PAGE,
     MAX_ID,
     MAX_PAGE,
     EventPageOut,
     PlanOut,
+    ResumeIn,
     RetryIn,
     RunFilters,
     RunOut,
@@ -31,7 +31,7 @@ from runs.api_schemas import (
     storable_problem,
 )
 from runs.models import Plan, Run, Step
-from runs.permissions import can_view_runs, is_operator
+from runs.permissions import can_view_runs, is_operator, is_reviewer
 from runs.planning.schema import PlanSyntaxError, parse_plan_text
 from runs.planning.validation import validate_plan
 from runs.tools.registry import load_tool_specs
@@ -274,6 +274,43 @@ def run_cancel(request: HttpRequest, run_id: int = RunId) -> Run:
         raise ApiError(404, "not_found", f"There is no run {run_id}.") from None
     except services.RunError as exc:
         raise ApiError(409, "run_finished", str(exc)) from exc
+    return _run(run_id, _detail_runs())
+
+
+@runs_router.post(
+    "/{run_id}/resume",
+    response={200: RunOut, **ERRORS},
+    summary="Resume an escalated run (retry or skip its stuck step, edit, roll back, abort)",
+)
+def run_resume(request: HttpRequest, payload: ResumeIn, run_id: int = RunId) -> Run:
+    """Decide the run's open escalation, as its review item would; any worker continues the run.
+
+    Reviewers only. 409 when the run has no open escalation; a claimed item, the
+    checklist and the reason follow the review queue's rules (403 / 422), and an
+    invalid edit is a 422 listing every problem, with nothing written.
+    """
+    from reviews.escalations import review_resolve_escalation
+    from reviews.selectors import open_escalation
+
+    user = require(request, is_reviewer, "resume runs")
+    _exists(run_id)
+    if payload.action != "edit" and payload.plan is not None:
+        raise field_error("plan", "unexpected", "Send a plan only with the `edit` action.")
+    if payload.action == "abort" and not payload.reason.strip():
+        raise field_error("reason", "required", "Give a reason for aborting the run.")
+    item = open_escalation(run_id)
+    if item is None:
+        raise ApiError(
+            409, "not_escalated", f"Run {run_id} has no open escalation: nothing to resume."
+        )
+    review_resolve_escalation(
+        item_id=item.pk,
+        user=user,
+        action=payload.action,
+        reason=payload.reason,
+        checklist=payload.checklist,
+        document=edited_plan(payload.plan) if payload.action == "edit" else None,
+    )
     return _run(run_id, _detail_runs())
 
 

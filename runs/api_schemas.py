@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from ninja import Field, ModelSchema, Schema
 from pydantic import ConfigDict, field_validator, model_validator
@@ -415,3 +415,23 @@ class RetryIn(In):
     """Which failed step a retry starts from."""
 
     step: str = Field(..., min_length=1, max_length=100, description="A failed step's id.")
+
+
+class ResumeIn(In):
+    """A reviewer's action on an escalated run (what its open escalation item decides)."""
+
+    action: Literal["retry", "skip", "edit", "rollback", "abort"] = Field(
+        description=(
+            "retry the stuck step (attempts kept), skip it (and what needs it), edit the plan "
+            "and resume (finished steps carried over), roll back, or abort (needs a reason)."
+        )
+    )
+    checklist: list[int] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="Indexes of the escalation checklist ticked (every one, except to abort).",
+    )
+    reason: str = Field("", max_length=10_000, description="Why; required to abort.")
+    plan: dict[str, Any] | str | None = Field(
+        None, description="The edited plan (object, or YAML/JSON text); only with `edit`."
+    )

@@ -245,3 +245,117 @@ def test_recovery_leaves_a_resumed_run_whose_task_waits_alone(
     Run.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(hours=1))
     assert runs_recover() == []  # its resume_run task is waiting: no second task
     assert resume_tasks(run.pk) == 1
+
+
+# --------------------------------------------------------------------------- through the API
+def test_a_reviewer_resumes_an_escalated_run_through_the_api_and_a_worker_finishes_it(
+    ready: None, reviewer: User, key: str, calls: list[str]
+) -> None:
+    from tests.runs.api.conftest import api_as
+
+    run = escalated_run(key)
+    item = ReviewItem.objects.get(run=run, kind="escalation")
+    response = api_as(reviewer).post(
+        f"/runs/{run.pk}/resume", {"action": "retry", "checklist": all_ticks(item)}
+    )
+    assert response.status_code == 200, response.json()
+    assert response.json()["status"] == RunStatus.QUEUED
+    item.refresh_from_db()
+    assert (item.status, item.decided_by) == ("approved", reviewer)
+    work()
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+    assert calls == ["a", "b#1", "b#2", "c"]
+
+
+def test_an_api_edit_resumes_with_the_reviewers_plan_text(
+    ready: None, reviewer: User, key: str, calls: list[str]
+) -> None:
+    from tests.runs.api.conftest import api_as
+
+    run = escalated_run(key)
+    item = ReviewItem.objects.get(run=run, kind="escalation")
+    plan = (
+        f"steps:\n  - {{id: a, action: record, params: {{key: {key}, label: a}}}}\n"
+        f"  - {{id: z, action: record, params: {{key: {key}, label: z}}, depends_on: [a]}}\n"
+    )
+    response = api_as(reviewer).post(
+        f"/runs/{run.pk}/resume", {"action": "edit", "plan": plan, "checklist": all_ticks(item)}
+    )
+    assert response.status_code == 200, response.json()
+    work()
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED and run.current_plan.version == 2  # type: ignore[union-attr]
+    assert calls == ["a", "b#1", "z"]
+
+
+@pytest.mark.parametrize(
+    ("who", "body", "status", "code"),
+    [
+        ("operator", {"action": "retry"}, 403, "forbidden"),
+        ("reviewer", {"action": "retry"}, 422, "checklist_incomplete"),
+        ("reviewer", {"action": "abort"}, 422, "invalid_input"),  # abort needs a reason
+        ("reviewer", {"action": "edit", "plan": "steps: [oops"}, 422, "invalid_input"),
+        (
+            "reviewer",
+            {"action": "edit", "plan": {"steps": [{"id": "x", "action": "nope"}]}},
+            422,
+            None,
+        ),
+        ("reviewer", {"action": "retry", "plan": {"steps": []}}, 422, "invalid_input"),
+        ("reviewer", {"action": "launch"}, 422, "invalid_input"),
+    ],
+    ids=[
+        "operator",
+        "checklist",
+        "abort-reason",
+        "plan-syntax",
+        "plan-invalid",
+        "plan-unasked",
+        "action",
+    ],
+)
+def test_a_refused_api_resume_is_a_4xx_and_writes_nothing(
+    ready: None,
+    reviewer: User,
+    operator: User,
+    key: str,
+    who: str,
+    body: dict[str, Any],
+    status: int,
+    code: str | None,
+) -> None:
+    from tests.runs.api.conftest import api_as
+
+    run = escalated_run(key)
+    events = TranscriptEvent.objects.filter(run=run).count()
+    response = api_as(reviewer if who == "reviewer" else operator).post(
+        f"/runs/{run.pk}/resume", body
+    )
+    assert response.status_code == status, response.json()
+    if code is not None:
+        assert response.json()["code"] == code
+    run.refresh_from_db()
+    assert run.status == RunStatus.ESCALATED
+    assert ReviewItem.objects.get(run=run, kind="escalation").status == "open"
+    assert TranscriptEvent.objects.filter(run=run).count() == events
+    assert Plan.objects.filter(run=run).count() == 1
+
+
+def test_resuming_a_run_without_an_open_escalation_is_409(
+    ready: None, reviewer: User, key: str
+) -> None:
+    from tests.runs.api.conftest import api_as
+
+    run = escalated_run(key)
+    client = api_as(reviewer)
+    item = ReviewItem.objects.get(run=run, kind="escalation")
+    assert (
+        client.post(
+            f"/runs/{run.pk}/resume", {"action": "skip", "checklist": all_ticks(item)}
+        ).status_code
+        == 200
+    )
+    again = client.post(f"/runs/{run.pk}/resume", {"action": "skip", "checklist": all_ticks(item)})
+    assert (again.status_code, again.json()["code"]) == (409, "not_escalated")
+    assert client.post("/runs/999999/resume", {"action": "skip"}).status_code == 404
