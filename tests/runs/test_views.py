@@ -745,3 +745,70 @@ def test_the_live_section_shows_each_plan_versions_diff_and_the_token_totals(
     assert "1000 tokens in" in live and "Planner openai / gpt-4.1" in live
     page = client_for(operator).get(reverse("runs:detail", args=[queued_run.pk])).content.decode()
     assert 'data-plan-diff="2"' in page and "data-llm-totals-line" in page
+
+
+# --------------------------------------------------------------------------- detail page cost
+def _busy_run(steps: int, operator: User, reviewer: User) -> Run:
+    """A failed run with every part of the page in use: budgets, model calls, reviews, replans."""
+    from django.utils import timezone
+
+    from reviews.models import ReviewItem
+    from runs.models import LlmCall, Plan, Task
+    from runs.services import plan_create
+
+    keys = [f"s{i}" for i in range(steps)]
+    document = {
+        "goal": "Many steps",
+        "steps": [
+            {"id": k, "action": "noop", "depends_on": keys[i - 1 : i]} for i, k in enumerate(keys)
+        ],
+        "rollback": [{"action": "noop"}],
+    }
+    run = run_submit_plan(title="Busy", document=document, submitted_by=operator)
+    v2 = plan_create(
+        run=run, document=document, source=Plan.Source.REPLANNER, parent=run.current_plan
+    )
+    now = timezone.now()
+    Run.objects.filter(pk=run.pk).update(
+        current_plan=v2,
+        status=RunStatus.FAILED,
+        started_at=now,
+        finished_at=now,
+        cancel_requested_at=now,
+        cancel_requested_by=operator,
+    )
+    Step.objects.filter(plan=v2).update(status="succeeded", started_at=now, finished_at=now)
+    Step.objects.filter(plan=v2, key=keys[-1]).update(status="failed", error="boom")
+    Task.objects.filter(pk=run.task_id).update(
+        planner="openai", model="gpt-4.1", budget_max_steps=1000, budget_max_cost=5
+    )
+    for purpose in ("plan", "replan"):
+        LlmCall.objects.create(run=run, provider="openai", model="gpt-4.1", purpose=purpose)
+    for user in (operator, reviewer):
+        ReviewItem.objects.create(run=run, kind="escalation", reason_opened="?", assignee=user)
+    return run
+
+
+def test_the_detail_page_makes_at_most_ten_queries_however_many_steps(
+    operator: User, reviewer: User, django_assert_max_num_queries: Any
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    Tool.objects.create(name="noop", kind="python", config={"callable": "runs.tools.builtin.noop"})
+    small, big = _busy_run(3, operator, reviewer), _busy_run(120, operator, reviewer)
+    client = client_for(operator)
+    counts = []
+    for run in (small, big):
+        with CaptureQueriesContext(connection) as queries:
+            page = client.get(reverse("runs:detail", args=[run.pk])).content.decode()
+        counts.append(len(queries))
+        # every part is on the page: retry, budgets, model calls, reviews, both versions
+        assert "Retry from step" in page and "data-budgets" in page and "data-llm-usage" in page
+        assert page.count("data-review-item=") == 2 and 'data-plan-diff="2"' not in page
+        assert "<strong>v2</strong>" in page and "<strong>v1</strong>" in page
+    assert counts[0] == counts[1], counts  # the same whatever the size
+    with django_assert_max_num_queries(10):  # session, user and groups included
+        client.get(reverse("runs:detail", args=[big.pk]))
+    with django_assert_max_num_queries(9):  # the live part alone
+        client.get(reverse("runs:live", args=[big.pk]))
