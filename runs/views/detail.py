@@ -28,7 +28,8 @@ from runs.statemachine import RUN_TERMINAL, STEP_FINISHED
 from runs.views.listing import HEARTBEAT_SECONDS
 
 # The detail page renders at most this many transcript events (the newest ones; the API and
-# the websocket replay serve them all): 1000 rows cost ~100 ms of template time alone.
+# the websocket replay serve them all): the rows are cheap to build now (run_page filters), but
+# every event is still a read, a summary and page weight the browser has to lay out.
 TRANSCRIPT_LIMIT = 300
 # Bigger plans get the step table only: an SVG of thousands of nodes helps nobody.
 GRAPH_LIMIT = 300
