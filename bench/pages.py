@@ -30,6 +30,7 @@ DB_NAME = "plannerweb_pages"
 STEPS_PER_RUN = 10
 BIG_STEPS = 500
 BIG_EVENTS = 5000
+GRAPH_STEPS = 300  # the most the run page draws (runs.views.detail.GRAPH_LIMIT)
 STATUSES = ["succeeded", "failed", "cancelled", "rolled_back", "succeeded", "succeeded"]
 
 
@@ -152,6 +153,44 @@ def load(runs: int) -> dict[str, Any]:
             FROM generate_series(1, {BIG_EVENTS}) g;
             """
         )
+        # The biggest plan still drawn as a graph: a fan-out/fan-in DAG of finished steps with
+        # timings, results and verdicts, so every cell of the step table is filled.
+        graph = runs + 2
+        cur.execute(
+            f"""
+            INSERT INTO runs_task (id, title, description, created_at, max_replans, mode,
+                                   model, planner)
+            VALUES ({graph}, 'The graph one', '', now(), 3, 'auto', '', '');
+            INSERT INTO runs_run (id, task_id, status, stop_reason, max_parallel, lease_owner,
+                                  created_at, started_at)
+            VALUES ({graph}, {graph}, 'executing', '', 8, '', now(), now());
+            INSERT INTO runs_plan (id, run_id, version, source, goal, document, rollback,
+                                   is_valid, errors, created_at)
+            VALUES ({graph}, {graph}, 1, 'operator', 'Graph', '{{}}'::jsonb, '[]'::jsonb, true,
+                    '[]'::jsonb, now());
+            UPDATE runs_run SET current_plan_id = {graph} WHERE id = {graph};
+            INSERT INTO runs_step (run_id, plan_id, key, phase, position, tool_name, params,
+                                   depends_on, description, status, attempts, result, error,
+                                   started_at, finished_at, verdict, verdict_reason)
+            SELECT {graph}, {graph}, 'g' || p, 'main', p, 'sleep', jsonb_build_object('ms', p),
+                   CASE WHEN p < 10 THEN '[]'::jsonb
+                        ELSE jsonb_build_array('g' || (p - 10), 'g' || (p - 9 + p % 7))
+                   END,
+                   'step ' || p, CASE WHEN p < 200 THEN 'succeeded' ELSE 'pending' END, 1,
+                   CASE WHEN p < 200 THEN jsonb_build_object('slept_ms', p) END, '',
+                   CASE WHEN p < 200 THEN now() END,
+                   CASE WHEN p < 200 THEN now() + interval '1.5 seconds' END,
+                   CASE WHEN p < 200 THEN 'pass' ELSE '' END, ''
+            FROM generate_series(0, {GRAPH_STEPS - 1}) p;
+            INSERT INTO runs_transcriptevent (run_id, seq, role, kind, payload, created_at)
+            SELECT {graph}, g, 'executor', 'step.status',
+                   jsonb_build_object('step_id', 1, 'step', 'g' || (g % {GRAPH_STEPS}),
+                                      'from_status', 'running', 'to_status', 'succeeded',
+                                      'attempt', 1),
+                   now()
+            FROM generate_series(1, 2 * {GRAPH_STEPS}) g;
+            """
+        )
         for table in ("runs_task", "runs_run", "runs_plan", "runs_step", "runs_transcriptevent"):
             cur.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
@@ -165,6 +204,7 @@ def load(runs: int) -> dict[str, Any]:
     return {
         "operator": operator,
         "big": big,
+        "graph": graph,
         "typical": runs // 2,
         "steps": steps,
         "events": events,
@@ -216,6 +256,9 @@ def main() -> None:
         info = {
             "operator": User.objects.get(username="bench-operator"),
             "big": big,
+            "graph": Run.objects.filter(task__title="The graph one")
+            .values_list("pk", flat=True)
+            .first(),
             "typical": (big - 1) // 2,
             "steps": Step.objects.count(),
             "events": TranscriptEvent.objects.count(),
@@ -241,6 +284,11 @@ def main() -> None:
         ("runs list, htmx refresh", "/"),
         ("run detail, 10 steps", f"/runs/{info['typical']}/"),
         (f"run detail, {BIG_STEPS} steps / {BIG_EVENTS} events", f"/runs/{info['big']}/"),
+        *(
+            [(f"run detail, {GRAPH_STEPS} steps with graph", f"/runs/{info['graph']}/")]
+            if info["graph"]
+            else []
+        ),
         ("API runs, first page", "/api/runs"),
         ("API runs, deep offset", f"/api/runs?offset={runs - 100}"),
     ]

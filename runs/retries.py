@@ -18,6 +18,8 @@ Escalated runs are resumed by a reviewer through their escalation item instead
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
@@ -30,10 +32,21 @@ RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.ROLLED_BACK})
 SYSTEM = TranscriptEvent.Role.SYSTEM
 
 
-def retryable_steps(run: Run) -> set[str]:
-    """The keys of the run's failed main steps a retry may start from (empty: not retryable)."""
+def retryable_steps(run: Run, steps: Iterable[Step] | None = None) -> set[str]:
+    """The keys of the run's failed main steps a retry may start from (empty: not retryable).
+
+    ``steps``: the current plan's steps, when the caller loaded them already (no query).
+    """
     if run.status not in RETRYABLE or run.current_plan_id is None:
         return set()
+    if steps is not None:
+        return {
+            s.key
+            for s in steps
+            if s.plan_id == run.current_plan_id
+            and s.phase == Step.Phase.MAIN
+            and s.status == StepStatus.FAILED
+        }
     return set(
         Step.objects.filter(
             plan_id=run.current_plan_id, phase=Step.Phase.MAIN, status=StepStatus.FAILED

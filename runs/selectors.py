@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from runs.models import Run, Step, StepStatus, Task, TranscriptEvent
+from runs.models import LlmCall, Plan, Run, Step, StepStatus, Task, TranscriptEvent
 
 # The planner filter's value for runs of hand-written plans (their task names no planner).
 HAND_WRITTEN = "hand-written"
@@ -62,6 +62,57 @@ def run_progress(run_id: int) -> RunProgress:
 
 def run_list() -> QuerySet[Run]:
     return Run.objects.select_related("task", "task__submitted_by", "current_plan")
+
+
+def run_detail(run_id: int) -> Run:
+    """One run for its page, with ``last_seq`` (its newest transcript seq, 0 if none): one query.
+
+    The current plan's ``document`` and ``rollback`` are deferred (the page shows the stored
+    steps, not the JSON), and the page reads everything else after this row, so steps and
+    plans are at least as new as ``last_seq``. Raises ``Run.DoesNotExist``.
+    """
+    last = TranscriptEvent.objects.filter(run_id=OuterRef("pk")).order_by("-seq").values("seq")[:1]
+    return (
+        run_list()
+        .select_related("cancel_requested_by")
+        .defer("current_plan__document", "current_plan__rollback")
+        .annotate(last_seq=Coalesce(Subquery(last), 0))
+        .get(pk=run_id)
+    )
+
+
+# The list shows a version's parent by its number only.
+_PARENT_UNUSED = ("document", "rollback", "errors", "diff", "goal")
+
+
+def run_plan_versions(run_id: int) -> QuerySet[Plan]:
+    """A run's plan versions, newest first, for the list on its page (documents deferred)."""
+    return (
+        Plan.objects.filter(run_id=run_id)
+        .select_related("created_by", "parent")
+        .defer("document", "rollback", *(f"parent__{f}" for f in _PARENT_UNUSED))
+        .order_by("-version")
+    )
+
+
+def run_steps_started(run_id: int) -> int:
+    """Main steps a run started so far, replanned versions included (its steps budget's usage).
+
+    The count of ``runs.execution.budgets.run_usage``, for a page that has the model-call
+    totals already: a replan copies finished steps into the new version with their start
+    time, so (key, started_at) counts each real start once.
+    """
+    return (
+        Step.objects.filter(run_id=run_id, phase=Step.Phase.MAIN, started_at__isnull=False)
+        .values_list("key", "started_at")
+        .distinct()
+        .count()
+    )
+
+
+def run_llm_calls(run_id: int) -> list[LlmCall]:
+    """A run's model calls in order (its page lists them and sums them: one query)."""
+    return list(LlmCall.objects.filter(run_id=run_id).order_by("id"))
 
 
 def run_events(run_id: int, *, after: int = 0) -> QuerySet[TranscriptEvent]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -124,4 +125,19 @@ def run_llm_totals(run_id: int) -> LlmTotals:
         latency_ms=agg["sum_latency"] or 0,
         cost=agg["sum_cost"],
         unpriced=agg["n_unpriced"],
+    )
+
+
+def llm_totals_of(calls: Iterable[Any]) -> LlmTotals:
+    """``run_llm_totals`` of model calls already loaded (a page that lists them needs no sum query)."""
+    calls = list(calls)
+    costs = [c.cost for c in calls if c.cost is not None]
+    return LlmTotals(
+        calls=len(calls),
+        failed=sum(1 for c in calls if not c.ok),
+        tokens_in=sum(c.tokens_in for c in calls),
+        tokens_out=sum(c.tokens_out for c in calls),
+        latency_ms=sum(c.latency_ms for c in calls),
+        cost=sum(costs, Decimal(0)) if costs else None,
+        unpriced=len(calls) - len(costs),
     )

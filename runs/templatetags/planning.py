@@ -1,7 +1,8 @@
 """``{% llm_usage run %}`` (model calls) and ``{% llm_totals run %}`` (the one-line totals).
 
 An inclusion tag rather than view context so the run page needs one line to
-show it, whoever owns the view; it reads through the planning selectors.
+show it, whoever owns the view; it reads through the planning selectors unless
+the view passes what it loaded already (the run page does: one query for both).
 """
 
 from __future__ import annotations
@@ -11,25 +12,32 @@ from typing import Any
 from django import template
 
 from runs.models import LlmCall, Plan, Run
-from runs.planning.accounting import run_llm_totals
+from runs.planning.accounting import LlmTotals, llm_totals_of, run_llm_totals
 
 register = template.Library()
 
 
 @register.inclusion_tag("runs/_llm_usage.html")
-def llm_usage(run: Run) -> dict[str, Any]:
+def llm_usage(
+    run: Run, calls: list[LlmCall] | None = None, totals: LlmTotals | None = None
+) -> dict[str, Any]:
+    """The run's model calls and their totals; a view that loaded them passes them (no query)."""
+    if calls is None:
+        calls = list(LlmCall.objects.filter(run=run).order_by("id"))
     return {
         "run": run,
-        "totals": run_llm_totals(run.pk),
-        "calls": list(LlmCall.objects.filter(run=run).order_by("id")),
+        "totals": totals if totals is not None else llm_totals_of(calls),
+        "calls": calls,
         "task": run.task,
     }
 
 
 @register.inclusion_tag("runs/_llm_totals.html")
-def llm_totals(run: Run) -> dict[str, Any]:
+def llm_totals(run: Run, totals: LlmTotals | None = None) -> dict[str, Any]:
     """Tokens and cost so far, at the top of the live section (re-rendered on each plan version)."""
-    return {"task": run.task, "totals": run_llm_totals(run.pk)}
+    if totals is None and run.task.planner:
+        totals = run_llm_totals(run.pk)
+    return {"task": run.task, "totals": totals}
 
 
 @register.inclusion_tag("runs/_plan_diff.html")

@@ -14,20 +14,22 @@ from typing import Any
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from runs import retries, selectors, services
 from runs.graph import GraphNode, layout
 from runs.models import Run, RunStatus, Step
 from runs.permissions import can_view_runs, is_operator, role_required
+from runs.planning.accounting import LlmTotals, llm_totals_of
 from runs.retries import retryable_steps
 from runs.selectors import STATUS_MARK
 from runs.statemachine import RUN_TERMINAL, STEP_FINISHED
 from runs.views.listing import HEARTBEAT_SECONDS
 
 # The detail page renders at most this many transcript events (the newest ones; the API and
-# the websocket replay serve them all): 1000 rows cost ~100 ms of template time alone.
+# the websocket replay serve them all): the rows are cheap to build now (run_page filters), but
+# every event is still a read, a summary and page weight the browser has to lay out.
 TRANSCRIPT_LIMIT = 300
 # Bigger plans get the step table only: an SVG of thousands of nodes helps nobody.
 GRAPH_LIMIT = 300
@@ -59,10 +61,14 @@ class EventRow:
 
 
 def _live_context(run: Run) -> dict[str, Any]:
-    """Graph, steps and progress as of ``seq``: read after the seq, so at least that new."""
-    seq = selectors.run_last_seq(run.pk)
-    steps = Step.objects.filter(plan_id=run.current_plan_id).order_by("phase", "position")
-    rows = [_step_row(s) for s in steps.select_related("tool")]
+    """Graph, steps, progress, plan versions, reviews and model-call totals of ``run``.
+
+    ``run`` comes from ``selectors.run_detail``: its ``last_seq`` was read first, so
+    what is read here is at least that new (the live client applies later events).
+    Four queries, whatever the number of steps: steps, plans, reviews, model calls.
+    """
+    steps = list(Step.objects.filter(plan_id=run.current_plan_id).order_by("phase", "position"))
+    rows = [_step_row(s) for s in steps]
     main = [r for r in rows if r.step.phase == Step.Phase.MAIN]
     graph = nodes = None
     if 0 < len(main) <= GRAPH_LIMIT:
@@ -70,8 +76,10 @@ def _live_context(run: Run) -> dict[str, Any]:
         by_key = {r.step.key: r for r in main}
         nodes = [NodeView(n, by_key[n.key]) for n in graph.nodes]
     finished = sum(1 for r in main if r.step.status in STEP_FINISHED)
+    calls = selectors.run_llm_calls(run.pk)
+    totals = llm_totals_of(calls)
     return {
-        "live_seq": seq,
+        "live_seq": run.last_seq,  # type: ignore[attr-defined]
         "main_steps": main,
         "rollback_steps": [r for r in rows if r.step.phase == Step.Phase.ROLLBACK],
         "finished_steps": finished,
@@ -81,8 +89,11 @@ def _live_context(run: Run) -> dict[str, Any]:
         "progress_percent": round(100 * finished / len(main)) if main else 0,
         "plan_version": run.current_plan.version if run.current_plan else None,
         "plan_goal": run.current_plan.goal if run.current_plan else "",
-        "plans": run.plans.select_related("created_by", "parent").order_by("-version"),
+        "plans": selectors.run_plan_versions(run.pk),
         "open_reviews": _open_reviews(run.pk),
+        "llm_calls": calls,
+        "llm_totals": totals,
+        "steps": steps,
     }
 
 
@@ -97,11 +108,18 @@ def _open_reviews(run_id: int) -> list[Any]:
     )
 
 
+def _get_run(run_id: int) -> Run:
+    try:
+        return selectors.run_detail(run_id)
+    except Run.DoesNotExist:
+        raise Http404("No such run.") from None
+
+
 @require_GET
 @role_required(can_view_runs)
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     """One run: its graph, steps, rollback steps, plan versions and transcript; live over a websocket."""
-    run = get_object_or_404(selectors.run_list(), pk=run_id)
+    run = _get_run(run_id)
     live = _live_context(run)
     newest = selectors.run_events(run.pk).filter(seq__lte=live["live_seq"]).order_by("-seq")
     events = list(newest[:TRANSCRIPT_LIMIT])[::-1]
@@ -120,8 +138,8 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             "events_hidden": events[0].seq - 1 if events else 0,
             "last_seq": last_seq,
             "is_finished": run.status in RUN_TERMINAL,
-            **_budget_context(run),
-            "retry_steps": sorted(retryable_steps(run)),
+            **_budget_context(run, live["llm_totals"]),
+            "retry_steps": sorted(retryable_steps(run, live["steps"])),
             "live_config": {
                 "run": run.pk,
                 "lastSeq": last_seq,
@@ -135,21 +153,28 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     )
 
 
-def _budget_context(run: Run) -> dict[str, Any]:
-    """The run's budgets and what it used (two queries), only when a budget applies."""
-    from runs.execution.budgets import budgets_for, run_usage
+def _budget_context(run: Run, totals: LlmTotals) -> dict[str, Any]:
+    """The run's budgets and what it used, only when a budget applies (then one query)."""
+    from runs.execution.budgets import Usage, budgets_for
 
     budgets = budgets_for(run.task)
     if not budgets:
         return {"budgets": None}
-    return {"budgets": budgets, "usage": run_usage(run.pk, run.started_at)}
+    # run_usage() would sum the model calls again: the page has their totals already.
+    usage = Usage(
+        steps=selectors.run_steps_started(run.pk),
+        tokens=totals.tokens_in + totals.tokens_out,
+        cost=totals.cost,
+        started_at=run.started_at,
+    )
+    return {"budgets": budgets, "usage": usage}
 
 
 @require_GET
 @role_required(can_view_runs)
 def run_live(request: HttpRequest, run_id: int) -> HttpResponse:
     """The live part of the detail page alone (htmx swaps it in when a new plan arrives)."""
-    run = get_object_or_404(selectors.run_list(), pk=run_id)
+    run = _get_run(run_id)
     return render(request, "runs/_run_live.html", {"run": run, **_live_context(run)})
 
 

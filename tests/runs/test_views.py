@@ -745,3 +745,127 @@ def test_the_live_section_shows_each_plan_versions_diff_and_the_token_totals(
     assert "1000 tokens in" in live and "Planner openai / gpt-4.1" in live
     page = client_for(operator).get(reverse("runs:detail", args=[queued_run.pk])).content.decode()
     assert 'data-plan-diff="2"' in page and "data-llm-totals-line" in page
+
+
+# --------------------------------------------------------------------------- detail page cost
+def _busy_run(steps: int, operator: User, reviewer: User) -> Run:
+    """A failed run with every part of the page in use: budgets, model calls, reviews, replans."""
+    from django.utils import timezone
+
+    from reviews.models import ReviewItem
+    from runs.models import LlmCall, Plan, Task
+    from runs.services import plan_create
+
+    keys = [f"s{i}" for i in range(steps)]
+    document = {
+        "goal": "Many steps",
+        "steps": [
+            {"id": k, "action": "noop", "depends_on": keys[i - 1 : i]} for i, k in enumerate(keys)
+        ],
+        "rollback": [{"action": "noop"}],
+    }
+    run = run_submit_plan(title="Busy", document=document, submitted_by=operator)
+    v2 = plan_create(
+        run=run, document=document, source=Plan.Source.REPLANNER, parent=run.current_plan
+    )
+    now = timezone.now()
+    Run.objects.filter(pk=run.pk).update(
+        current_plan=v2,
+        status=RunStatus.FAILED,
+        started_at=now,
+        finished_at=now,
+        cancel_requested_at=now,
+        cancel_requested_by=operator,
+    )
+    Step.objects.filter(plan=v2).update(status="succeeded", started_at=now, finished_at=now)
+    Step.objects.filter(plan=v2, key=keys[-1]).update(status="failed", error="boom")
+    Task.objects.filter(pk=run.task_id).update(
+        planner="openai", model="gpt-4.1", budget_max_steps=1000, budget_max_cost=5
+    )
+    for purpose in ("plan", "replan"):
+        LlmCall.objects.create(run=run, provider="openai", model="gpt-4.1", purpose=purpose)
+    for user in (operator, reviewer):
+        ReviewItem.objects.create(run=run, kind="escalation", reason_opened="?", assignee=user)
+    return run
+
+
+def test_the_detail_page_makes_at_most_ten_queries_however_many_steps(
+    operator: User, reviewer: User, django_assert_max_num_queries: Any
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    Tool.objects.create(name="noop", kind="python", config={"callable": "runs.tools.builtin.noop"})
+    small, big = _busy_run(3, operator, reviewer), _busy_run(120, operator, reviewer)
+    client = client_for(operator)
+    counts = []
+    for run in (small, big):
+        with CaptureQueriesContext(connection) as queries:
+            page = client.get(reverse("runs:detail", args=[run.pk])).content.decode()
+        counts.append(len(queries))
+        # every part is on the page: retry, budgets, model calls, reviews, both versions
+        assert "Retry from step" in page and "data-budgets" in page and "data-llm-usage" in page
+        assert page.count("data-review-item=") == 2 and 'data-plan-diff="2"' not in page
+        assert "<strong>v2</strong>" in page and "<strong>v1</strong>" in page
+    assert counts[0] == counts[1], counts  # the same whatever the size
+    with django_assert_max_num_queries(10):  # session, user and groups included
+        client.get(reverse("runs:detail", args=[big.pk]))
+    with django_assert_max_num_queries(9):  # the live part alone
+        client.get(reverse("runs:live", args=[big.pk]))
+
+
+def test_the_step_rows_escape_every_value_and_keep_what_run_js_reads() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from runs.templatetags.run_page import step_rows
+    from runs.views.detail import _step_row
+
+    at = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    step = Step(
+        pk=7,
+        key="k<1>",
+        phase="main",
+        position=0,
+        tool_name="t&t",
+        params={"q": "<x>"},
+        depends_on=["a'", "b"],
+        description='say "hi"',
+        status="failed",
+        attempts=2,
+        result={"r": 1},
+        error="<boom>",
+        started_at=at,
+        finished_at=at + timedelta(seconds=1.125),
+        verdict="fail",
+        verdict_reason="<why>",
+    )
+    html = step_rows([_step_row(step)])
+    assert html.startswith(
+        '<tr data-step-id="7" data-step-key="k&lt;1&gt;" data-phase="main" data-status="failed"'
+        ' data-started-at="2026-01-02T03:04:05.678000+00:00">'
+    )
+    for cell in (
+        '<td class="num">1</td>',
+        '<div class="muted">say &quot;hi&quot;</div><div class="muted">after a&#x27;, b</div>',
+        "<code>t&amp;t</code>",
+        '<span class="mark">✗</span> <span class="label">failed</span>',
+        '<span class="verdict verdict-fail">fail</span><div class="muted">&lt;why&gt;</div>',
+        '<td class="num" data-step-attempts>2</td>',
+        "<td data-step-started>03:04:05</td><td data-step-finished>03:04:06</td>",
+        '<td class="num" data-step-took>1.13 s</td>',  # floatformat rounds half up
+        "&quot;q&quot;: &quot;&lt;x&gt;&quot;",
+        '<details class="error" open><summary>error</summary><pre>&lt;boom&gt;</pre>',
+    ):
+        assert cell in html, cell
+    idle = step_rows([_step_row(Step(pk=8, key="p", status="pending", params={}))])
+    assert "data-started-at" not in idle and "<td data-step-verdict>—</td>" in idle
+    assert '<td class="num" data-step-took>—</td>' in idle and "<summary>result" not in idle
+
+
+@pytest.mark.parametrize("value", [0.0, 0.5, 1.5, 2.5, 31.4999, 180.5, 1234.5])
+def test_graph_coordinates_are_rounded_as_floatformat_rounds_them(value: float) -> None:
+    from django.template.defaultfilters import floatformat
+
+    from runs.templatetags.run_page import _whole
+
+    assert _whole(value) == floatformat(value, 0)

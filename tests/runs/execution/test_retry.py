@@ -47,6 +47,8 @@ def test_a_failed_run_retried_from_its_failed_step_carries_finished_steps_over(
     old = execute(plan(key))
     assert old.status == RunStatus.FAILED
     assert retryable_steps(old) == {"b"}
+    # the run page passes the steps it loaded: the same answer without a query
+    assert retryable_steps(old, Step.objects.filter(run=old)) == {"b"}
     assert toolbox.CALLS[key] == ["a", "b#1"]
     new = run_retry(run_id=old.pk, step="b", user=operator)
     assert (new.status, new.task_id) == (RunStatus.QUEUED, old.task_id)

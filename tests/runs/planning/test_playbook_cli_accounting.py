@@ -11,7 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from runs.models import LlmCall, Playbook, RunStatus, TranscriptEvent
-from runs.planning.accounting import call_cost, run_llm_totals
+from runs.planning.accounting import call_cost, llm_totals_of, run_llm_totals
 from runs.planning.options import PlannerOptions
 from runs.planning.planner import plan_task
 from runs.planning.prompt import context_for
@@ -167,6 +167,9 @@ def test_totals_sum_every_call_of_a_run(operator: Any, settings: Any) -> None:
     totals = run_llm_totals(run.pk)
     assert (totals.calls, totals.failed, totals.tokens_in, totals.tokens_out) == (2, 1, 11, 7)
     assert totals.cost == Decimal("0.5") and totals.unpriced == 1
+    # the run page sums the calls it lists instead of asking the database again
+    assert llm_totals_of(LlmCall.objects.filter(run=run)) == totals
+    assert llm_totals_of([]) == run_llm_totals(-1)  # no calls: no cost, not zero
 
 
 def test_the_run_page_shows_calls_totals_and_plan_diffs(

@@ -1,0 +1,157 @@
+"""The run page's repeated markup: step rows, transcript rows, the plan graph's nodes and edges.
+
+``{{ rows|step_rows }}``, ``{{ events|transcript_rows }}``, ``{{ graph|graph_edges }}``
+and ``{{ graph_nodes|graph_nodes }}`` build in Python what a ``{% for %}`` over
+template markup built before: a run of 500 steps and 300 transcript rows spent
+~80 ms in the template engine (about twenty variable lookups, filters and escapes
+a row), a 300-step graph another ~60 ms, and the page's p95 was over its 100 ms
+target (bench/pages.py). The markup is the same, the one ``static/runs/run.js``
+reads and updates in place (``data-step-*``, ``data-node-step-id``, ``.mark``,
+``.label``), and every value is escaped as the template would escape it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, tzinfo
+from decimal import ROUND_HALF_UP, Decimal
+from html import escape
+from typing import Any
+
+from django import template
+from django.template.defaultfilters import floatformat
+from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.text import Truncator
+
+register = template.Library()
+
+_NONE = "—"
+
+
+def _local(value: datetime, tz: tzinfo) -> datetime:
+    """What the ``date`` filter formats: the time in the current time zone (``tz``, looked up once)."""
+    return value.astimezone(tz) if value.utcoffset() is not None else value
+
+
+def _clock(value: datetime | None, tz: tzinfo) -> str:
+    """``{{ value|date:"H:i:s"|default:"—" }}``."""
+    return _local(value, tz).strftime("%H:%M:%S") if value is not None else _NONE
+
+
+@register.filter(is_safe=True)
+def step_rows(rows: Iterable[Any]) -> SafeString:
+    """The ``<tr>`` of each step row (``runs.views.detail.StepRow``) of a step table."""
+    tz = timezone.get_current_timezone()
+    return mark_safe("".join(_step_row(number, row, tz) for number, row in enumerate(rows, 1)))
+
+
+def _step_row(number: int, row: Any, tz: tzinfo) -> str:
+    step = row.step
+    key, status = escape(step.key), escape(step.status)
+    started = (
+        f' data-started-at="{_local(step.started_at, tz).isoformat()}"' if step.started_at else ""
+    )
+    about = ""
+    if step.description:
+        about += f'<div class="muted">{escape(step.description)}</div>'
+    if step.depends_on:
+        after = ", ".join(escape(str(k)) for k in step.depends_on)
+        about += f'<div class="muted">after {after}</div>'
+    if step.verdict:
+        verdict = escape(step.verdict)
+        verdict = f'<span class="verdict verdict-{verdict}">{verdict}</span>'
+        if step.verdict_reason:
+            verdict += f'<div class="muted">{escape(step.verdict_reason)}</div>'
+    else:
+        verdict = _NONE
+    took = (
+        f"{floatformat(row.duration.total_seconds(), 2)} s" if row.duration is not None else _NONE
+    )
+    output = ""
+    if step.error:
+        is_open = " open" if step.status == "failed" else ""
+        output += (
+            f'<details class="error"{is_open}><summary>error</summary>'
+            f"<pre>{escape(step.error)}</pre></details>"
+        )
+    if row.result_json:
+        output += (
+            f"<details><summary>result</summary><pre>{escape(row.result_json)}</pre></details>"
+        )
+    return (
+        f'<tr data-step-id="{step.pk}" data-step-key="{key}" data-phase="{escape(step.phase)}"'
+        f' data-status="{status}"{started}>'
+        f'<td class="num">{number}</td>'
+        f"<td><code>{key}</code>{about}</td>"
+        f"<td><code>{escape(step.tool_name)}</code></td>"
+        f"<td>{escape(step.phase)}</td>"
+        f'<td class="step-status status-{status}" data-step-status><span class="mark">'
+        f'{escape(row.mark)}</span> <span class="label">{status}</span></td>'
+        f"<td data-step-verdict>{verdict}</td>"
+        f'<td class="num" data-step-attempts>{step.attempts}</td>'
+        f"<td data-step-started>{_clock(step.started_at, tz)}</td>"
+        f"<td data-step-finished>{_clock(step.finished_at, tz)}</td>"
+        f'<td class="num" data-step-took>{took}</td>'
+        f"<td><details><summary>params</summary><pre>{escape(row.params_json)}</pre></details></td>"
+        f"<td data-step-result>{output}</td>"
+        "</tr>\n"
+    )
+
+
+@register.filter(is_safe=True)
+def transcript_rows(events: Iterable[Any]) -> SafeString:
+    """The ``<tr data-seq>`` of each transcript row (``runs.views.detail.EventRow``)."""
+    tz = timezone.get_current_timezone()
+    return mark_safe("".join(_event_row(e, tz) for e in events))
+
+
+def _event_row(event: Any, tz: tzinfo) -> str:
+    at = _local(event.at, tz)
+    return (
+        f'<tr data-seq="{event.seq}"><td class="num">{event.seq}</td>'
+        f'<td><time datetime="{at.isoformat()}">{at.strftime("%H:%M:%S")}</time></td>'
+        f"<td>{escape(event.role)}</td><td><code>{escape(event.kind)}</code></td>"
+        f"<td>{escape(event.summary)}</td></tr>\n"
+    )
+
+
+def _whole(value: float) -> str:
+    """``{{ value|floatformat:0 }}`` of a coordinate: rounded half up, without the l10n machinery."""
+    return str(Decimal(repr(value)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def _truncate(text: str, length: int) -> str:
+    """``{{ text|truncatechars:length }}``; short texts (nearly all keys) skip the Truncator."""
+    return text if len(text) <= length else Truncator(text).chars(length)
+
+
+@register.filter(is_safe=True)
+def graph_edges(graph: Any) -> SafeString:
+    """The ``<path class="edge">`` of each dependency of a ``runs.graph.Graph``."""
+    return mark_safe(
+        "".join(
+            f'<path class="edge" d="{escape(e.path)}" marker-end="url(#arrow)"'
+            f' data-edge="{escape(e.source)}→{escape(e.target)}"/>'
+            for e in graph.edges
+        )
+    )
+
+
+@register.filter(is_safe=True)
+def graph_nodes(views: Iterable[Any]) -> SafeString:
+    """The ``<g class="node">`` of each node view (``.node``: where; ``.row``: its step, mark)."""
+    return mark_safe("".join(_node(v.node, v.row.step, v.row.mark) for v in views))
+
+
+def _node(node: Any, step: Any, mark: str) -> str:
+    key = str(step.key)
+    return (
+        f'<g class="node status-{escape(step.status)}" data-node-step-id="{step.pk}"'
+        f' transform="translate({_whole(node.x)},{_whole(node.y)})">'
+        f"<title>{escape(key)} ({escape(step.tool_name)})</title>"
+        f'<rect width="{_whole(node.width)}" height="{_whole(node.height)}" rx="6"/>'
+        f'<text class="mark" x="16" y="23" text-anchor="middle">{escape(mark)}</text>'
+        f'<text class="label" x="30" y="23">{escape(_truncate(key, 17))}</text>'
+        "</g>\n"
+    )
