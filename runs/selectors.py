@@ -98,9 +98,8 @@ def run_plan_versions(run_id: int) -> QuerySet[Plan]:
 def run_steps_started(run_id: int) -> int:
     """Main steps a run started so far, replanned versions included (its steps budget's usage).
 
-    The count of ``runs.execution.budgets.run_usage``, for a page that has the model-call
-    totals already: a replan copies finished steps into the new version with their start
-    time, so (key, started_at) counts each real start once.
+    A replan copies finished steps into the new version with their start time, so
+    (key, started_at) counts each real start once.
     """
     return (
         Step.objects.filter(run_id=run_id, phase=Step.Phase.MAIN, started_at__isnull=False)

@@ -12,9 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+
+if TYPE_CHECKING:
+    from runs.planning.accounting import LlmTotals
 
 
 @dataclass(frozen=True)
@@ -57,22 +60,17 @@ def budgets_for(task: Any) -> Budgets:
     )
 
 
-def run_usage(run_id: int, started_at: datetime | None) -> Usage:
-    """Selector: what a run has used so far (two queries)."""
-    from runs.models import Step
+def run_usage(
+    run_id: int, started_at: datetime | None, *, totals: LlmTotals | None = None
+) -> Usage:
+    """Selector: what a run has used so far (two queries; one with the model-call ``totals``)."""
     from runs.planning.accounting import run_llm_totals
+    from runs.selectors import run_steps_started
 
-    # A replan copies finished steps into the new version with their start time:
-    # (key, started_at) counts each real start once.
-    steps = (
-        Step.objects.filter(run_id=run_id, phase=Step.Phase.MAIN, started_at__isnull=False)
-        .values_list("key", "started_at")
-        .distinct()
-        .count()
-    )
-    totals = run_llm_totals(run_id)
+    if totals is None:
+        totals = run_llm_totals(run_id)
     return Usage(
-        steps=steps,
+        steps=run_steps_started(run_id),
         tokens=totals.tokens_in + totals.tokens_out,
         cost=totals.cost,
         started_at=started_at,

@@ -155,19 +155,12 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 
 def _budget_context(run: Run, totals: LlmTotals) -> dict[str, Any]:
     """The run's budgets and what it used, only when a budget applies (then one query)."""
-    from runs.execution.budgets import Usage, budgets_for
+    from runs.execution.budgets import budgets_for, run_usage
 
     budgets = budgets_for(run.task)
     if not budgets:
         return {"budgets": None}
-    # run_usage() would sum the model calls again: the page has their totals already.
-    usage = Usage(
-        steps=selectors.run_steps_started(run.pk),
-        tokens=totals.tokens_in + totals.tokens_out,
-        cost=totals.cost,
-        started_at=run.started_at,
-    )
-    return {"budgets": budgets, "usage": usage}
+    return {"budgets": budgets, "usage": run_usage(run.pk, run.started_at, totals=totals)}
 
 
 @require_GET
