@@ -7,6 +7,8 @@ the shape of each kind.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from json.encoder import encode_basestring
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -235,3 +237,39 @@ def event_json(event: _Event) -> str:
 
 def event_parse(kind: str, payload: dict[str, Any]) -> TranscriptPayload:
     return EVENT_ADAPTER.validate_python({**payload, "kind": kind})
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedEvent:
+    """An event already in its stored form (``event_json``'s text), for the executor's hot path."""
+
+    kind: str
+    json: str
+
+
+def step_status_json(
+    *,
+    step_id: int,
+    step: str,
+    phase: str,
+    from_status: str,
+    to_status: str,
+    attempt: int,
+    result_json: str = "null",
+    error: str = "",
+    reason: str = "",
+) -> EncodedEvent:
+    """A ``StepStatusChanged`` event encoded without building the model (~3 µs less a change).
+
+    The executor writes two per step, from values it controls; the result is JSON
+    text already (the executor checked it serialises). Tests hold the output equal
+    to ``event_json(StepStatusChanged(...))`` as JSON, field for field.
+    """
+    return EncodedEvent(
+        "step.status",
+        f'{{"step_id":{step_id:d},"step":{encode_basestring(step)},'
+        f'"phase":{encode_basestring(phase)},"from_status":{encode_basestring(from_status)},'
+        f'"to_status":{encode_basestring(to_status)},"attempt":{attempt:d},'
+        f'"result":{result_json},"error":{encode_basestring(error)},'
+        f'"reason":{encode_basestring(reason)}}}',
+    )

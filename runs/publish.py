@@ -50,15 +50,22 @@ def carries_payload(kind: str) -> bool:
 
 @dataclass(slots=True, frozen=True)
 class Outgoing:
-    """One committed event as publishing needs it: its websocket frame, encoded once.
+    """One committed event as publishing needs it: its payload as stored (compact JSON text).
 
-    ``payload`` is kept only for the kinds other groups read (``carries_payload``).
+    The websocket frame is built from it by the publisher (``frame``), after the
+    writer's steps started, not inside its commit. ``payload`` is kept only for
+    the kinds other groups read (``carries_payload``).
     """
 
     seq: int
+    role: str
     kind: str
-    frame: str
+    payload_json: str
+    at: str  # ISO time of the commit
     payload: dict[str, Any] | None = None
+
+    def frame(self, run_id: int) -> str:
+        return frame_from_json(run_id, self.seq, self.role, self.kind, self.payload_json, self.at)
 
 
 def review_changes(run_id: int, events: Sequence[Outgoing]) -> list[dict[str, Any]]:
@@ -129,8 +136,10 @@ def outgoing_rows(events: Sequence[Any]) -> list[Outgoing]:
     return [
         Outgoing(
             e.seq,
+            e.role,
             e.kind,
-            event_frame(event_message(e)),
+            json.dumps(e.payload, ensure_ascii=False, separators=(",", ":")),
+            e.created_at.isoformat(),
             e.payload if carries_payload(e.kind) else None,
         )
         for e in events
@@ -235,7 +244,7 @@ class Publisher:
         # One group message per commit: a batch of 500 step changes is one broker round trip.
         # Each event was encoded once by its writer, not once per connected client in every
         # consumer; a string also makes the in-memory layer's per-channel deepcopy cheap.
-        frames = [{"seq": e.seq, "frame": e.frame} for e in events]
+        frames = [{"seq": e.seq, "frame": e.frame(run_id)} for e in events]
         try:
             await layer.group_send(run_group(run_id), {"type": "run.events", "frames": frames})
             changes = list_changes(run_id, events)

@@ -32,7 +32,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from runs.evaluation.checks import FAIL, Verdict
-from runs.events import RunStatusChanged, StepRetrying, StepStatusChanged, StepVerdict
+from runs.events import RunStatusChanged, StepRetrying, StepVerdict, step_status_json
 from runs.execution.budgets import Budgets, Usage, budgets_for, run_usage
 from runs.execution.journal import Batch, Journal, RunWrite, StaleStateError, StepWrite
 from runs.execution.planning_hooks import PlanningHooks
@@ -461,7 +461,8 @@ class RunExecutor(Supervision, PlanningHooks):
                 error, retryable = f"{type(exc).__name__}: {exc}", True
             else:
                 try:
-                    text = json.dumps(result)  # the result is stored and shown: it must be JSON
+                    # The result is stored and shown: it must be JSON (NaN and Infinity are not).
+                    text = json.dumps(result, allow_nan=False)
                 except (TypeError, ValueError) as exc:
                     return Outcome(False, error=f"tool returned a result that is not JSON: {exc}")
                 if not spec.checks:
@@ -675,22 +676,28 @@ class RunExecutor(Supervision, PlanningHooks):
             verdict=(verdict.status, verdict.reason) if verdict is not None else None,
             result_json=result_json if result is not None else None,
         )
-        event = StepStatusChanged(
-            step_id=state.id,
-            step=state.key,
-            phase=state.phase,
-            from_status=previous,
-            to_status=to,
-            attempt=state.attempts,
-            result=result if to in (S.SUCCEEDED, S.FAILED) else None,
-            error=error,
-            reason=reason,
-        )
         if quiet:  # a retry: the row changes, the retry event (already queued) tells the story
             check_step_transition(previous, to, what=f"step {state.key!r}")
             batch.steps.append(write)
         else:
-            batch.add_step(write, EXECUTOR, event)
+            shown = result is not None and to in _SHOWS_RESULT
+            batch.add_step(
+                write,
+                EXECUTOR,
+                step_status_json(
+                    step_id=state.id,
+                    step=state.key,
+                    phase=state.phase,
+                    from_status=previous,
+                    to_status=to,
+                    attempt=state.attempts,
+                    result_json=(result_json or json.dumps(result, allow_nan=False))
+                    if shown
+                    else "null",
+                    error=error,
+                    reason=reason,
+                ),
+            )
         state.status = to
 
     def _finish(self, batch: Batch, state: StepState, outcome: Outcome) -> None:
@@ -741,6 +748,8 @@ class RunExecutor(Supervision, PlanningHooks):
 
 
 _LOST = "lost"  # the run's state changed under us; execute() re-reads it
+# The transitions whose event carries the step's result.
+_SHOWS_RESULT = frozenset({S.SUCCEEDED, S.FAILED})
 
 # Executors running in this process, for the in-process cancel fast path.
 _active: dict[int, RunExecutor] = {}

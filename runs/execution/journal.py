@@ -37,10 +37,10 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
-from runs.events import _Event, event_json, event_payload
+from runs.events import EncodedEvent, _Event, event_json, event_payload
 from runs.execution.checkpoints import Checkpointer, checkpointer_for
 from runs.models import Run, Step, TranscriptEvent
-from runs.publish import Outgoing, carries_payload, frame_from_json, publisher
+from runs.publish import Outgoing, carries_payload, publisher
 from runs.statemachine import RUN_TERMINAL, check_run_transition, check_step_transition
 
 
@@ -78,7 +78,7 @@ class Batch:
     steps: list[StepWrite] = field(default_factory=list)
     run: RunWrite | None = None
     # (role, event) pairs, in transcript order.
-    events: list[tuple[str, _Event]] = field(default_factory=list)
+    events: list[tuple[str, _Event | EncodedEvent]] = field(default_factory=list)
     _now: datetime | None = None
 
     def stamp(self) -> datetime:
@@ -92,7 +92,7 @@ class Batch:
             self._now = timezone.now()
         return self._now
 
-    def add_step(self, write: StepWrite, role: str, event: _Event) -> None:
+    def add_step(self, write: StepWrite, role: str, event: _Event | EncodedEvent) -> None:
         check_step_transition(write.expect, write.status, what=f"step {write.step_id}")
         self.steps.append(write)
         self.events.append((role, event))
@@ -221,7 +221,12 @@ class Journal:
                 for w in batch.steps
             ]
             events = [
-                (role, event.kind, event_json(event), event)  # type: ignore[attr-defined]
+                (
+                    role,
+                    event.kind,  # type: ignore[union-attr]
+                    event.json if type(event) is EncodedEvent else event_json(event),  # type: ignore[arg-type]
+                    event,
+                )
                 for role, event in batch.events
             ]
         except (TypeError, ValueError) as exc:
@@ -255,13 +260,15 @@ class Journal:
         if self._checkpointer is not None:
             self._checkpointer.note_commit()
         if seqs:
-            run_id, at = batch.run_id, now.isoformat()
+            at = now.isoformat()
             committed = [
                 Outgoing(
                     seq,
+                    role,
                     kind,
-                    frame_from_json(run_id, seq, role, kind, text, at),
-                    event_payload(event) if carries_payload(kind) else None,
+                    text,
+                    at,
+                    _payload(event, text) if carries_payload(kind) else None,
                 )
                 for seq, (role, kind, text, event) in zip(seqs, events, strict=True)
             ]
@@ -352,7 +359,7 @@ class Journal:
         self,
         cursor: Any,
         run_id: int,
-        events: list[tuple[str, str, str, _Event]],
+        events: list[tuple[str, str, str, _Event | EncodedEvent]],
         stamp: Any,
         last_seq: int | None,
     ) -> list[int]:
@@ -409,3 +416,7 @@ class Journal:
             finally:
                 cursor.close()
         return row if row is not None else (None, None, "")
+
+
+def _payload(event: _Event | EncodedEvent, text: str) -> dict[str, Any]:
+    return json.loads(text) if isinstance(event, EncodedEvent) else event_payload(event)

@@ -12,14 +12,14 @@ from runs.publish import (
     _merge,
     event_frame,
     event_message,
-    frame_from_json,
     list_changes,
+    outgoing_rows,
     review_changes,
 )
 
 
 def event(seq: int, kind: str = "step.status", **payload: object) -> Outgoing:
-    return Outgoing(seq, kind, frame="{}", payload=payload or None)
+    return Outgoing(seq, "executor", kind, "{}", "2026-12-02T00:00:00+00:00", payload or None)
 
 
 def test_queued_batches_merge_per_run_keeping_each_runs_order() -> None:
@@ -68,7 +68,7 @@ def test_a_frame_from_stored_json_text_is_the_frame_of_the_row() -> None:
         result={"path": "backups/a b.db", "rows": [1, 2.5, None], "note": "naïve\n"},
     )
     at = datetime(2026, 12, 2, 1, 2, 3, 456789, tzinfo=UTC)
-    live = frame_from_json(7, 12, "executor", change.kind, event_json(change), at.isoformat())
+    live = Outgoing(12, "executor", change.kind, event_json(change), at.isoformat()).frame(7)
     row = Row(
         run_id=7,
         seq=12,
@@ -78,4 +78,5 @@ def test_a_frame_from_stored_json_text_is_the_frame_of_the_row() -> None:
         created_at=at,
     )
     assert json.loads(live) == json.loads(event_frame(event_message(row)))
+    assert json.loads(outgoing_rows([row])[0].frame(7)) == json.loads(live)
     assert json.loads(live)["payload"]["result"]["note"] == "naïve\n"

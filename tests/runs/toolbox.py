@@ -83,6 +83,11 @@ def not_json(key: str, label: str) -> Any:
     return {"label": label, "bad": object()}
 
 
+def not_finite(key: str, label: str) -> Any:
+    """Python's json writes NaN, which no JSON reader (nor SQLite's JSON_VALID) accepts."""
+    return {"label": label, "ratio": float("nan")}
+
+
 _active: dict[str, int] = defaultdict(int)
 MAX_ACTIVE: dict[str, int] = defaultdict(int)
 

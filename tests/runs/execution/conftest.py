@@ -53,6 +53,7 @@ def toolset(make_tool: Callable[..., Tool]) -> None:
     make_tool("flaky_once", "flaky", idempotent=False, max_retries=2)
     make_tool("fail", "fail")
     make_tool("not_json", "not_json")
+    make_tool("not_finite", "not_finite")
     make_tool("probe", "probe")
 
 

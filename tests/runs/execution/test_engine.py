@@ -233,10 +233,11 @@ def test_a_non_idempotent_step_is_never_retried(execute: Callable[..., Run], key
     assert toolbox.CALLS[key] == ["a#1"]
 
 
+@pytest.mark.parametrize("tool", ["not_json", "not_finite"])
 def test_a_result_that_is_not_json_fails_only_its_step(
-    execute: Callable[..., Run], key: str
+    execute: Callable[..., Run], key: str, tool: str
 ) -> None:
-    run = execute({"steps": [step("a", "not_json", key), step("b", "record", key)]})
+    run = execute({"steps": [step("a", tool, key), step("b", "record", key)]})
     assert run.status == "failed"
     a = Step.objects.get(run=run, key="a")
     assert "not JSON" in a.error
