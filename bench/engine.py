@@ -153,7 +153,7 @@ def run_engine_once(case: Case, plan: list[Shape]) -> tuple[float, float]:
     executor.load()
     with Journal() as executor.journal:
         t1 = time.perf_counter()
-        status = asyncio.run(executor._main())  # what execute() runs after load()
+        status = executor.run_loaded()  # what execute() runs after load()
         t2 = time.perf_counter()
     assert status == "succeeded", Run.objects.get(pk=run.pk).stop_reason
     done = Step.objects.filter(run=run, status="succeeded", attempts=1).count()

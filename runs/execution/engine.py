@@ -35,6 +35,7 @@ from runs.evaluation.checks import FAIL, Verdict
 from runs.events import RunStatusChanged, StepRetrying, StepVerdict, step_status_json
 from runs.execution.budgets import Budgets, Usage, budgets_for, run_usage
 from runs.execution.journal import Batch, Journal, RunWrite, StaleStateError, StepWrite
+from runs.execution.loops import run_in_thread_loop
 from runs.execution.planning_hooks import PlanningHooks
 from runs.execution.references import (
     ReferenceResolutionError,
@@ -171,10 +172,14 @@ class RunExecutor(Supervision, PlanningHooks):
         if self.status not in (R.EXECUTING, R.REPLANNING, R.ROLLING_BACK):
             return self.status
         with Journal(fence=self.fence) as self.journal:
-            status = asyncio.run(self._main())
+            status = self.run_loaded()
         if status == _LOST:
             return Run.objects.values_list("status", flat=True).get(pk=self.run_id)
         return status
+
+    def run_loaded(self) -> str:
+        """Run the loaded run to a stop on this thread's kept loop; needs ``self.journal``."""
+        return run_in_thread_loop(self._main())
 
     def request_cancel(self, by: str | None = None) -> None:
         """Thread-safe: stop this run as soon as possible (in-process fast path)."""
