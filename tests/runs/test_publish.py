@@ -1,5 +1,6 @@
 """The publisher's batching and frames: commits queued behind a send go out as one group
-message per run, and a frame built from stored JSON text equals the one built from the row."""
+message per run and run of consecutive seqs, carrying one websocket text for all its events, and
+a frame built from stored JSON text equals the one built from the row."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from runs.events import StepStatusChanged, event_json, event_payload
 from runs.publish import (
     Outgoing,
     _merge,
+    consecutive_runs,
     event_frame,
     event_message,
+    events_frame,
     frame_from_json,
     list_changes,
     review_changes,
+    run_events_message,
 )
 
 
@@ -29,6 +33,30 @@ def test_queued_batches_merge_per_run_keeping_each_runs_order() -> None:
         (1, [1, 2, 3]),
         (2, [7, 8]),
     ]
+
+
+def test_a_batch_is_cut_where_seqs_are_not_consecutive() -> None:
+    runs = consecutive_runs([event(3), event(4), event(6), event(5), event(6), event(7)])
+    assert [[e.seq for e in run] for run in runs] == [[3, 4], [6], [5, 6, 7]]
+
+
+def test_the_group_message_names_its_seq_range_and_holds_every_frame_in_order() -> None:
+    events = [
+        Outgoing(4, "step.status", frame='{"type":"event","seq":4}'),
+        Outgoing(5, "step.status", frame='{"type":"event","seq":5}'),
+    ]
+    message = run_events_message(events)
+    assert (message["type"], message["first"], message["last"]) == ("run.events", 4, 5)
+    assert json.loads(message["text"]) == {
+        "type": "events",
+        "events": [{"type": "event", "seq": 4}, {"type": "event", "seq": 5}],
+    }
+
+
+def test_a_lone_event_is_sent_as_its_own_frame() -> None:
+    frame = '{"type":"event","seq":9}'
+    assert events_frame([frame]) == frame
+    assert run_events_message([Outgoing(9, "x", frame=frame)])["text"] == frame
 
 
 def test_only_review_events_reach_the_review_queue() -> None:
