@@ -14,15 +14,19 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from runs.permissions import can_view_runs
-from runs.publish import RUNS_GROUP, event_frame, event_message, events_frame, run_group
+from runs.publish import (
+    RUNS_GROUP,
+    Outgoing,
+    batches,
+    event_frame,
+    event_message,
+    events_frame,
+    run_group,
+)
 
 # Close codes the client treats as final (it stops reconnecting).
 FORBIDDEN = 4403
 NOT_FOUND = 4404
-
-# Events per websocket message when replaying from the database: a reconnect after a
-# busy hour is a few large messages, not thousands of small ones, nor one huge one.
-REPLAY_BATCH = 200
 
 
 # Messages whose handlers do no ORM work outside ``database_sync_to_async`` (which
@@ -113,10 +117,10 @@ class RunEventsConsumer(HeartbeatConsumer):
     async def _send_from_database(self, before: int | None = None) -> None:
         """Send the stored events after ``last_sent`` (and before ``before``), in batches."""
         events = await _events_after(self.run_id, self.last_sent, before=before)
-        for start in range(0, len(events), REPLAY_BATCH):
-            chunk = events[start : start + REPLAY_BATCH]
-            self.last_sent = chunk[-1]["seq"]
-            await self.send(text_data=events_frame([event_frame(e) for e in chunk]))
+        stored = [Outgoing(e["seq"], e["kind"], event_frame(e)) for e in events]
+        for batch in batches(stored):  # the stored seqs are consecutive: cut by size only
+            self.last_sent = batch[-1].seq
+            await self.send(text_data=events_frame([e.frame for e in batch]))
 
 
 class RunListConsumer(HeartbeatConsumer):

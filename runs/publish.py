@@ -125,15 +125,32 @@ def events_frame(frames: Sequence[str]) -> str:
     return '{"type":"events","events":[' + ",".join(frames) + "]}"
 
 
-def consecutive_runs(events: Sequence[Outgoing]) -> list[list[Outgoing]]:
-    """``events`` cut where the seq does not go up by exactly one (rare: two delivery loops)."""
-    runs: list[list[Outgoing]] = []
+# Bounds of one websocket message of several events: a reconnect after a busy hour is a few
+# large messages, not thousands of small ones, nor one that a client refuses as too big
+# (Python's ``websockets`` refuses messages over 1 MiB by default).
+BATCH_MAX_EVENTS = 200
+BATCH_MAX_CHARS = 256 * 1024
+
+
+def batches(events: Sequence[Outgoing]) -> list[list[Outgoing]]:
+    """``events`` cut where the seq does not go up by exactly one (rare: two delivery loops)
+    and where a batch would pass ``BATCH_MAX_EVENTS`` or ``BATCH_MAX_CHARS`` (a lone event
+    larger than that still goes alone)."""
+    cut: list[list[Outgoing]] = []
+    size = 0
     for e in events:
-        if runs and e.seq == runs[-1][-1].seq + 1:
-            runs[-1].append(e)
+        if (
+            cut
+            and e.seq == cut[-1][-1].seq + 1
+            and len(cut[-1]) < BATCH_MAX_EVENTS
+            and size + len(e.frame) <= BATCH_MAX_CHARS
+        ):
+            cut[-1].append(e)
+            size += len(e.frame)
         else:
-            runs.append([e])
-    return runs
+            cut.append([e])
+            size = len(e.frame)
+    return cut
 
 
 def run_events_message(events: Sequence[Outgoing]) -> dict[str, Any]:
@@ -266,13 +283,13 @@ class Publisher:
         # Let the steps this commit just started reach their tools first: encoding
         # hundreds of frames is not worth delaying a plan's critical path for.
         await asyncio.sleep(0)
-        # One group message per batch of consecutive seqs (normally the whole batch): 500 step
+        # One group message per batch of consecutive seqs (normally all of them): 500 step
         # changes are one broker round trip, and one websocket message per client. Each event
         # was encoded once by its writer and the batch text is built here once, not once per
         # connected client in every consumer.
         try:
-            for consecutive in consecutive_runs(events):
-                await layer.group_send(run_group(run_id), run_events_message(consecutive))
+            for batch in batches(events):
+                await layer.group_send(run_group(run_id), run_events_message(batch))
             changes = list_changes(run_id, events)
             if changes:
                 await layer.group_send(RUNS_GROUP, {"type": "runs.changed", "runs": changes})

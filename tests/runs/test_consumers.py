@@ -149,12 +149,12 @@ async def test_the_events_of_one_commit_arrive_as_one_message_in_seq_order(
     await ws.disconnect()
 
 
-async def test_a_long_replay_comes_in_batches_of_at_most_replay_batch_events(
+async def test_a_long_replay_comes_in_batches_of_at_most_batch_max_events(
     operator: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from runs import consumers
+    from runs import publish
 
-    monkeypatch.setattr(consumers, "REPLAY_BATCH", 2)
+    monkeypatch.setattr(publish, "BATCH_MAX_EVENTS", 2)
     run = await make_run_with_events(5)
     ws = await connect(operator, run.pk, after=0)
     assert (await ws.connect())[0]

@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+from pytest import MonkeyPatch
+
 from runs.events import StepStatusChanged, event_json, event_payload
 from runs.publish import (
     Outgoing,
     _merge,
-    consecutive_runs,
+    batches,
     event_frame,
     event_message,
     events_frame,
@@ -36,8 +38,20 @@ def test_queued_batches_merge_per_run_keeping_each_runs_order() -> None:
 
 
 def test_a_batch_is_cut_where_seqs_are_not_consecutive() -> None:
-    runs = consecutive_runs([event(3), event(4), event(6), event(5), event(6), event(7)])
-    assert [[e.seq for e in run] for run in runs] == [[3, 4], [6], [5, 6, 7]]
+    cut = batches([event(3), event(4), event(6), event(5), event(6), event(7)])
+    assert [[e.seq for e in batch] for batch in cut] == [[3, 4], [6], [5, 6, 7]]
+
+
+def test_a_batch_is_cut_at_its_bounds_of_events_and_size(monkeypatch: MonkeyPatch) -> None:
+    from runs import publish
+
+    monkeypatch.setattr(publish, "BATCH_MAX_EVENTS", 3)
+    cut = batches([event(seq) for seq in range(1, 8)])
+    assert [[e.seq for e in batch] for batch in cut] == [[1, 2, 3], [4, 5, 6], [7]]
+    monkeypatch.setattr(publish, "BATCH_MAX_CHARS", 10)
+    sized = [Outgoing(1, "k", "x" * 4), Outgoing(2, "k", "x" * 6), Outgoing(3, "k", "x" * 30)]
+    sized.append(Outgoing(4, "k", "x"))
+    assert [[e.seq for e in batch] for batch in batches(sized)] == [[1, 2], [3], [4]]
 
 
 def test_the_group_message_names_its_seq_range_and_holds_every_frame_in_order() -> None:
