@@ -106,7 +106,7 @@ if REDIS_URL:
             # Pub/sub: a group message is one PUBLISH that each Daphne receives once and hands
             # to its own consumers, where the list-based RedisChannelLayer writes one copy per
             # consumer and each Daphne pops them one round trip at a time (bench/events.py,
-            # 200 clients: p95 102-236 ms against ~30 ms). Pub/sub delivers at most once; the run
+            # 200 clients: p95 175-204 ms against 29-55 ms). Pub/sub delivers at most once; the run
             # consumer treats a lost message as it does one dropped by a full channel of the
             # list layer: the next event's seq gap is filled from the database.
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
