@@ -1,6 +1,7 @@
 """ASGI entry point: HTTP plus authenticated websockets, and the embedded worker when enabled."""
 
 import asyncio
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -36,3 +37,9 @@ async def application(scope, receive, send):  # type: ignore[no-untyped-def]
 from runs.worker import start_embedded_worker  # noqa: E402
 
 start_embedded_worker()
+
+# Everything loaded by now (Django, the apps, Twisted, the worker) lives as long as the process:
+# keep it out of the cyclic collector's full collections, which would otherwise scan it all on
+# the serving loop. Measured (bench/events.py, 200 clients): gen-2 pauses of 80-100 ms, the
+# whole p95, before; 12-24 ms after.
+gc.freeze()

@@ -14,7 +14,15 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from runs.permissions import can_view_runs
-from runs.publish import RUNS_GROUP, event_frame, event_message, run_group
+from runs.publish import (
+    RUNS_GROUP,
+    Framed,
+    batches,
+    event_frame,
+    event_message,
+    events_frame,
+    run_group,
+)
 
 # Close codes the client treats as final (it stops reconnecting).
 FORBIDDEN = 4403
@@ -54,7 +62,12 @@ class HeartbeatConsumer(AsyncJsonWebsocketConsumer):
 
 
 class RunEventsConsumer(HeartbeatConsumer):
-    """Joins ``run-<id>``; on connect, replays events after ``?after=<seq>`` from the database."""
+    """Joins ``run-<id>``; on connect, replays events after ``?after=<seq>`` from the database.
+
+    Sends each seq once and in order, as websocket text frames holding one event
+    (``{"type": "event", ...}``) or several consecutive ones (``{"type": "events",
+    "events": [...]}``, see ``runs.publish.events_frame``).
+    """
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -67,38 +80,47 @@ class RunEventsConsumer(HeartbeatConsumer):
             return
         self.group = run_group(self.run_id)
         # Join first, then replay: an event committed in between arrives twice
-        # at worst, and ``_send_event`` drops any seq already sent.
+        # at worst, and ``_send_range`` drops any seq already sent.
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        after = _after_from_query(self.scope.get("query_string", b""))
-        self.last_sent = after
-        for event in await _events_after(self.run_id, after):
-            await self._send_event(event)
+        self.last_sent = _after_from_query(self.scope.get("query_string", b""))
+        await self._send_from_database()
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def run_events(self, message: dict[str, Any]) -> None:
-        # The publisher sends pre-encoded frames; plain event dicts are accepted too.
-        for item in message.get("frames") or message.get("events") or ():
-            await self._send_event(item)
+        if "text" in message:  # the publisher's: consecutive seqs first..last, one text
+            await self._send_range(message["first"], message["last"], message["text"])
+            return
+        # Plain event dicts are accepted too, one at a time.
+        for event in message.get("events") or ():
+            await self._send_range(event["seq"], event["seq"], event_frame(event))
 
     def heartbeat_state(self) -> dict[str, Any]:
         # The client compares: a pong naming a seq it never got means it missed one.
         return {"seq": getattr(self, "last_sent", 0)}
 
-    async def _send_event(self, event: dict[str, Any]) -> None:
-        """Send each seq once and in order: duplicates are dropped, gaps filled from the database."""
-        seq = event["seq"]
-        if seq <= self.last_sent:
+    async def _send_range(self, first: int, last: int, text: str) -> None:
+        """Send events ``first..last`` once and in order: what was sent already is dropped, a gap
+        (or a range overlapping what was sent) is filled from the database instead."""
+        if last <= self.last_sent:
             return
-        if seq > self.last_sent + 1:
-            for missed in await _events_after(self.run_id, self.last_sent, before=seq):
-                self.last_sent = missed["seq"]
-                await self.send(text_data=event_frame(missed))
-        self.last_sent = seq
-        await self.send(text_data=event["frame"] if "frame" in event else event_frame(event))
+        if first == self.last_sent + 1:
+            self.last_sent = last
+            await self.send(text_data=text)
+            return
+        # Every event up to ``last`` is committed (it is published after its commit).
+        await self._send_from_database(before=last + 1)
+
+    async def _send_from_database(self, before: int | None = None) -> None:
+        """Send the stored events after ``last_sent`` (and before ``before``), in batches."""
+        events = await _events_after(self.run_id, self.last_sent, before=before)
+        stored = [Framed(e["seq"], event_frame(e)) for e in events]
+        for batch in batches(stored):  # the stored seqs are consecutive: cut by size only
+            self.last_sent = batch[-1].seq
+            await self.send(text_data=events_frame([e.frame for e in batch]))
 
 
 class RunListConsumer(HeartbeatConsumer):

@@ -52,7 +52,7 @@ def carries_payload(kind: str) -> bool:
 class Outgoing:
     """One committed event as publishing needs it: its payload as stored (compact JSON text).
 
-    The websocket frame is built from it by the publisher (``frame``), after the
+    The websocket frame is built from it by the publisher (``framed``), after the
     writer's steps started, not inside its commit. ``payload`` is kept only for
     the kinds other groups read (``carries_payload``).
     """
@@ -64,8 +64,19 @@ class Outgoing:
     at: str  # ISO time of the commit
     payload: dict[str, Any] | None = None
 
-    def frame(self, run_id: int) -> str:
-        return frame_from_json(run_id, self.seq, self.role, self.kind, self.payload_json, self.at)
+    def framed(self, run_id: int) -> Framed:
+        return Framed(
+            self.seq,
+            frame_from_json(run_id, self.seq, self.role, self.kind, self.payload_json, self.at),
+        )
+
+
+@dataclass(slots=True, frozen=True)
+class Framed:
+    """One event's websocket text frame (``event_frame``'s), ready to send or to batch."""
+
+    seq: int
+    frame: str
 
 
 def review_changes(run_id: int, events: Sequence[Outgoing]) -> list[dict[str, Any]]:
@@ -117,6 +128,57 @@ def event_message(event: Any) -> dict[str, Any]:
 def event_frame(message: dict[str, Any]) -> str:
     """The websocket text frame for one event, as the run consumer sends it."""
     return json.dumps({"type": "event", **message}, ensure_ascii=False, separators=(",", ":"))
+
+
+def events_frame(frames: Sequence[str]) -> str:
+    """One websocket text frame for consecutive events: the event's own frame when alone, else a
+    batch ``{"type":"events","events":[...]}`` whose items are those frames, in seq order.
+
+    A batch costs a client one message (one Daphne/autobahn encode, one socket write, one
+    client-side parse) instead of one per event: with 200 clients following a run, per-message
+    work is what the serving loop spends its time on.
+    """
+    if len(frames) == 1:
+        return frames[0]
+    return '{"type":"events","events":[' + ",".join(frames) + "]}"
+
+
+# Bounds of one websocket message of several events: a reconnect after a busy hour is a few
+# large messages, not thousands of small ones, nor one that a client refuses as too big
+# (Python's ``websockets`` refuses messages over 1 MiB by default).
+BATCH_MAX_EVENTS = 200
+BATCH_MAX_CHARS = 256 * 1024
+
+
+def batches(events: Sequence[Framed]) -> list[list[Framed]]:
+    """``events`` cut where the seq does not go up by exactly one (rare: two delivery loops)
+    and where a batch would pass ``BATCH_MAX_EVENTS`` or ``BATCH_MAX_CHARS`` (a lone event
+    larger than that still goes alone)."""
+    cut: list[list[Framed]] = []
+    size = 0
+    for e in events:
+        if (
+            cut
+            and e.seq == cut[-1][-1].seq + 1
+            and len(cut[-1]) < BATCH_MAX_EVENTS
+            and size + len(e.frame) <= BATCH_MAX_CHARS
+        ):
+            cut[-1].append(e)
+            size += len(e.frame)
+        else:
+            cut.append([e])
+            size = len(e.frame)
+    return cut
+
+
+def run_events_message(events: Sequence[Framed]) -> dict[str, Any]:
+    """The group message for consecutive events: their seq range and one ready websocket text."""
+    return {
+        "type": "run.events",
+        "first": events[0].seq,
+        "last": events[-1].seq,
+        "text": events_frame([e.frame for e in events]),
+    }
 
 
 def frame_from_json(run_id: int, seq: int, role: str, kind: str, payload: str, at: str) -> str:
@@ -241,12 +303,14 @@ class Publisher:
         # Let the steps this commit just started reach their tools first: encoding
         # hundreds of frames is not worth delaying a plan's critical path for.
         await asyncio.sleep(0)
-        # One group message per commit: a batch of 500 step changes is one broker round trip.
-        # Each event was encoded once by its writer, not once per connected client in every
-        # consumer; a string also makes the in-memory layer's per-channel deepcopy cheap.
-        frames = [{"seq": e.seq, "frame": e.frame(run_id)} for e in events]
+        # One group message per batch of consecutive seqs (normally all of them): 500 step
+        # changes are one broker round trip, and one websocket message per client. Each event
+        # was encoded once by its writer and the batch text is built here once, not once per
+        # connected client in every consumer.
         try:
-            await layer.group_send(run_group(run_id), {"type": "run.events", "frames": frames})
+            framed = [e.framed(run_id) for e in events]
+            for batch in batches(framed):
+                await layer.group_send(run_group(run_id), run_events_message(batch))
             changes = list_changes(run_id, events)
             if changes:
                 await layer.group_send(RUNS_GROUP, {"type": "runs.changed", "runs": changes})

@@ -1,6 +1,8 @@
 // Live run page: follows ws/runs/<id>/?after=<seq>, appends transcript rows, updates the plan
 // graph, step rows and progress in place, and on reconnect asks for what it missed from its
-// last seq. Each seq is applied once: older or repeated ones are dropped, a gap resyncs.
+// last seq. A message holds one event ({"type": "event"}) or several consecutive ones
+// ({"type": "events", "events": [...]}). Each seq is applied once: older or repeated ones
+// are dropped, a gap resyncs.
 (() => {
   "use strict";
   const configElement = document.getElementById("run-live-config");
@@ -279,7 +281,19 @@
     path: () => `/ws/runs/${config.run}/?after=${lastSeq}`,
     heartbeatSeconds: config.heartbeatSeconds,
     onMessage: (data) => {
-      if (data.type === "event") apply(data);
+      if (data.type === "event") {
+        apply(data);
+      } else if (data.type === "events") {
+        // Consecutive events in one message (one commit, or a replay): applied in order, and
+        // a gap stops the batch there (apply has asked for a reconnect from lastSeq).
+        for (const event of data.events) {
+          if (event.seq > lastSeq + 1) {
+            live.reconnect();
+            break;
+          }
+          apply(event);
+        }
+      }
     },
   });
 })();

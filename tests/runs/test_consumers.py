@@ -1,9 +1,11 @@
-"""The run websocket: role checks, replay after a seq, live events after commit."""
+"""The run websocket: role checks, replay after a seq, live events after commit, each seq once
+and in order, in messages of one event or a batch of consecutive ones."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -47,13 +49,33 @@ async def connect(user: object, run_id: int, after: int = 0) -> WebsocketCommuni
     return communicator
 
 
+def events_of(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The events one websocket message carries: itself, or a batch's items."""
+    if message["type"] == "events":
+        assert len(message["events"]) > 1  # a lone event is sent as itself
+        return message["events"]
+    assert message["type"] == "event", message
+    return [message]
+
+
+async def receive_events(ws: WebsocketCommunicator, n: int) -> tuple[list[dict[str, Any]], int]:
+    """The next ``n`` events and how many websocket messages brought them."""
+    events: list[dict[str, Any]] = []
+    messages = 0
+    while len(events) < n:
+        events += events_of(await ws.receive_json_from(timeout=5))
+        messages += 1
+    assert len(events) == n, [e["seq"] for e in events]
+    return events, messages
+
+
 async def test_an_operator_gets_missed_events_then_live_ones(operator: User) -> None:
     run = await make_run_with_events(3)
     ws = await connect(operator, run.pk, after=1)
     connected, _ = await ws.connect()
     assert connected
-    replayed = [await ws.receive_json_from() for _ in range(2)]
-    assert [m["seq"] for m in replayed] == [2, 3]
+    replayed, messages = await receive_events(ws, 2)
+    assert ([m["seq"] for m in replayed], messages) == ([2, 3], 1)
     await database_sync_to_async(run_transition)(run_id=run.pk, to="executing", reason="go")
     live = await ws.receive_json_from(timeout=5)
     assert (live["seq"], live["kind"], live["payload"]["to_status"]) == (
@@ -98,12 +120,95 @@ async def test_events_arriving_out_of_order_are_delivered_once_in_order(operator
     await get_channel_layer().group_send(
         run_group(run.pk), {"type": "run.events", "events": [event_message(fifth)]}
     )
-    got = [(await ws.receive_json_from(timeout=5))["seq"] for _ in range(2)]
-    assert got == [4, 5]  # 4 came from the database, before 5
+    got, _ = await receive_events(ws, 2)
+    assert [e["seq"] for e in got] == [4, 5]  # 4 came from the database, before 5
     await get_channel_layer().group_send(  # a late duplicate is dropped
         run_group(run.pk), {"type": "run.events", "events": [event_message(fifth)]}
     )
     assert await ws.receive_nothing(timeout=0.3)
+    await ws.disconnect()
+
+
+async def test_the_events_of_one_commit_arrive_as_one_message_in_seq_order(
+    operator: User,
+) -> None:
+    run = await make_run_with_events(1)
+    ws = await connect(operator, run.pk, after=1)
+    assert (await ws.connect())[0]
+    await database_sync_to_async(append_events)(
+        run.pk, [NewEvent("system", RunCancelRequested(by=who)) for who in "abc"]
+    )
+    message = await ws.receive_json_from(timeout=5)
+    assert message["type"] == "events"
+    assert [(e["seq"], e["payload"]["by"]) for e in message["events"]] == [
+        (2, "a"),
+        (3, "b"),
+        (4, "c"),
+    ]
+    assert await ws.receive_nothing(timeout=0.2)
+    await ws.disconnect()
+
+
+async def test_a_long_replay_comes_in_batches_of_at_most_batch_max_events(
+    operator: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runs import publish
+
+    monkeypatch.setattr(publish, "BATCH_MAX_EVENTS", 2)
+    run = await make_run_with_events(5)
+    ws = await connect(operator, run.pk, after=0)
+    assert (await ws.connect())[0]
+    sizes = [len(events_of(await ws.receive_json_from(timeout=5))) for _ in range(3)]
+    assert sizes == [2, 2, 1]
+    assert await ws.receive_nothing(timeout=0.2)
+    await ws.send_json_to({"type": "ping"})
+    assert await ws.receive_json_from(timeout=5) == {"type": "pong", "seq": 5}
+    await ws.disconnect()
+
+
+async def test_a_batch_overlapping_what_was_sent_delivers_only_the_rest_once(
+    operator: User,
+) -> None:
+    from channels.layers import get_channel_layer
+
+    from runs.publish import run_group
+
+    run = await make_run_with_events(2)
+    ws = await connect(operator, run.pk, after=0)
+    assert (await ws.connect())[0]
+    assert [e["seq"] for e in (await receive_events(ws, 2))[0]] == [1, 2]
+    await database_sync_to_async(append_events_sync)(run.pk, 2)  # seqs 3 and 4, not published
+    # A batch of 2..4 (2 was replayed already), then one of 1..4 (all sent by then). A batch's
+    # text is only passed on when it starts right after the last seq sent: 3 and 4 come from
+    # the database, once, and nothing of the bogus texts reaches the client.
+    for first, last in ((2, 4), (1, 4)):
+        await get_channel_layer().group_send(
+            run_group(run.pk),
+            {"type": "run.events", "first": first, "last": last, "text": '{"type":"bogus"}'},
+        )
+    got, messages = await receive_events(ws, 2)
+    assert ([e["seq"] for e in got], messages) == ([3, 4], 1)
+    assert await ws.receive_nothing(timeout=0.3)
+    await ws.disconnect()
+
+
+async def test_a_batch_that_follows_the_last_seq_sent_is_passed_on_as_it_is(
+    operator: User,
+) -> None:
+    from channels.layers import get_channel_layer
+
+    from runs.publish import run_group
+
+    run = await make_run_with_events(2)
+    ws = await connect(operator, run.pk, after=2)
+    assert (await ws.connect())[0]
+    text = '{"type":"events","events":[{"seq":3},{"seq":4}]}'
+    await get_channel_layer().group_send(
+        run_group(run.pk), {"type": "run.events", "first": 3, "last": 4, "text": text}
+    )
+    assert await ws.receive_from(timeout=5) == text  # no database read, no re-encoding
+    await ws.send_json_to({"type": "ping"})
+    assert await ws.receive_json_from(timeout=5) == {"type": "pong", "seq": 4}
     await ws.disconnect()
 
 
@@ -121,7 +226,7 @@ async def test_a_ping_gets_a_pong_naming_the_last_seq_sent(reviewer: User) -> No
     run = await make_run_with_events(2)
     ws = await connect(reviewer, run.pk, after=0)
     assert (await ws.connect())[0]
-    assert [(await ws.receive_json_from())["seq"] for _ in range(2)] == [1, 2]
+    assert [e["seq"] for e in (await receive_events(ws, 2))[0]] == [1, 2]
     await ws.send_json_to({"type": "ping"})
     assert await ws.receive_json_from(timeout=5) == {"type": "pong", "seq": 2}
     await ws.disconnect()

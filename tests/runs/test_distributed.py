@@ -168,6 +168,11 @@ def test_a_worker_killed_mid_run_loses_nothing_and_reruns_no_finished_step(
     assert_transcripts_gap_free(ids)
 
 
+def events_of(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The events in one websocket message: a lone event, or a batch of consecutive ones."""
+    return message["events"] if message["type"] == "events" else [message]
+
+
 def ended(message: dict[str, Any]) -> bool:
     return message["kind"] == "run.status" and message["payload"]["to_status"] in RUN_TERMINAL
 
@@ -199,11 +204,11 @@ def test_a_websocket_client_of_one_daphne_gets_events_written_by_a_worker_proces
                 # from the worker process through Redis to this Daphne.
                 async with asyncio.timeout(5):
                     while not received or received[-1]["seq"] < 2:
-                        received.append(json.loads(await ws.recv()))
+                        received += events_of(json.loads(await ws.recv()))
                 with processes(db_worker("remote"), env=env, logs=logs / "worker"):
                     async with asyncio.timeout(60):
                         while not ended(received[-1]):
-                            received.append(json.loads(await ws.recv()))
+                            received += events_of(json.loads(await ws.recv()))
             return received
 
         received = asyncio.run(follow())

@@ -1,20 +1,27 @@
 """The publisher's batching and frames: commits queued behind a send go out as one group
-message per run, and a frame built from stored JSON text equals the one built from the row."""
+message per run and run of consecutive seqs, carrying one websocket text for all its events, and
+a frame built from stored JSON text equals the one built from the row."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
 
+from pytest import MonkeyPatch
+
 from runs.events import StepStatusChanged, event_json, event_payload
 from runs.publish import (
+    Framed,
     Outgoing,
     _merge,
+    batches,
     event_frame,
     event_message,
+    events_frame,
     list_changes,
     outgoing_rows,
     review_changes,
+    run_events_message,
 )
 
 
@@ -29,6 +36,45 @@ def test_queued_batches_merge_per_run_keeping_each_runs_order() -> None:
         (1, [1, 2, 3]),
         (2, [7, 8]),
     ]
+
+
+def framed(seq: int, frame: str = "{}") -> Framed:
+    return Framed(seq, frame)
+
+
+def test_a_batch_is_cut_where_seqs_are_not_consecutive() -> None:
+    cut = batches([framed(3), framed(4), framed(6), framed(5), framed(6), framed(7)])
+    assert [[e.seq for e in batch] for batch in cut] == [[3, 4], [6], [5, 6, 7]]
+
+
+def test_a_batch_is_cut_at_its_bounds_of_events_and_size(monkeypatch: MonkeyPatch) -> None:
+    from runs import publish
+
+    monkeypatch.setattr(publish, "BATCH_MAX_EVENTS", 3)
+    cut = batches([framed(seq) for seq in range(1, 8)])
+    assert [[e.seq for e in batch] for batch in cut] == [[1, 2, 3], [4, 5, 6], [7]]
+    monkeypatch.setattr(publish, "BATCH_MAX_CHARS", 10)
+    sized = [framed(1, "x" * 4), framed(2, "x" * 6), framed(3, "x" * 30), framed(4, "x")]
+    assert [[e.seq for e in batch] for batch in batches(sized)] == [[1, 2], [3], [4]]
+
+
+def test_the_group_message_names_its_seq_range_and_holds_every_frame_in_order() -> None:
+    events = [
+        framed(4, '{"type":"event","seq":4}'),
+        framed(5, '{"type":"event","seq":5}'),
+    ]
+    message = run_events_message(events)
+    assert (message["type"], message["first"], message["last"]) == ("run.events", 4, 5)
+    assert json.loads(message["text"]) == {
+        "type": "events",
+        "events": [{"type": "event", "seq": 4}, {"type": "event", "seq": 5}],
+    }
+
+
+def test_a_lone_event_is_sent_as_its_own_frame() -> None:
+    frame = '{"type":"event","seq":9}'
+    assert events_frame([frame]) == frame
+    assert run_events_message([framed(9, frame)])["text"] == frame
 
 
 def test_only_review_events_reach_the_review_queue() -> None:
@@ -68,7 +114,7 @@ def test_a_frame_from_stored_json_text_is_the_frame_of_the_row() -> None:
         result={"path": "backups/a b.db", "rows": [1, 2.5, None], "note": "naïve\n"},
     )
     at = datetime(2026, 12, 2, 1, 2, 3, 456789, tzinfo=UTC)
-    live = Outgoing(12, "executor", change.kind, event_json(change), at.isoformat()).frame(7)
+    live = Outgoing(12, "executor", change.kind, event_json(change), at.isoformat()).framed(7).frame
     row = Row(
         run_id=7,
         seq=12,
@@ -78,5 +124,5 @@ def test_a_frame_from_stored_json_text_is_the_frame_of_the_row() -> None:
         created_at=at,
     )
     assert json.loads(live) == json.loads(event_frame(event_message(row)))
-    assert json.loads(outgoing_rows([row])[0].frame(7)) == json.loads(live)
+    assert json.loads(outgoing_rows([row])[0].framed(7).frame) == json.loads(live)
     assert json.loads(live)["payload"]["result"]["note"] == "naïve\n"
