@@ -55,7 +55,11 @@ class HeartbeatConsumer(AsyncJsonWebsocketConsumer):
         except ValueError:
             return
         if isinstance(content, dict) and content.get("type") == "ping":
+            await self.on_ping()
             await self.send_json({"type": "pong", **self.heartbeat_state()})
+
+    async def on_ping(self) -> None:
+        """Work to do on each heartbeat, before the pong."""
 
     def heartbeat_state(self) -> dict[str, Any]:
         return {}
@@ -101,6 +105,12 @@ class RunEventsConsumer(HeartbeatConsumer):
     def heartbeat_state(self) -> dict[str, Any]:
         # The client compares: a pong naming a seq it never got means it missed one.
         return {"seq": getattr(self, "last_sent", 0)}
+
+    async def on_ping(self) -> None:
+        # A lost group message is noticed at the next event's seq gap; a lost *last* one has
+        # no next event. Each heartbeat (one indexed query per client every 15 s) sends what
+        # was committed and never arrived, so the page catches up within a heartbeat.
+        await self._send_from_database()
 
     async def _send_range(self, first: int, last: int, text: str) -> None:
         """Send events ``first..last`` once and in order: what was sent already is dropped, a gap

@@ -232,6 +232,22 @@ async def test_a_ping_gets_a_pong_naming_the_last_seq_sent(reviewer: User) -> No
     await ws.disconnect()
 
 
+async def test_an_event_whose_message_was_lost_arrives_with_the_next_heartbeat(
+    operator: User,
+) -> None:
+    run = await make_run_with_events(2)
+    ws = await connect(operator, run.pk, after=2)
+    assert (await ws.connect())[0]
+    # Committed, but its group message never came (pub/sub delivers at most once), and no
+    # later event will reveal the gap: the run's last event.
+    await database_sync_to_async(append_events_sync)(run.pk, 1)
+    assert await ws.receive_nothing(timeout=0.2)
+    await ws.send_json_to({"type": "ping"})
+    assert [e["seq"] for e in (await receive_events(ws, 1))[0]] == [3]
+    assert await ws.receive_json_from(timeout=5) == {"type": "pong", "seq": 3}
+    await ws.disconnect()
+
+
 async def test_garbage_from_the_client_is_ignored_and_the_socket_stays_open(
     operator: User,
 ) -> None:
