@@ -202,6 +202,9 @@ def setup_django(postgres: bool) -> str:
     )
     from django.db import connection
 
+    from runs.worker import freeze_startup_heap
+
+    freeze_startup_heap()  # as a worker process does once it is set up
     return connection.vendor
 
 

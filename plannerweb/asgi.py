@@ -1,7 +1,6 @@
 """ASGI entry point: HTTP plus authenticated websockets, and the embedded worker when enabled."""
 
 import asyncio
-import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -34,12 +33,9 @@ async def application(scope, receive, send):  # type: ignore[no-untyped-def]
 
 
 # Embedded default: runs execute in worker threads of this serving process.
-from runs.worker import start_embedded_worker  # noqa: E402
+from runs.worker import freeze_startup_heap, start_embedded_worker  # noqa: E402
 
 start_embedded_worker()
 
-# Everything loaded by now (Django, the apps, Twisted, the worker) lives as long as the process:
-# keep it out of the cyclic collector's full collections, which would otherwise scan it all on
-# the serving loop. Measured (bench/events.py, 200 clients): gen-2 pauses of 80-100 ms, the
-# whole p95, before; 12-24 ms after.
-gc.freeze()
+# Everything loaded by now (Django, the apps, Twisted, the worker) lives as long as the process.
+freeze_startup_heap()

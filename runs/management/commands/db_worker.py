@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.management.base import CommandError
 from django_tasks_db.management.commands import db_worker
 
-from runs.worker import RunWorker
+from runs.worker import RunWorker, freeze_startup_heap
 
 
 class Command(db_worker.Command):
@@ -43,4 +43,5 @@ class Command(db_worker.Command):
             worker_id=options["worker_id"],
         )
         worker.configure_signals()
+        freeze_startup_heap()
         worker.run()
