@@ -661,7 +661,7 @@ class RunExecutor(Supervision, PlanningHooks):
             state.started_at = now
         if attempts is not None:
             state.attempts = attempts
-        if to in (S.SUCCEEDED, S.FAILED, S.SKIPPED, S.CANCELLED):
+        if to in _FINISHED:
             state.finished_at = now
         if to == S.SUCCEEDED or result is not None:
             state.result = result
@@ -753,8 +753,9 @@ class RunExecutor(Supervision, PlanningHooks):
 
 
 _LOST = "lost"  # the run's state changed under us; execute() re-reads it
-# The transitions whose event carries the step's result.
+# The transitions whose event carries the step's result, and those that end a step.
 _SHOWS_RESULT = frozenset({S.SUCCEEDED, S.FAILED})
+_FINISHED = frozenset({S.SUCCEEDED, S.FAILED, S.SKIPPED, S.CANCELLED})
 
 # Executors running in this process, for the in-process cancel fast path.
 _active: dict[int, RunExecutor] = {}
