@@ -9,7 +9,7 @@ from django.utils import timezone
 from ninja import Field, Schema
 
 from reviews.models import AuditEntry, ReviewItem, ReviewKind, ReviewStatus
-from runs.api_schemas import In
+from runs.api_schemas import DecisionIn, In
 
 Age = Literal["1h", "24h", "7d"]
 
@@ -128,19 +128,10 @@ class AssignIn(In):
     )
 
 
-class DecideIn(In):
+class DecideIn(DecisionIn):
     """A decision on a plan approval or a step gate."""
 
     decision: Literal["approve", "reject", "edit"]
-    checklist: list[int] = Field(
-        default_factory=list,
-        max_length=1000,
-        description="Indexes of the checklist sentences ticked (every one, to approve or edit).",
-    )
-    reason: str = Field("", max_length=10_000, description="Why; required to reject.")
-    plan: dict[str, Any] | str | None = Field(
-        None, description="The edited plan (object, or YAML/JSON text); only with `edit`."
-    )
 
 
 class AuditFiltersIn(In):

@@ -417,7 +417,21 @@ class RetryIn(In):
     step: str = Field(..., min_length=1, max_length=100, description="A failed step's id.")
 
 
-class ResumeIn(In):
+class DecisionIn(In):
+    """What a reviewer's decision carries besides its kind: the checklist, a reason, an edit."""
+
+    checklist: list[int] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="Indexes of the checklist sentences ticked (every one, but to reject or abort).",
+    )
+    reason: str = Field("", max_length=10_000, description="Why; required to reject or abort.")
+    plan: dict[str, Any] | str | None = Field(
+        None, description="The edited plan (object, or YAML/JSON text); only with `edit`."
+    )
+
+
+class ResumeIn(DecisionIn):
     """A reviewer's action on an escalated run (what its open escalation item decides)."""
 
     action: Literal["retry", "skip", "edit", "rollback", "abort"] = Field(
@@ -425,13 +439,4 @@ class ResumeIn(In):
             "retry the stuck step (attempts kept), skip it (and what needs it), edit the plan "
             "and resume (finished steps carried over), roll back, or abort (needs a reason)."
         )
-    )
-    checklist: list[int] = Field(
-        default_factory=list,
-        max_length=1000,
-        description="Indexes of the escalation checklist ticked (every one, except to abort).",
-    )
-    reason: str = Field("", max_length=10_000, description="Why; required to abort.")
-    plan: dict[str, Any] | str | None = Field(
-        None, description="The edited plan (object, or YAML/JSON text); only with `edit`."
     )
