@@ -1,6 +1,6 @@
 """The embedded default's channel layer: channels' in-memory layer, cheap to fan out.
 
-``channels.layers.InMemoryChannelLayer`` costs three things per group member
+``channels.layers.InMemoryChannelLayer`` costs four things per group member
 on every ``group_send`` that this layer does not pay:
 
 1. it sweeps every channel for expired messages on each ``receive`` and
