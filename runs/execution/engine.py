@@ -467,7 +467,7 @@ class RunExecutor(Supervision, PlanningHooks):
             else:
                 try:
                     # The result is stored and shown: it must be JSON (NaN and Infinity are not).
-                    text = json.dumps(result, allow_nan=False)
+                    text = _to_json(result)
                 except (TypeError, ValueError) as exc:
                     return Outcome(False, error=f"tool returned a result that is not JSON: {exc}")
                 if not spec.checks:
@@ -696,7 +696,7 @@ class RunExecutor(Supervision, PlanningHooks):
                     from_status=previous,
                     to_status=to,
                     attempt=state.attempts,
-                    result_json=(result_json or json.dumps(result, allow_nan=False))
+                    result_json=(result_json or _to_json(result))
                     if shown
                     else "null",
                     error=error,
@@ -756,6 +756,8 @@ _LOST = "lost"  # the run's state changed under us; execute() re-reads it
 # The transitions whose event carries the step's result, and those that end a step.
 _SHOWS_RESULT = frozenset({S.SUCCEEDED, S.FAILED})
 _FINISHED = frozenset({S.SUCCEEDED, S.FAILED, S.SKIPPED, S.CANCELLED})
+# json.dumps with a non-default option builds an encoder per call: keep one.
+_to_json = json.JSONEncoder(allow_nan=False).encode
 
 # Executors running in this process, for the in-process cancel fast path.
 _active: dict[int, RunExecutor] = {}
