@@ -696,9 +696,7 @@ class RunExecutor(Supervision, PlanningHooks):
                     from_status=previous,
                     to_status=to,
                     attempt=state.attempts,
-                    result_json=(result_json or _to_json(result))
-                    if shown
-                    else "null",
+                    result_json=(result_json or _to_json(result)) if shown else "null",
                     error=error,
                     reason=reason,
                 ),

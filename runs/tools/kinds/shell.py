@@ -213,8 +213,12 @@ async def invoke(spec: ToolSpec, params: dict[str, Any]) -> Any:
         raise ToolError("refused: a parameter contains a NUL byte")
 
     cap = int(settings.PLANNERWEB_OUTPUT_CAP_BYTES)
-    try:
-        proc = await asyncio.create_subprocess_exec(
+    # The child runs (and may start its own children) before create_subprocess_exec
+    # returns. A cancel arriving meanwhile must not leave it behind: asyncio would kill
+    # the child alone, then wait for its pipes, which a grandchild keeps open for as long
+    # as it lives. So the start is shielded, and a cancelled start ends the whole group.
+    start = asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
@@ -223,8 +227,14 @@ async def invoke(spec: ToolSpec, params: dict[str, Any]) -> Any:
             env=env,
             start_new_session=True,  # the child leads a process group we can kill whole
         )
+    )
+    try:
+        proc = await asyncio.shield(start)
     except OSError as exc:  # missing program, not executable, missing cwd
         raise ToolConfigError(f"cannot start {argv[0]!r} in {cwd!r}: {exc}") from exc
+    except asyncio.CancelledError:
+        await _uninterruptible(_end_started(start))
+        raise
 
     readers = [
         asyncio.ensure_future(_drain(proc.stdout, cap)),  # type: ignore[arg-type]
@@ -341,6 +351,15 @@ async def _terminate(proc: asyncio.subprocess.Process) -> None:
         await asyncio.sleep(0.02)
     _signal_group(pgid, signal.SIGKILL)
     await _wait_exit(proc, [])
+
+
+async def _end_started(start: asyncio.Future[asyncio.subprocess.Process]) -> None:
+    """Let a cancelled start finish, then end the group it started (if it started one)."""
+    try:
+        proc = await start
+    except OSError:
+        return
+    await _terminate(proc)
 
 
 async def _uninterruptible(cleanup: Awaitable[None]) -> None:

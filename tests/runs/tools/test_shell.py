@@ -266,6 +266,33 @@ async def test_cancelling_the_call_kills_the_group_and_reraises(tmp_path: Path) 
 
 
 @pytest.mark.asyncio
+async def test_a_cancel_while_the_child_is_starting_still_ends_its_whole_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a loaded machine the child (and its children) run before the start returns."""
+    real = asyncio.create_subprocess_exec
+    spawned = asyncio.Event()
+
+    async def slow_start(*args: Any, **kwargs: Any) -> Any:
+        proc = await real(*args, **kwargs)
+        spawned.set()
+        await asyncio.sleep(0.5)  # the rest of the start: the cancel arrives in here
+        return proc
+
+    monkeypatch.setattr(shell.asyncio, "create_subprocess_exec", slow_start)
+    task = asyncio.create_task(invoke(spec({"shell": GRANDCHILD, "cwd": str(tmp_path)}), {}))
+    await spawned.wait()
+    grandchild = int(await wait_for_file(tmp_path / "grandchild.pid"))
+    child = int((tmp_path / "child.pid").read_text())
+    started = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 10)
+    assert time.monotonic() - started < shell.KILL_GRACE_SECONDS + 2
+    await assert_gone([child, grandchild])
+
+
+@pytest.mark.asyncio
 async def test_a_grandchild_ignoring_sigterm_is_killed_after_the_grace_period(
     tmp_path: Path,
 ) -> None:
