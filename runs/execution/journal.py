@@ -299,6 +299,9 @@ class Journal:
                 singles.append(row)
         changed = 0
         for (status, attempts, result, error, started, finished, expect), ids in groups.items():
+            if len(ids) == 1:  # alone: one more row of the executemany below, not a statement
+                singles.append((status, attempts, result, error, started, finished, ids[0], expect))
+                continue
             for start in range(0, len(ids), _INSERT_CHUNK):
                 chunk = ids[start : start + _INSERT_CHUNK]
                 cursor.execute(
