@@ -56,6 +56,23 @@ def setup_django(*, reuse: bool) -> None:
     call_command("migrate", verbosity=0)
 
 
+def one_run(run_id: int, title: str, goal: str, *, started: bool) -> str:
+    """SQL for one executing run (its task and its one plan, all with id ``run_id``)."""
+    return f"""
+            INSERT INTO runs_task (id, title, description, created_at, max_replans, mode,
+                                   model, planner)
+            VALUES ({run_id}, '{title}', '', now(), 3, 'auto', '', '');
+            INSERT INTO runs_run (id, task_id, status, stop_reason, max_parallel, lease_owner,
+                                  created_at, started_at)
+            VALUES ({run_id}, {run_id}, 'executing', '', 8, '', now(),
+                    {"now()" if started else "NULL"});
+            INSERT INTO runs_plan (id, run_id, version, source, goal, document, rollback,
+                                   is_valid, errors, created_at)
+            VALUES ({run_id}, {run_id}, 1, 'operator', '{goal}', '{{}}'::jsonb, '[]'::jsonb,
+                    true, '[]'::jsonb, now());
+            UPDATE runs_run SET current_plan_id = {run_id} WHERE id = {run_id};"""
+
+
 def load(runs: int) -> dict[str, Any]:
     """Bulk-load ``runs`` finished runs of 10 steps, and one big run; returns ids to visit."""
     from django.contrib.auth.models import Group, User
@@ -127,17 +144,7 @@ def load(runs: int) -> dict[str, Any]:
         big = runs + 1
         cur.execute(
             f"""
-            INSERT INTO runs_task (id, title, description, created_at, max_replans, mode,
-                                   model, planner)
-            VALUES ({big}, 'The big one', '', now(), 3, 'auto', '', '');
-            INSERT INTO runs_run (id, task_id, status, stop_reason, max_parallel, lease_owner,
-                                  created_at)
-            VALUES ({big}, {big}, 'executing', '', 8, '', now());
-            INSERT INTO runs_plan (id, run_id, version, source, goal, document, rollback,
-                                   is_valid, errors, created_at)
-            VALUES ({big}, {big}, 1, 'operator', 'Big', '{{}}'::jsonb, '[]'::jsonb, true,
-                    '[]'::jsonb, now());
-            UPDATE runs_run SET current_plan_id = {big} WHERE id = {big};
+            {one_run(big, "The big one", "Big", started=False)}
             INSERT INTO runs_step (run_id, plan_id, key, phase, position, tool_name, params,
                                    depends_on, description, status, attempts, error, verdict,
                                    verdict_reason)
@@ -158,17 +165,7 @@ def load(runs: int) -> dict[str, Any]:
         graph = runs + 2
         cur.execute(
             f"""
-            INSERT INTO runs_task (id, title, description, created_at, max_replans, mode,
-                                   model, planner)
-            VALUES ({graph}, 'The graph one', '', now(), 3, 'auto', '', '');
-            INSERT INTO runs_run (id, task_id, status, stop_reason, max_parallel, lease_owner,
-                                  created_at, started_at)
-            VALUES ({graph}, {graph}, 'executing', '', 8, '', now(), now());
-            INSERT INTO runs_plan (id, run_id, version, source, goal, document, rollback,
-                                   is_valid, errors, created_at)
-            VALUES ({graph}, {graph}, 1, 'operator', 'Graph', '{{}}'::jsonb, '[]'::jsonb, true,
-                    '[]'::jsonb, now());
-            UPDATE runs_run SET current_plan_id = {graph} WHERE id = {graph};
+            {one_run(graph, "The graph one", "Graph", started=True)}
             INSERT INTO runs_step (run_id, plan_id, key, phase, position, tool_name, params,
                                    depends_on, description, status, attempts, result, error,
                                    started_at, finished_at, verdict, verdict_reason)
