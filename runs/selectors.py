@@ -194,11 +194,6 @@ def run_submitters() -> list[str]:
     )
 
 
-def run_last_seq(run_id: int) -> int:
-    last = TranscriptEvent.objects.filter(run_id=run_id).order_by("-seq").values_list("seq")[:1]
-    return last[0][0] if last else 0
-
-
 class RunPages:
     """A run list the Paginator slices in two steps: the page's ids, then those rows annotated.
 

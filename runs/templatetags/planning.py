@@ -13,6 +13,7 @@ from django import template
 
 from runs.models import LlmCall, Plan, Run
 from runs.planning.accounting import LlmTotals, llm_totals_of, run_llm_totals
+from runs.selectors import run_llm_calls
 
 register = template.Library()
 
@@ -23,7 +24,7 @@ def llm_usage(
 ) -> dict[str, Any]:
     """The run's model calls and their totals; a view that loaded them passes them (no query)."""
     if calls is None:
-        calls = list(LlmCall.objects.filter(run=run).order_by("id"))
+        calls = run_llm_calls(run.pk)
     return {
         "run": run,
         "totals": totals if totals is not None else llm_totals_of(calls),
