@@ -171,7 +171,7 @@ class Journal:
         """The ``name`` statement for ``n`` rows (a commit's hot path: built once, then looked up)."""
         sql = self._statements.get((name, n))
         if sql is None:
-            if name == "start":  # one UPDATE for n steps that change alike
+            if name == "alike":  # one UPDATE for n steps that change alike
                 sql = (
                     f"UPDATE {_STEP} SET status = %s, attempts = %s, result = {self._j}, "
                     "error = %s, started_at = %s, finished_at = %s WHERE status = %s AND id IN ("
@@ -305,7 +305,7 @@ class Journal:
             for start in range(0, len(ids), _INSERT_CHUNK):
                 chunk = ids[start : start + _INSERT_CHUNK]
                 cursor.execute(
-                    self._statement("start", len(chunk)),
+                    self._statement("alike", len(chunk)),
                     (status, attempts, result, error, started, finished, expect, *chunk),
                 )
                 changed += cursor.rowcount
