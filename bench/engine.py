@@ -193,12 +193,14 @@ def setup_django(postgres: bool) -> str:
         kind="python",
         config={"callable": "runs.tools.builtin.noop"},
         parameters_schema={"type": "object"},
+        idempotent=True,
     )
     Tool.objects.create(
         name="sleep",
         kind="python",
         config={"callable": "runs.tools.builtin.sleep"},
         parameters_schema={"type": "object", "properties": {"ms": {"type": "number"}}},
+        idempotent=True,
     )
     from django.db import connection
 

@@ -113,3 +113,23 @@ async def append_line(path: str, line: str, seconds: float = 0.0) -> dict[str, A
     with Path(path).open("a") as out:
         out.write(line + "\n")
     return {"line": line}
+
+
+async def note(key: str, label: str) -> dict[str, Any]:
+    """Record the call the moment the tool starts (on the loop, not in a thread), then yield once."""
+    _record(key, label)
+    await asyncio.sleep(0)
+    return {"label": label}
+
+
+_slow_calls: dict[str, int] = defaultdict(int)
+
+
+async def slow_once(key: str, label: str, seconds: float) -> dict[str, Any]:
+    """Hang for ``seconds`` on the first call (to be timed out), return at once after."""
+    _slow_calls[f"{key}/{label}"] += 1
+    attempt = _slow_calls[f"{key}/{label}"]
+    _record(key, f"{label}#{attempt}")
+    if attempt == 1:
+        await asyncio.sleep(seconds)
+    return {"label": label, "attempt": attempt}

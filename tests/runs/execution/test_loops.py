@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import gc
+import os
+import selectors
 import threading
+import time
 
-from runs.execution.loops import run_in_thread_loop, thread_loop
+from runs.execution.loops import PreciseEpollSelector, run_in_thread_loop, thread_loop
 
 marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker", default="unset")
 
@@ -44,3 +47,34 @@ def test_a_thread_that_ends_closes_its_loop_and_its_leftover_tasks() -> None:
     assert isinstance(loop, asyncio.AbstractEventLoop) and loop.is_closed()
     assert isinstance(task, asyncio.Task) and task.cancelled()
     assert thread_loop() is not loop  # this thread has a loop of its own
+
+
+def test_the_precise_selector_waits_its_timeout_and_still_reports_ready_descriptors() -> None:
+
+    selector = PreciseEpollSelector()
+    read_end, write_end = os.pipe()
+    try:
+        selector.register(read_end, selectors.EVENT_READ, "pipe")
+        started = time.monotonic()
+        assert selector.select(0.0015) == []
+        assert time.monotonic() - started >= 0.0015
+        os.write(write_end, b"x")
+        started = time.monotonic()
+        ready = selector.select(5)
+        assert time.monotonic() - started < 1
+        assert [(key.data, events) for key, events in ready] == [("pipe", selectors.EVENT_READ)]
+    finally:
+        selector.close()
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_executor_loops_use_the_precise_selector_where_epoll_is() -> None:
+
+    loop = run_in_thread_loop(_running_loop())
+    if hasattr(selectors, "EpollSelector"):
+        assert isinstance(loop._selector, PreciseEpollSelector)  # type: ignore[attr-defined]
+
+
+async def _running_loop() -> asyncio.AbstractEventLoop:
+    return asyncio.get_running_loop()

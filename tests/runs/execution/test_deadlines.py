@@ -1,0 +1,142 @@
+"""Step timeouts shared by steps that start together, and which steps start before their commit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from runs.execution.deadlines import Deadlines
+from runs.execution.journal import Journal
+from runs.models import Run, Step, Tool
+from tests.runs import toolbox
+from tests.runs.execution.test_engine import events, step
+
+
+async def _attempt(deadlines: Deadlines, seconds: float) -> str:
+    """One step attempt as ``_run_step`` makes it: a timeout is told apart from a cancel."""
+    task = asyncio.current_task()
+    assert task is not None
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        if not deadlines.expired(task):
+            deadlines.disarm(task)
+            raise
+        deadlines.disarm(task)
+        return "timed out"
+    deadlines.disarm(task)
+    return "done"
+
+
+def test_steps_sharing_a_deadline_time_out_only_while_still_in_their_attempt() -> None:
+    async def main() -> list[str]:
+        deadlines = Deadlines(asyncio.get_running_loop())
+        quick = asyncio.create_task(_attempt(deadlines, 0))
+        slow = asyncio.create_task(_attempt(deadlines, 5))
+        deadlines.arm([quick, slow], 0.05)
+        return await asyncio.gather(quick, slow)
+
+    assert asyncio.run(asyncio.wait_for(main(), 3)) == ["done", "timed out"]
+
+
+def test_a_cancel_arriving_with_the_deadline_is_not_taken_for_a_timeout() -> None:
+    async def main() -> bool:
+        deadlines = Deadlines(asyncio.get_running_loop())
+        task = asyncio.create_task(_attempt(deadlines, 5))
+        await asyncio.sleep(0)  # the attempt is waiting
+        deadlines.arm([task], 60)
+        (group,) = deadlines._open
+        group.handle.cancel()  # fire the deadline now, by hand...
+        deadlines._expire(group)
+        task.cancel()  # ...and the operator cancels too, before the task sees either
+        try:
+            await task
+        except asyncio.CancelledError:
+            return True
+        return False
+
+    assert asyncio.run(asyncio.wait_for(main(), 3)) is True
+
+
+def test_the_deadline_timer_goes_once_its_steps_are_done_or_closed() -> None:
+    async def main() -> tuple[int, int]:
+        loop = asyncio.get_running_loop()
+        deadlines = Deadlines(loop)
+        tasks = [asyncio.create_task(_attempt(deadlines, 0)) for _ in range(3)]
+        deadlines.arm(tasks, 60)
+        await asyncio.gather(*tasks)
+        after_done = len(deadlines._open)
+        waiting = asyncio.create_task(asyncio.sleep(5))
+        deadlines.arm([waiting], 60)
+        deadlines.close()
+        waiting.cancel()
+        live = [h for h in loop._scheduled if not h.cancelled()]  # type: ignore[attr-defined]
+        return after_done, len(live)
+
+    assert asyncio.run(main()) == (0, 0)
+
+
+@pytest.fixture
+def deadline_tools(make_tool: Callable[..., Tool]) -> None:
+    make_tool("slow_once", "slow_once", idempotent=True, max_retries=1, timeout_seconds=0.3)
+    make_tool("note_idempotent", "note", idempotent=True)
+    make_tool("note_strict", "note", idempotent=False)
+
+
+def test_a_timed_out_attempt_is_retried_under_a_deadline_of_its_own(
+    execute: Callable[..., Run], deadline_tools: None, key: str
+) -> None:
+    run = execute(
+        {
+            "steps": [
+                step("a", "slow_once", key, seconds=30),
+                step("b", "slow_once", key, seconds=30),
+            ]
+        }
+    )
+    assert run.status == "succeeded", run.stop_reason
+    assert sorted(toolbox.CALLS[key]) == ["a#1", "a#2", "b#1", "b#2"]
+    assert {s.key: s.attempts for s in Step.objects.filter(run=run)} == {"a": 2, "b": 2}
+    errors = {e.payload["step"]: e.payload["error"] for e in events(run, "step.retrying")}
+    assert errors == {"a": "timed out after 0.3s", "b": "timed out after 0.3s"}
+
+
+def test_idempotent_steps_start_before_their_running_row_commits_other_steps_after(
+    execute: Callable[..., Run],
+    deadline_tools: None,
+    key: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = toolbox.CALLS[key]
+    commit = Journal.commit
+
+    def recording_commit(self: Journal, batch: Any, **kwargs: Any) -> list[int]:
+        starting = [w for w in batch.steps if (w.expect, w.status) == ("pending", "running")]
+        if starting:
+            calls.append(f"commit {len(starting)} start(s)")
+        return commit(self, batch, **kwargs)
+
+    monkeypatch.setattr(Journal, "commit", recording_commit)
+    run = execute(
+        {
+            "steps": [
+                step("strict", "note_strict", key),
+                step("idem", "note_idempotent", key, deps=("strict",)),
+                step("strict-2", "note_strict", key, deps=("idem",)),
+            ]
+        }
+    )
+    assert run.status == "succeeded", run.stop_reason
+    assert calls == [
+        "commit 1 start(s)",
+        "strict",
+        "idem",  # called first, recorded running by the commit just after
+        "commit 1 start(s)",
+        "commit 1 start(s)",
+        "strict-2",
+    ]
+    kinds = [(e.payload.get("step"), e.payload.get("to_status")) for e in events(run)]
+    assert kinds.index(("idem", "running")) < kinds.index(("idem", "succeeded"))
