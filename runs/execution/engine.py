@@ -315,6 +315,20 @@ class RunExecutor(Supervision, PlanningHooks):
         when_idle = getattr(self._loop, "call_when_idle", None)
         idle_asked = idle_now = False
         deferred_since = 0.0
+        # Changes made in memory and not yet written into ``batch``, in the order they
+        # happened: finished steps, then starts (their rows, taken when they started).
+        # Writing them (event text and all) waits until just before the commit, after
+        # the starting steps' tools are running (``write_pending``).
+        done_unwritten: list[tuple[StepState, Outcome]] = []
+        starts_unwritten: list[tuple[StepState, StepWrite]] = []
+
+        def write_pending() -> None:
+            for state, outcome in done_unwritten:
+                self._finish(batch, state, outcome)
+            done_unwritten.clear()
+            for state, write in starts_unwritten:
+                self._write_start(batch, state, write)
+            starts_unwritten.clear()
 
         async def run_one(state: StepState, params: Any) -> None:
             outcome = await self._run_step(state, params)
@@ -335,6 +349,7 @@ class RunExecutor(Supervision, PlanningHooks):
                         if state.gate in (GATE_NEEDED, GATE_OPEN):
                             gated[state.key] = state  # waits; independent steps go on
                             continue
+                        write_pending()
                         self._step(
                             batch, state, S.SKIPPED, reason=f"{state.gate} decided at its gate"
                         )
@@ -350,27 +365,35 @@ class RunExecutor(Supervision, PlanningHooks):
                     try:
                         params = self._resolve_params(state, results)
                     except ValueError as exc:
+                        write_pending()
                         self._step(batch, state, S.RUNNING)
                         self._step(batch, state, S.FAILED, error=str(exc))
                         failure = f"step {state.key} failed: {exc}"
                         continue
-                    self._step(batch, state, S.RUNNING)
+                    starts_unwritten.append((state, self._begin(batch, state)))
                     starts.append((state, params))
                 if not (starts or running or gated):
+                    write_pending()
                     break  # the last finishes commit together with how the run ends, below
                 if starts or idle_now or gated or when_idle is None:
                     defer = False
                 else:
                     if not deferred_since:
                         deferred_since = self._loop.time()  # type: ignore[union-attr]
-                    defer = _may_defer(batch, self._loop.time() - deferred_since)  # type: ignore[union-attr]
+                    defer = _may_defer(
+                        len(batch.steps) + len(done_unwritten),
+                        self._loop.time() - deferred_since,  # type: ignore[union-attr]
+                    )
                 if defer:
                     if not idle_asked:
                         when_idle(lambda: finished.put_nowait(_IDLE))  # type: ignore[misc]
                         idle_asked = True
                 else:
                     await self._commit_starting(
-                        batch, starts, lambda group: self._start_tasks(group, run_one)
+                        batch,
+                        starts,
+                        lambda group: self._start_tasks(group, run_one),
+                        write=write_pending,
                     )
                     batch = Batch(self.run_id)
                     idle_now, deferred_since = False, 0.0
@@ -403,7 +426,7 @@ class RunExecutor(Supervision, PlanningHooks):
                         continue
                     state, outcome = item
                     del running[state.key]
-                    self._finish(batch, state, outcome)
+                    done_unwritten.append((state, outcome))
                     if outcome.ok:
                         results[state.key] = outcome.result
                         release(state.key)
@@ -416,6 +439,7 @@ class RunExecutor(Supervision, PlanningHooks):
                         else:
                             failure = f"step {state.key} failed: {outcome.error}"
                 if None in items:
+                    write_pending()
                     await self._cancel_all(running, batch)
                     return None
         finally:
@@ -458,6 +482,8 @@ class RunExecutor(Supervision, PlanningHooks):
         batch: Batch,
         starts: list[tuple[StepState, Any]],
         start: Callable[[list[tuple[StepState, Any]]], list[asyncio.Task[Any]]],
+        *,
+        write: Callable[[], None] | None = None,
     ) -> list[asyncio.Task[Any]]:
         """Commit ``batch``, which records ``starts`` running, and ``start`` their tools.
 
@@ -469,6 +495,7 @@ class RunExecutor(Supervision, PlanningHooks):
         first, and their tools work during the commit instead of after it (the commit
         leaves the critical path: 0.3-2 ms per level of the plan on SQLite, more on
         PostgreSQL). Their events are still committed before anything they finish.
+        ``write`` puts changes kept in memory into ``batch`` once those tools run.
         """
         early = [item for item in starts if _may_start_early(item[0])]
         late = [item for item in starts if not _may_start_early(item[0])] if early else starts
@@ -477,6 +504,8 @@ class RunExecutor(Supervision, PlanningHooks):
             if early:
                 tasks += start(early)
                 await asyncio.sleep(0)  # each reaches its tool's first wait before the commit
+            if write is not None:
+                write()
             if batch:
                 self.journal.commit(batch)
         if late:
@@ -783,6 +812,40 @@ class RunExecutor(Supervision, PlanningHooks):
             )
         state.status = to
 
+    def _begin(self, batch: Batch, state: StepState) -> StepWrite:
+        """Start a pending step in memory; returns its row, for ``_write_start`` to record."""
+        state.attempts += 1
+        state.started_at = batch.stamp()
+        state.status = S.RUNNING
+        return StepWrite(
+            step_id=state.id,
+            expect=S.PENDING,
+            status=S.RUNNING,
+            attempts=state.attempts,
+            result=state.result,
+            error=state.error,
+            started_at=state.started_at,
+            finished_at=state.finished_at,
+        )
+
+    def _write_start(self, batch: Batch, state: StepState, write: StepWrite) -> None:
+        """Record a start made by ``_begin``, as ``_step`` would have (its event included)."""
+        batch.add_step(
+            write,
+            EXECUTOR,
+            step_status_json(
+                step_id=state.id,
+                step=state.key,
+                phase=state.phase,
+                from_status=S.PENDING,
+                to_status=S.RUNNING,
+                attempt=write.attempts,
+                result_json="null",
+                error="",
+                reason="",
+            ),
+        )
+
     def _finish(self, batch: Batch, state: StepState, outcome: Outcome) -> None:
         """Record a finished call: the evaluator's verdict (if any) and the step's new status."""
         verdict = outcome.verdict
@@ -830,8 +893,8 @@ class RunExecutor(Supervision, PlanningHooks):
         self.status = to
 
 
-def _may_defer(batch: Batch, age: float) -> bool:
-    """Whether ``batch`` (finishes that start nothing) may wait for the loop to go idle.
+def _may_defer(rows: int, age: float) -> bool:
+    """Whether a batch of ``rows`` finishes that start nothing may wait for the loop to go idle.
 
     Nothing waits on such a commit but durability, while other steps' finishes,
     due the same moment, wait on the loop: when 98 parallel steps end together,
@@ -842,7 +905,7 @@ def _may_defer(batch: Batch, age: float) -> bool:
     Their events are published only after that commit, so nobody has been told
     of a finish a crash could still lose.
     """
-    return batch.run is None and len(batch.steps) < _DEFER_ROWS and age < _DEFER_SECONDS
+    return rows < _DEFER_ROWS and age < _DEFER_SECONDS
 
 
 def _may_start_early(state: StepState) -> bool:
