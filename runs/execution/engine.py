@@ -62,8 +62,25 @@ from runs.tools.base import ToolConfigError, ToolError, ToolSpec
 from runs.tools.registry import invoke_tool
 
 log = logging.getLogger(__name__)
-S = StepStatus
 R = RunStatus
+
+
+class S:
+    """``StepStatus`` values as plain class attributes of type ``str``.
+
+    Looking up a member of the enum costs ~150 ns, ten times as much; the executor
+    does it about ten times a step.
+    """
+
+    PENDING = StepStatus.PENDING.value
+    RUNNING = StepStatus.RUNNING.value
+    SUCCEEDED = StepStatus.SUCCEEDED.value
+    FAILED = StepStatus.FAILED.value
+    SKIPPED = StepStatus.SKIPPED.value
+    CANCELLED = StepStatus.CANCELLED.value
+    ROLLED_BACK = StepStatus.ROLLED_BACK.value
+
+
 EXECUTOR = TranscriptEvent.Role.EXECUTOR
 SUPERVISOR = TranscriptEvent.Role.SUPERVISOR
 EVALUATOR = TranscriptEvent.Role.EVALUATOR
@@ -294,14 +311,18 @@ class RunExecutor(Supervision, PlanningHooks):
             for s in self.main:  # positions are a topological order: deps come first
                 if s.status != S.PENDING:
                     continue
-                blocked = [d for d in s.depends_on if d in skipped]
+                blocked = [d for d in s.depends_on if d in skipped] if skipped else None
                 if blocked:
                     self._step(
                         batch, s, S.SKIPPED, reason=f"needs {', '.join(blocked)}, which was skipped"
                     )
                     skipped.add(s.key)
                     continue
-                waiting[s.key] = sum(1 for d in s.depends_on if by_key[d].status != S.SUCCEEDED)
+                count = 0
+                for d in s.depends_on:
+                    if d not in results:  # results: the steps that succeeded
+                        count += 1
+                waiting[s.key] = count
             if self.budgeted:  # checked on (re)start and after every replan
                 failure = self._over_budget(0)
         ready = deque(k for k, n in waiting.items() if n == 0)
