@@ -329,7 +329,7 @@ class RunExecutor(Supervision, PlanningHooks):
         gated: dict[str, StepState] = {}
 
         # Finished steps; None: cancel requested; _IDLE: the loop has nothing else to run.
-        finished: asyncio.Queue[Any] = asyncio.Queue()
+        finished = _Inbox()
         running = self._running
         cancel_wait = asyncio.create_task(self._wait_cancel(finished))
         # Finishes that start nothing commit once the loop is idle (see _may_defer).
@@ -353,7 +353,7 @@ class RunExecutor(Supervision, PlanningHooks):
 
         async def run_one(state: StepState, params: Any) -> None:
             outcome = await self._run_step(state, params)
-            finished.put_nowait((state, outcome))
+            finished.put((state, outcome))
 
         def release(key: str) -> None:
             for d in dependents[key]:
@@ -407,7 +407,7 @@ class RunExecutor(Supervision, PlanningHooks):
                     )
                 if defer:
                     if not idle_asked:
-                        when_idle(lambda: finished.put_nowait(_IDLE))  # type: ignore[misc]
+                        when_idle(lambda: finished.put(_IDLE))  # type: ignore[misc]
                         idle_asked = True
                 else:
                     await self._commit_starting(
@@ -431,10 +431,7 @@ class RunExecutor(Supervision, PlanningHooks):
                         continue
                     break
 
-                item = await finished.get()
-                items = [item]
-                while not finished.empty():
-                    items.append(finished.get_nowait())
+                items = await finished.take()
                 if gated:  # a reviewer may have decided while other steps ran
                     for state in await self._gate_decisions(list(gated.values())):
                         del gated[state.key]
@@ -714,9 +711,9 @@ class RunExecutor(Supervision, PlanningHooks):
         return ""
 
     # -- cancellation and heartbeat ---------------------------------------------------
-    async def _wait_cancel(self, finished: asyncio.Queue[Any]) -> None:
+    async def _wait_cancel(self, finished: _Inbox) -> None:
         await self._cancel.wait()  # type: ignore[union-attr]
-        finished.put_nowait(None)
+        finished.put(None)
 
     async def _cancel_all(self, running: dict[str, asyncio.Task[Any]], batch: Batch) -> None:
         for task in running.values():
@@ -912,6 +909,34 @@ class RunExecutor(Supervision, PlanningHooks):
         )
         await self._commit(batch)
         self.status = to
+
+
+class _Inbox:
+    """What step tasks hand the executor's main loop: finishes, and the cancel and idle marks.
+
+    ``asyncio.Queue`` does more per item than this needs (sizes, a join count, an
+    Event, waiting putters), and the main loop takes everything at once anyway.
+    """
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put(self, item: Any) -> None:
+        self._items.append(item)
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def take(self) -> list[Any]:
+        """Everything put since the last take; waits while there is nothing."""
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        items, self._items = self._items, []
+        return items
 
 
 def _may_defer(rows: int, age: float) -> bool:
