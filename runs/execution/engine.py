@@ -11,6 +11,9 @@ The algorithm:
    otherwise the run escalates ("may have partly run").
 2. Loop: start ready steps (one commit records them ``running``), wait for any
    step to finish, record finishes together with the next starts in one commit.
+   A step's tool starts once that commit is durable, unless the tool is idempotent:
+   then it starts first and runs during the commit (``_commit_starting``).
+   Finishes that start nothing commit when the loop goes idle (``_may_defer``).
 3. On the first failure no new step starts; running steps finish; the rest are
    skipped; the plan's rollback steps run in order; the run ends
    ``rolled_back`` (or ``failed`` without rollback, or when a rollback step fails).
