@@ -339,6 +339,9 @@ class RunExecutor(Supervision, PlanningHooks):
         when_idle = getattr(self._loop, "call_when_idle", None)
         idle_asked = idle_now = False
         deferred_since = 0.0
+        # A non-idempotent step's finish commits at once: lost in a crash, it would need a
+        # reviewer ("may have partly run"), where an idempotent step would just run again.
+        strict_done = False
         # Changes made in memory and not yet written into ``batch``, in the order they
         # happened: finished steps, then starts (their rows, taken when they started).
         # Writing them (event text and all) waits until just before the commit, after
@@ -347,11 +350,13 @@ class RunExecutor(Supervision, PlanningHooks):
         starts_unwritten: list[tuple[StepState, StepWrite]] = []
 
         def write_pending() -> None:
+            nonlocal strict_done
+            strict_done = False
             for state, outcome in done_unwritten:
                 self._finish(batch, state, outcome)
             done_unwritten.clear()
             for state, write in starts_unwritten:
-                self._write_start(batch, state, write)
+                self._record(batch, state, write)
             starts_unwritten.clear()
 
         async def run_one(state: StepState, params: Any) -> None:
@@ -394,12 +399,12 @@ class RunExecutor(Supervision, PlanningHooks):
                         self._step(batch, state, S.FAILED, error=str(exc))
                         failure = f"step {state.key} failed: {exc}"
                         continue
-                    starts_unwritten.append((state, self._begin(batch, state)))
+                    starts_unwritten.append((state, self._change(batch, state, S.RUNNING)))
                     starts.append((state, params))
                 if not (starts or running or gated):
                     write_pending()
                     break  # the last finishes commit together with how the run ends, below
-                if starts or idle_now or gated or when_idle is None:
+                if starts or idle_now or gated or strict_done or when_idle is None:
                     defer = False
                 else:
                     if not deferred_since:
@@ -448,6 +453,7 @@ class RunExecutor(Supervision, PlanningHooks):
                     state, outcome = item
                     del running[state.key]
                     done_unwritten.append((state, outcome))
+                    strict_done = strict_done or not _may_start_early(state)
                     if outcome.ok:
                         results[state.key] = outcome.result
                         release(state.key)
@@ -540,13 +546,15 @@ class RunExecutor(Supervision, PlanningHooks):
         create_task = self._loop.create_task  # type: ignore[union-attr]
         running = self._running
         by_timeout: dict[float, list[asyncio.Task[Any]]] = {}
+        started = []
         for state, params in starts:
             task = running[state.key] = create_task(run_one(state, params))
+            started.append(task)
             if state.tool is not None:
                 by_timeout.setdefault(state.tool.timeout_seconds, []).append(task)
         for seconds, tasks in by_timeout.items():
             self._deadlines.arm(tasks, seconds)
-        return [running[state.key] for state, _ in starts]
+        return started
 
     def _skip_unstarted(self, batch: Batch, failure: str) -> None:
         """Skip every step that did not start, saying whether it needed a failed step."""
@@ -784,6 +792,43 @@ class RunExecutor(Supervision, PlanningHooks):
         result_json: str | None = None,
     ) -> None:
         """Record a step transition in ``batch`` and mirror it in memory."""
+        write = self._change(
+            batch,
+            state,
+            to,
+            result=result,
+            error=error,
+            attempts=attempts,
+            verdict=verdict,
+            result_json=result_json,
+        )
+        if quiet:  # a retry: the row changes, the retry event (already queued) tells the story
+            check_step_transition(write.expect, to, what=f"step {state.key!r}")
+            batch.steps.append(write)
+        else:
+            shown = result is not None and to in _SHOWS_RESULT
+            self._record(
+                batch,
+                state,
+                write,
+                result_json=(result_json or _to_json(result)) if shown else "null",
+                error=error,
+                reason=reason,
+            )
+
+    def _change(
+        self,
+        batch: Batch,
+        state: StepState,
+        to: str,
+        *,
+        result: Any = None,
+        error: str = "",
+        attempts: int | None = None,
+        verdict: Verdict | None = None,
+        result_json: str | None = None,
+    ) -> StepWrite:
+        """Make a step transition in memory; returns its row, which ``_record`` writes."""
         now = batch.stamp()
         previous = state.status
         if to == S.RUNNING and previous == S.PENDING:
@@ -799,7 +844,8 @@ class RunExecutor(Supervision, PlanningHooks):
             state.error = error
         if to == S.PENDING:
             state.started_at = None
-        write = StepWrite(
+        state.status = to
+        return StepWrite(
             step_id=state.id,
             expect=previous,
             status=to,
@@ -811,46 +857,18 @@ class RunExecutor(Supervision, PlanningHooks):
             verdict=(verdict.status, verdict.reason) if verdict is not None else None,
             result_json=result_json if result is not None else None,
         )
-        if quiet:  # a retry: the row changes, the retry event (already queued) tells the story
-            check_step_transition(previous, to, what=f"step {state.key!r}")
-            batch.steps.append(write)
-        else:
-            shown = result is not None and to in _SHOWS_RESULT
-            batch.add_step(
-                write,
-                EXECUTOR,
-                step_status_json(
-                    step_id=state.id,
-                    step=state.key,
-                    phase=state.phase,
-                    from_status=previous,
-                    to_status=to,
-                    attempt=state.attempts,
-                    result_json=(result_json or _to_json(result)) if shown else "null",
-                    error=error,
-                    reason=reason,
-                ),
-            )
-        state.status = to
 
-    def _begin(self, batch: Batch, state: StepState) -> StepWrite:
-        """Start a pending step in memory; returns its row, for ``_write_start`` to record."""
-        state.attempts += 1
-        state.started_at = batch.stamp()
-        state.status = S.RUNNING
-        return StepWrite(
-            step_id=state.id,
-            expect=S.PENDING,
-            status=S.RUNNING,
-            attempts=state.attempts,
-            result=state.result,
-            error=state.error,
-            started_at=state.started_at,
-            finished_at=state.finished_at,
-        )
-
-    def _write_start(self, batch: Batch, state: StepState, write: StepWrite) -> None:
-        """Record a start made by ``_begin``, as ``_step`` would have (its event included)."""
+    def _record(
+        self,
+        batch: Batch,
+        state: StepState,
+        write: StepWrite,
+        *,
+        result_json: str = "null",
+        error: str = "",
+        reason: str = "",
+    ) -> None:
+        """Put a row made by ``_change`` into ``batch``, with its ``step.status`` event."""
         batch.add_step(
             write,
             EXECUTOR,
@@ -858,12 +876,12 @@ class RunExecutor(Supervision, PlanningHooks):
                 step_id=state.id,
                 step=state.key,
                 phase=state.phase,
-                from_status=S.PENDING,
-                to_status=S.RUNNING,
+                from_status=write.expect,
+                to_status=write.status,
                 attempt=write.attempts,
-                result_json="null",
-                error="",
-                reason="",
+                result_json=result_json,
+                error=error,
+                reason=reason,
             ),
         )
 
@@ -952,7 +970,8 @@ def _may_defer(rows: int, age: float) -> bool:
     run (``loops.ExecutorEventLoop.call_when_idle``), or with the next steps to
     start, and never later than a few milliseconds or a few hundred rows on.
     Their events are published only after that commit, so nobody has been told
-    of a finish a crash could still lose.
+    of a finish a crash could still lose; and only idempotent steps' finishes wait
+    (``strict_done``), since those just run again if a crash loses them.
     """
     return rows < _DEFER_ROWS and age < _DEFER_SECONDS
 

@@ -133,3 +133,11 @@ async def slow_once(key: str, label: str, seconds: float) -> dict[str, Any]:
     if attempt == 1:
         await asyncio.sleep(seconds)
     return {"label": label, "attempt": attempt}
+
+
+async def yields(key: str, label: str, times: int) -> dict[str, Any]:
+    """Give the loop ``times`` turns before finishing, without ever letting it go idle."""
+    _record(key, label)
+    for _ in range(times):
+        await asyncio.sleep(0)
+    return {"label": label}

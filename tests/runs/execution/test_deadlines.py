@@ -140,3 +140,37 @@ def test_idempotent_steps_start_before_their_running_row_commits_other_steps_aft
     ]
     kinds = [(e.payload.get("step"), e.payload.get("to_status")) for e in events(run)]
     assert kinds.index(("idem", "running")) < kinds.index(("idem", "succeeded"))
+
+
+@pytest.mark.parametrize(("idempotent", "finishes_per_commit"), [(True, [3]), (False, [1, 1, 1])])
+def test_finishes_that_start_nothing_commit_once_the_loop_is_idle_unless_not_idempotent(
+    execute: Callable[..., Run],
+    make_tool: Callable[..., Tool],
+    key: str,
+    monkeypatch: pytest.MonkeyPatch,
+    idempotent: bool,
+    finishes_per_commit: list[int],
+) -> None:
+    make_tool("yields", "yields", idempotent=idempotent)
+    finishes: list[int] = []
+    commit = Journal.commit
+
+    def recording_commit(self: Journal, batch: Any, **kwargs: Any) -> list[int]:
+        done = sum(1 for w in batch.steps if (w.expect, w.status) == ("running", "succeeded"))
+        if done:
+            finishes.append(done)
+        return commit(self, batch, **kwargs)
+
+    monkeypatch.setattr(Journal, "commit", recording_commit)
+    # Three steps ending turns apart, the loop busy all along: never idle in between.
+    run = execute(
+        {"steps": [step(s, "yields", key, times=n) for s, n in (("a", 1), ("b", 8), ("c", 16))]}
+    )
+    assert run.status == "succeeded", run.stop_reason
+    assert finishes == finishes_per_commit
+    kinds = [(e.payload.get("step"), e.payload.get("to_status")) for e in events(run)]
+    assert [k for k in kinds if k[0] and k[1] == "succeeded"] == [
+        ("a", "succeeded"),
+        ("b", "succeeded"),
+        ("c", "succeeded"),
+    ]
