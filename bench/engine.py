@@ -7,7 +7,8 @@ so the figures compare side by side:
   overhead in µs (execution wall / N, the peers' definition), plus the
   end-to-end figure (validate + store plan + execute) per step;
 - 50 ms sleep tools, chain 20 / wide 100 / layers 64 / skewed-pair 20:
-  makespan / critical path;
+  makespan / critical path, for idempotent tools (they start before their commit)
+  and for a non-idempotent copy (each start waits for its commit);
 - a plain-asyncio floor for every case (no persistence), run in the same process;
 - validate + topologically order a 1000-step plan (ms).
 
