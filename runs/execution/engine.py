@@ -534,7 +534,13 @@ class RunExecutor(Supervision, PlanningHooks):
             if write is not None:
                 write()
             if batch:
-                self.journal.commit(batch)
+                try:
+                    self.journal.commit(batch)
+                except BaseException:  # nothing was written: stop the tools started early
+                    for task in tasks:
+                        task.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                    raise
         if late:
             tasks += start(late)
         return tasks

@@ -141,3 +141,14 @@ async def yields(key: str, label: str, times: int) -> dict[str, Any]:
     for _ in range(times):
         await asyncio.sleep(0)
     return {"label": label}
+
+
+async def hang(key: str, label: str) -> dict[str, Any]:
+    """Wait (bounded) until cancelled, recording the start and the cancel."""
+    _record(key, label)
+    try:
+        await asyncio.sleep(WAIT_LIMIT)
+    except asyncio.CancelledError:
+        _record(key, f"{label}:cancelled")
+        raise
+    return {"label": label}

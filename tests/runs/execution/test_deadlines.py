@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from runs.execution.deadlines import Deadlines
-from runs.execution.journal import Journal
+from runs.execution.journal import Journal, StaleStateError
 from runs.models import Run, Step, Tool
+from runs.services import run_execute, run_submit_plan
 from tests.runs import toolbox
 from tests.runs.execution.test_engine import events, step
 
@@ -174,3 +176,36 @@ def test_finishes_that_start_nothing_commit_once_the_loop_is_idle_unless_not_ide
         ("b", "succeeded"),
         ("c", "succeeded"),
     ]
+
+
+def test_a_commit_that_fails_after_an_early_start_stops_the_tools_it_started(
+    fast_settings: Any,
+    make_tool: Callable[..., Tool],
+    key: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    make_tool("fail", "fail")
+    make_tool("hang", "hang", idempotent=True)
+    run = run_submit_plan(
+        title="test",
+        document={
+            "steps": [step("a", "fail", key)],
+            "rollback": [{"action": "hang", "params": {"key": key, "label": "undo"}}],
+        },
+        submitted_by=None,
+    )
+    undo = Step.objects.get(run=run, phase=Step.Phase.ROLLBACK)
+    commit = Journal.commit
+
+    def losing_commit(self: Journal, batch: Any, **kwargs: Any) -> list[int]:
+        if any(w.step_id == undo.pk and w.status == "running" for w in batch.steps):
+            raise StaleStateError("another worker took the run over")  # nothing written
+        return commit(self, batch, **kwargs)
+
+    monkeypatch.setattr(Journal, "commit", losing_commit)
+    started = time.monotonic()
+    run_execute(run_id=run.pk)
+    assert time.monotonic() - started < toolbox.WAIT_LIMIT
+    assert toolbox.CALLS[key] == ["a", "undo", "undo:cancelled"]
+    undo.refresh_from_db()
+    assert undo.status == "pending"  # the rollback step's start was never written
