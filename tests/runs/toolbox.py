@@ -115,13 +115,6 @@ async def append_line(path: str, line: str, seconds: float = 0.0) -> dict[str, A
     return {"line": line}
 
 
-async def note(key: str, label: str) -> dict[str, Any]:
-    """Record the call the moment the tool starts (on the loop, not in a thread), then yield once."""
-    _record(key, label)
-    await asyncio.sleep(0)
-    return {"label": label}
-
-
 _slow_calls: dict[str, int] = defaultdict(int)
 
 
@@ -136,7 +129,8 @@ async def slow_once(key: str, label: str, seconds: float) -> dict[str, Any]:
 
 
 async def yields(key: str, label: str, times: int) -> dict[str, Any]:
-    """Give the loop ``times`` turns before finishing, without ever letting it go idle."""
+    """Record the call as it starts (on the loop, not in a thread), then give the loop
+    ``times`` turns before finishing, without ever letting it go idle."""
     _record(key, label)
     for _ in range(times):
         await asyncio.sleep(0)

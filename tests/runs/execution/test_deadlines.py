@@ -84,8 +84,8 @@ def test_the_deadline_timer_goes_once_its_steps_are_done_or_closed() -> None:
 @pytest.fixture
 def deadline_tools(make_tool: Callable[..., Tool]) -> None:
     make_tool("slow_once", "slow_once", idempotent=True, max_retries=1, timeout_seconds=0.3)
-    make_tool("note_idempotent", "note", idempotent=True)
-    make_tool("note_strict", "note", idempotent=False)
+    make_tool("note_idempotent", "yields", idempotent=True)
+    make_tool("note_strict", "yields", idempotent=False)
 
 
 def test_a_timed_out_attempt_is_retried_under_a_deadline_of_its_own(
@@ -125,9 +125,9 @@ def test_idempotent_steps_start_before_their_running_row_commits_other_steps_aft
     run = execute(
         {
             "steps": [
-                step("strict", "note_strict", key),
-                step("idem", "note_idempotent", key, deps=("strict",)),
-                step("strict-2", "note_strict", key, deps=("idem",)),
+                step("strict", "note_strict", key, times=1),
+                step("idem", "note_idempotent", key, deps=("strict",), times=1),
+                step("strict-2", "note_strict", key, deps=("idem",), times=1),
             ]
         }
     )
