@@ -34,7 +34,6 @@ class Deadlines:
         self._loop = loop
         self._group_of: dict[asyncio.Task[object], _Group] = {}
         self._expired: set[asyncio.Task[object]] = set()
-        self._open: set[_Group] = set()
 
     def arm(self, tasks: Iterable[asyncio.Task[object]], seconds: float) -> None:
         """Cancel whichever of ``tasks`` is still in its armed attempt ``seconds`` from now."""
@@ -44,7 +43,6 @@ class Deadlines:
         for task in group.tasks:
             self._group_of[task] = group
         group.handle = self._loop.call_later(seconds, self._expire, group)
-        self._open.add(group)
 
     def is_armed(self, task: asyncio.Task[object]) -> bool:
         return task in self._group_of
@@ -57,8 +55,8 @@ class Deadlines:
             task.uncancel()
         if group is not None:
             group.left -= 1
-            if not group.left:
-                self._close(group)
+            if not group.left and group.handle is not None:
+                group.handle.cancel()
 
     def expired(self, task: asyncio.Task[object]) -> bool:
         """Whether the CancelledError ``task`` caught is its deadline's alone (then it is absorbed)."""
@@ -68,18 +66,13 @@ class Deadlines:
         return task.uncancel() == 0
 
     def close(self) -> None:
-        """Drop every timer still armed (the run stopped)."""
-        for group in list(self._open):
-            self._close(group)
+        """Drop every timer still armed (the run stopped): those of tasks not yet disarmed."""
+        for group in set(self._group_of.values()):
+            if group.handle is not None:
+                group.handle.cancel()
         self._group_of.clear()
 
-    def _close(self, group: _Group) -> None:
-        if group.handle is not None:
-            group.handle.cancel()
-        self._open.discard(group)
-
     def _expire(self, group: _Group) -> None:
-        self._open.discard(group)
         for task in group.tasks:
             if self._group_of.get(task) is group and not task.done():
                 self._expired.add(task)

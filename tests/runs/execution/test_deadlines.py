@@ -50,7 +50,7 @@ def test_a_cancel_arriving_with_the_deadline_is_not_taken_for_a_timeout() -> Non
         task = asyncio.create_task(_attempt(deadlines, 5))
         await asyncio.sleep(0)  # the attempt is waiting
         deadlines.arm([task], 60)
-        (group,) = deadlines._open
+        (group,) = set(deadlines._group_of.values())
         group.handle.cancel()  # fire the deadline now, by hand...
         deadlines._expire(group)
         task.cancel()  # ...and the operator cancels too, before the task sees either
@@ -70,7 +70,7 @@ def test_the_deadline_timer_goes_once_its_steps_are_done_or_closed() -> None:
         tasks = [asyncio.create_task(_attempt(deadlines, 0)) for _ in range(3)]
         deadlines.arm(tasks, 60)
         await asyncio.gather(*tasks)
-        after_done = len(deadlines._open)
+        after_done = len([h for h in loop._scheduled if not h.cancelled()])  # type: ignore[attr-defined]
         waiting = asyncio.create_task(asyncio.sleep(5))
         deadlines.arm([waiting], 60)
         deadlines.close()
