@@ -197,20 +197,15 @@ def setup_django(postgres: bool) -> str:
         parameters_schema={"type": "object"},
         idempotent=True,
     )
-    Tool.objects.create(
-        name="sleep",
-        kind="python",
-        config={"callable": "runs.tools.builtin.sleep"},
-        parameters_schema={"type": "object", "properties": {"ms": {"type": "number"}}},
-        idempotent=True,
-    )
-    # The same tool, not idempotent: every start waits for its running row to commit.
-    Tool.objects.create(
-        name="sleep_strict",
-        kind="python",
-        config={"callable": "runs.tools.builtin.sleep"},
-        parameters_schema={"type": "object", "properties": {"ms": {"type": "number"}}},
-    )
+    # sleep_strict: the same tool, not idempotent: every start waits for its running row to commit.
+    for name, idempotent in (("sleep", True), ("sleep_strict", False)):
+        Tool.objects.create(
+            name=name,
+            kind="python",
+            config={"callable": "runs.tools.builtin.sleep"},
+            parameters_schema={"type": "object", "properties": {"ms": {"type": "number"}}},
+            idempotent=idempotent,
+        )
     from django.db import connection
 
     from runs.worker import freeze_startup_heap
