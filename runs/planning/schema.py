@@ -25,6 +25,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    WithJsonSchema,
     model_validator,
 )
 
@@ -36,6 +37,8 @@ STEP_ID_RE = re.compile(STEP_ID_PATTERN)
 
 def _listify(value: Any) -> Any:
     """``depends_on: a`` and ``depends_on: null`` are common shorthands for ``[a]`` and ``[]``."""
+    if type(value) is list:  # the usual case, first: this runs for every step
+        return value
     if value is None:
         return []
     if isinstance(value, str | int) and not isinstance(value, bool):
@@ -56,6 +59,10 @@ def _empty_str_if_none(value: Any) -> Any:
 
 
 StepId = Annotated[str, Field(pattern=STEP_ID_PATTERN)]
+# A dependency is checked against the plan's ids instead (validation names a malformed
+# one): matching the pattern again for every edge was a fifth of the shape check of a
+# 1000-step plan whose steps have 8 dependencies each. The schema still shows it.
+DependencyId = Annotated[str, WithJsonSchema({"type": "string", "pattern": STEP_ID_PATTERN})]
 Params = Annotated[dict[str, Any], BeforeValidator(_empty_dict_if_none)]
 Description = Annotated[str, BeforeValidator(_empty_str_if_none)]
 
@@ -81,7 +88,7 @@ class PlanStep(BaseModel):
             "reference an earlier step's output: '{{ steps.<id>.result.<key> }}'."
         ),
     )
-    depends_on: Annotated[list[StepId], BeforeValidator(_listify)] = Field(
+    depends_on: Annotated[list[DependencyId], BeforeValidator(_listify)] = Field(
         default_factory=list,
         description="Ids of the steps that must succeed before this one starts.",
     )

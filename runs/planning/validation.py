@@ -13,7 +13,7 @@ import difflib
 import heapq
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -22,12 +22,23 @@ from runs.execution.references import (
     find_references,
     format_location,
 )
-from runs.planning.params import ParamProblem, ParamsCheck, params_check
-from runs.planning.schema import PlanDocument, PlanStep, RollbackStep, normalize_plan
+from runs.planning.params import ParamProblem, ParamsCheck, Predicate, params_check
+from runs.planning.schema import (
+    STEP_ID_RE,
+    PlanDocument,
+    PlanStep,
+    RollbackStep,
+    normalize_plan,
+)
 from runs.tools.base import ToolSpec
 
 _MAX_MESSAGE = 300
 _MAX_TOOLS_LISTED = 15
+_UNKNOWN: Any = object()  # a cache miss, where None is a cached answer
+
+
+def _any_params(params: Any) -> bool:
+    return True
 
 
 @dataclass(frozen=True)
@@ -117,6 +128,9 @@ class _Checker:
         self.problems = problems
         self._params: dict[str, ParamsCheck | None] = {}
         self._bad_schema_reported: set[str] = set()
+        # Per tool name, without and with references allowed: a predicate that passes
+        # good params of an enabled tool, or None when ``_check_tool`` must look closer.
+        self._passes: tuple[dict[str, Predicate | None], dict[str, Predicate | None]] = ({}, {})
 
     def add(self, path: str, code: str, message: str) -> None:
         self.problems.append(PlanProblem(path, code, message))
@@ -124,8 +138,10 @@ class _Checker:
     def check_steps(self, steps: list[tuple[int, PlanStep]], known_ids: set[str]) -> list[str]:
         """Per-step checks, then the graph; returns a topological order of step ids."""
         first: dict[str, int] = {}  # step id -> index into ``steps`` of its first occurrence
+        owns: list[int] = []  # per step: ``first`` of its id (its own index unless a duplicate)
         for k, (i, step) in enumerate(steps):
             seen = first.setdefault(step.id, k)
+            owns.append(seen)
             if seen != k:
                 self.add(
                     f"steps[{i}].id",
@@ -138,26 +154,37 @@ class _Checker:
         deps: list[list[int]] = []
         refs: list[list[Reference]] = []
         in_plan_order = True  # every dependency appears earlier: the plan order is a run order
-        position = first.get
         for k, (i, step) in enumerate(steps):
-            step_refs = find_references(step.params) if step.params else []
+            params, depends_on = step.params, step.depends_on
+            step_refs = find_references(params) if params else []
             refs.append(step_refs)
-            self._check_tool("steps", i, step.id, step.action, step.params, bool(step_refs))
-            if not step.depends_on:
+            has_refs = bool(step_refs)
+            passes = self._passes[has_refs].get(step.action, _UNKNOWN)
+            if passes is _UNKNOWN:
+                passes = self._pass_check(step.action, has_refs)
+            if passes is None or not passes(params):
+                self._check_tool("steps", i, step.id, step.action, params, has_refs)
+            if not depends_on:
                 deps.append([])
                 continue
-            found = [position(dep) for dep in step.depends_on]
-            if None in found or step.id in step.depends_on:
+            # A dependency listed twice stays twice: every use of ``deps`` below allows it.
+            try:
+                targets = [first[dep] for dep in depends_on]
+            except KeyError:  # a missing step: the slow path reports it
                 targets = self._check_dependencies(i, step, first, known_ids)
+                top = max(targets, default=-1)
             else:
-                targets = cast(list[int], found)
-            if len(targets) > 1:
-                targets = list(dict.fromkeys(targets))
-            if in_plan_order and targets and max(targets) >= k:
+                # ``first`` is one-to-one, so the step's own index among its targets means
+                # a dependency on itself; ``own <= k``, so mostly ``top < own`` rules it out.
+                top, own = max(targets), owns[k]
+                if top >= own and own in targets:
+                    targets = self._check_dependencies(i, step, first, known_ids)
+                    top = max(targets, default=-1)
+            if top >= k:
                 in_plan_order = False
             deps.append(targets)
 
-        nodes = [k for k in range(len(steps)) if first[steps[k][1].id] == k]
+        nodes = [k for k in range(len(steps)) if owns[k] == k]
         if in_plan_order:
             order, remaining = nodes, []
         else:
@@ -182,6 +209,14 @@ class _Checker:
                 )
             elif dep in first:
                 targets.append(first[dep])
+            elif not STEP_ID_RE.fullmatch(dep):
+                self.add(
+                    f"steps[{i}].depends_on[{j}]",
+                    "missing_dependency",
+                    f"{_label(step.id, step.action)} depends on '{_short(dep)}', which cannot "
+                    "be a step id (ids use letters, digits, '_' and '-', at most 100 "
+                    "characters); use the id of a step in this plan.",
+                )
             elif dep not in known_ids:  # known: a malformed step, already reported
                 self.add(
                     f"steps[{i}].depends_on[{j}]",
@@ -260,6 +295,19 @@ class _Checker:
         if hint or not enabled or len(enabled) > _MAX_TOOLS_LISTED:
             return hint
         return f" (available tools: {', '.join(sorted(enabled))})"
+
+    def _pass_check(self, action: str, has_refs: bool) -> Predicate | None:
+        """Compile (once per tool and reference mode) the fast path of ``_check_tool``."""
+        spec = self.tools.get(action)
+        passes: Predicate | None = None
+        if spec is not None and spec.enabled:
+            check = self._params_check(spec)
+            if check is None:
+                passes = _any_params  # the tool takes no schema
+            elif check.schema_error is None:
+                passes = check.predicate(allow_references=has_refs)
+        self._passes[has_refs][action] = passes
+        return passes
 
     def _params_check(self, spec: ToolSpec) -> ParamsCheck | None:
         try:

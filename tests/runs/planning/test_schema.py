@@ -7,6 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from runs.planning.schema import (
+    STEP_ID_PATTERN,
     PlanDocument,
     PlanStep,
     PlanSyntaxError,
@@ -145,6 +146,8 @@ def test_the_json_schema_describes_the_object_form() -> None:
     }
     assert set(step["required"]) == {"id", "action"}
     assert step["additionalProperties"] is False
+    # Validation checks dependencies against the plan's ids; the schema still says what one is.
+    assert step["properties"]["depends_on"]["items"]["pattern"] == STEP_ID_PATTERN
     good = {"goal": "g", "steps": [{"id": "a", "action": "x", "params": {}, "depends_on": []}]}
     assert jsonschema.Draft202012Validator(schema).is_valid(good)
     assert not jsonschema.Draft202012Validator(schema).is_valid({"steps": [{"id": "a"}]})

@@ -262,6 +262,20 @@ def test_a_dependency_on_a_missing_step_is_reported_with_a_suggestion() -> None:
     assert "'b'" in problem.message and "did you mean 'backup'" in problem.message
 
 
+@pytest.mark.parametrize("bad", ["no such.step", "x" * 101, "a\n", "{{ steps.a.result }}"])
+def test_a_dependency_that_cannot_be_a_step_id_is_reported_without_guessing(bad: str) -> None:
+    result = check({"steps": [step("a"), step("b", deps=["a", bad])]})
+    problem = only(result)
+    assert (problem.code, problem.path) == ("missing_dependency", "steps[1].depends_on[1]")
+    assert "cannot be a step id" in problem.message and "did you mean" not in problem.message
+    assert result.order == []
+
+
+def test_a_dependency_listed_twice_is_one_dependency() -> None:
+    result = check({"steps": [step("a"), step("b", deps=["a", "a"]), step("c", deps=["b"])]})
+    assert result.is_valid and result.order == ["a", "b", "c"]
+
+
 def test_a_step_that_depends_on_itself_is_reported() -> None:
     problem = only(check({"steps": [step("a", deps=["a"])]}))
     assert (problem.code, problem.path) == ("self_dependency", "steps[0].depends_on[0]")
