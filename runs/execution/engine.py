@@ -84,9 +84,11 @@ class S:
     ROLLED_BACK = StepStatus.ROLLED_BACK.value
 
 
-EXECUTOR = TranscriptEvent.Role.EXECUTOR
-SUPERVISOR = TranscriptEvent.Role.SUPERVISOR
-EVALUATOR = TranscriptEvent.Role.EVALUATOR
+# Plain str, as in ``S``: an enum member is formatted into every event frame by a Python
+# ``__format__`` and bound into every event row by sqlite3's slower adapter path.
+EXECUTOR = TranscriptEvent.Role.EXECUTOR.value
+SUPERVISOR = TranscriptEvent.Role.SUPERVISOR.value
+EVALUATOR = TranscriptEvent.Role.EVALUATOR.value
 
 
 @dataclass(slots=True)

@@ -59,6 +59,37 @@ def test_a_batch_commits_its_changes_and_events_together(run: Run) -> None:
     assert [e.payload["step"] for e in events] == ["a", "b"]
 
 
+@pytest.mark.parametrize("n", [3, 300])
+def test_batches_of_any_size_write_every_row_and_event_in_order(
+    toolset: None, key: str, n: int
+) -> None:
+    # 3 steps change alike through a padded IN (4 ids); 300 x 2 events go out as 256+256+64+16+8.
+    big = run_submit_plan(
+        title="t",
+        document={
+            "steps": [
+                {"id": f"s{i}", "action": "record", "params": {"key": key, "label": str(i)}}
+                for i in range(n)
+            ]
+        },
+        submitted_by=None,
+    )
+    before = last_seq(big)
+    batch = Batch(big.pk)
+    for i in range(n):
+        start(batch, big, f"s{i}")
+        batch.events.append(("system", RunCancelRequested(by=f"u{i}")))
+    with Journal() as journal:
+        seqs = journal.commit(batch)
+    assert seqs == list(range(before + 1, before + 2 * n + 1))
+    assert set(statuses(big).values()) == {"running"}
+    events = list(TranscriptEvent.objects.filter(run=big, seq__gt=before).order_by("seq"))
+    assert [e.seq for e in events] == seqs
+    assert [e.payload.get("step") or e.payload["by"] for e in events] == [
+        x for i in range(n) for x in (f"s{i}", f"u{i}")
+    ]
+
+
 def test_a_stale_change_rolls_back_the_whole_batch(run: Run) -> None:
     before = last_seq(run)
     batch = start(start(Batch(run.pk), run, "a"), run, "b", expect="running")  # b is pending
