@@ -853,17 +853,18 @@ class RunExecutor(Supervision, PlanningHooks):
         if to == S.PENDING:
             state.started_at = None
         state.status = to
+        # Positional, in StepWrite's field order: keywords cost a dict and ~0.5 µs, twice a step.
         return StepWrite(
-            step_id=state.id,
-            expect=previous,
-            status=to,
-            attempts=state.attempts,
-            result=state.result,
-            error=state.error,
-            started_at=state.started_at,
-            finished_at=state.finished_at,
-            verdict=(verdict.status, verdict.reason) if verdict is not None else None,
-            result_json=result_json if result is not None else None,
+            state.id,  # step_id
+            previous,  # expect
+            to,  # status
+            state.attempts,
+            state.result,
+            state.error,
+            state.started_at,
+            state.finished_at,
+            (verdict.status, verdict.reason) if verdict is not None else None,  # verdict
+            result_json if result is not None else None,  # result_json
         )
 
     def _record(
