@@ -6,7 +6,7 @@ the Tool rows, disabled ones included: callers decide what "disabled" means).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from types import ModuleType
 from typing import Any
 
@@ -25,9 +25,13 @@ def get_kind(kind: str) -> ModuleType:
         raise ToolConfigError(f"unknown tool kind {kind!r} (known: {', '.join(KINDS)})") from None
 
 
-async def invoke_tool(spec: ToolSpec, params: dict[str, Any]) -> Any:
-    """Call the tool once. Params are already schema-validated; timeouts are the caller's."""
-    return await get_kind(spec.kind).invoke(spec, params)
+def invoke_tool(spec: ToolSpec, params: dict[str, Any]) -> Coroutine[Any, Any, Any]:
+    """Call the tool once: await what this returns. Params are schema-validated; timeouts are the caller's.
+
+    A plain function handing back the kind's coroutine, not a coroutine of its own:
+    every await of a step's tool passes one frame fewer. An unknown kind raises here.
+    """
+    return get_kind(spec.kind).invoke(spec, params)  # type: ignore[no-any-return]
 
 
 def validate_tool_config(
