@@ -394,7 +394,9 @@ class RunExecutor(Supervision, PlanningHooks):
                             break
                         self.usage.steps += 1
                     try:
-                        params = self._resolve_params(state, results)
+                        params = (
+                            self._resolve_params(state, results) if state.has_refs else state.params
+                        )
                     except ValueError as exc:
                         write_pending()
                         self._step(batch, state, S.RUNNING)
@@ -526,8 +528,10 @@ class RunExecutor(Supervision, PlanningHooks):
         PostgreSQL). Their events are still committed before anything they finish.
         ``write`` puts changes kept in memory into ``batch`` once those tools run.
         """
-        early = [item for item in starts if _may_start_early(item[0])]
-        late = [item for item in starts if not _may_start_early(item[0])] if early else starts
+        early: list[tuple[StepState, Any]] = []
+        late: list[tuple[StepState, Any]] = []
+        for item in starts:
+            (early if _may_start_early(item[0]) else late).append(item)
         tasks: list[asyncio.Task[Any]] = []
         async with self._commit_lock:  # a retry's commit (from a step task) waits for this one
             if early:
@@ -647,8 +651,7 @@ class RunExecutor(Supervision, PlanningHooks):
             await asyncio.sleep(delay)
 
     def _resolve_params(self, state: StepState, results: dict[str, Any]) -> Any:
-        if not state.has_refs:
-            return state.params
+        """The params of a step whose params hold references, with those resolved and checked."""
         try:
             params = resolve_references(state.params, results, step=state.key)
         except ReferenceResolutionError as exc:
