@@ -32,16 +32,26 @@ from django_tasks_db.utils import exclusive_transaction, is_locked_database_exce
 log = logging.getLogger(__name__)
 
 
-def freeze_startup_heap() -> None:
-    """Keep what a long-running process loaded at startup out of full garbage collections.
+# Young objects allocated before the collector runs by itself (CPython's default: 700).
+YOUNG_GC_THRESHOLD = 5000
 
-    Django, the apps and the server live as long as the process; without this every
-    gen-2 collection scans them all, wherever it lands: 80-100 ms pauses on Daphne's
-    serving loop (bench/events.py, 200 clients), and 65 ms inside a run of 1,000 steps
-    (bench/engine.py: 100 µs a step instead of 33). Call it once, after setup.
+
+def freeze_startup_heap() -> None:
+    """Set the garbage collector up for a long-running process; call it once, after setup.
+
+    1. What the process loaded at startup leaves the collector's view: Django, the
+       apps and the server live as long as the process; without this every gen-2
+       collection scans them all, wherever it lands: 80-100 ms pauses on Daphne's
+       serving loop (bench/events.py, 200 clients), and 65 ms inside a run of 1,000
+       steps (bench/engine.py: 100 µs a step instead of 33).
+    2. Young collections wait for more objects (``YOUNG_GC_THRESHOLD``), so that
+       executor loops run them while idle (``loops.collect_while_idle``) rather than
+       the allocator in the middle of a burst: starting 98 steps at once allocates
+       over 700 objects, and that collection delayed the last of them.
     """
     gc.collect()
     gc.freeze()
+    gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
 _local_events: set[threading.Event] = set()
