@@ -60,8 +60,9 @@ class PreciseEpollSelector(selectors.EpollSelector):
 
 
 # A young collection fits a wait this long (it takes 0.2-0.6 ms on the target machine,
-# over a few thousand objects); an old one (the heap since startup, which is frozen) a
-# wait of the second figure. Fewer young objects than the third are not worth a pass.
+# over a few thousand objects); a full one (all that was allocated since startup, the
+# frozen startup heap aside) a wait of the second figure. Fewer young objects than the
+# third are not worth a pass.
 _IDLE_GC_WAIT = 0.002
 _IDLE_FULL_GC_WAIT = 0.05
 _IDLE_GC_MIN_OBJECTS = 500
