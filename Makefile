@@ -7,7 +7,7 @@ PORT ?= 8000
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock requirements-dev.lock | cksum | cut -d' ' -f1)
 PG_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: setup run test test-sqlite test-postgres lint fmt typecheck bench clean
+.PHONY: setup run test test-sqlite test-postgres lint fmt bench clean
 
 setup: $(STAMP)
 
