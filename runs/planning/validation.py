@@ -158,12 +158,7 @@ class _Checker:
             params, depends_on = step.params, step.depends_on
             step_refs = find_references(params) if params else []
             refs.append(step_refs)
-            has_refs = bool(step_refs)
-            passes = self._passes[has_refs].get(step.action, _UNKNOWN)
-            if passes is _UNKNOWN:
-                passes = self._pass_check(step.action, has_refs)
-            if passes is None or not passes(params):
-                self._check_tool("steps", i, step.id, step.action, params, has_refs)
+            self._check_tool("steps", i, step.id, step.action, params, bool(step_refs))
             if not depends_on:
                 deps.append([])
                 continue
@@ -249,13 +244,12 @@ class _Checker:
         has_refs: bool,
     ) -> None:
         """Tool exists, is enabled, and ``params`` fit its schema; messages built only on failure."""
+        passes = self._passes[has_refs].get(action, _UNKNOWN)
+        if passes is _UNKNOWN:
+            passes = self._pass_check(action, has_refs)
+        if passes is not None and passes(params):
+            return
         spec = self.tools.get(action)
-        if spec is not None and spec.enabled:
-            check = self._params_check(spec)
-            if check is None or (
-                check.schema_error is None and check.is_valid(params, allow_references=has_refs)
-            ):
-                return
         where = f"{section}[{index}]"
         label = _label(step_id, action) if step_id is not None else _rollback_label(index, action)
         if spec is None:
@@ -297,7 +291,7 @@ class _Checker:
         return f" (available tools: {', '.join(sorted(enabled))})"
 
     def _pass_check(self, action: str, has_refs: bool) -> Predicate | None:
-        """Compile (once per tool and reference mode) the fast path of ``_check_tool``."""
+        """The fast path of ``_check_tool``, compiled once per tool and reference mode."""
         spec = self.tools.get(action)
         passes: Predicate | None = None
         if spec is not None and spec.enabled:
