@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 
 import pytest
 from django.db import connection
@@ -31,10 +32,12 @@ def run(toolset: None, key: str) -> Run:
     )
 
 
-def start(batch: Batch, run: Run, key: str, *, expect: str = "pending") -> Batch:
+def start(
+    batch: Batch, run: Run, key: str, *, expect: str = "pending", at: datetime | None = None
+) -> Batch:
     step = Step.objects.get(run=run, key=key)
     batch.add_step(
-        StepWrite(step.pk, expect, "running", 1, None, "", timezone.now(), None),
+        StepWrite(step.pk, expect, "running", 1, None, "", at or timezone.now(), None),
         "executor",
         StepStatusChanged(step_id=step.pk, step=key, from_status=expect, to_status="running"),
     )
@@ -78,15 +81,9 @@ def test_batches_of_any_size_write_every_row_and_event_in_order(
     before = last_seq(big)
     batch = Batch(big.pk)
     now = timezone.now()  # one time, as the executor's batches have: the rows change alike
-    for step in Step.objects.filter(run=big).order_by("position"):
-        batch.add_step(
-            StepWrite(step.pk, "pending", "running", 1, None, "", now, None),
-            "executor",
-            StepStatusChanged(
-                step_id=step.pk, step=step.key, from_status="pending", to_status="running"
-            ),
-        )
-        batch.events.append(("system", RunCancelRequested(by=f"u{step.key[1:]}")))
+    for i in range(n):
+        start(batch, big, f"s{i}", at=now)
+        batch.events.append(("system", RunCancelRequested(by=f"u{i}")))
     with Journal() as journal:
         seqs = journal.commit(batch)
     assert seqs == list(range(before + 1, before + 2 * n + 1))
