@@ -219,9 +219,9 @@ def setup_django(postgres: bool) -> str:
         )
     from django.db import connection
 
-    from runs.worker import freeze_startup_heap
+    from runs.worker import tune_gc_for_service
 
-    freeze_startup_heap()  # as a worker process does once it is set up
+    tune_gc_for_service()  # as a worker process does once it is set up
     return connection.vendor
 
 

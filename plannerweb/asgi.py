@@ -33,9 +33,9 @@ async def application(scope, receive, send):  # type: ignore[no-untyped-def]
 
 
 # Embedded default: runs execute in worker threads of this serving process.
-from runs.worker import freeze_startup_heap, start_embedded_worker  # noqa: E402
+from runs.worker import start_embedded_worker, tune_gc_for_service  # noqa: E402
 
 start_embedded_worker()
 
 # Everything loaded by now (Django, the apps, Twisted, the worker) lives as long as the process.
-freeze_startup_heap()
+tune_gc_for_service()

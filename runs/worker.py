@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 YOUNG_GC_THRESHOLD = 5000
 
 
-def freeze_startup_heap() -> None:
+def tune_gc_for_service() -> None:
     """Set the garbage collector up for a long-running process; call it once, after setup.
 
     1. What the process loaded at startup leaves the collector's view: Django, the

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.management.base import CommandError
 from django_tasks_db.management.commands import db_worker
 
-from runs.worker import RunWorker, freeze_startup_heap
+from runs.worker import RunWorker, tune_gc_for_service
 
 
 class Command(db_worker.Command):
@@ -43,5 +43,5 @@ class Command(db_worker.Command):
             worker_id=options["worker_id"],
         )
         worker.configure_signals()
-        freeze_startup_heap()
+        tune_gc_for_service()
         worker.run()
