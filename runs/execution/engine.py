@@ -12,8 +12,8 @@ The algorithm:
 2. Loop: start ready steps (one commit records them ``running``), wait for any
    step to finish, record finishes together with the next starts in one commit.
    A step's tool starts once that commit is durable, unless the tool is idempotent:
-   then it starts first and runs during the commit (``_commit_starting``).
-   Finishes that start nothing commit when the loop goes idle (``_may_defer``).
+   then it starts first (``_commit_starting``), and its row, like finishes of
+   idempotent steps, commits when the loop goes idle (``_may_defer``).
 3. On the first failure no new step starts; running steps finish; the rest are
    skipped; the plan's rollback steps run in order; the run ends
    ``rolled_back`` (or ``failed`` without rollback, or when a rollback step fails).
@@ -136,6 +136,8 @@ class RunExecutor(Supervision, PlanningHooks):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._cancel: asyncio.Event | None = None
         self._cancel_requested_early = False
+        # While the main loop runs: commits the changes it holds back (see _may_defer).
+        self._commit_deferred: Callable[[], None] | None = None
         # Why the supervisor stops the run instead of replanning: (cause, step id).
         self.stop: tuple[str, int | None] | None = None
 
@@ -333,7 +335,8 @@ class RunExecutor(Supervision, PlanningHooks):
         ready = deque(k for k, n in waiting.items() if n == 0)
         gated: dict[str, StepState] = {}
 
-        # Finished steps; None: cancel requested; _IDLE: the loop has nothing else to run.
+        # Finished steps; None: cancel requested; _IDLE: the loop has nothing else to run;
+        # a StaleStateError: a step's retry could not commit.
         finished = _Inbox()
         running = self._running
         cancel_wait = asyncio.create_task(self._wait_cancel(finished))
@@ -362,8 +365,23 @@ class RunExecutor(Supervision, PlanningHooks):
             starts_unwritten.clear()
 
         async def run_one(state: StepState, params: Any) -> None:
-            outcome = await self._run_step(state, params)
+            try:
+                outcome = await self._run_step(state, params)
+            except StaleStateError as exc:  # a retry's commit found the run moved elsewhere
+                finished.put(exc)
+                return
             finished.put((state, outcome))
+
+        def commit_deferred() -> None:
+            """Commit what waits for the loop to go idle: a retry's commit comes after it."""
+            nonlocal batch, deferred_since
+            write_pending()
+            if batch:
+                self.journal.commit(batch)
+                batch = Batch(self.run_id)
+                deferred_since = 0.0
+
+        self._commit_deferred = commit_deferred
 
         def release(key: str) -> None:
             for d in dependents[key]:
@@ -408,16 +426,27 @@ class RunExecutor(Supervision, PlanningHooks):
                 if not (starts or running or gated):
                     write_pending()
                     break  # the last finishes commit together with how the run ends, below
-                if starts or idle_now or gated or strict_done or when_idle is None:
+                if idle_now or gated or strict_done or when_idle is None:
                     defer = False
+                elif starts and not all(_may_start_early(state) for state, _ in starts):
+                    defer = False  # write-ahead: their tools start once this commit is durable
                 else:
                     if not deferred_since:
                         deferred_since = self._loop.time()  # type: ignore[union-attr]
                     defer = _may_defer(
-                        len(batch.steps) + len(done_unwritten),
+                        len(batch.steps) + len(done_unwritten) + len(starts_unwritten),
                         self._loop.time() - deferred_since,  # type: ignore[union-attr]
                     )
                 if defer:
+                    if starts:  # idempotent: their tools start now, their rows commit later
+                        await self._commit_starting(
+                            batch,
+                            starts,
+                            lambda group: self._start_tasks(group, run_one),
+                            write=write_pending,
+                            commit=False,
+                        )
+                        batch.restamp()
                     if not idle_asked:
                         when_idle(lambda: finished.put(_IDLE))  # type: ignore[misc]
                         idle_asked = True
@@ -454,6 +483,8 @@ class RunExecutor(Supervision, PlanningHooks):
                     if item is _IDLE:
                         idle_asked, idle_now = False, True
                         continue
+                    if type(item) is StaleStateError:
+                        raise item  # the run is lost to us (see _main)
                     state, outcome = item
                     del running[state.key]
                     done_unwritten.append((state, outcome))
@@ -475,6 +506,7 @@ class RunExecutor(Supervision, PlanningHooks):
                     return None
         finally:
             cancel_wait.cancel()
+            self._commit_deferred = None
 
         if self._cancel.is_set():  # type: ignore[union-attr]
             await self._cancel_all(running, batch)
@@ -515,6 +547,7 @@ class RunExecutor(Supervision, PlanningHooks):
         start: Callable[[list[tuple[StepState, Any]]], list[asyncio.Task[Any]]],
         *,
         write: Callable[[], None] | None = None,
+        commit: bool = True,
     ) -> list[asyncio.Task[Any]]:
         """Commit ``batch``, which records ``starts`` running, and ``start`` their tools.
 
@@ -526,7 +559,8 @@ class RunExecutor(Supervision, PlanningHooks):
         first, and their tools work during the commit instead of after it (the commit
         leaves the critical path: 0.3-2 ms per level of the plan on SQLite, more on
         PostgreSQL). Their events are still committed before anything they finish.
-        ``write`` puts changes kept in memory into ``batch`` once those tools run.
+        ``write`` puts changes kept in memory into ``batch`` once those tools run;
+        ``commit=False`` (only idempotent ``starts``) leaves ``batch`` to a later commit.
         """
         early: list[tuple[StepState, Any]] = []
         late: list[tuple[StepState, Any]] = []
@@ -539,7 +573,7 @@ class RunExecutor(Supervision, PlanningHooks):
                 await asyncio.sleep(0)  # each reaches its tool's first wait before the commit
             if write is not None:
                 write()
-            if batch:
+            if commit and batch:
                 try:
                     self.journal.commit(batch)
                 except BaseException:  # nothing was written: stop the tools started early
@@ -647,7 +681,10 @@ class RunExecutor(Supervision, PlanningHooks):
                 )
             )
             self._step(batch, state, S.RUNNING, error=error, attempts=attempt, quiet=True)
-            await self._commit(batch)
+            async with self._commit_lock:
+                if self._commit_deferred is not None:  # this step's start may be among them
+                    self._commit_deferred()
+                self.journal.commit(batch)
             await asyncio.sleep(delay)
 
     def _resolve_params(self, state: StepState, results: dict[str, Any]) -> Any:
@@ -973,17 +1010,19 @@ class _Inbox:
 
 
 def _may_defer(rows: int, age: float) -> bool:
-    """Whether a batch of ``rows`` finishes that start nothing may wait for the loop to go idle.
+    """Whether a batch of ``rows`` changes of idempotent steps may wait for the loop to go idle.
 
     Nothing waits on such a commit but durability, while other steps' finishes,
     due the same moment, wait on the loop: when 98 parallel steps end together,
     committing the first ones delayed the last ones, and the step that needs them
-    all, by the commits' 3-5 ms. So they commit once the loop has nothing else to
-    run (``loops.ExecutorEventLoop.call_when_idle``), or with the next steps to
-    start, and never later than a few milliseconds or a few hundred rows on.
-    Their events are published only after that commit, so nobody has been told
-    of a finish a crash could still lose; and only idempotent steps' finishes wait
-    (``strict_done``), since those just run again if a crash loses them.
+    all, by the commits' 3-5 ms; in a chain of quick steps, a commit per step was
+    two thirds of each step's cost. So they commit once the loop has nothing else
+    to run (``loops.ExecutorEventLoop.call_when_idle``: a tool waiting on I/O),
+    or with a non-idempotent step's start, and never later than a few
+    milliseconds or a few hundred rows on. Their events are published only after
+    that commit, so nobody has been told of a change a crash could still lose;
+    and only idempotent steps wait (``strict_done``, write-ahead starts), since
+    those just run again if a crash loses them.
     """
     return rows < _DEFER_ROWS and age < _DEFER_SECONDS
 

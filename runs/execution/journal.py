@@ -87,7 +87,7 @@ class Batch:
     _now: datetime | None = None
 
     def stamp(self) -> datetime:
-        """One time for every change of the batch (they commit together).
+        """One time for the changes made together (until ``restamp``).
 
         Taken at the first change, not when the batch was made: a batch waits for
         steps to finish. Shared values also let ``_update_steps`` write the rows
@@ -96,6 +96,10 @@ class Batch:
         if self._now is None:
             self._now = timezone.now()
         return self._now
+
+    def restamp(self) -> None:
+        """Give the next changes a time of their own: the batch stays open for later ones."""
+        self._now = None
 
     def add_step(self, write: StepWrite, role: str, event: _Event | EncodedEvent) -> None:
         if write.status not in STEP_TRANSITIONS.get(write.expect, ()):  # checked twice a step
@@ -233,8 +237,12 @@ class Journal:
 
         stamp = when(now)
         try:
-            step_rows = [
-                (
+            # One row per step: a step that changed twice in the batch (started and
+            # finished, say) gets its last values, checked against its first state.
+            rows: dict[int, tuple[Any, ...]] = {}
+            for w in batch.steps:
+                earlier = rows.get(w.step_id)
+                rows[w.step_id] = (
                     w.status,
                     w.attempts,
                     None
@@ -244,10 +252,9 @@ class Journal:
                     when(w.started_at),
                     when(w.finished_at),
                     w.step_id,
-                    w.expect,
+                    w.expect if earlier is None else earlier[7],
                 )
-                for w in batch.steps
-            ]
+            step_rows = list(rows.values())
             events = [
                 (
                     role,

@@ -74,6 +74,11 @@ def flaky(key: str, label: str, fail_times: int) -> dict[str, Any]:
     return {"label": label, "attempt": n}
 
 
+async def flaky_now(key: str, label: str, fail_times: int) -> dict[str, Any]:
+    """``flaky`` on the loop: it fails before ever waiting, so before the loop goes idle."""
+    return flaky(key, label, fail_times)
+
+
 def fail(key: str, label: str) -> dict[str, Any]:
     _record(key, label)
     raise ToolError(f"{label} failed on purpose")

@@ -1,4 +1,4 @@
-"""Step timeouts shared by steps that start together, and which steps start before their commit."""
+"""Step timeouts shared by steps that start together, and which steps start (and commit) when."""
 
 from __future__ import annotations
 
@@ -209,3 +209,79 @@ def test_a_commit_that_fails_after_an_early_start_stops_the_tools_it_started(
     assert toolbox.CALLS[key] == ["a", "undo", "undo:cancelled"]
     undo.refresh_from_db()
     assert undo.status == "pending"  # the rollback step's start was never written
+
+
+@pytest.mark.parametrize("idempotent", [True, False])
+def test_a_chain_of_quick_steps_commits_in_batches_only_when_its_tools_are_idempotent(
+    execute: Callable[..., Run],
+    make_tool: Callable[..., Tool],
+    key: str,
+    monkeypatch: pytest.MonkeyPatch,
+    idempotent: bool,
+) -> None:
+    make_tool("yields", "yields", idempotent=idempotent)
+    commits = 0
+    commit = Journal.commit
+
+    def recording_commit(self: Journal, batch: Any, **kwargs: Any) -> list[int]:
+        nonlocal commits
+        commits += bool(batch.steps)
+        return commit(self, batch, **kwargs)
+
+    monkeypatch.setattr(Journal, "commit", recording_commit)
+    n = 30  # the loop never goes idle (yields): idempotent changes commit at most every 5 ms
+    chain = [step(f"s{i}", "yields", key, (f"s{i - 1}",) if i else (), times=1) for i in range(n)]
+    run = execute({"steps": chain})
+    assert run.status == "succeeded", run.stop_reason
+    if idempotent:
+        assert commits <= n // 3
+    else:
+        assert commits >= n  # each start commits before its tool is called
+    changes = [(e.payload["step"], e.payload["to_status"]) for e in events(run, "step.status")]
+    assert changes == [(f"s{i}", to) for i in range(n) for to in ("running", "succeeded")]
+    seqs = [e.seq for e in events(run)]
+    assert seqs == list(range(1, len(seqs) + 1))
+    rows = {s.key: s for s in Step.objects.filter(run=run)}
+    for i in range(n):
+        s = rows[f"s{i}"]
+        assert (s.status, s.attempts) == ("succeeded", 1)
+        assert s.started_at <= s.finished_at
+        if i:  # each start has its own time, after the step before it finished
+            assert rows[f"s{i - 1}"].finished_at <= s.started_at
+            assert rows[f"s{i - 1}"].started_at < s.started_at
+
+
+def test_a_step_failing_before_its_start_commits_records_its_retry_after_the_start(
+    execute: Callable[..., Run], make_tool: Callable[..., Tool], key: str
+) -> None:
+    make_tool("flaky_now", "flaky_now", idempotent=True, max_retries=1)
+    run = execute({"steps": [step("a", "flaky_now", key, fail_times=1)]})
+    assert run.status == "succeeded", run.stop_reason
+    assert toolbox.CALLS[key] == ["a#1", "a#2"]
+    assert Step.objects.get(run=run, key="a").attempts == 2
+    story = [
+        (e.kind, e.payload.get("to_status") or e.payload.get("attempt"))
+        for e in events(run)
+        if e.payload.get("step") == "a"
+    ]
+    assert story == [("step.status", "running"), ("step.retrying", 2), ("step.status", "succeeded")]
+
+
+def test_a_retry_whose_commit_finds_the_run_moved_stops_the_executor_at_once(
+    execute: Callable[..., Run], key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commit = Journal.commit
+
+    def losing_commit(self: Journal, batch: Any, **kwargs: Any) -> list[int]:
+        if any(event.kind == "step.retrying" for _, event in batch.events):
+            raise StaleStateError("another worker took the run over")  # nothing written
+        return commit(self, batch, **kwargs)
+
+    monkeypatch.setattr(Journal, "commit", losing_commit)
+    started = time.monotonic()
+    run = execute({"steps": [step("a", "flaky", key, fail_times=1)]})
+    assert time.monotonic() - started < toolbox.WAIT_LIMIT
+    assert run.status == "executing"  # left to whoever holds it now
+    assert toolbox.CALLS[key] == ["a#1"]
+    assert Step.objects.get(run=run, key="a").attempts == 1
+    assert not events(run, "step.retrying")

@@ -105,6 +105,35 @@ def test_a_stale_change_rolls_back_the_whole_batch(run: Run) -> None:
     assert TranscriptEvent.objects.filter(run=run).count() == before
 
 
+def finish(batch: Batch, run: Run, key: str, *, expect: str = "running") -> Batch:
+    step = Step.objects.get(run=run, key=key)
+    now = timezone.now()
+    batch.add_step(
+        StepWrite(step.pk, expect, "succeeded", 1, {"ok": key}, "", now, now),
+        "executor",
+        StepStatusChanged(step_id=step.pk, step=key, from_status=expect, to_status="succeeded"),
+    )
+    return batch
+
+
+def test_a_step_that_changes_twice_in_a_batch_writes_its_last_row_checked_against_its_first(
+    run: Run,
+) -> None:
+    # a starts and finishes in the batch; b only starts, alone between a's two changes.
+    batch = finish(start(start(Batch(run.pk), run, "a"), run, "b"), run, "a")
+    with Journal() as journal:
+        seqs = journal.commit(batch)
+    assert len(seqs) == 3  # every change keeps its event
+    assert statuses(run) == {"a": "succeeded", "b": "running"}
+    a = Step.objects.get(run=run, key="a")
+    assert (a.result, a.attempts) == ({"ok": "a"}, 1)
+    # The first change's expected state is what the row must be in: a is not pending any more.
+    with Journal() as journal, pytest.raises(StaleStateError, match="not in the expected state"):
+        journal.commit(finish(start(Batch(run.pk), run, "a"), run, "a"))
+    assert statuses(run) == {"a": "succeeded", "b": "running"}
+    assert last_seq(run) == seqs[-1]
+
+
 def test_an_illegal_transition_is_refused_before_anything_is_written(run: Run) -> None:
     step = Step.objects.get(run=run, key="a")
     batch = Batch(run.pk)
