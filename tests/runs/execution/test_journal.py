@@ -134,6 +134,37 @@ def test_a_step_that_changes_twice_in_a_batch_writes_its_last_row_checked_agains
     assert last_seq(run) == seqs[-1]
 
 
+def test_awkward_values_come_back_as_written(run: Run) -> None:
+    # Quotes, backslashes, braces, commas and non-ASCII text in results, errors and event
+    # payloads; a finish without a result; times with and without a value.
+    tricky = "say \"hi\", {a,b} \\ back\\slash \u00e9t\u00e9 \U0001f680 'single' NULL"
+    a, b = Step.objects.get(run=run, key="a"), Step.objects.get(run=run, key="b")
+    now = timezone.now()
+    batch = start(start(Batch(run.pk), run, "a"), run, "b")
+    batch.add_step(
+        StepWrite(
+            a.pk, "running", "succeeded", 1, {"text": tricky, "list": [1, None]}, "", now, now
+        ),
+        "executor",
+        StepStatusChanged(step_id=a.pk, step=tricky, from_status="running", to_status="succeeded"),
+    )
+    batch.add_step(
+        StepWrite(b.pk, "running", "failed", 1, None, tricky, now, None),
+        "executor",
+        StepStatusChanged(step_id=b.pk, step="b", from_status="running", to_status="failed"),
+    )
+    with Journal() as journal:
+        seqs = journal.commit(batch)
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert a.result == {"text": tricky, "list": [1, None]}
+    assert (b.status, b.result, b.error, b.finished_at) == ("failed", None, tricky, None)
+    assert b.started_at == now
+    event = TranscriptEvent.objects.get(run=run, seq=seqs[2])
+    assert event.payload["step"] == tricky
+    assert [e.seq for e in TranscriptEvent.objects.filter(run=run).order_by("seq")][-4:] == seqs
+
+
 def test_an_illegal_transition_is_refused_before_anything_is_written(run: Run) -> None:
     step = Step.objects.get(run=run, key="a")
     batch = Batch(run.pk)
