@@ -483,7 +483,7 @@ class RunExecutor(Supervision, PlanningHooks):
                     if item is _IDLE:
                         idle_asked, idle_now = False, True
                         continue
-                    if type(item) is StaleStateError:
+                    if isinstance(item, StaleStateError):
                         raise item  # the run is lost to us (see _main)
                     state, outcome = item
                     del running[state.key]
