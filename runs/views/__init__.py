@@ -1,4 +1,4 @@
-"""Server-rendered pages: runs list, new run, run detail (live), cancel, tool registry, login.
+"""Server-rendered pages: runs list, new run, run detail (live), transcript, cancel, tools, login.
 
 Views parse input, check the role, call a service or selector, render; one module per page.
 """
@@ -7,6 +7,7 @@ from runs.views.detail import event_summary, run_cancel, run_detail, run_live, r
 from runs.views.listing import run_list
 from runs.views.new import run_new, run_new_check, run_new_task
 from runs.views.pages import LoginView, tool_list
+from runs.views.transcript import run_transcript
 
 __all__ = [
     "LoginView",
@@ -19,5 +20,6 @@ __all__ = [
     "run_new_check",
     "run_new_task",
     "run_retry",
+    "run_transcript",
     "tool_list",
 ]

@@ -166,6 +166,7 @@ def test_every_page_renders_without_console_errors(pages: Pages, daphne_server: 
         "new": "/runs/new/",
         "new-demo": "/runs/new/?demo=deploy",
         "detail": f"/runs/{run_id}/",
+        "transcript": f"/runs/{run_id}/transcript/?before=3",
         "tools": "/tools/",
     }
     for name, url in visits.items():

@@ -59,11 +59,12 @@ def messages_of(response: Any) -> list[str]:
 
 
 # --------------------------------------------------------------------------- permissions
-PAGES = ["runs:list", "runs:new", "runs:detail", "runs:tools"]
+PAGES = ["runs:list", "runs:new", "runs:detail", "runs:transcript", "runs:tools"]
 
 
 def url_of(name: str, run: Run) -> str:
-    return reverse(name, args=[run.pk]) if name in ("runs:detail", "runs:cancel") else reverse(name)
+    with_run = ("runs:detail", "runs:transcript", "runs:cancel")
+    return reverse(name, args=[run.pk]) if name in with_run else reverse(name)
 
 
 @pytest.mark.parametrize("name", [*PAGES, "runs:cancel"])
@@ -88,9 +89,9 @@ def test_a_user_without_a_role_gets_403_everywhere(
 @pytest.mark.parametrize(
     ("who", "expected"),
     [
-        ("reviewer", {"runs:list": 200, "runs:new": 403, "runs:detail": 200, "runs:tools": 200}),
-        ("operator", {"runs:list": 200, "runs:new": 200, "runs:detail": 200, "runs:tools": 200}),
-        ("admin_user", {"runs:list": 200, "runs:new": 200, "runs:detail": 200, "runs:tools": 200}),
+        ("reviewer", {**{name: 200 for name in PAGES}, "runs:new": 403}),
+        ("operator", {name: 200 for name in PAGES}),
+        ("admin_user", {name: 200 for name in PAGES}),
     ],
 )
 def test_each_role_sees_the_pages_its_role_allows(
@@ -462,6 +463,43 @@ def test_a_long_transcript_shows_its_newest_events_and_says_how_many_are_hidden(
     assert 'data-seq="2"' in page and 'data-seq="1"' not in page
     assert "1 earlier event not shown" in page
     assert response.context["live_config"]["lastSeq"] == 2
+
+
+def test_the_whole_transcript_pages_back_from_the_run_page_one_stretch_at_a_time(
+    queued_run: Run, operator: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("runs.views.detail.TRANSCRIPT_LIMIT", 1)
+    monkeypatch.setattr("runs.views.transcript.TRANSCRIPT_LIMIT", 1)
+    client = client_for(operator)
+    transcript = reverse("runs:transcript", args=[queued_run.pk])
+    detail = client.get(reverse("runs:detail", args=[queued_run.pk])).content.decode()
+    assert f'href="{transcript}?before=2"' in detail  # the one hidden event, seq 1
+
+    oldest = client.get(transcript, {"before": 2})
+    page = oldest.content.decode()
+    assert 'data-seq="1"' in page and 'data-seq="2"' not in page
+    assert (oldest.context["older_before"], oldest.context["newer_before"]) == (None, 3)
+    assert "Earlier events" not in page and 'href="?before=3"' in page
+
+    newest = client.get(transcript, {"before": 3})
+    assert [e.seq for e in newest.context["events"]] == [2]
+    assert (newest.context["older_before"], newest.context["newer_before"]) == (2, None)
+    assert [e.seq for e in client.get(transcript).context["events"]] == [2]  # no before: newest
+
+
+@pytest.mark.parametrize("before", ["abc", "0", "-1", "1.5", "\u0663"])
+def test_a_transcript_page_refuses_a_bad_before_with_a_clear_message(
+    queued_run: Run, operator: User, before: str
+) -> None:
+    url = reverse("runs:transcript", args=[queued_run.pk])
+    response = client_for(operator).get(url, {"before": before})
+    assert response.status_code == 400
+    assert "before must be a whole number of 1 or more" in response.content.decode()
+
+
+def test_the_transcript_of_a_missing_run_is_404(operator: User) -> None:
+    response = client_for(operator).get(reverse("runs:transcript", args=[999_999]))
+    assert response.status_code == 404
 
 
 # --------------------------------------------------------------------------- list filters
