@@ -332,22 +332,22 @@ class Journal:
         return seqs
 
     def _update_steps(self, cursor: Any, run_id: int, rows: list[tuple[Any, ...]]) -> None:
-        """Compare-and-swap every row; rows with identical new values share one statement.
+        """Compare-and-swap every row (one per step); any row not in its expected state fails all."""
+        if self._sqlite:
+            changed = self._update_grouped(cursor, rows)
+        else:
+            changed = self._update_from_arrays(cursor, rows)
+        if changed != len(rows):
+            raise StaleStateError(
+                f"{len(rows) - changed} step(s) of run {run_id} were not in the expected state"
+            )
+
+    def _update_grouped(self, cursor: Any, rows: list[tuple[Any, ...]]) -> int:
+        """SQLite: rows with identical new values share one statement; returns the rows changed.
 
         Starting 98 steps at once gives 98 identical rows but for the id: one
-        ``WHERE id IN (...)`` costs a third of 98 executions. PostgreSQL takes every
-        row in one statement of arrays instead (``_UPDATE_FROM_ARRAYS``).
+        ``WHERE id IN (...)`` costs a third of 98 executions.
         """
-        if not self._sqlite:
-            columns = [list(column) for column in zip(*rows, strict=True)]
-            columns[2] = "[" + ",".join(r or "null" for r in columns[2]) + "]"  # JSON or None
-            cursor.execute(_UPDATE_FROM_ARRAYS, columns)
-            if cursor.rowcount != len(rows):
-                raise StaleStateError(
-                    f"{len(rows) - cursor.rowcount} step(s) of run {run_id} were not in the "
-                    "expected state"
-                )
-            return
         groups: dict[tuple[Any, ...], list[int]] = {}
         singles: list[tuple[Any, ...]] = []
         for row in rows:
@@ -370,10 +370,14 @@ class Journal:
         if singles:
             cursor.executemany(self._update_one, singles)
             changed += cursor.rowcount
-        if changed != len(rows):
-            raise StaleStateError(
-                f"{len(rows) - changed} step(s) of run {run_id} were not in the expected state"
-            )
+        return changed
+
+    def _update_from_arrays(self, cursor: Any, rows: list[tuple[Any, ...]]) -> int:
+        """PostgreSQL: every row in one statement of arrays (``_UPDATE_FROM_ARRAYS``)."""
+        columns: list[Any] = [list(column) for column in zip(*rows, strict=True)]
+        columns[2] = "[" + ",".join(r or "null" for r in columns[2]) + "]"  # JSON or None
+        cursor.execute(_UPDATE_FROM_ARRAYS, columns)
+        return cursor.rowcount  # type: ignore[no-any-return]
 
     def _lock_run(self, cursor: Any, run_id: int) -> int | None:
         """Take the run's write lock and check the lease (the fence); returns the last seq on SQLite.

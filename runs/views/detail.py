@@ -60,6 +60,14 @@ class EventRow:
     summary: str
 
 
+def event_rows(events: list[Any]) -> list[EventRow]:
+    """Transcript events as the page's rows (``{{ events|transcript_rows }}``)."""
+    return [
+        EventRow(e.seq, e.created_at, e.role, e.kind, event_summary(e.kind, e.payload))
+        for e in events
+    ]
+
+
 def _live_context(run: Run) -> dict[str, Any]:
     """Graph, steps, progress, plan versions, reviews and model-call totals of ``run``.
 
@@ -130,10 +138,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         {
             "run": run,
             **live,
-            "events": [
-                EventRow(e.seq, e.created_at, e.role, e.kind, event_summary(e.kind, e.payload))
-                for e in events
-            ],
+            "events": event_rows(events),
             # Seqs are gap-free from 1, so the first one shown says how many are hidden.
             "events_hidden": events[0].seq - 1 if events else 0,
             "last_seq": last_seq,

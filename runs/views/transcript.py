@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET
 from runs import selectors
 from runs.models import Run
 from runs.permissions import can_view_runs, role_required
-from runs.views.detail import TRANSCRIPT_LIMIT, EventRow, event_summary
+from runs.views.detail import TRANSCRIPT_LIMIT, event_rows
 
 
 @require_GET
@@ -35,16 +35,14 @@ def run_transcript(request: HttpRequest, run_id: int) -> HttpResponse:
     rows = list(page.order_by("-seq")[:TRANSCRIPT_LIMIT])[::-1]
     first = rows[0].seq if rows else 0
     last = rows[-1].seq if rows else 0
-    has_newer = events.filter(seq__gt=last).exists() if rows else False
+    # Without ``before`` the page is the newest one.
+    has_newer = bool(rows) and before is not None and events.filter(seq__gt=last).exists()
     return render(
         request,
         "runs/run_transcript.html",
         {
             "run": run,
-            "events": [
-                EventRow(e.seq, e.created_at, e.role, e.kind, event_summary(e.kind, e.payload))
-                for e in rows
-            ],
+            "events": event_rows(rows),
             "first_seq": first,
             "last_seq": last,
             "older_before": first if first > 1 else None,
