@@ -158,8 +158,9 @@ class Case:
 def run_engine_once(case: Case, plan: list[Shape], tool: str | None = None) -> tuple[float, float]:
     from runs.execution.engine import RunExecutor
     from runs.execution.journal import Journal
+    from runs.lifecycle.claim import run_claim
+    from runs.lifecycle.submit import run_submit_plan
     from runs.models import Run, Step
-    from runs.services import run_claim, run_submit_plan
 
     document = plan_document(plan, tool or case.tool, case.sleep_ms)
     t0 = time.perf_counter()
@@ -235,7 +236,7 @@ def setup_django(postgres: bool) -> str:
         )
     from django.db import connection
 
-    from runs.worker import tune_gc_for_service
+    from runs.lifecycle.worker import tune_gc_for_service
 
     tune_gc_for_service()  # as a worker process does once it is set up
     return connection.vendor

@@ -112,7 +112,7 @@ def session_cookie() -> str:
 
 def submit_run(steps: int, step_ms: int, gate_ms: int) -> int:
     """A chain: one long sleep (the clients connect meanwhile), then ``steps`` short sleeps."""
-    from runs.services import run_submit_plan
+    from runs.lifecycle.submit import run_submit_plan
 
     chain = [{"id": "gate", "action": "sleep", "params": {"ms": gate_ms}}]
     for i in range(steps):

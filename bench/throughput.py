@@ -138,7 +138,7 @@ def check(ids: list[int]) -> None:
 def throughput(count: int, runs_per_worker: int) -> tuple[float, float]:
     from django.db import transaction
 
-    from runs.services import run_submit_plan
+    from runs.lifecycle.submit import run_submit_plan
 
     reset()
     document = chain()
@@ -158,7 +158,7 @@ def throughput(count: int, runs_per_worker: int) -> tuple[float, float]:
 def pickup(samples: int, **env: str) -> tuple[float, float]:
     from django_tasks_db.models import DBTaskResult
 
-    from runs.services import run_submit_plan
+    from runs.lifecycle.submit import run_submit_plan
 
     reset()
     document = {"steps": [{"id": "s0", "action": "sleep", "params": {"ms": 1}}]}

@@ -1,6 +1,6 @@
 """The root REST API: one NinjaAPI at /api/, each app's router mounted, errors mapped once.
 
-Every error body is ``{"detail", "code", "fields"}`` (``runs.api_errors.ErrorOut``);
+Every error body is ``{"detail", "code", "fields"}`` (``runs.api.errors.ErrorOut``);
 nothing a client sends can produce a 5xx.
 """
 
@@ -24,10 +24,10 @@ from reviews.statemachine import (
     ReviewError,
 )
 from runs.api import router as runs_router
-from runs.api_auth import AUTH
-from runs.api_errors import ApiError
-from runs.api_runs import _plan_field
-from runs.services import RunError
+from runs.api.auth import AUTH
+from runs.api.errors import ApiError
+from runs.api.runs import _plan_field
+from runs.lifecycle.errors import RunError
 from runs.statemachine import TransitionError
 
 api = NinjaAPI(

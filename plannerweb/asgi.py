@@ -33,7 +33,7 @@ async def application(scope, receive, send):  # type: ignore[no-untyped-def]
 
 
 # Embedded default: runs execute in worker threads of this serving process.
-from runs.worker import start_embedded_worker, tune_gc_for_service  # noqa: E402
+from runs.lifecycle.worker import start_embedded_worker, tune_gc_for_service  # noqa: E402
 
 start_embedded_worker()
 

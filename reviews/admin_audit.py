@@ -13,8 +13,7 @@ from django.db import transaction
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
-from reviews.audit import model_snapshot
-from reviews.services import config_audit
+from reviews.audit import config_audit, model_snapshot
 
 
 class AuditedAdminMixin:

@@ -257,3 +257,27 @@ def audit_csv_rows(entries: Iterable[AuditEntry]) -> Iterable[str]:
 def _csv_safe(text: str) -> str:
     # A cell starting with = + - @ is a formula in spreadsheets; reasons are user text.
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
+def config_audit(
+    *,
+    actor: AbstractBaseUser | None,
+    object_type: str,
+    object_id: Any,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    reason: str = "",
+) -> None:
+    """Audit a change to tools, policies, kind settings or budgets (no entry when nothing changed)."""
+    if before == after:
+        return
+    action = "created" if before is None else "deleted" if after is None else "changed"
+    audit_record(
+        actor=actor,
+        action=f"{object_type}.{action}",
+        object_type=object_type,
+        object_id=object_id,
+        before=before,
+        after=after,
+        reason=reason,
+    )

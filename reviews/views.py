@@ -20,14 +20,17 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from reviews import escalations, selectors, services
+from reviews import selectors
 from reviews.audit import audit_csv_rows
-from reviews.escalations import EscalationAction
+from reviews.decisions import review_assign, review_claim
 from reviews.models import ReviewItem, ReviewKind, ReviewStatus
 from reviews.policies import four_eyes_applies
 from reviews.selectors import AGES, AuditFilters, QueueFilters
 from reviews.statemachine import PlanInvalid, ReviewError
 from runs.graph import layout
+from runs.lifecycle import escalations
+from runs.lifecycle.escalations import EscalationAction
+from runs.lifecycle.reviews import review_approve, review_edit, review_reject
 from runs.models import Step
 from runs.permissions import is_reviewer, role_required
 from runs.planning.schema import PlanSyntaxError, parse_plan_text
@@ -156,7 +159,7 @@ def item_claim(request: HttpRequest, item_id: int) -> HttpResponse:
     return _decide(
         request,
         item_id,
-        lambda: services.review_claim(item_id=item_id, user=request.user),  # type: ignore[arg-type]
+        lambda: review_claim(item_id=item_id, user=request.user),  # type: ignore[arg-type]
         lambda item: f"Review {item.pk} is yours.",
     )
 
@@ -174,7 +177,7 @@ def item_assign(request: HttpRequest, item_id: int) -> HttpResponse:
     return _decide(
         request,
         item_id,
-        lambda: services.review_assign(item_id=item_id, user=request.user, assignee=assignee),  # type: ignore[arg-type]
+        lambda: review_assign(item_id=item_id, user=request.user, assignee=assignee),  # type: ignore[arg-type]
         lambda item: f"Review {item.pk} assigned to {username or 'nobody'}.",
     )
 
@@ -193,7 +196,7 @@ def item_approve(request: HttpRequest, item_id: int) -> HttpResponse:
     return _decide(
         request,
         item_id,
-        lambda: services.review_approve(
+        lambda: review_approve(
             item_id=item_id,
             user=request.user,  # type: ignore[arg-type]
             checklist=_ticks(request),
@@ -209,7 +212,7 @@ def item_reject(request: HttpRequest, item_id: int) -> HttpResponse:
     return _decide(
         request,
         item_id,
-        lambda: services.review_reject(
+        lambda: review_reject(
             item_id=item_id,
             user=request.user,  # type: ignore[arg-type]
             reason=request.POST.get("reason", ""),
@@ -229,7 +232,7 @@ def item_edit(request: HttpRequest, item_id: int) -> HttpResponse:
     except PlanSyntaxError as exc:
         return _render_item(request, item, plan_text=text, syntax_error=str(exc), status=422)
     try:
-        done = services.review_edit(
+        done = review_edit(
             item_id=item_id,
             user=request.user,  # type: ignore[arg-type]
             document=document,

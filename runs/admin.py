@@ -18,8 +18,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
 from reviews.admin_audit import AuditedAdminMixin
-from reviews.audit import TOOL_FIELDS
-from reviews.services import config_audit
+from reviews.audit import TOOL_FIELDS, config_audit
 from runs.evaluation.checks import validate_checks
 from runs.models import Plan, Run, Step, Task, Tool, TranscriptEvent
 from runs.permissions import is_admin

@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class RunsConfig(AppConfig):
     name = "runs"
     verbose_name = "Runs"
+
+    def ready(self) -> None:
+        # App loading: dispatch learns the task bodies that call back into the lifecycle.
+        from runs import tasks
+        from runs.lifecycle import dispatch
+
+        dispatch.use_tasks(execute=tasks.execute_run, resume=tasks.resume_run)

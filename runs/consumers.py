@@ -13,6 +13,7 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from runs.models import Run, TranscriptEvent
 from runs.permissions import can_view_runs
 from runs.publish import (
     RUNS_GROUP,
@@ -164,14 +165,12 @@ def _after_from_query(raw: bytes) -> int:
 
 @database_sync_to_async
 def _run_exists(run_id: int) -> bool:
-    from runs.models import Run
 
     return Run.objects.filter(pk=run_id).exists()
 
 
 @database_sync_to_async
 def _events_after(run_id: int, after: int, before: int | None = None) -> list[dict[str, Any]]:
-    from runs.models import TranscriptEvent
 
     events = TranscriptEvent.objects.filter(run_id=run_id, seq__gt=after).order_by("seq")
     if before is not None:

@@ -129,12 +129,6 @@ class Run(models.Model):
     def __str__(self) -> str:
         return f"Run {self.pk} ({self.status})"
 
-    @property
-    def is_finished(self) -> bool:
-        from runs.statemachine import RUN_TERMINAL
-
-        return self.status in RUN_TERMINAL
-
 
 class Plan(models.Model):
     """One version of a run's plan. Versions are immutable once written."""

@@ -66,3 +66,8 @@ def role_required(
         return wrapper
 
     return decorator
+
+
+def username(user: AbstractBaseUser | None) -> str | None:
+    """The name a transcript or audit entry records for ``user`` (None for the system)."""
+    return user.get_username() if user is not None else None

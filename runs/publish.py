@@ -83,7 +83,7 @@ def review_changes(run_id: int, events: Sequence[Outgoing]) -> list[dict[str, An
     """What review-queue pages need to hear about a batch of a run's events (often nothing).
 
     Every change of a review item writes a ``review.*`` transcript event in the same
-    transaction (reviews/services.py, reviews/escalations.py), so the queue is told
+    transaction (runs/lifecycle/reviews.py, runs/lifecycle/escalations.py), so the queue is told
     after commit through the same publisher, with no extra call in the services.
     """
     return [

@@ -223,3 +223,10 @@ def run_page(runs: QuerySet[Run], offset: int, limit: int) -> list[Run]:
         return []
     rows = runs.filter(pk__in=ids).order_by().in_bulk()
     return [rows[pk] for pk in ids if pk in rows]
+
+
+def steps_taken(run_id: int) -> int:
+    """How many steps the run has been given so far (ids step-1..step-n, kept ones counted once)."""
+    return (
+        Step.objects.filter(run_id=run_id, phase=Step.Phase.MAIN).values("key").distinct().count()
+    )

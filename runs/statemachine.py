@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from runs.events import RunStatusChanged, StepStatusChanged, _Event, event_payload
 from runs.models import Run, RunStatus, Step, StepStatus, TranscriptEvent
+from runs.publish import outgoing_rows, publisher
 
 R = RunStatus
 S = StepStatus
@@ -66,7 +67,7 @@ STEP_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 STEP_FINISHED = frozenset({S.SUCCEEDED, S.FAILED, S.SKIPPED, S.CANCELLED, S.ROLLED_BACK})
 
-# Reopening: only a reviewer's decision on an escalation (runs.execution.resume) takes
+# Reopening: only a reviewer's decision on an escalation (runs.lifecycle.resume) takes
 # these, through ``run_transition(reopen=True)`` and ``step_reopen``. ``escalated``
 # stays terminal for everything else: the run holds no worker, no lease, and shows as
 # stopped until (and unless) a reviewer resumes it.
@@ -160,7 +161,6 @@ def append_events(run_id: int, events: Iterable[NewEvent]) -> list[TranscriptEve
 
 
 def _publish_on_commit(run_id: int, rows: list[TranscriptEvent]) -> None:
-    from runs.publish import outgoing_rows, publisher
 
     transaction.on_commit(lambda: publisher.submit(run_id, outgoing_rows(rows)))
 
@@ -179,7 +179,7 @@ def run_transition(
 ) -> Run:
     """Move a run to ``to`` (checked under a row lock) and record it in the transcript.
 
-    ``fence``: the lease token the caller works under (see ``runs.services.run_claim``);
+    ``fence``: the lease token the caller works under (see ``runs.lifecycle.claim.run_claim``);
     when the run carries another one, raise ``LeaseLost`` instead. ``reopen``: a
     reviewer's decision resumes a stopped run (``RUN_REOPEN``); the stop is cleared.
     """

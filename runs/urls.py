@@ -1,6 +1,7 @@
 from django.urls import path
 
-from runs import tokens_views, views
+from runs import views
+from runs.views import tokens as tokens_views
 
 app_name = "runs"
 

@@ -16,7 +16,8 @@ from django.conf import settings
 from django.db import transaction
 
 from runs.evaluation.checks import as_text, pick
-from runs.planning.planner import CallRecord
+from runs.planning.accounting import record_calls
+from runs.planning.attempts import CallRecord
 from runs.planning.providers import LLM_PROVIDERS, get_provider
 from runs.planning.providers.base import ModelRequest, ProviderError
 from runs.statemachine import append_events
@@ -89,6 +90,5 @@ def judge(check: dict[str, Any], result: Any, *, run_id: int, step: str) -> str 
 
 @transaction.atomic
 def _record(run_id: int, record: CallRecord) -> None:
-    from runs.planning.accounting import record_calls
 
     append_events(run_id, record_calls(run_id=run_id, calls=[record]))

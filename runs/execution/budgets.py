@@ -119,7 +119,7 @@ def task_budgets_set(*, task: Any, overrides: dict[str, Any], actor: Any) -> Non
     """
     if not overrides:
         return
-    from reviews.services import config_audit
+    from reviews.audit import config_audit
 
     for name, value in overrides.items():
         setattr(task, name, value)

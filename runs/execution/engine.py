@@ -42,11 +42,6 @@ from runs.execution.deadlines import Deadlines
 from runs.execution.journal import Batch, Journal, RunWrite, StaleStateError, StepWrite
 from runs.execution.loops import run_in_thread_loop
 from runs.execution.planning_hooks import PlanningHooks
-from runs.execution.references import (
-    ReferenceResolutionError,
-    find_references,
-    resolve_references,
-)
 from runs.execution.supervision import (
     BUDGET_BREACHED,
     EVALUATOR_FAIL,
@@ -59,6 +54,7 @@ from runs.execution.supervision import (
 )
 from runs.models import Run, RunStatus, Step, StepStatus, TranscriptEvent
 from runs.planning.params import params_problems
+from runs.planning.references import ReferenceResolutionError, find_references, resolve_references
 from runs.publish import publisher
 from runs.statemachine import check_step_transition
 from runs.tools.base import ToolConfigError, ToolError, ToolSpec

@@ -31,7 +31,7 @@ class PlanningHooks:
         """
         from django.db import connections
 
-        from runs.planning.replan import replan_after_failure
+        from runs.lifecycle.replan import replan_after_failure
 
         def work() -> Any:
             try:
@@ -58,7 +58,7 @@ class PlanningHooks:
         """
         from django.db import connections
 
-        from runs.planning.iterative import next_step_after_success
+        from runs.lifecycle.iterative import next_step_after_success
 
         def work() -> Any:
             try:

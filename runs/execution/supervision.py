@@ -57,9 +57,9 @@ class Supervision:
         ]
         if not candidates:
             return
-        from reviews.escalations import gate_resolution
         from reviews.models import ReviewItem, ReviewKind
         from reviews.policies import gate_threshold, step_needs_gate
+        from runs.lifecycle.escalations import gate_resolution
 
         limits = {name: gate_threshold(name) for name in {s.tool_name for s in candidates}}
         gated = [s for s in candidates if step_needs_gate(s, s.tool, threshold=limits[s.tool_name])]
@@ -149,7 +149,7 @@ class Supervision:
         """Stop the run ``escalated`` and open its escalation item, in one transaction."""
         from django.db import connections, transaction
 
-        from reviews.escalations import escalation_open
+        from runs.lifecycle.escalations import escalation_open
         from runs.statemachine import LeaseLost, run_transition
 
         context = self._report(reason)
@@ -184,7 +184,7 @@ class Supervision:
         """Open a step_gate item (once) for each newly gated step; other steps keep running."""
         from django.db import connections
 
-        from reviews.escalations import step_gate_open
+        from runs.lifecycle.escalations import step_gate_open
 
         def work() -> None:
             try:
@@ -219,7 +219,7 @@ class Supervision:
         """
         from django.db import connections, transaction
 
-        from reviews.escalations import step_gate_open
+        from runs.lifecycle.escalations import step_gate_open
         from runs.statemachine import LeaseLost, lock_rows, run_transition
 
         def work() -> dict[int, str] | None:
@@ -259,8 +259,8 @@ class Supervision:
 
 def _gate_decisions(gated: list[StepState]) -> dict[int, str]:
     """Step id → the reviewer's action, for the gated steps already decided (one query)."""
-    from reviews.escalations import gate_resolution
     from reviews.models import ReviewItem, ReviewKind
+    from runs.lifecycle.escalations import gate_resolution
 
     items = ReviewItem.objects.filter(
         kind=ReviewKind.STEP_GATE, step_id__in=[s.id for s in gated]

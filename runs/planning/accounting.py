@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db.models import Count, Q, Sum
 
 from runs.events import PlannerCall
+from runs.models import LlmCall, TranscriptEvent
 from runs.planning.redact import redact, redact_text
 from runs.statemachine import NewEvent
 
@@ -39,7 +40,6 @@ def record_calls(*, run_id: int, calls: list[Any], plan: Any = None) -> list[New
 
     Call inside the transaction that stores the plan, so accounting and plan agree.
     """
-    from runs.models import LlmCall, TranscriptEvent
 
     events = []
     for call in calls:
@@ -106,7 +106,6 @@ class LlmTotals:
 
 def run_llm_totals(run_id: int) -> LlmTotals:
     """Selector: every model call of a run, summed."""
-    from runs.models import LlmCall
 
     agg = LlmCall.objects.filter(run_id=run_id).aggregate(
         n_calls=Count("id"),

@@ -26,31 +26,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from runs.events import PlannerStep
-from runs.models import Plan, Run, RunStatus, Step, StepStatus, TranscriptEvent
-from runs.planning.options import PlannerOptions, task_options
-from runs.planning.planner import (
-    PlanOutcome,
-    _syntax_problem,
-    ask_model,
-    check_plan,
-    merge_kept,
-)
+from runs.models import Plan, TranscriptEvent
+from runs.planning.attempts import PlanOutcome, ask_model, check_plan, merge_kept, syntax_problem
+from runs.planning.options import PlannerOptions
 from runs.planning.prompt import (
     IterationContext,
     PlanningContext,
     _json_lines,
-    context_for,
     tool_catalogue,
 )
 from runs.planning.providers.base import Provider
-from runs.planning.replan import ReplanResult
-from runs.statemachine import LeaseLost, NewEvent
+from runs.statemachine import NewEvent
 from runs.tools.base import ToolSpec
 
 log = logging.getLogger(__name__)
@@ -90,12 +81,6 @@ class NextStep(BaseModel):
 def step_json_schema() -> dict[str, Any]:
     """The JSON Schema of ``NextStep`` (the providers' structured-output format)."""
     return NextStep.model_json_schema(mode="validation")
-
-
-@dataclass(frozen=True)
-class IterationResult:
-    action: str  # continue (a new step is current) | finish (stop) | fail | lost (lease)
-    reason: str = ""
 
 
 def task_is_iterative(task: Any) -> bool:
@@ -229,7 +214,7 @@ def step_with_model(
             return outcome
         step, problems = (None, []) if reply.data is None else _step_problems(reply.data)
         if reply.data is None:
-            syntax = _syntax_problem(reply.text)
+            syntax = syntax_problem(reply.text)
             outcome.reason = f"{label} answered with something that is not a JSON step: {syntax}"
             feedback = step_repair_message([], syntax=syntax)
         elif step is None:
@@ -285,94 +270,6 @@ def _document(
 
 
 # --------------------------------------------------------------------------- the executor's hooks
-def next_step_after_success(*, run_id: int, fence: str | None = None) -> IterationResult:
-    """The current version's steps all succeeded: finish, or adopt the next step; never raises."""
-    try:
-        return _after_success(run_id, fence)
-    except LeaseLost as exc:
-        return IterationResult("lost", str(exc))
-    except Exception as exc:  # the executor must still be able to close the run
-        log.exception("asking for the next step of run %s failed", run_id)
-        return IterationResult("fail", f"asking the planner for the next step failed: {exc}")
-
-
-def _after_success(run_id: int, fence: str | None) -> IterationResult:
-    from runs.planning.replan import _adopt, _hold
-
-    run = Run.objects.select_related("task", "current_plan").get(pk=run_id)
-    options = task_options(run.task)
-    old = run.current_plan
-    assert old is not None
-    last = (
-        TranscriptEvent.objects.filter(run_id=run_id, kind="planner.step")
-        .order_by("-seq")
-        .values_list("payload", flat=True)
-        .first()
-    )
-    if last and last.get("stop") and last.get("version") == old.version:
-        return IterationResult("finish", "the planner's last step was marked stop")
-    taken = steps_taken(run_id)
-    if taken >= options.max_steps:
-        return IterationResult(
-            "fail", f"max steps reached ({taken} of {options.max_steps}) without the planner's stop"
-        )
-    steps = _main_steps(old)
-    outcome = _ask(run, options, steps, number=taken + 1, purpose="step")
-    if outcome.ok and outcome.document is not None:
-        _adopt(run_id, old, outcome, steps, fence, source=Plan.Source.PLANNER, resume=False)
-        return IterationResult("continue")
-    from django.db import transaction
-
-    from runs.planning.accounting import record_calls
-    from runs.statemachine import append_events
-
-    with transaction.atomic():
-        _hold(run_id, fence)
-        append_events(run_id, record_calls(run_id=run_id, calls=outcome.calls))
-        if outcome.ok:  # stop
-            append_events(run_id, [step_event(outcome, number=taken + 1)])
-    if outcome.ok:
-        return IterationResult("finish", outcome.reason)
-    return IterationResult("fail", f"no valid step {taken + 1}: {outcome.reason}")
-
-
-def next_step_after_failure(*, run_id: int, failure: str, fence: str | None) -> ReplanResult:
-    """A step failed: the model sees the error and picks the next step (one replan each)."""
-    from runs.planning.replan import _adopt, _give_up, _store_failed_replan
-    from runs.statemachine import run_transition
-
-    run = Run.objects.select_related("task", "current_plan").get(pk=run_id)
-    options = task_options(run.task)
-    old = run.current_plan
-    assert old is not None
-    steps = _main_steps(old)
-    if not any(s.status == StepStatus.FAILED for s in steps):
-        return ReplanResult(False)  # the loop itself stopped (max steps, no valid step): no retry
-    used = run.plans.filter(source=Plan.Source.REPLANNER).count()
-    if used >= options.max_replans:
-        return _give_up(
-            run_id, f"replans exhausted ({used} of {options.max_replans})", used, steps, fence
-        )
-    taken = steps_taken(run_id)
-    if taken >= options.max_steps:
-        return _give_up(
-            run_id, f"max steps reached ({taken} of {options.max_steps})", used, steps, fence
-        )
-    if run.status != RunStatus.REPLANNING:
-        run_transition(
-            run_id=run_id,
-            to=RunStatus.REPLANNING,
-            reason=f"replan {used + 1} of {options.max_replans} after: {failure}",
-            role=PLANNER,
-            fence=fence,
-        )
-    outcome = _ask(run, options, steps, number=taken + 1, purpose="replan", failure=failure)
-    if outcome.ok and outcome.document is not None:
-        _adopt(run_id, old, outcome, steps, fence)
-        return ReplanResult(True)
-    if outcome.ok:  # stop: the model gives the task up after the failure
-        outcome.reason = f"the planner stopped after the failure ({outcome.reason})"
-    return _store_failed_replan(run_id, old, outcome, used + 1, steps, fence)
 
 
 def step_event(outcome: PlanOutcome, *, number: int, plan: Plan | None = None) -> NewEvent:
@@ -392,80 +289,3 @@ def step_event(outcome: PlanOutcome, *, number: int, plan: Plan | None = None) -
             confidence=step.get("confidence"),
         ),
     )
-
-
-def steps_taken(run_id: int) -> int:
-    """How many steps the run has been given so far (ids step-1..step-n, kept ones counted once)."""
-    return (
-        Step.objects.filter(run_id=run_id, phase=Step.Phase.MAIN).values("key").distinct().count()
-    )
-
-
-def _main_steps(plan: Plan) -> list[Step]:
-    return list(plan.steps.filter(phase=Step.Phase.MAIN).order_by("position"))
-
-
-def run_history(run_id: int) -> list[dict[str, Any]]:
-    """Every step that finished (across versions, once each), oldest first, with its outcome."""
-    seen: set[str] = set()
-    history = []
-    rows = Step.objects.filter(
-        run_id=run_id,
-        phase=Step.Phase.MAIN,
-        status__in=[StepStatus.SUCCEEDED, StepStatus.FAILED],
-    ).order_by("finished_at", "id")
-    for s in rows:
-        if s.key in seen:
-            continue
-        seen.add(s.key)
-        item: dict[str, Any] = {
-            "id": s.key,
-            "tool": s.tool_name,
-            "arguments": s.params,
-            "status": s.status,
-        }
-        if s.status == StepStatus.SUCCEEDED:
-            item["result"] = s.result
-        else:
-            item["error"] = s.error
-        history.append(item)
-    return history
-
-
-def _ask(
-    run: Run,
-    options: PlannerOptions,
-    steps: list[Step],
-    *,
-    number: int,
-    purpose: str,
-    failure: str = "",
-) -> PlanOutcome:
-    from runs.planning.planner import plan_task
-
-    kept = [
-        {
-            "id": s.key,
-            "action": s.tool_name,
-            "params": s.params,
-            "depends_on": s.depends_on,
-            "description": s.description,
-            **({"confidence": s.confidence} if s.confidence is not None else {}),
-        }
-        for s in steps
-        if s.status == StepStatus.SUCCEEDED
-    ]
-    context = context_for(
-        task=run.task.title,
-        description=run.task.description,
-        mode="iterative",
-        max_parallel=run.max_parallel,
-        max_replans=options.max_replans,
-        iteration=IterationContext(
-            history=run_history(run.pk),
-            number=number,
-            max_steps=options.max_steps,
-            failure=failure,
-        ),
-    )
-    return plan_task(context, options, purpose=purpose, kept=kept)

@@ -20,7 +20,7 @@ import jsonschema
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from runs.execution.references import format_location, is_whole_reference
+from runs.planning.references import format_location, is_whole_reference
 
 Predicate = Callable[[Any], bool]
 

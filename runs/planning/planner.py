@@ -2,7 +2,7 @@
 
 No database writes happen here: ``plan_task`` returns a ``PlanOutcome`` holding
 the plan and a record of every model call, and the services in
-``runs.planning.service`` / ``runs.planning.replan`` store them in one
+``runs.lifecycle.planning`` / ``runs.lifecycle.replan`` store them in one
 transaction. That keeps slow network calls outside every transaction.
 
 The repair loop (``plan_with_model``):
@@ -15,107 +15,30 @@ The repair loop (``plan_with_model``):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from django.conf import settings
 
+from runs.planning.attempts import (
+    CallRecord,
+    PlanOutcome,
+    ask_model,
+    check_plan,
+    merge_kept,
+    plan_confidence,
+    syntax_problem,
+)
+from runs.planning.iterative import step_with_model
 from runs.planning.options import PlannerOptions
 from runs.planning.prompt import PlanningContext, repair_message, system_prompt, task_message
 from runs.planning.providers import get_provider
-from runs.planning.providers.base import ModelReply, ModelRequest, Provider, ProviderError
+from runs.planning.providers.base import Provider, ProviderError
+from runs.planning.providers.playbook import plan_from_playbook
 from runs.planning.schema import plan_json_schema
-from runs.planning.validation import PlanProblem, ValidatedPlan, validate_plan
 from runs.tools.base import ToolSpec
-
-
-@dataclass
-class CallRecord:
-    """One model call as it will be stored (redaction happens when it is stored)."""
-
-    provider: str
-    model: str
-    purpose: str
-    attempt: int
-    prompt: list[dict[str, str]]
-    response: str = ""
-    tokens_in: int = 0
-    tokens_out: int = 0
-    latency_ms: int = 0
-    refusal: str = ""
-    error: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return not self.error and not self.refusal
-
-
-@dataclass
-class PlanOutcome:
-    ok: bool
-    planner: str  # who produced it: "openai/gpt-4.1-mini", "playbook:deploy"
-    mode: str  # the mode the plan was made for (auto resolved to upfront or direct)
-    document: Any = None
-    validated: ValidatedPlan | None = None
-    confidence: float | None = None
-    reason: str = ""  # why there is no usable plan, or a note about the one there is
-    calls: list[CallRecord] = field(default_factory=list)
-    # Iterative mode: the model's answer (runs.planning.iterative.NextStep) and its stop flag.
-    step: dict[str, Any] | None = None
-    stop: bool = False
-
-
-def plan_confidence(validated: ValidatedPlan | None) -> float | None:
-    """A plan is as sure as its least sure step; None when no step says."""
-    if validated is None or validated.document is None:
-        return None
-    values = [s.confidence for s in validated.document.steps if s.confidence is not None]
-    return min(values) if values else None
-
-
-def check_plan(
-    document: Any,
-    *,
-    tools: Mapping[str, ToolSpec],
-    mode: str,
-    kept: list[dict[str, Any]] | None = None,
-) -> ValidatedPlan:
-    """Validate a planner's document (kept steps first when replanning) plus the mode's rules."""
-    if kept:
-        document = merge_kept(document, kept)
-    validated = validate_plan(document, tools=tools, max_steps=settings.PLANNERWEB_MAX_PLAN_STEPS)
-    doc = validated.document
-    if mode == "direct" and doc is not None and len(doc.steps) != 1:
-        problem = PlanProblem(
-            "steps",
-            "direct_mode",
-            f"Direct mode runs exactly one tool call; the plan has {len(doc.steps)} steps.",
-        )
-        return ValidatedPlan(doc, [*validated.problems, problem], [])
-    return validated
-
-
-def merge_kept(document: Any, kept: list[dict[str, Any]]) -> Any:
-    """The replanner's new steps after the finished steps it must keep (never re-run)."""
-    if not isinstance(document, dict) or not isinstance(document.get("steps"), list):
-        return document
-    kept_ids = {k["id"] for k in kept}
-    # A model that repeats a finished step verbatim means "keep it"; drop the copy.
-    new = [
-        s
-        for s in document["steps"]
-        if not (isinstance(s, dict) and s.get("id") in kept_ids and _same_step(s, kept))
-    ]
-    return {**document, "steps": [*kept, *new]}
-
-
-def _same_step(step: dict[str, Any], kept: list[dict[str, Any]]) -> bool:
-    other = next(k for k in kept if k["id"] == step.get("id"))
-    action = step.get("action", step.get("tool"))
-    params = step.get("params", step.get("arguments", step.get("args", {})))
-    return action == other["action"] and (params or {}) == (other.get("params") or {})
+from runs.tools.registry import load_tool_specs
 
 
 def plan_with_model(
@@ -129,8 +52,6 @@ def plan_with_model(
 ) -> PlanOutcome:
     """One model's attempt at a plan, with up to ``options.repair_rounds`` repair rounds."""
     if context.mode == "iterative":  # one step at a time: runs.planning.iterative
-        from runs.planning.iterative import step_with_model
-
         return step_with_model(provider, context, options, tools=tools, purpose=purpose, kept=kept)
     model = options.model or provider.default_model
     label = f"{provider.name}/{model}"
@@ -155,7 +76,7 @@ def plan_with_model(
         if reply is None:
             return outcome
         if reply.data is None:
-            syntax = _syntax_problem(reply.text)
+            syntax = syntax_problem(reply.text)
             outcome.reason = f"{label} answered with something that is not a JSON plan: {syntax}"
             feedback = repair_message([], syntax=syntax)
         else:
@@ -182,72 +103,6 @@ def plan_with_model(
     return outcome
 
 
-def ask_model(
-    provider: Any,
-    outcome: PlanOutcome,
-    *,
-    label: str,
-    model: str,
-    system: str,
-    messages: list[dict[str, Any]],
-    schema: dict[str, Any],
-    schema_name: str,
-    options: Any,
-    purpose: str,
-    attempt: int,
-) -> ModelReply | None:
-    """One model call, recorded on ``outcome``; None (with ``outcome.reason``) on an error or refusal."""
-    record = CallRecord(
-        provider=provider.name,
-        model=model,
-        purpose=purpose,
-        attempt=attempt,
-        prompt=[{"role": "system", "content": system}, *messages],
-    )
-    outcome.calls.append(record)
-    try:
-        reply = provider.complete(
-            ModelRequest(
-                system=system,
-                messages=list(messages),
-                schema=schema,
-                schema_name=schema_name,
-                model=model,
-                temperature=options.temperature,
-                max_tokens=options.max_tokens,
-            )
-        )
-    except ProviderError as exc:
-        record.error = exc.message
-        record.latency_ms = exc.latency_ms
-        outcome.reason = f"{label}: {exc.message}"
-        return None
-    _fill(record, reply)
-    if reply.refusal:
-        outcome.reason = f"{label} refused to plan: {reply.refusal}"
-        return None
-    return reply
-
-
-def _fill(record: CallRecord, reply: ModelReply) -> None:
-    record.model = reply.model or record.model
-    record.response = reply.text
-    record.tokens_in = reply.tokens_in
-    record.tokens_out = reply.tokens_out
-    record.latency_ms = reply.latency_ms
-    record.refusal = reply.refusal
-
-
-def _syntax_problem(text: str) -> str:
-    if not text.strip():
-        return "the answer is empty"
-    try:
-        json.loads(text)
-    except json.JSONDecodeError as exc:
-        return f"invalid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
-    return "the answer is not a JSON object"
-
-
 def chain_members(options: PlannerOptions) -> list[PlannerOptions]:
     """The ensemble from settings, each member inheriting the task's other options."""
     members = []
@@ -265,7 +120,6 @@ def plan_task(
     kept: list[dict[str, Any]] | None = None,
 ) -> PlanOutcome:
     """A plan for ``context`` from the planner ``options`` name; never raises for model trouble."""
-    from runs.tools.registry import load_tool_specs
 
     tools = tools if tools is not None else load_tool_specs()
     if options.planner == "manual":
@@ -276,8 +130,6 @@ def plan_task(
             reason="this task is planned by hand: submit a hand-written plan",
         )
     if options.planner == "playbook":
-        from runs.planning.providers.playbook import plan_from_playbook
-
         if kept:
             return PlanOutcome(
                 ok=False,

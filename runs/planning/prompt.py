@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 
+from runs.models import Tool
 from runs.planning.validation import PlanProblem
 
 _RESULT_CHARS = 1500  # a step result longer than this is cut in the replanning context
@@ -63,7 +64,6 @@ class PlanningContext:
 
 def load_tools() -> list[ToolInfo]:
     """The enabled tools of the registry, as the planner sees them."""
-    from runs.models import Tool
 
     return [
         ToolInfo(

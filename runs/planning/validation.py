@@ -17,12 +17,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from runs.execution.references import (
-    Reference,
-    find_references,
-    format_location,
-)
 from runs.planning.params import ParamProblem, ParamsCheck, Predicate, params_check
+from runs.planning.references import Reference, find_references, format_location
 from runs.planning.schema import (
     STEP_ID_RE,
     PlanDocument,

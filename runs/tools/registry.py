@@ -12,6 +12,7 @@ from typing import Any
 
 import jsonschema
 
+from runs.models import Tool
 from runs.tools.base import ToolConfigError, ToolSpec
 from runs.tools.kinds import http, python, shell
 
@@ -61,7 +62,6 @@ def validate_parameters_schema(schema: Any) -> list[str]:
 
 def load_tool_specs(names: Iterable[str] | None = None) -> dict[str, ToolSpec]:
     """Snapshot Tool rows (all of them, or those named) as ``{name: ToolSpec}``."""
-    from runs.models import Tool
 
     rows = Tool.objects.all()
     if names is not None:

@@ -40,6 +40,7 @@ from django.db import transaction
 from runs.evaluation.checks import validate_checks
 from runs.models import Tool
 from runs.tools.registry import validate_parameters_schema, validate_tool_config
+from runs.tools.services import tool_audit, tool_snapshot
 
 TYPES = ("string", "integer", "number", "boolean", "array", "object")
 # Per-parameter JSON Schema keywords a file may use, besides name / type / required.
@@ -316,7 +317,6 @@ def tools_import(*, text: str, replace: bool = False, actor: Any = None) -> Impo
     Nothing is written when the file has any problem (ToolsYamlError). Every
     tool created, changed or disabled gets its audit entry (``actor`` made it).
     """
-    from runs.services import tool_audit, tool_snapshot
 
     drafts = tools_from_yaml(text)
     names = [d.name for d in drafts]

@@ -17,12 +17,16 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from runs import retries, selectors, services
+from reviews.models import ReviewItem, ReviewStatus
+from runs import selectors
+from runs.execution.budgets import budgets_for, run_usage
 from runs.graph import GraphNode, layout
+from runs.lifecycle import cancel, retries
+from runs.lifecycle.errors import RunError
+from runs.lifecycle.retries import retryable_steps
 from runs.models import Run, RunStatus, Step
 from runs.permissions import can_view_runs, is_operator, role_required
 from runs.planning.accounting import LlmTotals, llm_totals_of
-from runs.retries import retryable_steps
 from runs.selectors import STATUS_MARK
 from runs.statemachine import RUN_TERMINAL, STEP_FINISHED
 from runs.views.listing import HEARTBEAT_SECONDS
@@ -107,7 +111,6 @@ def _live_context(run: Run) -> dict[str, Any]:
 
 def _open_reviews(run_id: int) -> list[Any]:
     """The run's review items still waiting for a reviewer (the page links reviewers to them)."""
-    from reviews.models import ReviewItem, ReviewStatus
 
     return list(
         ReviewItem.objects.filter(run_id=run_id, status=ReviewStatus.OPEN)
@@ -160,7 +163,6 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 
 def _budget_context(run: Run, totals: LlmTotals) -> dict[str, Any]:
     """The run's budgets and what it used, only when a budget applies (then one query)."""
-    from runs.execution.budgets import budgets_for, run_usage
 
     budgets = budgets_for(run.task)
     if not budgets:
@@ -298,7 +300,7 @@ def _suffix(text: Any) -> str:
 @require_POST
 @role_required(is_operator)
 def run_retry(request: HttpRequest, run_id: int) -> HttpResponse:
-    """A new run of this task from a failed step (see ``runs.retries``); refusals are messages."""
+    """A new run of this task from a failed step (see ``runs.lifecycle.retries``); refusals are messages."""
     try:
         new = retries.run_retry(
             run_id=run_id,
@@ -307,7 +309,7 @@ def run_retry(request: HttpRequest, run_id: int) -> HttpResponse:
         )
     except Run.DoesNotExist:
         raise Http404("No such run.") from None
-    except services.RunError as exc:
+    except RunError as exc:
         messages.error(request, str(exc))
         return redirect("runs:detail", run_id=run_id)
     messages.success(request, f"Run {new.pk} retries run {run_id} ({new.status}).")
@@ -320,10 +322,10 @@ def run_retry(request: HttpRequest, run_id: int) -> HttpResponse:
 def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
     """Cancel a run; a run that already ended gets a message, not an error page."""
     try:
-        run = services.run_cancel(run_id=run_id, user=request.user)  # type: ignore[arg-type]
+        run = cancel.run_cancel(run_id=run_id, user=request.user)  # type: ignore[arg-type]
     except Run.DoesNotExist:
         raise Http404("No such run.") from None
-    except services.RunError as exc:
+    except RunError as exc:
         messages.error(request, str(exc))
     else:
         if run.status == RunStatus.CANCELLED:

@@ -8,8 +8,8 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from runs import selectors
-from runs.filters import RunFilterForm
 from runs.permissions import can_view_runs, role_required
+from runs.views.filters import RunFilterForm
 
 RUNS_PER_PAGE = 50
 

@@ -8,12 +8,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from runs import services
 from runs.demo import demo_plan, demo_plans
-from runs.forms import NewRunForm, NewTaskForm
+from runs.lifecycle.planning import run_submit_task
+from runs.lifecycle.submit import run_submit_plan
 from runs.permissions import is_operator, role_required
+from runs.planning.options import PlannerOptionsError
 from runs.planning.validation import ValidatedPlan, validate_plan
 from runs.tools.registry import load_tool_specs
+from runs.views.forms import NewRunForm, NewTaskForm
 
 
 def _validate(document: object) -> ValidatedPlan:
@@ -36,7 +38,7 @@ def run_new(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             validated = _validate(form.document)
             if validated.is_valid:
-                run = services.run_submit_plan(
+                run = run_submit_plan(
                     title=form.cleaned_data["title"],
                     document=form.document,
                     submitted_by=request.user,  # type: ignore[arg-type]
@@ -64,8 +66,6 @@ def run_new(request: HttpRequest) -> HttpResponse:
 @role_required(is_operator)
 def run_new_task(request: HttpRequest) -> HttpResponse:
     """A task for a planner (the other way in): options default to the deployment's settings."""
-    from runs.planning.options import PlannerOptionsError
-    from runs.planning.service import run_submit_task
 
     task_form = NewTaskForm(request.POST or None)
     if request.method == "POST" and task_form.is_valid():

@@ -10,8 +10,8 @@ import pytest
 from django.contrib.auth.models import User
 
 from reviews.models import ApprovalPolicy, ReviewItem
+from runs.lifecycle.submit import run_submit_plan
 from runs.models import Run, Tool
-from runs.services import run_submit_plan
 
 
 @pytest.fixture

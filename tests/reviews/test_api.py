@@ -12,10 +12,10 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from reviews.escalations import escalation_open
 from reviews.models import ApprovalPolicy, AuditEntry, ReviewItem
+from runs.lifecycle.claim import run_execute
+from runs.lifecycle.escalations import escalation_open
 from runs.models import Plan, Run
-from runs.services import run_execute
 from tests.reviews.conftest import all_ticks, step
 from tests.runs import toolbox
 from tests.runs.api.conftest import ApiClient, api_as
@@ -359,7 +359,7 @@ def test_the_audit_csv_is_the_same_trail_oldest_first(held: ReviewItem, reviewer
 def test_the_status_filter_offers_every_item_status() -> None:
     from typing import get_args
 
-    from reviews.api_schemas import QueueFiltersIn
+    from reviews.api.schemas import QueueFiltersIn
     from reviews.models import ReviewStatus
 
     offered = set(get_args(QueueFiltersIn.model_fields["status"].annotation))

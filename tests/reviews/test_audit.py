@@ -13,8 +13,9 @@ from django.db import connection
 from django.test import Client
 
 from reviews.audit import audit_record, audit_verify
+from reviews.decisions import review_claim
 from reviews.models import ApprovalPolicy, AuditEntry, ReviewItem
-from reviews.services import review_approve, review_claim
+from runs.lifecycle.reviews import review_approve
 from runs.models import Tool
 from tests.reviews.conftest import all_ticks
 

@@ -13,9 +13,10 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import connections, transaction
 
+from reviews.decisions import review_claim
 from reviews.models import ApprovalPolicy, ReviewItem
 from reviews.routing import websocket_urlpatterns
-from reviews.services import review_approve, review_claim
+from runs.lifecycle.reviews import review_approve
 from runs.models import Run
 from runs.publish import publisher
 from tests.reviews.conftest import all_ticks

@@ -5,21 +5,15 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import User
 
-from reviews.escalations import (
+from reviews.models import AuditEntry, ReviewItem
+from reviews.statemachine import ChecklistIncomplete, NotAllowed, PlanInvalid, ReviewError
+from runs.lifecycle.escalations import (
     escalation_open,
     gate_resolution,
     review_resolve_escalation,
     step_gate_open,
 )
-from reviews.models import AuditEntry, ReviewItem
-from reviews.services import (
-    ChecklistIncomplete,
-    NotAllowed,
-    PlanInvalid,
-    ReviewError,
-    review_approve,
-    review_reject,
-)
+from runs.lifecycle.reviews import review_approve, review_reject
 from runs.models import Plan, Run, Step, TranscriptEvent
 from runs.statemachine import run_transition
 from tests.reviews.conftest import all_ticks, step

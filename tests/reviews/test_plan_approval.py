@@ -8,9 +8,10 @@ import pytest
 from django.contrib.auth.models import User
 
 from reviews.models import ApprovalPolicy, AuditEntry, ReviewItem
-from reviews.services import PlanInvalid, ReviewError, review_approve, review_edit, review_reject
+from reviews.statemachine import PlanInvalid, ReviewError
+from runs.lifecycle.claim import run_execute
+from runs.lifecycle.reviews import review_approve, review_edit, review_reject
 from runs.models import Plan, Run, Step, TranscriptEvent
-from runs.services import run_execute
 from tests.reviews.conftest import all_ticks, step
 from tests.runs import toolbox
 
@@ -141,7 +142,7 @@ def test_a_plan_the_policy_lets_through_is_queued_at_once(
 def test_approving_after_the_operator_cancelled_closes_the_item(
     held: ReviewItem, reviewer: User, operator: User
 ) -> None:
-    from runs.services import run_cancel
+    from runs.lifecycle.cancel import run_cancel
 
     run_cancel(run_id=held.run_id, user=operator)
     item = review_approve(item_id=held.pk, user=reviewer, checklist=all_ticks(held))

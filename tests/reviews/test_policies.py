@@ -15,8 +15,8 @@ from reviews.policies import (
     required_approvals,
     step_needs_gate,
 )
+from runs.lifecycle.submit import plan_create
 from runs.models import Plan, Run, Task, Tool
-from runs.services import plan_create
 from tests.reviews.conftest import step
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,8 @@ from django.contrib.auth.models import Group, User
 
 from reviews.audit import audit_record, audit_verify
 from reviews.models import Approval, ApprovalPolicy, AuditEntry, ReviewItem
-from reviews.services import AlreadyDecided, review_approve, review_reject
+from reviews.statemachine import AlreadyDecided
+from runs.lifecycle.reviews import review_approve, review_reject
 from runs.models import Run, TranscriptEvent
 from runs.permissions import REVIEWERS
 from tests.reviews.conftest import all_ticks

@@ -7,19 +7,16 @@ from collections.abc import Callable
 import pytest
 from django.contrib.auth.models import Group, User
 
+from reviews.decisions import review_assign, review_claim
 from reviews.models import Approval, ApprovalPolicy, AuditEntry, ReviewItem
-from reviews.services import (
+from reviews.statemachine import (
     AlreadyDecided,
     ChecklistIncomplete,
     FourEyesViolation,
     NotAllowed,
     ReviewError,
-    review_approve,
-    review_assign,
-    review_claim,
-    review_edit,
-    review_reject,
 )
+from runs.lifecycle.reviews import review_approve, review_edit, review_reject
 from runs.models import Run, Tool
 from runs.permissions import REVIEWERS
 from tests.reviews.conftest import all_ticks
@@ -165,7 +162,7 @@ def test_assigning_hands_an_item_over_and_is_audited(
 def test_several_open_items_of_one_run_are_decided_independently(
     held: ReviewItem, reviewer: User
 ) -> None:
-    from reviews.escalations import escalation_open
+    from runs.lifecycle.escalations import escalation_open
 
     other = escalation_open(
         run_id=held.run_id, cause="budget_breached", reason="max tokens 10 > 5", context={}

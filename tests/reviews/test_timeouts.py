@@ -10,10 +10,11 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.utils import timezone
 
-from reviews.escalations import step_gate_open
 from reviews.models import AuditEntry, ReviewItem, ReviewKindSettings
 from reviews.policies import kind_settings
-from reviews.services import AlreadyDecided, review_approve, review_expire_overdue
+from reviews.statemachine import AlreadyDecided
+from runs.lifecycle.escalations import step_gate_open
+from runs.lifecycle.reviews import review_approve, review_expire_overdue
 from runs.models import Run, Step, TranscriptEvent
 from tests.reviews.conftest import all_ticks
 
@@ -60,7 +61,7 @@ def test_a_timed_out_gate_with_auto_reject_skips_the_step_and_the_run_goes_on(
     gate = step_gate_open(step_id=step.pk, threshold=0.6)
     assert review_expire_overdue(now=later(60)) == [gate.pk]
     gate.refresh_from_db()
-    from reviews.escalations import gate_resolution
+    from runs.lifecycle.escalations import gate_resolution
 
     assert gate_resolution(gate).action == "skip"  # type: ignore[union-attr]
     assert Run.objects.get(pk=held.run_id).status == "queued"
@@ -92,7 +93,7 @@ def test_the_review_timeouts_command_expires_overdue_items(held: ReviewItem) -> 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_applies_overdue_timeouts_on_its_recovery_sweep(held: ReviewItem) -> None:
-    from runs.worker import RunWorker
+    from runs.lifecycle.worker import RunWorker
 
     set_timeout("plan_approval", "auto_reject")
     ReviewItem.objects.filter(pk=held.pk).update(due_at=timezone.now() - timedelta(minutes=1))

@@ -10,8 +10,8 @@ from django.test import Client
 from django.utils import timezone
 from django.utils.html import escape
 
-from reviews.escalations import escalation_open
 from reviews.models import ReviewItem
+from runs.lifecycle.escalations import escalation_open
 from runs.models import Plan, Run
 
 pytestmark = pytest.mark.django_db

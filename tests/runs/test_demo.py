@@ -16,10 +16,11 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 
 from runs.demo import DEMO_DIR, demo_plan, demo_plans
+from runs.lifecycle.claim import run_execute
+from runs.lifecycle.submit import run_submit_plan
 from runs.models import Run, RunStatus, Step, Tool
 from runs.planning.schema import parse_plan_text
 from runs.planning.validation import validate_plan
-from runs.services import run_execute, run_submit_plan
 from runs.tools.registry import load_tool_specs
 
 pytestmark = pytest.mark.django_db(transaction=True)

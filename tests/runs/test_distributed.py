@@ -16,8 +16,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django_tasks_db.models import DBTaskResult
 
+from runs.lifecycle.submit import run_submit_plan
 from runs.models import Run, RunStatus, Step, Tool, TranscriptEvent
-from runs.services import run_submit_plan
 from runs.statemachine import RUN_TERMINAL
 from runs.tasks import execute_run
 from tests.runs.processes import (

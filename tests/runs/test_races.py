@@ -10,8 +10,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import connection
 
+from runs.lifecycle.cancel import run_cancel
+from runs.lifecycle.claim import run_claim
 from runs.models import Run, RunStatus, Task, TranscriptEvent
-from runs.services import run_cancel, run_claim
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

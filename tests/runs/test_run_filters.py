@@ -6,9 +6,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from runs.filters import RunFilterForm
 from runs.models import Run, Task
 from runs.selectors import HAND_WRITTEN
+from runs.views.filters import RunFilterForm
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,8 @@ from django.contrib.messages import get_messages
 from django.test import Client, RequestFactory
 from django.urls import reverse
 
+from runs.lifecycle.submit import run_submit_plan
 from runs.models import Run, RunStatus, Step, Tool
-from runs.services import run_submit_plan
 from runs.views import LoginView, event_summary
 
 pytestmark = pytest.mark.django_db
@@ -753,9 +753,9 @@ def test_only_operators_may_submit_planner_tasks(reviewer: User, outsider: User)
 def test_the_live_section_shows_each_plan_versions_diff_and_the_token_totals(
     queued_run: Run, operator: User
 ) -> None:
+    from runs.lifecycle.adoption import plan_diff
+    from runs.lifecycle.submit import plan_create
     from runs.models import LlmCall, Plan, Task
-    from runs.planning.replan import plan_diff
-    from runs.services import plan_create
 
     Task.objects.filter(pk=queued_run.task_id).update(planner="openai", model="gpt-4.1")
     v1 = queued_run.current_plan
@@ -791,8 +791,8 @@ def _busy_run(steps: int, operator: User, reviewer: User) -> Run:
     from django.utils import timezone
 
     from reviews.models import ReviewItem
+    from runs.lifecycle.submit import plan_create
     from runs.models import LlmCall, Plan, Task
-    from runs.services import plan_create
 
     keys = [f"s{i}" for i in range(steps)]
     document = {

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from reviews.services import review_expire_overdue
+from runs.lifecycle.reviews import review_expire_overdue
 
 
 class Command(BaseCommand):

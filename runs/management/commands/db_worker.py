@@ -1,9 +1,9 @@
-"""``manage.py db_worker``: django-tasks-db's worker command, running ``runs.worker.RunWorker``.
+"""``manage.py db_worker``: django-tasks-db's worker command, running ``runs.lifecycle.worker.RunWorker``.
 
 Same options as the stock command but ``--reload`` (it shadows it: ``runs`` comes before
 ``django_tasks_db`` in INSTALLED_APPS); the poll interval defaults to
 ``PLANNERWEB_WORKER_POLL_SECONDS``, and the worker is woken by NOTIFY on
-PostgreSQL and re-queues orphaned runs (``runs.recovery``).
+PostgreSQL and re-queues orphaned runs (``runs.lifecycle.recovery``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.management.base import CommandError
 from django_tasks_db.management.commands import db_worker
 
-from runs.worker import RunWorker, tune_gc_for_service
+from runs.lifecycle.worker import RunWorker, tune_gc_for_service
 
 
 class Command(db_worker.Command):

@@ -13,6 +13,9 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from runs.lifecycle.claim import run_execute
+from runs.lifecycle.planning import run_plan, run_submit_task
+from runs.permissions import is_operator
 from runs.planning.accounting import call_cost
 from runs.planning.options import MODES, PLANNERS, PlannerOptionsError, default_options
 from runs.planning.planner import plan_task
@@ -89,8 +92,6 @@ class Command(BaseCommand):
         raise CommandError(f"no valid plan: {redact_text(outcome.reason)}", returncode=2)
 
     def _submit(self, options: dict[str, Any], planner: Any) -> None:
-        from runs.permissions import is_operator
-        from runs.planning.service import run_plan, run_submit_task
 
         user = None
         if options["user"]:
@@ -120,7 +121,6 @@ class Command(BaseCommand):
         if not options["wait"]:
             self.stdout.write("a worker will execute it (make run, or manage.py db_worker)")
             return
-        from runs.services import run_execute
 
         status = run_execute(run_id=run.pk)
         run.refresh_from_db()

@@ -10,10 +10,12 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from runs.lifecycle.claim import run_execute
+from runs.lifecycle.submit import run_submit_plan
 from runs.models import RunStatus
+from runs.permissions import is_operator
 from runs.planning.schema import PlanSyntaxError, parse_plan_text
 from runs.selectors import run_progress
-from runs.services import run_execute, run_submit_plan
 from runs.statemachine import RUN_TERMINAL
 
 
@@ -41,8 +43,6 @@ class Command(BaseCommand):
 
         user = None
         if options["user"]:
-            from runs.permissions import is_operator
-
             user = get_user_model().objects.filter(username=options["user"]).first()
             if user is None or not is_operator(user):
                 raise CommandError(f"user {options['user']!r} does not exist or is not an operator")

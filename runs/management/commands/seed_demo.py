@@ -19,8 +19,12 @@ from runs.demo import (
     demo_plan,
     demo_plans,
 )
+from runs.lifecycle.submit import run_submit_plan
 from runs.models import Run
 from runs.permissions import ROLE_GROUPS
+from runs.planning.providers.playbook import playbook_from_plan
+from runs.planning.schema import parse_plan_text
+from runs.tools.yaml_io import ToolsYamlError, tools_import
 
 
 class Command(BaseCommand):
@@ -37,7 +41,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from runs.tools.yaml_io import ToolsYamlError, tools_import
 
         created_users = self._users()
         try:
@@ -78,8 +81,6 @@ class Command(BaseCommand):
     @transaction.atomic
     def _playbooks(self) -> int:
         """The demo plans that work become playbooks for the offline planner (broken ones don't)."""
-        from runs.planning.providers.playbook import playbook_from_plan
-        from runs.planning.schema import parse_plan_text
 
         count = 0
         for plan in demo_plans():
@@ -92,8 +93,6 @@ class Command(BaseCommand):
         return count
 
     def _first_run(self) -> None:
-        from runs.planning.schema import parse_plan_text
-        from runs.services import run_submit_plan
 
         if Run.objects.exists():
             self.stdout.write("runs: some exist already, none submitted")

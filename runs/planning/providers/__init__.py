@@ -9,25 +9,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from runs.planning.providers.anthropic import AnthropicProvider
 from runs.planning.providers.base import Provider, ProviderError
+from runs.planning.providers.compatible import CompatibleProvider
+from runs.planning.providers.openai import OpenAIProvider
 
 LLM_PROVIDERS = ("openai", "anthropic", "compatible")
 
 
 def _openai(**kwargs: Any) -> Provider:
-    from runs.planning.providers.openai import OpenAIProvider
 
     return OpenAIProvider(**kwargs)
 
 
 def _anthropic(**kwargs: Any) -> Provider:
-    from runs.planning.providers.anthropic import AnthropicProvider
 
     return AnthropicProvider(**kwargs)
 
 
 def _compatible(**kwargs: Any) -> Provider:
-    from runs.planning.providers.compatible import CompatibleProvider
 
     return CompatibleProvider(**kwargs)
 

@@ -10,8 +10,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
+from runs.lifecycle.submit import run_submit_plan
 from runs.models import ApiToken, Run, RunStatus, Tool
-from runs.services import run_submit_plan
 from runs.tokens import api_token_create, api_token_revoke
 from tests.runs.api.conftest import VALID_PLAN, ApiClient, api_as
 

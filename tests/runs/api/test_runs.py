@@ -11,8 +11,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from runs.lifecycle.claim import run_execute
+from runs.lifecycle.submit import run_submit_plan
 from runs.models import Plan, Run, RunStatus, Step, Task, Tool, TranscriptEvent
-from runs.services import run_execute, run_submit_plan
 from tests.runs.api.conftest import VALID_PLAN, api_as
 
 pytestmark = pytest.mark.django_db

@@ -29,8 +29,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from reviews.models import ApprovalPolicy, ReviewItem
+from runs.lifecycle.submit import run_submit_plan
 from runs.models import Tool
-from runs.services import run_submit_plan
 from runs.tokens import api_token_create
 from runs.tools.yaml_io import tools_import
 from tests.runs.api.conftest import VALID_PLAN

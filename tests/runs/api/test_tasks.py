@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
+from runs.lifecycle.claim import run_execute
 from runs.models import LlmCall, Run, RunStatus, Task, Tool
 from runs.planning.providers import FACTORIES
 from runs.planning.providers.scripted import ScriptedProvider
-from runs.services import run_execute
 from tests.runs.api.conftest import VALID_PLAN, api_as
 
 pytestmark = pytest.mark.django_db

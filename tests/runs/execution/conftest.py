@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from runs.lifecycle.claim import run_execute
+from runs.lifecycle.submit import run_submit_plan
 from runs.models import Run, Tool
-from runs.services import run_execute, run_submit_plan
 from tests.runs import toolbox
 
 

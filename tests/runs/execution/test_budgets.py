@@ -12,8 +12,9 @@ from django.utils import timezone
 
 from reviews.models import ReviewItem
 from runs.execution.budgets import Budgets, Usage, budget_breach, budgets_for
+from runs.lifecycle.claim import run_execute
+from runs.lifecycle.submit import run_submit_plan
 from runs.models import LlmCall, Run, Step, Task
-from runs.services import run_execute, run_submit_plan
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,8 +11,9 @@ import pytest
 
 from runs.execution.deadlines import Deadlines
 from runs.execution.journal import Journal, StaleStateError
+from runs.lifecycle.claim import run_execute
+from runs.lifecycle.submit import run_submit_plan
 from runs.models import Run, Step, Tool
-from runs.services import run_execute, run_submit_plan
 from tests.runs import toolbox
 from tests.runs.execution.test_engine import events, step
 

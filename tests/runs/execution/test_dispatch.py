@@ -13,11 +13,12 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from runs.execution.engine import RunExecutor
+from runs.lifecycle.claim import run_claim, run_execute
+from runs.lifecycle.recovery import runs_recover
+from runs.lifecycle.submit import run_submit_plan
+from runs.lifecycle.worker import RunWorker
 from runs.models import Run, RunStatus, Step, Task, TranscriptEvent
-from runs.recovery import runs_recover
-from runs.services import run_claim, run_execute, run_submit_plan
 from runs.tasks import execute_run
-from runs.worker import RunWorker
 from tests.runs import toolbox
 
 pytestmark = pytest.mark.django_db(transaction=True)

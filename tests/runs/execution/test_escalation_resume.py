@@ -9,17 +9,18 @@ import pytest
 from django.contrib.auth.models import User
 from django_tasks_db.models import DBTaskResult
 
-from reviews.escalations import review_resolve_escalation
 from reviews.models import ReviewItem
 from reviews.statemachine import ReviewError
+from runs.lifecycle.claim import run_claim, run_execute
+from runs.lifecycle.escalations import review_resolve_escalation
+from runs.lifecycle.planning import run_submit_task
+from runs.lifecycle.submit import run_submit_plan
+from runs.lifecycle.worker import RunWorker
 from runs.models import Plan, Run, RunStatus, Step, Tool, TranscriptEvent
 from runs.planning.providers import FACTORIES
 from runs.planning.providers.scripted import ScriptedProvider
-from runs.planning.service import run_submit_task
-from runs.services import run_claim, run_execute, run_submit_plan
 from runs.statemachine import run_transition
 from runs.tasks import resume_run
-from runs.worker import RunWorker
 from tests.reviews.conftest import all_ticks
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -166,7 +167,7 @@ def test_a_refused_action_writes_nothing(ready: None, reviewer: User, key: str) 
     item = ReviewItem.objects.get(run=run)
     assert item.status == "approved"
     # A second escalation on a run that is queued again: only abort applies.
-    from reviews.escalations import escalation_open
+    from runs.lifecycle.escalations import escalation_open
 
     again = escalation_open(run_id=run.pk, cause="partial_run", reason="x")
     with pytest.raises(ReviewError, match="not escalated"):
@@ -238,7 +239,7 @@ def test_recovery_leaves_a_resumed_run_whose_task_waits_alone(
 
     from django.utils import timezone
 
-    from runs.recovery import runs_recover
+    from runs.lifecycle.recovery import runs_recover
 
     run = escalated_run(key)
     decide(run, reviewer, "retry")

@@ -12,7 +12,7 @@ from runs.evaluation.checks import evaluate, validate_checks
 from runs.models import LlmCall, Run, Step, Tool, TranscriptEvent
 from runs.planning.providers import FACTORIES
 from runs.planning.providers.scripted import ScriptedProvider
-from runs.services import ToolRejected, tool_create
+from runs.tools.services import ToolRejected, tool_create
 
 RESULT = {"exit_code": 0, "stdout": "done: 12 rows", "rows": 12, "items": [{"id": "a"}]}
 

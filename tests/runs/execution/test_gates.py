@@ -12,10 +12,11 @@ from django.contrib.auth.models import User
 from django.db import connection
 
 from reviews.models import ApprovalPolicy, ReviewItem
-from reviews.services import review_approve, review_reject
+from runs.lifecycle.claim import run_execute
+from runs.lifecycle.reviews import review_approve, review_reject
+from runs.lifecycle.submit import run_submit_plan
+from runs.lifecycle.worker import RunWorker
 from runs.models import Run, RunStatus, Step, Tool, TranscriptEvent
-from runs.services import run_execute, run_submit_plan
-from runs.worker import RunWorker
 from tests.reviews.conftest import all_ticks
 from tests.runs import toolbox
 

@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from runs.events import RunCancelRequested, StepStatusChanged
 from runs.execution.journal import Batch, Journal, StaleStateError, StepWrite
+from runs.lifecycle.submit import run_submit_plan
 from runs.models import Run, Step, TranscriptEvent
-from runs.services import run_submit_plan
 from runs.statemachine import NewEvent, TransitionError, append_events
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -14,8 +14,10 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
+from runs.lifecycle.cancel import run_cancel
+from runs.lifecycle.claim import run_execute
+from runs.lifecycle.submit import run_submit_plan
 from runs.models import Run, RunStatus, Step, Tool
-from runs.services import run_cancel, run_execute, run_submit_plan
 from tests.runs import toolbox
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -9,9 +9,10 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
+from runs.lifecycle.claim import run_execute
+from runs.lifecycle.errors import RunError
+from runs.lifecycle.retries import retryable_steps, run_retry
 from runs.models import Run, RunStatus, Step, TranscriptEvent
-from runs.retries import retryable_steps, run_retry
-from runs.services import RunError, run_execute
 from tests.runs import toolbox
 from tests.runs.api.conftest import api_as
 

@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
+from runs.lifecycle.claim import run_execute
+from runs.lifecycle.planning import run_submit_task
 from runs.models import LlmCall, Plan, Run, RunStatus, Step, StepStatus, TranscriptEvent
 from runs.planning.iterative import NextStep, step_json_schema
 from runs.planning.options import PlannerOptionsError, default_options
 from runs.planning.providers import FACTORIES
 from runs.planning.providers.openai import OpenAIProvider
 from runs.planning.providers.scripted import ScriptedProvider
-from runs.planning.service import run_submit_task
-from runs.services import run_execute
 from tests.runs import toolbox
 from tests.runs.planning.providers.fake_llm import Answer, FakeLLM, openai_response, running
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from runs.lifecycle.claim import run_execute
+from runs.lifecycle.planning import run_submit_task
 from runs.models import LlmCall, Plan, Run, RunStatus, Step, StepStatus, TranscriptEvent
 from runs.planning.options import PlannerOptions, PlannerOptionsError
 from runs.planning.planner import plan_task, plan_with_model, run_chain
@@ -16,8 +18,6 @@ from runs.planning.prompt import context_for, system_prompt, task_message
 from runs.planning.providers import FACTORIES
 from runs.planning.providers.base import ProviderError
 from runs.planning.providers.scripted import ScriptedProvider
-from runs.planning.service import run_submit_task
-from runs.services import run_execute
 from runs.tools.registry import load_tool_specs
 from tests.runs.planning.conftest import good_plan
 
@@ -250,7 +250,7 @@ def test_secrets_and_emails_never_reach_the_transcript(
         planner="openai",
     )
     monkeypatch.setenv("PLANNERWEB_LOCAL_API_KEY", "zz-custom-key-value-99")
-    from runs.planning.service import run_plan
+    from runs.lifecycle.planning import run_plan
 
     run_plan(run_id=run.pk)
     stored = json.dumps(
@@ -382,7 +382,7 @@ def test_replans_are_bounded_then_the_run_rolls_back_with_a_failure_report(
 
 @pytest.mark.django_db(transaction=True)
 def test_hand_written_plans_are_never_replanned(planner_tools: Any, planner_settings: Any) -> None:
-    from runs.services import run_submit_plan
+    from runs.lifecycle.submit import run_submit_plan
 
     key = uuid.uuid4().hex
     run = run_submit_plan(title="t", document=failing_plan(key), submitted_by=None)

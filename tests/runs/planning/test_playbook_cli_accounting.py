@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
+from runs.lifecycle.planning import run_plan, run_submit_task
 from runs.models import LlmCall, Playbook, RunStatus, TranscriptEvent
 from runs.planning.accounting import call_cost, llm_totals_of, run_llm_totals
 from runs.planning.options import PlannerOptions
@@ -19,7 +20,6 @@ from runs.planning.providers import FACTORIES
 from runs.planning.providers.playbook import NO_MATCH
 from runs.planning.providers.playbook.matching import similarity, substitute
 from runs.planning.providers.scripted import ScriptedProvider
-from runs.planning.service import run_plan, run_submit_task
 from tests.runs.planning.conftest import good_plan
 
 pytestmark = pytest.mark.django_db

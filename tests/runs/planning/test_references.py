@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from runs.execution import references
-from runs.execution.references import (
+from runs.planning import references
+from runs.planning.references import (
     Reference,
     ReferenceResolutionError,
     find_references,

@@ -14,7 +14,8 @@ from typing import Any
 
 from django.conf import settings
 
-from runs.planning.planner import PlanOutcome, check_plan, plan_confidence
+from runs.models import Playbook, Run, RunStatus
+from runs.planning.attempts import PlanOutcome, check_plan, plan_confidence
 from runs.planning.prompt import PlanningContext
 from runs.planning.providers.playbook.matching import Case, best_match, substitute
 from runs.tools.base import ToolSpec
@@ -25,7 +26,6 @@ _RECENT_RUNS = 200
 
 def load_cases() -> list[Case]:
     """Playbook rows first, then the plans of the latest succeeded runs."""
-    from runs.models import Playbook, Run, RunStatus
 
     cases = [Case(f"playbook:{p.name}", p.task_text, p.document) for p in Playbook.objects.all()]
     runs = (
@@ -99,7 +99,6 @@ def plan_from_playbook(
 
 def playbook_from_plan(*, name: str, task_text: str, document: Any, source_run: Any = None) -> Any:
     """Store (or update) a playbook; seed_demo and operators use it."""
-    from runs.models import Playbook
 
     playbook, _ = Playbook.objects.update_or_create(
         name=name,

@@ -29,10 +29,16 @@ from django.utils import timezone
 
 from runs.events import PlannerDecision, RunCreated
 from runs.execution.budgets import budget_overrides, task_budgets_set
+from runs.lifecycle.dispatch import enqueue_run
+from runs.lifecycle.escalations import escalation_for_planning
+from runs.lifecycle.leases import lease_token, worker_identity
+from runs.lifecycle.submit import plan_create
 from runs.models import Plan, Run, RunStatus, Task, TranscriptEvent
 from runs.planning.accounting import record_calls, run_llm_totals
+from runs.planning.attempts import PlanOutcome
+from runs.planning.iterative import step_event
 from runs.planning.options import default_options, task_options
-from runs.planning.planner import PlanOutcome, plan_task
+from runs.planning.planner import plan_task
 from runs.planning.prompt import context_for
 from runs.statemachine import LeaseLost, NewEvent, append_events, lock_rows, run_transition
 
@@ -64,8 +70,6 @@ def run_submit_task(
     the task, so a later settings change does not alter a submitted task.
     """
     from django.conf import settings
-
-    from runs.dispatch import enqueue_run
 
     options = default_options(
         planner=planner,
@@ -124,7 +128,6 @@ def planning_claim(*, run_id: int, worker_id: str) -> str | None:
     None when another worker has it. The row lock (the write lock on SQLite)
     makes this a compare-and-swap: of two workers, one plans.
     """
-    from runs.services import lease_token
 
     token = lease_token(worker_id)
     now = timezone.now()
@@ -152,7 +155,6 @@ def planning_claim(*, run_id: int, worker_id: str) -> str | None:
 
 def run_plan(*, run_id: int, worker_id: str = "") -> str:
     """Plan a queued run (see the module docstring); returns the run's status afterwards."""
-    from runs.services import worker_identity
 
     token = planning_claim(run_id=run_id, worker_id=worker_id or worker_identity())
     if token is None:
@@ -231,8 +233,6 @@ def plan_store(
     With ``fence`` (the planning lease), raises ``LeaseLost`` and writes nothing
     when another worker has taken the run over.
     """
-    from runs.dispatch import enqueue_run
-    from runs.services import plan_create
 
     run = lock_rows(Run.objects.filter(pk=run_id)).get()
     if fence is not None and run.lease_owner != fence:
@@ -252,8 +252,6 @@ def plan_store(
         run.llm_calls.filter(pk__in=call_ids).update(plan=plan)
     ok = outcome.ok and plan is not None and plan.is_valid
     if outcome.step is not None:  # iterative mode: the first step, or a stop before any
-        from runs.planning.iterative import step_event
-
         append_events(run_id, [step_event(outcome, number=1, plan=plan if ok else None)])
         if outcome.stop and plan is None:
             outcome.reason = f"the planner stopped before taking any step: {outcome.reason}"
@@ -293,7 +291,6 @@ def plan_store(
         reason=outcome.reason or "the planner produced no valid plan",
         role=SUPERVISOR,
     )
-    from reviews.escalations import escalation_for_planning  # reviews imports runs: no cycle here
 
     escalation_for_planning(
         run_id=run_id,

@@ -18,7 +18,7 @@ from ninja.security import APIKeyCookie
 from ninja.security.http import HttpAuthBase
 from ninja.utils import check_csrf
 
-from runs.api_errors import ApiError
+from runs.api.errors import ApiError
 from runs.tokens import api_token_authenticate
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})

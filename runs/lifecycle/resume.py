@@ -25,7 +25,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from reviews.models import ReviewItem, ReviewKind, ReviewStatus
 from runs.events import StepStatusChanged
+from runs.lifecycle.dispatch import enqueue_resume
 from runs.models import Plan, Run, RunStatus, Step, StepStatus, TranscriptEvent
 from runs.statemachine import (
     NewEvent,
@@ -56,7 +58,6 @@ def run_resume(
     *, run_id: int, action: str, step_id: int | None, plan_id: int | None, by: Any, item_id: int
 ) -> Run:
     """Carry out a reviewer's action on an escalated run and queue it (see the module docstring)."""
-    from runs.dispatch import enqueue_resume
 
     run = lock_rows(Run.objects.filter(pk=run_id)).get()
     who = by.get_username() if by is not None else "the system"
@@ -205,8 +206,6 @@ def gate_decided(*, run_id: int, item_id: int, decision: str) -> bool:
     A run still executing reads the decision itself when it next looks (see
     ``RunExecutor._park``); both take the run's row lock, so the decision is never lost.
     """
-    from reviews.models import ReviewItem, ReviewKind, ReviewStatus
-    from runs.dispatch import enqueue_resume
 
     status = lock_rows(Run.objects.filter(pk=run_id)).values_list("status", flat=True).get()
     if status != R.AWAITING_APPROVAL:

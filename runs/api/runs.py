@@ -12,10 +12,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Path, Query, Router, Status
 
-from runs import selectors, services
-from runs.api_auth import require
-from runs.api_errors import ERRORS, ApiError, edited_plan, field_error
-from runs.api_schemas import (
+from reviews.selectors import open_escalation
+from runs import selectors
+from runs.api.auth import require
+from runs.api.errors import ERRORS, ApiError, edited_plan, field_error
+from runs.api.schemas import (
     MAX_EVENTS_PAGE,
     MAX_ID,
     MAX_PAGE,
@@ -30,8 +31,15 @@ from runs.api_schemas import (
     TaskIn,
     storable_problem,
 )
+from runs.lifecycle import cancel
+from runs.lifecycle.errors import RunError
+from runs.lifecycle.escalations import review_resolve_escalation
+from runs.lifecycle.planning import run_submit_task
+from runs.lifecycle.retries import run_retry as retry
+from runs.lifecycle.submit import run_submit_plan
 from runs.models import Plan, Run, Step
 from runs.permissions import can_view_runs, is_operator, is_reviewer
+from runs.planning.options import PlannerOptionsError
 from runs.planning.schema import PlanSyntaxError, parse_plan_text
 from runs.planning.validation import validate_plan
 from runs.tools.registry import load_tool_specs
@@ -57,8 +65,6 @@ def _plan_field(path: str) -> str:
 # --------------------------------------------------------------------------- tasks
 def _task_for_planner(payload: TaskIn, options: dict[str, Any], user: Any) -> Status[Run]:
     """A task without a plan: queued for the planner its options name (422 on a bad option)."""
-    from runs.planning.options import PlannerOptionsError
-    from runs.planning.service import run_submit_task
 
     if not options:
         raise ApiError(
@@ -164,7 +170,7 @@ def task_create(request: HttpRequest, payload: TaskIn) -> Status[Run]:
             f"The task has {count} problem{'s' * (count != 1)}; nothing was created.",
             fields=problems,
         )
-    run = services.run_submit_plan(
+    run = run_submit_plan(
         title=title,
         description=payload.description,
         document=document,
@@ -269,10 +275,10 @@ def run_cancel(request: HttpRequest, run_id: int = RunId) -> Run:
     """Cancel at once when nothing executes the run, else ask its executor to stop (then poll)."""
     user = require(request, is_operator, "cancel runs")
     try:
-        services.run_cancel(run_id=run_id, user=user)
+        cancel.run_cancel(run_id=run_id, user=user)
     except Run.DoesNotExist:
         raise ApiError(404, "not_found", f"There is no run {run_id}.") from None
-    except services.RunError as exc:
+    except RunError as exc:
         raise ApiError(409, "run_finished", str(exc)) from exc
     return _run(run_id, _detail_runs())
 
@@ -289,8 +295,6 @@ def run_resume(request: HttpRequest, payload: ResumeIn, run_id: int = RunId) -> 
     checklist and the reason follow the review queue's rules (403 / 422), and an
     invalid edit is a 422 listing every problem, with nothing written.
     """
-    from reviews.escalations import review_resolve_escalation
-    from reviews.selectors import open_escalation
 
     user = require(request, is_reviewer, "resume runs")
     _exists(run_id)
@@ -321,14 +325,13 @@ def run_resume(request: HttpRequest, payload: ResumeIn, run_id: int = RunId) -> 
 )
 def run_retry(request: HttpRequest, payload: RetryIn, run_id: int = RunId) -> Status[Run]:
     """A new run of the task from ``step``; steps that still stand are carried over (409 if not retryable)."""
-    from runs.retries import run_retry as retry
 
     user = require(request, is_operator, "retry runs")
     try:
         new = retry(run_id=run_id, step=payload.step, user=user)
     except Run.DoesNotExist:
         raise ApiError(404, "not_found", f"There is no run {run_id}.") from None
-    except services.RunError as exc:
+    except RunError as exc:
         raise ApiError(409, "not_retryable", str(exc)) from exc
     return Status(201, _run(new.pk, _detail_runs()))
 

@@ -11,12 +11,13 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from ninja import Path, Router, Status
 
-from runs import services
-from runs.api_auth import require
-from runs.api_errors import ERRORS, ApiError
-from runs.api_schemas import ToolIn, ToolOut, ToolPatchIn, ToolsImportIn, ToolsImportOut
+from runs.api.auth import require
+from runs.api.errors import ERRORS, ApiError
+from runs.api.schemas import ToolIn, ToolOut, ToolPatchIn, ToolsImportIn, ToolsImportOut
 from runs.models import Tool
 from runs.permissions import can_view_runs, is_admin
+from runs.tools import services as registry
+from runs.tools.services import ToolRejected, tool_update
 from runs.tools.yaml_io import ToolsYamlError, tools_import, tools_to_yaml
 
 tools_router = Router(tags=["tools"])
@@ -39,7 +40,7 @@ def _tool(name: str) -> Tool:
     return tool
 
 
-def _rejected(exc: services.ToolRejected) -> ApiError:
+def _rejected(exc: ToolRejected) -> ApiError:
     count = len(exc.problems)
     return ApiError(
         409 if any(code == "name" and "exists" in m for code, m in exc.problems) else 422,
@@ -65,8 +66,8 @@ def tool_detail(request: HttpRequest, name: str = ToolName) -> dict[str, Any]:
 def tool_create(request: HttpRequest, payload: ToolIn) -> Status[dict[str, Any]]:
     user = require(request, is_admin, "edit the tool registry")
     try:
-        tool = services.tool_create(actor=user, **payload.model_dump())
-    except services.ToolRejected as exc:
+        tool = registry.tool_create(actor=user, **payload.model_dump())
+    except ToolRejected as exc:
         raise _rejected(exc) from exc
     return Status(201, _out(tool, staff=True))
 
@@ -94,10 +95,10 @@ def _update(request: HttpRequest, name: str, fields: dict[str, Any]) -> dict[str
             fields=[{"field": k, "code": "null", "message": "may not be null"} for k in nulls],
         )
     try:
-        tool = services.tool_update(name=name, changes=fields, actor=user)
+        tool = tool_update(name=name, changes=fields, actor=user)
     except Tool.DoesNotExist:
         raise ApiError(404, "not_found", f"There is no tool {name!r}.") from None
-    except services.ToolRejected as exc:
+    except ToolRejected as exc:
         raise _rejected(exc) from exc
     return _out(tool, staff=True)
 
@@ -107,7 +108,7 @@ def tool_delete(request: HttpRequest, name: str = ToolName) -> Status[None]:
     """Remove a tool; past steps keep its name. Prefer disabling a tool plans still use."""
     user = require(request, is_admin, "edit the tool registry")
     try:
-        services.tool_delete(name=name, actor=user)
+        registry.tool_delete(name=name, actor=user)
     except Tool.DoesNotExist:
         raise ApiError(404, "not_found", f"There is no tool {name!r}.") from None
     return Status(204, None)

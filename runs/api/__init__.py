@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from ninja import Router
 
-from runs.api_runs import runs_router, tasks_router
-from runs.api_tokens import tokens_router
-from runs.api_tools import tools_router
+from runs.api.runs import runs_router, tasks_router
+from runs.api.tokens import tokens_router
+from runs.api.tools import tools_router
 
 router = Router()
 router.add_router("/tasks", tasks_router)

@@ -9,7 +9,7 @@ adds two things:
    threading event for enqueues made in this process, PostgreSQL
    ``LISTEN``/``NOTIFY`` for enqueues made anywhere. The poll interval stays as
    a backstop for a lost notification.
-2. Every ``PLANNERWEB_RECOVERY_SECONDS`` it runs ``runs.recovery.runs_recover``,
+2. Every ``PLANNERWEB_RECOVERY_SECONDS`` it runs ``runs.lifecycle.recovery.runs_recover``,
    which re-queues runs whose worker died or whose task was lost, and applies
    the timeout action of overdue review items (``review_expire_overdue``).
 """
@@ -28,6 +28,11 @@ from django.db import DEFAULT_DB_ALIAS, OperationalError, close_old_connections,
 from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
+
+from runs.lifecycle.dispatch import NOTIFY_CHANNEL, LocalWaker
+from runs.lifecycle.leases import worker_identity
+from runs.lifecycle.recovery import runs_recover
+from runs.lifecycle.reviews import review_expire_overdue
 
 log = logging.getLogger(__name__)
 
@@ -54,46 +59,14 @@ def tune_gc_for_service() -> None:
     gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
-_local_events: set[threading.Event] = set()
-_local_lock = threading.Lock()
-
-
-def local_wake() -> None:
-    """Wake every idle worker thread of this process (an enqueue just committed)."""
-    with _local_lock:
-        for event in _local_events:
-            event.set()
-
-
-class LocalWaker:
-    """Waits for ``local_wake`` or the timeout."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        with _local_lock:
-            _local_events.add(self._event)
-
-    def wait(self, timeout: float) -> None:
-        self._event.wait(timeout)
-        self._event.clear()
-
-    def interrupt(self) -> None:
-        self._event.set()
-
-    def close(self) -> None:
-        with _local_lock:
-            _local_events.discard(self._event)
-
-
 class PgWaker:
-    """Waits for a NOTIFY on ``runs.dispatch.NOTIFY_CHANNEL`` (sent by any process) or the timeout.
+    """Waits for a NOTIFY on ``runs.lifecycle.dispatch.NOTIFY_CHANNEL`` (sent by any process) or the timeout.
 
     Uses a connection of its own in autocommit mode, so notifications arrive
     while the worker's main connection is idle or busy.
     """
 
     def __init__(self, alias: str = DEFAULT_DB_ALIAS) -> None:
-        from runs.dispatch import NOTIFY_CHANNEL
 
         self._wrapper = connections.create_connection(alias)
         self._wrapper.ensure_connection()
@@ -111,8 +84,6 @@ class PgWaker:
     def interrupt(self) -> None:
         """Wake the waiting thread (from another thread): closing its socket would not."""
         from django.db import connection
-
-        from runs.dispatch import NOTIFY_CHANNEL
 
         with contextlib.suppress(Exception), connection.cursor() as cursor:
             cursor.execute(f"NOTIFY {NOTIFY_CHANNEL}")
@@ -195,8 +166,6 @@ class RunWorker(Worker):
         if self.recovery_seconds <= 0 or time.monotonic() < self._next_recovery:
             return
         self._next_recovery = time.monotonic() + self.recovery_seconds
-        from reviews.services import review_expire_overdue
-        from runs.recovery import runs_recover
 
         try:
             requeued = runs_recover()
@@ -214,7 +183,6 @@ class EmbeddedWorkers:
     """Worker threads inside the serving process (the embedded default)."""
 
     def __init__(self, *, threads: int) -> None:
-        from runs.services import worker_identity
 
         self.workers = [
             RunWorker(worker_id=f"{worker_identity()}:t{i}"[-64:]) for i in range(threads)

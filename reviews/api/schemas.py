@@ -9,7 +9,7 @@ from django.utils import timezone
 from ninja import Field, Schema
 
 from reviews.models import AuditEntry, ReviewItem, ReviewKind, ReviewStatus
-from runs.api_schemas import DecisionIn, In
+from runs.api.schemas import DecisionIn, In
 
 Age = Literal["1h", "24h", "7d"]
 

@@ -8,6 +8,7 @@ from django import forms
 from django.conf import settings
 
 from runs.execution.budgets import BUDGET_FIELDS
+from runs.planning.options import MODES, PLANNERS, PlannerOptionsError, default_options
 from runs.planning.schema import PlanSyntaxError, parse_plan_text
 
 
@@ -134,7 +135,6 @@ class NewTaskForm(BudgetFields):
     max_parallel = forms.IntegerField(required=False, min_value=1, max_value=256)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        from runs.planning.options import MODES, PLANNERS
 
         super().__init__(*args, **kwargs)
         self.fields["planner"].choices = [(p, p) for p in PLANNERS if p != "manual"]
@@ -154,7 +154,6 @@ class NewTaskForm(BudgetFields):
 
     def clean(self) -> dict[str, Any]:
         """The options together (iterative mode needs a model): checked as the service will."""
-        from runs.planning.options import PlannerOptionsError, default_options
 
         cleaned = super().clean() or {}
         if self.errors:

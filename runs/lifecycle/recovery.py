@@ -18,6 +18,7 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from runs.events import RunRequeued
+from runs.lifecycle.dispatch import enqueue_run
 from runs.models import Run, RunStatus, TranscriptEvent
 from runs.statemachine import RUN_ACTIVE, NewEvent, append_events
 from runs.tasks import execute_run, resume_run
@@ -27,7 +28,6 @@ _BATCH = 200
 
 def runs_recover() -> list[int]:
     """Queue an execution task for every orphaned run; returns their ids."""
-    from runs.dispatch import enqueue_run
 
     now = timezone.now()
     grace = timedelta(seconds=settings.PLANNERWEB_HEARTBEAT_SECONDS * 5)

@@ -3,7 +3,7 @@
 The executor (``runs.execution.engine``) calls ``step_gate_open`` when a gated
 step is reached and ``escalation_open`` when it gives up (in the same
 transaction as the run's stop); a reviewer's decision comes back as a
-``Resolution`` and ``runs.execution.resume`` carries it out in the decision's
+``Resolution`` and ``runs.lifecycle.resume`` carries it out in the decision's
 transaction: steps and run reopened, ``runs.tasks.resume_run`` enqueued on commit.
 """
 
@@ -18,22 +18,23 @@ from django.db import models, transaction
 from django.urls import reverse
 
 from reviews.audit import audit_record
+from reviews.decisions import (
+    REVIEWER,
+    check_assignee,
+    check_checklist,
+    decided_event,
+    item_state,
+    locked_item,
+    require_reviewer,
+    review_open,
+)
 from reviews.models import ReviewItem, ReviewKind, ReviewStatus
 from reviews.policies import step_needs_gate
-from reviews.services import (
-    REVIEWER,
-    _check_assignee,
-    _check_checklist,
-    _decided_event,
-    _item_state,
-    _locked,
-    _require_reviewer,
-    plan_validate_edit,
-    review_open,
-    run_stop,
-)
 from reviews.statemachine import NotAllowed, ReviewError, review_transition
-from runs.execution.resume import ResumeRefused, run_resume
+from runs.lifecycle.cancel import run_stop
+from runs.lifecycle.resume import ResumeRefused, run_resume
+from runs.lifecycle.reviews import plan_validate_edit
+from runs.lifecycle.submit import plan_create
 from runs.models import Plan, Run, RunStatus, Step
 from runs.statemachine import append_events
 
@@ -161,26 +162,25 @@ def review_resolve_escalation(
     edit raises ``PlanInvalid`` and writes nothing); retry, skip and rollback are
     recorded for the executor to carry out.
     """
-    from runs.services import plan_create
 
     if action not in EscalationAction.values:
         raise ReviewError(f"Unknown action {action!r}; use one of {', '.join(EscalationAction)}.")
-    _require_reviewer(user)
+    require_reviewer(user)
     reason = (reason or "").strip()
-    item = _locked(item_id)
+    item = locked_item(item_id)
     if item.kind != ReviewKind.ESCALATION:
         raise NotAllowed("Only escalations are resolved with an action.")
-    _check_assignee(item, user)
+    check_assignee(item, user)
     if action == EscalationAction.ABORT:
         if not reason:
             raise ReviewError("Give a reason for aborting the run.")
     else:
-        _check_checklist(item, checklist)
+        check_checklist(item, checklist)
         if item.run.status != RunStatus.ESCALATED:
             raise ReviewError(
                 f"Run {item.run_id} is {item.run.status}, not escalated: only abort applies."
             )
-    before = _item_state(item)
+    before = item_state(item)
     new: Plan | None = None
     if action == EscalationAction.EDIT:
         validated = plan_validate_edit(document)
@@ -199,7 +199,7 @@ def review_resolve_escalation(
     review_transition(
         item=item, to=status, by=user, decision=action, reason=reason, result_plan=new
     )
-    append_events(item.run_id, [_decided_event(item, user, new)])
+    append_events(item.run_id, [decided_event(item, user, new)])
     if action == EscalationAction.ABORT and item.run.status != RunStatus.ESCALATED:
         run_stop(
             run_id=item.run_id,
@@ -225,7 +225,7 @@ def review_resolve_escalation(
         object_type="review_item",
         object_id=item.pk,
         before=before,
-        after={**_item_state(item), "new_plan_version": new.version if new else None},
+        after={**item_state(item), "new_plan_version": new.version if new else None},
         reason=reason,
         run_id=item.run_id,
         item_id=item.pk,

@@ -13,8 +13,8 @@ from django.contrib.auth import get_user_model
 from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Path, Query, Router
 
-from reviews import selectors, services
-from reviews.api_schemas import (
+from reviews import decisions, selectors
+from reviews.api.schemas import (
     AssignIn,
     AuditFiltersIn,
     AuditPageOut,
@@ -26,9 +26,10 @@ from reviews.api_schemas import (
 from reviews.audit import audit_csv_rows
 from reviews.models import ReviewItem
 from reviews.selectors import AuditFilters, QueueFilters
-from runs.api_auth import require
-from runs.api_errors import ERRORS, ApiError, edited_plan, field_error
-from runs.api_schemas import MAX_ID, MAX_PAGE
+from runs.api.auth import require
+from runs.api.errors import ERRORS, ApiError, edited_plan, field_error
+from runs.api.schemas import MAX_ID, MAX_PAGE
+from runs.lifecycle.reviews import review_approve, review_edit, review_reject
 from runs.permissions import is_reviewer
 
 router = Router(tags=["reviews"])
@@ -92,7 +93,7 @@ def review_claim(request: HttpRequest, item_id: int = ItemId) -> ReviewItem:
     """Make an open item yours; an item claimed by someone else is 403 (ask them, or reassign)."""
     user = _reviewer(request)
     _exists(item_id)
-    services.review_claim(item_id=item_id, user=user)
+    decisions.review_claim(item_id=item_id, user=user)
     return _item(item_id)
 
 
@@ -111,7 +112,7 @@ def review_assign(request: HttpRequest, payload: AssignIn, item_id: int = ItemId
                 f"There is no user {payload.assignee[:40]!r}.",
                 fields=[{"field": "assignee", "code": "unknown", "message": "No such user."}],
             )
-    services.review_assign(item_id=item_id, user=user, assignee=assignee)
+    decisions.review_assign(item_id=item_id, user=user, assignee=assignee)
     return _item(item_id)
 
 
@@ -129,15 +130,15 @@ def review_decide(request: HttpRequest, payload: DecideIn, item_id: int = ItemId
     if payload.decision != "edit" and payload.plan is not None:
         raise field_error("plan", "unexpected", "Send a plan only with the `edit` decision.")
     if payload.decision == "approve":
-        services.review_approve(
+        review_approve(
             item_id=item_id, user=user, checklist=payload.checklist, reason=payload.reason.strip()
         )
     elif payload.decision == "reject":
         if not payload.reason.strip():
             raise field_error("reason", "required", "Give a reason for the rejection.")
-        services.review_reject(item_id=item_id, user=user, reason=payload.reason.strip())
+        review_reject(item_id=item_id, user=user, reason=payload.reason.strip())
     else:
-        services.review_edit(
+        review_edit(
             item_id=item_id,
             user=user,
             document=edited_plan(payload.plan),

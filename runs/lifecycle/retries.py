@@ -13,7 +13,7 @@ transcripts, so the record stays honest:
 3. the new run goes through the approval policy and the queue like any new run.
 
 Escalated runs are resumed by a reviewer through their escalation item instead
-(``reviews.escalations``): their state is kept for that decision.
+(``runs.lifecycle.escalations``): their state is kept for that decision.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from runs.events import RunCreated, RunRetried
+from runs.lifecycle.errors import RunError
+from runs.lifecycle.submit import plan_create, run_start_plan
 from runs.models import Plan, Run, RunStatus, Step, StepStatus, TranscriptEvent
-from runs.services import RunError, plan_create, run_start_plan
 from runs.statemachine import NewEvent, append_events, lock_rows
 
 RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.ROLLED_BACK})

@@ -1,21 +1,7 @@
-"""Replanning: after a step fails for good, a new plan version for the remaining work.
-
-Called by the executor (``RunExecutor._replan``, in a worker thread, never on the
-event loop) with the run ``executing`` and its failed plan's steps settled:
-1. Only planner tasks replan (a hand-written plan is the operator's; it rolls
-   back as written), and at most ``task.max_replans`` times.
-2. ``executing → replanning``; the model gets the finished steps with results,
-   the failed step with its error and the steps that never ran.
-3. The new version keeps the finished steps (stored ``succeeded`` with their
-   results, never re-run), records its parent and a diff (added, removed,
-   changed, kept), and the run goes back to ``executing``.
-4. Otherwise the run stays where it is (``executing`` or ``replanning``) for the
-   executor to roll back; a ``run.failure_report`` lists the partial results.
-"""
+"""Adopting a new plan version mid-run (after a failure or an iterative step), or giving up."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,14 +9,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from runs.events import FailureReport, PlanDiff, StepStatusChanged
+from runs.lifecycle.submit import plan_create
 from runs.models import Plan, Run, RunStatus, Step, StepStatus, TranscriptEvent
-from runs.planning.options import task_options
-from runs.planning.planner import PlanOutcome, check_plan, plan_task
-from runs.planning.prompt import ReplanContext, context_for
+from runs.planning.accounting import record_calls
+from runs.planning.attempts import PlanOutcome
+from runs.planning.iterative import step_event
+from runs.selectors import steps_taken
 from runs.statemachine import LeaseLost, NewEvent, append_events, lock_rows, run_transition
-from runs.tools.registry import load_tool_specs
 
-log = logging.getLogger(__name__)
 PLANNER = TranscriptEvent.Role.PLANNER
 SUPERVISOR = TranscriptEvent.Role.SUPERVISOR
 
@@ -41,101 +27,8 @@ class ReplanResult:
     report: str = ""  # when not adopted: why, with the partial results, for the stop reason
 
 
-def replan_after_failure(*, run_id: int, failure: str, fence: str | None = None) -> ReplanResult:
-    """Try to replace the run's failed plan (see the module docstring); never raises.
-
-    ``fence`` is the executor's lease token: every write checks the run still
-    carries it (a worker that lost the run must not replan it).
-    """
-    try:
-        return _replan(run_id, failure, fence)
-    except Exception as exc:  # the executor must still be able to roll back
-        log.exception("replanning run %s failed", run_id)
-        return ReplanResult(False, f"replanning failed: {exc}")
-
-
-def _replan(run_id: int, failure: str, fence: str | None) -> ReplanResult:
-    run = Run.objects.select_related("task", "current_plan").get(pk=run_id)
-    task = run.task
-    if not task.planner or task.planner == "manual":
-        return ReplanResult(False)  # a hand-written plan: roll back as today, no report
-    from runs.planning.iterative import next_step_after_failure, task_is_iterative
-
-    if task_is_iterative(task):  # the model picks the next step knowing the error
-        return next_step_after_failure(run_id=run_id, failure=failure, fence=fence)
-    options = task_options(task)
-    old = run.current_plan
-    assert old is not None
-    used = run.plans.filter(source=Plan.Source.REPLANNER).count()
-    steps = list(old.steps.filter(phase=Step.Phase.MAIN).order_by("position"))
-    if used >= options.max_replans:
-        return _give_up(
-            run_id, f"replans exhausted ({used} of {options.max_replans})", used, steps, fence
-        )
-    context = ReplanContext(
-        finished=[
-            {"id": s.key, "action": s.tool_name, "params": s.params, "result": s.result}
-            for s in steps
-            if s.status == StepStatus.SUCCEEDED
-        ],
-        failed=[
-            {"id": s.key, "action": s.tool_name, "params": s.params, "error": s.error}
-            for s in steps
-            if s.status == StepStatus.FAILED
-        ],
-        remaining=[
-            {"id": s.key, "action": s.tool_name, "params": s.params}
-            for s in steps
-            if s.status not in (StepStatus.SUCCEEDED, StepStatus.FAILED)
-        ],
-        replan_number=used + 1,
-    )
-    kept = [
-        {
-            "id": s.key,
-            "action": s.tool_name,
-            "params": s.params,
-            "depends_on": s.depends_on,
-            "description": s.description,
-            **({"confidence": s.confidence} if s.confidence is not None else {}),
-        }
-        for s in steps
-        if s.status == StepStatus.SUCCEEDED
-    ]
-    if run.status != RunStatus.REPLANNING:  # else: taking over a replan whose worker died
-        run_transition(
-            run_id=run_id,
-            to=RunStatus.REPLANNING,
-            reason=f"replan {used + 1} of {options.max_replans} after: {failure}",
-            role=PLANNER,
-            fence=fence,
-        )
-    outcome = plan_task(
-        context_for(
-            task=task.title,
-            description=task.description,
-            mode="upfront",
-            max_parallel=run.max_parallel,
-            max_replans=options.max_replans,
-            replan=context,
-        ),
-        options,
-        purpose="replan",
-        kept=kept,
-    )
-    if outcome.ok and old.rollback and not (outcome.document or {}).get("rollback"):
-        # A new plan without undo actions keeps the old ones: the finished work still needs them.
-        outcome.document = {**outcome.document, "rollback": old.rollback}
-        outcome.validated = check_plan(outcome.document, tools=load_tool_specs(), mode="upfront")
-        outcome.ok = outcome.validated.is_valid
-    if outcome.ok:
-        _adopt(run_id, old, outcome, steps, fence)
-        return ReplanResult(True)
-    return _store_failed_replan(run_id, old, outcome, used + 1, steps, fence)
-
-
 @transaction.atomic
-def _adopt(
+def plan_adopt(
     run_id: int,
     old: Plan,
     outcome: PlanOutcome,
@@ -149,11 +42,8 @@ def _adopt(
 
     Iterative steps after a success pass ``resume=False``: the run stayed executing.
     """
-    from runs.planning.accounting import record_calls
-    from runs.planning.iterative import step_event, steps_taken
-    from runs.services import plan_create
 
-    run = _hold(run_id, fence)
+    run = plan_hold(run_id, fence)
     number = steps_taken(run_id) + 1  # before the new version's steps exist
     events = record_calls(run_id=run_id, calls=outcome.calls)
     append_events(run_id, events)
@@ -203,7 +93,7 @@ def _adopt(
     )
 
 
-def _hold(run_id: int, fence: str | None) -> Run:
+def plan_hold(run_id: int, fence: str | None) -> Run:
     """Lock the run for this transaction; ``LeaseLost`` if another worker holds it now."""
     run = lock_rows(Run.objects.filter(pk=run_id)).get()
     if fence is not None and run.lease_owner != fence:
@@ -269,13 +159,11 @@ def _skip_superseded(old: Plan, reason: str) -> list[NewEvent]:
 
 
 @transaction.atomic
-def _store_failed_replan(
+def replan_store_failed(
     run_id: int, old: Plan, outcome: PlanOutcome, number: int, steps: list[Step], fence: str | None
 ) -> ReplanResult:
-    from runs.planning.accounting import record_calls
-    from runs.services import plan_create
 
-    _hold(run_id, fence)
+    plan_hold(run_id, fence)
     events = record_calls(run_id=run_id, calls=outcome.calls)
     append_events(run_id, events)
     if outcome.document is not None:
@@ -286,14 +174,16 @@ def _store_failed_replan(
             parent=old,
             validated=outcome.validated,
         )
-    return _give_up(run_id, f"replan {number} failed: {outcome.reason}", number - 1, steps, fence)
+    return replan_give_up(
+        run_id, f"replan {number} failed: {outcome.reason}", number - 1, steps, fence
+    )
 
 
 @transaction.atomic
-def _give_up(
+def replan_give_up(
     run_id: int, why: str, replans: int, steps: list[Step], fence: str | None
 ) -> ReplanResult:
-    _hold(run_id, fence)
+    plan_hold(run_id, fence)
     succeeded = [
         {"id": s.key, "action": s.tool_name, "result": s.result}
         for s in steps

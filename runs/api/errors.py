@@ -10,6 +10,9 @@ from typing import Any
 
 from ninja import Schema
 
+from runs.api.schemas import storable_problem
+from runs.planning.schema import PlanSyntaxError, parse_plan_text
+
 
 class FieldErrorOut(Schema):
     """One problem with one input field (``field`` is a dotted path such as ``plan.steps[0].action``)."""
@@ -57,8 +60,6 @@ def field_error(field: str, code: str, message: str) -> ApiError:
 
 def edited_plan(plan: dict[str, Any] | str | None) -> Any:
     """The plan document of an edit (an object, or YAML/JSON text); 422 on ``plan`` otherwise."""
-    from runs.api_schemas import storable_problem
-    from runs.planning.schema import PlanSyntaxError, parse_plan_text
 
     if plan is None:
         raise field_error("plan", "required", "An edit needs the edited plan.")

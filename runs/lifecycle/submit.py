@@ -1,0 +1,184 @@
+"""Submitting work: a hand-written plan becomes a task, a run and its first plan version."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from reviews.decisions import review_hold_plan
+from runs.events import PlanCreated, RunCreated
+from runs.execution.budgets import budget_overrides, task_budgets_set
+from runs.lifecycle.dispatch import enqueue_run
+from runs.models import Plan, Run, RunStatus, Step, Task, Tool, TranscriptEvent
+from runs.permissions import username
+from runs.planning.validation import ValidatedPlan, validate_plan
+from runs.statemachine import (
+    NewEvent,
+    append_events,
+    run_transition,
+)
+from runs.tools.registry import load_tool_specs
+
+SYSTEM = TranscriptEvent.Role.SYSTEM
+
+
+@transaction.atomic
+def plan_create(
+    *,
+    run: Run,
+    document: Any,
+    source: str,
+    created_by: AbstractBaseUser | None = None,
+    parent: Plan | None = None,
+    validated: ValidatedPlan | None = None,
+) -> Plan:
+    """Validate ``document`` and store it as the run's next plan version.
+
+    An invalid plan is stored too, with every problem, so the operator sees what
+    was wrong; it gets no steps and can never run.
+    """
+    if validated is None:
+        validated = validate_plan(
+            document, tools=load_tool_specs(), max_steps=settings.PLANNERWEB_MAX_PLAN_STEPS
+        )
+    version = (run.plans.order_by("-version").values_list("version", flat=True).first() or 0) + 1
+    doc = validated.document
+    plan = Plan.objects.create(
+        run=run,
+        version=version,
+        parent=parent,
+        source=source,
+        created_by=created_by,
+        goal=doc.goal if doc is not None else "",
+        document=document if isinstance(document, dict | list) else None,
+        rollback=[r.model_dump(mode="json") for r in doc.rollback] if doc is not None else [],
+        is_valid=validated.is_valid,
+        errors=[{"path": p.path, "code": p.code, "message": p.message} for p in validated.problems],
+    )
+    steps: list[Step] = []
+    if validated.is_valid and doc is not None:
+        tools = {t.name: t for t in Tool.objects.filter(name__in=_tool_names(validated))}
+        by_id = {s.id: s for s in doc.steps}
+        # Store steps in topological order, so position order is always a valid run order.
+        for position, key in enumerate(validated.order):
+            s = by_id[key]
+            steps.append(
+                Step(
+                    plan=plan,
+                    run=run,
+                    key=s.id,
+                    phase=Step.Phase.MAIN,
+                    position=position,
+                    tool=tools[s.action],
+                    tool_name=s.action,
+                    params=s.params,
+                    depends_on=list(s.depends_on),
+                    description=s.description,
+                    confidence=s.confidence,
+                )
+            )
+        for position, r in enumerate(doc.rollback):
+            steps.append(
+                Step(
+                    plan=plan,
+                    run=run,
+                    key=f"rollback-{position + 1}",
+                    phase=Step.Phase.ROLLBACK,
+                    position=position,
+                    tool=tools[r.action],
+                    tool_name=r.action,
+                    params=r.params,
+                    description=r.description,
+                )
+            )
+        Step.objects.bulk_create(steps, batch_size=500)
+        run.current_plan = plan
+        run.save(update_fields=["current_plan"])
+    append_events(
+        run.pk,
+        [
+            NewEvent(
+                TranscriptEvent.Role.PLANNER
+                if source in (Plan.Source.PLANNER, Plan.Source.REPLANNER)
+                else SYSTEM,
+                PlanCreated(
+                    plan_id=plan.pk,
+                    version=version,
+                    source=source,
+                    valid=validated.is_valid,
+                    steps=sum(1 for s in steps if s.phase == Step.Phase.MAIN),
+                    errors=plan.errors,
+                ),
+            )
+        ],
+    )
+    return plan
+
+
+def _tool_names(validated: ValidatedPlan) -> set[str]:
+    doc = validated.document
+    assert doc is not None
+    return {s.action for s in doc.steps} | {r.action for r in doc.rollback}
+
+
+@transaction.atomic
+def run_submit_plan(
+    *,
+    title: str,
+    document: Any,
+    submitted_by: AbstractBaseUser | None,
+    description: str = "",
+    max_parallel: int | None = None,
+    validated: ValidatedPlan | None = None,
+    budgets: dict[str, Any] | None = None,
+) -> Run:
+    """Create a task and a run for a hand-written plan; a valid plan is queued to execute.
+
+    ``budgets``: per-task budget overrides (``runs.execution.budgets.BUDGET_FIELDS``).
+    Pass ``validated`` when the caller already validated ``document`` (a form
+    that showed problems inline) so the work is not done twice.
+
+    Returns the run either way: an invalid plan's run ends ``failed`` at once,
+    with the plan's problems stored on its plan version; a plan the approval
+    policy holds leaves the run ``awaiting_approval`` with a review item open.
+    """
+    task = Task.objects.create(title=title, description=description, submitted_by=submitted_by)
+    task_budgets_set(task=task, overrides=budget_overrides(budgets or {}), actor=submitted_by)
+    run = Run.objects.create(
+        task=task,
+        max_parallel=max_parallel or settings.PLANNERWEB_DEFAULT_MAX_PARALLEL,
+    )
+    append_events(
+        run.pk, [NewEvent(SYSTEM, RunCreated(task=title, submitted_by=username(submitted_by)))]
+    )
+    plan = plan_create(
+        run=run, document=document, source=Plan.Source.OPERATOR, created_by=submitted_by
+    )
+    run_start_plan(run=run, plan=plan)
+    run.refresh_from_db()
+    return run
+
+
+def run_start_plan(*, run: Run, plan: Plan, invalid: str = "") -> None:
+    """Hand a new run's first plan on: invalid, the run fails; else approval or the queue.
+
+    ``invalid`` words the failure (default: the version and its problem count).
+    """
+    if not plan.is_valid:
+        count = len(plan.errors)
+        first = plan.errors[0]["message"] if plan.errors else "invalid plan"
+        why = invalid or f"plan v{plan.version} is invalid ({count} problem{'s' * (count != 1)})"
+        run_transition(
+            run_id=run.pk,
+            to=RunStatus.FAILED,
+            reason=f"{why}: {first}",
+            role=TranscriptEvent.Role.SUPERVISOR,
+        )
+        return
+
+    # The approval policy may park the run for a reviewer instead (no worker held).
+    if review_hold_plan(run=run, plan=plan) is None:
+        enqueue_run(run.pk)
