@@ -25,7 +25,7 @@ from runs.statemachine import (
 
 @transaction.atomic
 def run_cancel(*, run_id: int, user: AbstractBaseUser | None) -> Run:
-    """Cancel a run: at once when nothing executes it, else ask its executor to stop.
+    """An operator's cancel: refused once the run ended, else ``run_stop`` with their name.
 
     An executing run's worker sees the request (at once in this process, within
     a heartbeat elsewhere), kills running steps and ends the run ``cancelled``.
@@ -34,44 +34,34 @@ def run_cancel(*, run_id: int, user: AbstractBaseUser | None) -> Run:
     if run.status in RUN_TERMINAL:
         raise RunError(f"run {run_id} already ended ({run.status}); nothing to cancel")
     by = username(user)
-    reason = f"cancelled by {by}" if by else "cancelled"
-    if run.status in RUN_ACTIVE:
-        if run.cancel_requested_at is None:
-            run.cancel_requested_at = timezone.now()
-            run.cancel_requested_by = user  # type: ignore[assignment]
-            run.save(update_fields=["cancel_requested_at", "cancel_requested_by"])
-            append_events(
-                run_id, [NewEvent(TranscriptEvent.Role.SUPERVISOR, RunCancelRequested(by=by))]
-            )
-
-            transaction.on_commit(lambda: notify_cancel(run_id, by))
-        return run
-    events = steps_cancel(run_id=run_id, reason=reason, role=TranscriptEvent.Role.SUPERVISOR)
     try:
-        return run_transition(
+        return run_stop(
             run_id=run_id,
-            to=RunStatus.CANCELLED,
-            reason=reason,
+            reason=f"cancelled by {by}" if by else "cancelled",
             role=TranscriptEvent.Role.SUPERVISOR,
-            extra_events=events,
-            cancel_requested_at=timezone.now(),
-            cancel_requested_by=user,
+            by=user,
         )
     except TransitionError as exc:
         raise RunError(str(exc)) from exc
 
 
-def run_stop(*, run_id: int, reason: str, role: str, by: AbstractBaseUser | None = None) -> None:
-    """End a run a decision stopped: at once when nothing executes it, else via a cancel request."""
+@transaction.atomic
+def run_stop(*, run_id: int, reason: str, role: str, by: AbstractBaseUser | None = None) -> Run:
+    """End a run early: at once when nothing executes it, else ask its executor to stop.
 
-    status = lock_rows(Run.objects.filter(pk=run_id)).values_list("status", flat=True).get()
-    if status in RUN_TERMINAL:
-        return
-    if status in RUN_ACTIVE:
-        run_cancel(run_id=run_id, user=by)
-        return
+    The one rule for every early end (an operator's cancel, a reviewer's reject or
+    stop): an ended run is left as it is; an executing one gets a cancel request
+    (recorded once) that its worker carries out; any other is cancelled here with
+    its unfinished steps.
+    """
+    run = lock_rows(Run.objects.filter(pk=run_id)).get()
+    if run.status in RUN_TERMINAL:
+        return run
+    if run.status in RUN_ACTIVE:
+        _request_cancel(run, by)
+        return run
     events = steps_cancel(run_id=run_id, reason=reason, role=role)
-    run_transition(
+    return run_transition(
         run_id=run_id,
         to=RunStatus.CANCELLED,
         reason=reason,
@@ -80,3 +70,15 @@ def run_stop(*, run_id: int, reason: str, role: str, by: AbstractBaseUser | None
         cancel_requested_at=timezone.now(),
         cancel_requested_by=by,
     )
+
+
+def _request_cancel(run: Run, user: AbstractBaseUser | None) -> None:
+    """Record a cancel request once; its worker is told after the commit."""
+    if run.cancel_requested_at is not None:
+        return
+    by = username(user)
+    run.cancel_requested_at = timezone.now()
+    run.cancel_requested_by = user  # type: ignore[assignment]
+    run.save(update_fields=["cancel_requested_at", "cancel_requested_by"])
+    append_events(run.pk, [NewEvent(TranscriptEvent.Role.SUPERVISOR, RunCancelRequested(by=by))])
+    transaction.on_commit(lambda: notify_cancel(run.pk, by))

@@ -35,6 +35,11 @@ def use_tasks(*, execute: Task[Any, Any], resume: Task[Any, Any]) -> None:
     _tasks.update(execute=execute, resume=resume)
 
 
+def run_task_paths() -> list[str]:
+    """The dotted paths of the run tasks, as task rows store them."""
+    return [task.module_path for task in _tasks.values()]
+
+
 def enqueue_run(run_id: int) -> None:
     """Queue the run's execution after the current transaction commits (at once outside one)."""
     transaction.on_commit(lambda: _enqueue(run_id))

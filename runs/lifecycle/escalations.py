@@ -162,24 +162,8 @@ def review_resolve_escalation(
     edit raises ``PlanInvalid`` and writes nothing); retry, skip and rollback are
     recorded for the executor to carry out.
     """
-
-    if action not in EscalationAction.values:
-        raise ReviewError(f"Unknown action {action!r}; use one of {', '.join(EscalationAction)}.")
-    require_reviewer(user)
     reason = (reason or "").strip()
-    item = locked_item(item_id)
-    if item.kind != ReviewKind.ESCALATION:
-        raise NotAllowed("Only escalations are resolved with an action.")
-    check_assignee(item, user)
-    if action == EscalationAction.ABORT:
-        if not reason:
-            raise ReviewError("Give a reason for aborting the run.")
-    else:
-        check_checklist(item, checklist)
-        if item.run.status != RunStatus.ESCALATED:
-            raise ReviewError(
-                f"Run {item.run_id} is {item.run.status}, not escalated: only abort applies."
-            )
+    item = _escalation_to_resolve(item_id, user, action, reason, checklist)
     before = item_state(item)
     new: Plan | None = None
     if action == EscalationAction.EDIT:
@@ -200,25 +184,7 @@ def review_resolve_escalation(
         item=item, to=status, by=user, decision=action, reason=reason, result_plan=new
     )
     append_events(item.run_id, [decided_event(item, user, new)])
-    if action == EscalationAction.ABORT and item.run.status != RunStatus.ESCALATED:
-        run_stop(
-            run_id=item.run_id,
-            reason=f"aborted by {user.get_username()} after escalation: {reason}",
-            role=REVIEWER,
-            by=user,
-        )
-    else:
-        try:
-            run_resume(
-                run_id=item.run_id,
-                action=action,
-                step_id=item.step_id,
-                plan_id=new.pk if new is not None else None,
-                by=user,
-                item_id=item.pk,
-            )
-        except ResumeRefused as exc:  # the whole decision rolls back with it
-            raise ReviewError(str(exc)) from exc
+    _carry_out(item, user, action, reason, new)
     audit_record(
         actor=user,
         action=f"escalation.{action}",
@@ -237,6 +203,54 @@ def review_resolve_escalation(
         item.step_id,
         new.pk if new is not None else item.run.current_plan_id,
     )
+
+
+def _escalation_to_resolve(
+    item_id: int, user: AbstractBaseUser, action: str, reason: str, checklist: Iterable[Any]
+) -> ReviewItem:
+    """The locked escalation item, once every check for ``action`` by ``user`` passed."""
+    if action not in EscalationAction.values:
+        raise ReviewError(f"Unknown action {action!r}; use one of {', '.join(EscalationAction)}.")
+    require_reviewer(user)
+    item = locked_item(item_id)
+    if item.kind != ReviewKind.ESCALATION:
+        raise NotAllowed("Only escalations are resolved with an action.")
+    check_assignee(item, user)
+    if action == EscalationAction.ABORT:
+        if not reason:
+            raise ReviewError("Give a reason for aborting the run.")
+    else:
+        check_checklist(item, checklist)
+        if item.run.status != RunStatus.ESCALATED:
+            raise ReviewError(
+                f"Run {item.run_id} is {item.run.status}, not escalated: only abort applies."
+            )
+    return item
+
+
+def _carry_out(
+    item: ReviewItem, user: AbstractBaseUser, action: str, reason: str, new: Plan | None
+) -> None:
+    """Stop the run (an abort while it still runs) or resume it as the reviewer decided."""
+    if action == EscalationAction.ABORT and item.run.status != RunStatus.ESCALATED:
+        run_stop(
+            run_id=item.run_id,
+            reason=f"aborted by {user.get_username()} after escalation: {reason}",
+            role=REVIEWER,
+            by=user,
+        )
+        return
+    try:
+        run_resume(
+            run_id=item.run_id,
+            action=action,
+            step_id=item.step_id,
+            plan_id=new.pk if new is not None else None,
+            by=user,
+            item_id=item.pk,
+        )
+    except ResumeRefused as exc:  # the whole decision rolls back with it
+        raise ReviewError(str(exc)) from exc
 
 
 def escalation_for_planning(

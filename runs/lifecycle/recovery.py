@@ -18,10 +18,9 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from runs.events import RunRequeued
-from runs.lifecycle.dispatch import enqueue_run
+from runs.lifecycle.dispatch import enqueue_run, run_task_paths
 from runs.models import Run, RunStatus, TranscriptEvent
 from runs.statemachine import RUN_ACTIVE, NewEvent, append_events
-from runs.tasks import execute_run, resume_run
 
 _BATCH = 200
 
@@ -72,9 +71,7 @@ def runs_recover() -> list[int]:
 
 def _runs_with_ready_tasks() -> set[int]:
     # A run resumed after a reviewer's decision waits on a resume_run task instead.
-    rows = DBTaskResult.objects.ready().filter(
-        task_path__in=[execute_run.module_path, resume_run.module_path]
-    )
+    rows = DBTaskResult.objects.ready().filter(task_path__in=run_task_paths())
     return {
         args["args"][0]
         for args in rows.values_list("args_kwargs", flat=True)

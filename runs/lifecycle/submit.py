@@ -60,40 +60,7 @@ def plan_create(
     )
     steps: list[Step] = []
     if validated.is_valid and doc is not None:
-        tools = {t.name: t for t in Tool.objects.filter(name__in=_tool_names(validated))}
-        by_id = {s.id: s for s in doc.steps}
-        # Store steps in topological order, so position order is always a valid run order.
-        for position, key in enumerate(validated.order):
-            s = by_id[key]
-            steps.append(
-                Step(
-                    plan=plan,
-                    run=run,
-                    key=s.id,
-                    phase=Step.Phase.MAIN,
-                    position=position,
-                    tool=tools[s.action],
-                    tool_name=s.action,
-                    params=s.params,
-                    depends_on=list(s.depends_on),
-                    description=s.description,
-                    confidence=s.confidence,
-                )
-            )
-        for position, r in enumerate(doc.rollback):
-            steps.append(
-                Step(
-                    plan=plan,
-                    run=run,
-                    key=f"rollback-{position + 1}",
-                    phase=Step.Phase.ROLLBACK,
-                    position=position,
-                    tool=tools[r.action],
-                    tool_name=r.action,
-                    params=r.params,
-                    description=r.description,
-                )
-            )
+        steps = _plan_steps(plan, validated)
         Step.objects.bulk_create(steps, batch_size=500)
         run.current_plan = plan
         run.save(update_fields=["current_plan"])
@@ -116,6 +83,49 @@ def plan_create(
         ],
     )
     return plan
+
+
+def _plan_steps(plan: Plan, validated: ValidatedPlan) -> list[Step]:
+    """The step rows of a valid plan: main steps in topological order, then rollback steps."""
+    run = plan.run
+    doc = validated.document
+    assert doc is not None
+    steps: list[Step] = []
+    tools = {t.name: t for t in Tool.objects.filter(name__in=_tool_names(validated))}
+    by_id = {s.id: s for s in doc.steps}
+    # Store steps in topological order, so position order is always a valid run order.
+    for position, key in enumerate(validated.order):
+        s = by_id[key]
+        steps.append(
+            Step(
+                plan=plan,
+                run=run,
+                key=s.id,
+                phase=Step.Phase.MAIN,
+                position=position,
+                tool=tools[s.action],
+                tool_name=s.action,
+                params=s.params,
+                depends_on=list(s.depends_on),
+                description=s.description,
+                confidence=s.confidence,
+            )
+        )
+    for position, r in enumerate(doc.rollback):
+        steps.append(
+            Step(
+                plan=plan,
+                run=run,
+                key=f"rollback-{position + 1}",
+                phase=Step.Phase.ROLLBACK,
+                position=position,
+                tool=tools[r.action],
+                tool_name=r.action,
+                params=r.params,
+                description=r.description,
+            )
+        )
+    return steps
 
 
 def _tool_names(validated: ValidatedPlan) -> set[str]:
