@@ -26,7 +26,7 @@ from reviews.statemachine import (
 from runs.api import router as runs_router
 from runs.api.auth import AUTH
 from runs.api.errors import ApiError
-from runs.api.runs import _plan_field
+from runs.api.tasks import plan_field
 from runs.lifecycle.errors import RunError
 from runs.statemachine import TransitionError
 
@@ -154,7 +154,7 @@ def _review_error(request: HttpRequest, exc: ReviewError) -> HttpResponse:
     if isinstance(exc, PlanInvalid):
         fields = [
             {
-                "field": _plan_field(str(p.get("path") or "")),
+                "field": plan_field(str(p.get("path") or "")),
                 "code": str(p.get("code", "invalid")),
                 "message": str(p.get("message", "")),
             }

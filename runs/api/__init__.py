@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ninja import Router
 
-from runs.api.runs import runs_router, tasks_router
+from runs.api.runs import runs_router
+from runs.api.tasks import tasks_router
 from runs.api.tokens import tokens_router
 from runs.api.tools import tools_router
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from ninja import Schema
 
-from runs.api.schemas import storable_problem
+from runs.api.inputs import storable_problem
 from runs.planning.schema import PlanSyntaxError, parse_plan_text
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Path, Query, Router, Status
@@ -16,10 +15,10 @@ from reviews.selectors import open_escalation
 from runs import selectors
 from runs.api.auth import require
 from runs.api.errors import ERRORS, ApiError, edited_plan, field_error
-from runs.api.schemas import (
+from runs.api.inputs import MAX_ID
+from runs.api.paging import OFFSET, limit_param, offset_page
+from runs.api.schemas.runs import (
     MAX_EVENTS_PAGE,
-    MAX_ID,
-    MAX_PAGE,
     EventPageOut,
     PlanOut,
     ResumeIn,
@@ -28,29 +27,20 @@ from runs.api.schemas import (
     RunOut,
     RunPageOut,
     StepOut,
-    TaskIn,
-    storable_problem,
 )
 from runs.lifecycle import cancel
 from runs.lifecycle.errors import RunError
 from runs.lifecycle.escalations import review_resolve_escalation
-from runs.lifecycle.planning import run_submit_task
 from runs.lifecycle.retries import run_retry as retry
-from runs.lifecycle.submit import run_submit_plan
 from runs.models import Plan, Run, Step
 from runs.permissions import can_view_runs, is_operator, is_reviewer
-from runs.planning.options import PlannerOptionsError
-from runs.planning.schema import PlanSyntaxError, parse_plan_text
-from runs.planning.validation import validate_plan
-from runs.tools.registry import load_tool_specs
 
-tasks_router = Router(tags=["tasks"])
 runs_router = Router(tags=["runs"])
 
 RunId = Path(..., ge=1, le=MAX_ID, description="The run's id.")
 
 
-def _run(run_id: int, runs: QuerySet[Run] | None = None) -> Run:
+def get_run(run_id: int, runs: QuerySet[Run] | None = None) -> Run:
     run = (runs if runs is not None else selectors.run_list_with_progress()).filter(pk=run_id)
     found = run.first()
     if found is None:
@@ -58,132 +48,11 @@ def _run(run_id: int, runs: QuerySet[Run] | None = None) -> Run:
     return found
 
 
-def _plan_field(path: str) -> str:
-    return "plan" if not path else f"plan{path}" if path.startswith("[") else f"plan.{path}"
-
-
 # --------------------------------------------------------------------------- tasks
-def _task_for_planner(payload: TaskIn, options: dict[str, Any], user: Any) -> Status[Run]:
-    """A task without a plan: queued for the planner its options name (422 on a bad option)."""
-
-    if not options:
-        raise ApiError(
-            422,
-            "invalid_input",
-            "Give a plan, or planner options (at least planner) to have one made.",
-            fields=[{"field": "plan", "code": "missing", "message": "a plan or a planner"}],
-        )
-    title = payload.title.strip()
-    if not title:
-        raise ApiError(
-            422,
-            "invalid_input",
-            "A task for a planner needs a title.",
-            fields=[{"field": "title", "code": "required", "message": "Give a title."}],
-        )
-    try:
-        run = run_submit_task(
-            title=title,
-            description=payload.description,
-            submitted_by=user,
-            max_parallel=payload.max_parallel,
-            budgets=payload.budgets(),
-            **options,
-        )
-    except PlannerOptionsError as exc:
-        raise ApiError(
-            422,
-            "invalid_planner_options",
-            str(exc),
-            fields=[{"field": exc.field or "planner", "code": "invalid", "message": str(exc)}],
-        ) from exc
-    return Status(201, _run(run.pk, _detail_runs()))
-
-
-@tasks_router.post(
-    "", response={201: RunOut, **ERRORS}, summary="Submit a task with a plan, or for a planner"
-)
-def task_create(request: HttpRequest, payload: TaskIn) -> Status[Run]:
-    """Create a task and its run from a hand-written plan; a plan with problems creates nothing.
-
-    An invalid plan is answered 422 with every problem and its path, like the
-    dashboard's form; a valid one is queued to execute at once.
-    """
-    user = require(request, is_operator, "submit tasks")
-    options = payload.planner_options()
-    if payload.plan is None:
-        return _task_for_planner(payload, options, user)
-    if options:
-        raise ApiError(
-            422,
-            "invalid_input",
-            "A hand-written plan takes no planner options; leave out the plan to have one made.",
-            fields=[
-                {"field": name, "code": "not_with_plan", "message": "not used with a plan"}
-                for name in options
-            ],
-        )
-    document: Any = payload.plan
-    if isinstance(document, str):
-        try:
-            document = parse_plan_text(document)
-        except PlanSyntaxError as exc:
-            raise ApiError(
-                422,
-                "plan_syntax",
-                f"The plan is not valid YAML or JSON: {exc}",
-                fields=[{"field": "plan", "code": "syntax", "message": str(exc)}],
-            ) from exc
-        problem = storable_problem(document)
-        if problem:
-            raise ApiError(
-                422,
-                "plan_syntax",
-                f"The plan holds a value that cannot be stored: {problem}",
-                fields=[{"field": "plan", "code": "syntax", "message": problem}],
-            )
-    title = payload.title.strip()
-    if not title:
-        goal = document.get("goal") if isinstance(document, dict) else None
-        title = goal.strip()[:200] if isinstance(goal, str) else ""
-    validated = validate_plan(
-        document, tools=load_tool_specs(), max_steps=settings.PLANNERWEB_MAX_PLAN_STEPS
-    )
-    problems = [
-        {"field": _plan_field(p.path), "code": p.code, "message": p.message}
-        for p in validated.problems
-    ]
-    if not title:
-        problems.insert(
-            0,
-            {
-                "field": "title",
-                "code": "required",
-                "message": "Give a title (the plan has no goal).",
-            },
-        )
-    if problems or not validated.is_valid:
-        count = len(problems)
-        raise ApiError(
-            422,
-            "invalid_plan",
-            f"The task has {count} problem{'s' * (count != 1)}; nothing was created.",
-            fields=problems,
-        )
-    run = run_submit_plan(
-        title=title,
-        description=payload.description,
-        document=document,
-        submitted_by=user,
-        max_parallel=payload.max_parallel,
-        validated=validated,
-        budgets=payload.budgets(),
-    )
-    return Status(201, _run(run.pk, _detail_runs()))
 
 
 # --------------------------------------------------------------------------- runs
-def _detail_runs() -> QuerySet[Run]:
+def detail_runs() -> QuerySet[Run]:
     return selectors.run_list_with_progress().select_related("cancel_requested_by")
 
 
@@ -191,8 +60,8 @@ def _detail_runs() -> QuerySet[Run]:
 def run_list(
     request: HttpRequest,
     filters: Query[RunFilters],
-    limit: int = Query(50, ge=1, le=MAX_PAGE),
-    offset: int = Query(0, ge=0, le=10**9),
+    limit: int = limit_param(50),
+    offset: int = OFFSET,
 ) -> dict[str, Any]:
     """Runs newest first, filtered, a page at a time; two queries whatever the page size."""
     require(request, can_view_runs, "see runs")
@@ -203,18 +72,15 @@ def run_list(
         created_before=filters.created_before,
         text=filters.q,
     )
-    return {
-        "items": selectors.run_page(runs, offset, limit),
-        "total": runs.count(),
-        "limit": limit,
-        "offset": offset,
-    }
+    return offset_page(
+        runs, limit=limit, offset=offset, items=selectors.run_page(runs, offset, limit)
+    )
 
 
 @runs_router.get("/{run_id}", response={200: RunOut, **ERRORS}, summary="One run")
 def run_detail(request: HttpRequest, run_id: int = RunId) -> Run:
     require(request, can_view_runs, "see runs")
-    return _run(run_id, _detail_runs())
+    return get_run(run_id, detail_runs())
 
 
 @runs_router.get(
@@ -280,7 +146,7 @@ def run_cancel(request: HttpRequest, run_id: int = RunId) -> Run:
         raise ApiError(404, "not_found", f"There is no run {run_id}.") from None
     except RunError as exc:
         raise ApiError(409, "run_finished", str(exc)) from exc
-    return _run(run_id, _detail_runs())
+    return get_run(run_id, detail_runs())
 
 
 @runs_router.post(
@@ -315,7 +181,7 @@ def run_resume(request: HttpRequest, payload: ResumeIn, run_id: int = RunId) -> 
         checklist=payload.checklist,
         document=edited_plan(payload.plan) if payload.action == "edit" else None,
     )
-    return _run(run_id, _detail_runs())
+    return get_run(run_id, detail_runs())
 
 
 @runs_router.post(
@@ -333,7 +199,7 @@ def run_retry(request: HttpRequest, payload: RetryIn, run_id: int = RunId) -> St
         raise ApiError(404, "not_found", f"There is no run {run_id}.") from None
     except RunError as exc:
         raise ApiError(409, "not_retryable", str(exc)) from exc
-    return Status(201, _run(new.pk, _detail_runs()))
+    return Status(201, get_run(new.pk, detail_runs()))
 
 
 def _exists(run_id: int) -> None:

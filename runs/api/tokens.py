@@ -13,7 +13,8 @@ from ninja import Path, Router, Status
 
 from runs.api.auth import require, via_token
 from runs.api.errors import ERRORS, ApiError
-from runs.api.schemas import MAX_ID, NewTokenOut, TokenIn, TokenOut
+from runs.api.inputs import MAX_ID
+from runs.api.schemas.tokens import NewTokenOut, TokenIn, TokenOut
 from runs.models import ApiToken
 from runs.permissions import can_view_runs
 from runs.tokens import TokenError, api_token_create, api_token_revoke, api_tokens_of

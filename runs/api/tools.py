@@ -13,7 +13,7 @@ from ninja import Path, Router, Status
 
 from runs.api.auth import require
 from runs.api.errors import ERRORS, ApiError
-from runs.api.schemas import ToolIn, ToolOut, ToolPatchIn, ToolsImportIn, ToolsImportOut
+from runs.api.schemas.tools import ToolIn, ToolOut, ToolPatchIn, ToolsImportIn, ToolsImportOut
 from runs.models import Tool
 from runs.permissions import can_view_runs, is_admin
 from runs.tools import services as registry

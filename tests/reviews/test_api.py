@@ -359,7 +359,7 @@ def test_the_audit_csv_is_the_same_trail_oldest_first(held: ReviewItem, reviewer
 def test_the_status_filter_offers_every_item_status() -> None:
     from typing import get_args
 
-    from reviews.api.schemas import QueueFiltersIn
+    from reviews.api.schemas.queue import QueueFiltersIn
     from reviews.models import ReviewStatus
 
     offered = set(get_args(QueueFiltersIn.model_fields["status"].annotation))

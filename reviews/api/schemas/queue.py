@@ -8,8 +8,9 @@ from typing import Any, Literal
 from django.utils import timezone
 from ninja import Field, Schema
 
-from reviews.models import AuditEntry, ReviewItem, ReviewKind, ReviewStatus
-from runs.api.schemas import DecisionIn, In
+from reviews.models import ReviewItem, ReviewKind, ReviewStatus
+from runs.api.inputs import DecisionIn, In
+from runs.api.paging import PageOut
 
 Age = Literal["1h", "24h", "7d"]
 
@@ -115,11 +116,8 @@ class ReviewItemDetailOut(ReviewItemOut):
         return item.plan.document if item.plan is not None else None
 
 
-class ReviewPageOut(Schema):
+class ReviewPageOut(PageOut):
     items: list[ReviewItemOut]
-    total: int = Field(description="Items matching the filters, across every page.")
-    limit: int
-    offset: int
 
 
 class AssignIn(In):
@@ -132,44 +130,3 @@ class DecideIn(DecisionIn):
     """A decision on a plan approval or a step gate."""
 
     decision: Literal["approve", "reject", "edit"]
-
-
-class AuditFiltersIn(In):
-    run: int | None = Field(None, ge=1, le=2**63 - 1, description="Entries about this run.")
-    item: int | None = Field(None, ge=1, le=2**63 - 1, description="Entries about this item.")
-    actor: str | None = Field(None, max_length=150, description="Username (or `system`).")
-
-
-class AuditEntryOut(Schema):
-    seq: int
-    created_at: datetime
-    actor: str
-    action: str
-    object_type: str
-    object_id: str
-    run: int | None
-    item: int | None
-    before: Any
-    after: Any
-    reason: str
-    hash: str
-    prev_hash: str
-
-    @staticmethod
-    def resolve_actor(entry: AuditEntry) -> str:
-        return entry.actor_name
-
-    @staticmethod
-    def resolve_run(entry: AuditEntry) -> int | None:
-        return entry.run_id
-
-    @staticmethod
-    def resolve_item(entry: AuditEntry) -> int | None:
-        return entry.item_id
-
-
-class AuditPageOut(Schema):
-    items: list[AuditEntryOut]
-    total: int
-    limit: int
-    offset: int

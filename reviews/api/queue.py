@@ -1,0 +1,143 @@
+"""The reviews app's API: the review queue (list, detail, claim, assign, decide) and the audit trail.
+
+Every endpoint is for reviewers (staff included). Domain errors of the services
+(``reviews.statemachine``) are mapped once in ``plannerweb/api.py``: already
+decided 409, invalid plan or unticked checklist 422, not allowed / four eyes 403.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.http import HttpRequest
+from ninja import Path, Query, Router
+
+from reviews import decisions, selectors
+from reviews.api.schemas.queue import (
+    AssignIn,
+    DecideIn,
+    QueueFiltersIn,
+    ReviewItemDetailOut,
+    ReviewPageOut,
+)
+from reviews.models import ReviewItem
+from reviews.selectors import QueueFilters
+from runs.api.auth import require
+from runs.api.errors import ERRORS, ApiError, edited_plan, field_error
+from runs.api.inputs import MAX_ID
+from runs.api.paging import OFFSET, limit_param, offset_page
+from runs.lifecycle.reviews import review_approve, review_edit, review_reject
+from runs.permissions import is_reviewer
+
+router = Router(tags=["reviews"])
+
+ItemId = Path(..., ge=1, le=MAX_ID, description="The review item's id.")
+
+
+def _reviewer(request: HttpRequest) -> Any:
+    return require(request, is_reviewer, "review")
+
+
+def _item(item_id: int) -> ReviewItem:
+    try:
+        return selectors.review_item(item_id)
+    except ReviewItem.DoesNotExist:
+        raise ApiError(404, "not_found", f"There is no review item {item_id}.") from None
+
+
+def _exists(item_id: int) -> None:
+    if not ReviewItem.objects.filter(pk=item_id).exists():
+        raise ApiError(404, "not_found", f"There is no review item {item_id}.")
+
+
+# --------------------------------------------------------------------------- queue
+@router.get("", response={200: ReviewPageOut, **ERRORS}, summary="The review queue")
+def review_list(
+    request: HttpRequest,
+    filters: Query[QueueFiltersIn],
+    limit: int = limit_param(50),
+    offset: int = OFFSET,
+) -> dict[str, Any]:
+    """Items overdue first, then by due time; the queue page's filters (open items by default)."""
+    user = _reviewer(request)
+    parsed = QueueFilters(
+        kind=filters.kind or "",
+        status=filters.status,
+        age=filters.age or "",
+        run=filters.run,
+        assignee=filters.assignee or "",
+        overdue=filters.overdue,
+    )
+    items = selectors.review_queue(parsed, user=user).select_related("result_plan")
+    return offset_page(items, limit=limit, offset=offset)
+
+
+@router.get("/{item_id}", response={200: ReviewItemDetailOut, **ERRORS}, summary="One item")
+def review_detail(request: HttpRequest, item_id: int = ItemId) -> ReviewItem:
+    """An item with its checklist, approvals so far, context and the plan under review."""
+    _reviewer(request)
+    return _item(item_id)
+
+
+@router.post("/{item_id}/claim", response={200: ReviewItemDetailOut, **ERRORS}, summary="Claim")
+def review_claim(request: HttpRequest, item_id: int = ItemId) -> ReviewItem:
+    """Make an open item yours; an item claimed by someone else is 403 (ask them, or reassign)."""
+    user = _reviewer(request)
+    _exists(item_id)
+    decisions.review_claim(item_id=item_id, user=user)
+    return _item(item_id)
+
+
+@router.post("/{item_id}/assign", response={200: ReviewItemDetailOut, **ERRORS}, summary="Assign")
+def review_assign(request: HttpRequest, payload: AssignIn, item_id: int = ItemId) -> ReviewItem:
+    """Give an open item to a reviewer (or to nobody with ``null``)."""
+    user = _reviewer(request)
+    _exists(item_id)
+    assignee = None
+    if payload.assignee:
+        assignee = get_user_model().objects.filter(username=payload.assignee).first()
+        if assignee is None:
+            raise ApiError(
+                422,
+                "invalid_input",
+                f"There is no user {payload.assignee[:40]!r}.",
+                fields=[{"field": "assignee", "code": "unknown", "message": "No such user."}],
+            )
+    decisions.review_assign(item_id=item_id, user=user, assignee=assignee)
+    return _item(item_id)
+
+
+@router.post("/{item_id}/decide", response={200: ReviewItemDetailOut, **ERRORS}, summary="Decide")
+def review_decide(request: HttpRequest, payload: DecideIn, item_id: int = ItemId) -> ReviewItem:
+    """Approve, reject (with a reason) or edit (with a new plan) an item, ticking its checklist.
+
+    An edit is validated against today's tool registry: problems are answered 422
+    with their paths and nothing is saved; a valid edit becomes the run's next plan
+    version and the run continues with it. A quorum item stays open until enough
+    reviewers approved (``approvals`` says who did).
+    """
+    user = _reviewer(request)
+    _exists(item_id)
+    if payload.decision != "edit" and payload.plan is not None:
+        raise field_error("plan", "unexpected", "Send a plan only with the `edit` decision.")
+    if payload.decision == "approve":
+        review_approve(
+            item_id=item_id, user=user, checklist=payload.checklist, reason=payload.reason.strip()
+        )
+    elif payload.decision == "reject":
+        if not payload.reason.strip():
+            raise field_error("reason", "required", "Give a reason for the rejection.")
+        review_reject(item_id=item_id, user=user, reason=payload.reason.strip())
+    else:
+        review_edit(
+            item_id=item_id,
+            user=user,
+            document=edited_plan(payload.plan),
+            checklist=payload.checklist,
+            reason=payload.reason.strip(),
+        )
+    return _item(item_id)
+
+
+# --------------------------------------------------------------------------- audit

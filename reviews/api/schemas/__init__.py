@@ -1,0 +1,1 @@
+"""In/Out schemas of the reviews API, one module per resource."""

@@ -1,0 +1,1 @@
+"""In/Out schemas of the runs API, one module per resource."""

@@ -1,0 +1,190 @@
+"""In/Out schemas of the runs API: tasks, runs, plans, steps, events, tools and tokens.
+
+Inputs (``*In``) say what a client may send; outputs (``*Out``) list every field
+explicitly, so a new model field never leaks into the API by accident.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from ninja import Field, ModelSchema, Schema
+from pydantic import field_validator
+
+from runs.api.inputs import DecisionIn, In
+from runs.api.paging import PageOut
+from runs.models import Plan, Run, RunStatus, Step, TranscriptEvent
+
+MAX_EVENTS_PAGE = 1000
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+# --------------------------------------------------------------------------- runs
+class RunFilters(In):
+    """Query filters of the run list; each one given narrows the list."""
+
+    status: list[RunStatus] | None = Field(
+        None, description="One or more statuses (repeat the parameter)."
+    )
+    submitter: str | None = Field(None, max_length=150, description="Username of the submitter.")
+    created_after: datetime | None = Field(None, description="Created at or after (ISO 8601).")
+    created_before: datetime | None = Field(None, description="Created before (ISO 8601).")
+    q: str | None = Field(None, max_length=200, description="Text in the task title.")
+
+    @field_validator("created_after", "created_before", mode="before")
+    @classmethod
+    def _not_a_number(cls, value: Any) -> Any:
+        """ISO 8601 only, as documented: pydantic would read ``1020790`` as a Unix time."""
+        text = str(value).strip() if isinstance(value, str | int | float) else ""
+        if text and text.lstrip("+-").replace(".", "", 1).isdigit():
+            raise ValueError("give an ISO 8601 date or date-time, not a number")
+        return value
+
+    @field_validator("created_after", "created_before")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        """In UTC (naive means UTC): databases refuse offsets such as -21:42."""
+        if value is None:
+            return None
+        try:
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("date out of range") from None
+
+
+class RunSummaryOut(Schema):
+    id: int
+    status: RunStatus
+    task_id: int
+    title: str
+    submitted_by: str | None
+    plan_version: int | None = Field(description="Version of the plan the run executes.")
+    steps_total: int = Field(description="Main steps of the current plan.")
+    steps_succeeded: int
+    stop_reason: str
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @staticmethod
+    def resolve_title(run: Run) -> str:
+        return run.task.title
+
+    @staticmethod
+    def resolve_submitted_by(run: Run) -> str | None:
+        user = run.task.submitted_by
+        return user.get_username() if user is not None else None
+
+    @staticmethod
+    def resolve_plan_version(run: Run) -> int | None:
+        return run.current_plan.version if run.current_plan is not None else None
+
+    @staticmethod
+    def resolve_cancel_requested(run: Run) -> bool:
+        return run.cancel_requested_at is not None
+
+
+class RunOut(RunSummaryOut):
+    description: str
+    max_parallel: int
+    cancel_requested_at: datetime | None
+    cancel_requested_by: str | None
+
+    @staticmethod
+    def resolve_description(run: Run) -> str:
+        return run.task.description
+
+    @staticmethod
+    def resolve_cancel_requested_by(run: Run) -> str | None:
+        user = run.cancel_requested_by
+        return user.get_username() if user is not None else None
+
+
+class RunPageOut(PageOut):
+    items: list[RunSummaryOut]
+
+
+class PlanProblemOut(Schema):
+    path: str
+    code: str
+    message: str
+
+
+class PlanOut(ModelSchema):
+    created_by: str | None
+    errors: list[PlanProblemOut]
+    document: Any = Field(description="The plan as submitted (after YAML/JSON parsing).")
+    rollback: list[Any]
+
+    class Meta:
+        model = Plan
+        fields = ["id", "version", "parent", "source", "goal", "is_valid", "created_at"]
+
+    @staticmethod
+    def resolve_created_by(plan: Plan) -> str | None:
+        return plan.created_by.get_username() if plan.created_by is not None else None
+
+
+class StepOut(ModelSchema):
+    depends_on: list[str]
+    params: dict[str, Any]
+    result: Any
+
+    class Meta:
+        model = Step
+        fields = [
+            "id",
+            "key",
+            "phase",
+            "position",
+            "tool_name",
+            "description",
+            "confidence",
+            "status",
+            "attempts",
+            "error",
+            "started_at",
+            "finished_at",
+        ]
+
+
+class EventOut(ModelSchema):
+    payload: dict[str, Any]
+
+    class Meta:
+        model = TranscriptEvent
+        fields = ["seq", "role", "kind", "created_at"]
+
+
+class EventPageOut(Schema):
+    run_status: RunStatus = Field(description="Stop following once this is a final status.")
+    items: list[EventOut]
+    next_after: int = Field(description="Pass as ?after= to get the events that follow.")
+    has_more: bool = Field(description="More events exist already; ask again at once.")
+
+
+# --------------------------------------------------------------------------- tools
+
+
+# --------------------------------------------------------------------------- tokens
+
+
+class RetryIn(In):
+    """Which failed step a retry starts from."""
+
+    step: str = Field(..., min_length=1, max_length=100, description="A failed step's id.")
+
+
+class ResumeIn(DecisionIn):
+    """A reviewer's action on an escalated run (what its open escalation item decides)."""
+
+    action: Literal["retry", "skip", "edit", "rollback", "abort"] = Field(
+        description=(
+            "retry the stuck step (attempts kept), skip it (and what needs it), edit the plan "
+            "and resume (finished steps carried over), roll back, or abort (needs a reason)."
+        )
+    )

@@ -1,0 +1,94 @@
+"""In/Out schemas of the tasks resource: submitting a hand-written plan or a task for a planner."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from ninja import Field
+from pydantic import ConfigDict
+
+from runs.api.inputs import In
+from runs.execution.budgets import BUDGET_FIELDS, budget_overrides
+
+
+class TaskIn(In):
+    """A task: with a hand-written ``plan``, or without one and with planner options to be planned."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "title": "Look at the schema",
+                    "plan": {
+                        "goal": "Read the schema",
+                        "steps": [
+                            {"id": "read", "action": "read_schema", "params": {"db": "prod.db"}}
+                        ],
+                    },
+                },
+                {
+                    "title": "Back up the database, then migrate it",
+                    "planner": "openai",
+                    "mode": "iterative",
+                    "max_steps": 6,
+                },
+            ]
+        }
+    )
+
+    title: str = Field(
+        "", max_length=200, description="Defaults to the plan's goal when left empty."
+    )
+    description: str = Field("", max_length=10_000)
+    max_parallel: int | None = Field(
+        None, ge=1, le=256, description="How many independent steps may run at the same time."
+    )
+    plan: str | dict[str, Any] | list[Any] | None = Field(
+        None,
+        description=(
+            "The plan: YAML or JSON text, or the JSON document itself "
+            "({goal, steps: [{id, action, params, depends_on}], rollback}). "
+            "Leave it out and give planner options to have a planner make it."
+        ),
+    )
+    # Planner options (a task without a plan); each one left out takes the deployment's setting.
+    planner: str | None = Field(
+        None,
+        max_length=30,
+        description="openai, anthropic, compatible, chain or playbook.",
+        json_schema_extra={"enum": ["openai", "anthropic", "compatible", "chain", "playbook"]},
+    )
+    model: str | None = Field(None, max_length=100, description="Empty: the provider's default.")
+    mode: str | None = Field(
+        None,
+        max_length=10,
+        description="auto (upfront or direct), upfront, iterative (one model call per step), direct.",
+        json_schema_extra={"enum": ["auto", "upfront", "iterative", "direct"]},
+    )
+    temperature: float | None = Field(None, ge=0, le=2)
+    max_tokens: int | None = Field(None, ge=1, le=200_000)
+    max_replans: int | None = Field(None, ge=0, le=20)
+    max_steps: int | None = Field(None, ge=1, le=100, description="Iterative mode: the most steps.")
+    # Supervisor budgets for this task; each left out takes the deployment's default.
+    budget_max_steps: int | None = Field(None, ge=1, le=1_000_000)
+    budget_max_tokens: int | None = Field(None, ge=1, le=2_000_000_000)
+    budget_max_cost: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
+    budget_max_wall_seconds: int | None = Field(None, ge=1, le=2_000_000_000)
+
+    def budgets(self) -> dict[str, Any]:
+        """The budget overrides given."""
+        return budget_overrides(self.model_dump(include=set(BUDGET_FIELDS)))
+
+    def planner_options(self) -> dict[str, Any]:
+        """The planner options given (those left out are absent)."""
+        names = (
+            "planner",
+            "model",
+            "mode",
+            "temperature",
+            "max_tokens",
+            "max_replans",
+            "max_steps",
+        )
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}

@@ -1,0 +1,100 @@
+"""In/Out schemas of the tool registry resource."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ninja import Field, Schema
+from pydantic import ConfigDict
+
+from runs.api.inputs import In
+
+
+class ToolIn(In):
+    """A whole tool; ``config`` depends on ``kind`` (see runs/tools/kinds/<kind>.py)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "hello",
+                    "kind": "python",
+                    "config": {"callable": "runs.tools.builtin.echo"},
+                    "parameters_schema": {
+                        "type": "object",
+                        "properties": {"who": {"type": "string"}},
+                    },
+                }
+            ]
+        }
+    )
+
+    name: str = Field(max_length=100, pattern=r"^[-a-zA-Z0-9_]+$")
+    description: str = Field("", max_length=10_000)
+    kind: str = Field(description="shell, http or python")
+    config: dict[str, Any] = Field(default_factory=dict)
+    parameters_schema: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "object"},
+        description='A JSON Schema with "type": "object".',
+    )
+    timeout_seconds: float = Field(60.0, gt=0, le=86_400)
+    max_retries: int = Field(2, ge=0, le=100)
+    sensitive: bool = False
+    idempotent: bool = False
+    enabled: bool = True
+
+
+class ToolPatchIn(In):
+    """Some fields of a tool; those left out keep their value."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"enabled": False}]})
+
+    name: str | None = Field(None, max_length=100, pattern=r"^[-a-zA-Z0-9_]+$")
+    description: str | None = Field(None, max_length=10_000)
+    kind: str | None = None
+    config: dict[str, Any] | None = None
+    parameters_schema: dict[str, Any] | None = None
+    timeout_seconds: float | None = Field(None, gt=0, le=86_400)
+    max_retries: int | None = Field(None, ge=0, le=100)
+    sensitive: bool | None = None
+    idempotent: bool | None = None
+    enabled: bool | None = None
+
+
+class ToolOut(Schema):
+    name: str
+    description: str
+    kind: str
+    parameters_schema: dict[str, Any]
+    timeout_seconds: float
+    max_retries: int
+    sensitive: bool
+    idempotent: bool
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+    config: dict[str, Any] | None = Field(
+        None, description="Only shown to staff: it may hold URLs and headers."
+    )
+
+
+class ToolsImportIn(In):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "text": "tools:\n  - name: hello\n    script:\n      python: runs.tools.builtin.echo\n"
+                }
+            ]
+        }
+    )
+    text: str = Field(max_length=2_000_000, description="A tools.yaml file's content.")
+    replace: bool = Field(False, description="Also disable every enabled tool the file omits.")
+
+
+class ToolsImportOut(Schema):
+    created: list[str]
+    updated: list[str]
+    unchanged: list[str]
+    disabled: list[str]

@@ -1,0 +1,151 @@
+"""API endpoints for tasks: submit a hand-written plan, or a task for a planner."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+from ninja import Router, Status
+
+from runs.api.auth import require
+from runs.api.errors import ERRORS, ApiError
+from runs.api.inputs import storable_problem
+from runs.api.runs import detail_runs, get_run
+from runs.api.schemas.runs import (
+    RunOut,
+)
+from runs.api.schemas.tasks import TaskIn
+from runs.lifecycle.planning import run_submit_task
+from runs.lifecycle.submit import run_submit_plan
+from runs.models import Run
+from runs.permissions import is_operator
+from runs.planning.options import PlannerOptionsError
+from runs.planning.schema import PlanSyntaxError, parse_plan_text
+from runs.planning.validation import validate_plan
+from runs.tools.registry import load_tool_specs
+
+tasks_router = Router(tags=["tasks"])
+
+
+def plan_field(path: str) -> str:
+    return "plan" if not path else f"plan{path}" if path.startswith("[") else f"plan.{path}"
+
+
+def _task_for_planner(payload: TaskIn, options: dict[str, Any], user: Any) -> Status[Run]:
+    """A task without a plan: queued for the planner its options name (422 on a bad option)."""
+
+    if not options:
+        raise ApiError(
+            422,
+            "invalid_input",
+            "Give a plan, or planner options (at least planner) to have one made.",
+            fields=[{"field": "plan", "code": "missing", "message": "a plan or a planner"}],
+        )
+    title = payload.title.strip()
+    if not title:
+        raise ApiError(
+            422,
+            "invalid_input",
+            "A task for a planner needs a title.",
+            fields=[{"field": "title", "code": "required", "message": "Give a title."}],
+        )
+    try:
+        run = run_submit_task(
+            title=title,
+            description=payload.description,
+            submitted_by=user,
+            max_parallel=payload.max_parallel,
+            budgets=payload.budgets(),
+            **options,
+        )
+    except PlannerOptionsError as exc:
+        raise ApiError(
+            422,
+            "invalid_planner_options",
+            str(exc),
+            fields=[{"field": exc.field or "planner", "code": "invalid", "message": str(exc)}],
+        ) from exc
+    return Status(201, get_run(run.pk, detail_runs()))
+
+
+@tasks_router.post(
+    "", response={201: RunOut, **ERRORS}, summary="Submit a task with a plan, or for a planner"
+)
+def task_create(request: HttpRequest, payload: TaskIn) -> Status[Run]:
+    """Create a task and its run from a hand-written plan; a plan with problems creates nothing.
+
+    An invalid plan is answered 422 with every problem and its path, like the
+    dashboard's form; a valid one is queued to execute at once.
+    """
+    user = require(request, is_operator, "submit tasks")
+    options = payload.planner_options()
+    if payload.plan is None:
+        return _task_for_planner(payload, options, user)
+    if options:
+        raise ApiError(
+            422,
+            "invalid_input",
+            "A hand-written plan takes no planner options; leave out the plan to have one made.",
+            fields=[
+                {"field": name, "code": "not_with_plan", "message": "not used with a plan"}
+                for name in options
+            ],
+        )
+    document: Any = payload.plan
+    if isinstance(document, str):
+        try:
+            document = parse_plan_text(document)
+        except PlanSyntaxError as exc:
+            raise ApiError(
+                422,
+                "plan_syntax",
+                f"The plan is not valid YAML or JSON: {exc}",
+                fields=[{"field": "plan", "code": "syntax", "message": str(exc)}],
+            ) from exc
+        problem = storable_problem(document)
+        if problem:
+            raise ApiError(
+                422,
+                "plan_syntax",
+                f"The plan holds a value that cannot be stored: {problem}",
+                fields=[{"field": "plan", "code": "syntax", "message": problem}],
+            )
+    title = payload.title.strip()
+    if not title:
+        goal = document.get("goal") if isinstance(document, dict) else None
+        title = goal.strip()[:200] if isinstance(goal, str) else ""
+    validated = validate_plan(
+        document, tools=load_tool_specs(), max_steps=settings.PLANNERWEB_MAX_PLAN_STEPS
+    )
+    problems = [
+        {"field": plan_field(p.path), "code": p.code, "message": p.message}
+        for p in validated.problems
+    ]
+    if not title:
+        problems.insert(
+            0,
+            {
+                "field": "title",
+                "code": "required",
+                "message": "Give a title (the plan has no goal).",
+            },
+        )
+    if problems or not validated.is_valid:
+        count = len(problems)
+        raise ApiError(
+            422,
+            "invalid_plan",
+            f"The task has {count} problem{'s' * (count != 1)}; nothing was created.",
+            fields=problems,
+        )
+    run = run_submit_plan(
+        title=title,
+        description=payload.description,
+        document=document,
+        submitted_by=user,
+        max_parallel=payload.max_parallel,
+        validated=validated,
+        budgets=payload.budgets(),
+    )
+    return Status(201, get_run(run.pk, detail_runs()))
