@@ -1,4 +1,4 @@
-"""Reads for the review pages, the CLI and (later) the API: the queue, an item's plan, the audit log."""
+"""Reads for the review pages, the CLI and the API: the queue, an item's plan, the audit log."""
 
 from __future__ import annotations
 

@@ -60,8 +60,8 @@ def _empty_str_if_none(value: Any) -> Any:
 
 StepId = Annotated[str, Field(pattern=STEP_ID_PATTERN)]
 # A dependency is checked against the plan's ids instead (validation names a malformed
-# one): matching the pattern again for every edge was a fifth of the shape check of a
-# 1000-step plan whose steps have 8 dependencies each. The schema still shows it.
+# one): matching the pattern again for every edge would be a fifth of the shape check
+# of a 1000-step plan whose steps have 8 dependencies each. The schema still shows it.
 DependencyId = Annotated[str, WithJsonSchema({"type": "string", "pattern": STEP_ID_PATTERN})]
 Params = Annotated[dict[str, Any], BeforeValidator(_empty_dict_if_none)]
 Description = Annotated[str, BeforeValidator(_empty_str_if_none)]

@@ -2,10 +2,10 @@
 
 ``{{ rows|step_rows }}``, ``{{ events|transcript_rows }}``, ``{{ graph|graph_edges }}``
 and ``{{ graph_nodes|graph_nodes }}`` build in Python what a ``{% for %}`` over
-template markup built before: a run of 500 steps and 300 transcript rows spent
-~80 ms in the template engine (about twenty variable lookups, filters and escapes
-a row), a 300-step graph another ~60 ms, and the page's p95 was over its 100 ms
-target (bench/pages.py). The markup is the same, the one ``static/runs/run.js``
+template markup would: for a run of 500 steps and 300 transcript rows, that loop
+costs ~80 ms in the template engine (about twenty variable lookups, filters and
+escapes a row), a 300-step graph another ~60 ms, which would put the page's p95
+over its 100 ms target (bench/pages.py). The markup is the same, the one ``static/runs/run.js``
 reads and updates in place (``data-step-*``, ``data-node-step-id``, ``.mark``,
 ``.label``), and every value is escaped as the template would escape it.
 """
