@@ -39,8 +39,12 @@ from django.db import transaction
 
 from runs.evaluation.checks import validate_checks
 from runs.models import Tool
+from runs.tools.kinds.http import yaml as http_yaml
+from runs.tools.kinds.python import yaml as python_yaml
+from runs.tools.kinds.shell import yaml as shell_yaml
 from runs.tools.registry import validate_parameters_schema, validate_tool_config
 from runs.tools.services import tool_audit, tool_snapshot
+from runs.tools.yaml_style import Flow, FlowMap
 
 TYPES = ("string", "integer", "number", "boolean", "array", "object")
 # Per-parameter JSON Schema keywords a file may use, besides name / type / required.
@@ -70,8 +74,9 @@ _TOOL_KEYS = (
     "enabled",
     "checks",
 )
-SCRIPT_KINDS = ("argv", "shell", "http", "python")
-_SHELL_EXTRAS = {"cwd", "env", "output"}
+# Each kind maps its own ``script:`` keys (runs/tools/kinds/<kind>/yaml.py).
+_SCRIPTS = {"shell": shell_yaml, "http": http_yaml, "python": python_yaml}
+SCRIPT_KINDS = tuple(key for mapping in _SCRIPTS.values() for key in mapping.SCRIPT_KEYS)
 _TOOL_NAME = re.compile(r"^[-a-zA-Z0-9_]+$")
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MAX_RETRIES = 32767
@@ -276,7 +281,7 @@ def _canonical_schema(properties: dict[str, Any], required: list[str]) -> dict[s
 
 
 def _script_of(script: Any, path: str, problems: list[str]) -> tuple[str | None, dict[str, Any]]:
-    """``(kind, config)`` from a ``script:`` mapping."""
+    """``(kind, config)`` from a ``script:`` mapping; each kind reads its own keys."""
     if not isinstance(script, dict):
         problems.append(f"{path}: required, a mapping with one of {', '.join(SCRIPT_KINDS)}")
         return None, {}
@@ -288,25 +293,14 @@ def _script_of(script: Any, path: str, problems: list[str]) -> tuple[str | None,
         problems.append(f"{path}: has more than one script kind ({', '.join(present)}); pick one")
         return None, {}
     (key,) = present
-    if key in ("argv", "shell"):
-        unknown = set(script) - {key} - _SHELL_EXTRAS
-        problems.extend(f"{path}: unknown key {k!r}" for k in sorted(unknown))
-        return ("shell", dict(script)) if not unknown else (None, {})
-    if extra := sorted(set(script) - {key}):
-        problems.append(f"{path}: {key} takes no sibling keys ({', '.join(extra)})")
-        return None, {}
-    value = script[key]
-    if key == "http":
-        if not isinstance(value, dict):
-            problems.append(f"{path}.http: must be a mapping (method, url, headers, body, output)")
-            return None, {}
-        return "http", dict(value)
-    if isinstance(value, str):
-        return "python", {"callable": value}
-    if isinstance(value, dict):
-        return "python", dict(value)
-    problems.append(f"{path}.python: must be a dotted path like 'package.module.function'")
-    return None, {}
+    kind, mapping = next((k, m) for k, m in _SCRIPTS.items() if key in m.SCRIPT_KEYS)
+    others = sorted(set(script) - {key} - mapping.SCRIPT_EXTRAS)
+    if others and mapping.SCRIPT_EXTRAS:
+        problems.extend(f"{path}: unknown key {k!r}" for k in others)
+    elif others:
+        problems.append(f"{path}: {key} takes no sibling keys ({', '.join(others)})")
+    config = None if others else mapping.config_from_script(script, key, path, problems)
+    return (kind, config) if config is not None else (None, {})
 
 
 # --------------------------------------------------------------------------- import
@@ -354,14 +348,6 @@ WHY = "tools.yaml import"
 
 
 # --------------------------------------------------------------------------- export
-class _Flow(list):  # type: ignore[type-arg]
-    """A list written inline: ``[a, b]``."""
-
-
-class _FlowMap(dict):  # type: ignore[type-arg]
-    """A mapping written inline: ``{name: db, type: string}``."""
-
-
 class _Dumper(yaml.SafeDumper):
     pass
 
@@ -373,10 +359,10 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
 
 _Dumper.add_representer(str, _str)
 _Dumper.add_representer(
-    _Flow, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True)
+    Flow, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True)
 )
 _Dumper.add_representer(
-    _FlowMap, lambda d, v: d.represent_mapping("tag:yaml.org,2002:map", v, flow_style=True)
+    FlowMap, lambda d, v: d.represent_mapping("tag:yaml.org,2002:map", v, flow_style=True)
 )
 
 
@@ -412,7 +398,7 @@ def tools_to_yaml(tools: Iterable[Tool]) -> str:
     )
 
 
-def _params_of(schema: Any) -> list[_FlowMap] | None:
+def _params_of(schema: Any) -> list[FlowMap] | None:
     """The schema as a parameter list, or None when a list would not reproduce it exactly."""
     if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
         return None
@@ -428,7 +414,7 @@ def _params_of(schema: Any) -> list[_FlowMap] | None:
             or not _PARAM_NAME.match(name)
         ):
             return None
-        param = _FlowMap(name=name, type=prop["type"])
+        param = FlowMap(name=name, type=prop["type"])
         if name in required:
             param["required"] = True
         param.update((k, prop[k]) for k in PARAM_KEYWORDS if k in prop)
@@ -441,11 +427,7 @@ def _params_of(schema: Any) -> list[_FlowMap] | None:
 
 
 def _script_for(kind: str, config: Any) -> dict[str, Any]:
-    if kind == "shell" and isinstance(config, dict):
-        script = dict(config)
-        if isinstance(script.get("argv"), list):
-            script["argv"] = _Flow(script["argv"])
-        return script
-    if kind == "python" and isinstance(config, dict) and set(config) == {"callable"}:
-        return {"python": config["callable"]}
-    return {kind: config}
+    mapping = _SCRIPTS.get(kind)
+    if mapping is None or not isinstance(config, dict):
+        return {kind: config}
+    return mapping.script_from_config(config)

@@ -1,0 +1,25 @@
+"""The ``script:`` of a shell tool in ``tools.yaml``: ``argv:`` or ``shell:``, with cwd, env, output."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runs.tools.yaml_style import Flow
+
+SCRIPT_KEYS = ("argv", "shell")
+SCRIPT_EXTRAS = frozenset({"cwd", "env", "output"})
+
+
+def config_from_script(
+    script: dict[str, Any], key: str, path: str, problems: list[str]
+) -> dict[str, Any] | None:
+    """The tool config a ``script:`` mapping describes: the mapping itself."""
+    return dict(script)
+
+
+def script_from_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The ``script:`` mapping that imports back as ``config``; an argv written inline."""
+    script = dict(config)
+    if isinstance(script.get("argv"), list):
+        script["argv"] = Flow(script["argv"])
+    return script
