@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -24,7 +24,7 @@ from runs.statemachine import (
 
 
 @transaction.atomic
-def run_cancel(*, run_id: int, user: AbstractBaseUser | None) -> Run:
+def run_cancel(*, run_id: int, user: User | None) -> Run:
     """Cancel a run: at once when nothing executes it, else ask its executor to stop.
 
     An executing run's worker sees the request (at once in this process, within
@@ -38,7 +38,7 @@ def run_cancel(*, run_id: int, user: AbstractBaseUser | None) -> Run:
     if run.status in RUN_ACTIVE:
         if run.cancel_requested_at is None:
             run.cancel_requested_at = timezone.now()
-            run.cancel_requested_by = user  # type: ignore[assignment]
+            run.cancel_requested_by = user
             run.save(update_fields=["cancel_requested_at", "cancel_requested_by"])
             append_events(
                 run_id, [NewEvent(TranscriptEvent.Role.SUPERVISOR, RunCancelRequested(by=by))]
@@ -61,7 +61,7 @@ def run_cancel(*, run_id: int, user: AbstractBaseUser | None) -> Run:
         raise RunError(str(exc)) from exc
 
 
-def run_stop(*, run_id: int, reason: str, role: str, by: AbstractBaseUser | None = None) -> None:
+def run_stop(*, run_id: int, reason: str, role: str, by: User | None = None) -> None:
     """End a run a decision stopped: at once when nothing executes it, else via a cancel request."""
 
     status = lock_rows(Run.objects.filter(pk=run_id)).values_list("status", flat=True).get()

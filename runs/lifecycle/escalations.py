@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import models, transaction
 from django.urls import reverse
 
@@ -149,7 +149,7 @@ def gate_resolution(item: ReviewItem) -> Resolution | None:
 def review_resolve_escalation(
     *,
     item_id: int,
-    user: AbstractBaseUser,
+    user: User,
     action: str,
     reason: str = "",
     checklist: Iterable[Any] = (),
@@ -192,10 +192,11 @@ def review_resolve_escalation(
             parent=item.run.current_plan,
             validated=validated,
         )
-    status = {
+    statuses: dict[str, ReviewStatus] = {
         EscalationAction.ABORT: ReviewStatus.REJECTED,
         EscalationAction.EDIT: ReviewStatus.EDITED,
-    }.get(action, ReviewStatus.APPROVED)  # type: ignore[call-overload]
+    }
+    status = statuses.get(action, ReviewStatus.APPROVED)
     review_transition(
         item=item, to=status, by=user, decision=action, reason=reason, result_plan=new
     )
