@@ -7,7 +7,7 @@ PORT ?= 8000
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock requirements-dev.lock | cksum | cut -d' ' -f1)
 PG_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: setup run test test-sqlite test-postgres lint fmt bench clean
+.PHONY: setup run test test-sqlite test-postgres lint typecheck fmt bench clean
 
 setup: $(STAMP)
 
@@ -24,7 +24,7 @@ run: setup
 	@echo "plannerweb is starting on http://$(HOST):$(PORT)/  (Ctrl-C to stop)"
 	PLANNERWEB_SHOW_DEMO_LOGINS=1 $(BIN)/daphne -b $(HOST) -p $(PORT) plannerweb.asgi:application
 
-test: setup lint test-sqlite
+test: setup lint typecheck test-sqlite
 
 test-sqlite: setup
 	$(BIN)/pytest -m "not postgres"
@@ -36,6 +36,9 @@ test-postgres: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy runs reviews plannerweb
 
 fmt: setup
 	$(BIN)/ruff check --fix .

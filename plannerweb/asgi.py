@@ -3,6 +3,7 @@
 import asyncio
 import os
 
+from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "plannerweb.settings")
@@ -26,7 +27,7 @@ router = ProtocolTypeRouter(
 )
 
 
-async def application(scope, receive, send):  # type: ignore[no-untyped-def]
+async def application(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
     # The in-memory channel layer must be fed from the loop its consumers run on.
     publisher.bind_loop(asyncio.get_running_loop())
     return await router(scope, receive, send)

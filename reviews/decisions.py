@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -50,8 +50,7 @@ def check_assignee(item: ReviewItem, user: Any) -> None:
     """A claimed item is decided by its assignee; quorum items take approvals from anyone."""
     if item.assignee_id and item.assignee_id != user.pk and item.required_approvals <= 1:
         raise NotAllowed(
-            f"Review {item.pk} is claimed by {item.assignee.get_username()}; "  # type: ignore[union-attr]
-            "ask them or reassign it."
+            f"Review {item.pk} is claimed by {username(item.assignee)}; ask them or reassign it."
         )
 
 
@@ -72,8 +71,8 @@ def item_state(item: ReviewItem) -> dict[str, Any]:
     return {
         "status": item.status,
         "decision": item.decision,
-        "assignee": item.assignee.get_username() if item.assignee_id else None,  # type: ignore[union-attr]
-        "plan_version": item.plan.version if item.plan_id else None,  # type: ignore[union-attr]
+        "assignee": username(item.assignee),
+        "plan_version": item.plan.version if item.plan is not None else None,
     }
 
 
@@ -85,7 +84,7 @@ def locked_item(item_id: int) -> ReviewItem:
     ).get(pk=item.pk)
 
 
-def decided_event(item: ReviewItem, by: AbstractBaseUser | None, plan: Plan | None) -> NewEvent:
+def decided_event(item: ReviewItem, by: User | None, plan: Plan | None) -> NewEvent:
     return NewEvent(
         REVIEWER if by is not None else SUPERVISOR,
         ReviewDecided(
@@ -135,7 +134,7 @@ def review_open(
             review_kind=kind,
             reason=reason,
             plan_version=plan.version if plan is not None else None,
-            step=item.step.key if item.step_id else None,  # type: ignore[union-attr]
+            step=item.step.key if item.step is not None else None,
             required_approvals=item.required_approvals,
         ),
     )
@@ -192,21 +191,19 @@ def review_hold_plan(*, run: Run, plan: Plan) -> ReviewItem | None:
 
 # --------------------------------------------------------------------------- claim / assign
 @transaction.atomic
-def review_claim(*, item_id: int, user: AbstractBaseUser) -> ReviewItem:
+def review_claim(*, item_id: int, user: User) -> ReviewItem:
     """Take an open item: it shows as yours and only you decide it (unless it needs a quorum)."""
     require_reviewer(user)
     item = locked_item(item_id)
     if item.assignee_id == user.pk:
         return item
-    if item.assignee_id is not None:
-        raise NotAllowed(f"Review {item.pk} is already claimed by {item.assignee.get_username()}.")  # type: ignore[union-attr]
+    if item.assignee is not None:
+        raise NotAllowed(f"Review {item.pk} is already claimed by {item.assignee.get_username()}.")
     return _set_assignee(item, assignee=user, by=user, action="review.claimed")
 
 
 @transaction.atomic
-def review_assign(
-    *, item_id: int, user: AbstractBaseUser, assignee: AbstractBaseUser | None
-) -> ReviewItem:
+def review_assign(*, item_id: int, user: User, assignee: User | None) -> ReviewItem:
     """Give an open item to a reviewer (or to nobody, with ``assignee=None``)."""
     require_reviewer(user)
     if assignee is not None and not is_reviewer(assignee):
@@ -215,11 +212,9 @@ def review_assign(
     return _set_assignee(item, assignee=assignee, by=user, action="review.assigned")
 
 
-def _set_assignee(
-    item: ReviewItem, *, assignee: AbstractBaseUser | None, by: AbstractBaseUser, action: str
-) -> ReviewItem:
+def _set_assignee(item: ReviewItem, *, assignee: User | None, by: User, action: str) -> ReviewItem:
     before = item_state(item)
-    item.assignee = assignee  # type: ignore[assignment]
+    item.assignee = assignee
     item.claimed_at = timezone.now() if assignee is not None else None
     item.save(update_fields=["assignee", "claimed_at"])
     append_events(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -85,7 +85,7 @@ def review_transition(
     *,
     item: ReviewItem,
     to: str,
-    by: AbstractBaseUser | None,
+    by: User | None,
     decision: str,
     reason: str = "",
     **fields: Any,

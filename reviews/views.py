@@ -32,7 +32,7 @@ from runs.lifecycle import escalations
 from runs.lifecycle.escalations import EscalationAction
 from runs.lifecycle.reviews import review_approve, review_edit, review_reject
 from runs.models import Step
-from runs.permissions import is_reviewer, role_required
+from runs.permissions import AuthenticatedHttpRequest, is_reviewer, role_required
 from runs.planning.schema import PlanSyntaxError, parse_plan_text
 from runs.selectors import STATUS_MARK
 from runs.views.listing import HEARTBEAT_SECONDS
@@ -53,10 +53,10 @@ def _get_item(item_id: int) -> ReviewItem:
 # --------------------------------------------------------------------------- queue
 @require_GET
 @reviewer_required
-def queue(request: HttpRequest) -> HttpResponse:
+def queue(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Open items first by due time, overdue ones marked; filters by kind, status, age, run, assignee."""
     filters = QueueFilters.parse(request.GET)
-    if not request.htmx:  # type: ignore[attr-defined]
+    if not request.htmx:
         # A live refresh would queue the same warning again and again.
         for problem in filters.problems:
             messages.warning(request, problem + " That filter was ignored.")
@@ -65,7 +65,7 @@ def queue(request: HttpRequest) -> HttpResponse:
     query = request.GET.copy()
     query.pop("page", None)
     # htmx asks for the table alone when the queue changed (static/reviews/queue.js).
-    template = "reviews/_queue_table.html" if request.htmx else "reviews/queue.html"  # type: ignore[attr-defined]
+    template = "reviews/_queue_table.html" if request.htmx else "reviews/queue.html"
     return render(
         request,
         template,
@@ -155,18 +155,18 @@ def _ticks(request: HttpRequest) -> list[str]:
 
 @require_POST
 @reviewer_required
-def item_claim(request: HttpRequest, item_id: int) -> HttpResponse:
+def item_claim(request: AuthenticatedHttpRequest, item_id: int) -> HttpResponse:
     return _decide(
         request,
         item_id,
-        lambda: review_claim(item_id=item_id, user=request.user),  # type: ignore[arg-type]
+        lambda: review_claim(item_id=item_id, user=request.user),
         lambda item: f"Review {item.pk} is yours.",
     )
 
 
 @require_POST
 @reviewer_required
-def item_assign(request: HttpRequest, item_id: int) -> HttpResponse:
+def item_assign(request: AuthenticatedHttpRequest, item_id: int) -> HttpResponse:
     username = request.POST.get("assignee", "").strip()
     assignee = None
     if username:
@@ -177,7 +177,7 @@ def item_assign(request: HttpRequest, item_id: int) -> HttpResponse:
     return _decide(
         request,
         item_id,
-        lambda: review_assign(item_id=item_id, user=request.user, assignee=assignee),  # type: ignore[arg-type]
+        lambda: review_assign(item_id=item_id, user=request.user, assignee=assignee),
         lambda item: f"Review {item.pk} assigned to {username or 'nobody'}.",
     )
 
@@ -192,13 +192,13 @@ def _approved_message(item: ReviewItem) -> str:
 
 @require_POST
 @reviewer_required
-def item_approve(request: HttpRequest, item_id: int) -> HttpResponse:
+def item_approve(request: AuthenticatedHttpRequest, item_id: int) -> HttpResponse:
     return _decide(
         request,
         item_id,
         lambda: review_approve(
             item_id=item_id,
-            user=request.user,  # type: ignore[arg-type]
+            user=request.user,
             checklist=_ticks(request),
             reason=request.POST.get("reason", "").strip(),
         ),
@@ -208,13 +208,13 @@ def item_approve(request: HttpRequest, item_id: int) -> HttpResponse:
 
 @require_POST
 @reviewer_required
-def item_reject(request: HttpRequest, item_id: int) -> HttpResponse:
+def item_reject(request: AuthenticatedHttpRequest, item_id: int) -> HttpResponse:
     return _decide(
         request,
         item_id,
         lambda: review_reject(
             item_id=item_id,
-            user=request.user,  # type: ignore[arg-type]
+            user=request.user,
             reason=request.POST.get("reason", ""),
         ),
         lambda item: f"Review {item.pk} {item.status}.",
@@ -223,7 +223,7 @@ def item_reject(request: HttpRequest, item_id: int) -> HttpResponse:
 
 @require_POST
 @reviewer_required
-def item_edit(request: HttpRequest, item_id: int) -> HttpResponse:
+def item_edit(request: AuthenticatedHttpRequest, item_id: int) -> HttpResponse:
     """Save the reviewer's plan as a new version; syntax or validation problems are shown inline."""
     item = _get_item(item_id)
     text = request.POST.get("plan", "")
@@ -234,7 +234,7 @@ def item_edit(request: HttpRequest, item_id: int) -> HttpResponse:
     try:
         done = review_edit(
             item_id=item_id,
-            user=request.user,  # type: ignore[arg-type]
+            user=request.user,
             document=document,
             checklist=_ticks(request),
             reason=request.POST.get("reason", "").strip(),
@@ -251,7 +251,7 @@ def item_edit(request: HttpRequest, item_id: int) -> HttpResponse:
 
 @require_POST
 @reviewer_required
-def item_resolve(request: HttpRequest, item_id: int) -> HttpResponse:
+def item_resolve(request: AuthenticatedHttpRequest, item_id: int) -> HttpResponse:
     """An escalation's action: retry, skip, edit and resume, roll back or abort."""
     item = _get_item(item_id)
     action = request.POST.get("action", "")
@@ -265,7 +265,7 @@ def item_resolve(request: HttpRequest, item_id: int) -> HttpResponse:
     try:
         resolution = escalations.review_resolve_escalation(
             item_id=item_id,
-            user=request.user,  # type: ignore[arg-type]
+            user=request.user,
             action=action,
             reason=request.POST.get("reason", ""),
             checklist=_ticks(request),

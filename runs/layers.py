@@ -37,7 +37,7 @@ SWEEP_INTERVAL_SECONDS = 1.0
 
 class EmbeddedChannelLayer(InMemoryChannelLayer):
     def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        super().__init__(*args, **kwargs)
         self._next_sweep = 0.0
 
     def _clean_expired(self) -> None:
@@ -61,7 +61,7 @@ class EmbeddedChannelLayer(InMemoryChannelLayer):
             if queue.empty() and self.channels.get(channel) is queue:
                 del self.channels[channel]
             raise
-        return message  # type: ignore[no-any-return]
+        return message
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
         """Put one shared copy of ``message`` into every member's queue (see the module doc)."""

@@ -7,18 +7,29 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from django.contrib.auth import models as auth_models
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
+
+if TYPE_CHECKING:
+    from django_htmx.middleware import HtmxDetails
 
 OPERATORS = "operators"
 REVIEWERS = "reviewers"
 ROLE_GROUPS = (OPERATORS, REVIEWERS)
 
 User = AbstractBaseUser | AnonymousUser
+
+
+class AuthenticatedHttpRequest(HttpRequest):
+    """The request a ``role_required`` view receives: its user has signed in."""
+
+    user: auth_models.User
+    htmx: HtmxDetails  # set by django-htmx's middleware
 
 
 def _groups(user: Any) -> set[str]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
@@ -15,7 +16,7 @@ from runs.models import LlmCall, Plan, Run, Step, StepStatus, Task, TranscriptEv
 # The planner filter's value for runs of hand-written plans (their task names no planner).
 HAND_WRITTEN = "hand-written"
 
-STATUS_MARK = {
+STATUS_MARK: dict[str, str] = {
     StepStatus.PENDING: "·",
     StepStatus.RUNNING: "▶",
     StepStatus.SUCCEEDED: "✓",
@@ -35,7 +36,7 @@ class StepLine:
 
     @property
     def mark(self) -> str:
-        return STATUS_MARK.get(self.status, "?")  # type: ignore[call-overload]
+        return STATUS_MARK.get(self.status, "?")
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ def run_list_with_progress() -> QuerySet[Run]:
 
 def run_search(
     *,
-    statuses: list[str] | None = None,
+    statuses: Sequence[str] | None = None,
     submitter: str | None = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
@@ -212,7 +213,16 @@ class RunPages:
     def __len__(self) -> int:
         return self.count()
 
-    def __getitem__(self, key: slice) -> list[Run]:
+    def __iter__(self) -> Iterator[Run]:
+        return iter(self.runs)
+
+    @overload
+    def __getitem__(self, key: int) -> Run: ...
+    @overload
+    def __getitem__(self, key: slice) -> list[Run]: ...
+    def __getitem__(self, key: int | slice) -> Run | list[Run]:
+        if isinstance(key, int):
+            return self.runs[key]
         return run_page(self.runs, key.start or 0, (key.stop or 0) - (key.start or 0))
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from runs.events import RunStatusChanged, StepStatusChanged, _Event, event_payload
@@ -23,6 +24,8 @@ from runs.publish import outgoing_rows, publisher
 
 R = RunStatus
 S = StepStatus
+
+_QS = TypeVar("_QS", bound=QuerySet[Any])
 
 RUN_TRANSITIONS: dict[str, frozenset[str]] = {
     R.QUEUED: frozenset({R.PLANNING, R.AWAITING_APPROVAL, R.EXECUTING, R.FAILED, R.CANCELLED}),
@@ -120,7 +123,7 @@ class NewEvent:
     event: _Event
 
 
-def lock_rows(qs):  # type: ignore[no-untyped-def]
+def lock_rows(qs: _QS) -> _QS:
     # SQLite has no row locks; its IMMEDIATE transactions already serialise writers.
     return (
         qs.select_for_update()

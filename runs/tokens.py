@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -42,7 +42,7 @@ def token_hash(plaintext: str) -> str:
 
 
 @transaction.atomic
-def api_token_create(*, user: AbstractBaseUser, name: str) -> NewToken:
+def api_token_create(*, user: User, name: str) -> NewToken:
     """Mint a token for ``user``; the plaintext in the result is the only copy there will be."""
     name = name.strip()
     if not name:
@@ -61,7 +61,7 @@ def api_token_create(*, user: AbstractBaseUser, name: str) -> NewToken:
 
 
 @transaction.atomic
-def api_token_revoke(*, user: AbstractBaseUser, token_id: int) -> ApiToken:
+def api_token_revoke(*, user: User, token_id: int) -> ApiToken:
     """Revoke one of ``user``'s own tokens (revoking twice is harmless)."""
     token = ApiToken.objects.select_for_update().filter(user=user, pk=token_id).first()
     if token is None:
@@ -72,7 +72,7 @@ def api_token_revoke(*, user: AbstractBaseUser, token_id: int) -> ApiToken:
     return token
 
 
-def api_token_authenticate(plaintext: str) -> AbstractBaseUser | None:
+def api_token_authenticate(plaintext: str) -> User | None:
     """The active user a presented token belongs to, or None for anything else."""
     if not plaintext.startswith(TOKEN_PREFIX) or len(plaintext) > 200:
         return None
@@ -94,5 +94,5 @@ def api_token_authenticate(plaintext: str) -> AbstractBaseUser | None:
     return token.user
 
 
-def api_tokens_of(user: AbstractBaseUser) -> list[ApiToken]:
+def api_tokens_of(user: User) -> list[ApiToken]:
     return list(ApiToken.objects.filter(user=user))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -24,7 +24,7 @@ from runs.statemachine import (
 
 
 @transaction.atomic
-def run_cancel(*, run_id: int, user: AbstractBaseUser | None) -> Run:
+def run_cancel(*, run_id: int, user: User | None) -> Run:
     """An operator's cancel: refused once the run ended, else ``run_stop`` with their name.
 
     An executing run's worker sees the request (at once in this process, within
@@ -46,7 +46,7 @@ def run_cancel(*, run_id: int, user: AbstractBaseUser | None) -> Run:
 
 
 @transaction.atomic
-def run_stop(*, run_id: int, reason: str, role: str, by: AbstractBaseUser | None = None) -> Run:
+def run_stop(*, run_id: int, reason: str, role: str, by: User | None = None) -> Run:
     """End a run early: at once when nothing executes it, else ask its executor to stop.
 
     The one rule for every early end (an operator's cancel, a reviewer's reject or
@@ -72,13 +72,13 @@ def run_stop(*, run_id: int, reason: str, role: str, by: AbstractBaseUser | None
     )
 
 
-def _request_cancel(run: Run, user: AbstractBaseUser | None) -> None:
+def _request_cancel(run: Run, user: User | None) -> None:
     """Record a cancel request once; its worker is told after the commit."""
     if run.cancel_requested_at is not None:
         return
     by = username(user)
     run.cancel_requested_at = timezone.now()
-    run.cancel_requested_by = user  # type: ignore[assignment]
+    run.cancel_requested_by = user
     run.save(update_fields=["cancel_requested_at", "cancel_requested_by"])
     append_events(run.pk, [NewEvent(TranscriptEvent.Role.SUPERVISOR, RunCancelRequested(by=by))])
     transaction.on_commit(lambda: notify_cancel(run.pk, by))

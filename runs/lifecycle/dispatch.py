@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import connection, transaction
 
 if TYPE_CHECKING:
-    from django_tasks import Task
-from typing import TYPE_CHECKING
+    from django_tasks.base import Task
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import models, transaction
 from django.urls import reverse
 
@@ -149,7 +149,7 @@ def gate_resolution(item: ReviewItem) -> Resolution | None:
 def review_resolve_escalation(
     *,
     item_id: int,
-    user: AbstractBaseUser,
+    user: User,
     action: str,
     reason: str = "",
     checklist: Iterable[Any] = (),
@@ -176,10 +176,11 @@ def review_resolve_escalation(
             parent=item.run.current_plan,
             validated=validated,
         )
-    status = {
+    statuses: dict[str, ReviewStatus] = {
         EscalationAction.ABORT: ReviewStatus.REJECTED,
         EscalationAction.EDIT: ReviewStatus.EDITED,
-    }.get(action, ReviewStatus.APPROVED)  # type: ignore[call-overload]
+    }
+    status = statuses.get(action, ReviewStatus.APPROVED)
     review_transition(
         item=item, to=status, by=user, decision=action, reason=reason, result_plan=new
     )
@@ -206,7 +207,7 @@ def review_resolve_escalation(
 
 
 def _escalation_to_resolve(
-    item_id: int, user: AbstractBaseUser, action: str, reason: str, checklist: Iterable[Any]
+    item_id: int, user: User, action: str, reason: str, checklist: Iterable[Any]
 ) -> ReviewItem:
     """The locked escalation item, once every check for ``action`` by ``user`` passed."""
     if action not in EscalationAction.values:
@@ -228,9 +229,7 @@ def _escalation_to_resolve(
     return item
 
 
-def _carry_out(
-    item: ReviewItem, user: AbstractBaseUser, action: str, reason: str, new: Plan | None
-) -> None:
+def _carry_out(item: ReviewItem, user: User, action: str, reason: str, new: Plan | None) -> None:
     """Stop the run (an abort while it still runs) or resume it as the reviewer decided."""
     if action == EscalationAction.ABORT and item.run.status != RunStatus.ESCALATED:
         run_stop(

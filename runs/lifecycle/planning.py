@@ -22,7 +22,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import connections, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -52,7 +52,7 @@ SUPERVISOR = TranscriptEvent.Role.SUPERVISOR
 def run_submit_task(
     *,
     title: str,
-    submitted_by: AbstractBaseUser | None,
+    submitted_by: User | None,
     description: str = "",
     planner: str = "",
     model: str = "",

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -88,7 +88,7 @@ def _run_ended(item: ReviewItem) -> bool:
     return True
 
 
-def _release_run(item: ReviewItem, plan: Plan, by: AbstractBaseUser) -> None:
+def _release_run(item: ReviewItem, plan: Plan, by: User) -> None:
     """The reviewer's yes: the run goes back to the queue with exactly ``plan`` as its plan."""
 
     run_transition(
@@ -110,7 +110,7 @@ def _gate_decided(item: ReviewItem) -> None:
 
 @transaction.atomic
 def review_approve(
-    *, item_id: int, user: AbstractBaseUser, checklist: Iterable[Any] = (), reason: str = ""
+    *, item_id: int, user: User, checklist: Iterable[Any] = (), reason: str = ""
 ) -> ReviewItem:
     """Approve a plan or a gated step; with a quorum, the item waits for enough distinct approvals.
 
@@ -183,7 +183,7 @@ def review_approve(
 
 
 @transaction.atomic
-def review_reject(*, item_id: int, user: AbstractBaseUser, reason: str) -> ReviewItem:
+def review_reject(*, item_id: int, user: User, reason: str) -> ReviewItem:
     """Reject a plan (its run ends ``cancelled`` with the reason) or a gated step (it is skipped)."""
     require_reviewer(user)
     reason = (reason or "").strip()
@@ -239,7 +239,7 @@ def plan_validate_edit(document: Any) -> Any:
 def review_edit(
     *,
     item_id: int,
-    user: AbstractBaseUser,
+    user: User,
     document: Any,
     checklist: Iterable[Any] = (),
     reason: str = "",

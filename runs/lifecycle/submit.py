@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from reviews.decisions import review_hold_plan
@@ -31,7 +31,7 @@ def plan_create(
     run: Run,
     document: Any,
     source: str,
-    created_by: AbstractBaseUser | None = None,
+    created_by: User | None = None,
     parent: Plan | None = None,
     validated: ValidatedPlan | None = None,
 ) -> Plan:
@@ -139,7 +139,7 @@ def run_submit_plan(
     *,
     title: str,
     document: Any,
-    submitted_by: AbstractBaseUser | None,
+    submitted_by: User | None,
     description: str = "",
     max_parallel: int | None = None,
     validated: ValidatedPlan | None = None,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import numbers
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sized
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -128,7 +128,7 @@ class ParamsCheck:
             fast, validator = self.fast, self.validator
         else:
             fast, validator = self._with_refs()
-        return fast if fast is not None else validator.is_valid  # type: ignore[no-any-return]
+        return fast if fast is not None else validator.is_valid
 
     def problems(self, params: Any, *, allow_references: bool) -> list[ParamProblem]:
         """One problem per schema violation, in jsonschema's order; [] when valid."""
@@ -391,7 +391,7 @@ def _number_check(limit: Any, compare: Callable[[Any, Any], bool]) -> Predicate:
     return lambda x: not _is_number(x) or compare(x, limit)
 
 
-def _size_check(limit: Any, kind: type, at_least: bool) -> Predicate:
+def _size_check(limit: Any, kind: type[Sized], at_least: bool) -> Predicate:
     if not isinstance(limit, int) or isinstance(limit, bool):
         raise _Unsupported
     if at_least:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import yaml
 from pydantic import (
@@ -189,10 +189,14 @@ class PlanSyntaxError(ValueError):
         self.column = column
 
 
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# libyaml's loader when PyYAML was built with it; the pure-Python one otherwise.
+if TYPE_CHECKING:
+    _Loader = yaml.SafeLoader
+else:
+    _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _PlanLoader(_Loader):  # type: ignore[misc,valid-type]
+class _PlanLoader(_Loader):
     """Safe YAML without timestamp parsing: ``2024-05-01`` stays a string, so it stays JSON."""
 
     yaml_implicit_resolvers = {

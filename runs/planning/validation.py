@@ -176,6 +176,7 @@ class _Checker:
             deps.append(targets)
 
         nodes = [k for k in range(len(steps)) if owns[k] == k]
+        remaining: list[int]
         if in_plan_order:
             order, remaining = nodes, []
         else:

@@ -32,7 +32,7 @@ def invoke_tool(spec: ToolSpec, params: dict[str, Any]) -> Coroutine[Any, Any, A
     A plain function handing back the kind's coroutine, not a coroutine of its own:
     every await of a step's tool passes one frame fewer. An unknown kind raises here.
     """
-    return get_kind(spec.kind).invoke(spec, params)  # type: ignore[no-any-return]
+    return get_kind(spec.kind).invoke(spec, params)
 
 
 def validate_tool_config(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.conf import settings
@@ -137,8 +137,10 @@ class NewTaskForm(BudgetFields):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
 
         super().__init__(*args, **kwargs)
-        self.fields["planner"].choices = [(p, p) for p in PLANNERS if p != "manual"]
-        self.fields["mode"].choices = [(m, m) for m in MODES]
+        cast(forms.ChoiceField, self.fields["planner"]).choices = [
+            (p, p) for p in PLANNERS if p != "manual"
+        ]
+        cast(forms.ChoiceField, self.fields["mode"]).choices = [(m, m) for m in MODES]
         defaults = {
             "planner": settings.PLANNERWEB_PLANNER,
             "model": settings.PLANNERWEB_PLANNER_MODEL,

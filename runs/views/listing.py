@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from runs import selectors
-from runs.permissions import can_view_runs, role_required
+from runs.permissions import AuthenticatedHttpRequest, can_view_runs, role_required
 from runs.views.filters import RunFilterForm
 
 RUNS_PER_PAGE = 50
@@ -16,7 +16,7 @@ RUNS_PER_PAGE = 50
 
 @require_GET
 @role_required(can_view_runs)
-def run_list(request: HttpRequest) -> HttpResponse:
+def run_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Every run matching the filters, newest first, 50 a page; htmx requests get the table only."""
     form = RunFilterForm(request.GET)
     form.is_valid()  # errors are shown next to their field; the valid filters still apply
@@ -34,7 +34,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
         "submitters": selectors.run_submitters(),
         "heartbeat_seconds": HEARTBEAT_SECONDS,
     }
-    template = "runs/_run_table.html" if request.htmx else "runs/run_list.html"  # type: ignore[attr-defined]
+    template = "runs/_run_table.html" if request.htmx else "runs/run_list.html"
     return render(request, template, context)
 
 

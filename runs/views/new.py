@@ -11,7 +11,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from runs.demo import demo_plan, demo_plans
 from runs.lifecycle.planning import run_submit_task
 from runs.lifecycle.submit import run_submit_plan
-from runs.permissions import is_operator, role_required
+from runs.permissions import AuthenticatedHttpRequest, is_operator, role_required
 from runs.planning.options import PlannerOptionsError
 from runs.planning.validation import ValidatedPlan, validate_plan
 from runs.tools.registry import load_tool_specs
@@ -30,7 +30,7 @@ def _problems(validated: ValidatedPlan) -> list[dict[str, str]]:
 
 @require_http_methods(["GET", "POST"])
 @role_required(is_operator)
-def run_new(request: HttpRequest) -> HttpResponse:
+def run_new(request: AuthenticatedHttpRequest) -> HttpResponse:
     """A form for a hand-written plan; only a plan without problems becomes a run."""
     chosen = request.GET.get("demo", "")
     if request.method == "POST":
@@ -41,7 +41,7 @@ def run_new(request: HttpRequest) -> HttpResponse:
                 run = run_submit_plan(
                     title=form.cleaned_data["title"],
                     document=form.document,
-                    submitted_by=request.user,  # type: ignore[arg-type]
+                    submitted_by=request.user,
                     max_parallel=form.cleaned_data["max_parallel"],
                     validated=validated,
                     budgets=form.budgets(),
@@ -64,7 +64,7 @@ def run_new(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @role_required(is_operator)
-def run_new_task(request: HttpRequest) -> HttpResponse:
+def run_new_task(request: AuthenticatedHttpRequest) -> HttpResponse:
     """A task for a planner (the other way in): options default to the deployment's settings."""
 
     task_form = NewTaskForm(request.POST or None)
@@ -74,7 +74,7 @@ def run_new_task(request: HttpRequest) -> HttpResponse:
             run = run_submit_task(
                 title=data["title"],
                 description=data["description"],
-                submitted_by=request.user,  # type: ignore[arg-type]
+                submitted_by=request.user,
                 max_parallel=data["max_parallel"],
                 budgets=task_form.budgets(),
                 **{k: data[k] for k in NewTaskForm.OPTIONS},

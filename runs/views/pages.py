@@ -38,7 +38,9 @@ def tool_list(request: HttpRequest) -> HttpResponse:
 def _parameters(schema: Any) -> list[ParameterRow]:
     if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
         return []
-    required = schema.get("required") if isinstance(schema.get("required"), list) else []
+    required = schema.get("required")
+    if not isinstance(required, list):
+        required = []
     rows = []
     for name, prop in schema["properties"].items():
         prop = prop if isinstance(prop, dict) else {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from pathlib import Path
@@ -33,7 +34,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         path = options["plan"]
         try:
-            text = Path(path).read_text() if path != "-" else self.stdin.read()  # type: ignore[attr-defined]
+            text = Path(path).read_text() if path != "-" else sys.stdin.read()
         except OSError as exc:
             raise CommandError(f"cannot read {path}: {exc}") from exc
         try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import TYPE_CHECKING, cast
 
 import anthropic
 from django.conf import settings
@@ -27,6 +28,9 @@ from runs.planning.providers.base import (
     status_error,
 )
 from runs.planning.providers.openai import _detail, _ms
+
+if TYPE_CHECKING:
+    from anthropic.types import MessageParam
 
 
 class AnthropicProvider:
@@ -59,7 +63,8 @@ class AnthropicProvider:
                     model=model,
                     max_tokens=request.max_tokens,
                     system=request.system,
-                    messages=request.messages,  # type: ignore[arg-type]
+                    # The roles are the request's user/assistant turns.
+                    messages=cast("list[MessageParam]", request.messages),
                     tools=[
                         {
                             "name": tool_name,

@@ -10,6 +10,7 @@ need no key: ``PLANNERWEB_LOCAL_API_KEY`` is optional.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING, cast
 
 import openai
 from django.conf import settings
@@ -23,6 +24,9 @@ from runs.planning.providers.base import (
     status_error,
 )
 from runs.planning.providers.openai import _detail, _ms
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
 
 
 class CompatibleProvider:
@@ -48,7 +52,8 @@ class CompatibleProvider:
             ) as client:
                 completion = client.chat.completions.create(
                     model=model,
-                    messages=messages,  # type: ignore[arg-type]
+                    # The roles are system plus the request's user/assistant turns.
+                    messages=cast("list[ChatCompletionMessageParam]", messages),
                     temperature=request.temperature,
                     max_tokens=request.max_tokens,
                     response_format={

@@ -9,7 +9,7 @@ back to the model in a repair round.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import openai
 from django.conf import settings
@@ -22,6 +22,9 @@ from runs.planning.providers.base import (
     parse_json,
     status_error,
 )
+
+if TYPE_CHECKING:
+    from openai.types.responses import ResponseInputParam
 
 
 class OpenAIProvider:
@@ -54,7 +57,11 @@ class OpenAIProvider:
                 response = client.responses.create(
                     model=model,
                     instructions=request.system,
-                    input=[{"role": m["role"], "content": m["content"]} for m in request.messages],  # type: ignore[misc]
+                    # The roles are the request's user/assistant turns.
+                    input=cast(
+                        "ResponseInputParam",
+                        [{"role": m["role"], "content": m["content"]} for m in request.messages],
+                    ),
                     text={
                         "format": {
                             "type": "json_schema",

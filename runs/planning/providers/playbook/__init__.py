@@ -36,7 +36,9 @@ def load_cases() -> list[Case]:
     )
     for run in runs:
         text = f"{run.task.title} {run.task.description}".strip()
-        cases.append(Case(f"run:{run.pk}", text, run.current_plan.document))  # type: ignore[union-attr]
+        plan = run.current_plan
+        assert plan is not None  # the query keeps only runs with a valid plan
+        cases.append(Case(f"run:{run.pk}", text, plan.document))
     return cases
 
 

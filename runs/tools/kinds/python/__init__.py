@@ -23,7 +23,7 @@ _cache: dict[str, Callable[..., Any]] = {}
 _cache_lock = threading.Lock()
 
 
-def resolve(path: str) -> Callable[..., Any]:
+def resolve(path: object) -> Callable[..., Any]:
     """Import ``package.module.attr[.attr]`` once; ToolConfigError when it cannot be found."""
     # Only checked paths are cached: a hit needs no check.
     func = _cache.get(path) if isinstance(path, str) else None
@@ -80,7 +80,7 @@ def validate_config(config: dict[str, Any], *, parameters_schema: dict | None = 
 async def invoke(spec: ToolSpec, params: dict[str, Any]) -> Any:
     """Call the function; its exceptions become ToolError, its own ToolError passes through."""
     path = spec.config.get("callable") if isinstance(spec.config, dict) else None
-    func = resolve(path)  # type: ignore[arg-type]
+    func = resolve(path)
     try:
         if _is_coroutine_function(func):
             return await func(**params)

@@ -38,7 +38,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -236,9 +236,10 @@ async def invoke(spec: ToolSpec, params: dict[str, Any]) -> Any:
         await _uninterruptible(_end_started(start))
         raise
 
+    assert proc.stdout is not None and proc.stderr is not None  # both were opened as PIPE
     readers = [
-        asyncio.ensure_future(_drain(proc.stdout, cap)),  # type: ignore[arg-type]
-        asyncio.ensure_future(_drain(proc.stderr, cap)),  # type: ignore[arg-type]
+        asyncio.ensure_future(_drain(proc.stdout, cap)),
+        asyncio.ensure_future(_drain(proc.stderr, cap)),
     ]
     try:
         returncode = await _wait_exit(proc, readers)
@@ -278,7 +279,9 @@ async def invoke(spec: ToolSpec, params: dict[str, Any]) -> Any:
     return {"exit_code": returncode, "stdout": stdout, "stderr": stderr, "truncated": truncated}
 
 
-async def _wait_exit(proc: asyncio.subprocess.Process, readers: list[asyncio.Future[Any]]) -> int:
+async def _wait_exit(
+    proc: asyncio.subprocess.Process, readers: Sequence[asyncio.Future[Any]]
+) -> int:
     """Wait for the process to exit, and only that.
 
     On Python 3.11 ``Process.wait()`` also waits for the pipes to close, which a
