@@ -15,8 +15,9 @@ from ninja import Field, ModelSchema, Schema
 from pydantic import ConfigDict, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from runs.evaluation.checks import CHECK_TYPES
 from runs.execution.budgets import BUDGET_FIELDS, budget_overrides
-from runs.models import ApiToken, Plan, Run, RunStatus, Step, TranscriptEvent
+from runs.models import ApiToken, Plan, Run, RunStatus, Step, Tool, TranscriptEvent
 
 MAX_PAGE = 200
 MAX_EVENTS_PAGE = 1000
@@ -300,6 +301,18 @@ class EventPageOut(Schema):
 
 
 # --------------------------------------------------------------------------- tools
+_CHECKS = "Evaluator checks of each result (see runs/evaluation/checks.py)."
+_CHECK = {
+    "type": "object",
+    "required": ["type"],
+    "properties": {
+        "type": {"enum": list(CHECK_TYPES)},
+        "on_fail": {"enum": ["fail", "warn"]},
+        "path": {"type": "string"},
+    },
+}
+
+
 class ToolIn(In):
     """A whole tool; ``config`` depends on ``kind`` (see runs/tools/kinds/<kind>.py)."""
 
@@ -321,7 +334,7 @@ class ToolIn(In):
 
     name: str = Field(max_length=100, pattern=r"^[-a-zA-Z0-9_]+$")
     description: str = Field("", max_length=10_000)
-    kind: str = Field(description="shell, http or python")
+    kind: str = Field(json_schema_extra={"enum": list(Tool.Kind.values)})
     config: dict[str, Any] = Field(default_factory=dict)
     parameters_schema: dict[str, Any] = Field(
         default_factory=lambda: {"type": "object"},
@@ -332,6 +345,9 @@ class ToolIn(In):
     sensitive: bool = False
     idempotent: bool = False
     enabled: bool = True
+    checks: list[dict[str, Any]] = Field(
+        default_factory=list, description=_CHECKS, json_schema_extra={"items": _CHECK}
+    )
 
 
 class ToolPatchIn(In):
@@ -341,7 +357,7 @@ class ToolPatchIn(In):
 
     name: str | None = Field(None, max_length=100, pattern=r"^[-a-zA-Z0-9_]+$")
     description: str | None = Field(None, max_length=10_000)
-    kind: str | None = None
+    kind: str | None = Field(None, json_schema_extra={"enum": list(Tool.Kind.values)})
     config: dict[str, Any] | None = None
     parameters_schema: dict[str, Any] | None = None
     timeout_seconds: float | None = Field(None, gt=0, le=86_400)
@@ -349,6 +365,9 @@ class ToolPatchIn(In):
     sensitive: bool | None = None
     idempotent: bool | None = None
     enabled: bool | None = None
+    checks: list[dict[str, Any]] | None = Field(
+        None, description=_CHECKS, json_schema_extra={"items": _CHECK}
+    )
 
 
 class ToolOut(Schema):
@@ -361,6 +380,7 @@ class ToolOut(Schema):
     sensitive: bool
     idempotent: bool
     enabled: bool
+    checks: list[dict[str, Any]]
     created_at: datetime
     updated_at: datetime
     config: dict[str, Any] | None = Field(

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from runs.events import PlanCreated, RunCancelRequested, RunCreated
 from runs.execution.budgets import budget_overrides, task_budgets_set
-from runs.models import Plan, Run, RunStatus, Step, Task, Tool, TranscriptEvent
+from runs.models import TOOL_FIELDS, Plan, Run, RunStatus, Step, Task, Tool, TranscriptEvent
 from runs.planning.validation import ValidatedPlan, validate_plan
 from runs.statemachine import (
     RUN_ACTIVE,
@@ -318,21 +318,6 @@ class ToolRejected(ValueError):
     def __init__(self, problems: list[tuple[str, str]]) -> None:
         self.problems = problems
         super().__init__("; ".join(f"{field}: {message}" for field, message in problems))
-
-
-TOOL_FIELDS = (
-    "name",
-    "description",
-    "kind",
-    "config",
-    "parameters_schema",
-    "timeout_seconds",
-    "max_retries",
-    "sensitive",
-    "idempotent",
-    "enabled",
-    "checks",
-)
 
 
 def _check_tool(tool: Tool) -> None:
