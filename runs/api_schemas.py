@@ -16,6 +16,7 @@ from pydantic import ConfigDict, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from runs.evaluation.checks import CHECK_TYPES
+from runs.events import event_summary
 from runs.execution.budgets import BUDGET_FIELDS, budget_overrides
 from runs.models import ApiToken, Plan, Run, RunStatus, Step, Tool, TranscriptEvent
 
@@ -286,7 +287,12 @@ class StepOut(ModelSchema):
 
 
 class EventOut(ModelSchema):
+    summary: str = Field(description="What happened, in one line (the run page's and websocket's).")
     payload: dict[str, Any]
+
+    @staticmethod
+    def resolve_summary(obj: TranscriptEvent) -> str:
+        return event_summary(obj.kind, obj.payload)
 
     class Meta:
         model = TranscriptEvent

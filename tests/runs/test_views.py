@@ -370,6 +370,7 @@ def test_the_detail_page_of_an_invalid_plan_shows_its_problems(
         (
             "step.status",
             {
+                "step_id": 7,
                 "step": "b",
                 "from_status": "running",
                 "to_status": "failed",
