@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -38,7 +37,7 @@ from reviews.statemachine import (
 from runs.events import ReviewApprovalAdded, ReviewAssigned, ReviewDecided, ReviewOpened
 from runs.models import Plan, Run, RunStatus, TranscriptEvent
 from runs.permissions import is_reviewer
-from runs.planning.validation import validate_plan
+from runs.planning.validation import validate_with_registry
 from runs.statemachine import (
     RUN_ACTIVE,
     RUN_TERMINAL,
@@ -48,7 +47,6 @@ from runs.statemachine import (
     run_transition,
     steps_cancel,
 )
-from runs.tools.registry import load_tool_specs
 
 REVIEWER = TranscriptEvent.Role.REVIEWER
 SUPERVISOR = TranscriptEvent.Role.SUPERVISOR
@@ -467,9 +465,7 @@ def review_reject(*, item_id: int, user: AbstractBaseUser, reason: str) -> Revie
 
 def plan_validate_edit(document: Any) -> Any:
     """Validate an edited plan against today's registry; raise ``PlanInvalid`` with every problem."""
-    validated = validate_plan(
-        document, tools=load_tool_specs(), max_steps=settings.PLANNERWEB_MAX_PLAN_STEPS
-    )
+    validated = validate_with_registry(document)
     if not validated.is_valid:
         raise PlanInvalid(
             [{"path": p.path, "code": p.code, "message": p.message} for p in validated.problems]

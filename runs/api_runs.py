@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Path, Query, Router, Status
@@ -33,8 +32,7 @@ from runs.api_schemas import (
 from runs.models import Plan, Run, Step
 from runs.permissions import can_view_runs, is_operator, is_reviewer
 from runs.planning.schema import PlanSyntaxError, parse_plan_text
-from runs.planning.validation import validate_plan
-from runs.tools.registry import load_tool_specs
+from runs.planning.validation import validate_with_registry
 
 tasks_router = Router(tags=["tasks"])
 runs_router = Router(tags=["runs"])
@@ -140,9 +138,7 @@ def task_create(request: HttpRequest, payload: TaskIn) -> Status[Run]:
     if not title:
         goal = document.get("goal") if isinstance(document, dict) else None
         title = goal.strip()[:200] if isinstance(goal, str) else ""
-    validated = validate_plan(
-        document, tools=load_tool_specs(), max_steps=settings.PLANNERWEB_MAX_PLAN_STEPS
-    )
+    validated = validate_with_registry(document)
     problems = [
         {"field": _plan_field(p.path), "code": p.code, "message": p.message}
         for p in validated.problems

@@ -20,7 +20,7 @@ from django.utils import timezone
 from runs.events import PlanCreated, RunCancelRequested, RunCreated
 from runs.execution.budgets import budget_overrides, task_budgets_set
 from runs.models import TOOL_FIELDS, Plan, Run, RunStatus, Step, Task, Tool, TranscriptEvent
-from runs.planning.validation import ValidatedPlan, validate_plan
+from runs.planning.validation import ValidatedPlan, validate_with_registry
 from runs.statemachine import (
     RUN_ACTIVE,
     RUN_TERMINAL,
@@ -31,7 +31,6 @@ from runs.statemachine import (
     run_transition,
     steps_cancel,
 )
-from runs.tools.registry import load_tool_specs
 
 SYSTEM = TranscriptEvent.Role.SYSTEM
 
@@ -64,9 +63,7 @@ def plan_create(
     was wrong; it gets no steps and can never run.
     """
     if validated is None:
-        validated = validate_plan(
-            document, tools=load_tool_specs(), max_steps=settings.PLANNERWEB_MAX_PLAN_STEPS
-        )
+        validated = validate_with_registry(document)
     version = (run.plans.order_by("-version").values_list("version", flat=True).first() or 0) + 1
     doc = validated.document
     plan = Plan.objects.create(

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from pydantic import ValidationError
 
 from runs.execution.references import (
@@ -31,6 +32,7 @@ from runs.planning.schema import (
     normalize_plan,
 )
 from runs.tools.base import ToolSpec
+from runs.tools.registry import load_tool_specs
 
 _MAX_MESSAGE = 300
 _MAX_TOOLS_LISTED = 15
@@ -61,6 +63,17 @@ class ValidatedPlan:
     @property
     def is_valid(self) -> bool:
         return self.document is not None and not self.problems
+
+
+def validate_with_registry(
+    raw: Any, *, tools: Mapping[str, ToolSpec] | None = None
+) -> ValidatedPlan:
+    """``validate_plan`` against the tool registry (or ``tools``) and the deployment's step limit."""
+    return validate_plan(
+        raw,
+        tools=load_tool_specs() if tools is None else tools,
+        max_steps=settings.PLANNERWEB_MAX_PLAN_STEPS,
+    )
 
 
 def validate_plan(raw: Any, *, tools: Mapping[str, ToolSpec], max_steps: int) -> ValidatedPlan:
