@@ -31,7 +31,7 @@ from runs.api_schemas import (
 )
 from runs.models import Plan, Run, Step
 from runs.permissions import can_view_runs, is_operator, is_reviewer
-from runs.planning.schema import PlanSyntaxError, parse_plan_text
+from runs.planning.schema import PlanSyntaxError, goal_title, parse_plan_text
 from runs.planning.validation import validate_with_registry
 
 tasks_router = Router(tags=["tasks"])
@@ -136,8 +136,7 @@ def task_create(request: HttpRequest, payload: TaskIn) -> Status[Run]:
             )
     title = payload.title.strip()
     if not title:
-        goal = document.get("goal") if isinstance(document, dict) else None
-        title = goal.strip()[:200] if isinstance(goal, str) else ""
+        title = goal_title(document)
     validated = validate_with_registry(document)
     problems = [
         {"field": _plan_field(p.path), "code": p.code, "message": p.message}

@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from runs.models import RunStatus
-from runs.planning.schema import PlanSyntaxError, parse_plan_text
+from runs.planning.schema import PlanSyntaxError, goal_title, parse_plan_text
 from runs.selectors import run_progress
 from runs.services import run_execute, run_submit_plan
 from runs.statemachine import RUN_TERMINAL
@@ -47,10 +47,9 @@ class Command(BaseCommand):
             if user is None or not is_operator(user):
                 raise CommandError(f"user {options['user']!r} does not exist or is not an operator")
 
-        goal = document.get("goal") if isinstance(document, dict) else None
-        title = options["title"] or goal or Path(path).stem
+        title = options["title"] or goal_title(document) or Path(path).stem
         run = run_submit_plan(
-            title=str(title),
+            title=title,
             document=document,
             submitted_by=user,
             max_parallel=options["max_parallel"],
