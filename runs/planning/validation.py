@@ -23,6 +23,7 @@ from runs.execution.references import (
     find_references,
     format_location,
 )
+from runs.graph import dependents_of
 from runs.planning.params import ParamProblem, ParamsCheck, Predicate, params_check
 from runs.planning.schema import (
     STEP_ID_RE,
@@ -385,10 +386,7 @@ class _Checker:
 def _kahn(nodes: list[int], deps: list[list[int]]) -> tuple[list[int], list[int]]:
     """Topological order preferring plan position; returns (order, nodes left in or after cycles)."""
     indegree = {k: len(deps[k]) for k in nodes}
-    dependents: dict[int, list[int]] = {k: [] for k in nodes}
-    for k in nodes:
-        for d in deps[k]:
-            dependents[d].append(k)
+    dependents = dependents_of({k: deps[k] for k in nodes})
     ready = [k for k in nodes if indegree[k] == 0]  # ascending, so already a heap
     order: list[int] = []
     while ready:

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from runs import retries, selectors, services
 from runs.events import event_summary
-from runs.graph import GraphNode, layout
+from runs.graph import GraphNode, plan_layout, too_big_to_draw
 from runs.models import Run, RunStatus, Step
 from runs.permissions import can_view_runs, is_operator, role_required
 from runs.planning.accounting import LlmTotals, llm_totals_of
@@ -32,8 +32,6 @@ from runs.views.listing import HEARTBEAT_SECONDS
 # the websocket replay serve them all): the rows are cheap to build now (run_page filters), but
 # every event is still a read, a summary and page weight the browser has to lay out.
 TRANSCRIPT_LIMIT = 300
-# Bigger plans get the step table only: an SVG of thousands of nodes helps nobody.
-GRAPH_LIMIT = 300
 
 
 @dataclass(frozen=True)
@@ -78,9 +76,9 @@ def _live_context(run: Run) -> dict[str, Any]:
     steps = list(Step.objects.filter(plan_id=run.current_plan_id).order_by("phase", "position"))
     rows = [_step_row(s) for s in steps]
     main = [r for r in rows if r.step.phase == Step.Phase.MAIN]
-    graph = nodes = None
-    if 0 < len(main) <= GRAPH_LIMIT:
-        graph = layout([(r.step.key, r.step.depends_on) for r in main])
+    graph = plan_layout([(r.step.key, r.step.depends_on) for r in main])
+    nodes = None
+    if graph is not None:
         by_key = {r.step.key: r for r in main}
         nodes = [NodeView(n, by_key[n.key]) for n in graph.nodes]
     finished = sum(1 for r in main if r.step.status in STEP_FINISHED)
@@ -93,7 +91,7 @@ def _live_context(run: Run) -> dict[str, Any]:
         "finished_steps": finished,
         "graph": graph,
         "graph_nodes": nodes,
-        "graph_omitted": len(main) > GRAPH_LIMIT,
+        "graph_omitted": too_big_to_draw(len(main)),
         "progress_percent": round(100 * finished / len(main)) if main else 0,
         "plan_version": run.current_plan.version if run.current_plan else None,
         "plan_goal": run.current_plan.goal if run.current_plan else "",
