@@ -22,22 +22,10 @@ from django.forms.models import model_to_dict
 from django.utils import timezone
 
 from reviews.models import AuditChainHead, AuditEntry
+from runs.models import TOOL_FIELDS
 from runs.statemachine import lock_rows
 
 SYSTEM_ACTOR = "system"
-# Tool fields whose changes are audited (timestamps move on every save and say nothing).
-TOOL_FIELDS = (
-    "name",
-    "description",
-    "kind",
-    "config",
-    "parameters_schema",
-    "timeout_seconds",
-    "max_retries",
-    "sensitive",
-    "idempotent",
-    "enabled",
-)
 
 
 def entry_hash(

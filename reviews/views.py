@@ -27,7 +27,7 @@ from reviews.models import ReviewItem, ReviewKind, ReviewStatus
 from reviews.policies import four_eyes_applies
 from reviews.selectors import AGES, AuditFilters, QueueFilters
 from reviews.statemachine import PlanInvalid, ReviewError
-from runs.graph import layout
+from runs.graph import plan_layout
 from runs.lifecycle import escalations
 from runs.lifecycle.escalations import EscalationAction
 from runs.lifecycle.reviews import review_approve, review_edit, review_reject
@@ -311,16 +311,10 @@ def audit_csv(request: HttpRequest) -> StreamingHttpResponse:
     return response
 
 
-GRAPH_LIMIT = 300  # as on the run page: beyond this the step table says more than a drawing
-
-
 def _plan_graph(main: list[Step]) -> dict[str, Any]:
     """The plan's SVG graph (the run page's ``runs/_graph.html``), for plans small enough to draw."""
-    if not 0 < len(main) <= GRAPH_LIMIT:
-        return {"graph": None}
-    try:
-        graph = layout([(s.key, s.depends_on) for s in main])
-    except ValueError:  # a cycle: validation keeps these out, the edge list still shows it
+    graph = plan_layout([(s.key, s.depends_on) for s in main])
+    if graph is None:  # a cycle too: the edge list still shows it
         return {"graph": None}
     by_key = {s.key: s for s in main}
     nodes = [

@@ -18,9 +18,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
 from reviews.admin_audit import AuditedAdminMixin
-from reviews.audit import TOOL_FIELDS, config_audit
+from reviews.audit import config_audit
 from runs.evaluation.checks import validate_checks
-from runs.models import Plan, Run, Step, Task, Tool, TranscriptEvent
+from runs.models import TOOL_FIELDS, Plan, Run, Step, Task, Tool, TranscriptEvent
 from runs.permissions import is_admin
 from runs.tools.registry import validate_parameters_schema, validate_tool_config
 from runs.tools.yaml_io import tools_to_yaml
@@ -74,19 +74,7 @@ _JSON_WIDGET = forms.Textarea(attrs={"rows": 12, "cols": 90, "style": "font-fami
 class ToolAdminForm(forms.ModelForm):
     class Meta:
         model = Tool
-        fields = [
-            "name",
-            "description",
-            "kind",
-            "config",
-            "parameters_schema",
-            "timeout_seconds",
-            "max_retries",
-            "sensitive",
-            "idempotent",
-            "enabled",
-            "checks",
-        ]
+        fields = list(TOOL_FIELDS)
         field_classes = {
             "config": PrettyJSONField,
             "parameters_schema": PrettyJSONField,

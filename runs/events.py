@@ -2,26 +2,51 @@
 
 Every TranscriptEvent row's ``kind`` and ``payload`` round-trip through
 ``EVENT_ADAPTER``, so readers (pages, websocket clients, the CLI) can rely on
-the shape of each kind.
+the shape of each kind. Each kind also says what happened in one line
+(``summary``): the run page, the transcript page and the websocket frames all
+show that text, so a line reads the same live and after a reload.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from json.encoder import encode_basestring
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+# A summary longer than this is cut (with an ellipsis): it is one line of a table.
+SUMMARY_LIMIT = 200
+
+
+def _suffix(text: Any) -> str:
+    return f": {text}" if text else ""
+
+
+def _one_line(text: str) -> str:
+    return text if len(text) <= SUMMARY_LIMIT else text[: SUMMARY_LIMIT - 1] + "…"
 
 
 class _Event(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def summary(self) -> str:
+        """What happened, in one line of at most ``SUMMARY_LIMIT`` characters."""
+        return _one_line(self.describe())
+
+    def describe(self) -> str:
+        """What happened, in words (each kind says it its way; ``summary`` cuts it to one line)."""
+        return json.dumps(event_payload(self), ensure_ascii=False)
 
 
 class RunCreated(_Event):
     kind: Literal["run.created"] = "run.created"
     task: str
     submitted_by: str | None = None
+
+    def describe(self) -> str:
+        return f"task '{self.task}' submitted by {self.submitted_by or 'the system'}"
 
 
 class RunStatusChanged(_Event):
@@ -30,10 +55,16 @@ class RunStatusChanged(_Event):
     to_status: str
     reason: str = ""
 
+    def describe(self) -> str:
+        return f"run {self.from_status} → {self.to_status}" + _suffix(self.reason)
+
 
 class RunCancelRequested(_Event):
     kind: Literal["run.cancel_requested"] = "run.cancel_requested"
     by: str | None = None
+
+    def describe(self) -> str:
+        return f"cancel requested by {self.by or 'the system'}"
 
 
 class PlanCreated(_Event):
@@ -44,6 +75,15 @@ class PlanCreated(_Event):
     valid: bool
     steps: int
     errors: list[dict[str, Any]] = Field(default_factory=list)
+
+    def describe(self) -> str:
+        if self.valid:
+            return f"plan v{self.version} ({self.source}): {self.steps} steps"
+        first = self.errors[0].get("message", "") if self.errors else ""
+        return (
+            f"plan v{self.version} ({self.source}) is invalid: "
+            f"{len(self.errors)} problem(s)" + _suffix(first)
+        )
 
 
 class StepStatusChanged(_Event):
@@ -58,6 +98,12 @@ class StepStatusChanged(_Event):
     error: str = ""
     reason: str = ""
 
+    def describe(self) -> str:
+        attempt = f" (attempt {self.attempt})" if self.attempt > 1 else ""
+        return f"{self.step} {self.from_status} → {self.to_status}{attempt}" + _suffix(
+            self.error or self.reason
+        )
+
 
 class StepRetrying(_Event):
     kind: Literal["step.retrying"] = "step.retrying"
@@ -66,6 +112,11 @@ class StepRetrying(_Event):
     attempt: int
     delay_seconds: float
     error: str
+
+    def describe(self) -> str:
+        return f"{self.step} retries (attempt {self.attempt}) in {self.delay_seconds}s" + _suffix(
+            self.error
+        )
 
 
 class RunRetried(_Event):
@@ -78,12 +129,35 @@ class RunRetried(_Event):
     by: str | None = None
     new_run: int | None = None  # set in the old run's transcript
 
+    def describe(self) -> str:
+        text = (
+            f"retried from step {self.step} as run {self.new_run}"
+            if self.new_run
+            else f"retry of run {self.of_run} from step {self.step}"
+        )
+        carried = ", ".join(self.carried_over)
+        return text + (f"; carried over {carried}" if carried else "")
+
 
 class RunRequeued(_Event):
     """A run found without a live worker (lease expired, or its task lost) was queued again."""
 
     kind: Literal["run.requeued"] = "run.requeued"
     reason: str
+
+    def describe(self) -> str:
+        return "run queued again" + _suffix(self.reason)
+
+
+_REVIEW_KINDS = {
+    "plan_approval": "plan approval",
+    "step_gate": "step gate",
+    "escalation": "escalation",
+}
+
+
+def _review_what(review_kind: str) -> str:
+    return _REVIEW_KINDS.get(review_kind, review_kind or "review")
 
 
 class ReviewOpened(_Event):
@@ -95,12 +169,27 @@ class ReviewOpened(_Event):
     step: str | None = None
     required_approvals: int = 1
 
+    def describe(self) -> str:
+        target = f" of plan v{self.plan_version}" if self.plan_version else ""
+        target += f" at step {self.step}" if self.step else ""
+        quorum = (
+            f", {self.required_approvals} approvals needed" if self.required_approvals > 1 else ""
+        )
+        return (
+            f"review {self.item_id} opened: {_review_what(self.review_kind)}{target}{quorum}"
+            + _suffix(self.reason)
+        )
+
 
 class ReviewAssigned(_Event):
     kind: Literal["review.assigned"] = "review.assigned"
     item_id: int
     assignee: str | None = None
     by: str | None = None
+
+    def describe(self) -> str:
+        by = f" by {self.by}" if self.by and self.by != self.assignee else ""
+        return f"review {self.item_id} assigned to {self.assignee or 'nobody'}{by}"
 
 
 class ReviewApprovalAdded(_Event):
@@ -109,6 +198,9 @@ class ReviewApprovalAdded(_Event):
     by: str
     approvals: int
     required: int
+
+    def describe(self) -> str:
+        return f"review {self.item_id}: approval by {self.by} ({self.approvals} of {self.required})"
 
 
 class ReviewDecided(_Event):
@@ -120,6 +212,13 @@ class ReviewDecided(_Event):
     by: str | None = None
     reason: str = ""
     plan_version: int | None = None
+
+    def describe(self) -> str:
+        plan = f", plan v{self.plan_version}" if self.plan_version else ""
+        return (
+            f"review {self.item_id} ({_review_what(self.review_kind)}) {self.status} "
+            f"by {self.by or 'the system'}{plan}" + _suffix(self.reason)
+        )
 
 
 class PlannerCall(_Event):
@@ -141,6 +240,13 @@ class PlannerCall(_Event):
     refusal: str = ""
     error: str = ""
 
+    def describe(self) -> str:
+        return (
+            f"{self.provider} {self.model} call for {self.purpose}: "
+            f"{self.tokens_in} tokens in, {self.tokens_out} out, "
+            f"{self.latency_ms} ms" + _suffix(self.error or self.refusal)
+        )
+
 
 class PlannerDecision(_Event):
     """What the planner settled on: which planner/mode produced the plan, or why none did."""
@@ -152,6 +258,10 @@ class PlannerDecision(_Event):
     confidence: float | None = None
     detail: str = ""
     totals: dict[str, Any] = Field(default_factory=dict)
+
+    def describe(self) -> str:
+        outcome = "produced a plan" if self.ok else "gave up"
+        return f"planner {self.planner} ({self.mode}) {outcome}" + _suffix(self.detail)
 
 
 class PlannerStep(_Event):
@@ -168,6 +278,12 @@ class PlannerStep(_Event):
     stop: bool = False
     confidence: float | None = None
 
+    def describe(self) -> str:
+        if self.stop:
+            return f"planner step {self.number}: stop" + _suffix(self.thought)
+        chosen = f"{self.step} ({self.tool})" if self.tool else str(self.step)
+        return f"planner step {self.number}: {chosen}" + _suffix(self.thought)
+
 
 class PlanDiff(_Event):
     kind: Literal["plan.diff"] = "plan.diff"
@@ -179,6 +295,12 @@ class PlanDiff(_Event):
     changed: list[dict[str, Any]] = Field(default_factory=list)
     kept: list[str] = Field(default_factory=list)
 
+    def describe(self) -> str:
+        return (
+            f"plan v{self.version} from v{self.parent_version}: "
+            f"{len(self.added)} added, {len(self.removed)} removed, {len(self.changed)} changed"
+        )
+
 
 class FailureReport(_Event):
     """Why a run gave up after replanning, and what it had achieved by then."""
@@ -188,6 +310,9 @@ class FailureReport(_Event):
     replans: int
     succeeded: list[dict[str, Any]] = Field(default_factory=list)
     failed: list[dict[str, Any]] = Field(default_factory=list)
+
+    def describe(self) -> str:
+        return f"gave up after {self.replans} replan(s)" + _suffix(self.reason)
 
 
 class StepVerdict(_Event):
@@ -199,6 +324,9 @@ class StepVerdict(_Event):
     status: str  # pass | warn | fail
     reason: str = ""
     check: str = ""
+
+    def describe(self) -> str:
+        return f"{self.step} judged {self.status}" + _suffix(self.reason)
 
 
 TranscriptPayload = Annotated[
@@ -237,6 +365,34 @@ def event_json(event: _Event) -> str:
 
 def event_parse(kind: str, payload: dict[str, Any]) -> TranscriptPayload:
     return EVENT_ADAPTER.validate_python({**payload, "kind": kind})
+
+
+# Each kind's class, to read a stored payload (which has no ``kind``) straight from its JSON text.
+EVENT_CLASSES: dict[str, type[_Event]] = {
+    cls.model_fields["kind"].default: cls for cls in get_args(get_args(TranscriptPayload)[0])
+}
+
+
+def event_summary(kind: str, payload: Any) -> str:
+    """A stored event's one-line summary; a payload its kind does not accept is shown as JSON."""
+    cls = EVENT_CLASSES.get(kind)
+    if cls is not None and isinstance(payload, dict):
+        try:
+            return cls.model_validate(payload).summary()
+        except ValidationError:
+            pass
+    return _one_line(json.dumps(payload, ensure_ascii=False, default=str))
+
+
+def event_summary_json(kind: str, payload_json: str) -> str:
+    """``event_summary`` of a payload given as its stored JSON text (parsed by pydantic-core)."""
+    cls = EVENT_CLASSES.get(kind)
+    if cls is not None:
+        try:
+            return cls.model_validate_json(payload_json).summary()
+        except ValidationError:
+            pass
+    return event_summary(kind, json.loads(payload_json))
 
 
 @dataclass(slots=True)  # not frozen: a frozen init costs 4x, two a step

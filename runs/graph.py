@@ -12,8 +12,11 @@ layer are ordered to keep edges short.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
+
+K = TypeVar("K", bound=Hashable)
 
 NODE_WIDTH = 150
 NODE_HEIGHT = 36
@@ -21,6 +24,8 @@ LAYER_GAP = 48
 ROW_GAP = 14
 MARGIN = 8
 SWEEPS = 4
+# Bigger plans get the step table only: an SVG of thousands of nodes helps nobody.
+GRAPH_LIMIT = 300
 # A cubic curve whose two control points are lifted by L peaks 0.75 L above its ends.
 ARC_LIFT = 48
 ARC_ROOM = ARC_LIFT * 3 // 4 - NODE_HEIGHT // 2 + 6
@@ -61,6 +66,31 @@ class Graph:
 
     def node(self, key: str) -> GraphNode:
         return next(n for n in self.nodes if n.key == key)
+
+
+def dependents_of(deps: Mapping[K, Iterable[K]]) -> dict[K, list[K]]:
+    """Each node's dependents, from ``deps`` (each node's dependencies); unknown ones left out."""
+    dependents: dict[K, list[K]] = {node: [] for node in deps}
+    for node, needs in deps.items():
+        for dep in needs:
+            if dep in dependents:
+                dependents[dep].append(node)
+    return dependents
+
+
+def too_big_to_draw(steps: int) -> bool:
+    """Whether a plan of ``steps`` main steps gets its step table only, no drawing."""
+    return steps > GRAPH_LIMIT
+
+
+def plan_layout(steps: Sequence[tuple[str, Iterable[str]]]) -> Graph | None:
+    """``layout`` of a plan worth drawing; None when it is empty, too big to draw, or has a cycle."""
+    if not steps or too_big_to_draw(len(steps)):
+        return None
+    try:
+        return layout(steps)
+    except ValueError:  # a cycle: validation keeps these out of stored plans
+        return None
 
 
 def layers_of(steps: Sequence[tuple[str, Iterable[str]]]) -> dict[str, int]:
@@ -113,17 +143,12 @@ def layout(steps: Sequence[tuple[str, Iterable[str]]]) -> Graph:
         return Graph((), (), 0, 0)
     layer = layers_of(steps)
     position = {key: i for i, (key, _) in enumerate(steps)}
-    edges = [
-        (d, key)
+    parents = {
+        key: [d for d in dict.fromkeys(depends) if d in layer and d != key]
         for key, depends in steps
-        for d in dict.fromkeys(depends)
-        if d in layer and d != key
-    ]
-    parents: dict[str, list[str]] = {key: [] for key in layer}
-    children: dict[str, list[str]] = {key: [] for key in layer}
-    for source, target in edges:
-        parents[target].append(source)
-        children[source].append(target)
+    }
+    children = dependents_of(parents)
+    edges = [(d, key) for key, needs in parents.items() for d in needs]
 
     rows: list[list[str]] = [[] for _ in range(max(layer.values()) + 1)]
     for key, _ in steps:

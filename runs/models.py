@@ -10,6 +10,22 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+# A tool's own fields: what the API, a tools.yaml import and the admin may set, and
+# what every audit entry of a tool change records (timestamps move on every save).
+TOOL_FIELDS = (
+    "name",
+    "description",
+    "kind",
+    "config",
+    "parameters_schema",
+    "timeout_seconds",
+    "max_retries",
+    "sensitive",
+    "idempotent",
+    "enabled",
+    "checks",
+)
+
 
 class Tool(models.Model):
     """A registry entry: one callable capability a plan step may use."""

@@ -21,9 +21,12 @@ import threading
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from typing import Any
 
 from channels.layers import get_channel_layer
+
+from runs.events import event_summary, event_summary_json
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +117,13 @@ def list_changes(run_id: int, events: Sequence[Outgoing]) -> list[dict[str, Any]
 
 
 def event_message(event: Any) -> dict[str, Any]:
-    """The client-facing form of one TranscriptEvent (row or equivalent object)."""
+    """The client-facing form of one TranscriptEvent (row or equivalent object), with its summary."""
     return {
         "run": event.run_id,
         "seq": event.seq,
         "role": event.role,
         "kind": event.kind,
+        "summary": event_summary(event.kind, event.payload),
         "payload": event.payload,
         "at": event.created_at.isoformat(),
     }
@@ -185,11 +189,13 @@ def frame_from_json(run_id: int, seq: int, role: str, kind: str, payload: str, a
     """``event_frame``'s frame for a payload that is compact JSON text already (no re-encoding).
 
     ``role`` and ``kind`` are identifiers (``TranscriptEvent.Role``, the events' ``kind``
-    literals) and ``at`` an ISO time: none needs escaping.
+    literals) and ``at`` an ISO time: none needs escaping. The summary is read from the
+    payload text by pydantic-core (a few µs, once per event, not per client).
     """
+    summary = encode_basestring(event_summary_json(kind, payload))
     return (
         f'{{"type":"event","run":{run_id},"seq":{seq},"role":"{role}","kind":"{kind}",'
-        f'"payload":{payload},"at":"{at}"}}'
+        f'"summary":{summary},"payload":{payload},"at":"{at}"}}'
     )
 
 

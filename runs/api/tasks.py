@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpRequest
 from ninja import Router, Status
 
@@ -21,9 +20,8 @@ from runs.lifecycle.submit import run_submit_plan
 from runs.models import Run
 from runs.permissions import is_operator
 from runs.planning.options import PlannerOptionsError
-from runs.planning.schema import PlanSyntaxError, parse_plan_text
-from runs.planning.validation import validate_plan
-from runs.tools.registry import load_tool_specs
+from runs.planning.schema import PlanSyntaxError, goal_title, parse_plan_text
+from runs.planning.validation import validate_with_registry
 
 tasks_router = Router(tags=["tasks"])
 
@@ -113,11 +111,8 @@ def task_create(request: HttpRequest, payload: TaskIn) -> Status[Run]:
             )
     title = payload.title.strip()
     if not title:
-        goal = document.get("goal") if isinstance(document, dict) else None
-        title = goal.strip()[:200] if isinstance(goal, str) else ""
-    validated = validate_plan(
-        document, tools=load_tool_specs(), max_steps=settings.PLANNERWEB_MAX_PLAN_STEPS
-    )
+        title = goal_title(document)
+    validated = validate_with_registry(document)
     problems = [
         {"field": plan_field(p.path), "code": p.code, "message": p.message}
         for p in validated.problems

@@ -11,6 +11,7 @@ from django.utils import timezone
 from runs.events import FailureReport, PlanDiff, StepStatusChanged
 from runs.lifecycle.submit import plan_create
 from runs.models import Plan, Run, RunStatus, Step, StepStatus, TranscriptEvent
+from runs.plan_versions import steps_carry_over
 from runs.planning.accounting import record_calls
 from runs.planning.attempts import PlanOutcome
 from runs.planning.iterative import step_event
@@ -56,16 +57,8 @@ def plan_adopt(
     )
     run.llm_calls.filter(pk__in=[e.event.call_id for e in events]).update(plan=plan)  # type: ignore[attr-defined]
     # Carried over, not re-run: the new version's copies of finished steps start out
-    # succeeded with the original result and times (a creation, not a transition).
-    finished = {s.key: s for s in old_steps if s.status == StepStatus.SUCCEEDED}
-    for step in plan.steps.filter(phase=Step.Phase.MAIN, key__in=list(finished)):
-        done = finished[step.key]
-        step.status = StepStatus.SUCCEEDED
-        step.result = done.result
-        step.attempts = done.attempts
-        step.started_at = done.started_at
-        step.finished_at = done.finished_at
-        step.save(update_fields=["status", "result", "attempts", "started_at", "finished_at"])
+    # succeeded with the original outcome (a creation, not a transition).
+    steps_carry_over(plan=plan, finished=[s for s in old_steps if s.status == StepStatus.SUCCEEDED])
     diff = plan_diff(old_steps, list(plan.steps.filter(phase=Step.Phase.MAIN)))
     plan.diff = diff
     plan.save(update_fields=["diff"])

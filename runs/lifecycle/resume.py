@@ -29,6 +29,7 @@ from reviews.models import ReviewItem, ReviewKind, ReviewStatus
 from runs.events import StepStatusChanged
 from runs.lifecycle.dispatch import enqueue_resume
 from runs.models import Plan, Run, RunStatus, Step, StepStatus, TranscriptEvent
+from runs.plan_versions import steps_carry_over
 from runs.statemachine import (
     NewEvent,
     append_events,
@@ -151,29 +152,8 @@ def _adopt_edit(run: Run, plan_id: int | None, why: str) -> list[NewEvent]:
     old_id = new.parent_id  # the version that escalated (plan_create made ``new`` current)
     events: list[NewEvent] = []
     if old_id is not None:
-        finished = {
-            s.key: s
-            for s in Step.objects.filter(plan_id=old_id, phase=Step.Phase.MAIN, status=S.SUCCEEDED)
-        }
-        for step in Step.objects.filter(plan=new, phase=Step.Phase.MAIN, key__in=list(finished)):
-            done = finished[step.key]
-            step.status = S.SUCCEEDED
-            step.result = done.result
-            step.attempts = done.attempts
-            step.started_at = done.started_at
-            step.finished_at = done.finished_at
-            step.verdict, step.verdict_reason = done.verdict, done.verdict_reason
-            step.save(
-                update_fields=[
-                    "status",
-                    "result",
-                    "attempts",
-                    "started_at",
-                    "finished_at",
-                    "verdict",
-                    "verdict_reason",
-                ]
-            )
+        finished = Step.objects.filter(plan_id=old_id, phase=Step.Phase.MAIN, status=S.SUCCEEDED)
+        steps_carry_over(plan=new, finished=finished)
         stale = Step.objects.filter(plan_id=old_id, status__in=[S.PENDING, S.RUNNING])
         for step_pk, key, phase, status in stale.values_list("pk", "key", "phase", "status"):
             events.append(

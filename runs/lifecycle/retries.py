@@ -27,6 +27,7 @@ from runs.events import RunCreated, RunRetried
 from runs.lifecycle.errors import RunError
 from runs.lifecycle.submit import plan_create, run_start_plan
 from runs.models import Plan, Run, RunStatus, Step, StepStatus, TranscriptEvent
+from runs.plan_versions import steps_carry_over
 from runs.statemachine import NewEvent, append_events, lock_rows
 
 RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.ROLLED_BACK})
@@ -108,20 +109,7 @@ def _carry_over(old: Run, copy: Plan) -> list[str]:
     """
     if old.status == RunStatus.ROLLED_BACK:
         return []
-    done = {
-        s.key: s
-        for s in Step.objects.filter(
-            plan_id=old.current_plan_id, phase=Step.Phase.MAIN, status=StepStatus.SUCCEEDED
-        )
-    }
-    carried = []
-    for step in copy.steps.filter(phase=Step.Phase.MAIN, key__in=list(done)).order_by("position"):
-        before = done[step.key]
-        step.status = StepStatus.SUCCEEDED
-        step.result = before.result
-        step.attempts = before.attempts
-        step.started_at = before.started_at
-        step.finished_at = before.finished_at
-        step.save(update_fields=["status", "result", "attempts", "started_at", "finished_at"])
-        carried.append(step.key)
-    return carried
+    done = Step.objects.filter(
+        plan_id=old.current_plan_id, phase=Step.Phase.MAIN, status=StepStatus.SUCCEEDED
+    )
+    return steps_carry_over(plan=copy, finished=done)

@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -43,7 +42,7 @@ from runs.lifecycle.dispatch import enqueue_run
 from runs.lifecycle.resume import gate_decided
 from runs.lifecycle.submit import plan_create
 from runs.models import Plan, Run, RunStatus, TranscriptEvent
-from runs.planning.validation import validate_plan
+from runs.planning.validation import validate_with_registry
 from runs.statemachine import (
     RUN_TERMINAL,
     NewEvent,
@@ -51,7 +50,6 @@ from runs.statemachine import (
     lock_rows,
     run_transition,
 )
-from runs.tools.registry import load_tool_specs
 
 REVIEWER = TranscriptEvent.Role.REVIEWER
 
@@ -225,9 +223,7 @@ def review_reject(*, item_id: int, user: User, reason: str) -> ReviewItem:
 
 def plan_validate_edit(document: Any) -> Any:
     """Validate an edited plan against today's registry; raise ``PlanInvalid`` with every problem."""
-    validated = validate_plan(
-        document, tools=load_tool_specs(), max_steps=settings.PLANNERWEB_MAX_PLAN_STEPS
-    )
+    validated = validate_with_registry(document)
     if not validated.is_valid:
         raise PlanInvalid(
             [{"path": p.path, "code": p.code, "message": p.message} for p in validated.problems]

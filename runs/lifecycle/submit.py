@@ -14,13 +14,12 @@ from runs.execution.budgets import budget_overrides, task_budgets_set
 from runs.lifecycle.dispatch import enqueue_run
 from runs.models import Plan, Run, RunStatus, Step, Task, Tool, TranscriptEvent
 from runs.permissions import username
-from runs.planning.validation import ValidatedPlan, validate_plan
+from runs.planning.validation import ValidatedPlan, validate_with_registry
 from runs.statemachine import (
     NewEvent,
     append_events,
     run_transition,
 )
-from runs.tools.registry import load_tool_specs
 
 SYSTEM = TranscriptEvent.Role.SYSTEM
 
@@ -41,9 +40,7 @@ def plan_create(
     was wrong; it gets no steps and can never run.
     """
     if validated is None:
-        validated = validate_plan(
-            document, tools=load_tool_specs(), max_steps=settings.PLANNERWEB_MAX_PLAN_STEPS
-        )
+        validated = validate_with_registry(document)
     version = (run.plans.order_by("-version").values_list("version", flat=True).first() or 0) + 1
     doc = validated.document
     plan = Plan.objects.create(

@@ -7,10 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
-
 from runs.planning.providers.base import ModelReply, ModelRequest, ProviderError
-from runs.planning.validation import PlanProblem, ValidatedPlan, validate_plan
+from runs.planning.validation import PlanProblem, ValidatedPlan, validate_with_registry
 from runs.tools.base import ToolSpec
 
 
@@ -68,7 +66,7 @@ def check_plan(
     """Validate a planner's document (kept steps first when replanning) plus the mode's rules."""
     if kept:
         document = merge_kept(document, kept)
-    validated = validate_plan(document, tools=tools, max_steps=settings.PLANNERWEB_MAX_PLAN_STEPS)
+    validated = validate_with_registry(document, tools=tools)
     doc = validated.document
     if mode == "direct" and doc is not None and len(doc.steps) != 1:
         problem = PlanProblem(

@@ -173,6 +173,16 @@ def _normalize_list_steps(items: list[Any]) -> list[Any]:
     return out
 
 
+def goal_title(document: Any) -> str:
+    """A task title from a parsed plan's goal, as long as a title may be ("" without a goal)."""
+    from runs.models import Task
+
+    goal = document.get("goal") if isinstance(document, dict) else None
+    if not isinstance(goal, str):
+        return ""
+    return goal.strip()[: Task._meta.get_field("title").max_length]
+
+
 def plan_json_schema() -> dict[str, Any]:
     """The JSON Schema of the object form, for LLM structured output and editor hints."""
     return PlanDocument.model_json_schema(mode="validation")

@@ -15,8 +15,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from pydantic import ValidationError
 
+from runs.graph import dependents_of
 from runs.planning.params import ParamProblem, ParamsCheck, Predicate, params_check
 from runs.planning.references import Reference, find_references, format_location
 from runs.planning.schema import (
@@ -27,6 +29,7 @@ from runs.planning.schema import (
     normalize_plan,
 )
 from runs.tools.base import ToolSpec
+from runs.tools.registry import load_tool_specs
 
 _MAX_MESSAGE = 300
 _MAX_TOOLS_LISTED = 15
@@ -57,6 +60,17 @@ class ValidatedPlan:
     @property
     def is_valid(self) -> bool:
         return self.document is not None and not self.problems
+
+
+def validate_with_registry(
+    raw: Any, *, tools: Mapping[str, ToolSpec] | None = None
+) -> ValidatedPlan:
+    """``validate_plan`` against the tool registry (or ``tools``) and the deployment's step limit."""
+    return validate_plan(
+        raw,
+        tools=load_tool_specs() if tools is None else tools,
+        max_steps=settings.PLANNERWEB_MAX_PLAN_STEPS,
+    )
 
 
 def validate_plan(raw: Any, *, tools: Mapping[str, ToolSpec], max_steps: int) -> ValidatedPlan:
@@ -369,10 +383,7 @@ class _Checker:
 def _kahn(nodes: list[int], deps: list[list[int]]) -> tuple[list[int], list[int]]:
     """Topological order preferring plan position; returns (order, nodes left in or after cycles)."""
     indegree = {k: len(deps[k]) for k in nodes}
-    dependents: dict[int, list[int]] = {k: [] for k in nodes}
-    for k in nodes:
-        for d in deps[k]:
-            dependents[d].append(k)
+    dependents = dependents_of({k: deps[k] for k in nodes})
     ready = [k for k in nodes if indegree[k] == 0]  # ascending, so already a heap
     order: list[int] = []
     while ready:

@@ -10,7 +10,7 @@ from django.db import transaction
 from reviews.audit import config_audit
 from reviews.audit import tool_snapshot as snapshot
 from runs.evaluation.checks import validate_checks
-from runs.models import Tool
+from runs.models import TOOL_FIELDS, Tool
 from runs.statemachine import (
     lock_rows,
 )
@@ -23,21 +23,6 @@ class ToolRejected(ValueError):
     def __init__(self, problems: list[tuple[str, str]]) -> None:
         self.problems = problems
         super().__init__("; ".join(f"{field}: {message}" for field, message in problems))
-
-
-TOOL_FIELDS = (
-    "name",
-    "description",
-    "kind",
-    "config",
-    "parameters_schema",
-    "timeout_seconds",
-    "max_retries",
-    "sensitive",
-    "idempotent",
-    "enabled",
-    "checks",
-)
 
 
 def _check_tool(tool: Tool) -> None:

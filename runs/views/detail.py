@@ -19,8 +19,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from reviews.models import ReviewItem, ReviewStatus
 from runs import selectors
+from runs.events import event_summary
 from runs.execution.budgets import budgets_for, run_usage
-from runs.graph import GraphNode, layout
+from runs.graph import GraphNode, plan_layout, too_big_to_draw
 from runs.lifecycle import cancel, retries
 from runs.lifecycle.errors import RunError
 from runs.lifecycle.retries import retryable_steps
@@ -35,9 +36,6 @@ from runs.views.listing import HEARTBEAT_SECONDS
 # the websocket replay serve them all): the rows are cheap to build now (run_page filters), but
 # every event is still a read, a summary and page weight the browser has to lay out.
 TRANSCRIPT_LIMIT = 300
-# Bigger plans get the step table only: an SVG of thousands of nodes helps nobody.
-GRAPH_LIMIT = 300
-_SUMMARY_LIMIT = 200
 
 
 @dataclass(frozen=True)
@@ -65,7 +63,7 @@ class EventRow:
 
 
 def event_rows(events: list[Any]) -> list[EventRow]:
-    """Transcript events as the page's rows (``{{ events|transcript_rows }}``)."""
+    """Transcript events as the page's rows, each summarised by its event class, as the frames are."""
     return [
         EventRow(e.seq, e.created_at, e.role, e.kind, event_summary(e.kind, e.payload))
         for e in events
@@ -82,9 +80,9 @@ def _live_context(run: Run) -> dict[str, Any]:
     steps = list(Step.objects.filter(plan_id=run.current_plan_id).order_by("phase", "position"))
     rows = [_step_row(s) for s in steps]
     main = [r for r in rows if r.step.phase == Step.Phase.MAIN]
-    graph = nodes = None
-    if 0 < len(main) <= GRAPH_LIMIT:
-        graph = layout([(r.step.key, r.step.depends_on) for r in main])
+    graph = plan_layout([(r.step.key, r.step.depends_on) for r in main])
+    nodes = None
+    if graph is not None:
         by_key = {r.step.key: r for r in main}
         nodes = [NodeView(n, by_key[n.key]) for n in graph.nodes]
     finished = sum(1 for r in main if r.step.status in STEP_FINISHED)
@@ -97,7 +95,7 @@ def _live_context(run: Run) -> dict[str, Any]:
         "finished_steps": finished,
         "graph": graph,
         "graph_nodes": nodes,
-        "graph_omitted": len(main) > GRAPH_LIMIT,
+        "graph_omitted": too_big_to_draw(len(main)),
         "progress_percent": round(100 * finished / len(main)) if main else 0,
         "plan_version": run.current_plan.version if run.current_plan else None,
         "plan_goal": run.current_plan.goal if run.current_plan else "",
@@ -191,109 +189,6 @@ def _step_row(step: Step) -> StepRow:
 
 def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
-
-
-def event_summary(kind: str, payload: dict[str, Any]) -> str:
-    """One line about a transcript event (``static/run.js`` mirrors this for live rows)."""
-    p = payload if isinstance(payload, dict) else {}
-    if kind == "run.created":
-        text = f"task '{p.get('task')}' submitted by {p.get('submitted_by') or 'the system'}"
-    elif kind == "run.status":
-        text = f"run {p.get('from_status')} → {p.get('to_status')}" + _suffix(p.get("reason"))
-    elif kind == "run.cancel_requested":
-        text = f"cancel requested by {p.get('by') or 'the system'}"
-    elif kind == "plan.created":
-        if p.get("valid"):
-            text = f"plan v{p.get('version')} ({p.get('source')}): {p.get('steps')} steps"
-        else:
-            errors = p.get("errors") or []
-            first = errors[0].get("message", "") if errors and isinstance(errors[0], dict) else ""
-            text = (
-                f"plan v{p.get('version')} ({p.get('source')}) is invalid: "
-                f"{len(errors)} problem(s)" + _suffix(first)
-            )
-    elif kind == "step.status":
-        attempt = f" (attempt {p['attempt']})" if p.get("attempt", 0) > 1 else ""
-        text = f"{p.get('step')} {p.get('from_status')} → {p.get('to_status')}{attempt}" + _suffix(
-            p.get("error") or p.get("reason")
-        )
-    elif kind == "step.retrying":
-        text = (
-            f"{p.get('step')} retries (attempt {p.get('attempt')}) in "
-            f"{p.get('delay_seconds')}s" + _suffix(p.get("error"))
-        )
-    elif kind.startswith("review."):
-        text = _review_summary(kind, p)
-    elif kind == "run.requeued":
-        text = "run queued again" + _suffix(p.get("reason"))
-    elif kind == "run.retried":
-        carried = ", ".join(p.get("carried_over") or [])
-        text = (
-            f"retried from step {p.get('step')} as run {p.get('new_run')}"
-            if p.get("new_run")
-            else f"retry of run {p.get('of_run')} from step {p.get('step')}"
-        ) + (f"; carried over {carried}" if carried else "")
-    elif kind == "planner.decision":
-        text = (
-            f"planner {p.get('planner')} ({p.get('mode')}) "
-            + ("produced a plan" if p.get("ok") else "gave up")
-            + _suffix(p.get("detail"))
-        )
-    elif kind == "planner.call":
-        text = (
-            f"{p.get('provider')} {p.get('model')} call for {p.get('purpose')}: "
-            f"{p.get('tokens_in', 0)} tokens in, {p.get('tokens_out', 0)} out, "
-            f"{p.get('latency_ms', 0)} ms" + _suffix(p.get("error") or p.get("refusal"))
-        )
-    elif kind == "plan.diff":
-        text = (
-            f"plan v{p.get('version')} from v{p.get('parent_version')}: "
-            f"{len(p.get('added') or [])} added, {len(p.get('removed') or [])} removed, "
-            f"{len(p.get('changed') or [])} changed"
-        )
-    elif kind == "run.failure_report":
-        text = f"gave up after {p.get('replans')} replan(s)" + _suffix(p.get("reason"))
-    else:
-        text = json.dumps(p, ensure_ascii=False, default=str)
-    return text if len(text) <= _SUMMARY_LIMIT else text[: _SUMMARY_LIMIT - 1] + "…"
-
-
-_REVIEW_KINDS = {
-    "plan_approval": "plan approval",
-    "step_gate": "step gate",
-    "escalation": "escalation",
-}
-
-
-def _review_summary(kind: str, p: dict[str, Any]) -> str:
-    """review.* events in words (``static/runs/run.js`` mirrors this)."""
-    item = f"review {p.get('item_id')}"
-    what = _REVIEW_KINDS.get(p.get("review_kind") or "", p.get("review_kind") or "review")
-    if kind == "review.opened":
-        target = f" of plan v{p['plan_version']}" if p.get("plan_version") else ""
-        target += f" at step {p['step']}" if p.get("step") else ""
-        quorum = (
-            f", {p['required_approvals']} approvals needed"
-            if (p.get("required_approvals") or 1) > 1
-            else ""
-        )
-        return f"{item} opened: {what}{target}{quorum}" + _suffix(p.get("reason"))
-    if kind == "review.assigned":
-        who = p.get("assignee") or "nobody"
-        by = f" by {p['by']}" if p.get("by") and p.get("by") != p.get("assignee") else ""
-        return f"{item} assigned to {who}{by}"
-    if kind == "review.approval":
-        return f"{item}: approval by {p.get('by')} ({p.get('approvals')} of {p.get('required')})"
-    if kind == "review.decided":
-        plan = f", plan v{p['plan_version']}" if p.get("plan_version") else ""
-        return f"{item} ({what}) {p.get('status')} by {p.get('by') or 'the system'}{plan}" + (
-            _suffix(p.get("reason"))
-        )
-    return f"{item}: {kind}"
-
-
-def _suffix(text: Any) -> str:
-    return f": {text}" if text else ""
 
 
 # --------------------------------------------------------------------------- retry

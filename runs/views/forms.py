@@ -9,7 +9,7 @@ from django.conf import settings
 
 from runs.execution.budgets import BUDGET_FIELDS
 from runs.planning.options import MODES, PLANNERS, PlannerOptionsError, default_options
-from runs.planning.schema import PlanSyntaxError, parse_plan_text
+from runs.planning.schema import PlanSyntaxError, goal_title, parse_plan_text
 
 
 class BudgetFields(forms.Form):
@@ -91,9 +91,9 @@ class NewRunForm(BudgetFields):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         if not cleaned.get("title") and "plan" in cleaned:
-            goal = self.document.get("goal") if isinstance(self.document, dict) else None
-            if isinstance(goal, str) and goal.strip():
-                cleaned["title"] = goal.strip()[:200]
+            title = goal_title(self.document)
+            if title:
+                cleaned["title"] = title
             else:
                 self.add_error("title", "Give a title (the plan has no goal to use).")
         return cleaned

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -13,15 +12,8 @@ from runs.lifecycle.planning import run_submit_task
 from runs.lifecycle.submit import run_submit_plan
 from runs.permissions import AuthenticatedHttpRequest, is_operator, role_required
 from runs.planning.options import PlannerOptionsError
-from runs.planning.validation import ValidatedPlan, validate_plan
-from runs.tools.registry import load_tool_specs
+from runs.planning.validation import ValidatedPlan, validate_with_registry
 from runs.views.forms import NewRunForm, NewTaskForm
-
-
-def _validate(document: object) -> ValidatedPlan:
-    return validate_plan(
-        document, tools=load_tool_specs(), max_steps=settings.PLANNERWEB_MAX_PLAN_STEPS
-    )
 
 
 def _problems(validated: ValidatedPlan) -> list[dict[str, str]]:
@@ -36,7 +28,7 @@ def run_new(request: AuthenticatedHttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = NewRunForm(request.POST)
         if form.is_valid():
-            validated = _validate(form.document)
+            validated = validate_with_registry(form.document)
             if validated.is_valid:
                 run = run_submit_plan(
                     title=form.cleaned_data["title"],
@@ -108,7 +100,7 @@ def run_new_check(request: HttpRequest) -> HttpResponse:
         if not form.is_valid() and "plan" in form.errors:
             context["syntax"] = form.errors["plan"]
         else:
-            validated = _validate(form.document)
+            validated = validate_with_registry(form.document)
             context["problems"] = _problems(validated)
             context["is_valid"] = validated.is_valid
             doc = validated.document

@@ -65,7 +65,7 @@
       cell(clock(event.at)),
       cell(event.role),
       kind,
-      cell(summary(event.kind, event.payload || {})),
+      cell(event.summary), // the server's line (runs.events), as the page renders it
     );
     transcript.appendChild(tr);
   }
@@ -183,98 +183,6 @@
           refreshLive();
         }
       });
-  }
-
-  // Mirrors runs.views.detail.event_summary.
-  function summary(kind, p) {
-    const suffix = (text) => (text ? `: ${text}` : "");
-    let text;
-    switch (kind) {
-      case "run.created":
-        text = `task '${p.task}' submitted by ${p.submitted_by || "the system"}`;
-        break;
-      case "run.status":
-        text = `run ${p.from_status} → ${p.to_status}${suffix(p.reason)}`;
-        break;
-      case "run.cancel_requested":
-        text = `cancel requested by ${p.by || "the system"}`;
-        break;
-      case "plan.created": {
-        const errors = p.errors || [];
-        text = p.valid
-          ? `plan v${p.version} (${p.source}): ${p.steps} steps`
-          : `plan v${p.version} (${p.source}) is invalid: ${errors.length} problem(s)` +
-            suffix(errors[0] && errors[0].message);
-        break;
-      }
-      case "step.status": {
-        const attempt = p.attempt > 1 ? ` (attempt ${p.attempt})` : "";
-        text = `${p.step} ${p.from_status} → ${p.to_status}${attempt}${suffix(p.error || p.reason)}`;
-        break;
-      }
-      case "step.retrying":
-        text = `${p.step} retries (attempt ${p.attempt}) in ${p.delay_seconds}s${suffix(p.error)}`;
-        break;
-      case "run.requeued":
-        text = `run queued again${suffix(p.reason)}`;
-        break;
-      case "run.retried":
-        text = p.new_run
-          ? `retried from step ${p.step} as run ${p.new_run}`
-          : `retry of run ${p.of_run} from step ${p.step}`;
-        break;
-      case "planner.decision":
-        text = `planner ${p.planner} (${p.mode}) ${p.ok ? "produced a plan" : "gave up"}${suffix(p.detail)}`;
-        break;
-      case "planner.call":
-        text =
-          `${p.provider} ${p.model} call for ${p.purpose}: ${p.tokens_in || 0} tokens in, ` +
-          `${p.tokens_out || 0} out, ${p.latency_ms || 0} ms${suffix(p.error || p.refusal)}`;
-        break;
-      case "plan.diff":
-        text =
-          `plan v${p.version} from v${p.parent_version}: ${(p.added || []).length} added, ` +
-          `${(p.removed || []).length} removed, ${(p.changed || []).length} changed`;
-        break;
-      case "run.failure_report":
-        text = `gave up after ${p.replans} replan(s)${suffix(p.reason)}`;
-        break;
-      default:
-        text = kind.startsWith("review.") ? reviewSummary(kind, p, suffix) : JSON.stringify(p);
-    }
-    return text.length <= 200 ? text : `${text.slice(0, 199)}…`;
-  }
-
-  // Mirrors runs.views.detail._review_summary.
-  const reviewKinds = {
-    plan_approval: "plan approval",
-    step_gate: "step gate",
-    escalation: "escalation",
-  };
-  function reviewSummary(kind, p, suffix) {
-    const item = `review ${p.item_id}`;
-    const what = reviewKinds[p.review_kind || ""] || p.review_kind || "review";
-    switch (kind) {
-      case "review.opened": {
-        let target = p.plan_version ? ` of plan v${p.plan_version}` : "";
-        target += p.step ? ` at step ${p.step}` : "";
-        const quorum =
-          (p.required_approvals || 1) > 1 ? `, ${p.required_approvals} approvals needed` : "";
-        return `${item} opened: ${what}${target}${quorum}${suffix(p.reason)}`;
-      }
-      case "review.assigned": {
-        const by = p.by && p.by !== p.assignee ? ` by ${p.by}` : "";
-        return `${item} assigned to ${p.assignee || "nobody"}${by}`;
-      }
-      case "review.approval":
-        return `${item}: approval by ${p.by} (${p.approvals} of ${p.required})`;
-      case "review.decided": {
-        const plan = p.plan_version ? `, plan v${p.plan_version}` : "";
-        return `${item} (${what}) ${p.status} by ${p.by || "the system"}${plan}${suffix(p.reason)}`;
-      }
-      default:
-        return `${item}: ${kind}`;
-    }
   }
 
   live = window.plannerweb.liveSocket({

@@ -54,6 +54,13 @@ def transcript_seqs(page: Any) -> list[int]:
     ]
 
 
+def transcript_lines(page: Any) -> list[list[str]]:
+    """Each transcript row's seq and summary, as the browser shows them."""
+    return page.eval_on_selector_all(
+        "#transcript tbody tr", "rs => rs.map(r => [r.dataset.seq, r.cells[4].textContent])"
+    )
+
+
 def db_seqs(server: LiveServer, run_id: int) -> list[int]:
     rows = server.query(
         "SELECT seq FROM runs_transcriptevent WHERE run_id = ? ORDER BY seq", run_id
@@ -99,6 +106,9 @@ def test_an_operator_sees_the_demo_migration_steps_turn_green_without_reloading(
     assert still_same_document(page), "the page reloaded instead of updating live"
     assert transcript_seqs(page) == db_seqs(daphne_server, run_id)
     pages.screenshot(page, "succeeded")
+    live_lines = transcript_lines(page)
+    page.reload()
+    assert transcript_lines(page) == live_lines, "a live line differs from the reloaded one"
 
 
 def test_the_runs_list_shows_a_new_run_and_its_status_changes_live(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 import pytest
 from django.contrib.auth.models import User
@@ -165,3 +166,59 @@ def test_the_csv_export_has_every_entry_filtered_by_run(
     assert rows[1]["actor"] == "rob" and rows[1]["reason"] == "'=cmd()"
     everything = b"".join(client.get("/reviews/audit.csv").streaming_content).decode()
     assert len(list(csv.DictReader(io.StringIO(everything)))) == AuditEntry.objects.count()
+
+
+CHECKS = [{"type": "contains", "text": "ok", "path": "stdout", "on_fail": "warn"}]
+
+
+def _checks_entry(tool: Tool) -> AuditEntry:
+    entry = AuditEntry.objects.get(action="tool.changed", object_id=str(tool.pk))
+    assert (entry.before["checks"], entry.after["checks"]) == ([], CHECKS)
+    assert audit_verify() == []
+    return entry
+
+
+def test_a_change_to_only_the_checks_through_the_api_is_audited(
+    admin_user: User, tools: dict[str, Tool]
+) -> None:
+    from tests.runs.api.conftest import api_as
+
+    response = api_as(admin_user).patch("/tools/notify", {"checks": CHECKS})
+    assert response.status_code == 200, response.json()
+    assert _checks_entry(tools["notify"]).actor == admin_user
+
+
+def test_a_change_to_only_the_checks_through_a_tools_yaml_import_is_audited(db: None) -> None:
+    from runs.tools.yaml_io import tools_import
+
+    text = "tools:\n  - name: echo\n    script: {python: runs.tools.builtin.echo}\n"
+    tools_import(text=text)
+    checked = (
+        text + "    checks:\n      - {type: contains, text: ok, path: stdout, on_fail: warn}\n"
+    )
+    assert tools_import(text=checked).updated == ["echo"]
+    assert _checks_entry(Tool.objects.get(name="echo")).reason == "tools.yaml import"
+
+
+def test_a_change_to_only_the_checks_in_the_admin_is_audited(
+    admin_user: User, tools: dict[str, Tool]
+) -> None:
+    client = Client()
+    client.force_login(admin_user)
+    tool = tools["notify"]
+    response = client.post(
+        f"/admin/runs/tool/{tool.pk}/change/",
+        {
+            "name": "notify",
+            "description": "",
+            "kind": "python",
+            "config": '{"callable": "tests.runs.toolbox.record"}',
+            "parameters_schema": '{"type": "object"}',
+            "timeout_seconds": "10.0",
+            "max_retries": "2",
+            "enabled": "on",
+            "checks": json.dumps(CHECKS),
+        },
+    )
+    assert response.status_code == 302, response.content[:2000]
+    assert _checks_entry(tool).actor == admin_user

@@ -115,3 +115,23 @@ def test_an_edge_that_skips_layers_arcs_above_the_nodes_in_between() -> None:
     peak = ends_y - 0.75 * (ends_y - control_y)
     assert 0 <= peak < b.y
     assert float(short.path.split(" ")[1].split(",")[1]) == ends_y  # neighbours: no arc
+
+
+def test_dependents_reverse_the_dependencies_in_plan_order_leaving_unknown_ones_out() -> None:
+    from runs.graph import dependents_of
+
+    deps = {"a": [], "c": ["a"], "b": ["a", "ghost"], "d": ["b", "c"]}
+    assert dependents_of(deps) == {"a": ["c", "b"], "c": ["d"], "b": ["d"], "d": []}
+    assert dependents_of({0: [], 1: [0], 2: [0, 1]}) == {0: [1, 2], 1: [2], 2: []}
+
+
+def test_a_plan_is_drawn_unless_it_is_empty_too_big_or_cyclic(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from runs.graph import plan_layout
+
+    assert plan_layout([("a", []), ("b", ["a"])]) is not None
+    assert plan_layout([]) is None
+    assert plan_layout([("a", ["b"]), ("b", ["a"])]) is None
+    monkeypatch.setattr("runs.graph.GRAPH_LIMIT", 1)
+    assert plan_layout([("a", []), ("b", ["a"])]) is None

@@ -370,6 +370,7 @@ def test_the_detail_page_of_an_invalid_plan_shows_its_problems(
         (
             "step.status",
             {
+                "step_id": 7,
                 "step": "b",
                 "from_status": "running",
                 "to_status": "failed",
@@ -656,7 +657,7 @@ def test_the_detail_page_draws_the_plan_graph_with_status_marks_and_progress(
 def test_a_plan_too_big_to_draw_gets_the_table_only(
     queued_run: Run, operator: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("runs.views.detail.GRAPH_LIMIT", 1)
+    monkeypatch.setattr("runs.graph.GRAPH_LIMIT", 1)
     page = client_for(operator).get(reverse("runs:detail", args=[queued_run.pk])).content.decode()
     assert "<svg" not in page and "too many to draw" in page
     assert 'data-step-key="second"' in page

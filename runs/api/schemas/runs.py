@@ -14,6 +14,7 @@ from pydantic import field_validator
 
 from runs.api.inputs import DecisionIn, In
 from runs.api.paging import PageOut
+from runs.events import event_summary
 from runs.models import Plan, Run, RunStatus, Step, TranscriptEvent
 
 MAX_EVENTS_PAGE = 1000
@@ -153,7 +154,12 @@ class StepOut(ModelSchema):
 
 
 class EventOut(ModelSchema):
+    summary: str = Field(description="What happened, in one line (the run page's and websocket's).")
     payload: dict[str, Any]
+
+    @staticmethod
+    def resolve_summary(obj: TranscriptEvent) -> str:
+        return event_summary(obj.kind, obj.payload)
 
     class Meta:
         model = TranscriptEvent

@@ -6,13 +6,26 @@ from datetime import datetime
 from typing import Any
 
 from ninja import Field, Schema
-from pydantic import ConfigDict
+from pydantic import ConfigDict, JsonValue
 
 from runs.api.inputs import In
+from runs.evaluation.checks import CHECK_TYPES
+from runs.models import Tool
+
+_CHECKS = "Evaluator checks of each result (see runs/evaluation/checks.py)."
+_CHECK: dict[str, JsonValue] = {
+    "type": "object",
+    "required": ["type"],
+    "properties": {
+        "type": {"enum": list(CHECK_TYPES)},
+        "on_fail": {"enum": ["fail", "warn"]},
+        "path": {"type": "string"},
+    },
+}
 
 
 class ToolIn(In):
-    """A whole tool; ``config`` depends on ``kind`` (see runs/tools/kinds/<kind>.py)."""
+    """A whole tool; ``config`` depends on ``kind`` (see runs/tools/kinds/<kind>/)."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -32,7 +45,7 @@ class ToolIn(In):
 
     name: str = Field(max_length=100, pattern=r"^[-a-zA-Z0-9_]+$")
     description: str = Field("", max_length=10_000)
-    kind: str = Field(description="shell, http or python")
+    kind: str = Field(json_schema_extra={"enum": list(Tool.Kind.values)})
     config: dict[str, Any] = Field(default_factory=dict)
     parameters_schema: dict[str, Any] = Field(
         default_factory=lambda: {"type": "object"},
@@ -43,6 +56,9 @@ class ToolIn(In):
     sensitive: bool = False
     idempotent: bool = False
     enabled: bool = True
+    checks: list[dict[str, Any]] = Field(
+        default_factory=list, description=_CHECKS, json_schema_extra={"items": _CHECK}
+    )
 
 
 class ToolPatchIn(In):
@@ -52,7 +68,7 @@ class ToolPatchIn(In):
 
     name: str | None = Field(None, max_length=100, pattern=r"^[-a-zA-Z0-9_]+$")
     description: str | None = Field(None, max_length=10_000)
-    kind: str | None = None
+    kind: str | None = Field(None, json_schema_extra={"enum": list(Tool.Kind.values)})
     config: dict[str, Any] | None = None
     parameters_schema: dict[str, Any] | None = None
     timeout_seconds: float | None = Field(None, gt=0, le=86_400)
@@ -60,6 +76,9 @@ class ToolPatchIn(In):
     sensitive: bool | None = None
     idempotent: bool | None = None
     enabled: bool | None = None
+    checks: list[dict[str, Any]] | None = Field(
+        None, description=_CHECKS, json_schema_extra={"items": _CHECK}
+    )
 
 
 class ToolOut(Schema):
@@ -72,6 +91,7 @@ class ToolOut(Schema):
     sensitive: bool
     idempotent: bool
     enabled: bool
+    checks: list[dict[str, Any]]
     created_at: datetime
     updated_at: datetime
     config: dict[str, Any] | None = Field(

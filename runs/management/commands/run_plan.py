@@ -15,7 +15,7 @@ from runs.lifecycle.claim import run_execute
 from runs.lifecycle.submit import run_submit_plan
 from runs.models import RunStatus
 from runs.permissions import is_operator
-from runs.planning.schema import PlanSyntaxError, parse_plan_text
+from runs.planning.schema import PlanSyntaxError, goal_title, parse_plan_text
 from runs.selectors import run_progress
 from runs.statemachine import RUN_TERMINAL
 
@@ -48,10 +48,9 @@ class Command(BaseCommand):
             if user is None or not is_operator(user):
                 raise CommandError(f"user {options['user']!r} does not exist or is not an operator")
 
-        goal = document.get("goal") if isinstance(document, dict) else None
-        title = options["title"] or goal or Path(path).stem
+        title = options["title"] or goal_title(document) or Path(path).stem
         run = run_submit_plan(
-            title=str(title),
+            title=title,
             document=document,
             submitted_by=user,
             max_parallel=options["max_parallel"],

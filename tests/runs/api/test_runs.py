@@ -279,6 +279,7 @@ def test_events_follow_from_a_seq_in_order_a_page_at_a_time(
         "run.created",
         "Two hellos",
     )
+    assert first["summary"] == f"task 'Two hellos' submitted by {operator.username}"
 
 
 # --------------------------------------------------------------------------- cancel

@@ -6,7 +6,8 @@ import pytest
 import yaml
 from django.contrib.auth.models import User
 
-from runs.models import Tool
+from runs.api.schemas.tools import ToolIn, ToolOut, ToolPatchIn
+from runs.models import TOOL_FIELDS, Tool
 from tests.runs.api.conftest import api_as
 
 pytestmark = pytest.mark.django_db
@@ -180,3 +181,8 @@ def test_every_change_through_the_api_is_audited_with_its_author(admin_user: Use
     assert entries[2].after["enabled"] is False and entries[3].after is None
     assert AuditEntry.objects.filter(object_type="tool", action="tool.created").count() == 2
     assert audit_verify() == []
+
+
+def test_the_api_takes_and_shows_every_field_of_a_tool() -> None:
+    assert set(ToolIn.model_fields) == set(ToolPatchIn.model_fields) == set(TOOL_FIELDS)
+    assert set(TOOL_FIELDS) <= set(ToolOut.model_fields)

@@ -17,6 +17,7 @@ from runs.lifecycle.planning import run_submit_task
 from runs.lifecycle.submit import run_submit_plan
 from runs.lifecycle.worker import RunWorker
 from runs.models import Plan, Run, RunStatus, Step, Tool, TranscriptEvent
+from runs.plan_versions import OUTCOME_FIELDS
 from runs.planning.providers import FACTORIES
 from runs.planning.providers.scripted import ScriptedProvider
 from runs.statemachine import run_transition
@@ -136,6 +137,40 @@ def test_edit_and_resume_runs_the_reviewers_version_keeping_finished_steps(
     assert (run.current_plan.version, run.current_plan.source) == (2, Plan.Source.REVIEWER)  # type: ignore[union-attr]
     assert statuses(run) == {"a": "succeeded", "b2": "succeeded"}
     assert calls == ["a", "b#1", "b2"]
+
+
+def test_a_step_carried_into_the_reviewers_version_keeps_its_verdict_attempts_error_and_times(
+    ready: None, make_tool: Callable[..., Tool], reviewer: User, key: str
+) -> None:
+    make_tool(
+        "checked_flaky",
+        "flaky",
+        idempotent=True,
+        max_retries=2,
+        checks=[{"type": "range", "path": "attempt", "min": 1}],
+    )
+    doc = {
+        "steps": [
+            step("a", "checked_flaky", key, fail_times=1),
+            step("b", "picky", key, ("a",), fail_times=0),
+        ]
+    }
+    run = run_submit_plan(title="t", document=doc, submitted_by=None)
+    run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == RunStatus.ESCALATED, run.stop_reason
+    original = Step.objects.get(plan_id=run.current_plan_id, key="a")
+    assert (original.verdict, original.attempts) == ("pass", 2) and original.error
+    edited = {
+        "steps": [step("a", "checked_flaky", key, fail_times=1), step("b2", "record", key, ("a",))]
+    }
+    decide(run, reviewer, "edit", document=edited)
+    run.refresh_from_db()
+    carried = Step.objects.get(plan_id=run.current_plan_id, key="a")
+    assert carried.plan_id != original.plan_id
+    assert {f: getattr(carried, f) for f in OUTCOME_FIELDS} == {
+        f: getattr(original, f) for f in OUTCOME_FIELDS
+    }
 
 
 def test_rollback_undoes_the_finished_work(

@@ -12,7 +12,8 @@ from django.test import Client
 from runs.lifecycle.claim import run_execute
 from runs.lifecycle.errors import RunError
 from runs.lifecycle.retries import retryable_steps, run_retry
-from runs.models import Run, RunStatus, Step, TranscriptEvent
+from runs.models import Run, RunStatus, Step, Tool, TranscriptEvent
+from runs.plan_versions import OUTCOME_FIELDS
 from tests.runs import toolbox
 from tests.runs.api.conftest import api_as
 
@@ -62,6 +63,33 @@ def test_a_failed_run_retried_from_its_failed_step_carries_finished_steps_over(
     assert TranscriptEvent.objects.filter(run=new, kind="run.retried").count() == 1
     old.refresh_from_db()
     assert old.status == RunStatus.FAILED  # history stays as it was
+
+
+def test_a_step_carried_into_a_retry_keeps_its_verdict_attempts_error_and_times(
+    execute: Callable[..., Run], make_tool: Callable[..., Tool], key: str, operator: User
+) -> None:
+    make_tool(
+        "checked_flaky",
+        "flaky",
+        idempotent=True,
+        max_retries=2,
+        checks=[{"type": "range", "path": "attempt", "min": 1}],
+    )
+    document = plan(key)
+    document["steps"][0] = {
+        "id": "a",
+        "action": "checked_flaky",
+        "params": {"key": key, "label": "a", "fail_times": 1},
+    }
+    old = execute(document)
+    assert old.status == RunStatus.FAILED
+    original = Step.objects.get(run=old, key="a")
+    assert (original.verdict, original.attempts) == ("pass", 2) and original.error
+    new = run_retry(run_id=old.pk, step="b", user=operator)
+    carried = Step.objects.get(run=new, key="a")
+    assert {f: getattr(carried, f) for f in OUTCOME_FIELDS} == {
+        f: getattr(original, f) for f in OUTCOME_FIELDS
+    }
 
 
 def test_after_a_rollback_every_step_runs_again(

@@ -11,7 +11,8 @@ import pytest
 
 from runs.lifecycle.claim import run_execute
 from runs.lifecycle.planning import run_submit_task
-from runs.models import LlmCall, Plan, Run, RunStatus, Step, StepStatus, TranscriptEvent
+from runs.models import LlmCall, Plan, Run, RunStatus, Step, StepStatus, Tool, TranscriptEvent
+from runs.plan_versions import OUTCOME_FIELDS
 from runs.planning.options import PlannerOptions, PlannerOptionsError
 from runs.planning.planner import plan_task, plan_with_model, run_chain
 from runs.planning.prompt import context_for, system_prompt, task_message
@@ -351,6 +352,35 @@ def test_a_failed_step_is_replanned_keeping_finished_steps(
     assert statuses == ["planning", "executing", "replanning", "executing", "succeeded"]
     assert TranscriptEvent.objects.filter(run=run, kind="plan.diff").count() == 1
     assert LlmCall.objects.filter(run=run, purpose="replan").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_step_kept_by_a_replan_keeps_its_verdict_attempts_and_times(
+    replanning: Callable[..., tuple[Run, ScriptedProvider]],
+) -> None:
+    Tool.objects.filter(name="record").update(
+        checks=[{"type": "regex", "pattern": "^/backups/", "path": "path"}]
+    )
+    key = uuid.uuid4().hex
+    fix = {
+        "goal": "record without the broken step",
+        "steps": [
+            {
+                "id": "c2",
+                "action": "record",
+                "params": {"key": key, "label": "c2"},
+                "depends_on": ["a"],
+            }
+        ],
+    }
+    run, _ = replanning(failing_plan(key), fix)
+    assert run_execute(run_id=run.pk) == RunStatus.SUCCEEDED
+    v1, v2 = Plan.objects.filter(run=run).order_by("version")
+    original, kept = Step.objects.get(plan=v1, key="a"), Step.objects.get(plan=v2, key="a")
+    assert (original.verdict, original.attempts) == ("pass", 1) and original.finished_at
+    assert {f: getattr(kept, f) for f in OUTCOME_FIELDS} == {
+        f: getattr(original, f) for f in OUTCOME_FIELDS
+    }
 
 
 @pytest.mark.django_db(transaction=True)

@@ -409,3 +409,25 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_shape_errors_do_not_hide_problems_in_other_steps() -> None:
     result = check({"steps": [{"id": "a", "action": "notify", "colour": "red"}, step("b", "nope")]})
     assert sorted(p.code for p in result.problems) == ["shape", "unknown_tool"]
+
+
+@pytest.mark.django_db
+def test_validate_with_registry_checks_the_enabled_tools_and_the_deployments_step_limit(
+    settings: Any,
+) -> None:
+    from runs.models import Tool
+    from runs.planning.validation import validate_with_registry
+
+    for name, enabled in (("noop", True), ("retired", False)):
+        Tool.objects.create(
+            name=name,
+            kind="python",
+            config={"callable": "runs.tools.builtin.noop"},
+            parameters_schema={"type": "object"},
+            enabled=enabled,
+        )
+    settings.PLANNERWEB_MAX_PLAN_STEPS = 1
+    plan = [{"id": "a", "action": "noop"}, {"id": "b", "action": "retired", "depends_on": ["a"]}]
+    codes = [p.code for p in validate_with_registry(plan).problems]
+    assert codes == ["too_many_steps", "tool_disabled"]
+    assert validate_with_registry(plan, tools=TOOLS).problems[0].code == "too_many_steps"

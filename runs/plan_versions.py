@@ -1,0 +1,36 @@
+"""Plan versions: what a new version of a run's plan takes over from the one before it.
+
+A replan, a retry and a reviewer's edit all store a new version whose copies of
+steps that already succeeded must not run again. The copy takes over the whole
+outcome of the step (a creation, not a transition: no status event is written).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from runs.models import Plan, Step
+
+# A step's outcome: everything the run did to it, as opposed to what the plan says it is.
+OUTCOME_FIELDS = (
+    "status",
+    "attempts",
+    "result",
+    "error",
+    "started_at",
+    "finished_at",
+    "verdict",
+    "verdict_reason",
+)
+
+
+def steps_carry_over(*, plan: Plan, finished: Iterable[Step]) -> list[str]:
+    """Give ``plan``'s main steps the outcome of the ``finished`` steps with their keys; those keys."""
+    done = {s.key: s for s in finished}
+    copies = list(plan.steps.filter(phase=Step.Phase.MAIN, key__in=list(done)).order_by("position"))
+    for step in copies:
+        source = done[step.key]
+        for name in OUTCOME_FIELDS:
+            setattr(step, name, getattr(source, name))
+    Step.objects.bulk_update(copies, OUTCOME_FIELDS)
+    return [step.key for step in copies]
