@@ -256,6 +256,8 @@ def run_execute(*, run_id: int, worker_id: str | None = None) -> str:
     When another worker holds the run this backs off at once and returns its status.
     """
     from runs.execution.engine import RunExecutor
+    from runs.execution.planning_hooks import PlanningHooks
+    from runs.execution.supervision import Supervision
     from runs.planning.service import run_needs_planning, run_plan
 
     worker_id = worker_id or worker_identity()
@@ -269,7 +271,9 @@ def run_execute(*, run_id: int, worker_id: str | None = None) -> str:
     token = run_claim(run_id=run_id, worker_id=worker_id)
     if token is None:
         return Run.objects.filter(pk=run_id).values_list("status", flat=True).get()
-    return RunExecutor(run_id, lease_owner=token).execute()
+    return RunExecutor(
+        run_id, supervision=Supervision(), planning=PlanningHooks(), lease_owner=token
+    ).execute()
 
 
 @transaction.atomic

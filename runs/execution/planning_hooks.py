@@ -1,77 +1,34 @@
-"""The executor's two planner hooks: replanning after a failure, the next step of an iterative task.
+"""The planner's two hooks for the engine: replanning after a failure, an iterative task's next step.
 
-A mixin of ``runs.execution.engine.RunExecutor``. Both call a model, so both
-run in a helper thread with its own database connections, passing the
-executor's lease (``fence``) so a worker that lost the run cannot plan for it.
+Implements ``runs.execution.ports.PlanningPort``. The engine calls ``replan`` and
+``next_step`` in a helper thread with its own database connections (both call a
+model), passing its lease (``fence``) so a worker that lost the run cannot plan for it.
 """
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
-from runs.execution.journal import StaleStateError
-from runs.models import Run
+from runs.models import Task
 
 
 class PlanningHooks:
-    """Replanning and iterative next steps for ``RunExecutor``."""
+    """Replanning (``runs.planning.replan``) and iterative next steps (``runs.planning.iterative``)."""
 
-    # Provided by RunExecutor (as is ``load``, which reloads the run after a new version).
-    run_id: int
-    fence: str | None
-    status: str
+    def is_iterative(self, task: Task) -> bool:
+        """Whether the task's planner picks its steps one at a time."""
+        from runs.planning.iterative import task_is_iterative
 
-    async def _replan(self, failure: str) -> tuple[bool, str]:
-        """Ask ``runs.planning.replan`` for a new plan version, in a thread (it calls a model).
+        return task_is_iterative(task)
 
-        Adopted: the run is ``executing`` a new version whose finished steps are
-        already succeeded; reload and go on. Not adopted: the failure reason gains
-        the replanner's report and the rollback follows as before.
-        """
-        from django.db import connections
-
+    def replan(self, *, run_id: int, failure: str, fence: str | None) -> tuple[bool, str]:
+        """A new plan version after ``failure``: (adopted, the replanner's report when not)."""
         from runs.planning.replan import replan_after_failure
 
-        def work() -> Any:
-            try:
-                result = replan_after_failure(run_id=self.run_id, failure=failure, fence=self.fence)
-                if result.adopted:
-                    self.load()
-                else:
-                    self.status = Run.objects.values_list("status", flat=True).get(pk=self.run_id)
-                return result
-            finally:
-                connections.close_all()  # this helper thread's own connections
+        result = replan_after_failure(run_id=run_id, failure=failure, fence=fence)
+        return result.adopted, result.report
 
-        result = await asyncio.to_thread(work)
-        if result.adopted:
-            return True, failure
-        return False, f"{failure}; {result.report}" if result.report else failure
-
-    async def _next_step(self) -> tuple[bool, str | None]:
-        """Iterative tasks: ask ``runs.planning.iterative`` for the next step, in a thread.
-
-        (True, None): a new plan version with one more pending step is current
-        (reloaded); run it. (False, None): the planner said stop; the run
-        succeeds. (False, reason): no next step; the run fails with the reason.
-        """
-        from django.db import connections
-
+    def next_step(self, *, run_id: int, fence: str | None) -> tuple[str, str]:
+        """The iterative planner's next move: (continue | finish | fail | lost, reason)."""
         from runs.planning.iterative import next_step_after_success
 
-        def work() -> Any:
-            try:
-                result = next_step_after_success(run_id=self.run_id, fence=self.fence)
-                if result.action == "continue":
-                    self.load()
-                return result
-            finally:
-                connections.close_all()  # this helper thread's own connections
-
-        result = await asyncio.to_thread(work)
-        if result.action == "lost":
-            raise StaleStateError(result.reason)
-        if result.action == "continue":
-            return True, None
-        return False, result.reason if result.action == "fail" else None
+        result = next_step_after_success(run_id=run_id, fence=fence)
+        return result.action, result.reason

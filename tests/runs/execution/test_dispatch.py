@@ -13,6 +13,8 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from runs.execution.engine import RunExecutor
+from runs.execution.planning_hooks import PlanningHooks
+from runs.execution.supervision import Supervision
 from runs.models import Run, RunStatus, Step, Task, TranscriptEvent
 from runs.recovery import runs_recover
 from runs.services import run_claim, run_execute, run_submit_plan
@@ -185,7 +187,9 @@ def test_an_executor_that_lost_its_lease_writes_nothing(
     assert token is not None
     Run.objects.filter(pk=run.pk).update(lease_owner="new/owner")  # taken over meanwhile
     before = list(TranscriptEvent.objects.filter(run=run).values_list("seq", flat=True))
-    status = RunExecutor(run.pk, lease_owner=token).execute()
+    status = RunExecutor(
+        run.pk, supervision=Supervision(), planning=PlanningHooks(), lease_owner=token
+    ).execute()
     assert status == RunStatus.EXECUTING  # untouched: it is the new owner's run now
     assert list(TranscriptEvent.objects.filter(run=run).values_list("seq", flat=True)) == before
     assert set(Step.objects.filter(run=run).values_list("status", flat=True)) == {"pending"}
@@ -214,7 +218,11 @@ def test_an_executor_whose_lease_is_taken_mid_step_stops_its_tools_and_writes_no
 
     def execute() -> None:
         try:
-            result.append(RunExecutor(run.pk, lease_owner=token).execute())
+            result.append(
+                RunExecutor(
+                    run.pk, supervision=Supervision(), planning=PlanningHooks(), lease_owner=token
+                ).execute()
+            )
         finally:
             connection.close()
 
