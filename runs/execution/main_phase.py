@@ -175,11 +175,11 @@ class MainPhase:
     def _take_starts(self) -> Starts:
         """Pop ready steps while slots are free; gates, budgets and params decide which start."""
         scheduler, pending, run = self.scheduler, self.pending, self.run
-        running, ready = scheduler.running, scheduler.ready
+        running, ready, by_key = scheduler.running, scheduler.ready, scheduler.by_key
         limit = run.max_parallel
         starts: Starts = []
         while self.failure is None and ready and len(running) + len(starts) < limit:
-            state = scheduler.pop_ready()
+            state = by_key[ready.popleft()]  # Scheduler.pop_ready, without a call per step
             if state.gate is not None and state.gate != GATE_RUN:
                 self._at_gate(state)
                 continue

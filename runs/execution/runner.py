@@ -89,21 +89,21 @@ class StepRunner:
                 error, retryable = f"{type(exc).__name__}: {exc}", True
             else:
                 deadlines.disarm(task)
-                return await self._judge(state, spec, result)
+                try:
+                    # The result is stored and shown: it must be JSON (NaN and Infinity are not).
+                    text = to_json(result)
+                except (TypeError, ValueError) as exc:
+                    return Outcome(False, error=f"tool returned a result that is not JSON: {exc}")
+                if not spec.checks:
+                    return Outcome(True, result=result, result_json=text)
+                return await self._judge(state, spec, result, text)
             deadlines.disarm(task)
             if not retryable or state.attempts >= max_attempts:
                 return Outcome(False, error=error)
             await asyncio.sleep(await self._record_retry(state, error))
 
-    async def _judge(self, state: StepState, spec: ToolSpec, result: Any) -> Outcome:
-        """The outcome of a call that returned: its result must be JSON and pass the checks."""
-        try:
-            # The result is stored and shown: it must be JSON (NaN and Infinity are not).
-            text = to_json(result)
-        except (TypeError, ValueError) as exc:
-            return Outcome(False, error=f"tool returned a result that is not JSON: {exc}")
-        if not spec.checks:
-            return Outcome(True, result=result, result_json=text)
+    async def _judge(self, state: StepState, spec: ToolSpec, result: Any, text: str) -> Outcome:
+        """The outcome of a call whose result (``text`` as JSON) the tool's checks judge."""
         verdict = await self.evaluate(state, spec, result)
         if verdict.status == FAIL:
             return Outcome(
