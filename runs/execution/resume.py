@@ -203,7 +203,7 @@ def gate_decided(*, run_id: int, item_id: int, decision: str) -> bool:
     """A gate was decided: a run parked on it goes back to the queue; True if it was requeued.
 
     A run still executing reads the decision itself when it next looks (see
-    ``RunExecutor._park``); both take the run's row lock, so the decision is never lost.
+    ``Supervision.park``); both take the run's row lock, so the decision is never lost.
     """
     from reviews.models import ReviewItem, ReviewKind, ReviewStatus
     from runs.dispatch import enqueue_resume
