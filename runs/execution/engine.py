@@ -75,10 +75,12 @@ class RunExecutor:
 
     @property
     def run_id(self) -> int:
+        """The run this executor executes."""
         return self.run.run_id
 
     @property
     def status(self) -> str:
+        """The run's status as this executor last wrote or read it."""
         return self.run.status
 
     def load(self) -> None:
@@ -110,6 +112,7 @@ class RunExecutor:
             self.run.cancel_requested = True
 
     async def _main(self) -> str:
+        """Build the units on this loop, run the phases, and stop cleanly if the run is lost."""
         self._loop = asyncio.get_running_loop()
         self._cancel = asyncio.Event()
         self._deadlines = Deadlines(self._loop)

@@ -230,6 +230,7 @@ class MainPhase:
         return started
 
     async def _run_one(self, state: StepState, params: Any) -> None:
+        """One step's task: hand its outcome (or a lost run) to the loop through the inbox."""
         try:
             outcome = await self.runner.run_step(state, params)
         except StaleStateError as exc:  # a retry's commit found the run moved elsewhere
@@ -238,9 +239,11 @@ class MainPhase:
         self.inbox.put((state, outcome))
 
     def _on_idle(self) -> None:
+        """The loop went idle: wake the main loop to commit what waits for it."""
         self.inbox.put(IDLE)
 
     async def _wait_cancel(self) -> None:
+        """Wake the main loop when a cancel is requested, even while steps still run."""
         await self.cancel.wait()
         self.inbox.put(None)
 
