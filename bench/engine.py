@@ -156,6 +156,9 @@ class Case:
 
 
 def run_engine_once(case: Case, plan: list[Shape], tool: str | None = None) -> tuple[float, float]:
+    from runs.lifecycle.planning_hooks import PlanningHooks
+    from runs.lifecycle.supervision import Supervision
+
     from runs.execution.engine import RunExecutor
     from runs.execution.journal import Journal
     from runs.lifecycle.claim import run_claim
@@ -174,7 +177,7 @@ def run_engine_once(case: Case, plan: list[Shape], tool: str | None = None) -> t
     assert run_claim(run_id=run.pk, worker_id="bench") is not None
 
     def execute() -> tuple[str, float, float]:
-        executor = RunExecutor(run.pk)
+        executor = RunExecutor(run.pk, supervision=Supervision(), planning=PlanningHooks())
         executor.load()
         with Journal() as executor.journal:
             t1 = time.perf_counter()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.forms.models import model_to_dict
 from django.utils import timezone
@@ -75,7 +75,7 @@ def _canonical(value: Any) -> Any:
 @transaction.atomic(durable=False)
 def audit_record(
     *,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     action: str,
     object_type: str,
     object_id: Any = "",
@@ -249,7 +249,7 @@ def _csv_safe(text: str) -> str:
 
 def config_audit(
     *,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     object_type: str,
     object_id: Any,
     before: dict[str, Any] | None,

@@ -240,3 +240,20 @@ class AuditEntry(models.Model):
 
     def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
         raise ValueError("audit entries are append-only")
+
+
+class EscalationCause(models.TextChoices):
+    UNKNOWN_TOOL = "unknown_tool", "The planner chose an unknown tool"
+    EVALUATOR_FAIL = "evaluator_fail", "Evaluator failed and replans are exhausted"
+    BUDGET_BREACHED = "budget_breached", "A budget was breached"
+    PARTIAL_RUN = "partial_run", "A step may have partly run"
+    LOW_CONFIDENCE = "low_confidence", "A gated low-confidence step"
+    INVALID_PLANNER_OUTPUT = "invalid_planner_output", "Planner output still invalid after repair"
+
+
+class EscalationAction(models.TextChoices):
+    RETRY = "retry", "Retry the step"
+    SKIP = "skip", "Skip the step"
+    EDIT = "edit", "Edit the plan and resume"
+    ROLLBACK = "rollback", "Roll back"
+    ABORT = "abort", "Abort the run"

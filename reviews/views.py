@@ -23,13 +23,12 @@ from django.views.decorators.http import require_GET, require_POST
 from reviews import selectors
 from reviews.audit import audit_csv_rows
 from reviews.decisions import review_assign, review_claim
-from reviews.models import ReviewItem, ReviewKind, ReviewStatus
+from reviews.models import EscalationAction, ReviewItem, ReviewKind, ReviewStatus
 from reviews.policies import four_eyes_applies
 from reviews.selectors import AGES, AuditFilters, QueueFilters
 from reviews.statemachine import PlanInvalid, ReviewError
 from runs.graph import plan_layout
 from runs.lifecycle import escalations
-from runs.lifecycle.escalations import EscalationAction
 from runs.lifecycle.reviews import review_approve, review_edit, review_reject
 from runs.models import Step
 from runs.permissions import AuthenticatedHttpRequest, is_reviewer, role_required

@@ -98,7 +98,7 @@ class ToolAdminForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         """Check the schema, then the kind's config against it; errors land on their fields."""
-        data = super().clean()
+        data = super().clean() or {}
         for name in ("config", "parameters_schema"):
             if name in data and data[name] is None:  # an emptied textarea
                 data[name] = {}

@@ -8,6 +8,6 @@ class RunsConfig(AppConfig):
     def ready(self) -> None:
         # App loading: dispatch learns the task bodies that call back into the lifecycle.
         from runs import tasks
-        from runs.lifecycle import dispatch
+        from runs.lifecycle import dispatch  # the same: dispatch sits below the task bodies
 
         dispatch.use_tasks(execute=tasks.execute_run, resume=tasks.resume_run)

@@ -18,6 +18,9 @@ from django.conf import settings
 
 if TYPE_CHECKING:
     from runs.planning.accounting import LlmTotals
+from reviews.audit import config_audit
+from runs.planning.accounting import run_llm_totals
+from runs.selectors import run_steps_started
 
 
 @dataclass(frozen=True)
@@ -64,8 +67,6 @@ def run_usage(
     run_id: int, started_at: datetime | None, *, totals: LlmTotals | None = None
 ) -> Usage:
     """Selector: what a run has used so far (two queries; one with the model-call ``totals``)."""
-    from runs.planning.accounting import run_llm_totals
-    from runs.selectors import run_steps_started
 
     if totals is None:
         totals = run_llm_totals(run_id)
@@ -119,7 +120,6 @@ def task_budgets_set(*, task: Any, overrides: dict[str, Any], actor: Any) -> Non
     """
     if not overrides:
         return
-    from reviews.audit import config_audit
 
     for name, value in overrides.items():
         setattr(task, name, value)

@@ -241,6 +241,18 @@ class Journal:
         if not batch:
             return []
         now = timezone.now()
+        stamp, step_rows, events = self._encode(batch, now)
+        seqs = self._write(batch, stamp, step_rows, events)
+        if self._checkpointer is not None:
+            self._checkpointer.note_commit()
+        if seqs:
+            self._publish(batch.run_id, seqs, events, now, loop)
+        return seqs
+
+    def _encode(
+        self, batch: Batch, now: datetime
+    ) -> tuple[Any, list[tuple[Any, ...]], list[tuple[str, str, str, Any]]]:
+        """The batch as statement parameters: (the commit's stamp, step rows, event rows)."""
         adapted: dict[datetime | None, Any] = {None: None}
 
         def when(value: datetime | None) -> Any:
@@ -272,7 +284,6 @@ class Journal:
                     w.step_id,
                     w.expect if earlier is None else earlier[7],
                 )
-            step_rows = list(rows.values())
             events = [
                 (
                     role,
@@ -284,7 +295,16 @@ class Journal:
             ]
         except (TypeError, ValueError) as exc:
             raise ValueError(f"state change is not JSON-serialisable: {exc}") from exc
+        return stamp, list(rows.values()), events
 
+    def _write(
+        self,
+        batch: Batch,
+        stamp: Any,
+        step_rows: list[tuple[Any, ...]],
+        events: list[tuple[str, str, str, Any]],
+    ) -> list[int]:
+        """Run the batch's statements in one transaction; returns the events' seqs."""
         with self._lock:
             cursor = self._raw.cursor()
             try:
@@ -310,26 +330,33 @@ class Journal:
                 raise
             finally:
                 cursor.close()
-        if self._checkpointer is not None:
-            self._checkpointer.note_commit()
-        if seqs:
-            at = now.isoformat()
-            committed = [
-                Outgoing(
-                    seq,
-                    role,
-                    kind,
-                    text,
-                    at,
-                    _payload(event, text) if carries_payload(kind) else None,
-                )
-                for seq, (role, kind, text, event) in zip(seqs, events, strict=True)
-            ]
-            if loop is None:
-                with contextlib.suppress(RuntimeError):
-                    loop = asyncio.get_running_loop()
-            publisher.submit(batch.run_id, committed, loop=loop)
         return seqs
+
+    def _publish(
+        self,
+        run_id: int,
+        seqs: list[int],
+        events: list[tuple[str, str, str, Any]],
+        now: datetime,
+        loop: asyncio.AbstractEventLoop | None,
+    ) -> None:
+        """Hand the committed events to the publisher (sent after this commit, never before)."""
+        at = now.isoformat()
+        committed = [
+            Outgoing(
+                seq,
+                role,
+                kind,
+                text,
+                at,
+                _payload(event, text) if carries_payload(kind) else None,
+            )
+            for seq, (role, kind, text, event) in zip(seqs, events, strict=True)
+        ]
+        if loop is None:
+            with contextlib.suppress(RuntimeError):
+                loop = asyncio.get_running_loop()
+        publisher.submit(run_id, committed, loop=loop)
 
     def _update_steps(self, cursor: Any, run_id: int, rows: list[tuple[Any, ...]]) -> None:
         """Compare-and-swap every row (one per step); any row not in its expected state fails all."""
@@ -377,7 +404,7 @@ class Journal:
         columns: list[Any] = [list(column) for column in zip(*rows, strict=True)]
         columns[2] = "[" + ",".join(r or "null" for r in columns[2]) + "]"  # JSON or None
         cursor.execute(_UPDATE_FROM_ARRAYS, columns)
-        return cursor.rowcount  # type: ignore[no-any-return]
+        return int(cursor.rowcount)
 
     def _lock_run(self, cursor: Any, run_id: int) -> int | None:
         """Take the run's write lock and check the lease (the fence); returns the last seq on SQLite.
@@ -469,16 +496,14 @@ class Journal:
         The lease is only extended while it is still ours (the fence); a caller
         that gets back another owner has lost the run.
         """
-        user_table = Run._meta.get_field("cancel_requested_by").related_model._meta.db_table  # type: ignore[union-attr]
+        user_table = Run._meta.get_field("cancel_requested_by").related_model._meta.db_table
         with self._lock:
             cursor = self._raw.cursor()
             try:
                 until = self._ops.adapt_datetimefield_value(lease_until)
                 if self.fence is None:
-                    sql, args = (
-                        f"UPDATE {_RUN} SET lease_expires_at = %s WHERE id = %s",
-                        (until, run_id),
-                    )
+                    sql = f"UPDATE {_RUN} SET lease_expires_at = %s WHERE id = %s"
+                    args: tuple[Any, ...] = (until, run_id)
                 else:
                     sql = f"UPDATE {_RUN} SET lease_expires_at = %s WHERE id = %s AND lease_owner = %s"
                     args = (until, run_id, self.fence)

@@ -50,11 +50,16 @@ class PreciseEpollSelector(selectors.EpollSelector):
 
     def __init__(self) -> None:
         super().__init__()
-        self._precise = self._selector.fileno() < _FD_SETSIZE
+        self._precise = self._epoll().fileno() < _FD_SETSIZE
+
+    def _epoll(self) -> select.epoll:
+        """The epoll object behind the selector (CPython keeps it in ``_selector``)."""
+        epoll: select.epoll = getattr(self, "_selector")  # noqa: B009 - not in the stubs
+        return epoll
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         if timeout is not None and timeout > 0 and self._precise:
-            select.select((self._selector.fileno(),), (), (), timeout)
+            select.select((self._epoll().fileno(),), (), (), timeout)
             timeout = 0
         return super().select(timeout)
 

@@ -196,5 +196,5 @@ def replan_give_up(
             )
         ],
     )
-    partial = ", ".join(s["id"] for s in succeeded) or "none"
+    partial = ", ".join(str(s["id"]) for s in succeeded) or "none"
     return ReplanResult(False, f"{why}; partial results from: {partial}")

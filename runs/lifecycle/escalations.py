@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import models, transaction
+from django.db import transaction
 from django.urls import reverse
 
 from reviews.audit import audit_record
@@ -28,7 +28,7 @@ from reviews.decisions import (
     require_reviewer,
     review_open,
 )
-from reviews.models import ReviewItem, ReviewKind, ReviewStatus
+from reviews.models import EscalationAction, EscalationCause, ReviewItem, ReviewKind, ReviewStatus
 from reviews.policies import step_needs_gate
 from reviews.statemachine import NotAllowed, ReviewError, review_transition
 from runs.lifecycle.cancel import run_stop
@@ -39,8 +39,6 @@ from runs.models import Plan, Run, RunStatus, Step
 from runs.statemachine import append_events
 
 __all__ = [
-    "EscalationAction",
-    "EscalationCause",
     "Resolution",
     "escalation_for_planning",
     "escalation_open",
@@ -49,23 +47,6 @@ __all__ = [
     "step_gate_open",
     "step_needs_gate",
 ]
-
-
-class EscalationCause(models.TextChoices):
-    UNKNOWN_TOOL = "unknown_tool", "The planner chose an unknown tool"
-    EVALUATOR_FAIL = "evaluator_fail", "Evaluator failed and replans are exhausted"
-    BUDGET_BREACHED = "budget_breached", "A budget was breached"
-    PARTIAL_RUN = "partial_run", "A step may have partly run"
-    LOW_CONFIDENCE = "low_confidence", "A gated low-confidence step"
-    INVALID_PLANNER_OUTPUT = "invalid_planner_output", "Planner output still invalid after repair"
-
-
-class EscalationAction(models.TextChoices):
-    RETRY = "retry", "Retry the step"
-    SKIP = "skip", "Skip the step"
-    EDIT = "edit", "Edit the plan and resume"
-    ROLLBACK = "rollback", "Roll back"
-    ABORT = "abort", "Abort the run"
 
 
 @dataclass(frozen=True)

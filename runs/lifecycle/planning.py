@@ -23,10 +23,11 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import connections, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from runs.dbthreads import closing_connections
 from runs.events import PlannerDecision, RunCreated
 from runs.execution.budgets import budget_overrides, task_budgets_set
 from runs.lifecycle.dispatch import enqueue_run
@@ -197,15 +198,9 @@ def holding_lease(*, run_id: int, fence: str, work: Callable[[], T]) -> T:
     """
     beat = settings.PLANNERWEB_HEARTBEAT_SECONDS
 
-    def in_thread() -> T:
-        try:
-            return work()
-        finally:
-            connections.close_all()
-
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"plan-{run_id}")
     try:
-        future = pool.submit(in_thread)
+        future = pool.submit(closing_connections(work))
         while True:
             try:
                 return future.result(timeout=beat)

@@ -49,6 +49,8 @@ class ResumeRefused(ValueError):
 
 
 def _main_steps(plan_id: int | None) -> list[Step]:
+    if plan_id is None:
+        return []
     return list(
         lock_rows(Step.objects.filter(plan_id=plan_id, phase=Step.Phase.MAIN)).order_by("position")
     )
@@ -66,18 +68,18 @@ def run_resume(
     if run.status != R.ESCALATED:
         raise ResumeRefused(f"run {run_id} is {run.status}, not escalated: nothing to resume")
     if action == "abort":
-        events = steps_cancel(run_id=run_id, reason=why, role=REVIEWER)
+        cancelled = steps_cancel(run_id=run_id, reason=why, role=REVIEWER)
         return run_transition(
             run_id=run_id,
             to=R.CANCELLED,
             reason=f"aborted: {why}",
             role=REVIEWER,
-            extra_events=events,
+            extra_events=cancelled,
             reopen=True,
         )
     if action == "edit":
-        events = _adopt_edit(run, plan_id, why)
-        return _requeue(run_id, why, events, enqueue_resume)
+        adopted = _adopt_edit(run, plan_id, why)
+        return _requeue(run_id, why, adopted, enqueue_resume)
     steps = _main_steps(run.current_plan_id)
     if run.current_plan_id is None or not steps:
         if action != "retry":
@@ -146,7 +148,8 @@ def _requeue(run_id: int, why: str, events: list[NewEvent], enqueue: Any) -> Run
 
 def _adopt_edit(run: Run, plan_id: int | None, why: str) -> list[NewEvent]:
     """Make the reviewer's version current, carrying finished steps over like a replan does."""
-    new = Plan.objects.filter(pk=plan_id, run_id=run.pk, is_valid=True).first()
+    plans = Plan.objects.filter(run_id=run.pk, is_valid=True)
+    new = plans.filter(pk=plan_id).first() if plan_id is not None else None
     if new is None:
         raise ResumeRefused("the edited plan is not a valid version of this run")
     old_id = new.parent_id  # the version that escalated (plan_create made ``new`` current)
@@ -184,7 +187,7 @@ def gate_decided(*, run_id: int, item_id: int, decision: str) -> bool:
     """A gate was decided: a run parked on it goes back to the queue; True if it was requeued.
 
     A run still executing reads the decision itself when it next looks (see
-    ``RunExecutor._park``); both take the run's row lock, so the decision is never lost.
+    ``Supervision.park``); both take the run's row lock, so the decision is never lost.
     """
 
     status = lock_rows(Run.objects.filter(pk=run_id)).values_list("status", flat=True).get()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from runs.events import RunCreated, RunRetried
@@ -57,7 +57,7 @@ def retryable_steps(run: Run, steps: Iterable[Step] | None = None) -> set[str]:
 
 
 @transaction.atomic
-def run_retry(*, run_id: int, step: str, user: AbstractBaseUser | None) -> Run:
+def run_retry(*, run_id: int, step: str, user: User | None) -> Run:
     """A new run of ``run_id``'s task from its failed step ``step``; RunError when it cannot be."""
     # Lock the row alone (PostgreSQL refuses FOR UPDATE across the nullable plan join), then read.
     lock_rows(Run.objects.filter(pk=run_id)).values_list("pk").get()
@@ -107,7 +107,7 @@ def _carry_over(old: Run, copy: Plan) -> list[str]:
     the old run and the steps it depends on stand too (a step downstream of a
     failure never ran, so it cannot have succeeded anyway).
     """
-    if old.status == RunStatus.ROLLED_BACK:
+    if old.status == RunStatus.ROLLED_BACK or old.current_plan_id is None:
         return []
     done = Step.objects.filter(
         plan_id=old.current_plan_id, phase=Step.Phase.MAIN, status=StepStatus.SUCCEEDED

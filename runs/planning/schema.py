@@ -29,6 +29,8 @@ from pydantic import (
     model_validator,
 )
 
+from runs.models import Task
+
 # Ids appear in references (``steps.<id>.result``) and as ``Step.key`` (100 chars),
 # so dots, spaces and braces are kept out of them.
 STEP_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$"
@@ -175,7 +177,6 @@ def _normalize_list_steps(items: list[Any]) -> list[Any]:
 
 def goal_title(document: Any) -> str:
     """A task title from a parsed plan's goal, as long as a title may be ("" without a goal)."""
-    from runs.models import Task
 
     goal = document.get("goal") if isinstance(document, dict) else None
     if not isinstance(goal, str):

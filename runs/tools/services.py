@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from reviews.audit import config_audit
@@ -52,7 +52,7 @@ def _check_tool(tool: Tool) -> None:
 
 def tool_audit(
     *,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     tool: Tool,
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
@@ -76,7 +76,7 @@ def tool_snapshot(tool: Tool) -> dict[str, Any]:
 
 
 @transaction.atomic
-def tool_create(*, actor: AbstractBaseUser | None = None, **fields: Any) -> Tool:
+def tool_create(*, actor: User | None = None, **fields: Any) -> Tool:
     """Add a tool to the registry after the same checks the admin makes; nothing saved on a problem."""
     tool = Tool(**{k: v for k, v in fields.items() if k in TOOL_FIELDS})
     _check_tool(tool)
@@ -86,9 +86,7 @@ def tool_create(*, actor: AbstractBaseUser | None = None, **fields: Any) -> Tool
 
 
 @transaction.atomic
-def tool_update(
-    *, name: str, changes: dict[str, Any], actor: AbstractBaseUser | None = None
-) -> Tool:
+def tool_update(*, name: str, changes: dict[str, Any], actor: User | None = None) -> Tool:
     """Apply ``changes`` (a rename included) to the tool ``name``; nothing saved on a problem."""
     tool = lock_rows(Tool.objects.filter(name=name)).get()
     before = tool_snapshot(tool)
@@ -103,7 +101,7 @@ def tool_update(
 
 
 @transaction.atomic
-def tool_delete(*, name: str, actor: AbstractBaseUser | None = None) -> None:
+def tool_delete(*, name: str, actor: User | None = None) -> None:
     """Remove a tool; steps that used it keep its name (``Step.tool_name``)."""
     tool = lock_rows(Tool.objects.filter(name=name)).first()
     if tool is None:

@@ -77,7 +77,8 @@ def _live_context(run: Run) -> dict[str, Any]:
     what is read here is at least that new (the live client applies later events).
     Four queries, whatever the number of steps: steps, plans, reviews, model calls.
     """
-    steps = list(Step.objects.filter(plan_id=run.current_plan_id).order_by("phase", "position"))
+    plan_steps = Step.objects.filter(plan_id=run.current_plan_id) if run.current_plan_id else None
+    steps = list(plan_steps.order_by("phase", "position")) if plan_steps is not None else []
     rows = [_step_row(s) for s in steps]
     main = [r for r in rows if r.step.phase == Step.Phase.MAIN]
     graph = plan_layout([(r.step.key, r.step.depends_on) for r in main])
@@ -180,7 +181,7 @@ def _step_row(step: Step) -> StepRow:
     duration = step.finished_at - step.started_at if step.started_at and step.finished_at else None
     return StepRow(
         step=step,
-        mark=STATUS_MARK.get(step.status, "?"),  # type: ignore[call-overload]
+        mark=STATUS_MARK.get(step.status, "?"),
         duration=duration,
         params_json=_pretty(step.params),
         result_json=_pretty(step.result) if step.result is not None else "",

@@ -11,6 +11,8 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
+from runs.lifecycle.planning_hooks import PlanningHooks
+from runs.lifecycle.supervision import Supervision
 
 from runs.execution.engine import RunExecutor
 from runs.lifecycle.claim import run_claim, run_execute
@@ -186,7 +188,9 @@ def test_an_executor_that_lost_its_lease_writes_nothing(
     assert token is not None
     Run.objects.filter(pk=run.pk).update(lease_owner="new/owner")  # taken over meanwhile
     before = list(TranscriptEvent.objects.filter(run=run).values_list("seq", flat=True))
-    status = RunExecutor(run.pk, lease_owner=token).execute()
+    status = RunExecutor(
+        run.pk, supervision=Supervision(), planning=PlanningHooks(), lease_owner=token
+    ).execute()
     assert status == RunStatus.EXECUTING  # untouched: it is the new owner's run now
     assert list(TranscriptEvent.objects.filter(run=run).values_list("seq", flat=True)) == before
     assert set(Step.objects.filter(run=run).values_list("status", flat=True)) == {"pending"}
@@ -215,7 +219,11 @@ def test_an_executor_whose_lease_is_taken_mid_step_stops_its_tools_and_writes_no
 
     def execute() -> None:
         try:
-            result.append(RunExecutor(run.pk, lease_owner=token).execute())
+            result.append(
+                RunExecutor(
+                    run.pk, supervision=Supervision(), planning=PlanningHooks(), lease_owner=token
+                ).execute()
+            )
         finally:
             connection.close()
 

@@ -1,0 +1,52 @@
+"""What the executor knows of its run: status, budgets, lease and the current plan's steps.
+
+Rebuilt from the database by ``load_run`` when the executor starts and after a
+new plan version, so a run can stop in one process and continue in another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.utils import timezone
+
+from reviews.models import EscalationCause
+from runs.execution.budgets import Budgets, Usage, budget_breach
+from runs.execution.steps import S, StepState
+
+
+@dataclass(eq=False)
+class RunState:
+    """The run as loaded, shared by the executor's units and its supervision."""
+
+    run_id: int
+    # The lease (from run_claim) the executor writes under; see Journal.fence.
+    fence: str | None
+    status: str = ""
+    iterative: bool = False
+    budgets: Budgets = field(default_factory=Budgets)
+    budgeted: bool = False  # read per step: a plain attribute, not Budgets.__bool__
+    usage: Usage = field(default_factory=Usage)
+    max_parallel: int = 1
+    cancel_by: str | None = None
+    cancel_requested: bool = False
+    main: list[StepState] = field(default_factory=list)
+    rollback: list[StepState] = field(default_factory=list)
+    # Why the supervisor stops the run instead of replanning: (cause, step id).
+    stop: tuple[str, int | None] | None = None
+    # Tool name → confidence threshold, for the steps that may need a gate.
+    gate_limits: dict[str, float] = field(default_factory=dict)
+
+    def over_budget(self, starting: int) -> str | None:
+        """The breach (naming the budget and figures) if starting ``starting`` more steps breaks one."""
+        breach = budget_breach(self.budgets, self.usage, timezone.now(), starting=starting)
+        if breach is not None:
+            self.stop = (EscalationCause.BUDGET_BREACHED, None)
+        return breach
+
+    def first_failure_reason(self) -> str:
+        """The first failed main step's error, as a run's failure reason; empty if none failed."""
+        for s in self.main:
+            if s.status == S.FAILED:
+                return f"step {s.key} failed: {s.error}"
+        return ""

@@ -1,0 +1,166 @@
+"""Runs one step's call: params resolution, the tool call with timeout and retries, the evaluator."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from runs.dbthreads import in_db_thread
+from runs.evaluation.checks import FAIL, Verdict, combine, has_rubric, run_check
+from runs.evaluation.rubric import judge
+from runs.events import StepRetrying
+from runs.execution.deadlines import Deadlines
+from runs.execution.journal import Batch
+from runs.execution.run_state import RunState
+from runs.execution.steps import EXECUTOR, Outcome, S, StepState, to_json, transition
+from runs.execution.writes import Committer
+from runs.planning.accounting import run_llm_totals
+from runs.planning.params import params_problems
+from runs.planning.references import ReferenceResolutionError, resolve_references
+from runs.tools.base import ToolConfigError, ToolError, ToolSpec
+from runs.tools.registry import invoke_tool
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_SECONDS = 60.0
+
+
+def resolve_params(state: StepState, results: dict[str, Any]) -> Any:
+    """The params of a step whose params hold references, with those resolved and checked."""
+    try:
+        params = resolve_references(state.params, results, step=state.key)
+    except ReferenceResolutionError as exc:
+        raise ValueError(f"cannot resolve params: {exc}") from exc
+    if state.tool is not None and state.tool.parameters_schema:
+        # The compiled check is cached per schema; the resolved params hold no references.
+        problems = sorted(
+            params_problems(state.tool.parameters_schema, params, allow_references=False),
+            key=lambda p: list(p.location),
+        )
+        if problems:
+            detail = "; ".join(
+                f"{'.'.join(map(str, p.location)) or 'params'}: {p.message}" for p in problems
+            )
+            raise ValueError(f"params after resolving references are invalid: {detail}")
+    return params
+
+
+class StepRunner:
+    """Calls steps' tools for one run; each call in a task of its own, under its deadline."""
+
+    def __init__(
+        self,
+        run: RunState,
+        committer: Committer,
+        deadlines: Deadlines,
+        *,
+        backoff_seconds: float,
+    ) -> None:
+        self.run = run
+        self.committer = committer
+        self.deadlines = deadlines
+        self.backoff_seconds = backoff_seconds
+
+    async def run_step(self, state: StepState, params: Any) -> Outcome:
+        """Call the tool with timeout and retries; never raises except on cancellation."""
+        spec = state.tool
+        if spec is None or not spec.enabled:
+            return Outcome(False, error=f"tool {state.tool_name!r} is missing or disabled")
+        max_attempts = 1 + (spec.max_retries if spec.idempotent else 0)
+        deadlines = self.deadlines
+        task = asyncio.current_task()
+        assert task is not None  # steps run in tasks of their own
+        while True:
+            if not deadlines.is_armed(task):
+                deadlines.arm((task,), spec.timeout_seconds)
+            try:
+                result = await invoke_tool(spec, params)
+            except asyncio.CancelledError:
+                if not deadlines.expired(task):
+                    deadlines.disarm(task)
+                    raise  # cancelled: the run stops
+                error = f"timed out after {spec.timeout_seconds:g}s"
+                retryable = True
+            except ToolConfigError as exc:
+                error, retryable = exc.message, False
+            except ToolError as exc:
+                error, retryable = exc.message, True
+            except Exception as exc:  # a broken tool must fail its step, not the executor
+                log.exception("tool %s raised", spec.name)
+                error, retryable = f"{type(exc).__name__}: {exc}", True
+            else:
+                deadlines.disarm(task)
+                try:
+                    # The result is stored and shown: it must be JSON (NaN and Infinity are not).
+                    text = to_json(result)
+                except (TypeError, ValueError) as exc:
+                    return Outcome(False, error=f"tool returned a result that is not JSON: {exc}")
+                if not spec.checks:
+                    return Outcome(True, result=result, result_json=text)
+                return await self._judge(state, spec, result, text)
+            deadlines.disarm(task)
+            if not retryable or state.attempts >= max_attempts:
+                return Outcome(False, error=error)
+            await asyncio.sleep(await self._record_retry(state, error))
+
+    async def _judge(self, state: StepState, spec: ToolSpec, result: Any, text: str) -> Outcome:
+        """The outcome of a call whose result (``text`` as JSON) the tool's checks judge."""
+        verdict = await self.evaluate(state, spec, result)
+        if verdict.status == FAIL:
+            return Outcome(
+                False,
+                result=result,
+                error=f"evaluator: {verdict.reason}",
+                verdict=verdict,
+                result_json=text,
+            )
+        return Outcome(True, result=result, verdict=verdict, result_json=text)
+
+    async def _record_retry(self, state: StepState, error: str) -> float:
+        """Commit the step's next attempt and its ``step.retrying`` event; returns the backoff."""
+        delay = min(self.backoff_seconds * 2 ** (state.attempts - 1), MAX_BACKOFF_SECONDS)
+        batch = Batch(self.run.run_id)
+        attempt = state.attempts + 1
+        batch.events.append(
+            (
+                EXECUTOR,
+                StepRetrying(
+                    step_id=state.id,
+                    step=state.key,
+                    attempt=attempt,
+                    delay_seconds=delay,
+                    error=error,
+                ),
+            )
+        )
+        transition(batch, state, S.RUNNING, error=error, attempts=attempt, quiet=True)
+        await self.committer.commit_retry(batch)
+        return delay
+
+    async def evaluate(self, state: StepState, spec: ToolSpec, result: Any) -> Verdict:
+        """Every check of the tool; an LLM rubric (a model call) runs in a helper thread."""
+        outcomes: list[tuple[dict[str, Any], str | None]] = []
+        for check in spec.checks:
+            if check.get("type") == "llm_rubric":
+                continue
+            try:
+                outcomes.append((check, run_check(check, result)))
+            except Exception as exc:  # a broken check fails the step, not the executor
+                outcomes.append((check, f"{check.get('type')}: cannot run the check: {exc}"))
+        verdict = combine(outcomes)
+        if verdict.status == FAIL or not has_rubric(list(spec.checks)):
+            return verdict
+        rubrics = [c for c in spec.checks if c.get("type") == "llm_rubric"]
+        run = self.run
+
+        def work() -> list[tuple[dict[str, Any], str | None]]:
+
+            judged = [(c, judge(c, result, run_id=run.run_id, step=state.key)) for c in rubrics]
+            if run.budgeted:  # the rubric's tokens count against the run's budgets
+                totals = run_llm_totals(run.run_id)
+                run.usage.tokens = totals.tokens_in + totals.tokens_out
+                run.usage.cost = totals.cost
+            return judged
+
+        return combine(outcomes + await in_db_thread(work))

@@ -1,0 +1,213 @@
+"""Supervision of a run: escalations and confidence gates, where a human takes over.
+
+Implements ``runs.execution.ports.SupervisionPort`` for the engine. Anything that
+reads or writes through the ORM runs in a helper thread (``runs.dbthreads``) so
+the event loop keeps scheduling other steps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reviews.models import ReviewItem, ReviewKind
+from reviews.policies import gate_threshold, step_needs_gate
+from runs.dbthreads import in_db_thread
+from runs.execution.journal import StaleStateError
+from runs.execution.ports import (
+    GATE_ABORT,
+    GATE_NEEDED,
+    GATE_OPEN,
+    GATE_RUN,
+    GATE_SKIP,
+)
+from runs.execution.run_state import RunState
+from runs.execution.steps import StepState
+from runs.lifecycle.escalations import escalation_open, gate_resolution, step_gate_open
+from runs.models import Run, RunStatus, StepStatus, TranscriptEvent
+from runs.statemachine import LeaseLost, lock_rows, run_transition
+
+S = StepStatus
+R = RunStatus
+SUPERVISOR = TranscriptEvent.Role.SUPERVISOR
+
+__all__ = [
+    "GATE_ABORT",
+    "GATE_NEEDED",
+    "GATE_OPEN",
+    "GATE_RUN",
+    "GATE_SKIP",
+    "Supervision",
+]
+
+
+class Supervision:
+    """Escalations (through ``reviews.escalations``) and step gates for the engine."""
+
+    def load_gates(self, run: RunState) -> None:
+        """Mark pending low-confidence steps on sensitive tools as gated, with any decision made.
+
+        Costs nothing unless a pending step is on a sensitive tool and has a confidence.
+        """
+        candidates = [
+            s
+            for s in run.main
+            if s.status == S.PENDING
+            and s.tool is not None
+            and s.tool.sensitive
+            and s.confidence is not None
+        ]
+        if not candidates:
+            return
+
+        limits = {name: gate_threshold(name) for name in {s.tool_name for s in candidates}}
+        gated = [s for s in candidates if step_needs_gate(s, s.tool, threshold=limits[s.tool_name])]
+        run.gate_limits = limits
+        if not gated:
+            return
+        items = ReviewItem.objects.filter(
+            kind=ReviewKind.STEP_GATE, step_id__in=[s.id for s in gated]
+        ).order_by("id")
+        decided = {item.step_id: gate_resolution(item) for item in items}
+        for s in gated:
+            if s.id not in decided:
+                s.gate = GATE_NEEDED
+            else:
+                resolution = decided[s.id]
+                s.gate = GATE_OPEN if resolution is None else resolution.action
+
+    async def escalate(
+        self, run: RunState, cause: str, reason: str, *, step: StepState | None = None
+    ) -> None:
+        """Stop the run ``escalated`` and open its escalation item, in one transaction."""
+        from django.db import transaction
+
+        context = _report(run, reason)
+
+        def work() -> None:
+            with transaction.atomic():
+                run_transition(
+                    run_id=run.run_id,
+                    to=R.ESCALATED,
+                    reason=reason,
+                    role=SUPERVISOR,
+                    fence=run.fence,
+                )
+                escalation_open(
+                    run_id=run.run_id,
+                    cause=cause,
+                    reason=reason,
+                    context=context,
+                    step_id=step.id if step is not None else None,
+                )
+
+        try:
+            await in_db_thread(work)
+        except LeaseLost as exc:
+            raise StaleStateError(str(exc)) from exc
+        run.status = R.ESCALATED
+
+    async def open_gates(self, run: RunState, gated: list[StepState]) -> None:
+        """Open a step_gate item (once) for each newly gated step; other steps keep running."""
+        await in_db_thread(lambda: _open_items(run, gated))
+
+    async def gate_decisions(self, run: RunState, gated: list[StepState]) -> list[StepState]:
+        """The gated steps a reviewer decided meanwhile (one query, only while some wait)."""
+        return _apply_decisions(gated, await in_db_thread(lambda: _gate_decisions(gated)))
+
+    async def park(self, run: RunState, gated: list[StepState]) -> list[StepState] | None:
+        """Only gated steps are left: open their items, then release the run to wait for a human.
+
+        Returns the steps whose gate was decided meanwhile (the run goes on with them),
+        or None when the run is parked. The decision service locks the run row too,
+        so a decision either lands before the park (seen here) or after it (it
+        re-queues the parked run): never lost between the two.
+        """
+        from django.db import transaction
+
+        def work() -> dict[int, str] | None:
+            _open_items(run, gated)
+            with transaction.atomic():
+                lock_rows(Run.objects.filter(pk=run.run_id)).values_list("pk").get()
+                decided = _gate_decisions(gated)
+                if decided:
+                    return decided
+                keys = ", ".join(s.key for s in gated)
+                run_transition(
+                    run_id=run.run_id,
+                    to=R.AWAITING_APPROVAL,
+                    reason=f"waiting for a reviewer: gated step(s) {keys}",
+                    role=SUPERVISOR,
+                    fence=run.fence,
+                    lease_owner="",
+                    lease_expires_at=None,
+                )
+                return None
+
+        try:
+            decided = await in_db_thread(work)
+        except LeaseLost as exc:
+            raise StaleStateError(str(exc)) from exc
+        if decided is None:
+            run.status = R.AWAITING_APPROVAL
+            return None
+        return _apply_decisions(gated, decided)
+
+
+def _report(run: RunState, reason: str) -> dict[str, Any]:
+    """The context a reviewer gets: the failure report and the partial results."""
+    budgets = run.budgets
+    return {
+        "failure": reason,
+        "succeeded": [
+            {"id": s.key, "action": s.tool_name, "result": s.result}
+            for s in run.main
+            if s.status == S.SUCCEEDED
+        ],
+        "failed": [
+            {"id": s.key, "action": s.tool_name, "error": s.error, "result": s.result}
+            for s in run.main
+            if s.status == S.FAILED
+        ],
+        "not_run": [s.key for s in run.main if s.status in (S.PENDING, S.SKIPPED)],
+        "budgets": {
+            "max_steps": budgets.max_steps,
+            "max_tokens": budgets.max_tokens,
+            "max_cost": str(budgets.max_cost) if budgets.max_cost else None,
+            "max_wall_seconds": budgets.max_wall_seconds,
+        }
+        if budgets
+        else {},
+    }
+
+
+def _open_items(run: RunState, gated: list[StepState]) -> None:
+    """Open the step_gate item of each gated step that has none yet (ORM, in a helper thread)."""
+
+    for s in gated:
+        if s.gate == GATE_NEEDED:
+            step_gate_open(step_id=s.id, threshold=run.gate_limits[s.tool_name])
+            s.gate = GATE_OPEN
+
+
+def _gate_decisions(gated: list[StepState]) -> dict[int, str]:
+    """Step id → the reviewer's action, for the gated steps already decided (one query)."""
+
+    items = ReviewItem.objects.filter(
+        kind=ReviewKind.STEP_GATE, step_id__in=[s.id for s in gated]
+    ).order_by("id")
+    decided = {}
+    for item in items:
+        resolution = gate_resolution(item)
+        if resolution is not None and item.step_id is not None:
+            decided[item.step_id] = resolution.action
+    return decided
+
+
+def _apply_decisions(gated: list[StepState], decided: dict[int, str]) -> list[StepState]:
+    """Record the decisions on the steps; returns the steps that were decided."""
+    done = []
+    for s in gated:
+        if s.id in decided:
+            s.gate = decided[s.id]
+            done.append(s)
+    return done
