@@ -1,23 +1,19 @@
-"""Runs reach workers through Django Tasks; orphaned runs are found again; lost leases write nothing."""
+"""Runs reach workers through Django Tasks: enqueued on commit, taken by a worker, woken at once."""
 
 from __future__ import annotations
 
 import threading
 import time
-from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.db import connection, transaction
-from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from runs.execution.engine import RunExecutor
 from runs.lifecycle.claim import run_claim, run_execute
-from runs.lifecycle.recovery import runs_recover
 from runs.lifecycle.submit import run_submit_plan
 from runs.lifecycle.worker import RunWorker
-from runs.models import Run, RunStatus, Step, Task, TranscriptEvent
+from runs.models import Run, RunStatus, TranscriptEvent
 from runs.tasks import execute_run
 from tests.runs import toolbox
 
@@ -117,120 +113,3 @@ def test_an_idle_worker_wakes_as_soon_as_a_run_is_enqueued_in_its_process(
         worker.stop()
         thread.join(10)
     assert not thread.is_alive()
-
-
-# -- recovery ---------------------------------------------------------------------------
-def orphan(status: str, *, owner: str = "dead-worker", expired_seconds: float = 10) -> Run:
-    run = Run.objects.create(task=Task.objects.create(title="orphan"))
-    Run.objects.filter(pk=run.pk).update(
-        status=status,
-        lease_owner=owner,
-        lease_expires_at=timezone.now() - timedelta(seconds=expired_seconds),
-        created_at=timezone.now() - timedelta(minutes=5),
-    )
-    return run
-
-
-def test_a_run_whose_lease_expired_is_requeued_once_with_a_transcript_line(
-    fast_settings: Any,
-) -> None:
-    run = orphan(RunStatus.EXECUTING)
-    assert runs_recover() == [run.pk]
-    assert task_rows(run.pk) == 1
-    run.refresh_from_db()
-    assert run.lease_owner == ""  # the dead worker is fenced out should it come back
-    event = TranscriptEvent.objects.get(run=run, kind="run.requeued")
-    assert "lease of dead-worker expired while executing" in event.payload["reason"]
-    # The task is waiting: sweeping again does not queue the run a second time.
-    assert runs_recover() == []
-    assert task_rows(run.pk) == 1
-
-
-def test_a_queued_run_that_lost_its_task_is_requeued(fast_settings: Any) -> None:
-    run = orphan(RunStatus.QUEUED, owner="")
-    Run.objects.filter(pk=run.pk).update(lease_expires_at=None)
-    assert runs_recover() == [run.pk]
-    assert task_rows(run.pk) == 1
-
-
-def test_runs_with_a_live_lease_or_a_waiting_task_or_a_fresh_start_are_left_alone(
-    fast_settings: Any,
-) -> None:
-    live = orphan(RunStatus.EXECUTING, expired_seconds=-60)  # lease valid for a minute more
-    waiting = orphan(RunStatus.EXECUTING)
-    execute_run.enqueue(waiting.pk)
-    fresh = Run.objects.create(task=Task.objects.create(title="just submitted"))
-    finished = orphan(RunStatus.SUCCEEDED)
-    assert runs_recover() == []
-    assert [task_rows(r.pk) for r in (live, waiting, fresh, finished)] == [0, 1, 0, 0]
-
-
-def test_a_requeued_run_is_taken_over_by_the_next_worker(
-    fast_settings: Any, toolset: None, key: str
-) -> None:
-    run = run_submit_plan(title="t", document=two_steps(key), submitted_by=None)
-    DBTaskResult.objects.all().delete()  # as if the process died before its task was stored
-    Run.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(minutes=1))
-    RunWorker(worker_id="w-recover", batch=True, recovery_seconds=0.001).run()
-    run.refresh_from_db()
-    assert run.status == RunStatus.SUCCEEDED
-    assert toolbox.CALLS[key] == ["a", "b"]
-
-
-# -- fencing ----------------------------------------------------------------------------
-def test_an_executor_that_lost_its_lease_writes_nothing(
-    fast_settings: Any, toolset: None, key: str
-) -> None:
-    run = run_submit_plan(title="t", document=two_steps(key), submitted_by=None)
-    token = run_claim(run_id=run.pk, worker_id="old")
-    assert token is not None
-    Run.objects.filter(pk=run.pk).update(lease_owner="new/owner")  # taken over meanwhile
-    before = list(TranscriptEvent.objects.filter(run=run).values_list("seq", flat=True))
-    status = RunExecutor(run.pk, lease_owner=token).execute()
-    assert status == RunStatus.EXECUTING  # untouched: it is the new owner's run now
-    assert list(TranscriptEvent.objects.filter(run=run).values_list("seq", flat=True)) == before
-    assert set(Step.objects.filter(run=run).values_list("status", flat=True)) == {"pending"}
-    assert toolbox.CALLS[key] == []  # the commit that starts a step failed first
-
-
-def test_an_executor_whose_lease_is_taken_mid_step_stops_its_tools_and_writes_nothing(
-    fast_settings: Any, toolset: None, key: str
-) -> None:
-    run = run_submit_plan(
-        title="t",
-        document={
-            "steps": [
-                {
-                    "id": "a",
-                    "action": "wait_gate",
-                    "params": {"key": key, "label": "a", "gate": "g"},
-                }
-            ]
-        },
-        submitted_by=None,
-    )
-    token = run_claim(run_id=run.pk, worker_id="old")
-    assert token is not None
-    result: list[str] = []
-
-    def execute() -> None:
-        try:
-            result.append(RunExecutor(run.pk, lease_owner=token).execute())
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=execute, daemon=True)
-    thread.start()
-    for _ in range(500):
-        if toolbox.CALLS[key]:
-            break
-        time.sleep(0.01)
-    assert toolbox.CALLS[key] == ["start:a"]
-    seqs = list(TranscriptEvent.objects.filter(run=run).values_list("seq", flat=True))
-    Run.objects.filter(pk=run.pk).update(lease_owner="thief/1")
-    thread.join(5)
-    assert not thread.is_alive(), "the executor kept going after losing its lease"
-    assert result == [RunStatus.EXECUTING]
-    assert toolbox.CALLS[key] == ["start:a"]  # the tool was stopped, not finished
-    assert list(TranscriptEvent.objects.filter(run=run).values_list("seq", flat=True)) == seqs
-    assert Step.objects.get(run=run).status == "running"  # left for the new owner to judge
