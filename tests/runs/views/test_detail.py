@@ -1,4 +1,4 @@
-"""The run page: steps, graph, transcript summaries, the live part, cancel, and its query count."""
+"""The run page: steps, graph, transcript summaries, the live part, budgets, cancel, query count."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from django.urls import reverse
 from runs.lifecycle.submit import run_submit_plan
 from runs.models import Run, RunStatus, Step, Tool
 from runs.views import event_summary
-from tests.runs.views.conftest import client_for
+from tests.runs.api.conftest import api_as
+from tests.runs.views.conftest import VALID_PLAN, client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -268,3 +269,27 @@ def test_the_detail_page_makes_at_most_ten_queries_however_many_steps(
         client.get(reverse("runs:detail", args=[big.pk]))
     with django_assert_max_num_queries(9):  # the live part alone
         client.get(reverse("runs:live", args=[big.pk]))
+
+
+def test_the_run_page_shows_the_budgets_and_the_usage_so_far(
+    operator: User, noop_tool: Any
+) -> None:
+    response = api_as(operator).post(
+        "/tasks", {"plan": VALID_PLAN, "budget_max_steps": 5, "budget_max_tokens": 1000}
+    )
+    run_id = response.json()["id"]
+    client = Client()
+    client.force_login(operator)
+    html = client.get(f"/runs/{run_id}/").content.decode()
+    assert "steps 0 of 5" in html and "tokens 0 of 1000" in html
+
+
+def test_a_run_without_budgets_shows_none(operator: User, noop_tool: Any, settings: Any) -> None:
+    settings.PLANNERWEB_BUDGET_MAX_STEPS = 0
+    settings.PLANNERWEB_BUDGET_MAX_TOKENS = 0
+    settings.PLANNERWEB_BUDGET_MAX_COST = 0
+    settings.PLANNERWEB_BUDGET_MAX_WALL_SECONDS = 0
+    run_id = api_as(operator).post("/tasks", {"plan": VALID_PLAN}).json()["id"]
+    client = Client()
+    client.force_login(operator)
+    assert "data-budgets" not in client.get(f"/runs/{run_id}/").content.decode()

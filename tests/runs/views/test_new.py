@@ -1,4 +1,4 @@
-"""The new-run page: the plan form, the plan check as it is typed, tasks for a planner."""
+"""The new-run page: the plan form, the plan check as it is typed, planner tasks and their budgets."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from runs.models import Run, RunStatus, Tool
+from reviews.models import AuditEntry
+from runs.models import Run, RunStatus, Task, Tool
 from tests.runs.views.conftest import VALID_PLAN, client_for, messages_of
 
 pytestmark = pytest.mark.django_db
@@ -217,4 +218,39 @@ def test_only_operators_may_submit_planner_tasks(reviewer: User, outsider: User)
         )
         assert response.status_code == 403
     assert client_for(None).post(reverse("runs:new_task"), {"title": "t"}).status_code == 302
+    assert not Task.objects.exists()
+
+
+def test_the_new_run_page_takes_budgets_for_a_planner_task(operator: User) -> None:
+    client = Client()
+    client.force_login(operator)
+    response = client.post(
+        "/runs/new/task/",
+        {
+            "task-title": "Deploy v2",
+            "task-planner": "playbook",
+            "task-mode": "auto",
+            "task-budget_max_wall_seconds": "600",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    task = Task.objects.get(title="Deploy v2")
+    assert task.budget_max_wall_seconds == 600
+    assert AuditEntry.objects.filter(object_type="task_budgets", object_id=str(task.pk)).exists()
+
+
+def test_the_new_run_page_shows_a_bad_budget_next_to_its_field(operator: User) -> None:
+    client = Client()
+    client.force_login(operator)
+    response = client.post(
+        "/runs/new/task/",
+        {
+            "task-title": "x",
+            "task-planner": "playbook",
+            "task-mode": "auto",
+            "task-budget_max_steps": "0",
+        },
+    )
+    assert response.status_code == 200
+    assert 'data-field-errors="budget_max_steps"' in response.content.decode()
     assert not Task.objects.exists()
