@@ -14,7 +14,7 @@ from runs.lifecycle.reviews import review_approve, review_reject
 from runs.models import Run, TranscriptEvent
 from runs.permissions import REVIEWERS
 from tests.reviews.conftest import all_ticks
-from tests.runs.test_races import race
+from tests.runs.lifecycle.test_races import race
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -94,7 +94,7 @@ def wsgi_app(seeded: Seeded) -> Iterator[WSGIHandler]:
 # every checklist index ticked (or a non-blank reason to reject), and the seeded plan's
 # submitter may not approve it (four eyes): tests/reviews/test_api.py covers decisions. A retry
 # needs a failed run and its failed step's id; the seeded run has not failed
-# (tests/runs/execution/test_retry.py covers retries).
+# (tests/runs/lifecycle/test_retries.py covers retries).
 MAY_NOT_SUCCEED_AT_RANDOM = {
     "PUT /api/tools/{name}",
     "POST /api/tasks",

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import io
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
-from django.core.management import call_command
 from django.utils import timezone
 
 from reviews.models import AuditEntry, ReviewItem, ReviewKindSettings
@@ -81,14 +79,6 @@ def test_a_reviewer_deciding_after_expiry_hears_it_was_the_system(
     review_expire_overdue(now=later(60))
     with pytest.raises(AlreadyDecided, match="already expired by the system"):
         review_approve(item_id=held.pk, user=reviewer, checklist=all_ticks(held))
-
-
-def test_the_review_timeouts_command_expires_overdue_items(held: ReviewItem) -> None:
-    set_timeout("plan_approval", "auto_reject", sla=0)
-    ReviewItem.objects.filter(pk=held.pk).update(due_at=timezone.now() - timedelta(minutes=1))
-    out = io.StringIO()
-    call_command("review_timeouts", stdout=out)
-    assert f"expired 1 review item(s): {held.pk}" in out.getvalue()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,0 +1,110 @@
+"""Planning a run: the plan is stored, accounted and executed; invalid plans and outages escalate; secrets stay out."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from runs.lifecycle.claim import run_execute
+from runs.lifecycle.planning import run_submit_task
+from runs.models import LlmCall, Plan, RunStatus, Step, TranscriptEvent
+from runs.planning.providers.base import ProviderError
+from tests.runs.planning.conftest import good_plan
+from tests.runs.planning.test_planner import scripted
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_planner_task_is_planned_stored_accounted_and_executed(
+    planner_tools: Any, planner_settings: Any, monkeypatch: pytest.MonkeyPatch, operator: Any
+) -> None:
+    key = uuid.uuid4().hex
+    model = scripted(
+        monkeypatch, "openai", {"steps": [{"id": "a", "action": "nope"}]}, good_plan(key)
+    )
+    run = run_submit_task(title="record two labels", submitted_by=operator, planner="openai")
+    assert run.task.planner == "openai" and run.status == RunStatus.QUEUED
+    assert run_execute(run_id=run.pk) == RunStatus.SUCCEEDED
+    plan = Plan.objects.get(run=run)
+    assert plan.source == Plan.Source.PLANNER and plan.is_valid
+    calls = list(LlmCall.objects.filter(run=run).order_by("id"))
+    assert [c.purpose for c in calls] == ["plan", "repair"]
+    assert all(c.plan_id == plan.pk for c in calls)
+    assert sum(c.tokens_in for c in calls) == sum(100 + len(r.system) // 4 for r in model.requests)
+    kinds = list(TranscriptEvent.objects.filter(run=run).values_list("kind", flat=True))
+    assert kinds.count("planner.call") == 2
+    assert (
+        kinds.index("planner.call") < kinds.index("plan.created") < kinds.index("planner.decision")
+    )
+    decision = TranscriptEvent.objects.get(run=run, kind="planner.decision").payload
+    assert decision["ok"] and decision["totals"]["calls"] == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_plan_that_stays_invalid_escalates_the_run_and_nothing_runs(
+    planner_tools: Any, planner_settings: Any, monkeypatch: pytest.MonkeyPatch, operator: Any
+) -> None:
+    bad = {"steps": [{"id": "a", "action": "drop_database", "params": {}}]}
+    scripted(monkeypatch, "openai", bad, bad, bad)
+    run = run_submit_task(title="t", submitted_by=operator, planner="openai")
+    assert run_execute(run_id=run.pk) == RunStatus.ESCALATED
+    run.refresh_from_db()
+    assert "still invalid after 2 repair round(s)" in run.stop_reason
+    assert run.current_plan is None and not Step.objects.filter(run=run).exists()
+    plan = Plan.objects.get(run=run)
+    assert not plan.is_valid and plan.errors  # the operator sees what was wrong
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_provider_outage_escalates_with_the_providers_reason(
+    planner_tools: Any, planner_settings: Any, monkeypatch: pytest.MonkeyPatch, operator: Any
+) -> None:
+    scripted(
+        monkeypatch, "openai", ProviderError("openai server error: HTTP 500", kind="server_error")
+    )
+    run = run_submit_task(title="t", submitted_by=operator, planner="openai")
+    assert run_execute(run_id=run.pk) == RunStatus.ESCALATED
+    run.refresh_from_db()
+    assert "HTTP 500" in run.stop_reason
+    assert LlmCall.objects.get(run=run).ok is False
+
+
+def test_secrets_and_emails_never_reach_the_transcript(
+    planner_tools: Any, planner_settings: Any, monkeypatch: pytest.MonkeyPatch, operator: Any
+) -> None:
+    secret = "sk-live-0123456789abcdefghijklmnop"
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    leaky = good_plan()
+    leaky["goal"] = f"mail alice@example.com, call +1 (555) 010-2030, key {secret}"
+    scripted(monkeypatch, "openai", leaky)
+    run = run_submit_task(
+        title="tell bob@example.org",
+        description="the key is zz-custom-key-value-99 and sk-ant-abcdefghijklmnopqrstu",
+        submitted_by=operator,
+        planner="openai",
+    )
+    monkeypatch.setenv("PLANNERWEB_LOCAL_API_KEY", "zz-custom-key-value-99")
+    from runs.lifecycle.planning import run_plan
+
+    run_plan(run_id=run.pk)
+    stored = json.dumps(
+        list(
+            TranscriptEvent.objects.filter(run=run, kind="planner.call").values_list(
+                "payload", flat=True
+            )
+        )
+    )
+    for leaked in (
+        secret,
+        "alice@example.com",
+        "bob@example.org",
+        "555",
+        "zz-custom-key",
+        "sk-ant-",
+    ):
+        assert leaked not in stored, leaked
+    assert "[REDACTED]" in stored
