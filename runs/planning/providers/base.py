@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    pass
 
 
 @dataclass(frozen=True)
@@ -110,3 +114,18 @@ def status_error(status: int, detail: str, *, provider: str, latency_ms: int) ->
         kind="bad_request",
         latency_ms=latency_ms,
     )
+
+
+def error_detail(exc: Any) -> str:
+    """The message an SDK error carries (its body's ``error.message`` when there is one)."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+    return str(getattr(exc, "message", exc))
+
+
+def elapsed_ms(started: float) -> int:
+    """Milliseconds since ``started`` (a ``time.monotonic()`` reading)."""
+    return int((time.monotonic() - started) * 1000)

@@ -23,11 +23,12 @@ from runs.planning.providers.base import (
     ModelReply,
     ModelRequest,
     ProviderError,
+    elapsed_ms,
     env_secret,
+    error_detail,
     parse_json,
     status_error,
 )
-from runs.planning.providers.openai import _detail, _ms
 
 if TYPE_CHECKING:
     from anthropic.types import MessageParam
@@ -80,21 +81,26 @@ class AnthropicProvider:
                 )
         except anthropic.APIStatusError as exc:
             raise status_error(
-                exc.status_code, _detail(exc), provider=self.name, latency_ms=_ms(started)
+                exc.status_code,
+                error_detail(exc),
+                provider=self.name,
+                latency_ms=elapsed_ms(started),
             ) from None
         except anthropic.APITimeoutError:
             raise ProviderError(
-                f"{self.name} timed out after retries", kind="timeout", latency_ms=_ms(started)
+                f"{self.name} timed out after retries",
+                kind="timeout",
+                latency_ms=elapsed_ms(started),
             ) from None
         except anthropic.APIConnectionError as exc:
             raise ProviderError(
-                f"{self.name} unreachable: {exc}", kind="connection", latency_ms=_ms(started)
+                f"{self.name} unreachable: {exc}", kind="connection", latency_ms=elapsed_ms(started)
             ) from None
         except (anthropic.AnthropicError, ValueError) as exc:
             raise ProviderError(
-                f"{self.name}: {exc}", kind="bad_response", latency_ms=_ms(started)
+                f"{self.name}: {exc}", kind="bad_response", latency_ms=elapsed_ms(started)
             ) from None
-        latency = _ms(started)
+        latency = elapsed_ms(started)
         refusal = ""
         if message.stop_reason == "refusal":
             details = message.stop_details

@@ -19,11 +19,12 @@ from runs.planning.providers.base import (
     ModelReply,
     ModelRequest,
     ProviderError,
+    elapsed_ms,
     env_secret,
+    error_detail,
     parse_json,
     status_error,
 )
-from runs.planning.providers.openai import _detail, _ms
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam
@@ -68,23 +69,28 @@ class CompatibleProvider:
                 )
         except openai.APIStatusError as exc:
             raise status_error(
-                exc.status_code, _detail(exc), provider=self.name, latency_ms=_ms(started)
+                exc.status_code,
+                error_detail(exc),
+                provider=self.name,
+                latency_ms=elapsed_ms(started),
             ) from None
         except openai.APITimeoutError:
             raise ProviderError(
-                f"{self.name} timed out after retries", kind="timeout", latency_ms=_ms(started)
+                f"{self.name} timed out after retries",
+                kind="timeout",
+                latency_ms=elapsed_ms(started),
             ) from None
         except openai.APIConnectionError as exc:
             raise ProviderError(
                 f"{self.name} server at {self.base_url} unreachable: {exc}",
                 kind="connection",
-                latency_ms=_ms(started),
+                latency_ms=elapsed_ms(started),
             ) from None
         except openai.OpenAIError as exc:
             raise ProviderError(
-                f"{self.name}: {exc}", kind="bad_response", latency_ms=_ms(started)
+                f"{self.name}: {exc}", kind="bad_response", latency_ms=elapsed_ms(started)
             ) from None
-        latency = _ms(started)
+        latency = elapsed_ms(started)
         if not completion.choices:
             raise ProviderError(
                 f"{self.name} answered with no choices", kind="bad_response", latency_ms=latency

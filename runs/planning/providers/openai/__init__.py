@@ -9,7 +9,7 @@ back to the model in a repair round.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 import openai
 from django.conf import settings
@@ -18,7 +18,9 @@ from runs.planning.providers.base import (
     ModelReply,
     ModelRequest,
     ProviderError,
+    elapsed_ms,
     env_secret,
+    error_detail,
     parse_json,
     status_error,
 )
@@ -76,21 +78,26 @@ class OpenAIProvider:
                 )
         except openai.APIStatusError as exc:
             raise status_error(
-                exc.status_code, _detail(exc), provider=self.name, latency_ms=_ms(started)
+                exc.status_code,
+                error_detail(exc),
+                provider=self.name,
+                latency_ms=elapsed_ms(started),
             ) from None
         except openai.APITimeoutError:
             raise ProviderError(
-                f"{self.name} timed out after retries", kind="timeout", latency_ms=_ms(started)
+                f"{self.name} timed out after retries",
+                kind="timeout",
+                latency_ms=elapsed_ms(started),
             ) from None
         except openai.APIConnectionError as exc:
             raise ProviderError(
-                f"{self.name} unreachable: {exc}", kind="connection", latency_ms=_ms(started)
+                f"{self.name} unreachable: {exc}", kind="connection", latency_ms=elapsed_ms(started)
             ) from None
         except openai.OpenAIError as exc:
             raise ProviderError(
-                f"{self.name}: {exc}", kind="bad_response", latency_ms=_ms(started)
+                f"{self.name}: {exc}", kind="bad_response", latency_ms=elapsed_ms(started)
             ) from None
-        latency = _ms(started)
+        latency = elapsed_ms(started)
         refusal = ""
         for item in response.output:
             if item.type == "message":
@@ -118,16 +125,3 @@ class OpenAIProvider:
                 else None,
             },
         )
-
-
-def _detail(exc: Any) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        error = body.get("error", body)
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
-    return str(getattr(exc, "message", exc))
-
-
-def _ms(started: float) -> int:
-    return int((time.monotonic() - started) * 1000)

@@ -1,0 +1,16 @@
+"""Plan validation: every problem in a submitted plan at once, plus a run order.
+
+``checker`` walks the plan; ``graphs`` orders steps and finds cycles;
+``messages`` words each problem for an operator or a planner's repair round.
+"""
+
+from __future__ import annotations
+
+from runs.planning.validation.checker import (
+    ValidatedPlan,
+    validate_plan,
+    validate_with_registry,
+)
+from runs.planning.validation.problems import PlanProblem
+
+__all__ = ["PlanProblem", "ValidatedPlan", "validate_plan", "validate_with_registry"]
