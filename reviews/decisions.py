@@ -76,6 +76,29 @@ def item_state(item: ReviewItem) -> dict[str, Any]:
     }
 
 
+def item_audit(
+    item: ReviewItem,
+    action: str,
+    *,
+    actor: User | None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    reason: str = "",
+) -> None:
+    """Record a change to ``item`` in the audit chain, filed under its run."""
+    audit_record(
+        actor=actor,
+        action=action,
+        object_type="review_item",
+        object_id=item.pk,
+        before=before,
+        after=after,
+        reason=reason,
+        run_id=item.run_id,
+        item_id=item.pk,
+    )
+
+
 def locked_item(item_id: int) -> ReviewItem:
     item = lock_open_item(item_id)
     # Related rows for checks and messages, read after the lock so they are current.
@@ -152,15 +175,12 @@ def review_open(
         )
     else:
         append_events(run.pk, [opened])
-    audit_record(
+    item_audit(
+        item,
+        "review.opened",
         actor=None,
-        action="review.opened",
-        object_type="review_item",
-        object_id=item.pk,
         after={"kind": kind, "cause": cause, "plan_version": plan.version if plan else None},
         reason=reason,
-        run_id=run.pk,
-        item_id=item.pk,
     )
     return item
 
@@ -226,16 +246,7 @@ def _set_assignee(item: ReviewItem, *, assignee: User | None, by: User, action: 
             )
         ],
     )
-    audit_record(
-        actor=by,
-        action=action,
-        object_type="review_item",
-        object_id=item.pk,
-        before=before,
-        after=item_state(item),
-        run_id=item.run_id,
-        item_id=item.pk,
-    )
+    item_audit(item, action, actor=by, before=before, after=item_state(item))
     return item
 
 

@@ -17,12 +17,12 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.urls import reverse
 
-from reviews.audit import audit_record
 from reviews.decisions import (
     REVIEWER,
     check_assignee,
     check_checklist,
     decided_event,
+    item_audit,
     item_state,
     locked_item,
     require_reviewer,
@@ -167,16 +167,13 @@ def review_resolve_escalation(
     )
     append_events(item.run_id, [decided_event(item, user, new)])
     _carry_out(item, user, action, reason, new)
-    audit_record(
+    item_audit(
+        item,
+        f"escalation.{action}",
         actor=user,
-        action=f"escalation.{action}",
-        object_type="review_item",
-        object_id=item.pk,
         before=before,
         after={**item_state(item), "new_plan_version": new.version if new else None},
         reason=reason,
-        run_id=item.run_id,
-        item_id=item.pk,
     )
     return Resolution(
         item.pk,

@@ -11,12 +11,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from reviews import policies
-from reviews.audit import audit_record
 from reviews.decisions import (
     check_assignee,
     check_checklist,
     check_four_eyes,
     decided_event,
+    item_audit,
     item_state,
     locked_item,
     require_reviewer,
@@ -73,16 +73,7 @@ def _run_ended(item: ReviewItem) -> bool:
         reason=f"run {item.run_id} ended ({status}) before a decision",
     )
     append_events(item.run_id, [decided_event(item, None, item.plan)])
-    audit_record(
-        actor=None,
-        action="review.expired",
-        object_type="review_item",
-        object_id=item.pk,
-        after=item_state(item),
-        reason=item.reason,
-        run_id=item.run_id,
-        item_id=item.pk,
-    )
+    item_audit(item, "review.expired", actor=None, after=item_state(item), reason=item.reason)
     return True
 
 
@@ -146,15 +137,12 @@ def review_approve(
                 )
             ],
         )
-        audit_record(
+        item_audit(
+            item,
+            "review.approval",
             actor=user,
-            action="review.approval",
-            object_type="review_item",
-            object_id=item.pk,
             after={"approvals": count, "required": item.required_approvals},
             reason=reason,
-            run_id=item.run_id,
-            item_id=item.pk,
         )
         return item
     before = item_state(item)
@@ -166,16 +154,13 @@ def review_approve(
     else:
         append_events(item.run_id, [decided_event(item, user, item.plan)])
         _gate_decided(item)
-    audit_record(
+    item_audit(
+        item,
+        "review.approved",
         actor=user,
-        action="review.approved",
-        object_type="review_item",
-        object_id=item.pk,
         before=before,
         after={**item_state(item), "approvals": count},
         reason=reason,
-        run_id=item.run_id,
-        item_id=item.pk,
     )
     return item
 
@@ -207,16 +192,13 @@ def review_reject(*, item_id: int, user: User, reason: str) -> ReviewItem:
             role=REVIEWER,
             by=user,
         )
-    audit_record(
+    item_audit(
+        item,
+        "review.rejected",
         actor=user,
-        action="review.rejected",
-        object_type="review_item",
-        object_id=item.pk,
         before=before,
         after=item_state(item),
         reason=reason,
-        run_id=item.run_id,
-        item_id=item.pk,
     )
     return item
 
@@ -280,16 +262,13 @@ def review_edit(
         Approval.objects.create(item=follow_up, user=user)
     else:
         _release_run(item, new, user)
-    audit_record(
+    item_audit(
+        item,
+        "review.edited",
         actor=user,
-        action="review.edited",
-        object_type="review_item",
-        object_id=item.pk,
         before=before,
         after={**item_state(item), "new_plan_version": new.version, "document": document},
         reason=reason,
-        run_id=item.run_id,
-        item_id=item.pk,
     )
     return item
 
@@ -332,14 +311,11 @@ def _expire_one(item_id: int, action: str, sla_minutes: int) -> None:
         run_stop(run_id=item.run_id, reason=f"review {item.pk} {reason}", role=SUPERVISOR)
     else:
         _gate_decided(item)
-    audit_record(
+    item_audit(
+        item,
+        "review.expired",
         actor=None,
-        action="review.expired",
-        object_type="review_item",
-        object_id=item.pk,
         before=before,
         after=item_state(item),
         reason=reason,
-        run_id=item.run_id,
-        item_id=item.pk,
     )
