@@ -13,6 +13,7 @@ from typing import Any
 
 from runs.execution.journal import Batch
 from runs.execution.steps import Outcome, S, StepState, transition
+from runs.graph import dependents_of
 
 
 class Scheduler:
@@ -25,10 +26,7 @@ class Scheduler:
         self.by_key = {s.key: s for s in steps}
         # The results of the steps that succeeded, by key (what references resolve against).
         self.results: dict[str, Any] = {}
-        self.dependents: dict[str, list[str]] = {s.key: [] for s in steps}
-        for s in steps:
-            for dep in s.depends_on:
-                self.dependents[dep].append(s.key)
+        self.dependents = dependents_of({s.key: s.depends_on for s in steps})
         # Pending step → how many of its dependencies have not succeeded yet.
         self.waiting: dict[str, int] = {}
         self.ready: deque[str] = deque()
