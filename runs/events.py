@@ -99,9 +99,18 @@ class StepStatusChanged(_Event):
     reason: str = ""
 
     def describe(self) -> str:
-        attempt = f" (attempt {self.attempt})" if self.attempt > 1 else ""
-        return f"{self.step} {self.from_status} → {self.to_status}{attempt}" + _suffix(
-            self.error or self.reason
+        return self.line(
+            self.step, self.from_status, self.to_status, self.attempt, self.error or self.reason
+        )
+
+    @staticmethod
+    def line(step: str, from_status: str, to_status: str, attempt: int, why: str) -> str:
+        """The words of a step's change, from its fields (the executor's encoded events too)."""
+        tried = f" (attempt {attempt})" if attempt > 1 else ""
+        return (
+            f"{step} {from_status} → {to_status}{tried}: {why}"
+            if why
+            else (f"{step} {from_status} → {to_status}{tried}")
         )
 
 
@@ -401,6 +410,7 @@ class EncodedEvent:
 
     kind: str
     json: str
+    summary: str
 
 
 def step_status_json(
@@ -423,6 +433,7 @@ def step_status_json(
     serialises). Tests hold the output equal to ``event_json(StepStatusChanged(...))``
     as JSON, field for field.
     """
+    line = StepStatusChanged.line(step, from_status, to_status, attempt, error or reason)
     return EncodedEvent(
         "step.status",
         f'{{"step_id":{step_id},"step":{encode_basestring(step)},'
@@ -430,4 +441,5 @@ def step_status_json(
         f'"to_status":{encode_basestring(to_status)},"attempt":{attempt},'
         f'"result":{result_json},"error":{encode_basestring(error)},'
         f'"reason":{encode_basestring(reason)}}}',
+        line if len(line) <= SUMMARY_LIMIT else _one_line(line),
     )

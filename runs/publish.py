@@ -66,11 +66,14 @@ class Outgoing:
     payload_json: str
     at: str  # ISO time of the commit
     payload: dict[str, Any] | None = None
+    summary: str | None = None  # the event's one line, when its writer had the event at hand
 
     def framed(self, run_id: int) -> Framed:
         return Framed(
             self.seq,
-            frame_from_json(run_id, self.seq, self.role, self.kind, self.payload_json, self.at),
+            frame_from_json(
+                run_id, self.seq, self.role, self.kind, self.payload_json, self.at, self.summary
+            ),
         )
 
 
@@ -185,17 +188,19 @@ def run_events_message(events: Sequence[Framed]) -> dict[str, Any]:
     }
 
 
-def frame_from_json(run_id: int, seq: int, role: str, kind: str, payload: str, at: str) -> str:
+def frame_from_json(
+    run_id: int, seq: int, role: str, kind: str, payload: str, at: str, summary: str | None = None
+) -> str:
     """``event_frame``'s frame for a payload that is compact JSON text already (no re-encoding).
 
     ``role`` and ``kind`` are identifiers (``TranscriptEvent.Role``, the events' ``kind``
-    literals) and ``at`` an ISO time: none needs escaping. The summary is read from the
-    payload text by pydantic-core (a few µs, once per event, not per client).
+    literals) and ``at`` an ISO time: none needs escaping. Without ``summary``, it is read
+    from the payload text by pydantic-core (a few µs, once per event, not per client).
     """
-    summary = encode_basestring(event_summary_json(kind, payload))
+    line = encode_basestring(summary if summary is not None else event_summary_json(kind, payload))
     return (
         f'{{"type":"event","run":{run_id},"seq":{seq},"role":"{role}","kind":"{kind}",'
-        f'"summary":{summary},"payload":{payload},"at":"{at}"}}'
+        f'"summary":{line},"payload":{payload},"at":"{at}"}}'
     )
 
 

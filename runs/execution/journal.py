@@ -350,6 +350,7 @@ class Journal:
                 text,
                 at,
                 _payload(event, text) if carries_payload(kind) else None,
+                event.summary if type(event) is EncodedEvent else event.summary(),
             )
             for seq, (role, kind, text, event) in zip(seqs, events, strict=True)
         ]

@@ -17,6 +17,8 @@ CASES = [
      "error": "exit 2: \u2028 line", "reason": "\x7f"},
     {"step_id": 7, "step": "s", "phase": "main", "from_status": "running",
      "to_status": "succeeded", "attempt": 1, "result": ["a", {"b": True}], "reason": "ok"},
+    {"step_id": 8, "step": "long", "phase": "main", "from_status": "running",
+     "to_status": "failed", "attempt": 2, "error": "x" * 500, "reason": "timeout"},
 ]  # fmt: skip
 
 
@@ -31,6 +33,7 @@ def test_the_direct_encoding_of_a_step_change_is_the_models_json(fields: dict) -
     assert json.loads(direct.json) == json.loads(event_json(model))
     assert event_parse(direct.kind, json.loads(direct.json)) == model
     assert list(json.loads(direct.json)) == list(json.loads(event_json(model)))  # field order
+    assert direct.summary == model.summary()  # the line the page shows for the stored event
 
 
 def test_plain_values_encode_to_the_very_same_text() -> None:
