@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,16 +28,29 @@ STATUS_MARK: dict[str, str] = {
 }
 
 
+# A step id that is only a number, or "step" and a number, says nothing about the step.
+_BARE_ID = re.compile(r"(?:step)?[-_]?\d+", re.IGNORECASE)
+
+
 @dataclass(frozen=True)
 class StepLine:
     number: int
     key: str
     phase: str
     status: str
+    action: str = ""
+    description: str = ""
 
     @property
     def mark(self) -> str:
         return STATUS_MARK.get(self.status, "?")
+
+    @property
+    def label(self) -> str:
+        """The step's id, or its action (else description) when the id is a bare number."""
+        if _BARE_ID.fullmatch(self.key):
+            return self.action or self.description[:60] or self.key
+        return self.key
 
 
 @dataclass(frozen=True)
@@ -48,15 +62,16 @@ class RunProgress:
 
     def line(self) -> str:
         """The seeds' status line: ``[1] ✓ read_schema [2] ▶ backup ...``."""
-        return " ".join(f"[{s.number}] {s.mark} {s.key}" for s in self.steps)
+        return " ".join(f"[{s.number}] {s.mark} {s.label}" for s in self.steps)
 
 
 def run_progress(run_id: int) -> RunProgress:
     run = Run.objects.values("status", "stop_reason", "current_plan_id").get(pk=run_id)
     rows = Step.objects.filter(plan_id=run["current_plan_id"]).order_by("phase", "position")
+    fields = ("key", "phase", "status", "tool_name", "description")
     steps = tuple(
-        StepLine(number=i + 1, key=key, phase=phase, status=status)
-        for i, (key, phase, status) in enumerate(rows.values_list("key", "phase", "status"))
+        StepLine(i + 1, key, phase, status, action, description)
+        for i, (key, phase, status, action, description) in enumerate(rows.values_list(*fields))
     )
     return RunProgress(run_id, run["status"], run["stop_reason"], steps)
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from runs.planning.providers.base import ModelReply, ModelRequest, ProviderError
+from runs.planning.providers.base import ModelReply, ModelRequest, ProviderError, strip_fence
 from runs.planning.validation import PlanProblem, ValidatedPlan, validate_with_registry
 from runs.tools.base import ToolSpec
 
@@ -135,10 +135,12 @@ def _fill(record: CallRecord, reply: ModelReply) -> None:
 
 
 def syntax_problem(text: str) -> str:
-    if not text.strip():
+    """Why a reply is not JSON, with the error's place inside the JSON (a fence removed)."""
+    body = strip_fence(text)
+    if not body.strip():
         return "the answer is empty"
     try:
-        json.loads(text)
+        json.loads(body)
     except json.JSONDecodeError as exc:
         return f"invalid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
     return "the answer is not a JSON object"

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -190,6 +191,8 @@ def step_with_model(
     model = options.model or provider.default_model
     label = f"{provider.name}/{model}"
     iteration = context.iteration or IterationContext(history=[], max_steps=options.max_steps)
+    # The first call has no iteration yet: its prompts must state the task's limit too.
+    context = replace(context, iteration=iteration)
     purpose = "step" if purpose == "plan" else purpose
     kept = kept or []
     key = f"step-{iteration.number}"

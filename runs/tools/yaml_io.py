@@ -116,6 +116,7 @@ class ImportReport:
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     disabled: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # existing tools left as they are
 
 
 # --------------------------------------------------------------------------- parsing
@@ -305,11 +306,15 @@ def _script_of(script: Any, path: str, problems: list[str]) -> tuple[str | None,
 
 # --------------------------------------------------------------------------- import
 @transaction.atomic
-def tools_import(*, text: str, replace: bool = False, actor: Any = None) -> ImportReport:
+def tools_import(
+    *, text: str, replace: bool = False, missing_only: bool = False, actor: Any = None
+) -> ImportReport:
     """Upsert the file's tools by name; with ``replace``, disable enabled tools it omits.
 
-    Nothing is written when the file has any problem (ToolsYamlError). Every
-    tool created, changed or disabled gets its audit entry (``actor`` made it).
+    With ``missing_only``, only tools that do not exist are created; the others
+    are left as they are (``kept``). Nothing is written when the file has any
+    problem (ToolsYamlError). Every tool created, changed or disabled gets its
+    audit entry (``actor`` made it).
     """
 
     drafts = tools_from_yaml(text)
@@ -322,6 +327,9 @@ def tools_import(*, text: str, replace: bool = False, actor: Any = None) -> Impo
             tool = Tool.objects.create(**asdict(draft))
             tool_audit(actor=actor, tool=tool, before=None, after=tool_snapshot(tool), reason=WHY)
             report.created.append(draft.name)
+            continue
+        if missing_only:
+            report.kept.append(draft.name)
             continue
         changed = draft.changed_fields(tool)
         if not changed:

@@ -91,8 +91,9 @@ def test_seed_demo_runs_twice_and_creates_the_users_tools_and_sandbox(
     monkeypatch.delenv("PLANNERWEB_DEMO_PASSWORD", raising=False)
     first = seed()
     second = seed()
-    assert "operator, reviewer, admin created" in first
-    assert "users: none created" in second and "0 created, 0 updated, 13 unchanged" in second
+    assert "users: 3 created, 0 left as they were" in first
+    assert "users: 0 created, 3 left as they were" in second
+    assert "tools: 0 created, 13 left as they were" in second
     assert "operator / operator" in second
     assert set(Tool.objects.values_list("name", flat=True)) == DEMO_TOOLS
     assert User.objects.count() == 3

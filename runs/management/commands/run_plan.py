@@ -16,6 +16,7 @@ from runs.lifecycle.submit import run_submit_plan
 from runs.models import RunStatus
 from runs.permissions import is_operator
 from runs.planning.schema import PlanSyntaxError, goal_title, parse_plan_text
+from runs.planning.validation import validate_with_registry
 from runs.selectors import run_progress
 from runs.statemachine import RUN_TERMINAL
 
@@ -48,20 +49,23 @@ class Command(BaseCommand):
             if user is None or not is_operator(user):
                 raise CommandError(f"user {options['user']!r} does not exist or is not an operator")
 
+        # Refused like the form and the API: an invalid plan creates nothing.
+        validated = validate_with_registry(document)
+        if not validated.is_valid:
+            count = len(validated.problems)
+            self.stderr.write(f"{path}: the plan has {count} problem{'s' * (count != 1)}:")
+            for problem in validated.problems:
+                self.stderr.write(f"  - {problem.path or '(plan)'}: {problem.message}")
+            raise CommandError("plan refused; nothing was created", returncode=2)
+
         title = options["title"] or goal_title(document) or Path(path).stem
         run = run_submit_plan(
             title=title,
             document=document,
             submitted_by=user,
             max_parallel=options["max_parallel"],
+            validated=validated,
         )
-        if run.status == RunStatus.FAILED and run.current_plan_id is None:
-            plan = run.plans.order_by("-version").first()
-            self.stderr.write(f"run {run.pk}: the plan is invalid:")
-            for problem in plan.errors if plan else []:
-                where = f"{problem['path']}: " if problem["path"] else ""
-                self.stderr.write(f"  - {where}{problem['message']}")
-            raise CommandError("plan rejected", returncode=2)
 
         self.stdout.write(f"run {run.pk} queued: {title}")
         if not options["wait"]:

@@ -1,4 +1,4 @@
-"""``manage.py seed_demo [--with-runs]``: demo users, the demo toolset and its sandbox; idempotent."""
+"""``manage.py seed_demo [--with-runs]``: the demo users, tools and playbooks that are missing."""
 
 from __future__ import annotations
 
@@ -20,17 +20,26 @@ from runs.demo import (
     demo_plans,
 )
 from runs.lifecycle.submit import run_submit_plan
-from runs.models import Run
+from runs.models import Playbook, Run
 from runs.permissions import ROLE_GROUPS
 from runs.planning.providers.playbook import playbook_from_plan
 from runs.planning.schema import parse_plan_text
 from runs.tools.yaml_io import ToolsYamlError, tools_import
 
+Seeded = tuple[list[str], list[str]]  # names created, names that existed and were left alone
+
+
+def _seeded(what: str, seeded: Seeded) -> str:
+    """One part of the summary: what was created and what already existed."""
+    created, kept = seeded
+    return f"{what}: {len(created)} created, {len(kept)} left as they were"
+
 
 class Command(BaseCommand):
     help = (
-        "Create the demo users (operator, reviewer, admin), import runs/demo/tools.yaml and "
-        "create the sandbox folder; safe to run again."
+        "Create the demo users (operator, reviewer, admin), tools (runs/demo/tools.yaml) and "
+        "playbooks that do not exist yet, and the sandbox folder; existing ones are left as "
+        "they are, so it is safe to run again."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -42,32 +51,39 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
 
-        created_users = self._users()
+        users = self._users()
         try:
-            report = tools_import(text=TOOLS_FILE.read_text(encoding="utf-8"), replace=False)
+            text = TOOLS_FILE.read_text(encoding="utf-8")
+            report = tools_import(text=text, missing_only=True)
         except ToolsYamlError as exc:
             raise CommandError(str(exc)) from exc
+        tools = (report.created, report.kept)
         sandbox = Path(settings.PLANNERWEB_SANDBOX_DIR)
         sandbox.mkdir(parents=True, exist_ok=True)
         playbooks = self._playbooks()
 
         self.stdout.write(
-            f"users: {', '.join(created_users) or 'none'} created; "
-            f"tools: {len(report.created)} created, {len(report.updated)} updated, "
-            f"{len(report.unchanged)} unchanged; playbooks: {playbooks}; sandbox: {sandbox}"
+            f"{_seeded('users', users)}; {_seeded('tools', tools)}; "
+            f"{_seeded('playbooks', playbooks)}; sandbox: {sandbox}"
         )
+        if users[1] or tools[1] or playbooks[1]:
+            self.stdout.write(
+                "existing demo users, tools and playbooks were left as they are "
+                "(manage.py tools_import runs/demo/tools.yaml resets the demo tools)"
+            )
         if options["with_runs"]:
             self._first_run()
         self._print_logins()
 
     @transaction.atomic
-    def _users(self) -> list[str]:
+    def _users(self) -> Seeded:
         groups = {name: Group.objects.get_or_create(name=name)[0] for name in ROLE_GROUPS}
         User = get_user_model()
-        created = []
+        created, kept = [], []
         for demo in DEMO_USERS:
             if User.objects.filter(username=demo.username).exists():
-                continue  # leave existing accounts (and changed passwords) alone
+                kept.append(demo.username)  # existing accounts (and changed passwords) stay
+                continue
             user = User.objects.create_user(
                 demo.username, f"{demo.username}@example.test", demo_password(demo.username)
             )
@@ -76,21 +92,23 @@ class Command(BaseCommand):
             if demo.group:
                 user.groups.add(groups[demo.group])
             created.append(demo.username)
-        return created
+        return created, kept
 
     @transaction.atomic
-    def _playbooks(self) -> int:
+    def _playbooks(self) -> Seeded:
         """The demo plans that work become playbooks for the offline planner (broken ones don't)."""
 
-        count = 0
+        created, kept = [], []
         for plan in demo_plans():
+            name = f"demo-{plan.name}"
             if plan.name.endswith("-broken"):
                 continue
-            playbook_from_plan(
-                name=f"demo-{plan.name}", task_text=plan.goal, document=parse_plan_text(plan.text)
-            )
-            count += 1
-        return count
+            if Playbook.objects.filter(name=name).exists():
+                kept.append(name)  # an operator may have edited it
+                continue
+            playbook_from_plan(name=name, task_text=plan.goal, document=parse_plan_text(plan.text))
+            created.append(name)
+        return created, kept
 
     def _first_run(self) -> None:
 

@@ -76,14 +76,19 @@ def env_secret(name: str) -> str:
     return ""
 
 
-def parse_json(text: str) -> Any:
-    """The reply as JSON, tolerating a Markdown fence; None when it is not JSON."""
+def strip_fence(text: str) -> str:
+    """The reply without a Markdown code fence, so JSON errors point inside the JSON."""
     body = text.strip()
     if body.startswith("```"):
         body = body.split("\n", 1)[1] if "\n" in body else ""
         body = body.rsplit("```", 1)[0]
+    return body
+
+
+def parse_json(text: str) -> Any:
+    """The reply as JSON, tolerating a Markdown fence; None when it is not JSON."""
     try:
-        return json.loads(body)
+        return json.loads(strip_fence(text))
     except (json.JSONDecodeError, ValueError):
         return None
 

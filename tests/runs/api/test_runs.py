@@ -66,6 +66,17 @@ def test_an_invalid_plan_is_422_with_every_problem_and_its_path_and_creates_noth
     assert (Task.objects.count(), Run.objects.count(), Plan.objects.count()) == (0, 0, 0)
 
 
+def test_an_invalid_plan_writes_no_task_run_plan_or_transcript_event(
+    noop_tool: Tool, operator: User
+) -> None:
+    plan = {"steps": [{"id": "a", "action": "launch_rockets"}]}
+    response = api_as(operator).post("/tasks", {"title": "Bad", "plan": plan})
+    assert response.status_code == 422
+    assert "nothing was created" in response.json()["detail"]
+    for model in (Task, Run, Plan, TranscriptEvent):
+        assert not model.objects.exists(), model.__name__
+
+
 @pytest.mark.parametrize(
     ("payload", "code", "field"),
     [

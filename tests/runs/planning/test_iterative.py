@@ -296,3 +296,16 @@ def test_the_plan_command_without_wait_prints_the_run_id_for_a_worker(
         "a worker will execute it (make run, or manage.py db_worker)",
     ]
     assert run.status == RunStatus.EXECUTING and run.current_plan is not None
+
+
+def test_every_step_call_states_the_task_s_max_steps_the_first_one_too(
+    iterative: Callable[..., tuple[Run, ScriptedProvider]],
+) -> None:
+    key = uuid.uuid4().hex
+    run, model = iterative(step("record", key, "a"), step(None, stop=True), max_steps=5)
+    assert run_execute(run_id=run.pk) == RunStatus.SUCCEEDED
+    first, second = model.requests
+    assert "This is step 1 of at most 5;" in first.messages[0]["content"]
+    assert "This is step 2 of at most 5;" in second.messages[0]["content"]
+    assert "- at most 5 steps in all" in first.system
+    assert "- at most 5 steps in all" in second.system

@@ -247,6 +247,17 @@ def test_import_creates_then_updates_then_leaves_unchanged(db: None) -> None:
     assert Tool.objects.get(name="backup_database").max_retries == 1
 
 
+def test_import_of_missing_tools_only_leaves_existing_ones_as_they_are(db: None) -> None:
+    tools_import(text=EXAMPLE)
+    Tool.objects.filter(name="echo").delete()
+    Tool.objects.filter(name="backup_database").update(max_retries=7)
+    report = tools_import(text=EXAMPLE, missing_only=True)
+    assert report.created == ["echo"]
+    assert report.kept == ["backup_database", "notify", "create_ticket"]
+    assert report.updated == report.unchanged == []
+    assert Tool.objects.get(name="backup_database").max_retries == 7
+
+
 def test_a_file_with_one_bad_tool_writes_nothing(db: None) -> None:
     Tool.objects.create(name="echo", kind="python", config={"callable": "runs.tools.builtin.noop"})
     bad = EXAMPLE + "  - {name: broken, script: {python: 'no_such_module.f'}}\n"

@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 
 from reviews.models import AuditEntry
-from runs.models import Run, RunStatus, Task, Tool
+from runs.models import Plan, Run, RunStatus, Task, Tool, TranscriptEvent
 from tests.runs.views.conftest import VALID_PLAN, client_for, messages_of
 
 pytestmark = pytest.mark.django_db
@@ -41,6 +41,18 @@ def test_the_new_run_form_shows_every_validation_problem_inline_and_creates_no_r
     assert "launch_rockets" in page and "ghost" in page
     assert f"The plan has {len(problems)} problems" in page
     assert Run.objects.count() == 0
+
+
+def test_an_invalid_plan_from_the_form_writes_no_task_run_plan_or_transcript_event(
+    noop_tool: Tool, operator: User
+) -> None:
+    plan = {"steps": [{"id": "a", "action": "launch_rockets"}]}
+    response = client_for(operator).post(
+        reverse("runs:new"), {"title": "Bad plan", "plan": json.dumps(plan)}
+    )
+    assert response.status_code == 200 and "launch_rockets" in response.content.decode()
+    for model in (Task, Run, Plan, TranscriptEvent):
+        assert not model.objects.exists(), model.__name__
 
 
 def test_a_syntax_error_is_shown_with_the_text_kept(operator: User) -> None:

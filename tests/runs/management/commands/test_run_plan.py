@@ -1,0 +1,77 @@
+"""manage.py run_plan: the live status line, and what an invalid plan leaves behind."""
+
+from __future__ import annotations
+
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from runs.models import Plan, Run, Task, Tool, TranscriptEvent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+NUMBERED = """goal: say hello, then check it
+steps:
+  - id: 1
+    action: noop
+  - id: 2
+    action: echo
+    description: check the hello
+    depends_on: [1]
+"""
+
+
+@pytest.fixture
+def hello_tools(db: None) -> None:
+    for name in ("noop", "echo"):
+        Tool.objects.create(
+            name=name, kind="python", config={"callable": "runs.tools.builtin.noop"}
+        )
+
+
+def test_the_status_line_names_the_action_of_steps_whose_ids_are_numbers(
+    hello_tools: None, tmp_path: Path
+) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text(NUMBERED)
+    out = StringIO()
+    call_command("run_plan", str(path), "--wait", "--poll", "0.01", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert "[1] ✓ noop [2] ✓ echo" in lines
+    assert not any("✓ 1" in line for line in lines)
+
+
+def test_the_status_line_keeps_ids_that_say_something(hello_tools: None, tmp_path: Path) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text(NUMBERED.replace("id: 1", "id: greet").replace("[1]", "[greet]"))
+    out = StringIO()
+    call_command("run_plan", str(path), "--wait", "--poll", "0.01", stdout=out)
+    assert "[1] ✓ greet [2] ✓ echo" in out.getvalue().splitlines()
+
+
+INVALID = """steps:
+  - {id: a, action: launch_rockets}
+  - {id: a, action: noop}
+  - {id: b, action: noop, depends_on: [ghost]}
+"""
+
+
+def test_an_invalid_plan_prints_every_problem_with_its_path_exits_2_and_writes_nothing(
+    hello_tools: None, tmp_path: Path
+) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text(INVALID)
+    out, err = StringIO(), StringIO()
+    with pytest.raises(CommandError) as caught:
+        call_command("run_plan", str(path), "--wait", stdout=out, stderr=err)
+    for model in (Task, Run, Plan, TranscriptEvent):
+        assert not model.objects.exists(), model.__name__
+    assert caught.value.returncode == 2 and "nothing was created" in str(caught.value)
+    head, *problems = err.getvalue().splitlines()
+    assert head == f"{path}: the plan has {len(problems)} problems:" and len(problems) >= 3
+    paths = {line.split(": ", 1)[0] for line in problems}
+    assert {"  - steps[0].action", "  - steps[1].id", "  - steps[2].depends_on[0]"} <= paths
+    assert "launch_rockets" in err.getvalue() and "ghost" in err.getvalue()
+    assert out.getvalue() == ""
