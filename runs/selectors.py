@@ -12,6 +12,7 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from runs.models import LlmCall, Plan, Run, Step, StepStatus, Task, TranscriptEvent
+from runs.statemachine import STEP_FINISHED
 
 # The planner filter's value for runs of hand-written plans (their task names no planner).
 HAND_WRITTEN = "hand-written"
@@ -66,7 +67,8 @@ def run_list() -> QuerySet[Run]:
 
 
 def run_detail(run_id: int) -> Run:
-    """One run for its page, with ``last_seq`` (its newest transcript seq, 0 if none): one query.
+    """One run for its page, with ``last_seq`` (its newest transcript seq, 0 if none) and its
+    progress counts (``run_list_with_progress``): one query.
 
     The current plan's ``document`` and ``rollback`` are deferred (the page shows the stored
     steps, not the JSON), and the page reads everything else after this row, so steps and
@@ -74,7 +76,7 @@ def run_detail(run_id: int) -> Run:
     """
     last = TranscriptEvent.objects.filter(run_id=OuterRef("pk")).order_by("-seq").values("seq")[:1]
     return (
-        run_list()
+        run_list_with_progress()
         .select_related("cancel_requested_by")
         .defer("current_plan__document", "current_plan__rollback")
         .annotate(last_seq=Coalesce(Subquery(last), 0))
@@ -135,6 +137,11 @@ def _main_steps_count(**filters: Any) -> Coalesce:
     return Coalesce(Subquery(steps), 0)
 
 
+def main_steps_finished() -> Coalesce:
+    """The current plan's finished main steps: the one count behind the list's and the page's progress."""
+    return _main_steps_count(status__in=STEP_FINISHED)
+
+
 def run_list_with_progress() -> QuerySet[Run]:
     """Runs with their current plan's main-step counts, in one query however many runs.
 
@@ -145,6 +152,7 @@ def run_list_with_progress() -> QuerySet[Run]:
     return run_list().annotate(
         steps_total=_main_steps_count(),
         steps_succeeded=_main_steps_count(status=StepStatus.SUCCEEDED),
+        steps_finished=main_steps_finished(),
     )
 
 
