@@ -232,6 +232,12 @@ class AuditEntry(models.Model):
     def __str__(self) -> str:
         return f"#{self.seq} {self.actor_name} {self.action} {self.object_type} {self.object_id}"
 
+    @property
+    def outcome(self) -> str:
+        """What the entry left behind: the decision taken (``abort``) before the status it maps to."""
+        after = self.after if isinstance(self.after, dict) else {}
+        return str(after.get("decision") or after.get("status") or "")
+
     def save(self, *args: Any, **kwargs: Any) -> None:
         # Append-only: an existing entry is never rewritten through the ORM.
         if not self._state.adding:
