@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, overload
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, JSONField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from runs.models import LlmCall, Plan, Run, Step, StepStatus, Task, TranscriptEvent
@@ -79,7 +79,7 @@ def run_detail(run_id: int) -> Run:
         run_list_with_progress()
         .select_related("cancel_requested_by")
         .defer("current_plan__document", "current_plan__rollback")
-        .annotate(last_seq=Coalesce(Subquery(last), 0))
+        .annotate(last_seq=Coalesce(Subquery(last), 0), planner_decision=_planner_decision())
         .get(pk=run_id)
     )
 
@@ -115,6 +115,26 @@ def run_steps_started(run_id: int) -> int:
 def run_llm_calls(run_id: int) -> list[LlmCall]:
     """A run's model calls in order (its page lists them and sums them: one query)."""
     return list(LlmCall.objects.filter(run_id=run_id).order_by("id"))
+
+
+def _planner_decision() -> Subquery:
+    """The payload of a run's latest planner decision, for an annotation."""
+    decisions = TranscriptEvent.objects.filter(run_id=OuterRef("pk"), kind="planner.decision")
+    return Subquery(decisions.order_by("-seq").values("payload")[:1], output_field=JSONField())
+
+
+def run_substitutions(run: Run) -> list[dict[str, str]]:
+    """The step parameters the latest planner decision filled from the task's values.
+
+    Free for a run from ``run_detail`` (annotated), one query for any other.
+    """
+    if hasattr(run, "planner_decision"):
+        decision = run.planner_decision
+    else:
+        decision = (
+            Run.objects.annotate(d=_planner_decision()).values_list("d", flat=True).get(pk=run.pk)
+        )
+    return list((decision or {}).get("substitutions") or [])
 
 
 def run_events(run_id: int, *, after: int = 0) -> QuerySet[TranscriptEvent]:

@@ -263,6 +263,7 @@ def plan_store(
                     confidence=outcome.confidence,
                     detail=outcome.reason,
                     totals=totals.as_dict() if totals.calls else {},
+                    substitutions=outcome.substitutions if ok else [],
                 ),
             )
         ],

@@ -42,6 +42,8 @@ class PlanOutcome:
     validated: ValidatedPlan | None = None
     confidence: float | None = None
     reason: str = ""  # why there is no usable plan, or a note about the one there is
+    # Step parameters rewritten from the task's own values (the playbook planner's ParamChange).
+    substitutions: list[dict[str, str]] = field(default_factory=list)
     calls: list[CallRecord] = field(default_factory=list)
     # Iterative mode: the model's answer (runs.planning.iterative.NextStep) and its stop flag.
     step: dict[str, Any] | None = None

@@ -96,6 +96,7 @@ def plan_from_playbook(
         validated=validated,
         confidence=confidence,
         reason=detail,
+        substitutions=[c.as_dict() for c in report.changes],
     )
 
 
