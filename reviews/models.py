@@ -255,6 +255,12 @@ class EscalationCause(models.TextChoices):
     PARTIAL_RUN = "partial_run", "A step may have partly run"
     LOW_CONFIDENCE = "low_confidence", "A gated low-confidence step"
     INVALID_PLANNER_OUTPUT = "invalid_planner_output", "Planner output still invalid after repair"
+    NO_PLAYBOOK_MATCH = "no_playbook_match", "No stored playbook matches the task"
+    PLANNER_NOT_CONFIGURED = (
+        "planner_not_configured",
+        "The planner is not configured (API key not set)",
+    )
+    PLANNER_UNAVAILABLE = "planner_unavailable", "The planner's model call failed"
 
 
 class EscalationAction(models.TextChoices):

@@ -292,5 +292,6 @@ def plan_store(
         run_id=run_id,
         reason=outcome.reason or "the planner produced no valid plan",
         problems=outcome.validated.problems if outcome.validated is not None else (),
+        failure=outcome.failure,
     )
     return RunStatus.ESCALATED

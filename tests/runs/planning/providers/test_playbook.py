@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
+from reviews.models import EscalationCause, ReviewItem
 from runs.lifecycle.planning import run_plan, run_submit_task
 from runs.models import Playbook, RunStatus
 from runs.planning.options import PlannerOptions
@@ -64,6 +65,9 @@ def test_a_playbook_run_with_no_match_escalates_with_the_reason(demo: None, oper
     assert run_plan(run_id=run.pk) == RunStatus.ESCALATED
     run.refresh_from_db()
     assert run.stop_reason.startswith("no playbook matches: submit a hand-written plan")
+    item = ReviewItem.objects.get(run=run)
+    assert item.cause == "no_playbook_match"
+    assert EscalationCause(item.cause).label == "No stored playbook matches the task"
 
 
 def test_similarity_ignores_concrete_values_but_not_words() -> None:
