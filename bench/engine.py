@@ -156,13 +156,12 @@ class Case:
 
 
 def run_engine_once(case: Case, plan: list[Shape], tool: str | None = None) -> tuple[float, float]:
-    from runs.lifecycle.planning_hooks import PlanningHooks
-    from runs.lifecycle.supervision import Supervision
-
     from runs.execution.engine import RunExecutor
     from runs.execution.journal import Journal
     from runs.lifecycle.claim import run_claim
+    from runs.lifecycle.planning_hooks import PlanningHooks
     from runs.lifecycle.submit import run_submit_plan
+    from runs.lifecycle.supervision import Supervision
     from runs.models import Run, Step
 
     document = plan_document(plan, tool or case.tool, case.sleep_ms)

@@ -31,7 +31,7 @@ from runs.planning.providers.base import (
 )
 
 if TYPE_CHECKING:
-    from anthropic.types import MessageParam
+    from anthropic.types import Message, MessageParam
 
 
 class AnthropicProvider:
@@ -100,31 +100,35 @@ class AnthropicProvider:
             raise ProviderError(
                 f"{self.name}: {exc}", kind="bad_response", latency_ms=elapsed_ms(started)
             ) from None
-        latency = elapsed_ms(started)
-        refusal = ""
-        if message.stop_reason == "refusal":
-            details = message.stop_details
-            refusal = (details.explanation if details else None) or "refused"
-            if details is not None and details.category:
-                refusal = f"{refusal} ({details.category})"
-        data = None
-        text = ""
-        for block in message.content:
-            if block.type == "tool_use" and block.name == tool_name:
-                data = block.input
-                text = json.dumps(block.input, ensure_ascii=False)
-                break
-        else:
-            # No tool call (e.g. a refusal, or max_tokens hit): keep whatever text came back.
-            text = "".join(b.text for b in message.content if b.type == "text")
-            data = parse_json(text) if text else None
-        return ModelReply(
-            text=text,
-            data=data,
-            tokens_in=message.usage.input_tokens,
-            tokens_out=message.usage.output_tokens,
-            latency_ms=latency,
-            refusal=refusal,
-            model=message.model or model,
-            raw={"id": message.id, "stop_reason": message.stop_reason},
-        )
+        return _reply(message, tool_name, model, elapsed_ms(started))
+
+
+def _reply(message: Message, tool_name: str, model: str, latency_ms: int) -> ModelReply:
+    """The forced tool call's input as the reply; the text (and any refusal) when there is none."""
+    refusal = ""
+    if message.stop_reason == "refusal":
+        details = message.stop_details
+        refusal = (details.explanation if details else None) or "refused"
+        if details is not None and details.category:
+            refusal = f"{refusal} ({details.category})"
+    data = None
+    text = ""
+    for block in message.content:
+        if block.type == "tool_use" and block.name == tool_name:
+            data = block.input
+            text = json.dumps(block.input, ensure_ascii=False)
+            break
+    else:
+        # No tool call (e.g. a refusal, or max_tokens hit): keep whatever text came back.
+        text = "".join(b.text for b in message.content if b.type == "text")
+        data = parse_json(text) if text else None
+    return ModelReply(
+        text=text,
+        data=data,
+        tokens_in=message.usage.input_tokens,
+        tokens_out=message.usage.output_tokens,
+        latency_ms=latency_ms,
+        refusal=refusal,
+        model=message.model or model,
+        raw={"id": message.id, "stop_reason": message.stop_reason},
+    )
