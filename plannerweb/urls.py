@@ -1,11 +1,15 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic.base import RedirectView
 
 from plannerweb.api import api
 from runs import views as run_views
 
 urlpatterns = [
+    # Browsers ask for /favicon.ico on pages without a link tag (JSON, API docs): the same icon.
+    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     path("accounts/login/", run_views.LoginView.as_view(), name="login"),

@@ -190,6 +190,29 @@ def audit_verify(*, batch: int = 2000) -> list[ChainProblem]:
     return problems
 
 
+@dataclass(frozen=True)
+class ChainCheck:
+    entries: int
+    problems: list[ChainProblem]
+
+    def line(self) -> str:
+        """One line for the audit page and ``audit_verify``: intact with its size, or the first break."""
+        if not self.problems:
+            return f"chain verified: {self.entries} entries"
+        first = self.problems[0]
+        count = len(self.problems)
+        return (
+            f"chain broken at entry #{first.seq}: {first.message} "
+            f"({count} problem{'s' * (count != 1)})"
+        )
+
+
+def audit_check() -> ChainCheck:
+    """``audit_verify`` with the number of entries, for the audit page and the command alike."""
+    problems = audit_verify()
+    return ChainCheck(AuditEntry.objects.count(), problems)
+
+
 # --------------------------------------------------------------------------- export
 CSV_COLUMNS = (
     "seq",

@@ -232,6 +232,12 @@ class AuditEntry(models.Model):
     def __str__(self) -> str:
         return f"#{self.seq} {self.actor_name} {self.action} {self.object_type} {self.object_id}"
 
+    @property
+    def outcome(self) -> str:
+        """What the entry left behind: the decision taken (``abort``) before the status it maps to."""
+        after = self.after if isinstance(self.after, dict) else {}
+        return str(after.get("decision") or after.get("status") or "")
+
     def save(self, *args: Any, **kwargs: Any) -> None:
         # Append-only: an existing entry is never rewritten through the ORM.
         if not self._state.adding:
@@ -249,6 +255,12 @@ class EscalationCause(models.TextChoices):
     PARTIAL_RUN = "partial_run", "A step may have partly run"
     LOW_CONFIDENCE = "low_confidence", "A gated low-confidence step"
     INVALID_PLANNER_OUTPUT = "invalid_planner_output", "Planner output still invalid after repair"
+    NO_PLAYBOOK_MATCH = "no_playbook_match", "No stored playbook matches the task"
+    PLANNER_NOT_CONFIGURED = (
+        "planner_not_configured",
+        "The planner is not configured (API key not set)",
+    )
+    PLANNER_UNAVAILABLE = "planner_unavailable", "The planner's model call failed"
 
 
 class EscalationAction(models.TextChoices):

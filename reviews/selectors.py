@@ -159,6 +159,13 @@ class AuditFilters:
         return f
 
 
+def audit_actors() -> list[str]:
+    """Every actor name the audit log holds (the audit page's reviewer choices)."""
+    return list(
+        AuditEntry.objects.order_by("actor_name").values_list("actor_name", flat=True).distinct()
+    )
+
+
 def audit_entries(filters: AuditFilters) -> QuerySet[AuditEntry]:
     qs = AuditEntry.objects.all()
     if filters.run is not None:

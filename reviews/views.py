@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from reviews import selectors
-from reviews.audit import audit_csv_rows
+from reviews.audit import audit_check, audit_csv_rows
 from reviews.decisions import review_assign, review_claim
 from reviews.models import EscalationAction, ReviewItem, ReviewKind, ReviewStatus
 from reviews.policies import four_eyes_applies
@@ -296,7 +296,13 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "reviews/audit.html",
-        {"page": page, "filters": filters, "query": query.urlencode()},
+        {
+            "page": page,
+            "filters": filters,
+            "query": query.urlencode(),
+            "actors": selectors.audit_actors(),
+            "chain": audit_check(),
+        },
     )
 
 

@@ -13,16 +13,18 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.utils.html import format_html, format_html_join
 
 from reviews.admin_audit import AuditedAdminMixin
 from reviews.audit import config_audit
 from runs.evaluation.checks import validate_checks
 from runs.models import TOOL_FIELDS, Plan, Run, Step, Task, Tool, TranscriptEvent
 from runs.permissions import is_admin
-from runs.tools.registry import validate_parameters_schema, validate_tool_config
+from runs.tools.registry import config_help, validate_parameters_schema, validate_tool_config
 from runs.tools.yaml_io import tools_to_yaml
 
 
@@ -62,10 +64,29 @@ class ReadOnlyAdmin(StaffAdmin):
 class PrettyJSONField(forms.JSONField):
     """JSON shown indented: configs and schemas are read far more than written."""
 
+    def to_python(self, value: Any) -> Any:
+        """Parse like Django's field, but say where the JSON breaks: line, column and why."""
+        if isinstance(value, str) and value not in self.empty_values:
+            try:
+                json.loads(value, cls=self.decoder)
+            except json.JSONDecodeError as exc:
+                raise ValidationError(
+                    "Enter a valid JSON: %(why)s at line %(line)d, column %(column)d.",
+                    code="invalid",
+                    params={"why": exc.msg, "line": exc.lineno, "column": exc.colno},
+                ) from None
+        return super().to_python(value)
+
     def prepare_value(self, value: Any) -> Any:
         if isinstance(value, forms.fields.InvalidJSONInput):
             return value
         return json.dumps(value, ensure_ascii=False, indent=2, cls=self.encoder)
+
+
+def _config_help() -> str:
+    """The config field's help: what the config holds for each kind (the admin renders it as HTML)."""
+    lines = format_html_join("", "<li><b>{}</b>: {}</li>", sorted(config_help().items()))
+    return format_html("A JSON object; what it holds depends on the kind:<ul>{}</ul>", lines)
 
 
 _JSON_WIDGET = forms.Textarea(attrs={"rows": 12, "cols": 90, "style": "font-family: monospace"})
@@ -92,7 +113,7 @@ class ToolAdminForm(forms.ModelForm):
                 "json_schema, exit_code, contains, regex, range, llm_rubric "
                 "(see runs/evaluation/checks.py)."
             ),
-            "config": "Shape depends on the kind: see runs/tools/kinds/<kind>.py.",
+            "config": _config_help(),
             "parameters_schema": 'A JSON Schema with "type": "object"; step params must match it.',
         }
 

@@ -267,6 +267,8 @@ class PlannerDecision(_Event):
     confidence: float | None = None
     detail: str = ""
     totals: dict[str, Any] = Field(default_factory=dict)
+    # Parameters filled from the task's values: parameter, task_value, replaced, before, after.
+    substitutions: list[dict[str, str]] = Field(default_factory=list)
 
     def describe(self) -> str:
         outcome = "produced a plan" if self.ok else "gave up"

@@ -9,10 +9,11 @@ from datetime import datetime
 from typing import Any, overload
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, JSONField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from runs.models import LlmCall, Plan, Run, Step, StepStatus, Task, TranscriptEvent
+from runs.statemachine import STEP_FINISHED
 
 # The planner filter's value for runs of hand-written plans (their task names no planner).
 HAND_WRITTEN = "hand-written"
@@ -81,7 +82,8 @@ def run_list() -> QuerySet[Run]:
 
 
 def run_detail(run_id: int) -> Run:
-    """One run for its page, with ``last_seq`` (its newest transcript seq, 0 if none): one query.
+    """One run for its page, with ``last_seq`` (its newest transcript seq, 0 if none) and its
+    progress counts (``run_list_with_progress``): one query.
 
     The current plan's ``document`` and ``rollback`` are deferred (the page shows the stored
     steps, not the JSON), and the page reads everything else after this row, so steps and
@@ -89,10 +91,10 @@ def run_detail(run_id: int) -> Run:
     """
     last = TranscriptEvent.objects.filter(run_id=OuterRef("pk")).order_by("-seq").values("seq")[:1]
     return (
-        run_list()
+        run_list_with_progress()
         .select_related("cancel_requested_by")
         .defer("current_plan__document", "current_plan__rollback")
-        .annotate(last_seq=Coalesce(Subquery(last), 0))
+        .annotate(last_seq=Coalesce(Subquery(last), 0), planner_decision=_planner_decision())
         .get(pk=run_id)
     )
 
@@ -130,6 +132,26 @@ def run_llm_calls(run_id: int) -> list[LlmCall]:
     return list(LlmCall.objects.filter(run_id=run_id).order_by("id"))
 
 
+def _planner_decision() -> Subquery:
+    """The payload of a run's latest planner decision, for an annotation."""
+    decisions = TranscriptEvent.objects.filter(run_id=OuterRef("pk"), kind="planner.decision")
+    return Subquery(decisions.order_by("-seq").values("payload")[:1], output_field=JSONField())
+
+
+def run_substitutions(run: Run) -> list[dict[str, str]]:
+    """The step parameters the latest planner decision filled from the task's values.
+
+    Free for a run from ``run_detail`` (annotated), one query for any other.
+    """
+    if hasattr(run, "planner_decision"):
+        decision = run.planner_decision
+    else:
+        decision = (
+            Run.objects.annotate(d=_planner_decision()).values_list("d", flat=True).get(pk=run.pk)
+        )
+    return list((decision or {}).get("substitutions") or [])
+
+
 def run_events(run_id: int, *, after: int = 0) -> QuerySet[TranscriptEvent]:
     return TranscriptEvent.objects.filter(run_id=run_id, seq__gt=after).order_by("seq")
 
@@ -150,6 +172,11 @@ def _main_steps_count(**filters: Any) -> Coalesce:
     return Coalesce(Subquery(steps), 0)
 
 
+def main_steps_finished() -> Coalesce:
+    """The current plan's finished main steps: the one count behind the list's and the page's progress."""
+    return _main_steps_count(status__in=STEP_FINISHED)
+
+
 def run_list_with_progress() -> QuerySet[Run]:
     """Runs with their current plan's main-step counts, in one query however many runs.
 
@@ -160,6 +187,7 @@ def run_list_with_progress() -> QuerySet[Run]:
     return run_list().annotate(
         steps_total=_main_steps_count(),
         steps_succeeded=_main_steps_count(status=StepStatus.SUCCEEDED),
+        steps_finished=main_steps_finished(),
     )
 
 

@@ -36,6 +36,7 @@ from runs.lifecycle.resume import ResumeRefused, run_resume
 from runs.lifecycle.reviews import plan_validate_edit
 from runs.lifecycle.submit import plan_create
 from runs.models import Plan, Run, RunStatus, Step
+from runs.planning.attempts import NO_MATCH
 from runs.statemachine import append_events
 
 __all__ = [
@@ -230,13 +231,27 @@ def _carry_out(item: ReviewItem, user: User, action: str, reason: str, new: Plan
         raise ReviewError(str(exc)) from exc
 
 
+def _planning_cause(failure: str, problems: list[dict[str, Any]]) -> EscalationCause:
+    """Why planning gave no plan: no playbook, no API key, a failed call, or output still invalid."""
+    if failure == NO_MATCH:
+        return EscalationCause.NO_PLAYBOOK_MATCH
+    if failure == "config":
+        return EscalationCause.PLANNER_NOT_CONFIGURED
+    if failure:
+        return EscalationCause.PLANNER_UNAVAILABLE
+    if any(p.get("code") == "unknown_tool" for p in problems):
+        return EscalationCause.UNKNOWN_TOOL
+    return EscalationCause.INVALID_PLANNER_OUTPUT
+
+
 def escalation_for_planning(
-    *, run_id: int, reason: str, problems: Iterable[Any] = ()
+    *, run_id: int, reason: str, problems: Iterable[Any] = (), failure: str = ""
 ) -> ReviewItem:
     """Open the escalation for a run whose planner gave no valid plan (call with the run's stop).
 
-    An unknown tool among the problems makes the cause ``unknown_tool``; else
-    ``invalid_planner_output``. The reviewer can edit a plan in, retry planning or abort.
+    ``failure`` (``PlanOutcome.failure``) names a planner that produced nothing; else the
+    problems decide between ``unknown_tool`` and ``invalid_planner_output``. The reviewer
+    can edit a plan in, retry planning or abort.
     """
     found = [
         p
@@ -248,10 +263,9 @@ def escalation_for_planning(
         }
         for p in problems
     ]
-    unknown = any(p.get("code") == "unknown_tool" for p in found)
     return escalation_open(
         run_id=run_id,
-        cause=EscalationCause.UNKNOWN_TOOL if unknown else EscalationCause.INVALID_PLANNER_OUTPUT,
+        cause=_planning_cause(failure, found),
         reason=reason,
         context={"failure": reason, "problems": found},
     )

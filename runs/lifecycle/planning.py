@@ -263,6 +263,7 @@ def plan_store(
                     confidence=outcome.confidence,
                     detail=outcome.reason,
                     totals=totals.as_dict() if totals.calls else {},
+                    substitutions=outcome.substitutions if ok else [],
                 ),
             )
         ],
@@ -291,5 +292,6 @@ def plan_store(
         run_id=run_id,
         reason=outcome.reason or "the planner produced no valid plan",
         problems=outcome.validated.problems if outcome.validated is not None else (),
+        failure=outcome.failure,
     )
     return RunStatus.ESCALATED

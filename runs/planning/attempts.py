@@ -11,6 +11,9 @@ from runs.planning.providers.base import ModelReply, ModelRequest, ProviderError
 from runs.planning.validation import PlanProblem, ValidatedPlan, validate_with_registry
 from runs.tools.base import ToolSpec
 
+# PlanOutcome.failure of a playbook planner that found no stored plan similar enough.
+NO_MATCH = "no_match"
+
 
 @dataclass
 class CallRecord:
@@ -42,6 +45,10 @@ class PlanOutcome:
     validated: ValidatedPlan | None = None
     confidence: float | None = None
     reason: str = ""  # why there is no usable plan, or a note about the one there is
+    # Why there is no plan when no document came back: NO_MATCH, or a ProviderError's kind.
+    failure: str = ""
+    # Step parameters rewritten from the task's own values (the playbook planner's ParamChange).
+    substitutions: list[dict[str, str]] = field(default_factory=list)
     calls: list[CallRecord] = field(default_factory=list)
     # Iterative mode: the model's answer (runs.planning.iterative.NextStep) and its stop flag.
     step: dict[str, Any] | None = None
@@ -117,6 +124,7 @@ def ask_model(
         record.error = exc.message
         record.latency_ms = exc.latency_ms
         outcome.reason = f"{label}: {exc.message}"
+        outcome.failure = exc.kind
         return None
     _fill(record, reply)
     if reply.refusal:

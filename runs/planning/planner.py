@@ -170,7 +170,11 @@ def run_chain(
             provider = (providers or {}).get(member.planner) or get_provider(member.planner)
         except ProviderError as exc:
             last = PlanOutcome(
-                ok=False, planner=member.planner, mode=context.mode, reason=exc.message
+                ok=False,
+                planner=member.planner,
+                mode=context.mode,
+                reason=exc.message,
+                failure=exc.kind,
             )
             continue
         outcome = plan_with_model(

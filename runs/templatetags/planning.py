@@ -13,7 +13,7 @@ from django import template
 
 from runs.models import LlmCall, Plan, Run
 from runs.planning.accounting import LlmTotals, llm_totals_of, run_llm_totals
-from runs.selectors import run_llm_calls
+from runs.selectors import run_llm_calls, run_substitutions
 
 register = template.Library()
 
@@ -30,6 +30,7 @@ def llm_usage(
         "totals": totals if totals is not None else llm_totals_of(calls),
         "calls": calls,
         "task": run.task,
+        "substitutions": run_substitutions(run) if run.task.planner else [],
     }
 
 

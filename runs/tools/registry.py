@@ -35,6 +35,11 @@ def invoke_tool(spec: ToolSpec, params: dict[str, Any]) -> Coroutine[Any, Any, A
     return get_kind(spec.kind).invoke(spec, params)
 
 
+def config_help() -> dict[str, str]:
+    """What a tool's config holds, per kind (the admin's help for the config field)."""
+    return {kind: module.CONFIG_HELP for kind, module in KINDS.items()}
+
+
 def validate_tool_config(
     kind: str, config: Any, *, parameters_schema: dict[str, Any] | None = None
 ) -> list[str]:

@@ -86,7 +86,7 @@ def _live_context(run: Run) -> dict[str, Any]:
     if graph is not None:
         by_key = {r.step.key: r for r in main}
         nodes = [NodeView(n, by_key[n.key]) for n in graph.nodes]
-    finished = sum(1 for r in main if r.step.status in STEP_FINISHED)
+    finished: int = run.steps_finished  # type: ignore[attr-defined]
     calls = selectors.run_llm_calls(run.pk)
     totals = llm_totals_of(calls)
     return {

@@ -86,7 +86,7 @@ def test_a_truncated_tail_is_detected(chain: list[AuditEntry]) -> None:
 def test_audit_verify_passes_on_an_intact_chain(chain: list[AuditEntry]) -> None:
     out = io.StringIO()
     call_command("audit_verify", stdout=out)
-    assert "intact: 4 entries" in out.getvalue()
+    assert "audit chain verified: 4 entries" in out.getvalue()
 
 
 def test_decisions_are_audited_with_actor_object_and_reason(

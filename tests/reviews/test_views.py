@@ -10,7 +10,7 @@ from django.test import Client
 from django.utils import timezone
 from django.utils.html import escape
 
-from reviews.models import ReviewItem
+from reviews.models import AuditEntry, ReviewItem
 from runs.lifecycle.escalations import escalation_open
 from runs.models import Plan, Run
 
@@ -194,6 +194,39 @@ def test_the_audit_page_filters_per_reviewer(held: ReviewItem, reviewer: User) -
     entries = client.get("/reviews/audit/?actor=rob").context["page"].object_list
     assert [e.action for e in entries] == ["review.claimed"]
     assert client.get("/reviews/audit/?run=x").status_code == 200
+
+
+def test_the_audit_page_shows_an_abort_as_the_decision_taken(
+    held: ReviewItem, reviewer: User
+) -> None:
+    item = escalation_open(run_id=held.run_id, cause="partial_run", reason="deploy may have run")
+    client = client_for(reviewer)
+    client.post(f"/reviews/{item.pk}/resolve/", {"action": "abort", "reason": "unsafe"})
+    html = client.get(f"/reviews/audit/?item={item.pk}").content.decode()
+    assert "<td data-outcome>abort</td>" in html
+    assert "<td data-outcome>rejected</td>" not in html
+
+
+def test_the_audit_page_offers_the_actors_in_the_log_as_reviewer_choices(
+    held: ReviewItem, reviewer: User
+) -> None:
+    client = client_for(reviewer)
+    client.post(f"/reviews/{held.pk}/claim/")
+    html = client.get("/reviews/audit/?actor=rob").content.decode()
+    assert '<select name="actor">' in html
+    assert '<option value="rob" selected>rob</option>' in html
+
+
+def test_the_audit_page_says_whether_the_hash_chain_verifies(
+    held: ReviewItem, reviewer: User
+) -> None:
+    client = client_for(reviewer)
+    client.post(f"/reviews/{held.pk}/claim/")
+    count = AuditEntry.objects.count()
+    assert f"chain verified: {count} entries" in client.get("/reviews/audit/").content.decode()
+    AuditEntry.objects.filter(seq=1).update(reason="rewritten")
+    html = client.get("/reviews/audit/").content.decode()
+    assert "chain broken at entry #1: entry #1: content does not match its hash" in html
 
 
 # --------------------------------------------------------------------------- live queue, run page

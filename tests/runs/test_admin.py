@@ -137,3 +137,27 @@ def test_users_without_staff_cannot_reach_the_admin(
         assert response["Location"].startswith("/admin/login/")
     assert client.post(TOOLS + "add/", form_data()).status_code == 302
     assert not Tool.objects.exists()
+
+
+def test_the_config_help_says_what_each_kind_holds(admin_client: Client) -> None:
+    page = admin_client.get(TOOLS + "add/").content.decode()
+    assert "kinds/.py" not in page
+    assert "<b>python</b>: &quot;callable&quot;" in page
+    assert "<b>shell</b>: either &quot;argv&quot;" in page
+    assert "<b>http</b>: &quot;url&quot;" in page
+
+
+def test_invalid_json_is_reported_with_its_line_and_column(admin_client: Client) -> None:
+    response = admin_client.post(TOOLS + "add/", form_data(config='{\n  "argv": ["a",]\n}'))
+    errors = response.context["adminform"].form.errors["config"]
+    assert errors == ["Enter a valid JSON: Expecting value at line 2, column 16."]
+
+
+def test_admin_pages_name_a_favicon_that_is_served(admin_client: Client) -> None:
+    page = admin_client.get(TOOLS).content.decode()
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in page
+    response = admin_client.get("/favicon.ico")
+    assert (response.status_code, response["Location"]) == (301, "/static/favicon.svg")
+    icon = admin_client.get("/static/favicon.svg")
+    assert icon.status_code == 200
+    icon.close()

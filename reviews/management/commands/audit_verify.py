@@ -6,21 +6,16 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from reviews.audit import audit_verify
-from reviews.models import AuditEntry
+from reviews.audit import audit_check
 
 
 class Command(BaseCommand):
     help = "Verify the audit log's hash chain; exits non-zero and names the first broken entry."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        problems = audit_verify()
-        if problems:
-            for problem in problems[1:]:
+        check = audit_check()
+        if check.problems:
+            for problem in check.problems[1:]:
                 self.stderr.write(problem.message)
-            raise CommandError(
-                f"audit chain broken at entry #{problems[0].seq}: {problems[0].message} "
-                f"({len(problems)} problem{'s' * (len(problems) != 1)})"
-            )
-        count = AuditEntry.objects.count()
-        self.stdout.write(self.style.SUCCESS(f"audit chain intact: {count} entries"))
+            raise CommandError(f"audit {check.line()}")
+        self.stdout.write(self.style.SUCCESS(f"audit {check.line()}"))

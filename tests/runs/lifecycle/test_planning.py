@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from reviews.models import EscalationCause, ReviewItem
 from runs.lifecycle.claim import run_execute
 from runs.lifecycle.planning import run_submit_task
 from runs.models import LlmCall, Plan, RunStatus, Step, TranscriptEvent
@@ -71,6 +72,21 @@ def test_a_provider_outage_escalates_with_the_providers_reason(
     run.refresh_from_db()
     assert "HTTP 500" in run.stop_reason
     assert LlmCall.objects.get(run=run).ok is False
+    assert ReviewItem.objects.get(run=run).cause == "planner_unavailable"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_missing_api_key_escalates_as_an_unconfigured_planner(
+    planner_tools: Any, planner_settings: Any, monkeypatch: pytest.MonkeyPatch, operator: Any
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY_FILE", raising=False)
+    run = run_submit_task(title="t", submitted_by=operator, planner="openai")
+    assert run_execute(run_id=run.pk) == RunStatus.ESCALATED
+    item = ReviewItem.objects.get(run=run)
+    assert item.cause == "planner_not_configured"
+    assert "OPENAI_API_KEY is not set" in item.reason_opened
+    assert EscalationCause(item.cause).label == "The planner is not configured (API key not set)"
 
 
 def test_secrets_and_emails_never_reach_the_transcript(

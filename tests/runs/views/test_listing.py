@@ -161,3 +161,16 @@ def test_an_htmx_request_gets_only_the_table_that_refreshes_itself(
     assert 'hx-get="/?status=queued"' in page and 'hx-trigger="runs-changed"' in page
     full = client.get(reverse("runs:list")).content.decode()
     assert "<html" in full and "runs/list.js" in full and "htmx-2.min.js" in full
+
+
+def test_the_list_counts_a_rolled_back_runs_steps_as_its_page_does(
+    noop_tool: Tool, operator: User
+) -> None:
+    run = run_submit_plan(title="Rolled back", document=VALID_PLAN, submitted_by=operator)
+    run.steps.filter(phase="main").update(status="rolled_back")
+    Run.objects.filter(pk=run.pk).update(status="rolled_back")
+    client = client_for(operator)
+    listing = client.get(reverse("runs:list")).content.decode()
+    detail = client.get(reverse("runs:detail", args=[run.pk])).content.decode()
+    assert "<span data-progress>2/2</span> steps finished" in detail
+    assert '<td class="num">2/2</td>' in listing

@@ -15,6 +15,7 @@ from typing import Any
 from django.conf import settings
 
 from runs.models import Playbook, Run, RunStatus
+from runs.planning.attempts import NO_MATCH as NO_MATCH_FAILURE
 from runs.planning.attempts import PlanOutcome, check_plan, plan_confidence
 from runs.planning.prompt import PlanningContext
 from runs.planning.providers.playbook.matching import Case, best_match, substitute
@@ -60,7 +61,11 @@ def plan_from_playbook(
             else " (no stored plans)"
         )
         return PlanOutcome(
-            ok=False, planner="playbook", mode=context.mode, reason=NO_MATCH + closest
+            ok=False,
+            planner="playbook",
+            mode=context.mode,
+            reason=NO_MATCH + closest,
+            failure=NO_MATCH_FAILURE,
         )
     document, report = substitute(match.case.document, match.case.text, text)
     mode = "upfront" if context.mode == "auto" else context.mode
@@ -96,6 +101,7 @@ def plan_from_playbook(
         validated=validated,
         confidence=confidence,
         reason=detail,
+        substitutions=[c.as_dict() for c in report.changes],
     )
 
 

@@ -13,6 +13,7 @@ same type, in order of appearance, and rewrites them everywhere in the plan.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import Counter
@@ -79,10 +80,31 @@ class Match:
     similarity: float
 
 
+@dataclass(frozen=True)
+class ParamChange:
+    """One step parameter the task's values rewrote: which, from what value in the task, and how."""
+
+    parameter: str  # "<step id>.<param>"
+    task_value: str  # the value as the task wrote it
+    replaced: str  # the stored task's value it stands in for
+    before: str  # the parameter in the stored plan
+    after: str  # the parameter in this plan
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "parameter": self.parameter,
+            "task_value": self.task_value,
+            "replaced": self.replaced,
+            "before": self.before,
+            "after": self.after,
+        }
+
+
 @dataclass
 class SubstitutionReport:
     substituted: list[tuple[str, str]] = field(default_factory=list)
     unfilled: list[str] = field(default_factory=list)
+    changes: list[ParamChange] = field(default_factory=list)
 
 
 def values(text: str) -> list[tuple[str, str]]:
@@ -158,7 +180,37 @@ def substitute(document: Any, stored_text: str, task_text: str) -> tuple[Any, Su
 
     result = swap(document)
     report.substituted = [p for p in pairs if p in used]
+    report.changes = _param_changes(document, result, report.substituted)
     return result, report
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _param_changes(before: Any, after: Any, pairs: list[tuple[str, str]]) -> list[ParamChange]:
+    """The step parameters (main and rollback) that differ after substitution, each with its pair."""
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return []
+    changes = []
+    for section in ("steps", "rollback"):
+        old_steps, new_steps = before.get(section), after.get(section)
+        if not isinstance(old_steps, list) or not isinstance(new_steps, list):
+            continue
+        for position, (old_step, new_step) in enumerate(zip(old_steps, new_steps, strict=False)):
+            if not isinstance(old_step, dict) or not isinstance(old_step.get("params"), dict):
+                continue
+            # Rollback steps have no id: the run names them rollback-1, rollback-2, ...
+            key = old_step.get("id") if section == "steps" else f"rollback-{position + 1}"
+            for name, old_value in old_step["params"].items():
+                new_value = new_step["params"].get(name)
+                if new_value == old_value:
+                    continue
+                was, now = _text(old_value), _text(new_value)
+                for replaced, task_value in pairs:
+                    if _mentions(old_value, replaced) and task_value in now:
+                        changes.append(ParamChange(f"{key}.{name}", task_value, replaced, was, now))
+    return changes
 
 
 def _mentions(document: Any, value: str) -> bool:

@@ -39,6 +39,13 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 _BODY_METHODS = ("POST", "PUT", "PATCH")
 _CONFIG_KEYS = {"method", "url", "headers", "body", "output", "ok_status"}
 _OUTPUTS = ("json", "text")
+# What the admin's config field says about this kind.
+CONFIG_HELP = (
+    '"url" (with {param} placeholders in the path or query, never the host), optional '
+    '"method" (GET by default), "headers", "body" (an object; "{param}" alone keeps the '
+    'value\'s type), "output" ("json" or "text") and "ok_status" (a list of codes). '
+    'Example: {"method": "POST", "url": "http://host/api/items/{name}"}'
+)
 _WHOLE = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _opener = urllib.request.build_opener()
 _MISSING = object()

@@ -21,6 +21,11 @@ from runs.tools.base import ToolConfigError, ToolError, ToolSpec
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 _cache: dict[str, Callable[..., Any]] = {}
 _cache_lock = threading.Lock()
+# What the admin's config field says about this kind.
+CONFIG_HELP = (
+    '"callable": the dotted path of a function called with the step\'s parameters as '
+    'keyword arguments. Example: {"callable": "package.module.function"}'
+)
 
 
 def resolve(path: object) -> Callable[..., Any]:

@@ -56,6 +56,13 @@ PIPE_GRACE_SECONDS = 2.0
 _READ_CHUNK = 64 * 1024
 _CONFIG_KEYS = {"argv", "shell", "cwd", "env", "output"}
 _OUTPUTS = ("text", "json")
+# What the admin's config field says about this kind.
+CONFIG_HELP = (
+    'either "argv": a list of program and arguments with {param} placeholders, or "shell": '
+    "a fixed script that reads parameters as environment variables; optional "
+    '"cwd", "env" (extra variables) and "output" ("text" or "json"). '
+    'Example: {"argv": ["{python}", "backup.py", "--db={db}"], "output": "json"}'
+)
 
 # In shell text: "{name}" not preceded by "$" (so "${name}" stays legal), or "{{ ... }}".
 _SHELL_TEMPLATE = re.compile(r"(?<!\$)\{[A-Za-z_][A-Za-z0-9_]*\}|\{\{")

@@ -7,7 +7,10 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
 
+from reviews.models import EscalationCause, ReviewItem
 from runs.lifecycle.planning import run_plan, run_submit_task
 from runs.models import Playbook, RunStatus
 from runs.planning.options import PlannerOptions
@@ -62,6 +65,9 @@ def test_a_playbook_run_with_no_match_escalates_with_the_reason(demo: None, oper
     assert run_plan(run_id=run.pk) == RunStatus.ESCALATED
     run.refresh_from_db()
     assert run.stop_reason.startswith("no playbook matches: submit a hand-written plan")
+    item = ReviewItem.objects.get(run=run)
+    assert item.cause == "no_playbook_match"
+    assert EscalationCause(item.cause).label == "No stored playbook matches the task"
 
 
 def test_similarity_ignores_concrete_values_but_not_words() -> None:
@@ -75,3 +81,46 @@ def test_substitution_pairs_values_by_type_and_reports_what_it_kept() -> None:
     assert result == {"params": {"db": "prod.db", "col": "orders.status", "v": "1.0"}}
     assert report.substituted == [("users.email", "orders.status")]
     assert report.unfilled == ["1.0", "prod.db"]
+
+
+def test_each_parameter_filled_from_the_task_is_reported_with_how_it_changed(demo: None) -> None:
+    outcome = plan_task(
+        context_for(task="Release v2.4.0 to staging, smoke test it, then release it to production"),
+        PlannerOptions(planner="playbook"),
+    )
+    assert outcome.ok, outcome.reason
+    assert {
+        "parameter": "deploy_staging.version",
+        "task_value": "v2.4.0",
+        "replaced": "2.4.0",
+        "before": "2.4.0",
+        "after": "v2.4.0",
+    } in outcome.substitutions
+    assert {s["parameter"] for s in outcome.substitutions} >= {
+        "deploy_staging.version",
+        "deploy_production.version",
+        "rollback-1.version",
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_run_page_shows_the_parameters_the_playbook_filled_from_the_task(
+    demo: None, operator: Any
+) -> None:
+    run = run_submit_task(
+        title="Release v2.4.0 to staging, smoke test it, then release it to production",
+        submitted_by=operator,
+        planner="playbook",
+    )
+    run_plan(run_id=run.pk)
+    decision = run.events.get(kind="planner.decision").payload
+    assert decision["substitutions"][0]["task_value"] == "v2.4.0"
+    client = Client()
+    client.force_login(operator)
+    page = client.get(reverse("runs:detail", args=[run.pk])).content.decode()
+    assert "Parameters from the task" in page
+    assert (
+        "<td><code>deploy_staging.version</code></td>\n"
+        "              <td><code>v2.4.0</code></td>\n"
+        "              <td><code>2.4.0</code> → <code>v2.4.0</code>"
+    ) in page
