@@ -1,4 +1,4 @@
-"""The reviews app's API: the review queue (list, detail, claim, assign, decide) and the audit trail.
+"""API endpoints for the review queue: list, detail, claim, assign, decide.
 
 Every endpoint is for reviewers (staff included). Domain errors of the services
 (``reviews.statemachine``) are mapped once in ``plannerweb/api.py``: already

@@ -1,4 +1,4 @@
-"""API endpoints for tasks and runs: submit a plan, list and follow runs, cancel, resume, retry.
+"""API endpoints for runs: list and follow them, their plans, steps and events; cancel, resume, retry.
 
 Each endpoint parses, checks the role, calls a selector or service, returns a schema.
 """

@@ -1,8 +1,8 @@
 """What the engine asks of supervision and of the planner: small protocols, passed in.
 
 The engine calls these and never imports their implementations (reviews,
-replanning, iterative planning live above it); ``runs.execution.supervision``
-and ``runs.execution.planning_hooks`` hold the production ones.
+replanning, iterative planning live above it); ``runs.lifecycle.supervision``
+and ``runs.lifecycle.planning_hooks`` hold the production ones.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Engine-side review items: gated low-confidence steps and escalations, and their decisions.
 
-The executor (``runs.execution.engine``) calls ``step_gate_open`` when a gated
+The engine's supervision (``runs.lifecycle.supervision``) calls ``step_gate_open`` when a gated
 step is reached and ``escalation_open`` when it gives up (in the same
 transaction as the run's stop); a reviewer's decision comes back as a
 ``Resolution`` and ``runs.lifecycle.resume`` carries it out in the decision's

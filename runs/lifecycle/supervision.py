@@ -41,7 +41,7 @@ __all__ = [
 
 
 class Supervision:
-    """Escalations (through ``reviews.escalations``) and step gates for the engine."""
+    """Escalations (through ``runs.lifecycle.escalations``) and step gates for the engine."""
 
     def load_gates(self, run: RunState) -> None:
         """Mark pending low-confidence steps on sensitive tools as gated, with any decision made.

@@ -1,4 +1,4 @@
-"""In/Out schemas of the reviews API: queue filters, items, decisions, audit entries."""
+"""In/Out schemas of the review queue resource: filters, items, assignments, decisions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""In/Out schemas of the runs API: tasks, runs, plans, steps, events, tools and tokens.
+"""In/Out schemas of the runs resource: filters, runs, plans, steps, events, retries and resumes.
 
 Inputs (``*In``) say what a client may send; outputs (``*Out``) list every field
 explicitly, so a new model field never leaks into the API by accident.

@@ -1,4 +1,4 @@
-"""Plan validation: every problem in a submitted plan at once, plus a run order.
+"""The plan checker: walks a plan once and collects every problem, with a run order when valid.
 
 A plan is checked for shape (pydantic), size, unique ids, known and enabled
 tools, params against each tool's JSON Schema, dependencies (missing, self,
