@@ -198,3 +198,19 @@ def replan_give_up(
     )
     partial = ", ".join(str(s["id"]) for s in succeeded) or "none"
     return ReplanResult(False, f"{why}; partial results from: {partial}")
+
+
+def kept_steps(steps: list[Step]) -> list[dict[str, Any]]:
+    """The succeeded steps as plan steps, for a planner to keep when it plans what is left."""
+    return [
+        {
+            "id": s.key,
+            "action": s.tool_name,
+            "params": s.params,
+            "depends_on": s.depends_on,
+            "description": s.description,
+            **({"confidence": s.confidence} if s.confidence is not None else {}),
+        }
+        for s in steps
+        if s.status == StepStatus.SUCCEEDED
+    ]

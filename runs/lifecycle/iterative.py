@@ -7,6 +7,7 @@ from typing import Any
 
 from runs.lifecycle.adoption import (
     ReplanResult,
+    kept_steps,
     plan_adopt,
     plan_hold,
     replan_give_up,
@@ -150,19 +151,7 @@ def _ask(
     purpose: str,
     failure: str = "",
 ) -> PlanOutcome:
-
-    kept = [
-        {
-            "id": s.key,
-            "action": s.tool_name,
-            "params": s.params,
-            "depends_on": s.depends_on,
-            "description": s.description,
-            **({"confidence": s.confidence} if s.confidence is not None else {}),
-        }
-        for s in steps
-        if s.status == StepStatus.SUCCEEDED
-    ]
+    kept = kept_steps(steps)
     context = context_for(
         task=run.task.title,
         description=run.task.description,

@@ -19,6 +19,7 @@ import logging
 
 from runs.lifecycle.adoption import (
     ReplanResult,
+    kept_steps,
     plan_adopt,
     replan_give_up,
     replan_store_failed,
@@ -86,18 +87,7 @@ def _replan(run_id: int, failure: str, fence: str | None) -> ReplanResult:
         ],
         replan_number=used + 1,
     )
-    kept = [
-        {
-            "id": s.key,
-            "action": s.tool_name,
-            "params": s.params,
-            "depends_on": s.depends_on,
-            "description": s.description,
-            **({"confidence": s.confidence} if s.confidence is not None else {}),
-        }
-        for s in steps
-        if s.status == StepStatus.SUCCEEDED
-    ]
+    kept = kept_steps(steps)
     if run.status != RunStatus.REPLANNING:  # else: taking over a replan whose worker died
         run_transition(
             run_id=run_id,

@@ -12,6 +12,9 @@ from django.utils import timezone
 
 from reviews import policies
 from reviews.decisions import (
+    REVIEWER,
+    SUPERVISOR,
+    K,
     check_assignee,
     check_checklist,
     check_four_eyes,
@@ -41,7 +44,7 @@ from runs.lifecycle.cancel import run_stop
 from runs.lifecycle.dispatch import enqueue_run
 from runs.lifecycle.resume import gate_decided
 from runs.lifecycle.submit import plan_create
-from runs.models import Plan, Run, RunStatus, TranscriptEvent
+from runs.models import Plan, Run, RunStatus
 from runs.planning.validation import validate_with_registry
 from runs.statemachine import (
     RUN_TERMINAL,
@@ -50,14 +53,6 @@ from runs.statemachine import (
     lock_rows,
     run_transition,
 )
-
-REVIEWER = TranscriptEvent.Role.REVIEWER
-
-
-SUPERVISOR = TranscriptEvent.Role.SUPERVISOR
-
-
-K = ReviewKind
 
 
 def _run_ended(item: ReviewItem) -> bool:
