@@ -70,7 +70,8 @@ async def commit_starting(
     early: Starts = []
     late: Starts = []
     for item in starts:
-        (early if may_start_early(item[0]) else late).append(item)
+        tool = item[0].tool  # may_start_early, inlined: this runs for every step
+        (early if tool is not None and tool.idempotent else late).append(item)
     tasks: list[asyncio.Task[Any]] = []
     async with committer.lock:  # a retry's commit (from a step task) waits for this one
         if early:
@@ -137,7 +138,9 @@ class PendingWrites:
     def finished(self, state: StepState, outcome: Outcome) -> None:
         """Hold a finish until the next ``write``; a non-idempotent one forbids deferring."""
         self.done.append((state, outcome))
-        self.strict_done = self.strict_done or not may_start_early(state)
+        if not self.strict_done:  # may_start_early, inlined: this runs for every step
+            tool = state.tool
+            self.strict_done = tool is None or not tool.idempotent
 
     def went_idle(self) -> None:
         """The loop's idle callback ran: the next commit happens at once."""
@@ -166,8 +169,9 @@ class PendingWrites:
         """Whether this round's changes may wait for the loop to go idle (see ``may_defer``)."""
         if self.idle_now or gated or self.strict_done or self.when_idle is None:
             return False
-        if starts and not all(may_start_early(state) for state, _ in starts):
-            return False  # write-ahead: their tools start once this commit is durable
+        for state, _ in starts:  # may_start_early, inlined: this runs for every step
+            if state.tool is None or not state.tool.idempotent:
+                return False  # write-ahead: their tools start once this commit is durable
         if not self.deferred_since:
             self.deferred_since = self._time()
         rows = len(self.batch.steps) + len(self.done) + len(self.starts)

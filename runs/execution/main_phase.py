@@ -153,7 +153,7 @@ class MainPhase:
                 pending.write()
                 return False  # the last finishes commit together with how the run ends
             await pending.commit(starts, self._start_tasks, self._on_idle, gated=bool(gated))
-            if any(g.gate == GATE_NEEDED for g in gated.values()):
+            if gated and any(g.gate == GATE_NEEDED for g in gated.values()):
                 await supervision.open_gates(self.run, list(gated.values()))
             if not running:
                 if self.failure is None and gated and not self.cancel.is_set():
