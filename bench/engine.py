@@ -4,8 +4,9 @@ Prints one line per case, in the shapes of ``../shared/peers`` (LangGraph 1.2.22
 so the figures compare side by side:
 
 - noop tools, shapes chain / wide / layers at N = 50, 200, 1000: per-step
-  overhead in µs (execution wall / N, the peers' definition), plus the
-  end-to-end figure (validate + store plan + execute) per step;
+  overhead in µs (execution wall / N, the peers' definition), the executor
+  thread's CPU time per step (steadier than wall time on a busy machine), and
+  the end-to-end figure (validate + store plan + execute) per step;
 - 50 ms sleep tools, chain 20 / wide 100 / layers 64 / skewed-pair 20:
   makespan / critical path, for idempotent tools (they start before their commit)
   and for a non-idempotent copy (each start waits for its commit);
@@ -152,10 +153,13 @@ class Case:
     walls: list[float] = field(default_factory=list)
     strict_walls: list[float] = field(default_factory=list)  # non-idempotent tools
     e2e: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # the executor thread's CPU time
     floor: list[float] = field(default_factory=list)
 
 
-def run_engine_once(case: Case, plan: list[Shape], tool: str | None = None) -> tuple[float, float]:
+def run_engine_once(
+    case: Case, plan: list[Shape], tool: str | None = None
+) -> tuple[float, float, float]:
     from runs.execution.engine import RunExecutor
     from runs.execution.journal import Journal
     from runs.lifecycle.claim import run_claim
@@ -175,22 +179,23 @@ def run_engine_once(case: Case, plan: list[Shape], tool: str | None = None) -> t
     assert run.status == "queued", run.stop_reason
     assert run_claim(run_id=run.pk, worker_id="bench") is not None
 
-    def execute() -> tuple[str, float, float]:
+    def execute() -> tuple[str, float, float, float]:
         executor = RunExecutor(run.pk, supervision=Supervision(), planning=PlanningHooks())
         executor.load()
         with Journal() as executor.journal:
-            t1 = time.perf_counter()
+            c1, t1 = time.thread_time(), time.perf_counter()
             status = executor.run_loaded()  # what execute() runs after load()
-            return status, t1, time.perf_counter()
+            # CPU time of this thread: what a busy neighbour on the machine changes least.
+            return status, t1, time.perf_counter(), time.thread_time() - c1
 
     # On a worker thread, as every executor runs (embedded workers, run_plan --wait; the
     # db_worker command sets its own SIGINT handler): on the main thread with Python's
     # default one, asyncio's Runner swaps SIGINT handlers around each run, ~0.2 ms here.
-    status, t1, t2 = _worker.submit(execute).result()
+    status, t1, t2, cpu = _worker.submit(execute).result()
     assert status == "succeeded", Run.objects.get(pk=run.pk).stop_reason
     done = Step.objects.filter(run=run, status="succeeded", attempts=1).count()
     assert done == len(plan), f"{done} of {len(plan)} steps succeeded once"
-    return t2 - t1, t2 - t0
+    return t2 - t1, t2 - t0, cpu
 
 
 def setup_django(postgres: bool) -> str:
@@ -310,15 +315,16 @@ def main() -> None:
         plan = build_shape(case.shape, case.n)
         i = 0
         while not _enough(case, repeat, quick=args.quick):  # run 0 is a warm-up
-            wall, e2e = run_engine_once(case, plan)
+            wall, e2e, cpu = run_engine_once(case, plan)
             floor = asyncio.run(asyncio_floor(plan, case.tool, case.sleep_ms))
             if case.tool == "sleep":
-                strict, _ = run_engine_once(case, plan, "sleep_strict")
+                strict, _, _ = run_engine_once(case, plan, "sleep_strict")
                 if i:
                     case.strict_walls.append(strict)
             if i:
                 case.walls.append(wall)
                 case.e2e.append(e2e)
+                case.cpu.append(cpu)
                 case.floor.append(floor)
             i += 1
         wall = statistics.median(case.walls)
@@ -335,9 +341,11 @@ def main() -> None:
             row["per_step_us"] = round(wall / case.n * 1e6, 1)
             row["per_step_e2e_us"] = round(statistics.median(case.e2e) / case.n * 1e6, 1)
             row["asyncio_per_step_us"] = round(floor / case.n * 1e6, 1)
+            row["cpu_per_step_us"] = round(statistics.median(case.cpu) / case.n * 1e6, 1)
             print(
                 f"{vendor:10} {case.shape:12} N={case.n:<5} noop   per-step {row['per_step_us']:7.1f} µs"
-                f"  (end-to-end incl. validate+store {row['per_step_e2e_us']:7.1f} µs;"
+                f"  (executor CPU {row['cpu_per_step_us']:5.1f} µs;"
+                f" end-to-end incl. validate+store {row['per_step_e2e_us']:7.1f} µs;"
                 f" asyncio floor {row['asyncio_per_step_us']:5.1f} µs)"
             )
         else:
