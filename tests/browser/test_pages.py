@@ -1,4 +1,4 @@
-"""The tools and tokens pages in Chromium: badges that stay on one line, inputs styled alike."""
+"""Pages in Chromium: badges that stay on one line, inputs styled alike, progress counted alike."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import Pages
+from tests.browser.conftest import LiveServer, Pages
 
 pytestmark = pytest.mark.browser
 
@@ -38,3 +38,26 @@ def test_the_token_name_input_is_styled_like_the_other_inputs(pages: Pages) -> N
     other = page.eval_on_selector("form.stack input[name=title]", INPUT_STYLE)
     page.goto("/tokens/")
     assert page.eval_on_selector("#token-name", INPUT_STYLE) == other
+
+
+def test_the_list_and_the_run_page_count_a_rolled_back_runs_finished_steps_alike(
+    pages: Pages, daphne_server: LiveServer
+) -> None:
+    page = pages.login("operator")
+    page.goto("/runs/new/?demo=deploy-broken")
+    page.wait_for_selector('[data-plan-check="valid"]')
+    page.click("form.stack button[type=submit]")
+    page.wait_for_url("**/runs/*/")
+    run_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
+    page.wait_for_selector("[data-run-status].status-rolled_back", timeout=30_000)
+    page.reload()
+    on_page = page.inner_text("[data-progress]")
+    progress = page.text_content(".progress[title='finished steps / steps']") or ""
+    assert " ".join(progress.split()).endswith(f" {on_page} steps finished")
+    page.goto("/")
+    in_list = page.inner_text(f'#runs-table tr[data-run-id="{run_id}"] td.num')
+    assert in_list == on_page == "6/6"
+    statuses = daphne_server.query(
+        "SELECT DISTINCT status FROM runs_step WHERE run_id = ? AND phase = 'main'", run_id
+    )
+    assert {status for (status,) in statuses} == {"rolled_back", "failed", "skipped"}

@@ -154,3 +154,45 @@ def test_an_edited_plan_runs_the_edited_version_and_the_page_shows_it(
     assert by_version[(2, "announce")] == ("succeeded", {"message": EDITED})
     assert by_version[(2, "check")][0] == "succeeded"
     assert {st for (v, _), (st, _) in by_version.items() if v == 1} == {"pending"}
+
+
+def test_the_audit_page_shows_an_aborted_escalation_reviewer_choices_and_a_verified_chain(
+    pages: Pages, daphne_server: LiveServer
+) -> None:
+    operator = pages.login("operator")
+    operator.goto("/runs/new/")
+    operator.fill("#id_task-title", "Water the office plants every morning")
+    operator.select_option("#id_task-planner", "playbook")
+    operator.click("form[data-task-form] button:has-text('Plan and run')")
+    operator.wait_for_url("**/runs/*/")
+    run_id = int(operator.url.rstrip("/").rsplit("/", 1)[1])
+    operator.wait_for_selector("[data-run-status].status-escalated", timeout=30_000)
+    item_id = held_item(daphne_server, run_id)
+
+    reviewer = pages.login("reviewer")
+    reviewer.goto(f"/reviews/{item_id}/")
+    reviewer.select_option("#action", "abort")
+    reviewer.fill("#reason", "no playbook for plants")
+    reviewer.click('[data-decision-form] button:has-text("Apply action")')
+    reviewer.wait_for_selector(".message.success")
+
+    reviewer.goto("/reviews/audit/")
+    reviewer.select_option("select[name=actor]", "reviewer")
+    reviewer.fill("input[name=item]", str(item_id))
+    reviewer.click('form.filters button:has-text("Filter")')
+    reviewer.wait_for_url(f"**/reviews/audit/?*item={item_id}*")
+    assert reviewer.eval_on_selector("select[name=actor]", "s => s.value") == "reviewer"
+    choices = reviewer.eval_on_selector_all(
+        "select[name=actor] option", "os => os.map(o => o.value)"
+    )
+    actors = daphne_server.query(
+        "SELECT DISTINCT actor_name FROM reviews_auditentry ORDER BY actor_name"
+    )
+    assert choices == ["", *(name for (name,) in actors)] and "reviewer" in choices
+    outcomes = reviewer.eval_on_selector_all(
+        "table.audit tbody [data-outcome]", "cs => cs.map(c => c.textContent.trim())"
+    )
+    assert "abort" in outcomes and "rejected" not in outcomes, outcomes
+    ((count,),) = daphne_server.query("SELECT COUNT(*) FROM reviews_auditentry")
+    assert reviewer.inner_text("[data-audit-chain]") == f"chain verified: {count} entries"
+    pages.screenshot(reviewer, "audit")
