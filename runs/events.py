@@ -107,11 +107,7 @@ class StepStatusChanged(_Event):
     def line(step: str, from_status: str, to_status: str, attempt: int, why: str) -> str:
         """The words of a step's change, from its fields (the executor's encoded events too)."""
         tried = f" (attempt {attempt})" if attempt > 1 else ""
-        return (
-            f"{step} {from_status} → {to_status}{tried}: {why}"
-            if why
-            else (f"{step} {from_status} → {to_status}{tried}")
-        )
+        return f"{step} {from_status} → {to_status}{tried}" + _suffix(why)
 
 
 class StepRetrying(_Event):
@@ -443,5 +439,5 @@ def step_status_json(
         f'"to_status":{encode_basestring(to_status)},"attempt":{attempt},'
         f'"result":{result_json},"error":{encode_basestring(error)},'
         f'"reason":{encode_basestring(reason)}}}',
-        line if len(line) <= SUMMARY_LIMIT else _one_line(line),
+        _one_line(line),
     )

@@ -204,8 +204,14 @@ def frame_from_json(
     )
 
 
-def outgoing_rows(events: Sequence[Any]) -> list[Outgoing]:
-    """``Outgoing`` for TranscriptEvent rows (the ORM write path)."""
+def outgoing_rows(
+    events: Sequence[Any], summaries: Sequence[str | None] | None = None
+) -> list[Outgoing]:
+    """``Outgoing`` for TranscriptEvent rows (the ORM write path), with the events' summaries.
+
+    The writer passes the summaries of the event objects it stored; without them
+    each frame reads its line back from the payload.
+    """
     return [
         Outgoing(
             e.seq,
@@ -214,8 +220,9 @@ def outgoing_rows(events: Sequence[Any]) -> list[Outgoing]:
             json.dumps(e.payload, ensure_ascii=False, separators=(",", ":")),
             e.created_at.isoformat(),
             e.payload if carries_payload(e.kind) else None,
+            summary,
         )
-        for e in events
+        for e, summary in zip(events, summaries or [None] * len(events), strict=True)
     ]
 
 

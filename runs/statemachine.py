@@ -159,13 +159,9 @@ def append_events(run_id: int, events: Iterable[NewEvent]) -> list[TranscriptEve
         for i, e in enumerate(events)
     ]
     TranscriptEvent.objects.bulk_create(rows)
-    _publish_on_commit(run_id, rows)
+    summaries = [e.event.summary() for e in events]
+    transaction.on_commit(lambda: publisher.submit(run_id, outgoing_rows(rows, summaries)))
     return rows
-
-
-def _publish_on_commit(run_id: int, rows: list[TranscriptEvent]) -> None:
-
-    transaction.on_commit(lambda: publisher.submit(run_id, outgoing_rows(rows)))
 
 
 @transaction.atomic

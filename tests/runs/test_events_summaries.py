@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -35,7 +36,7 @@ from runs.events import (
     event_json,
 )
 from runs.models import Run, Task, TranscriptEvent
-from runs.publish import Outgoing, event_frame, event_message, outgoing_rows
+from runs.publish import Outgoing, event_frame, event_message, outgoing_rows, publisher
 from runs.statemachine import NewEvent, append_events
 
 pytestmark = pytest.mark.django_db
@@ -121,16 +122,24 @@ def page_lines(client: Client, url: str) -> dict[int, str]:
 
 @pytest.mark.parametrize("cls", list(EVENT_CLASSES.values()), ids=list(EVENT_CLASSES))
 def test_the_live_line_of_every_event_kind_is_the_line_the_reloaded_page_shows(
-    cls: type, reviewer: User
+    cls: type,
+    reviewer: User,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
 ) -> None:
     sample = SAMPLES.get(cls)
     assert sample is not None, f"add a sample {cls.__name__} to SAMPLES"
     run = Run.objects.create(task=Task.objects.create(title="summaries"))
-    append_events(run.pk, [NewEvent(TranscriptEvent.Role.SYSTEM, sample)])
+    published: list[Outgoing] = []
+    monkeypatch.setattr(publisher, "submit", lambda run_id, events, **kw: published.extend(events))
+    with django_capture_on_commit_callbacks(execute=True):
+        append_events(run.pk, [NewEvent(TranscriptEvent.Role.SYSTEM, sample)])
     row = TranscriptEvent.objects.get(run=run)
     at = row.created_at.isoformat()
     live = [
-        # the publisher's frame of an ORM commit, of an executor commit, and a replayed one
+        # what an ORM commit publishes, a frame read back from the row, an executor
+        # commit's frame, and a replayed one
+        published[0].framed(run.pk).frame,
         outgoing_rows([row])[0].framed(run.pk).frame,
         Outgoing(row.seq, row.role, row.kind, event_json(sample), at).framed(run.pk).frame,
         event_frame(event_message(row)),
