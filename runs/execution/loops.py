@@ -50,16 +50,12 @@ class PreciseEpollSelector(selectors.EpollSelector):
 
     def __init__(self) -> None:
         super().__init__()
-        self._precise = self._epoll().fileno() < _FD_SETSIZE
-
-    def _epoll(self) -> select.epoll:
-        """The epoll object behind the selector (CPython keeps it in ``_selector``)."""
-        epoll: select.epoll = getattr(self, "_selector")  # noqa: B009 - not in the stubs
-        return epoll
+        # CPython's EpollSelector keeps its epoll object in ``_selector`` (not in the stubs).
+        self._precise = self._selector.fileno() < _FD_SETSIZE  # type: ignore[attr-defined]
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         if timeout is not None and timeout > 0 and self._precise:
-            select.select((self._epoll().fileno(),), (), (), timeout)
+            select.select((self._selector.fileno(),), (), (), timeout)  # type: ignore[attr-defined]
             timeout = 0
         return super().select(timeout)
 
