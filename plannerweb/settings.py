@@ -222,6 +222,9 @@ PLANNERWEB_PLANNER_SDK_RETRIES = envint("PLANNERWEB_PLANNER_SDK_RETRIES", 2)
 # Repair rounds after an invalid plan (validation problems are fed back each round).
 PLANNERWEB_PLANNER_REPAIR_ROUNDS = envint("PLANNERWEB_PLANNER_REPAIR_ROUNDS", 2)
 PLANNERWEB_MAX_REPLANS = envint("PLANNERWEB_MAX_REPLANS", 3)
+# Times a run may be claimed for planning (a worker dying mid-call, a plan failing to store)
+# before it escalates as planner_failed instead of being planned again.
+PLANNERWEB_MAX_PLANNING_ATTEMPTS = envint("PLANNERWEB_MAX_PLANNING_ATTEMPTS", 3)
 # Iterative mode (one model call per step): the most steps a task may take.
 PLANNERWEB_ITERATIVE_MAX_STEPS = envint("PLANNERWEB_ITERATIVE_MAX_STEPS", 20)
 PLANNERWEB_OPENAI_MODEL = envstr("PLANNERWEB_OPENAI_MODEL", "gpt-4.1-mini")

@@ -261,6 +261,7 @@ class EscalationCause(models.TextChoices):
         "The planner is not configured (API key not set)",
     )
     PLANNER_UNAVAILABLE = "planner_unavailable", "The planner's model call failed"
+    PLANNER_FAILED = "planner_failed", "Planning failed again and again (attempts exhausted)"
 
 
 class EscalationAction(models.TextChoices):

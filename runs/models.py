@@ -133,6 +133,9 @@ class Run(models.Model):
     # Which worker executes the run, until when; renewed by its heartbeat.
     lease_owner = models.CharField(max_length=100, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # Claims of the run for planning since it was last queued; a worker that keeps dying
+    # while planning (or output that keeps failing to store) escalates it after the limit.
+    planning_attempts = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

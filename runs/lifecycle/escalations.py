@@ -237,6 +237,8 @@ def _planning_cause(failure: str, problems: list[dict[str, Any]]) -> EscalationC
         return EscalationCause.NO_PLAYBOOK_MATCH
     if failure == "config":
         return EscalationCause.PLANNER_NOT_CONFIGURED
+    if failure == EscalationCause.PLANNER_FAILED:
+        return EscalationCause.PLANNER_FAILED
     if failure:
         return EscalationCause.PLANNER_UNAVAILABLE
     if any(p.get("code") == "unknown_tool" for p in problems):

@@ -23,10 +23,11 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import transaction
-from django.db.models import Q
+from django.db import DatabaseError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
+from reviews.models import EscalationCause
 from runs.dbthreads import closing_connections
 from runs.events import PlannerDecision, RunCreated
 from runs.execution.budgets import budget_overrides, task_budgets_set
@@ -42,6 +43,7 @@ from runs.planning.options import default_options, task_options
 from runs.planning.planner import plan_task
 from runs.planning.prompt import context_for
 from runs.statemachine import LeaseLost, NewEvent, append_events, lock_rows, run_transition
+from runs.textdata import storable_text
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -145,13 +147,48 @@ def planning_claim(*, run_id: int, worker_id: str) -> str | None:
                 role=PLANNER,
                 lease_owner=token,
                 lease_expires_at=until,
+                planning_attempts=1,
             )
             return token
         lapsed = run.lease_expires_at is None or run.lease_expires_at < now
         if run.status == RunStatus.PLANNING and lapsed:
-            Run.objects.filter(pk=run_id).update(lease_owner=token, lease_expires_at=until)
+            limit = settings.PLANNERWEB_MAX_PLANNING_ATTEMPTS
+            if run.planning_attempts >= limit:
+                planning_give_up(
+                    run_id=run_id,
+                    reason=f"planning was attempted {run.planning_attempts} times (the limit is "
+                    f"{limit}) and never finished: its worker stopped or its plan could not be "
+                    "stored each time",
+                )
+                return None
+            Run.objects.filter(pk=run_id).update(
+                lease_owner=token,
+                lease_expires_at=until,
+                planning_attempts=F("planning_attempts") + 1,
+            )
             return token
         return None
+
+
+def planning_give_up(*, run_id: int, reason: str, calls: list[Any] | None = None) -> None:
+    """``planning → escalated`` with cause ``planner_failed``, recording ``calls`` first.
+
+    The way out for a run planning cannot finish: it is never planned again
+    unless a reviewer retries it.
+    """
+    with transaction.atomic():
+        append_events(run_id, record_calls(run_id=run_id, calls=calls or []))
+        run_transition(
+            run_id=run_id,
+            to=RunStatus.ESCALATED,
+            reason=reason,
+            role=SUPERVISOR,
+            lease_owner="",
+            lease_expires_at=None,
+        )
+        escalation_for_planning(
+            run_id=run_id, reason=reason, failure=EscalationCause.PLANNER_FAILED
+        )
 
 
 def run_plan(*, run_id: int, worker_id: str = "") -> str:
@@ -186,6 +223,23 @@ def run_plan(*, run_id: int, worker_id: str = "") -> str:
         return plan_store(run_id=run_id, outcome=outcome, source=Plan.Source.PLANNER, fence=token)
     except LeaseLost:  # another worker took over while the model was thinking: its result counts
         return Run.objects.values_list("status", flat=True).get(pk=run_id)
+    except DatabaseError as exc:  # never planned again for the same failure: escalate instead
+        log.exception("storing the plan of run %s failed", run_id)
+        return plan_store_failed(run_id=run_id, outcome=outcome, fence=token, error=exc)
+
+
+def plan_store_failed(*, run_id: int, outcome: PlanOutcome, fence: str, error: Exception) -> str:
+    """The planner's calls, kept, and the run escalated when its outcome could not be stored."""
+    with transaction.atomic():
+        run = lock_rows(Run.objects.filter(pk=run_id)).get()
+        if run.lease_owner != fence or run.status != RunStatus.PLANNING:
+            return run.status
+        planning_give_up(
+            run_id=run_id,
+            reason=f"the planner's outcome could not be stored: {storable_text(str(error))[:500]}",
+            calls=outcome.calls,
+        )
+    return RunStatus.ESCALATED
 
 
 def holding_lease(*, run_id: int, fence: str, work: Callable[[], T]) -> T:

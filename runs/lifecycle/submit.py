@@ -20,11 +20,18 @@ from runs.statemachine import (
     append_events,
     run_transition,
 )
+from runs.textdata import storable_copy, unstorable
 
 SYSTEM = TranscriptEvent.Role.SYSTEM
 
 
 @transaction.atomic
+def _storable_document(document: Any) -> Any:
+    if not isinstance(document, dict | list):
+        return None
+    return storable_copy(document) if unstorable(document) else document
+
+
 def plan_create(
     *,
     run: Run,
@@ -50,7 +57,8 @@ def plan_create(
         source=source,
         created_by=created_by,
         goal=doc.goal if doc is not None else "",
-        document=document if isinstance(document, dict | list) else None,
+        # An invalid plan may hold what the database refuses (its problems say so): escaped.
+        document=_storable_document(document),
         rollback=[r.model_dump(mode="json") for r in doc.rollback] if doc is not None else [],
         is_valid=validated.is_valid,
         errors=[{"path": p.path, "code": p.code, "message": p.message} for p in validated.problems],

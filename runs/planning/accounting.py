@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -14,6 +14,7 @@ from runs.events import PlannerCall
 from runs.models import LlmCall, TranscriptEvent
 from runs.planning.redact import redact, redact_text
 from runs.statemachine import NewEvent
+from runs.textdata import storable_copy, storable_text
 
 _MILLION = Decimal(1_000_000)
 
@@ -39,10 +40,13 @@ def record_calls(*, run_id: int, calls: list[Any], plan: Any = None) -> list[New
     """Store each call as an ``LlmCall`` (redacted) and return its transcript events.
 
     Call inside the transaction that stores the plan, so accounting and plan agree.
+    What the model sent is stored escaped where the database could not hold it
+    (``runs.textdata.storable_copy``), so recording a call never fails.
     """
 
     events = []
-    for call in calls:
+    for original in calls:
+        call = _storable_call(original)
         cost = call_cost(call.model, call.tokens_in, call.tokens_out)
         error = redact_text(call.error or (f"refused: {call.refusal}" if call.refusal else ""))
         row = LlmCall.objects.create(
@@ -80,6 +84,13 @@ def record_calls(*, run_id: int, calls: list[Any], plan: Any = None) -> list[New
             )
         )
     return events
+
+
+def _storable_call(call: Any) -> Any:
+    """A copy of ``call`` whose texts the database can store (a model's answer may hold NUL)."""
+    texts = ("provider", "model", "purpose", "response", "refusal", "error")
+    fields = {name: storable_text(getattr(call, name)) for name in texts}
+    return replace(call, prompt=storable_copy(call.prompt), **fields)
 
 
 @dataclass(frozen=True)

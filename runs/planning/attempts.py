@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from runs.planning.providers.base import ModelReply, ModelRequest, ProviderError, strip_fence
 from runs.planning.validation import PlanProblem, ValidatedPlan, validate_with_registry
+from runs.textdata import TextDataError, parse_json
 from runs.tools.base import ToolSpec
 
 # PlanOutcome.failure of a playbook planner that found no stored plan similar enough.
@@ -148,9 +148,10 @@ def syntax_problem(text: str) -> str:
     if not body.strip():
         return "the answer is empty"
     try:
-        json.loads(body)
-    except json.JSONDecodeError as exc:
-        return f"invalid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        parse_json(body)
+    except TextDataError as exc:
+        where = f" at line {exc.line}, column {exc.column}" if exc.line is not None else ""
+        return f"{exc.message}{where}"
     return "the answer is not a JSON object"
 
 

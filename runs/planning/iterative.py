@@ -43,6 +43,7 @@ from runs.planning.prompt import (
 )
 from runs.planning.providers.base import Provider
 from runs.statemachine import NewEvent
+from runs.textdata import storable_text
 from runs.tools.base import ToolSpec
 
 log = logging.getLogger(__name__)
@@ -285,10 +286,17 @@ def step_event(outcome: PlanOutcome, *, number: int, plan: Plan | None = None) -
             plan_id=plan.pk if plan is not None else None,
             version=plan.version if plan is not None else None,
             step=f"step-{number}" if step.get("tool") else None,
-            thought=str(step.get("thought") or "")[:2000],
-            next_step=str(step.get("next_step") or "")[:500],
-            tool=step.get("tool"),
+            thought=storable_text(str(step.get("thought") or "")[:2000]),
+            next_step=storable_text(str(step.get("next_step") or "")[:500]),
+            tool=storable_text(str(step["tool"])) if step.get("tool") else None,
             stop=bool(step.get("stop")),
-            confidence=step.get("confidence"),
+            confidence=_storable_confidence(step.get("confidence")),
         ),
     )
+
+
+def _storable_confidence(value: Any) -> float | None:
+    """A confidence the event can hold (a number from 0 to 1), else none."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1:
+        return float(value)
+    return None

@@ -13,12 +13,9 @@ errors so that typos such as ``dependson`` surface instead of being dropped.
 
 from __future__ import annotations
 
-import json
-import math
 import re
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
-import yaml
 from pydantic import (
     AliasChoices,
     BaseModel,
@@ -30,6 +27,7 @@ from pydantic import (
 )
 
 from runs.models import Task
+from runs.textdata import MAX_CHARS, TextDataError, parse_json_or_yaml, unstorable
 
 # Ids appear in references (``steps.<id>.result``) and as ``Step.key`` (100 chars),
 # so dots, spaces and braces are kept out of them.
@@ -189,31 +187,8 @@ def plan_json_schema() -> dict[str, Any]:
     return PlanDocument.model_json_schema(mode="validation")
 
 
-class PlanSyntaxError(ValueError):
-    """The plan text is not valid YAML/JSON, or holds values JSON cannot store."""
-
-    def __init__(self, message: str, *, line: int | None = None, column: int | None = None) -> None:
-        where = f"line {line}, column {column}: " if line is not None else ""
-        super().__init__(f"{where}{message}")
-        self.message = message
-        self.line = line
-        self.column = column
-
-
-# libyaml's loader when PyYAML was built with it; the pure-Python one otherwise.
-if TYPE_CHECKING:
-    _Loader = yaml.SafeLoader
-else:
-    _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _PlanLoader(_Loader):
-    """Safe YAML without timestamp parsing: ``2024-05-01`` stays a string, so it stays JSON."""
-
-    yaml_implicit_resolvers = {
-        first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-        for first, resolvers in _Loader.yaml_implicit_resolvers.items()
-    }
+class PlanSyntaxError(TextDataError):
+    """The plan text is not valid YAML/JSON, is beyond the limits, or holds values JSON cannot store."""
 
 
 _FENCE_RE = re.compile(r"\A\s*```[A-Za-z0-9_-]*[ \t]*\n(?P<body>.*?)\n[ \t]*```\s*\Z", re.DOTALL)
@@ -223,71 +198,23 @@ def parse_plan_text(text: str) -> Any:
     """Parse a plan written as YAML or JSON into plain JSON data.
 
     1. A Markdown code fence around the whole text (a habit of LLMs) is removed.
-    2. Text that looks like JSON is parsed as JSON first: YAML rejects the tab
-       indentation that JSON allows, and JSON errors point at the right place.
-    3. Otherwise (or if JSON fails but YAML accepts it) YAML decides.
-    4. The result must be JSON-storable: string keys, finite numbers, no dates or bytes.
+    2. ``runs.textdata.parse_json_or_yaml`` parses it within its limits (size,
+       depth, integer digits, alias expansion).
+    3. The result must be storable: text keys, no NUL or lone surrogates, finite
+       numbers, integers within 64 bits, no dates or bytes.
     """
+    if len(text) > MAX_CHARS:
+        raise PlanSyntaxError(f"the plan is longer than {MAX_CHARS:,} characters")
     fenced = _FENCE_RE.match(text)
     if fenced:
         text = fenced["body"]
     if not text.strip():
         raise PlanSyntaxError("the plan is empty")
-    json_error: json.JSONDecodeError | None = None
-    if text.lstrip()[:1] in ("{", "["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            json_error = exc
-        else:
-            _check_json_data(data, "")
-            return data
     try:
-        data = yaml.load(text, Loader=_PlanLoader)  # _PlanLoader is a SafeLoader
-    except yaml.YAMLError as exc:
-        if json_error is not None:
-            raise PlanSyntaxError(
-                f"invalid JSON: {json_error.msg}", line=json_error.lineno, column=json_error.colno
-            ) from exc
-        raise _yaml_syntax_error(exc, text) from exc
-    _check_json_data(data, "")
+        data = parse_json_or_yaml(text)
+    except TextDataError as exc:
+        raise PlanSyntaxError(exc.message, line=exc.line, column=exc.column) from None
+    found = unstorable(data)
+    if found:
+        raise PlanSyntaxError(f"{found[0] or 'the plan'}: {found[1]}")
     return data
-
-
-def _yaml_syntax_error(exc: yaml.YAMLError, text: str) -> PlanSyntaxError:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc)
-    context = getattr(exc, "context", None)
-    message = f"invalid YAML: {context + ', ' if context else ''}{problem}"
-    if mark is None:
-        return PlanSyntaxError(message)
-    line_text = text.splitlines()[mark.line] if mark.line < len(text.splitlines()) else ""
-    if "{{" in line_text:
-        # Unquoted ``{{ ... }}`` is a YAML flow mapping, the classic way a reference breaks.
-        message += " (put values containing {{ ... }} references in quotes)"
-    return PlanSyntaxError(message, line=mark.line + 1, column=mark.column + 1)
-
-
-def _check_json_data(value: Any, path: str) -> None:
-    """Reject what JSONField/jsonb cannot hold, naming where it is."""
-    if value is None or isinstance(value, bool | int | str):
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise PlanSyntaxError(f"{path or 'the plan'}: {value} is not a finite number")
-        return
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            _check_json_data(item, f"{path}[{i}]")
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise PlanSyntaxError(
-                    f"{path or 'the plan'}: key {key!r} must be a string (quote it)"
-                )
-            _check_json_data(item, f"{path}.{key}" if path else key)
-        return
-    raise PlanSyntaxError(
-        f"{path or 'the plan'}: {type(value).__name__} values are not allowed (quote it as a string)"
-    )

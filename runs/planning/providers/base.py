@@ -9,12 +9,13 @@ become a ``ProviderError`` with a sentence an operator can act on, never a crash
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+
+from runs import textdata
 
 if TYPE_CHECKING:
     pass
@@ -86,10 +87,10 @@ def strip_fence(text: str) -> str:
 
 
 def parse_json(text: str) -> Any:
-    """The reply as JSON, tolerating a Markdown fence; None when it is not JSON."""
+    """The reply as JSON, tolerating a Markdown fence; None when it is not JSON (or beyond limits)."""
     try:
-        return json.loads(strip_fence(text))
-    except (json.JSONDecodeError, ValueError):
+        return textdata.parse_json(strip_fence(text))
+    except textdata.TextDataError:
         return None
 
 

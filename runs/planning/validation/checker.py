@@ -48,6 +48,7 @@ from runs.planning.validation.messages import (
     suggest,
 )
 from runs.planning.validation.problems import PlanProblem
+from runs.textdata import unstorable_values
 from runs.tools.base import ToolSpec
 from runs.tools.registry import load_tool_specs
 
@@ -104,6 +105,9 @@ def validate_plan(raw: Any, *, tools: Mapping[str, ToolSpec], max_steps: int) ->
             ],
             [],
         )
+    stored = _unstorable_problems(raw)
+    if stored:  # nothing else is checked: such values may break the checks themselves
+        return ValidatedPlan(None, stored, [])
     problems: list[PlanProblem] = []
     document: PlanDocument | None
     known_ids: set[str] = set()
@@ -136,6 +140,25 @@ def validate_plan(raw: Any, *, tools: Mapping[str, ToolSpec], max_steps: int) ->
     order = checker.check_steps(steps, known_ids)
     checker.check_rollback(rollback)
     return ValidatedPlan(document, problems, [] if problems else order)
+
+
+MAX_STORAGE_PROBLEMS = 50  # of one plan; a model that wrote more has the gist from these
+
+
+def _unstorable_problems(raw: Any) -> list[PlanProblem]:
+    """A problem per value the database could not store (``runs.textdata.unstorable_values``)."""
+    problems = []
+    for path, reason in unstorable_values(raw):
+        problems.append(
+            PlanProblem(
+                path.lstrip("."),
+                "unstorable",
+                f"{path or 'The plan'}: {reason}; the database cannot store such a value.",
+            )
+        )
+        if len(problems) == MAX_STORAGE_PROBLEMS:
+            break
+    return problems
 
 
 # -- the checks -----------------------------------------------------------------------

@@ -11,7 +11,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from runs.planning.providers.base import ModelReply, ModelRequest, ProviderError
+from runs.planning.providers.base import ModelReply, ModelRequest, ProviderError, parse_json
+from runs.textdata import storable_copy
 
 
 class ScriptedProvider:
@@ -31,15 +32,10 @@ class ScriptedProvider:
             raise item
         if isinstance(item, ModelReply):
             return item
-        text = item if isinstance(item, str) else json.dumps(item)
-        data = None
-        if not isinstance(item, str):
-            data = item
-        else:
-            try:
-                data = json.loads(item)
-            except ValueError:
-                data = None
+        if isinstance(item, str):
+            text, data = item, parse_json(item)
+        else:  # data a real model could not send (NaN, huge integers) is shown escaped
+            text, data = json.dumps(storable_copy(item)), item
         return ModelReply(
             text=text,
             data=data,
