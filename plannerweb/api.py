@@ -12,6 +12,7 @@ from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.parser import Parser
 
 from reviews.api import audit_router
 from reviews.api import router as reviews_router
@@ -29,6 +30,16 @@ from runs.api.errors import ApiError
 from runs.api.tasks import plan_field
 from runs.lifecycle.errors import RunError
 from runs.statemachine import TransitionError
+from runs.textdata import TextDataError, parse_json
+
+
+class BoundedParser(Parser):
+    """Request bodies through ``runs.textdata.parse_json``: size, depth and digits bounded."""
+
+    def parse_body(self, request: HttpRequest) -> dict[str, Any]:
+        data: dict[str, Any] = parse_json(request.body)
+        return data
+
 
 api = NinjaAPI(
     title="plannerweb",
@@ -43,6 +54,7 @@ api = NinjaAPI(
     auth=AUTH,
     docs_url="/docs",
     openapi_url="/openapi.json",
+    parser=BoundedParser(),
 )
 api.add_router("/", runs_router)
 api.add_router("/reviews", reviews_router)
@@ -79,6 +91,11 @@ _HTTP_CODES = {
 @api.exception_handler(ApiError)
 def _api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
     return error(request, exc.status, exc.code, exc.detail, exc.fields)
+
+
+@api.exception_handler(TextDataError)
+def _bad_body(request: HttpRequest, exc: TextDataError) -> HttpResponse:
+    return error(request, 422, "invalid_json", f"The request body is not usable JSON: {exc}")
 
 
 @api.exception_handler(AuthenticationError)

@@ -23,20 +23,20 @@ from reviews.api.schemas.queue import (
 )
 from reviews.models import ReviewItem
 from reviews.selectors import QueueFilters
-from runs.api.auth import require
+from runs.api.auth import caller, role_auth
 from runs.api.errors import ERRORS, ApiError, edited_plan, field_error
 from runs.api.inputs import MAX_ID
 from runs.api.paging import OFFSET, limit_param, offset_page
 from runs.lifecycle.reviews import review_approve, review_edit, review_reject
 from runs.permissions import is_reviewer
 
-router = Router(tags=["reviews"])
+router = Router(tags=["reviews"], auth=role_auth(is_reviewer, "review"))
 
 ItemId = Path(..., ge=1, le=MAX_ID, description="The review item's id.")
 
 
 def _reviewer(request: HttpRequest) -> Any:
-    return require(request, is_reviewer, "review")
+    return caller(request)  # the router's auth checked the role
 
 
 def _item(item_id: int) -> ReviewItem:

@@ -5,6 +5,8 @@ Every API request is authenticated by one of:
 2. The Django session cookie: unsafe methods must pass Django's CSRF check
    (``X-CSRFToken`` header), as any form on the dashboard does.
 Anonymous requests get 401; signed-in users without the needed role get 403.
+The role is checked by the operation's auth (``role_auth``), before ninja reads
+the body, so a caller without the role gets 403 whatever the body holds.
 """
 
 from __future__ import annotations
@@ -24,10 +26,25 @@ from runs.tokens import api_token_authenticate
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
+Check = Callable[[Any], bool]
+
+
+def _role(user: Any, check: Check | None, what: str) -> Any:
+    """``user`` when ``check`` allows them (or there is no check), else 403 naming ``what``."""
+    if check is not None and not check(user):
+        raise ApiError(403, "forbidden", f"Your role does not allow you to {what}.")
+    return user
+
+
 class BearerTokenAuth(HttpAuthBase):
-    """``Authorization: Bearer <personal API token>``."""
+    """``Authorization: Bearer <personal API token>``; with ``check``, only users it allows."""
 
     openapi_scheme = "bearer"
+
+    def __init__(self, check: Check | None = None, what: str = "") -> None:
+        super().__init__()
+        self.check = check
+        self.what = what
 
     def __call__(self, request: HttpRequest) -> Any:
         # ninja's HttpBearer logs a malformed header verbatim under DEBUG; a token must never
@@ -40,7 +57,7 @@ class BearerTokenAuth(HttpAuthBase):
             return None
         request.user = user
         request.api_token_used = True  # type: ignore[attr-defined]
-        return user
+        return _role(user, self.check, self.what)
 
 
 class SessionCsrfAuth(APIKeyCookie):
@@ -48,8 +65,10 @@ class SessionCsrfAuth(APIKeyCookie):
 
     param_name = settings.SESSION_COOKIE_NAME
 
-    def __init__(self) -> None:
+    def __init__(self, check: Check | None = None, what: str = "") -> None:
         super().__init__(csrf=False)  # checked below, after we know who is asking
+        self.check = check
+        self.what = what
 
     def authenticate(self, request: HttpRequest, key: str | None) -> Any:
         user = getattr(request, "user", None)
@@ -62,18 +81,28 @@ class SessionCsrfAuth(APIKeyCookie):
                 "CSRF check failed: send the csrftoken cookie's value in an X-CSRFToken header, "
                 "or use a Bearer token.",
             )
-        return user
+        return _role(user, self.check, self.what)
 
 
 AUTH = [BearerTokenAuth(), SessionCsrfAuth()]
 
 
-def require(request: HttpRequest, check: Callable[[Any], bool], what: str) -> Any:
+def role_auth(check: Check, what: str) -> list[Any]:
+    """An operation's ``auth=``: signed in (token or session) with the role ``check`` asks for.
+
+    ``what`` completes "Your role does not allow you to ...", the 403's sentence.
+    """
+    return [BearerTokenAuth(check, what), SessionCsrfAuth(check, what)]
+
+
+def require(request: HttpRequest, check: Check, what: str) -> Any:
     """The authenticated user if ``check`` allows them, else 403 saying what was refused."""
-    user = request.auth  # type: ignore[attr-defined]
-    if not check(user):
-        raise ApiError(403, "forbidden", f"Your role does not allow you to {what}.")
-    return user
+    return _role(request.auth, check, what)  # type: ignore[attr-defined]
+
+
+def caller(request: HttpRequest) -> Any:
+    """The user the operation's auth let in (and whose role it checked)."""
+    return request.auth  # type: ignore[attr-defined]
 
 
 def via_token(request: HttpRequest) -> bool:

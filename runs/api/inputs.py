@@ -1,60 +1,74 @@
-"""What every API input shares: unknown keys and values a database cannot store are refused."""
+"""What every API input shares: strict types; unknown keys and unstorable values are refused."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from ninja import Field, Schema
-from pydantic import ConfigDict, model_validator
-from pydantic_core import PydanticCustomError
+from ninja.schema import DjangoGetter
+from pydantic import ConfigDict, GetJsonSchemaHandler, model_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
+
+from runs.textdata import unstorable
 
 MAX_ID = 2**63 - 1  # the largest key SQLite and PostgreSQL bigint hold
 
 
+# What every free-text field's schema says of it: the server refuses NUL and lone surrogates.
+STORABLE_TEXT = "^[^\\u0000\\ud800-\\udfff]*$"
+
+
 def storable_problem(value: Any) -> str | None:
-    """Why ``value`` cannot be stored (NUL, lone surrogates, NaN/Infinity), or None."""
-    found = _unstorable(value)
+    """Why ``value`` cannot be stored (``runs.textdata.unstorable``), or None."""
+    found = unstorable(value)
     return f"{found[0] or 'value'}: {found[1]}" if found else None
 
 
-def _unstorable(value: Any) -> tuple[str, str] | None:
-    """(path, reason) of the first value a database cannot store, or None."""
-    stack: list[tuple[Any, str]] = [(value, "")]
-    while stack:
-        item, path = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return path, "text may not contain NUL characters"
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return path, "text may not contain lone surrogates"
-        elif isinstance(item, float) and not math.isfinite(item):
-            return path, f"{item} is not a finite number"
-        elif isinstance(item, dict):
-            for key, sub in item.items():
-                stack.append((key, path))
-                stack.append((sub, f"{path}.{key}" if path else str(key)))
-        elif isinstance(item, list | tuple):
-            stack.extend((sub, f"{path}[{i}]") for i, sub in enumerate(item))
-    return None
+def _text_pattern(schema: dict[str, Any]) -> None:
+    """Say in a string property's schema (or its ``anyOf`` arms) that NUL is refused."""
+    for arm in [schema, *schema.get("anyOf", [])]:
+        if arm.get("type") == "string" and not {"pattern", "enum", "const", "format"} & arm.keys():
+            arm["pattern"] = STORABLE_TEXT
 
 
 class In(Schema):
-    """Base of every input: unknown keys and values a database cannot store are refused."""
+    """Base of every input: strict types, no unknown keys, no value a database cannot store.
 
-    model_config = ConfigDict(extra="forbid")
+    Strict: ``0`` is no boolean and ``"5"`` no number, as the schema says. Each
+    free-text field's schema carries ``STORABLE_TEXT``; values inside open objects
+    (plans, configs) are held to the same rule by ``runs.textdata.unstorable``.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     @model_validator(mode="before")
     @classmethod
     def _storable(cls, data: Any) -> Any:
-        found = _unstorable(data)
+        # ninja hands query and form data over wrapped; a body arrives as a dict.
+        values = data._obj if isinstance(data, DjangoGetter) else data
+        found = unstorable(values) if isinstance(values, dict | list) else None
         if found:
             raise PydanticCustomError(
                 "unstorable", "{reason}", {"path": found[0], "reason": found[1]}
             )
         return data
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        resolved = handler.resolve_ref_schema(schema)
+        for prop in resolved.get("properties", {}).values():
+            _text_pattern(prop)
+        return schema
+
+
+class QueryIn(In):
+    """Query-string filters: their values arrive as text, so types are converted (not strict)."""
+
+    model_config = ConfigDict(extra="forbid", strict=False)
 
 
 class DecisionIn(In):

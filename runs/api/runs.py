@@ -13,7 +13,7 @@ from ninja import Path, Query, Router, Status
 
 from reviews.selectors import open_escalation
 from runs import selectors
-from runs.api.auth import require
+from runs.api.auth import caller, role_auth
 from runs.api.errors import ERRORS, ApiError, edited_plan, field_error
 from runs.api.inputs import MAX_ID
 from runs.api.paging import OFFSET, limit_param, offset_page
@@ -35,7 +35,7 @@ from runs.lifecycle.retries import run_retry as retry
 from runs.models import Plan, Run, Step
 from runs.permissions import can_view_runs, is_operator, is_reviewer
 
-runs_router = Router(tags=["runs"])
+runs_router = Router(tags=["runs"], auth=role_auth(can_view_runs, "see runs"))
 
 RunId = Path(..., ge=1, le=MAX_ID, description="The run's id.")
 
@@ -64,7 +64,6 @@ def run_list(
     offset: int = OFFSET,
 ) -> dict[str, Any]:
     """Runs newest first, filtered, a page at a time; two queries whatever the page size."""
-    require(request, can_view_runs, "see runs")
     runs = selectors.run_search(
         statuses=filters.status,
         submitter=filters.submitter,
@@ -79,7 +78,6 @@ def run_list(
 
 @runs_router.get("/{run_id}", response={200: RunOut, **ERRORS}, summary="One run")
 def run_detail(request: HttpRequest, run_id: int = RunId) -> Run:
-    require(request, can_view_runs, "see runs")
     return get_run(run_id, detail_runs())
 
 
@@ -88,7 +86,6 @@ def run_detail(request: HttpRequest, run_id: int = RunId) -> Run:
 )
 def run_plans(request: HttpRequest, run_id: int = RunId) -> QuerySet[Plan]:
     """Every plan version of the run, oldest first, invalid ones with their problems."""
-    require(request, can_view_runs, "see runs")
     _exists(run_id)
     return Plan.objects.filter(run_id=run_id).select_related("created_by").order_by("version")
 
@@ -102,7 +99,6 @@ def run_steps(
     ),
 ) -> QuerySet[Step]:
     """The steps of the run's current plan (or of ``version``): main steps, then rollback."""
-    require(request, can_view_runs, "see runs")
     _exists(run_id)
     if version is None:
         return selectors.run_steps(run_id)
@@ -122,7 +118,6 @@ def run_events(
     limit: int = Query(200, ge=1, le=MAX_EVENTS_PAGE),
 ) -> dict[str, Any]:
     """Transcript events after ``seq`` ``after``, in order; poll with ``next_after`` to follow."""
-    require(request, can_view_runs, "see runs")
     status = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
     if status is None:
         raise ApiError(404, "not_found", f"There is no run {run_id}.")
@@ -136,10 +131,15 @@ def run_events(
     }
 
 
-@runs_router.post("/{run_id}/cancel", response={200: RunOut, **ERRORS}, summary="Cancel a run")
+@runs_router.post(
+    "/{run_id}/cancel",
+    response={200: RunOut, **ERRORS},
+    summary="Cancel a run",
+    auth=role_auth(is_operator, "cancel runs"),
+)
 def run_cancel(request: HttpRequest, run_id: int = RunId) -> Run:
     """Cancel at once when nothing executes the run, else ask its executor to stop (then poll)."""
-    user = require(request, is_operator, "cancel runs")
+    user = caller(request)
     try:
         cancel.run_cancel(run_id=run_id, user=user)
     except Run.DoesNotExist:
@@ -153,6 +153,7 @@ def run_cancel(request: HttpRequest, run_id: int = RunId) -> Run:
     "/{run_id}/resume",
     response={200: RunOut, **ERRORS},
     summary="Resume an escalated run (retry or skip its stuck step, edit, roll back, abort)",
+    auth=role_auth(is_reviewer, "resume runs"),
 )
 def run_resume(request: HttpRequest, payload: ResumeIn, run_id: int = RunId) -> Run:
     """Decide the run's open escalation, as its review item would; any worker continues the run.
@@ -162,7 +163,7 @@ def run_resume(request: HttpRequest, payload: ResumeIn, run_id: int = RunId) -> 
     invalid edit is a 422 listing every problem, with nothing written.
     """
 
-    user = require(request, is_reviewer, "resume runs")
+    user = caller(request)
     _exists(run_id)
     if payload.action != "edit" and payload.plan is not None:
         raise field_error("plan", "unexpected", "Send a plan only with the `edit` action.")
@@ -188,11 +189,12 @@ def run_resume(request: HttpRequest, payload: ResumeIn, run_id: int = RunId) -> 
     "/{run_id}/retry",
     response={201: RunOut, **ERRORS},
     summary="Retry a failed run from a failed step (a new run of the same task)",
+    auth=role_auth(is_operator, "retry runs"),
 )
 def run_retry(request: HttpRequest, payload: RetryIn, run_id: int = RunId) -> Status[Run]:
     """A new run of the task from ``step``; steps that still stand are carried over (409 if not retryable)."""
 
-    user = require(request, is_operator, "retry runs")
+    user = caller(request)
     try:
         new = retry(run_id=run_id, step=payload.step, user=user)
     except Run.DoesNotExist:

@@ -7,7 +7,7 @@ from typing import Any
 from django.http import HttpRequest
 from ninja import Router, Status
 
-from runs.api.auth import require
+from runs.api.auth import caller, role_auth
 from runs.api.errors import ERRORS, ApiError
 from runs.api.inputs import storable_problem
 from runs.api.runs import detail_runs, get_run
@@ -23,7 +23,7 @@ from runs.planning.options import PlannerOptionsError
 from runs.planning.schema import PlanSyntaxError, goal_title, parse_plan_text
 from runs.planning.validation import validate_with_registry
 
-tasks_router = Router(tags=["tasks"])
+tasks_router = Router(tags=["tasks"], auth=role_auth(is_operator, "submit tasks"))
 
 
 def plan_field(path: str) -> str:
@@ -76,7 +76,7 @@ def task_create(request: HttpRequest, payload: TaskIn) -> Status[Run]:
     An invalid plan is answered 422 with every problem and its path, like the
     dashboard's form; a valid one is queued to execute at once.
     """
-    user = require(request, is_operator, "submit tasks")
+    user = caller(request)
     options = payload.planner_options()
     if payload.plan is None:
         return _task_for_planner(payload, options, user)

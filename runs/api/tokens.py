@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from django.http import HttpRequest
 from ninja import Path, Router, Status
 
-from runs.api.auth import require, via_token
+from runs.api.auth import caller, role_auth, via_token
 from runs.api.errors import ERRORS, ApiError
 from runs.api.inputs import MAX_ID
 from runs.api.schemas.tokens import NewTokenOut, TokenIn, TokenOut
@@ -19,19 +19,19 @@ from runs.models import ApiToken
 from runs.permissions import can_view_runs
 from runs.tokens import TokenError, api_token_create, api_token_revoke, api_tokens_of
 
-tokens_router = Router(tags=["tokens"])
+tokens_router = Router(tags=["tokens"], auth=role_auth(can_view_runs, "use the API"))
 
 
 @tokens_router.get("", response={200: list[TokenOut], **ERRORS}, summary="Your API tokens")
 def token_list(request: HttpRequest) -> list[ApiToken]:
     """Your tokens, revoked ones included; never their secrets."""
-    return api_tokens_of(require(request, can_view_runs, "use the API"))
+    return api_tokens_of(caller(request))
 
 
 @tokens_router.post("", response={201: NewTokenOut, **ERRORS}, summary="Create an API token")
 def token_create(request: HttpRequest, payload: TokenIn) -> Status[SimpleNamespace]:
     """Mint a token acting as you; the response holds its secret, shown this once."""
-    user = require(request, can_view_runs, "use the API")
+    user = caller(request)
     if via_token(request):
         raise ApiError(
             403,
@@ -59,7 +59,7 @@ def token_create(request: HttpRequest, payload: TokenIn) -> Status[SimpleNamespa
     "/{token_id}", response={204: None, **ERRORS}, summary="Revoke one of your tokens"
 )
 def token_revoke(request: HttpRequest, token_id: int = Path(..., ge=1, le=MAX_ID)) -> Status[None]:
-    user = require(request, can_view_runs, "use the API")
+    user = caller(request)
     try:
         api_token_revoke(user=user, token_id=token_id)
     except ApiToken.DoesNotExist:

@@ -11,7 +11,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from ninja import Path, Router, Status
 
-from runs.api.auth import require
+from runs.api.auth import caller, role_auth
 from runs.api.errors import ERRORS, ApiError
 from runs.api.schemas.tools import ToolIn, ToolOut, ToolPatchIn, ToolsImportIn, ToolsImportOut
 from runs.models import Tool
@@ -20,7 +20,8 @@ from runs.tools import services as registry
 from runs.tools.services import ToolRejected, tool_update
 from runs.tools.yaml_io import ToolsYamlError, tools_import, tools_to_yaml
 
-tools_router = Router(tags=["tools"])
+tools_router = Router(tags=["tools"], auth=role_auth(can_view_runs, "see the tool registry"))
+STAFF = role_auth(is_admin, "edit the tool registry")
 
 ToolName = Path(..., max_length=100, pattern=r"^[-a-zA-Z0-9_]+$", description="The tool's name.")
 _OUT_FIELDS = [f for f in ToolOut.model_fields if f != "config"]
@@ -52,19 +53,19 @@ def _rejected(exc: ToolRejected) -> ApiError:
 
 @tools_router.get("/tools", response={200: list[ToolOut], **ERRORS}, summary="List tools")
 def tool_list(request: HttpRequest) -> list[dict[str, Any]]:
-    user = require(request, can_view_runs, "see the tool registry")
+    user = caller(request)
     return [_out(t, staff=is_admin(user)) for t in Tool.objects.order_by("name")]
 
 
 @tools_router.get("/tools/{name}", response={200: ToolOut, **ERRORS}, summary="One tool")
 def tool_detail(request: HttpRequest, name: str = ToolName) -> dict[str, Any]:
-    user = require(request, can_view_runs, "see the tool registry")
+    user = caller(request)
     return _out(_tool(name), staff=is_admin(user))
 
 
-@tools_router.post("/tools", response={201: ToolOut, **ERRORS}, summary="Add a tool")
+@tools_router.post("/tools", response={201: ToolOut, **ERRORS}, summary="Add a tool", auth=STAFF)
 def tool_create(request: HttpRequest, payload: ToolIn) -> Status[dict[str, Any]]:
-    user = require(request, is_admin, "edit the tool registry")
+    user = caller(request)
     try:
         tool = registry.tool_create(actor=user, **payload.model_dump())
     except ToolRejected as exc:
@@ -72,20 +73,24 @@ def tool_create(request: HttpRequest, payload: ToolIn) -> Status[dict[str, Any]]
     return Status(201, _out(tool, staff=True))
 
 
-@tools_router.put("/tools/{name}", response={200: ToolOut, **ERRORS}, summary="Replace a tool")
+@tools_router.put(
+    "/tools/{name}", response={200: ToolOut, **ERRORS}, summary="Replace a tool", auth=STAFF
+)
 def tool_replace(request: HttpRequest, payload: ToolIn, name: str = ToolName) -> dict[str, Any]:
     """Set every field of a tool (those left out take their defaults)."""
     return _update(request, name, payload.model_dump())
 
 
-@tools_router.patch("/tools/{name}", response={200: ToolOut, **ERRORS}, summary="Change a tool")
+@tools_router.patch(
+    "/tools/{name}", response={200: ToolOut, **ERRORS}, summary="Change a tool", auth=STAFF
+)
 def tool_patch(request: HttpRequest, payload: ToolPatchIn, name: str = ToolName) -> dict[str, Any]:
     """Change the fields given; ``{"enabled": false}`` takes a tool out of service."""
     return _update(request, name, payload.model_dump(exclude_unset=True))
 
 
 def _update(request: HttpRequest, name: str, fields: dict[str, Any]) -> dict[str, Any]:
-    user = require(request, is_admin, "edit the tool registry")
+    user = caller(request)
     nulls = [k for k, v in fields.items() if v is None]
     if nulls:
         raise ApiError(
@@ -103,10 +108,12 @@ def _update(request: HttpRequest, name: str, fields: dict[str, Any]) -> dict[str
     return _out(tool, staff=True)
 
 
-@tools_router.delete("/tools/{name}", response={204: None, **ERRORS}, summary="Delete a tool")
+@tools_router.delete(
+    "/tools/{name}", response={204: None, **ERRORS}, summary="Delete a tool", auth=STAFF
+)
 def tool_delete(request: HttpRequest, name: str = ToolName) -> Status[None]:
     """Remove a tool; past steps keep its name. Prefer disabling a tool plans still use."""
-    user = require(request, is_admin, "edit the tool registry")
+    user = caller(request)
     try:
         registry.tool_delete(name=name, actor=user)
     except Tool.DoesNotExist:
@@ -118,6 +125,7 @@ def tool_delete(request: HttpRequest, name: str = ToolName) -> Status[None]:
     "/tools.yaml",
     response={200: None, **ERRORS},
     summary="Export the registry as tools.yaml",
+    auth=STAFF,
     openapi_extra={
         "responses": {
             200: {
@@ -137,18 +145,20 @@ def tool_delete(request: HttpRequest, name: str = ToolName) -> Status[None]:
 )
 def tools_export(request: HttpRequest) -> HttpResponse:
     """Every tool as a tools.yaml file (staff only: configs may hold URLs and headers)."""
-    require(request, is_admin, "export the tool registry")
     return HttpResponse(
         tools_to_yaml(Tool.objects.order_by("name")), content_type="application/yaml"
     )
 
 
 @tools_router.post(
-    "/tools.yaml", response={200: ToolsImportOut, **ERRORS}, summary="Import a tools.yaml"
+    "/tools.yaml",
+    response={200: ToolsImportOut, **ERRORS},
+    summary="Import a tools.yaml",
+    auth=STAFF,
 )
 def tools_import_yaml(request: HttpRequest, payload: ToolsImportIn) -> Any:
     """Create or update the file's tools by name; a file with any problem changes nothing."""
-    user = require(request, is_admin, "import tools")
+    user = caller(request)
     try:
         return tools_import(text=payload.text, replace=payload.replace, actor=user)
     except ToolsYamlError as exc:

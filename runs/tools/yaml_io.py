@@ -39,6 +39,7 @@ from django.db import transaction
 
 from runs.evaluation.checks import validate_checks
 from runs.models import Tool
+from runs.textdata import TextDataError, parse_yaml, unstorable
 from runs.tools.kinds.http import yaml as http_yaml
 from runs.tools.kinds.python import yaml as python_yaml
 from runs.tools.kinds.shell import yaml as shell_yaml
@@ -123,9 +124,12 @@ class ImportReport:
 def tools_from_yaml(text: str) -> list[ToolDraft]:
     """Parse and check a tools file; raise ToolsYamlError listing every problem."""
     try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ToolsYamlError([f"(file): not valid YAML: {exc}"]) from None
+        document = parse_yaml(text)
+    except TextDataError as exc:
+        raise ToolsYamlError([f"(file): {exc}"]) from None
+    found = unstorable(document)
+    if found:
+        raise ToolsYamlError([f"{found[0] or '(file)'}: {found[1]}"])
     if not isinstance(document, dict) or not isinstance(document.get("tools"), list):
         raise ToolsYamlError(["(file): expected a mapping with a 'tools:' list"])
     problems = [f"(file): unknown key {k!r}" for k in document if k != "tools"]

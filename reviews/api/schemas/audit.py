@@ -8,11 +8,11 @@ from typing import Any
 from ninja import Field, Schema
 
 from reviews.models import AuditEntry
-from runs.api.inputs import In
+from runs.api.inputs import QueryIn
 from runs.api.paging import PageOut
 
 
-class AuditFiltersIn(In):
+class AuditFiltersIn(QueryIn):
     run: int | None = Field(None, ge=1, le=2**63 - 1, description="Entries about this run.")
     item: int | None = Field(None, ge=1, le=2**63 - 1, description="Entries about this item.")
     actor: str | None = Field(None, max_length=150, description="Username (or `system`).")

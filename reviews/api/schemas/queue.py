@@ -9,13 +9,13 @@ from django.utils import timezone
 from ninja import Field, Schema
 
 from reviews.models import ReviewItem, ReviewKind, ReviewStatus
-from runs.api.inputs import DecisionIn, In
+from runs.api.inputs import DecisionIn, In, QueryIn
 from runs.api.paging import PageOut
 
 Age = Literal["1h", "24h", "7d"]
 
 
-class QueueFiltersIn(In):
+class QueueFiltersIn(QueryIn):
     """The queue page's filters; each one given narrows the list."""
 
     kind: ReviewKind | None = Field(None, description="Item kind.")

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from ninja import Field, ModelSchema, Schema
 from pydantic import field_validator
 
-from runs.api.inputs import DecisionIn, In
+from runs.api.inputs import DecisionIn, In, QueryIn
 from runs.api.paging import PageOut
 from runs.events import event_summary
 from runs.models import Plan, Run, RunStatus, Step, TranscriptEvent
@@ -24,7 +24,7 @@ MAX_EVENTS_PAGE = 1000
 
 
 # --------------------------------------------------------------------------- runs
-class RunFilters(In):
+class RunFilters(QueryIn):
     """Query filters of the run list; each one given narrows the list."""
 
     status: list[RunStatus] | None = Field(

@@ -73,7 +73,10 @@ class TaskIn(In):
     # Supervisor budgets for this task; each left out takes the deployment's default.
     budget_max_steps: int | None = Field(None, ge=1, le=1_000_000)
     budget_max_tokens: int | None = Field(None, ge=1, le=2_000_000_000)
-    budget_max_cost: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
+    # Not strict: JSON numbers arrive as floats, which strict mode refuses for a Decimal.
+    budget_max_cost: Decimal | None = Field(
+        None, ge=0, max_digits=12, decimal_places=6, strict=False
+    )
     budget_max_wall_seconds: int | None = Field(None, ge=1, le=2_000_000_000)
 
     def budgets(self) -> dict[str, Any]:
