@@ -10,6 +10,7 @@ from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
+from django.utils.datastructures import MultiValueDict
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
@@ -39,6 +40,22 @@ class BoundedParser(Parser):
     def parse_body(self, request: HttpRequest) -> dict[str, Any]:
         data: dict[str, Any] = parse_json(request.body)
         return data
+
+    def parse_querydict(
+        self, data: MultiValueDict[str, Any], list_fields: list[str], request: HttpRequest
+    ) -> dict[str, Any]:
+        """Query parameters; one that takes a single value may not be repeated."""
+        repeated = [k for k in data if k not in list_fields and len(data.getlist(k)) > 1]
+        if repeated:
+            raise ApiError(
+                422,
+                "invalid_input",
+                f"The parameter {repeated[0]!r} takes one value; it was given more than once.",
+                fields=[
+                    {"field": k, "code": "repeated", "message": "give it once"} for k in repeated
+                ],
+            )
+        return super().parse_querydict(data, list_fields, request)
 
 
 api = NinjaAPI(

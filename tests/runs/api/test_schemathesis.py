@@ -20,7 +20,10 @@ from django.test import Client
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
+from schemathesis.config import SchemathesisConfig
+from schemathesis.core.failures import FailureGroup
+from schemathesis.checks import CHECKS as REGISTRY
+from schemathesis.checks import load_all_checks, not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     negative_data_rejection,
@@ -170,3 +173,51 @@ def test_every_operation_answers_as_documented_and_never_with_a_5xx(
         assert refused <= never <= MAY_NOT_SUCCEED_AT_RANDOM | refused, {
             op: seen[op] for op in never
         }
+
+
+# -- every check, as an operator and as a reviewer ------------------------------------------
+ROLE_EXAMPLES = 8
+
+
+@pytest.mark.parametrize("role", ["operator", "reviewer"])
+def test_every_check_passes_for_each_role(
+    role: str, request: pytest.FixtureRequest, wsgi_app: WSGIHandler, seeded: Seeded
+) -> None:
+    user: User = request.getfixturevalue(role)
+    token = api_token_create(user=user, name="schemathesis").plaintext
+    config = SchemathesisConfig.from_path(str(settings.BASE_DIR / "schemathesis.toml"))
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", wsgi_app, config=config)
+    schema = schema.exclude(path="/api/tokens/{token_id}", method="DELETE")
+    load_all_checks()
+    checks = REGISTRY.get_all()
+    known = {"run_id": seeded.run_id, "name": "read_schema", "item_id": seeded.item_id}
+    failures: list[str] = []
+    cases = 0
+    for operation in [result.ok() for result in schema.get_all_operations()]:
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            path_parameters = {k: v for k, v in known.items() if "{" + k + "}" in operation.path}
+
+            @given(
+                case=operation.as_strategy(generation_mode=mode, path_parameters=path_parameters)
+            )
+            @hypothesis_settings(
+                max_examples=ROLE_EXAMPLES,
+                deadline=None,
+                database=None,
+                derandomize=True,
+                phases=[Phase.explicit, Phase.generate],
+                suppress_health_check=list(HealthCheck),
+            )
+            def check(case: schemathesis.Case) -> None:
+                nonlocal cases
+                cases += 1
+                try:
+                    case.call_and_validate(
+                        headers={"Authorization": f"Bearer {token}"}, checks=checks
+                    )
+                except (AssertionError, FailureGroup) as exc:  # schemathesis' failure report
+                    failures.append(f"{case.operation.label} ({mode.value}): {exc}"[:3000])
+
+            check()
+    print(f"{role}: {cases} cases, {len(failures)} failures")
+    assert not failures, "\n\n".join(failures[:10])

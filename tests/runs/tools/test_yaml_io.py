@@ -195,7 +195,7 @@ def test_a_tools_file_becomes_drafts_with_object_schemas() -> None:
             "tools: [{name: a, max_retries: -1, script: {python: runs.tools.builtin.echo}}]",
             "tools[0] (a).max_retries: must be a whole number",
         ),
-        ("tools: [a, b", "(file): not valid YAML"),
+        ("tools: [a, b", "(file): line 2, column 1: invalid YAML"),
         ("- name: a", "(file): expected a mapping with a 'tools:' list"),
         ("tools: []\nversion: 2", "(file): unknown key 'version'"),
     ],
