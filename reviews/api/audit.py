@@ -33,7 +33,7 @@ def audit_list(
 
 @audit_router.get(
     "/csv",
-    response={200: str, **ERRORS},
+    response={200: None, **ERRORS},
     summary="Audit entries as CSV",
     openapi_extra={
         "responses": {
