@@ -146,6 +146,12 @@ def parse_yaml(text: str) -> Any:
     if len(text) > MAX_CHARS:
         raise TextDataError(f"the document is longer than {MAX_CHARS:,} characters")
     try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # libyaml reads UTF-8 only
+        raise TextDataError(
+            f"the text may not contain lone surrogates (character {exc.start + 1})"
+        ) from None
+    try:
         _check_yaml_shape(text)
         return yaml.load(text, Loader=_DataLoader)  # _DataLoader is a SafeLoader
     except yaml.YAMLError as exc:
