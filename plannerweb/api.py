@@ -110,9 +110,11 @@ def _api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
     return error(request, exc.status, exc.code, exc.detail, exc.fields)
 
 
-@api.exception_handler(TextDataError)
 def _bad_body(request: HttpRequest, exc: TextDataError) -> HttpResponse:
-    return error(request, 422, "invalid_json", f"The request body is not usable JSON: {exc}")
+    """A body ``BoundedParser`` refused: malformed JSON is 400, JSON beyond a limit 422."""
+    if exc.message.startswith("invalid JSON"):
+        return error(request, 400, "bad_request", f"The request body is not JSON: {exc}")
+    return error(request, 422, "invalid_json", f"The request body is beyond a limit: {exc}")
 
 
 @api.exception_handler(AuthenticationError)
@@ -127,6 +129,8 @@ def _not_authenticated(request: HttpRequest, exc: AuthenticationError) -> HttpRe
 
 @api.exception_handler(HttpError)
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    if isinstance(exc.__cause__, TextDataError):  # ninja wraps what the parser raised
+        return _bad_body(request, exc.__cause__)
     return error(request, exc.status_code, _HTTP_CODES.get(exc.status_code, "error"), str(exc))
 
 

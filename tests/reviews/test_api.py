@@ -364,3 +364,20 @@ def test_the_status_filter_offers_every_item_status() -> None:
 
     offered = set(get_args(QueueFiltersIn.model_fields["status"].annotation))
     assert offered == {*ReviewStatus.values, "all"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["steps:\n- {id: a, action: noop, params: {n: " + "9" * 5000 + "}}", "a: " + "[" * 1500],
+    ids=["huge-int", "deep"],
+)
+def test_an_edit_beyond_the_parsers_limits_is_422_and_saves_nothing(
+    text: str, held: ReviewItem, reviewer: User
+) -> None:
+    response = api_as(reviewer).post(
+        f"/reviews/{held.pk}/decide",
+        {"decision": "edit", "plan": text, "checklist": all_ticks(held)},
+    )
+    assert response.status_code == 422, response.content
+    assert response.json()["fields"][0]["field"] == "plan"
+    assert Plan.objects.filter(run=held.run).count() == 1

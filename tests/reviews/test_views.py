@@ -275,3 +275,19 @@ def test_the_run_page_tells_review_events_in_words_and_drops_decided_items(
     ]
     assert page.context["open_reviews"] == []
     assert b"Waiting for a reviewer" not in page.content
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["steps:\n- {id: a, action: noop, params: {n: " + "9" * 5000 + "}}", "a: " + "[" * 1500],
+    ids=["huge-int", "deep"],
+)
+def test_an_edit_beyond_the_parsers_limits_is_a_422_page(
+    text: str, held: ReviewItem, reviewer: User
+) -> None:
+    ticks = [str(i) for i in range(len(held.checklist))]
+    response = client_for(reviewer).post(
+        f"/reviews/{held.pk}/edit/", {"plan": text, "checklist": ticks}
+    )
+    assert response.status_code == 422 and "data-syntax-error" in response.content.decode()
+    assert Plan.objects.filter(run=held.run).count() == 1

@@ -266,3 +266,25 @@ def test_the_new_run_page_shows_a_bad_budget_next_to_its_field(operator: User) -
     assert response.status_code == 200
     assert 'data-field-errors="budget_max_steps"' in response.content.decode()
     assert not Task.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "steps:\n- {id: a, action: noop, params: {n: " + "9" * 5000 + "}}",
+            "more than 100 digits",
+        ),
+        ("a: " + "[" * 1500 + "]" * 1500, "nested more than 100 levels"),
+        ('goal: "\\0"\nsteps: []', "NUL"),
+        ('{"goal": "x", "steps": [{"id": "a", "action": "noop", "params": {"n": NaN}}]}', "NaN"),
+    ],
+    ids=["huge-int", "deep", "nul", "nan"],
+)
+def test_plan_text_beyond_the_limits_is_a_form_error_not_a_500(
+    text: str, message: str, operator: User, noop_tool: Tool
+) -> None:
+    response = client_for(operator).post(reverse("runs:new"), {"title": "t", "plan": text})
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert Run.objects.count() == 0

@@ -75,3 +75,10 @@ def test_an_invalid_plan_prints_every_problem_with_its_path_exits_2_and_writes_n
     assert {"  - steps[0].action", "  - steps[1].id", "  - steps[2].depends_on[0]"} <= paths
     assert "launch_rockets" in err.getvalue() and "ghost" in err.getvalue()
     assert out.getvalue() == ""
+
+
+def test_plan_text_beyond_the_limits_is_a_command_error(hello_tools: None, tmp_path: Path) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text("steps:\n- {id: a, action: noop, params: {n: " + "9" * 5000 + "}}\n")
+    with pytest.raises(CommandError, match="more than 100 digits"):
+        call_command("run_plan", str(path))
