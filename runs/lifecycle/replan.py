@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
+from django.db.models import F
+
 from runs.lifecycle.adoption import (
     ReplanResult,
     kept_steps,
@@ -50,6 +53,14 @@ def replan_after_failure(*, run_id: int, failure: str, fence: str | None = None)
     except Exception as exc:  # the executor must still be able to roll back
         log.exception("replanning run %s failed", run_id)
         return ReplanResult(False, f"replanning failed: {exc}")
+
+
+def _replan_attempt(run_id: int, attempts: int) -> bool:
+    """Count one more attempt at a replan; False past ``PLANNERWEB_MAX_PLANNING_ATTEMPTS``."""
+    if attempts >= settings.PLANNERWEB_MAX_PLANNING_ATTEMPTS:
+        return False
+    Run.objects.filter(pk=run_id).update(planning_attempts=F("planning_attempts") + 1)
+    return True
 
 
 def _replan(run_id: int, failure: str, fence: str | None) -> ReplanResult:
@@ -88,14 +99,19 @@ def _replan(run_id: int, failure: str, fence: str | None) -> ReplanResult:
         replan_number=used + 1,
     )
     kept = kept_steps(steps)
-    if run.status != RunStatus.REPLANNING:  # else: taking over a replan whose worker died
+    if run.status != RunStatus.REPLANNING:
         run_transition(
             run_id=run_id,
             to=RunStatus.REPLANNING,
             reason=f"replan {used + 1} of {options.max_replans} after: {failure}",
             role=PLANNER,
             fence=fence,
+            planning_attempts=1,
         )
+    elif not _replan_attempt(run_id, run.planning_attempts):
+        # Taking over a replan whose worker died, too often: give up instead of looping.
+        why = f"replan {used + 1} was attempted {run.planning_attempts} times and never finished"
+        return replan_give_up(run_id, why, used, steps, fence)
     outcome = plan_task(
         context_for(
             task=task.title,

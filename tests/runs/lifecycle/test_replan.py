@@ -163,3 +163,23 @@ def test_hand_written_plans_are_never_replanned(planner_tools: Any, planner_sett
     assert run_execute(run_id=run.pk) == RunStatus.ROLLED_BACK
     assert Plan.objects.filter(run=run).count() == 1
     assert not LlmCall.objects.filter(run=run).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_replan_whose_worker_keeps_dying_gives_up_instead_of_asking_again(
+    replanning: Callable[..., tuple[Run, ScriptedProvider]], planner_settings: Any
+) -> None:
+    from runs.lifecycle.replan import replan_after_failure
+
+    run, model = replanning(failing_plan(uuid.uuid4().hex), max_replans=0)
+    assert run_execute(run_id=run.pk) == RunStatus.ROLLED_BACK
+    asked = len(model.requests)
+    # As a worker that died mid-replan leaves it, the limit of attempts reached.
+    limit = planner_settings.PLANNERWEB_MAX_PLANNING_ATTEMPTS
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.REPLANNING, planning_attempts=limit)
+    run.task.max_replans = 3
+    run.task.save(update_fields=["max_replans"])
+    result = replan_after_failure(run_id=run.pk, failure="boom failed")
+    assert not result.adopted
+    assert f"replan 1 was attempted {limit} times" in result.report
+    assert len(model.requests) == asked  # the model was not asked again
