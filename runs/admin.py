@@ -24,6 +24,7 @@ from reviews.audit import config_audit
 from runs.evaluation.checks import validate_checks
 from runs.models import TOOL_FIELDS, Plan, Run, Step, Task, Tool, TranscriptEvent
 from runs.permissions import is_admin
+from runs.textdata import TextDataError, parse_json, unstorable
 from runs.tools.registry import config_help, validate_parameters_schema, validate_tool_config
 from runs.tools.yaml_io import tools_to_yaml
 
@@ -67,15 +68,35 @@ class PrettyJSONField(forms.JSONField):
     def to_python(self, value: Any) -> Any:
         """Parse like Django's field, but say where the JSON breaks: line, column and why."""
         if isinstance(value, str) and value not in self.empty_values:
-            try:
-                json.loads(value, cls=self.decoder)
-            except json.JSONDecodeError as exc:
+            try:  # within the parser's limits: no 5,000-digit integer or deep nesting gets a 500
+                found = unstorable(parse_json(value))
+            except TextDataError as exc:
+                why = exc.message.removeprefix("invalid JSON: ")
+                if exc.line is None:
+                    raise ValidationError(
+                        "Enter a valid JSON: %(why)s.", code="invalid", params={"why": why}
+                    ) from None
                 raise ValidationError(
                     "Enter a valid JSON: %(why)s at line %(line)d, column %(column)d.",
                     code="invalid",
-                    params={"why": exc.msg, "line": exc.lineno, "column": exc.colno},
+                    params={"why": why, "line": exc.line, "column": exc.column},
                 ) from None
+            if found:
+                raise ValidationError(
+                    "Enter JSON a database can store: %(where)s: %(why)s.",
+                    code="invalid",
+                    params={"where": found[0] or "the value", "why": found[1]},
+                )
         return super().to_python(value)
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        """The posted text, shown back as typed when it is beyond the parser's limits."""
+        if isinstance(data, str) and not self.disabled:
+            try:
+                parse_json(data)
+            except TextDataError:
+                return forms.fields.InvalidJSONInput(data)
+        return super().bound_data(data, initial)
 
     def prepare_value(self, value: Any) -> Any:
         if isinstance(value, forms.fields.InvalidJSONInput):

@@ -6,7 +6,6 @@ so a page notices a dead connection and reconnects.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from channels.consumer import get_handler_name
@@ -24,6 +23,7 @@ from runs.publish import (
     events_frame,
     run_group,
 )
+from runs.textdata import TextDataError, parse_json
 
 # Close codes the client treats as final (it stops reconnecting).
 FORBIDDEN = 4403
@@ -52,8 +52,8 @@ class HeartbeatConsumer(AsyncJsonWebsocketConsumer):
     ) -> None:
         # Binary or garbled frames are ignored, never a crash of the connection.
         try:
-            content = json.loads(text_data) if text_data else None
-        except ValueError:
+            content = parse_json(text_data) if text_data else None
+        except TextDataError:
             return
         if isinstance(content, dict) and content.get("type") == "ping":
             await self.on_ping()

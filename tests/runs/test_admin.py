@@ -76,6 +76,9 @@ def test_an_admin_adds_a_valid_tool(admin_client: Client) -> None:
             "properties/db/type",
         ),
         ({"parameters_schema": "{not json"}, "parameters_schema", "Enter a valid JSON"),
+        ({"config": '{"n": ' + "9" * 5000 + "}"}, "config", "more than 100 digits"),
+        ({"config": "[" * 1500 + "]" * 1500}, "config", "nested more than 100"),
+        ({"config": '{"s": "\\u0000"}'}, "config", "NUL"),
         (
             {"config": json.dumps({"shell": "cp {db} /x"})},
             "config",
