@@ -12,6 +12,7 @@ from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from psycopg_pool import PoolTimeout
 
 from reviews.api import audit_router
 from reviews.api import router as reviews_router
@@ -73,6 +74,7 @@ _HTTP_CODES = {
     409: "conflict",
     422: "invalid_input",
     429: "throttled",
+    503: "unavailable",
 }
 
 
@@ -169,3 +171,11 @@ def _review_error(request: HttpRequest, exc: ReviewError) -> HttpResponse:
     if isinstance(exc, AlreadyDecided):
         return error(request, 409, exc.code, str(exc))
     return error(request, 409, "review_conflict", str(exc))
+
+
+@api.exception_handler(PoolTimeout)
+def _pool_exhausted(request: HttpRequest, exc: PoolTimeout) -> HttpResponse:
+    """Every pooled database connection stayed busy for DATABASE_POOL_TIMEOUT: try again soon."""
+    response = error(request, 503, "unavailable", "The server is busy; try again in a moment.")
+    response["Retry-After"] = "1"
+    return response

@@ -74,8 +74,10 @@ TEMPLATES = [
 
 # --- Database -----------------------------------------------------------------
 DATABASE_URL = envstr("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
-# Persistent connections (health-checked before reuse): a worker loop or a request
-# does not pay a new connection (several ms on PostgreSQL) each time.
+# Connections are reused (health-checked first) so a worker loop or a request does not pay a
+# new connection (several ms on PostgreSQL) each time. On PostgreSQL they come from a bounded
+# pool per process: under ASGI each request runs in a thread of its own, and a connection kept
+# per thread (CONN_MAX_AGE) would outlive its thread and exhaust the server's max_connections.
 DATABASES = {
     "default": dj_database_url.parse(
         DATABASE_URL,
@@ -83,6 +85,16 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and envint(
+    "DATABASE_POOL_MAX_SIZE", 16
+):
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # closing a connection returns it to the pool
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": envint("DATABASE_POOL_MIN_SIZE", 1),
+        "max_size": envint("DATABASE_POOL_MAX_SIZE", 16),
+        "timeout": envfloat("DATABASE_POOL_TIMEOUT", 20.0),
+        "max_idle": 300.0,
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         # IMMEDIATE takes the write lock at BEGIN, so two writers queue on
