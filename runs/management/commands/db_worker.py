@@ -22,7 +22,12 @@ class Command(db_worker.Command):
 
     def add_arguments(self, parser: Any) -> None:
         super().add_arguments(parser)
-        parser.set_defaults(interval=settings.PLANNERWEB_WORKER_POLL_SECONDS, reload=False)
+        # Runs and notification deliveries, unless told otherwise (docs/operations.md).
+        parser.set_defaults(
+            interval=settings.PLANNERWEB_WORKER_POLL_SECONDS,
+            reload=False,
+            queue_name="default,notifications",
+        )
 
     def handle(self, **options: Any) -> None:
         self.configure_logging(options["verbosity"])
