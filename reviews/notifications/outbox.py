@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from reviews.models import (
     Delivery,
+    DeliveryStatus,
     Notice,
     NotifyEvent,
     ReviewItem,
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 
 # The Django Tasks queue deliveries go to: workers of runs never wait on a receiver.
 QUEUE = "notifications"
+# A pending delivery whose attempt was due this long ago lost its task (a crash mid-attempt,
+# a failed enqueue): the sweep queues it again.
+STALE_AFTER = timedelta(minutes=10)
 
 # The task body lives in ``reviews.tasks`` (an entry point) and is handed over at app
 # loading (``ReviewsConfig.ready``), so this package does not import its caller.
@@ -138,9 +142,10 @@ def notices_sweep(*, now: datetime | None = None) -> list[tuple[int, str]]:
     Run periodically by every worker (``RunWorker.recover_due``) before overdue items
     expire. An item already overdue when first seen gets no "near SLA". "Opened" is
     recorded here too when the commit hook that should have done it was lost (a crash
-    right after the item's commit).
+    right after the item's commit), and deliveries whose task was lost are queued again.
     """
     now = now or timezone.now()
+    deliveries_requeue_stale(now=now)
     items = list(
         ReviewItem.objects.filter(status=ReviewStatus.OPEN).values_list(
             "pk", "created_at", "due_at"
@@ -151,7 +156,7 @@ def notices_sweep(*, now: datetime | None = None) -> list[tuple[int, str]]:
             "item_id", "event"
         )
     )
-    recorded = []
+    recorded: list[tuple[int, str]] = []
     for pk, created_at, due_at in items:
         wanted = [NotifyEvent.OPENED.value]
         if due_at is not None and (event := due_event(created_at, due_at, now)) is not None:
@@ -162,3 +167,26 @@ def notices_sweep(*, now: datetime | None = None) -> list[tuple[int, str]]:
             if (pk, event) not in seen and _record_quietly(pk, event) is not None:
                 recorded.append((pk, event))
     return recorded
+
+
+def deliveries_requeue_stale(*, now: datetime | None = None) -> list[int]:
+    """Queue again the pending deliveries whose task was lost; the ids.
+
+    The compare-and-swap on ``next_attempt_at`` lets one sweeper take each; a task that
+    was only late finds its attempt already made and backs off (``delivery_attempt``).
+    An attempt lost mid-flight counts: the bound on attempts holds.
+    """
+    now = now or timezone.now()
+    stale = Delivery.objects.filter(
+        status=DeliveryStatus.PENDING, next_attempt_at__lt=now - STALE_AFTER
+    ).values_list("pk", "attempts", "next_attempt_at")
+    requeued = []
+    for pk, attempts, due in list(stale):
+        rows = Delivery.objects.filter(pk=pk, status=DeliveryStatus.PENDING, next_attempt_at=due)
+        if attempts >= settings.PLANNERWEB_NOTIFY_MAX_ATTEMPTS:
+            rows.update(status=DeliveryStatus.FAILED, next_attempt_at=None)
+            continue
+        if rows.update(next_attempt_at=now):
+            enqueue_attempt(pk, attempts + 1)
+            requeued.append(pk)
+    return requeued

@@ -154,3 +154,38 @@ def test_near_sla_starts_at_the_configured_share_or_minutes_before_due(
     )
     assert due_event(opened, due, due) == "review.near_sla"
     assert due_event(opened, due, due + timedelta(seconds=1)) == "review.overdue"
+
+
+def test_a_delivery_whose_task_was_lost_is_queued_again_by_the_sweep(
+    fast_notify: None,
+    held: ReviewItem,
+    endpoint: Callable[..., WebhookEndpoint],
+    receiver: Receiver,
+) -> None:
+    endpoint()
+    notice_record(item_id=held.pk, event="review.near_sla")
+    DBTaskResult.objects.all().delete()  # the enqueue was lost
+    delivery = Delivery.objects.get()
+    assert delivery.next_attempt_at is not None
+    soon = delivery.next_attempt_at + timedelta(minutes=1)
+    notices_sweep(now=soon)
+    assert not DBTaskResult.objects.exists()  # not stale yet: its task may only be late
+    later = delivery.next_attempt_at + timedelta(minutes=11)
+    notices_sweep(now=later)
+    notices_sweep(now=later)
+    assert DBTaskResult.objects.count() == 1
+    deliver_all()
+    assert events_received(receiver) == [(held.pk, "review.near_sla")]
+    assert Delivery.objects.get().status == "delivered"
+
+
+def test_a_stale_delivery_out_of_attempts_is_closed_as_failed(
+    fast_notify: None, held: ReviewItem, endpoint: Callable[..., WebhookEndpoint]
+) -> None:
+    endpoint()
+    notice_record(item_id=held.pk, event="review.near_sla")
+    DBTaskResult.objects.all().delete()
+    Delivery.objects.update(attempts=3)  # the last attempt's worker died mid-flight
+    notices_sweep(now=timezone.now() + timedelta(minutes=11))
+    assert Delivery.objects.get().status == "failed"
+    assert not DBTaskResult.objects.exists()
