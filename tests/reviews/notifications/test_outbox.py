@@ -17,6 +17,7 @@ from reviews.notifications import notice_record, notices_sweep
 from reviews.notifications.outbox import due_event, near_moment
 from runs.lifecycle.worker import RunWorker
 from tests.reviews.notifications.conftest import People, Receiver, deliver_all
+from tests.runs.lifecycle.test_races import race
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -189,3 +190,27 @@ def test_a_stale_delivery_out_of_attempts_is_closed_as_failed(
     notices_sweep(now=timezone.now() + timedelta(minutes=11))
     assert Delivery.objects.get().status == "failed"
     assert not DBTaskResult.objects.exists()
+
+
+@pytest.mark.postgres
+def test_workers_sweeping_at_once_record_and_deliver_each_event_once(
+    fast_notify: None,
+    held: ReviewItem,
+    endpoint: Callable[..., WebhookEndpoint],
+    receiver: Receiver,
+    people: People,
+) -> None:
+    endpoint()
+    endpoint(name="second")
+    assert held.due_at is not None
+    late = held.due_at + timedelta(seconds=1)
+    results = race(*[lambda: notices_sweep(now=late) for _ in range(4)])
+    assert sum(len(r) for r in results) == 1, results
+    assert Notice.objects.filter(item=held, event="review.overdue").count() == 1
+    overdue = Delivery.objects.filter(notice__event="review.overdue")
+    assert sorted(overdue.values_list("target", flat=True)) == sorted(
+        [receiver.url.rsplit("/", 1)[0] + "/…"] * 2 + ["rob@example.test"]
+    )
+    deliver_all()
+    assert events_received(receiver).count((held.pk, "review.overdue")) == 2
+    assert [m.to for m in mail.outbox if "overdue" in m.subject] == [["rob@example.test"]]
