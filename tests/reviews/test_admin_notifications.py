@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.test import Client
 
 from reviews.models import (
@@ -171,3 +172,14 @@ def test_an_admin_subscribes_a_reviewer_but_not_someone_without_the_role(
     assert response.status_code == 302, response.context["adminform"].form.errors
     sub = ReviewSubscription.objects.get()
     assert (sub.user, sub.events, sub.kinds) == (reviewer, ["review.overdue"], [])
+
+
+def test_the_model_itself_refuses_a_url_that_is_not_http() -> None:
+    hook = WebhookEndpoint(name="x", url="ftp://files.example.test/hook", secret=SECRET)
+    with pytest.raises(ValidationError) as refused:
+        hook.full_clean()
+    assert "url" in refused.value.message_dict
+    hook.url, hook.events = "https://ok.example.test/h", ["review.nope"]
+    with pytest.raises(ValidationError) as refused:
+        hook.full_clean()
+    assert list(refused.value.message_dict) == ["events"]
