@@ -20,6 +20,7 @@ from reviews.models import (
     ReviewItem,
     ReviewKind,
 )
+from reviews.notifications import notify_opened
 from reviews.statemachine import (
     ChecklistIncomplete,
     FourEyesViolation,
@@ -182,6 +183,8 @@ def review_open(
         after={"kind": kind, "cause": cause, "plan_version": plan.version if plan else None},
         reason=reason,
     )
+    # Webhooks and email go out after the commit, from another worker.
+    notify_opened(item)
     return item
 
 
