@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from reviews import selectors
 from reviews.audit import audit_check, audit_csv_rows
-from reviews.decisions import review_assign, review_claim
+from reviews.decisions import Binding, review_assign, review_claim
 from reviews.models import EscalationAction, ReviewItem, ReviewKind, ReviewStatus
 from reviews.policies import four_eyes_applies
 from reviews.selectors import AGES, AuditFilters, QueueFilters
@@ -32,6 +32,7 @@ from runs.lifecycle import escalations
 from runs.lifecycle.reviews import review_approve, review_edit, review_reject
 from runs.models import Step
 from runs.permissions import AuthenticatedHttpRequest, is_reviewer, role_required
+from runs.plan_versions import plan_hash
 from runs.planning.schema import PlanSyntaxError, parse_plan_text
 from runs.selectors import STATUS_MARK
 from runs.views.listing import HEARTBEAT_SECONDS
@@ -102,11 +103,10 @@ def _render_item(
     for s in steps:
         s.params_json = json.dumps(s.params, indent=2, ensure_ascii=False)  # type: ignore[attr-defined]
     main = [s for s in steps if s.phase == Step.Phase.MAIN]
+    document = item.plan.document if item.plan is not None else None
+    stored_text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True) if document else ""
     if plan_text is None:
-        document = item.plan.document if item.plan is not None else None
-        plan_text = (
-            yaml.safe_dump(document, sort_keys=False, allow_unicode=True) if document else ""
-        )
+        plan_text = stored_text
     return render(
         request,
         "reviews/item.html",
@@ -122,6 +122,8 @@ def _render_item(
             "four_eyes": item.kind == ReviewKind.PLAN_APPROVAL
             and four_eyes_applies(item.run.task, request.user),
             "plan_text": plan_text,
+            "stored_text": stored_text,
+            "plan_hash": plan_hash(item.plan),
             "problems": problems or [],
             "syntax_error": syntax_error,
             "actions": EscalationAction.choices,
@@ -150,6 +152,21 @@ def _decide(
 
 def _ticks(request: HttpRequest) -> list[str]:
     return request.POST.getlist("checklist")
+
+
+def _binding(request: HttpRequest, *, editor: bool = False) -> Binding:
+    """What the form's decision is about (its hidden fields); ``editor`` adds the editor's text.
+
+    A version that is not a number can name no version: it is refused as stale.
+    """
+    raw = request.POST.get("plan_version", "").strip()
+    version = None if not raw else int(raw) if raw.isdigit() and len(raw) < 10 else 0
+    return Binding(
+        plan_version=version,
+        plan_hash=request.POST.get("plan_hash", "").strip(),
+        params_hash=request.POST.get("params_hash", "").strip(),
+        editor_text=request.POST.get("plan") if editor and "plan" in request.POST else None,
+    )
 
 
 @require_POST
@@ -198,6 +215,7 @@ def item_approve(request: AuthenticatedHttpRequest, item_id: int) -> HttpRespons
         lambda: review_approve(
             item_id=item_id,
             user=request.user,
+            binding=_binding(request, editor=True),
             checklist=_ticks(request),
             reason=request.POST.get("reason", "").strip(),
         ),
@@ -215,6 +233,7 @@ def item_reject(request: AuthenticatedHttpRequest, item_id: int) -> HttpResponse
             item_id=item_id,
             user=request.user,
             reason=request.POST.get("reason", ""),
+            binding=_binding(request),
         ),
         lambda item: f"Review {item.pk} {item.status}.",
     )
@@ -223,7 +242,19 @@ def item_reject(request: AuthenticatedHttpRequest, item_id: int) -> HttpResponse
 @require_POST
 @reviewer_required
 def item_edit(request: AuthenticatedHttpRequest, item_id: int) -> HttpResponse:
-    """Save the reviewer's plan as a new version; syntax or validation problems are shown inline."""
+    """Save the reviewer's plan as a new version, which then waits for approval."""
+    return _save(request, item_id, approve=False)
+
+
+@require_POST
+@reviewer_required
+def item_save_approve(request: AuthenticatedHttpRequest, item_id: int) -> HttpResponse:
+    """Save the reviewer's plan as a new version and approve it, in one step."""
+    return _save(request, item_id, approve=True)
+
+
+def _save(request: AuthenticatedHttpRequest, item_id: int, *, approve: bool) -> HttpResponse:
+    """Store the editor's plan; syntax or validation problems and refusals are shown inline."""
     item = _get_item(item_id)
     text = request.POST.get("plan", "")
     try:
@@ -235,6 +266,8 @@ def item_edit(request: AuthenticatedHttpRequest, item_id: int) -> HttpResponse:
             item_id=item_id,
             user=request.user,
             document=document,
+            binding=_binding(request),
+            approve=approve,
             checklist=_ticks(request),
             reason=request.POST.get("reason", "").strip(),
         )
@@ -243,9 +276,22 @@ def item_edit(request: AuthenticatedHttpRequest, item_id: int) -> HttpResponse:
     except ReviewError as exc:
         messages.error(request, str(exc))
         return _render_item(request, item, plan_text=text, status=409)
-    version = done.result_plan.version if done.result_plan else "?"
-    messages.success(request, f"Plan v{version} saved; the run continues with it.")
+    messages.success(request, _saved_message(done, approve=approve))
     return redirect("reviews:item", item_id=item_id)
+
+
+def _saved_message(item: ReviewItem, *, approve: bool) -> str:
+    version = item.plan.version if item.plan is not None else "?"
+    if item.status == ReviewStatus.EXPIRED:
+        return f"The run had already ended; review {item.pk} is closed."
+    if not approve:
+        return (
+            f"Plan v{version} saved; it now waits for approval (earlier approvals no longer count)."
+        )
+    if item.status == ReviewStatus.OPEN:
+        approvals = f"{item.approvals.count()} of {item.required_approvals}"
+        return f"Plan v{version} saved with your approval ({approvals})."
+    return f"Plan v{version} saved and approved; the run continues with it."
 
 
 @require_POST
@@ -269,6 +315,7 @@ def item_resolve(request: AuthenticatedHttpRequest, item_id: int) -> HttpRespons
             reason=request.POST.get("reason", ""),
             checklist=_ticks(request),
             document=document,
+            binding=_binding(request, editor=action != EscalationAction.EDIT),
         )
     except PlanInvalid as exc:
         return _render_item(

@@ -16,7 +16,7 @@ from reviews.models import ApprovalPolicy, AuditEntry, ReviewItem
 from runs.lifecycle.claim import run_execute
 from runs.lifecycle.escalations import escalation_open
 from runs.models import Plan, Run
-from tests.reviews.conftest import all_ticks, step
+from tests.reviews.conftest import all_ticks, bound, step
 from tests.runs import toolbox
 from tests.runs.api.conftest import ApiClient, api_as
 
@@ -189,7 +189,12 @@ def test_approving_with_every_tick_releases_the_run_which_then_succeeds(
 ) -> None:
     response = api_as(reviewer).post(
         f"/reviews/{held.pk}/decide",
-        {"decision": "approve", "checklist": all_ticks(held), "reason": "looks right"},
+        {
+            "decision": "approve",
+            "checklist": all_ticks(held),
+            "reason": "looks right",
+            **bound(held),
+        },
     )
     assert response.status_code == 200, response.json()
     body = response.json()
@@ -200,7 +205,8 @@ def test_approving_with_every_tick_releases_the_run_which_then_succeeds(
     assert toolbox.CALLS[key] == ["read"]
     gate = ReviewItem.objects.get(run_id=held.run_id, kind="step_gate", status="open")
     response = api_as(reviewer).post(
-        f"/reviews/{gate.pk}/decide", {"decision": "approve", "checklist": all_ticks(gate)}
+        f"/reviews/{gate.pk}/decide",
+        {"decision": "approve", "checklist": all_ticks(gate), **bound(gate)},
     )
     assert response.status_code == 200, response.json()
     assert run_execute(run_id=held.run_id) == "succeeded"
@@ -210,7 +216,9 @@ def test_approving_with_every_tick_releases_the_run_which_then_succeeds(
 def test_approving_without_the_checklist_is_422_listing_what_is_missing(
     held: ReviewItem, reviewer: User
 ) -> None:
-    response = api_as(reviewer).post(f"/reviews/{held.pk}/decide", {"decision": "approve"})
+    response = api_as(reviewer).post(
+        f"/reviews/{held.pk}/decide", {"decision": "approve", **bound(held)}
+    )
     assert response.status_code == 422
     body = response.json()
     assert body["code"] == "checklist_incomplete"
@@ -224,7 +232,8 @@ def test_a_second_decision_is_409_saying_who_decided_first(
 ) -> None:
     api_as(reviewer).post(f"/reviews/{held.pk}/decide", {"decision": "reject", "reason": "no"})
     late = api_as(admin_user).post(
-        f"/reviews/{held.pk}/decide", {"decision": "approve", "checklist": all_ticks(held)}
+        f"/reviews/{held.pk}/decide",
+        {"decision": "approve", "checklist": all_ticks(held), **bound(held)},
     )
     assert late.status_code == 409
     assert late.json()["code"] == "already_decided" and "rob" in late.json()["detail"]
@@ -248,7 +257,8 @@ def test_the_submitter_may_not_approve_their_own_plan(
     global_policy("always")
     item = ReviewItem.objects.get(run=submit(plan_doc, by=admin_user))
     response = api_as(admin_user).post(
-        f"/reviews/{item.pk}/decide", {"decision": "approve", "checklist": all_ticks(item)}
+        f"/reviews/{item.pk}/decide",
+        {"decision": "approve", "checklist": all_ticks(item), **bound(item)},
     )
     assert response.status_code == 403 and response.json()["code"] == "four_eyes"
     item.refresh_from_db()
@@ -266,7 +276,14 @@ def test_an_edit_becomes_the_next_plan_version_and_is_what_runs(
     edited["steps"][1]["params"]["label"] = "ship-edited"
     response = api_as(reviewer).post(
         f"/reviews/{held.pk}/decide",
-        {"decision": "edit", "plan": edited, "checklist": all_ticks(held), "reason": "relabel"},
+        {
+            "decision": "edit",
+            "plan": edited,
+            "checklist": all_ticks(held),
+            "reason": "relabel",
+            "approve": True,
+            **bound(held),
+        },
     )
     assert response.status_code == 200, response.json()
     assert response.json()["status"] == "edited" and response.json()["result_plan_version"] == 2
@@ -278,7 +295,7 @@ def test_an_edit_as_yaml_text_is_accepted(held: ReviewItem, reviewer: User, key:
     text = f"goal: g\nsteps:\n  - {{id: a, action: record, params: {{key: {key}, label: a}}}}\n"
     response = api_as(reviewer).post(
         f"/reviews/{held.pk}/decide",
-        {"decision": "edit", "plan": text, "checklist": all_ticks(held)},
+        {"decision": "edit", "plan": text, **bound(held)},
     )
     assert response.status_code == 200, response.json()
     assert Plan.objects.get(run_id=held.run_id, version=2).document["goal"] == "g"
@@ -299,7 +316,7 @@ def test_a_bad_edit_is_422_with_its_problems_and_saves_nothing(
     audit_before = AuditEntry.objects.count()
     response = api_as(reviewer).post(
         f"/reviews/{held.pk}/decide",
-        {"decision": "edit", "plan": plan, "checklist": all_ticks(held)},
+        {"decision": "edit", "plan": plan, **bound(held)},
     )
     assert response.status_code == 422
     body = response.json()
@@ -314,7 +331,7 @@ def test_a_bad_edit_is_422_with_its_problems_and_saves_nothing(
 def test_a_plan_with_an_approve_is_refused(held: ReviewItem, reviewer: User) -> None:
     response = api_as(reviewer).post(
         f"/reviews/{held.pk}/decide",
-        {"decision": "approve", "plan": {"steps": []}, "checklist": all_ticks(held)},
+        {"decision": "approve", "plan": {"steps": []}, "checklist": all_ticks(held), **bound(held)},
     )
     assert response.status_code == 422 and response.json()["fields"][0]["field"] == "plan"
 
@@ -323,7 +340,8 @@ def test_an_escalation_is_not_approved_through_decide(held: ReviewItem, reviewer
     api_as(reviewer).post(f"/reviews/{held.pk}/decide", {"decision": "reject", "reason": "x"})
     escalation = escalation_open(run_id=held.run_id, cause="evaluator_fail", reason="boom")
     response = api_as(reviewer).post(
-        f"/reviews/{escalation.pk}/decide", {"decision": "approve", "checklist": []}
+        f"/reviews/{escalation.pk}/decide",
+        {"decision": "approve", "checklist": [], **bound(escalation)},
     )
     assert response.status_code == 403 and response.json()["code"] == "not_allowed"
     escalation.refresh_from_db()
