@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+from html import unescape
 
 import pytest
 from django.contrib.auth.models import User
@@ -13,6 +15,7 @@ from django.utils.html import escape
 from reviews.models import AuditEntry, ReviewItem
 from runs.lifecycle.escalations import escalation_open
 from runs.models import Plan, Run
+from runs.plan_versions import plan_hash
 
 pytestmark = pytest.mark.django_db
 
@@ -36,6 +39,7 @@ def pages(item: ReviewItem) -> list[tuple[str, str]]:
         ("post", f"/reviews/{i}/approve/"),
         ("post", f"/reviews/{i}/reject/"),
         ("post", f"/reviews/{i}/edit/"),
+        ("post", f"/reviews/{i}/save-approve/"),
         ("post", f"/reviews/{i}/resolve/"),
     ]
 
@@ -275,3 +279,91 @@ def test_the_run_page_tells_review_events_in_words_and_drops_decided_items(
     ]
     assert page.context["open_reviews"] == []
     assert b"Waiting for a reviewer" not in page.content
+
+
+# --------------------------------------------------------------------------- bound decisions
+def decision_form(client: Client, item: ReviewItem) -> dict[str, str]:
+    """The decision form's hidden fields and editor text, as the page renders them."""
+    html = client.get(f"/reviews/{item.pk}/").content.decode()
+    fields = dict(
+        re.findall(r'<input type="hidden" name="(plan_\w+|params_hash)" value="([^"]*)"', html)
+    )
+    editor = re.search(r'<textarea id="plan" name="plan"[^>]*>(.*?)</textarea>', html, re.S)
+    if editor is not None:
+        fields["plan"] = unescape(editor.group(1))
+    return fields
+
+
+def test_the_page_binds_the_decision_to_the_version_and_hash_it_shows(
+    held: ReviewItem, reviewer: User
+) -> None:
+    client = client_for(reviewer)
+    form = decision_form(client, held)
+    assert form["plan_version"] == "1" and form["plan_hash"] == plan_hash(held.plan)
+    html = client.get(f"/reviews/{held.pk}/").content.decode()
+    assert "data-unsaved-warning" in html and "reviews/item.js" in html
+    assert "Save and approve" in html and "Approve v1" in html
+
+
+def test_approving_while_the_editor_holds_changes_is_refused_and_nothing_runs(
+    held: ReviewItem, reviewer: User
+) -> None:
+    client = client_for(reviewer)
+    ticks = [str(i) for i in range(len(held.checklist))]
+    form = decision_form(client, held)
+    edited = {**form, "plan": form["plan"].replace("ship", "shipped"), "checklist": ticks}
+    response = client.post(f"/reviews/{held.pk}/approve/", edited, follow=True)
+    assert "unsaved changes to plan v1" in response.content.decode()
+    held.refresh_from_db()
+    assert held.status == "open" and held.approvals.count() == 0
+    assert Run.objects.get(pk=held.run_id).status == "awaiting_approval"
+    # The browser's CRLF line ends, or a changed comment, are no change to the plan.
+    same = {**form, "plan": form["plan"].replace("\n", "\r\n") + "# ok\r\n", "checklist": ticks}
+    response = client.post(f"/reviews/{held.pk}/approve/", same, follow=True)
+    assert f"Review {held.pk} approved." in response.content.decode()
+
+
+def test_saving_an_edit_waits_for_approval_then_approving_runs_that_version(
+    held: ReviewItem, reviewer: User
+) -> None:
+    client = client_for(reviewer)
+    ticks = [str(i) for i in range(len(held.checklist))]
+    form = decision_form(client, held)
+    text = "steps:\n  - {id: only, action: record, params: {key: k, label: only}}\n"
+    response = client.post(
+        f"/reviews/{held.pk}/edit/", {**form, "plan": text, "checklist": ticks}, follow=True
+    )
+    assert "Plan v2 saved; it now waits for approval" in response.content.decode()
+    held.refresh_from_db()
+    assert (held.status, held.plan.version) == ("open", 2)  # type: ignore[union-attr]
+    assert Run.objects.get(pk=held.run_id).status == "awaiting_approval"
+    # The form loaded before the save is stale now, whatever its editor holds.
+    response = client.post(
+        f"/reviews/{held.pk}/approve/", {**form, "checklist": ticks}, follow=True
+    )
+    assert "is about plan v2, not v1" in response.content.decode()
+    assert ReviewItem.objects.get(pk=held.pk).status == "open"
+    fresh = decision_form(client, held)
+    assert fresh["plan_version"] == "2"
+    response = client.post(
+        f"/reviews/{held.pk}/approve/", {**fresh, "checklist": ticks}, follow=True
+    )
+    assert f"Review {held.pk} approved." in response.content.decode()
+    run = Run.objects.get(pk=held.run_id)
+    assert (run.status, run.current_plan.version) == ("queued", 2)  # type: ignore[union-attr]
+
+
+def test_save_and_approve_is_an_explicit_button_that_does_both(
+    held: ReviewItem, reviewer: User
+) -> None:
+    client = client_for(reviewer)
+    ticks = [str(i) for i in range(len(held.checklist))]
+    form = decision_form(client, held)
+    text = "steps:\n  - {id: only, action: record, params: {key: k, label: only}}\n"
+    response = client.post(
+        f"/reviews/{held.pk}/save-approve/", {**form, "plan": text, "checklist": ticks}, follow=True
+    )
+    assert "Plan v2 saved and approved" in response.content.decode()
+    held.refresh_from_db()
+    assert (held.status, held.decision, held.plan.version) == ("edited", "edit", 2)  # type: ignore[union-attr]
+    assert Run.objects.get(pk=held.run_id).status == "queued"
