@@ -26,7 +26,7 @@ from reviews.decisions import Binding, review_assign, review_claim
 from reviews.models import EscalationAction, ReviewItem, ReviewKind, ReviewStatus
 from reviews.policies import four_eyes_applies
 from reviews.selectors import AGES, AuditFilters, QueueFilters
-from reviews.statemachine import PlanInvalid, ReviewError
+from reviews.statemachine import PlanInvalid, ReviewError, UnsavedEdit
 from runs.graph import plan_layout
 from runs.lifecycle import escalations
 from runs.lifecycle.reviews import review_approve, review_edit, review_reject
@@ -136,14 +136,24 @@ def _render_item(
 
 
 def _decide(
-    request: HttpRequest, item_id: int, call: Callable[[], Any], done: Callable[[Any], str]
+    request: HttpRequest,
+    item_id: int,
+    call: Callable[[], Any],
+    done: Callable[[Any], str],
+    *,
+    keep: type[ReviewError] | None = None,
 ) -> HttpResponse:
-    """Run a decision service; domain errors become a message on the item page, never a 500."""
+    """Run a decision service; domain errors become a message on the item page, never a 500.
+
+    An error of type ``keep`` is raised on for the caller to render the page with its input.
+    """
     try:
         result = call()
     except ReviewItem.DoesNotExist:
         raise Http404("No such review item.") from None
     except ReviewError as exc:
+        if keep is not None and isinstance(exc, keep):
+            raise
         messages.error(request, str(exc))
     else:
         messages.success(request, done(result))
@@ -209,18 +219,25 @@ def _approved_message(item: ReviewItem) -> str:
 @require_POST
 @reviewer_required
 def item_approve(request: AuthenticatedHttpRequest, item_id: int) -> HttpResponse:
-    return _decide(
-        request,
-        item_id,
-        lambda: review_approve(
-            item_id=item_id,
-            user=request.user,
-            binding=_binding(request, editor=True),
-            checklist=_ticks(request),
-            reason=request.POST.get("reason", "").strip(),
-        ),
-        _approved_message,
-    )
+    """Approve the version the page showed; refused, with the edit kept, while the editor differs."""
+    try:
+        return _decide(
+            request,
+            item_id,
+            lambda: review_approve(
+                item_id=item_id,
+                user=request.user,
+                binding=_binding(request, editor=True),
+                checklist=_ticks(request),
+                reason=request.POST.get("reason", "").strip(),
+            ),
+            _approved_message,
+            keep=UnsavedEdit,
+        )
+    except UnsavedEdit as exc:
+        messages.error(request, str(exc))
+        text = request.POST.get("plan", "")
+        return _render_item(request, _get_item(item_id), plan_text=text, status=409)
 
 
 @require_POST

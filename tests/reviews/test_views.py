@@ -312,8 +312,11 @@ def test_approving_while_the_editor_holds_changes_is_refused_and_nothing_runs(
     ticks = [str(i) for i in range(len(held.checklist))]
     form = decision_form(client, held)
     edited = {**form, "plan": form["plan"].replace("ship", "shipped"), "checklist": ticks}
-    response = client.post(f"/reviews/{held.pk}/approve/", edited, follow=True)
+    response = client.post(f"/reviews/{held.pk}/approve/", edited)
+    # The page comes back with the edit still in the editor, so nothing typed is lost.
+    assert response.status_code == 409
     assert "unsaved changes to plan v1" in response.content.decode()
+    assert "shipped" in response.content.decode()
     held.refresh_from_db()
     assert held.status == "open" and held.approvals.count() == 0
     assert Run.objects.get(pk=held.run_id).status == "awaiting_approval"
