@@ -332,7 +332,10 @@ def item_resolve(request: AuthenticatedHttpRequest, item_id: int) -> HttpRespons
             reason=request.POST.get("reason", ""),
             checklist=_ticks(request),
             document=document,
-            binding=_binding(request, editor=action != EscalationAction.EDIT),
+            # Retry, skip or roll back would drop an edit silently; editing uses it, abort needs none.
+            binding=_binding(
+                request, editor=action not in (EscalationAction.EDIT, EscalationAction.ABORT)
+            ),
         )
     except PlanInvalid as exc:
         return _render_item(

@@ -370,3 +370,26 @@ def test_save_and_approve_is_an_explicit_button_that_does_both(
     held.refresh_from_db()
     assert (held.status, held.decision, held.plan.version) == ("edited", "edit", 2)  # type: ignore[union-attr]
     assert Run.objects.get(pk=held.run_id).status == "queued"
+
+
+def test_an_escalation_action_other_than_edit_is_refused_while_the_editor_holds_changes(
+    held: ReviewItem, reviewer: User
+) -> None:
+    Run.objects.filter(pk=held.run_id).update(status="escalated")
+    item = escalation_open(run_id=held.run_id, cause="partial_run", reason="deploy may have run")
+    client = client_for(reviewer)
+    form = decision_form(client, item)
+    ticks = [str(i) for i in range(len(item.checklist))]
+    changed = {**form, "plan": form["plan"] + "# no\nbad: [", "checklist": ticks}
+    response = client.post(
+        f"/reviews/{item.pk}/resolve/", {**changed, "action": "retry"}, follow=True
+    )
+    assert "unsaved changes to plan v1" in response.content.decode()
+    item.refresh_from_db()
+    assert item.status == "open"
+    stale = {**form, "plan_version": "2", "action": "abort", "reason": "unsafe"}
+    response = client.post(f"/reviews/{item.pk}/resolve/", stale, follow=True)
+    assert "is about plan v1, not v2" in response.content.decode()
+    client.post(f"/reviews/{item.pk}/resolve/", {**changed, "action": "abort", "reason": "x"})
+    item.refresh_from_db()
+    assert item.status == "rejected"
