@@ -45,7 +45,7 @@ from reviews.statemachine import (
     ReviewError,
     review_transition,
 )
-from runs.events import ReviewApprovalAdded
+from runs.events import ReviewApprovalAdded, ReviewPlanSaved
 from runs.lifecycle.cancel import run_stop
 from runs.lifecycle.dispatch import enqueue_run
 from runs.lifecycle.resume import gate_decided
@@ -294,6 +294,13 @@ def _under_review(item: ReviewItem, new: Plan, user: User, document: Any, reason
     # An edit never lowers the bar: a tool it adds may need more approvals, none fewer.
     item.required_approvals = max(item.required_approvals, policies.required_approvals(new))
     item.save(update_fields=["plan", "result_plan", "required_approvals"])
+    saved = ReviewPlanSaved(
+        item_id=item.pk,
+        by=user.get_username(),
+        plan_version=new.version,
+        approvals_reset=len(dropped),
+    )
+    append_events(item.run_id, [NewEvent(REVIEWER, saved)])
     item_audit(
         item,
         "review.plan_saved",

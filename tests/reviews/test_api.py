@@ -13,9 +13,10 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from reviews.models import ApprovalPolicy, AuditEntry, ReviewItem
+from runs.events import event_summary
 from runs.lifecycle.claim import run_execute
 from runs.lifecycle.escalations import escalation_open
-from runs.models import Plan, Run
+from runs.models import Plan, Run, TranscriptEvent
 from runs.plan_versions import content_hash, plan_hash
 from tests.reviews.conftest import all_ticks, bound, step
 from tests.runs import toolbox
@@ -493,6 +494,11 @@ def test_quorum_approvals_of_an_earlier_version_no_longer_count_after_an_edit(
     assert status == 200 and body["approvals"] == [] and body["plan_version"] == 2
     saved = AuditEntry.objects.get(item_id=held.pk, action="review.plan_saved")
     assert saved.after["approvals_reset"] == ["rob"] and saved.before["plan_version"] == 1
+    event = TranscriptEvent.objects.get(run_id=held.run_id, kind="review.plan_saved")
+    assert event_summary(event.kind, event.payload) == (
+        f"review {held.pk}: plan v2 saved by {admin_user.username}, waiting for approval; "
+        "1 approval of the earlier version dropped"
+    )
     # One approval of v2 is not enough: rob's approval of v1 does not count.
     status, body = decide(
         held, admin_user, decision="approve", checklist=all_ticks(held), **bound(held)
