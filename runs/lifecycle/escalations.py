@@ -48,6 +48,7 @@ __all__ = [
     "escalation_for_planning",
     "escalation_open",
     "gate_resolution",
+    "gate_still_bound",
     "review_resolve_escalation",
     "step_gate_open",
     "step_needs_gate",
@@ -119,6 +120,13 @@ def step_gate_open(*, step_id: int, threshold: float) -> ReviewItem:
         context={"params": params, "confidence": step.confidence, "threshold": threshold},
         params_hash=content_hash(params),
     )
+
+
+def gate_still_bound(item: ReviewItem) -> bool:
+    """Whether the gated step would still run with the params its gate item was decided on."""
+    if not item.params_hash or item.step is None:
+        return True
+    return content_hash(gate_params(item.step)) == item.params_hash
 
 
 def gate_resolution(item: ReviewItem) -> Resolution | None:

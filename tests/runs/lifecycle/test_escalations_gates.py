@@ -240,3 +240,36 @@ def test_an_approved_gate_runs_the_params_the_reviewer_saw(
     assert Step.objects.get(run=run, key="g").result["value"] == gate.context["params"]["value"]
     entry = AuditEntry.objects.get(item_id=gate.pk, action="review.approved")
     assert entry.after["params_hash"] == gate.params_hash
+
+
+def test_an_approval_does_not_carry_over_to_params_that_changed_before_the_step_ran(
+    deploy: Tool, reviewer: User, key: str, calls: list[str]
+) -> None:
+    run = submit(referencing_gate(key))
+    run_execute(run_id=run.pk)
+    gate = ReviewItem.objects.get(run=run)
+    review_approve(
+        item_id=gate.pk,
+        user=reviewer,
+        binding=Binding(plan_version=1, params_hash=gate.params_hash),
+        checklist=all_ticks(gate),
+    )
+    # Between the approval and the run, the result the params point at is replaced.
+    Step.objects.filter(run=run, key="i").update(result={"path": "/backups/prod.db"})
+    work()
+    run.refresh_from_db()
+    assert run.status == RunStatus.AWAITING_APPROVAL and calls == ["i"]
+    again = ReviewItem.objects.get(run=run, status="open")
+    assert again.pk != gate.pk and again.step_id == gate.step_id
+    assert again.context["params"]["value"] == "/backups/prod.db"
+    assert again.params_hash != gate.params_hash
+    review_approve(
+        item_id=again.pk,
+        user=reviewer,
+        binding=Binding(plan_version=1, params_hash=again.params_hash),
+        checklist=all_ticks(again),
+    )
+    work()
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED and calls == ["i", "g"]
+    assert Step.objects.get(run=run, key="g").result["value"] == "/backups/prod.db"
