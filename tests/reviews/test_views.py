@@ -13,9 +13,9 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from reviews.models import AuditEntry, ReviewItem
-from runs.lifecycle.escalations import escalation_open
+from runs.lifecycle.escalations import escalation_open, step_gate_open
 from runs.models import Plan, Run
-from runs.plan_versions import plan_hash
+from runs.plan_versions import content_hash, plan_hash
 
 pytestmark = pytest.mark.django_db
 
@@ -393,3 +393,24 @@ def test_an_escalation_action_other_than_edit_is_refused_while_the_editor_holds_
     client.post(f"/reviews/{item.pk}/resolve/", {**changed, "action": "abort", "reason": "x"})
     item.refresh_from_db()
     assert item.status == "rejected"
+
+
+def test_a_step_gate_page_binds_its_approval_to_the_params_it_shows(
+    held: ReviewItem, reviewer: User
+) -> None:
+    ship = held.plan.steps.get(key="ship")  # type: ignore[union-attr]
+    gate = step_gate_open(step_id=ship.pk, threshold=0.6)
+    client = client_for(reviewer)
+    html = client.get(f"/reviews/{gate.pk}/").content.decode()
+    assert "Approve step" in html and "Save and approve" not in html
+    form = decision_form(client, gate)
+    assert form["params_hash"] == gate.params_hash == content_hash(ship.params)
+    ticks = [str(i) for i in range(len(gate.checklist))]
+    other = {**form, "params_hash": content_hash({"label": "elsewhere"}), "checklist": ticks}
+    response = client.post(f"/reviews/{gate.pk}/approve/", other, follow=True)
+    assert escape("The params you reviewed are not those step 'ship' will run with") in (
+        response.content.decode()
+    )
+    assert ReviewItem.objects.get(pk=gate.pk).status == "open"
+    response = client.post(f"/reviews/{gate.pk}/approve/", {**form, "checklist": ticks})
+    assert ReviewItem.objects.get(pk=gate.pk).status == "approved"
