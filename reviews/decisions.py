@@ -94,13 +94,15 @@ class Binding:
     ``plan_version`` and ``plan_hash`` name the plan version under review and its
     document's hash; ``params_hash`` a gated step's params as they will run;
     ``editor_text`` is the review page's editor as submitted with an approval.
-    Empty fields are not checked: the interfaces decide which are required.
+    Empty fields are not checked, except a missing ``plan_version`` when
+    ``version_required``: the interfaces decide which are required.
     """
 
     plan_version: int | None = None
     plan_hash: str = ""
     params_hash: str = ""
     editor_text: str | None = None
+    version_required: bool = False
 
 
 def gate_params(step: Step) -> Any:
@@ -134,6 +136,11 @@ def check_plan_binding(item: ReviewItem, binding: Binding | None) -> str:
     if binding is None:
         return stored
     version = current.version if current is not None else None
+    if binding.plan_version is None and binding.version_required and version is not None:
+        raise StalePlan(
+            f"The decision does not say which plan version it is about (review {item.pk} "
+            f"is about v{version}): reload the item and decide again."
+        )
     if binding.plan_version is not None and binding.plan_version != version:
         raise StalePlan(
             f"Review {item.pk} is about plan v{version}, not v{binding.plan_version}: "

@@ -164,10 +164,11 @@ def _ticks(request: HttpRequest) -> list[str]:
     return request.POST.getlist("checklist")
 
 
-def _binding(request: HttpRequest, *, editor: bool = False) -> Binding:
+def _binding(request: HttpRequest, *, editor: bool = False, required: bool = True) -> Binding:
     """What the form's decision is about (its hidden fields); ``editor`` adds the editor's text.
 
-    A version that is not a number can name no version: it is refused as stale.
+    The page always sends the version; a form without it (or with one that is not a
+    number) is refused as stale, unless not ``required`` (a rejection, an abort).
     """
     raw = request.POST.get("plan_version", "").strip()
     version = None if not raw else int(raw) if raw.isdigit() and len(raw) < 10 else 0
@@ -176,6 +177,7 @@ def _binding(request: HttpRequest, *, editor: bool = False) -> Binding:
         plan_hash=request.POST.get("plan_hash", "").strip(),
         params_hash=request.POST.get("params_hash", "").strip(),
         editor_text=request.POST.get("plan") if editor and "plan" in request.POST else None,
+        version_required=required,
     )
 
 
@@ -250,7 +252,7 @@ def item_reject(request: AuthenticatedHttpRequest, item_id: int) -> HttpResponse
             item_id=item_id,
             user=request.user,
             reason=request.POST.get("reason", ""),
-            binding=_binding(request),
+            binding=_binding(request, required=False),
         ),
         lambda item: f"Review {item.pk} {item.status}.",
     )
@@ -334,7 +336,9 @@ def item_resolve(request: AuthenticatedHttpRequest, item_id: int) -> HttpRespons
             document=document,
             # Retry, skip or roll back would drop an edit silently; editing uses it, abort needs none.
             binding=_binding(
-                request, editor=action not in (EscalationAction.EDIT, EscalationAction.ABORT)
+                request,
+                editor=action not in (EscalationAction.EDIT, EscalationAction.ABORT),
+                required=action != EscalationAction.ABORT,
             ),
         )
     except PlanInvalid as exc:

@@ -97,12 +97,21 @@ def test_approving_from_the_page_without_the_checklist_shows_what_is_missing(
     held: ReviewItem, reviewer: User
 ) -> None:
     client = client_for(reviewer)
-    response = client.post(f"/reviews/{held.pk}/approve/", {"checklist": ["0"]}, follow=True)
+    form = decision_form(client, held)
+    response = client.post(
+        f"/reviews/{held.pk}/approve/", {**form, "checklist": ["0"]}, follow=True
+    )
     assert "Tick every checklist item first" in response.content.decode()
     held.refresh_from_db()
     assert held.status == "open"
     ticks = [str(i) for i in range(len(held.checklist))]
+    # A form that does not say which version it approves is refused.
     response = client.post(f"/reviews/{held.pk}/approve/", {"checklist": ticks}, follow=True)
+    assert "does not say which plan version it is about" in response.content.decode()
+    assert ReviewItem.objects.get(pk=held.pk).status == "open"
+    response = client.post(
+        f"/reviews/{held.pk}/approve/", {**form, "checklist": ticks}, follow=True
+    )
     assert f"Review {held.pk} approved." in response.content.decode()
     assert Run.objects.get(pk=held.run_id).status == "queued"
 
@@ -122,10 +131,13 @@ def test_an_invalid_edit_shows_its_problems_inline_and_saves_nothing(
 ) -> None:
     ticks = [str(i) for i in range(len(held.checklist))]
     client = client_for(reviewer)
-    bad_yaml = client.post(f"/reviews/{held.pk}/edit/", {"plan": "steps: [", "checklist": ticks})
+    form = decision_form(client, held)
+    bad_yaml = client.post(
+        f"/reviews/{held.pk}/edit/", {**form, "plan": "steps: [", "checklist": ticks}
+    )
     assert bad_yaml.status_code == 422 and "data-syntax-error" in bad_yaml.content.decode()
     text = "steps:\n  - {id: a, action: no_such_tool}\n"
-    response = client.post(f"/reviews/{held.pk}/edit/", {"plan": text, "checklist": ticks})
+    response = client.post(f"/reviews/{held.pk}/edit/", {**form, "plan": text, "checklist": ticks})
     html = response.content.decode()
     assert response.status_code == 422
     assert "steps[0]" in html and "no_such_tool" in html and "nothing was saved" in html
@@ -135,8 +147,10 @@ def test_an_invalid_edit_shows_its_problems_inline_and_saves_nothing(
 def test_a_valid_edit_from_the_page_makes_a_new_version(held: ReviewItem, reviewer: User) -> None:
     ticks = [str(i) for i in range(len(held.checklist))]
     text = "steps:\n  - {id: only, action: record, params: {key: k, label: only}}\n"
-    response = client_for(reviewer).post(
-        f"/reviews/{held.pk}/edit/", {"plan": text, "checklist": ticks, "reason": "smaller"}
+    client = client_for(reviewer)
+    form = decision_form(client, held)
+    response = client.post(
+        f"/reviews/{held.pk}/edit/", {**form, "plan": text, "checklist": ticks, "reason": "smaller"}
     )
     assert response.status_code == 302
     run = Run.objects.get(pk=held.run_id)
@@ -269,7 +283,8 @@ def test_the_run_page_tells_review_events_in_words_and_drops_decided_items(
     client = client_for(reviewer)
     client.post(f"/reviews/{held.pk}/claim/")
     ticks = {"checklist": [str(i) for i in range(len(held.checklist))], "reason": "fine"}
-    assert client.post(f"/reviews/{held.pk}/approve/", ticks).status_code == 302
+    form = decision_form(client, held)
+    assert client.post(f"/reviews/{held.pk}/approve/", {**form, **ticks}).status_code == 302
     page = client.get(f"/runs/{held.run_id}/")
     summaries = [e.summary for e in page.context["events"] if e.kind.startswith("review.")]
     assert summaries == [
