@@ -103,6 +103,7 @@ def _render_item(
     for s in steps:
         s.params_json = json.dumps(s.params, indent=2, ensure_ascii=False)  # type: ignore[attr-defined]
     main = [s for s in steps if s.phase == Step.Phase.MAIN]
+    ticked = set(request.POST.getlist("checklist")) if request.method == "POST" else set()
     document = item.plan.document if item.plan is not None else None
     stored_text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True) if document else ""
     if plan_text is None:
@@ -116,7 +117,11 @@ def _render_item(
             "rollback_steps": [s for s in steps if s.phase == Step.Phase.ROLLBACK],
             "edges": selectors.plan_edges(main),
             **_plan_graph(main),
-            "checklist": list(enumerate(item.checklist or [])),
+            # A form sent back (a refusal, problems shown inline) keeps its ticks and reason.
+            "checklist": [
+                (i, text, str(i) in ticked) for i, text in enumerate(item.checklist or [])
+            ],
+            "reason_text": request.POST.get("reason", "") if request.method == "POST" else "",
             "approvals": list(item.approvals.all()),
             "reviewers": selectors.reviewers(),
             "four_eyes": item.kind == ReviewKind.PLAN_APPROVAL

@@ -332,6 +332,7 @@ def test_approving_while_the_editor_holds_changes_is_refused_and_nothing_runs(
     assert response.status_code == 409
     assert "unsaved changes to plan v1" in response.content.decode()
     assert "shipped" in response.content.decode()
+    assert response.content.decode().count('name="checklist" value="0" checked') == 1
     held.refresh_from_db()
     assert held.status == "open" and held.approvals.count() == 0
     assert Run.objects.get(pk=held.run_id).status == "awaiting_approval"
