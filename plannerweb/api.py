@@ -23,6 +23,8 @@ from reviews.statemachine import (
     NotAllowed,
     PlanInvalid,
     ReviewError,
+    StalePlan,
+    UnsavedEdit,
 )
 from runs.api import router as runs_router
 from runs.api.auth import AUTH
@@ -168,7 +170,7 @@ def _review_error(request: HttpRequest, exc: ReviewError) -> HttpResponse:
         return error(request, 422, exc.code, str(exc), fields)
     if isinstance(exc, NotAllowed | FourEyesViolation):
         return error(request, 403, exc.code, str(exc))
-    if isinstance(exc, AlreadyDecided):
+    if isinstance(exc, AlreadyDecided | StalePlan | UnsavedEdit):
         return error(request, 409, exc.code, str(exc))
     return error(request, 409, "review_conflict", str(exc))
 

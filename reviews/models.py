@@ -130,7 +130,11 @@ class ReviewKindSettings(models.Model):
 
 
 class ReviewItem(models.Model):
-    """Something a reviewer must decide: a plan to approve, a gated step, an escalation."""
+    """Something a reviewer must decide: a plan to approve, a gated step, an escalation.
+
+    ``plan`` is the version under review: a reviewer's saved edit replaces it, and every
+    decision names it (and its document's hash), so none lands on a version nobody saw.
+    """
 
     kind = models.CharField(max_length=16, choices=ReviewKind.choices, db_index=True)
     status = models.CharField(
@@ -148,6 +152,9 @@ class ReviewItem(models.Model):
     )
     # Failure report, partial results and the like; shown to the reviewer as-is.
     context = models.JSONField(default=dict, blank=True)
+    # A step gate's binding: the hash of the gated step's params as they will run (references
+    # resolved) when the gate opened; a decision naming other params is refused as stale.
+    params_hash = models.CharField(max_length=64, blank=True)
     # Snapshot of the kind's checklist when the item opened, so later edits don't move goalposts.
     checklist = models.JSONField(default=list, blank=True)
     required_approvals = models.PositiveSmallIntegerField(default=1)
@@ -164,7 +171,7 @@ class ReviewItem(models.Model):
     # What was decided: approve / reject / edit / expire, or an escalation action (retry, skip ...).
     decision = models.CharField(max_length=20, blank=True)
     reason = models.TextField(blank=True)
-    # The plan version an edit produced.
+    # The plan version the last edit produced (it is then also ``plan``, the version under review).
     result_plan = models.ForeignKey(
         Plan, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -57,6 +57,18 @@ class NotAllowed(ReviewError):
     code = "not_allowed"
 
 
+class StalePlan(ReviewError):
+    """The decision names another plan version, document or step params than the item's current ones."""
+
+    code = "stale_plan"
+
+
+class UnsavedEdit(ReviewError):
+    """Approving while the editor holds changes: approving would drop them silently."""
+
+    code = "unsaved_edit"
+
+
 class PlanInvalid(ReviewError):
     """An edited plan failed validation; ``problems`` are ``{"path", "code", "message"}`` dicts."""
 

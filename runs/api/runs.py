@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Path, Query, Router, Status
 
+from reviews.decisions import Binding
 from reviews.selectors import open_escalation
 from runs import selectors
 from runs.api.auth import require
@@ -180,6 +181,7 @@ def run_resume(request: HttpRequest, payload: ResumeIn, run_id: int = RunId) -> 
         reason=payload.reason,
         checklist=payload.checklist,
         document=edited_plan(payload.plan) if payload.action == "edit" else None,
+        binding=Binding(plan_version=payload.plan_version, plan_hash=payload.plan_hash or ""),
     )
     return get_run(run_id, detail_runs())
 

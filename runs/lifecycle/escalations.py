@@ -19,9 +19,12 @@ from django.urls import reverse
 
 from reviews.decisions import (
     REVIEWER,
+    Binding,
     check_assignee,
+    check_binding,
     check_checklist,
     decided_event,
+    gate_params,
     item_audit,
     item_state,
     locked_item,
@@ -36,6 +39,7 @@ from runs.lifecycle.resume import ResumeRefused, run_resume
 from runs.lifecycle.reviews import plan_validate_edit
 from runs.lifecycle.submit import plan_create
 from runs.models import Plan, Run, RunStatus, Step
+from runs.plan_versions import content_hash
 from runs.planning.attempts import NO_MATCH
 from runs.statemachine import append_events
 
@@ -44,6 +48,7 @@ __all__ = [
     "escalation_for_planning",
     "escalation_open",
     "gate_resolution",
+    "gate_still_bound",
     "review_resolve_escalation",
     "step_gate_open",
     "step_needs_gate",
@@ -100,6 +105,8 @@ def step_gate_open(*, step_id: int, threshold: float) -> ReviewItem:
     """Pause one low-confidence step on a sensitive tool; the rest of the run keeps going."""
     step = Step.objects.select_related("run", "plan").get(pk=step_id)
     confidence = "unknown" if step.confidence is None else f"{step.confidence:g}"
+    # The reviewer sees, and the decision binds to, the params exactly as they will run.
+    params = gate_params(step)
     return review_open(
         run=step.run,
         kind=ReviewKind.STEP_GATE,
@@ -110,8 +117,16 @@ def step_gate_open(*, step_id: int, threshold: float) -> ReviewItem:
         cause=EscalationCause.LOW_CONFIDENCE,
         plan=step.plan,
         step_id=step.pk,
-        context={"params": step.params, "confidence": step.confidence, "threshold": threshold},
+        context={"params": params, "confidence": step.confidence, "threshold": threshold},
+        params_hash=content_hash(params),
     )
+
+
+def gate_still_bound(item: ReviewItem) -> bool:
+    """Whether the gated step would still run with the params its gate item was decided on."""
+    if not item.params_hash or item.step is None:
+        return True
+    return content_hash(gate_params(item.step)) == item.params_hash
 
 
 def gate_resolution(item: ReviewItem) -> Resolution | None:
@@ -136,16 +151,19 @@ def review_resolve_escalation(
     reason: str = "",
     checklist: Iterable[Any] = (),
     document: Any = None,
+    binding: Binding | None = None,
 ) -> Resolution:
     """Record a reviewer's action on an escalation and say what the run does next.
 
     ``abort`` needs a reason and stops the run here; ``edit`` validates
     ``document`` and stores it as a new plan version by the reviewer (an invalid
     edit raises ``PlanInvalid`` and writes nothing); retry, skip and rollback are
-    recorded for the executor to carry out.
+    recorded for the executor to carry out. A ``binding`` naming another plan version
+    than the one escalated raises ``StalePlan``.
     """
     reason = (reason or "").strip()
     item = _escalation_to_resolve(item_id, user, action, reason, checklist)
+    check_binding(item, binding)
     before = item_state(item)
     new: Plan | None = None
     if action == EscalationAction.EDIT:

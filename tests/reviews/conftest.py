@@ -12,6 +12,7 @@ from django.contrib.auth.models import User
 from reviews.models import ApprovalPolicy, ReviewItem
 from runs.lifecycle.submit import run_submit_plan
 from runs.models import Run, Tool
+from runs.plan_versions import plan_hash
 
 
 @pytest.fixture
@@ -94,3 +95,15 @@ def held(
 
 def all_ticks(item: ReviewItem) -> list[int]:
     return list(range(len(item.checklist)))
+
+
+def bound(item: ReviewItem) -> dict[str, Any]:
+    """What a decision names about ``item`` as it is now: plan version and hash, a gate's params."""
+    item.refresh_from_db()
+    names: dict[str, Any] = {
+        "plan_version": item.plan.version if item.plan is not None else None,
+        "plan_hash": plan_hash(item.plan) or None,
+    }
+    if item.params_hash:
+        names["params_hash"] = item.params_hash
+    return names

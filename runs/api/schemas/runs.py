@@ -194,3 +194,17 @@ class ResumeIn(DecisionIn):
             "and resume (finished steps carried over), roll back, or abort (needs a reason)."
         )
     )
+    plan_version: int | None = Field(
+        None,
+        ge=1,
+        le=2**31 - 1,
+        description=(
+            "The escalated plan version you reviewed (the item's `plan_version`); another "
+            "version is refused with 409 `stale_plan`."
+        ),
+    )
+    plan_hash: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="That version's `plan_hash`; a different one is 409 `stale_plan`.",
+    )
