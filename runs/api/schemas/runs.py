@@ -12,7 +12,7 @@ from typing import Any, Literal
 from ninja import Field, ModelSchema, Schema
 from pydantic import field_validator
 
-from runs.api.inputs import DecisionIn, In
+from runs.api.inputs import BudgetsIn, DecisionIn, In
 from runs.api.paging import PageOut
 from runs.events import event_summary
 from runs.models import Plan, Run, RunStatus, Step, TranscriptEvent
@@ -185,12 +185,20 @@ class RetryIn(In):
     step: str = Field(..., min_length=1, max_length=100, description="A failed step's id.")
 
 
-class ResumeIn(DecisionIn):
-    """A reviewer's action on an escalated run (what its open escalation item decides)."""
+class ResumeIn(DecisionIn, BudgetsIn):
+    """A reviewer's action on an escalated run (what its open escalation item decides).
 
-    action: Literal["retry", "skip", "edit", "rollback", "abort"] = Field(
-        description=(
-            "retry the stuck step (attempts kept), skip it (and what needs it), edit the plan "
-            "and resume (finished steps carried over), roll back, or abort (needs a reason)."
+    Only the actions the item offers now are taken (its ``allowed_actions``); any
+    other is answered 409 with the ``allowed`` list.
+    """
+
+    action: Literal["retry", "skip", "edit", "write_plan", "raise_budget", "rollback", "abort"] = (
+        Field(
+            description=(
+                "retry the stuck step (attempts kept), skip it (and what needs it), edit the plan "
+                "and resume (finished steps carried over), write_plan (a run with no plan: the "
+                "reviewer's plan runs), raise_budget (new `budget_*` limits, then resume where the "
+                "run stopped), roll back, or abort (needs a reason)."
+            )
         )
     )
