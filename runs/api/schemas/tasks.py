@@ -9,9 +9,6 @@ from pydantic import ConfigDict
 
 from runs.api.inputs import BudgetsIn
 
-# The planner options a hand-written plan may name: the planner that replans it after a failure.
-REPLAN_OPTIONS = ("planner", "model", "temperature", "max_tokens", "max_replans")
-
 
 class TaskIn(BudgetsIn):
     """A task: with a hand-written ``plan``, or without one and with planner options to be planned."""
