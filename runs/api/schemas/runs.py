@@ -120,6 +120,11 @@ class PlanOut(ModelSchema):
     errors: list[PlanProblemOut]
     document: Any = Field(description="The plan as submitted (after YAML/JSON parsing).")
     rollback: list[Any]
+    diff: dict[str, Any] | None = Field(
+        None,
+        description="A replanned version against its parent: step ids added, removed, "
+        "changed (with each field's from and to) and kept.",
+    )
 
     class Meta:
         model = Plan
@@ -128,6 +133,10 @@ class PlanOut(ModelSchema):
     @staticmethod
     def resolve_created_by(plan: Plan) -> str | None:
         return plan.created_by.get_username() if plan.created_by is not None else None
+
+    @staticmethod
+    def resolve_diff(plan: Plan) -> dict[str, Any] | None:
+        return plan.diff if isinstance(plan.diff, dict) and plan.diff else None
 
 
 class StepOut(ModelSchema):

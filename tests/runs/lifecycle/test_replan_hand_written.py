@@ -183,3 +183,22 @@ def test_replanner_options_that_cannot_work_are_refused_and_nothing_is_written(
         submit(failing_plan("k"), replanner=replanner)
     assert caught.value.field == field
     assert not Run.objects.exists()
+
+
+def test_the_api_shows_the_replanned_version_and_its_diff(
+    planner_tools: Any, planner_settings: Any, operator: User
+) -> None:
+    from tests.runs.api.conftest import api_as
+
+    key = uuid.uuid4().hex
+    client = api_as(operator)
+    created = client.post(
+        "/tasks", {"plan": failing_plan(key, fallback=True), "planner": "playbook"}
+    )
+    assert created.status_code == 201, created.json()
+    run_id = created.json()["id"]
+    assert run_execute(run_id=run_id) == RunStatus.SUCCEEDED
+    plans = client.get(f"/runs/{run_id}/plans").json()
+    assert [(p["version"], p["source"]) for p in plans] == [(1, "operator"), (2, "replanner")]
+    assert plans[1]["diff"]["changed"][0]["id"] == "boom"
+    assert plans[1]["diff"]["kept"] == ["a", "c"]
