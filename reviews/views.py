@@ -134,9 +134,8 @@ def _render_item(
             "syntax_error": syntax_error,
             "actions": action_labels(allowed),
             "plan_actions": [a for a in allowed if a in PLAN_ACTIONS],
-            "budgets": budgets_for(item.run.task)
-            if EscalationAction.RAISE_BUDGET in allowed
-            else None,
+            "can_raise_budget": EscalationAction.RAISE_BUDGET in allowed,
+            "budgets": budgets_for(item.run.task),
             "audit": selectors.audit_entries(AuditFilters(item=item.pk)),
             "context_json": json.dumps(item.context, indent=2, ensure_ascii=False, default=str),
             "is_overdue": item.is_open and item.due_at is not None and item.due_at < timezone.now(),
