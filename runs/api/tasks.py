@@ -77,19 +77,7 @@ def task_create(request: HttpRequest, payload: TaskIn) -> Status[Run]:
     options = payload.planner_options()
     if payload.plan is None:
         return _task_for_planner(payload, options, user)
-    wrong = sorted(set(options) - set(REPLANNER_FIELDS))
-    if wrong:
-        raise ApiError(
-            422,
-            "invalid_input",
-            "A hand-written plan takes only the options of the planner that replans it ("
-            + ", ".join(REPLANNER_FIELDS)
-            + ").",
-            fields=[
-                {"field": name, "code": "not_with_plan", "message": "not used with a plan"}
-                for name in wrong
-            ],
-        )
+    _only_replanner_options(options)
     document: Any = payload.plan
     if isinstance(document, str):
         try:
@@ -148,6 +136,23 @@ def task_create(request: HttpRequest, payload: TaskIn) -> Status[Run]:
     except PlannerOptionsError as exc:
         raise _options_error(exc) from exc
     return Status(201, get_run(run.pk, detail_runs()))
+
+
+def _only_replanner_options(options: dict[str, Any]) -> None:
+    """A plan takes only the options of the planner that replans it: 422 naming the others."""
+    wrong = sorted(set(options) - set(REPLANNER_FIELDS))
+    if wrong:
+        raise ApiError(
+            422,
+            "invalid_input",
+            "A hand-written plan takes only the options of the planner that replans it ("
+            + ", ".join(REPLANNER_FIELDS)
+            + ").",
+            fields=[
+                {"field": name, "code": "not_with_plan", "message": "not used with a plan"}
+                for name in wrong
+            ],
+        )
 
 
 def _options_error(exc: PlannerOptionsError) -> ApiError:
