@@ -54,6 +54,7 @@ class RunFacts:
     undone: bool  # its rollback ran (or began): nothing of it can resume
     target: Step | None  # the one step a retry or a skip acts on
     others_stuck: bool  # another main step failed or may have partly run too
+    any_stuck: bool  # some main step failed or may have partly run
 
 
 def run_facts(item: ReviewItem, run: Run | None = None) -> RunFacts:
@@ -81,6 +82,7 @@ def run_facts(item: ReviewItem, run: Run | None = None) -> RunFacts:
         undone=undone,
         target=target,
         others_stuck=any(target is None or s.pk != target.pk for s in stuck),
+        any_stuck=bool(stuck),
     )
 
 
@@ -103,7 +105,8 @@ _FITS: dict[str, Callable[[RunFacts], bool]] = {
     A.SKIP: _step_action,
     A.EDIT: _resumable,
     A.WRITE_PLAN: lambda f: not f.has_plan,
-    A.RAISE_BUDGET: lambda f: _resumable(f) and not f.others_stuck,
+    # Resumes where the breach stopped: only the steps it skipped are left to run.
+    A.RAISE_BUDGET: lambda f: _resumable(f) and not f.any_stuck,
     A.ROLLBACK: _resumable,
     A.ABORT: lambda f: True,
 }

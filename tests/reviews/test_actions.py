@@ -89,3 +89,10 @@ def test_a_new_cause_slots_in_as_one_table_row(
     monkeypatch.setitem(CAUSE_ACTIONS, "evaluator_fail", ("rollback", "abort"))
     assert allowed_actions(item) == ["rollback", "abort"]
     assert actions.action_labels(["abort"]) == [("abort", "Abort the run")]
+
+
+def test_a_budget_breach_with_a_failed_step_offers_no_raise(
+    stuck: Callable[..., ReviewItem],
+) -> None:
+    item = stuck("budget_breached", ship="failed")
+    assert allowed_actions(item) == ["edit", "rollback", "abort"]
