@@ -17,8 +17,10 @@ from psycopg_pool import PoolTimeout
 from reviews.api import audit_router
 from reviews.api import router as reviews_router
 from reviews.statemachine import (
+    ActionNotAllowed,
     AlreadyDecided,
     ChecklistIncomplete,
+    DecisionInputInvalid,
     FourEyesViolation,
     NotAllowed,
     PlanInvalid,
@@ -58,9 +60,10 @@ def error(
     code: str,
     detail: str,
     fields: list[dict[str, Any]] | None = None,
+    **extra: Any,
 ) -> HttpResponse:
     response = api.create_response(
-        request, {"detail": detail, "code": code, "fields": fields}, status=status
+        request, {"detail": detail, "code": code, "fields": fields, **extra}, status=status
     )
     if status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="plannerweb"'
@@ -172,6 +175,11 @@ def _review_error(request: HttpRequest, exc: ReviewError) -> HttpResponse:
         return error(request, 403, exc.code, str(exc))
     if isinstance(exc, AlreadyDecided | StalePlan | UnsavedEdit):
         return error(request, 409, exc.code, str(exc))
+    if isinstance(exc, ActionNotAllowed):
+        return error(request, 409, exc.code, str(exc), allowed=exc.allowed)
+    if isinstance(exc, DecisionInputInvalid):
+        field = [{"field": exc.field or "body", "code": "invalid", "message": str(exc)}]
+        return error(request, 422, exc.code, str(exc), field)
     return error(request, 409, "review_conflict", str(exc))
 
 

@@ -273,9 +273,13 @@ class EscalationCause(models.TextChoices):
 
 
 class EscalationAction(models.TextChoices):
+    """What a reviewer may do about an escalation; ``reviews.actions`` says which fit an item."""
+
     RETRY = "retry", "Retry the step"
     SKIP = "skip", "Skip the step"
     EDIT = "edit", "Edit the plan and resume"
+    WRITE_PLAN = "write_plan", "Write the plan by hand"
+    RAISE_BUDGET = "raise_budget", "Raise the budget and resume"
     ROLLBACK = "rollback", "Roll back"
     ABORT = "abort", "Abort the run"
 

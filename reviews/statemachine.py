@@ -80,6 +80,26 @@ class PlanInvalid(ReviewError):
         self.problems = problems
 
 
+class ActionNotAllowed(ReviewError):
+    """An escalation action that does not fit the run's state; ``allowed`` lists those that do."""
+
+    code = "action_not_allowed"
+
+    def __init__(self, message: str, allowed: list[str]) -> None:
+        super().__init__(message)
+        self.allowed = allowed
+
+
+class DecisionInputInvalid(ReviewError):
+    """A decision's own input is wrong (say, new budgets that leave no room); ``field`` names it."""
+
+    code = "invalid_input"
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def lock_item(item_id: int) -> ReviewItem:
     """The item under its row lock (PostgreSQL); call inside a transaction."""
     return lock_rows(ReviewItem.objects.filter(pk=item_id)).get()

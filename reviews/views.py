@@ -21,12 +21,14 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from reviews import selectors
+from reviews.actions import action_labels, allowed_actions
 from reviews.audit import audit_check, audit_csv_rows
 from reviews.decisions import Binding, review_assign, review_claim
 from reviews.models import EscalationAction, ReviewItem, ReviewKind, ReviewStatus
 from reviews.policies import four_eyes_applies
 from reviews.selectors import AGES, AuditFilters, QueueFilters
 from reviews.statemachine import PlanInvalid, ReviewError, UnsavedEdit
+from runs.execution.budgets import budgets_for
 from runs.graph import plan_layout
 from runs.lifecycle import escalations
 from runs.lifecycle.reviews import review_approve, review_edit, review_reject
@@ -35,9 +37,12 @@ from runs.permissions import AuthenticatedHttpRequest, is_reviewer, role_require
 from runs.plan_versions import plan_hash
 from runs.planning.schema import PlanSyntaxError, parse_plan_text
 from runs.selectors import STATUS_MARK
+from runs.views.forms import BudgetFields
 from runs.views.listing import HEARTBEAT_SECONDS
 
 ITEMS_PER_PAGE = 50
+# The escalation actions that carry the plan text area's document.
+PLAN_ACTIONS = (EscalationAction.EDIT, EscalationAction.WRITE_PLAN)
 AUDIT_PER_PAGE = 100
 
 reviewer_required = role_required(is_reviewer)
@@ -104,10 +109,14 @@ def _render_item(
         s.params_json = json.dumps(s.params, indent=2, ensure_ascii=False)  # type: ignore[attr-defined]
     main = [s for s in steps if s.phase == Step.Phase.MAIN]
     ticked = set(request.POST.getlist("checklist")) if request.method == "POST" else set()
+    allowed = allowed_actions(item, item.run)
     document = item.plan.document if item.plan is not None else None
     stored_text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True) if document else ""
     if plan_text is None:
         plan_text = stored_text
+        if not document and EscalationAction.WRITE_PLAN in allowed:
+            skeleton = {"goal": item.run.task.title, "steps": []}
+            plan_text = yaml.safe_dump(skeleton, sort_keys=False, allow_unicode=True)
     return render(
         request,
         "reviews/item.html",
@@ -131,7 +140,10 @@ def _render_item(
             "plan_hash": plan_hash(item.plan),
             "problems": problems or [],
             "syntax_error": syntax_error,
-            "actions": EscalationAction.choices,
+            "actions": action_labels(allowed),
+            "plan_actions": [a for a in allowed if a in PLAN_ACTIONS],
+            "can_raise_budget": EscalationAction.RAISE_BUDGET in allowed,
+            "budgets": budgets_for(item.run.task),
             "audit": selectors.audit_entries(AuditFilters(item=item.pk)),
             "context_json": json.dumps(item.context, indent=2, ensure_ascii=False, default=str),
             "is_overdue": item.is_open and item.due_at is not None and item.due_at < timezone.now(),
@@ -321,16 +333,21 @@ def _saved_message(item: ReviewItem, *, approve: bool) -> str:
 @require_POST
 @reviewer_required
 def item_resolve(request: AuthenticatedHttpRequest, item_id: int) -> HttpResponse:
-    """An escalation's action: retry, skip, edit and resume, roll back or abort."""
+    """An escalation's action (one of those it allows): the plan or new budgets it carries."""
     item = _get_item(item_id)
     action = request.POST.get("action", "")
+    text = request.POST.get("plan", "")
     document = None
-    if action == EscalationAction.EDIT:
-        text = request.POST.get("plan", "")
+    if action in PLAN_ACTIONS:
         try:
             document = parse_plan_text(text)
         except PlanSyntaxError as exc:
             return _render_item(request, item, plan_text=text, syntax_error=str(exc), status=422)
+    budgets = BudgetFields(request.POST)
+    if action == EscalationAction.RAISE_BUDGET and not budgets.is_valid():
+        for errors in budgets.errors.values():
+            messages.error(request, "New budgets: " + " ".join(str(e) for e in errors))
+        return redirect("reviews:item", item_id=item_id)
     try:
         resolution = escalations.review_resolve_escalation(
             item_id=item_id,
@@ -339,17 +356,16 @@ def item_resolve(request: AuthenticatedHttpRequest, item_id: int) -> HttpRespons
             reason=request.POST.get("reason", ""),
             checklist=_ticks(request),
             document=document,
+            budgets=budgets.budgets() if action == EscalationAction.RAISE_BUDGET else None,
             # Retry, skip or roll back would drop an edit silently; editing uses it, abort needs none.
             binding=_binding(
                 request,
-                editor=action not in (EscalationAction.EDIT, EscalationAction.ABORT),
+                editor=action not in PLAN_ACTIONS and action != EscalationAction.ABORT,
                 required=action != EscalationAction.ABORT,
             ),
         )
     except PlanInvalid as exc:
-        return _render_item(
-            request, item, plan_text=request.POST.get("plan", ""), problems=exc.problems, status=422
-        )
+        return _render_item(request, item, plan_text=text, problems=exc.problems, status=422)
     except ReviewError as exc:
         messages.error(request, str(exc))
     else:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from typing import Any
 
 from ninja import Field, Schema
 from pydantic import ConfigDict, model_validator
 from pydantic_core import PydanticCustomError
+
+from runs.execution.budgets import BUDGET_FIELDS, budget_overrides
 
 MAX_ID = 2**63 - 1  # the largest key SQLite and PostgreSQL bigint hold
 
@@ -69,3 +72,16 @@ class DecisionIn(In):
     plan: dict[str, Any] | str | None = Field(
         None, description="The edited plan (object, or YAML/JSON text); only with `edit`."
     )
+
+
+class BudgetsIn(In):
+    """Per-task budget limits; each left out keeps what applies (the task's, else the default)."""
+
+    budget_max_steps: int | None = Field(None, ge=1, le=1_000_000)
+    budget_max_tokens: int | None = Field(None, ge=1, le=2_000_000_000)
+    budget_max_cost: Decimal | None = Field(None, ge=0, max_digits=12, decimal_places=6)
+    budget_max_wall_seconds: int | None = Field(None, ge=1, le=2_000_000_000)
+
+    def budgets(self) -> dict[str, Any]:
+        """The budget limits given."""
+        return budget_overrides(self.model_dump(include=set(BUDGET_FIELDS)))

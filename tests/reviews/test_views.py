@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from html import unescape
 
@@ -16,6 +17,7 @@ from reviews.models import AuditEntry, ReviewItem
 from runs.lifecycle.escalations import escalation_open, step_gate_open
 from runs.models import Plan, Run
 from runs.plan_versions import content_hash, plan_hash
+from tests.reviews.conftest import all_ticks
 
 pytestmark = pytest.mark.django_db
 
@@ -204,6 +206,86 @@ def test_escalation_actions_from_the_page(held: ReviewItem, reviewer: User) -> N
     client.post(f"/reviews/{item.pk}/resolve/", {"action": "abort", "reason": "unsafe"})
     item.refresh_from_db()
     assert item.status == "rejected" and item.decision == "abort"
+
+
+def buttons(html: str) -> list[str]:
+    return re.findall(r'data-action="(\w+)"', html)
+
+
+@pytest.mark.parametrize(
+    ("cause", "ship", "read", "expected"),
+    [
+        ("evaluator_fail", "failed", "succeeded", ["retry", "skip", "edit", "rollback", "abort"]),
+        ("evaluator_fail", "failed", "rolled_back", ["abort"]),
+        ("budget_breached", "skipped", "succeeded", ["raise_budget", "edit", "rollback", "abort"]),
+        ("partial_run", "running", "succeeded", ["retry", "skip", "edit", "rollback", "abort"]),
+    ],
+)
+def test_the_item_page_shows_only_the_actions_that_fit(
+    stuck: Callable[..., ReviewItem],
+    reviewer: User,
+    cause: str,
+    ship: str,
+    read: str,
+    expected: list[str],
+) -> None:
+    item = stuck(cause, ship=ship, read=read)
+    html = client_for(reviewer).get(f"/reviews/{item.pk}/").content.decode()
+    assert buttons(html) == expected
+    assert ('name="budget_max_steps"' in html) == ("raise_budget" in expected)
+    assert ('name="plan"' in html) == ("edit" in expected)
+
+
+def test_a_run_without_a_plan_gets_a_plan_to_write_and_no_retry(
+    operator: User, reviewer: User, tools: dict
+) -> None:
+    from runs.lifecycle.planning import run_submit_task
+    from runs.statemachine import run_transition
+
+    run = run_submit_task(title="paint the fence", submitted_by=operator, planner="playbook")
+    run_transition(run_id=run.pk, to="planning")
+    run_transition(run_id=run.pk, to="escalated", reason="no playbook matches")
+    item = escalation_open(run_id=run.pk, cause="no_playbook_match", reason="no match")
+    client = client_for(reviewer)
+    html = client.get(f"/reviews/{item.pk}/").content.decode()
+    assert buttons(html) == ["write_plan", "abort"]
+    assert 'name="plan"' in html and "goal: paint the fence" in html
+    response = client.post(f"/reviews/{item.pk}/resolve/", {"action": "retry"}, follow=True)
+    assert "allowed: write_plan, abort" in response.content.decode()
+    assert ReviewItem.objects.get(pk=item.pk).status == "open"
+    text = "goal: paint it\nsteps:\n  - {id: a, action: record, params: {key: k, label: a}}\n"
+    ticks = [str(i) for i in all_ticks(item)]
+    client.post(
+        f"/reviews/{item.pk}/resolve/", {"action": "write_plan", "plan": text, "checklist": ticks}
+    )
+    item.refresh_from_db()
+    assert (item.status, item.decision) == ("edited", "write_plan")
+    assert Run.objects.get(pk=run.pk).status == "queued"
+
+
+def test_raising_the_budget_from_the_page(stuck: Callable[..., ReviewItem], reviewer: User) -> None:
+    item = stuck("budget_breached", ship="skipped")
+    client = client_for(reviewer)
+    form = decision_form(client, item)
+    response = client.post(
+        f"/reviews/{item.pk}/resolve/",
+        {**form, "action": "raise_budget", "budget_max_steps": "0"},
+        follow=True,
+    )
+    assert "New budgets:" in response.content.decode()
+    assert ReviewItem.objects.get(pk=item.pk).status == "open"
+    client.post(
+        f"/reviews/{item.pk}/resolve/",
+        {
+            **form,
+            "action": "raise_budget",
+            "budget_max_steps": "50",
+            "checklist": [str(i) for i in all_ticks(item)],
+        },
+    )
+    item.refresh_from_db()
+    assert (item.status, item.decision) == ("approved", "raise_budget")
+    assert item.run.task.budget_max_steps == 50
 
 
 def test_the_audit_page_filters_per_reviewer(held: ReviewItem, reviewer: User) -> None:
@@ -398,7 +480,7 @@ def test_an_escalation_action_other_than_edit_is_refused_while_the_editor_holds_
     ticks = [str(i) for i in range(len(item.checklist))]
     changed = {**form, "plan": form["plan"] + "# no\nbad: [", "checklist": ticks}
     response = client.post(
-        f"/reviews/{item.pk}/resolve/", {**changed, "action": "retry"}, follow=True
+        f"/reviews/{item.pk}/resolve/", {**changed, "action": "rollback"}, follow=True
     )
     assert "unsaved changes to plan v1" in response.content.decode()
     item.refresh_from_db()

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from django.utils import timezone
 from ninja import Field, Schema
 
+from reviews.actions import allowed_actions
 from reviews.models import ReviewItem, ReviewKind, ReviewStatus
 from runs.api.inputs import DecisionIn, In
 from runs.api.paging import PageOut
@@ -111,6 +112,9 @@ class ReviewItemDetailOut(ReviewItemOut):
     )
     context: dict[str, Any] = Field(description="Failure report, partial results and the like.")
     plan: Any = Field(description="The plan under review as submitted, if any.")
+    allowed_actions: list[str] = Field(
+        description="An open escalation: the actions it offers now (`POST /runs/{run}/resume`)."
+    )
 
     @staticmethod
     def resolve_plan_hash(item: ReviewItem) -> str | None:
@@ -127,6 +131,10 @@ class ReviewItemDetailOut(ReviewItemOut):
     @staticmethod
     def resolve_context(item: ReviewItem) -> dict[str, Any]:
         return item.context if isinstance(item.context, dict) else {"value": item.context}
+
+    @staticmethod
+    def resolve_allowed_actions(item: ReviewItem) -> list[str]:
+        return allowed_actions(item, item.run)
 
     @staticmethod
     def resolve_plan(item: ReviewItem) -> Any:

@@ -236,7 +236,7 @@ def test_a_step_that_may_have_partly_run_escalates_and_a_retry_reruns_it(
     assert Step.objects.get(run=run, key="a").attempts == 2
 
 
-def test_a_planner_that_picks_an_unknown_tool_escalates_and_an_edit_resumes(
+def test_a_planner_that_picks_an_unknown_tool_escalates_and_a_written_plan_resumes(
     fast_settings: Any,
     toolset: None,
     reviewer: User,
@@ -251,7 +251,7 @@ def test_a_planner_that_picks_an_unknown_tool_escalates_and_an_edit_resumes(
     assert run_execute(run_id=run.pk) == RunStatus.ESCALATED
     item = ReviewItem.objects.get(run=run)
     assert item.cause == "unknown_tool" and item.context["problems"]
-    decide(run, reviewer, "edit", document={"steps": [step("a", "record", key)]})
+    decide(run, reviewer, "write_plan", document={"steps": [step("a", "record", key)]})
     work()
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED and calls == ["a"]

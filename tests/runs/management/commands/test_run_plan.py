@@ -75,3 +75,16 @@ def test_an_invalid_plan_prints_every_problem_with_its_path_exits_2_and_writes_n
     assert {"  - steps[0].action", "  - steps[1].id", "  - steps[2].depends_on[0]"} <= paths
     assert "launch_rockets" in err.getvalue() and "ghost" in err.getvalue()
     assert out.getvalue() == ""
+
+
+def test_planner_names_the_replanner_of_the_plan(hello_tools: None, tmp_path: Path) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text(NUMBERED)
+    call_command(
+        "run_plan", str(path), "--planner", "playbook", "--max-replans", "2", stdout=StringIO()
+    )
+    task = Task.objects.get()
+    assert (task.planner, task.mode, task.max_replans) == ("playbook", "upfront", 2)
+    with pytest.raises(CommandError, match="--planner"):
+        call_command("run_plan", str(path), "--max-replans", "2", stdout=StringIO())
+    assert Task.objects.count() == 1
