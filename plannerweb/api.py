@@ -14,16 +14,21 @@ from django.utils.datastructures import MultiValueDict
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
+from psycopg_pool import PoolTimeout
 
 from reviews.api import audit_router
 from reviews.api import router as reviews_router
 from reviews.statemachine import (
+    ActionNotAllowed,
     AlreadyDecided,
     ChecklistIncomplete,
+    DecisionInputInvalid,
     FourEyesViolation,
     NotAllowed,
     PlanInvalid,
     ReviewError,
+    StalePlan,
+    UnsavedEdit,
 )
 from runs.api import router as runs_router
 from runs.api.auth import AUTH
@@ -84,9 +89,10 @@ def error(
     code: str,
     detail: str,
     fields: list[dict[str, Any]] | None = None,
+    **extra: Any,
 ) -> HttpResponse:
     response = api.create_response(
-        request, {"detail": detail, "code": code, "fields": fields}, status=status
+        request, {"detail": detail, "code": code, "fields": fields, **extra}, status=status
     )
     if status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="plannerweb"'
@@ -102,6 +108,7 @@ _HTTP_CODES = {
     409: "conflict",
     422: "invalid_input",
     429: "throttled",
+    503: "unavailable",
 }
 
 
@@ -204,6 +211,19 @@ def _review_error(request: HttpRequest, exc: ReviewError) -> HttpResponse:
         return error(request, 422, exc.code, str(exc), fields)
     if isinstance(exc, NotAllowed | FourEyesViolation):
         return error(request, 403, exc.code, str(exc))
-    if isinstance(exc, AlreadyDecided):
+    if isinstance(exc, AlreadyDecided | StalePlan | UnsavedEdit):
         return error(request, 409, exc.code, str(exc))
+    if isinstance(exc, ActionNotAllowed):
+        return error(request, 409, exc.code, str(exc), allowed=exc.allowed)
+    if isinstance(exc, DecisionInputInvalid):
+        field = [{"field": exc.field or "body", "code": "invalid", "message": str(exc)}]
+        return error(request, 422, exc.code, str(exc), field)
     return error(request, 409, "review_conflict", str(exc))
+
+
+@api.exception_handler(PoolTimeout)
+def _pool_exhausted(request: HttpRequest, exc: PoolTimeout) -> HttpResponse:
+    """Every pooled database connection stayed busy for DATABASE_POOL_TIMEOUT: try again soon."""
+    response = error(request, 503, "unavailable", "The server is busy; try again in a moment.")
+    response["Retry-After"] = "1"
+    return response

@@ -57,6 +57,18 @@ def envlist(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def envoptional_secret(name: str) -> str:
+    """Return a secret from NAME or the file NAME_FILE names; "" when neither is set."""
+    if value := os.environ.get(name):
+        return value
+    if path := os.environ.get(f"{name}_FILE"):
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE={path!r} cannot be read: {exc}") from exc
+    return ""
+
+
 def envsecret(name: str, *, keep_in: Path) -> str:
     """Return a secret from NAME, NAME_FILE, or a generated file kept across restarts.
 

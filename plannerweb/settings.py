@@ -11,7 +11,16 @@ from pathlib import Path
 
 import dj_database_url
 
-from plannerweb.env import envbool, envfloat, envint, envjson, envlist, envsecret, envstr
+from plannerweb.env import (
+    envbool,
+    envfloat,
+    envint,
+    envjson,
+    envlist,
+    envoptional_secret,
+    envsecret,
+    envstr,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("PLANNERWEB_VAR_DIR", str(BASE_DIR / "var")))
@@ -74,8 +83,10 @@ TEMPLATES = [
 
 # --- Database -----------------------------------------------------------------
 DATABASE_URL = envstr("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
-# Persistent connections (health-checked before reuse): a worker loop or a request
-# does not pay a new connection (several ms on PostgreSQL) each time.
+# Connections are reused (health-checked first) so a worker loop or a request does not pay a
+# new connection (several ms on PostgreSQL) each time. On PostgreSQL they come from a bounded
+# pool per process: under ASGI each request runs in a thread of its own, and a connection kept
+# per thread (CONN_MAX_AGE) would outlive its thread and exhaust the server's max_connections.
 DATABASES = {
     "default": dj_database_url.parse(
         DATABASE_URL,
@@ -83,6 +94,16 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and envint(
+    "DATABASE_POOL_MAX_SIZE", 16
+):
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # closing a connection returns it to the pool
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": envint("DATABASE_POOL_MIN_SIZE", 1),
+        "max_size": envint("DATABASE_POOL_MAX_SIZE", 16),
+        "timeout": envfloat("DATABASE_POOL_TIMEOUT", 20.0),
+        "max_idle": 300.0,
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         # IMMEDIATE takes the write lock at BEGIN, so two writers queue on
@@ -156,7 +177,14 @@ LOGGING = {
 # --- Background work: the Django Tasks API on the durable database backend -------
 # Tasks carry ids only (runs.tasks); `manage.py db_worker` processes, or worker
 # threads inside the serving process (embedded default), execute them.
-TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+# Two queues: "default" for runs, "notifications" for webhook and email deliveries, so a
+# slow receiver never holds a run's worker (docs/reviews.md, "Notifications").
+TASKS = {
+    "default": {
+        "BACKEND": "django_tasks_db.DatabaseBackend",
+        "QUEUES": ["default", "notifications"],
+    }
+}
 
 # --- plannerweb -----------------------------------------------------------------
 # Where runs execute: "inprocess" (a worker thread inside the serving process,
@@ -267,3 +295,35 @@ PLANNERWEB_REDACT_PATTERNS = envjson(
         r"(?i)\bbearer\s+[A-Za-z0-9._~+/-]{16,}=*",  # bearer tokens
     ],
 )
+
+# --- Notifications (docs/reviews.md, "Notifications") ----------------------------
+from django.core.exceptions import ImproperlyConfigured  # noqa: E402
+
+# The public origin links in webhooks and emails point to.
+PLANNERWEB_BASE_URL = envstr("PLANNERWEB_BASE_URL", "http://localhost:8000")
+# "Nears its SLA": this share of the SLA has passed, or, when MINUTES > 0, that many
+# minutes are left.
+PLANNERWEB_NOTIFY_NEAR_SLA_PERCENT = envint("PLANNERWEB_NOTIFY_NEAR_SLA_PERCENT", 80)
+PLANNERWEB_NOTIFY_NEAR_SLA_MINUTES = envint("PLANNERWEB_NOTIFY_NEAR_SLA_MINUTES", 0)
+# Each webhook call's connect and read timeout; attempts per delivery; the first retry's
+# delay (doubling after each failed attempt).
+PLANNERWEB_NOTIFY_TIMEOUT_SECONDS = envfloat("PLANNERWEB_NOTIFY_TIMEOUT_SECONDS", 5.0)
+PLANNERWEB_NOTIFY_MAX_ATTEMPTS = envint("PLANNERWEB_NOTIFY_MAX_ATTEMPTS", 5)
+PLANNERWEB_NOTIFY_BACKOFF_SECONDS = envfloat("PLANNERWEB_NOTIFY_BACKOFF_SECONDS", 30.0)
+# Worker threads inside the serving process that deliver notifications (embedded default).
+PLANNERWEB_NOTIFY_WORKER_THREADS = envint("PLANNERWEB_NOTIFY_WORKER_THREADS", 1)
+if not 1 <= PLANNERWEB_NOTIFY_NEAR_SLA_PERCENT <= 99:
+    raise ImproperlyConfigured("PLANNERWEB_NOTIFY_NEAR_SLA_PERCENT must be between 1 and 99")
+if PLANNERWEB_NOTIFY_MAX_ATTEMPTS < 1:
+    raise ImproperlyConfigured("PLANNERWEB_NOTIFY_MAX_ATTEMPTS must be at least 1")
+
+# Email through Django's backend (SMTP unless EMAIL_BACKEND names another).
+EMAIL_BACKEND = envstr("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = envstr("EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("EMAIL_PORT", 25)
+EMAIL_HOST_USER = envstr("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = envoptional_secret("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "plannerweb@localhost")

@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.db.models import Model
 
+from reviews import admin_notifications  # noqa: F401  (registers the notification admins)
 from reviews.admin_audit import AuditedAdminMixin
 from reviews.models import ApprovalPolicy, AuditEntry, ReviewItem, ReviewKindSettings
 from runs.admin import ReadOnlyAdmin, StaffAdmin

@@ -7,6 +7,7 @@ What a decision then does to the run (release, replan, stop) is orchestration:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -20,15 +21,21 @@ from reviews.models import (
     ReviewItem,
     ReviewKind,
 )
+from reviews.notifications import notify_opened
 from reviews.statemachine import (
     ChecklistIncomplete,
     FourEyesViolation,
     NotAllowed,
+    StalePlan,
+    UnsavedEdit,
     lock_open_item,
 )
 from runs.events import ReviewAssigned, ReviewDecided, ReviewOpened
-from runs.models import Plan, Run, RunStatus, TranscriptEvent
+from runs.models import Plan, Run, RunStatus, Step, StepStatus, TranscriptEvent
 from runs.permissions import is_reviewer, username
+from runs.plan_versions import content_hash, plan_hash
+from runs.planning.references import ReferenceResolutionError, resolve_references
+from runs.planning.schema import PlanSyntaxError, parse_plan_text
 from runs.statemachine import (
     NewEvent,
     append_events,
@@ -68,12 +75,111 @@ def check_four_eyes(item: ReviewItem, user: Any) -> None:
 
 
 def item_state(item: ReviewItem) -> dict[str, Any]:
-    return {
+    state = {
         "status": item.status,
         "decision": item.decision,
         "assignee": username(item.assignee),
         "plan_version": item.plan.version if item.plan is not None else None,
+        "plan_hash": plan_hash(item.plan) or None,
     }
+    if item.params_hash:
+        state["params_hash"] = item.params_hash
+    return state
+
+
+# --------------------------------------------------------------------------- bindings
+@dataclass(frozen=True)
+class Binding:
+    """What a decision says it is about, so it never lands on something the reviewer did not see.
+
+    ``plan_version`` and ``plan_hash`` name the plan version under review and its
+    document's hash; ``params_hash`` a gated step's params as they will run;
+    ``editor_text`` is the review page's editor as submitted with an approval.
+    Empty fields are not checked, except a missing ``plan_version`` when
+    ``version_required``: the interfaces decide which are required.
+    """
+
+    plan_version: int | None = None
+    plan_hash: str = ""
+    params_hash: str = ""
+    editor_text: str | None = None
+    version_required: bool = False
+
+
+def gate_params(step: Step) -> Any:
+    """A gated step's params as the engine will run them: references resolved from finished steps."""
+    results = dict(
+        Step.objects.filter(
+            plan_id=step.plan_id, phase=Step.Phase.MAIN, status=StepStatus.SUCCEEDED
+        ).values_list("key", "result")
+    )
+    try:
+        return resolve_references(step.params, results, step=step.key)
+    except ReferenceResolutionError:
+        return step.params  # the engine fails such a step before it runs; bind the raw params
+
+
+def check_binding(item: ReviewItem, binding: Binding | None) -> None:
+    """Refuse (``StalePlan``, ``UnsavedEdit``) a decision about anything but what the item holds now."""
+    if binding is None:
+        return
+    stored = check_plan_binding(item, binding)
+    if binding.editor_text is not None and item.plan is not None:
+        _check_unsaved(binding.editor_text, stored, item.plan.version)
+    if item.kind == K.STEP_GATE and item.step is not None:
+        _check_params(item, binding.params_hash)
+
+
+def check_plan_binding(item: ReviewItem, binding: Binding | None) -> str:
+    """Refuse a decision naming another plan version or document than the item's; the stored hash."""
+    current = item.plan
+    stored = plan_hash(current)
+    if binding is None:
+        return stored
+    version = current.version if current is not None else None
+    if binding.plan_version is None and binding.version_required and version is not None:
+        raise StalePlan(
+            f"The decision does not say which plan version it is about (review {item.pk} "
+            f"is about v{version}): reload the item and decide again."
+        )
+    if binding.plan_version is not None and binding.plan_version != version:
+        raise StalePlan(
+            f"Review {item.pk} is about plan v{version}, not v{binding.plan_version}: "
+            "reload the item and review the current version."
+        )
+    if binding.plan_hash and binding.plan_hash != stored:
+        raise StalePlan(
+            f"The plan you reviewed is not plan v{version} as stored (its hash differs): "
+            "reload the item and review it again."
+        )
+    return stored
+
+
+def _check_unsaved(text: str, stored: str, version: int | None) -> None:
+    try:
+        edited = content_hash(parse_plan_text(text))
+    except PlanSyntaxError:
+        edited = ""
+    if edited != stored:
+        raise UnsavedEdit(
+            f"The editor holds unsaved changes to plan v{version}; approving would drop them. "
+            "Save the edited plan first (it then waits for approval), use Save and approve, "
+            "or reload the page to discard them."
+        )
+
+
+def _check_params(item: ReviewItem, params_hash: str) -> None:
+    now = content_hash(gate_params(item.step))  # type: ignore[arg-type]
+    key = item.step.key  # type: ignore[union-attr]
+    if item.params_hash and now != item.params_hash:
+        raise StalePlan(
+            f"Step {key!r} would now run with other params than when its gate opened; "
+            "reject this gate (the run can be retried) rather than approve params nobody saw."
+        )
+    if params_hash and params_hash != now:
+        raise StalePlan(
+            f"The params you reviewed are not those step {key!r} will run with: reload the item."
+        )
 
 
 def item_audit(
@@ -135,6 +241,7 @@ def review_open(
     context: dict[str, Any] | None = None,
     required_approvals: int = 1,
     hold_run: bool = False,
+    params_hash: str = "",
 ) -> ReviewItem:
     """Open an item with its kind's SLA and checklist; ``hold_run`` parks the run awaiting approval."""
     rules = policies.kind_settings(kind)
@@ -146,6 +253,7 @@ def review_open(
         plan=plan,
         step_id=step_id,
         context=context or {},
+        params_hash=params_hash,
         checklist=list(rules.checklist or []),
         required_approvals=max(1, required_approvals),
         due_at=timezone.now() + timedelta(minutes=rules.sla_minutes),
@@ -179,9 +287,17 @@ def review_open(
         item,
         "review.opened",
         actor=None,
-        after={"kind": kind, "cause": cause, "plan_version": plan.version if plan else None},
+        after={
+            "kind": kind,
+            "cause": cause,
+            "plan_version": plan.version if plan else None,
+            "plan_hash": plan_hash(plan) or None,
+            **({"params_hash": params_hash} if params_hash else {}),
+        },
         reason=reason,
     )
+    # Webhooks and email go out after the commit, from another worker.
+    notify_opened(item)
     return item
 
 

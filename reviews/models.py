@@ -7,9 +7,11 @@ Item statuses are written only by ``reviews.statemachine``; audit entries only b
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Value
 from django.db.models.functions import Coalesce
@@ -128,7 +130,11 @@ class ReviewKindSettings(models.Model):
 
 
 class ReviewItem(models.Model):
-    """Something a reviewer must decide: a plan to approve, a gated step, an escalation."""
+    """Something a reviewer must decide: a plan to approve, a gated step, an escalation.
+
+    ``plan`` is the version under review: a reviewer's saved edit replaces it, and every
+    decision names it (and its document's hash), so none lands on a version nobody saw.
+    """
 
     kind = models.CharField(max_length=16, choices=ReviewKind.choices, db_index=True)
     status = models.CharField(
@@ -146,6 +152,9 @@ class ReviewItem(models.Model):
     )
     # Failure report, partial results and the like; shown to the reviewer as-is.
     context = models.JSONField(default=dict, blank=True)
+    # A step gate's binding: the hash of the gated step's params as they will run (references
+    # resolved) when the gate opened; a decision naming other params is refused as stale.
+    params_hash = models.CharField(max_length=64, blank=True)
     # Snapshot of the kind's checklist when the item opened, so later edits don't move goalposts.
     checklist = models.JSONField(default=list, blank=True)
     required_approvals = models.PositiveSmallIntegerField(default=1)
@@ -162,7 +171,7 @@ class ReviewItem(models.Model):
     # What was decided: approve / reject / edit / expire, or an escalation action (retry, skip ...).
     decision = models.CharField(max_length=20, blank=True)
     reason = models.TextField(blank=True)
-    # The plan version an edit produced.
+    # The plan version the last edit produced (it is then also ``plan``, the version under review).
     result_plan = models.ForeignKey(
         Plan, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -265,8 +274,183 @@ class EscalationCause(models.TextChoices):
 
 
 class EscalationAction(models.TextChoices):
+    """What a reviewer may do about an escalation; ``reviews.actions`` says which fit an item."""
+
     RETRY = "retry", "Retry the step"
     SKIP = "skip", "Skip the step"
     EDIT = "edit", "Edit the plan and resume"
+    WRITE_PLAN = "write_plan", "Write the plan by hand"
+    RAISE_BUDGET = "raise_budget", "Raise the budget and resume"
     ROLLBACK = "rollback", "Roll back"
     ABORT = "abort", "Abort the run"
+
+
+# --------------------------------------------------------------------------- notifications
+class NotifyEvent(models.TextChoices):
+    """What happened to a review item that someone outside the page should hear about."""
+
+    OPENED = "review.opened", "Item opened"
+    NEAR_SLA = "review.near_sla", "Item nears its SLA"
+    OVERDUE = "review.overdue", "Item is overdue"
+
+
+def _choice_list(value: Any, choices: type[models.TextChoices], field: str) -> None:
+    if not isinstance(value, list) or not set(value) <= set(choices.values):
+        raise ValidationError({field: f"A list of: {', '.join(choices.values)}."})
+
+
+class WebhookEndpoint(models.Model):
+    """Where review events are POSTed, signed with the endpoint's secret (HMAC-SHA256)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    url = models.URLField(
+        max_length=500,
+        validators=[URLValidator(schemes=["http", "https"])],
+        help_text="http:// or https:// only.",
+    )
+    secret = models.CharField(max_length=200, help_text="Signs each body (HMAC-SHA256).")
+    # Empty lists mean every event / every kind.
+    events = models.JSONField(default=list, blank=True)
+    kinds = models.JSONField(default=list, blank=True)
+    slack = models.BooleanField(
+        default=False, help_text='Send a Slack-compatible body ({"text": ...}) instead of JSON.'
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def clean(self) -> None:
+        if len(self.secret or "") < 16:
+            raise ValidationError({"secret": "Use a secret of at least 16 characters."})
+        _choice_list(self.events, NotifyEvent, "events")
+        _choice_list(self.kinds, ReviewKind, "kinds")
+
+    @property
+    def secret_hint(self) -> str:
+        """The secret as lists show it: its last four characters only."""
+        return f"…{self.secret[-4:]}" if len(self.secret) >= 16 else "…"
+
+    @property
+    def url_hint(self) -> str:
+        """The URL's scheme and host: paths of chat webhooks are secrets themselves."""
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/…"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ReviewSubscription(models.Model):
+    """A reviewer who wants email about some kinds of items and some events."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="review_subscription"
+    )
+    # Empty lists mean every event / every kind.
+    events = models.JSONField(default=list, blank=True)
+    kinds = models.JSONField(default=list, blank=True)
+    active = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["user__username"]
+
+    def clean(self) -> None:
+        _choice_list(self.events, NotifyEvent, "events")
+        _choice_list(self.kinds, ReviewKind, "kinds")
+
+    def __str__(self) -> str:
+        return f"subscription of {self.user}"
+
+
+class Notice(models.Model):
+    """One event of one item, recorded once (the unique pair) however many checkers see it."""
+
+    item = models.ForeignKey(ReviewItem, on_delete=models.CASCADE, related_name="notices")
+    event = models.CharField(max_length=20, choices=NotifyEvent.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["item", "event"], name="notice_once_per_item_event"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} of review {self.item_id}"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class Delivery(models.Model):
+    """A notice on its way to one webhook endpoint or one subscriber's mailbox (the outbox row)."""
+
+    notice = models.ForeignKey(Notice, on_delete=models.CASCADE, related_name="deliveries")
+    # Exactly one of the two; SET_NULL keeps the log when an endpoint or a user is deleted.
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Where it went as it was then: the endpoint's scheme and host, or the address.
+    target = models.CharField(max_length=500)
+    status = models.CharField(
+        max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "deliveries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["notice", "endpoint"],
+                condition=models.Q(endpoint__isnull=False),
+                name="delivery_once_per_endpoint",
+            ),
+            models.UniqueConstraint(
+                fields=["notice", "recipient"],
+                condition=models.Q(recipient__isnull=False),
+                name="delivery_once_per_recipient",
+            ),
+        ]
+
+    @property
+    def channel(self) -> str:
+        return "email" if self.recipient_id or "@" in self.target else "webhook"
+
+    def __str__(self) -> str:
+        return f"{self.notice} to {self.target}"
+
+
+class DeliveryAttempt(models.Model):
+    """One try of a delivery: the answer's status code or the error (the delivery log)."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="log")
+    number = models.PositiveSmallIntegerField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    ok = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "delivery log entry"
+        verbose_name_plural = "delivery log"
+        constraints = [
+            models.UniqueConstraint(fields=["delivery", "number"], name="attempt_once_per_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.delivery}"

@@ -57,6 +57,18 @@ class NotAllowed(ReviewError):
     code = "not_allowed"
 
 
+class StalePlan(ReviewError):
+    """The decision names another plan version, document or step params than the item's current ones."""
+
+    code = "stale_plan"
+
+
+class UnsavedEdit(ReviewError):
+    """Approving while the editor holds changes: approving would drop them silently."""
+
+    code = "unsaved_edit"
+
+
 class PlanInvalid(ReviewError):
     """An edited plan failed validation; ``problems`` are ``{"path", "code", "message"}`` dicts."""
 
@@ -66,6 +78,26 @@ class PlanInvalid(ReviewError):
         count = len(problems)
         super().__init__(f"The edited plan has {count} problem{'s' * (count != 1)}; nothing saved.")
         self.problems = problems
+
+
+class ActionNotAllowed(ReviewError):
+    """An escalation action that does not fit the run's state; ``allowed`` lists those that do."""
+
+    code = "action_not_allowed"
+
+    def __init__(self, message: str, allowed: list[str]) -> None:
+        super().__init__(message)
+        self.allowed = allowed
+
+
+class DecisionInputInvalid(ReviewError):
+    """A decision's own input is wrong (say, new budgets that leave no room); ``field`` names it."""
+
+    code = "invalid_input"
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def lock_item(item_id: int) -> ReviewItem:

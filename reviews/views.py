@@ -21,22 +21,28 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from reviews import selectors
+from reviews.actions import action_labels, allowed_actions
 from reviews.audit import audit_check, audit_csv_rows
-from reviews.decisions import review_assign, review_claim
+from reviews.decisions import Binding, review_assign, review_claim
 from reviews.models import EscalationAction, ReviewItem, ReviewKind, ReviewStatus
 from reviews.policies import four_eyes_applies
 from reviews.selectors import AGES, AuditFilters, QueueFilters
-from reviews.statemachine import PlanInvalid, ReviewError
+from reviews.statemachine import PlanInvalid, ReviewError, UnsavedEdit
+from runs.execution.budgets import budgets_for
 from runs.graph import plan_layout
 from runs.lifecycle import escalations
 from runs.lifecycle.reviews import review_approve, review_edit, review_reject
 from runs.models import Step
 from runs.permissions import AuthenticatedHttpRequest, is_reviewer, role_required
+from runs.plan_versions import plan_hash
 from runs.planning.schema import PlanSyntaxError, parse_plan_text
 from runs.selectors import STATUS_MARK
+from runs.views.forms import BudgetFields
 from runs.views.listing import HEARTBEAT_SECONDS
 
 ITEMS_PER_PAGE = 50
+# The escalation actions that carry the plan text area's document.
+PLAN_ACTIONS = (EscalationAction.EDIT, EscalationAction.WRITE_PLAN)
 AUDIT_PER_PAGE = 100
 
 reviewer_required = role_required(is_reviewer)
@@ -102,11 +108,15 @@ def _render_item(
     for s in steps:
         s.params_json = json.dumps(s.params, indent=2, ensure_ascii=False)  # type: ignore[attr-defined]
     main = [s for s in steps if s.phase == Step.Phase.MAIN]
+    ticked = set(request.POST.getlist("checklist")) if request.method == "POST" else set()
+    allowed = allowed_actions(item, item.run)
+    document = item.plan.document if item.plan is not None else None
+    stored_text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True) if document else ""
     if plan_text is None:
-        document = item.plan.document if item.plan is not None else None
-        plan_text = (
-            yaml.safe_dump(document, sort_keys=False, allow_unicode=True) if document else ""
-        )
+        plan_text = stored_text
+        if not document and EscalationAction.WRITE_PLAN in allowed:
+            skeleton = {"goal": item.run.task.title, "steps": []}
+            plan_text = yaml.safe_dump(skeleton, sort_keys=False, allow_unicode=True)
     return render(
         request,
         "reviews/item.html",
@@ -116,15 +126,24 @@ def _render_item(
             "rollback_steps": [s for s in steps if s.phase == Step.Phase.ROLLBACK],
             "edges": selectors.plan_edges(main),
             **_plan_graph(main),
-            "checklist": list(enumerate(item.checklist or [])),
+            # A form sent back (a refusal, problems shown inline) keeps its ticks and reason.
+            "checklist": [
+                (i, text, str(i) in ticked) for i, text in enumerate(item.checklist or [])
+            ],
+            "reason_text": request.POST.get("reason", "") if request.method == "POST" else "",
             "approvals": list(item.approvals.all()),
             "reviewers": selectors.reviewers(),
             "four_eyes": item.kind == ReviewKind.PLAN_APPROVAL
             and four_eyes_applies(item.run.task, request.user),
             "plan_text": plan_text,
+            "stored_text": stored_text,
+            "plan_hash": plan_hash(item.plan),
             "problems": problems or [],
             "syntax_error": syntax_error,
-            "actions": EscalationAction.choices,
+            "actions": action_labels(allowed),
+            "plan_actions": [a for a in allowed if a in PLAN_ACTIONS],
+            "can_raise_budget": EscalationAction.RAISE_BUDGET in allowed,
+            "budgets": budgets_for(item.run.task),
             "audit": selectors.audit_entries(AuditFilters(item=item.pk)),
             "context_json": json.dumps(item.context, indent=2, ensure_ascii=False, default=str),
             "is_overdue": item.is_open and item.due_at is not None and item.due_at < timezone.now(),
@@ -134,14 +153,24 @@ def _render_item(
 
 
 def _decide(
-    request: HttpRequest, item_id: int, call: Callable[[], Any], done: Callable[[Any], str]
+    request: HttpRequest,
+    item_id: int,
+    call: Callable[[], Any],
+    done: Callable[[Any], str],
+    *,
+    keep: type[ReviewError] | None = None,
 ) -> HttpResponse:
-    """Run a decision service; domain errors become a message on the item page, never a 500."""
+    """Run a decision service; domain errors become a message on the item page, never a 500.
+
+    An error of type ``keep`` is raised on for the caller to render the page with its input.
+    """
     try:
         result = call()
     except ReviewItem.DoesNotExist:
         raise Http404("No such review item.") from None
     except ReviewError as exc:
+        if keep is not None and isinstance(exc, keep):
+            raise
         messages.error(request, str(exc))
     else:
         messages.success(request, done(result))
@@ -150,6 +179,23 @@ def _decide(
 
 def _ticks(request: HttpRequest) -> list[str]:
     return request.POST.getlist("checklist")
+
+
+def _binding(request: HttpRequest, *, editor: bool = False, required: bool = True) -> Binding:
+    """What the form's decision is about (its hidden fields); ``editor`` adds the editor's text.
+
+    The page always sends the version; a form without it (or with one that is not a
+    number) is refused as stale, unless not ``required`` (a rejection, an abort).
+    """
+    raw = request.POST.get("plan_version", "").strip()
+    version = None if not raw else int(raw) if raw.isdigit() and len(raw) < 10 else 0
+    return Binding(
+        plan_version=version,
+        plan_hash=request.POST.get("plan_hash", "").strip(),
+        params_hash=request.POST.get("params_hash", "").strip(),
+        editor_text=request.POST.get("plan") if editor and "plan" in request.POST else None,
+        version_required=required,
+    )
 
 
 @require_POST
@@ -192,17 +238,25 @@ def _approved_message(item: ReviewItem) -> str:
 @require_POST
 @reviewer_required
 def item_approve(request: AuthenticatedHttpRequest, item_id: int) -> HttpResponse:
-    return _decide(
-        request,
-        item_id,
-        lambda: review_approve(
-            item_id=item_id,
-            user=request.user,
-            checklist=_ticks(request),
-            reason=request.POST.get("reason", "").strip(),
-        ),
-        _approved_message,
-    )
+    """Approve the version the page showed; refused, with the edit kept, while the editor differs."""
+    try:
+        return _decide(
+            request,
+            item_id,
+            lambda: review_approve(
+                item_id=item_id,
+                user=request.user,
+                binding=_binding(request, editor=True),
+                checklist=_ticks(request),
+                reason=request.POST.get("reason", "").strip(),
+            ),
+            _approved_message,
+            keep=UnsavedEdit,
+        )
+    except UnsavedEdit as exc:
+        messages.error(request, str(exc))
+        text = request.POST.get("plan", "")
+        return _render_item(request, _get_item(item_id), plan_text=text, status=409)
 
 
 @require_POST
@@ -215,6 +269,7 @@ def item_reject(request: AuthenticatedHttpRequest, item_id: int) -> HttpResponse
             item_id=item_id,
             user=request.user,
             reason=request.POST.get("reason", ""),
+            binding=_binding(request, required=False),
         ),
         lambda item: f"Review {item.pk} {item.status}.",
     )
@@ -223,7 +278,19 @@ def item_reject(request: AuthenticatedHttpRequest, item_id: int) -> HttpResponse
 @require_POST
 @reviewer_required
 def item_edit(request: AuthenticatedHttpRequest, item_id: int) -> HttpResponse:
-    """Save the reviewer's plan as a new version; syntax or validation problems are shown inline."""
+    """Save the reviewer's plan as a new version, which then waits for approval."""
+    return _save(request, item_id, approve=False)
+
+
+@require_POST
+@reviewer_required
+def item_save_approve(request: AuthenticatedHttpRequest, item_id: int) -> HttpResponse:
+    """Save the reviewer's plan as a new version and approve it, in one step."""
+    return _save(request, item_id, approve=True)
+
+
+def _save(request: AuthenticatedHttpRequest, item_id: int, *, approve: bool) -> HttpResponse:
+    """Store the editor's plan; syntax or validation problems and refusals are shown inline."""
     item = _get_item(item_id)
     text = request.POST.get("plan", "")
     try:
@@ -235,6 +302,8 @@ def item_edit(request: AuthenticatedHttpRequest, item_id: int) -> HttpResponse:
             item_id=item_id,
             user=request.user,
             document=document,
+            binding=_binding(request),
+            approve=approve,
             checklist=_ticks(request),
             reason=request.POST.get("reason", "").strip(),
         )
@@ -243,24 +312,42 @@ def item_edit(request: AuthenticatedHttpRequest, item_id: int) -> HttpResponse:
     except ReviewError as exc:
         messages.error(request, str(exc))
         return _render_item(request, item, plan_text=text, status=409)
-    version = done.result_plan.version if done.result_plan else "?"
-    messages.success(request, f"Plan v{version} saved; the run continues with it.")
+    messages.success(request, _saved_message(done, approve=approve))
     return redirect("reviews:item", item_id=item_id)
+
+
+def _saved_message(item: ReviewItem, *, approve: bool) -> str:
+    version = item.plan.version if item.plan is not None else "?"
+    if item.status == ReviewStatus.EXPIRED:
+        return f"The run had already ended; review {item.pk} is closed."
+    if not approve:
+        return (
+            f"Plan v{version} saved; it now waits for approval (earlier approvals no longer count)."
+        )
+    if item.status == ReviewStatus.OPEN:
+        approvals = f"{item.approvals.count()} of {item.required_approvals}"
+        return f"Plan v{version} saved with your approval ({approvals})."
+    return f"Plan v{version} saved and approved; the run continues with it."
 
 
 @require_POST
 @reviewer_required
 def item_resolve(request: AuthenticatedHttpRequest, item_id: int) -> HttpResponse:
-    """An escalation's action: retry, skip, edit and resume, roll back or abort."""
+    """An escalation's action (one of those it allows): the plan or new budgets it carries."""
     item = _get_item(item_id)
     action = request.POST.get("action", "")
+    text = request.POST.get("plan", "")
     document = None
-    if action == EscalationAction.EDIT:
-        text = request.POST.get("plan", "")
+    if action in PLAN_ACTIONS:
         try:
             document = parse_plan_text(text)
         except PlanSyntaxError as exc:
             return _render_item(request, item, plan_text=text, syntax_error=str(exc), status=422)
+    budgets = BudgetFields(request.POST)
+    if action == EscalationAction.RAISE_BUDGET and not budgets.is_valid():
+        for errors in budgets.errors.values():
+            messages.error(request, "New budgets: " + " ".join(str(e) for e in errors))
+        return redirect("reviews:item", item_id=item_id)
     try:
         resolution = escalations.review_resolve_escalation(
             item_id=item_id,
@@ -269,11 +356,16 @@ def item_resolve(request: AuthenticatedHttpRequest, item_id: int) -> HttpRespons
             reason=request.POST.get("reason", ""),
             checklist=_ticks(request),
             document=document,
+            budgets=budgets.budgets() if action == EscalationAction.RAISE_BUDGET else None,
+            # Retry, skip or roll back would drop an edit silently; editing uses it, abort needs none.
+            binding=_binding(
+                request,
+                editor=action not in PLAN_ACTIONS and action != EscalationAction.ABORT,
+                required=action != EscalationAction.ABORT,
+            ),
         )
     except PlanInvalid as exc:
-        return _render_item(
-            request, item, plan_text=request.POST.get("plan", ""), problems=exc.problems, status=422
-        )
+        return _render_item(request, item, plan_text=text, problems=exc.problems, status=422)
     except ReviewError as exc:
         messages.error(request, str(exc))
     else:

@@ -208,6 +208,24 @@ class ReviewApprovalAdded(_Event):
         return f"review {self.item_id}: approval by {self.by} ({self.approvals} of {self.required})"
 
 
+class ReviewPlanSaved(_Event):
+    """A reviewer saved an edit: the item now reviews that version; earlier approvals are void."""
+
+    kind: Literal["review.plan_saved"] = "review.plan_saved"
+    item_id: int
+    by: str
+    plan_version: int
+    approvals_reset: int = 0
+
+    def describe(self) -> str:
+        n = self.approvals_reset
+        reset = f"; {n} approval{'s' * (n != 1)} of the earlier version dropped" if n else ""
+        return (
+            f"review {self.item_id}: plan v{self.plan_version} saved by {self.by}, "
+            f"waiting for approval{reset}"
+        )
+
+
 class ReviewDecided(_Event):
     kind: Literal["review.decided"] = "review.decided"
     item_id: int
@@ -348,6 +366,7 @@ TranscriptPayload = Annotated[
     | ReviewOpened
     | ReviewAssigned
     | ReviewApprovalAdded
+    | ReviewPlanSaved
     | ReviewDecided
     | PlannerCall
     | PlannerDecision

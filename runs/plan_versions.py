@@ -1,13 +1,19 @@
-"""Plan versions: what a new version of a run's plan takes over from the one before it.
+"""Plan versions: what a new version of a run's plan takes over from the one before it, and its hash.
 
 A replan, a retry and a reviewer's edit all store a new version whose copies of
 steps that already succeeded must not run again. The copy takes over the whole
 outcome of the step (a creation, not a transition: no status event is written).
+
+A reviewer's decision names the version it approves and the hash of its document
+(``plan_hash``), so an approval never lands on text the reviewer did not see.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable
+from typing import Any
 
 from runs.models import Plan, Step
 
@@ -34,3 +40,14 @@ def steps_carry_over(*, plan: Plan, finished: Iterable[Step]) -> list[str]:
             setattr(step, name, getattr(source, name))
     Step.objects.bulk_update(copies, OUTCOME_FIELDS)
     return [step.key for step in copies]
+
+
+def content_hash(value: Any) -> str:
+    """SHA-256 of ``value`` as canonical JSON: key order and whitespace do not change it."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def plan_hash(plan: Plan | None) -> str:
+    """The hash of a plan version's document, what a reviewer's decision binds to ("" for none)."""
+    return content_hash(plan.document) if plan is not None else ""

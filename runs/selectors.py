@@ -9,13 +9,13 @@ from datetime import datetime
 from typing import Any, overload
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, JSONField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, JSONField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from runs.models import LlmCall, Plan, Run, Step, StepStatus, Task, TranscriptEvent
 from runs.statemachine import STEP_FINISHED
 
-# The planner filter's value for runs of hand-written plans (their task names no planner).
+# The planner filter's value for runs of hand-written plans (their first version is the operator's).
 HAND_WRITTEN = "hand-written"
 
 STATUS_MARK: dict[str, str] = {
@@ -212,7 +212,14 @@ def run_search(
     if submitter:
         runs = runs.filter(task__submitted_by__username=submitter)
     if planner:
-        runs = runs.filter(task__planner="" if planner == HAND_WRITTEN else planner)
+        # A hand-written plan is one, whatever planner it names to replan it.
+        written = Exists(
+            Plan.objects.filter(run=OuterRef("pk"), version=1, source=Plan.Source.OPERATOR)
+        )
+        if planner == HAND_WRITTEN:
+            runs = runs.filter(written | Q(task__planner=""))
+        else:
+            runs = runs.filter(~written, task__planner=planner)
     if created_after is not None:
         runs = runs.filter(created_at__gte=created_after)
     if created_before is not None:

@@ -21,7 +21,8 @@ from reviews.api.schemas.queue import (
     ReviewItemDetailOut,
     ReviewPageOut,
 )
-from reviews.models import ReviewItem
+from reviews.decisions import Binding
+from reviews.models import ReviewItem, ReviewKind
 from reviews.selectors import QueueFilters
 from runs.api.auth import caller, role_auth
 from runs.api.errors import ERRORS, ApiError, edited_plan, field_error
@@ -112,32 +113,65 @@ def review_assign(request: HttpRequest, payload: AssignIn, item_id: int = ItemId
 def review_decide(request: HttpRequest, payload: DecideIn, item_id: int = ItemId) -> ReviewItem:
     """Approve, reject (with a reason) or edit (with a new plan) an item, ticking its checklist.
 
-    An edit is validated against today's tool registry: problems are answered 422
-    with their paths and nothing is saved; a valid edit becomes the run's next plan
-    version and the run continues with it. A quorum item stays open until enough
-    reviewers approved (``approvals`` says who did).
+    Every approval and edit names the plan version it is about (``plan_version``, and
+    ``plan_hash`` to bind it to the exact document; a step gate's approval also names
+    ``params_hash``): anything but the item's current version is 409 ``stale_plan``.
+    An edit is validated against today's tool registry (problems are 422 with their
+    paths, nothing saved); a valid edit becomes the item's new plan version, which
+    then waits for an approval (``approve: true`` approves it at once). A quorum item
+    stays open until enough reviewers approved its current version.
     """
     user = _reviewer(request)
-    _exists(item_id)
+    binding = _binding(payload, _item(item_id))
     if payload.decision != "edit" and payload.plan is not None:
         raise field_error("plan", "unexpected", "Send a plan only with the `edit` decision.")
     if payload.decision == "approve":
         review_approve(
-            item_id=item_id, user=user, checklist=payload.checklist, reason=payload.reason.strip()
+            item_id=item_id,
+            user=user,
+            binding=binding,
+            checklist=payload.checklist,
+            reason=payload.reason.strip(),
         )
     elif payload.decision == "reject":
         if not payload.reason.strip():
             raise field_error("reason", "required", "Give a reason for the rejection.")
-        review_reject(item_id=item_id, user=user, reason=payload.reason.strip())
+        review_reject(item_id=item_id, user=user, reason=payload.reason.strip(), binding=binding)
     else:
         review_edit(
             item_id=item_id,
             user=user,
             document=edited_plan(payload.plan),
+            binding=binding,
+            approve=payload.approve,
             checklist=payload.checklist,
             reason=payload.reason.strip(),
         )
     return _item(item_id)
+
+
+def _binding(payload: DecideIn, item: ReviewItem) -> Binding:
+    """What the decision names; 422 when a required part is missing."""
+    if payload.decision != "reject" and payload.plan_version is None:
+        raise field_error(
+            "plan_version",
+            "required",
+            "Name the plan version you reviewed (the item's `plan_version`).",
+        )
+    gate = payload.decision == "approve" and item.kind == ReviewKind.STEP_GATE
+    if gate and not payload.params_hash:
+        raise field_error(
+            "params_hash",
+            "required",
+            "Name the gated step's params you reviewed (the item's `params_hash`).",
+        )
+    if payload.approve and payload.decision != "edit":
+        raise field_error("approve", "unexpected", "`approve` goes only with the `edit` decision.")
+    return Binding(
+        plan_version=payload.plan_version,
+        plan_hash=payload.plan_hash or "",
+        params_hash=payload.params_hash or "",
+    )
 
 
 # --------------------------------------------------------------------------- audit

@@ -1,6 +1,7 @@
 """The API's error shape and the exception endpoints raise to produce it.
 
-Every 4xx body is ``{"detail": str, "code": str, "fields": [...] | null}``;
+Every 4xx body is ``{"detail": str, "code": str, "fields": [...] | null}`` (a refused
+escalation action adds ``allowed``);
 ``plannerweb/api.py`` maps each exception class to it once.
 """
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ninja import Schema
+from ninja import Field, Schema
 
 from runs.api.inputs import storable_problem
 from runs.planning.schema import PlanSyntaxError, parse_plan_text
@@ -26,6 +27,9 @@ class ErrorOut(Schema):
     detail: str
     code: str
     fields: list[FieldErrorOut] | None = None
+    allowed: list[str] | None = Field(
+        None, description="A refused escalation action: the actions the item offers now."
+    )
 
 
 class ApiError(Exception):
@@ -62,7 +66,7 @@ def edited_plan(plan: dict[str, Any] | str | None) -> Any:
     """The plan document of an edit (an object, or YAML/JSON text); 422 on ``plan`` otherwise."""
 
     if plan is None:
-        raise field_error("plan", "required", "An edit needs the edited plan.")
+        raise field_error("plan", "required", "This action needs the plan.")
     if not isinstance(plan, str):
         return plan
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from ninja import Field, Schema
@@ -10,6 +11,7 @@ from pydantic import ConfigDict, GetJsonSchemaHandler, model_validator
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError
 
+from runs.execution.budgets import BUDGET_FIELDS, budget_overrides
 from runs.textdata import unstorable
 
 MAX_ID = 2**63 - 1  # the largest key SQLite and PostgreSQL bigint hold
@@ -83,3 +85,19 @@ class DecisionIn(In):
     plan: dict[str, Any] | str | None = Field(
         None, description="The edited plan (object, or YAML/JSON text); only with `edit`."
     )
+
+
+class BudgetsIn(In):
+    """Per-task budget limits; each left out keeps what applies (the task's, else the default)."""
+
+    budget_max_steps: int | None = Field(None, ge=1, le=1_000_000)
+    budget_max_tokens: int | None = Field(None, ge=1, le=2_000_000_000)
+    # Not strict: JSON numbers arrive as floats, which strict mode refuses for a Decimal.
+    budget_max_cost: Decimal | None = Field(
+        None, ge=0, max_digits=12, decimal_places=6, strict=False
+    )
+    budget_max_wall_seconds: int | None = Field(None, ge=1, le=2_000_000_000)
+
+    def budgets(self) -> dict[str, Any]:
+        """The budget limits given."""
+        return budget_overrides(self.model_dump(include=set(BUDGET_FIELDS)))

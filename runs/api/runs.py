@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Path, Query, Router, Status
 
+from reviews.decisions import Binding
 from reviews.selectors import open_escalation
 from runs import selectors
 from runs.api.auth import caller, role_auth
@@ -152,21 +153,27 @@ def run_cancel(request: HttpRequest, run_id: int = RunId) -> Run:
 @runs_router.post(
     "/{run_id}/resume",
     response={200: RunOut, **ERRORS},
-    summary="Resume an escalated run (retry or skip its stuck step, edit, roll back, abort)",
+    summary="Resume an escalated run: one of the actions its escalation allows now",
     auth=role_auth(is_reviewer, "resume runs"),
 )
 def run_resume(request: HttpRequest, payload: ResumeIn, run_id: int = RunId) -> Run:
     """Decide the run's open escalation, as its review item would; any worker continues the run.
 
-    Reviewers only. 409 when the run has no open escalation; a claimed item, the
-    checklist and the reason follow the review queue's rules (403 / 422), and an
-    invalid edit is a 422 listing every problem, with nothing written.
+    Reviewers only. 409 when the run has no open escalation, or when the action
+    does not fit it now (the body's ``allowed`` lists those that do); a claimed
+    item, the checklist and the reason follow the review queue's rules (403 /
+    422); an invalid plan (``edit``, ``write_plan``) or new limits that leave no
+    room (``raise_budget``) are a 422, with nothing written.
     """
 
     user = caller(request)
     _exists(run_id)
-    if payload.action != "edit" and payload.plan is not None:
-        raise field_error("plan", "unexpected", "Send a plan only with the `edit` action.")
+    with_plan = payload.action in ("edit", "write_plan")
+    if not with_plan and payload.plan is not None:
+        raise field_error("plan", "unexpected", "Send a plan only with `edit` or `write_plan`.")
+    budgets = payload.budgets()
+    if payload.action != "raise_budget" and budgets:
+        raise field_error("budgets", "unexpected", "Send budgets only with `raise_budget`.")
     if payload.action == "abort" and not payload.reason.strip():
         raise field_error("reason", "required", "Give a reason for aborting the run.")
     item = open_escalation(run_id)
@@ -180,7 +187,9 @@ def run_resume(request: HttpRequest, payload: ResumeIn, run_id: int = RunId) -> 
         action=payload.action,
         reason=payload.reason,
         checklist=payload.checklist,
-        document=edited_plan(payload.plan) if payload.action == "edit" else None,
+        document=edited_plan(payload.plan) if with_plan else None,
+        budgets=budgets,
+        binding=Binding(plan_version=payload.plan_version, plan_hash=payload.plan_hash or ""),
     )
     return get_run(run_id, detail_runs())
 

@@ -16,7 +16,7 @@ from runs.api.schemas.runs import (
 )
 from runs.api.schemas.tasks import TaskIn
 from runs.lifecycle.planning import run_submit_task
-from runs.lifecycle.submit import run_submit_plan
+from runs.lifecycle.submit import REPLANNER_FIELDS, run_submit_plan
 from runs.models import Run
 from runs.permissions import is_operator
 from runs.planning.options import PlannerOptionsError
@@ -58,12 +58,7 @@ def _task_for_planner(payload: TaskIn, options: dict[str, Any], user: Any) -> St
             **options,
         )
     except PlannerOptionsError as exc:
-        raise ApiError(
-            422,
-            "invalid_planner_options",
-            str(exc),
-            fields=[{"field": exc.field or "planner", "code": "invalid", "message": str(exc)}],
-        ) from exc
+        raise _options_error(exc) from exc
     return Status(201, get_run(run.pk, detail_runs()))
 
 
@@ -74,22 +69,15 @@ def task_create(request: HttpRequest, payload: TaskIn) -> Status[Run]:
     """Create a task and its run from a hand-written plan; a plan with problems creates nothing.
 
     An invalid plan is answered 422 with every problem and its path, like the
-    dashboard's form; a valid one is queued to execute at once.
+    dashboard's form; a valid one is queued to execute at once. With a plan,
+    ``planner`` (and ``model``, ``temperature``, ``max_tokens``, ``max_replans``)
+    names the planner that proposes a new version when a step fails.
     """
     user = caller(request)
     options = payload.planner_options()
     if payload.plan is None:
         return _task_for_planner(payload, options, user)
-    if options:
-        raise ApiError(
-            422,
-            "invalid_input",
-            "A hand-written plan takes no planner options; leave out the plan to have one made.",
-            fields=[
-                {"field": name, "code": "not_with_plan", "message": "not used with a plan"}
-                for name in options
-            ],
-        )
+    _only_replanner_options(options)
     document: Any = payload.plan
     if isinstance(document, str):
         try:
@@ -134,13 +122,43 @@ def task_create(request: HttpRequest, payload: TaskIn) -> Status[Run]:
             f"The task has {count} problem{'s' * (count != 1)}; nothing was created.",
             fields=problems,
         )
-    run = run_submit_plan(
-        title=title,
-        description=payload.description,
-        document=document,
-        submitted_by=user,
-        max_parallel=payload.max_parallel,
-        validated=validated,
-        budgets=payload.budgets(),
-    )
+    try:
+        run = run_submit_plan(
+            title=title,
+            description=payload.description,
+            document=document,
+            submitted_by=user,
+            max_parallel=payload.max_parallel,
+            validated=validated,
+            budgets=payload.budgets(),
+            replanner=options,
+        )
+    except PlannerOptionsError as exc:
+        raise _options_error(exc) from exc
     return Status(201, get_run(run.pk, detail_runs()))
+
+
+def _only_replanner_options(options: dict[str, Any]) -> None:
+    """A plan takes only the options of the planner that replans it: 422 naming the others."""
+    wrong = sorted(set(options) - set(REPLANNER_FIELDS))
+    if wrong:
+        raise ApiError(
+            422,
+            "invalid_input",
+            "A hand-written plan takes only the options of the planner that replans it ("
+            + ", ".join(REPLANNER_FIELDS)
+            + ").",
+            fields=[
+                {"field": name, "code": "not_with_plan", "message": "not used with a plan"}
+                for name in wrong
+            ],
+        )
+
+
+def _options_error(exc: PlannerOptionsError) -> ApiError:
+    return ApiError(
+        422,
+        "invalid_planner_options",
+        str(exc),
+        fields=[{"field": exc.field or "planner", "code": "invalid", "message": str(exc)}],
+    )

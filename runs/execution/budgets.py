@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.utils import timezone
 
 if TYPE_CHECKING:
     from runs.planning.accounting import LlmTotals
@@ -132,3 +133,55 @@ def task_budgets_set(*, task: Any, overrides: dict[str, Any], actor: Any) -> Non
         after={name: str(value) for name, value in overrides.items()},
         reason="budgets chosen at submission",
     )
+
+
+class BudgetRaiseError(ValueError):
+    """New limits for an over-budget run that would not let it go on; ``field`` names the culprit."""
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _budget_figures(budgets: Budgets) -> dict[str, str | None]:
+    return {
+        name: None if value is None else str(value)
+        for name, value in (
+            ("max_steps", budgets.max_steps),
+            ("max_tokens", budgets.max_tokens),
+            ("max_cost", budgets.max_cost),
+            ("max_wall_seconds", budgets.max_wall_seconds),
+        )
+    }
+
+
+def task_budgets_raise(
+    *, task: Any, overrides: dict[str, Any], usage: Usage, actor: Any, reason: str
+) -> Budgets:
+    """Store a reviewer's new limits for a run that breached one, audited (caller's transaction).
+
+    Refused (``BudgetRaiseError``, nothing saved) unless the new limits leave room
+    for at least one more step at today's usage: a resume would stop again at once.
+    """
+    if not overrides:
+        raise BudgetRaiseError("Give at least one new limit.", field="budgets")
+    before = budgets_for(task)
+    for name, value in overrides.items():
+        setattr(task, name, value)
+    after = budgets_for(task)
+    breach = budget_breach(after, usage, timezone.now(), starting=1)
+    if breach is not None:
+        field = next((f for f in BUDGET_FIELDS if breach.startswith(f"budget {f[7:]} ")), "")
+        raise BudgetRaiseError(
+            f"The new limits leave no room to go on: {breach}.", field=field or "budgets"
+        )
+    task.save(update_fields=list(overrides))
+    config_audit(
+        actor=actor,
+        object_type="task_budgets",
+        object_id=task.pk,
+        before=_budget_figures(before),
+        after=_budget_figures(after),
+        reason=reason or "budgets raised to resume the run",
+    )
+    return after

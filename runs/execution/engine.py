@@ -164,8 +164,8 @@ class RunExecutor:
                 if not adopted:
                     break
                 failure = await self._execute_main()
-            if failure is None:
-                return run.status
+            if failure is None or run.status == R.AWAITING_APPROVAL:
+                return run.status  # done, or a replanned version waits for its approval
             if run.stop is not None and run.stop[0] == EscalationCause.EVALUATOR_FAIL:
                 # Replans exhausted on an evaluator fail: a reviewer decides (retry, skip, edit,
                 # roll back, abort); nothing is undone before they do.

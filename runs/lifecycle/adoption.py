@@ -8,6 +8,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from reviews.decisions import review_hold_plan
 from runs.events import FailureReport, PlanDiff, StepStatusChanged
 from runs.lifecycle.submit import plan_create
 from runs.models import Plan, Run, RunStatus, Step, StepStatus, TranscriptEvent
@@ -38,10 +39,13 @@ def plan_adopt(
     *,
     source: str = Plan.Source.REPLANNER,
     resume: bool = True,
-) -> None:
+    hold: bool = False,
+) -> int | None:
     """Make the new version current, its kept steps succeeded; ``resume``: replanning → executing.
 
     Iterative steps after a success pass ``resume=False``: the run stayed executing.
+    ``hold``: consult the approval policy first; when it holds the version, the run
+    waits ``awaiting_approval`` (no lease) and its version number is returned.
     """
 
     run = plan_hold(run_id, fence)
@@ -76,7 +80,9 @@ def plan_adopt(
         ],
     )
     if not resume:
-        return
+        return None
+    if hold and review_hold_plan(run=run, plan=plan) is not None:
+        return plan.version
     run_transition(
         run_id=run_id,
         to=RunStatus.EXECUTING,
@@ -84,6 +90,7 @@ def plan_adopt(
         role=PLANNER,
         fence=fence,
     )
+    return None
 
 
 def plan_hold(run_id: int, fence: str | None) -> Run:

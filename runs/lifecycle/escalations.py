@@ -17,11 +17,15 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.urls import reverse
 
+from reviews.actions import allowed_actions
 from reviews.decisions import (
     REVIEWER,
+    Binding,
     check_assignee,
+    check_binding,
     check_checklist,
     decided_event,
+    gate_params,
     item_audit,
     item_state,
     locked_item,
@@ -30,20 +34,34 @@ from reviews.decisions import (
 )
 from reviews.models import EscalationAction, EscalationCause, ReviewItem, ReviewKind, ReviewStatus
 from reviews.policies import step_needs_gate
-from reviews.statemachine import NotAllowed, ReviewError, review_transition
+from reviews.statemachine import (
+    ActionNotAllowed,
+    DecisionInputInvalid,
+    NotAllowed,
+    ReviewError,
+    review_transition,
+)
+from runs.execution.budgets import (
+    BudgetRaiseError,
+    budget_overrides,
+    run_usage,
+    task_budgets_raise,
+)
 from runs.lifecycle.cancel import run_stop
 from runs.lifecycle.resume import ResumeRefused, run_resume
 from runs.lifecycle.reviews import plan_validate_edit
 from runs.lifecycle.submit import plan_create
-from runs.models import Plan, Run, RunStatus, Step
+from runs.models import Plan, Run, RunStatus, Step, Task
+from runs.plan_versions import content_hash
 from runs.planning.attempts import NO_MATCH
-from runs.statemachine import append_events
+from runs.statemachine import append_events, lock_rows
 
 __all__ = [
     "Resolution",
     "escalation_for_planning",
     "escalation_open",
     "gate_resolution",
+    "gate_still_bound",
     "review_resolve_escalation",
     "step_gate_open",
     "step_needs_gate",
@@ -56,7 +74,7 @@ class Resolution:
 
     item_id: int
     run_id: int
-    action: str  # run | skip | retry | edit | rollback | abort
+    action: str  # run | skip | retry | edit | write_plan | raise_budget | rollback | abort
     step_id: int | None = None
     plan_id: int | None = None  # the plan to continue with (an edit's new version)
 
@@ -100,6 +118,8 @@ def step_gate_open(*, step_id: int, threshold: float) -> ReviewItem:
     """Pause one low-confidence step on a sensitive tool; the rest of the run keeps going."""
     step = Step.objects.select_related("run", "plan").get(pk=step_id)
     confidence = "unknown" if step.confidence is None else f"{step.confidence:g}"
+    # The reviewer sees, and the decision binds to, the params exactly as they will run.
+    params = gate_params(step)
     return review_open(
         run=step.run,
         kind=ReviewKind.STEP_GATE,
@@ -110,8 +130,16 @@ def step_gate_open(*, step_id: int, threshold: float) -> ReviewItem:
         cause=EscalationCause.LOW_CONFIDENCE,
         plan=step.plan,
         step_id=step.pk,
-        context={"params": step.params, "confidence": step.confidence, "threshold": threshold},
+        context={"params": params, "confidence": step.confidence, "threshold": threshold},
+        params_hash=content_hash(params),
     )
+
+
+def gate_still_bound(item: ReviewItem) -> bool:
+    """Whether the gated step would still run with the params its gate item was decided on."""
+    if not item.params_hash or item.step is None:
+        return True
+    return content_hash(gate_params(item.step)) == item.params_hash
 
 
 def gate_resolution(item: ReviewItem) -> Resolution | None:
@@ -136,19 +164,26 @@ def review_resolve_escalation(
     reason: str = "",
     checklist: Iterable[Any] = (),
     document: Any = None,
+    budgets: dict[str, Any] | None = None,
+    binding: Binding | None = None,
 ) -> Resolution:
     """Record a reviewer's action on an escalation and say what the run does next.
 
-    ``abort`` needs a reason and stops the run here; ``edit`` validates
-    ``document`` and stores it as a new plan version by the reviewer (an invalid
-    edit raises ``PlanInvalid`` and writes nothing); retry, skip and rollback are
-    recorded for the executor to carry out.
+    Only the actions ``reviews.actions.allowed_actions`` offers for the item now are
+    taken (else ``ActionNotAllowed`` with that list, nothing written). ``abort``
+    needs a reason and stops the run here; ``edit`` and ``write_plan`` validate
+    ``document`` and store it as a new plan version by the reviewer (an invalid
+    one raises ``PlanInvalid`` and writes nothing); ``raise_budget`` stores the
+    new ``budgets`` (audited); retry, skip and rollback are recorded for the
+    executor to carry out. A ``binding`` naming another plan version than the one
+    escalated raises ``StalePlan``.
     """
     reason = (reason or "").strip()
     item = _escalation_to_resolve(item_id, user, action, reason, checklist)
+    check_binding(item, binding)
     before = item_state(item)
     new: Plan | None = None
-    if action == EscalationAction.EDIT:
+    if action in (EscalationAction.EDIT, EscalationAction.WRITE_PLAN):
         validated = plan_validate_edit(document)
         new = plan_create(
             run=item.run,
@@ -158,9 +193,12 @@ def review_resolve_escalation(
             parent=item.run.current_plan,
             validated=validated,
         )
+    elif action == EscalationAction.RAISE_BUDGET:
+        _raise_budgets(item, user, budgets or {}, reason)
     statuses: dict[str, ReviewStatus] = {
         EscalationAction.ABORT: ReviewStatus.REJECTED,
         EscalationAction.EDIT: ReviewStatus.EDITED,
+        EscalationAction.WRITE_PLAN: ReviewStatus.EDITED,
     }
     status = statuses.get(action, ReviewStatus.APPROVED)
     review_transition(
@@ -196,16 +234,38 @@ def _escalation_to_resolve(
     if item.kind != ReviewKind.ESCALATION:
         raise NotAllowed("Only escalations are resolved with an action.")
     check_assignee(item, user)
+    run = lock_rows(Run.objects.filter(pk=item.run_id)).get()
+    allowed = allowed_actions(item, run)
+    if action not in allowed:
+        labels = ", ".join(allowed) or "none"
+        state = f"{run.status}" + (", not escalated" if run.status != RunStatus.ESCALATED else "")
+        raise ActionNotAllowed(
+            f"{action} does not fit escalation {item.pk} now (run {item.run_id} is {state}); "
+            f"allowed: {labels}.",
+            allowed,
+        )
     if action == EscalationAction.ABORT:
         if not reason:
             raise ReviewError("Give a reason for aborting the run.")
     else:
         check_checklist(item, checklist)
-        if item.run.status != RunStatus.ESCALATED:
-            raise ReviewError(
-                f"Run {item.run_id} is {item.run.status}, not escalated: only abort applies."
-            )
     return item
+
+
+def _raise_budgets(item: ReviewItem, user: User, budgets: dict[str, Any], reason: str) -> None:
+    """Store the reviewer's new limits for the run's task; refused limits write nothing."""
+    run = item.run
+    task = Task.objects.select_for_update().get(pk=run.task_id)
+    try:
+        task_budgets_raise(
+            task=task,
+            overrides=budget_overrides(budgets),
+            usage=run_usage(run.pk, run.started_at),
+            actor=user,
+            reason=reason or f"raised to resume run {run.pk} (review {item.pk})",
+        )
+    except BudgetRaiseError as exc:
+        raise DecisionInputInvalid(str(exc), field=exc.field) from exc
 
 
 def _carry_out(item: ReviewItem, user: User, action: str, reason: str, new: Plan | None) -> None:
@@ -253,7 +313,7 @@ def escalation_for_planning(
 
     ``failure`` (``PlanOutcome.failure``) names a planner that produced nothing; else the
     problems decide between ``unknown_tool`` and ``invalid_planner_output``. The reviewer
-    can edit a plan in, retry planning or abort.
+    can write the plan by hand, retry planning (unless it would fail the same way) or abort.
     """
     found = [
         p

@@ -2,13 +2,14 @@
 
 Called by the executor (``RunExecutor._replan``, in a worker thread, never on the
 event loop) with the run ``executing`` and its failed plan's steps settled:
-1. Only planner tasks replan (a hand-written plan is the operator's; it rolls
-   back as written), and at most ``task.max_replans`` times.
+1. Planner tasks replan, and hand-written plans that name a planner (one that
+   names none rolls back as written); at most ``task.max_replans`` times.
 2. ``executing → replanning``; the model gets the finished steps with results,
    the failed step with its error and the steps that never ran.
 3. The new version keeps the finished steps (stored ``succeeded`` with their
    results, never re-run), records its parent and a diff (added, removed,
-   changed, kept), and the run goes back to ``executing``.
+   changed, kept), and the run goes back to ``executing``; or, for a
+   hand-written plan the approval policy holds, waits ``awaiting_approval``.
 4. Otherwise the run stays where it is (``executing`` or ``replanning``) for the
    executor to roll back; a ``run.failure_report`` lists the partial results.
 """
@@ -67,7 +68,7 @@ def _replan(run_id: int, failure: str, fence: str | None) -> ReplanResult:
     run = Run.objects.select_related("task", "current_plan").get(pk=run_id)
     task = run.task
     if not task.planner or task.planner == "manual":
-        return ReplanResult(False)  # a hand-written plan: roll back as today, no report
+        return ReplanResult(False)  # a hand-written plan without a replanner: roll back
 
     if task_is_iterative(task):  # the model picks the next step knowing the error
         return next_step_after_failure(run_id=run_id, failure=failure, fence=fence)
@@ -97,6 +98,7 @@ def _replan(run_id: int, failure: str, fence: str | None) -> ReplanResult:
             if s.status not in (StepStatus.SUCCEEDED, StepStatus.FAILED)
         ],
         replan_number=used + 1,
+        plan=old.document,
     )
     kept = kept_steps(steps)
     if run.status != RunStatus.REPLANNING:
@@ -131,6 +133,10 @@ def _replan(run_id: int, failure: str, fence: str | None) -> ReplanResult:
         outcome.validated = check_plan(outcome.document, tools=load_tool_specs(), mode="upfront")
         outcome.ok = outcome.validated.is_valid
     if outcome.ok:
-        plan_adopt(run_id, old, outcome, steps, fence)
+        # A hand-written plan passed the approval policy; its replacement must too.
+        hand_written = run.plans.filter(version=1, source=Plan.Source.OPERATOR).exists()
+        held = plan_adopt(run_id, old, outcome, steps, fence, hold=hand_written)
+        if held:
+            return ReplanResult(False, f"plan v{held} waits for a reviewer's approval")
         return ReplanResult(True)
     return replan_store_failed(run_id, old, outcome, used + 1, steps, fence)

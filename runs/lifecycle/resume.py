@@ -13,9 +13,12 @@ after commit; a worker then continues through the executor. What each action doe
    who wants them run edits the plan instead).
 3. edit: the reviewer's plan version becomes current; finished steps are carried
    over as succeeded (never re-run), like a replan; the run is queued.
-4. rollback: a step that may have partly run is marked failed, unstarted steps
+4. write_plan: like edit, for a run that has no plan yet (its planner gave none).
+5. raise_budget: the task's new limits are stored by the decision; the steps the
+   breach skipped go back to ``pending`` and the run is queued.
+6. rollback: a step that may have partly run is marked failed, unstarted steps
    skipped, and the run goes to ``rolling_back`` for a worker to undo.
-5. abort: unfinished steps and the run end ``cancelled``.
+7. abort: unfinished steps and the run end ``cancelled``.
 """
 
 from __future__ import annotations
@@ -77,7 +80,7 @@ def run_resume(
             extra_events=cancelled,
             reopen=True,
         )
-    if action == "edit":
+    if action in ("edit", "write_plan"):
         adopted = _adopt_edit(run, plan_id, why)
         return _requeue(run_id, why, adopted, enqueue_resume)
     steps = _main_steps(run.current_plan_id)
@@ -107,6 +110,8 @@ def run_resume(
             lease_owner="",
             lease_expires_at=None,
         )
+    if action == "raise_budget":
+        return _requeue(run_id, why, _reopen_skipped(steps, why), enqueue_resume)
     if action not in ("retry", "skip"):
         raise ResumeRefused(f"unknown action {action!r}")
     if target is None:
@@ -129,6 +134,18 @@ def run_resume(
                 f"step {s.key} is {s.status} too: edit the plan, roll back or abort"
             )
     return _requeue(run_id, why, events, enqueue_resume)
+
+
+def _reopen_skipped(steps: list[Step], why: str) -> list[NewEvent]:
+    """After a budget breach: the steps the stop skipped go back to ``pending``."""
+    stuck = [s.key for s in steps if s.status in (S.FAILED, S.RUNNING)]
+    if stuck:
+        raise ResumeRefused(f"step {stuck[0]} did not finish: retry it, edit the plan or abort")
+    return [
+        step_reopen(step=s, to=S.PENDING, reason=why, role=REVIEWER)
+        for s in steps
+        if s.status == S.SKIPPED
+    ]
 
 
 def _requeue(run_id: int, why: str, events: list[NewEvent], enqueue: Any) -> Run:

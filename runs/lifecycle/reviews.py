@@ -1,4 +1,8 @@
-"""Reviewer decisions and what they do to the run: approve, reject, edit, and items that expire."""
+"""Reviewer decisions and what they do to the run: approve, reject, edit, and items that expire.
+
+A decision binds to what the reviewer saw (``reviews.decisions.Binding``): an edit is
+saved as a new plan version the item then waits to approve, never run unapproved.
+"""
 
 from __future__ import annotations
 
@@ -14,16 +18,18 @@ from reviews import policies
 from reviews.decisions import (
     REVIEWER,
     SUPERVISOR,
+    Binding,
     K,
     check_assignee,
+    check_binding,
     check_checklist,
     check_four_eyes,
+    check_plan_binding,
     decided_event,
     item_audit,
     item_state,
     locked_item,
     require_reviewer,
-    review_open_for_plan,
 )
 from reviews.models import (
     Approval,
@@ -39,12 +45,13 @@ from reviews.statemachine import (
     ReviewError,
     review_transition,
 )
-from runs.events import ReviewApprovalAdded
+from runs.events import ReviewApprovalAdded, ReviewPlanSaved
 from runs.lifecycle.cancel import run_stop
 from runs.lifecycle.dispatch import enqueue_run
 from runs.lifecycle.resume import gate_decided
 from runs.lifecycle.submit import plan_create
 from runs.models import Plan, Run, RunStatus
+from runs.plan_versions import content_hash, plan_hash
 from runs.planning.validation import validate_with_registry
 from runs.statemachine import (
     RUN_TERMINAL,
@@ -94,10 +101,18 @@ def _gate_decided(item: ReviewItem) -> None:
 
 @transaction.atomic
 def review_approve(
-    *, item_id: int, user: User, checklist: Iterable[Any] = (), reason: str = ""
+    *,
+    item_id: int,
+    user: User,
+    binding: Binding | None = None,
+    checklist: Iterable[Any] = (),
+    reason: str = "",
 ) -> ReviewItem:
     """Approve a plan or a gated step; with a quorum, the item waits for enough distinct approvals.
 
+    ``binding`` names what the reviewer saw (plan version and hash, a gate's params, the
+    page's editor text): anything else than the item's current version raises
+    ``StalePlan``, unsaved editor changes ``UnsavedEdit``; nothing is written then.
     Returns the item: still ``open`` while the quorum is not met, ``approved`` once it
     is (a plan's run is then queued with exactly that plan version), or ``expired``
     when the run had already ended.
@@ -109,8 +124,14 @@ def review_approve(
     if _run_ended(item):
         return item
     check_assignee(item, user)
+    check_binding(item, binding)
     check_checklist(item, checklist)
     check_four_eyes(item, user)
+    return _approve(item, user, reason, edited=False)
+
+
+def _approve(item: ReviewItem, user: User, reason: str, *, edited: bool) -> ReviewItem:
+    """Count ``user``'s approval of the item's current version; decide it once the quorum is met."""
     try:
         with transaction.atomic():
             Approval.objects.create(item=item, user=user)
@@ -136,14 +157,13 @@ def review_approve(
             item,
             "review.approval",
             actor=user,
-            after={"approvals": count, "required": item.required_approvals},
+            after={**item_state(item), "approvals": count, "required": item.required_approvals},
             reason=reason,
         )
         return item
     before = item_state(item)
-    review_transition(
-        item=item, to=ReviewStatus.APPROVED, by=user, decision="approve", reason=reason
-    )
+    to, decision = (ReviewStatus.EDITED, "edit") if edited else (ReviewStatus.APPROVED, "approve")
+    review_transition(item=item, to=to, by=user, decision=decision, reason=reason)
     if item.kind == K.PLAN_APPROVAL:
         _release_run(item, item.plan, user)  # type: ignore[arg-type]
     else:
@@ -151,7 +171,7 @@ def review_approve(
         _gate_decided(item)
     item_audit(
         item,
-        "review.approved",
+        "review.edited" if edited else "review.approved",
         actor=user,
         before=before,
         after={**item_state(item), "approvals": count},
@@ -161,8 +181,14 @@ def review_approve(
 
 
 @transaction.atomic
-def review_reject(*, item_id: int, user: User, reason: str) -> ReviewItem:
-    """Reject a plan (its run ends ``cancelled`` with the reason) or a gated step (it is skipped)."""
+def review_reject(
+    *, item_id: int, user: User, reason: str, binding: Binding | None = None
+) -> ReviewItem:
+    """Reject a plan (its run ends ``cancelled`` with the reason) or a gated step (it is skipped).
+
+    A ``binding`` naming another plan version than the item's raises ``StalePlan``; a
+    gate whose params changed since it opened may still be rejected.
+    """
     require_reviewer(user)
     reason = (reason or "").strip()
     if not reason:
@@ -173,6 +199,7 @@ def review_reject(*, item_id: int, user: User, reason: str) -> ReviewItem:
     if _run_ended(item):
         return item
     check_assignee(item, user)
+    check_plan_binding(item, binding)
     before = item_state(item)
     review_transition(
         item=item, to=ReviewStatus.REJECTED, by=user, decision="reject", reason=reason
@@ -214,15 +241,19 @@ def review_edit(
     item_id: int,
     user: User,
     document: Any,
+    binding: Binding | None = None,
+    approve: bool = False,
     checklist: Iterable[Any] = (),
     reason: str = "",
 ) -> ReviewItem:
-    """Replace the plan with the reviewer's edit: a new version by them, which is what runs.
+    """Store the reviewer's edit as a new plan version, which the item then waits to approve.
 
-    An invalid edit raises ``PlanInvalid`` and writes nothing. When the new version
-    needs a quorum, a fresh item opens for it with this reviewer's approval counted.
+    The edit is based on the version ``binding`` names (another one raises
+    ``StalePlan``); an invalid edit raises ``PlanInvalid``; either writes nothing.
+    Approvals of the earlier version no longer count. ``approve`` also approves the
+    new version in the same transaction (the checklist and four-eyes rule apply):
+    the item ends ``edited`` and the run goes on with it once the quorum is met.
     """
-
     require_reviewer(user)
     item = locked_item(item_id)
     if item.kind != K.PLAN_APPROVAL:
@@ -230,8 +261,14 @@ def review_edit(
     if _run_ended(item):
         return item
     check_assignee(item, user)
-    check_checklist(item, checklist)
-    check_four_eyes(item, user)
+    check_binding(item, binding)
+    if approve:
+        check_checklist(item, checklist)
+        check_four_eyes(item, user)
+    if content_hash(document) == plan_hash(item.plan):
+        if approve:  # nothing to save: this is a plain approval of what is under review
+            return _approve(item, user, reason, edited=False)
+        raise ReviewError(f"The plan is unchanged from v{item.plan.version}; nothing to save.")  # type: ignore[union-attr]
     validated = plan_validate_edit(document)
     new = plan_create(
         run=item.run,
@@ -241,31 +278,43 @@ def review_edit(
         parent=item.plan,
         validated=validated,
     )
+    _under_review(item, new, user, document, reason)
+    if approve:
+        return _approve(item, user, reason, edited=True)
+    return item
+
+
+def _under_review(item: ReviewItem, new: Plan, user: User, document: Any, reason: str) -> None:
+    """Make ``new`` the version the item reviews; approvals of the old one no longer count."""
     before = item_state(item)
-    review_transition(
-        item=item, to=ReviewStatus.EDITED, by=user, decision="edit", reason=reason, result_plan=new
+    dropped = [a.user.get_username() for a in item.approvals.select_related("user")]
+    item.approvals.all().delete()
+    item.plan = new
+    item.result_plan = new
+    # An edit never lowers the bar: a tool it adds may need more approvals, none fewer.
+    item.required_approvals = max(item.required_approvals, policies.required_approvals(new))
+    item.save(update_fields=["plan", "result_plan", "required_approvals"])
+    saved = ReviewPlanSaved(
+        item_id=item.pk,
+        by=user.get_username(),
+        plan_version=new.version,
+        approvals_reset=len(dropped),
     )
-    quorum = policies.required_approvals(new)
-    if quorum > 1:
-        append_events(item.run_id, [decided_event(item, user, new)])
-        follow_up = review_open_for_plan(
-            run=item.run,
-            plan=new,
-            reason=f"plan v{new.version} edited by {user.get_username()} needs {quorum} approvals",
-            required_approvals=quorum,
-        )
-        Approval.objects.create(item=follow_up, user=user)
-    else:
-        _release_run(item, new, user)
+    append_events(item.run_id, [NewEvent(REVIEWER, saved)])
     item_audit(
         item,
-        "review.edited",
+        "review.plan_saved",
         actor=user,
         before=before,
-        after={**item_state(item), "new_plan_version": new.version, "document": document},
+        after={
+            **item_state(item),
+            "parent_version": new.parent.version if new.parent else None,
+            "approvals_reset": dropped,
+            "required": item.required_approvals,
+            "document": document,
+        },
         reason=reason,
     )
-    return item
 
 
 def review_expire_overdue(*, now: datetime | None = None) -> list[int]:

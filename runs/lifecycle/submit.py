@@ -14,6 +14,7 @@ from runs.execution.budgets import budget_overrides, task_budgets_set
 from runs.lifecycle.dispatch import enqueue_run
 from runs.models import Plan, Run, RunStatus, Step, Task, Tool, TranscriptEvent
 from runs.permissions import username
+from runs.planning.options import PlannerOptions, PlannerOptionsError, default_options
 from runs.planning.validation import ValidatedPlan, validate_with_registry
 from runs.statemachine import (
     NewEvent,
@@ -149,10 +150,15 @@ def run_submit_plan(
     max_parallel: int | None = None,
     validated: ValidatedPlan | None = None,
     budgets: dict[str, Any] | None = None,
+    replanner: dict[str, Any] | None = None,
 ) -> Run:
     """Create a task and a run for a hand-written plan; a valid plan is queued to execute.
 
     ``budgets``: per-task budget overrides (``runs.execution.budgets.BUDGET_FIELDS``).
+    ``replanner``: planner options (``planner``, ``model``, ``temperature``,
+    ``max_tokens``, ``max_replans``) naming the planner that proposes a new version
+    when a step fails; without them a failure rolls the plan back as written.
+    Raises ``PlannerOptionsError`` (nothing written) for options that cannot work.
     Pass ``validated`` when the caller already validated ``document`` (a form
     that showed problems inline) so the work is not done twice.
 
@@ -160,7 +166,13 @@ def run_submit_plan(
     with the plan's problems stored on its plan version; a plan the approval
     policy holds leaves the run ``awaiting_approval`` with a review item open.
     """
-    task = Task.objects.create(title=title, description=description, submitted_by=submitted_by)
+    options = replanner_options(replanner or {})
+    task = Task.objects.create(
+        title=title,
+        description=description,
+        submitted_by=submitted_by,
+        **(_task_fields(options) if options is not None else {}),
+    )
     task_budgets_set(task=task, overrides=budget_overrides(budgets or {}), actor=submitted_by)
     run = Run.objects.create(
         task=task,
@@ -175,6 +187,41 @@ def run_submit_plan(
     run_start_plan(run=run, plan=plan)
     run.refresh_from_db()
     return run
+
+
+REPLANNER_FIELDS = ("planner", "model", "temperature", "max_tokens", "max_replans")
+
+
+def replanner_options(given: dict[str, Any]) -> PlannerOptions | None:
+    """The replanner of a hand-written plan, checked; None when no option names one."""
+    given = {k: v for k, v in given.items() if v not in (None, "")}
+    if not given:
+        return None
+    unknown = sorted(set(given) - set(REPLANNER_FIELDS))
+    if unknown:
+        raise PlannerOptionsError(
+            f"a hand-written plan takes only {', '.join(REPLANNER_FIELDS)} as planner options",
+            field=unknown[0],
+        )
+    if not given.get("planner") or given["planner"] == "manual":
+        raise PlannerOptionsError(
+            "name the planner that replans this plan after a failure (or give no planner "
+            "options: a failure then rolls the plan back as written)",
+            field="planner",
+        )
+    # Upfront: a replan proposes a whole new version; iterative planning has no plan to keep.
+    return default_options(**given, mode="upfront")
+
+
+def _task_fields(options: PlannerOptions) -> dict[str, Any]:
+    return {
+        "planner": options.planner,
+        "model": options.model,
+        "mode": options.mode,
+        "temperature": options.temperature,
+        "max_tokens": options.max_tokens,
+        "max_replans": options.max_replans,
+    }
 
 
 def run_start_plan(*, run: Run, plan: Plan, invalid: str = "") -> None:

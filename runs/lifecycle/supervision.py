@@ -22,7 +22,12 @@ from runs.execution.ports import (
 )
 from runs.execution.run_state import RunState
 from runs.execution.steps import StepState
-from runs.lifecycle.escalations import escalation_open, gate_resolution, step_gate_open
+from runs.lifecycle.escalations import (
+    escalation_open,
+    gate_resolution,
+    gate_still_bound,
+    step_gate_open,
+)
 from runs.models import Run, RunStatus, StepStatus, TranscriptEvent
 from runs.statemachine import LeaseLost, lock_rows, run_transition
 
@@ -64,16 +69,9 @@ class Supervision:
         run.gate_limits = limits
         if not gated:
             return
-        items = ReviewItem.objects.filter(
-            kind=ReviewKind.STEP_GATE, step_id__in=[s.id for s in gated]
-        ).order_by("id")
-        decided = {item.step_id: gate_resolution(item) for item in items}
+        decided = _gate_actions(gated)
         for s in gated:
-            if s.id not in decided:
-                s.gate = GATE_NEEDED
-            else:
-                resolution = decided[s.id]
-                s.gate = GATE_OPEN if resolution is None else resolution.action
+            s.gate = decided.get(s.id, GATE_NEEDED)
 
     async def escalate(
         self, run: RunState, cause: str, reason: str, *, step: StepState | None = None
@@ -189,18 +187,31 @@ def _open_items(run: RunState, gated: list[StepState]) -> None:
             s.gate = GATE_OPEN
 
 
-def _gate_decisions(gated: list[StepState]) -> dict[int, str]:
-    """Step id → the reviewer's action, for the gated steps already decided (one query)."""
+def _gate_actions(gated: list[StepState]) -> dict[int, str]:
+    """Step id → its latest gate item's state: open, the reviewer's action, or needed again.
 
+    An approval binds to the params the reviewer saw: when the step would now run with
+    other params, the approval does not carry over and a new gate is needed.
+    """
     items = ReviewItem.objects.filter(
         kind=ReviewKind.STEP_GATE, step_id__in=[s.id for s in gated]
-    ).order_by("id")
-    decided = {}
-    for item in items:
+    ).select_related("step")
+    latest = {item.step_id: item for item in items.order_by("id") if item.step_id is not None}
+    actions = {}
+    for step_id, item in latest.items():
         resolution = gate_resolution(item)
-        if resolution is not None and item.step_id is not None:
-            decided[item.step_id] = resolution.action
-    return decided
+        if resolution is None:
+            actions[step_id] = GATE_OPEN
+        elif resolution.action == GATE_RUN and not gate_still_bound(item):
+            actions[step_id] = GATE_NEEDED
+        else:
+            actions[step_id] = resolution.action
+    return actions
+
+
+def _gate_decisions(gated: list[StepState]) -> dict[int, str]:
+    """Step id → what became of its gate, for the gated steps decided meanwhile (one query)."""
+    return {k: v for k, v in _gate_actions(gated).items() if v != GATE_OPEN}
 
 
 def _apply_decisions(gated: list[StepState], decided: dict[int, str]) -> list[StepState]:

@@ -10,8 +10,10 @@ adds two things:
    ``LISTEN``/``NOTIFY`` for enqueues made anywhere. The poll interval stays as
    a backstop for a lost notification.
 2. Every ``PLANNERWEB_RECOVERY_SECONDS`` it runs ``runs.lifecycle.recovery.runs_recover``,
-   which re-queues runs whose worker died or whose task was lost, and applies
-   the timeout action of overdue review items (``review_expire_overdue``).
+   which re-queues runs whose worker died or whose task was lost, records the
+   review items that opened, near their SLA or are overdue for notification
+   (``reviews.notifications.notices_sweep``), and applies the timeout action of
+   overdue review items (``review_expire_overdue``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
 
+from reviews.notifications import QUEUE as NOTIFICATIONS_QUEUE
+from reviews.notifications import notices_sweep
 from runs.lifecycle.dispatch import NOTIFY_CHANNEL, LocalWaker
 from runs.lifecycle.leases import worker_identity
 from runs.lifecycle.recovery import runs_recover
@@ -168,6 +172,11 @@ class RunWorker(Worker):
         self._next_recovery = time.monotonic() + self.recovery_seconds
 
         try:
+            # Before the expiry: an item that times out now is still told as overdue.
+            notices_sweep()
+        except Exception:
+            log.exception("notification sweep failed")
+        try:
             requeued = runs_recover()
             expired = review_expire_overdue()
         except Exception:
@@ -182,10 +191,16 @@ class RunWorker(Worker):
 class EmbeddedWorkers:
     """Worker threads inside the serving process (the embedded default)."""
 
-    def __init__(self, *, threads: int) -> None:
-
+    def __init__(self, *, threads: int, notify_threads: int = 1) -> None:
         self.workers = [
             RunWorker(worker_id=f"{worker_identity()}:t{i}"[-64:]) for i in range(threads)
+        ]
+        # Deliveries have threads of their own: a slow receiver never holds a run.
+        self.workers += [
+            RunWorker(
+                worker_id=f"{worker_identity()}:n{i}"[-64:], queue_names=[NOTIFICATIONS_QUEUE]
+            )
+            for i in range(notify_threads)
         ]
         self.threads = [
             threading.Thread(target=w.run, name=f"plannerweb-worker-{i}", daemon=True)
@@ -215,7 +230,10 @@ def start_embedded_worker(**overrides: Any) -> EmbeddedWorkers | None:
     with _embedded_lock:
         if _embedded is None:
             _embedded = EmbeddedWorkers(
-                threads=overrides.get("threads", settings.PLANNERWEB_WORKER_THREADS)
+                threads=overrides.get("threads", settings.PLANNERWEB_WORKER_THREADS),
+                notify_threads=overrides.get(
+                    "notify_threads", settings.PLANNERWEB_NOTIFY_WORKER_THREADS
+                ),
             )
             _embedded.start()
         return _embedded

@@ -36,6 +36,7 @@ from runs.planning.prompt import PlanningContext, repair_message, system_prompt,
 from runs.planning.providers import get_provider
 from runs.planning.providers.base import Provider, ProviderError
 from runs.planning.providers.playbook import plan_from_playbook
+from runs.planning.providers.playbook.fallback import replan_with_fallbacks
 from runs.planning.schema import plan_json_schema
 from runs.tools.base import ToolSpec
 from runs.tools.registry import load_tool_specs
@@ -130,13 +131,8 @@ def plan_task(
             reason="this task is planned by hand: submit a hand-written plan",
         )
     if options.planner == "playbook":
-        if kept:
-            return PlanOutcome(
-                ok=False,
-                planner="playbook",
-                mode=context.mode,
-                reason="the playbook planner cannot replan: a stored plan does not know this failure",
-            )
+        if context.replan is not None:  # offline: the failed steps' declared fallbacks
+            return replan_with_fallbacks(context, tools=tools, kept=kept or [])
         return plan_from_playbook(context, tools=tools)
     members = chain_members(options) if options.planner == "chain" else [options]
     if not members:

@@ -17,6 +17,7 @@ from runs.models import Tool
 from runs.planning.validation import PlanProblem
 
 _RESULT_CHARS = 1500  # a step result longer than this is cut in the replanning context
+_PLAN_CHARS = 20_000  # the failed plan as written, cut beyond this in the replanning context
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class ReplanContext:
     failed: list[dict[str, Any]]  # {"id", "action", "params", "error"}
     remaining: list[dict[str, Any]]  # {"id", "action", "params"}
     replan_number: int = 1
+    # The version that failed, as written (goal, steps with depends_on, rollback): its shape
+    # for a model, its declared fallbacks for the offline planner.
+    plan: Any = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,11 @@ def task_message(context: PlanningContext) -> str:
         parts.append("Finished steps (kept):\n" + _json_lines(replan.finished, "result"))
         parts.append("Failed step:\n" + _json_lines(replan.failed, "error"))
         parts.append("Steps that did not run:\n" + _json_lines(replan.remaining, None))
+        if replan.plan is not None:
+            text = json.dumps(replan.plan, ensure_ascii=False, default=str)
+            if len(text) > _PLAN_CHARS:
+                text = text[:_PLAN_CHARS] + "…"
+            parts.append("The plan that failed, as written:\n" + text)
     return "\n\n".join(parts)
 
 

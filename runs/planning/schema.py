@@ -25,6 +25,7 @@ from pydantic import (
     WithJsonSchema,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from runs.models import Task
 from runs.textdata import MAX_CHARS, TextDataError, parse_json_or_yaml, unstorable
@@ -67,6 +68,22 @@ Params = Annotated[dict[str, Any], BeforeValidator(_empty_dict_if_none)]
 Description = Annotated[str, BeforeValidator(_empty_str_if_none)]
 
 
+class FallbackStep(BaseModel):
+    """A hand-written alternative to a step: what the offline planner runs in its place if it fails."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, frozen=True)
+
+    action: str = Field(
+        validation_alias=AliasChoices("action", "tool"), description="Name of the tool to call."
+    )
+    params: Params = Field(
+        default_factory=dict,
+        validation_alias=AliasChoices("params", "arguments", "args"),
+        description="Arguments for the tool; may reference the step's own dependencies.",
+    )
+    description: Description = Field(default="", description="Why this is the fallback.")
+
+
 class PlanStep(BaseModel):
     """One unit of work: call the action (a tool) with params once every depends_on step succeeded."""
 
@@ -95,6 +112,11 @@ class PlanStep(BaseModel):
     description: Description = Field(default="", description="Why this step is needed.")
     confidence: float | None = Field(
         default=None, ge=0, le=1, description="The planner's confidence in this step, 0 to 1."
+    )
+    # Written by people, for the offline planner's replan; kept out of the schema models see.
+    fallback: SkipJsonSchema[FallbackStep | None] = Field(
+        default=None,
+        description="If this step fails, the replan (playbook planner) runs this call instead.",
     )
 
 

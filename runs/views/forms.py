@@ -72,10 +72,24 @@ class NewRunForm(BudgetFields):
         strip=False,
         help_text="YAML or JSON: {goal, steps: [{id, action, params, depends_on}], rollback}.",
     )
+    replanner = forms.ChoiceField(
+        required=False,
+        label="Replan with",
+        help_text="When a step fails, this planner proposes a new plan version "
+        "(playbook: the failed step's declared fallback). None: roll back as written.",
+    )
+    max_replans = forms.IntegerField(required=False, min_value=0, max_value=20)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["max_parallel"].initial = settings.PLANNERWEB_DEFAULT_MAX_PARALLEL
+        cast(forms.ChoiceField, self.fields["replanner"]).choices = [
+            ("", "none"),
+            *[(p, p) for p in PLANNERS if p != "manual"],
+        ]
+        self.fields["max_replans"].widget.attrs["placeholder"] = (
+            f"default: {settings.PLANNERWEB_MAX_REPLANS}"
+        )
         self.document: Any = None
         # Validation problems against the tools, each {"path", "code", "message"}; set by the view.
         self.plan_problems: list[dict[str, str]] = []
@@ -88,8 +102,19 @@ class NewRunForm(BudgetFields):
             raise forms.ValidationError(str(exc), code="syntax") from exc
         return text
 
+    def replanner_options(self) -> dict[str, Any]:
+        """The planner that replans this plan, as ``run_submit_plan(replanner=...)`` takes it."""
+        if not self.cleaned_data.get("replanner"):
+            return {}
+        return {
+            "planner": self.cleaned_data["replanner"],
+            "max_replans": self.cleaned_data.get("max_replans"),
+        }
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        if cleaned.get("max_replans") is not None and not cleaned.get("replanner"):
+            self.add_error("max_replans", "Choose the planner that replans first.")
         if not cleaned.get("title") and "plan" in cleaned:
             title = goal_title(self.document)
             if title:

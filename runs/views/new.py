@@ -37,6 +37,7 @@ def run_new(request: AuthenticatedHttpRequest) -> HttpResponse:
                     max_parallel=form.cleaned_data["max_parallel"],
                     validated=validated,
                     budgets=form.budgets(),
+                    replanner=form.replanner_options(),
                 )
                 messages.success(request, f"Run {run.pk} submitted ({run.status}).")
                 return redirect("runs:detail", run_id=run.pk)
@@ -46,6 +47,8 @@ def run_new(request: AuthenticatedHttpRequest) -> HttpResponse:
         if chosen and demo is None:
             messages.warning(request, f"There is no demo plan {chosen[:40]!r}.")
         initial = {"title": demo.goal, "plan": demo.text} if demo else {}
+        if demo is not None and "\n    fallback:" in demo.text:  # it is meant to replan offline
+            initial["replanner"] = "playbook"
         form = NewRunForm(initial=initial)
     return render(
         request,

@@ -119,21 +119,55 @@ def test_a_reviewer_approves_in_a_second_browser_and_the_operator_page_follows_t
     pages.screenshot(operator, "approved-succeeded")
 
 
-def test_an_edited_plan_runs_the_edited_version_and_the_page_shows_it(
+def test_the_approval_trap_approve_with_unsaved_edits_is_refused_then_the_saved_edit_runs(
     pages: Pages, daphne_server: LiveServer, notify_needs_approval: None
 ) -> None:
     operator, run_id, item_id = operator_waits(pages, daphne_server)
     reviewer = pages.login("reviewer")
     reviewer.goto(f"/reviews/{item_id}/")
+    warning = reviewer.locator("[data-unsaved-warning]")
+    approve = reviewer.locator("[data-approve-button]")
+    assert warning.is_hidden() and approve.inner_text() == "Approve v1"
     plan_text = reviewer.input_value("#plan")
     assert ORIGINAL in plan_text
+
+    # The trap: edit the plan, then press Approve without saving. The refusal is a 409 page.
+    pages.allowed.append("status of 409 (Conflict)")
     reviewer.fill("#plan", plan_text.replace(ORIGINAL, EDITED))
+    assert warning.is_visible() and "save your edits first" in approve.inner_text()
     tick_checklist(reviewer)
-    reviewer.fill("#reason", "better wording")
+    approve.click()
+    reviewer.wait_for_selector(".message.error")
+    assert "unsaved changes to plan v1" in reviewer.inner_text(".message.error")
+    pages.screenshot(reviewer, "unsaved-refused")
+    # Nothing was approved, the original never ran, and the edit is still in the editor.
+    assert EDITED in reviewer.input_value("#plan") and warning.is_visible()
+    assert daphne_server.query("SELECT status FROM runs_run WHERE id = ?", run_id) == [
+        ("awaiting_approval",)
+    ]
+    assert daphne_server.query(
+        "SELECT COUNT(*) FROM runs_step WHERE run_id = ? AND status != 'pending'", run_id
+    ) == [(0,)]
+    assert daphne_server.query(
+        "SELECT COUNT(*) FROM reviews_approval WHERE item_id = ?", item_id
+    ) == [(0,)]
+
+    # Save: a new version, which waits for approval; the run stays where it was.
     reviewer.click('[data-decision-form] button:has-text("Save edited plan")')
     reviewer.wait_for_selector(".message.success")
-    pages.screenshot(reviewer, "edited")
+    assert "Plan v2 saved; it now waits for approval" in reviewer.inner_text(".message.success")
+    assert warning.is_hidden() and approve.inner_text() == "Approve v2"
+    assert daphne_server.query("SELECT status FROM runs_run WHERE id = ?", run_id) == [
+        ("awaiting_approval",)
+    ]
+    pages.screenshot(reviewer, "saved-pending")
 
+    # Approve: the edited version runs.
+    tick_checklist(reviewer)
+    reviewer.fill("#reason", "better wording")
+    approve.click()
+    reviewer.wait_for_selector(".message.success")
+    assert f"Review {item_id} approved." in reviewer.inner_text(".message.success")
     operator.wait_for_selector("[data-run-status].status-succeeded", timeout=30_000)
     operator.wait_for_selector('tr[data-step-key="announce"][data-status="succeeded"]')
     # The live part was re-rendered for plan v2: its steps carry the edited parameters.
@@ -171,9 +205,13 @@ def test_the_audit_page_shows_an_aborted_escalation_reviewer_choices_and_a_verif
 
     reviewer = pages.login("reviewer")
     reviewer.goto(f"/reviews/{item_id}/")
-    reviewer.select_option("#action", "abort")
+    # No playbook matched: retrying would fail the same way, so only these two are offered.
+    offered = reviewer.eval_on_selector_all(
+        "[data-decision-form] button[data-action]", "bs => bs.map(b => b.dataset.action)"
+    )
+    assert offered == ["write_plan", "abort"]
     reviewer.fill("#reason", "no playbook for plants")
-    reviewer.click('[data-decision-form] button:has-text("Apply action")')
+    reviewer.click('[data-decision-form] button[data-action="abort"]')
     reviewer.wait_for_selector(".message.success")
 
     reviewer.goto("/reviews/audit/")

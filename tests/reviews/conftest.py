@@ -10,8 +10,11 @@ import pytest
 from django.contrib.auth.models import User
 
 from reviews.models import ApprovalPolicy, ReviewItem
+from runs.lifecycle.escalations import escalation_open
 from runs.lifecycle.submit import run_submit_plan
-from runs.models import Run, Tool
+from runs.models import Run, Step, Tool
+from runs.plan_versions import plan_hash
+from runs.statemachine import run_transition
 
 
 @pytest.fixture
@@ -94,3 +97,34 @@ def held(
 
 def all_ticks(item: ReviewItem) -> list[int]:
     return list(range(len(item.checklist)))
+
+
+def bound(item: ReviewItem) -> dict[str, Any]:
+    """What a decision names about ``item`` as it is now: plan version and hash, a gate's params."""
+    item.refresh_from_db()
+    names: dict[str, Any] = {
+        "plan_version": item.plan.version if item.plan is not None else None,
+        "plan_hash": plan_hash(item.plan) or None,
+    }
+    if item.params_hash:
+        names["params_hash"] = item.params_hash
+    return names
+
+
+@pytest.fixture
+def stuck(submit: Callable[..., Run], plan_doc: dict) -> Callable[..., ReviewItem]:
+    """An escalated run of read → ship: ``read`` succeeded, ``ship`` as given; its open item."""
+
+    def make(
+        cause: str, *, ship: str = "failed", read: str = "succeeded", escalate: bool = True
+    ) -> ReviewItem:
+        run = submit({**plan_doc, "rollback": [{"action": "record", "params": {}}]})
+        run_transition(run_id=run.pk, to="executing", lease_owner="w1")
+        Step.objects.filter(run=run, key="read").update(status=read)
+        Step.objects.filter(run=run, key="ship").update(status=ship)
+        if escalate:
+            run_transition(run_id=run.pk, to="escalated", reason="stuck")
+        step = Step.objects.get(run=run, key="ship")
+        return escalation_open(run_id=run.pk, cause=cause, reason="stuck", step_id=step.pk)
+
+    return make

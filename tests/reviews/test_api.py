@@ -13,10 +13,12 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from reviews.models import ApprovalPolicy, AuditEntry, ReviewItem
+from runs.events import event_summary
 from runs.lifecycle.claim import run_execute
 from runs.lifecycle.escalations import escalation_open
-from runs.models import Plan, Run
-from tests.reviews.conftest import all_ticks, step
+from runs.models import Plan, Run, TranscriptEvent
+from runs.plan_versions import content_hash, plan_hash
+from tests.reviews.conftest import all_ticks, bound, step
 from tests.runs import toolbox
 from tests.runs.api.conftest import ApiClient, api_as
 
@@ -189,7 +191,12 @@ def test_approving_with_every_tick_releases_the_run_which_then_succeeds(
 ) -> None:
     response = api_as(reviewer).post(
         f"/reviews/{held.pk}/decide",
-        {"decision": "approve", "checklist": all_ticks(held), "reason": "looks right"},
+        {
+            "decision": "approve",
+            "checklist": all_ticks(held),
+            "reason": "looks right",
+            **bound(held),
+        },
     )
     assert response.status_code == 200, response.json()
     body = response.json()
@@ -200,7 +207,8 @@ def test_approving_with_every_tick_releases_the_run_which_then_succeeds(
     assert toolbox.CALLS[key] == ["read"]
     gate = ReviewItem.objects.get(run_id=held.run_id, kind="step_gate", status="open")
     response = api_as(reviewer).post(
-        f"/reviews/{gate.pk}/decide", {"decision": "approve", "checklist": all_ticks(gate)}
+        f"/reviews/{gate.pk}/decide",
+        {"decision": "approve", "checklist": all_ticks(gate), **bound(gate)},
     )
     assert response.status_code == 200, response.json()
     assert run_execute(run_id=held.run_id) == "succeeded"
@@ -210,7 +218,9 @@ def test_approving_with_every_tick_releases_the_run_which_then_succeeds(
 def test_approving_without_the_checklist_is_422_listing_what_is_missing(
     held: ReviewItem, reviewer: User
 ) -> None:
-    response = api_as(reviewer).post(f"/reviews/{held.pk}/decide", {"decision": "approve"})
+    response = api_as(reviewer).post(
+        f"/reviews/{held.pk}/decide", {"decision": "approve", **bound(held)}
+    )
     assert response.status_code == 422
     body = response.json()
     assert body["code"] == "checklist_incomplete"
@@ -224,7 +234,8 @@ def test_a_second_decision_is_409_saying_who_decided_first(
 ) -> None:
     api_as(reviewer).post(f"/reviews/{held.pk}/decide", {"decision": "reject", "reason": "no"})
     late = api_as(admin_user).post(
-        f"/reviews/{held.pk}/decide", {"decision": "approve", "checklist": all_ticks(held)}
+        f"/reviews/{held.pk}/decide",
+        {"decision": "approve", "checklist": all_ticks(held), **bound(held)},
     )
     assert late.status_code == 409
     assert late.json()["code"] == "already_decided" and "rob" in late.json()["detail"]
@@ -248,7 +259,8 @@ def test_the_submitter_may_not_approve_their_own_plan(
     global_policy("always")
     item = ReviewItem.objects.get(run=submit(plan_doc, by=admin_user))
     response = api_as(admin_user).post(
-        f"/reviews/{item.pk}/decide", {"decision": "approve", "checklist": all_ticks(item)}
+        f"/reviews/{item.pk}/decide",
+        {"decision": "approve", "checklist": all_ticks(item), **bound(item)},
     )
     assert response.status_code == 403 and response.json()["code"] == "four_eyes"
     item.refresh_from_db()
@@ -266,7 +278,14 @@ def test_an_edit_becomes_the_next_plan_version_and_is_what_runs(
     edited["steps"][1]["params"]["label"] = "ship-edited"
     response = api_as(reviewer).post(
         f"/reviews/{held.pk}/decide",
-        {"decision": "edit", "plan": edited, "checklist": all_ticks(held), "reason": "relabel"},
+        {
+            "decision": "edit",
+            "plan": edited,
+            "checklist": all_ticks(held),
+            "reason": "relabel",
+            "approve": True,
+            **bound(held),
+        },
     )
     assert response.status_code == 200, response.json()
     assert response.json()["status"] == "edited" and response.json()["result_plan_version"] == 2
@@ -278,7 +297,7 @@ def test_an_edit_as_yaml_text_is_accepted(held: ReviewItem, reviewer: User, key:
     text = f"goal: g\nsteps:\n  - {{id: a, action: record, params: {{key: {key}, label: a}}}}\n"
     response = api_as(reviewer).post(
         f"/reviews/{held.pk}/decide",
-        {"decision": "edit", "plan": text, "checklist": all_ticks(held)},
+        {"decision": "edit", "plan": text, **bound(held)},
     )
     assert response.status_code == 200, response.json()
     assert Plan.objects.get(run_id=held.run_id, version=2).document["goal"] == "g"
@@ -299,7 +318,7 @@ def test_a_bad_edit_is_422_with_its_problems_and_saves_nothing(
     audit_before = AuditEntry.objects.count()
     response = api_as(reviewer).post(
         f"/reviews/{held.pk}/decide",
-        {"decision": "edit", "plan": plan, "checklist": all_ticks(held)},
+        {"decision": "edit", "plan": plan, **bound(held)},
     )
     assert response.status_code == 422
     body = response.json()
@@ -314,7 +333,7 @@ def test_a_bad_edit_is_422_with_its_problems_and_saves_nothing(
 def test_a_plan_with_an_approve_is_refused(held: ReviewItem, reviewer: User) -> None:
     response = api_as(reviewer).post(
         f"/reviews/{held.pk}/decide",
-        {"decision": "approve", "plan": {"steps": []}, "checklist": all_ticks(held)},
+        {"decision": "approve", "plan": {"steps": []}, "checklist": all_ticks(held), **bound(held)},
     )
     assert response.status_code == 422 and response.json()["fields"][0]["field"] == "plan"
 
@@ -323,7 +342,8 @@ def test_an_escalation_is_not_approved_through_decide(held: ReviewItem, reviewer
     api_as(reviewer).post(f"/reviews/{held.pk}/decide", {"decision": "reject", "reason": "x"})
     escalation = escalation_open(run_id=held.run_id, cause="evaluator_fail", reason="boom")
     response = api_as(reviewer).post(
-        f"/reviews/{escalation.pk}/decide", {"decision": "approve", "checklist": []}
+        f"/reviews/{escalation.pk}/decide",
+        {"decision": "approve", "checklist": [], **bound(escalation)},
     )
     assert response.status_code == 403 and response.json()["code"] == "not_allowed"
     escalation.refresh_from_db()
@@ -366,6 +386,169 @@ def test_the_status_filter_offers_every_item_status() -> None:
     assert offered == {*ReviewStatus.values, "all"}
 
 
+# --------------------------------------------------------------------------- bound decisions
+def decide(item: ReviewItem, user: User, **body: object) -> tuple[int, dict]:
+    response = api_as(user).post(f"/reviews/{item.pk}/decide", body)
+    return response.status_code, response.json()
+
+
+def test_the_detail_gives_the_version_and_hash_a_decision_names(
+    held: ReviewItem, reviewer: User
+) -> None:
+    body = api_as(reviewer).get(f"/reviews/{held.pk}").json()
+    assert (body["plan_version"], body["plan_hash"]) == (1, plan_hash(held.plan))
+    assert body["params_hash"] is None
+
+
+@pytest.mark.parametrize("decision", ["approve", "edit"])
+def test_approving_or_editing_without_naming_the_version_is_422(
+    held: ReviewItem, reviewer: User, plan_doc: dict, decision: str
+) -> None:
+    plan = plan_doc if decision == "edit" else None
+    status, body = decide(held, reviewer, decision=decision, plan=plan, checklist=all_ticks(held))
+    assert (status, body["fields"][0]["field"]) == (422, "plan_version")
+    held.refresh_from_db()
+    assert held.status == "open" and held.approvals.count() == 0
+
+
+def test_a_decision_about_another_version_is_409_stale_plan_and_writes_nothing(
+    held: ReviewItem, reviewer: User
+) -> None:
+    audit_before = AuditEntry.objects.count()
+    for version in (2, 7):
+        status, body = decide(
+            held, reviewer, decision="approve", plan_version=version, checklist=all_ticks(held)
+        )
+        assert (status, body["code"]) == (409, "stale_plan"), body
+        assert f"plan v1, not v{version}" in body["detail"]
+    status, body = decide(held, reviewer, decision="reject", plan_version=2, reason="no")
+    assert (status, body["code"]) == (409, "stale_plan")
+    held.refresh_from_db()
+    assert held.status == "open" and held.approvals.count() == 0
+    assert Run.objects.get(pk=held.run_id).status == "awaiting_approval"
+    assert AuditEntry.objects.count() == audit_before
+
+
+def test_a_hash_of_another_document_is_409_stale_plan(held: ReviewItem, reviewer: User) -> None:
+    other = plan_hash(Plan(document={"steps": []}))
+    status, body = decide(
+        held,
+        reviewer,
+        decision="approve",
+        plan_version=1,
+        plan_hash=other,
+        checklist=all_ticks(held),
+    )
+    assert (status, body["code"]) == (409, "stale_plan") and "hash differs" in body["detail"]
+    assert ReviewItem.objects.get(pk=held.pk).status == "open"
+    status, body = decide(
+        held, reviewer, decision="approve", plan_version=1, plan_hash="xyz", checklist=[]
+    )
+    assert (status, body["fields"][0]["field"]) == (422, "plan_hash")
+
+
+def test_an_edit_is_saved_pending_and_only_an_approval_of_it_runs_it(
+    held: ReviewItem, reviewer: User, plan_doc: dict, key: str
+) -> None:
+    edited = {**plan_doc, "goal": "ship it to staging"}
+    status, body = decide(held, reviewer, decision="edit", plan=edited, **bound(held))
+    assert status == 200, body
+    assert (body["status"], body["plan_version"], body["result_plan_version"]) == ("open", 2, 2)
+    assert body["plan_hash"] == plan_hash(Plan.objects.get(run_id=held.run_id, version=2))
+    assert body["run_status"] == "awaiting_approval" and toolbox.CALLS[key] == []
+    # The same edit again is no change; an edit of v1 is stale now.
+    status, body = decide(held, reviewer, decision="edit", plan=edited, **bound(held))
+    assert status == 409 and "unchanged" in body["detail"]
+    status, body = decide(held, reviewer, decision="edit", plan=plan_doc, plan_version=1)
+    assert (status, body["code"]) == (409, "stale_plan")
+    status, body = decide(
+        held, reviewer, decision="approve", checklist=all_ticks(held), **bound(held)
+    )
+    assert status == 200 and body["status"] == "approved" and body["plan_version"] == 2
+    run = Run.objects.get(pk=held.run_id)
+    assert (run.status, run.current_plan.goal) == ("queued", "ship it to staging")  # type: ignore[union-attr]
+    entry = AuditEntry.objects.filter(item_id=held.pk, action="review.approved").get()
+    assert entry.after["plan_version"] == 2 and entry.after["plan_hash"] == body["plan_hash"]
+
+
+def test_approve_goes_only_with_edit(held: ReviewItem, reviewer: User) -> None:
+    status, body = decide(
+        held, reviewer, decision="approve", approve=True, checklist=all_ticks(held), **bound(held)
+    )
+    assert (status, body["fields"][0]["field"]) == (422, "approve")
+    status, body = decide(held, reviewer, decision="edit", plan={}, approve=0, **bound(held))
+    assert (status, body["fields"][0]["field"]) == (422, "approve")
+
+
+def test_quorum_approvals_of_an_earlier_version_no_longer_count_after_an_edit(
+    held: ReviewItem, reviewer: User, admin_user: User, plan_doc: dict, tools: dict
+) -> None:
+    ApprovalPolicy.objects.create(tool=tools["record"], mode="never", required_approvals=2)
+    ReviewItem.objects.filter(pk=held.pk).update(required_approvals=2)
+    status, body = decide(
+        held, reviewer, decision="approve", checklist=all_ticks(held), **bound(held)
+    )
+    assert (status, body["approvals"]) == (200, ["rob"])
+    edited = {**plan_doc, "goal": "edited"}
+    status, body = decide(held, admin_user, decision="edit", plan=edited, **bound(held))
+    assert status == 200 and body["approvals"] == [] and body["plan_version"] == 2
+    saved = AuditEntry.objects.get(item_id=held.pk, action="review.plan_saved")
+    assert saved.after["approvals_reset"] == ["rob"] and saved.before["plan_version"] == 1
+    event = TranscriptEvent.objects.get(run_id=held.run_id, kind="review.plan_saved")
+    assert event_summary(event.kind, event.payload) == (
+        f"review {held.pk}: plan v2 saved by {admin_user.username}, waiting for approval; "
+        "1 approval of the earlier version dropped"
+    )
+    # One approval of v2 is not enough: rob's approval of v1 does not count.
+    status, body = decide(
+        held, admin_user, decision="approve", checklist=all_ticks(held), **bound(held)
+    )
+    assert (status, body["status"], body["approvals"]) == (200, "open", [admin_user.username])
+    status, body = decide(
+        held, reviewer, decision="approve", checklist=all_ticks(held), **bound(held)
+    )
+    assert (status, body["status"]) == (200, "approved")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_step_gate_decision_names_the_params_it_approves(
+    held: ReviewItem, reviewer: User, key: str
+) -> None:
+    status, body = decide(
+        held, reviewer, decision="approve", checklist=all_ticks(held), **bound(held)
+    )
+    assert status == 200, body
+    assert run_execute(run_id=held.run_id) == "awaiting_approval"
+    gate = ReviewItem.objects.get(run_id=held.run_id, kind="step_gate", status="open")
+    shown = api_as(reviewer).get(f"/reviews/{gate.pk}").json()
+    assert shown["params_hash"] == content_hash({"key": key, "label": "ship"})
+    names = {"plan_version": shown["plan_version"], "plan_hash": shown["plan_hash"]}
+    status, body = decide(gate, reviewer, decision="approve", checklist=all_ticks(gate), **names)
+    assert (status, body["fields"][0]["field"]) == (422, "params_hash")
+    other = content_hash({"key": key, "label": "ship-to-production"})
+    status, body = decide(
+        gate,
+        reviewer,
+        decision="approve",
+        params_hash=other,
+        checklist=all_ticks(gate),
+        **names,
+    )
+    assert (status, body["code"]) == (409, "stale_plan")
+    assert toolbox.CALLS[key] == ["read"]
+    status, body = decide(
+        gate,
+        reviewer,
+        decision="approve",
+        params_hash=shown["params_hash"],
+        checklist=all_ticks(gate),
+        **names,
+    )
+    assert status == 200 and body["status"] == "approved"
+    assert run_execute(run_id=held.run_id) == "succeeded"
+    assert toolbox.CALLS[key] == ["read", "ship"]
+
+
 @pytest.mark.parametrize(
     "text",
     ["steps:\n- {id: a, action: noop, params: {n: " + "9" * 5000 + "}}", "a: " + "[" * 1500],
@@ -376,7 +559,7 @@ def test_an_edit_beyond_the_parsers_limits_is_422_and_saves_nothing(
 ) -> None:
     response = api_as(reviewer).post(
         f"/reviews/{held.pk}/decide",
-        {"decision": "edit", "plan": text, "checklist": all_ticks(held)},
+        {"decision": "edit", "plan": text, "plan_version": 1, "checklist": all_ticks(held)},
     )
     assert response.status_code == 422, response.content
     assert response.json()["fields"][0]["field"] == "plan"

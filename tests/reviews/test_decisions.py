@@ -17,7 +17,7 @@ from reviews.statemachine import (
     ReviewError,
 )
 from runs.lifecycle.reviews import review_approve, review_edit, review_reject
-from runs.models import Run, Tool
+from runs.models import Plan, Run, Tool
 from runs.permissions import REVIEWERS
 from tests.reviews.conftest import all_ticks
 
@@ -86,7 +86,13 @@ def test_four_eyes_stops_a_reviewer_approving_their_own_task(
     with pytest.raises(FourEyesViolation):
         review_approve(item_id=item.pk, user=reviewer, checklist=all_ticks(item))
     with pytest.raises(FourEyesViolation):
-        review_edit(item_id=item.pk, user=reviewer, document=plan_doc, checklist=all_ticks(item))
+        review_edit(
+            item_id=item.pk,
+            user=reviewer,
+            document=plan_doc,
+            approve=True,
+            checklist=all_ticks(item),
+        )
     assert review_approve(item_id=item.pk, user=reviewer2, checklist=all_ticks(item)).status == (
         "approved"
     )
@@ -172,7 +178,7 @@ def test_several_open_items_of_one_run_are_decided_independently(
     assert other.status == "open"
 
 
-def test_an_edit_that_needs_a_quorum_opens_a_new_item_with_the_editors_approval(
+def test_saving_and_approving_an_edit_that_needs_a_quorum_counts_only_the_editors_approval(
     held: ReviewItem, tools: dict[str, Tool], reviewer: User, reviewer2: User, key: str
 ) -> None:
     from tests.reviews.conftest import step
@@ -180,14 +186,15 @@ def test_an_edit_that_needs_a_quorum_opens_a_new_item_with_the_editors_approval(
     ApprovalPolicy.objects.create(tool=tools["notify"], mode="never", required_approvals=2)
     document = {"steps": [step("tell", "notify", key)]}
     edited = review_edit(
-        item_id=held.pk, user=reviewer, document=document, checklist=all_ticks(held)
+        item_id=held.pk, user=reviewer, document=document, approve=True, checklist=all_ticks(held)
     )
-    assert edited.status == "edited"
-    follow_up = ReviewItem.objects.get(run=held.run, status="open")
-    assert (follow_up.plan, follow_up.required_approvals) == (edited.result_plan, 2)
-    assert [a.user for a in follow_up.approvals.all()] == [reviewer]
+    # The same item now reviews the new version, with the editor's approval of it.
+    new = Plan.objects.get(run=held.run, version=2)
+    assert (edited.pk, edited.status) == (held.pk, "open")
+    assert (edited.plan, edited.result_plan, edited.required_approvals) == (new, new, 2)
+    assert [a.user for a in edited.approvals.all()] == [reviewer]
     assert Run.objects.get(pk=held.run_id).status == "awaiting_approval"
-    done = review_approve(item_id=follow_up.pk, user=reviewer2, checklist=all_ticks(follow_up))
+    done = review_approve(item_id=held.pk, user=reviewer2, checklist=all_ticks(held))
     assert done.status == "approved"
     run = Run.objects.get(pk=held.run_id)
-    assert (run.status, run.current_plan) == ("queued", edited.result_plan)
+    assert (run.status, run.current_plan) == ("queued", new)

@@ -8,11 +8,13 @@ import pytest
 from django.contrib.auth.models import Group, User
 
 from reviews.audit import audit_record, audit_verify
+from reviews.decisions import Binding
 from reviews.models import Approval, ApprovalPolicy, AuditEntry, ReviewItem
-from reviews.statemachine import AlreadyDecided
-from runs.lifecycle.reviews import review_approve, review_reject
-from runs.models import Run, TranscriptEvent
+from reviews.statemachine import AlreadyDecided, StalePlan
+from runs.lifecycle.reviews import review_approve, review_edit, review_reject
+from runs.models import Plan, Run, TranscriptEvent
 from runs.permissions import REVIEWERS
+from runs.plan_versions import plan_hash
 from tests.reviews.conftest import all_ticks
 from tests.runs.lifecycle.test_races import race
 
@@ -90,6 +92,29 @@ def test_a_quorum_of_two_racing_approvals_is_met_exactly_once(
     item.refresh_from_db()
     assert item.status == "approved" and Approval.objects.filter(item=item).count() == 2
     assert Run.objects.get(pk=item.run_id).status == "queued"
+
+
+def test_an_approval_of_v1_racing_a_saved_edit_never_approves_what_was_not_seen(
+    held: ReviewItem, plan_doc: dict, key: str
+) -> None:
+    a, b = make_reviewers(2)
+    v1 = Binding(plan_version=1, plan_hash=plan_hash(held.plan))
+    edited = {**plan_doc, "goal": "ship it to staging"}
+    approved, saved = race(
+        lambda: review_approve(item_id=held.pk, user=a, binding=v1, checklist=all_ticks(held)),
+        lambda: review_edit(item_id=held.pk, user=b, document=edited, binding=v1),
+    )
+    held.refresh_from_db()
+    run = Run.objects.get(pk=held.run_id)
+    if held.status == "approved":  # the approval came first: v1 runs, the edit is too late
+        assert isinstance(saved, AlreadyDecided) and held.plan.version == 1  # type: ignore[union-attr]
+        assert (run.status, run.current_plan.version) == ("queued", 1)  # type: ignore[union-attr]
+        assert not Plan.objects.filter(run=run, version=2).exists()
+    else:  # the edit came first: the approval of v1 is stale, v2 waits
+        assert isinstance(approved, StalePlan), approved
+        assert (held.status, held.plan.version) == ("open", 2)  # type: ignore[union-attr]
+        assert run.status == "awaiting_approval" and held.approvals.count() == 0
+    assert audit_verify() == []
 
 
 def test_concurrent_audit_writers_never_fork_the_chain(admin_user: User) -> None:

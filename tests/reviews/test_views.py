@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import timedelta
+from html import unescape
 
 import pytest
 from django.contrib.auth.models import User
@@ -11,8 +14,10 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from reviews.models import AuditEntry, ReviewItem
-from runs.lifecycle.escalations import escalation_open
+from runs.lifecycle.escalations import escalation_open, step_gate_open
 from runs.models import Plan, Run
+from runs.plan_versions import content_hash, plan_hash
+from tests.reviews.conftest import all_ticks
 
 pytestmark = pytest.mark.django_db
 
@@ -36,6 +41,7 @@ def pages(item: ReviewItem) -> list[tuple[str, str]]:
         ("post", f"/reviews/{i}/approve/"),
         ("post", f"/reviews/{i}/reject/"),
         ("post", f"/reviews/{i}/edit/"),
+        ("post", f"/reviews/{i}/save-approve/"),
         ("post", f"/reviews/{i}/resolve/"),
     ]
 
@@ -93,12 +99,21 @@ def test_approving_from_the_page_without_the_checklist_shows_what_is_missing(
     held: ReviewItem, reviewer: User
 ) -> None:
     client = client_for(reviewer)
-    response = client.post(f"/reviews/{held.pk}/approve/", {"checklist": ["0"]}, follow=True)
+    form = decision_form(client, held)
+    response = client.post(
+        f"/reviews/{held.pk}/approve/", {**form, "checklist": ["0"]}, follow=True
+    )
     assert "Tick every checklist item first" in response.content.decode()
     held.refresh_from_db()
     assert held.status == "open"
     ticks = [str(i) for i in range(len(held.checklist))]
+    # A form that does not say which version it approves is refused.
     response = client.post(f"/reviews/{held.pk}/approve/", {"checklist": ticks}, follow=True)
+    assert "does not say which plan version it is about" in response.content.decode()
+    assert ReviewItem.objects.get(pk=held.pk).status == "open"
+    response = client.post(
+        f"/reviews/{held.pk}/approve/", {**form, "checklist": ticks}, follow=True
+    )
     assert f"Review {held.pk} approved." in response.content.decode()
     assert Run.objects.get(pk=held.run_id).status == "queued"
 
@@ -118,10 +133,13 @@ def test_an_invalid_edit_shows_its_problems_inline_and_saves_nothing(
 ) -> None:
     ticks = [str(i) for i in range(len(held.checklist))]
     client = client_for(reviewer)
-    bad_yaml = client.post(f"/reviews/{held.pk}/edit/", {"plan": "steps: [", "checklist": ticks})
+    form = decision_form(client, held)
+    bad_yaml = client.post(
+        f"/reviews/{held.pk}/edit/", {**form, "plan": "steps: [", "checklist": ticks}
+    )
     assert bad_yaml.status_code == 422 and "data-syntax-error" in bad_yaml.content.decode()
     text = "steps:\n  - {id: a, action: no_such_tool}\n"
-    response = client.post(f"/reviews/{held.pk}/edit/", {"plan": text, "checklist": ticks})
+    response = client.post(f"/reviews/{held.pk}/edit/", {**form, "plan": text, "checklist": ticks})
     html = response.content.decode()
     assert response.status_code == 422
     assert "steps[0]" in html and "no_such_tool" in html and "nothing was saved" in html
@@ -131,8 +149,10 @@ def test_an_invalid_edit_shows_its_problems_inline_and_saves_nothing(
 def test_a_valid_edit_from_the_page_makes_a_new_version(held: ReviewItem, reviewer: User) -> None:
     ticks = [str(i) for i in range(len(held.checklist))]
     text = "steps:\n  - {id: only, action: record, params: {key: k, label: only}}\n"
-    response = client_for(reviewer).post(
-        f"/reviews/{held.pk}/edit/", {"plan": text, "checklist": ticks, "reason": "smaller"}
+    client = client_for(reviewer)
+    form = decision_form(client, held)
+    response = client.post(
+        f"/reviews/{held.pk}/edit/", {**form, "plan": text, "checklist": ticks, "reason": "smaller"}
     )
     assert response.status_code == 302
     run = Run.objects.get(pk=held.run_id)
@@ -186,6 +206,86 @@ def test_escalation_actions_from_the_page(held: ReviewItem, reviewer: User) -> N
     client.post(f"/reviews/{item.pk}/resolve/", {"action": "abort", "reason": "unsafe"})
     item.refresh_from_db()
     assert item.status == "rejected" and item.decision == "abort"
+
+
+def buttons(html: str) -> list[str]:
+    return re.findall(r'data-action="(\w+)"', html)
+
+
+@pytest.mark.parametrize(
+    ("cause", "ship", "read", "expected"),
+    [
+        ("evaluator_fail", "failed", "succeeded", ["retry", "skip", "edit", "rollback", "abort"]),
+        ("evaluator_fail", "failed", "rolled_back", ["abort"]),
+        ("budget_breached", "skipped", "succeeded", ["raise_budget", "edit", "rollback", "abort"]),
+        ("partial_run", "running", "succeeded", ["retry", "skip", "edit", "rollback", "abort"]),
+    ],
+)
+def test_the_item_page_shows_only_the_actions_that_fit(
+    stuck: Callable[..., ReviewItem],
+    reviewer: User,
+    cause: str,
+    ship: str,
+    read: str,
+    expected: list[str],
+) -> None:
+    item = stuck(cause, ship=ship, read=read)
+    html = client_for(reviewer).get(f"/reviews/{item.pk}/").content.decode()
+    assert buttons(html) == expected
+    assert ('name="budget_max_steps"' in html) == ("raise_budget" in expected)
+    assert ('name="plan"' in html) == ("edit" in expected)
+
+
+def test_a_run_without_a_plan_gets_a_plan_to_write_and_no_retry(
+    operator: User, reviewer: User, tools: dict
+) -> None:
+    from runs.lifecycle.planning import run_submit_task
+    from runs.statemachine import run_transition
+
+    run = run_submit_task(title="paint the fence", submitted_by=operator, planner="playbook")
+    run_transition(run_id=run.pk, to="planning")
+    run_transition(run_id=run.pk, to="escalated", reason="no playbook matches")
+    item = escalation_open(run_id=run.pk, cause="no_playbook_match", reason="no match")
+    client = client_for(reviewer)
+    html = client.get(f"/reviews/{item.pk}/").content.decode()
+    assert buttons(html) == ["write_plan", "abort"]
+    assert 'name="plan"' in html and "goal: paint the fence" in html
+    response = client.post(f"/reviews/{item.pk}/resolve/", {"action": "retry"}, follow=True)
+    assert "allowed: write_plan, abort" in response.content.decode()
+    assert ReviewItem.objects.get(pk=item.pk).status == "open"
+    text = "goal: paint it\nsteps:\n  - {id: a, action: record, params: {key: k, label: a}}\n"
+    ticks = [str(i) for i in all_ticks(item)]
+    client.post(
+        f"/reviews/{item.pk}/resolve/", {"action": "write_plan", "plan": text, "checklist": ticks}
+    )
+    item.refresh_from_db()
+    assert (item.status, item.decision) == ("edited", "write_plan")
+    assert Run.objects.get(pk=run.pk).status == "queued"
+
+
+def test_raising_the_budget_from_the_page(stuck: Callable[..., ReviewItem], reviewer: User) -> None:
+    item = stuck("budget_breached", ship="skipped")
+    client = client_for(reviewer)
+    form = decision_form(client, item)
+    response = client.post(
+        f"/reviews/{item.pk}/resolve/",
+        {**form, "action": "raise_budget", "budget_max_steps": "0"},
+        follow=True,
+    )
+    assert "New budgets:" in response.content.decode()
+    assert ReviewItem.objects.get(pk=item.pk).status == "open"
+    client.post(
+        f"/reviews/{item.pk}/resolve/",
+        {
+            **form,
+            "action": "raise_budget",
+            "budget_max_steps": "50",
+            "checklist": [str(i) for i in all_ticks(item)],
+        },
+    )
+    item.refresh_from_db()
+    assert (item.status, item.decision) == ("approved", "raise_budget")
+    assert item.run.task.budget_max_steps == 50
 
 
 def test_the_audit_page_filters_per_reviewer(held: ReviewItem, reviewer: User) -> None:
@@ -265,7 +365,8 @@ def test_the_run_page_tells_review_events_in_words_and_drops_decided_items(
     client = client_for(reviewer)
     client.post(f"/reviews/{held.pk}/claim/")
     ticks = {"checklist": [str(i) for i in range(len(held.checklist))], "reason": "fine"}
-    assert client.post(f"/reviews/{held.pk}/approve/", ticks).status_code == 302
+    form = decision_form(client, held)
+    assert client.post(f"/reviews/{held.pk}/approve/", {**form, **ticks}).status_code == 302
     page = client.get(f"/runs/{held.run_id}/")
     summaries = [e.summary for e in page.context["events"] if e.kind.startswith("review.")]
     assert summaries == [
@@ -275,6 +376,142 @@ def test_the_run_page_tells_review_events_in_words_and_drops_decided_items(
     ]
     assert page.context["open_reviews"] == []
     assert b"Waiting for a reviewer" not in page.content
+
+
+# --------------------------------------------------------------------------- bound decisions
+def decision_form(client: Client, item: ReviewItem) -> dict[str, str]:
+    """The decision form's hidden fields and editor text, as the page renders them."""
+    html = client.get(f"/reviews/{item.pk}/").content.decode()
+    fields = dict(
+        re.findall(r'<input type="hidden" name="(plan_\w+|params_hash)" value="([^"]*)"', html)
+    )
+    editor = re.search(r'<textarea id="plan" name="plan"[^>]*>(.*?)</textarea>', html, re.S)
+    if editor is not None:
+        fields["plan"] = unescape(editor.group(1))
+    return fields
+
+
+def test_the_page_binds_the_decision_to_the_version_and_hash_it_shows(
+    held: ReviewItem, reviewer: User
+) -> None:
+    client = client_for(reviewer)
+    form = decision_form(client, held)
+    assert form["plan_version"] == "1" and form["plan_hash"] == plan_hash(held.plan)
+    html = client.get(f"/reviews/{held.pk}/").content.decode()
+    assert "data-unsaved-warning" in html and "reviews/item.js" in html
+    assert "Save and approve" in html and "Approve v1" in html
+
+
+def test_approving_while_the_editor_holds_changes_is_refused_and_nothing_runs(
+    held: ReviewItem, reviewer: User
+) -> None:
+    client = client_for(reviewer)
+    ticks = [str(i) for i in range(len(held.checklist))]
+    form = decision_form(client, held)
+    edited = {**form, "plan": form["plan"].replace("ship", "shipped"), "checklist": ticks}
+    response = client.post(f"/reviews/{held.pk}/approve/", edited)
+    # The page comes back with the edit still in the editor, so nothing typed is lost.
+    assert response.status_code == 409
+    assert "unsaved changes to plan v1" in response.content.decode()
+    assert "shipped" in response.content.decode()
+    assert response.content.decode().count('name="checklist" value="0" checked') == 1
+    held.refresh_from_db()
+    assert held.status == "open" and held.approvals.count() == 0
+    assert Run.objects.get(pk=held.run_id).status == "awaiting_approval"
+    # The browser's CRLF line ends, or a changed comment, are no change to the plan.
+    same = {**form, "plan": form["plan"].replace("\n", "\r\n") + "# ok\r\n", "checklist": ticks}
+    response = client.post(f"/reviews/{held.pk}/approve/", same, follow=True)
+    assert f"Review {held.pk} approved." in response.content.decode()
+
+
+def test_saving_an_edit_waits_for_approval_then_approving_runs_that_version(
+    held: ReviewItem, reviewer: User
+) -> None:
+    client = client_for(reviewer)
+    ticks = [str(i) for i in range(len(held.checklist))]
+    form = decision_form(client, held)
+    text = "steps:\n  - {id: only, action: record, params: {key: k, label: only}}\n"
+    response = client.post(
+        f"/reviews/{held.pk}/edit/", {**form, "plan": text, "checklist": ticks}, follow=True
+    )
+    assert "Plan v2 saved; it now waits for approval" in response.content.decode()
+    held.refresh_from_db()
+    assert (held.status, held.plan.version) == ("open", 2)  # type: ignore[union-attr]
+    assert Run.objects.get(pk=held.run_id).status == "awaiting_approval"
+    # The form loaded before the save is stale now, whatever its editor holds.
+    response = client.post(
+        f"/reviews/{held.pk}/approve/", {**form, "checklist": ticks}, follow=True
+    )
+    assert "is about plan v2, not v1" in response.content.decode()
+    assert ReviewItem.objects.get(pk=held.pk).status == "open"
+    fresh = decision_form(client, held)
+    assert fresh["plan_version"] == "2"
+    response = client.post(
+        f"/reviews/{held.pk}/approve/", {**fresh, "checklist": ticks}, follow=True
+    )
+    assert f"Review {held.pk} approved." in response.content.decode()
+    run = Run.objects.get(pk=held.run_id)
+    assert (run.status, run.current_plan.version) == ("queued", 2)  # type: ignore[union-attr]
+
+
+def test_save_and_approve_is_an_explicit_button_that_does_both(
+    held: ReviewItem, reviewer: User
+) -> None:
+    client = client_for(reviewer)
+    ticks = [str(i) for i in range(len(held.checklist))]
+    form = decision_form(client, held)
+    text = "steps:\n  - {id: only, action: record, params: {key: k, label: only}}\n"
+    response = client.post(
+        f"/reviews/{held.pk}/save-approve/", {**form, "plan": text, "checklist": ticks}, follow=True
+    )
+    assert "Plan v2 saved and approved" in response.content.decode()
+    held.refresh_from_db()
+    assert (held.status, held.decision, held.plan.version) == ("edited", "edit", 2)  # type: ignore[union-attr]
+    assert Run.objects.get(pk=held.run_id).status == "queued"
+
+
+def test_an_escalation_action_other_than_edit_is_refused_while_the_editor_holds_changes(
+    held: ReviewItem, reviewer: User
+) -> None:
+    Run.objects.filter(pk=held.run_id).update(status="escalated")
+    item = escalation_open(run_id=held.run_id, cause="partial_run", reason="deploy may have run")
+    client = client_for(reviewer)
+    form = decision_form(client, item)
+    ticks = [str(i) for i in range(len(item.checklist))]
+    changed = {**form, "plan": form["plan"] + "# no\nbad: [", "checklist": ticks}
+    response = client.post(
+        f"/reviews/{item.pk}/resolve/", {**changed, "action": "rollback"}, follow=True
+    )
+    assert "unsaved changes to plan v1" in response.content.decode()
+    item.refresh_from_db()
+    assert item.status == "open"
+    stale = {**form, "plan_version": "2", "action": "abort", "reason": "unsafe"}
+    response = client.post(f"/reviews/{item.pk}/resolve/", stale, follow=True)
+    assert "is about plan v1, not v2" in response.content.decode()
+    client.post(f"/reviews/{item.pk}/resolve/", {**changed, "action": "abort", "reason": "x"})
+    item.refresh_from_db()
+    assert item.status == "rejected"
+
+
+def test_a_step_gate_page_binds_its_approval_to_the_params_it_shows(
+    held: ReviewItem, reviewer: User
+) -> None:
+    ship = held.plan.steps.get(key="ship")  # type: ignore[union-attr]
+    gate = step_gate_open(step_id=ship.pk, threshold=0.6)
+    client = client_for(reviewer)
+    html = client.get(f"/reviews/{gate.pk}/").content.decode()
+    assert "Approve step" in html and "Save and approve" not in html
+    form = decision_form(client, gate)
+    assert form["params_hash"] == gate.params_hash == content_hash(ship.params)
+    ticks = [str(i) for i in range(len(gate.checklist))]
+    other = {**form, "params_hash": content_hash({"label": "elsewhere"}), "checklist": ticks}
+    response = client.post(f"/reviews/{gate.pk}/approve/", other, follow=True)
+    assert escape("The params you reviewed are not those step 'ship' will run with") in (
+        response.content.decode()
+    )
+    assert ReviewItem.objects.get(pk=gate.pk).status == "open"
+    response = client.post(f"/reviews/{gate.pk}/approve/", {**form, "checklist": ticks})
+    assert ReviewItem.objects.get(pk=gate.pk).status == "approved"
 
 
 @pytest.mark.parametrize(

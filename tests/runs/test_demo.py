@@ -18,7 +18,7 @@ from django.core.management import call_command
 from runs.demo import DEMO_DIR, demo_plan, demo_plans
 from runs.lifecycle.claim import run_execute
 from runs.lifecycle.submit import run_submit_plan
-from runs.models import Run, RunStatus, Step, Tool
+from runs.models import LlmCall, Plan, Run, RunStatus, Step, Tool
 from runs.planning.schema import parse_plan_text
 from runs.planning.validation import validate_plan
 from runs.tools.registry import load_tool_specs
@@ -127,27 +127,49 @@ def test_seed_demo_leaves_a_changed_password_alone() -> None:
     assert authenticate(username="admin", password="changed-it") is not None
 
 
-def test_seed_demo_with_runs_submits_the_migration_plan_once() -> None:
+def test_seed_demo_with_runs_submits_the_migration_plan_and_the_offline_replan_once() -> None:
     seed("--with-runs")
     out = seed("--with-runs")
-    run = Run.objects.get()
-    assert run.status == RunStatus.QUEUED
-    assert run.task.submitted_by == User.objects.get(username="operator")
-    assert run.task.title == demo_plan("migration").goal  # type: ignore[union-attr]
+    migration, healing = Run.objects.select_related("task").order_by("pk")
+    assert migration.status == healing.status == RunStatus.QUEUED
+    assert migration.task.submitted_by == User.objects.get(username="operator")
+    assert migration.task.title == demo_plan("migration").goal  # type: ignore[union-attr]
+    assert (migration.task.planner, healing.task.planner) == ("", "playbook")
     assert "none submitted" in out
 
 
+def test_the_seeded_demo_replans_offline_and_the_run_page_shows_the_diff(
+    settings: Any, client: Any
+) -> None:
+    settings.PLANNERWEB_RETRY_BACKOFF_SECONDS = 0.01
+    settings.PLANNERWEB_HEARTBEAT_SECONDS = 0.05
+    seed("--with-runs")
+    healing = Run.objects.get(task__planner="playbook")
+    assert run_execute(run_id=healing.pk) == RunStatus.SUCCEEDED
+    v1, v2 = Plan.objects.filter(run=healing).order_by("version")
+    assert (v2.source, v2.parent_id) == (Plan.Source.REPLANNER, v1.pk)
+    assert v2.diff["changed"][0]["id"] == "unit_tests"
+    assert v2.diff["changed"][0]["values"]["params"]["to"] == {"suite": "unit"}
+    assert not LlmCall.objects.filter(run=healing).exists()  # no API key needed
+    client.force_login(User.objects.get(username="operator"))
+    page = client.get(f"/runs/{healing.pk}/").content.decode()
+    assert 'data-plan-diff="2"' in page and "changed: unit_tests" in page
+
+
 # --------------------------------------------------------------------------- the plans
-def test_the_demo_offers_four_plans() -> None:
+def test_the_demo_offers_five_plans() -> None:
     assert [p.name for p in demo_plans()] == [
         "deploy",
         "deploy-broken",
         "migration",
         "migration-broken",
+        "tests-fallback",
     ]
 
 
-@pytest.mark.parametrize("name", ["migration", "migration-broken", "deploy", "deploy-broken"])
+@pytest.mark.parametrize(
+    "name", ["migration", "migration-broken", "deploy", "deploy-broken", "tests-fallback"]
+)
 def test_each_demo_plan_validates_against_the_imported_tools(name: str, sandbox: Path) -> None:
     plan = demo_plan(name)
     assert plan is not None

@@ -25,6 +25,7 @@ from runs.events import (
     ReviewAssigned,
     ReviewDecided,
     ReviewOpened,
+    ReviewPlanSaved,
     RunCancelRequested,
     RunCreated,
     RunRequeued,
@@ -78,6 +79,7 @@ SAMPLES = {
     ),
     ReviewAssigned: ReviewAssigned(item_id=4, assignee="rob", by="olivia"),
     ReviewApprovalAdded: ReviewApprovalAdded(item_id=4, by="rob", approvals=1, required=2),
+    ReviewPlanSaved: ReviewPlanSaved(item_id=4, by="rob", plan_version=2, approvals_reset=1),
     ReviewDecided: ReviewDecided(
         item_id=4,
         review_kind="escalation",

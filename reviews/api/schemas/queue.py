@@ -8,9 +8,11 @@ from typing import Any, Literal
 from django.utils import timezone
 from ninja import Field, Schema
 
+from reviews.actions import allowed_actions
 from reviews.models import ReviewItem, ReviewKind, ReviewStatus
 from runs.api.inputs import DecisionIn, In, QueryIn
 from runs.api.paging import PageOut
+from runs.plan_versions import plan_hash
 
 Age = Literal["1h", "24h", "7d"]
 
@@ -99,9 +101,28 @@ class ReviewItemOut(Schema):
 
 
 class ReviewItemDetailOut(ReviewItemOut):
-    approvals: list[str] = Field(description="Who approved so far (quorum items).")
+    plan_hash: str | None = Field(
+        description="SHA-256 of the plan version's document: send it back with a decision."
+    )
+    params_hash: str | None = Field(
+        description="A step gate's binding: the hash of the gated step's params as they will run."
+    )
+    approvals: list[str] = Field(
+        description="Who approved the current plan version so far (quorum items)."
+    )
     context: dict[str, Any] = Field(description="Failure report, partial results and the like.")
     plan: Any = Field(description="The plan under review as submitted, if any.")
+    allowed_actions: list[str] = Field(
+        description="An open escalation: the actions it offers now (`POST /runs/{run}/resume`)."
+    )
+
+    @staticmethod
+    def resolve_plan_hash(item: ReviewItem) -> str | None:
+        return plan_hash(item.plan) or None
+
+    @staticmethod
+    def resolve_params_hash(item: ReviewItem) -> str | None:
+        return item.params_hash or None
 
     @staticmethod
     def resolve_approvals(item: ReviewItem) -> list[str]:
@@ -110,6 +131,10 @@ class ReviewItemDetailOut(ReviewItemOut):
     @staticmethod
     def resolve_context(item: ReviewItem) -> dict[str, Any]:
         return item.context if isinstance(item.context, dict) else {"value": item.context}
+
+    @staticmethod
+    def resolve_allowed_actions(item: ReviewItem) -> list[str]:
+        return allowed_actions(item, item.run)
 
     @staticmethod
     def resolve_plan(item: ReviewItem) -> Any:
@@ -126,7 +151,40 @@ class AssignIn(In):
     )
 
 
+HASH_PATTERN = r"^[0-9a-f]{64}$"
+
+
 class DecideIn(DecisionIn):
-    """A decision on a plan approval or a step gate."""
+    """A decision on a plan approval or a step gate, naming the plan version it is about."""
 
     decision: Literal["approve", "reject", "edit"]
+    plan_version: int | None = Field(
+        None,
+        ge=1,
+        le=2**31 - 1,
+        description=(
+            "The item's `plan_version` you reviewed; required to approve or edit. Another "
+            "version than the item's current one is refused with 409 `stale_plan`."
+        ),
+    )
+    plan_hash: str | None = Field(
+        None,
+        pattern=HASH_PATTERN,
+        description="The item's `plan_hash` you reviewed; a different one is 409 `stale_plan`.",
+    )
+    params_hash: str | None = Field(
+        None,
+        pattern=HASH_PATTERN,
+        description=(
+            "A step gate's `params_hash`; required to approve a step gate. Params that "
+            "changed are 409 `stale_plan`."
+        ),
+    )
+    approve: bool = Field(
+        False,
+        strict=True,
+        description=(
+            "Only with `edit`: also approve the new version in the same transaction (save "
+            "and approve). Without it the edit is saved and waits for an approval."
+        ),
+    )

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from ninja import Field, ModelSchema, Schema
 from pydantic import field_validator
 
-from runs.api.inputs import DecisionIn, In, QueryIn
+from runs.api.inputs import BudgetsIn, DecisionIn, In, QueryIn
 from runs.api.paging import PageOut
 from runs.events import event_summary
 from runs.models import Plan, Run, RunStatus, Step, TranscriptEvent
@@ -120,6 +120,11 @@ class PlanOut(ModelSchema):
     errors: list[PlanProblemOut]
     document: Any = Field(description="The plan as submitted (after YAML/JSON parsing).")
     rollback: list[Any]
+    diff: dict[str, Any] | None = Field(
+        None,
+        description="A replanned version against its parent: step ids added, removed, "
+        "changed (with each field's from and to) and kept.",
+    )
 
     class Meta:
         model = Plan
@@ -128,6 +133,10 @@ class PlanOut(ModelSchema):
     @staticmethod
     def resolve_created_by(plan: Plan) -> str | None:
         return plan.created_by.get_username() if plan.created_by is not None else None
+
+    @staticmethod
+    def resolve_diff(plan: Plan) -> dict[str, Any] | None:
+        return plan.diff if isinstance(plan.diff, dict) and plan.diff else None
 
 
 class StepOut(ModelSchema):
@@ -185,12 +194,34 @@ class RetryIn(In):
     step: str = Field(..., min_length=1, max_length=100, description="A failed step's id.")
 
 
-class ResumeIn(DecisionIn):
-    """A reviewer's action on an escalated run (what its open escalation item decides)."""
+class ResumeIn(DecisionIn, BudgetsIn):
+    """A reviewer's action on an escalated run (what its open escalation item decides).
 
-    action: Literal["retry", "skip", "edit", "rollback", "abort"] = Field(
-        description=(
-            "retry the stuck step (attempts kept), skip it (and what needs it), edit the plan "
-            "and resume (finished steps carried over), roll back, or abort (needs a reason)."
+    Only the actions the item offers now are taken (its ``allowed_actions``); any
+    other is answered 409 with the ``allowed`` list.
+    """
+
+    action: Literal["retry", "skip", "edit", "write_plan", "raise_budget", "rollback", "abort"] = (
+        Field(
+            description=(
+                "retry the stuck step (attempts kept), skip it (and what needs it), edit the plan "
+                "and resume (finished steps carried over), write_plan (a run with no plan: the "
+                "reviewer's plan runs), raise_budget (new `budget_*` limits, then resume where the "
+                "run stopped), roll back, or abort (needs a reason)."
+            )
         )
+    )
+    plan_version: int | None = Field(
+        None,
+        ge=1,
+        le=2**31 - 1,
+        description=(
+            "The escalated plan version you reviewed (the item's `plan_version`); another "
+            "version is refused with 409 `stale_plan`."
+        ),
+    )
+    plan_hash: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="That version's `plan_hash`; a different one is 409 `stale_plan`.",
     )

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from ninja import Field
 from pydantic import ConfigDict
 
-from runs.api.inputs import In
-from runs.execution.budgets import BUDGET_FIELDS, budget_overrides
+from runs.api.inputs import BudgetsIn
 
 
-class TaskIn(In):
+class TaskIn(BudgetsIn):
     """A task: with a hand-written ``plan``, or without one and with planner options to be planned."""
 
     model_config = ConfigDict(
@@ -49,10 +47,13 @@ class TaskIn(In):
         description=(
             "The plan: YAML or JSON text, or the JSON document itself "
             "({goal, steps: [{id, action, params, depends_on}], rollback}). "
-            "Leave it out and give planner options to have a planner make it."
+            "Leave it out and give planner options to have a planner make it. With a plan, "
+            "`planner` (and `model`, `temperature`, `max_tokens`, `max_replans`) names the "
+            "planner that replans it when a step fails; without, a failure rolls it back."
         ),
     )
-    # Planner options (a task without a plan); each one left out takes the deployment's setting.
+    # Planner options (a task without a plan, or the replanner of a hand-written one); each
+    # one left out takes the deployment's setting.
     planner: str | None = Field(
         None,
         max_length=30,
@@ -70,18 +71,7 @@ class TaskIn(In):
     max_tokens: int | None = Field(None, ge=1, le=200_000)
     max_replans: int | None = Field(None, ge=0, le=20)
     max_steps: int | None = Field(None, ge=1, le=100, description="Iterative mode: the most steps.")
-    # Supervisor budgets for this task; each left out takes the deployment's default.
-    budget_max_steps: int | None = Field(None, ge=1, le=1_000_000)
-    budget_max_tokens: int | None = Field(None, ge=1, le=2_000_000_000)
-    # Not strict: JSON numbers arrive as floats, which strict mode refuses for a Decimal.
-    budget_max_cost: Decimal | None = Field(
-        None, ge=0, max_digits=12, decimal_places=6, strict=False
-    )
-    budget_max_wall_seconds: int | None = Field(None, ge=1, le=2_000_000_000)
-
-    def budgets(self) -> dict[str, Any]:
-        """The budget overrides given."""
-        return budget_overrides(self.model_dump(include=set(BUDGET_FIELDS)))
+    # Supervisor budgets (BudgetsIn): each left out takes the deployment's default.
 
     def planner_options(self) -> dict[str, Any]:
         """The planner options given (those left out are absent)."""

@@ -3,7 +3,9 @@
 Same options as the stock command but ``--reload`` (it shadows it: ``runs`` comes before
 ``django_tasks_db`` in INSTALLED_APPS); the poll interval defaults to
 ``PLANNERWEB_WORKER_POLL_SECONDS``, and the worker is woken by NOTIFY on
-PostgreSQL and re-queues orphaned runs (``runs.lifecycle.recovery``).
+PostgreSQL and re-queues orphaned runs (``runs.lifecycle.recovery``). Without
+``--queue-name`` it serves both queues: runs (``default``) and notification
+deliveries (``notifications``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,12 @@ class Command(db_worker.Command):
 
     def add_arguments(self, parser: Any) -> None:
         super().add_arguments(parser)
-        parser.set_defaults(interval=settings.PLANNERWEB_WORKER_POLL_SECONDS, reload=False)
+        # Runs and notification deliveries, unless told otherwise (docs/operations.md).
+        parser.set_defaults(
+            interval=settings.PLANNERWEB_WORKER_POLL_SECONDS,
+            reload=False,
+            queue_name="default,notifications",
+        )
 
     def handle(self, **options: Any) -> None:
         self.configure_logging(options["verbosity"])

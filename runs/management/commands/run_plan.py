@@ -15,6 +15,7 @@ from runs.lifecycle.claim import run_execute
 from runs.lifecycle.submit import run_submit_plan
 from runs.models import RunStatus
 from runs.permissions import is_operator
+from runs.planning.options import PlannerOptionsError
 from runs.planning.schema import PlanSyntaxError, goal_title, parse_plan_text
 from runs.planning.validation import validate_with_registry
 from runs.selectors import run_progress
@@ -31,6 +32,15 @@ class Command(BaseCommand):
         parser.add_argument("--max-parallel", type=int, default=None)
         parser.add_argument("--user", help="username to submit as (must be an operator)")
         parser.add_argument("--poll", type=float, default=0.1, help="status refresh, seconds")
+        parser.add_argument(
+            "--planner",
+            help="the planner that proposes a new plan version when a step fails "
+            "(e.g. playbook, openai); without it a failure rolls the plan back",
+        )
+        parser.add_argument("--model", help="the replanner's model (default: the provider's)")
+        parser.add_argument(
+            "--max-replans", type=int, default=None, help="at most this many replans"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         path = options["plan"]
@@ -59,13 +69,22 @@ class Command(BaseCommand):
             raise CommandError("plan refused; nothing was created", returncode=2)
 
         title = options["title"] or goal_title(document) or Path(path).stem
-        run = run_submit_plan(
-            title=title,
-            document=document,
-            submitted_by=user,
-            max_parallel=options["max_parallel"],
-            validated=validated,
-        )
+        replanner = {
+            "planner": options["planner"],
+            "model": options["model"],
+            "max_replans": options["max_replans"],
+        }
+        try:
+            run = run_submit_plan(
+                title=title,
+                document=document,
+                submitted_by=user,
+                max_parallel=options["max_parallel"],
+                validated=validated,
+                replanner=replanner,
+            )
+        except PlannerOptionsError as exc:
+            raise CommandError(f"--{exc.field.replace('_', '-') or 'planner'}: {exc}") from exc
 
         self.stdout.write(f"run {run.pk} queued: {title}")
         if not options["wait"]:

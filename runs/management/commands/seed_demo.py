@@ -27,6 +27,11 @@ from runs.planning.schema import parse_plan_text
 from runs.tools.yaml_io import ToolsYamlError, tools_import
 
 Seeded = tuple[list[str], list[str]]  # names created, names that existed and were left alone
+# The demo plans --with-runs submits, each with the planner that replans it (None: rolls back).
+DEMO_RUNS: tuple[tuple[str, dict[str, Any] | None], ...] = (
+    ("migration", None),
+    ("tests-fallback", {"planner": "playbook", "max_replans": 1}),
+)
 
 
 def _seeded(what: str, seeded: Seeded) -> str:
@@ -46,7 +51,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--with-runs",
             action="store_true",
-            help="also submit the demo migration plan as the operator when no run exists yet",
+            help="also submit the demo migration plan, and a plan that replans offline, as the "
+            "operator when no run exists yet",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -111,18 +117,22 @@ class Command(BaseCommand):
         return created, kept
 
     def _first_run(self) -> None:
-
+        """The migration plan, and a plan that replans offline (its failing step's fallback)."""
         if Run.objects.exists():
             self.stdout.write("runs: some exist already, none submitted")
             return
-        plan = demo_plan("migration")
-        if plan is None:
-            raise CommandError("runs/demo/plans/migration.yaml is missing")
         operator = get_user_model().objects.filter(username="operator").first()
-        run = run_submit_plan(
-            title=plan.goal, document=parse_plan_text(plan.text), submitted_by=operator
-        )
-        self.stdout.write(f"runs: submitted run {run.pk} ({run.status}): {plan.goal}")
+        for name, replanner in DEMO_RUNS:
+            plan = demo_plan(name)
+            if plan is None:
+                raise CommandError(f"runs/demo/plans/{name}.yaml is missing")
+            run = run_submit_plan(
+                title=plan.goal,
+                document=parse_plan_text(plan.text),
+                submitted_by=operator,
+                replanner=replanner,
+            )
+            self.stdout.write(f"runs: submitted run {run.pk} ({run.status}): {plan.goal}")
 
     def _print_logins(self) -> None:
         self.stdout.write("demo logins:")

@@ -201,6 +201,8 @@ class _Checker:
             step_refs = find_references(params) if params else []
             refs.append(step_refs)
             self._check_tool("steps", i, step.id, step.action, params, bool(step_refs))
+            if step.fallback is not None:
+                self._check_fallback(i, step)
             if not depends_on:
                 deps.append([])
                 continue
@@ -264,6 +266,22 @@ class _Checker:
                 )
         return targets
 
+    def _check_fallback(self, i: int, step: PlanStep) -> None:
+        """A fallback's tool and params, like a step's; its references are checked when it replaces the step."""
+        fallback = step.fallback
+        assert fallback is not None
+        has_refs = bool(find_references(fallback.params)) if fallback.params else False
+        self._check_tool(
+            "steps",
+            i,
+            step.id,
+            fallback.action,
+            fallback.params,
+            has_refs,
+            where=f"steps[{i}].fallback",
+            label=f"The fallback of step '{step.id}' (tool '{fallback.action}')",
+        )
+
     def check_rollback(self, rollback: list[tuple[int, RollbackStep]]) -> None:
         for i, step in rollback:
             step_refs = find_references(step.params) if step.params else []
@@ -285,6 +303,9 @@ class _Checker:
         action: str,
         params: dict[str, Any],
         has_refs: bool,
+        *,
+        where: str = "",
+        label: str = "",
     ) -> None:
         """Tool exists, is enabled, and ``params`` fit its schema; messages built only on failure."""
         passes = self._passes[has_refs].get(action, _UNKNOWN)
@@ -293,8 +314,8 @@ class _Checker:
         if passes is not None and passes(params):
             return
         spec = self.tools.get(action)
-        where = f"{section}[{index}]"
-        label = (
+        where = where or f"{section}[{index}]"
+        label = label or (
             step_label(step_id, action) if step_id is not None else rollback_label(index, action)
         )
         if spec is None:

@@ -83,7 +83,22 @@ def test_a_planned_task_from_the_api_executes_with_the_model_it_named(
         ({"title": "t", "planner": "openai", "max_replans": -1}, "invalid_input", "max_replans"),
         ({"planner": "openai"}, "invalid_input", "title"),
         ({"title": "t"}, "invalid_input", "plan"),
-        ({"title": "t", "plan": VALID_PLAN, "planner": "openai"}, "invalid_input", "planner"),
+        ({"title": "t", "plan": VALID_PLAN, "mode": "upfront"}, "invalid_input", "mode"),
+        (
+            {"title": "t", "plan": VALID_PLAN, "planner": "openai", "max_steps": 3},
+            "invalid_input",
+            "max_steps",
+        ),
+        (
+            {"title": "t", "plan": VALID_PLAN, "max_replans": 2},
+            "invalid_planner_options",
+            "planner",
+        ),
+        (
+            {"title": "t", "plan": VALID_PLAN, "planner": "manual"},
+            "invalid_planner_options",
+            "planner",
+        ),
     ],
 )
 def test_bad_planner_options_are_422_naming_the_field_and_create_nothing(
@@ -117,3 +132,15 @@ def test_the_openapi_schema_documents_the_planner_options(client: Any) -> None:
         "max_steps",
     } <= (set(task_in))
     assert "iterative" in str(task_in["mode"])
+
+
+def test_a_hand_written_plan_may_name_the_planner_that_replans_it(
+    operator: User, noop_tool: Tool
+) -> None:
+    response = api_as(operator).post(
+        "/tasks", {"plan": VALID_PLAN, "planner": "playbook", "max_replans": 2}
+    )
+    assert response.status_code == 201, response.json()
+    run = Run.objects.select_related("task").get(pk=response.json()["id"])
+    assert run.status == RunStatus.QUEUED and run.current_plan is not None
+    assert (run.task.planner, run.task.mode, run.task.max_replans) == ("playbook", "upfront", 2)

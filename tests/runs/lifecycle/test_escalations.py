@@ -188,8 +188,8 @@ def test_edit_and_resume_stores_a_validated_version_by_the_reviewer(
     assert carried.status == "succeeded"  # finished work is carried over, never re-run
 
 
-def test_resolving_needs_the_checklist_and_a_known_action(executing: Run, reviewer: User) -> None:
-    item = escalate(executing)
+def test_resolving_needs_the_checklist_and_a_known_action(escalated: Run, reviewer: User) -> None:
+    item = escalate(escalated)
     with pytest.raises(ChecklistIncomplete):
         review_resolve_escalation(item_id=item.pk, user=reviewer, action="retry")
     with pytest.raises(ReviewError, match="Unknown action"):

@@ -11,12 +11,15 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import connection
 
-from reviews.models import ApprovalPolicy, ReviewItem
+from reviews.decisions import Binding
+from reviews.models import ApprovalPolicy, AuditEntry, ReviewItem
+from reviews.statemachine import StalePlan
 from runs.lifecycle.claim import run_execute
 from runs.lifecycle.reviews import review_approve, review_reject
 from runs.lifecycle.submit import run_submit_plan
 from runs.lifecycle.worker import RunWorker
 from runs.models import Run, RunStatus, Step, Tool, TranscriptEvent
+from runs.plan_versions import content_hash
 from tests.reviews.conftest import all_ticks
 from tests.runs import toolbox
 
@@ -163,3 +166,110 @@ def test_a_decision_made_while_other_steps_run_needs_no_park(
     assert not TranscriptEvent.objects.filter(
         run=run, kind="run.status", payload__to_status="awaiting_approval"
     ).exists()
+
+
+def referencing_gate(key: str) -> dict:
+    """g (gated) deploys to the path i's result names."""
+    return {
+        "steps": [
+            step("i", "record", key),
+            step(
+                "g",
+                "deploy",
+                key,
+                ("i",),
+                confidence=0.3,
+                params={"value": "{{steps.i.result.path}}"},
+            ),
+        ]
+    }
+
+
+def test_a_gate_binds_to_the_params_as_they_will_run(
+    deploy: Tool, reviewer: User, key: str, calls: list[str]
+) -> None:
+    run = submit(referencing_gate(key))
+    assert run_execute(run_id=run.pk) == RunStatus.AWAITING_APPROVAL
+    gate = ReviewItem.objects.get(run=run)
+    rendered = {"key": key, "label": "g", "value": "/backups/i.db"}
+    assert gate.context["params"] == rendered
+    assert gate.params_hash == content_hash(rendered)
+    audit = AuditEntry.objects.get(item_id=gate.pk, action="review.opened")
+    assert audit.after["params_hash"] == gate.params_hash
+    # A decision about other params is stale, and so is one after the params changed.
+    with pytest.raises(StalePlan):
+        review_approve(
+            item_id=gate.pk,
+            user=reviewer,
+            binding=Binding(params_hash=content_hash({**rendered, "value": "/prod"})),
+            checklist=all_ticks(gate),
+        )
+    Step.objects.filter(run=run, key="i").update(result={"path": "/backups/prod.db"})
+    with pytest.raises(StalePlan, match="other params than when its gate opened"):
+        review_approve(
+            item_id=gate.pk,
+            user=reviewer,
+            binding=Binding(params_hash=gate.params_hash),
+            checklist=all_ticks(gate),
+        )
+    gate.refresh_from_db()
+    assert gate.status == "open" and gate.approvals.count() == 0
+    # Rejecting such a gate is still possible: the step is skipped, never run.
+    review_reject(
+        item_id=gate.pk, user=reviewer, reason="params moved", binding=Binding(plan_version=1)
+    )
+    work()
+    assert "g" not in calls and statuses(run)["g"] == "skipped"
+
+
+def test_an_approved_gate_runs_the_params_the_reviewer_saw(
+    deploy: Tool, reviewer: User, key: str, calls: list[str]
+) -> None:
+    run = submit(referencing_gate(key))
+    run_execute(run_id=run.pk)
+    gate = ReviewItem.objects.get(run=run)
+    review_approve(
+        item_id=gate.pk,
+        user=reviewer,
+        binding=Binding(plan_version=1, params_hash=gate.params_hash),
+        checklist=all_ticks(gate),
+    )
+    work()
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED and calls == ["i", "g"]
+    assert Step.objects.get(run=run, key="g").result["value"] == gate.context["params"]["value"]
+    entry = AuditEntry.objects.get(item_id=gate.pk, action="review.approved")
+    assert entry.after["params_hash"] == gate.params_hash
+
+
+def test_an_approval_does_not_carry_over_to_params_that_changed_before_the_step_ran(
+    deploy: Tool, reviewer: User, key: str, calls: list[str]
+) -> None:
+    run = submit(referencing_gate(key))
+    run_execute(run_id=run.pk)
+    gate = ReviewItem.objects.get(run=run)
+    review_approve(
+        item_id=gate.pk,
+        user=reviewer,
+        binding=Binding(plan_version=1, params_hash=gate.params_hash),
+        checklist=all_ticks(gate),
+    )
+    # Between the approval and the run, the result the params point at is replaced.
+    Step.objects.filter(run=run, key="i").update(result={"path": "/backups/prod.db"})
+    work()
+    run.refresh_from_db()
+    assert run.status == RunStatus.AWAITING_APPROVAL and calls == ["i"]
+    again = ReviewItem.objects.get(run=run, status="open")
+    assert again.pk != gate.pk and again.step_id == gate.step_id
+    assert again.context["params"]["value"] == "/backups/prod.db"
+    assert again.params_hash != gate.params_hash
+    review_approve(
+        item_id=again.pk,
+        user=reviewer,
+        binding=Binding(plan_version=1, params_hash=again.params_hash),
+        checklist=all_ticks(again),
+    )
+    work()
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED and calls == ["i", "g"]
+    assert Step.objects.get(run=run, key="g").result["value"] == "/backups/prod.db"

@@ -1,4 +1,4 @@
-"""Replanning after a failed step: finished steps kept, replans bounded, hand-written plans never replanned."""
+"""Replanning after a failed step: finished steps kept, replans bounded, plans naming no planner never replanned."""
 
 from __future__ import annotations
 
@@ -155,7 +155,9 @@ def test_replans_are_bounded_then_the_run_rolls_back_with_a_failure_report(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_hand_written_plans_are_never_replanned(planner_tools: Any, planner_settings: Any) -> None:
+def test_hand_written_plans_naming_no_planner_are_never_replanned(
+    planner_tools: Any, planner_settings: Any
+) -> None:
     from runs.lifecycle.submit import run_submit_plan
 
     key = uuid.uuid4().hex

@@ -17,7 +17,7 @@ from runs.lifecycle.planning import run_submit_task
 from runs.lifecycle.submit import run_submit_plan
 from runs.lifecycle.worker import RunWorker
 from runs.models import Plan, Run, RunStatus, Step, Tool, TranscriptEvent
-from runs.plan_versions import OUTCOME_FIELDS
+from runs.plan_versions import OUTCOME_FIELDS, plan_hash
 from runs.planning.providers import FACTORIES
 from runs.planning.providers.scripted import ScriptedProvider
 from runs.statemachine import run_transition
@@ -236,7 +236,7 @@ def test_a_step_that_may_have_partly_run_escalates_and_a_retry_reruns_it(
     assert Step.objects.get(run=run, key="a").attempts == 2
 
 
-def test_a_planner_that_picks_an_unknown_tool_escalates_and_an_edit_resumes(
+def test_a_planner_that_picks_an_unknown_tool_escalates_and_a_written_plan_resumes(
     fast_settings: Any,
     toolset: None,
     reviewer: User,
@@ -251,7 +251,7 @@ def test_a_planner_that_picks_an_unknown_tool_escalates_and_an_edit_resumes(
     assert run_execute(run_id=run.pk) == RunStatus.ESCALATED
     item = ReviewItem.objects.get(run=run)
     assert item.cause == "unknown_tool" and item.context["problems"]
-    decide(run, reviewer, "edit", document={"steps": [step("a", "record", key)]})
+    decide(run, reviewer, "write_plan", document={"steps": [step("a", "record", key)]})
     work()
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED and calls == ["a"]
@@ -323,6 +323,22 @@ def test_an_api_edit_resumes_with_the_reviewers_plan_text(
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED and run.current_plan.version == 2  # type: ignore[union-attr]
     assert calls == ["a", "b#1", "z"]
+
+
+def test_an_api_resume_naming_another_plan_version_is_409_stale_plan(
+    ready: None, reviewer: User, key: str, calls: list[str]
+) -> None:
+    from tests.runs.api.conftest import api_as
+
+    run = escalated_run(key)
+    item = ReviewItem.objects.get(run=run, kind="escalation")
+    body = {"action": "retry", "checklist": all_ticks(item), "plan_version": 2}
+    response = api_as(reviewer).post(f"/runs/{run.pk}/resume", body)
+    assert (response.status_code, response.json()["code"]) == (409, "stale_plan")
+    item.refresh_from_db()
+    assert item.status == "open" and Run.objects.get(pk=run.pk).status == RunStatus.ESCALATED
+    body = {**body, "plan_version": 1, "plan_hash": plan_hash(item.plan)}
+    assert api_as(reviewer).post(f"/runs/{run.pk}/resume", body).status_code == 200
 
 
 @pytest.mark.parametrize(

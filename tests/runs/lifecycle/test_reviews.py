@@ -7,11 +7,13 @@ from collections.abc import Callable
 import pytest
 from django.contrib.auth.models import User
 
+from reviews.decisions import Binding
 from reviews.models import ApprovalPolicy, AuditEntry, ReviewItem
-from reviews.statemachine import PlanInvalid, ReviewError
+from reviews.statemachine import PlanInvalid, ReviewError, StalePlan
 from runs.lifecycle.claim import run_execute
 from runs.lifecycle.reviews import review_approve, review_edit, review_reject
 from runs.models import Plan, Run, Step, TranscriptEvent
+from runs.plan_versions import plan_hash
 from tests.reviews.conftest import all_ticks, step
 from tests.runs import toolbox
 
@@ -74,17 +76,34 @@ def test_an_edited_plan_runs_the_edited_version_never_the_original(
         item_id=held.pk,
         user=reviewer,
         document=edited,
-        checklist=all_ticks(held),
+        binding=Binding(plan_version=1, plan_hash=plan_hash(held.plan)),
         reason="warn first",
     )
-    assert item.status == "edited"
+    # Saved, not run: the item waits for an approval of the new version.
+    assert item.status == "open"
     new = item.result_plan
-    assert new is not None
+    assert new is not None and item.plan == new
     assert (new.version, new.source, new.created_by, new.parent_id) == (
         2,
         "reviewer",
         reviewer,
         held.plan_id,
+    )
+    assert Run.objects.get(pk=held.run_id).status == "awaiting_approval"
+    assert toolbox.CALLS[key] == []
+    # An approval naming the version it was shown (v1) is stale now.
+    with pytest.raises(StalePlan):
+        review_approve(
+            item_id=held.pk,
+            user=reviewer,
+            binding=Binding(plan_version=1),
+            checklist=all_ticks(held),
+        )
+    review_approve(
+        item_id=held.pk,
+        user=reviewer,
+        binding=Binding(plan_version=2, plan_hash=plan_hash(new)),
+        checklist=all_ticks(held),
     )
     run = Run.objects.get(pk=held.run_id)
     assert run.current_plan_id == new.pk and run.status == "queued"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
@@ -33,6 +35,22 @@ def test_the_planner_filter_tells_hand_written_runs_from_planned_ones(operator: 
     assert "by hand" in html and "from the playbook" not in html and "from openai" not in html
     html = listed(operator, "planner=playbook")
     assert "from the playbook" in html and "by hand" not in html and "from openai" not in html
+
+
+def test_a_hand_written_plan_naming_a_replanner_still_counts_as_hand_written(
+    operator: User, noop_tool: Any
+) -> None:
+    from runs.lifecycle.submit import run_submit_plan
+
+    doc = {"steps": [{"id": "a", "action": "noop"}]}
+    run_submit_plan(
+        title="curated", document=doc, submitted_by=None, replanner={"planner": "playbook"}
+    )
+    run_of("from the playbook", planner="playbook")
+    html = listed(operator, f"planner={HAND_WRITTEN}")
+    assert "curated" in html and "from the playbook" not in html
+    html = listed(operator, "planner=playbook")
+    assert "from the playbook" in html and "curated" not in html
 
 
 def test_an_unknown_planner_is_reported_and_ignored_not_a_500(operator: User) -> None:

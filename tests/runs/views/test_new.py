@@ -268,6 +268,27 @@ def test_the_new_run_page_shows_a_bad_budget_next_to_its_field(operator: User) -
     assert not Task.objects.exists()
 
 
+def test_a_hand_written_plan_may_name_its_replanner_on_the_page(
+    noop_tool: Tool, operator: User
+) -> None:
+    client = client_for(operator)
+    page = client.get(reverse("runs:new") + "?demo=tests-fallback").content.decode()
+    assert '<option value="playbook" selected>' in page  # a demo that replans offline
+    response = client.post(
+        reverse("runs:new"),
+        {"plan": json.dumps(VALID_PLAN), "replanner": "playbook", "max_replans": "2"},
+    )
+    assert response.status_code == 302
+    task = Task.objects.get()
+    assert (task.planner, task.max_replans) == ("playbook", 2)
+    response = client.post(
+        reverse("runs:new"), {"plan": json.dumps(VALID_PLAN), "max_replans": "1"}
+    )
+    assert response.status_code == 200
+    assert "Choose the planner that replans first." in response.content.decode()
+    assert Task.objects.count() == 1
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -1,4 +1,4 @@
-"""manage.py review_timeouts: expires overdue review items and names them."""
+"""manage.py review_timeouts: records SLA notifications, expires overdue review items and names them."""
 
 from __future__ import annotations
 
@@ -28,3 +28,7 @@ def test_the_review_timeouts_command_expires_overdue_items(held: ReviewItem) -> 
     out = io.StringIO()
     call_command("review_timeouts", stdout=out)
     assert f"expired 1 review item(s): {held.pk}" in out.getvalue()
+    # Overdue is recorded for notification before the item expires (and opened, whose
+    # commit hook never ran inside this test's transaction).
+    assert "recorded 2 notification event(s)" in out.getvalue()
+    assert set(held.notices.values_list("event", flat=True)) == {"review.opened", "review.overdue"}

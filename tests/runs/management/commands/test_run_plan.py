@@ -77,6 +77,19 @@ def test_an_invalid_plan_prints_every_problem_with_its_path_exits_2_and_writes_n
     assert out.getvalue() == ""
 
 
+def test_planner_names_the_replanner_of_the_plan(hello_tools: None, tmp_path: Path) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text(NUMBERED)
+    call_command(
+        "run_plan", str(path), "--planner", "playbook", "--max-replans", "2", stdout=StringIO()
+    )
+    task = Task.objects.get()
+    assert (task.planner, task.mode, task.max_replans) == ("playbook", "upfront", 2)
+    with pytest.raises(CommandError, match="--planner"):
+        call_command("run_plan", str(path), "--max-replans", "2", stdout=StringIO())
+    assert Task.objects.count() == 1
+
+
 def test_plan_text_beyond_the_limits_is_a_command_error(hello_tools: None, tmp_path: Path) -> None:
     path = tmp_path / "plan.yaml"
     path.write_text("steps:\n- {id: a, action: noop, params: {n: " + "9" * 5000 + "}}\n")
