@@ -37,7 +37,7 @@ from runs.lifecycle.leases import lease_token, worker_identity
 from runs.lifecycle.submit import plan_create
 from runs.models import Plan, Run, RunStatus, Task, TranscriptEvent
 from runs.planning.accounting import record_calls, run_llm_totals
-from runs.planning.attempts import PlanOutcome
+from runs.planning.attempts import CALL_SINK, CallRecord, PlanOutcome
 from runs.planning.iterative import step_event
 from runs.planning.options import default_options, task_options
 from runs.planning.planner import plan_task
@@ -200,15 +200,11 @@ def run_plan(*, run_id: int, worker_id: str = "") -> str:
     run = Run.objects.select_related("task").get(pk=run_id)
 
     def plan() -> PlanOutcome:
-        options = task_options(run.task)
-        context = context_for(
-            task=run.task.title,
-            description=run.task.description,
-            mode=options.mode,
-            max_parallel=run.max_parallel,
-            max_replans=options.max_replans,
-        )
-        return plan_task(context, options)
+        sink = CALL_SINK.set(lambda record: planning_call_store(run_id=run_id, record=record))
+        try:
+            return plan_for(run)
+        finally:
+            CALL_SINK.reset(sink)
 
     try:
         outcome = holding_lease(run_id=run_id, fence=token, work=plan)
@@ -228,6 +224,12 @@ def run_plan(*, run_id: int, worker_id: str = "") -> str:
         return plan_store_failed(run_id=run_id, outcome=outcome, fence=token, error=exc)
 
 
+def _call_ids(events: list[NewEvent], outcome: PlanOutcome) -> list[int]:
+    """The outcome's ``LlmCall`` rows: those stored now (``events``) and those stored earlier."""
+    ids = [e.event.call_id for e in events]  # type: ignore[attr-defined]
+    return ids + [c.stored_id for c in outcome.calls if c.stored_id is not None]
+
+
 def plan_store_failed(*, run_id: int, outcome: PlanOutcome, fence: str, error: Exception) -> str:
     """The planner's calls, kept, and the run escalated when its outcome could not be stored."""
     with transaction.atomic():
@@ -240,6 +242,35 @@ def plan_store_failed(*, run_id: int, outcome: PlanOutcome, fence: str, error: E
             calls=outcome.calls,
         )
     return RunStatus.ESCALATED
+
+
+def plan_for(run: Run) -> PlanOutcome:
+    """Ask the task's planner for a plan (the network calls; no transaction is open)."""
+    options = task_options(run.task)
+    context = context_for(
+        task=run.task.title,
+        description=run.task.description,
+        mode=options.mode,
+        max_parallel=run.max_parallel,
+        max_replans=options.max_replans,
+    )
+    return plan_task(context, options)
+
+
+def planning_call_store(*, run_id: int, record: CallRecord) -> None:
+    """Store one model call (``LlmCall`` and ``planner.call``) the moment it returns.
+
+    Best effort: when it cannot be stored now, ``plan_store`` stores it with the
+    outcome, as it does every call this did not store.
+    """
+    try:
+        with transaction.atomic():
+            events = record_calls(run_id=run_id, calls=[record])
+            append_events(run_id, events)
+    except Exception:  # never a reason to stop planning: plan_store stores the call instead
+        log.warning("model call of run %s not stored yet; it is stored with the plan", run_id)
+        return
+    record.stored_id = events[0].event.call_id  # type: ignore[attr-defined]
 
 
 def holding_lease(*, run_id: int, fence: str, work: Callable[[], T]) -> T:
@@ -297,8 +328,7 @@ def plan_store(
             parent=parent,
             validated=outcome.validated,
         )
-        call_ids = [e.event.call_id for e in events]  # type: ignore[attr-defined]
-        run.llm_calls.filter(pk__in=call_ids).update(plan=plan)
+        run.llm_calls.filter(pk__in=_call_ids(events, outcome)).update(plan=plan)
     ok = outcome.ok and plan is not None and plan.is_valid
     if outcome.step is not None:  # iterative mode: the first step, or a stop before any
         append_events(run_id, [step_event(outcome, number=1, plan=plan if ok else None)])

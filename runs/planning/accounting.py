@@ -46,6 +46,8 @@ def record_calls(*, run_id: int, calls: list[Any], plan: Any = None) -> list[New
 
     events = []
     for original in calls:
+        if getattr(original, "stored_id", None) is not None:
+            continue  # stored when it returned (runs.planning.attempts.CALL_SINK)
         call = _storable_call(original)
         cost = call_cost(call.model, call.tokens_in, call.tokens_out)
         error = redact_text(call.error or (f"refused: {call.refusal}" if call.refusal else ""))

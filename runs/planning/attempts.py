@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,10 +31,22 @@ class CallRecord:
     latency_ms: int = 0
     refusal: str = ""
     error: str = ""
+    stored_id: int | None = None  # the LlmCall row, once stored (see CALL_SINK)
 
     @property
     def ok(self) -> bool:
         return not self.error and not self.refusal
+
+
+# Who stores each model call the moment it returns (set by the planning service in the
+# planner's thread), so a worker that dies before the outcome is stored loses no call.
+CALL_SINK: ContextVar[Callable[[CallRecord], None] | None] = ContextVar("call_sink", default=None)
+
+
+def _answered(record: CallRecord) -> None:
+    sink = CALL_SINK.get()
+    if sink is not None:
+        sink(record)
 
 
 @dataclass
@@ -123,10 +136,12 @@ def ask_model(
     except ProviderError as exc:
         record.error = exc.message
         record.latency_ms = exc.latency_ms
+        _answered(record)
         outcome.reason = f"{label}: {exc.message}"
         outcome.failure = exc.kind
         return None
     _fill(record, reply)
+    _answered(record)
     if reply.refusal:
         outcome.reason = f"{label} refused to plan: {reply.refusal}"
         return None

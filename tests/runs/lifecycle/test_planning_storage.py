@@ -121,3 +121,25 @@ def test_postgresql_refuses_what_the_planner_now_stores_escaped(
     assert run_execute(run_id=run.pk) == RunStatus.ESCALATED
     assert Plan.objects.get(run=run).document == one_step("a\\x00")
     assert LlmCall.objects.filter(run=run).count() == 3
+
+
+def test_each_model_call_is_stored_when_it_returns_so_a_dying_planner_loses_none(
+    planner_tools: Any, planner_settings: Any, monkeypatch: pytest.MonkeyPatch, operator: Any
+) -> None:
+    # The second call crashes the planner (as a dying worker would end it): the first
+    # call, answered before, is already stored with its event.
+    model = scripted(monkeypatch, "openai", one_step(float("nan")), RuntimeError("worker died"))
+    original = model.complete
+
+    def complete(request: Any) -> Any:
+        if model.script and isinstance(model.script[0], RuntimeError):
+            raise model.script.pop(0)
+        return original(request)
+
+    monkeypatch.setattr(model, "complete", complete)
+    run = run_submit_task(title="record", submitted_by=operator, planner="openai")
+    assert run_plan(run_id=run.pk, worker_id="w") == RunStatus.ESCALATED
+    calls = list(LlmCall.objects.filter(run=run))
+    assert [c.purpose for c in calls] == ["plan"]
+    event = TranscriptEvent.objects.get(run=run, kind="planner.call")
+    assert event.payload["call_id"] == calls[0].pk
