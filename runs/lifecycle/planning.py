@@ -3,13 +3,16 @@
 ``run_plan`` is the planning half of a run's life:
 1. claim: ``queued → planning`` by compare-and-swap (of two workers, one plans),
    with a lease the worker renews while the model works (``holding_lease``);
-   a run whose planning worker died is planned again by the next one;
-2. ask the planner, outside any transaction (network calls take seconds);
-3. in one transaction: every model call (``LlmCall`` + ``planner.call`` event),
-   the plan version (source=planner), the decision, and ``planning → executing``,
-   then hand the run to the executor; or ``planning → escalated`` with a reason
-   when no valid plan came out (repair exhausted, refusal, provider down, no
-   playbook match: the operator then submits a hand-written plan).
+   a run whose planning worker died is planned again by the next one, at most
+   ``PLANNERWEB_MAX_PLANNING_ATTEMPTS`` times in all (then ``planner_failed``);
+2. ask the planner, outside any transaction (network calls take seconds); each
+   model call is stored (``LlmCall`` + ``planner.call`` event) as it returns;
+3. in one transaction: any call not stored yet, the plan version
+   (source=planner), the decision, and ``planning → executing``, then hand the
+   run to the executor; or ``planning → escalated`` with a reason when no valid
+   plan came out (repair exhausted, refusal, provider down, no playbook match:
+   the operator then submits a hand-written plan). An outcome that fails to
+   store escalates too (``plan_store_failed``), never to be planned again.
 """
 
 from __future__ import annotations
