@@ -261,6 +261,7 @@ class EscalationCause(models.TextChoices):
         "The planner is not configured (API key not set)",
     )
     PLANNER_UNAVAILABLE = "planner_unavailable", "The planner's model call failed"
+    ROLLBACK_INCOMPLETE = "rollback_incomplete", "A rollback step failed: not everything was undone"
 
 
 class EscalationAction(models.TextChoices):
@@ -269,3 +270,4 @@ class EscalationAction(models.TextChoices):
     EDIT = "edit", "Edit the plan and resume"
     ROLLBACK = "rollback", "Roll back"
     ABORT = "abort", "Abort the run"
+    MARK_DONE = "mark_done", "Mark the rollback step done by hand"
