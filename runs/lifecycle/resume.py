@@ -16,6 +16,8 @@ after commit; a worker then continues through the executor. What each action doe
 4. rollback: a step that may have partly run is marked failed, unstarted steps
    skipped, and the run goes to ``rolling_back`` for a worker to undo.
 5. abort: unfinished steps and the run end ``cancelled``.
+6. an incomplete rollback: retry its failed step or mark it done by hand
+   (``runs.lifecycle.rollback_review``).
 """
 
 from __future__ import annotations
@@ -25,9 +27,16 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from reviews.models import ReviewItem, ReviewKind, ReviewStatus
+from reviews.models import (
+    EscalationAction,
+    EscalationCause,
+    ReviewItem,
+    ReviewKind,
+    ReviewStatus,
+)
 from runs.events import StepStatusChanged
 from runs.lifecycle.dispatch import enqueue_resume
+from runs.lifecycle.rollback_review import RollbackRefused, rollback_resume
 from runs.models import Plan, Run, RunStatus, Step, StepStatus, TranscriptEvent
 from runs.plan_versions import steps_carry_over
 from runs.statemachine import (
@@ -58,9 +67,20 @@ def _main_steps(plan_id: int | None) -> list[Step]:
 
 @transaction.atomic
 def run_resume(
-    *, run_id: int, action: str, step_id: int | None, plan_id: int | None, by: Any, item_id: int
+    *,
+    run_id: int,
+    action: str,
+    step_id: int | None,
+    plan_id: int | None,
+    by: Any,
+    item_id: int,
+    cause: str = "",
+    reason: str = "",
 ) -> Run:
-    """Carry out a reviewer's action on an escalated run and queue it (see the module docstring)."""
+    """Carry out a reviewer's action on an escalated run and queue it (see the module docstring).
+
+    An incomplete rollback (``cause``) has actions of its own: ``runs.lifecycle.rollback_review``.
+    """
 
     run = lock_rows(Run.objects.filter(pk=run_id)).get()
     who = by.get_username() if by is not None else "the system"
@@ -77,6 +97,13 @@ def run_resume(
             extra_events=cancelled,
             reopen=True,
         )
+    if cause == EscalationCause.ROLLBACK_INCOMPLETE:
+        try:
+            return rollback_resume(run=run, action=action, step_id=step_id, why=why, reason=reason)
+        except RollbackRefused as exc:
+            raise ResumeRefused(str(exc)) from exc
+    if action == EscalationAction.MARK_DONE:
+        raise ResumeRefused("mark done applies to a failed rollback step only")
     if action == "edit":
         adopted = _adopt_edit(run, plan_id, why)
         return _requeue(run_id, why, adopted, enqueue_resume)
