@@ -23,13 +23,20 @@ from django.views.decorators.http import require_GET, require_POST
 from reviews import selectors
 from reviews.audit import audit_check, audit_csv_rows
 from reviews.decisions import review_assign, review_claim
-from reviews.models import EscalationAction, ReviewItem, ReviewKind, ReviewStatus
+from reviews.models import (
+    EscalationAction,
+    EscalationCause,
+    ReviewItem,
+    ReviewKind,
+    ReviewStatus,
+)
 from reviews.policies import four_eyes_applies
 from reviews.selectors import AGES, AuditFilters, QueueFilters
 from reviews.statemachine import PlanInvalid, ReviewError
 from runs.graph import plan_layout
 from runs.lifecycle import escalations
 from runs.lifecycle.reviews import review_approve, review_edit, review_reject
+from runs.lifecycle.rollback_review import ROLLBACK_INCOMPLETE_ACTIONS
 from runs.models import Step
 from runs.permissions import AuthenticatedHttpRequest, is_reviewer, role_required
 from runs.planning.schema import PlanSyntaxError, parse_plan_text
@@ -124,13 +131,22 @@ def _render_item(
             "plan_text": plan_text,
             "problems": problems or [],
             "syntax_error": syntax_error,
-            "actions": EscalationAction.choices,
+            "actions": _escalation_actions(item),
             "audit": selectors.audit_entries(AuditFilters(item=item.pk)),
             "context_json": json.dumps(item.context, indent=2, ensure_ascii=False, default=str),
             "is_overdue": item.is_open and item.due_at is not None and item.due_at < timezone.now(),
         },
         status=status,
     )
+
+
+def _escalation_actions(item: ReviewItem) -> list[tuple[str, str]]:
+    """The actions the item's page offers: an incomplete rollback has its own few."""
+    if item.cause == EscalationCause.ROLLBACK_INCOMPLETE:
+        allowed: tuple[str, ...] = ROLLBACK_INCOMPLETE_ACTIONS
+    else:
+        allowed = tuple(a for a in EscalationAction.values if a != EscalationAction.MARK_DONE)
+    return [(value, label) for value, label in EscalationAction.choices if value in allowed]
 
 
 def _decide(

@@ -77,10 +77,7 @@ def run_resume(
     cause: str = "",
     reason: str = "",
 ) -> Run:
-    """Carry out a reviewer's action on an escalated run and queue it (see the module docstring).
-
-    An incomplete rollback (``cause``) has actions of its own: ``runs.lifecycle.rollback_review``.
-    """
+    """Carry out a reviewer's action on an escalated run and queue it (see the module docstring)."""
 
     run = lock_rows(Run.objects.filter(pk=run_id)).get()
     who = by.get_username() if by is not None else "the system"
@@ -88,15 +85,7 @@ def run_resume(
     if run.status != R.ESCALATED:
         raise ResumeRefused(f"run {run_id} is {run.status}, not escalated: nothing to resume")
     if action == "abort":
-        cancelled = steps_cancel(run_id=run_id, reason=why, role=REVIEWER)
-        return run_transition(
-            run_id=run_id,
-            to=R.CANCELLED,
-            reason=f"aborted: {why}",
-            role=REVIEWER,
-            extra_events=cancelled,
-            reopen=True,
-        )
+        return _abort(run_id, why)
     if cause == EscalationCause.ROLLBACK_INCOMPLETE:
         try:
             return rollback_resume(run=run, action=action, step_id=step_id, why=why, reason=reason)
@@ -156,6 +145,31 @@ def run_resume(
                 f"step {s.key} is {s.status} too: edit the plan, roll back or abort"
             )
     return _requeue(run_id, why, events, enqueue_resume)
+
+
+def _abort(run_id: int, why: str) -> Run:
+    """Unfinished steps and the run end ``cancelled``."""
+    cancelled = steps_cancel(run_id=run_id, reason=why, role=REVIEWER)
+    return run_transition(
+        run_id=run_id,
+        to=R.CANCELLED,
+        reason=f"aborted: {why}",
+        role=REVIEWER,
+        extra_events=cancelled,
+        reopen=True,
+    )
+
+
+def _resume_rollback(
+    run: Run, cause: str, action: str, step_id: int | None, why: str, reason: str
+) -> Run:
+    """An incomplete rollback has actions of its own (``runs.lifecycle.rollback_review``)."""
+    if cause != EscalationCause.ROLLBACK_INCOMPLETE:
+        raise ResumeRefused("mark done applies to a failed rollback step only")
+    try:
+        return rollback_resume(run=run, action=action, step_id=step_id, why=why, reason=reason)
+    except RollbackRefused as exc:
+        raise ResumeRefused(str(exc)) from exc
 
 
 def _requeue(run_id: int, why: str, events: list[NewEvent], enqueue: Any) -> Run:
