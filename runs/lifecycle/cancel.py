@@ -6,6 +6,9 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from reviews.decisions import decided_event, item_audit, item_state, locked_item
+from reviews.models import ReviewItem, ReviewStatus
+from reviews.statemachine import review_transition
 from runs.events import RunCancelRequested
 from runs.execution.engine import notify_cancel
 from runs.lifecycle.dispatch import enqueue_resume
@@ -124,8 +127,25 @@ def _roll_back_idle(run: Run, user: User | None, reason: str, text: str) -> Run:
         cancel_rollback=True,
         cancel_reason=reason,
     )
+    _close_items(run.pk, user, f"{text}; rolling back")
     enqueue_resume(run.pk)
     return rolling
+
+
+def _close_items(run_id: int, user: User | None, reason: str) -> None:
+    """The run's open review items expire: nobody decides on a run being rolled back."""
+    for item_id in ReviewItem.objects.filter(run_id=run_id, status=ReviewStatus.OPEN).values_list(
+        "pk", flat=True
+    ):
+        item = locked_item(item_id)
+        before = item_state(item)
+        review_transition(
+            item=item, to=ReviewStatus.EXPIRED, by=None, decision="run_cancelled", reason=reason
+        )
+        append_events(run_id, [decided_event(item, None, item.plan)])
+        item_audit(
+            item, "review.expired", actor=user, before=before, after=item_state(item), reason=reason
+        )
 
 
 def _request_cancel(run: Run, user: User | None, *, rollback: bool, reason: str) -> None:

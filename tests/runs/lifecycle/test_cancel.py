@@ -13,11 +13,14 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
+from reviews.models import AuditEntry, ReviewItem
 from runs.lifecycle.cancel import run_cancel
 from runs.lifecycle.claim import run_execute
+from runs.lifecycle.errors import RunError
 from runs.lifecycle.submit import run_submit_plan
 from runs.models import Run, RunStatus, Step, Tool
 from tests.runs import toolbox
+from tests.runs.lifecycle.test_resume import escalated_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -275,3 +278,22 @@ def test_cancel_and_roll_back_with_nothing_done_just_cancels(
     run.refresh_from_db()
     assert run.status == RunStatus.CANCELLED
     assert run.stop_reason == "cancelled by olivia; nothing to roll back"
+
+
+def test_cancel_and_roll_back_of_an_escalated_run_closes_its_item_and_rolls_back(
+    toolset: None, fast_settings: Any, make_tool: Callable[..., Tool], operator: User, key: str
+) -> None:
+    make_tool("picky", "flaky", checks=[{"type": "range", "path": "attempt", "min": 2}])
+    run = escalated_run(key, rollback=True)
+    item = ReviewItem.objects.get(run=run, kind="escalation")
+    with pytest.raises(RunError, match="already ended"):
+        run_cancel(run_id=run.pk, user=operator)  # a plain cancel: an escalated run has ended
+    run_cancel(run_id=run.pk, user=operator, rollback=True, reason="give up")
+    item.refresh_from_db()
+    assert (item.status, item.decision) == ("expired", "run_cancelled")
+    assert AuditEntry.objects.filter(item_id=item.pk, action="review.expired").exists()
+    assert run_execute(run_id=run.pk) == RunStatus.ROLLED_BACK
+    run.refresh_from_db()
+    assert run.stop_reason.startswith("cancelled by olivia: give up; rolled back")
+    assert Step.objects.get(plan_id=run.current_plan_id, key="a").status == "rolled_back"
+    assert toolbox.CALLS[key][-1] == "undo"
