@@ -14,11 +14,13 @@ The algorithm:
 2. Main phase: a step starts the moment its own dependencies have succeeded and
    a concurrency slot is free; starts and finishes commit by the commit policy.
 3. On the first failure no new step starts; running steps finish; the rest are
-   skipped; the planner may adopt a new plan version, else the plan's rollback
-   steps run in order and the run ends ``rolled_back`` (or ``failed`` without
-   rollback, or when a rollback step fails), or escalated when supervision says so.
+   skipped; the planner may adopt a new plan version, else the run is rolled back
+   (``rollback``: the steps' own undos, latest-completed first, then the plan's
+   rollback list) and ends ``rolled_back``, ``failed`` without any rollback step,
+   or escalated (``rollback_incomplete`` when a rollback step failed).
 4. On cancel, running steps are cancelled (their processes killed) and every
-   unfinished step and the run end ``cancelled``.
+   unfinished step and the run end ``cancelled``; a cancel that asks for a
+   rollback cancels the unfinished main steps and rolls the run back instead.
 """
 
 from __future__ import annotations

@@ -54,9 +54,13 @@ def run_cancel(*, run_id: int, user: User | None, rollback: bool = False, reason
             return _roll_back_idle(run, user, reason, text)
         if rollback and run.status not in RUN_ACTIVE:
             text = f"{text}; nothing to roll back"
-        return run_stop(
+        was = run.status
+        stopped = run_stop(
             run_id=run_id, reason=text, role=SUPERVISOR, by=user, rollback=rollback, why=reason
         )
+        if was == RunStatus.ESCALATED:
+            _close_items(run_id, user, text)
+        return stopped
     except TransitionError as exc:
         raise RunError(str(exc)) from exc
 

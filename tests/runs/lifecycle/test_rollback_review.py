@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.test import Client
 
 from reviews.audit import audit_verify
 from reviews.models import AuditEntry, ReviewItem
 from reviews.statemachine import ReviewError
 from runs.lifecycle.submit import run_submit_plan
 from runs.models import Run, RunStatus, Step, TranscriptEvent
+from tests.reviews.conftest import all_ticks
+from tests.runs.api.conftest import api_as
 from tests.runs.lifecycle.test_resume import decide, resume_tasks, statuses, step, work
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -118,3 +122,42 @@ def test_actions_that_do_not_fit_an_incomplete_rollback_are_refused(
     with pytest.raises(ReviewError, match="retry, mark_done, abort"):
         decide(run, reviewer, action)
     assert Run.objects.get(pk=run.pk).status == RunStatus.ESCALATED
+
+
+def test_through_the_api_mark_done_needs_a_reason_and_skip_is_a_409_naming_the_choices(
+    ready: None, reviewer: User, key: str
+) -> None:
+    run = half_rolled_back(key)
+    item = ReviewItem.objects.get(run=run, kind="escalation")
+    client = api_as(reviewer)
+    ticks = all_ticks(item)
+    missing = client.post(f"/runs/{run.pk}/resume", {"action": "mark_done", "checklist": ticks})
+    assert missing.status_code == 422 and missing.json()["fields"][0]["field"] == "reason"
+    skip = client.post(f"/runs/{run.pk}/resume", {"action": "skip", "checklist": ticks})
+    assert skip.status_code == 409 and "retry, mark_done, abort" in skip.json()["detail"]
+    done = client.post(
+        f"/runs/{run.pk}/resume",
+        {"action": "mark_done", "checklist": ticks, "reason": "undone by hand"},
+    )
+    assert done.status_code == 200, done.json()
+    assert done.json()["status"] == RunStatus.ROLLING_BACK
+    work()
+    assert Run.objects.get(pk=run.pk).status == RunStatus.ROLLED_BACK
+
+
+def test_the_item_page_lists_what_was_undone_and_offers_only_the_rollbacks_actions(
+    ready: None, reviewer: User, key: str
+) -> None:
+    run = half_rolled_back(key)
+    item = ReviewItem.objects.get(run=run, kind="escalation")
+    client = Client()
+    client.force_login(reviewer)
+    page = client.get(f"/reviews/{item.pk}/").content.decode()
+    assert "data-undone>c<" in page and "data-not-undone>a<" in page
+    options = re.findall(
+        r'<option value="([a-z_]+)">', page.split('id="action"')[1].split("</select>")[0]
+    )
+    assert options == ["retry", "abort", "mark_done"]
+    ticks = {"checklist": [str(i) for i in range(len(item.checklist or []))]}
+    client.post(f"/reviews/{item.pk}/resolve/", {"action": "retry", **ticks})
+    assert Run.objects.get(pk=run.pk).status == RunStatus.ROLLING_BACK
