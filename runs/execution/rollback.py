@@ -12,6 +12,8 @@
 4. A failed rollback step never stops the others; only those that wait for it are
    skipped. The run ends ``rolled_back`` when nothing failed, else ``escalated``
    with ``rollback_incomplete`` (what was and was not undone goes to the reviewer).
+   A non-idempotent rollback step that a dead worker left running counts as failed
+   ("may have partly run"): it is never called twice on its own.
 
 A main step becomes ``rolled_back`` when its undo or a step linked to it
 succeeded, or, having no link and a tool that is not ``read_only``, when every
@@ -96,17 +98,8 @@ class Rollback:
         undos, plan_level = self._order(seqs)
         batch = Batch(run.run_id)
         self._decide(batch, [*undos, *plan_level])
-        partial = self._recover(batch)
+        self._recover(batch)
         await self.committer.commit(batch)
-        if partial is not None:
-            await self.supervision.escalate(
-                run,
-                EscalationCause.PARTIAL_RUN,
-                f"rollback step {partial.key} may have partly run: its worker stopped "
-                "while it was running and its tool is not idempotent",
-                step=partial,
-            )
-            return
         if not await self._run_group(undos):
             return
         for state in plan_level:
@@ -153,15 +146,27 @@ class Rollback:
         planned = [s.key for s in order if s.status in (S.PENDING, S.RUNNING)]
         batch.events.append((EXECUTOR, RollbackPlanned(order=planned, skipped=skipped)))
 
-    def _recover(self, batch: Batch) -> StepState | None:
-        """A rollback step left running by a dead worker: re-run if idempotent, else returned."""
+    def _recover(self, batch: Batch) -> None:
+        """A rollback step left running by a dead worker: re-run if idempotent, else failed.
+
+        A non-idempotent one may have partly run: it is not called again but counts as
+        failed, so the rest of the rollback runs and a reviewer decides about it (retry it,
+        or mark it done by hand) in the ``rollback_incomplete`` escalation.
+        """
         for state in self.run.rollback:
             if state.status != S.RUNNING:
                 continue
-            if state.tool is None or not state.tool.idempotent:
-                return state
-            transition(batch, state, S.PENDING, reason="re-queued after a worker stopped")
-        return None
+            if state.tool is not None and state.tool.idempotent:
+                transition(batch, state, S.PENDING, reason="re-queued after a worker stopped")
+                continue
+            transition(
+                batch,
+                state,
+                S.FAILED,
+                error="may have partly run: its worker stopped while it was running and its "
+                "tool is not idempotent",
+            )
+            self.blocked.add(state.key)
 
     def _ready(self, state: StepState, batch: Batch) -> bool | None:
         """True: may start; False: waits; None: skipped (it waits for a step that failed)."""

@@ -74,13 +74,16 @@ def test_a_failed_rollback_step_lets_the_rest_run_then_escalates_rollback_incomp
     assert "r2 (t) failed: cannot undo" in reason and "undone: nothing" in reason
 
 
-def test_a_non_idempotent_rollback_step_caught_mid_flight_escalates() -> None:
+def test_a_non_idempotent_rollback_step_caught_mid_flight_counts_as_failed_not_rerun() -> None:
     caught = step("r1", phase="rollback", status="running", spec=tool(idempotent=False))
-    run = _run([], [caught])
+    again = step("r0", phase="rollback", status="running")  # idempotent: simply runs again
+    run = _run([], [caught, again, step("r2", phase="rollback")])
     runner = ScriptedRunner({})
     supervision, _ = _roll_back(run, runner)
-    assert runner.called == [] and run.status == "escalated"
-    assert supervision.escalations[0][0] == "partial_run" and supervision.escalations[0][2] == "r1"
+    assert runner.called == ["r0", "r2"] and run.status == "escalated"
+    cause, reason, failed = supervision.escalations[0]
+    assert (cause, failed, caught.status) == ("rollback_incomplete", "r1", "failed")
+    assert "may have partly run" in reason
 
 
 def test_a_finished_rollback_escalates_when_supervision_stopped_the_run() -> None:

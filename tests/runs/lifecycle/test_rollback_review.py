@@ -12,6 +12,7 @@ from django.test import Client
 from reviews.audit import audit_verify
 from reviews.models import AuditEntry, ReviewItem
 from reviews.statemachine import ReviewError
+from runs.lifecycle.claim import run_execute
 from runs.lifecycle.submit import run_submit_plan
 from runs.models import Run, RunStatus, Step, TranscriptEvent
 from tests.reviews.conftest import all_ticks
@@ -161,3 +162,29 @@ def test_the_item_page_lists_what_was_undone_and_offers_only_the_rollbacks_actio
     ticks = {"checklist": [str(i) for i in range(len(item.checklist or []))]}
     client.post(f"/reviews/{item.pk}/resolve/", {"action": "retry", **ticks})
     assert Run.objects.get(pk=run.pk).status == RunStatus.ROLLING_BACK
+
+
+def test_after_a_crash_mid_rollback_a_non_idempotent_undo_is_not_called_twice(
+    ready: None, reviewer: User, key: str, calls: list[str]
+) -> None:
+    doc = {
+        "steps": [
+            {**step("a", "record", key), "undo": undo("flaky_once", key, "undo-a", fail_times=0)},
+            {**step("c", "record", key), "undo": undo("flaky", key, "undo-c", fail_times=0)},
+        ]
+    }
+    run = run_submit_plan(title="t", document=doc, submitted_by=None)
+    # What a worker that died while both undos ran leaves behind: no lease, steps running.
+    Step.objects.filter(run=run, key__in=["a", "c"]).update(status="succeeded")
+    Step.objects.filter(run=run, key__in=["undo-a", "undo-c"]).update(status="running", attempts=1)
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.ROLLING_BACK, lease_owner="")
+    assert run_execute(run_id=run.pk) == RunStatus.ESCALATED
+    assert calls == ["undo-c#1"]  # the idempotent undo ran again; the other never
+    item = ReviewItem.objects.get(run=run, kind="escalation")
+    assert item.cause == "rollback_incomplete" and "may have partly run" in item.reason_opened
+    decide(run, reviewer, "mark_done", reason="checked: the undo had finished")
+    work()
+    run.refresh_from_db()
+    assert run.status == RunStatus.ROLLED_BACK, run.stop_reason
+    assert statuses(run)["a"] == statuses(run)["c"] == "rolled_back"
+    assert calls == ["undo-c#1"]
