@@ -62,9 +62,24 @@ class RunStatusChanged(_Event):
 class RunCancelRequested(_Event):
     kind: Literal["run.cancel_requested"] = "run.cancel_requested"
     by: str | None = None
+    rollback: bool = False  # cancel and roll back: undo what the run did
+    reason: str = ""
 
     def describe(self) -> str:
-        return f"cancel requested by {self.by or 'the system'}"
+        what = "cancel and roll back" if self.rollback else "cancel"
+        return f"{what} requested by {self.by or 'the system'}" + _suffix(self.reason)
+
+
+class RollbackPlanned(_Event):
+    """The rollback's decisions: what it will undo, in which order, and what it skips."""
+
+    kind: Literal["rollback.planned"] = "rollback.planned"
+    order: list[str] = Field(default_factory=list)  # rollback step keys, in start order
+    skipped: list[str] = Field(default_factory=list)  # linked to a step that did not succeed
+
+    def describe(self) -> str:
+        text = f"rollback: {', '.join(self.order) or 'nothing to run'}"
+        return text + (f" (skipped: {', '.join(self.skipped)})" if self.skipped else "")
 
 
 class PlanCreated(_Event):
@@ -358,6 +373,7 @@ TranscriptPayload = Annotated[
     RunCreated
     | RunStatusChanged
     | RunCancelRequested
+    | RollbackPlanned
     | PlanCreated
     | StepStatusChanged
     | StepRetrying

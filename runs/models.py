@@ -22,6 +22,7 @@ TOOL_FIELDS = (
     "max_retries",
     "sensitive",
     "idempotent",
+    "read_only",
     "enabled",
     "checks",
 )
@@ -47,6 +48,8 @@ class Tool(models.Model):
     max_retries = models.PositiveSmallIntegerField(default=2)
     sensitive = models.BooleanField(default=False)
     idempotent = models.BooleanField(default=False)
+    # Only reads: a step on it changes nothing, so a rollback has nothing of it to undo.
+    read_only = models.BooleanField(default=False)
     enabled = models.BooleanField(default=True)
     # Evaluator checks of each successful result (runs/evaluation/checks.py has the shapes).
     checks = models.JSONField(default=list, blank=True)
@@ -130,6 +133,9 @@ class Run(models.Model):
     cancel_requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The operator's cancel asked for the finished steps to be undone, and why they cancelled.
+    cancel_rollback = models.BooleanField(default=False)
+    cancel_reason = models.TextField(blank=True)
     # Which worker executes the run, until when; renewed by its heartbeat.
     lease_owner = models.CharField(max_length=100, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
@@ -203,6 +209,9 @@ class Step(models.Model):
     tool_name = models.CharField(max_length=100)
     params = models.JSONField(default=dict, blank=True)
     depends_on = models.JSONField(default=list, blank=True)
+    # A rollback step: the key of the main step it undoes (its own ``undo:``, or a plan-level
+    # rollback step's ``undoes:``); it runs only when that step succeeded. Blank: unlinked.
+    undoes = models.CharField(max_length=100, blank=True)
     description = models.TextField(blank=True)
     confidence = models.FloatField(null=True, blank=True)
     status = models.CharField(max_length=12, choices=StepStatus.choices, default=StepStatus.PENDING)

@@ -161,6 +161,22 @@ def run_steps(run_id: int) -> QuerySet[Step]:
     return Step.objects.filter(plan_id=run["current_plan_id"]).order_by("phase", "position")
 
 
+def undone_by(steps: list[Step]) -> list[Step]:
+    """Set ``undone_by`` on each rolled-back main step of one plan: the rollback steps that undid it.
+
+    A step linked to rollback steps (its own undo, ``undoes:``) was undone by those that
+    succeeded; any other rolled-back step by the plan's unlinked rollback steps.
+    """
+    rollback = [s for s in steps if s.phase == Step.Phase.ROLLBACK and s.status == "succeeded"]
+    unlinked = [s.key for s in rollback if not s.undoes]
+    for s in steps:
+        by: list[str] = []
+        if s.phase == Step.Phase.MAIN and s.status == "rolled_back":
+            by = [r.key for r in rollback if r.undoes == s.key] or unlinked
+        s.undone_by = by  # type: ignore[attr-defined]
+    return steps
+
+
 def _main_steps_count(**filters: Any) -> Coalesce:
     steps = (
         Step.objects.filter(plan_id=OuterRef("current_plan_id"), phase=Step.Phase.MAIN, **filters)

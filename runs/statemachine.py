@@ -28,10 +28,13 @@ S = StepStatus
 _QS = TypeVar("_QS", bound=QuerySet[Any])
 
 RUN_TRANSITIONS: dict[str, frozenset[str]] = {
-    R.QUEUED: frozenset({R.PLANNING, R.AWAITING_APPROVAL, R.EXECUTING, R.FAILED, R.CANCELLED}),
+    # -> rolling_back: an operator's "cancel and roll back" of a run no worker holds.
+    R.QUEUED: frozenset(
+        {R.PLANNING, R.AWAITING_APPROVAL, R.EXECUTING, R.ROLLING_BACK, R.FAILED, R.CANCELLED}
+    ),
     R.PLANNING: frozenset({R.AWAITING_APPROVAL, R.EXECUTING, R.FAILED, R.ESCALATED, R.CANCELLED}),
     # -> queued: a reviewer approved; the run goes back to the queue for any worker.
-    R.AWAITING_APPROVAL: frozenset({R.QUEUED, R.EXECUTING, R.FAILED, R.CANCELLED}),
+    R.AWAITING_APPROVAL: frozenset({R.QUEUED, R.EXECUTING, R.ROLLING_BACK, R.FAILED, R.CANCELLED}),
     R.EXECUTING: frozenset(
         {
             R.AWAITING_APPROVAL,
@@ -78,10 +81,12 @@ RUN_REOPEN: dict[str, frozenset[str]] = {
     R.ESCALATED: frozenset({R.QUEUED, R.ROLLING_BACK, R.CANCELLED}),
 }
 STEP_REOPEN: dict[str, frozenset[str]] = {
-    S.FAILED: frozenset({S.PENDING, S.SKIPPED}),  # retry / skip the failed step
+    # retry / skip the failed step; a failed rollback step marked done by hand
+    S.FAILED: frozenset({S.PENDING, S.SKIPPED, S.SUCCEEDED}),
     S.SKIPPED: frozenset({S.PENDING}),  # steps the stop skipped run after all
     S.RUNNING: frozenset({S.PENDING, S.SKIPPED, S.FAILED}),  # a step that may have partly run
     S.PENDING: frozenset({S.SKIPPED}),
+    S.SUCCEEDED: frozenset({S.ROLLED_BACK}),  # undone by a rollback step marked done by hand
 }
 
 
@@ -219,15 +224,20 @@ def run_transition(
     return run
 
 
-def steps_cancel(*, run_id: int, reason: str, role: str) -> list[NewEvent]:
-    """Cancel every unfinished step of a run nobody executes; call inside a transaction.
+def steps_cancel(
+    *, run_id: int, reason: str, role: str, phase: str | None = None
+) -> list[NewEvent]:
+    """Cancel every unfinished step (of ``phase``, if given) of a run nobody executes.
 
-    Returns the step events for the caller to append together with the run's
-    own transition, so the transcript reads steps first, then the run.
+    Call inside a transaction. Returns the step events for the caller to append
+    together with the run's own transition, so the transcript reads steps first,
+    then the run.
     """
     now = timezone.now()
     events = []
     unfinished = Step.objects.filter(run_id=run_id, status__in=[S.PENDING, S.RUNNING])
+    if phase is not None:
+        unfinished = unfinished.filter(phase=phase)
     for step_id, key, phase, status in lock_rows(unfinished).values_list(
         "pk", "key", "phase", "status"
     ):

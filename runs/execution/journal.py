@@ -491,8 +491,9 @@ class Journal:
         return seqs
 
     # -- small reads and writes the executor needs without the ORM ---------------------
-    def heartbeat(self, run_id: int, lease_until: datetime) -> tuple[Any, str | None, str]:
-        """Extend our lease; return (cancel_requested_at, requested by, lease owner).
+    def heartbeat(self, run_id: int, lease_until: datetime) -> tuple[Any, ...]:
+        """Extend our lease; return (cancel_requested_at, requested by, lease owner,
+        cancel with rollback, the cancel's reason).
 
         The lease is only extended while it is still ours (the fence); a caller
         that gets back another owner has lost the run.
@@ -511,7 +512,8 @@ class Journal:
                 cursor.execute(self._sql(sql), args)
                 cursor.execute(
                     self._sql(
-                        f"SELECT r.cancel_requested_at, u.username, r.lease_owner FROM {_RUN} r "
+                        "SELECT r.cancel_requested_at, u.username, r.lease_owner, r.cancel_rollback, "
+                        f"r.cancel_reason FROM {_RUN} r "
                         f"LEFT JOIN {user_table} u ON u.id = r.cancel_requested_by_id WHERE r.id = %s"
                     ),
                     (run_id,),
@@ -519,7 +521,7 @@ class Journal:
                 row = cursor.fetchone()
             finally:
                 cursor.close()
-        return row if row is not None else (None, None, "")
+        return row if row is not None else (None, None, "", False, "")
 
 
 def _payload(event: _Event | EncodedEvent, text: str) -> dict[str, Any]:

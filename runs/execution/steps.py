@@ -59,6 +59,7 @@ class StepState:
     has_refs: bool
     confidence: float | None = None
     gate: str | None = None  # None: not gated; else one of the ports.GATE_* values
+    undoes: str = ""  # a rollback step: the main step it undoes ("" when unlinked)
 
 
 @dataclass(slots=True)

@@ -15,6 +15,7 @@ from runs.lifecycle.dispatch import enqueue_run
 from runs.models import Plan, Run, RunStatus, Step, Task, Tool, TranscriptEvent
 from runs.permissions import username
 from runs.planning.options import PlannerOptions, PlannerOptionsError, default_options
+from runs.planning.schema import undo_key
 from runs.planning.validation import ValidatedPlan, validate_with_registry
 from runs.statemachine import (
     NewEvent,
@@ -52,7 +53,9 @@ def plan_create(
         created_by=created_by,
         goal=doc.goal if doc is not None else "",
         document=document if isinstance(document, dict | list) else None,
-        rollback=[r.model_dump(mode="json") for r in doc.rollback] if doc is not None else [],
+        rollback=[r.model_dump(mode="json", exclude_none=True) for r in doc.rollback]
+        if doc is not None
+        else [],
         is_valid=validated.is_valid,
         errors=[{"path": p.path, "code": p.code, "message": p.message} for p in validated.problems],
     )
@@ -109,6 +112,23 @@ def _plan_steps(plan: Plan, validated: ValidatedPlan) -> list[Step]:
                 confidence=s.confidence,
             )
         )
+    # Rollback steps: each step's own undo (plan order), then the plan-level list.
+    undos = [(s.id, s.undo) for s in doc.steps if s.undo is not None]
+    for position, (key, undo) in enumerate(undos):
+        steps.append(
+            Step(
+                plan=plan,
+                run=run,
+                key=undo_key(key),
+                phase=Step.Phase.ROLLBACK,
+                position=position,
+                tool=tools[undo.action],
+                tool_name=undo.action,
+                params=undo.params,
+                description=undo.description,
+                undoes=key,
+            )
+        )
     for position, r in enumerate(doc.rollback):
         steps.append(
             Step(
@@ -116,11 +136,12 @@ def _plan_steps(plan: Plan, validated: ValidatedPlan) -> list[Step]:
                 run=run,
                 key=f"rollback-{position + 1}",
                 phase=Step.Phase.ROLLBACK,
-                position=position,
+                position=len(undos) + position,
                 tool=tools[r.action],
                 tool_name=r.action,
                 params=r.params,
                 description=r.description,
+                undoes=r.undoes or "",
             )
         )
     return steps
@@ -129,7 +150,8 @@ def _plan_steps(plan: Plan, validated: ValidatedPlan) -> list[Step]:
 def _tool_names(validated: ValidatedPlan) -> set[str]:
     doc = validated.document
     assert doc is not None
-    return {s.action for s in doc.steps} | {r.action for r in doc.rollback}
+    undos = {s.undo.action for s in doc.steps if s.undo is not None}
+    return {s.action for s in doc.steps} | {r.action for r in doc.rollback} | undos
 
 
 @transaction.atomic

@@ -29,6 +29,8 @@ class ToolSpec:
     timeout_seconds: float = 60.0
     max_retries: int = 0
     idempotent: bool = False
+    # Only reads: nothing of its steps is ever rolled back.
+    read_only: bool = False
     sensitive: bool = False
     enabled: bool = True
     # Evaluator checks of the result (runs/evaluation/checks.py); empty: no evaluation.
@@ -44,6 +46,7 @@ class ToolSpec:
             timeout_seconds=float(tool.timeout_seconds),
             max_retries=int(tool.max_retries),
             idempotent=bool(tool.idempotent),
+            read_only=bool(getattr(tool, "read_only", False)),
             sensitive=bool(tool.sensitive),
             enabled=bool(tool.enabled),
             checks=tuple(getattr(tool, "checks", None) or ()),

@@ -26,6 +26,7 @@ from runs.events import (
     ReviewDecided,
     ReviewOpened,
     ReviewPlanSaved,
+    RollbackPlanned,
     RunCancelRequested,
     RunCreated,
     RunRequeued,
@@ -49,6 +50,7 @@ SAMPLES = {
     RunCreated: RunCreated(task=f"Back up {TRICKY}", submitted_by="olivia"),
     RunStatusChanged: RunStatusChanged(from_status="executing", to_status="failed", reason=TRICKY),
     RunCancelRequested: RunCancelRequested(by=None),
+    RollbackPlanned: RollbackPlanned(order=["undo-b", "rollback-1"], skipped=["undo-a"]),
     PlanCreated: PlanCreated(
         plan_id=1,
         version=2,

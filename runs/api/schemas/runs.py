@@ -94,6 +94,8 @@ class RunOut(RunSummaryOut):
     max_parallel: int
     cancel_requested_at: datetime | None
     cancel_requested_by: str | None
+    cancel_rollback: bool = Field(description="The cancel asked for a rollback.")
+    cancel_reason: str = Field(description="Why the operator cancelled.")
 
     @staticmethod
     def resolve_description(run: Run) -> str:
@@ -143,6 +145,15 @@ class StepOut(ModelSchema):
     depends_on: list[str]
     params: dict[str, Any]
     result: Any
+    undoes: str = Field(description="A rollback step: the main step it undoes ('' if none).")
+    undone_by: list[str] = Field(
+        default_factory=list,
+        description="A rolled-back main step: the rollback step(s) that undid it.",
+    )
+
+    @staticmethod
+    def resolve_undone_by(step: Step) -> list[str]:
+        return list(getattr(step, "undone_by", []))
 
     class Meta:
         model = Step
@@ -188,6 +199,16 @@ class EventPageOut(Schema):
 # --------------------------------------------------------------------------- tokens
 
 
+class CancelIn(In):
+    """How to cancel: stop only (the default), or stop and undo what the run did."""
+
+    rollback: bool = Field(
+        False,
+        description="Also undo the steps that succeeded (the run ends rolled_back).",
+    )
+    reason: str = Field("", max_length=2000, description="Why the run is cancelled (shown).")
+
+
 class RetryIn(In):
     """Which failed step a retry starts from."""
 
@@ -201,14 +222,16 @@ class ResumeIn(DecisionIn, BudgetsIn):
     other is answered 409 with the ``allowed`` list.
     """
 
-    action: Literal["retry", "skip", "edit", "write_plan", "raise_budget", "rollback", "abort"] = (
-        Field(
-            description=(
-                "retry the stuck step (attempts kept), skip it (and what needs it), edit the plan "
-                "and resume (finished steps carried over), write_plan (a run with no plan: the "
-                "reviewer's plan runs), raise_budget (new `budget_*` limits, then resume where the "
-                "run stopped), roll back, or abort (needs a reason)."
-            )
+    action: Literal[
+        "retry", "skip", "edit", "write_plan", "raise_budget", "rollback", "abort", "mark_done"
+    ] = Field(
+        description=(
+            "retry the stuck step (attempts kept), skip it (and what needs it), edit the plan "
+            "and resume (finished steps carried over), write_plan (a run with no plan: the "
+            "reviewer's plan runs), raise_budget (new `budget_*` limits, then resume where the "
+            "run stopped), roll back, or abort (needs a reason). An incomplete rollback takes "
+            "retry (its failed rollback step), mark_done (that step was undone by hand; needs a "
+            "reason) or abort."
         )
     )
     plan_version: int | None = Field(

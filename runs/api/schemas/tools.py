@@ -55,6 +55,7 @@ class ToolIn(In):
     max_retries: int = Field(2, ge=0, le=100)
     sensitive: bool = False
     idempotent: bool = False
+    read_only: bool = False
     enabled: bool = True
     checks: list[dict[str, Any]] = Field(
         default_factory=list, description=_CHECKS, json_schema_extra={"items": _CHECK}
@@ -75,6 +76,7 @@ class ToolPatchIn(In):
     max_retries: int | None = Field(None, ge=0, le=100)
     sensitive: bool | None = None
     idempotent: bool | None = None
+    read_only: bool | None = None
     enabled: bool | None = None
     checks: list[dict[str, Any]] | None = Field(
         None, description=_CHECKS, json_schema_extra={"items": _CHECK}
@@ -90,6 +92,7 @@ class ToolOut(Schema):
     max_retries: int
     sensitive: bool
     idempotent: bool
+    read_only: bool
     enabled: bool
     checks: list[dict[str, Any]]
     created_at: datetime

@@ -20,10 +20,12 @@ from runs.planning.params import ParamsCheck, Predicate, params_check
 from runs.planning.references import Reference, find_references
 from runs.planning.schema import (
     STEP_ID_RE,
+    UNDO_KEY_MAX,
     PlanDocument,
     PlanStep,
     RollbackStep,
     normalize_plan,
+    undo_key,
 )
 from runs.planning.validation.graphs import (
     Ancestors,
@@ -134,7 +136,8 @@ def validate_plan(raw: Any, *, tools: Mapping[str, ToolSpec], max_steps: int) ->
         )
     checker = _Checker(tools, problems)
     order = checker.check_steps(steps, known_ids)
-    checker.check_rollback(rollback)
+    checker.check_undos(steps)
+    checker.check_rollback(rollback, {s.id for _, s in steps} | known_ids)
     return ValidatedPlan(document, problems, [] if problems else order)
 
 
@@ -259,8 +262,55 @@ class _Checker:
             label=f"The fallback of step '{step.id}' (tool '{fallback.action}')",
         )
 
-    def check_rollback(self, rollback: list[tuple[int, RollbackStep]]) -> None:
+    def check_undos(self, steps: list[tuple[int, PlanStep]]) -> None:
+        """Each step's own undo: a known tool, params that fit it, references to this step only."""
+        ids = {s.id for _, s in steps}
+        for i, step in steps:
+            undo = step.undo
+            if undo is None:
+                continue
+            where = f"steps[{i}].undo"
+            label = f"The undo of {step_label(step.id, step.action)}"
+            key = undo_key(step.id)
+            if len(key) > UNDO_KEY_MAX or key in ids:
+                self.add(
+                    f"steps[{i}].id",
+                    "bad_undo",
+                    f"{label} would be named '{shorten(key)}', which "
+                    + ("is another step's id" if key in ids else "is too long")
+                    + f"; rename the step (an id with an undo has at most {UNDO_KEY_MAX - 5} "
+                    "characters and no other step is called 'undo-<its id>').",
+                )
+            step_refs = find_references(undo.params) if undo.params else []
+            self._check_tool(
+                "steps",
+                i,
+                step.id,
+                undo.action,
+                undo.params,
+                bool(step_refs),
+                where=where,
+                label=f"The undo of step '{step.id}' (tool '{undo.action}')",
+            )
+            for ref in step_refs:
+                if ref.step == step.id:
+                    continue
+                self.add(
+                    params_path(where, ref.location),
+                    "bad_reference",
+                    f"{label} {param_phrase(ref.location)} refers to {ref.expression}, but an "
+                    f"undo may use only its own step's result ('steps.{step.id}.result').",
+                )
+
+    def check_rollback(self, rollback: list[tuple[int, RollbackStep]], ids: set[str]) -> None:
         for i, step in rollback:
+            if step.undoes is not None and step.undoes not in ids:
+                self.add(
+                    f"rollback[{i}].undoes",
+                    "missing_dependency",
+                    f"{rollback_label(i, step.action)} undoes '{step.undoes}', which is not a "
+                    f"step in this plan{suggest(step.undoes, ids)}.",
+                )
             step_refs = find_references(step.params) if step.params else []
             self._check_tool("rollback", i, None, step.action, step.params, bool(step_refs))
             for ref in step_refs:

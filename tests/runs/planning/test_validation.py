@@ -384,6 +384,50 @@ def test_rollback_steps_are_checked_for_tools_params_and_references() -> None:
     assert result.problems[0].message.startswith("Rollback step 1 (tool 'restore')")
 
 
+def test_a_steps_undo_is_checked_like_a_step_and_may_use_only_its_own_result() -> None:
+    ok = {
+        "steps": [
+            {
+                **step("a", "backup", db="main"),
+                "undo": {"action": "migrate", "params": {"path": "{{ steps.a.result.file }}"}},
+            }
+        ]
+    }
+    assert check(ok).is_valid
+    result = check(
+        {
+            "steps": [
+                step("b", "backup", db="main"),
+                {**step("a", deps=["b"]), "undo": {"action": "restore"}},
+                {**step("c", deps=["b"]), "undo": {"action": "backup", "params": {"db": 1}}},
+                {
+                    **step("d", deps=["b"]),
+                    "undo": {"action": "migrate", "params": {"path": "{{ steps.b.result.f }}"}},
+                },
+                step("undo-e"),
+                {**step("e"), "undo": {"action": "notify"}},
+            ]
+        }
+    )
+    got = [(p.code, p.path) for p in result.problems]
+    assert got == [
+        ("unknown_tool", "steps[1].undo.action"),
+        ("bad_params", "steps[2].undo.params.db"),
+        ("bad_reference", "steps[3].undo.params.path"),
+        ("bad_undo", "steps[5].id"),
+    ]
+    assert result.problems[0].message.startswith("The undo of step 'a' (tool 'restore')")
+    assert "only its own step's result" in result.problems[2].message
+
+
+def test_a_rollback_step_may_undo_only_a_step_of_the_plan() -> None:
+    linked = {"action": "notify", "undoes": "a"}
+    assert check({"steps": [step("a")], "rollback": [linked]}).is_valid
+    problem = only(check({"steps": [step("a")], "rollback": [{**linked, "undoes": "b"}]}))
+    assert (problem.code, problem.path) == ("missing_dependency", "rollback[0].undoes")
+    assert "undoes 'b', which is not a step in this plan" in problem.message
+
+
 # -- all at once ---------------------------------------------------------------------------
 def test_every_problem_is_reported_at_once() -> None:
     result = check(

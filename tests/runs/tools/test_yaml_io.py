@@ -347,5 +347,16 @@ def _fields(tool: Tool) -> tuple[object, ...]:
         tool.max_retries,
         tool.sensitive,
         tool.idempotent,
+        tool.read_only,
         tool.enabled,
     )
+
+
+def test_read_only_is_imported_exported_and_checked(db: None) -> None:
+    text = "tools: [{name: look, read_only: true, script: {python: runs.tools.builtin.echo}}]"
+    tools_import(text=text)
+    assert Tool.objects.get(name="look").read_only is True
+    exported = yaml.safe_load(tools_to_yaml(Tool.objects.all()))
+    assert exported["tools"][0]["read_only"] is True
+    with pytest.raises(ToolsYamlError, match=r"read_only: must be true or false"):
+        tools_from_yaml(text.replace("read_only: true", "read_only: maybe"))
