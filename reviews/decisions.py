@@ -29,6 +29,7 @@ from reviews.statemachine import (
 from runs.events import ReviewAssigned, ReviewDecided, ReviewOpened
 from runs.models import Plan, Run, RunStatus, TranscriptEvent
 from runs.permissions import is_reviewer, username
+from runs.redaction import Redactor
 from runs.statemachine import (
     NewEvent,
     append_events,
@@ -138,6 +139,8 @@ def review_open(
 ) -> ReviewItem:
     """Open an item with its kind's SLA and checklist; ``hold_run`` parks the run awaiting approval."""
     rules = policies.kind_settings(kind)
+    red = Redactor(run.pk)  # the item shows what the run stored: redacted alike
+    reason = red.text(reason)
     item = ReviewItem.objects.create(
         kind=kind,
         cause=cause,
@@ -145,7 +148,7 @@ def review_open(
         run=run,
         plan=plan,
         step_id=step_id,
-        context=context or {},
+        context=red.value(context or {}),
         checklist=list(rules.checklist or []),
         required_approvals=max(1, required_approvals),
         due_at=timezone.now() + timedelta(minutes=rules.sla_minutes),
