@@ -54,7 +54,7 @@ KIND_LABELS = {
     "password": "password or secret value",
     "email": "email address",
     "phone": "phone number",
-    "custom": "custom pattern match",
+    "custom": "custom pattern value",
 }
 _KEYWORDS = (
     r"password|passwd|passphrase|pwd|secret|client[_-]?secret|api[_-]?key|apikey"
@@ -311,6 +311,12 @@ def redaction_counts(state: Any) -> dict[str, int]:
     return {kind: len(v) for kind, v in sorted((seen or {}).items()) if v}
 
 
-def redaction_summary(state: Any) -> list[tuple[str, int]]:
-    """(label, count) for each kind redacted in a run, for the page."""
-    return [(KIND_LABELS.get(k, k), n) for k, n in redaction_counts(state).items()]
+def redaction_summary(state: Any) -> list[str]:
+    """ "2 email addresses", ... for each kind redacted in a run, for the page."""
+    out = []
+    for kind, n in redaction_counts(state).items():
+        label = KIND_LABELS.get(kind, kind.replace("_", " "))
+        out.append(
+            f"{n} {label}" if n == 1 else f"{n} {label}{'es' if label.endswith('s') else 's'}"
+        )
+    return out

@@ -16,6 +16,7 @@ from runs.api.inputs import DecisionIn, In
 from runs.api.paging import PageOut
 from runs.events import event_summary
 from runs.models import Plan, Run, RunStatus, Step, TranscriptEvent
+from runs.redaction import redaction_counts
 
 MAX_EVENTS_PAGE = 1000
 
@@ -94,6 +95,13 @@ class RunOut(RunSummaryOut):
     max_parallel: int
     cancel_requested_at: datetime | None
     cancel_requested_by: str | None
+    redactions: dict[str, int] = Field(
+        description="Distinct values redacted before storage, by kind (email, phone, aws_key, ...)."
+    )
+
+    @staticmethod
+    def resolve_redactions(run: Run) -> dict[str, int]:
+        return redaction_counts(run.redaction)
 
     @staticmethod
     def resolve_description(run: Run) -> str:
