@@ -87,19 +87,86 @@ PII_PATTERNS: dict[str, str] = {
         r"(?![\w.])"
     ),
 }
+# Cheap signs that a kind may be present: substrings as written, substrings of the lowered
+# text, or an expression with a literal start (which the regex engine finds quickly). Only
+# the kinds whose sign shows are searched for, so a text without one costs a few substring
+# tests (a kind's own expression tries every position: up to ~1 µs a character).
+_HINTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str | None]] = {
+    "private_key": (("-----BEGIN",), (), None),
+    "anthropic_key": (("sk-ant-",), (), None),
+    "openai_key": ((), (), r"sk-[A-Za-z0-9_-]{16}"),
+    "aws_key": (("AKIA", "ASIA"), (), None),
+    "github_token": (("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"), (), None),
+    "slack_token": (("xox",), (), None),
+    "bearer_token": ((), ("bearer",), None),
+    "password": (
+        (),
+        ("passw", "passphrase", "pwd", "secret", "token", "apikey", "api_key", "api-key")
+        + ("accesskey", "access_key", "access-key", "privatekey", "private_key", "private-key"),
+        None,
+    ),
+    "email": (("@",), (), None),
+    "phone": ((), (), r"\d\d"),
+}
+_MIN_TEXT = 6  # the shortest thing redacted: an address such as a@b.io
 # A mapping key whose string value is a secret whatever it looks like.
 _SECRET_KEY = re.compile(rf"(?i)(?:.*[_-])?(?:{_KEYWORDS})")
 _LEADING_FLAGS = re.compile(r"^\(\?([aiLmsux]+)\)")
 
 
 @dataclass(frozen=True)
-class Policy:
-    """The compiled policy: one combined expression, scanned once per string."""
+class Rule:
+    """One kind: its expression and the cheap signs that it may match."""
 
+    kind: str
     pattern: re.Pattern[str]
-    kinds: tuple[str, ...]  # group g<i> → kind
-    valued: frozenset[int]  # the groups that replace their "v<i>" part only
+    valued: bool  # only the group "v" is replaced (the key of a pair stays readable)
+    plain: tuple[str, ...]
+    lowered: tuple[str, ...]
+    probe: re.Pattern[str] | None
+    always: bool  # no signs known (a configured expression): always searched
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The compiled policy: a rule per kind, most specific first."""
+
+    rules: tuple[Rule, ...]
     literals: dict[str, str]  # an environment secret as matched (raw or JSON-escaped) → raw
+    # Every rule's signs at once, for the common answer "none shows" in one pass.
+    plain: tuple[str, ...]
+    lowered: tuple[str, ...]
+    probes: tuple[re.Pattern[str], ...]
+    always: bool
+
+    def _any_sign(self, text: str) -> bool:
+        for s in self.plain:
+            if s in text:
+                return True
+        if self.lowered:
+            lower = text.lower()
+            for s in self.lowered:
+                if s in lower:
+                    return True
+        return any(p.search(text) is not None for p in self.probes)
+
+    def candidates(self, text: str) -> list[Rule]:
+        """The rules whose signs show in ``text`` (none: nothing to redact)."""
+        if len(text) < _MIN_TEXT or not (self.always or self._any_sign(text)):
+            return []
+        lower: str | None = None
+        found = []
+        for rule in self.rules:
+            if rule.always or any(s in text for s in rule.plain):
+                found.append(rule)
+            elif rule.lowered:
+                if lower is None:
+                    lower = text.lower()
+                if any(s in lower for s in rule.lowered):
+                    found.append(rule)
+            elif rule.probe is not None and rule.probe.search(text) is not None:
+                found.append(rule)
+        return found
 
 
 def _scoped(expr: str) -> str:
@@ -108,28 +175,42 @@ def _scoped(expr: str) -> str:
     return f"(?{match[1]}:{expr[match.end() :]})" if match else expr
 
 
+def _rule(kind: str, expr: str, plain: tuple[str, ...] = ()) -> Rule:
+    hint_plain, lowered, probe = _HINTS.get(kind, ((), (), None))
+    plain = plain or hint_plain
+    return Rule(
+        kind,
+        re.compile(expr),
+        "(?P<v>" in expr,
+        plain,
+        lowered,
+        re.compile(probe) if probe else None,
+        always=not (plain or lowered or probe),
+    )
+
+
 @lru_cache(maxsize=8)
 def _compile(
     pii: tuple[str, ...], extra: tuple[tuple[str, str], ...], literals: tuple[str, ...]
 ) -> Policy:
-    parts: list[tuple[str, str]] = []
     spelled: dict[str, str] = {}
     for value in sorted(literals, key=len, reverse=True):
         for form in (value, json.dumps(value)[1:-1]):
             spelled[form] = value
+    rules = []
     if spelled:
-        parts.append(("secret", "|".join(re.escape(f) for f in sorted(spelled, key=len)[::-1])))
-    parts += SECRET_SHAPES
-    parts += [(kind, PII_PATTERNS[kind]) for kind in pii if kind in PII_PATTERNS]
-    parts += [(kind, _scoped(expr)) for kind, expr in extra]
-    groups, valued = [], set()
-    for i, (_, expr) in enumerate(parts):
-        if "(?P<v>" in expr:
-            valued.add(i)
-            expr = expr.replace("(?P<v>", f"(?P<v{i}>")
-        groups.append(f"(?P<g{i}>{expr})")
+        forms = sorted(spelled, key=len, reverse=True)
+        rules.append(_rule("secret", "|".join(re.escape(f) for f in forms), tuple(forms)))
+    rules += [_rule(kind, expr) for kind, expr in SECRET_SHAPES]
+    rules += [_rule(kind, PII_PATTERNS[kind]) for kind in pii if kind in PII_PATTERNS]
+    rules += [_rule(kind, _scoped(expr)) for kind, expr in extra]
     return Policy(
-        re.compile("|".join(groups)), tuple(k for k, _ in parts), frozenset(valued), spelled
+        tuple(rules),
+        spelled,
+        tuple(dict.fromkeys(s for r in rules for s in r.plain)),
+        tuple(dict.fromkeys(s for r in rules for s in r.lowered)),
+        tuple(r.probe for r in rules if r.probe is not None),
+        any(r.always for r in rules),
     )
 
 
@@ -214,8 +295,9 @@ Allocator = Callable[[int, str, str], int]
 class Redactor:
     """Redacts for one run (or for none: numbers then count within this object only).
 
-    Cheap when there is nothing to do: a string is scanned once with the combined
-    expression, and the run's state is read only when something matched.
+    Cheap when there is nothing to do: a string is searched only for the kinds whose
+    signs it shows (``Policy.candidates``), and the run's state is read only for a
+    value the run has not seen before.
     """
 
     def __init__(
@@ -241,28 +323,35 @@ class Redactor:
             self._known[(kind, value)] = n
         return PLACEHOLDER.format(kind=kind, n=n)
 
-    def _replace(self, m: re.Match[str]) -> str:
-        i = int(m.lastgroup[1:])  # type: ignore[index]  # a match always has a group
-        kind = self.policy.kinds[i]
-        if i not in self.policy.valued:
-            value = m[0]
-            return self.placeholder(kind, self.policy.literals.get(value, value))
-        start, end = m.span(f"v{i}")
-        text = m.string
-        return (
-            text[m.start() : start] + self.placeholder(kind, text[start:end]) + text[end : m.end()]
-        )
+    def _replacer(self, rule: Rule) -> Callable[[re.Match[str]], str]:
+        kind, literals = rule.kind, self.policy.literals
+
+        def replace(m: re.Match[str]) -> str:
+            if not rule.valued:
+                return self.placeholder(kind, literals.get(m[0], m[0]))
+            start, end = m.span("v")
+            text = m.string
+            return text[m.start() : start] + self.placeholder(kind, m["v"]) + text[end : m.end()]
+
+        return replace
 
     def matches(self, text: str) -> bool:
-        """Whether ``text`` (plain or JSON) may hold something to redact."""
-        search = self.policy.pattern.search
-        return search(text) is not None or ("\\" in text and search(_unescaped(text)) is not None)
+        """Whether ``text`` (plain or JSON) holds something to redact."""
+        rules = self.policy.candidates(text)  # the signs show behind JSON escapes too
+        if not rules:
+            return False
+        opened = _unescaped(text) if "\\" in text else None
+        return any(
+            r.pattern.search(text) is not None
+            or (opened is not None and r.pattern.search(opened) is not None)
+            for r in rules
+        )
 
     def text(self, text: str) -> str:
         """``text`` with every match replaced by its placeholder."""
-        if not text or self.policy.pattern.search(text) is None:
-            return text
-        return self.policy.pattern.sub(self._replace, text)
+        for rule in self.policy.candidates(text):
+            text = rule.pattern.sub(self._replacer(rule), text)
+        return text
 
     def value(self, value: Any) -> Any:
         """Every string inside JSON-like ``value`` redacted, keys included.

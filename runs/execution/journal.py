@@ -89,6 +89,9 @@ class Batch:
     # (role, event) pairs, in transcript order.
     events: list[tuple[str, _Event | EncodedEvent]] = field(default_factory=list)
     _now: datetime | None = None
+    # Whether an encoded event carries text of its own (a reason) that redaction must
+    # read; else an encoded event holds only the step rows' texts, which are read anyway.
+    scan_events: bool = False
 
     def stamp(self) -> datetime:
         """One time for the changes made together (until ``restamp``).
@@ -197,8 +200,9 @@ class Journal:
         self._j = "?" if self._sqlite else "%s::jsonb"
         # Statements whose text depends on a row count, built once per count.
         self._statements: dict[tuple[str, int], str] = {}
-        # Placeholder numbers already known, per run: (kind, value) → n, in memory only.
-        self._redacted: dict[int, dict[tuple[str, str], int]] = {}
+        # A redactor per run: the policy as the executor started, and the placeholder
+        # numbers already known ((kind, value) → n, in memory only).
+        self._redactors: dict[int, Redactor] = {}
         self._update_one = self._sql(
             f"UPDATE {_STEP} SET status = %s, attempts = %s, result = {self._j}, "
             "error = %s, started_at = %s, finished_at = %s WHERE id = %s AND status = %s"
@@ -312,22 +316,30 @@ class Journal:
         step_rows: list[tuple[Any, ...]],
         events: list[tuple[str, str, str, Any]],
     ) -> None:
-        """Redact the batch's texts in place; a text that needs nothing costs one scan."""
-        red = Redactor(
-            batch.run_id, allocate=self._allocate, known=self._redacted.setdefault(batch.run_id, {})
-        )
+        """Redact the batch's texts in place; a text without a sign of a secret costs a few tests.
+
+        An encoded event (``step_status_json``) is built from its step row's result and
+        error: it is read only when a row needed redaction or it carries a reason.
+        """
+        red = self._redactors.get(batch.run_id)
+        if red is None:
+            red = self._redactors[batch.run_id] = Redactor(batch.run_id, allocate=self._allocate)
         matches = red.matches
+        scan_encoded = batch.scan_events
         for i, row in enumerate(step_rows):
             result, error = row[2], row[3]
             if (result is not None and matches(result)) or (error and matches(error)):
                 new_result = None if result is None else red.json_text(result)
                 step_rows[i] = (row[0], row[1], new_result, red.text(error), *row[4:])
+                scan_encoded = True
         for w in batch.steps:
             if w.verdict is not None and matches(w.verdict[1]):
                 w.verdict = (w.verdict[0], red.text(w.verdict[1]))
         if batch.run is not None and batch.run.stop_reason and matches(batch.run.stop_reason):
             batch.run.stop_reason = red.text(batch.run.stop_reason)
-        for i, (role, kind, text, _event) in enumerate(events):
+        for i, (role, kind, text, event) in enumerate(events):
+            if type(event) is EncodedEvent and not scan_encoded:
+                continue
             if matches(text) and (new := red.json_text(text)) is not text:
                 events[i] = (
                     role,
