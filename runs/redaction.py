@@ -305,13 +305,12 @@ class Redactor:
         run_id: int | None,
         *,
         allocate: Allocator | None = None,
-        known: dict[tuple[str, str], int] | None = None,
     ) -> None:
         self.run_id = run_id
         self.policy = policy()
         self._allocate = allocate or _orm_allocate
         # (kind, value) → number: in memory only, saves a locked read per repeat.
-        self._known = known if known is not None else {}
+        self._known: dict[tuple[str, str], int] = {}
 
     def placeholder(self, kind: str, value: str) -> str:
         n = self._known.get((kind, value))
