@@ -53,7 +53,7 @@ def plan_create(
         source=source,
         created_by=created_by,
         goal=red.text(doc.goal) if doc is not None else "",
-        document=red.value(document) if isinstance(document, dict | list) else None,
+        document=_redacted_document(red, document),
         rollback=red.value([r.model_dump(mode="json") for r in doc.rollback] if doc else []),
         is_valid=validated.is_valid,
         errors=red.value(
@@ -85,6 +85,31 @@ def plan_create(
         ],
     )
     return plan
+
+
+# What a plan document's steps name each other and their tools by: identifiers, kept as
+# they are (``Step.key`` is the id) so a stored document validates again as it did.
+_NAMES = frozenset({"id", "action", "depends_on"})
+
+
+def _redacted_document(red: Redactor, document: Any) -> Any:
+    """``document`` redacted for storage, but for its steps' ids, actions and dependencies."""
+
+    def step(s: Any) -> Any:
+        if not isinstance(s, dict):
+            return red.value(s)
+        return {k: v if k in _NAMES else red.value(v) for k, v in s.items()}
+
+    if isinstance(document, list):
+        return [step(s) for s in document]
+    if not isinstance(document, dict):
+        return None
+    return {
+        k: [step(s) for s in v]
+        if k in ("steps", "rollback") and isinstance(v, list)
+        else red.value(v)
+        for k, v in document.items()
+    }
 
 
 def _plan_steps(plan: Plan, validated: ValidatedPlan, red: Redactor) -> list[Step]:
