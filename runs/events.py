@@ -260,7 +260,7 @@ class ReviewDecided(_Event):
 
 
 class PlannerCall(_Event):
-    """One language-model call; prompt and response are stored redacted (runs/planning/redact.py)."""
+    """One language-model call; prompt and response are stored redacted (runs/redaction.py)."""
 
     kind: Literal["planner.call"] = "planner.call"
     call_id: int | None = None

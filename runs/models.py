@@ -142,6 +142,9 @@ class Run(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Redaction state (runs/redaction.py): a random salt and, per kind, the keyed hashes
+    # of the values replaced so far with their placeholder numbers; never a value itself.
+    redaction = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

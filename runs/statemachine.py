@@ -18,9 +18,10 @@ from django.db import transaction
 from django.db.models import Max, QuerySet
 from django.utils import timezone
 
-from runs.events import RunStatusChanged, StepStatusChanged, _Event, event_payload
+from runs.events import RunStatusChanged, StepStatusChanged, _Event, event_payload, event_summary
 from runs.models import Run, RunStatus, Step, StepStatus, TranscriptEvent
 from runs.publish import outgoing_rows, publisher
+from runs.redaction import Redactor
 
 R = RunStatus
 S = StepStatus
@@ -152,19 +153,24 @@ def append_events(run_id: int, events: Iterable[NewEvent]) -> list[TranscriptEve
     lock_rows(Run.objects.filter(pk=run_id)).values_list("pk", flat=True).get()
     last = TranscriptEvent.objects.filter(run_id=run_id).aggregate(m=Max("seq"))["m"] or 0
     now = timezone.now()
-    rows = [
-        TranscriptEvent(
-            run_id=run_id,
-            seq=last + i + 1,
-            role=e.role,
-            kind=e.event.kind,  # type: ignore[attr-defined]
-            payload=event_payload(e.event),
-            created_at=now,
+    red = Redactor(run_id)
+    rows, summaries = [], []
+    for i, e in enumerate(events):
+        kind = e.event.kind  # type: ignore[attr-defined]
+        raw = event_payload(e.event)
+        payload = red.value(raw)  # every payload is redacted before it is stored
+        rows.append(
+            TranscriptEvent(
+                run_id=run_id,
+                seq=last + i + 1,
+                role=e.role,
+                kind=kind,
+                payload=payload,
+                created_at=now,
+            )
         )
-        for i, e in enumerate(events)
-    ]
+        summaries.append(e.event.summary() if payload == raw else event_summary(kind, payload))
     TranscriptEvent.objects.bulk_create(rows)
-    summaries = [e.event.summary() for e in events]
     transaction.on_commit(lambda: publisher.submit(run_id, outgoing_rows(rows, summaries)))
     return rows
 
@@ -188,6 +194,7 @@ def run_transition(
     reviewer's decision resumes a stopped run (``RUN_REOPEN``); the stop is cleared.
     """
     run = lock_rows(Run.objects.filter(pk=run_id)).get()
+    reason = Redactor(run_id).text(reason)  # stored as the stop reason
     if fence is not None and run.lease_owner != fence:
         raise LeaseLost(
             f"run {run_id} is leased to {run.lease_owner or 'nobody'!r} now, not {fence!r}"
@@ -268,8 +275,10 @@ def step_reopen(*, step: Step, to: str, reason: str, role: str, **fields: object
         raise TransitionError(f"step {step.key!r}", step.status, to)
     previous = step.status
     step.status = to
+    red = Redactor(step.run_id)
+    reason = red.text(reason)
     for name, value in fields.items():
-        setattr(step, name, value)
+        setattr(step, name, red.value(value) if name in ("result", "error") else value)
     if to == S.PENDING:
         step.started_at = step.finished_at = None
     elif step.finished_at is None:

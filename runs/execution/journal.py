@@ -21,7 +21,10 @@ Guarantees:
    transaction, so they are gap-free and shared safely with ``append_events``;
 4. events are published to the channel layer only after the commit; each event's
    payload is serialised once (pydantic-core), and that text is both what is stored
-   and what the websocket frame carries.
+   and what the websocket frame carries;
+5. every text written (results, errors, reasons, event payloads) is redacted first
+   (``runs.redaction``): one scan of the combined expression per text, and a text
+   is decoded and rewritten only when the scan matched.
 """
 
 from __future__ import annotations
@@ -37,10 +40,11 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
-from runs.events import EncodedEvent, _Event, event_json, event_payload
+from runs.events import EncodedEvent, _Event, event_json, event_payload, event_summary_json
 from runs.execution.checkpoints import Checkpointer, checkpointer_for
 from runs.models import Run, Step, TranscriptEvent
 from runs.publish import Outgoing, carries_payload, publisher
+from runs.redaction import Redactor, assign
 from runs.statemachine import (
     RUN_TERMINAL,
     STEP_TRANSITIONS,
@@ -85,6 +89,9 @@ class Batch:
     # (role, event) pairs, in transcript order.
     events: list[tuple[str, _Event | EncodedEvent]] = field(default_factory=list)
     _now: datetime | None = None
+    # Whether an encoded event carries text of its own (a reason) that redaction must
+    # read; else an encoded event holds only the step rows' texts, which are read anyway.
+    scan_events: bool = False
 
     def stamp(self) -> datetime:
         """One time for the changes made together (until ``restamp``).
@@ -193,6 +200,9 @@ class Journal:
         self._j = "?" if self._sqlite else "%s::jsonb"
         # Statements whose text depends on a row count, built once per count.
         self._statements: dict[tuple[str, int], str] = {}
+        # A redactor per run: the policy as the executor started, and the placeholder
+        # numbers already known ((kind, value) → n, in memory only).
+        self._redactors: dict[int, Redactor] = {}
         self._update_one = self._sql(
             f"UPDATE {_STEP} SET status = %s, attempts = %s, result = {self._j}, "
             "error = %s, started_at = %s, finished_at = %s WHERE id = %s AND status = %s"
@@ -295,7 +305,76 @@ class Journal:
             ]
         except (TypeError, ValueError) as exc:
             raise ValueError(f"state change is not JSON-serialisable: {exc}") from exc
-        return stamp, list(rows.values()), events
+        step_rows = list(rows.values())
+        self._redact(batch, step_rows, events)
+        return stamp, step_rows, events
+
+    # -- redaction ---------------------------------------------------------------------
+    def _redact(
+        self,
+        batch: Batch,
+        step_rows: list[tuple[Any, ...]],
+        events: list[tuple[str, str, str, Any]],
+    ) -> None:
+        """Redact the batch's texts in place; a text without a sign of a secret costs a few tests.
+
+        An encoded event (``step_status_json``) is built from its step row's result and
+        error: it is read only when a row needed redaction or it carries a reason.
+        """
+        red = self._redactors.get(batch.run_id)
+        if red is None:
+            red = self._redactors[batch.run_id] = Redactor(batch.run_id, allocate=self._allocate)
+        matches = red.matches
+        scan_encoded = batch.scan_events
+        for i, row in enumerate(step_rows):
+            result, error = row[2], row[3]
+            if (result is not None and matches(result)) or (error and matches(error)):
+                new_result = None if result is None else red.json_text(result)
+                step_rows[i] = (row[0], row[1], new_result, red.text(error), *row[4:])
+                scan_encoded = True
+        for w in batch.steps:
+            if w.verdict is not None and matches(w.verdict[1]):
+                w.verdict = (w.verdict[0], red.text(w.verdict[1]))
+        if batch.run is not None and batch.run.stop_reason and matches(batch.run.stop_reason):
+            batch.run.stop_reason = red.text(batch.run.stop_reason)
+        for i, (role, kind, text, event) in enumerate(events):
+            if type(event) is EncodedEvent and not scan_encoded:
+                continue
+            if matches(text) and (new := red.json_text(text)) is not text:
+                events[i] = (
+                    role,
+                    kind,
+                    new,
+                    EncodedEvent(kind, new, event_summary_json(kind, new)),
+                )
+
+    def _allocate(self, run_id: int, kind: str, value: str) -> int:
+        """A placeholder number for ``value`` from the run's redaction state, in a transaction."""
+        with self._lock:
+            cursor = self._raw.cursor()
+            try:
+                cursor.execute("BEGIN IMMEDIATE" if self._sqlite else "BEGIN")
+                lock = "" if self._sqlite else " FOR UPDATE"
+                cursor.execute(
+                    self._sql(f"SELECT redaction FROM {_RUN} WHERE id = %s{lock}"), (run_id,)
+                )
+                row = cursor.fetchone()
+                if row is None:
+                    raise StaleStateError(f"run {run_id} does not exist")
+                state = json.loads(row[0]) if isinstance(row[0], str | bytes) else row[0]
+                n, new = assign(state, kind, value)
+                if new is not None:
+                    cursor.execute(
+                        self._sql(f"UPDATE {_RUN} SET redaction = {self._j} WHERE id = %s"),
+                        (json.dumps(new), run_id),
+                    )
+                cursor.execute("COMMIT")
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            finally:
+                cursor.close()
+        return n
 
     def _write(
         self,

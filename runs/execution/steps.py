@@ -127,6 +127,8 @@ def record(
     reason: str = "",
 ) -> None:
     """Put a row made by ``change`` into ``batch``, with its ``step.status`` event."""
+    if reason:  # text the journal's redaction must read in the encoded event
+        batch.scan_events = True
     batch.add_step(
         write,
         EXECUTOR,

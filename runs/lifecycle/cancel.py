@@ -15,6 +15,7 @@ from runs.lifecycle.dispatch import enqueue_resume
 from runs.lifecycle.errors import RunError
 from runs.models import Run, RunStatus, Step, StepStatus, TranscriptEvent
 from runs.permissions import username
+from runs.redaction import Redactor
 from runs.statemachine import (
     RUN_ACTIVE,
     RUN_TERMINAL,
@@ -47,7 +48,7 @@ def run_cancel(*, run_id: int, user: User | None, rollback: bool = False, reason
     run = lock_rows(Run.objects.filter(pk=run_id)).get()
     if run.status in RUN_TERMINAL and not (rollback and run.status == RunStatus.ESCALATED):
         raise RunError(f"run {run_id} already ended ({run.status}); nothing to cancel")
-    reason = reason.strip()
+    reason = Redactor(run_id).text(reason.strip())  # stored on the run and in its stop reason
     text = cancel_text(username(user), reason)
     try:
         if rollback and run.status not in RUN_ACTIVE and _has_something_to_undo(run):

@@ -28,6 +28,7 @@ from runs.lifecycle.retries import retryable_steps
 from runs.models import Run, RunStatus, Step
 from runs.permissions import can_view_runs, is_operator, role_required
 from runs.planning.accounting import LlmTotals, llm_totals_of
+from runs.redaction import redaction_summary
 from runs.selectors import STATUS_MARK
 from runs.statemachine import RUN_TERMINAL, STEP_FINISHED
 from runs.views.listing import HEARTBEAT_SECONDS
@@ -151,6 +152,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             "is_finished": run.status in RUN_TERMINAL,
             # A run waiting for a reviewer's escalation can still be cancelled and rolled back.
             "may_roll_back": run.status not in RUN_TERMINAL or run.status == RunStatus.ESCALATED,
+            "redactions": redaction_summary(run.redaction),
             **_budget_context(run, live["llm_totals"]),
             "retry_steps": sorted(retryable_steps(run, live["steps"])),
             "live_config": {

@@ -16,6 +16,7 @@ from runs.api.inputs import BudgetsIn, DecisionIn, In
 from runs.api.paging import PageOut
 from runs.events import event_summary
 from runs.models import Plan, Run, RunStatus, Step, TranscriptEvent
+from runs.redaction import redaction_counts
 
 MAX_EVENTS_PAGE = 1000
 
@@ -96,6 +97,13 @@ class RunOut(RunSummaryOut):
     cancel_requested_by: str | None
     cancel_rollback: bool = Field(description="The cancel asked for a rollback.")
     cancel_reason: str = Field(description="Why the operator cancelled.")
+    redactions: dict[str, int] = Field(
+        description="Distinct values redacted before storage, by kind (email, phone, aws_key, ...)."
+    )
+
+    @staticmethod
+    def resolve_redactions(run: Run) -> dict[str, int]:
+        return redaction_counts(run.redaction)
 
     @staticmethod
     def resolve_description(run: Run) -> str:

@@ -13,6 +13,7 @@ from runs.events import RunCancelRequested, StepStatusChanged
 from runs.execution.journal import Batch, Journal, StaleStateError, StepWrite
 from runs.lifecycle.submit import run_submit_plan
 from runs.models import Run, Step, TranscriptEvent
+from runs.redaction import Redactor, redaction_counts
 from runs.statemachine import NewEvent, TransitionError, append_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -250,3 +251,37 @@ def test_journal_commits_leave_wal_checkpoints_to_the_background_thread(run: Run
             time.sleep(0.01)
     assert checkpointer.checkpoints > before
     assert last_seq(run) >= len(events)
+
+
+def test_results_errors_and_events_are_redacted_with_the_runs_placeholders(run: Run) -> None:
+    # A value the ORM path numbered first keeps its number on the journal's path.
+    Redactor(run.pk).text("carol@example.net")
+    secret = "AKIAIOSFODNN7EXAMPLE"
+    a, b = Step.objects.get(run=run, key="a"), Step.objects.get(run=run, key="b")
+    now = timezone.now()
+    batch = start(start(Batch(run.pk), run, "a"), run, "b")
+    result = {"stdout": f"key\n{secret}\nmail carol@example.net\n"}
+    batch.add_step(
+        StepWrite(a.pk, "running", "succeeded", 1, result, "", now, now, result_json=None),
+        "executor",
+        StepStatusChanged(step_id=a.pk, step="a", from_status="running", to_status="succeeded"),
+    )
+    error = f"exited with status 3: denied for {secret}"
+    batch.add_step(
+        StepWrite(b.pk, "running", "failed", 1, None, error, now, now),
+        "executor",
+        StepStatusChanged(
+            step_id=b.pk, step="b", from_status="running", to_status="failed", error=error
+        ),
+    )
+    with Journal() as journal:
+        seqs = journal.commit(batch)
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert a.result == {"stdout": "key\n[REDACTED:aws_key:1]\nmail [REDACTED:email:1]\n"}
+    assert b.error == "exited with status 3: denied for [REDACTED:aws_key:1]"
+    stored = TranscriptEvent.objects.get(run=run, seq=seqs[-1]).payload
+    assert stored["error"] == b.error
+    run.refresh_from_db()
+    assert redaction_counts(run.redaction) == {"aws_key": 1, "email": 1}
+    assert secret not in str(run.redaction)
