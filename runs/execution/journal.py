@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import json
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -39,9 +40,10 @@ from django.utils import timezone
 
 from runs.events import EncodedEvent, _Event, event_json, event_payload
 from runs.execution.checkpoints import Checkpointer, checkpointer_for
-from runs.models import Run, Step, TranscriptEvent
+from runs.models import ResourceLock, Run, Step, TranscriptEvent
 from runs.publish import Outgoing, carries_payload, publisher
 from runs.statemachine import (
+    RUN_ACTIVE,
     RUN_TERMINAL,
     STEP_TRANSITIONS,
     check_run_transition,
@@ -84,6 +86,8 @@ class Batch:
     run: RunWrite | None = None
     # (role, event) pairs, in transcript order.
     events: list[tuple[str, _Event | EncodedEvent]] = field(default_factory=list)
+    # Steps whose resource locks this commit releases (they finished).
+    unlock: list[int] = field(default_factory=list)
     _now: datetime | None = None
 
     def stamp(self) -> datetime:
@@ -119,6 +123,7 @@ class Batch:
 _STEP = Step._meta.db_table
 _RUN = Run._meta.db_table
 _EVENT = TranscriptEvent._meta.db_table
+_LOCK = ResourceLock._meta.db_table
 # SQLite allows one writer at a time; executors of one process queue on this
 # lock (a cheap wake) instead of on SQLite's busy handler (sleeps of 1 ms and up).
 _sqlite_write_lock = threading.Lock()
@@ -324,6 +329,8 @@ class Journal:
                             verdicts,
                         )
                 seqs = self._append_events(cursor, batch.run_id, events, stamp, last_seq)
+                if batch.unlock or (batch.run is not None and batch.run.status not in RUN_ACTIVE):
+                    self._unlock(cursor, batch)
                 cursor.execute("COMMIT")
             except BaseException:
                 cursor.execute("ROLLBACK")
@@ -331,6 +338,45 @@ class Journal:
             finally:
                 cursor.close()
         return seqs
+
+    def _unlock(self, cursor: Any, batch: Batch) -> None:
+        """Release the locks of the steps that finished, or all of the run's when it stops."""
+        if batch.run is not None and batch.run.status not in RUN_ACTIVE:
+            cursor.execute(self._sql(f"DELETE FROM {_LOCK} WHERE run_id = %s"), (batch.run_id,))
+            return
+        ids = batch.unlock
+        cursor.execute(
+            self._sql(f"DELETE FROM {_LOCK} WHERE step_id IN ({', '.join(['%s'] * len(ids))})"),
+            ids,
+        )
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A cursor in a transaction of its own, for small writes beside the batches."""
+        with self._lock:
+            cursor = self._raw.cursor()
+            try:
+                cursor.execute("BEGIN IMMEDIATE" if self._sqlite else "BEGIN")
+                yield cursor
+                cursor.execute("COMMIT")
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            finally:
+                cursor.close()
+
+    def adapt_time(self, value: datetime) -> Any:
+        """``value`` as this connection stores a timestamp."""
+        return self._ops.adapt_datetimefield_value(value)
+
+    def sql(self, sql: str) -> str:
+        """``sql`` with this connection's placeholders (``%s`` or SQLite's ``?``)."""
+        return self._sql(sql)
+
+    @property
+    def integrity_error(self) -> type[Exception]:
+        """The driver's IntegrityError (a unique constraint refused a write)."""
+        return self._wrapper.Database.IntegrityError  # type: ignore[attr-defined]
 
     def _publish(
         self,

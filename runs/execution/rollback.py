@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from typing import Any
 
 from reviews.models import EscalationCause
 from runs.execution.commit_policy import commit_starting
 from runs.execution.journal import Batch
+from runs.execution.locks import LockQueue
 from runs.execution.ports import SupervisionPort
 from runs.execution.run_state import RunState
 from runs.execution.runner import StepRunner
 from runs.execution.steps import Outcome, S, StepState, finish, transition
 from runs.execution.writes import Committer
 from runs.models import RunStatus
+from runs.tools.locks import LockKeyError, render_lock_keys
 
 R = RunStatus
 
@@ -27,12 +31,14 @@ class Rollback:
         runner: StepRunner,
         supervision: SupervisionPort,
         cancel: asyncio.Event,
+        locks: LockQueue | None = None,
     ) -> None:
         self.run = run
         self.committer = committer
         self.runner = runner
         self.supervision = supervision
         self.cancel = cancel
+        self.locks = locks
 
     async def execute(self, failure: str, *, escalate: str | None = None) -> None:
         """Run the rollback steps in order; the run ends rolled back, or escalated with ``escalate``."""
@@ -74,6 +80,18 @@ class Rollback:
     async def _run_one(self, state: StepState) -> Outcome | None:
         """Start one rollback step (write-ahead) and wait for it; None when the run was cancelled."""
         batch = Batch(self.run.run_id)
+        if state.locks and self.locks is not None:
+            try:
+                keys = render_lock_keys(state.locks, state.params)
+            except LockKeyError as exc:
+                if state.status == S.PENDING:
+                    transition(batch, state, S.RUNNING)
+                await self.committer.commit(batch)
+                return Outcome(False, error=str(exc))
+            if keys and not await self._wait(self.locks.acquire(state, keys)):
+                return None
+            if keys:
+                self.locks.acquired(batch, state, keys)
         if state.status == S.PENDING:
             transition(batch, state, S.RUNNING)
         run_step = self.runner.run_step
@@ -90,6 +108,18 @@ class Rollback:
             await self.committer.cancel_all({state.key: task}, Batch(self.run.run_id))
             return None
         return task.result()
+
+    async def _wait(self, work: Coroutine[Any, Any, None]) -> bool:
+        """Wait for ``work`` unless the run is cancelled first (then the run ends cancelled)."""
+        task = asyncio.create_task(work)
+        cancel_wait = asyncio.create_task(self.cancel.wait())
+        done, _ = await asyncio.wait({task, cancel_wait}, return_when=asyncio.FIRST_COMPLETED)
+        cancel_wait.cancel()
+        if task not in done:
+            await self.committer.cancel_all({"locks": task}, Batch(self.run.run_id))
+            return False
+        task.result()  # a lost run raises here
+        return True
 
     async def _undone(self, failure: str, escalate: str | None) -> None:
         """Every rollback step succeeded: the main steps that succeeded are now rolled back."""

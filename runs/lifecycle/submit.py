@@ -106,6 +106,7 @@ def _plan_steps(plan: Plan, validated: ValidatedPlan) -> list[Step]:
                 depends_on=list(s.depends_on),
                 description=s.description,
                 confidence=s.confidence,
+                locks=list(s.locks),
             )
         )
     for position, r in enumerate(doc.rollback):
@@ -120,6 +121,7 @@ def _plan_steps(plan: Plan, validated: ValidatedPlan) -> list[Step]:
                 tool_name=r.action,
                 params=r.params,
                 description=r.description,
+                locks=list(r.locks),
             )
         )
     return steps

@@ -67,6 +67,11 @@ StepId = Annotated[str, Field(pattern=STEP_ID_PATTERN)]
 DependencyId = Annotated[str, WithJsonSchema({"type": "string", "pattern": STEP_ID_PATTERN})]
 Params = Annotated[dict[str, Any], BeforeValidator(_empty_dict_if_none)]
 Description = Annotated[str, BeforeValidator(_empty_str_if_none)]
+Locks = Annotated[list[str], BeforeValidator(_listify)]
+_LOCKS = (
+    "Resource locks the step takes before it starts, e.g. 'env:{{ params.environment }}': "
+    "it waits while another step holds the same key (besides the locks its tool declares)."
+)
 
 
 class PlanStep(BaseModel):
@@ -98,6 +103,7 @@ class PlanStep(BaseModel):
     confidence: float | None = Field(
         default=None, ge=0, le=1, description="The planner's confidence in this step, 0 to 1."
     )
+    locks: Locks = Field(default_factory=list, description=_LOCKS)
 
 
 class RollbackStep(BaseModel):
@@ -114,6 +120,7 @@ class RollbackStep(BaseModel):
         description="Arguments for the tool, matching its parameters schema.",
     )
     description: Description = Field(default="", description="What this undoes.")
+    locks: Locks = Field(default_factory=list, description=_LOCKS)
 
 
 class PlanDocument(BaseModel):
