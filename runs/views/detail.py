@@ -78,7 +78,11 @@ def _live_context(run: Run) -> dict[str, Any]:
     Four queries, whatever the number of steps: steps, plans, reviews, model calls.
     """
     plan_steps = Step.objects.filter(plan_id=run.current_plan_id) if run.current_plan_id else None
-    steps = list(plan_steps.order_by("phase", "position")) if plan_steps is not None else []
+    steps = (
+        list(selectors.with_lock_waits(plan_steps.order_by("phase", "position")))
+        if plan_steps is not None
+        else []
+    )
     rows = [_step_row(s) for s in steps]
     main = [r for r in rows if r.step.phase == Step.Phase.MAIN]
     graph = plan_layout([(r.step.key, r.step.depends_on) for r in main])
