@@ -12,12 +12,14 @@ Rules (see docs/runs.md, "Resource locks"):
    transcript whom it waits for (again when that changes).
 4. Rows go with the batch that finishes their step (``Batch.unlock``), with the
    run's end (``Journal``), when a wait is cancelled, when an executor takes a
-   run over, and when recovery queues an orphaned run again.
+   run over, and when recovery queues an orphaned run again; a waiting step also
+   drops the rows of runs ahead of it whose lease lapsed (``_clear_lapsed``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from django.utils import timezone
@@ -32,6 +34,7 @@ _LOCK = ResourceLock._meta.db_table
 _RUN = Run._meta.db_table
 _STEP = Step._meta.db_table
 _NOBODY: Any = object()  # no holder shown yet
+log = logging.getLogger(__name__)
 
 
 class LockQueue:
@@ -60,6 +63,17 @@ class LockQueue:
             "AND (o.granted OR o.id < %s)) "
             f"AND EXISTS (SELECT 1 FROM {_RUN} WHERE id = %s{owner})"
         )
+        # Runs ahead in the key's line whose lease lapsed: their worker died (or stalled).
+        self._lapsed = sql(
+            f"SELECT DISTINCT l.run_id FROM {_LOCK} l JOIN {_RUN} r ON r.id = l.run_id "
+            "WHERE l.key = %s AND l.run_id <> %s AND (l.granted OR l.id < %s) "
+            "AND (r.lease_expires_at IS NULL OR r.lease_expires_at < %s)"
+        )
+        self._fence_out = sql(
+            f"UPDATE {_RUN} SET lease_owner = '' WHERE id = %s "
+            "AND (lease_expires_at IS NULL OR lease_expires_at < %s)"
+        )
+        self._drop_run = sql(f"DELETE FROM {_LOCK} WHERE run_id = %s")
         self._holder = sql(
             f"SELECT l.run_id, s.key FROM {_LOCK} l JOIN {_STEP} s ON s.id = l.step_id "
             "WHERE l.key = %s AND l.granted"
@@ -129,12 +143,29 @@ class LockQueue:
                 cursor.execute(self._grant, args)
                 if cursor.rowcount == 1:
                     return True, None
+                self._clear_lapsed(cursor, row, key, args[0])
                 cursor.execute(self._holder, (key,))
                 holder = cursor.fetchone()
         except self.journal.integrity_error:
             # Another executor was granted the key in the same instant: wait in line.
             return False, None
         return False, (int(holder[0]), str(holder[1])) if holder is not None else None
+
+    def _clear_lapsed(self, cursor: Any, row: int, key: str, now: Any) -> None:
+        """Drop the rows of runs ahead in line whose worker stopped renewing its lease.
+
+        Recovery would do it too, but only a worker with nothing to run sweeps, and
+        every worker may be busy with runs waiting here. The run is fenced first (its
+        lease no longer names its worker), as recovery does, so a worker that was only
+        stalled stops at its next heartbeat and writes nothing more; recovery still
+        queues the run again, and its next executor takes its locks anew.
+        """
+        cursor.execute(self._lapsed, (key, self.run_id, row, now))
+        for (run_id,) in cursor.fetchall():
+            cursor.execute(self._fence_out, (run_id, now))
+            if cursor.rowcount == 1:
+                log.warning("lock %s: run %s lost its worker; its locks are released", key, run_id)
+                cursor.execute(self._drop_run, (run_id,))
 
     async def _say_waiting(
         self, state: StepState, key: str, holder: tuple[int, str] | None

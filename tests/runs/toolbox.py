@@ -186,3 +186,18 @@ async def hold_lock(
 def open_gate_now(key: str, gate: str) -> None:
     """Open ``gate`` from the test itself (``wait_gate`` and ``hold_lock`` see it)."""
     _opened[key].add(gate)
+
+
+async def span(path: str, label: str, waiters: int = 0, **_: Any) -> dict[str, Any]:
+    """``hold_lock`` for other processes: its start and end are lines appended to ``path``."""
+    with Path(path).open("a") as out:
+        out.write(f"start:{label}\n")
+    for _ in range(int(60 / 0.02)):
+        if not waiters or await asyncio.to_thread(_lock_waiters) >= waiters:
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise ToolError(f"{label}: {waiters} lock waiter(s) never came")
+    with Path(path).open("a") as out:
+        out.write(f"end:{label}\n")
+    return {"label": label}

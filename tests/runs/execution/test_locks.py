@@ -32,6 +32,8 @@ ENV_LOCK = "env:{{ params.environment }}"
 @pytest.fixture
 def locked_tools(fast_settings: Any, make_tool: Callable[..., Tool]) -> None:
     fast_settings.PLANNERWEB_LOCK_POLL_SECONDS = 0.02
+    # A live holder's lease must not lapse on a busy machine (waiters clear lapsed ones).
+    fast_settings.PLANNERWEB_HEARTBEAT_SECONDS = 0.5
     schema = {"type": "object", "properties": {"environment": {"type": "string"}}}
     make_tool("deploy", "hold_lock", locks=[ENV_LOCK], parameters_schema=schema)
     make_tool("hold", "hold_lock")  # no locks of its own: steps declare them
@@ -291,6 +293,30 @@ def test_an_executor_taking_a_run_over_drops_what_the_last_one_held(
     run.refresh_from_db()
     assert run.status == "succeeded", run.stop_reason
     assert calls == ["start:again", "end:again"]
+    assert not ResourceLock.objects.exists()
+
+
+def test_a_waiting_step_clears_the_locks_of_a_run_whose_worker_stopped(
+    locked_tools: None, key: str, calls: list[str]
+) -> None:
+    dead = submit(key, "dead")
+    Run.objects.filter(pk=dead.pk).update(
+        status="executing", lease_owner="dead:1/x", lease_expires_at=dead.created_at
+    )
+    ResourceLock.objects.create(
+        key="env:production",
+        run=dead,
+        step=Step.objects.get(run=dead),
+        granted=True,
+        created_at=dead.created_at,
+    )
+    waiter = submit(key, "waiter")
+    run_execute(run_id=waiter.pk)
+    waiter.refresh_from_db()
+    assert waiter.status == "succeeded", waiter.stop_reason
+    assert calls == ["start:waiter", "end:waiter"]
+    dead.refresh_from_db()
+    assert dead.lease_owner == ""  # fenced out, as recovery does, before its locks went
     assert not ResourceLock.objects.exists()
 
 
