@@ -152,6 +152,23 @@ _INSERT_FROM_ARRAYS = (
 )
 
 
+def _step_columns(rows: list[tuple[Any, ...]]) -> list[Any]:
+    """Step rows as the column arrays ``_UPDATE_FROM_ARRAYS`` takes."""
+    columns: list[Any] = [list(column) for column in zip(*rows, strict=True)]
+    columns[2] = "[" + ",".join(r or "null" for r in columns[2]) + "]"  # JSON or None
+    return columns
+
+
+# The same, numbering the events itself after the run's last seq (``_write_pipelined``).
+_INSERT_NUMBERED = (
+    f"INSERT INTO {_EVENT} (run_id, seq, role, kind, payload, created_at) "
+    f"SELECT %s, (SELECT COALESCE(MAX(seq), 0) FROM {_EVENT} WHERE run_id = %s) + e.n, "
+    "e.role, e.kind, e.payload, %s FROM ROWS FROM "
+    "(unnest(%s::text[]), unnest(%s::text[]), jsonb_array_elements(%s::jsonb)) "
+    "WITH ORDINALITY AS e(role, kind, payload, n) RETURNING seq"
+)
+
+
 def _pieces(n: int) -> list[tuple[int, int]]:
     """``(start, size)`` pieces of ``n`` rows, each ``size`` a power of two <= ``_INSERT_CHUNK``."""
     pieces = []
@@ -310,6 +327,8 @@ class Journal:
         events: list[tuple[str, str, str, Any]],
     ) -> list[int]:
         """Run the batch's statements in one transaction; returns the events' seqs."""
+        if not self._sqlite:
+            return self._write_pipelined(batch, stamp, step_rows, events)
         with self._lock:
             cursor = self._raw.cursor()
             try:
@@ -337,6 +356,75 @@ class Journal:
                 raise
             finally:
                 cursor.close()
+        return seqs
+
+    def _write_pipelined(
+        self,
+        batch: Batch,
+        stamp: Any,
+        step_rows: list[tuple[Any, ...]],
+        events: list[tuple[str, str, str, Any]],
+    ) -> list[int]:
+        """PostgreSQL: the batch's statements in one pipeline, then COMMIT: two round trips.
+
+        Sent one at a time, the statements cost six round trips (BEGIN, the run's lock,
+        the steps, the last seq, the events, COMMIT), and on a busy machine each one
+        waits for the server process to be scheduled: that wait, paid before every
+        write-ahead start, was most of a non-idempotent step's overhead. The checks
+        (the fence, every compare-and-swap) read their results after the one sync,
+        before COMMIT is sent; a failed one rolls the whole batch back as before.
+        The seqs come from the events' INSERT itself, which runs after the run's row
+        lock is held, so its ``MAX(seq)`` sees every earlier writer of the run.
+        """
+        raw, run_id = self._raw, batch.run_id
+        with self._lock:
+            try:
+                with raw.pipeline() as pipeline:
+                    raw.execute("BEGIN")
+                    owner = raw.execute(
+                        f"SELECT lease_owner FROM {_RUN} WHERE id = %s FOR UPDATE", (run_id,)
+                    )
+                    run = (
+                        raw.execute(*self._run_update(run_id, batch.run, stamp))
+                        if batch.run is not None
+                        else None
+                    )
+                    steps = None
+                    if step_rows:
+                        steps = raw.execute(_UPDATE_FROM_ARRAYS, _step_columns(step_rows))
+                        verdicts = [(*w.verdict, w.step_id) for w in batch.steps if w.verdict]
+                        if verdicts:
+                            raw.cursor().executemany(
+                                f"UPDATE {_STEP} SET verdict = %s, verdict_reason = %s "
+                                "WHERE id = %s",
+                                verdicts,
+                            )
+                    inserted = None
+                    if events:
+                        roles, kinds, texts, _ = zip(*events, strict=True)
+                        payloads = "[" + ",".join(texts) + "]"  # each text is JSON already
+                        inserted = raw.execute(
+                            _INSERT_NUMBERED,
+                            (run_id, run_id, stamp, list(roles), list(kinds), payloads),
+                        )
+                    if batch.unlock or (
+                        batch.run is not None and batch.run.status not in RUN_ACTIVE
+                    ):
+                        self._unlock(raw.cursor(), batch)
+                    pipeline.sync()
+                    self._check_fence(owner.fetchone(), run_id)
+                    if run is not None and run.rowcount != 1:
+                        raise StaleStateError(f"run {run_id} was not {batch.run.expect!r} any more")  # type: ignore[union-attr]
+                    if steps is not None and steps.rowcount != len(step_rows):
+                        raise StaleStateError(
+                            f"{len(step_rows) - steps.rowcount} step(s) of run {run_id} "
+                            "were not in the expected state"
+                        )
+                    seqs = sorted(row[0] for row in inserted.fetchall()) if inserted else []
+                    raw.execute("COMMIT")
+            except BaseException:
+                raw.execute("ROLLBACK")
+                raise
         return seqs
 
     def _unlock(self, cursor: Any, batch: Batch) -> None:
@@ -448,9 +536,7 @@ class Journal:
 
     def _update_from_arrays(self, cursor: Any, rows: list[tuple[Any, ...]]) -> int:
         """PostgreSQL: every row in one statement of arrays (``_UPDATE_FROM_ARRAYS``)."""
-        columns: list[Any] = [list(column) for column in zip(*rows, strict=True)]
-        columns[2] = "[" + ",".join(r or "null" for r in columns[2]) + "]"  # JSON or None
-        cursor.execute(_UPDATE_FROM_ARRAYS, columns)
+        cursor.execute(_UPDATE_FROM_ARRAYS, _step_columns(rows))
         return int(cursor.rowcount)
 
     def _lock_run(self, cursor: Any, run_id: int) -> int | None:
@@ -472,31 +558,38 @@ class Journal:
                 f"SELECT lease_owner, NULL FROM {_RUN} WHERE id = %s FOR UPDATE", (run_id,)
             )
         row = cursor.fetchone()
+        self._check_fence(row, run_id)
+        return row[1]
+
+    def _check_fence(self, row: Any, run_id: int) -> None:
+        """The run's row (its lease owner first) must exist and carry our lease."""
         if row is None:
             raise StaleStateError(f"run {run_id} does not exist")
         if self.fence is not None and row[0] != self.fence:
             raise StaleStateError(
                 f"run {run_id} is leased to {row[0] or 'nobody'!r} now, not {self.fence!r}"
             )
-        return row[1]
 
-    def _apply_run(self, cursor: Any, run_id: int, w: RunWrite, stamp: Any) -> None:
+    def _run_update(self, run_id: int, w: RunWrite, stamp: Any) -> tuple[str, tuple[Any, ...]]:
+        """The statement (and its parameters) that moves the run, compare-and-swap on its status."""
         if w.status in RUN_TERMINAL:
-            cursor.execute(
+            return (
                 self._sql(
                     f"UPDATE {_RUN} SET status = %s, stop_reason = %s, finished_at = %s, "
                     "lease_owner = '', lease_expires_at = NULL WHERE id = %s AND status = %s"
                 ),
                 (w.status, w.stop_reason, stamp, run_id, w.expect),
             )
-        else:
-            cursor.execute(
-                self._sql(
-                    f"UPDATE {_RUN} SET status = %s, started_at = COALESCE(started_at, %s) "
-                    "WHERE id = %s AND status = %s"
-                ),
-                (w.status, stamp, run_id, w.expect),
-            )
+        return (
+            self._sql(
+                f"UPDATE {_RUN} SET status = %s, started_at = COALESCE(started_at, %s) "
+                "WHERE id = %s AND status = %s"
+            ),
+            (w.status, stamp, run_id, w.expect),
+        )
+
+    def _apply_run(self, cursor: Any, run_id: int, w: RunWrite, stamp: Any) -> None:
+        cursor.execute(*self._run_update(run_id, w, stamp))
         if cursor.rowcount != 1:
             raise StaleStateError(f"run {run_id} was not {w.expect!r} any more")
 
