@@ -143,6 +143,7 @@ def test_the_json_schema_describes_the_object_form() -> None:
         "depends_on",
         "description",
         "confidence",
+        "locks",
     }
     assert set(step["required"]) == {"id", "action"}
     assert step["additionalProperties"] is False
