@@ -144,12 +144,6 @@ _UPDATE_FROM_ARRAYS = (
     "AS v(status, attempts, result, error, started_at, finished_at, id, expect) "
     "WHERE s.id = v.id AND s.status = v.expect"
 )
-_INSERT_FROM_ARRAYS = (
-    f"INSERT INTO {_EVENT} (run_id, seq, role, kind, payload, created_at) "
-    "SELECT %s, %s + e.n, e.role, e.kind, e.payload, %s FROM ROWS FROM "
-    "(unnest(%s::text[]), unnest(%s::text[]), jsonb_array_elements(%s::jsonb)) "
-    "WITH ORDINALITY AS e(role, kind, payload, n)"
-)
 
 
 def _step_columns(rows: list[tuple[Any, ...]]) -> list[Any]:
@@ -159,7 +153,7 @@ def _step_columns(rows: list[tuple[Any, ...]]) -> list[Any]:
     return columns
 
 
-# The same, numbering the events itself after the run's last seq (``_write_pipelined``).
+# The events, numbered after the run's last seq by the statement itself (``_write_pipelined``).
 _INSERT_NUMBERED = (
     f"INSERT INTO {_EVENT} (run_id, seq, role, kind, payload, created_at) "
     f"SELECT %s, (SELECT COALESCE(MAX(seq), 0) FROM {_EVENT} WHERE run_id = %s) + e.n, "
@@ -332,7 +326,7 @@ class Journal:
         with self._lock:
             cursor = self._raw.cursor()
             try:
-                cursor.execute("BEGIN IMMEDIATE" if self._sqlite else "BEGIN")
+                cursor.execute("BEGIN IMMEDIATE")
                 last_seq = self._lock_run(cursor, batch.run_id)
                 if batch.run is not None:
                     self._apply_run(cursor, batch.run_id, batch.run, stamp)
@@ -494,11 +488,8 @@ class Journal:
         publisher.submit(run_id, committed, loop=loop)
 
     def _update_steps(self, cursor: Any, run_id: int, rows: list[tuple[Any, ...]]) -> None:
-        """Compare-and-swap every row (one per step); any row not in its expected state fails all."""
-        if self._sqlite:
-            changed = self._update_grouped(cursor, rows)
-        else:
-            changed = self._update_from_arrays(cursor, rows)
+        """SQLite: compare-and-swap every row (one per step); any row not in its state fails all."""
+        changed = self._update_grouped(cursor, rows)
         if changed != len(rows):
             raise StaleStateError(
                 f"{len(rows) - changed} step(s) of run {run_id} were not in the expected state"
@@ -534,29 +525,18 @@ class Journal:
             changed += cursor.rowcount
         return changed
 
-    def _update_from_arrays(self, cursor: Any, rows: list[tuple[Any, ...]]) -> int:
-        """PostgreSQL: every row in one statement of arrays (``_UPDATE_FROM_ARRAYS``)."""
-        cursor.execute(_UPDATE_FROM_ARRAYS, _step_columns(rows))
-        return int(cursor.rowcount)
+    def _lock_run(self, cursor: Any, run_id: int) -> int:
+        """SQLite: check the lease (the fence); returns the run's last seq.
 
-    def _lock_run(self, cursor: Any, run_id: int) -> int | None:
-        """Take the run's write lock and check the lease (the fence); returns the last seq on SQLite.
-
-        On SQLite BEGIN IMMEDIATE already holds the database's write lock, so the same
-        statement reads the run's last seq safely. On PostgreSQL the row lock
-        serialises this commit with other writers of the run, and the seq is read
-        after it (a subquery here would see the snapshot from before the lock wait).
+        BEGIN IMMEDIATE already holds the database's write lock, so the same
+        statement reads the run's last seq safely. (PostgreSQL takes the run's row
+        lock in ``_write_pipelined``, and numbers the events after it.)
         """
-        if self._sqlite:
-            cursor.execute(
-                f"SELECT lease_owner, (SELECT COALESCE(MAX(seq), 0) FROM {_EVENT} "
-                f"WHERE run_id = ?) FROM {_RUN} WHERE id = ?",
-                (run_id, run_id),
-            )
-        else:
-            cursor.execute(
-                f"SELECT lease_owner, NULL FROM {_RUN} WHERE id = %s FOR UPDATE", (run_id,)
-            )
+        cursor.execute(
+            f"SELECT lease_owner, (SELECT COALESCE(MAX(seq), 0) FROM {_EVENT} "
+            f"WHERE run_id = ?) FROM {_RUN} WHERE id = ?",
+            (run_id, run_id),
+        )
         row = cursor.fetchone()
         self._check_fence(row, run_id)
         return row[1]
@@ -599,26 +579,14 @@ class Journal:
         run_id: int,
         events: list[tuple[str, str, str, _Event | EncodedEvent]],
         stamp: Any,
-        last_seq: int | None,
+        last_seq: int,
     ) -> list[int]:
+        """SQLite: the events after ``last_seq`` (read under the write lock by ``_lock_run``)."""
         if not events:
             return []
         n = len(events)
-        if last_seq is None:
-            # _lock_run holds the run's write lock, which makes MAX(seq) safe.
-            cursor.execute(
-                f"SELECT COALESCE(MAX(seq), 0) FROM {_EVENT} WHERE run_id = %s", (run_id,)
-            )
-            last_seq = cursor.fetchone()[0]
         first = last_seq + 1
         seqs = list(range(first, first + n))
-        if not self._sqlite:
-            roles, kinds, texts, _ = zip(*events, strict=True)
-            payloads = "[" + ",".join(texts) + "]"  # each text is JSON already
-            cursor.execute(
-                _INSERT_FROM_ARRAYS, (run_id, last_seq, stamp, list(roles), list(kinds), payloads)
-            )
-            return seqs
         values: list[Any] = []
         for seq, (role, kind, text, _) in zip(seqs, events, strict=True):
             values += (run_id, seq, role, kind, text, stamp)
