@@ -207,6 +207,8 @@ PLANNERWEB_HEARTBEAT_SECONDS = envfloat("PLANNERWEB_HEARTBEAT_SECONDS", 1.0)
 PLANNERWEB_MAX_PLAN_STEPS = envint("PLANNERWEB_MAX_PLAN_STEPS", 2000)
 PLANNERWEB_DEFAULT_MAX_PARALLEL = envint("PLANNERWEB_DEFAULT_MAX_PARALLEL", 8)
 PLANNERWEB_RETRY_BACKOFF_SECONDS = envfloat("PLANNERWEB_RETRY_BACKOFF_SECONDS", 1.0)
+# How often a step waiting for a resource lock asks the database again (runs/execution/locks.py).
+PLANNERWEB_LOCK_POLL_SECONDS = envfloat("PLANNERWEB_LOCK_POLL_SECONDS", 0.25)
 PLANNERWEB_OUTPUT_CAP_BYTES = envint("PLANNERWEB_OUTPUT_CAP_BYTES", 64 * 1024)
 # Folder the demo shell tools work in (their "production database", outbox, backups).
 # The login page lists the demo accounts (the README's first command turns this on).

@@ -139,6 +139,36 @@ class StepRetrying(_Event):
         )
 
 
+class StepLockWaiting(_Event):
+    """A step waits for a resource lock another step holds (or that others queue for first)."""
+
+    kind: Literal["step.lock_waiting"] = "step.lock_waiting"
+    step_id: int
+    step: str
+    lock: str
+    held_by_run: int | None = None
+    held_by_step: str = ""
+
+    def describe(self) -> str:
+        if self.held_by_run is None:
+            return f"{self.step} waiting for lock {self.lock}, queued behind earlier steps"
+        return f"{self.step} waiting for lock {self.lock}, held by run {self.held_by_run}" + (
+            f" (step {self.held_by_step})" if self.held_by_step else ""
+        )
+
+
+class StepLockAcquired(_Event):
+    """A step took its resource locks; it starts next."""
+
+    kind: Literal["step.lock_acquired"] = "step.lock_acquired"
+    step_id: int
+    step: str
+    locks: list[str]
+
+    def describe(self) -> str:
+        return f"{self.step} took lock{'s' if len(self.locks) > 1 else ''} {', '.join(self.locks)}"
+
+
 class RunRetried(_Event):
     """A new run retries ``of_run`` from its failed ``step`` (written in both transcripts)."""
 
@@ -377,6 +407,8 @@ TranscriptPayload = Annotated[
     | PlanCreated
     | StepStatusChanged
     | StepRetrying
+    | StepLockWaiting
+    | StepLockAcquired
     | RunRequeued
     | RunRetried
     | ReviewOpened

@@ -25,6 +25,7 @@ TOOL_FIELDS = (
     "read_only",
     "enabled",
     "checks",
+    "locks",
 )
 
 
@@ -53,6 +54,9 @@ class Tool(models.Model):
     enabled = models.BooleanField(default=True)
     # Evaluator checks of each successful result (runs/evaluation/checks.py has the shapes).
     checks = models.JSONField(default=list, blank=True)
+    # Resource lock templates every step of this tool takes, e.g. ["env:{{ params.environment }}"]
+    # (runs/tools/locks.py); a step waits while another step holds one of its keys.
+    locks = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -217,6 +221,8 @@ class Step(models.Model):
     undoes = models.CharField(max_length=100, blank=True)
     description = models.TextField(blank=True)
     confidence = models.FloatField(null=True, blank=True)
+    # The plan step's own lock templates; the tool's are added to them at run time.
+    locks = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=12, choices=StepStatus.choices, default=StepStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     result = models.JSONField(null=True, blank=True)
@@ -235,6 +241,36 @@ class Step(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.status})"
+
+
+class ResourceLock(models.Model):
+    """One step's claim on a resource key: held (``granted``) or waiting in line.
+
+    The rows of a key form its queue, in ``id`` order (first come, first served);
+    at most one row per key is granted, which the database itself enforces, so
+    executors in any process or machine agree. Rows go when their step finishes,
+    when their run stops, and when a crashed worker's run is taken over.
+    """
+
+    key = models.CharField(max_length=200)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+")
+    step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="+")
+    granted = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+    granted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["key", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key"], condition=models.Q(granted=True), name="resourcelock_one_holder"
+            ),
+            models.UniqueConstraint(fields=["step", "key"], name="resourcelock_step_key"),
+        ]
+        indexes = [models.Index(fields=["key", "id"], name="resourcelock_queue")]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({'held' if self.granted else 'waiting'}, run {self.run_id})"
 
 
 class TranscriptEvent(models.Model):

@@ -19,7 +19,7 @@ from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from runs.events import RunStatusChanged, StepStatusChanged, _Event, event_payload, event_summary
-from runs.models import Run, RunStatus, Step, StepStatus, TranscriptEvent
+from runs.models import ResourceLock, Run, RunStatus, Step, StepStatus, TranscriptEvent
 from runs.publish import outgoing_rows, publisher
 from runs.redaction import Redactor
 
@@ -221,6 +221,8 @@ def run_transition(
         run.lease_expires_at = None
         update_fields += ["finished_at", "stop_reason", "lease_owner", "lease_expires_at"]
     run.save(update_fields=sorted(set(update_fields)))
+    if to not in RUN_ACTIVE:  # a run that stops (or waits for a person) holds no resource
+        ResourceLock.objects.filter(run_id=run_id).delete()
     append_events(
         run_id,
         [

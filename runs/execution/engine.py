@@ -38,6 +38,7 @@ from runs.dbthreads import in_db_thread
 from runs.execution.budgets import Usage, budgets_for, run_usage
 from runs.execution.deadlines import Deadlines
 from runs.execution.journal import Journal, StaleStateError
+from runs.execution.locks import LockQueue
 from runs.execution.loops import run_in_thread_loop
 from runs.execution.main_phase import MainPhase, More
 from runs.execution.ports import PlanningPort, SupervisionPort
@@ -74,6 +75,7 @@ class RunExecutor:
         self.planning = planning
         self.heartbeat_seconds = float(settings.PLANNERWEB_HEARTBEAT_SECONDS)
         self.backoff_seconds = float(settings.PLANNERWEB_RETRY_BACKOFF_SECONDS)
+        self.lock_poll_seconds = float(settings.PLANNERWEB_LOCK_POLL_SECONDS)
         self.journal: Journal
         self._loop: asyncio.AbstractEventLoop | None = None
         self._cancel: asyncio.Event | None = None
@@ -131,6 +133,12 @@ class RunExecutor:
         self._runner = StepRunner(
             self.run, self._committer, self._deadlines, backoff_seconds=self.backoff_seconds
         )
+        self._locks = LockQueue(
+            self.journal, self._committer, self.run_id, poll_seconds=self.lock_poll_seconds
+        )
+        if any(s.locks for s in (*self.run.main, *self.run.rollback)):
+            # Rows an executor that stopped before us left: their steps will take them anew.
+            self._locks.release_run()
         if self.run.cancel_requested:
             self._cancel.set()
         _active[self.run_id] = self
@@ -185,7 +193,9 @@ class RunExecutor:
         else:
             failure = run.first_failure_reason() or "resumed rollback"
         assert self._cancel is not None
-        rollback = Rollback(run, self._committer, self._runner, self.supervision, self._cancel)
+        rollback = Rollback(
+            run, self._committer, self._runner, self.supervision, self._cancel, locks=self._locks
+        )
         await rollback.execute(failure, escalate=escalate)
         return run.status
 
@@ -219,6 +229,7 @@ class RunExecutor:
                 cancel=self._cancel,
                 running=self._running,
                 next_step=self._next_step,
+                locks=self._locks,
             )
             outcome = await phase.execute()
             if not isinstance(outcome, More):
@@ -355,6 +366,7 @@ def load_run(run: RunState, *, planning: PlanningPort, supervision: SupervisionP
             has_refs=bool(find_references(s.params)),
             confidence=s.confidence,
             undoes=s.undoes,
+            locks=(*spec.locks, *s.locks) if spec is not None else tuple(s.locks or ()),
         )
         (run.main if s.phase == Step.Phase.MAIN else run.rollback).append(state)
     supervision.load_gates(run)

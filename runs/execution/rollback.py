@@ -31,6 +31,7 @@ from runs.dbthreads import in_db_thread
 from runs.events import RollbackPlanned
 from runs.execution.commit_policy import commit_starting
 from runs.execution.journal import Batch
+from runs.execution.locks import LockQueue
 from runs.execution.ports import SupervisionPort
 from runs.execution.run_state import RunState
 from runs.execution.runner import StepRunner, resolve_params
@@ -39,6 +40,7 @@ from runs.execution.writes import Committer
 from runs.graph import dependents_of
 from runs.models import RunStatus, StepStatus, TranscriptEvent
 from runs.planning.schema import undo_key
+from runs.tools.locks import LockKeyError, render_lock_keys
 
 R = RunStatus
 _DONE = frozenset({S.SUCCEEDED, S.ROLLED_BACK})
@@ -72,6 +74,7 @@ class Rollback:
         cancel: asyncio.Event,
         *,
         seqs: Callable[[int], dict[str, int]] = completion_seqs,
+        locks: LockQueue | None = None,
     ) -> None:
         self.run = run
         self.read_seqs = seqs
@@ -79,6 +82,7 @@ class Rollback:
         self.runner = runner
         self.supervision = supervision
         self.cancel = cancel
+        self.locks = locks
         self.main = {s.key: s for s in run.main}
         self.by_key = {s.key: s for s in run.rollback}
         # Rollback steps that failed, or were skipped because they wait for one that did.
@@ -183,9 +187,15 @@ class Rollback:
             return None
         return all(self.by_key[k].status not in (S.PENDING, S.RUNNING) for k in waits)
 
-    def _starts(self, queue: list[StepState], running: int, batch: Batch) -> list[Any]:
-        """Take the steps of ``queue`` that may start now (in queue order), marked running."""
+    def _starts(
+        self, queue: list[StepState], running: int, batch: Batch
+    ) -> tuple[list[Any], list[Any]]:
+        """Take the steps of ``queue`` that may start now (in queue order), marked running.
+
+        Steps that declare resource locks come back apart: they start once they hold them.
+        """
         starts: list[Any] = []
+        locked: list[Any] = []
         results = {s.key: s.result for s in self.run.main if s.status in _DONE}
         for state in list(queue):
             if running + len(starts) >= self.run.max_parallel:
@@ -203,9 +213,12 @@ class Rollback:
                 transition(batch, state, S.FAILED, error=str(exc))
                 self.blocked.add(state.key)
                 continue
+            if state.locks and self.locks is not None:
+                locked.append((state, params))  # marked running once it holds its keys
+                continue
             transition(batch, state, S.RUNNING)
             starts.append((state, params))
-        return starts
+        return starts, locked
 
     async def _run_group(self, group: list[StepState]) -> bool:
         """Run the pending steps of ``group`` as they become ready; False when cancelled."""
@@ -227,11 +240,46 @@ class Rollback:
                 await self.committer.cancel_all(tasks, Batch(self.run.run_id), may_roll_back=False)
                 return False
             batch = Batch(self.run.run_id)
-            starts = self._starts(queue, len(running), batch)
+            starts, locked = self._starts(queue, len(running), batch)
+            for state, params in locked:
+                held = await self._lock(state, params, batch)
+                if held is None:  # cancelled while it waited
+                    tasks = {key: task for key, (_, task) in running.items()}
+                    await self.committer.cancel_all(tasks, batch, may_roll_back=False)
+                    return False
+                if held:
+                    starts.append((state, params))
             await commit_starting(self.committer, batch, starts, start)
             if not running:
                 break  # what is left waits for steps outside this group: nothing to wait on
             await self._settle(running)
+        return True
+
+    async def _lock(self, state: StepState, params: dict[str, Any], batch: Batch) -> bool | None:
+        """Take ``state``'s resource locks and mark it running: True; False: a key could not be
+        rendered (the step failed); None: a plain cancel came while it waited."""
+        assert self.locks is not None
+        try:
+            keys = render_lock_keys(state.locks, params)
+        except LockKeyError as exc:
+            transition(batch, state, S.RUNNING)
+            transition(batch, state, S.FAILED, error=str(exc))
+            self.blocked.add(state.key)
+            return False
+        if keys:
+            acquire = asyncio.create_task(self.locks.acquire(state, keys))
+            waiting: set[asyncio.Future[Any]] = {acquire}
+            if not self.run.cancel_rollback:
+                waiting.add(asyncio.create_task(self.cancel.wait()))
+            done, pending = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            for other in pending:
+                other.cancel()
+            if acquire not in done:
+                await asyncio.gather(acquire, return_exceptions=True)
+                return None
+            acquire.result()  # a lost run raises here
+            self.locks.acquired(batch, state, keys)
+        transition(batch, state, S.RUNNING)
         return True
 
     async def _settle(self, running: dict[str, tuple[StepState, asyncio.Task[Any]]]) -> None:

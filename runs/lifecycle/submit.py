@@ -140,6 +140,7 @@ def _plan_steps(plan: Plan, validated: ValidatedPlan, red: Redactor) -> list[Ste
                 depends_on=list(s.depends_on),
                 description=red.text(s.description),
                 confidence=s.confidence,
+                locks=list(s.locks),
             )
         )
     # Rollback steps: each step's own undo (plan order), then the plan-level list.
@@ -172,6 +173,7 @@ def _plan_steps(plan: Plan, validated: ValidatedPlan, red: Redactor) -> list[Ste
                 params=red.value(r.params),
                 description=red.text(r.description),
                 undoes=r.undoes or "",
+                locks=list(r.locks),
             )
         )
     return steps

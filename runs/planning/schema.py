@@ -75,6 +75,11 @@ StepId = Annotated[str, Field(pattern=STEP_ID_PATTERN)]
 DependencyId = Annotated[str, WithJsonSchema({"type": "string", "pattern": STEP_ID_PATTERN})]
 Params = Annotated[dict[str, Any], BeforeValidator(_empty_dict_if_none)]
 Description = Annotated[str, BeforeValidator(_empty_str_if_none)]
+Locks = Annotated[list[str], BeforeValidator(_listify)]
+_LOCKS = (
+    "Resource locks the step takes before it starts, e.g. 'env:{{ params.environment }}': "
+    "it waits while another step holds the same key (besides the locks its tool declares)."
+)
 
 
 class FallbackStep(BaseModel):
@@ -150,6 +155,7 @@ class PlanStep(BaseModel):
         default=None,
         description="How to undo this step if the plan fails after it succeeded (optional).",
     )
+    locks: Locks = Field(default_factory=list, description=_LOCKS)
 
 
 class RollbackStep(BaseModel):
@@ -172,6 +178,7 @@ class RollbackStep(BaseModel):
             "The id of the main step this undoes: it then runs only when that step succeeded."
         ),
     )
+    locks: Locks = Field(default_factory=list, description=_LOCKS)
 
 
 class PlanDocument(BaseModel):

@@ -24,6 +24,8 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
+from runs.selectors import lock_wait_text
+
 register = template.Library()
 
 _NONE = "—"
@@ -72,6 +74,10 @@ def _step_row(number: int, row: Any, tz: tzinfo) -> str:
     if undone_by:
         by = ", ".join(escape(k) for k in undone_by)
         about += f'<div class="muted" data-undone-by>undone by {by}</div>'
+    waiting = lock_wait_text(step)
+    lock_wait = (
+        f'<div class="muted lock-wait" data-step-lock>{escape(waiting)}</div>' if waiting else ""
+    )
     if step.verdict:
         verdict = escape(step.verdict)
         verdict = f'<span class="verdict verdict-{verdict}">{verdict}</span>'
@@ -101,7 +107,7 @@ def _step_row(number: int, row: Any, tz: tzinfo) -> str:
         f"<td><code>{escape(step.tool_name)}</code></td>"
         f"<td>{escape(step.phase)}</td>"
         f'<td class="step-status status-{status}" data-step-status><span class="mark">'
-        f'{escape(row.mark)}</span> <span class="label">{status}</span></td>'
+        f'{escape(row.mark)}</span> <span class="label">{status}</span>{lock_wait}</td>'
         f"<td data-step-verdict>{verdict}</td>"
         f'<td class="num" data-step-attempts>{step.attempts}</td>'
         f"<td data-step-started>{_clock(step.started_at, tz)}</td>"

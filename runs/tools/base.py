@@ -35,6 +35,8 @@ class ToolSpec:
     enabled: bool = True
     # Evaluator checks of the result (runs/evaluation/checks.py); empty: no evaluation.
     checks: tuple[Any, ...] = ()
+    # Resource lock templates every step of the tool takes (runs/tools/locks.py).
+    locks: tuple[str, ...] = ()
 
     @classmethod
     def from_model(cls, tool: Any) -> ToolSpec:
@@ -50,6 +52,7 @@ class ToolSpec:
             sensitive=bool(tool.sensitive),
             enabled=bool(tool.enabled),
             checks=tuple(getattr(tool, "checks", None) or ()),
+            locks=tuple(getattr(tool, "locks", None) or ()),
         )
 
 

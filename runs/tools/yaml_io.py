@@ -43,6 +43,7 @@ from runs.models import Tool
 from runs.tools.kinds.http import yaml as http_yaml
 from runs.tools.kinds.python import yaml as python_yaml
 from runs.tools.kinds.shell import yaml as shell_yaml
+from runs.tools.locks import locks_problems
 from runs.tools.registry import validate_parameters_schema, validate_tool_config
 from runs.tools.services import tool_audit, tool_snapshot
 from runs.tools.yaml_style import Flow, FlowMap
@@ -75,6 +76,7 @@ _TOOL_KEYS = (
     "max_retries",
     "enabled",
     "checks",
+    "locks",
 )
 # Each kind maps its own ``script:`` keys (runs/tools/kinds/<kind>/yaml.py).
 _SCRIPTS = {"shell": shell_yaml, "http": http_yaml, "python": python_yaml}
@@ -100,6 +102,7 @@ class ToolDraft:
     read_only: bool = False
     enabled: bool = True
     checks: list[Any] = field(default_factory=list)  # evaluator checks (runs/evaluation/checks.py)
+    locks: list[str] = field(default_factory=list)  # resource lock templates (runs/tools/locks.py)
 
     def changed_fields(self, tool: Tool) -> list[str]:
         return [f.name for f in fields(self) if getattr(tool, f.name) != getattr(self, f.name)]
@@ -199,6 +202,8 @@ def _tool_from_entry(entry: Any, path: str, problems: list[str]) -> ToolDraft | 
 
     checks = entry.get("checks") or []
     problems.extend(f"{path}.checks: {p}" for p in validate_checks(checks))
+    locks = entry.get("locks") or []
+    problems.extend(f"{path}.locks: {p}" for p in locks_problems(locks))
 
     if len(problems) > start or kind is None or schema is None:
         return None
@@ -211,6 +216,7 @@ def _tool_from_entry(entry: Any, path: str, problems: list[str]) -> ToolDraft | 
         timeout_seconds=float(timeout),
         max_retries=retries,
         checks=checks,
+        locks=locks,
         **flags,
     )
 
@@ -405,6 +411,8 @@ def tools_to_yaml(tools: Iterable[Tool]) -> str:
         entry["enabled"] = tool.enabled
         if tool.checks:
             entry["checks"] = tool.checks
+        if tool.locks:
+            entry["locks"] = tool.locks
         entries.append(entry)
     return yaml.dump(
         {"tools": entries},

@@ -80,7 +80,11 @@ def _live_context(run: Run) -> dict[str, Any]:
     """
     plan_steps = Step.objects.filter(plan_id=run.current_plan_id) if run.current_plan_id else None
     steps = (
-        list(plan_steps.select_related("tool").order_by("phase", "position"))
+        list(
+            selectors.with_lock_waits(
+                plan_steps.select_related("tool").order_by("phase", "position")
+            )
+        )
         if plan_steps is not None
         else []
     )

@@ -32,6 +32,8 @@ from runs.events import (
     RunRequeued,
     RunRetried,
     RunStatusChanged,
+    StepLockAcquired,
+    StepLockWaiting,
     StepRetrying,
     StepStatusChanged,
     StepVerdict,
@@ -69,6 +71,10 @@ SAMPLES = {
         error=TRICKY,
     ),
     StepRetrying: StepRetrying(step_id=1, step="b", attempt=2, delay_seconds=0.5, error=TRICKY),
+    StepLockWaiting: StepLockWaiting(
+        step_id=1, step="b", lock=f"env:{TRICKY}", held_by_run=12, held_by_step="deploy"
+    ),
+    StepLockAcquired: StepLockAcquired(step_id=1, step="b", locks=["env:production", TRICKY]),
     RunRequeued: RunRequeued(reason=TRICKY),
     RunRetried: RunRetried(of_run=3, step="b", carried_over=["a", "c"], by="olivia", new_run=9),
     ReviewOpened: ReviewOpened(

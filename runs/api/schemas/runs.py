@@ -17,6 +17,7 @@ from runs.api.paging import PageOut
 from runs.events import event_summary
 from runs.models import Plan, Run, RunStatus, Step, TranscriptEvent
 from runs.redaction import redaction_counts
+from runs.selectors import lock_wait_text
 
 MAX_EVENTS_PAGE = 1000
 
@@ -149,6 +150,15 @@ class PlanOut(ModelSchema):
         return plan.diff if isinstance(plan.diff, dict) and plan.diff else None
 
 
+class LockWaitOut(Schema):
+    lock: str = Field(description="The resource lock key the step waits for.")
+    held_by_run: int | None = Field(
+        description="The run whose step holds it (null: earlier steps queue for it first)."
+    )
+    held_by_step: str | None = None
+    message: str = Field(description="The same, in one line, as the run page shows it.")
+
+
 class StepOut(ModelSchema):
     depends_on: list[str]
     params: dict[str, Any]
@@ -162,6 +172,23 @@ class StepOut(ModelSchema):
     @staticmethod
     def resolve_undone_by(step: Step) -> list[str]:
         return list(getattr(step, "undone_by", []))
+
+    locks: list[str] = Field(description="The step's own resource lock templates.")
+    waiting_for_lock: LockWaitOut | None = Field(
+        None, description="Set while the step waits for a resource lock another step holds."
+    )
+
+    @staticmethod
+    def resolve_waiting_for_lock(step: Step) -> LockWaitOut | None:
+        key = getattr(step, "lock_waiting", None)
+        if not key:
+            return None
+        return LockWaitOut(
+            lock=key,
+            held_by_run=getattr(step, "lock_held_by_run", None),
+            held_by_step=getattr(step, "lock_held_by_step", None),
+            message=lock_wait_text(step),
+        )
 
     class Meta:
         model = Step

@@ -13,6 +13,10 @@ from runs.evaluation.checks import CHECK_TYPES
 from runs.models import Tool
 
 _CHECKS = "Evaluator checks of each result (see runs/evaluation/checks.py)."
+_LOCKS = (
+    'Resource locks every step of the tool takes, e.g. ["env:{{ params.environment }}"]; '
+    "a step waits while another step holds the same key."
+)
 _CHECK: dict[str, JsonValue] = {
     "type": "object",
     "required": ["type"],
@@ -60,6 +64,7 @@ class ToolIn(In):
     checks: list[dict[str, Any]] = Field(
         default_factory=list, description=_CHECKS, json_schema_extra={"items": _CHECK}
     )
+    locks: list[str] = Field(default_factory=list, description=_LOCKS)
 
 
 class ToolPatchIn(In):
@@ -81,6 +86,7 @@ class ToolPatchIn(In):
     checks: list[dict[str, Any]] | None = Field(
         None, description=_CHECKS, json_schema_extra={"items": _CHECK}
     )
+    locks: list[str] | None = Field(None, description=_LOCKS)
 
 
 class ToolOut(Schema):
@@ -95,6 +101,7 @@ class ToolOut(Schema):
     read_only: bool
     enabled: bool
     checks: list[dict[str, Any]]
+    locks: list[str]
     created_at: datetime
     updated_at: datetime
     config: dict[str, Any] | None = Field(

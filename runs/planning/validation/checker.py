@@ -51,6 +51,7 @@ from runs.planning.validation.messages import (
 )
 from runs.planning.validation.problems import PlanProblem
 from runs.tools.base import ToolSpec
+from runs.tools.locks import lock_template_problems, template_params
 from runs.tools.registry import load_tool_specs
 
 _UNKNOWN: Any = object()  # a cache miss, where None is a cached answer
@@ -183,6 +184,9 @@ class _Checker:
             self._check_tool("steps", i, step.id, step.action, params, bool(step_refs))
             if step.fallback is not None:
                 self._check_fallback(i, step)
+            if step.locks or self._tool_locks(step.action):
+                label = step_label(step.id, step.action)
+                self._check_locks(f"steps[{i}]", label, step.action, step.locks, params)
             if not depends_on:
                 deps.append([])
                 continue
@@ -313,6 +317,9 @@ class _Checker:
                 )
             step_refs = find_references(step.params) if step.params else []
             self._check_tool("rollback", i, None, step.action, step.params, bool(step_refs))
+            if step.locks or self._tool_locks(step.action):
+                label = rollback_label(i, step.action)
+                self._check_locks(f"rollback[{i}]", label, step.action, step.locks, step.params)
             for ref in step_refs:
                 self.add(
                     params_path(f"rollback[{i}]", ref.location),
@@ -375,6 +382,34 @@ class _Checker:
         for problem in check.problems(params, allow_references=has_refs):
             for path, message in describe_param_problem(problem):
                 self.add(params_path(where, path), "bad_params", f"{label}: {message}")
+
+    def _tool_locks(self, action: str) -> tuple[str, ...]:
+        spec = self.tools.get(action)
+        return spec.locks if spec is not None else ()
+
+    def _check_locks(
+        self, where: str, label: str, action: str, locks: list[str], params: dict[str, Any]
+    ) -> None:
+        """Each lock template is well formed and names params the step has (or defaults)."""
+        spec = self.tools.get(action)
+        properties = (spec.parameters_schema.get("properties") if spec is not None else None) or {}
+        defaulted = {k for k, v in properties.items() if isinstance(v, dict) and "default" in v}
+        own = [(f"{where}.locks[{j}]", t) for j, t in enumerate(locks)]
+        inherited = [(f"{where}.action", t) for t in self._tool_locks(action)]
+        for path, template in own + inherited:
+            problems = lock_template_problems(template)
+            for problem in problems:
+                self.add(path, "bad_lock", f"{label}: {problem}")
+            if problems:
+                continue
+            for name in template_params(template):
+                if name not in params and name not in defaulted:
+                    self.add(
+                        path,
+                        "bad_lock",
+                        f"{label}: lock {template!r} needs the parameter '{name}', "
+                        "which the step does not set.",
+                    )
 
     def _tool_hint(self, action: str) -> str:
         enabled = [name for name, spec in self.tools.items() if spec.enabled]

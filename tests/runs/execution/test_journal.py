@@ -9,10 +9,10 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from runs.events import RunCancelRequested, StepStatusChanged
-from runs.execution.journal import Batch, Journal, StaleStateError, StepWrite
+from runs.events import RunCancelRequested, RunStatusChanged, StepStatusChanged
+from runs.execution.journal import Batch, Journal, RunWrite, StaleStateError, StepWrite
 from runs.lifecycle.submit import run_submit_plan
-from runs.models import Run, Step, TranscriptEvent
+from runs.models import ResourceLock, Run, Step, TranscriptEvent
 from runs.redaction import Redactor, redaction_counts
 from runs.statemachine import NewEvent, TransitionError, append_events
 
@@ -285,3 +285,47 @@ def test_results_errors_and_events_are_redacted_with_the_runs_placeholders(run: 
     run.refresh_from_db()
     assert redaction_counts(run.redaction) == {"aws_key": 1, "email": 1}
     assert secret not in str(run.redaction)
+
+
+def test_a_journal_whose_lease_passed_to_another_writes_nothing(run: Run) -> None:
+    Run.objects.filter(pk=run.pk).update(status="executing", lease_owner="other/1")
+    before = last_seq(run)
+    with Journal(fence="mine/1") as journal, pytest.raises(StaleStateError, match="leased to"):
+        journal.commit(start(Batch(run.pk), run, "a"))
+    assert statuses(run) == {"a": "pending", "b": "pending"}
+    assert last_seq(run) == before
+
+
+def test_a_run_change_that_finds_another_status_rolls_back_the_batch(run: Run) -> None:
+    batch = start(Batch(run.pk), run, "a")
+    batch.set_run(
+        RunWrite("executing", "succeeded"),  # the run is still queued
+        "executor",
+        RunStatusChanged(from_status="executing", to_status="succeeded"),
+    )
+    with Journal() as journal, pytest.raises(StaleStateError, match="was not 'executing'"):
+        journal.commit(batch)
+    assert statuses(run) == {"a": "pending", "b": "pending"}
+
+
+def test_finishing_a_step_releases_its_locks_and_ending_the_run_releases_all(run: Run) -> None:
+    a, b = (Step.objects.get(run=run, key=k) for k in "ab")
+    for step, key in ((a, "x"), (b, "y")):
+        ResourceLock.objects.create(
+            key=key, run=run, step=step, granted=True, created_at=timezone.now()
+        )
+    Run.objects.filter(pk=run.pk).update(status="executing")
+    with Journal() as journal:
+        journal.commit(start(start(Batch(run.pk), run, "a"), run, "b"))
+        batch = finish(Batch(run.pk), run, "a")
+        batch.unlock.append(a.pk)
+        journal.commit(batch)
+        assert list(ResourceLock.objects.values_list("key", flat=True)) == ["y"]
+        batch = Batch(run.pk)
+        batch.set_run(
+            RunWrite("executing", "cancelled"),
+            "supervisor",
+            RunStatusChanged(from_status="executing", to_status="cancelled"),
+        )
+        journal.commit(batch)
+    assert not ResourceLock.objects.exists()

@@ -144,6 +144,7 @@ def test_the_json_schema_describes_the_object_form() -> None:
         "description",
         "confidence",
         "undo",
+        "locks",
     }
     assert set(step["required"]) == {"id", "action"}
     assert set(schema["$defs"]["RollbackStep"]["properties"]) == {
@@ -151,6 +152,7 @@ def test_the_json_schema_describes_the_object_form() -> None:
         "params",
         "description",
         "undoes",
+        "locks",
     }
     assert step["additionalProperties"] is False
     # Validation checks dependencies against the plan's ids; the schema still says what one is.

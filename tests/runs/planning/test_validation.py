@@ -475,3 +475,59 @@ def test_validate_with_registry_checks_the_enabled_tools_and_the_deployments_ste
     codes = [p.code for p in validate_with_registry(plan).problems]
     assert codes == ["too_many_steps", "tool_disabled"]
     assert validate_with_registry(plan, tools=TOOLS).problems[0].code == "too_many_steps"
+
+
+# -- resource locks ---------------------------------------------------------------------------
+LOCKED = {
+    **TOOLS,
+    "deploy": ToolSpec(
+        name="deploy",
+        kind="python",
+        parameters_schema={
+            "type": "object",
+            "properties": {"environment": {"type": "string"}, "region": {"default": "eu"}},
+        },
+        locks=("env:{{ params.environment }}",),
+    ),
+}
+
+
+def test_a_step_may_declare_locks_over_its_params() -> None:
+    result = validate_plan(
+        {
+            "steps": [
+                {
+                    "id": "d",
+                    "action": "deploy",
+                    "params": {"environment": "prod"},
+                    "locks": ["region:{{ params.region }}"],
+                }
+            ]
+        },
+        tools=LOCKED,
+        max_steps=10,
+    )
+    assert result.problems == []
+    assert result.document is not None
+    assert result.document.steps[0].locks == ["region:{{ params.region }}"]
+
+
+def test_a_lock_template_that_is_malformed_or_names_a_missing_param_is_a_problem() -> None:
+    result = validate_plan(
+        {
+            "steps": [
+                {"id": "d", "action": "deploy", "params": {}, "locks": ["x:{{ steps.a.result }}"]}
+            ],
+            "rollback": [{"action": "deploy", "params": {"environment": "p"}, "locks": ["{{"]}],
+        },
+        tools=LOCKED,
+        max_steps=10,
+    )
+    found = {(p.path, p.code) for p in result.problems}
+    assert found == {
+        ("steps[0].locks[0]", "bad_lock"),
+        ("steps[0].action", "bad_lock"),  # the tool's lock needs 'environment'
+        ("rollback[0].locks[0]", "bad_lock"),
+    }
+    messages = " ".join(p.message for p in result.problems)
+    assert "needs the parameter 'environment'" in messages
