@@ -207,6 +207,8 @@ PLANNERWEB_HEARTBEAT_SECONDS = envfloat("PLANNERWEB_HEARTBEAT_SECONDS", 1.0)
 PLANNERWEB_MAX_PLAN_STEPS = envint("PLANNERWEB_MAX_PLAN_STEPS", 2000)
 PLANNERWEB_DEFAULT_MAX_PARALLEL = envint("PLANNERWEB_DEFAULT_MAX_PARALLEL", 8)
 PLANNERWEB_RETRY_BACKOFF_SECONDS = envfloat("PLANNERWEB_RETRY_BACKOFF_SECONDS", 1.0)
+# How often a step waiting for a resource lock asks the database again (runs/execution/locks.py).
+PLANNERWEB_LOCK_POLL_SECONDS = envfloat("PLANNERWEB_LOCK_POLL_SECONDS", 0.25)
 PLANNERWEB_OUTPUT_CAP_BYTES = envint("PLANNERWEB_OUTPUT_CAP_BYTES", 64 * 1024)
 # Folder the demo shell tools work in (their "production database", outbox, backups).
 # The login page lists the demo accounts (the README's first command turns this on).
@@ -281,20 +283,15 @@ PLANNERWEB_LLM_PRICES = envjson(
         "claude-haiku-4-5": {"input": 1.0, "output": 5.0},
     },
 )
-# Regular expressions whose matches are replaced by [REDACTED] in every stored prompt
-# and response (API-key values from the environment are always redacted too).
-PLANNERWEB_REDACT_PATTERNS = envjson(
-    "PLANNERWEB_REDACT_PATTERNS",
-    [
-        r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",  # email addresses
-        r"(?<![\w.+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{2,4})[ .-]?\d{3,4}[ .-]?\d{3,4}(?![\w.])",  # phones
-        r"\bsk-[A-Za-z0-9_-]{16,}",  # OpenAI / Anthropic style keys
-        r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b",  # AWS access key ids
-        r"\bgh[pousr]_[A-Za-z0-9]{20,}",  # GitHub tokens
-        r"\bxox[abprs]-[A-Za-z0-9-]{10,}",  # Slack tokens
-        r"(?i)\bbearer\s+[A-Za-z0-9._~+/-]{16,}=*",  # bearer tokens
-    ],
+# Redaction (runs/redaction.py) of everything a run stores: secret shapes and the values
+# of these API-key variables (or of the files their *_FILE twins name) always; the
+# personal-data kinds listed (email, phone); and extra regular expressions, a list
+# (kind "custom") or an object {"kind": "regex"}.
+PLANNERWEB_REDACT_ENV = envlist(
+    "PLANNERWEB_REDACT_ENV", ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "PLANNERWEB_LOCAL_API_KEY"]
 )
+PLANNERWEB_REDACT_PII = envlist("PLANNERWEB_REDACT_PII", ["email", "phone"])
+PLANNERWEB_REDACT_PATTERNS = envjson("PLANNERWEB_REDACT_PATTERNS", [])
 
 # --- Notifications (docs/reviews.md, "Notifications") ----------------------------
 from django.core.exceptions import ImproperlyConfigured  # noqa: E402

@@ -39,6 +39,8 @@ CAUSE_ACTIONS: dict[str, tuple[str, ...]] = {
     C.PARTIAL_RUN: _STEP_STUCK,
     # Retrying would breach the same budget again: raise it, change the plan, undo or stop.
     C.BUDGET_BREACHED: (A.RAISE_BUDGET, A.EDIT, A.ROLLBACK, A.ABORT),
+    # A rollback step failed: run it again, or record that a human undid it, or stop.
+    C.ROLLBACK_INCOMPLETE: (A.RETRY, A.MARK_DONE, A.ABORT),
 }
 # A cause missing from the table (an item opened by an older version) offers this.
 _FALLBACK = (A.EDIT, A.ABORT)
@@ -55,6 +57,7 @@ class RunFacts:
     target: Step | None  # the one step a retry or a skip acts on
     others_stuck: bool  # another main step failed or may have partly run too
     any_stuck: bool  # some main step failed or may have partly run
+    rollback_failed: bool  # some rollback step failed (what an incomplete rollback acts on)
 
 
 def run_facts(item: ReviewItem, run: Run | None = None) -> RunFacts:
@@ -83,6 +86,7 @@ def run_facts(item: ReviewItem, run: Run | None = None) -> RunFacts:
         target=target,
         others_stuck=any(target is None or s.pk != target.pk for s in stuck),
         any_stuck=bool(stuck),
+        rollback_failed=any(s.status == S.FAILED for s in steps if s.phase == Step.Phase.ROLLBACK),
     )
 
 
@@ -91,6 +95,8 @@ def _resumable(f: RunFacts) -> bool:
 
 
 def _retry(f: RunFacts) -> bool:
+    if f.cause == C.ROLLBACK_INCOMPLETE:  # the failed rollback step runs again
+        return f.rollback_failed
     if not f.has_plan:  # plans again: only for the causes that list it (not deterministic)
         return True
     return _step_action(f)
@@ -108,6 +114,7 @@ _FITS: dict[str, Callable[[RunFacts], bool]] = {
     # Resumes where the breach stopped: only the steps it skipped are left to run.
     A.RAISE_BUDGET: lambda f: _resumable(f) and not f.any_stuck,
     A.ROLLBACK: _resumable,
+    A.MARK_DONE: lambda f: f.rollback_failed,
     A.ABORT: lambda f: True,
 }
 

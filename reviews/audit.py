@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from reviews.models import AuditChainHead, AuditEntry
 from runs.models import TOOL_FIELDS
+from runs.redaction import Redactor
 from runs.statemachine import lock_rows
 
 SYSTEM_ACTOR = "system"
@@ -86,6 +87,9 @@ def audit_record(
     item_id: int | None = None,
 ) -> AuditEntry:
     """Append one entry to the chain (joins the caller's transaction, so it commits with the change)."""
+    if run_id is not None:  # a run's entry holds run data: redacted like the run's rows
+        red = Redactor(run_id)
+        before, after, reason = red.value(before), red.value(after), red.text(reason)
     head = lock_rows(AuditChainHead.objects.filter(pk=1)).first()
     if head is None:
         head, _ = AuditChainHead.objects.get_or_create(pk=1)

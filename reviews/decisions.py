@@ -36,6 +36,7 @@ from runs.permissions import is_reviewer, username
 from runs.plan_versions import content_hash, plan_hash
 from runs.planning.references import ReferenceResolutionError, resolve_references
 from runs.planning.schema import PlanSyntaxError, parse_plan_text
+from runs.redaction import Redactor
 from runs.statemachine import (
     NewEvent,
     append_events,
@@ -245,6 +246,8 @@ def review_open(
 ) -> ReviewItem:
     """Open an item with its kind's SLA and checklist; ``hold_run`` parks the run awaiting approval."""
     rules = policies.kind_settings(kind)
+    red = Redactor(run.pk)  # the item shows what the run stored: redacted alike
+    reason = red.text(reason)
     item = ReviewItem.objects.create(
         kind=kind,
         cause=cause,
@@ -252,7 +255,7 @@ def review_open(
         run=run,
         plan=plan,
         step_id=step_id,
-        context=context or {},
+        context=red.value(context or {}),
         params_hash=params_hash,
         checklist=list(rules.checklist or []),
         required_approvals=max(1, required_approvals),

@@ -270,6 +270,7 @@ class EscalationCause(models.TextChoices):
         "The planner is not configured (API key not set)",
     )
     PLANNER_UNAVAILABLE = "planner_unavailable", "The planner's model call failed"
+    ROLLBACK_INCOMPLETE = "rollback_incomplete", "A rollback step failed: not everything was undone"
     PLANNER_FAILED = "planner_failed", "Planning failed again and again (attempts exhausted)"
 
 
@@ -283,6 +284,7 @@ class EscalationAction(models.TextChoices):
     RAISE_BUDGET = "raise_budget", "Raise the budget and resume"
     ROLLBACK = "rollback", "Roll back"
     ABORT = "abort", "Abort the run"
+    MARK_DONE = "mark_done", "Mark the rollback step done by hand"
 
 
 # --------------------------------------------------------------------------- notifications

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from reviews.models import ReviewItem, ReviewStatus
+from runs.redaction import Redactor
 from runs.statemachine import lock_rows
 
 RS = ReviewStatus
@@ -135,7 +136,7 @@ def review_transition(
         "decided_by": by,
         "decided_at": now,
         "decision": decision,
-        "reason": reason,
+        "reason": Redactor(item.run_id).text(reason),
         **fields,
     }
     won = ReviewItem.objects.filter(pk=item.pk, status=RS.OPEN).update(**changes)

@@ -25,6 +25,7 @@ from runs.evaluation.checks import validate_checks
 from runs.models import TOOL_FIELDS, Plan, Run, Step, Task, Tool, TranscriptEvent
 from runs.permissions import is_admin
 from runs.textdata import TextDataError, parse_json, unstorable
+from runs.tools.locks import locks_problems
 from runs.tools.registry import config_help, validate_parameters_schema, validate_tool_config
 from runs.tools.yaml_io import tools_to_yaml
 
@@ -121,6 +122,7 @@ class ToolAdminForm(forms.ModelForm):
             "config": PrettyJSONField,
             "parameters_schema": PrettyJSONField,
             "checks": PrettyJSONField,
+            "locks": PrettyJSONField,
         }
         widgets = {
             "config": _JSON_WIDGET,
@@ -136,6 +138,11 @@ class ToolAdminForm(forms.ModelForm):
             ),
             "config": _config_help(),
             "parameters_schema": 'A JSON Schema with "type": "object"; step params must match it.',
+            "locks": (
+                'Resource locks every step of this tool takes, e.g. ["env:{{ params.environment }}"]: '
+                "a step waits while another step holds the same key (only {{ params.<name> }} "
+                "may be used)."
+            ),
         }
 
     def clean(self) -> dict[str, Any]:
@@ -157,6 +164,10 @@ class ToolAdminForm(forms.ModelForm):
             data["checks"] = []
         for problem in validate_checks(data.get("checks")):
             self.add_error("checks", problem)
+        if data.get("locks") is None and "locks" in data:
+            data["locks"] = []
+        for problem in locks_problems(data.get("locks", [])):
+            self.add_error("locks", problem)
         timeout = data.get("timeout_seconds")
         if timeout is not None and not timeout > 0:
             self.add_error("timeout_seconds", "The timeout must be above 0 seconds.")
@@ -170,7 +181,7 @@ class ToolAdmin(AuditedAdminMixin, StaffAdmin):
     audit_type = "tool"
     audit_fields = TOOL_FIELDS
     list_display = ("name", "kind", "enabled", "sensitive", "idempotent", "timeout_seconds")
-    list_filter = ("kind", "enabled", "sensitive", "idempotent")
+    list_filter = ("kind", "enabled", "sensitive", "idempotent", "read_only")
     search_fields = ("name", "description")
     readonly_fields = ("created_at", "updated_at")
     actions = ("export_yaml", "enable", "disable")
@@ -180,7 +191,16 @@ class ToolAdmin(AuditedAdminMixin, StaffAdmin):
         ("Evaluator", {"fields": ("checks",)}),
         (
             "Execution",
-            {"fields": ("timeout_seconds", "max_retries", "idempotent", "sensitive")},
+            {
+                "fields": (
+                    "timeout_seconds",
+                    "max_retries",
+                    "idempotent",
+                    "read_only",
+                    "sensitive",
+                    "locks",
+                )
+            },
         ),
         ("History", {"fields": ("created_at", "updated_at")}),
     )

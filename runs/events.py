@@ -62,9 +62,24 @@ class RunStatusChanged(_Event):
 class RunCancelRequested(_Event):
     kind: Literal["run.cancel_requested"] = "run.cancel_requested"
     by: str | None = None
+    rollback: bool = False  # cancel and roll back: undo what the run did
+    reason: str = ""
 
     def describe(self) -> str:
-        return f"cancel requested by {self.by or 'the system'}"
+        what = "cancel and roll back" if self.rollback else "cancel"
+        return f"{what} requested by {self.by or 'the system'}" + _suffix(self.reason)
+
+
+class RollbackPlanned(_Event):
+    """The rollback's decisions: what it will undo, in which order, and what it skips."""
+
+    kind: Literal["rollback.planned"] = "rollback.planned"
+    order: list[str] = Field(default_factory=list)  # rollback step keys, in start order
+    skipped: list[str] = Field(default_factory=list)  # linked to a step that did not succeed
+
+    def describe(self) -> str:
+        text = f"rollback: {', '.join(self.order) or 'nothing to run'}"
+        return text + (f" (skipped: {', '.join(self.skipped)})" if self.skipped else "")
 
 
 class PlanCreated(_Event):
@@ -122,6 +137,36 @@ class StepRetrying(_Event):
         return f"{self.step} retries (attempt {self.attempt}) in {self.delay_seconds}s" + _suffix(
             self.error
         )
+
+
+class StepLockWaiting(_Event):
+    """A step waits for a resource lock another step holds (or that others queue for first)."""
+
+    kind: Literal["step.lock_waiting"] = "step.lock_waiting"
+    step_id: int
+    step: str
+    lock: str
+    held_by_run: int | None = None
+    held_by_step: str = ""
+
+    def describe(self) -> str:
+        if self.held_by_run is None:
+            return f"{self.step} waiting for lock {self.lock}, queued behind earlier steps"
+        return f"{self.step} waiting for lock {self.lock}, held by run {self.held_by_run}" + (
+            f" (step {self.held_by_step})" if self.held_by_step else ""
+        )
+
+
+class StepLockAcquired(_Event):
+    """A step took its resource locks; it starts next."""
+
+    kind: Literal["step.lock_acquired"] = "step.lock_acquired"
+    step_id: int
+    step: str
+    locks: list[str]
+
+    def describe(self) -> str:
+        return f"{self.step} took lock{'s' if len(self.locks) > 1 else ''} {', '.join(self.locks)}"
 
 
 class RunRetried(_Event):
@@ -245,7 +290,7 @@ class ReviewDecided(_Event):
 
 
 class PlannerCall(_Event):
-    """One language-model call; prompt and response are stored redacted (runs/planning/redact.py)."""
+    """One language-model call; prompt and response are stored redacted (runs/redaction.py)."""
 
     kind: Literal["planner.call"] = "planner.call"
     call_id: int | None = None
@@ -358,9 +403,12 @@ TranscriptPayload = Annotated[
     RunCreated
     | RunStatusChanged
     | RunCancelRequested
+    | RollbackPlanned
     | PlanCreated
     | StepStatusChanged
     | StepRetrying
+    | StepLockWaiting
+    | StepLockAcquired
     | RunRequeued
     | RunRetried
     | ReviewOpened

@@ -22,8 +22,10 @@ TOOL_FIELDS = (
     "max_retries",
     "sensitive",
     "idempotent",
+    "read_only",
     "enabled",
     "checks",
+    "locks",
 )
 
 
@@ -47,9 +49,14 @@ class Tool(models.Model):
     max_retries = models.PositiveSmallIntegerField(default=2)
     sensitive = models.BooleanField(default=False)
     idempotent = models.BooleanField(default=False)
+    # Only reads: a step on it changes nothing, so a rollback has nothing of it to undo.
+    read_only = models.BooleanField(default=False)
     enabled = models.BooleanField(default=True)
     # Evaluator checks of each successful result (runs/evaluation/checks.py has the shapes).
     checks = models.JSONField(default=list, blank=True)
+    # Resource lock templates every step of this tool takes, e.g. ["env:{{ params.environment }}"]
+    # (runs/tools/locks.py); a step waits while another step holds one of its keys.
+    locks = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -130,6 +137,9 @@ class Run(models.Model):
     cancel_requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The operator's cancel asked for the finished steps to be undone, and why they cancelled.
+    cancel_rollback = models.BooleanField(default=False)
+    cancel_reason = models.TextField(blank=True)
     # Which worker executes the run, until when; renewed by its heartbeat.
     lease_owner = models.CharField(max_length=100, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
@@ -139,6 +149,9 @@ class Run(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Redaction state (runs/redaction.py): a random salt and, per kind, the keyed hashes
+    # of the values replaced so far with their placeholder numbers; never a value itself.
+    redaction = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -206,8 +219,13 @@ class Step(models.Model):
     tool_name = models.CharField(max_length=100)
     params = models.JSONField(default=dict, blank=True)
     depends_on = models.JSONField(default=list, blank=True)
+    # A rollback step: the key of the main step it undoes (its own ``undo:``, or a plan-level
+    # rollback step's ``undoes:``); it runs only when that step succeeded. Blank: unlinked.
+    undoes = models.CharField(max_length=100, blank=True)
     description = models.TextField(blank=True)
     confidence = models.FloatField(null=True, blank=True)
+    # The plan step's own lock templates; the tool's are added to them at run time.
+    locks = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=12, choices=StepStatus.choices, default=StepStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     result = models.JSONField(null=True, blank=True)
@@ -226,6 +244,36 @@ class Step(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.status})"
+
+
+class ResourceLock(models.Model):
+    """One step's claim on a resource key: held (``granted``) or waiting in line.
+
+    The rows of a key form its queue, in ``id`` order (first come, first served);
+    at most one row per key is granted, which the database itself enforces, so
+    executors in any process or machine agree. Rows go when their step finishes,
+    when their run stops, and when a crashed worker's run is taken over.
+    """
+
+    key = models.CharField(max_length=200)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+")
+    step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="+")
+    granted = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+    granted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["key", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key"], condition=models.Q(granted=True), name="resourcelock_one_holder"
+            ),
+            models.UniqueConstraint(fields=["step", "key"], name="resourcelock_step_key"),
+        ]
+        indexes = [models.Index(fields=["key", "id"], name="resourcelock_queue")]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({'held' if self.granted else 'waiting'}, run {self.run_id})"
 
 
 class TranscriptEvent(models.Model):

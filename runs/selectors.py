@@ -12,7 +12,16 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, JSONField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from runs.models import LlmCall, Plan, Run, Step, StepStatus, Task, TranscriptEvent
+from runs.models import (
+    LlmCall,
+    Plan,
+    ResourceLock,
+    Run,
+    Step,
+    StepStatus,
+    Task,
+    TranscriptEvent,
+)
 from runs.statemachine import STEP_FINISHED
 
 # The planner filter's value for runs of hand-written plans (their first version is the operator's).
@@ -158,7 +167,53 @@ def run_events(run_id: int, *, after: int = 0) -> QuerySet[TranscriptEvent]:
 
 def run_steps(run_id: int) -> QuerySet[Step]:
     run = Run.objects.values("current_plan_id").get(pk=run_id)
-    return Step.objects.filter(plan_id=run["current_plan_id"]).order_by("phase", "position")
+    return with_lock_waits(
+        Step.objects.filter(plan_id=run["current_plan_id"]).order_by("phase", "position")
+    )
+
+
+def with_lock_waits(steps: QuerySet[Step]) -> QuerySet[Step]:
+    """Steps annotated with the resource lock each waits for, and who holds it.
+
+    ``lock_waiting``: the key (None when the step waits for none);
+    ``lock_held_by_run`` / ``lock_held_by_step``: its holder (None while it is
+    held by nobody and earlier steps queue for it first).
+    """
+    waiting = ResourceLock.objects.filter(step_id=OuterRef("pk"), granted=False).order_by("key")
+    holder = ResourceLock.objects.filter(key=OuterRef("lock_waiting"), granted=True)
+    return steps.annotate(
+        lock_waiting=Subquery(waiting.values("key")[:1]),
+        lock_held_by_run=Subquery(holder.values("run_id")[:1]),
+        lock_held_by_step=Subquery(holder.values("step__key")[:1]),
+    )
+
+
+def lock_wait_text(step: Step) -> str:
+    """What the page and the API say of a step waiting for a resource lock ("" when it does not)."""
+    key = getattr(step, "lock_waiting", None)
+    if not key:
+        return ""
+    run = getattr(step, "lock_held_by_run", None)
+    if run is None:
+        return f"waiting for lock {key}, queued behind earlier steps"
+    held_by = getattr(step, "lock_held_by_step", None)
+    return f"waiting for lock {key}, held by run {run}" + (f" (step {held_by})" if held_by else "")
+
+
+def undone_by(steps: list[Step]) -> list[Step]:
+    """Set ``undone_by`` on each rolled-back main step of one plan: the rollback steps that undid it.
+
+    A step linked to rollback steps (its own undo, ``undoes:``) was undone by those that
+    succeeded; any other rolled-back step by the plan's unlinked rollback steps.
+    """
+    rollback = [s for s in steps if s.phase == Step.Phase.ROLLBACK and s.status == "succeeded"]
+    unlinked = [s.key for s in rollback if not s.undoes]
+    for s in steps:
+        by: list[str] = []
+        if s.phase == Step.Phase.MAIN and s.status == "rolled_back":
+            by = [r.key for r in rollback if r.undoes == s.key] or unlinked
+        s.undone_by = by  # type: ignore[attr-defined]
+    return steps
 
 
 def _main_steps_count(**filters: Any) -> Coalesce:

@@ -18,9 +18,10 @@ from django.db import transaction
 from django.db.models import Max, QuerySet
 from django.utils import timezone
 
-from runs.events import RunStatusChanged, StepStatusChanged, _Event, event_payload
-from runs.models import Run, RunStatus, Step, StepStatus, TranscriptEvent
+from runs.events import RunStatusChanged, StepStatusChanged, _Event, event_payload, event_summary
+from runs.models import ResourceLock, Run, RunStatus, Step, StepStatus, TranscriptEvent
 from runs.publish import outgoing_rows, publisher
+from runs.redaction import Redactor
 
 R = RunStatus
 S = StepStatus
@@ -28,10 +29,13 @@ S = StepStatus
 _QS = TypeVar("_QS", bound=QuerySet[Any])
 
 RUN_TRANSITIONS: dict[str, frozenset[str]] = {
-    R.QUEUED: frozenset({R.PLANNING, R.AWAITING_APPROVAL, R.EXECUTING, R.FAILED, R.CANCELLED}),
+    # -> rolling_back: an operator's "cancel and roll back" of a run no worker holds.
+    R.QUEUED: frozenset(
+        {R.PLANNING, R.AWAITING_APPROVAL, R.EXECUTING, R.ROLLING_BACK, R.FAILED, R.CANCELLED}
+    ),
     R.PLANNING: frozenset({R.AWAITING_APPROVAL, R.EXECUTING, R.FAILED, R.ESCALATED, R.CANCELLED}),
     # -> queued: a reviewer approved; the run goes back to the queue for any worker.
-    R.AWAITING_APPROVAL: frozenset({R.QUEUED, R.EXECUTING, R.FAILED, R.CANCELLED}),
+    R.AWAITING_APPROVAL: frozenset({R.QUEUED, R.EXECUTING, R.ROLLING_BACK, R.FAILED, R.CANCELLED}),
     R.EXECUTING: frozenset(
         {
             R.AWAITING_APPROVAL,
@@ -78,10 +82,12 @@ RUN_REOPEN: dict[str, frozenset[str]] = {
     R.ESCALATED: frozenset({R.QUEUED, R.ROLLING_BACK, R.CANCELLED}),
 }
 STEP_REOPEN: dict[str, frozenset[str]] = {
-    S.FAILED: frozenset({S.PENDING, S.SKIPPED}),  # retry / skip the failed step
+    # retry / skip the failed step; a failed rollback step marked done by hand
+    S.FAILED: frozenset({S.PENDING, S.SKIPPED, S.SUCCEEDED}),
     S.SKIPPED: frozenset({S.PENDING}),  # steps the stop skipped run after all
     S.RUNNING: frozenset({S.PENDING, S.SKIPPED, S.FAILED}),  # a step that may have partly run
     S.PENDING: frozenset({S.SKIPPED}),
+    S.SUCCEEDED: frozenset({S.ROLLED_BACK}),  # undone by a rollback step marked done by hand
 }
 
 
@@ -147,19 +153,24 @@ def append_events(run_id: int, events: Iterable[NewEvent]) -> list[TranscriptEve
     lock_rows(Run.objects.filter(pk=run_id)).values_list("pk", flat=True).get()
     last = TranscriptEvent.objects.filter(run_id=run_id).aggregate(m=Max("seq"))["m"] or 0
     now = timezone.now()
-    rows = [
-        TranscriptEvent(
-            run_id=run_id,
-            seq=last + i + 1,
-            role=e.role,
-            kind=e.event.kind,  # type: ignore[attr-defined]
-            payload=event_payload(e.event),
-            created_at=now,
+    red = Redactor(run_id)
+    rows, summaries = [], []
+    for i, e in enumerate(events):
+        kind = e.event.kind  # type: ignore[attr-defined]
+        raw = event_payload(e.event)
+        payload = red.value(raw)  # every payload is redacted before it is stored
+        rows.append(
+            TranscriptEvent(
+                run_id=run_id,
+                seq=last + i + 1,
+                role=e.role,
+                kind=kind,
+                payload=payload,
+                created_at=now,
+            )
         )
-        for i, e in enumerate(events)
-    ]
+        summaries.append(e.event.summary() if payload == raw else event_summary(kind, payload))
     TranscriptEvent.objects.bulk_create(rows)
-    summaries = [e.event.summary() for e in events]
     transaction.on_commit(lambda: publisher.submit(run_id, outgoing_rows(rows, summaries)))
     return rows
 
@@ -183,6 +194,7 @@ def run_transition(
     reviewer's decision resumes a stopped run (``RUN_REOPEN``); the stop is cleared.
     """
     run = lock_rows(Run.objects.filter(pk=run_id)).get()
+    reason = Redactor(run_id).text(reason)  # stored as the stop reason
     if fence is not None and run.lease_owner != fence:
         raise LeaseLost(
             f"run {run_id} is leased to {run.lease_owner or 'nobody'!r} now, not {fence!r}"
@@ -209,6 +221,8 @@ def run_transition(
         run.lease_expires_at = None
         update_fields += ["finished_at", "stop_reason", "lease_owner", "lease_expires_at"]
     run.save(update_fields=sorted(set(update_fields)))
+    if to not in RUN_ACTIVE:  # a run that stops (or waits for a person) holds no resource
+        ResourceLock.objects.filter(run_id=run_id).delete()
     append_events(
         run_id,
         [
@@ -219,15 +233,20 @@ def run_transition(
     return run
 
 
-def steps_cancel(*, run_id: int, reason: str, role: str) -> list[NewEvent]:
-    """Cancel every unfinished step of a run nobody executes; call inside a transaction.
+def steps_cancel(
+    *, run_id: int, reason: str, role: str, phase: str | None = None
+) -> list[NewEvent]:
+    """Cancel every unfinished step (of ``phase``, if given) of a run nobody executes.
 
-    Returns the step events for the caller to append together with the run's
-    own transition, so the transcript reads steps first, then the run.
+    Call inside a transaction. Returns the step events for the caller to append
+    together with the run's own transition, so the transcript reads steps first,
+    then the run.
     """
     now = timezone.now()
     events = []
     unfinished = Step.objects.filter(run_id=run_id, status__in=[S.PENDING, S.RUNNING])
+    if phase is not None:
+        unfinished = unfinished.filter(phase=phase)
     for step_id, key, phase, status in lock_rows(unfinished).values_list(
         "pk", "key", "phase", "status"
     ):
@@ -258,8 +277,10 @@ def step_reopen(*, step: Step, to: str, reason: str, role: str, **fields: object
         raise TransitionError(f"step {step.key!r}", step.status, to)
     previous = step.status
     step.status = to
+    red = Redactor(step.run_id)
+    reason = red.text(reason)
     for name, value in fields.items():
-        setattr(step, name, value)
+        setattr(step, name, red.value(value) if name in ("result", "error") else value)
     if to == S.PENDING:
         step.started_at = step.finished_at = None
     elif step.finished_at is None:

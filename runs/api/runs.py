@@ -10,6 +10,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Path, Query, Router, Status
+from pydantic import ValidationError
 
 from reviews.decisions import Binding
 from reviews.selectors import open_escalation
@@ -20,6 +21,7 @@ from runs.api.inputs import MAX_ID
 from runs.api.paging import OFFSET, limit_param, offset_page
 from runs.api.schemas.runs import (
     MAX_EVENTS_PAGE,
+    CancelIn,
     EventPageOut,
     PlanOut,
     ResumeIn,
@@ -98,15 +100,19 @@ def run_steps(
     version: int | None = Query(
         None, ge=1, le=MAX_ID, description="A plan version; the current plan when left out."
     ),
-) -> QuerySet[Step]:
-    """The steps of the run's current plan (or of ``version``): main steps, then rollback."""
+) -> list[Step]:
+    """The steps of the run's current plan (or of ``version``): main steps, then rollback.
+
+    A rolled-back main step names the rollback step(s) that undid it (``undone_by``).
+    """
     _exists(run_id)
     if version is None:
-        return selectors.run_steps(run_id)
+        return selectors.undone_by(list(selectors.run_steps(run_id)))
     plan_id = Plan.objects.filter(run_id=run_id, version=version).values_list("pk", flat=True)
     if not plan_id:
         raise ApiError(404, "not_found", f"Run {run_id} has no plan version {version}.")
-    return Step.objects.filter(plan_id=plan_id[0]).order_by("phase", "position")
+    steps = Step.objects.filter(plan_id=plan_id[0]).order_by("phase", "position")
+    return selectors.undone_by(list(steps))
 
 
 @runs_router.get(
@@ -132,17 +138,44 @@ def run_events(
     }
 
 
+def _cancel_input(request: HttpRequest) -> CancelIn:
+    """The optional JSON body of a cancel; none (or a form post) is a plain cancel.
+
+    Read by hand, not as a ninja body parameter: a session client's form post has
+    its stream read by the CSRF check first, and must still cancel.
+    """
+    if request.content_type != "application/json" or not request.body:
+        return CancelIn(rollback=False, reason="")
+    try:
+        return CancelIn.model_validate_json(request.body)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise field_error(where, first["type"], f"{where}: {first['msg']}") from None
+
+
 @runs_router.post(
     "/{run_id}/cancel",
     response={200: RunOut, **ERRORS},
-    summary="Cancel a run",
+    summary="Cancel a run (and roll back)",
     auth=role_auth(is_operator, "cancel runs"),
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": CancelIn.model_json_schema()}},
+        }
+    },
 )
 def run_cancel(request: HttpRequest, run_id: int = RunId) -> Run:
-    """Cancel at once when nothing executes the run, else ask its executor to stop (then poll)."""
+    """Cancel at once when nothing executes the run, else ask its executor to stop (then poll).
+
+    ``{"rollback": true}`` also undoes the steps that succeeded: the run ends
+    ``rolled_back`` (a worker runs the rollback, also for a run that waits for a reviewer).
+    """
     user = caller(request)
+    how = _cancel_input(request)
     try:
-        cancel.run_cancel(run_id=run_id, user=user)
+        cancel.run_cancel(run_id=run_id, user=user, rollback=how.rollback, reason=how.reason)
     except Run.DoesNotExist:
         raise ApiError(404, "not_found", f"There is no run {run_id}.") from None
     except RunError as exc:
@@ -176,6 +209,8 @@ def run_resume(request: HttpRequest, payload: ResumeIn, run_id: int = RunId) -> 
         raise field_error("budgets", "unexpected", "Send budgets only with `raise_budget`.")
     if payload.action == "abort" and not payload.reason.strip():
         raise field_error("reason", "required", "Give a reason for aborting the run.")
+    if payload.action == "mark_done" and not payload.reason.strip():
+        raise field_error("reason", "required", "Say what was done by hand to undo the step.")
     item = open_escalation(run_id)
     if item is None:
         raise ApiError(

@@ -14,11 +14,13 @@ The algorithm:
 2. Main phase: a step starts the moment its own dependencies have succeeded and
    a concurrency slot is free; starts and finishes commit by the commit policy.
 3. On the first failure no new step starts; running steps finish; the rest are
-   skipped; the planner may adopt a new plan version, else the plan's rollback
-   steps run in order and the run ends ``rolled_back`` (or ``failed`` without
-   rollback, or when a rollback step fails), or escalated when supervision says so.
+   skipped; the planner may adopt a new plan version, else the run is rolled back
+   (``rollback``: the steps' own undos, latest-completed first, then the plan's
+   rollback list) and ends ``rolled_back``, ``failed`` without any rollback step,
+   or escalated (``rollback_incomplete`` when a rollback step failed).
 4. On cancel, running steps are cancelled (their processes killed) and every
-   unfinished step and the run end ``cancelled``.
+   unfinished step and the run end ``cancelled``; a cancel that asks for a
+   rollback cancels the unfinished main steps and rolls the run back instead.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from runs.dbthreads import in_db_thread
 from runs.execution.budgets import Usage, budgets_for, run_usage
 from runs.execution.deadlines import Deadlines
 from runs.execution.journal import Journal, StaleStateError
+from runs.execution.locks import LockQueue
 from runs.execution.loops import run_in_thread_loop
 from runs.execution.main_phase import MainPhase, More
 from runs.execution.ports import PlanningPort, SupervisionPort
@@ -72,6 +75,7 @@ class RunExecutor:
         self.planning = planning
         self.heartbeat_seconds = float(settings.PLANNERWEB_HEARTBEAT_SECONDS)
         self.backoff_seconds = float(settings.PLANNERWEB_RETRY_BACKOFF_SECONDS)
+        self.lock_poll_seconds = float(settings.PLANNERWEB_LOCK_POLL_SECONDS)
         self.journal: Journal
         self._loop: asyncio.AbstractEventLoop | None = None
         self._cancel: asyncio.Event | None = None
@@ -107,9 +111,13 @@ class RunExecutor:
         """Run the loaded run to a stop on this thread's kept loop; needs ``self.journal``."""
         return run_in_thread_loop(self._main())
 
-    def request_cancel(self, by: str | None = None) -> None:
+    def request_cancel(
+        self, by: str | None = None, *, rollback: bool = False, reason: str = ""
+    ) -> None:
         """Thread-safe: stop this run as soon as possible (in-process fast path)."""
         self.run.cancel_by = by or self.run.cancel_by
+        self.run.cancel_rollback = self.run.cancel_rollback or rollback
+        self.run.cancel_reason = reason or self.run.cancel_reason
         loop, event = self._loop, self._cancel
         if loop is not None and event is not None:
             loop.call_soon_threadsafe(event.set)
@@ -125,6 +133,12 @@ class RunExecutor:
         self._runner = StepRunner(
             self.run, self._committer, self._deadlines, backoff_seconds=self.backoff_seconds
         )
+        self._locks = LockQueue(
+            self.journal, self._committer, self.run_id, poll_seconds=self.lock_poll_seconds
+        )
+        if any(s.locks for s in (*self.run.main, *self.run.rollback)):
+            # Rows an executor that stopped before us left: their steps will take them anew.
+            self._locks.release_run()
         if self.run.cancel_requested:
             self._cancel.set()
         _active[self.run_id] = self
@@ -148,25 +162,16 @@ class RunExecutor:
             await publisher.flush()
 
     async def _phases(self) -> str:
-        """Main steps, then (after a failure) the rollback; returns where the run stopped."""
+        """Main steps, then (after a failure or a cancel that rolls back) the rollback."""
         run = self.run
         escalate: str | None = None
         if run.status in (R.EXECUTING, R.REPLANNING):
-            if run.status == R.EXECUTING:
-                failure = await self._execute_main()
-            else:  # the worker that was replanning died: replan again
-                failure = run.first_failure_reason() or "replanning was interrupted"
-            # Replanning hook: a new plan version, or give up. A budget breach never replans.
-            while failure is not None and not (
-                run.stop and run.stop[0] == EscalationCause.BUDGET_BREACHED
-            ):
-                adopted, failure = await self._replan(failure)
-                if not adopted:
-                    break
-                failure = await self._execute_main()
-            if failure is None or run.status == R.AWAITING_APPROVAL:
+            failure = await self._main_and_replans()
+            if run.status == R.ROLLING_BACK:  # cancelled with "roll back"
+                failure = run.cancel_text()
+            elif failure is None or run.status == R.AWAITING_APPROVAL:
                 return run.status  # done, or a replanned version waits for its approval
-            if run.stop is not None and run.stop[0] == EscalationCause.EVALUATOR_FAIL:
+            elif run.stop is not None and run.stop[0] == EscalationCause.EVALUATOR_FAIL:
                 # Replans exhausted on an evaluator fail: a reviewer decides (retry, skip, edit,
                 # roll back, abort); nothing is undone before they do.
                 failed = next((s for s in run.main if s.id == run.stop[1]), None)
@@ -174,20 +179,42 @@ class RunExecutor:
                     run, EscalationCause.EVALUATOR_FAIL, failure, step=failed
                 )
                 return run.status
-            escalate = run.stop[0] if run.stop is not None else None
-            if not run.rollback:
-                if escalate:
-                    await self.supervision.escalate(run, escalate, failure)
-                else:
-                    await self._committer.set_run(R.FAILED, failure)
-                return run.status
-            await self._committer.set_run(R.ROLLING_BACK, f"rolling back after: {failure}")
+            else:
+                escalate = run.stop[0] if run.stop is not None else None
+                if not run.rollback:
+                    if escalate:
+                        await self.supervision.escalate(run, escalate, failure)
+                    else:
+                        await self._committer.set_run(R.FAILED, failure)
+                    return run.status
+                await self._committer.set_run(R.ROLLING_BACK, f"rolling back after: {failure}")
+        elif run.cancel_rollback:
+            failure = run.cancel_text()
         else:
             failure = run.first_failure_reason() or "resumed rollback"
         assert self._cancel is not None
-        rollback = Rollback(run, self._committer, self._runner, self.supervision, self._cancel)
+        rollback = Rollback(
+            run, self._committer, self._runner, self.supervision, self._cancel, locks=self._locks
+        )
         await rollback.execute(failure, escalate=escalate)
         return run.status
+
+    async def _main_and_replans(self) -> str | None:
+        """The main phase, replanning after each failure while the planner adopts a new version."""
+        run = self.run
+        if run.status == R.EXECUTING:
+            failure = await self._execute_main()
+        else:  # the worker that was replanning died: replan again
+            failure = run.first_failure_reason() or "replanning was interrupted"
+        # Replanning hook: a new plan version, or give up. A budget breach never replans.
+        while failure is not None and not (
+            run.stop and run.stop[0] == EscalationCause.BUDGET_BREACHED
+        ):
+            adopted, failure = await self._replan(failure)
+            if not adopted:
+                break
+            failure = await self._execute_main()
+        return failure
 
     async def _execute_main(self) -> str | None:
         """Run the main steps; returns None when the run stopped or parked, else the failure reason."""
@@ -202,6 +229,7 @@ class RunExecutor:
                 cancel=self._cancel,
                 running=self._running,
                 next_step=self._next_step,
+                locks=self._locks,
             )
             outcome = await phase.execute()
             if not isinstance(outcome, More):
@@ -260,7 +288,7 @@ class RunExecutor:
         while True:
             await asyncio.sleep(seconds)
             try:
-                requested_at, by, owner = self.journal.heartbeat(
+                requested_at, by, owner, rollback, why = self.journal.heartbeat(
                     self.run_id, timezone.now() + timedelta(seconds=seconds * 5)
                 )
             except Exception:
@@ -274,6 +302,8 @@ class RunExecutor:
                 return
             if requested_at is not None:
                 self.run.cancel_by = by
+                self.run.cancel_rollback = bool(rollback)
+                self.run.cancel_reason = why or ""
                 self._cancel.set()
 
 
@@ -281,11 +311,13 @@ class RunExecutor:
 _active: dict[int, RunExecutor] = {}
 
 
-def notify_cancel(run_id: int, by: str | None = None) -> None:
+def notify_cancel(
+    run_id: int, by: str | None = None, *, rollback: bool = False, reason: str = ""
+) -> None:
     """Tell an executor in this process to stop now (other processes notice on heartbeat)."""
     executor = _active.get(run_id)
     if executor is not None:
-        executor.request_cancel(by)
+        executor.request_cancel(by, rollback=rollback, reason=reason)
 
 
 def load_run(run: RunState, *, planning: PlanningPort, supervision: SupervisionPort) -> None:
@@ -302,6 +334,8 @@ def load_run(run: RunState, *, planning: PlanningPort, supervision: SupervisionP
     run.max_parallel = max(1, row.max_parallel)
     run.cancel_by = row.cancel_requested_by.get_username() if row.cancel_requested_by else None
     run.cancel_requested = row.cancel_requested_at is not None
+    run.cancel_rollback = row.cancel_rollback
+    run.cancel_reason = row.cancel_reason
     steps = (
         Step.objects.filter(plan=row.current_plan)
         .select_related("tool")
@@ -331,6 +365,8 @@ def load_run(run: RunState, *, planning: PlanningPort, supervision: SupervisionP
             finished_at=s.finished_at,
             has_refs=bool(find_references(s.params)),
             confidence=s.confidence,
+            undoes=s.undoes,
+            locks=(*spec.locks, *s.locks) if spec is not None else tuple(s.locks or ()),
         )
         (run.main if s.phase == Step.Phase.MAIN else run.rollback).append(state)
     supervision.load_gates(run)

@@ -21,7 +21,10 @@ Guarantees:
    transaction, so they are gap-free and shared safely with ``append_events``;
 4. events are published to the channel layer only after the commit; each event's
    payload is serialised once (pydantic-core), and that text is both what is stored
-   and what the websocket frame carries.
+   and what the websocket frame carries;
+5. every text written (results, errors, reasons, event payloads) is redacted first
+   (``runs.redaction``): one scan of the combined expression per text, and a text
+   is decoded and rewritten only when the scan matched.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import asyncio
 import contextlib
 import json
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -37,11 +41,13 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
-from runs.events import EncodedEvent, _Event, event_json, event_payload
+from runs.events import EncodedEvent, _Event, event_json, event_payload, event_summary_json
 from runs.execution.checkpoints import Checkpointer, checkpointer_for
-from runs.models import Run, Step, TranscriptEvent
+from runs.models import ResourceLock, Run, Step, TranscriptEvent
 from runs.publish import Outgoing, carries_payload, publisher
+from runs.redaction import Redactor, assign
 from runs.statemachine import (
+    RUN_ACTIVE,
     RUN_TERMINAL,
     STEP_TRANSITIONS,
     check_run_transition,
@@ -84,7 +90,12 @@ class Batch:
     run: RunWrite | None = None
     # (role, event) pairs, in transcript order.
     events: list[tuple[str, _Event | EncodedEvent]] = field(default_factory=list)
+    # Steps whose resource locks this commit releases (they finished).
+    unlock: list[int] = field(default_factory=list)
     _now: datetime | None = None
+    # Whether an encoded event carries text of its own (a reason) that redaction must
+    # read; else an encoded event holds only the step rows' texts, which are read anyway.
+    scan_events: bool = False
 
     def stamp(self) -> datetime:
         """One time for the changes made together (until ``restamp``).
@@ -119,6 +130,7 @@ class Batch:
 _STEP = Step._meta.db_table
 _RUN = Run._meta.db_table
 _EVENT = TranscriptEvent._meta.db_table
+_LOCK = ResourceLock._meta.db_table
 # SQLite allows one writer at a time; executors of one process queue on this
 # lock (a cheap wake) instead of on SQLite's busy handler (sleeps of 1 ms and up).
 _sqlite_write_lock = threading.Lock()
@@ -139,11 +151,22 @@ _UPDATE_FROM_ARRAYS = (
     "AS v(status, attempts, result, error, started_at, finished_at, id, expect) "
     "WHERE s.id = v.id AND s.status = v.expect"
 )
-_INSERT_FROM_ARRAYS = (
+
+
+def _step_columns(rows: list[tuple[Any, ...]]) -> list[Any]:
+    """Step rows as the column arrays ``_UPDATE_FROM_ARRAYS`` takes."""
+    columns: list[Any] = [list(column) for column in zip(*rows, strict=True)]
+    columns[2] = "[" + ",".join(r or "null" for r in columns[2]) + "]"  # JSON or None
+    return columns
+
+
+# The events, numbered after the run's last seq by the statement itself (``_write_pipelined``).
+_INSERT_NUMBERED = (
     f"INSERT INTO {_EVENT} (run_id, seq, role, kind, payload, created_at) "
-    "SELECT %s, %s + e.n, e.role, e.kind, e.payload, %s FROM ROWS FROM "
+    f"SELECT %s, (SELECT COALESCE(MAX(seq), 0) FROM {_EVENT} WHERE run_id = %s) + e.n, "
+    "e.role, e.kind, e.payload, %s FROM ROWS FROM "
     "(unnest(%s::text[]), unnest(%s::text[]), jsonb_array_elements(%s::jsonb)) "
-    "WITH ORDINALITY AS e(role, kind, payload, n)"
+    "WITH ORDINALITY AS e(role, kind, payload, n) RETURNING seq"
 )
 
 
@@ -193,6 +216,9 @@ class Journal:
         self._j = "?" if self._sqlite else "%s::jsonb"
         # Statements whose text depends on a row count, built once per count.
         self._statements: dict[tuple[str, int], str] = {}
+        # A redactor per run: the policy as the executor started, and the placeholder
+        # numbers already known ((kind, value) → n, in memory only).
+        self._redactors: dict[int, Redactor] = {}
         self._update_one = self._sql(
             f"UPDATE {_STEP} SET status = %s, attempts = %s, result = {self._j}, "
             "error = %s, started_at = %s, finished_at = %s WHERE id = %s AND status = %s"
@@ -295,7 +321,76 @@ class Journal:
             ]
         except (TypeError, ValueError) as exc:
             raise ValueError(f"state change is not JSON-serialisable: {exc}") from exc
-        return stamp, list(rows.values()), events
+        step_rows = list(rows.values())
+        self._redact(batch, step_rows, events)
+        return stamp, step_rows, events
+
+    # -- redaction ---------------------------------------------------------------------
+    def _redact(
+        self,
+        batch: Batch,
+        step_rows: list[tuple[Any, ...]],
+        events: list[tuple[str, str, str, Any]],
+    ) -> None:
+        """Redact the batch's texts in place; a text without a sign of a secret costs a few tests.
+
+        An encoded event (``step_status_json``) is built from its step row's result and
+        error: it is read only when a row needed redaction or it carries a reason.
+        """
+        red = self._redactors.get(batch.run_id)
+        if red is None:
+            red = self._redactors[batch.run_id] = Redactor(batch.run_id, allocate=self._allocate)
+        matches = red.matches
+        scan_encoded = batch.scan_events
+        for i, row in enumerate(step_rows):
+            result, error = row[2], row[3]
+            if (result is not None and matches(result)) or (error and matches(error)):
+                new_result = None if result is None else red.json_text(result)
+                step_rows[i] = (row[0], row[1], new_result, red.text(error), *row[4:])
+                scan_encoded = True
+        for w in batch.steps:
+            if w.verdict is not None and matches(w.verdict[1]):
+                w.verdict = (w.verdict[0], red.text(w.verdict[1]))
+        if batch.run is not None and batch.run.stop_reason and matches(batch.run.stop_reason):
+            batch.run.stop_reason = red.text(batch.run.stop_reason)
+        for i, (role, kind, text, event) in enumerate(events):
+            if type(event) is EncodedEvent and not scan_encoded:
+                continue
+            if matches(text) and (new := red.json_text(text)) is not text:
+                events[i] = (
+                    role,
+                    kind,
+                    new,
+                    EncodedEvent(kind, new, event_summary_json(kind, new)),
+                )
+
+    def _allocate(self, run_id: int, kind: str, value: str) -> int:
+        """A placeholder number for ``value`` from the run's redaction state, in a transaction."""
+        with self._lock:
+            cursor = self._raw.cursor()
+            try:
+                cursor.execute("BEGIN IMMEDIATE" if self._sqlite else "BEGIN")
+                lock = "" if self._sqlite else " FOR UPDATE"
+                cursor.execute(
+                    self._sql(f"SELECT redaction FROM {_RUN} WHERE id = %s{lock}"), (run_id,)
+                )
+                row = cursor.fetchone()
+                if row is None:
+                    raise StaleStateError(f"run {run_id} does not exist")
+                state = json.loads(row[0]) if isinstance(row[0], str | bytes) else row[0]
+                n, new = assign(state, kind, value)
+                if new is not None:
+                    cursor.execute(
+                        self._sql(f"UPDATE {_RUN} SET redaction = {self._j} WHERE id = %s"),
+                        (json.dumps(new), run_id),
+                    )
+                cursor.execute("COMMIT")
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            finally:
+                cursor.close()
+        return n
 
     def _write(
         self,
@@ -305,10 +400,12 @@ class Journal:
         events: list[tuple[str, str, str, Any]],
     ) -> list[int]:
         """Run the batch's statements in one transaction; returns the events' seqs."""
+        if not self._sqlite:
+            return self._write_pipelined(batch, stamp, step_rows, events)
         with self._lock:
             cursor = self._raw.cursor()
             try:
-                cursor.execute("BEGIN IMMEDIATE" if self._sqlite else "BEGIN")
+                cursor.execute("BEGIN IMMEDIATE")
                 last_seq = self._lock_run(cursor, batch.run_id)
                 if batch.run is not None:
                     self._apply_run(cursor, batch.run_id, batch.run, stamp)
@@ -324,6 +421,8 @@ class Journal:
                             verdicts,
                         )
                 seqs = self._append_events(cursor, batch.run_id, events, stamp, last_seq)
+                if batch.unlock or (batch.run is not None and batch.run.status not in RUN_ACTIVE):
+                    self._unlock(cursor, batch)
                 cursor.execute("COMMIT")
             except BaseException:
                 cursor.execute("ROLLBACK")
@@ -331,6 +430,114 @@ class Journal:
             finally:
                 cursor.close()
         return seqs
+
+    def _write_pipelined(
+        self,
+        batch: Batch,
+        stamp: Any,
+        step_rows: list[tuple[Any, ...]],
+        events: list[tuple[str, str, str, Any]],
+    ) -> list[int]:
+        """PostgreSQL: the batch's statements in one pipeline, then COMMIT: two round trips.
+
+        Sent one at a time, the statements cost six round trips (BEGIN, the run's lock,
+        the steps, the last seq, the events, COMMIT), and on a busy machine each one
+        waits for the server process to be scheduled: that wait, paid before every
+        write-ahead start, was most of a non-idempotent step's overhead. The checks
+        (the fence, every compare-and-swap) read their results after the one sync,
+        before COMMIT is sent; a failed one rolls the whole batch back as before.
+        The seqs come from the events' INSERT itself, which runs after the run's row
+        lock is held, so its ``MAX(seq)`` sees every earlier writer of the run.
+        """
+        raw, run_id = self._raw, batch.run_id
+        with self._lock:
+            try:
+                with raw.pipeline() as pipeline:
+                    raw.execute("BEGIN")
+                    owner = raw.execute(
+                        f"SELECT lease_owner FROM {_RUN} WHERE id = %s FOR UPDATE", (run_id,)
+                    )
+                    run = (
+                        raw.execute(*self._run_update(run_id, batch.run, stamp))
+                        if batch.run is not None
+                        else None
+                    )
+                    steps = None
+                    if step_rows:
+                        steps = raw.execute(_UPDATE_FROM_ARRAYS, _step_columns(step_rows))
+                        verdicts = [(*w.verdict, w.step_id) for w in batch.steps if w.verdict]
+                        if verdicts:
+                            raw.cursor().executemany(
+                                f"UPDATE {_STEP} SET verdict = %s, verdict_reason = %s "
+                                "WHERE id = %s",
+                                verdicts,
+                            )
+                    inserted = None
+                    if events:
+                        roles, kinds, texts, _ = zip(*events, strict=True)
+                        payloads = "[" + ",".join(texts) + "]"  # each text is JSON already
+                        inserted = raw.execute(
+                            _INSERT_NUMBERED,
+                            (run_id, run_id, stamp, list(roles), list(kinds), payloads),
+                        )
+                    if batch.unlock or (
+                        batch.run is not None and batch.run.status not in RUN_ACTIVE
+                    ):
+                        self._unlock(raw.cursor(), batch)
+                    pipeline.sync()
+                    self._check_fence(owner.fetchone(), run_id)
+                    if run is not None and run.rowcount != 1:
+                        raise StaleStateError(f"run {run_id} was not {batch.run.expect!r} any more")  # type: ignore[union-attr]
+                    if steps is not None and steps.rowcount != len(step_rows):
+                        raise StaleStateError(
+                            f"{len(step_rows) - steps.rowcount} step(s) of run {run_id} "
+                            "were not in the expected state"
+                        )
+                    seqs = sorted(row[0] for row in inserted.fetchall()) if inserted else []
+                    raw.execute("COMMIT")
+            except BaseException:
+                raw.execute("ROLLBACK")
+                raise
+        return seqs
+
+    def _unlock(self, cursor: Any, batch: Batch) -> None:
+        """Release the locks of the steps that finished, or all of the run's when it stops."""
+        if batch.run is not None and batch.run.status not in RUN_ACTIVE:
+            cursor.execute(self._sql(f"DELETE FROM {_LOCK} WHERE run_id = %s"), (batch.run_id,))
+            return
+        ids = batch.unlock
+        cursor.execute(
+            self._sql(f"DELETE FROM {_LOCK} WHERE step_id IN ({', '.join(['%s'] * len(ids))})"),
+            ids,
+        )
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A cursor in a transaction of its own, for small writes beside the batches."""
+        with self._lock:
+            cursor = self._raw.cursor()
+            try:
+                cursor.execute("BEGIN IMMEDIATE" if self._sqlite else "BEGIN")
+                yield cursor
+                cursor.execute("COMMIT")
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            finally:
+                cursor.close()
+
+    def adapt_time(self, value: datetime) -> Any:
+        """``value`` as this connection stores a timestamp."""
+        return self._ops.adapt_datetimefield_value(value)
+
+    def sql(self, sql: str) -> str:
+        """``sql`` with this connection's placeholders (``%s`` or SQLite's ``?``)."""
+        return self._sql(sql)
+
+    @property
+    def integrity_error(self) -> type[Exception]:
+        """The driver's IntegrityError (a unique constraint refused a write)."""
+        return self._wrapper.Database.IntegrityError  # type: ignore[attr-defined]
 
     def _publish(
         self,
@@ -360,11 +567,8 @@ class Journal:
         publisher.submit(run_id, committed, loop=loop)
 
     def _update_steps(self, cursor: Any, run_id: int, rows: list[tuple[Any, ...]]) -> None:
-        """Compare-and-swap every row (one per step); any row not in its expected state fails all."""
-        if self._sqlite:
-            changed = self._update_grouped(cursor, rows)
-        else:
-            changed = self._update_from_arrays(cursor, rows)
+        """SQLite: compare-and-swap every row (one per step); any row not in its state fails all."""
+        changed = self._update_grouped(cursor, rows)
         if changed != len(rows):
             raise StaleStateError(
                 f"{len(rows) - changed} step(s) of run {run_id} were not in the expected state"
@@ -400,57 +604,51 @@ class Journal:
             changed += cursor.rowcount
         return changed
 
-    def _update_from_arrays(self, cursor: Any, rows: list[tuple[Any, ...]]) -> int:
-        """PostgreSQL: every row in one statement of arrays (``_UPDATE_FROM_ARRAYS``)."""
-        columns: list[Any] = [list(column) for column in zip(*rows, strict=True)]
-        columns[2] = "[" + ",".join(r or "null" for r in columns[2]) + "]"  # JSON or None
-        cursor.execute(_UPDATE_FROM_ARRAYS, columns)
-        return int(cursor.rowcount)
+    def _lock_run(self, cursor: Any, run_id: int) -> int:
+        """SQLite: check the lease (the fence); returns the run's last seq.
 
-    def _lock_run(self, cursor: Any, run_id: int) -> int | None:
-        """Take the run's write lock and check the lease (the fence); returns the last seq on SQLite.
-
-        On SQLite BEGIN IMMEDIATE already holds the database's write lock, so the same
-        statement reads the run's last seq safely. On PostgreSQL the row lock
-        serialises this commit with other writers of the run, and the seq is read
-        after it (a subquery here would see the snapshot from before the lock wait).
+        BEGIN IMMEDIATE already holds the database's write lock, so the same
+        statement reads the run's last seq safely. (PostgreSQL takes the run's row
+        lock in ``_write_pipelined``, and numbers the events after it.)
         """
-        if self._sqlite:
-            cursor.execute(
-                f"SELECT lease_owner, (SELECT COALESCE(MAX(seq), 0) FROM {_EVENT} "
-                f"WHERE run_id = ?) FROM {_RUN} WHERE id = ?",
-                (run_id, run_id),
-            )
-        else:
-            cursor.execute(
-                f"SELECT lease_owner, NULL FROM {_RUN} WHERE id = %s FOR UPDATE", (run_id,)
-            )
+        cursor.execute(
+            f"SELECT lease_owner, (SELECT COALESCE(MAX(seq), 0) FROM {_EVENT} "
+            f"WHERE run_id = ?) FROM {_RUN} WHERE id = ?",
+            (run_id, run_id),
+        )
         row = cursor.fetchone()
+        self._check_fence(row, run_id)
+        return row[1]
+
+    def _check_fence(self, row: Any, run_id: int) -> None:
+        """The run's row (its lease owner first) must exist and carry our lease."""
         if row is None:
             raise StaleStateError(f"run {run_id} does not exist")
         if self.fence is not None and row[0] != self.fence:
             raise StaleStateError(
                 f"run {run_id} is leased to {row[0] or 'nobody'!r} now, not {self.fence!r}"
             )
-        return row[1]
 
-    def _apply_run(self, cursor: Any, run_id: int, w: RunWrite, stamp: Any) -> None:
+    def _run_update(self, run_id: int, w: RunWrite, stamp: Any) -> tuple[str, tuple[Any, ...]]:
+        """The statement (and its parameters) that moves the run, compare-and-swap on its status."""
         if w.status in RUN_TERMINAL:
-            cursor.execute(
+            return (
                 self._sql(
                     f"UPDATE {_RUN} SET status = %s, stop_reason = %s, finished_at = %s, "
                     "lease_owner = '', lease_expires_at = NULL WHERE id = %s AND status = %s"
                 ),
                 (w.status, w.stop_reason, stamp, run_id, w.expect),
             )
-        else:
-            cursor.execute(
-                self._sql(
-                    f"UPDATE {_RUN} SET status = %s, started_at = COALESCE(started_at, %s) "
-                    "WHERE id = %s AND status = %s"
-                ),
-                (w.status, stamp, run_id, w.expect),
-            )
+        return (
+            self._sql(
+                f"UPDATE {_RUN} SET status = %s, started_at = COALESCE(started_at, %s) "
+                "WHERE id = %s AND status = %s"
+            ),
+            (w.status, stamp, run_id, w.expect),
+        )
+
+    def _apply_run(self, cursor: Any, run_id: int, w: RunWrite, stamp: Any) -> None:
+        cursor.execute(*self._run_update(run_id, w, stamp))
         if cursor.rowcount != 1:
             raise StaleStateError(f"run {run_id} was not {w.expect!r} any more")
 
@@ -460,26 +658,14 @@ class Journal:
         run_id: int,
         events: list[tuple[str, str, str, _Event | EncodedEvent]],
         stamp: Any,
-        last_seq: int | None,
+        last_seq: int,
     ) -> list[int]:
+        """SQLite: the events after ``last_seq`` (read under the write lock by ``_lock_run``)."""
         if not events:
             return []
         n = len(events)
-        if last_seq is None:
-            # _lock_run holds the run's write lock, which makes MAX(seq) safe.
-            cursor.execute(
-                f"SELECT COALESCE(MAX(seq), 0) FROM {_EVENT} WHERE run_id = %s", (run_id,)
-            )
-            last_seq = cursor.fetchone()[0]
         first = last_seq + 1
         seqs = list(range(first, first + n))
-        if not self._sqlite:
-            roles, kinds, texts, _ = zip(*events, strict=True)
-            payloads = "[" + ",".join(texts) + "]"  # each text is JSON already
-            cursor.execute(
-                _INSERT_FROM_ARRAYS, (run_id, last_seq, stamp, list(roles), list(kinds), payloads)
-            )
-            return seqs
         values: list[Any] = []
         for seq, (role, kind, text, _) in zip(seqs, events, strict=True):
             values += (run_id, seq, role, kind, text, stamp)
@@ -491,8 +677,9 @@ class Journal:
         return seqs
 
     # -- small reads and writes the executor needs without the ORM ---------------------
-    def heartbeat(self, run_id: int, lease_until: datetime) -> tuple[Any, str | None, str]:
-        """Extend our lease; return (cancel_requested_at, requested by, lease owner).
+    def heartbeat(self, run_id: int, lease_until: datetime) -> tuple[Any, ...]:
+        """Extend our lease; return (cancel_requested_at, requested by, lease owner,
+        cancel with rollback, the cancel's reason).
 
         The lease is only extended while it is still ours (the fence); a caller
         that gets back another owner has lost the run.
@@ -511,7 +698,8 @@ class Journal:
                 cursor.execute(self._sql(sql), args)
                 cursor.execute(
                     self._sql(
-                        f"SELECT r.cancel_requested_at, u.username, r.lease_owner FROM {_RUN} r "
+                        "SELECT r.cancel_requested_at, u.username, r.lease_owner, r.cancel_rollback, "
+                        f"r.cancel_reason FROM {_RUN} r "
                         f"LEFT JOIN {user_table} u ON u.id = r.cancel_requested_by_id WHERE r.id = %s"
                     ),
                     (run_id,),
@@ -519,7 +707,7 @@ class Journal:
                 row = cursor.fetchone()
             finally:
                 cursor.close()
-        return row if row is not None else (None, None, "")
+        return row if row is not None else (None, None, "", False, "")
 
 
 def _payload(event: _Event | EncodedEvent, text: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from runs.events import RunStatusChanged
 from runs.execution.commit_policy import PendingWrites, Starts
 from runs.execution.deadlines import Deadlines
 from runs.execution.journal import Batch, RunWrite, StaleStateError
+from runs.execution.locks import LockQueue
 from runs.execution.ports import (
     GATE_ABORT,
     GATE_NEEDED,
@@ -34,6 +35,7 @@ from runs.execution.scheduler import Scheduler
 from runs.execution.steps import EXECUTOR, Outcome, S, StepState, change, transition
 from runs.execution.writes import Committer
 from runs.models import RunStatus
+from runs.tools.locks import render_lock_keys
 
 R = RunStatus
 
@@ -44,6 +46,7 @@ class More:
 
 MORE = More()
 IDLE = object()  # queued by the loop's idle callback: commit what waits for it
+LOCKED = object()  # first of a (LOCKED, step, keys) item: the step holds its resource locks
 
 
 class Inbox:
@@ -89,6 +92,7 @@ class MainPhase:
         cancel: asyncio.Event,
         running: dict[str, asyncio.Task[Any]],
         next_step: Callable[[], Awaitable[tuple[bool, str | None]]],
+        locks: LockQueue,
     ) -> None:
         loop = asyncio.get_running_loop()
         self.run = run
@@ -105,6 +109,11 @@ class MainPhase:
         # a StaleStateError: a step's retry could not commit.
         self.inbox = Inbox()
         self.failure: str | None = None
+        self.locks = locks
+        # Steps waiting for their resource locks (their tasks sit in ``running``), and
+        # steps holding them that have not started yet, with their keys.
+        self.acquiring: set[str] = set()
+        self.locked: dict[str, tuple[str, ...]] = {}
 
     async def execute(self) -> str | More | None:
         """Returns None when the run stopped or parked, ``MORE``, or else the failure reason."""
@@ -170,6 +179,8 @@ class MainPhase:
                 pending.write()
                 await self.committer.cancel_all(running, pending.batch)
                 return True
+            if self.failure is not None and (self.acquiring or self.locked):
+                await self._drop_locks()
 
     def _take_starts(self) -> Starts:
         """Pop ready steps while slots are free; gates, budgets and params decide which start."""
@@ -182,7 +193,7 @@ class MainPhase:
             if state.gate is not None and state.gate != GATE_RUN:
                 self._at_gate(state)
                 continue
-            if run.budgeted:
+            if run.budgeted and state.key not in self.locked:  # counted once, when it queued
                 breach = run.over_budget(1)
                 if breach is not None:
                     self.failure = breach
@@ -192,6 +203,8 @@ class MainPhase:
                 params = (
                     resolve_params(state, scheduler.results) if state.has_refs else state.params
                 )
+                if state.locks and self._must_wait(state, params):
+                    continue
             except ValueError as exc:
                 pending.write()
                 transition(pending.batch, state, S.RUNNING)
@@ -201,6 +214,43 @@ class MainPhase:
             pending.started(state, change(pending.batch, state, S.RUNNING))
             starts.append((state, params))
         return starts
+
+    def _must_wait(self, state: StepState, params: Any) -> bool:
+        """Whether the step waits for its resource locks first (its waiting task is started here).
+
+        Raises ``LockKeyError`` (a ``ValueError``) when a key cannot be rendered.
+        """
+        keys = self.locked.pop(state.key, None)
+        if keys is not None:  # granted: it starts in this round's commit
+            self.locks.acquired(self.pending.batch, state, keys)
+            return False
+        keys = render_lock_keys(state.locks, params)
+        if not keys:
+            return False
+        self.scheduler.running[state.key] = self.loop.create_task(self._acquire(state, keys))
+        self.acquiring.add(state.key)
+        return True
+
+    async def _acquire(self, state: StepState, keys: tuple[str, ...]) -> None:
+        """A waiting step's task: hand the loop its keys once they are all held."""
+        try:
+            await self.locks.acquire(state, keys)
+        except StaleStateError as exc:
+            self.inbox.put(exc)
+            return
+        self.inbox.put((LOCKED, state, keys))
+
+    async def _drop_locks(self) -> None:
+        """The run failed: steps still waiting for locks, or holding them unstarted, give them up."""
+        running = self.scheduler.running
+        waits = [running.pop(key) for key in self.acquiring]
+        self.acquiring.clear()
+        for task in waits:
+            task.cancel()  # its rows go as it stops
+        await asyncio.gather(*waits, return_exceptions=True)
+        held = [self.scheduler.by_key[key].id for key in self.locked]
+        self.locked.clear()
+        self.locks.release_steps(held)
 
     def _at_gate(self, state: StepState) -> None:
         """A gated step came up: it waits for its reviewer, or is skipped as they decided."""
@@ -257,6 +307,16 @@ class MainPhase:
                 continue
             if isinstance(item, StaleStateError):
                 raise item  # the run is lost to us (see RunExecutor._main)
+            if item[0] is LOCKED:  # a step holds its locks: it starts in the next round
+                _, state, keys = item
+                if state.key not in self.acquiring:  # given up meanwhile (``_drop_locks``)
+                    self.locks.release_steps([state.id])
+                    continue
+                del scheduler.running[state.key]
+                self.acquiring.discard(state.key)
+                self.locked[state.key] = keys
+                scheduler.ready.appendleft(state.key)
+                continue
             state, outcome = item
             scheduler.finished(state, outcome)
             pending.finished(state, outcome)

@@ -30,6 +30,9 @@ class RunState:
     max_parallel: int = 1
     cancel_by: str | None = None
     cancel_requested: bool = False
+    # The cancel asks for a rollback ("cancel and roll back"), and the operator's why.
+    cancel_rollback: bool = False
+    cancel_reason: str = ""
     main: list[StepState] = field(default_factory=list)
     rollback: list[StepState] = field(default_factory=list)
     # Why the supervisor stops the run instead of replanning: (cause, step id).
@@ -43,6 +46,11 @@ class RunState:
         if breach is not None:
             self.stop = (EscalationCause.BUDGET_BREACHED, None)
         return breach
+
+    def cancel_text(self) -> str:
+        """Who cancelled and why, for the run's stop reason."""
+        text = f"cancelled by {self.cancel_by}" if self.cancel_by else "cancelled"
+        return f"{text}: {self.cancel_reason}" if self.cancel_reason else text
 
     def first_failure_reason(self) -> str:
         """The first failed main step's error, as a run's failure reason; empty if none failed."""

@@ -59,6 +59,9 @@ class StepState:
     has_refs: bool
     confidence: float | None = None
     gate: str | None = None  # None: not gated; else one of the ports.GATE_* values
+    undoes: str = ""  # a rollback step: the main step it undoes ("" when unlinked)
+    # Resource lock templates (the tool's, then the step's own); see runs/execution/locks.py.
+    locks: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -126,6 +129,8 @@ def record(
     reason: str = "",
 ) -> None:
     """Put a row made by ``change`` into ``batch``, with its ``step.status`` event."""
+    if reason:  # text the journal's redaction must read in the encoded event
+        batch.scan_events = True
     batch.add_step(
         write,
         EXECUTOR,
@@ -184,6 +189,8 @@ def transition(
 
 def finish(batch: Batch, state: StepState, outcome: Outcome) -> None:
     """Record a finished call: the evaluator's verdict (if any) and the step's new status."""
+    if state.locks:  # its resource locks go in the same commit
+        batch.unlock.append(state.id)
     verdict = outcome.verdict
     if verdict is not None:
         batch.events.append(

@@ -57,21 +57,35 @@ class Committer:
         await self.commit(batch)
         run.status = to
 
-    async def cancel_all(self, running: dict[str, asyncio.Task[Any]], batch: Batch) -> None:
-        """Cancel the running steps, then end every unfinished step and the run ``cancelled``."""
+    async def cancel_all(
+        self, running: dict[str, asyncio.Task[Any]], batch: Batch, *, may_roll_back: bool = True
+    ) -> None:
+        """Cancel the running steps, then end every unfinished step and the run ``cancelled``.
+
+        A cancel that asks for a rollback (and finds something to undo) instead moves
+        the run to ``rolling_back``, its rollback steps still pending, for the engine to run.
+        """
         for task in running.values():
             task.cancel()
         # Wait for the kinds to kill their processes before saying "cancelled".
         await asyncio.gather(*running.values(), return_exceptions=True)
         run = self.run
-        reason = f"cancelled by {run.cancel_by}" if run.cancel_by else "cancelled"
-        for s in (*run.main, *run.rollback):
-            if s.status in (S.PENDING, S.RUNNING):
-                transition(batch, s, S.CANCELLED, reason=reason)
+        reason = run.cancel_text()
+        undo = may_roll_back and run.cancel_rollback
+        if undo and run.rollback and any(s.status == S.SUCCEEDED for s in run.main):
+            for s in run.main:
+                if s.status in (S.PENDING, S.RUNNING):
+                    transition(batch, s, S.CANCELLED, reason=reason)
+            to, why = R.ROLLING_BACK, f"{reason}; rolling back"
+        else:
+            for s in (*run.main, *run.rollback):
+                if s.status in (S.PENDING, S.RUNNING):
+                    transition(batch, s, S.CANCELLED, reason=reason)
+            to, why = R.CANCELLED, f"{reason}; nothing to roll back" if undo else reason
         batch.set_run(
-            RunWrite(run.status, R.CANCELLED, reason),
+            RunWrite(run.status, to, why),
             SUPERVISOR,
-            RunStatusChanged(from_status=run.status, to_status=R.CANCELLED, reason=reason),
+            RunStatusChanged(from_status=run.status, to_status=to, reason=why),
         )
         await self.commit(batch)
-        run.status = R.CANCELLED
+        run.status = to

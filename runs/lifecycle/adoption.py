@@ -217,6 +217,7 @@ def kept_steps(steps: list[Step]) -> list[dict[str, Any]]:
             "depends_on": s.depends_on,
             "description": s.description,
             **({"confidence": s.confidence} if s.confidence is not None else {}),
+            **({"locks": s.locks} if s.locks else {}),
         }
         for s in steps
         if s.status == StepStatus.SUCCEEDED

@@ -247,6 +247,8 @@ def _escalation_to_resolve(
     if action == EscalationAction.ABORT:
         if not reason:
             raise ReviewError("Give a reason for aborting the run.")
+    elif action == EscalationAction.MARK_DONE and not reason:
+        raise ReviewError("Give a reason: what was done by hand to undo the step.")
     else:
         check_checklist(item, checklist)
     return item
@@ -286,6 +288,8 @@ def _carry_out(item: ReviewItem, user: User, action: str, reason: str, new: Plan
             plan_id=new.pk if new is not None else None,
             by=user,
             item_id=item.pk,
+            cause=item.cause,
+            reason=reason,
         )
     except ResumeRefused as exc:  # the whole decision rolls back with it
         raise ReviewError(str(exc)) from exc

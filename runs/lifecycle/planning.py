@@ -37,7 +37,7 @@ from runs.execution.budgets import budget_overrides, task_budgets_set
 from runs.lifecycle.dispatch import enqueue_run
 from runs.lifecycle.escalations import escalation_for_planning
 from runs.lifecycle.leases import lease_token, worker_identity
-from runs.lifecycle.submit import plan_create
+from runs.lifecycle.submit import plan_create, task_text_store
 from runs.models import Plan, Run, RunStatus, Task, TranscriptEvent
 from runs.planning.accounting import record_calls, run_llm_totals
 from runs.planning.attempts import CALL_SINK, CallRecord, PlanOutcome
@@ -87,8 +87,6 @@ def run_submit_task(
         max_steps=max_steps,
     )
     task = Task.objects.create(
-        title=title,
-        description=description,
         submitted_by=submitted_by,
         planner=options.planner,
         model=options.model,
@@ -102,6 +100,7 @@ def run_submit_task(
     run = Run.objects.create(
         task=task, max_parallel=max_parallel or settings.PLANNERWEB_DEFAULT_MAX_PARALLEL
     )
+    title, description = task_text_store(task=task, run=run, title=title, description=description)
     by = submitted_by.get_username() if submitted_by is not None else None
     append_events(
         run.pk, [NewEvent(TranscriptEvent.Role.SYSTEM, RunCreated(task=title, submitted_by=by))]

@@ -19,7 +19,7 @@ from django_tasks_db.models import DBTaskResult
 
 from runs.events import RunRequeued
 from runs.lifecycle.dispatch import enqueue_run, run_task_paths
-from runs.models import Run, RunStatus, TranscriptEvent
+from runs.models import ResourceLock, Run, RunStatus, TranscriptEvent
 from runs.statemachine import RUN_ACTIVE, NewEvent, append_events
 
 _BATCH = 200
@@ -57,6 +57,8 @@ def runs_recover() -> list[int]:
                 lease_owner="", lease_expires_at=now
             ):
                 continue
+            # Its steps' resource locks must not wait for the run to be taken over.
+            ResourceLock.objects.filter(run_id=run_id).delete()
             if status == RunStatus.QUEUED:
                 reason = "queued run had no task (lost before it was enqueued)"
             else:

@@ -19,6 +19,8 @@ after commit; a worker then continues through the executor. What each action doe
 6. rollback: a step that may have partly run is marked failed, unstarted steps
    skipped, and the run goes to ``rolling_back`` for a worker to undo.
 7. abort: unfinished steps and the run end ``cancelled``.
+8. an incomplete rollback: retry its failed step or mark it done by hand
+   (``runs.lifecycle.rollback_review``).
 """
 
 from __future__ import annotations
@@ -28,9 +30,16 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from reviews.models import ReviewItem, ReviewKind, ReviewStatus
+from reviews.models import (
+    EscalationAction,
+    EscalationCause,
+    ReviewItem,
+    ReviewKind,
+    ReviewStatus,
+)
 from runs.events import StepStatusChanged
 from runs.lifecycle.dispatch import enqueue_resume
+from runs.lifecycle.rollback_review import RollbackRefused, rollback_resume
 from runs.models import Plan, Run, RunStatus, Step, StepStatus, TranscriptEvent
 from runs.plan_versions import steps_carry_over
 from runs.statemachine import (
@@ -61,7 +70,15 @@ def _main_steps(plan_id: int | None) -> list[Step]:
 
 @transaction.atomic
 def run_resume(
-    *, run_id: int, action: str, step_id: int | None, plan_id: int | None, by: Any, item_id: int
+    *,
+    run_id: int,
+    action: str,
+    step_id: int | None,
+    plan_id: int | None,
+    by: Any,
+    item_id: int,
+    cause: str = "",
+    reason: str = "",
 ) -> Run:
     """Carry out a reviewer's action on an escalated run and queue it (see the module docstring)."""
 
@@ -71,15 +88,9 @@ def run_resume(
     if run.status != R.ESCALATED:
         raise ResumeRefused(f"run {run_id} is {run.status}, not escalated: nothing to resume")
     if action == "abort":
-        cancelled = steps_cancel(run_id=run_id, reason=why, role=REVIEWER)
-        return run_transition(
-            run_id=run_id,
-            to=R.CANCELLED,
-            reason=f"aborted: {why}",
-            role=REVIEWER,
-            extra_events=cancelled,
-            reopen=True,
-        )
+        return _abort(run_id, why)
+    if cause == EscalationCause.ROLLBACK_INCOMPLETE or action == EscalationAction.MARK_DONE:
+        return _resume_rollback(run, cause, action, step_id, why, reason)
     if action in ("edit", "write_plan"):
         adopted = _adopt_edit(run, plan_id, why)
         return _requeue(run_id, why, adopted, enqueue_resume)
@@ -146,6 +157,31 @@ def _reopen_skipped(steps: list[Step], why: str) -> list[NewEvent]:
         for s in steps
         if s.status == S.SKIPPED
     ]
+
+
+def _abort(run_id: int, why: str) -> Run:
+    """Unfinished steps and the run end ``cancelled``."""
+    cancelled = steps_cancel(run_id=run_id, reason=why, role=REVIEWER)
+    return run_transition(
+        run_id=run_id,
+        to=R.CANCELLED,
+        reason=f"aborted: {why}",
+        role=REVIEWER,
+        extra_events=cancelled,
+        reopen=True,
+    )
+
+
+def _resume_rollback(
+    run: Run, cause: str, action: str, step_id: int | None, why: str, reason: str
+) -> Run:
+    """An incomplete rollback has actions of its own (``runs.lifecycle.rollback_review``)."""
+    if cause != EscalationCause.ROLLBACK_INCOMPLETE:
+        raise ResumeRefused("mark done applies to a failed rollback step only")
+    try:
+        return rollback_resume(run=run, action=action, step_id=step_id, why=why, reason=reason)
+    except RollbackRefused as exc:
+        raise ResumeRefused(str(exc)) from exc
 
 
 def _requeue(run_id: int, why: str, events: list[NewEvent], enqueue: Any) -> Run:

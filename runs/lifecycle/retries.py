@@ -76,7 +76,8 @@ def run_retry(*, run_id: int, step: str, user: User | None) -> Run:
     plan = old.current_plan
     assert plan is not None
     by = user.get_username() if user is not None else None
-    new = Run.objects.create(task=old.task, max_parallel=old.max_parallel)
+    # The task, plan and results it shares hold the old run's placeholders: number on from them.
+    new = Run.objects.create(task=old.task, max_parallel=old.max_parallel, redaction=old.redaction)
     append_events(new.pk, [NewEvent(SYSTEM, RunCreated(task=old.task.title, submitted_by=by))])
     copy = plan_create(
         run=new, document=plan.document, source=Plan.Source.OPERATOR, created_by=user

@@ -15,7 +15,9 @@ from runs.lifecycle.dispatch import enqueue_run
 from runs.models import Plan, Run, RunStatus, Step, Task, Tool, TranscriptEvent
 from runs.permissions import username
 from runs.planning.options import PlannerOptions, PlannerOptionsError, default_options
+from runs.planning.schema import undo_key
 from runs.planning.validation import ValidatedPlan, validate_with_registry
+from runs.redaction import Redactor
 from runs.statemachine import (
     NewEvent,
     append_events,
@@ -45,28 +47,34 @@ def plan_create(
     """Validate ``document`` and store it as the run's next plan version.
 
     An invalid plan is stored too, with every problem, so the operator sees what
-    was wrong; it gets no steps and can never run.
+    was wrong; it gets no steps and can never run. Everything stored is redacted
+    (``runs.redaction``): a secret in the document never reaches a tool either.
     """
     if validated is None:
         validated = validate_with_registry(document)
     version = (run.plans.order_by("-version").values_list("version", flat=True).first() or 0) + 1
     doc = validated.document
+    red = Redactor(run.pk)
     plan = Plan.objects.create(
         run=run,
         version=version,
         parent=parent,
         source=source,
         created_by=created_by,
-        goal=doc.goal if doc is not None else "",
+        goal=red.text(doc.goal) if doc is not None else "",
         # An invalid plan may hold what the database refuses (its problems say so): escaped.
-        document=_storable_document(document),
-        rollback=[r.model_dump(mode="json") for r in doc.rollback] if doc is not None else [],
+        document=_redacted_document(red, _storable_document(document)),
+        rollback=red.value(
+            [r.model_dump(mode="json", exclude_none=True) for r in doc.rollback] if doc else []
+        ),
         is_valid=validated.is_valid,
-        errors=[{"path": p.path, "code": p.code, "message": p.message} for p in validated.problems],
+        errors=red.value(
+            [{"path": p.path, "code": p.code, "message": p.message} for p in validated.problems]
+        ),
     )
     steps: list[Step] = []
     if validated.is_valid and doc is not None:
-        steps = _plan_steps(plan, validated)
+        steps = _plan_steps(plan, validated, red)
         Step.objects.bulk_create(steps, batch_size=500)
         run.current_plan = plan
         run.save(update_fields=["current_plan"])
@@ -91,7 +99,32 @@ def plan_create(
     return plan
 
 
-def _plan_steps(plan: Plan, validated: ValidatedPlan) -> list[Step]:
+# What a plan document's steps name each other and their tools by: identifiers, kept as
+# they are (``Step.key`` is the id) so a stored document validates again as it did.
+_NAMES = frozenset({"id", "action", "depends_on"})
+
+
+def _redacted_document(red: Redactor, document: Any) -> Any:
+    """``document`` redacted for storage, but for its steps' ids, actions and dependencies."""
+
+    def step(s: Any) -> Any:
+        if not isinstance(s, dict):
+            return red.value(s)
+        return {k: v if k in _NAMES else red.value(v) for k, v in s.items()}
+
+    if isinstance(document, list):
+        return [step(s) for s in document]
+    if not isinstance(document, dict):
+        return None
+    return {
+        k: [step(s) for s in v]
+        if k in ("steps", "rollback") and isinstance(v, list)
+        else red.value(v)
+        for k, v in document.items()
+    }
+
+
+def _plan_steps(plan: Plan, validated: ValidatedPlan, red: Redactor) -> list[Step]:
     """The step rows of a valid plan: main steps in topological order, then rollback steps."""
     run = plan.run
     doc = validated.document
@@ -111,10 +144,28 @@ def _plan_steps(plan: Plan, validated: ValidatedPlan) -> list[Step]:
                 position=position,
                 tool=tools[s.action],
                 tool_name=s.action,
-                params=s.params,
+                params=red.value(s.params),
                 depends_on=list(s.depends_on),
-                description=s.description,
+                description=red.text(s.description),
                 confidence=s.confidence,
+                locks=list(s.locks),
+            )
+        )
+    # Rollback steps: each step's own undo (plan order), then the plan-level list.
+    undos = [(s.id, s.undo) for s in doc.steps if s.undo is not None]
+    for position, (key, undo) in enumerate(undos):
+        steps.append(
+            Step(
+                plan=plan,
+                run=run,
+                key=undo_key(key),
+                phase=Step.Phase.ROLLBACK,
+                position=position,
+                tool=tools[undo.action],
+                tool_name=undo.action,
+                params=red.value(undo.params),
+                description=red.text(undo.description),
+                undoes=key,
             )
         )
     for position, r in enumerate(doc.rollback):
@@ -124,11 +175,13 @@ def _plan_steps(plan: Plan, validated: ValidatedPlan) -> list[Step]:
                 run=run,
                 key=f"rollback-{position + 1}",
                 phase=Step.Phase.ROLLBACK,
-                position=position,
+                position=len(undos) + position,
                 tool=tools[r.action],
                 tool_name=r.action,
-                params=r.params,
-                description=r.description,
+                params=red.value(r.params),
+                description=red.text(r.description),
+                undoes=r.undoes or "",
+                locks=list(r.locks),
             )
         )
     return steps
@@ -137,7 +190,8 @@ def _plan_steps(plan: Plan, validated: ValidatedPlan) -> list[Step]:
 def _tool_names(validated: ValidatedPlan) -> set[str]:
     doc = validated.document
     assert doc is not None
-    return {s.action for s in doc.steps} | {r.action for r in doc.rollback}
+    undos = {s.undo.action for s in doc.steps if s.undo is not None}
+    return {s.action for s in doc.steps} | {r.action for r in doc.rollback} | undos
 
 
 @transaction.atomic
@@ -168,16 +222,14 @@ def run_submit_plan(
     """
     options = replanner_options(replanner or {})
     task = Task.objects.create(
-        title=title,
-        description=description,
-        submitted_by=submitted_by,
-        **(_task_fields(options) if options is not None else {}),
+        submitted_by=submitted_by, **(_task_fields(options) if options is not None else {})
     )
     task_budgets_set(task=task, overrides=budget_overrides(budgets or {}), actor=submitted_by)
     run = Run.objects.create(
         task=task,
         max_parallel=max_parallel or settings.PLANNERWEB_DEFAULT_MAX_PARALLEL,
     )
+    title, description = task_text_store(task=task, run=run, title=title, description=description)
     append_events(
         run.pk, [NewEvent(SYSTEM, RunCreated(task=title, submitted_by=username(submitted_by)))]
     )
@@ -187,6 +239,19 @@ def run_submit_plan(
     run_start_plan(run=run, plan=plan)
     run.refresh_from_db()
     return run
+
+
+def task_text_store(*, task: Task, run: Run, title: str, description: str) -> tuple[str, str]:
+    """Store a new task's text redacted by its first run's placeholders; returns what was stored.
+
+    The run is made first (its salt numbers the placeholders), inside the same
+    transaction, so the text as typed is never written.
+    """
+    red = Redactor(run.pk)
+    task.title = red.text(title)[: Task._meta.get_field("title").max_length]
+    task.description = red.text(description)
+    task.save(update_fields=["title", "description"])
+    return task.title, task.description
 
 
 REPLANNER_FIELDS = ("planner", "model", "temperature", "max_tokens", "max_replans")

@@ -167,6 +167,7 @@ def _report(run: RunState, reason: str) -> dict[str, Any]:
             if s.status == S.FAILED
         ],
         "not_run": [s.key for s in run.main if s.status in (S.PENDING, S.SKIPPED)],
+        **_rollback_report(run),
         "budgets": {
             "max_steps": budgets.max_steps,
             "max_tokens": budgets.max_tokens,
@@ -175,6 +176,32 @@ def _report(run: RunState, reason: str) -> dict[str, Any]:
         }
         if budgets
         else {},
+    }
+
+
+def _rollback_report(run: RunState) -> dict[str, Any]:
+    """What a rollback undid and did not (only once rollback steps ran or were decided)."""
+    if all(s.status == S.PENDING for s in run.rollback):
+        return {}
+    linked = {s.undoes for s in run.rollback if s.undoes}
+    return {
+        "rollback": [
+            {
+                "id": s.key,
+                "action": s.tool_name,
+                "undoes": s.undoes,
+                "status": s.status,
+                "error": s.error,
+            }
+            for s in run.rollback
+        ],
+        "undone": [s.key for s in run.main if s.status == S.ROLLED_BACK],
+        "not_undone": [
+            s.key
+            for s in run.main
+            if s.status == S.SUCCEEDED
+            and (s.key in linked or not (s.tool is not None and s.tool.read_only))
+        ],
     }
 
 

@@ -12,7 +12,7 @@ from django.db.models import Count, Q, Sum
 
 from runs.events import PlannerCall
 from runs.models import LlmCall, TranscriptEvent
-from runs.planning.redact import redact, redact_text
+from runs.redaction import Redactor
 from runs.statemachine import NewEvent
 from runs.textdata import storable_copy, storable_text
 
@@ -45,17 +45,18 @@ def record_calls(*, run_id: int, calls: list[Any], plan: Any = None) -> list[New
     """
 
     events = []
+    red = Redactor(run_id)
     for original in calls:
         if getattr(original, "stored_id", None) is not None:
             continue  # stored when it returned (runs.planning.attempts.CALL_SINK)
         call = _storable_call(original)
         cost = call_cost(call.model, call.tokens_in, call.tokens_out)
-        error = redact_text(call.error or (f"refused: {call.refusal}" if call.refusal else ""))
+        error = red.text(call.error or (f"refused: {call.refusal}" if call.refusal else ""))
         row = LlmCall.objects.create(
             run_id=run_id,
             plan=plan,
             provider=call.provider,
-            model=call.model,
+            model=red.text(call.model),
             purpose=call.purpose,
             tokens_in=call.tokens_in,
             tokens_out=call.tokens_out,
@@ -73,14 +74,14 @@ def record_calls(*, run_id: int, calls: list[Any], plan: Any = None) -> list[New
                     model=call.model,
                     purpose=call.purpose,
                     attempt=call.attempt,
-                    prompt=redact(call.prompt),
-                    response=redact_text(call.response),
+                    prompt=red.value(call.prompt),
+                    response=red.text(call.response),
                     tokens_in=call.tokens_in,
                     tokens_out=call.tokens_out,
                     latency_ms=call.latency_ms,
                     cost=float(cost) if cost is not None else None,
                     ok=call.ok,
-                    refusal=redact_text(call.refusal),
+                    refusal=red.text(call.refusal),
                     error=error,
                 ),
             )

@@ -111,7 +111,9 @@ Rules:
 - Steps form a DAG through depends_on; independent steps run in parallel.
 - A string param may use an earlier step's output: "{{ steps.<id>.result.<key> }}"; the step
   must then depend on that step.
-- rollback lists undo actions (no references), run in order if the plan fails.
+- A step that changes something may carry its own "undo" ({action, params}); its params may use
+  that step's own result. rollback lists further undo actions (no references), run in order
+  after the undos; give one "undoes": "<step id>" to run it only if that step succeeded.
 - Give each step a confidence between 0 and 1.
 - Do not over-plan: if one tool call does the task, return exactly one step."""
 

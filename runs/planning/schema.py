@@ -34,6 +34,13 @@ from runs.textdata import MAX_CHARS, TextDataError, parse_json_or_yaml, unstorab
 # so dots, spaces and braces are kept out of them.
 STEP_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$"
 STEP_ID_RE = re.compile(STEP_ID_PATTERN)
+# A step's own undo is stored as a rollback step keyed ``undo-<step id>`` (``Step.key``: 100).
+UNDO_KEY_MAX = 100
+
+
+def undo_key(step_id: str) -> str:
+    """The key of the rollback step that is ``step_id``'s own undo."""
+    return f"undo-{step_id}"
 
 
 def _listify(value: Any) -> Any:
@@ -66,6 +73,11 @@ StepId = Annotated[str, Field(pattern=STEP_ID_PATTERN)]
 DependencyId = Annotated[str, WithJsonSchema({"type": "string", "pattern": STEP_ID_PATTERN})]
 Params = Annotated[dict[str, Any], BeforeValidator(_empty_dict_if_none)]
 Description = Annotated[str, BeforeValidator(_empty_str_if_none)]
+Locks = Annotated[list[str], BeforeValidator(_listify)]
+_LOCKS = (
+    "Resource locks the step takes before it starts, e.g. 'env:{{ params.environment }}': "
+    "it waits while another step holds the same key (besides the locks its tool declares)."
+)
 
 
 class FallbackStep(BaseModel):
@@ -82,6 +94,25 @@ class FallbackStep(BaseModel):
         description="Arguments for the tool; may reference the step's own dependencies.",
     )
     description: Description = Field(default="", description="Why this is the fallback.")
+
+
+class UndoAction(BaseModel):
+    """A step's own undo: run when the plan fails after this step succeeded."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, frozen=True)
+
+    action: str = Field(
+        validation_alias=AliasChoices("action", "tool"), description="Name of the tool to call."
+    )
+    params: Params = Field(
+        default_factory=dict,
+        validation_alias=AliasChoices("params", "arguments", "args"),
+        description=(
+            "Arguments for the tool. A string value may reference this step's own output: "
+            "'{{ steps.<this step's id>.result.<key> }}'."
+        ),
+    )
+    description: Description = Field(default="", description="What this undoes.")
 
 
 class PlanStep(BaseModel):
@@ -118,10 +149,15 @@ class PlanStep(BaseModel):
         default=None,
         description="If this step fails, the replan (playbook planner) runs this call instead.",
     )
+    undo: UndoAction | None = Field(
+        default=None,
+        description="How to undo this step if the plan fails after it succeeded (optional).",
+    )
+    locks: Locks = Field(default_factory=list, description=_LOCKS)
 
 
 class RollbackStep(BaseModel):
-    """An undo action, run in order when the plan fails; it cannot use step outputs."""
+    """A plan-level undo action, run in order when the plan fails; it cannot use step outputs."""
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, frozen=True)
 
@@ -134,6 +170,13 @@ class RollbackStep(BaseModel):
         description="Arguments for the tool, matching its parameters schema.",
     )
     description: Description = Field(default="", description="What this undoes.")
+    undoes: StepId | None = Field(
+        default=None,
+        description=(
+            "The id of the main step this undoes: it then runs only when that step succeeded."
+        ),
+    )
+    locks: Locks = Field(default_factory=list, description=_LOCKS)
 
 
 class PlanDocument(BaseModel):
@@ -144,7 +187,8 @@ class PlanDocument(BaseModel):
     goal: Description = Field(default="", description="What the plan achieves, in one sentence.")
     steps: list[PlanStep] = Field(description="The steps; they form a DAG through depends_on.")
     rollback: Annotated[list[RollbackStep], BeforeValidator(_empty_list_if_none)] = Field(
-        default_factory=list, description="Undo actions, run in order if the plan fails."
+        default_factory=list,
+        description="Undo actions, run in order if the plan fails (after the steps' own undos).",
     )
 
     @model_validator(mode="before")

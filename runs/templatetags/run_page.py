@@ -24,6 +24,8 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
+from runs.selectors import lock_wait_text
+
 register = template.Library()
 
 _NONE = "—"
@@ -46,6 +48,14 @@ def step_rows(rows: Iterable[Any]) -> SafeString:
     return mark_safe("".join(_step_row(number, row, tz) for number, row in enumerate(rows, 1)))
 
 
+def _read_only(step: Any) -> str:
+    """Whether the step's tool only reads (the cancel form asks only about the others).
+
+    The run page reads steps with their tool (``select_related``): no query per row.
+    """
+    return "true" if step.tool is not None and step.tool.read_only else "false"
+
+
 def _step_row(number: int, row: Any, tz: tzinfo) -> str:
     step = row.step
     key, status = escape(step.key), escape(step.status)
@@ -58,6 +68,16 @@ def _step_row(number: int, row: Any, tz: tzinfo) -> str:
     if step.depends_on:
         after = ", ".join(escape(str(k)) for k in step.depends_on)
         about += f'<div class="muted">after {after}</div>'
+    if step.undoes:
+        about += f'<div class="muted" data-undoes>undoes {escape(step.undoes)}</div>'
+    undone_by = getattr(step, "undone_by", None)
+    if undone_by:
+        by = ", ".join(escape(k) for k in undone_by)
+        about += f'<div class="muted" data-undone-by>undone by {by}</div>'
+    waiting = lock_wait_text(step)
+    lock_wait = (
+        f'<div class="muted lock-wait" data-step-lock>{escape(waiting)}</div>' if waiting else ""
+    )
     if step.verdict:
         verdict = escape(step.verdict)
         verdict = f'<span class="verdict verdict-{verdict}">{verdict}</span>'
@@ -81,13 +101,13 @@ def _step_row(number: int, row: Any, tz: tzinfo) -> str:
         )
     return (
         f'<tr data-step-id="{step.pk}" data-step-key="{key}" data-phase="{escape(step.phase)}"'
-        f' data-status="{status}"{started}>'
+        f' data-status="{status}" data-read-only="{_read_only(step)}"{started}>'
         f'<td class="num">{number}</td>'
         f"<td><code>{key}</code>{about}</td>"
         f"<td><code>{escape(step.tool_name)}</code></td>"
         f"<td>{escape(step.phase)}</td>"
         f'<td class="step-status status-{status}" data-step-status><span class="mark">'
-        f'{escape(row.mark)}</span> <span class="label">{status}</span></td>'
+        f'{escape(row.mark)}</span> <span class="label">{status}</span>{lock_wait}</td>'
         f"<td data-step-verdict>{verdict}</td>"
         f'<td class="num" data-step-attempts>{step.attempts}</td>'
         f"<td data-step-started>{_clock(step.started_at, tz)}</td>"

@@ -29,10 +29,14 @@ class ToolSpec:
     timeout_seconds: float = 60.0
     max_retries: int = 0
     idempotent: bool = False
+    # Only reads: nothing of its steps is ever rolled back.
+    read_only: bool = False
     sensitive: bool = False
     enabled: bool = True
     # Evaluator checks of the result (runs/evaluation/checks.py); empty: no evaluation.
     checks: tuple[Any, ...] = ()
+    # Resource lock templates every step of the tool takes (runs/tools/locks.py).
+    locks: tuple[str, ...] = ()
 
     @classmethod
     def from_model(cls, tool: Any) -> ToolSpec:
@@ -44,9 +48,11 @@ class ToolSpec:
             timeout_seconds=float(tool.timeout_seconds),
             max_retries=int(tool.max_retries),
             idempotent=bool(tool.idempotent),
+            read_only=bool(getattr(tool, "read_only", False)),
             sensitive=bool(tool.sensitive),
             enabled=bool(tool.enabled),
             checks=tuple(getattr(tool, "checks", None) or ()),
+            locks=tuple(getattr(tool, "locks", None) or ()),
         )
 
 

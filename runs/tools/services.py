@@ -14,6 +14,7 @@ from runs.models import TOOL_FIELDS, Tool
 from runs.statemachine import (
     lock_rows,
 )
+from runs.tools.locks import locks_problems
 from runs.tools.registry import validate_parameters_schema, validate_tool_config
 
 
@@ -41,6 +42,7 @@ def _check_tool(tool: Tool) -> None:
         ]
 
     problems += [("checks", p) for p in validate_checks(tool.checks)]
+    problems += [("locks", p) for p in locks_problems(tool.locks)]
     if not tool.timeout_seconds > 0:
         problems.append(("timeout_seconds", "the timeout must be above 0 seconds"))
     clash = Tool.objects.filter(name=tool.name).exclude(pk=tool.pk).exists()

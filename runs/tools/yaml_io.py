@@ -15,6 +15,7 @@ The shape (in the style of gantz.yaml)::
         timeout: 30
         sensitive: false
         idempotent: true
+        read_only: false              # true: it only reads; its steps are never rolled back
         max_retries: 2
         enabled: true
 
@@ -43,6 +44,7 @@ from runs.textdata import TextDataError, parse_yaml, unstorable
 from runs.tools.kinds.http import yaml as http_yaml
 from runs.tools.kinds.python import yaml as python_yaml
 from runs.tools.kinds.shell import yaml as shell_yaml
+from runs.tools.locks import locks_problems
 from runs.tools.registry import validate_parameters_schema, validate_tool_config
 from runs.tools.services import tool_audit, tool_snapshot
 from runs.tools.yaml_style import Flow, FlowMap
@@ -71,9 +73,11 @@ _TOOL_KEYS = (
     "timeout",
     "sensitive",
     "idempotent",
+    "read_only",
     "max_retries",
     "enabled",
     "checks",
+    "locks",
 )
 # Each kind maps its own ``script:`` keys (runs/tools/kinds/<kind>/yaml.py).
 _SCRIPTS = {"shell": shell_yaml, "http": http_yaml, "python": python_yaml}
@@ -96,8 +100,10 @@ class ToolDraft:
     max_retries: int = 2
     sensitive: bool = False
     idempotent: bool = False
+    read_only: bool = False
     enabled: bool = True
     checks: list[Any] = field(default_factory=list)  # evaluator checks (runs/evaluation/checks.py)
+    locks: list[str] = field(default_factory=list)  # resource lock templates (runs/tools/locks.py)
 
     def changed_fields(self, tool: Tool) -> list[str]:
         return [f.name for f in fields(self) if getattr(tool, f.name) != getattr(self, f.name)]
@@ -188,13 +194,20 @@ def _tool_from_entry(entry: Any, path: str, problems: list[str]) -> ToolDraft | 
     ):
         problems.append(f"{path}.max_retries: must be a whole number from 0, not {retries!r}")
     flags = {}
-    for flag, default in (("sensitive", False), ("idempotent", False), ("enabled", True)):
+    for flag, default in (
+        ("sensitive", False),
+        ("idempotent", False),
+        ("read_only", False),
+        ("enabled", True),
+    ):
         flags[flag] = entry.get(flag, default)
         if not isinstance(flags[flag], bool):
             problems.append(f"{path}.{flag}: must be true or false, not {flags[flag]!r}")
 
     checks = entry.get("checks") or []
     problems.extend(f"{path}.checks: {p}" for p in validate_checks(checks))
+    locks = entry.get("locks") or []
+    problems.extend(f"{path}.locks: {p}" for p in locks_problems(locks))
 
     if len(problems) > start or kind is None or schema is None:
         return None
@@ -207,6 +220,7 @@ def _tool_from_entry(entry: Any, path: str, problems: list[str]) -> ToolDraft | 
         timeout_seconds=float(timeout),
         max_retries=retries,
         checks=checks,
+        locks=locks,
         **flags,
     )
 
@@ -395,10 +409,14 @@ def tools_to_yaml(tools: Iterable[Tool]) -> str:
         entry["timeout"] = int(timeout) if timeout.is_integer() else timeout
         entry["sensitive"] = tool.sensitive
         entry["idempotent"] = tool.idempotent
+        if tool.read_only:
+            entry["read_only"] = True
         entry["max_retries"] = tool.max_retries
         entry["enabled"] = tool.enabled
         if tool.checks:
             entry["checks"] = tool.checks
+        if tool.locks:
+            entry["locks"] = tool.locks
         entries.append(entry)
     return yaml.dump(
         {"tools": entries},

@@ -28,6 +28,7 @@ from runs.lifecycle.retries import retryable_steps
 from runs.models import Run, RunStatus, Step
 from runs.permissions import can_view_runs, is_operator, role_required
 from runs.planning.accounting import LlmTotals, llm_totals_of
+from runs.redaction import redaction_summary
 from runs.selectors import STATUS_MARK
 from runs.statemachine import RUN_TERMINAL, STEP_FINISHED
 from runs.views.listing import HEARTBEAT_SECONDS
@@ -78,8 +79,16 @@ def _live_context(run: Run) -> dict[str, Any]:
     Four queries, whatever the number of steps: steps, plans, reviews, model calls.
     """
     plan_steps = Step.objects.filter(plan_id=run.current_plan_id) if run.current_plan_id else None
-    steps = list(plan_steps.order_by("phase", "position")) if plan_steps is not None else []
-    rows = [_step_row(s) for s in steps]
+    steps = (
+        list(
+            selectors.with_lock_waits(
+                plan_steps.select_related("tool").order_by("phase", "position")
+            )
+        )
+        if plan_steps is not None
+        else []
+    )
+    rows = [_step_row(s) for s in selectors.undone_by(steps)]
     main = [r for r in rows if r.step.phase == Step.Phase.MAIN]
     graph = plan_layout([(r.step.key, r.step.depends_on) for r in main])
     nodes = None
@@ -145,6 +154,9 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             "events_hidden": events[0].seq - 1 if events else 0,
             "last_seq": last_seq,
             "is_finished": run.status in RUN_TERMINAL,
+            # A run waiting for a reviewer's escalation can still be cancelled and rolled back.
+            "may_roll_back": run.status not in RUN_TERMINAL or run.status == RunStatus.ESCALATED,
+            "redactions": redaction_summary(run.redaction),
             **_budget_context(run, live["llm_totals"]),
             "retry_steps": sorted(retryable_steps(run, live["steps"])),
             "live_config": {
@@ -216,9 +228,15 @@ def run_retry(request: HttpRequest, run_id: int) -> HttpResponse:
 @require_POST
 @role_required(is_operator)
 def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
-    """Cancel a run; a run that already ended gets a message, not an error page."""
+    """Cancel a run, or cancel and roll it back; a run that already ended gets a message."""
+    rollback = request.POST.get("rollback") == "1"
     try:
-        run = cancel.run_cancel(run_id=run_id, user=request.user)  # type: ignore[arg-type]
+        run = cancel.run_cancel(
+            run_id=run_id,
+            user=request.user,  # type: ignore[arg-type]
+            rollback=rollback,
+            reason=request.POST.get("reason", "")[:2000],
+        )
     except Run.DoesNotExist:
         raise Http404("No such run.") from None
     except RunError as exc:
@@ -226,6 +244,12 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
     else:
         if run.status == RunStatus.CANCELLED:
             messages.success(request, f"Run {run_id} cancelled.")
+        elif run.status == RunStatus.ROLLING_BACK:
+            messages.info(request, f"Run {run_id}: cancelled; a worker rolls it back.")
+        elif rollback:
+            messages.info(
+                request, f"Run {run_id}: cancel requested; running steps are stopped, then undone."
+            )
         else:
             messages.info(request, f"Run {run_id}: cancel requested; running steps are stopped.")
     return redirect("runs:detail", run_id=run_id)

@@ -32,6 +32,10 @@
       stepEvents.push(event);
       if (!updateStep(p, event.at)) refreshLive(); // a step this page does not show yet
       updateProgress();
+    } else if (event.kind === "step.lock_waiting") {
+      showLockWait(p.step_id, event.summary);
+    } else if (event.kind === "step.lock_acquired") {
+      showLockWait(p.step_id, "");
     } else if (event.kind === "run.status") {
       updateRun(p);
     } else if (event.kind === "plan.created" || event.kind.startsWith("review.")) {
@@ -101,6 +105,7 @@
     }
     const attempts = row.querySelector("[data-step-attempts]");
     if (attempts && p.attempt) attempts.textContent = p.attempt;
+    if (p.to_status !== "pending") row.querySelector("[data-step-lock]")?.remove();
     if (p.to_status === "running" && p.from_status !== "running") {
       row.dataset.startedAt = at;
       setText(row, "[data-step-started]", clock(at));
@@ -121,6 +126,24 @@
       }
     }
     return true;
+  }
+
+  // A step waiting for a resource lock says for which and who holds it; "" clears it.
+  function showLockWait(stepId, summary) {
+    const status = document.querySelector(`tr[data-step-id="${stepId}"] [data-step-status]`);
+    if (!status) return;
+    let line = status.querySelector("[data-step-lock]");
+    if (!summary) {
+      if (line) line.remove();
+      return;
+    }
+    if (!line) {
+      line = document.createElement("div");
+      line.className = "muted lock-wait";
+      line.dataset.stepLock = "";
+      status.append(line);
+    }
+    line.textContent = summary.slice(summary.indexOf("waiting for lock"));
   }
 
   function setText(root, selector, text) {

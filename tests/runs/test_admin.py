@@ -91,6 +91,8 @@ def test_an_admin_adds_a_valid_tool(admin_client: Client) -> None:
             "import",
         ),
         ({"timeout_seconds": "0"}, "timeout_seconds", "above 0"),
+        ({"locks": json.dumps(["env:{{ steps.a.result }}"])}, "locks", "only '{{ params."),
+        ({"locks": json.dumps("env:prod")}, "locks", "must be a list"),
     ],
 )
 def test_the_form_rejects_bad_schemas_and_configs_on_their_fields(
@@ -101,6 +103,13 @@ def test_the_form_rejects_bad_schemas_and_configs_on_their_fields(
     errors = response.context["adminform"].form.errors
     assert any(message in e for e in errors.get(field, [])), errors
     assert not Tool.objects.exists()
+
+
+def test_an_admin_gives_a_tool_resource_locks(admin_client: Client) -> None:
+    locks = ["db:{{ params.db }}"]
+    response = admin_client.post(TOOLS + "add/", form_data(locks=json.dumps(locks)))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Tool.objects.get(name="backup").locks == locks
 
 
 def test_an_admin_can_look_at_runs_but_not_edit_the_transcript(admin_client: Client) -> None:

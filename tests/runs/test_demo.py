@@ -202,7 +202,7 @@ def test_the_broken_migration_ends_rolled_back_with_the_database_restored(
     run = execute("migration-broken")
     assert run.status == RunStatus.ROLLED_BACK, run.stop_reason
     assert statuses(run) == {
-        "read_schema": "rolled_back",
+        "read_schema": "succeeded",  # it only reads: nothing to undo
         "backup": "rolled_back",
         "migrate": "failed",
         "verify": "skipped",
@@ -235,34 +235,37 @@ def test_the_deploy_plan_succeeds_with_tests_and_backup_in_parallel(sandbox: Pat
     assert [m["message"] for m in outbox(sandbox)] == ["2.4.0 is live in production"]
 
 
-def test_the_broken_deploy_skips_production_and_rolls_back_in_order(sandbox: Path) -> None:
+def test_the_broken_deploy_undoes_staging_and_skips_the_undo_of_production(
+    sandbox: Path,
+) -> None:
     run = execute("deploy-broken")
     assert run.status == RunStatus.ROLLED_BACK, run.stop_reason
     assert statuses(run) == {
-        "unit_tests": "rolled_back",
+        "unit_tests": "succeeded",  # tests only read: nothing to undo
         "backup": "rolled_back",
         "deploy_staging": "rolled_back",
         "smoke_tests": "failed",
         "deploy_production": "skipped",
         "notify": "skipped",
+        "undo-deploy_staging": "succeeded",
+        "undo-deploy_production": "skipped",  # production never got the release
         "rollback-1": "succeeded",
-        "rollback-2": "succeeded",
-        "rollback-3": "succeeded",
     }
     steps = steps_of(run)
     assert "injected failure" in steps["smoke_tests"].error
-    rollback = sorted(
-        (s for s in steps.values() if s.phase == Step.Phase.ROLLBACK), key=lambda s: s.started_at
+    assert (
+        steps["undo-deploy_staging"].params["version"]
+        == "{{ steps.deploy_staging.result.version }}"
     )
-    assert [s.key for s in rollback] == ["rollback-1", "rollback-2", "rollback-3"]
-    # Production never got the release, so its rollback had nothing to undo.
-    assert steps["rollback-1"].result["rolled_back"] is False
-    assert steps["rollback-2"].result == {
+    assert steps["undo-deploy_staging"].result == {
         "environment": "staging",
         "rolled_back": True,
         "from": "2.5.0-rc1",
         "to": None,
     }
+    # The step's own undo runs first, then the plan-level rollback.
+    assert steps["undo-deploy_staging"].finished_at <= steps["rollback-1"].started_at
+    assert steps["rollback-1"].result["restored"] is True
     assert not (sandbox / "deployed-production.json").exists()
     assert not (sandbox / "deployed-staging.json").exists()
     assert outbox(sandbox) == []

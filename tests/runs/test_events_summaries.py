@@ -26,11 +26,14 @@ from runs.events import (
     ReviewDecided,
     ReviewOpened,
     ReviewPlanSaved,
+    RollbackPlanned,
     RunCancelRequested,
     RunCreated,
     RunRequeued,
     RunRetried,
     RunStatusChanged,
+    StepLockAcquired,
+    StepLockWaiting,
     StepRetrying,
     StepStatusChanged,
     StepVerdict,
@@ -49,6 +52,7 @@ SAMPLES = {
     RunCreated: RunCreated(task=f"Back up {TRICKY}", submitted_by="olivia"),
     RunStatusChanged: RunStatusChanged(from_status="executing", to_status="failed", reason=TRICKY),
     RunCancelRequested: RunCancelRequested(by=None),
+    RollbackPlanned: RollbackPlanned(order=["undo-b", "rollback-1"], skipped=["undo-a"]),
     PlanCreated: PlanCreated(
         plan_id=1,
         version=2,
@@ -67,6 +71,10 @@ SAMPLES = {
         error=TRICKY,
     ),
     StepRetrying: StepRetrying(step_id=1, step="b", attempt=2, delay_seconds=0.5, error=TRICKY),
+    StepLockWaiting: StepLockWaiting(
+        step_id=1, step="b", lock=f"env:{TRICKY}", held_by_run=12, held_by_step="deploy"
+    ),
+    StepLockAcquired: StepLockAcquired(step_id=1, step="b", locks=["env:production", TRICKY]),
     RunRequeued: RunRequeued(reason=TRICKY),
     RunRetried: RunRetried(of_run=3, step="b", carried_over=["a", "c"], by="olivia", new_run=9),
     ReviewOpened: ReviewOpened(

@@ -151,3 +151,53 @@ async def hang(key: str, label: str) -> dict[str, Any]:
         _record(key, f"{label}:cancelled")
         raise
     return {"label": label}
+
+
+def _lock_waiters() -> int:
+    from django.db import connection
+
+    from runs.models import ResourceLock
+
+    try:
+        return ResourceLock.objects.filter(granted=False).count()
+    finally:
+        connection.close()
+
+
+async def hold_lock(
+    key: str, label: str, waiters: int = 0, gate: str = "", **_: Any
+) -> dict[str, Any]:
+    """A locked step's call: inside until ``waiters`` steps queue for a lock and ``gate`` opens.
+
+    With neither, it returns at once; either way its start and end are recorded, so
+    a test sees whether two such calls overlapped.
+    """
+    _record(key, f"start:{label}")
+    for _ in range(int(WAIT_LIMIT * 2 / 0.01)):
+        if (not waiters or await asyncio.to_thread(_lock_waiters) >= waiters) and (
+            not gate or gate in _opened[key]
+        ):
+            _record(key, f"end:{label}")
+            return {"label": label}
+        await asyncio.sleep(0.01)
+    raise ToolError(f"{label}: {waiters} lock waiter(s) and gate {gate!r} never came")
+
+
+def open_gate_now(key: str, gate: str) -> None:
+    """Open ``gate`` from the test itself (``wait_gate`` and ``hold_lock`` see it)."""
+    _opened[key].add(gate)
+
+
+async def span(path: str, label: str, waiters: int = 0, **_: Any) -> dict[str, Any]:
+    """``hold_lock`` for other processes: its start and end are lines appended to ``path``."""
+    with Path(path).open("a") as out:
+        out.write(f"start:{label}\n")
+    for _ in range(int(60 / 0.02)):
+        if not waiters or await asyncio.to_thread(_lock_waiters) >= waiters:
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise ToolError(f"{label}: {waiters} lock waiter(s) never came")
+    with Path(path).open("a") as out:
+        out.write(f"end:{label}\n")
+    return {"label": label}

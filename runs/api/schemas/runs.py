@@ -16,6 +16,8 @@ from runs.api.inputs import BudgetsIn, DecisionIn, In, QueryIn
 from runs.api.paging import PageOut
 from runs.events import event_summary
 from runs.models import Plan, Run, RunStatus, Step, TranscriptEvent
+from runs.redaction import redaction_counts
+from runs.selectors import lock_wait_text
 
 MAX_EVENTS_PAGE = 1000
 
@@ -94,6 +96,15 @@ class RunOut(RunSummaryOut):
     max_parallel: int
     cancel_requested_at: datetime | None
     cancel_requested_by: str | None
+    cancel_rollback: bool = Field(description="The cancel asked for a rollback.")
+    cancel_reason: str = Field(description="Why the operator cancelled.")
+    redactions: dict[str, int] = Field(
+        description="Distinct values redacted before storage, by kind (email, phone, aws_key, ...)."
+    )
+
+    @staticmethod
+    def resolve_redactions(run: Run) -> dict[str, int]:
+        return redaction_counts(run.redaction)
 
     @staticmethod
     def resolve_description(run: Run) -> str:
@@ -139,10 +150,45 @@ class PlanOut(ModelSchema):
         return plan.diff if isinstance(plan.diff, dict) and plan.diff else None
 
 
+class LockWaitOut(Schema):
+    lock: str = Field(description="The resource lock key the step waits for.")
+    held_by_run: int | None = Field(
+        description="The run whose step holds it (null: earlier steps queue for it first)."
+    )
+    held_by_step: str | None = None
+    message: str = Field(description="The same, in one line, as the run page shows it.")
+
+
 class StepOut(ModelSchema):
     depends_on: list[str]
     params: dict[str, Any]
     result: Any
+    undoes: str = Field(description="A rollback step: the main step it undoes ('' if none).")
+    undone_by: list[str] = Field(
+        default_factory=list,
+        description="A rolled-back main step: the rollback step(s) that undid it.",
+    )
+
+    @staticmethod
+    def resolve_undone_by(step: Step) -> list[str]:
+        return list(getattr(step, "undone_by", []))
+
+    locks: list[str] = Field(description="The step's own resource lock templates.")
+    waiting_for_lock: LockWaitOut | None = Field(
+        None, description="Set while the step waits for a resource lock another step holds."
+    )
+
+    @staticmethod
+    def resolve_waiting_for_lock(step: Step) -> LockWaitOut | None:
+        key = getattr(step, "lock_waiting", None)
+        if not key:
+            return None
+        return LockWaitOut(
+            lock=key,
+            held_by_run=getattr(step, "lock_held_by_run", None),
+            held_by_step=getattr(step, "lock_held_by_step", None),
+            message=lock_wait_text(step),
+        )
 
     class Meta:
         model = Step
@@ -188,6 +234,16 @@ class EventPageOut(Schema):
 # --------------------------------------------------------------------------- tokens
 
 
+class CancelIn(In):
+    """How to cancel: stop only (the default), or stop and undo what the run did."""
+
+    rollback: bool = Field(
+        False,
+        description="Also undo the steps that succeeded (the run ends rolled_back).",
+    )
+    reason: str = Field("", max_length=2000, description="Why the run is cancelled (shown).")
+
+
 class RetryIn(In):
     """Which failed step a retry starts from."""
 
@@ -201,14 +257,16 @@ class ResumeIn(DecisionIn, BudgetsIn):
     other is answered 409 with the ``allowed`` list.
     """
 
-    action: Literal["retry", "skip", "edit", "write_plan", "raise_budget", "rollback", "abort"] = (
-        Field(
-            description=(
-                "retry the stuck step (attempts kept), skip it (and what needs it), edit the plan "
-                "and resume (finished steps carried over), write_plan (a run with no plan: the "
-                "reviewer's plan runs), raise_budget (new `budget_*` limits, then resume where the "
-                "run stopped), roll back, or abort (needs a reason)."
-            )
+    action: Literal[
+        "retry", "skip", "edit", "write_plan", "raise_budget", "rollback", "abort", "mark_done"
+    ] = Field(
+        description=(
+            "retry the stuck step (attempts kept), skip it (and what needs it), edit the plan "
+            "and resume (finished steps carried over), write_plan (a run with no plan: the "
+            "reviewer's plan runs), raise_budget (new `budget_*` limits, then resume where the "
+            "run stopped), roll back, or abort (needs a reason). An incomplete rollback takes "
+            "retry (its failed rollback step), mark_done (that step was undone by hand; needs a "
+            "reason) or abort."
         )
     )
     plan_version: int | None = Field(

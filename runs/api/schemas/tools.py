@@ -13,6 +13,10 @@ from runs.evaluation.checks import CHECK_TYPES
 from runs.models import Tool
 
 _CHECKS = "Evaluator checks of each result (see runs/evaluation/checks.py)."
+_LOCKS = (
+    'Resource locks every step of the tool takes, e.g. ["env:{{ params.environment }}"]; '
+    "a step waits while another step holds the same key."
+)
 _CHECK: dict[str, JsonValue] = {
     "type": "object",
     "required": ["type"],
@@ -55,10 +59,12 @@ class ToolIn(In):
     max_retries: int = Field(2, ge=0, le=100)
     sensitive: bool = False
     idempotent: bool = False
+    read_only: bool = False
     enabled: bool = True
     checks: list[dict[str, Any]] = Field(
         default_factory=list, description=_CHECKS, json_schema_extra={"items": _CHECK}
     )
+    locks: list[str] = Field(default_factory=list, description=_LOCKS)
 
 
 class ToolPatchIn(In):
@@ -75,10 +81,12 @@ class ToolPatchIn(In):
     max_retries: int | None = Field(None, ge=0, le=100)
     sensitive: bool | None = None
     idempotent: bool | None = None
+    read_only: bool | None = None
     enabled: bool | None = None
     checks: list[dict[str, Any]] | None = Field(
         None, description=_CHECKS, json_schema_extra={"items": _CHECK}
     )
+    locks: list[str] | None = Field(None, description=_LOCKS)
 
 
 class ToolOut(Schema):
@@ -90,8 +98,10 @@ class ToolOut(Schema):
     max_retries: int
     sensitive: bool
     idempotent: bool
+    read_only: bool
     enabled: bool
     checks: list[dict[str, Any]]
+    locks: list[str]
     created_at: datetime
     updated_at: datetime
     config: dict[str, Any] | None = Field(

@@ -20,7 +20,7 @@ from runs.planning.accounting import call_cost
 from runs.planning.options import MODES, PLANNERS, PlannerOptionsError, default_options
 from runs.planning.planner import plan_task
 from runs.planning.prompt import context_for
-from runs.planning.redact import redact_text
+from runs.redaction import redact_text
 
 
 class Command(BaseCommand):

@@ -20,10 +20,12 @@ from runs.planning.params import ParamsCheck, Predicate, params_check
 from runs.planning.references import Reference, find_references
 from runs.planning.schema import (
     STEP_ID_RE,
+    UNDO_KEY_MAX,
     PlanDocument,
     PlanStep,
     RollbackStep,
     normalize_plan,
+    undo_key,
 )
 from runs.planning.validation.graphs import (
     Ancestors,
@@ -50,6 +52,7 @@ from runs.planning.validation.messages import (
 from runs.planning.validation.problems import PlanProblem
 from runs.textdata import unstorable_values
 from runs.tools.base import ToolSpec
+from runs.tools.locks import lock_template_problems, template_params
 from runs.tools.registry import load_tool_specs
 
 _UNKNOWN: Any = object()  # a cache miss, where None is a cached answer
@@ -138,7 +141,8 @@ def validate_plan(raw: Any, *, tools: Mapping[str, ToolSpec], max_steps: int) ->
         )
     checker = _Checker(tools, problems)
     order = checker.check_steps(steps, known_ids)
-    checker.check_rollback(rollback)
+    checker.check_undos(steps)
+    checker.check_rollback(rollback, {s.id for _, s in steps} | known_ids)
     return ValidatedPlan(document, problems, [] if problems else order)
 
 
@@ -203,6 +207,9 @@ class _Checker:
             self._check_tool("steps", i, step.id, step.action, params, bool(step_refs))
             if step.fallback is not None:
                 self._check_fallback(i, step)
+            if step.locks or self._tool_locks(step.action):
+                label = step_label(step.id, step.action)
+                self._check_locks(f"steps[{i}]", label, step.action, step.locks, params)
             if not depends_on:
                 deps.append([])
                 continue
@@ -282,10 +289,60 @@ class _Checker:
             label=f"The fallback of step '{step.id}' (tool '{fallback.action}')",
         )
 
-    def check_rollback(self, rollback: list[tuple[int, RollbackStep]]) -> None:
+    def check_undos(self, steps: list[tuple[int, PlanStep]]) -> None:
+        """Each step's own undo: a known tool, params that fit it, references to this step only."""
+        ids = {s.id for _, s in steps}
+        for i, step in steps:
+            undo = step.undo
+            if undo is None:
+                continue
+            where = f"steps[{i}].undo"
+            label = f"The undo of {step_label(step.id, step.action)}"
+            key = undo_key(step.id)
+            if len(key) > UNDO_KEY_MAX or key in ids:
+                self.add(
+                    f"steps[{i}].id",
+                    "bad_undo",
+                    f"{label} would be named '{shorten(key)}', which "
+                    + ("is another step's id" if key in ids else "is too long")
+                    + f"; rename the step (an id with an undo has at most {UNDO_KEY_MAX - 5} "
+                    "characters and no other step is called 'undo-<its id>').",
+                )
+            step_refs = find_references(undo.params) if undo.params else []
+            self._check_tool(
+                "steps",
+                i,
+                step.id,
+                undo.action,
+                undo.params,
+                bool(step_refs),
+                where=where,
+                label=f"The undo of step '{step.id}' (tool '{undo.action}')",
+            )
+            for ref in step_refs:
+                if ref.step == step.id:
+                    continue
+                self.add(
+                    params_path(where, ref.location),
+                    "bad_reference",
+                    f"{label} {param_phrase(ref.location)} refers to {ref.expression}, but an "
+                    f"undo may use only its own step's result ('steps.{step.id}.result').",
+                )
+
+    def check_rollback(self, rollback: list[tuple[int, RollbackStep]], ids: set[str]) -> None:
         for i, step in rollback:
+            if step.undoes is not None and step.undoes not in ids:
+                self.add(
+                    f"rollback[{i}].undoes",
+                    "missing_dependency",
+                    f"{rollback_label(i, step.action)} undoes '{step.undoes}', which is not a "
+                    f"step in this plan{suggest(step.undoes, ids)}.",
+                )
             step_refs = find_references(step.params) if step.params else []
             self._check_tool("rollback", i, None, step.action, step.params, bool(step_refs))
+            if step.locks or self._tool_locks(step.action):
+                label = rollback_label(i, step.action)
+                self._check_locks(f"rollback[{i}]", label, step.action, step.locks, step.params)
             for ref in step_refs:
                 self.add(
                     params_path(f"rollback[{i}]", ref.location),
@@ -348,6 +405,34 @@ class _Checker:
         for problem in check.problems(params, allow_references=has_refs):
             for path, message in describe_param_problem(problem):
                 self.add(params_path(where, path), "bad_params", f"{label}: {message}")
+
+    def _tool_locks(self, action: str) -> tuple[str, ...]:
+        spec = self.tools.get(action)
+        return spec.locks if spec is not None else ()
+
+    def _check_locks(
+        self, where: str, label: str, action: str, locks: list[str], params: dict[str, Any]
+    ) -> None:
+        """Each lock template is well formed and names params the step has (or defaults)."""
+        spec = self.tools.get(action)
+        properties = (spec.parameters_schema.get("properties") if spec is not None else None) or {}
+        defaulted = {k for k, v in properties.items() if isinstance(v, dict) and "default" in v}
+        own = [(f"{where}.locks[{j}]", t) for j, t in enumerate(locks)]
+        inherited = [(f"{where}.action", t) for t in self._tool_locks(action)]
+        for path, template in own + inherited:
+            problems = lock_template_problems(template)
+            for problem in problems:
+                self.add(path, "bad_lock", f"{label}: {problem}")
+            if problems:
+                continue
+            for name in template_params(template):
+                if name not in params and name not in defaulted:
+                    self.add(
+                        path,
+                        "bad_lock",
+                        f"{label}: lock {template!r} needs the parameter '{name}', "
+                        "which the step does not set.",
+                    )
 
     def _tool_hint(self, action: str) -> str:
         enabled = [name for name, spec in self.tools.items() if spec.enabled]

@@ -23,10 +23,10 @@ MAX_TOOLS_LISTED = 15
 
 
 # -- shape errors from pydantic ------------------------------------------------------------
-STEP_KEYS = ("id", "action", "params", "depends_on", "description", "confidence")
+STEP_KEYS = ("id", "action", "params", "depends_on", "description", "confidence", "undo")
 
 
-ROLLBACK_KEYS = ("action", "params", "description")
+ROLLBACK_KEYS = ("action", "params", "description", "undoes")
 
 
 PLAN_KEYS = ("goal", "steps", "rollback")
@@ -51,7 +51,7 @@ def shape_message(error: Any, normalized: Any) -> str:
         section, index = str(loc[0]), int(loc[1])
         item = get_index(get_key(normalized, section), index)
         subject = raw_label(section, index, item)
-        allowed = ROLLBACK_KEYS if section == "rollback" else STEP_KEYS
+        allowed: tuple[str, ...] = ROLLBACK_KEYS if section == "rollback" else STEP_KEYS
         rest = loc[2:]
     else:
         item, subject, allowed, rest = normalized, "The plan", PLAN_KEYS, loc

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
+from runs.lifecycle.submit import run_submit_plan
 from runs.models import Run, Task, Tool
-from tests.runs.api.conftest import ApiClient, api_as
+from tests.runs.api.conftest import VALID_PLAN, ApiClient, api_as
 
 pytestmark = pytest.mark.django_db
 
@@ -118,3 +119,23 @@ def test_the_role_is_checked_before_the_body_is_read(
 @pytest.mark.parametrize("body", MALFORMED)
 def test_an_anonymous_client_gets_401_whatever_the_body(body: str) -> None:
     assert ApiClient().post("/tasks", body).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"reason": "x", "n": ' + "9" * 5000 + "}",
+        '{"reason": ' + "[" * 5000 + "]" * 5000 + "}",
+        '{"rollback": 0}',
+        '{"reason": "\\u0000"}',
+        "{",
+    ],
+    ids=["huge-int", "deep", "int-for-bool", "nul", "malformed"],
+)
+def test_a_cancel_body_beyond_the_limits_is_a_4xx(
+    body: str, operator: User, noop_tool: Tool
+) -> None:
+    run = run_submit_plan(title="t", document=VALID_PLAN, submitted_by=operator)
+    response = api_as(operator).post(f"/runs/{run.pk}/cancel", body)
+    assert response.status_code in (400, 422), response.content
+    assert Run.objects.get(pk=run.pk).status == run.status

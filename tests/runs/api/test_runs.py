@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -307,6 +308,49 @@ def test_an_operator_cancels_a_queued_run_and_a_second_cancel_is_409(
     again = client.post(f"/runs/{run.pk}/cancel")
     assert again.status_code == 409
     assert again.json()["code"] == "run_finished"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cancel_and_roll_back_of_a_parked_run_goes_to_a_worker_with_who_and_why(
+    noop_tool: Tool, operator: User
+) -> None:
+    run = run_submit_plan(title="Two hellos", document=VALID_PLAN, submitted_by=operator)
+    Step.objects.filter(run=run, key="first").update(status="succeeded")
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.AWAITING_APPROVAL)
+    client = api_as(operator)
+    response = client.post(f"/runs/{run.pk}/cancel", {"rollback": True, "reason": "bad idea"})
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["status"], body["cancel_rollback"], body["cancel_reason"]) == (
+        "rolling_back",
+        True,
+        "bad idea",
+    )
+    assert run_execute(run_id=run.pk) == RunStatus.ROLLED_BACK
+    steps = {s["key"]: s for s in client.get(f"/runs/{run.pk}/steps").json()}
+    assert steps["first"]["status"] == "rolled_back"
+    assert steps["first"]["undone_by"] == ["rollback-1"]
+    assert steps["second"]["status"] == "cancelled"
+    detail = client.get(f"/runs/{run.pk}").json()
+    assert detail["stop_reason"].startswith("cancelled by olivia: bad idea; rolled back")
+
+
+def test_cancel_and_roll_back_with_nothing_done_cancels(noop_tool: Tool, operator: User) -> None:
+    run = run_submit_plan(title="Two hellos", document=VALID_PLAN, submitted_by=operator)
+    response = api_as(operator).post(f"/runs/{run.pk}/cancel", {"rollback": True})
+    assert response.status_code == 200
+    assert response.json()["status"] == "cancelled"
+    assert response.json()["stop_reason"] == "cancelled by olivia; nothing to roll back"
+
+
+@pytest.mark.parametrize("body", [{"rollback": "maybe"}, {"rolback": True}, "[1]"])
+def test_a_bad_cancel_body_is_a_422_and_cancels_nothing(
+    noop_tool: Tool, operator: User, body: Any
+) -> None:
+    run = run_submit_plan(title="Two hellos", document=VALID_PLAN, submitted_by=operator)
+    response = api_as(operator).post(f"/runs/{run.pk}/cancel", body)
+    assert response.status_code == 422, response.content
+    assert Run.objects.get(pk=run.pk).status == RunStatus.QUEUED
 
 
 @pytest.mark.parametrize(

@@ -107,6 +107,7 @@ MAY_NOT_SUCCEED_AT_RANDOM = {
     "POST /api/runs/{run_id}/resume",  # the seeded run is not escalated: 409 by design
 }
 NEVER_SUCCEEDS_WITH_A_TOKEN = {"POST /api/tokens"}
+RENAME_OR_REMOVE = {"PUT /api/tools/{name}", "DELETE /api/tools/{name}"}
 
 
 @pytest.mark.parametrize(
@@ -161,6 +162,10 @@ def test_every_operation_answers_as_documented_and_never_with_a_5xx(
         def check(case: schemathesis.Case) -> None:
             response = case.call_and_validate(headers=headers, checks=checks, cookies=cookies)
             seen.setdefault(case.operation.label, set()).add(response.status_code)
+            if case.operation.label in RENAME_OR_REMOVE and response.status_code < 300:
+                # A whole tool that happens to be valid renames the known one: bring it back,
+                # so the operations after this one still find it.
+                tools_import(text=(settings.BASE_DIR / "runs/demo/tools.yaml").read_text())
 
         check()
 

@@ -50,6 +50,8 @@ def test_staff_create_a_tool_and_everyone_with_a_role_reads_it_without_its_confi
         ({"timeout_seconds": 0}, "timeout_seconds"),
         ({"name": "has space"}, "name"),
         ({"surprise": True}, "surprise"),
+        ({"locks": ["env:{{ steps.a.result }}"]}, "locks"),
+        ({"locks": "env:prod"}, "locks"),
     ],
 )
 def test_a_bad_tool_is_422_naming_the_field_and_nothing_is_saved(
@@ -59,6 +61,14 @@ def test_a_bad_tool_is_422_naming_the_field_and_nothing_is_saved(
     assert response.status_code == 422, response.json()
     assert field in {f["field"] for f in response.json()["fields"]}
     assert not Tool.objects.exists()
+
+
+def test_a_tool_declares_resource_locks(admin_user: User) -> None:
+    locks = ["env:{{ params.who }}"]
+    created = api_as(admin_user).post("/tools", {**HELLO, "locks": locks})
+    assert created.status_code == 201, created.json()
+    assert Tool.objects.get(name="hello").locks == locks
+    assert api_as(admin_user).get("/tools/hello").json()["locks"] == locks
 
 
 def test_a_duplicate_name_is_409(admin_user: User) -> None:

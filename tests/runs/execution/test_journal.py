@@ -9,10 +9,11 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from runs.events import RunCancelRequested, StepStatusChanged
-from runs.execution.journal import Batch, Journal, StaleStateError, StepWrite
+from runs.events import RunCancelRequested, RunStatusChanged, StepStatusChanged
+from runs.execution.journal import Batch, Journal, RunWrite, StaleStateError, StepWrite
 from runs.lifecycle.submit import run_submit_plan
-from runs.models import Run, Step, TranscriptEvent
+from runs.models import ResourceLock, Run, Step, TranscriptEvent
+from runs.redaction import Redactor, redaction_counts
 from runs.statemachine import NewEvent, TransitionError, append_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -250,3 +251,81 @@ def test_journal_commits_leave_wal_checkpoints_to_the_background_thread(run: Run
             time.sleep(0.01)
     assert checkpointer.checkpoints > before
     assert last_seq(run) >= len(events)
+
+
+def test_results_errors_and_events_are_redacted_with_the_runs_placeholders(run: Run) -> None:
+    # A value the ORM path numbered first keeps its number on the journal's path.
+    Redactor(run.pk).text("carol@example.net")
+    secret = "AKIAIOSFODNN7EXAMPLE"
+    a, b = Step.objects.get(run=run, key="a"), Step.objects.get(run=run, key="b")
+    now = timezone.now()
+    batch = start(start(Batch(run.pk), run, "a"), run, "b")
+    result = {"stdout": f"key\n{secret}\nmail carol@example.net\n"}
+    batch.add_step(
+        StepWrite(a.pk, "running", "succeeded", 1, result, "", now, now, result_json=None),
+        "executor",
+        StepStatusChanged(step_id=a.pk, step="a", from_status="running", to_status="succeeded"),
+    )
+    error = f"exited with status 3: denied for {secret}"
+    batch.add_step(
+        StepWrite(b.pk, "running", "failed", 1, None, error, now, now),
+        "executor",
+        StepStatusChanged(
+            step_id=b.pk, step="b", from_status="running", to_status="failed", error=error
+        ),
+    )
+    with Journal() as journal:
+        seqs = journal.commit(batch)
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert a.result == {"stdout": "key\n[REDACTED:aws_key:1]\nmail [REDACTED:email:1]\n"}
+    assert b.error == "exited with status 3: denied for [REDACTED:aws_key:1]"
+    stored = TranscriptEvent.objects.get(run=run, seq=seqs[-1]).payload
+    assert stored["error"] == b.error
+    run.refresh_from_db()
+    assert redaction_counts(run.redaction) == {"aws_key": 1, "email": 1}
+    assert secret not in str(run.redaction)
+
+
+def test_a_journal_whose_lease_passed_to_another_writes_nothing(run: Run) -> None:
+    Run.objects.filter(pk=run.pk).update(status="executing", lease_owner="other/1")
+    before = last_seq(run)
+    with Journal(fence="mine/1") as journal, pytest.raises(StaleStateError, match="leased to"):
+        journal.commit(start(Batch(run.pk), run, "a"))
+    assert statuses(run) == {"a": "pending", "b": "pending"}
+    assert last_seq(run) == before
+
+
+def test_a_run_change_that_finds_another_status_rolls_back_the_batch(run: Run) -> None:
+    batch = start(Batch(run.pk), run, "a")
+    batch.set_run(
+        RunWrite("executing", "succeeded"),  # the run is still queued
+        "executor",
+        RunStatusChanged(from_status="executing", to_status="succeeded"),
+    )
+    with Journal() as journal, pytest.raises(StaleStateError, match="was not 'executing'"):
+        journal.commit(batch)
+    assert statuses(run) == {"a": "pending", "b": "pending"}
+
+
+def test_finishing_a_step_releases_its_locks_and_ending_the_run_releases_all(run: Run) -> None:
+    a, b = (Step.objects.get(run=run, key=k) for k in "ab")
+    for step, key in ((a, "x"), (b, "y")):
+        ResourceLock.objects.create(
+            key=key, run=run, step=step, granted=True, created_at=timezone.now()
+        )
+    Run.objects.filter(pk=run.pk).update(status="executing")
+    with Journal() as journal:
+        journal.commit(start(start(Batch(run.pk), run, "a"), run, "b"))
+        batch = finish(Batch(run.pk), run, "a")
+        batch.unlock.append(a.pk)
+        journal.commit(batch)
+        assert list(ResourceLock.objects.values_list("key", flat=True)) == ["y"]
+        batch = Batch(run.pk)
+        batch.set_run(
+            RunWrite("executing", "cancelled"),
+            "supervisor",
+            RunStatusChanged(from_status="executing", to_status="cancelled"),
+        )
+        journal.commit(batch)
+    assert not ResourceLock.objects.exists()

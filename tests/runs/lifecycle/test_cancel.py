@@ -13,11 +13,14 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
+from reviews.models import AuditEntry, ReviewItem
 from runs.lifecycle.cancel import run_cancel
 from runs.lifecycle.claim import run_execute
+from runs.lifecycle.errors import RunError
 from runs.lifecycle.submit import run_submit_plan
 from runs.models import Run, RunStatus, Step, Tool
 from tests.runs import toolbox
+from tests.runs.lifecycle.test_resume import escalated_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -157,3 +160,140 @@ def test_cancelling_a_queued_run_ends_it_at_once(toolset: None, operator: User, 
     assert Step.objects.get(run=run).status == "cancelled"
     assert run_execute(run_id=run.pk) == RunStatus.CANCELLED
     assert toolbox.CALLS[key] == []
+
+
+def undoable(key: str, pidfile: Path) -> dict[str, Any]:
+    """a (with its own undo) → slow (a sleeper); read (a read-only tool) beside them."""
+    return {
+        "steps": [
+            {
+                "id": "a",
+                "action": "record",
+                "params": {"key": key, "label": "a"},
+                "undo": {"action": "record", "params": {"key": key, "label": "undo-a"}},
+            },
+            {"id": "read", "action": "reader", "params": {"key": key, "label": "read"}},
+            {
+                "id": "slow",
+                "action": "sleeper",
+                "params": {"pidfile": str(pidfile)},
+                "depends_on": ["a", "read"],
+            },
+        ],
+        "rollback": [{"action": "record", "params": {"key": key, "label": "notify"}}],
+    }
+
+
+@pytest.fixture
+def reader(make_tool: Callable[..., Tool]) -> Tool:
+    return make_tool("reader", "record", read_only=True)
+
+
+def test_cancel_and_roll_back_of_a_running_run_undoes_what_succeeded(
+    sleeper: Tool,
+    reader: Tool,
+    toolset: None,
+    fast_settings: Any,
+    tmp_path: Path,
+    operator: User,
+    key: str,
+) -> None:
+    pidfile = tmp_path / "pids"
+    run = submit(undoable(key, pidfile))
+    thread = in_thread(run)
+    shell, grandchild = pids_in(pidfile)
+    run_cancel(run_id=run.pk, user=operator, rollback=True, reason="wrong build")
+    thread.join(timeout=15)
+    run.refresh_from_db()
+    assert run.status == RunStatus.ROLLED_BACK, run.stop_reason
+    assert run.stop_reason.startswith("cancelled by olivia: wrong build; rolled back")
+    assert (run.cancel_rollback, run.cancel_reason) == (True, "wrong build")
+    assert dict(Step.objects.filter(run=run).values_list("key", "status")) == {
+        "a": "rolled_back",
+        "read": "succeeded",  # read-only: nothing to undo
+        "slow": "cancelled",
+        "undo-a": "succeeded",
+        "rollback-1": "succeeded",
+    }
+    assert toolbox.CALLS[key] == ["a", "read", "undo-a", "notify"] or toolbox.CALLS[key] == [
+        "read",
+        "a",
+        "undo-a",
+        "notify",
+    ]
+    assert gone(shell) and gone(grandchild)
+
+
+def test_cancel_and_roll_back_recorded_by_another_process_is_noticed_on_the_heartbeat(
+    sleeper: Tool, reader: Tool, toolset: None, fast_settings: Any, tmp_path: Path, key: str
+) -> None:
+    pidfile = tmp_path / "pids"
+    run = submit(undoable(key, pidfile))
+    thread = in_thread(run)
+    pids_in(pidfile)
+    # What another process's run_cancel leaves behind: the request row, no in-process signal.
+    Run.objects.filter(pk=run.pk).update(
+        cancel_requested_at=timezone.now(), cancel_rollback=True, cancel_reason="elsewhere"
+    )
+    thread.join(timeout=15)
+    run.refresh_from_db()
+    assert run.status == RunStatus.ROLLED_BACK, run.stop_reason
+    assert "undo-a" in toolbox.CALLS[key]
+    assert Step.objects.get(run=run, key="a").status == "rolled_back"
+
+
+def test_cancel_and_roll_back_of_an_idle_run_is_done_by_a_worker(
+    reader: Tool, toolset: None, fast_settings: Any, operator: User, key: str
+) -> None:
+    doc = {
+        "steps": [
+            {
+                "id": "a",
+                "action": "record",
+                "params": {"key": key, "label": "a"},
+                "undo": {"action": "record", "params": {"key": key, "label": "undo-a"}},
+            },
+            {"id": "b", "action": "record", "params": {"key": key, "label": "b"}},
+        ]
+    }
+    run = submit(doc)
+    # Parked with a finished: what a run waiting for a reviewer's gate decision looks like.
+    Step.objects.filter(run=run, key="a").update(status="succeeded", result={"ok": 1})
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.AWAITING_APPROVAL)
+    run_cancel(run_id=run.pk, user=operator, rollback=True, reason="not today")
+    run.refresh_from_db()
+    assert run.status == RunStatus.ROLLING_BACK and run.lease_owner == ""
+    assert Step.objects.get(run=run, key="b").status == "cancelled"
+    assert run_execute(run_id=run.pk) == RunStatus.ROLLED_BACK
+    run.refresh_from_db()
+    assert run.stop_reason.startswith("cancelled by olivia: not today; rolled back")
+    assert toolbox.CALLS[key] == ["undo-a"]
+
+
+def test_cancel_and_roll_back_with_nothing_done_just_cancels(
+    toolset: None, operator: User, key: str
+) -> None:
+    run = submit({"steps": [{"id": "a", "action": "record", "params": {"key": key, "label": "a"}}]})
+    run_cancel(run_id=run.pk, user=operator, rollback=True)
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED
+    assert run.stop_reason == "cancelled by olivia; nothing to roll back"
+
+
+def test_cancel_and_roll_back_of_an_escalated_run_closes_its_item_and_rolls_back(
+    toolset: None, fast_settings: Any, make_tool: Callable[..., Tool], operator: User, key: str
+) -> None:
+    make_tool("picky", "flaky", checks=[{"type": "range", "path": "attempt", "min": 2}])
+    run = escalated_run(key, rollback=True)
+    item = ReviewItem.objects.get(run=run, kind="escalation")
+    with pytest.raises(RunError, match="already ended"):
+        run_cancel(run_id=run.pk, user=operator)  # a plain cancel: an escalated run has ended
+    run_cancel(run_id=run.pk, user=operator, rollback=True, reason="give up")
+    item.refresh_from_db()
+    assert (item.status, item.decision) == ("expired", "run_cancelled")
+    assert AuditEntry.objects.filter(item_id=item.pk, action="review.expired").exists()
+    assert run_execute(run_id=run.pk) == RunStatus.ROLLED_BACK
+    run.refresh_from_db()
+    assert run.stop_reason.startswith("cancelled by olivia: give up; rolled back")
+    assert Step.objects.get(plan_id=run.current_plan_id, key="a").status == "rolled_back"
+    assert toolbox.CALLS[key][-1] == "undo"

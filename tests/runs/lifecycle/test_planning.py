@@ -123,4 +123,4 @@ def test_secrets_and_emails_never_reach_the_transcript(
         "sk-ant-",
     ):
         assert leaked not in stored, leaked
-    assert "[REDACTED]" in stored
+    assert "[REDACTED:" in stored

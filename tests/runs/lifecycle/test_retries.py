@@ -14,6 +14,7 @@ from runs.lifecycle.errors import RunError
 from runs.lifecycle.retries import retryable_steps, run_retry
 from runs.models import Run, RunStatus, Step, Tool, TranscriptEvent
 from runs.plan_versions import OUTCOME_FIELDS
+from runs.redaction import Redactor
 from tests.runs import toolbox
 from tests.runs.api.conftest import api_as
 
@@ -134,3 +135,18 @@ def test_the_api_and_the_page_retry_for_operators_only(
     refused = Client()
     refused.force_login(reviewer)
     assert refused.post(f"/runs/{old.pk}/retry/", {"step": "b"}).status_code == 403
+
+
+def test_a_retry_numbers_redacted_values_on_from_the_run_it_retries(
+    execute: Callable[..., Run], key: str, operator: User
+) -> None:
+    document = plan(key)
+    document["steps"][0]["params"]["label"] = "mail alice@example.com"
+    old = execute(document)
+    new = run_retry(run_id=old.pk, step="b", user=operator)
+    red = Redactor(new.pk)
+    # The address the old run numbered keeps its number; a new one gets the next.
+    assert red.text("alice@example.com, bob@example.org") == (
+        "[REDACTED:email:1], [REDACTED:email:2]"
+    )
+    assert Step.objects.get(run=new, key="a").params["label"] == "mail [REDACTED:email:1]"

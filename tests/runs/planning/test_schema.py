@@ -143,8 +143,17 @@ def test_the_json_schema_describes_the_object_form() -> None:
         "depends_on",
         "description",
         "confidence",
+        "undo",
+        "locks",
     }
     assert set(step["required"]) == {"id", "action"}
+    assert set(schema["$defs"]["RollbackStep"]["properties"]) == {
+        "action",
+        "params",
+        "description",
+        "undoes",
+        "locks",
+    }
     assert step["additionalProperties"] is False
     # Validation checks dependencies against the plan's ids; the schema still says what one is.
     assert step["properties"]["depends_on"]["items"]["pattern"] == STEP_ID_PATTERN

@@ -384,6 +384,50 @@ def test_rollback_steps_are_checked_for_tools_params_and_references() -> None:
     assert result.problems[0].message.startswith("Rollback step 1 (tool 'restore')")
 
 
+def test_a_steps_undo_is_checked_like_a_step_and_may_use_only_its_own_result() -> None:
+    ok = {
+        "steps": [
+            {
+                **step("a", "backup", db="main"),
+                "undo": {"action": "migrate", "params": {"path": "{{ steps.a.result.file }}"}},
+            }
+        ]
+    }
+    assert check(ok).is_valid
+    result = check(
+        {
+            "steps": [
+                step("b", "backup", db="main"),
+                {**step("a", deps=["b"]), "undo": {"action": "restore"}},
+                {**step("c", deps=["b"]), "undo": {"action": "backup", "params": {"db": 1}}},
+                {
+                    **step("d", deps=["b"]),
+                    "undo": {"action": "migrate", "params": {"path": "{{ steps.b.result.f }}"}},
+                },
+                step("undo-e"),
+                {**step("e"), "undo": {"action": "notify"}},
+            ]
+        }
+    )
+    got = [(p.code, p.path) for p in result.problems]
+    assert got == [
+        ("unknown_tool", "steps[1].undo.action"),
+        ("bad_params", "steps[2].undo.params.db"),
+        ("bad_reference", "steps[3].undo.params.path"),
+        ("bad_undo", "steps[5].id"),
+    ]
+    assert result.problems[0].message.startswith("The undo of step 'a' (tool 'restore')")
+    assert "only its own step's result" in result.problems[2].message
+
+
+def test_a_rollback_step_may_undo_only_a_step_of_the_plan() -> None:
+    linked = {"action": "notify", "undoes": "a"}
+    assert check({"steps": [step("a")], "rollback": [linked]}).is_valid
+    problem = only(check({"steps": [step("a")], "rollback": [{**linked, "undoes": "b"}]}))
+    assert (problem.code, problem.path) == ("missing_dependency", "rollback[0].undoes")
+    assert "undoes 'b', which is not a step in this plan" in problem.message
+
+
 # -- all at once ---------------------------------------------------------------------------
 def test_every_problem_is_reported_at_once() -> None:
     result = check(
@@ -431,3 +475,59 @@ def test_validate_with_registry_checks_the_enabled_tools_and_the_deployments_ste
     codes = [p.code for p in validate_with_registry(plan).problems]
     assert codes == ["too_many_steps", "tool_disabled"]
     assert validate_with_registry(plan, tools=TOOLS).problems[0].code == "too_many_steps"
+
+
+# -- resource locks ---------------------------------------------------------------------------
+LOCKED = {
+    **TOOLS,
+    "deploy": ToolSpec(
+        name="deploy",
+        kind="python",
+        parameters_schema={
+            "type": "object",
+            "properties": {"environment": {"type": "string"}, "region": {"default": "eu"}},
+        },
+        locks=("env:{{ params.environment }}",),
+    ),
+}
+
+
+def test_a_step_may_declare_locks_over_its_params() -> None:
+    result = validate_plan(
+        {
+            "steps": [
+                {
+                    "id": "d",
+                    "action": "deploy",
+                    "params": {"environment": "prod"},
+                    "locks": ["region:{{ params.region }}"],
+                }
+            ]
+        },
+        tools=LOCKED,
+        max_steps=10,
+    )
+    assert result.problems == []
+    assert result.document is not None
+    assert result.document.steps[0].locks == ["region:{{ params.region }}"]
+
+
+def test_a_lock_template_that_is_malformed_or_names_a_missing_param_is_a_problem() -> None:
+    result = validate_plan(
+        {
+            "steps": [
+                {"id": "d", "action": "deploy", "params": {}, "locks": ["x:{{ steps.a.result }}"]}
+            ],
+            "rollback": [{"action": "deploy", "params": {"environment": "p"}, "locks": ["{{"]}],
+        },
+        tools=LOCKED,
+        max_steps=10,
+    )
+    found = {(p.path, p.code) for p in result.problems}
+    assert found == {
+        ("steps[0].locks[0]", "bad_lock"),
+        ("steps[0].action", "bad_lock"),  # the tool's lock needs 'environment'
+        ("rollback[0].locks[0]", "bad_lock"),
+    }
+    messages = " ".join(p.message for p in result.problems)
+    assert "needs the parameter 'environment'" in messages

@@ -35,7 +35,7 @@ def test_the_step_rows_escape_every_value_and_keep_what_run_js_reads() -> None:
     html = step_rows([_step_row(step)])
     assert html.startswith(
         '<tr data-step-id="7" data-step-key="k&lt;1&gt;" data-phase="main" data-status="failed"'
-        ' data-started-at="2026-01-02T03:04:05.678000+00:00">'
+        ' data-read-only="false" data-started-at="2026-01-02T03:04:05.678000+00:00">'
     )
     for cell in (
         '<td class="num">1</td>',

@@ -347,5 +347,35 @@ def _fields(tool: Tool) -> tuple[object, ...]:
         tool.max_retries,
         tool.sensitive,
         tool.idempotent,
+        tool.read_only,
         tool.enabled,
     )
+
+
+def test_read_only_is_imported_exported_and_checked(db: None) -> None:
+    text = "tools: [{name: look, read_only: true, script: {python: runs.tools.builtin.echo}}]"
+    tools_import(text=text)
+    assert Tool.objects.get(name="look").read_only is True
+    exported = yaml.safe_load(tools_to_yaml(Tool.objects.all()))
+    assert exported["tools"][0]["read_only"] is True
+    with pytest.raises(ToolsYamlError, match=r"read_only: must be true or false"):
+        tools_from_yaml(text.replace("read_only: true", "read_only: maybe"))
+
+
+def test_a_tools_locks_are_read_checked_and_written_back(db: None) -> None:
+    text = textwrap.dedent(
+        """
+        tools:
+          - name: deploy
+            parameters:
+              - {name: environment, type: string, required: true}
+            script: {python: runs.tools.builtin.echo}
+            locks: ["env:{{ params.environment }}"]
+        """
+    )
+    tools_import(text=text)
+    tool = Tool.objects.get(name="deploy")
+    assert tool.locks == ["env:{{ params.environment }}"]
+    assert yaml.safe_load(tools_to_yaml([tool]))["tools"][0]["locks"] == tool.locks
+    with pytest.raises(ToolsYamlError, match=r"\(deploy\)\.locks: .*only"):
+        tools_from_yaml(text.replace("params.environment", "steps.x.result"))

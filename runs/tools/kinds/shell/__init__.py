@@ -3,8 +3,8 @@
 Config shapes (``Tool.config``)::
 
     {"argv": ["{python}", "{base_dir}/runs/demo/scripts/backup.py", "--db={db}"],
-     "cwd": "{sandbox}", "env": {"K": "v"}, "output": "text" | "json"}
-    {"shell": "cp \\"$db\\" backups/", ...same optional keys}
+     "cwd": "{sandbox}", "env": {"K": "v"}, "env_params": ["db"], "output": "text" | "json"}
+    {"shell": "cp \\"$db\\" backups/", "env_params": ["db"], ...same optional keys}
 
 Why it is shaped like this: parameters come from a planner (an LLM), so they are
 untrusted text. They never reach a shell parser:
@@ -15,7 +15,8 @@ untrusted text. They never reach a shell parser:
   placeholder names an absent (or null) parameter is dropped, together with a
   bare flag right before it (``["--label", "{label}"]``).
 * shell form: the script text is fixed by the tool author; parameters reach it
-  only as environment variables (see ``param_env``).
+  only as environment variables (see ``param_env``): ``PARAM_<NAME>`` always, and
+  their own name only when the config's ``env_params`` lists it.
 
 Built-in placeholders (argv, cwd, env values): ``{sandbox}``
 (``settings.PLANNERWEB_SANDBOX_DIR``, created on use), ``{base_dir}``
@@ -23,7 +24,8 @@ Built-in placeholders (argv, cwd, env values): ``{sandbox}``
 for a literal ``{identifier}``; ``{}`` and ``{"json": 1}`` are left alone.
 
 The child gets a minimal environment (``INHERITED_ENV`` from the server, then the
-parameters, then the config's ``env``), never the server's whole environment,
+parameters as ``PARAM_<NAME>`` and under the names ``env_params`` lists, then the
+config's ``env``), never the server's whole environment,
 which may hold API keys. It leads its own process group, so cancellation (the
 executor's timeout or an operator's cancel) kills grandchildren too: SIGTERM,
 ``KILL_GRACE_SECONDS``, then SIGKILL.
@@ -54,22 +56,61 @@ KILL_GRACE_SECONDS = 2.0
 # After the program exits, how long a grandchild may keep our pipes open.
 PIPE_GRACE_SECONDS = 2.0
 _READ_CHUNK = 64 * 1024
-_CONFIG_KEYS = {"argv", "shell", "cwd", "env", "output"}
+_CONFIG_KEYS = {"argv", "shell", "cwd", "env", "env_params", "output"}
 _OUTPUTS = ("text", "json")
 # What the admin's config field says about this kind.
 CONFIG_HELP = (
     'either "argv": a list of program and arguments with {param} placeholders, or "shell": '
     "a fixed script that reads parameters as environment variables; optional "
-    '"cwd", "env" (extra variables) and "output" ("text" or "json"). '
+    '"cwd", "env" (extra variables), "env_params" (parameters also exported under their own '
+    'name; every parameter is $PARAM_<NAME>) and "output" ("text" or "json"). '
     'Example: {"argv": ["{python}", "backup.py", "--db={db}"], "output": "json"}'
 )
 
 # In shell text: "{name}" not preceded by "$" (so "${name}" stays legal), or "{{ ... }}".
 _SHELL_TEMPLATE = re.compile(r"(?<!\$)\{[A-Za-z_][A-Za-z0-9_]*\}|\{\{")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# Bare parameter names become variables only when lowercase, so a parameter can
-# never set PATH, IFS, LD_PRELOAD or any other variable the system acts on.
-_BARE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+# Names a tool may not list in "env_params", whatever their case: variables the shell,
+# the dynamic loader, interpreters or network libraries act on.
+_PROTECTED_ENV = frozenset(
+    {
+        *INHERITED_ENV,
+        "IFS",
+        "ENV",
+        "BASH_ENV",
+        "CDPATH",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "PS4",
+        "GLOBIGNORE",
+        "PROMPT_COMMAND",
+        "NODE_OPTIONS",
+        "RUBYOPT",
+        "PERL5OPT",
+        "PERL5LIB",
+        "PYTHONPATH",
+        "PYTHONSTARTUP",
+        "PYTHONHOME",
+        "PYTHONINSPECT",
+        "JAVA_TOOL_OPTIONS",
+        "GIT_SSH",
+        "GIT_SSH_COMMAND",
+        "GIT_EXEC_PATH",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+    }
+)
+_PROTECTED_PREFIXES = ("LD_", "DYLD_", "BASH_FUNC_", "PARAM_")
+_PROTECTED_SUFFIXES = ("_PROXY",)
+
+
+def _protected(name: str) -> bool:
+    upper = name.upper()
+    return (
+        upper in _PROTECTED_ENV
+        or upper.startswith(_PROTECTED_PREFIXES)
+        or upper.endswith(_PROTECTED_SUFFIXES)
+    )
 
 
 # --------------------------------------------------------------------------- config
@@ -121,8 +162,29 @@ def validate_config(config: dict[str, Any], *, parameters_schema: dict | None = 
                     problems.append(
                         f"env {key} may use only built-in placeholders, not {sorted(bad)}"
                     )
+    problems += _env_params_problems(config, params)
     if config.get("output", "text") not in _OUTPUTS:
         problems.append(f"output must be one of {list(_OUTPUTS)}")
+    return problems
+
+
+def _env_params_problems(config: dict[str, Any], params: set[str] | None) -> list[str]:
+    if "env_params" not in config:
+        return []
+    names = config["env_params"]
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return ["env_params must be a list of parameter names"]
+    problems = []
+    for name in names:
+        if not _ENV_NAME.match(name):
+            problems.append(f"env_params: {name!r} is not a valid variable name")
+        elif _protected(name):
+            problems.append(
+                f"env_params: {name!r} is a variable the system acts on; read it as "
+                f"$PARAM_{name.upper()} instead"
+            )
+        elif params is not None and name not in params:
+            problems.append(f"env_params: {name!r} is not a parameter")
     return problems
 
 
@@ -134,13 +196,15 @@ def _schema_params(schema: dict | None) -> set[str] | None:
 
 
 # --------------------------------------------------------------------------- building the call
-def param_env(params: dict[str, Any]) -> dict[str, str]:
+def param_env(params: dict[str, Any], listed: Sequence[str] = ()) -> dict[str, str]:
     """Environment variables for parameters.
 
     Every parameter ``name`` becomes ``PARAM_<NAME>`` (uppercased, characters other
-    than A-Z, 0-9 and _ replaced by _). A name that is a lowercase shell identifier
-    (``^[a-z_][a-z0-9_]*$``) is also exported under its own name, so scripts can say
-    ``"$db"``. Absent and null parameters are not exported.
+    than A-Z, 0-9 and _ replaced by _). Only the names in ``listed`` (the config's
+    ``env_params``, checked by ``validate_config``) are also exported under their own
+    name, so scripts can say ``"$db"``: a parameter the schema lets through as an
+    extra property (``http_proxy``, ``bash_env``, ``LD_PRELOAD``) never sets a
+    variable the system acts on. Absent and null parameters are not exported.
     """
     env: dict[str, str] = {}
     for name, value in params.items():
@@ -148,7 +212,7 @@ def param_env(params: dict[str, Any]) -> dict[str, str]:
             continue
         text = param_text(value)
         env["PARAM_" + re.sub(r"[^A-Z0-9_]", "_", name.upper())] = text
-        if _BARE_NAME.match(name):
+        if name in listed:
             env[name] = text
     return env
 
@@ -199,7 +263,7 @@ def build_argv(template: list[str], params: dict[str, Any]) -> list[str]:
 def build_env(config: dict[str, Any], params: dict[str, Any]) -> dict[str, str]:
     env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
     env.setdefault("PATH", DEFAULT_PATH)
-    env.update(param_env(params))
+    env.update(param_env(params, config.get("env_params") or ()))
     env.update({k: _fill_builtins(v) for k, v in (config.get("env") or {}).items()})
     return env
 

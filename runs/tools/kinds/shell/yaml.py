@@ -1,4 +1,4 @@
-"""The ``script:`` of a shell tool in ``tools.yaml``: ``argv:`` or ``shell:``, with cwd, env, output."""
+"""The ``script:`` of a shell tool in ``tools.yaml``: ``argv:`` or ``shell:``, with cwd, env, env_params, output."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from runs.tools.yaml_style import Flow
 
 SCRIPT_KEYS = ("argv", "shell")
-SCRIPT_EXTRAS = frozenset({"cwd", "env", "output"})
+SCRIPT_EXTRAS = frozenset({"cwd", "env", "env_params", "output"})
 
 
 def config_from_script(

@@ -134,7 +134,11 @@ def test_injection_through_an_argv_param_is_literal_text(value: str, tmp_path: P
 @pytest.mark.parametrize("value", INJECTIONS)
 def test_injection_through_a_shell_script_param_is_literal_text(value: str, tmp_path: Path) -> None:
     (tmp_path / "victim").mkdir()
-    config = {"shell": 'printf "%s" "$value"; printf "%s" "$PARAM_VALUE" >&2', "cwd": str(tmp_path)}
+    config = {
+        "shell": 'printf "%s" "$value"; printf "%s" "$PARAM_VALUE" >&2',
+        "cwd": str(tmp_path),
+        "env_params": ["value"],
+    }
     result = run(config, {"value": value})
     assert result["stdout"] == value
     assert result["stderr"] == value
@@ -166,9 +170,79 @@ def test_a_nul_byte_in_a_param_is_refused() -> None:
 
 # --------------------------------------------------------------------------- shell form, env
 def test_the_shell_form_gets_params_only_through_the_environment() -> None:
-    config = {"shell": 'echo "$name|$PARAM_NAME|$PARAM_MY_FILE|$my_file|${NAME:-unset}"'}
+    config = {
+        "shell": 'echo "$name|$PARAM_NAME|$PARAM_MY_FILE|$my_file|${NAME:-unset}"',
+        "env_params": ["name", "my_file"],
+    }
     result = run(config, {"name": "ada", "my_file": "f.txt"})
     assert result["stdout"] == "ada|ada|f.txt|f.txt|unset\n"
+
+
+def test_a_param_not_listed_in_env_params_reaches_the_script_only_as_param_name() -> None:
+    config = {"shell": 'echo "${name:-unset}|$PARAM_NAME"'}
+    assert run(config, {"name": "ada"})["stdout"] == "unset|ada\n"
+
+
+HOSTILE_PARAMS = {
+    "http_proxy": "http://attacker.invalid:3128",
+    "LD_PRELOAD": "/tmp/evil.so",
+    "bash_env": "/tmp/evil.sh",
+    "BASH_ENV": "/tmp/evil.sh",
+    "PATH": "/tmp/evil-bin",
+    "ld_preload": "/tmp/evil.so",
+    "ifs": "x",
+}
+
+
+@pytest.mark.parametrize("form", ["argv", "shell"])
+def test_params_named_like_system_variables_never_set_them(form: str) -> None:
+    config: dict[str, Any] = (
+        {"argv": ["{python}", "-c", PRINT_ENV]}
+        if form == "argv"
+        else {"shell": f"exec {sys.executable} -c '{PRINT_ENV}'"}
+    )
+    env = json.loads(run(config, {**HOSTILE_PARAMS, "db": "x"})["stdout"])
+    for name, value in HOSTILE_PARAMS.items():
+        assert env["PARAM_" + name.upper()] == value
+        assert env.get(name) != value, name
+    assert env["PATH"] != "/tmp/evil-bin"
+    assert not {n for n in env if n.lower() in {"http_proxy", "ld_preload", "bash_env"}}
+    assert "db" not in env and env["PARAM_DB"] == "x"
+
+
+def test_a_bash_env_param_does_not_make_bash_source_a_file(tmp_path: Path) -> None:
+    (tmp_path / "evil.sh").write_text("touch pwned\n")
+    config = {"argv": ["/bin/bash", "-c", "echo ok"], "cwd": str(tmp_path)}
+    params = {"BASH_ENV": str(tmp_path / "evil.sh"), "bash_env": str(tmp_path / "evil.sh")}
+    assert run(config, params)["stdout"] == "ok\n"
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_listed_env_params_are_exported_under_their_own_name_whatever_their_case() -> None:
+    config = {"argv": ["{python}", "-c", PRINT_ENV], "env_params": ["db", "Target", "MODE"]}
+    params = {"db": "main", "Target": "staging", "MODE": "fast", "other": "o"}
+    env = json.loads(run(config, params)["stdout"])
+    assert (env["db"], env["Target"], env["MODE"]) == ("main", "staging", "fast")
+    assert env["PARAM_TARGET"] == "staging" and env["PARAM_OTHER"] == "o"
+    assert "other" not in env
+
+
+@pytest.mark.parametrize(
+    "name", ["PATH", "path", "LD_PRELOAD", "ld_library_path", "BASH_ENV", "http_proxy", "IFS"]
+)
+def test_env_params_may_not_list_a_variable_the_system_acts_on(name: str) -> None:
+    problems = validate_config({"shell": "true", "env_params": [name]})
+    assert problems == [
+        f"env_params: {name!r} is a variable the system acts on; read it as "
+        f"$PARAM_{name.upper()} instead"
+    ]
+
+
+def test_with_a_schema_env_params_must_name_parameters() -> None:
+    schema = {"type": "object", "properties": {"db": {"type": "string"}}}
+    assert validate_config({"shell": "true", "env_params": ["db"]}, parameters_schema=schema) == []
+    problems = validate_config({"shell": "true", "env_params": ["dbb"]}, parameters_schema=schema)
+    assert problems == ["env_params: 'dbb' is not a parameter"]
 
 
 def test_the_child_sees_a_minimal_environment_not_the_servers(
@@ -176,13 +250,14 @@ def test_the_child_sees_a_minimal_environment_not_the_servers(
 ) -> None:
     monkeypatch.setenv("PLANNERWEB_SECRET_TEST", "hunter2")
     config = {"argv": ["{python}", "-c", PRINT_ENV], "env": {"K": "v", "PY": "{python}"}}
+    config["env_params"] = ["db"]
     env = json.loads(run(config, {"db": "x", "LD_PRELOAD": "/tmp/evil.so"})["stdout"])
     assert "PLANNERWEB_SECRET_TEST" not in env
     assert env["K"] == "v"
     assert env["PY"] == sys.executable
     assert env["db"] == env["PARAM_DB"] == "x"
     assert env["PARAM_LD_PRELOAD"] == "/tmp/evil.so"
-    assert "LD_PRELOAD" not in env  # only lowercase names are exported bare
+    assert "LD_PRELOAD" not in env  # only the names env_params lists are exported bare
     assert env["PATH"]
     assert set(env) <= {*shell.INHERITED_ENV, "K", "PY", "db", "PARAM_DB", "PARAM_LD_PRELOAD"}
 
@@ -339,6 +414,8 @@ async def test_a_background_grandchild_holding_the_pipes_does_not_hang_the_call(
         ({"argv": ["ls"], "cwd": "/srv/{tenant}"}, "cwd may use only built-in"),
         ({"argv": ["ls"], "env": {"A": "{db}"}}, "env A may use only built-in"),
         ({"argv": ["ls"], "env": {"1A": "x"}}, "not a valid variable name"),
+        ({"argv": ["ls"], "env_params": "db"}, "env_params must be a list"),
+        ({"argv": ["ls"], "env_params": ["a-b"]}, "env_params: 'a-b' is not a valid variable"),
     ],
 )
 def test_bad_configs_are_reported(config: dict[str, Any], message: str) -> None:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('runs', '0008_task_title_trigram'),
+        ('runs', '0011_resource_locks'),
     ]
 
     operations = [
