@@ -149,7 +149,7 @@ class ToolAdmin(AuditedAdminMixin, StaffAdmin):
     audit_type = "tool"
     audit_fields = TOOL_FIELDS
     list_display = ("name", "kind", "enabled", "sensitive", "idempotent", "timeout_seconds")
-    list_filter = ("kind", "enabled", "sensitive", "idempotent")
+    list_filter = ("kind", "enabled", "sensitive", "idempotent", "honours_idempotency_key")
     search_fields = ("name", "description")
     readonly_fields = ("created_at", "updated_at")
     actions = ("export_yaml", "enable", "disable")
@@ -159,7 +159,15 @@ class ToolAdmin(AuditedAdminMixin, StaffAdmin):
         ("Evaluator", {"fields": ("checks",)}),
         (
             "Execution",
-            {"fields": ("timeout_seconds", "max_retries", "idempotent", "sensitive")},
+            {
+                "fields": (
+                    "timeout_seconds",
+                    "max_retries",
+                    "idempotent",
+                    "honours_idempotency_key",
+                    "sensitive",
+                )
+            },
         ),
         ("History", {"fields": ("created_at", "updated_at")}),
     )

@@ -7,6 +7,8 @@ transition tables in ``runs.statemachine``.
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 
@@ -22,6 +24,7 @@ TOOL_FIELDS = (
     "max_retries",
     "sensitive",
     "idempotent",
+    "honours_idempotency_key",
     "enabled",
     "checks",
 )
@@ -47,6 +50,9 @@ class Tool(models.Model):
     max_retries = models.PositiveSmallIntegerField(default=2)
     sensitive = models.BooleanField(default=False)
     idempotent = models.BooleanField(default=False)
+    # The tool (or the service behind it) does an operation once per idempotency key, so a
+    # step caught mid-call by a crash may be called again with its key instead of escalating.
+    honours_idempotency_key = models.BooleanField(default=False)
     enabled = models.BooleanField(default=True)
     # Evaluator checks of each successful result (runs/evaluation/checks.py has the shapes).
     checks = models.JSONField(default=list, blank=True)
@@ -214,6 +220,9 @@ class Step(models.Model):
     # The evaluator's verdict on the result: pass / warn / fail (blank: no checks ran).
     verdict = models.CharField(max_length=4, blank=True)
     verdict_reason = models.TextField(blank=True)
+    # Sent with every call of this step's tool (retries and crash takeovers alike), so the
+    # tool can tell a repeat from a new operation. Not a secret: the run page shows it.
+    idempotency_key = models.UUIDField(default=uuid.uuid4, editable=False)
 
     class Meta:
         ordering = ["plan", "phase", "position"]

@@ -43,12 +43,13 @@ class Rollback:
             if self.cancel.is_set():
                 await self.committer.cancel_all({}, Batch(run.run_id))
                 return
-            if state.status == S.RUNNING and not (state.tool and state.tool.idempotent):
+            if state.status == S.RUNNING and not (state.tool and state.tool.repeatable):
                 await self.supervision.escalate(
                     run,
                     EscalationCause.PARTIAL_RUN,
                     f"rollback step {state.key} may have partly run: its worker stopped "
-                    "while it was running and its tool is not idempotent",
+                    "while it was running and its tool is neither idempotent nor honours "
+                    "idempotency keys",
                     step=state,
                 )
                 return

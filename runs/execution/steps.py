@@ -59,6 +59,8 @@ class StepState:
     has_refs: bool
     confidence: float | None = None
     gate: str | None = None  # None: not gated; else one of the ports.GATE_* values
+    # Handed to every call of the step's tool (``Step.idempotency_key``); None: none stored.
+    idempotency_key: str | None = None
 
 
 @dataclass(slots=True)

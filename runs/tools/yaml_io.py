@@ -15,6 +15,7 @@ The shape (in the style of gantz.yaml)::
         timeout: 30
         sensitive: false
         idempotent: true
+        honours_idempotency_key: false
         max_retries: 2
         enabled: true
 
@@ -70,6 +71,7 @@ _TOOL_KEYS = (
     "timeout",
     "sensitive",
     "idempotent",
+    "honours_idempotency_key",
     "max_retries",
     "enabled",
     "checks",
@@ -95,6 +97,7 @@ class ToolDraft:
     max_retries: int = 2
     sensitive: bool = False
     idempotent: bool = False
+    honours_idempotency_key: bool = False
     enabled: bool = True
     checks: list[Any] = field(default_factory=list)  # evaluator checks (runs/evaluation/checks.py)
 
@@ -184,7 +187,12 @@ def _tool_from_entry(entry: Any, path: str, problems: list[str]) -> ToolDraft | 
     ):
         problems.append(f"{path}.max_retries: must be a whole number from 0, not {retries!r}")
     flags = {}
-    for flag, default in (("sensitive", False), ("idempotent", False), ("enabled", True)):
+    for flag, default in (
+        ("sensitive", False),
+        ("idempotent", False),
+        ("honours_idempotency_key", False),
+        ("enabled", True),
+    ):
         flags[flag] = entry.get(flag, default)
         if not isinstance(flags[flag], bool):
             problems.append(f"{path}.{flag}: must be true or false, not {flags[flag]!r}")
@@ -391,6 +399,8 @@ def tools_to_yaml(tools: Iterable[Tool]) -> str:
         entry["timeout"] = int(timeout) if timeout.is_integer() else timeout
         entry["sensitive"] = tool.sensitive
         entry["idempotent"] = tool.idempotent
+        if tool.honours_idempotency_key:  # left out, it takes the default (false)
+            entry["honours_idempotency_key"] = True
         entry["max_retries"] = tool.max_retries
         entry["enabled"] = tool.enabled
         if tool.checks:

@@ -134,6 +134,16 @@ class StepOut(ModelSchema):
     depends_on: list[str]
     params: dict[str, Any]
     result: Any
+    idempotency_key: str = Field(
+        description=(
+            "Sent with every call of the step's tool (retries and crash takeovers alike): "
+            "PLANNERWEB_IDEMPOTENCY_KEY, an Idempotency-Key header, an idempotency_key argument."
+        )
+    )
+
+    @staticmethod
+    def resolve_idempotency_key(step: Step) -> str:
+        return str(step.idempotency_key)
 
     class Meta:
         model = Step

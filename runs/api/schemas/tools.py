@@ -13,6 +13,10 @@ from runs.evaluation.checks import CHECK_TYPES
 from runs.models import Tool
 
 _CHECKS = "Evaluator checks of each result (see runs/evaluation/checks.py)."
+_HONOURS = (
+    "The tool does its operation once per idempotency key (each step's calls all carry the "
+    "step's key), so a step caught mid-call by a crash is called again instead of escalating."
+)
 _CHECK: dict[str, JsonValue] = {
     "type": "object",
     "required": ["type"],
@@ -55,6 +59,7 @@ class ToolIn(In):
     max_retries: int = Field(2, ge=0, le=100)
     sensitive: bool = False
     idempotent: bool = False
+    honours_idempotency_key: bool = Field(False, description=_HONOURS)
     enabled: bool = True
     checks: list[dict[str, Any]] = Field(
         default_factory=list, description=_CHECKS, json_schema_extra={"items": _CHECK}
@@ -75,6 +80,7 @@ class ToolPatchIn(In):
     max_retries: int | None = Field(None, ge=0, le=100)
     sensitive: bool | None = None
     idempotent: bool | None = None
+    honours_idempotency_key: bool | None = Field(None, description=_HONOURS)
     enabled: bool | None = None
     checks: list[dict[str, Any]] | None = Field(
         None, description=_CHECKS, json_schema_extra={"items": _CHECK}
@@ -90,6 +96,7 @@ class ToolOut(Schema):
     max_retries: int
     sensitive: bool
     idempotent: bool
+    honours_idempotency_key: bool
     enabled: bool
     checks: list[dict[str, Any]]
     created_at: datetime
