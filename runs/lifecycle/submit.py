@@ -43,6 +43,7 @@ def plan_create(
         validated = validate_with_registry(document)
     version = (run.plans.order_by("-version").values_list("version", flat=True).first() or 0) + 1
     doc = validated.document
+    stored = validated.submitted if validated.submitted is not None else document
     plan = Plan.objects.create(
         run=run,
         version=version,
@@ -50,7 +51,8 @@ def plan_create(
         source=source,
         created_by=created_by,
         goal=doc.goal if doc is not None else "",
-        document=document if isinstance(document, dict | list) else None,
+        # As submitted, with the tools' parameter defaults filled in: what will run.
+        document=stored if isinstance(stored, dict | list) else None,
         rollback=[r.model_dump(mode="json") for r in doc.rollback] if doc is not None else [],
         is_valid=validated.is_valid,
         errors=[{"path": p.path, "code": p.code, "message": p.message} for p in validated.problems],
