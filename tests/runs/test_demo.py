@@ -156,6 +156,21 @@ def test_each_demo_plan_validates_against_the_imported_tools(name: str, sandbox:
     assert validated.is_valid
 
 
+def test_a_step_leaving_out_parameters_with_defaults_runs_with_them(sandbox: Path) -> None:
+    """The planner-executor write-up's own first step: ``run_tests`` with no params."""
+    document = {"steps": [{"id": "1", "action": "run_tests", "params": {}}]}
+    run = run_submit_plan(title="tests", document=document, submitted_by=None)
+    assert run.status == RunStatus.QUEUED, run.stop_reason
+    run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, run.stop_reason
+    step = Step.objects.get(run=run)
+    assert step.params == {"suite": "unit", "fail": False, "seconds": 0}
+    assert step.result["suite"] == "unit"
+    stored = run.current_plan.document  # type: ignore[union-attr]
+    assert stored["steps"][0]["params"] == step.params
+
+
 def test_the_migration_plan_succeeds_and_adds_the_email_column(sandbox: Path) -> None:
     run = execute("migration")
     assert run.status == RunStatus.SUCCEEDED, run.stop_reason
