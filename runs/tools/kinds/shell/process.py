@@ -114,6 +114,9 @@ async def wait_exit(
         pending = [r for r in readers if not r.done()]
         if pending:
             await asyncio.wait(pending, timeout=delay)
+            if all(r.done() for r in pending):
+                delay = 0.001  # the pipes just closed: the exit is due any moment
+                continue
         else:
             await asyncio.sleep(delay)
         delay = min(delay * 2, 0.05)

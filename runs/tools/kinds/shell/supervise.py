@@ -61,6 +61,9 @@ def main() -> int:
         _send(b"error " + str(exc).replace("\n", " ").encode("utf-8", "replace") + b"\n")
         return 127
     _send(b"started %d\n" % pid)
+    # Only the tool (and its children) hold the worker's pipes now: they close as it exits.
+    for fd in (1, 2):
+        os.close(fd)
     status = _watch(pid)
     if status < 0:
         _die_by(-status)
@@ -153,4 +156,5 @@ def _die_by(signum: int) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.stdout = sys.stderr = None  # 1 and 2 may be closed
+    os._exit(main())  # nothing to flush or finalize: exit at once
