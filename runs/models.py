@@ -171,7 +171,8 @@ class Plan(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     goal = models.TextField(blank=True)
-    # The document as submitted (after YAML/JSON parsing), kept verbatim for audit.
+    # The document as submitted (after YAML/JSON parsing), kept for audit; only the params
+    # its steps left out that have a default in their tool's schema are filled in.
     document = models.JSONField(null=True, blank=True)
     rollback = models.JSONField(default=list, blank=True)
     is_valid = models.BooleanField(default=False)

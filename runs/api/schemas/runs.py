@@ -118,7 +118,12 @@ class PlanProblemOut(Schema):
 class PlanOut(ModelSchema):
     created_by: str | None
     errors: list[PlanProblemOut]
-    document: Any = Field(description="The plan as submitted (after YAML/JSON parsing).")
+    document: Any = Field(
+        description=(
+            "The plan as submitted (after YAML/JSON parsing), with the parameter defaults of "
+            "its tools filled in."
+        )
+    )
     rollback: list[Any]
 
     class Meta:
