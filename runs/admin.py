@@ -181,7 +181,14 @@ class ToolAdmin(AuditedAdminMixin, StaffAdmin):
     audit_type = "tool"
     audit_fields = TOOL_FIELDS
     list_display = ("name", "kind", "enabled", "sensitive", "idempotent", "timeout_seconds")
-    list_filter = ("kind", "enabled", "sensitive", "idempotent", "read_only")
+    list_filter = (
+        "kind",
+        "enabled",
+        "sensitive",
+        "idempotent",
+        "read_only",
+        "honours_idempotency_key",
+    )
     search_fields = ("name", "description")
     readonly_fields = ("created_at", "updated_at")
     actions = ("export_yaml", "enable", "disable")
@@ -197,6 +204,7 @@ class ToolAdmin(AuditedAdminMixin, StaffAdmin):
                     "max_retries",
                     "idempotent",
                     "read_only",
+                    "honours_idempotency_key",
                     "sensitive",
                     "locks",
                 )

@@ -7,6 +7,8 @@ transition tables in ``runs.statemachine``.
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 
@@ -23,6 +25,7 @@ TOOL_FIELDS = (
     "sensitive",
     "idempotent",
     "read_only",
+    "honours_idempotency_key",
     "enabled",
     "checks",
     "locks",
@@ -51,6 +54,9 @@ class Tool(models.Model):
     idempotent = models.BooleanField(default=False)
     # Only reads: a step on it changes nothing, so a rollback has nothing of it to undo.
     read_only = models.BooleanField(default=False)
+    # The tool (or the service behind it) does an operation once per idempotency key, so a
+    # step caught mid-call by a crash may be called again with its key instead of escalating.
+    honours_idempotency_key = models.BooleanField(default=False)
     enabled = models.BooleanField(default=True)
     # Evaluator checks of each successful result (runs/evaluation/checks.py has the shapes).
     checks = models.JSONField(default=list, blank=True)
@@ -181,7 +187,8 @@ class Plan(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     goal = models.TextField(blank=True)
-    # The document as submitted (after YAML/JSON parsing), kept verbatim for audit.
+    # The document as submitted (after YAML/JSON parsing), kept for audit; only the params
+    # its steps left out that have a default in their tool's schema are filled in.
     document = models.JSONField(null=True, blank=True)
     rollback = models.JSONField(default=list, blank=True)
     is_valid = models.BooleanField(default=False)
@@ -235,6 +242,9 @@ class Step(models.Model):
     # The evaluator's verdict on the result: pass / warn / fail (blank: no checks ran).
     verdict = models.CharField(max_length=4, blank=True)
     verdict_reason = models.TextField(blank=True)
+    # Sent with every call of this step's tool (retries and crash takeovers alike), so the
+    # tool can tell a repeat from a new operation. Not a secret: the run page shows it.
+    idempotency_key = models.UUIDField(default=uuid.uuid4, editable=False)
 
     class Meta:
         ordering = ["plan", "phase", "position"]

@@ -28,6 +28,8 @@ OUTCOME_FIELDS = (
     "verdict",
     "verdict_reason",
 )
+# What a copy takes over besides: the key its tool was called with, which made that outcome.
+CARRIED_FIELDS = (*OUTCOME_FIELDS, "idempotency_key")
 
 
 def steps_carry_over(*, plan: Plan, finished: Iterable[Step]) -> list[str]:
@@ -36,9 +38,9 @@ def steps_carry_over(*, plan: Plan, finished: Iterable[Step]) -> list[str]:
     copies = list(plan.steps.filter(phase=Step.Phase.MAIN, key__in=list(done)).order_by("position"))
     for step in copies:
         source = done[step.key]
-        for name in OUTCOME_FIELDS:
+        for name in CARRIED_FIELDS:
             setattr(step, name, getattr(source, name))
-    Step.objects.bulk_update(copies, OUTCOME_FIELDS)
+    Step.objects.bulk_update(copies, CARRIED_FIELDS)
     return [step.key for step in copies]
 
 

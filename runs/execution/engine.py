@@ -9,8 +9,9 @@ database, so a run can stop in one process and continue in another),
 
 The algorithm:
 1. Load the run, its current plan's steps and their tools; a step left
-   ``running`` by a dead worker is re-run only when its tool is idempotent,
-   otherwise the run escalates ("may have partly run").
+   ``running`` by a dead worker is re-run only when its tool is idempotent or
+   honours the step's idempotency key, otherwise the run escalates ("may have
+   partly run").
 2. Main phase: a step starts the moment its own dependencies have succeeded and
    a concurrency slot is free; starts and finishes commit by the commit policy.
 3. On the first failure no new step starts; running steps finish; the rest are
@@ -367,6 +368,7 @@ def load_run(run: RunState, *, planning: PlanningPort, supervision: SupervisionP
             confidence=s.confidence,
             undoes=s.undoes,
             locks=(*spec.locks, *s.locks) if spec is not None else tuple(s.locks or ()),
+            idempotency_key=str(s.idempotency_key),
         )
         (run.main if s.phase == Step.Phase.MAIN else run.rollback).append(state)
     supervision.load_gates(run)

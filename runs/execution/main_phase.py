@@ -125,7 +125,7 @@ class MainPhase:
                 self.run,
                 EscalationCause.PARTIAL_RUN,
                 f"step {partial.key} may have partly run: its worker stopped while it was "
-                "running and its tool is not idempotent",
+                "running and its tool is neither idempotent nor honours idempotency keys",
                 step=partial,
             )
             return None

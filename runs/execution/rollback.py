@@ -151,7 +151,7 @@ class Rollback:
         batch.events.append((EXECUTOR, RollbackPlanned(order=planned, skipped=skipped)))
 
     def _recover(self, batch: Batch) -> None:
-        """A rollback step left running by a dead worker: re-run if idempotent, else failed.
+        """A rollback step left running by a dead worker: re-run if repeatable, else failed.
 
         A non-idempotent one may have partly run: it is not called again but counts as
         failed, so the rest of the rollback runs and a reviewer decides about it (retry it,
@@ -160,7 +160,7 @@ class Rollback:
         for state in self.run.rollback:
             if state.status != S.RUNNING:
                 continue
-            if state.tool is not None and state.tool.idempotent:
+            if state.tool is not None and state.tool.repeatable:
                 transition(batch, state, S.PENDING, reason="re-queued after a worker stopped")
                 continue
             transition(
@@ -168,7 +168,7 @@ class Rollback:
                 state,
                 S.FAILED,
                 error="may have partly run: its worker stopped while it was running and its "
-                "tool is not idempotent",
+                "tool is neither idempotent nor honours idempotency keys",
             )
             self.blocked.add(state.key)
 

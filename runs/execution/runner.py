@@ -67,7 +67,8 @@ class StepRunner:
         spec = state.tool
         if spec is None or not spec.enabled:
             return Outcome(False, error=f"tool {state.tool_name!r} is missing or disabled")
-        max_attempts = 1 + (spec.max_retries if spec.idempotent else 0)
+        max_attempts = 1 + (spec.max_retries if spec.repeatable else 0)
+        key = state.idempotency_key
         deadlines = self.deadlines
         task = asyncio.current_task()
         assert task is not None  # steps run in tasks of their own
@@ -75,7 +76,7 @@ class StepRunner:
             if not deadlines.is_armed(task):
                 deadlines.arm((task,), spec.timeout_seconds)
             try:
-                result = await invoke_tool(spec, params)
+                result = await invoke_tool(spec, params, key)
             except asyncio.CancelledError:
                 if not deadlines.expired(task):
                     deadlines.disarm(task)

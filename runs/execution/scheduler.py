@@ -14,6 +14,14 @@ from typing import Any
 from runs.execution.journal import Batch
 from runs.execution.steps import Outcome, S, StepState, transition
 from runs.graph import dependents_of
+from runs.tools.base import ToolSpec
+
+
+def requeue_reason(tool: ToolSpec) -> str:
+    """Why a step its stopped worker left running may be called again."""
+    if tool.idempotent:
+        return "re-queued after a worker stopped"
+    return "re-queued after a worker stopped: its tool honours the step's idempotency key"
 
 
 class Scheduler:
@@ -39,16 +47,17 @@ class Scheduler:
         """Take in the loaded statuses: (a step that may have partly run, the first failure).
 
         A step left ``running`` by a worker that died is re-queued when its tool
-        is idempotent; otherwise it is returned, and the run must escalate.
+        is idempotent or honours the step's idempotency key (the call again carries
+        the same key); otherwise it is returned, and the run must escalate.
         """
         failure: str | None = None
         for s in self.steps:
             if s.status == S.SUCCEEDED:
                 self.results[s.key] = s.result
             elif s.status == S.RUNNING:
-                if s.tool is None or not s.tool.idempotent:
+                if s.tool is None or not s.tool.repeatable:
                     return s, failure
-                transition(batch, s, S.PENDING, reason="re-queued after a worker stopped")
+                transition(batch, s, S.PENDING, reason=requeue_reason(s.tool))
             elif s.status in (S.FAILED, S.CANCELLED) and failure is None:
                 failure = f"step {s.key} {s.status}: {s.error}".rstrip(": ")
         return None, failure

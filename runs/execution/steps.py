@@ -62,6 +62,8 @@ class StepState:
     undoes: str = ""  # a rollback step: the main step it undoes ("" when unlinked)
     # Resource lock templates (the tool's, then the step's own); see runs/execution/locks.py.
     locks: tuple[str, ...] = ()
+    # Handed to every call of the step's tool (``Step.idempotency_key``); None: none stored.
+    idempotency_key: str | None = None
 
 
 @dataclass(slots=True)

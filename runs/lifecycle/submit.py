@@ -55,6 +55,8 @@ def plan_create(
     version = (run.plans.order_by("-version").values_list("version", flat=True).first() or 0) + 1
     doc = validated.document
     red = Redactor(run.pk)
+    # As submitted, with the tools' parameter defaults filled in: what will run.
+    stored = validated.submitted if validated.submitted is not None else document
     plan = Plan.objects.create(
         run=run,
         version=version,
@@ -63,7 +65,7 @@ def plan_create(
         created_by=created_by,
         goal=red.text(doc.goal) if doc is not None else "",
         # An invalid plan may hold what the database refuses (its problems say so): escaped.
-        document=_redacted_document(red, _storable_document(document)),
+        document=_redacted_document(red, _storable_document(stored)),
         rollback=red.value(
             [r.model_dump(mode="json", exclude_none=True) for r in doc.rollback] if doc else []
         ),

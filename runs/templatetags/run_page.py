@@ -113,7 +113,9 @@ def _step_row(number: int, row: Any, tz: tzinfo) -> str:
         f"<td data-step-started>{_clock(step.started_at, tz)}</td>"
         f"<td data-step-finished>{_clock(step.finished_at, tz)}</td>"
         f'<td class="num" data-step-took>{took}</td>'
-        f"<td><details><summary>params</summary><pre>{escape(row.params_json)}</pre></details></td>"
+        f"<td><details><summary>params</summary><pre>{escape(row.params_json)}</pre>"
+        f'<div class="muted" data-step-idempotency-key>idempotency key '
+        f"<code>{step.idempotency_key}</code></div></details></td>"
         f"<td data-step-result>{output}</td>"
         "</tr>\n"
     )

@@ -2,8 +2,11 @@
 
 A kind is a module in ``runs/tools/kinds/`` exposing::
 
-    async def invoke(spec: ToolSpec, params: dict[str, Any]) -> Any
+    async def invoke(spec: ToolSpec, params: dict[str, Any], idempotency_key: str | None) -> Any
 
+``idempotency_key`` is the step's key (``Step.idempotency_key``): the same on
+every call for one step of one run, retries and crash takeovers included, so the
+tool can do the operation once per key; each kind hands it over in its own way.
 It returns a JSON-serialisable result, raises ``ToolError`` on failure, and
 must clean up fully when cancelled (``asyncio.CancelledError``): the executor
 cancels the call on timeout and on run cancellation, so a shell kind kills its
@@ -31,6 +34,7 @@ class ToolSpec:
     idempotent: bool = False
     # Only reads: nothing of its steps is ever rolled back.
     read_only: bool = False
+    honours_idempotency_key: bool = False
     sensitive: bool = False
     enabled: bool = True
     # Evaluator checks of the result (runs/evaluation/checks.py); empty: no evaluation.
@@ -49,11 +53,21 @@ class ToolSpec:
             max_retries=int(tool.max_retries),
             idempotent=bool(tool.idempotent),
             read_only=bool(getattr(tool, "read_only", False)),
+            honours_idempotency_key=bool(tool.honours_idempotency_key),
             sensitive=bool(tool.sensitive),
             enabled=bool(tool.enabled),
             checks=tuple(getattr(tool, "checks", None) or ()),
             locks=tuple(getattr(tool, "locks", None) or ()),
         )
+
+    @property
+    def repeatable(self) -> bool:
+        """Whether a second call for the same step does no harm: retries and crash takeovers.
+
+        True for an idempotent tool, and for one that honours the idempotency key
+        (it does the operation once per key, and every call of a step has the same key).
+        """
+        return self.idempotent or self.honours_idempotency_key
 
 
 class ToolError(Exception):

@@ -26,13 +26,18 @@ def get_kind(kind: str) -> ModuleType:
         raise ToolConfigError(f"unknown tool kind {kind!r} (known: {', '.join(KINDS)})") from None
 
 
-def invoke_tool(spec: ToolSpec, params: dict[str, Any]) -> Coroutine[Any, Any, Any]:
+def invoke_tool(
+    spec: ToolSpec, params: dict[str, Any], idempotency_key: str | None = None
+) -> Coroutine[Any, Any, Any]:
     """Call the tool once: await what this returns. Params are schema-validated; timeouts are the caller's.
 
-    A plain function handing back the kind's coroutine, not a coroutine of its own:
-    every await of a step's tool passes one frame fewer. An unknown kind raises here.
+    ``idempotency_key`` is the step's key, handed to the tool the way its kind does
+    (shell: ``PLANNERWEB_IDEMPOTENCY_KEY``, http: ``Idempotency-Key``, python: the
+    ``idempotency_key`` argument). A plain function handing back the kind's coroutine,
+    not a coroutine of its own: every await of a step's tool passes one frame fewer.
+    An unknown kind raises here.
     """
-    return get_kind(spec.kind).invoke(spec, params)
+    return get_kind(spec.kind).invoke(spec, params, idempotency_key)
 
 
 def config_help() -> dict[str, str]:

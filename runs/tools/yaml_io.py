@@ -16,6 +16,7 @@ The shape (in the style of gantz.yaml)::
         sensitive: false
         idempotent: true
         read_only: false              # true: it only reads; its steps are never rolled back
+        honours_idempotency_key: false
         max_retries: 2
         enabled: true
 
@@ -74,6 +75,7 @@ _TOOL_KEYS = (
     "sensitive",
     "idempotent",
     "read_only",
+    "honours_idempotency_key",
     "max_retries",
     "enabled",
     "checks",
@@ -101,6 +103,7 @@ class ToolDraft:
     sensitive: bool = False
     idempotent: bool = False
     read_only: bool = False
+    honours_idempotency_key: bool = False
     enabled: bool = True
     checks: list[Any] = field(default_factory=list)  # evaluator checks (runs/evaluation/checks.py)
     locks: list[str] = field(default_factory=list)  # resource lock templates (runs/tools/locks.py)
@@ -198,6 +201,7 @@ def _tool_from_entry(entry: Any, path: str, problems: list[str]) -> ToolDraft | 
         ("sensitive", False),
         ("idempotent", False),
         ("read_only", False),
+        ("honours_idempotency_key", False),
         ("enabled", True),
     ):
         flags[flag] = entry.get(flag, default)
@@ -411,6 +415,8 @@ def tools_to_yaml(tools: Iterable[Tool]) -> str:
         entry["idempotent"] = tool.idempotent
         if tool.read_only:
             entry["read_only"] = True
+        if tool.honours_idempotency_key:  # left out, it takes the default (false)
+            entry["honours_idempotency_key"] = True
         entry["max_retries"] = tool.max_retries
         entry["enabled"] = tool.enabled
         if tool.checks:

@@ -185,7 +185,8 @@ def test_the_approval_trap_approve_with_unsaved_edits_is_refused_then_the_saved_
         run_id,
     )
     by_version = {(v, k): (st, json.loads(params)) for v, k, st, params in rows}
-    assert by_version[(2, "announce")] == ("succeeded", {"message": EDITED})
+    # notify_team's channel was left out: the stored version has the tool's default.
+    assert by_version[(2, "announce")] == ("succeeded", {"message": EDITED, "channel": "#deploys"})
     assert by_version[(2, "check")][0] == "succeeded"
     assert {st for (v, _), (st, _) in by_version.items() if v == 1} == {"pending"}
 

@@ -1,8 +1,8 @@
 """Real worker and server processes for multi-process tests, on the test database.
 
-The test process and its children share the database pytest-django created;
-tests using these need ``django_db(transaction=True)`` so the children see
-committed rows.
+The test process and its children share the database pytest-django created
+(PostgreSQL, or SQLite's test file); tests using these need
+``django_db(transaction=True)`` so the children see committed rows.
 """
 
 from __future__ import annotations
@@ -28,7 +28,12 @@ REPO = Path(settings.BASE_DIR)
 def child_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """Environment of a child process: this test's database, fast heartbeats, its own Redis prefix."""
     db = connection.settings_dict
-    url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    if connection.vendor == "sqlite":  # the test database is a file (settings: TEST NAME)
+        url = f"sqlite:///{db['NAME']}"
+    else:
+        url = (
+            f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+        )
     env = {
         **os.environ,
         "DATABASE_URL": url,

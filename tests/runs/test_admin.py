@@ -62,6 +62,13 @@ def test_an_admin_adds_a_valid_tool(admin_client: Client) -> None:
     assert tool.parameters_schema["required"] == ["db"]
 
 
+def test_an_admin_marks_a_tool_as_honouring_idempotency_keys(admin_client: Client) -> None:
+    assert b"honours_idempotency_key" in admin_client.get(TOOLS + "add/").content
+    response = admin_client.post(TOOLS + "add/", form_data(honours_idempotency_key="on"))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Tool.objects.get(name="backup").honours_idempotency_key is True
+
+
 @pytest.mark.parametrize(
     ("overrides", "field", "message"),
     [

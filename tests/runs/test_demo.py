@@ -149,7 +149,8 @@ def test_the_seeded_demo_replans_offline_and_the_run_page_shows_the_diff(
     v1, v2 = Plan.objects.filter(run=healing).order_by("version")
     assert (v2.source, v2.parent_id) == (Plan.Source.REPLANNER, v1.pk)
     assert v2.diff["changed"][0]["id"] == "unit_tests"
-    assert v2.diff["changed"][0]["values"]["params"]["to"] == {"suite": "unit"}
+    replaced = v2.diff["changed"][0]["values"]["params"]["to"]
+    assert replaced["suite"] == "unit" and not replaced.get("fail")  # defaults filled in
     assert not LlmCall.objects.filter(run=healing).exists()  # no API key needed
     client.force_login(User.objects.get(username="operator"))
     page = client.get(f"/runs/{healing.pk}/").content.decode()
@@ -176,6 +177,21 @@ def test_each_demo_plan_validates_against_the_imported_tools(name: str, sandbox:
     validated = validate_plan(parse_plan_text(plan.text), tools=load_tool_specs(), max_steps=2000)
     assert validated.problems == []
     assert validated.is_valid
+
+
+def test_a_step_leaving_out_parameters_with_defaults_runs_with_them(sandbox: Path) -> None:
+    """The planner-executor write-up's own first step: ``run_tests`` with no params."""
+    document = {"steps": [{"id": "1", "action": "run_tests", "params": {}}]}
+    run = run_submit_plan(title="tests", document=document, submitted_by=None)
+    assert run.status == RunStatus.QUEUED, run.stop_reason
+    run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, run.stop_reason
+    step = Step.objects.get(run=run)
+    assert step.params == {"suite": "unit", "fail": False, "seconds": 0}
+    assert step.result["suite"] == "unit"
+    stored = run.current_plan.document  # type: ignore[union-attr]
+    assert stored["steps"][0]["params"] == step.params
 
 
 def test_the_migration_plan_succeeds_and_adds_the_email_column(sandbox: Path) -> None:

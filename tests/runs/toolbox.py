@@ -74,6 +74,17 @@ def flaky(key: str, label: str, fail_times: int) -> dict[str, Any]:
     return {"label": label, "attempt": n}
 
 
+def flaky_keyed(key: str, label: str, idempotency_key: str, fail_times: int = 0) -> dict[str, Any]:
+    """``flaky`` that records the idempotency key each call received."""
+    with _lock:
+        _failures[f"{key}/{label}"] += 1
+        n = _failures[f"{key}/{label}"]
+    _record(key, f"{label}#{n}:{idempotency_key}")
+    if n <= fail_times:
+        raise ToolError(f"{label} failed on attempt {n}")
+    return {"label": label, "attempt": n}
+
+
 async def flaky_now(key: str, label: str, fail_times: int) -> dict[str, Any]:
     """``flaky`` on the loop: it fails before ever waiting, so before the loop goes idle."""
     return flaky(key, label, fail_times)

@@ -129,7 +129,12 @@ class PlanProblemOut(Schema):
 class PlanOut(ModelSchema):
     created_by: str | None
     errors: list[PlanProblemOut]
-    document: Any = Field(description="The plan as submitted (after YAML/JSON parsing).")
+    document: Any = Field(
+        description=(
+            "The plan as submitted (after YAML/JSON parsing), with the parameter defaults of "
+            "its tools filled in."
+        )
+    )
     rollback: list[Any]
     diff: dict[str, Any] | None = Field(
         None,
@@ -189,6 +194,17 @@ class StepOut(ModelSchema):
             held_by_step=getattr(step, "lock_held_by_step", None),
             message=lock_wait_text(step),
         )
+
+    idempotency_key: str = Field(
+        description=(
+            "Sent with every call of the step's tool (retries and crash takeovers alike): "
+            "PLANNERWEB_IDEMPOTENCY_KEY, an Idempotency-Key header, an idempotency_key argument."
+        )
+    )
+
+    @staticmethod
+    def resolve_idempotency_key(step: Step) -> str:
+        return str(step.idempotency_key)
 
     class Meta:
         model = Step

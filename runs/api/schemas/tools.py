@@ -17,6 +17,10 @@ _LOCKS = (
     'Resource locks every step of the tool takes, e.g. ["env:{{ params.environment }}"]; '
     "a step waits while another step holds the same key."
 )
+_HONOURS = (
+    "The tool does its operation once per idempotency key (each step's calls all carry the "
+    "step's key), so a step caught mid-call by a crash is called again instead of escalating."
+)
 _CHECK: dict[str, JsonValue] = {
     "type": "object",
     "required": ["type"],
@@ -60,6 +64,7 @@ class ToolIn(In):
     sensitive: bool = False
     idempotent: bool = False
     read_only: bool = False
+    honours_idempotency_key: bool = Field(False, description=_HONOURS)
     enabled: bool = True
     checks: list[dict[str, Any]] = Field(
         default_factory=list, description=_CHECKS, json_schema_extra={"items": _CHECK}
@@ -82,6 +87,7 @@ class ToolPatchIn(In):
     sensitive: bool | None = None
     idempotent: bool | None = None
     read_only: bool | None = None
+    honours_idempotency_key: bool | None = Field(None, description=_HONOURS)
     enabled: bool | None = None
     checks: list[dict[str, Any]] | None = Field(
         None, description=_CHECKS, json_schema_extra={"items": _CHECK}
@@ -99,6 +105,7 @@ class ToolOut(Schema):
     sensitive: bool
     idempotent: bool
     read_only: bool
+    honours_idempotency_key: bool
     enabled: bool
     checks: list[dict[str, Any]]
     locks: list[str]

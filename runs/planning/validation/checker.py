@@ -27,6 +27,7 @@ from runs.planning.schema import (
     normalize_plan,
     undo_key,
 )
+from runs.planning.validation.defaults import DefaultsFiller, document_with, raw_with
 from runs.planning.validation.graphs import (
     Ancestors,
     shortest_cycle,
@@ -64,11 +65,17 @@ def _any_params(params: Any) -> bool:
 
 @dataclass(frozen=True)
 class ValidatedPlan:
-    """The outcome of ``validate_plan``; ``order`` is a run order of step ids when valid."""
+    """The outcome of ``validate_plan``; ``order`` is a run order of step ids when valid.
+
+    ``document`` and ``submitted`` have the tools' parameter defaults filled in
+    (``defaults``); ``submitted`` is the document as given otherwise (what a plan
+    version stores), None when it was not an object or a list.
+    """
 
     document: PlanDocument | None
     problems: list[PlanProblem]
     order: list[str]
+    submitted: Any = None
 
     @property
     def is_valid(self) -> bool:
@@ -92,8 +99,9 @@ def validate_plan(raw: Any, *, tools: Mapping[str, ToolSpec], max_steps: int) ->
     1. Validate the shape once for the whole document (the fast path). If that
        fails, report the shape errors and keep the steps that are individually
        well-formed, so the remaining checks still run on them.
-    2. Check sizes, ids, tools, params, dependencies and references per step.
-    3. Order the steps (Kahn's algorithm) and name the steps of every cycle.
+    2. Fill in the parameter defaults of the steps' tools (``defaults``).
+    3. Check sizes, ids, tools, params, dependencies and references per step.
+    4. Order the steps (Kahn's algorithm) and name the steps of every cycle.
     """
     if not isinstance(raw, dict | list):
         return ValidatedPlan(
@@ -139,11 +147,20 @@ def validate_plan(raw: Any, *, tools: Mapping[str, ToolSpec], max_steps: int) ->
                 "split the work into smaller plans.",
             )
         )
+    filler = DefaultsFiller(tools)
+    steps, filled_steps = filler.fill(steps)
+    rollback, filled_rollback = filler.fill(rollback)
+    document = document_with(document, filled_steps, filled_rollback)
     checker = _Checker(tools, problems)
     order = checker.check_steps(steps, known_ids)
     checker.check_undos(steps)
     checker.check_rollback(rollback, {s.id for _, s in steps} | known_ids)
-    return ValidatedPlan(document, problems, [] if problems else order)
+    return ValidatedPlan(
+        document,
+        problems,
+        [] if problems else order,
+        raw_with(raw, filled_steps, filled_rollback),
+    )
 
 
 MAX_STORAGE_PROBLEMS = 50  # of one plan; a model that wrote more has the gist from these

@@ -230,6 +230,43 @@ def test_run_detail_plans_and_steps_describe_the_run(noop_tool: Tool, operator: 
     assert client.get(f"/runs/{run.pk}/steps", {"version": 2}).status_code == 404
 
 
+def test_a_submitted_plan_is_stored_with_its_tools_parameter_defaults_filled_in(
+    operator: User,
+) -> None:
+    Tool.objects.create(
+        name="run_tests",
+        kind="python",
+        config={"callable": "runs.tools.builtin.echo"},
+        parameters_schema={
+            "type": "object",
+            "properties": {
+                "suite": {"type": "string", "default": "unit"},
+                "fail": {"type": "boolean", "default": False},
+            },
+            "required": ["suite"],
+        },
+    )
+    plan = {"steps": [{"id": "1", "action": "run_tests", "params": {}}]}
+    response = api_as(operator).post("/tasks", {"title": "Tests", "plan": plan})
+    assert response.status_code == 201, response.json()
+    run_id = response.json()["id"]
+    stored = api_as(operator).get(f"/runs/{run_id}/plans").json()[0]["document"]
+    effective = {"suite": "unit", "fail": False}
+    assert stored == {"steps": [{"id": "1", "action": "run_tests", "params": effective}]}
+    (step,) = api_as(operator).get(f"/runs/{run_id}/steps").json()
+    assert step["params"] == effective
+
+
+def test_each_step_shows_its_own_idempotency_key(noop_tool: Tool, operator: User) -> None:
+    run = run_submit_plan(title="Two hellos", document=VALID_PLAN, submitted_by=operator)
+    steps = api_as(operator).get(f"/runs/{run.pk}/steps").json()
+    keys = [s["idempotency_key"] for s in steps]
+    stored = [
+        str(k) for k in Step.objects.filter(run=run).values_list("idempotency_key", flat=True)
+    ]
+    assert sorted(keys) == sorted(stored) and len(set(keys)) == 3
+
+
 @pytest.mark.django_db(transaction=True)
 def test_steps_show_results_once_the_run_executed(noop_tool: Tool, operator: User) -> None:
     run = run_submit_plan(title="Two hellos", document=VALID_PLAN, submitted_by=operator)

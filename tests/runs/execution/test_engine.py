@@ -219,6 +219,19 @@ def test_an_idempotent_step_is_retried_until_it_succeeds(
     assert retries[0].payload["error"] == "a failed on attempt 1"
 
 
+def test_every_attempt_of_a_step_gets_the_same_idempotency_key_and_steps_get_their_own(
+    execute: Callable[..., Run], make_tool: Callable[..., Any], key: str
+) -> None:
+    make_tool("keyed", "flaky_keyed", honours_idempotency_key=True, max_retries=2)
+    run = execute({"steps": [step("a", "keyed", key, fail_times=2), step("b", "keyed", key)]})
+    assert run.status == "succeeded", run.stop_reason
+    keys = {s.key: str(s.idempotency_key) for s in Step.objects.filter(run=run)}
+    assert sorted(toolbox.CALLS[key]) == sorted(
+        [f"a#1:{keys['a']}", f"a#2:{keys['a']}", f"a#3:{keys['a']}", f"b#1:{keys['b']}"]
+    )
+    assert keys["a"] != keys["b"]
+
+
 def test_retries_stop_after_the_tools_limit(execute: Callable[..., Run], key: str) -> None:
     run = execute({"steps": [step("a", "flaky", key, fail_times=10)]})
     assert run.status == "failed"

@@ -360,3 +360,52 @@ def test_a_lock_key_that_cannot_be_rendered_fails_its_step(
     step = Step.objects.get(run=run)
     assert "is not a plain value" in step.error
     assert calls == []
+
+
+def test_a_rollback_step_waits_for_the_lock_another_run_holds_before_it_undoes(
+    locked_tools: None,
+    key: str,
+    calls: list[str],
+    threads: list[threading.Thread],
+    make_tool: Callable[..., Tool],
+) -> None:
+    make_tool("record", "record")
+    make_tool("fail", "fail")
+    holder = submit(key, "holder", gate="go")
+    execute_in_thread(holder, threads)
+    wait_until(lambda: holding(holder), "the holder to hold env:production")
+    undo = {
+        "action": "deploy",
+        "params": {"key": key, "label": "undo", "environment": "production"},
+    }
+    failing = run_submit_plan(
+        title="fails, then undoes under the lock",
+        document={
+            "steps": [
+                {
+                    "id": "prep",
+                    "action": "record",
+                    "params": {"key": key, "label": "prep"},
+                    "undo": undo,
+                },
+                {
+                    "id": "boom",
+                    "action": "fail",
+                    "params": {"key": key, "label": "boom"},
+                    "depends_on": ["prep"],
+                },
+            ]
+        },
+        submitted_by=None,
+    )
+    execute_in_thread(failing, threads)
+    wait_until(lambda: waiting(failing), "the undo to queue for env:production")
+    assert Step.objects.get(run=failing, key="undo-prep").status == "pending"
+    toolbox.open_gate_now(key, "go")
+    wait_until(ended(holder, failing), "both runs to end")
+    failing.refresh_from_db()
+    assert failing.status == "rolled_back", failing.stop_reason
+    starts = [c for c in calls if c.startswith(("start:", "end:"))]
+    assert starts == ["start:holder", "end:holder", "start:undo", "end:undo"]
+    assert Step.objects.get(run=failing, key="prep").status == "rolled_back"
+    assert not ResourceLock.objects.exists()

@@ -86,6 +86,16 @@ def test_a_non_idempotent_rollback_step_caught_mid_flight_counts_as_failed_not_r
     assert "may have partly run" in reason
 
 
+def test_a_rollback_step_caught_mid_flight_runs_again_when_its_tool_honours_the_key() -> None:
+    honours = tool(idempotent=False, honours_idempotency_key=True)
+    caught = step("r1", phase="rollback", status="running", spec=honours)
+    run = _run([step("a", status="succeeded")], [caught])
+    runner = ScriptedRunner({})
+    supervision, _ = _roll_back(run, runner)
+    assert runner.called == ["r1"] and supervision.escalations == []
+    assert (caught.status, run.status) == ("succeeded", "rolled_back")
+
+
 def test_a_finished_rollback_escalates_when_supervision_stopped_the_run() -> None:
     run = _run([step("a", status="succeeded")], [step("r1", phase="rollback")])
     supervision, _ = _roll_back(run, ScriptedRunner({}), escalate="budget_breached")

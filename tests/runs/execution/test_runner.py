@@ -16,7 +16,7 @@ from runs.execution.steps import Outcome, StepState
 from runs.tools.base import ToolConfigError, ToolError, ToolSpec
 from tests.runs.execution.units import KeptJournal, committer, step, tool
 
-Call = Callable[[ToolSpec, Any], Awaitable[Any]]
+Call = Callable[[ToolSpec, Any, str | None], Awaitable[Any]]
 
 
 def _run(
@@ -64,7 +64,7 @@ def test_unresolvable_or_invalid_params_are_a_value_error_naming_the_problem() -
 def test_a_missing_or_disabled_tool_fails_the_step_without_a_call(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    async def never(spec: ToolSpec, params: Any) -> Any:
+    async def never(spec: ToolSpec, params: Any, key: str | None) -> Any:
         raise AssertionError("called")
 
     outcome, _ = _run(_running(enabled=False), never, monkeypatch)
@@ -76,7 +76,7 @@ def test_an_idempotent_tool_is_retried_and_each_retry_commits_its_attempt(
 ) -> None:
     calls: list[int] = []
 
-    async def flaky(spec: ToolSpec, params: Any) -> Any:
+    async def flaky(spec: ToolSpec, params: Any, key: str | None) -> Any:
         calls.append(1)
         if len(calls) < 3:
             raise ToolError("try again")
@@ -88,16 +88,51 @@ def test_an_idempotent_tool_is_retried_and_each_retry_commits_its_attempt(
     assert [[e.kind for _, e in b.events] for b in journal.batches] == [["step.retrying"]] * 2
 
 
+def test_every_attempt_of_a_step_carries_the_steps_idempotency_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    keys: list[str | None] = []
+
+    async def flaky(spec: ToolSpec, params: Any, key: str | None) -> Any:
+        keys.append(key)
+        if len(keys) < 3:
+            raise ToolError("try again")
+        return {"ok": True}
+
+    s = _running(max_retries=2)
+    s.idempotency_key = "5f0c9e02-8a52-4c1e-9a38-3c1d2f0a7b11"
+    outcome, _ = _run(s, flaky, monkeypatch)
+    assert outcome.ok and keys == [s.idempotency_key] * 3
+
+
+def test_a_tool_honouring_the_idempotency_key_is_retried_though_not_idempotent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[str | None] = []
+
+    async def flaky(spec: ToolSpec, params: Any, key: str | None) -> Any:
+        calls.append(key)
+        if len(calls) < 2:
+            raise ToolError("try again")
+        return {"ok": True}
+
+    s = _running(idempotent=False, honours_idempotency_key=True, max_retries=1)
+    s.idempotency_key = "k-1"
+    outcome, journal = _run(s, flaky, monkeypatch)
+    assert outcome.ok and calls == ["k-1", "k-1"] and s.attempts == 2
+    assert [[e.kind for _, e in b.events] for b in journal.batches] == [["step.retrying"]]
+
+
 def test_a_non_idempotent_tool_or_a_config_error_is_never_retried(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    async def broken(spec: ToolSpec, params: Any) -> Any:
+    async def broken(spec: ToolSpec, params: Any, key: str | None) -> Any:
         raise ToolError("once")
 
     outcome, journal = _run(_running(idempotent=False, max_retries=3), broken, monkeypatch)
     assert (outcome.ok, outcome.error, journal.batches) == (False, "once", [])
 
-    async def misconfigured(spec: ToolSpec, params: Any) -> Any:
+    async def misconfigured(spec: ToolSpec, params: Any, key: str | None) -> Any:
         raise ToolConfigError("bad config")
 
     outcome, journal = _run(_running(max_retries=3), misconfigured, monkeypatch)
@@ -105,7 +140,7 @@ def test_a_non_idempotent_tool_or_a_config_error_is_never_retried(
 
 
 def test_a_call_past_its_timeout_fails_with_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def slow(spec: ToolSpec, params: Any) -> Any:
+    async def slow(spec: ToolSpec, params: Any, key: str | None) -> Any:
         await asyncio.sleep(5)
 
     outcome, _ = _run(_running(timeout_seconds=0.01), slow, monkeypatch)
@@ -113,7 +148,7 @@ def test_a_call_past_its_timeout_fails_with_the_timeout(monkeypatch: pytest.Monk
 
 
 def test_a_result_that_is_not_json_fails_the_step(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def nan(spec: ToolSpec, params: Any) -> Any:
+    async def nan(spec: ToolSpec, params: Any, key: str | None) -> Any:
         return float("nan")
 
     outcome, _ = _run(_running(), nan, monkeypatch)
@@ -121,7 +156,7 @@ def test_a_result_that_is_not_json_fails_the_step(monkeypatch: pytest.MonkeyPatc
 
 
 def test_the_evaluator_fails_a_result_that_breaks_a_check(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def small(spec: ToolSpec, params: Any) -> Any:
+    async def small(spec: ToolSpec, params: Any, key: str | None) -> Any:
         return {"rows": 0}
 
     checks = ({"type": "range", "path": "rows", "min": 1},)

@@ -64,6 +64,16 @@ def test_an_idempotent_step_left_running_is_re_queued_and_another_is_reported() 
     assert later.status == "running"  # nothing after the partly-run step is touched
 
 
+def test_a_step_left_running_whose_tool_honours_its_idempotency_key_is_re_queued() -> None:
+    batch = Batch(1)
+    honours = tool(idempotent=False, honours_idempotency_key=True)
+    again = step("again", status="running", attempts=1, spec=honours)
+    assert Scheduler([again], {}).recover(batch) == (None, None)
+    assert again.status == "pending" and [w.status for w in batch.steps] == ["pending"]
+    ((_, event),) = batch.events
+    assert "honours the step's idempotency key" in event.summary  # type: ignore[union-attr]
+
+
 def test_the_first_failed_or_cancelled_step_is_the_failure() -> None:
     a, b = step("a", status="cancelled"), step("b", status="failed")
     b.error = "boom"

@@ -300,6 +300,7 @@ def test_export_then_import_changes_nothing(db: None) -> None:
         parameters_schema={"type": "object", "properties": {"a": {"type": ["string", "null"]}}},
         timeout_seconds=2.5,
         sensitive=True,
+        honours_idempotency_key=True,
         enabled=False,
     )
     Tool.objects.create(
@@ -332,6 +333,21 @@ def test_export_reads_like_the_hand_written_file(db: None) -> None:
     assert entry["timeout"] == 30
 
 
+def test_honours_idempotency_key_is_read_and_written_only_when_set(db: None) -> None:
+    text = (
+        "tools:\n  - name: deploy\n    script: {python: runs.tools.builtin.echo}\n"
+        "    honours_idempotency_key: true\n"
+    )
+    tools_import(text=text)
+    assert Tool.objects.get(name="deploy").honours_idempotency_key is True
+    assert "honours_idempotency_key: true" in tools_to_yaml(Tool.objects.all())
+    Tool.objects.update(honours_idempotency_key=False)
+    assert "honours_idempotency_key" not in tools_to_yaml(Tool.objects.all())
+    bad = text.replace("true", "sometimes")
+    with pytest.raises(ToolsYamlError, match="honours_idempotency_key: must be true or false"):
+        tools_from_yaml(bad)
+
+
 def test_an_empty_tools_list_with_replace_disables_everything(db: None) -> None:
     Tool.objects.create(name="old", kind="python", config={"callable": "x.y"})
     assert tools_import(text="tools: []", replace=True).disabled == ["old"]
@@ -348,6 +364,7 @@ def _fields(tool: Tool) -> tuple[object, ...]:
         tool.sensitive,
         tool.idempotent,
         tool.read_only,
+        tool.honours_idempotency_key,
         tool.enabled,
     )
 

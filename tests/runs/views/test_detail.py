@@ -76,6 +76,14 @@ def test_the_detail_page_lists_steps_rollback_plan_and_transcript(
     assert 'id="run-live-config"' in page and "run.js" in page
 
 
+def test_each_step_shows_its_idempotency_key_with_its_params(
+    queued_run: Run, reviewer: User
+) -> None:
+    page = client_for(reviewer).get(reverse("runs:detail", args=[queued_run.pk])).content.decode()
+    for step in Step.objects.filter(run=queued_run):
+        assert f"idempotency key <code>{step.idempotency_key}</code>" in page
+
+
 def test_the_detail_page_of_an_invalid_plan_shows_its_problems(
     noop_tool: Tool, operator: User
 ) -> None:

@@ -14,7 +14,9 @@ Config shape (``Tool.config``)::
   interpolated as text. With no ``body`` key, POST/PUT/PATCH send the params
   object as JSON and other methods send the params not used in the URL as the
   query string; ``"body": null`` sends nothing.
-* Headers are fixed by the tool author (no placeholders).
+* Headers are fixed by the tool author (no placeholders). Every request also
+  carries the step's ``Idempotency-Key`` (the same on every call for one step of
+  one run, retries and crash takeovers included); it replaces a configured one.
 
 ``urllib`` runs in a worker thread with the tool's timeout as the socket timeout.
 A cancelled call returns at once, but its thread lives until the socket times out.
@@ -46,6 +48,7 @@ CONFIG_HELP = (
     'value\'s type), "output" ("json" or "text") and "ok_status" (a list of codes). '
     'Example: {"method": "POST", "url": "http://host/api/items/{name}"}'
 )
+KEY_HEADER = "Idempotency-Key"
 _WHOLE = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _opener = urllib.request.build_opener()
 _MISSING = object()
@@ -134,7 +137,7 @@ def build_body(template: Any, params: dict[str, Any]) -> Any:
     return template
 
 
-async def invoke(spec: ToolSpec, params: dict[str, Any]) -> Any:
+async def invoke(spec: ToolSpec, params: dict[str, Any], idempotency_key: str | None = None) -> Any:
     """Send the request; ``{"status", "body"}`` with the body parsed (json) or as text."""
     config = spec.config
     if problems := validate_config(config):
@@ -142,6 +145,9 @@ async def invoke(spec: ToolSpec, params: dict[str, Any]) -> Any:
     method = config.get("method", "GET").upper()
     url = build_url(config["url"], params)
     headers = {"User-Agent": "plannerweb"} | dict(config.get("headers") or {})
+    if idempotency_key is not None:
+        headers = {k: v for k, v in headers.items() if k.lower() != KEY_HEADER.lower()}
+        headers[KEY_HEADER] = idempotency_key
     lower = {k.lower() for k in headers}
     output = config.get("output", "json")
     if output == "json" and "accept" not in lower:

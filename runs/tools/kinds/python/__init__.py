@@ -4,6 +4,11 @@ Coroutine functions are awaited on the executor's loop; plain functions run in a
 worker thread (``asyncio.to_thread``) so a slow or blocking one never stalls the
 other steps. A cancelled thread cannot be stopped: it finishes in the background,
 so long-running sync callables should check their own deadline.
+
+A function that declares a parameter named ``idempotency_key`` gets the step's
+key in it (the same on every call for one step of one run, retries and crash
+takeovers included), whatever the step's params say. Functions without that
+parameter never see it, ``**kwargs`` ones included.
 """
 
 from __future__ import annotations
@@ -24,8 +29,11 @@ _cache_lock = threading.Lock()
 # What the admin's config field says about this kind.
 CONFIG_HELP = (
     '"callable": the dotted path of a function called with the step\'s parameters as '
-    'keyword arguments. Example: {"callable": "package.module.function"}'
+    "keyword arguments (and the step's idempotency key as idempotency_key, when the "
+    'function declares that parameter). Example: {"callable": "package.module.function"}'
 )
+KEY_ARGUMENT = "idempotency_key"
+_KEYWORD_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
 
 def resolve(path: object) -> Callable[..., Any]:
@@ -82,10 +90,12 @@ def validate_config(config: dict[str, Any], *, parameters_schema: dict | None = 
     return problems
 
 
-async def invoke(spec: ToolSpec, params: dict[str, Any]) -> Any:
+async def invoke(spec: ToolSpec, params: dict[str, Any], idempotency_key: str | None = None) -> Any:
     """Call the function; its exceptions become ToolError, its own ToolError passes through."""
     path = spec.config.get("callable") if isinstance(spec.config, dict) else None
     func = resolve(path)
+    if idempotency_key is not None and _takes_key(func):
+        params = {**params, KEY_ARGUMENT: idempotency_key}
     try:
         if _is_coroutine_function(func):
             return await func(**params)
@@ -102,6 +112,19 @@ async def invoke(spec: ToolSpec, params: dict[str, Any]) -> Any:
 
 
 _coroutine_functions: dict[Callable[..., Any], bool] = {}
+_key_takers: dict[Callable[..., Any], bool] = {}
+
+
+def _takes_key(func: Callable[..., Any]) -> bool:
+    """Whether ``func`` declares an ``idempotency_key`` parameter (remembered per callable)."""
+    known = _key_takers.get(func)
+    if known is None:
+        try:
+            parameter = inspect.signature(func).parameters.get(KEY_ARGUMENT)
+        except (TypeError, ValueError):  # no signature to read (some builtins)
+            parameter = None
+        known = _key_takers[func] = parameter is not None and parameter.kind in _KEYWORD_KINDS
+    return known
 
 
 def _is_coroutine_function(func: Callable[..., Any]) -> bool:

@@ -25,37 +25,40 @@ for a literal ``{identifier}``; ``{}`` and ``{"json": 1}`` are left alone.
 
 The child gets a minimal environment (``INHERITED_ENV`` from the server, then the
 parameters as ``PARAM_<NAME>`` and under the names ``env_params`` lists, then the
-config's ``env``), never the server's whole environment,
-which may hold API keys. It leads its own process group, so cancellation (the
+config's ``env``, then the step's idempotency key as ``PLANNERWEB_IDEMPOTENCY_KEY``),
+never the server's whole environment, which may hold API keys. It runs under a
+supervisor in a process group of its own (``process``), so cancellation (the
 executor's timeout or an operator's cancel) kills grandchildren too: SIGTERM,
-``KILL_GRACE_SECONDS``, then SIGKILL.
+``KILL_GRACE_SECONDS``, then SIGKILL; and the whole group dies with the worker
+process, however that ends.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import re
 import signal
 import sys
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 
 from runs.tools.base import PLACEHOLDER, ToolConfigError, ToolError, ToolSpec, param_text
+from runs.tools.kinds.shell import process
+from runs.tools.kinds.shell.process import KILL_GRACE_SECONDS as KILL_GRACE_SECONDS
 
 BUILTINS = ("sandbox", "base_dir", "python")
 # Server variables a child may see; none of these carries a secret.
 INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
-KILL_GRACE_SECONDS = 2.0
 # After the program exits, how long a grandchild may keep our pipes open.
 PIPE_GRACE_SECONDS = 2.0
-_READ_CHUNK = 64 * 1024
+# The step's idempotency key, in the child's environment.
+KEY_VARIABLE = "PLANNERWEB_IDEMPOTENCY_KEY"
 _CONFIG_KEYS = {"argv", "shell", "cwd", "env", "env_params", "output"}
 _OUTPUTS = ("text", "json")
 # What the admin's config field says about this kind.
@@ -269,7 +272,7 @@ def build_env(config: dict[str, Any], params: dict[str, Any]) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- running it
-async def invoke(spec: ToolSpec, params: dict[str, Any]) -> Any:
+async def invoke(spec: ToolSpec, params: dict[str, Any], idempotency_key: str | None = None) -> Any:
     """Run the program; a result dict for output "text", the parsed stdout for "json"."""
     config = spec.config
     if problems := validate_config(config):
@@ -279,56 +282,29 @@ async def invoke(spec: ToolSpec, params: dict[str, Any]) -> Any:
     else:
         argv = ["/bin/sh", "-c", config["shell"]]
     env = build_env(config, params)
+    if idempotency_key is not None:
+        env[KEY_VARIABLE] = idempotency_key
     cwd = _fill_builtins(config.get("cwd", "{sandbox}"))
     if any("\0" in a for a in argv) or any("\0" in v for v in env.values()):
         raise ToolError("refused: a parameter contains a NUL byte")
 
     cap = int(settings.PLANNERWEB_OUTPUT_CAP_BYTES)
-    # The child runs (and may start its own children) before create_subprocess_exec
-    # returns. A cancel arriving meanwhile must not leave it behind: asyncio would kill
-    # the child alone, then wait for its pipes, which a grandchild keeps open for as long
-    # as it lives. So the start is shielded, and a cancelled start ends the whole group.
-    start = asyncio.ensure_future(
-        asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=cwd,
-            env=env,
-            start_new_session=True,  # the child leads a process group we can kill whole
-        )
-    )
+    # The child runs (and may start its own children) before the start returns. A cancel
+    # arriving meanwhile must not leave it behind: asyncio would kill the supervisor alone,
+    # then wait for its pipes, which the tool keeps open for as long as it lives. So the
+    # start is shielded, and a cancelled start ends the whole group.
+    start = asyncio.ensure_future(process.start(argv, env, cwd))
     try:
-        proc = await asyncio.shield(start)
+        supervised = await asyncio.shield(start)
     except OSError as exc:  # missing program, not executable, missing cwd
         raise ToolConfigError(f"cannot start {argv[0]!r} in {cwd!r}: {exc}") from exc
     except asyncio.CancelledError:
-        await _uninterruptible(_end_started(start))
+        await process.uninterruptible(process.end_started(start))
         raise
-
-    assert proc.stdout is not None and proc.stderr is not None  # both were opened as PIPE
-    readers = [
-        asyncio.ensure_future(_drain(proc.stdout, cap)),
-        asyncio.ensure_future(_drain(proc.stderr, cap)),
-    ]
     try:
-        returncode = await _wait_exit(proc, readers)
-        _, pending = await asyncio.wait(readers, timeout=PIPE_GRACE_SECONDS)
-        if pending:  # a background grandchild still holds our pipes: end the group
-            await _terminate(proc)
-            await asyncio.wait(pending, timeout=PIPE_GRACE_SECONDS)
-    except BaseException:
-        await _uninterruptible(_terminate(proc))
-        for reader in readers:
-            reader.cancel()
-        raise
-    for reader in readers:
-        if not reader.done():
-            reader.cancel()
-    (out, out_cut), (err, err_cut) = (
-        r.result() if r.done() and not r.cancelled() else (b"", True) for r in readers
-    )
+        returncode, (out, out_cut), (err, err_cut) = await _outcome(supervised, cap)
+    finally:
+        supervised.release()
     stdout = out.decode("utf-8", errors="replace")
     stderr = err.decode("utf-8", errors="replace")
     truncated = out_cut or err_cut
@@ -350,102 +326,33 @@ async def invoke(spec: ToolSpec, params: dict[str, Any]) -> Any:
     return {"exit_code": returncode, "stdout": stdout, "stderr": stderr, "truncated": truncated}
 
 
-async def _wait_exit(
-    proc: asyncio.subprocess.Process, readers: Sequence[asyncio.Future[Any]]
-) -> int:
-    """Wait for the process to exit, and only that.
-
-    On Python 3.11 ``Process.wait()`` also waits for the pipes to close, which a
-    background grandchild can hold open forever; so poll the return code, waking
-    early when the pipes close (the usual sign of an exit).
-    """
-    delay = 0.002
-    while proc.returncode is None:
-        pending = [r for r in readers if not r.done()]
-        if pending:
-            await asyncio.wait(pending, timeout=delay)
-        else:
-            await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.05)
-    return proc.returncode
+Output = tuple[bytes, bool]  # what a pipe gave, up to the cap, and whether it was cut
 
 
-async def _drain(stream: asyncio.StreamReader, cap: int) -> tuple[bytes, bool]:
-    """Read to EOF, keeping ``cap`` bytes; reading on past it keeps the child from blocking."""
-    kept = bytearray()
-    truncated = False
-    while chunk := await stream.read(_READ_CHUNK):
-        room = cap - len(kept)
-        if room > 0:
-            kept += chunk[:room]
-        if len(chunk) > max(room, 0):
-            truncated = True
-    return bytes(kept), truncated
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def _group_alive(pgid: int) -> bool:
-    """Whether any process of the group still runs; zombies don't count.
-
-    Zombies matter where PID 1 reaps orphans lazily (containers, microVMs): the
-    group then looks alive long after every member has died.
-    """
+async def _outcome(supervised: process.Supervised, cap: int) -> tuple[int, Output, Output]:
+    """Wait for the tool's exit and read its output; the whole group ends if we are cancelled."""
+    proc = supervised.proc
+    assert proc.stdout is not None and proc.stderr is not None  # both were opened as PIPE
+    readers = [
+        asyncio.ensure_future(process.drain(proc.stdout, cap)),
+        asyncio.ensure_future(process.drain(proc.stderr, cap)),
+    ]
     try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    try:
-        entries = [e.name for e in os.scandir("/proc") if e.name.isdigit()]
-    except OSError:
-        return True  # no /proc: trust killpg
-    for pid in entries:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        state, _ppid, pgrp = stat[stat.rindex(")") + 2 :].split()[:3]
-        if int(pgrp) == pgid and state not in ("Z", "X"):
-            return True
-    return False
-
-
-async def _terminate(proc: asyncio.subprocess.Process) -> None:
-    """SIGTERM the whole group, wait up to the grace period, SIGKILL what is left, reap."""
-    pgid = proc.pid  # start_new_session: the child's pid is its group id
-    _signal_group(pgid, signal.SIGTERM)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + KILL_GRACE_SECONDS
-    while loop.time() < deadline:
-        if proc.returncode is not None and not _group_alive(pgid):
-            break
-        await asyncio.sleep(0.02)
-    _signal_group(pgid, signal.SIGKILL)
-    await _wait_exit(proc, [])
-
-
-async def _end_started(start: asyncio.Future[asyncio.subprocess.Process]) -> None:
-    """Let a cancelled start finish, then end the group it started (if it started one)."""
-    try:
-        proc = await start
-    except OSError:
-        return
-    await _terminate(proc)
-
-
-async def _uninterruptible(cleanup: Awaitable[None]) -> None:
-    """Finish ``cleanup`` even if we are cancelled again meanwhile (it is bounded in time)."""
-    task = asyncio.ensure_future(cleanup)
-    while not task.done():
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if task.cancelled():
-                return
-    task.result()
+        returncode = await process.wait_exit(proc, readers)
+        _, pending = await asyncio.wait(readers, timeout=PIPE_GRACE_SECONDS)
+        if pending:  # a background grandchild still holds our pipes: end the group
+            await process.terminate(supervised)
+            await asyncio.wait(pending, timeout=PIPE_GRACE_SECONDS)
+    except BaseException:
+        await process.uninterruptible(process.terminate(supervised))
+        for reader in readers:
+            reader.cancel()
+        raise
+    for reader in readers:
+        if not reader.done():
+            reader.cancel()
+    out, err = (r.result() if r.done() and not r.cancelled() else (b"", True) for r in readers)
+    return returncode, out, err
 
 
 def _describe_exit(code: int) -> str:

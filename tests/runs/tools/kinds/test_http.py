@@ -132,6 +132,23 @@ def test_a_null_body_sends_nothing(base: str, server: FakeServer) -> None:
     assert server.requests[0]["raw"] == b""
 
 
+def test_every_request_carries_the_steps_idempotency_key_in_its_header(
+    base: str, server: FakeServer
+) -> None:
+    config = {"method": "POST", "url": base + "/api", "headers": {"idempotency-key": "fixed"}}
+    spec = ToolSpec(name="h", kind="http", config=config, timeout_seconds=5)
+    for _ in range(2):
+        asyncio.run(invoke(spec, {"a": 1}, "0b8f6c1e-4c2a-4a53-9a6e-7c1d5f2e9b30"))
+    keys = [
+        [v for k, v in r["headers"].items() if k.lower() == "idempotency-key"]
+        for r in server.requests
+    ]
+    # The step's key replaces one the tool author configured: a fixed key would merge calls.
+    assert keys == [["0b8f6c1e-4c2a-4a53-9a6e-7c1d5f2e9b30"]] * 2
+    call({"url": base + "/api"})  # no key given (a call outside a run): no header
+    assert "Idempotency-Key" not in server.requests[-1]["headers"]
+
+
 def test_a_server_error_is_a_tool_error_with_status_and_body(base: str) -> None:
     with pytest.raises(ToolError, match="HTTP 500 from GET .*/fail: database exploded") as caught:
         call({"url": base + "/fail"})

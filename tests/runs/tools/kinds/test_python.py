@@ -31,6 +31,18 @@ def refuses(**params: Any) -> None:
     raise ToolError("refused politely", details={"why": "policy"})
 
 
+def keyed(label: str, idempotency_key: str) -> dict[str, Any]:
+    return {"label": label, "key": idempotency_key}
+
+
+async def async_keyed(*, label: str, idempotency_key: str | None = None) -> dict[str, Any]:
+    return {"label": label, "key": idempotency_key}
+
+
+def echo_all(**params: Any) -> dict[str, Any]:
+    return dict(params)
+
+
 class Namespace:
     @staticmethod
     def double(x: int) -> int:
@@ -60,6 +72,23 @@ async def test_a_coroutine_function_is_awaited_on_the_loop() -> None:
 @pytest.mark.asyncio
 async def test_attributes_of_a_module_attribute_resolve() -> None:
     assert await call(f"{HERE}.Namespace.double", {"x": 4}) == 8
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("name", ["keyed", "async_keyed"])
+async def test_a_callable_declaring_idempotency_key_receives_the_steps_key(name: str) -> None:
+    spec = ToolSpec(name="p", kind="python", config={"callable": f"{HERE}.{name}"})
+    result = await invoke(spec, {"label": "x"}, "2d1c3b4a-0000-4000-8000-000000000001")
+    assert result == {"label": "x", "key": "2d1c3b4a-0000-4000-8000-000000000001"}
+    # A param of that name from the plan never stands in for the key.
+    forged = await invoke(spec, {"label": "x", "idempotency_key": "forged"}, "real")
+    assert forged["key"] == "real"
+
+
+@pytest.mark.asyncio
+async def test_a_callable_without_that_parameter_never_sees_the_key() -> None:
+    spec = ToolSpec(name="p", kind="python", config={"callable": f"{HERE}.echo_all"})
+    assert await invoke(spec, {"a": 1}, "some-key") == {"a": 1}
 
 
 @pytest.mark.asyncio

@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+import socket
+import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +19,7 @@ from django.conf import settings
 
 from runs.tools.base import ToolConfigError, ToolError, ToolSpec
 from runs.tools.kinds import shell
-from runs.tools.kinds.shell import invoke, validate_config
+from runs.tools.kinds.shell import invoke, process, validate_config
 
 PRINT_ARGV = "import json, sys; print(json.dumps(sys.argv[1:]))"
 PRINT_ENV = "import json, os; print(json.dumps(dict(os.environ)))"
@@ -262,6 +266,17 @@ def test_the_child_sees_a_minimal_environment_not_the_servers(
     assert set(env) <= {*shell.INHERITED_ENV, "K", "PY", "db", "PARAM_DB", "PARAM_LD_PRELOAD"}
 
 
+def test_the_steps_idempotency_key_reaches_the_program_in_its_environment() -> None:
+    config = {
+        "shell": 'printf "%s" "$PLANNERWEB_IDEMPOTENCY_KEY"',
+        "env": {"PLANNERWEB_IDEMPOTENCY_KEY": "fixed by the author"},
+    }
+    key = "7e4b2a10-5c3d-4f8e-9a1b-2c3d4e5f6a7b"
+    result = asyncio.run(invoke(spec(config), {}, key))
+    assert result["stdout"] == key
+    assert run({"shell": 'printf "%s" "${PLANNERWEB_IDEMPOTENCY_KEY-unset}"'})["stdout"] == "unset"
+
+
 def test_cwd_is_where_the_program_runs_and_defaults_to_the_sandbox(tmp_path: Path) -> None:
     script = ["{python}", "-c", "import os; print(os.getcwd())"]
     assert run({"argv": script, "cwd": str(tmp_path)})["stdout"].strip() == str(tmp_path)
@@ -435,3 +450,83 @@ def test_with_a_schema_argv_placeholders_must_name_parameters() -> None:
     assert validate_config({"argv": ["x", "{db}", "{sandbox}"]}, parameters_schema=schema) == []
     problems = validate_config({"argv": ["x", "{dbb}"]}, parameters_schema=schema)
     assert problems == ["argv[1] uses {dbb}, which is not a parameter"]
+
+
+# --------------------------------------------------------------------------- supervision
+def test_the_program_exits_as_the_tool_did_when_a_signal_ended_it() -> None:
+    with pytest.raises(ToolError, match="killed by SIGTERM") as caught:
+        run({"shell": "kill -TERM $$"})
+    assert caught.value.details["exit_code"] == -signal.SIGTERM
+
+
+WORKER = """
+import asyncio, sys
+from runs.tools.kinds.shell import process
+
+async def main():
+    started = await process.start(["/bin/sh", "-c", sys.argv[1]], {"PATH": "/usr/bin:/bin"}, ".")
+    print(started.proc.pid, flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+def test_a_tool_and_its_children_die_with_the_worker_process_that_started_them(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL leaves the worker no chance to clean up: the supervisor ends the group."""
+    worker = subprocess.Popen(
+        [sys.executable, "-c", WORKER, GRANDCHILD],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(settings.BASE_DIR)},
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert worker.stdout is not None
+        supervisor = int(worker.stdout.readline())
+        grandchild = int(asyncio.run(wait_for_file(tmp_path / "grandchild.pid")))
+        child = int((tmp_path / "child.pid").read_text())
+        assert all(running(p) for p in (supervisor, child, grandchild))
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+        asyncio.run(assert_gone([supervisor, child, grandchild], within=5))
+    finally:
+        worker.kill()
+        worker.wait(10)
+        if worker.stdout is not None:
+            worker.stdout.close()
+
+
+def test_the_tool_outlives_the_thread_that_started_it_and_not_its_lifeline(
+    tmp_path: Path,
+) -> None:
+    """Unlike a parent-death signal, nothing hangs on the thread that forked: only the lifeline."""
+    started: list[tuple[subprocess.Popen[bytes], socket.socket]] = []
+
+    def start_in_a_thread_of_its_own() -> None:
+        ours, theirs = socket.socketpair()
+        supervisor = subprocess.Popen(
+            process.SUPERVISOR_ARGV, stdin=theirs, cwd=tmp_path, start_new_session=True
+        )
+        theirs.close()
+        ours.sendall(process.encode_request(["/bin/sh", "-c", GRANDCHILD], {}))
+        assert ours.recv(100).startswith(b"started ")
+        started.append((supervisor, ours))
+
+    thread = threading.Thread(target=start_in_a_thread_of_its_own)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive() and started
+    (supervisor, lifeline), *_ = started
+    try:
+        grandchild = int(asyncio.run(wait_for_file(tmp_path / "grandchild.pid")))
+        child = int((tmp_path / "child.pid").read_text())
+        time.sleep(0.3)
+        assert running(child) and running(grandchild)
+        lifeline.close()  # what the kernel does when the worker process dies
+        asyncio.run(assert_gone([supervisor.pid, child, grandchild]))
+    finally:
+        lifeline.close()
+        supervisor.kill()
+        supervisor.wait(10)

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('runs', '0011_resource_locks'),
+        ('runs', '0012_idempotency_keys'),
     ]
 
     operations = [

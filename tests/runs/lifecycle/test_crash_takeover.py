@@ -1,0 +1,126 @@
+"""A real worker process SIGKILLed in the middle of a step, and the worker that takes its run over.
+
+The shell tool records each call's idempotency key and process id, then blocks
+(on its first call) in a child process of its own, as a deploy script would.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from runs.lifecycle.submit import run_submit_plan
+from runs.models import Run, RunStatus, Step, Tool, TranscriptEvent
+from tests.runs.processes import child_env, db_worker, processes, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# First call: block in a background child until the worker dies; a later call finishes.
+DEPLOY = (
+    'echo "$PLANNERWEB_IDEMPOTENCY_KEY $$" >> calls.txt; '
+    "if [ ! -e released ]; then sleep 60 & echo $! > sleep.pid; wait; fi; echo deployed"
+)
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` runs; a zombie waiting for a lazy reaper counts as gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
+
+
+def deploy_tool(*, honours: bool) -> Tool:
+    return Tool.objects.create(
+        name="deploy",
+        kind=Tool.Kind.SHELL,
+        config={"shell": DEPLOY},
+        parameters_schema={"type": "object"},
+        timeout_seconds=120,
+        idempotent=False,
+        honours_idempotency_key=honours,
+    )
+
+
+def calls(sandbox: Path) -> list[list[str]]:
+    path = sandbox / "calls.txt"
+    return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def kill_mid_step(tmp_path: Path, env: dict[str, str], run: Run) -> tuple[list[int], str]:
+    """Run ``run`` on a worker, SIGKILL it inside the deploy; (its tool's pids, the step's key)."""
+    sandbox, logs = tmp_path / "sandbox", tmp_path / "logs"
+    with processes(db_worker("victim"), env=env, logs=logs / "victim") as (victim,):
+        wait_for(
+            lambda: (sandbox / "sleep.pid").exists() and bool(calls(sandbox)),
+            timeout=60,
+            what="the deploy to start",
+            logs=logs / "victim",
+        )
+        pids = [int(calls(sandbox)[0][1]), int((sandbox / "sleep.pid").read_text())]
+        assert all(running(p) for p in pids)
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait(10)
+    step = Step.objects.get(run=run, key="deploy")
+    assert step.status == "running"
+    return pids, str(step.idempotency_key)
+
+
+def ended(run: Run) -> bool:
+    run.refresh_from_db()
+    return run.status not in (RunStatus.QUEUED, RunStatus.EXECUTING)
+
+
+def test_an_honouring_step_caught_by_a_crash_runs_again_with_its_key_and_no_orphan(
+    tmp_path: Path,
+) -> None:
+    deploy_tool(honours=True)
+    env = child_env(tmp_path)
+    plan = {"steps": [{"id": "deploy", "action": "deploy"}]}
+    run = run_submit_plan(title="deploy", document=plan, submitted_by=None)
+    pids, key = kill_mid_step(tmp_path, env, run)
+
+    # No tool process of the dead worker survives it (the supervisor ended the group).
+    deadline = time.monotonic() + 10
+    while any(running(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [p for p in pids if running(p)] == []
+
+    sandbox = tmp_path / "sandbox"
+    (sandbox / "released").touch()
+    logs = tmp_path / "logs" / "survivor"
+    with processes(db_worker("survivor"), env=env, logs=logs):
+        wait_for(lambda: ended(run), timeout=60, what="the takeover to finish", logs=logs)
+    assert run.status == RunStatus.SUCCEEDED, run.stop_reason
+    # Called twice, each time with the step's one key: the service can tell a repeat.
+    assert [c[0] for c in calls(sandbox)] == [key, key]
+    requeued = TranscriptEvent.objects.filter(
+        run=run, kind="step.status", payload__to_status="pending"
+    )
+    assert any("honours the step's idempotency key" in e.payload["reason"] for e in requeued)
+
+
+def test_a_step_whose_tool_does_not_honour_keys_escalates_and_is_not_called_again(
+    tmp_path: Path,
+) -> None:
+    deploy_tool(honours=False)
+    env = child_env(tmp_path)
+    run = run_submit_plan(
+        title="deploy",
+        document={"steps": [{"id": "deploy", "action": "deploy"}]},
+        submitted_by=None,
+    )
+    pids, key = kill_mid_step(tmp_path, env, run)
+    (tmp_path / "sandbox" / "released").touch()
+    logs = tmp_path / "logs" / "survivor"
+    with processes(db_worker("survivor"), env=env, logs=logs):
+        wait_for(lambda: ended(run), timeout=60, what="the takeover to stop", logs=logs)
+    assert run.status == RunStatus.ESCALATED
+    assert run.stop_reason.startswith("step deploy may have partly run")
+    assert [c[0] for c in calls(tmp_path / "sandbox")] == [key]
+    assert [p for p in pids if running(p)] == []
