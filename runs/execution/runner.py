@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any
 
 from runs.dbthreads import in_db_thread
@@ -18,10 +19,13 @@ from runs.execution.writes import Committer
 from runs.planning.accounting import run_llm_totals
 from runs.planning.params import params_problems
 from runs.planning.references import ReferenceResolutionError, resolve_references
+from runs.textdata import storable_copy, storable_text
 from runs.tools.base import ToolConfigError, ToolError, ToolSpec
 from runs.tools.registry import invoke_tool
 
 log = logging.getLogger(__name__)
+# A surrogate in JSON text (ASCII-escaped): a lone one does not store; a pair is rechecked.
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 
 MAX_BACKOFF_SECONDS = 60.0
 
@@ -97,10 +101,15 @@ class StepRunner:
                     text = to_json(result)
                 except (TypeError, ValueError) as exc:
                     return Outcome(False, error=f"tool returned a result that is not JSON: {exc}")
+                if "\\u0000" in text or _SURROGATE.search(text):  # rare: cheap to rule out
+                    # A NUL or a lone surrogate no database column takes: stored escaped.
+                    result = storable_copy(result)
+                    text = to_json(result)
                 if not spec.checks:
                     return Outcome(True, result=result, result_json=text)
                 return await self._judge(state, spec, result, text)
             deadlines.disarm(task)
+            error = storable_text(error)  # a tool's stderr may hold a NUL
             if not retryable or state.attempts >= max_attempts:
                 return Outcome(False, error=error)
             await asyncio.sleep(await self._record_retry(state, error))

@@ -55,6 +55,7 @@ def toolset(make_tool: Callable[..., Tool]) -> None:
     make_tool("fail", "fail")
     make_tool("not_json", "not_json")
     make_tool("not_finite", "not_finite")
+    make_tool("unstorable_text", "unstorable_text")
     make_tool("probe", "probe")
 
 

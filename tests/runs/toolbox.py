@@ -104,6 +104,14 @@ def not_finite(key: str, label: str) -> Any:
     return {"label": label, "ratio": float("nan")}
 
 
+def unstorable_text(key: str, label: str, kind: str, fail: bool = False) -> Any:
+    """Text no PostgreSQL column takes as it is: a NUL, or a lone surrogate; or an error with it."""
+    text = f"{kind} " + ("\x00" if kind == "nul" else "\ud800")
+    if fail:
+        raise ToolError(text)
+    return {"label": label, "text": text}
+
+
 _active: dict[str, int] = defaultdict(int)
 MAX_ACTIVE: dict[str, int] = defaultdict(int)
 

@@ -257,6 +257,30 @@ def test_a_result_that_is_not_json_fails_only_its_step(
     assert statuses(run)["b"] in ("succeeded", "skipped")
 
 
+@pytest.mark.parametrize("kind", ["nul", "surrogate"])
+def test_a_result_holding_text_no_database_stores_is_stored_escaped(
+    execute: Callable[..., Run], key: str, kind: str
+) -> None:
+    doc = {
+        "steps": [step("a", "unstorable_text", key, kind=kind), step("b", "record", key, ("a",))]
+    }
+    run = execute(doc)
+    assert run.status == "succeeded", run.stop_reason
+    stored = Step.objects.get(run=run, key="a").result["text"]
+    assert stored.startswith(f"{kind} ")
+    assert "\x00" not in stored and "\ud800" not in stored
+
+
+@pytest.mark.parametrize("kind", ["nul", "surrogate"])
+def test_an_error_holding_text_no_database_stores_is_stored_escaped(
+    execute: Callable[..., Run], key: str, kind: str
+) -> None:
+    run = execute({"steps": [step("a", "unstorable_text", key, kind=kind, fail=True)]})
+    assert run.status == "failed", run.stop_reason
+    error = Step.objects.get(run=run, key="a").error
+    assert error.startswith(f"{kind} ") and "\x00" not in error and "\ud800" not in error
+
+
 def test_the_transcript_is_gap_free_and_records_every_transition(
     execute: Callable[..., Run], key: str
 ) -> None:
