@@ -75,13 +75,8 @@ def envsecret(name: str, *, keep_in: Path) -> str:
     The generated file lives outside git (``var/``) so a laptop install never
     needs a hand-made secret and no secret is ever committed.
     """
-    if value := os.environ.get(name):
+    if value := envoptional_secret(name):
         return value
-    if path := os.environ.get(f"{name}_FILE"):
-        try:
-            return Path(path).read_text().strip()
-        except OSError as exc:
-            raise ImproperlyConfigured(f"{name}_FILE={path!r} cannot be read: {exc}") from exc
     if keep_in.exists():
         return keep_in.read_text().strip()
     keep_in.parent.mkdir(parents=True, exist_ok=True)

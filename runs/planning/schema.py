@@ -80,37 +80,39 @@ _LOCKS = (
 )
 
 
-class FallbackStep(BaseModel):
-    """A hand-written alternative to a step: what the offline planner runs in its place if it fails."""
+def _params_field(description: str) -> Any:
+    return Field(
+        default_factory=dict,
+        validation_alias=AliasChoices("params", "arguments", "args"),
+        description=description,
+    )
+
+
+class _ToolCall(BaseModel):
+    """A tool call written into a plan besides its steps: which tool, with which params."""
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, frozen=True)
 
     action: str = Field(
         validation_alias=AliasChoices("action", "tool"), description="Name of the tool to call."
     )
-    params: Params = Field(
-        default_factory=dict,
-        validation_alias=AliasChoices("params", "arguments", "args"),
-        description="Arguments for the tool; may reference the step's own dependencies.",
+
+
+class FallbackStep(_ToolCall):
+    """A hand-written alternative to a step: what the offline planner runs in its place if it fails."""
+
+    params: Params = _params_field(
+        "Arguments for the tool; may reference the step's own dependencies."
     )
     description: Description = Field(default="", description="Why this is the fallback.")
 
 
-class UndoAction(BaseModel):
+class UndoAction(_ToolCall):
     """A step's own undo: run when the plan fails after this step succeeded."""
 
-    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, frozen=True)
-
-    action: str = Field(
-        validation_alias=AliasChoices("action", "tool"), description="Name of the tool to call."
-    )
-    params: Params = Field(
-        default_factory=dict,
-        validation_alias=AliasChoices("params", "arguments", "args"),
-        description=(
-            "Arguments for the tool. A string value may reference this step's own output: "
-            "'{{ steps.<this step's id>.result.<key> }}'."
-        ),
+    params: Params = _params_field(
+        "Arguments for the tool. A string value may reference this step's own output: "
+        "'{{ steps.<this step's id>.result.<key> }}'."
     )
     description: Description = Field(default="", description="What this undoes.")
 
@@ -128,13 +130,9 @@ class PlanStep(BaseModel):
         validation_alias=AliasChoices("action", "tool"),
         description="Name of the tool to call.",
     )
-    params: Params = Field(
-        default_factory=dict,
-        validation_alias=AliasChoices("params", "arguments", "args"),
-        description=(
-            "Arguments for the tool, matching its parameters schema. A string value may "
-            "reference an earlier step's output: '{{ steps.<id>.result.<key> }}'."
-        ),
+    params: Params = _params_field(
+        "Arguments for the tool, matching its parameters schema. A string value may "
+        "reference an earlier step's output: '{{ steps.<id>.result.<key> }}'."
     )
     depends_on: Annotated[list[DependencyId], BeforeValidator(_listify)] = Field(
         default_factory=list,
@@ -156,19 +154,10 @@ class PlanStep(BaseModel):
     locks: Locks = Field(default_factory=list, description=_LOCKS)
 
 
-class RollbackStep(BaseModel):
+class RollbackStep(_ToolCall):
     """A plan-level undo action, run in order when the plan fails; it cannot use step outputs."""
 
-    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, frozen=True)
-
-    action: str = Field(
-        validation_alias=AliasChoices("action", "tool"), description="Name of the tool to call."
-    )
-    params: Params = Field(
-        default_factory=dict,
-        validation_alias=AliasChoices("params", "arguments", "args"),
-        description="Arguments for the tool, matching its parameters schema.",
-    )
+    params: Params = _params_field("Arguments for the tool, matching its parameters schema.")
     description: Description = Field(default="", description="What this undoes.")
     undoes: StepId | None = Field(
         default=None,
