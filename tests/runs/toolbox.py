@@ -207,12 +207,29 @@ def open_gate_now(key: str, gate: str) -> None:
     _opened[key].add(gate)
 
 
+def _announced_lock_waits() -> int:
+    """Runs that said in their transcript that they wait for a lock (not just queued for it)."""
+    from django.db import connection
+
+    from runs.models import TranscriptEvent
+
+    try:
+        waits = TranscriptEvent.objects.filter(kind="step.lock_waiting")
+        return waits.values("run_id").distinct().count()
+    finally:
+        connection.close()
+
+
 async def span(path: str, label: str, waiters: int = 0, **_: Any) -> dict[str, Any]:
-    """``hold_lock`` for other processes: its start and end are lines appended to ``path``."""
+    """``hold_lock`` for other processes: its start and end are lines appended to ``path``.
+
+    It stays inside until ``waiters`` runs announced that they wait for a lock, so
+    their announcement names this run as the holder.
+    """
     with Path(path).open("a") as out:
         out.write(f"start:{label}\n")
     for _ in range(int(60 / 0.02)):
-        if not waiters or await asyncio.to_thread(_lock_waiters) >= waiters:
+        if not waiters or await asyncio.to_thread(_announced_lock_waits) >= waiters:
             break
         await asyncio.sleep(0.02)
     else:
