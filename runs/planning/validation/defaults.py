@@ -23,6 +23,8 @@ from runs.tools.base import ToolSpec
 
 # (index into the document's list, the step with its params filled in)
 Filled = list[tuple[int, Any]]
+# A step's own tool calls besides its action, filled in the same way.
+_NESTED = ("undo", "fallback")
 
 
 def has_defaults(schema: Any) -> bool:
@@ -72,13 +74,24 @@ class DefaultsFiller:
         changed: Filled = []
         out = []
         for index, step in steps:
-            schema = self._schema(step.action)
-            filled = with_defaults(schema, step.params) if schema is not None else None
+            update: dict[str, Any] = {}
+            filled = self._filled(step)
             if filled is not None:
-                step = step.model_copy(update={"params": filled})
+                update["params"] = filled
+            for name in _NESTED:  # a step's own undo and fallback are tool calls too
+                call = getattr(step, name, None)
+                if call is not None and (nested := self._filled(call)) is not None:
+                    update[name] = call.model_copy(update={"params": nested})
+            if update:
+                step = step.model_copy(update=update)
                 changed.append((index, step))
             out.append((index, step))
         return out, changed
+
+    def _filled(self, call: Any) -> dict[str, Any] | None:
+        """``call``'s params with its tool's defaults filled in; None when nothing changes."""
+        schema = self._schema(call.action)
+        return with_defaults(schema, call.params) if schema is not None else None
 
     def _schema(self, action: str) -> dict[str, Any] | None:
         try:
@@ -128,8 +141,17 @@ def raw_with(raw: Any, steps: Filled, rollback: Filled) -> Any:
 def _replace_params(items: list[Any], filled: Filled) -> list[Any]:
     out = list(items)
     for index, step in filled:
-        item = dict(out[index])
-        key = next((k for k in _PARAMS_KEYS if k in item), "params")
-        item[key] = step.params
+        item = _with_params(out[index], step.params)
+        for name in _NESTED:
+            call = getattr(step, name, None)
+            if call is not None and isinstance(item.get(name), dict):
+                item[name] = _with_params(item[name], call.params)
         out[index] = item
     return out
+
+
+def _with_params(item: dict[str, Any], params: Any) -> dict[str, Any]:
+    """A copy of the submitted ``item`` with ``params`` under the key it used for them."""
+    item = dict(item)
+    item[next((k for k in _PARAMS_KEYS if k in item), "params")] = params
+    return item

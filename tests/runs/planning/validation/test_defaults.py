@@ -115,3 +115,25 @@ def test_has_defaults_looks_where_with_defaults_fills() -> None:
     assert has_defaults(RUN_TESTS)
     assert not has_defaults({"type": "object", "properties": {"a": {"type": "string"}}})
     assert not has_defaults({"type": "object"}) and not has_defaults(None)
+
+
+def test_a_steps_own_undo_and_fallback_get_their_tools_defaults() -> None:
+    raw = {
+        "steps": [
+            {
+                "id": "a",
+                "action": "notify",
+                "undo": {"action": "run_tests", "args": {"fail": True}},
+                "fallback": {"action": "run_tests"},
+            }
+        ]
+    }
+    result = check(raw)
+    assert result.problems == []
+    step = result.document.steps[0]
+    assert step.undo.params == {"fail": True, "suite": "unit", "tags": ["fast"]}
+    assert step.fallback.params == {"suite": "unit", "fail": False, "tags": ["fast"]}
+    stored = result.submitted["steps"][0]
+    assert stored["undo"] == {"action": "run_tests", "args": step.undo.params}
+    assert stored["fallback"]["params"] == step.fallback.params
+    assert raw["steps"][0]["undo"]["args"] == {"fail": True}  # the caller's document is not changed
