@@ -95,11 +95,6 @@ def role_auth(check: Check, what: str) -> list[Any]:
     return [BearerTokenAuth(check, what), SessionCsrfAuth(check, what)]
 
 
-def require(request: HttpRequest, check: Check, what: str) -> Any:
-    """The authenticated user if ``check`` allows them, else 403 saying what was refused."""
-    return _role(request.auth, check, what)  # type: ignore[attr-defined]
-
-
 def caller(request: HttpRequest) -> Any:
     """The user the operation's auth let in (and whose role it checked)."""
     return request.auth  # type: ignore[attr-defined]
