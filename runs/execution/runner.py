@@ -24,8 +24,9 @@ from runs.tools.base import ToolConfigError, ToolError, ToolSpec
 from runs.tools.registry import invoke_tool
 
 log = logging.getLogger(__name__)
-# A surrogate in JSON text (ASCII-escaped): a lone one does not store; a pair is rechecked.
-_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+# A NUL or a surrogate in JSON text (ASCII-escaped): neither NUL nor a lone surrogate
+# stores; a pair is rechecked by ``storable_copy``, which leaves it as it is.
+_MAY_NOT_STORE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 
 MAX_BACKOFF_SECONDS = 60.0
 
@@ -101,7 +102,7 @@ class StepRunner:
                     text = to_json(result)
                 except (TypeError, ValueError) as exc:
                     return Outcome(False, error=f"tool returned a result that is not JSON: {exc}")
-                if "\\u0000" in text or _SURROGATE.search(text):  # rare: cheap to rule out
+                if _MAY_NOT_STORE.search(text):  # rare: one scan rules it out
                     # A NUL or a lone surrogate no database column takes: stored escaped.
                     result = storable_copy(result)
                     text = to_json(result)
