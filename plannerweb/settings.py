@@ -191,6 +191,20 @@ TASKS = {
 # the embedded default) or "none" (nothing in this process executes runs).
 PLANNERWEB_WORKER = envstr("PLANNERWEB_WORKER", "inprocess")
 PLANNERWEB_WORKER_THREADS = envint("PLANNERWEB_WORKER_THREADS", 4)
+# How many runs one worker (a db_worker process) executes at once on its event
+# loop (runs/lifecycle/host.py; docs/operations.md, "Sizing workers"). 1: one run
+# at a time, committing inline (no host). Waiting runs cost little: raise it for
+# agents whose steps wait on models, deploys and locks.
+PLANNERWEB_WORKER_CONCURRENCY = envint("PLANNERWEB_WORKER_CONCURRENCY", 100)
+# Writer threads (one database connection each) that commit for the runs a worker
+# holds; SQLite always uses one.
+PLANNERWEB_WORKER_WRITERS = envint("PLANNERWEB_WORKER_WRITERS", 4)
+# Threads that plan, claim and load runs (a planner's model call happens there).
+PLANNERWEB_WORKER_PREPARE_THREADS = envint("PLANNERWEB_WORKER_PREPARE_THREADS", 4)
+# Threads for sync python tools and the executors' ORM helpers, per worker.
+PLANNERWEB_WORKER_TOOL_THREADS = envint("PLANNERWEB_WORKER_TOOL_THREADS", 16)
+# Steps one worker runs at once, shared fairly among the runs it holds.
+PLANNERWEB_WORKER_MAX_STEPS = envint("PLANNERWEB_WORKER_MAX_STEPS", 1000)
 # How long an idle worker waits before looking for tasks again. Enqueues wake
 # workers at once (threads of the enqueuing process directly; on PostgreSQL
 # every process through NOTIFY), so this only bounds the pick-up time of a task

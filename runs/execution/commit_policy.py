@@ -81,7 +81,7 @@ async def commit_starting(
             write()
         if commit and batch:
             try:
-                committer.journal.commit(batch)
+                await committer.journal.commit_async(batch)
             except BaseException:  # nothing was written: stop the tools started early
                 for task in tasks:
                     task.cancel()
@@ -157,13 +157,14 @@ class PendingWrites:
             record(batch, state, write)
         self.starts.clear()
 
-    def flush(self) -> None:
-        """Commit what waits for the loop to go idle (under the committer's lock)."""
+    def take(self) -> Batch:
+        """What waits for the loop to go idle, as a batch to commit now (under the committer's lock)."""
         self.write()
-        if self.batch:
-            self.committer.journal.commit(self.batch)
+        batch = self.batch
+        if batch:
             self.batch = Batch(self.run_id)
             self.deferred_since = 0.0
+        return batch
 
     def should_defer(self, starts: Starts, *, gated: bool) -> bool:
         """Whether this round's changes may wait for the loop to go idle (see ``may_defer``)."""

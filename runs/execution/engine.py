@@ -100,12 +100,35 @@ class RunExecutor:
     def execute(self) -> str:
         """Load and run to a stop; returns the run's final (or paused) status."""
         self.load()
-        if self.status not in (R.EXECUTING, R.REPLANNING, R.ROLLING_BACK):
+        return self.execute_loaded()
+
+    def execute_loaded(self) -> str:
+        """Run the loaded run to a stop in this thread, on its kept loop, with a journal of its own."""
+        if not self.has_work:
             return self.status
         with Journal(fence=self.run.fence) as self.journal:
             status = self.run_loaded()
         if status == _LOST:
             return Run.objects.values_list("status", flat=True).get(pk=self.run_id)
+        return status
+
+    @property
+    def has_work(self) -> bool:
+        """Whether the loaded run is in a state this executor runs (else it is left as it is)."""
+        return self.status in (R.EXECUTING, R.REPLANNING, R.ROLLING_BACK)
+
+    async def execute_hosted(self, journal: Journal) -> str:
+        """Run the loaded run to a stop on the running (shared) loop, writing through ``journal``.
+
+        What a worker hosting many runs awaits (``runs.lifecycle.host``); the run
+        must be loaded and have work. Returns the run's final (or paused) status.
+        """
+        self.journal = journal
+        status = await self._main()
+        if status == _LOST:
+            return await in_db_thread(
+                lambda: Run.objects.values_list("status", flat=True).get(pk=self.run_id)
+            )
         return status
 
     def run_loaded(self) -> str:
@@ -289,8 +312,10 @@ class RunExecutor:
         while True:
             await asyncio.sleep(seconds)
             try:
-                requested_at, by, owner, rollback, why = self.journal.heartbeat(
-                    self.run_id, timezone.now() + timedelta(seconds=seconds * 5)
+                requested_at, by, owner, rollback, why = await self.journal.call(
+                    self.journal.heartbeat,
+                    self.run_id,
+                    timezone.now() + timedelta(seconds=seconds * 5),
                 )
             except Exception:
                 log.exception("heartbeat of run %s failed", self.run_id)

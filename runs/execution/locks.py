@@ -83,10 +83,10 @@ class LockQueue:
         """Take ``keys`` (sorted) for ``state``, waiting in line for each; cancel-safe."""
         try:
             for key in keys:
-                row = self._join(state.id, key)
+                row = await self.journal.call(self._join, state.id, key)
                 shown = _NOBODY
                 while True:
-                    granted, holder = self._try(row, key)
+                    granted, holder = await self.journal.call(self._try, row, key)
                     if granted:
                         break
                     if holder != shown:

@@ -130,12 +130,12 @@ class MainPhase:
             )
             return None
         cancel_wait = asyncio.create_task(self._wait_cancel())
-        self.committer.flush_deferred = self.pending.flush
+        self.committer.take_deferred = self.pending.take
         try:
             stopped = await self._loop()
         finally:
             cancel_wait.cancel()
-            self.committer.flush_deferred = None
+            self.committer.take_deferred = None
         if stopped:
             return None
         return await self._conclude()
@@ -186,7 +186,7 @@ class MainPhase:
         """Pop ready steps while slots are free; gates, budgets and params decide which start."""
         scheduler, pending, run = self.scheduler, self.pending, self.run
         running, ready, by_key = scheduler.running, scheduler.ready, scheduler.by_key
-        limit = run.max_parallel
+        limit = run.max_parallel if run.share is None else min(run.max_parallel, run.share())
         starts: Starts = []
         while self.failure is None and ready and len(running) + len(starts) < limit:
             state = by_key[ready.popleft()]  # Scheduler.pop_ready, without a call per step

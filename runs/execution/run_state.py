@@ -6,6 +6,7 @@ new plan version, so a run can stop in one process and continue in another.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.utils import timezone
@@ -28,6 +29,9 @@ class RunState:
     budgeted: bool = False  # read per step: a plain attribute, not Budgets.__bool__
     usage: Usage = field(default_factory=Usage)
     max_parallel: int = 1
+    # Hosted beside other runs: the most steps it may run at once now (its fair share
+    # of the worker's, ``runs.lifecycle.host``); None: only ``max_parallel`` counts.
+    share: Callable[[], int] | None = None
     cancel_by: str | None = None
     cancel_requested: bool = False
     # The cancel asks for a rollback ("cancel and roll back"), and the operator's why.

@@ -16,11 +16,12 @@ R = RunStatus
 
 
 class Committer:
-    """Commits batches inline on the executor's loop, serialised by one lock.
+    """Commits a run's batches one at a time (``Journal.commit_async``: inline, or hosted in a writer thread).
 
-    Inline, not in a helper thread (see ``runs.execution.journal``): measured,
-    committing beside the loop while siblings run was no faster on the target
-    machine (GIL contention ate the overlap).
+    Alone on its loop, an executor commits inline: measured, committing beside the
+    loop while siblings run was no faster on the target machine (GIL contention
+    ate the overlap). Hosted beside other runs, its commits go to the host's
+    writer threads, so that one run's commit never stalls another run's steps.
     """
 
     def __init__(self, run: RunState, journal: Journal) -> None:
@@ -28,22 +29,25 @@ class Committer:
         self.journal = journal
         # Retries commit from step tasks: one transaction at a time.
         self.lock = asyncio.Lock()
-        # While the main loop runs: commits the changes it holds back (see commit_policy).
-        self.flush_deferred: Callable[[], None] | None = None
+        # While the main loop runs: the changes it holds back, as a batch to commit
+        # (see commit_policy).
+        self.take_deferred: Callable[[], Batch] | None = None
 
     async def commit(self, batch: Batch) -> list[int]:
         """Commit ``batch`` (nothing when it is empty); returns the new events' ids."""
         if not batch:
             return []
         async with self.lock:
-            return self.journal.commit(batch)
+            return await self.journal.commit_async(batch)
 
     async def commit_retry(self, batch: Batch) -> None:
         """Commit a retry's batch after the held-back changes, which may hold its step's start."""
         async with self.lock:
-            if self.flush_deferred is not None:
-                self.flush_deferred()
-            self.journal.commit(batch)
+            if self.take_deferred is not None:
+                deferred = self.take_deferred()
+                if deferred:
+                    await self.journal.commit_async(deferred)
+            await self.journal.commit_async(batch)
 
     async def set_run(self, to: str, reason: str) -> None:
         """Move the run to ``to`` in a transaction of its own."""

@@ -56,23 +56,36 @@ def run_claim(*, run_id: int, worker_id: str, lease_seconds: float | None = None
         return None
 
 
-def run_execute(*, run_id: int, worker_id: str | None = None) -> str:
-    """Claim and execute a run to its next stop in this thread; returns the run's status.
+def run_start(*, run_id: int, worker_id: str) -> RunExecutor | str:
+    """Plan the run if it needs it, claim it and load it: its executor, ready to execute.
 
-    When another worker holds the run this backs off at once and returns its status.
+    Returns the run's status instead when there is nothing to execute here (the
+    planner escalated it, another worker holds it, or it is no longer active).
     """
-
-    worker_id = worker_id or worker_identity()
     # A planner task's run is planned first (queued → planning → executing, or escalated).
     if (
         run_needs_planning(run_id)
         and run_plan(run_id=run_id, worker_id=worker_id) != RunStatus.EXECUTING
     ):
-        return Run.objects.filter(pk=run_id).values_list("status", flat=True).get()
-
+        return str(Run.objects.filter(pk=run_id).values_list("status", flat=True).get())
     token = run_claim(run_id=run_id, worker_id=worker_id)
     if token is None:
-        return Run.objects.filter(pk=run_id).values_list("status", flat=True).get()
-    return RunExecutor(
+        return str(Run.objects.filter(pk=run_id).values_list("status", flat=True).get())
+    executor = RunExecutor(
         run_id, supervision=Supervision(), planning=PlanningHooks(), lease_owner=token
-    ).execute()
+    )
+    executor.load()
+    if not executor.has_work:
+        return executor.status
+    return executor
+
+
+def run_execute(*, run_id: int, worker_id: str | None = None) -> str:
+    """Claim and execute a run to its next stop in this thread; returns the run's status.
+
+    When another worker holds the run this backs off at once and returns its status.
+    """
+    started = run_start(run_id=run_id, worker_id=worker_id or worker_identity())
+    if isinstance(started, str):
+        return started
+    return started.execute_loaded()

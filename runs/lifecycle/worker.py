@@ -33,7 +33,8 @@ from django_tasks_db.utils import exclusive_transaction, is_locked_database_exce
 
 from reviews.notifications import QUEUE as NOTIFICATIONS_QUEUE
 from reviews.notifications import notices_sweep
-from runs.lifecycle.dispatch import NOTIFY_CHANNEL, LocalWaker
+from runs.lifecycle.dispatch import NOTIFY_CHANNEL, LocalWaker, run_task_paths
+from runs.lifecycle.host import RunHost, host_settings
 from runs.lifecycle.leases import worker_identity
 from runs.lifecycle.recovery import runs_recover
 from runs.lifecycle.reviews import review_expire_overdue
@@ -106,7 +107,13 @@ def make_waker() -> LocalWaker | PgWaker:
 class RunWorker(Worker):
     """django-tasks-db's ``Worker`` with wake-ups and orphan recovery (see the module docstring)."""
 
-    def __init__(self, *, recovery_seconds: float | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        *,
+        recovery_seconds: float | None = None,
+        concurrency: int | None = None,
+        **options: Any,
+    ) -> None:
         options.setdefault("queue_names", ["default"])
         options.setdefault("batch", False)
         options.setdefault("backend_name", "default")
@@ -120,32 +127,79 @@ class RunWorker(Worker):
         )
         self._next_recovery = 0.0
         self.waker: LocalWaker | PgWaker | None = None
+        # Runs executed many at once on a host (runs/lifecycle/host.py), unless 1.
+        self.concurrency = (
+            settings.PLANNERWEB_WORKER_CONCURRENCY if concurrency is None else concurrency
+        )
+        self.host: RunHost | None = None
 
     def stop(self) -> None:
-        """Finish the task in hand, then return from ``run`` (thread-safe)."""
+        """Finish the tasks in hand, then return from ``run`` (thread-safe)."""
         self.running = False
         if self.waker is not None:
             self.waker.interrupt()
 
+    def shutdown(self, signum: int, frame: Any) -> None:
+        """First signal: stop claiming and let the runs held finish; a second one exits at once."""
+        if self.running and self.host is not None and self.host.held:
+            log.warning(
+                "worker %s: shutting down once its %d run(s) stop (signal again to exit now)",
+                self.worker_id,
+                self.host.held,
+            )
+            self.stop()
+            return
+        super().shutdown(signum, frame)
+
     def run(self) -> None:
         log.info("worker %s starting (queues %s)", self.worker_id, ",".join(self.queue_names))
         self.waker = make_waker()
+        if self.concurrency > 1 and "default" in self.queue_names:
+            self.host = RunHost(
+                worker_id=self.worker_id, **{**host_settings(), "concurrency": self.concurrency}
+            )
         try:
             while self.running:
                 self.recover_due()
+                if self.host is not None and not self.host.has_room():
+                    self.host.wait_for_room(self.interval)
+                    continue
                 task_result = self.claim_next()
                 if task_result is not None:
-                    self.run_task(task_result)
+                    self.hand_over(task_result)
                     if self.max_tasks is not None and self._run_tasks >= self.max_tasks:
                         return
                     continue
                 if self.batch:
-                    return
+                    if self.host is None or self.host.wait_idle(0):
+                        return
+                    self.host.wait_for_room(self.interval)
+                    continue
                 close_old_connections()
                 self.waker.wait(self.interval)
         finally:
+            if self.host is not None:
+                self.host.wait_idle()
+                self.host.close()
             self.waker.close()
             connections.close_all()
+
+    def hand_over(self, task_result: DBTaskResult) -> None:
+        """Execute a claimed task: a run on the host (returns at once), anything else here."""
+        host = self.host
+        if host is None or task_result.task_path not in run_task_paths():
+            self.run_task(task_result)
+            return
+        (run_id,) = task_result.task_result.args
+
+        def done(outcome: str | BaseException) -> None:
+            if isinstance(outcome, BaseException):
+                task_result.set_failed(outcome)
+            else:
+                task_result.set_successful(outcome)
+
+        self._run_tasks += 1
+        host.start(int(run_id), done)
 
     def claim_next(self) -> DBTaskResult | None:
         """Lock the next ready task with SKIP LOCKED and mark it ours (as the stock worker does)."""
@@ -191,9 +245,11 @@ class RunWorker(Worker):
 class EmbeddedWorkers:
     """Worker threads inside the serving process (the embedded default)."""
 
-    def __init__(self, *, threads: int, notify_threads: int = 1) -> None:
+    def __init__(self, *, threads: int, notify_threads: int = 1, concurrency: int = 1) -> None:
+        # One thread hosting many runs (concurrency > 1), or threads running one run each.
         self.workers = [
-            RunWorker(worker_id=f"{worker_identity()}:t{i}"[-64:]) for i in range(threads)
+            RunWorker(worker_id=f"{worker_identity()}:t{i}"[-64:], concurrency=concurrency)
+            for i in range(1 if concurrency > 1 else threads)
         ]
         # Deliveries have threads of their own: a slow receiver never holds a run.
         self.workers += [
@@ -234,6 +290,7 @@ def start_embedded_worker(**overrides: Any) -> EmbeddedWorkers | None:
                 notify_threads=overrides.get(
                     "notify_threads", settings.PLANNERWEB_NOTIFY_WORKER_THREADS
                 ),
+                concurrency=overrides.get("concurrency", settings.PLANNERWEB_WORKER_CONCURRENCY),
             )
             _embedded.start()
         return _embedded

@@ -66,8 +66,9 @@ class LiveServer:
                 "DATABASE_URL": f"sqlite:///{self.db_path}",
                 "PLANNERWEB_SANDBOX_DIR": str(folder / "sandbox"),
                 "PLANNERWEB_WORKER": "inprocess",
-                # One worker thread: a run submitted while another runs waits, queued.
+                # One run at a time: a run submitted while another runs waits, queued.
                 "PLANNERWEB_WORKER_THREADS": "1",
+                "PLANNERWEB_WORKER_CONCURRENCY": "1",
                 "PLANNERWEB_WORKER_POLL_SECONDS": "0.2",
                 # Short leases, so a run orphaned by a killed server is picked up quickly.
                 "PLANNERWEB_HEARTBEAT_SECONDS": "0.4",

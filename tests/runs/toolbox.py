@@ -237,3 +237,33 @@ async def span(path: str, label: str, waiters: int = 0, **_: Any) -> dict[str, A
     with Path(path).open("a") as out:
         out.write(f"end:{label}\n")
     return {"label": label}
+
+
+_inside: dict[str, int] = defaultdict(int)
+MOST_INSIDE: dict[str, int] = defaultdict(int)
+
+
+async def overlap_probe(key: str, label: str, seconds: float = 0.05) -> dict[str, Any]:
+    """Wait ``seconds``, counting how many calls of ``key`` were inside at once (``MOST_INSIDE``)."""
+    with _lock:
+        _inside[key] += 1
+        MOST_INSIDE[key] = max(MOST_INSIDE[key], _inside[key])
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        with _lock:
+            _inside[key] -= 1
+    _record(key, label)
+    return {"label": label}
+
+
+def spin(key: str, label: str, seconds: float) -> dict[str, Any]:
+    """Keep a CPU busy in Python for ``seconds`` (a sync tool: it runs in a thread)."""
+    import time
+
+    end = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < end:
+        n += 1
+    _record(key, label)
+    return {"label": label, "loops": n}

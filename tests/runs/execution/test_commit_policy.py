@@ -139,13 +139,12 @@ def test_nothing_defers_while_gated_after_an_idle_mark_or_without_idle_callbacks
     assert not no_idle.should_defer([], gated=False)
 
 
-def test_held_finishes_are_written_before_held_starts_and_a_flush_commits_them() -> None:
-    pending, journal = _pending()
+def test_held_finishes_are_written_before_held_starts_and_taken_as_one_batch() -> None:
+    pending, _ = _pending()
     done = step("done", status="running", attempts=1)
     pending.finished(done, Outcome(True, result=1))
     _started(pending, step("next"))
-    pending.flush()
-    ((batch,),) = [journal.batches]
+    batch = pending.take()
     assert [(w.expect, w.status) for w in batch.steps] == [
         ("running", "succeeded"),
         ("pending", "running"),

@@ -237,9 +237,9 @@ def test_journal_commits_leave_wal_checkpoints_to_the_background_thread(run: Run
     from runs.execution import checkpoints
 
     with Journal() as journal:
-        raw = journal._raw
+        raw = journal.link().raw
         assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
-        checkpointer = checkpoints.checkpointer_for(journal._wrapper.alias)
+        checkpointer = checkpoints.checkpointer_for(journal.link().wrapper.alias)
         before = checkpointer.checkpoints
         events = [RunCancelRequested(by=f"u{i}") for i in range(checkpoints.EVERY_COMMITS)]
         for event in events:  # events only: any number of commits is legal

@@ -59,6 +59,12 @@ class KeptJournal:
         self.batches.append(batch)
         return list(range(len(batch.events)))
 
+    async def commit_async(self, batch: Batch) -> list[int]:
+        return self.commit(batch)
+
+    async def call(self, work: Any, *args: Any) -> Any:
+        return work(*args)
+
     def rows(self) -> list[tuple[str, str, str]]:
         """Every committed step row as (step id as key-free text, from, to), in order."""
         return [(str(w.step_id), w.expect, w.status) for b in self.batches for w in b.steps]

@@ -1,0 +1,439 @@
+"""A journal's database connection and the SQL that writes a batch on it.
+
+One ``Link`` is one DB-API connection, with what is built per connection (statement
+texts, SQLite's write lock and checkpointer). A ``Journal`` that owns a link commits
+on it inline; journals of a worker that hosts many runs share a few links, one per
+writer thread (``link_for_thread``), so a process holds a bounded number of
+connections whatever the number of runs it executes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.utils import load_backend
+
+from runs.execution.checkpoints import Checkpointer, checkpointer_for
+from runs.models import ResourceLock, Run, Step, TranscriptEvent
+from runs.statemachine import RUN_ACTIVE, RUN_TERMINAL
+
+
+class StaleStateError(Exception):
+    """A compare-and-swap found another status than expected: someone else moved the row."""
+
+
+_STEP = Step._meta.db_table
+_RUN = Run._meta.db_table
+_EVENT = TranscriptEvent._meta.db_table
+_LOCK = ResourceLock._meta.db_table
+# SQLite allows one writer at a time; executors of one process queue on this
+# lock (a cheap wake) instead of on SQLite's busy handler (sleeps of 1 ms and up).
+_sqlite_write_lock = threading.Lock()
+# Multi-row statements come in power-of-two sizes up to this many rows, so that a
+# connection prepares at most nine of each kind, which its statement cache (128) keeps.
+# A size of its own for every batch size re-parsed a 400-row statement (~0.9M
+# instructions) about once a commit when batch sizes vary, as they do.
+_INSERT_CHUNK = 256
+# PostgreSQL: a whole batch in one statement of one text, column by column. Multi-row
+# VALUES cost ~40 µs a row there (the server parses and plans each row); JSON goes
+# in as one JSON array, since psycopg escapes every quote of a text[] item in Python.
+_UPDATE_FROM_ARRAYS = (
+    f"UPDATE {_STEP} AS s SET status = v.status, attempts = v.attempts, "
+    "result = NULLIF(v.result, 'null'::jsonb), error = v.error, started_at = v.started_at, "
+    "finished_at = v.finished_at FROM ROWS FROM (unnest(%s::text[]), unnest(%s::int[]), "
+    "jsonb_array_elements(%s::jsonb), unnest(%s::text[]), unnest(%s::timestamptz[]), "
+    "unnest(%s::timestamptz[]), unnest(%s::bigint[]), unnest(%s::text[])) "
+    "AS v(status, attempts, result, error, started_at, finished_at, id, expect) "
+    "WHERE s.id = v.id AND s.status = v.expect"
+)
+
+
+def _step_columns(rows: list[tuple[Any, ...]]) -> list[Any]:
+    """Step rows as the column arrays ``_UPDATE_FROM_ARRAYS`` takes."""
+    columns: list[Any] = [list(column) for column in zip(*rows, strict=True)]
+    columns[2] = "[" + ",".join(r or "null" for r in columns[2]) + "]"  # JSON or None
+    return columns
+
+
+# The events, numbered after the run's last seq by the statement itself (``_write_pipelined``).
+_INSERT_NUMBERED = (
+    f"INSERT INTO {_EVENT} (run_id, seq, role, kind, payload, created_at) "
+    f"SELECT %s, (SELECT COALESCE(MAX(seq), 0) FROM {_EVENT} WHERE run_id = %s) + e.n, "
+    "e.role, e.kind, e.payload, %s FROM ROWS FROM "
+    "(unnest(%s::text[]), unnest(%s::text[]), jsonb_array_elements(%s::jsonb)) "
+    "WITH ORDINALITY AS e(role, kind, payload, n) RETURNING seq"
+)
+
+
+def _pieces(n: int) -> list[tuple[int, int]]:
+    """``(start, size)`` pieces of ``n`` rows, each ``size`` a power of two <= ``_INSERT_CHUNK``."""
+    pieces = []
+    start, size = 0, _INSERT_CHUNK
+    while start < n:
+        while size > n - start:
+            size //= 2
+        pieces.append((start, size))
+        start += size
+    return pieces
+
+
+def _padded(ids: list[int]) -> list[int]:
+    """``ids`` (at most ``_INSERT_CHUNK``) repeated at the end up to a power of two: ``IN`` ignores repeats."""
+    size = 1 << (len(ids) - 1).bit_length()
+    return ids + [ids[-1]] * (size - len(ids))
+
+
+Batch = Any  # runs.execution.journal.Batch (that module imports this one)
+
+
+class Link:
+    """A private connection and the statements a journal commits with; see the module docstring."""
+
+    def __init__(self, alias: str = DEFAULT_DB_ALIAS) -> None:
+        # A fresh wrapper, not the thread's shared one: its raw connection is
+        # used from inside the event loop, where Django's own methods refuse to run.
+        self.wrapper = _unpooled_wrapper(alias)
+        self.wrapper.ensure_connection()
+        self.raw = self.wrapper.connection
+        self.vendor = self.wrapper.vendor
+        self.ops = self.wrapper.ops
+        self.sqlite = self.vendor == "sqlite"
+        # SQLite stores naive UTC text when the connection's zone is UTC (the default).
+        self.utc_text = self.sqlite and str(self.wrapper.timezone) == "UTC"
+        self.lock = _sqlite_write_lock if self.sqlite else threading.Lock()
+        # WAL checkpoints happen beside the executors, not inside their commits.
+        self.checkpointer: Checkpointer | None = None
+        if self.sqlite and self.raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+            self.raw.execute("PRAGMA wal_autocheckpoint = 0")
+            self.checkpointer = checkpointer_for(alias)
+        # JSON columns take the text as it is (SQLite) or cast it (PostgreSQL's jsonb).
+        self.j = "?" if self.sqlite else "%s::jsonb"
+        # Statements whose text depends on a row count, built once per count.
+        self._statements: dict[tuple[str, int], str] = {}
+        self._update_one = self.sql(
+            f"UPDATE {_STEP} SET status = %s, attempts = %s, result = {self.j}, "
+            "error = %s, started_at = %s, finished_at = %s WHERE id = %s AND status = %s"
+        )
+
+    def close(self) -> None:
+        """Close the connection (from any thread: a host closes its writer threads' links)."""
+        self.wrapper.inc_thread_sharing()
+        self.wrapper.close()
+
+    def sql(self, sql: str) -> str:
+        """``sql`` with this connection's placeholders (``%s`` or SQLite's ``?``)."""
+        return sql.replace("%s", "?") if self.sqlite else sql
+
+    def _statement(self, name: str, n: int) -> str:
+        """The ``name`` statement for ``n`` rows (a commit's hot path: built once, then looked up)."""
+        sql = self._statements.get((name, n))
+        if sql is None:
+            if name == "alike":  # one UPDATE for n steps that change alike
+                sql = (
+                    f"UPDATE {_STEP} SET status = %s, attempts = %s, result = {self.j}, "
+                    "error = %s, started_at = %s, finished_at = %s WHERE status = %s AND id IN ("
+                    + ", ".join(["%s"] * n)
+                    + ")"
+                )
+            else:  # "events": one multi-row INSERT
+                sql = (
+                    f"INSERT INTO {_EVENT} (run_id, seq, role, kind, payload, created_at) VALUES "
+                    + ", ".join([f"(%s, %s, %s, %s, {self.j}, %s)"] * n)
+                )
+            sql = self._statements[(name, n)] = self.sql(sql)
+        return sql
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A cursor in a transaction of its own, for small writes beside the batches."""
+        with self.lock:
+            cursor = self.raw.cursor()
+            try:
+                cursor.execute("BEGIN IMMEDIATE" if self.sqlite else "BEGIN")
+                yield cursor
+                cursor.execute("COMMIT")
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            finally:
+                cursor.close()
+
+    def write(
+        self,
+        batch: Batch,
+        stamp: Any,
+        step_rows: list[tuple[Any, ...]],
+        events: list[tuple[str, str, str, Any]],
+        fence: str | None,
+    ) -> list[int]:
+        """Run the batch's statements in one transaction; returns the events' seqs."""
+        if not self.sqlite:
+            return self._write_pipelined(batch, stamp, step_rows, events, fence)
+        with self.lock:
+            cursor = self.raw.cursor()
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                last_seq = self._lock_run(cursor, batch.run_id, fence)
+                if batch.run is not None:
+                    cursor.execute(*self._run_update(batch.run_id, batch.run, stamp))
+                    if cursor.rowcount != 1:
+                        raise StaleStateError(
+                            f"run {batch.run_id} was not {batch.run.expect!r} any more"
+                        )
+                if step_rows:
+                    self._update_steps(cursor, batch.run_id, step_rows)
+                    verdicts = [(*w.verdict, w.step_id) for w in batch.steps if w.verdict]
+                    if verdicts:  # only steps whose tool has checks pay for this statement
+                        cursor.executemany(
+                            self.sql(
+                                f"UPDATE {_STEP} SET verdict = %s, verdict_reason = %s "
+                                "WHERE id = %s"
+                            ),
+                            verdicts,
+                        )
+                seqs = self._append_events(cursor, batch.run_id, events, stamp, last_seq)
+                if batch.unlock or (batch.run is not None and batch.run.status not in RUN_ACTIVE):
+                    self._unlock(cursor, batch)
+                cursor.execute("COMMIT")
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            finally:
+                cursor.close()
+        if self.checkpointer is not None:
+            self.checkpointer.note_commit()
+        return seqs
+
+    def _write_pipelined(
+        self,
+        batch: Batch,
+        stamp: Any,
+        step_rows: list[tuple[Any, ...]],
+        events: list[tuple[str, str, str, Any]],
+        fence: str | None,
+    ) -> list[int]:
+        """PostgreSQL: the batch's statements in one pipeline, then COMMIT: two round trips.
+
+        Sent one at a time, the statements cost six round trips (BEGIN, the run's lock,
+        the steps, the last seq, the events, COMMIT), and on a busy machine each one
+        waits for the server process to be scheduled: that wait, paid before every
+        write-ahead start, was most of a non-idempotent step's overhead. The checks
+        (the fence, every compare-and-swap) read their results after the one sync,
+        before COMMIT is sent; a failed one rolls the whole batch back as before.
+        The seqs come from the events' INSERT itself, which runs after the run's row
+        lock is held, so its ``MAX(seq)`` sees every earlier writer of the run.
+        """
+        raw, run_id = self.raw, batch.run_id
+        with self.lock:
+            try:
+                with raw.pipeline() as pipeline:
+                    raw.execute("BEGIN")
+                    owner = raw.execute(
+                        f"SELECT lease_owner FROM {_RUN} WHERE id = %s FOR UPDATE", (run_id,)
+                    )
+                    run = (
+                        raw.execute(*self._run_update(run_id, batch.run, stamp))
+                        if batch.run is not None
+                        else None
+                    )
+                    steps = None
+                    if step_rows:
+                        steps = raw.execute(_UPDATE_FROM_ARRAYS, _step_columns(step_rows))
+                        verdicts = [(*w.verdict, w.step_id) for w in batch.steps if w.verdict]
+                        if verdicts:
+                            raw.cursor().executemany(
+                                f"UPDATE {_STEP} SET verdict = %s, verdict_reason = %s "
+                                "WHERE id = %s",
+                                verdicts,
+                            )
+                    inserted = None
+                    if events:
+                        roles, kinds, texts, _ = zip(*events, strict=True)
+                        payloads = "[" + ",".join(texts) + "]"  # each text is JSON already
+                        inserted = raw.execute(
+                            _INSERT_NUMBERED,
+                            (run_id, run_id, stamp, list(roles), list(kinds), payloads),
+                        )
+                    if batch.unlock or (
+                        batch.run is not None and batch.run.status not in RUN_ACTIVE
+                    ):
+                        self._unlock(raw.cursor(), batch)
+                    pipeline.sync()
+                    check_fence(owner.fetchone(), run_id, fence)
+                    if run is not None and run.rowcount != 1:
+                        raise StaleStateError(f"run {run_id} was not {batch.run.expect!r} any more")
+                    if steps is not None and steps.rowcount != len(step_rows):
+                        raise StaleStateError(
+                            f"{len(step_rows) - steps.rowcount} step(s) of run {run_id} "
+                            "were not in the expected state"
+                        )
+                    seqs = sorted(row[0] for row in inserted.fetchall()) if inserted else []
+                    raw.execute("COMMIT")
+            except BaseException:
+                raw.execute("ROLLBACK")
+                raise
+        return seqs
+
+    def _unlock(self, cursor: Any, batch: Batch) -> None:
+        """Release the locks of the steps that finished, or all of the run's when it stops."""
+        if batch.run is not None and batch.run.status not in RUN_ACTIVE:
+            cursor.execute(self.sql(f"DELETE FROM {_LOCK} WHERE run_id = %s"), (batch.run_id,))
+            return
+        ids = batch.unlock
+        cursor.execute(
+            self.sql(f"DELETE FROM {_LOCK} WHERE step_id IN ({', '.join(['%s'] * len(ids))})"),
+            ids,
+        )
+
+    def _update_steps(self, cursor: Any, run_id: int, rows: list[tuple[Any, ...]]) -> None:
+        """SQLite: compare-and-swap every row (one per step); any row not in its state fails all."""
+        changed = self._update_grouped(cursor, rows)
+        if changed != len(rows):
+            raise StaleStateError(
+                f"{len(rows) - changed} step(s) of run {run_id} were not in the expected state"
+            )
+
+    def _update_grouped(self, cursor: Any, rows: list[tuple[Any, ...]]) -> int:
+        """SQLite: rows with identical new values share one statement; returns the rows changed.
+
+        Starting 98 steps at once gives 98 identical rows but for the id: one
+        ``WHERE id IN (...)`` costs a third of 98 executions.
+        """
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        singles: list[tuple[Any, ...]] = []
+        for row in rows:
+            if row[2] is None:  # no result: hashable, and likely shared (starts, skips)
+                groups.setdefault(row[:6] + row[7:], []).append(row[6])
+            else:
+                singles.append(row)
+        changed = 0
+        for (status, attempts, result, error, started, finished, expect), ids in groups.items():
+            if len(ids) == 1:  # alone: one more row of the executemany below, not a statement
+                singles.append((status, attempts, result, error, started, finished, ids[0], expect))
+                continue
+            for start in range(0, len(ids), _INSERT_CHUNK):
+                chunk = _padded(ids[start : start + _INSERT_CHUNK])
+                cursor.execute(
+                    self._statement("alike", len(chunk)),
+                    (status, attempts, result, error, started, finished, expect, *chunk),
+                )
+                changed += cursor.rowcount
+        if singles:
+            cursor.executemany(self._update_one, singles)
+            changed += cursor.rowcount
+        return changed
+
+    def _lock_run(self, cursor: Any, run_id: int, fence: str | None) -> int:
+        """SQLite: check the lease (the fence); returns the run's last seq.
+
+        BEGIN IMMEDIATE already holds the database's write lock, so the same
+        statement reads the run's last seq safely. (PostgreSQL takes the run's row
+        lock in ``_write_pipelined``, and numbers the events after it.)
+        """
+        cursor.execute(
+            f"SELECT lease_owner, (SELECT COALESCE(MAX(seq), 0) FROM {_EVENT} "
+            f"WHERE run_id = ?) FROM {_RUN} WHERE id = ?",
+            (run_id, run_id),
+        )
+        row = cursor.fetchone()
+        check_fence(row, run_id, fence)
+        return int(row[1])
+
+    def _run_update(self, run_id: int, w: Any, stamp: Any) -> tuple[str, tuple[Any, ...]]:
+        """The statement (and its parameters) that moves the run, compare-and-swap on its status."""
+        if w.status in RUN_TERMINAL:
+            return (
+                self.sql(
+                    f"UPDATE {_RUN} SET status = %s, stop_reason = %s, finished_at = %s, "
+                    "lease_owner = '', lease_expires_at = NULL WHERE id = %s AND status = %s"
+                ),
+                (w.status, w.stop_reason, stamp, run_id, w.expect),
+            )
+        return (
+            self.sql(
+                f"UPDATE {_RUN} SET status = %s, started_at = COALESCE(started_at, %s) "
+                "WHERE id = %s AND status = %s"
+            ),
+            (w.status, stamp, run_id, w.expect),
+        )
+
+    def _append_events(
+        self,
+        cursor: Any,
+        run_id: int,
+        events: list[tuple[str, str, str, Any]],
+        stamp: Any,
+        last_seq: int,
+    ) -> list[int]:
+        """SQLite: the events after ``last_seq`` (read under the write lock by ``_lock_run``)."""
+        if not events:
+            return []
+        n = len(events)
+        first = last_seq + 1
+        seqs = list(range(first, first + n))
+        values: list[Any] = []
+        for seq, (role, kind, text, _) in zip(seqs, events, strict=True):
+            values += (run_id, seq, role, kind, text, stamp)
+        # Multi-row INSERTs (``_pieces``): a statement per event would double the cost.
+        width = 6
+        for start, size in _pieces(n):
+            chunk = values[start * width : (start + size) * width]
+            cursor.execute(self._statement("events", size), chunk)
+        return seqs
+
+
+def _unpooled_wrapper(alias: str) -> BaseDatabaseWrapper:
+    """A new connection wrapper for ``alias`` that opens its own connection, outside any pool.
+
+    A link lives as long as its executor or writer thread: taken from the pool
+    that serves requests (PostgreSQL's ``DATABASE_POOL_MAX_SIZE``), it would hold
+    a slot for good.
+    """
+    settings_dict = dict(connections.settings[alias])
+    options = dict(settings_dict.get("OPTIONS") or {})
+    if options.pop("pool", None) is None:
+        return connections.create_connection(alias)
+    settings_dict["OPTIONS"] = options
+    return load_backend(settings_dict["ENGINE"]).DatabaseWrapper(settings_dict, alias)
+
+
+def check_fence(row: Any, run_id: int, fence: str | None) -> None:
+    """The run's row (its lease owner first) must exist and carry our lease (``fence``)."""
+    if row is None:
+        raise StaleStateError(f"run {run_id} does not exist")
+    if fence is not None and row[0] != fence:
+        raise StaleStateError(
+            f"run {run_id} is leased to {row[0] or 'nobody'!r} now, not {fence!r}"
+        )
+
+
+_thread_links = threading.local()
+
+
+def link_for_thread(alias: str = DEFAULT_DB_ALIAS) -> Link:
+    """The calling thread's own link (opened on first use): what shared journals write with.
+
+    Writer threads of a worker that hosts many runs each keep one; so does the
+    host's event loop thread for the few writes made there.
+    """
+    links: dict[str, Link] | None = getattr(_thread_links, "links", None)
+    if links is None:
+        links = _thread_links.links = {}
+    link = links.get(alias)
+    if link is None:
+        link = links[alias] = Link(alias)
+    return link
+
+
+def close_thread_links() -> None:
+    """Close the calling thread's links (a writer thread that ends)."""
+    links: dict[str, Link] = getattr(_thread_links, "links", None) or {}
+    for link in links.values():
+        with contextlib.suppress(Exception):
+            link.close()
+    links.clear()
