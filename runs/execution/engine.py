@@ -51,6 +51,7 @@ from runs.execution.writes import Committer
 from runs.models import Run, RunStatus, Step
 from runs.planning.references import find_references
 from runs.publish import publisher
+from runs.statemachine import RUN_TERMINAL
 from runs.tools.base import ToolSpec
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,8 @@ class RunExecutor:
         self.journal: Journal
         self._loop: asyncio.AbstractEventLoop | None = None
         self._cancel: asyncio.Event | None = None
+        # Executed beside other runs by a host, which renews the lease (``heard``).
+        self.hosted = False
         # Main-phase steps started and not yet recorded as finished, by key.
         self._running: dict[str, asyncio.Task[Any]] = {}
 
@@ -124,6 +127,7 @@ class RunExecutor:
         must be loaded and have work. Returns the run's final (or paused) status.
         """
         self.journal = journal
+        self.hosted = True
         status = await self._main()
         if status == _LOST:
             return await in_db_thread(
@@ -166,7 +170,8 @@ class RunExecutor:
         if self.run.cancel_requested:
             self._cancel.set()
         _active[self.run_id] = self
-        heartbeat = asyncio.create_task(self._heartbeat())
+        # Hosted runs are renewed by their host, all at once (``runs.lifecycle.host``).
+        heartbeat = asyncio.create_task(self._heartbeat()) if not self.hosted else None
         try:
             return await self._phases()
         except StaleStateError as exc:
@@ -179,7 +184,8 @@ class RunExecutor:
             await asyncio.gather(*tasks, return_exceptions=True)
             return _LOST
         finally:
-            heartbeat.cancel()
+            if heartbeat is not None:
+                heartbeat.cancel()
             self._deadlines.close()
             _active.pop(self.run_id, None)
             # Events committed on this loop's behalf must be sent before the loop closes.
@@ -307,12 +313,11 @@ class RunExecutor:
 
     async def _heartbeat(self) -> None:
         """Renew the lease and notice cancel requests made in other processes."""
-        assert self._cancel is not None
         seconds = self.heartbeat_seconds
         while True:
             await asyncio.sleep(seconds)
             try:
-                requested_at, by, owner, rollback, why = await self.journal.call(
+                row = await self.journal.call(
                     self.journal.heartbeat,
                     self.run_id,
                     timezone.now() + timedelta(seconds=seconds * 5),
@@ -320,17 +325,31 @@ class RunExecutor:
             except Exception:
                 log.exception("heartbeat of run %s failed", self.run_id)
                 continue
-            if owner != self.run.fence:
-                # Our lease lapsed and another worker took the run: stop our tools now.
-                # The cancel path's commit then fails the fence check, so nothing is written.
-                log.warning("run %s: lease lost to %r; stopping", self.run_id, owner)
-                self._cancel.set()
+            if not self.heard(row):
                 return
-            if requested_at is not None:
-                self.run.cancel_by = by
-                self.run.cancel_rollback = bool(rollback)
-                self.run.cancel_reason = why or ""
-                self._cancel.set()
+
+    def heard(self, row: tuple[Any, ...]) -> bool:
+        """Act on a heartbeat's row (``Journal.heartbeat``); False once the lease is lost.
+
+        Called by ``_heartbeat``, or by the host that renews the leases of all its runs at once.
+        """
+        requested_at, by, owner, rollback, why, status = row
+        if self._cancel is None:  # not started yet: nothing to stop
+            return True
+        if status in RUN_TERMINAL:  # our own last commit ended it (and cleared the lease)
+            return False
+        if owner != self.run.fence:
+            # Our lease lapsed and another worker took the run: stop our tools now.
+            # The cancel path's commit then fails the fence check, so nothing is written.
+            log.warning("run %s: lease lost to %r; stopping", self.run_id, owner)
+            self._cancel.set()
+            return False
+        if requested_at is not None:
+            self.run.cancel_by = by
+            self.run.cancel_rollback = bool(rollback)
+            self.run.cancel_reason = why or ""
+            self._cancel.set()
+        return True
 
 
 # Executors running in this process, for the in-process cancel fast path.

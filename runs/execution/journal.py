@@ -2,12 +2,15 @@
 
 Why this shape (measured on the 2-vCPU target machine, see ``bench/engine.py``):
 a hop to a writer thread costs ~200 µs per commit there (an idle vCPU is slow
-to wake), more than the commit itself. So each executor owns a ``Journal``: a
-private DB-API connection, opened *before* its event loop starts, that commits
-inline. The executor's loop is dedicated to one run and not serving anybody,
-so a ~0.2 ms local commit is cheaper than any hand-off; tools keep running in
-their subprocesses and sockets meanwhile, and whatever finished during a commit
-is recorded together in the next one (group commit falls out naturally).
+to wake), more than the commit itself. So an executor alone on its loop owns a
+``Journal`` with a private DB-API connection (a ``journal_link.Link``), opened
+*before* its event loop starts, that commits inline: a ~0.2 ms local commit is
+cheaper than any hand-off; tools keep running in their subprocesses and
+sockets meanwhile, and whatever finished during a commit is recorded together
+in the next one (group commit falls out naturally). Runs hosted many to a loop
+(``runs.lifecycle.host``) would stall each other that way: their journals hand
+each commit to the host's writer threads instead (``commit_async``), and
+commit inline only while a run is alone.
 
 Guarantees:
 1. a batch (state changes + the events that record them) commits in ONE
@@ -361,36 +364,64 @@ class Journal:
     # -- small reads and writes the executor needs without the ORM ---------------------
     def heartbeat(self, run_id: int, lease_until: datetime) -> tuple[Any, ...]:
         """Extend our lease; return (cancel_requested_at, requested by, lease owner,
-        cancel with rollback, the cancel's reason).
+        cancel with rollback, the cancel's reason, the run's status).
 
         The lease is only extended while it is still ours (the fence); a caller
         that gets back another owner has lost the run.
         """
-        user_table = Run._meta.get_field("cancel_requested_by").related_model._meta.db_table
-        link = self.link()
-        with link.lock:
-            cursor = link.raw.cursor()
-            try:
-                until = link.ops.adapt_datetimefield_value(lease_until)
-                if self.fence is None:
-                    sql = f"UPDATE {_RUN} SET lease_expires_at = %s WHERE id = %s"
-                    args: tuple[Any, ...] = (until, run_id)
-                else:
-                    sql = f"UPDATE {_RUN} SET lease_expires_at = %s WHERE id = %s AND lease_owner = %s"
-                    args = (until, run_id, self.fence)
-                cursor.execute(link.sql(sql), args)
+        return heartbeat_runs(self.link(), {run_id: self.fence}, lease_until)[run_id]
+
+
+_NO_RUN = (None, None, "", False, "", "")
+
+
+def heartbeat_runs(
+    link: Link, fences: dict[int, str | None], lease_until: datetime
+) -> dict[int, tuple[Any, ...]]:
+    """Extend the leases of ``fences``' runs (each while it still carries its fence) in one
+    statement, and read back each run's heartbeat row (see ``Journal.heartbeat``).
+
+    A worker hosting many runs renews them all at once: a heartbeat per run
+    and second would cost hundreds of transactions a second.
+    """
+    user_table = Run._meta.get_field("cancel_requested_by").related_model._meta.db_table
+    ids = list(fences)
+    marks = ", ".join(["%s"] * len(ids))
+    unfenced = [run_id for run_id, fence in fences.items() if fence is None]
+    owners = [fence for fence in fences.values() if fence is not None]
+    with link.lock:
+        cursor = link.raw.cursor()
+        try:
+            until = link.ops.adapt_datetimefield_value(lease_until)
+            if owners:  # a lease token names one claim of one run
                 cursor.execute(
                     link.sql(
-                        "SELECT r.cancel_requested_at, u.username, r.lease_owner, r.cancel_rollback, "
-                        f"r.cancel_reason FROM {_RUN} r "
-                        f"LEFT JOIN {user_table} u ON u.id = r.cancel_requested_by_id WHERE r.id = %s"
+                        f"UPDATE {_RUN} SET lease_expires_at = %s WHERE id IN ({marks}) "
+                        f"AND lease_owner IN ({', '.join(['%s'] * len(owners))})"
                     ),
-                    (run_id,),
+                    (until, *ids, *owners),
                 )
-                row = cursor.fetchone()
-            finally:
-                cursor.close()
-        return row if row is not None else (None, None, "", False, "")
+            if unfenced:
+                cursor.execute(
+                    link.sql(
+                        f"UPDATE {_RUN} SET lease_expires_at = %s "
+                        f"WHERE id IN ({', '.join(['%s'] * len(unfenced))})"
+                    ),
+                    (until, *unfenced),
+                )
+            cursor.execute(
+                link.sql(
+                    "SELECT r.id, r.cancel_requested_at, u.username, r.lease_owner, "
+                    f"r.cancel_rollback, r.cancel_reason, r.status FROM {_RUN} r "
+                    f"LEFT JOIN {user_table} u "
+                    f"ON u.id = r.cancel_requested_by_id WHERE r.id IN ({marks})"
+                ),
+                ids,
+            )
+            rows = {row[0]: tuple(row[1:]) for row in cursor.fetchall()}
+        finally:
+            cursor.close()
+    return {run_id: rows.get(run_id, _NO_RUN) for run_id in ids}
 
 
 def _payload(event: _Event | EncodedEvent, text: str) -> dict[str, Any]:

@@ -34,12 +34,15 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connections
+from django.utils import timezone
 
 from runs.execution.engine import RunExecutor
-from runs.execution.journal import Journal
+from runs.execution.journal import Journal, heartbeat_runs
 from runs.execution.journal_link import Link, close_thread_links, link_for_thread
 from runs.execution.loops import ExecutorEventLoop
 from runs.lifecycle.claim import run_start
@@ -65,6 +68,8 @@ class RunHost:
         self.max_steps = max(1, max_steps)
         self._room = threading.Condition()
         self._held = 0  # runs started and not yet finished (preparing or executing)
+        self._preparing = 0  # runs being planned, claimed and loaded
+        self._prepare_threads = max(1, prepare_threads)
         self.executing: dict[int, RunExecutor] = {}  # touched on the loop thread only
         # Each writer thread opens its link when it starts; ``close`` closes them all.
         self._links: list[Link] = []
@@ -92,7 +97,13 @@ class RunHost:
         return self._held
 
     def has_room(self) -> bool:
-        return self._held < self.concurrency
+        """Whether another run may be taken now.
+
+        Only while a prepare thread is free, too: a task taken waits for no thread, so
+        its run is claimed at once (recovery would take a queued run whose task waited
+        for an orphan, and queue it again).
+        """
+        return self._held < self.concurrency and self._preparing < self._prepare_threads
 
     def wait_for_room(self, timeout: float) -> bool:
         """Wait until a run may be taken (or ``timeout`` s); returns whether there is room."""
@@ -112,6 +123,7 @@ class RunHost:
         """
         with self._room:
             self._held += 1
+            self._preparing += 1
         self._prepare.submit(self._prepare_run, run_id, done)
 
     def close(self) -> None:
@@ -132,15 +144,22 @@ class RunHost:
         try:
             started = run_start(run_id=run_id, worker_id=self.worker_id)
         except BaseException as exc:
+            self._prepared()
             self._release(run_id, done, exc)
             return
         finally:
             connections.close_all()  # back to the pool (PostgreSQL) while the run executes
+        self._prepared()
         if isinstance(started, str):
             self._release(run_id, done, started)
             return
         future = asyncio.run_coroutine_threadsafe(self._execute(started), self.loop)
         future.add_done_callback(lambda f: self._prepare.submit(self._finished, run_id, f, done))
+
+    def _prepared(self) -> None:
+        with self._room:
+            self._preparing -= 1
+            self._room.notify_all()
 
     def _finished(
         self, run_id: int, future: Future[str], done: Callable[[str | BaseException], None]
@@ -175,6 +194,7 @@ class RunHost:
         except Exception:  # then every commit goes to the writer threads
             log.exception("worker %s: no connection for inline commits", self.worker_id)
             self._loop_link = False
+        self.loop.create_task(self._heartbeats())
         try:
             self.loop.run_forever()
         finally:
@@ -186,6 +206,32 @@ class RunHost:
             close_thread_links()
             connections.close_all()
             self.loop.close()
+
+    async def _heartbeats(self) -> None:
+        """Renew the leases of every run held, in one statement a period, and pass each its row.
+
+        Renewed one by one, a hundred runs beat a hundred transactions a period through
+        the writer threads, and on a busy machine some leases lapsed before their turn.
+        """
+        seconds = float(settings.PLANNERWEB_HEARTBEAT_SECONDS)
+        while True:
+            await asyncio.sleep(seconds)
+            executors = dict(self.executing)
+            if not executors:
+                continue
+            fences = {run_id: ex.run.fence for run_id, ex in executors.items()}
+            until = timezone.now() + timedelta(seconds=seconds * 5)
+            try:
+                if self._loop_link:  # one short statement: inline, never queued behind commits
+                    rows = _renew(fences, until)
+                else:
+                    rows = await self.loop.run_in_executor(self._writers, _renew, fences, until)
+            except Exception:
+                log.exception("worker %s: renewing %d leases failed", self.worker_id, len(fences))
+                continue
+            for run_id, row in rows.items():
+                if self.executing.get(run_id) is executors[run_id]:
+                    executors[run_id].heard(row)
 
     async def _execute(self, executor: RunExecutor) -> str:
         run_id = executor.run_id
@@ -206,10 +252,12 @@ class RunHost:
         return max(1, self.max_steps // max(1, len(self.executing)))
 
 
+def _renew(fences: dict[int, str | None], until: datetime) -> dict[int, tuple[Any, ...]]:
+    return heartbeat_runs(link_for_thread(), fences, until)
+
+
 def host_settings() -> dict[str, Any]:
     """The host's sizes from settings (``PLANNERWEB_WORKER_*``, docs/operations.md)."""
-    from django.conf import settings
-
     vendor = connections["default"].vendor
     return {
         "concurrency": settings.PLANNERWEB_WORKER_CONCURRENCY,
