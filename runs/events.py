@@ -307,10 +307,12 @@ class PlannerCall(_Event):
     ok: bool = True
     refusal: str = ""
     error: str = ""
+    step: str = ""  # the step an llm tool call answered for; "" for planning calls
 
     def describe(self) -> str:
+        purpose = f"step {self.step!r}" if self.step else self.purpose
         return (
-            f"{self.provider} {self.model} call for {self.purpose}: "
+            f"{self.provider} {self.model} call for {purpose}: "
             f"{self.tokens_in} tokens in, {self.tokens_out} out, "
             f"{self.latency_ms} ms" + _suffix(self.error or self.refusal)
         )

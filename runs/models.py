@@ -39,6 +39,7 @@ class Tool(models.Model):
         SHELL = "shell", "Shell (argv, no shell string)"
         HTTP = "http", "HTTP request"
         PYTHON = "python", "Python callable"
+        LLM = "llm", "Language-model prompt"
 
     name = models.SlugField(max_length=100, unique=True)
     description = models.TextField(blank=True)
@@ -324,6 +325,7 @@ class LlmCall(models.Model):
         REPAIR = "repair"
         REPLAN = "replan"
         STEP = "step"
+        TOOL = "tool"
 
     run = models.ForeignKey(
         Run, null=True, blank=True, on_delete=models.CASCADE, related_name="llm_calls"

@@ -1,0 +1,50 @@
+"""Steps whose tool is a focused prompt (the ``llm`` tool kind), called by the executor.
+
+A capability between the executor and the planning package: the call needs the
+providers, the repair round and the accounting of ``runs.planning``, which the
+tool registry below it may not import. The executor hands ``llm`` tools here
+(``call``) and every other kind to ``runs.tools.registry.invoke_tool``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from runs.dbthreads import in_db_thread
+from runs.llmtools.answer import LlmAsk, answer, ask_of
+from runs.planning.accounting import run_llm_totals
+from runs.tools.base import ToolSpec
+from runs.tools.kinds.llm import KIND, rendered_prompt
+
+__all__ = ["KIND", "LlmAsk", "ask_of", "call", "rendered_prompt"]
+
+
+class Usage(Protocol):
+    tokens: int
+    cost: Any
+
+
+class RunUsage(Protocol):
+    """What ``call`` reads and updates of the executor's run (``RunState``)."""
+
+    @property
+    def run_id(self) -> int: ...
+    @property
+    def budgeted(self) -> bool: ...
+    @property
+    def usage(self) -> Usage: ...
+
+
+async def call(spec: ToolSpec, params: dict[str, Any], run: RunUsage, *, step: str) -> Any:
+    """The step's answer, from a helper thread; the run's token and cost usage follow its calls."""
+
+    def work() -> Any:
+        try:
+            return answer(spec, params, run_id=run.run_id, step=step)
+        finally:
+            if run.budgeted:  # the calls count against the run's budgets, failed ones too
+                totals = run_llm_totals(run.run_id)
+                run.usage.tokens = totals.tokens_in + totals.tokens_out
+                run.usage.cost = totals.cost
+
+    return await in_db_thread(work)
