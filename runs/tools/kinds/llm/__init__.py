@@ -100,6 +100,16 @@ def rendered_prompt(config: dict[str, Any], params: dict[str, Any]) -> str:
     return render(prompt, params) if isinstance(prompt, str) else ""
 
 
+def step_prompt(tool: Any, params: Any) -> str:
+    """The rendered prompt of a step on ``tool`` (a Tool row), or "" when it is no llm tool.
+
+    References to earlier results stay as written: they are filled when the step runs.
+    """
+    if tool is None or tool.kind != KIND or not isinstance(params, dict):
+        return ""
+    return rendered_prompt(tool.config or {}, params)
+
+
 async def invoke(spec: ToolSpec, params: dict[str, Any], idempotency_key: str | None = None) -> Any:
     """Refused: a model call needs the providers, so the executor calls ``runs.llmtools``."""
     raise ToolConfigError(
