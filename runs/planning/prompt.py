@@ -27,6 +27,9 @@ class ToolInfo:
     parameters: dict[str, Any]
     sensitive: bool = False
     idempotent: bool = False
+    kind: str = ""
+    # An llm tool's output_schema: the shape of its result, for references to it.
+    answer_schema: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,10 @@ def load_tools() -> list[ToolInfo]:
             parameters=t.parameters_schema or {"type": "object"},
             sensitive=t.sensitive,
             idempotent=t.idempotent,
+            kind=t.kind,
+            answer_schema=(t.config or {}).get("output_schema")
+            if t.kind == Tool.Kind.LLM
+            else None,
         )
         for t in Tool.objects.filter(enabled=True).order_by("name")
     ]
@@ -131,19 +138,38 @@ def system_prompt(context: PlanningContext) -> str:
     return "\n".join([*lines, "", tool_catalogue(context)])
 
 
+_LLM_GUIDANCE = """Tools marked [llm] are a focused prompt to a language model, not an action:
+use one for a step that needs thought (write a script or a message, summarise, assess, decide)
+and an action tool for anything that reads or changes systems. Pass an llm step what it must
+think about through its params, often an earlier result ("{{ steps.<id>.result }}"); its result
+is its answer (text, or JSON of the answer schema shown), which later steps may use."""
+
+
 def tool_catalogue(context: PlanningContext) -> str:
-    """The enabled tools with their flags and parameter schemas."""
+    """The enabled tools with their flags and parameter schemas (and llm tools' answers)."""
     lines = ["Tools:"]
     for tool in context.tools:
+        thinks = tool.kind == Tool.Kind.LLM
         flags = [
-            f for f, on in (("sensitive", tool.sensitive), ("idempotent", tool.idempotent)) if on
+            f
+            for f, on in (
+                ("llm", thinks),
+                ("sensitive", tool.sensitive),
+                ("idempotent", tool.idempotent),
+            )
+            if on
         ]
         lines.append(
             f"- {tool.name}{' [' + ', '.join(flags) + ']' if flags else ''}: {tool.description}"
         )
         lines.append(f"  parameters: {json.dumps(tool.parameters, sort_keys=True)}")
+        if thinks:
+            answer = tool.answer_schema or {"type": "string"}
+            lines.append(f"  answer: {json.dumps(answer, sort_keys=True)}")
     if not context.tools:
         lines.append("- (none: no tool is enabled, so no plan can work; say so in the goal)")
+    if any(tool.kind == Tool.Kind.LLM for tool in context.tools):
+        lines += ["", _LLM_GUIDANCE]
     return "\n".join(lines)
 
 
