@@ -82,8 +82,8 @@ class StepRunner:
             if not deadlines.is_armed(task):
                 deadlines.arm((task,), spec.timeout_seconds)
             try:
-                if spec.kind == llmtools.KIND:  # a prompt: the model call counts in the budgets
-                    result = await llmtools.call(spec, params, self.run, step=state.key)
+                if spec.kind in llmtools.KINDS:  # a prompt or an agent: model calls, budgets
+                    result = await llmtools.call(spec, params, self.run, step=state.key, key=key)
                 else:
                     result = await invoke_tool(spec, params, key)
             except asyncio.CancelledError:

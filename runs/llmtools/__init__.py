@@ -11,12 +11,15 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from runs.dbthreads import in_db_thread
+from runs.llmtools.agent import run_agent
 from runs.llmtools.answer import LlmAsk, answer, ask_of
 from runs.planning.accounting import run_llm_totals
 from runs.tools.base import ToolSpec
-from runs.tools.kinds.llm import KIND, rendered_prompt
+from runs.tools.kinds import agent, llm
 
-__all__ = ["KIND", "LlmAsk", "ask_of", "call", "rendered_prompt"]
+KIND = llm.KIND
+KINDS = frozenset({llm.KIND, agent.KIND})
+__all__ = ["KIND", "KINDS", "LlmAsk", "ask_of", "call"]
 
 
 class Usage(Protocol):
@@ -35,16 +38,20 @@ class RunUsage(Protocol):
     def usage(self) -> Usage: ...
 
 
-async def call(spec: ToolSpec, params: dict[str, Any], run: RunUsage, *, step: str) -> Any:
-    """The step's answer, from a helper thread; the run's token and cost usage follow its calls."""
+async def call(
+    spec: ToolSpec, params: dict[str, Any], run: RunUsage, *, step: str, key: str | None
+) -> Any:
+    """The step's answer (an llm or an agent tool); the run's token and cost usage follow its calls."""
+    try:
+        if spec.kind == agent.KIND:
+            return await run_agent(spec, params, run_id=run.run_id, step=step, key=key or step)
+        return await in_db_thread(lambda: answer(spec, params, run_id=run.run_id, step=step))
+    finally:
+        if run.budgeted:  # the calls count against the run's budgets, failed ones too
+            await in_db_thread(lambda: _count(run))
 
-    def work() -> Any:
-        try:
-            return answer(spec, params, run_id=run.run_id, step=step)
-        finally:
-            if run.budgeted:  # the calls count against the run's budgets, failed ones too
-                totals = run_llm_totals(run.run_id)
-                run.usage.tokens = totals.tokens_in + totals.tokens_out
-                run.usage.cost = totals.cost
 
-    return await in_db_thread(work)
+def _count(run: RunUsage) -> None:
+    totals = run_llm_totals(run.run_id)
+    run.usage.tokens = totals.tokens_in + totals.tokens_out
+    run.usage.cost = totals.cost

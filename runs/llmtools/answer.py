@@ -91,14 +91,16 @@ def provider_name(config: dict[str, Any]) -> str:
 def answer(spec: ToolSpec, params: dict[str, Any], *, run_id: int, step: str) -> Any:
     """The step's result: the model's text, or its JSON when the tool has an output schema."""
     ask = ask_of(spec, params)
-    provider = _provider(ask.provider, spec.config)
+    provider = provider_for(ask.provider, spec.config)
     model = ask.model if ask.provider != RECORDED else provider.default_model
     model = model or provider.default_model
     messages = [{"role": "user", "content": ask.prompt}]
     rounds = max(0, int(settings.PLANNERWEB_PLANNER_REPAIR_ROUNDS))
     problem = ""
     for attempt in range(1, rounds + 2):
-        reply = _call(provider, ask, model, messages, run_id=run_id, step=step, attempt=attempt)
+        reply = call_model(
+            provider, ask, model, messages, run_id=run_id, step=step, attempt=attempt
+        )
         value, problem = _read(reply, ask.schema)
         if not problem:
             return value
@@ -112,7 +114,7 @@ def answer(spec: ToolSpec, params: dict[str, Any], *, run_id: int, step: str) ->
     )
 
 
-def _provider(name: str, config: dict[str, Any]) -> Provider:
+def provider_for(name: str, config: dict[str, Any]) -> Provider:
     if name == RECORDED:
         return RecordedProvider(config.get("recorded"))
     try:
@@ -121,7 +123,7 @@ def _provider(name: str, config: dict[str, Any]) -> Provider:
         raise ToolConfigError(exc.message) from None
 
 
-def _call(
+def call_model(
     provider: Provider,
     ask: LlmAsk,
     model: str,
@@ -130,12 +132,13 @@ def _call(
     run_id: int,
     step: str,
     attempt: int,
+    purpose: str = "tool",
 ) -> ModelReply:
     """One model call, stored before its answer is used; errors and refusals raise."""
     record = CallRecord(
         provider=provider.name,
         model=model,
-        purpose="tool",
+        purpose=purpose,
         attempt=attempt,
         prompt=[{"role": "system", "content": ask.system}, *messages],
         step=step,

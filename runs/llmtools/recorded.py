@@ -27,12 +27,17 @@ class RecordedProvider:
         self.answer = answer
 
     def complete(self, request: ModelRequest) -> ModelReply:
-        if self.answer is None:
+        answer = self.answer
+        if isinstance(answer, list) and request.schema_name == "decision":
+            # An agent's decisions, in order: the turn is the number of answers so far.
+            turn = sum(1 for m in request.messages if m["role"] == "assistant")
+            answer = answer[turn] if turn < len(answer) else None
+        if answer is None:
             raise ProviderError("the tool has no recorded answer", kind="config")
-        if request.schema_name == "answer" and isinstance(self.answer, str):
-            data: Any = {"answer": self.answer}
+        if request.schema_name == "answer" and isinstance(answer, str):
+            data: Any = {"answer": answer}
         else:
-            data = self.answer
+            data = answer
         text = json.dumps(data, ensure_ascii=False)
         asked = len(request.system) + sum(len(m["content"]) for m in request.messages)
         return ModelReply(
