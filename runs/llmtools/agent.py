@@ -97,6 +97,7 @@ async def run_agent(
         schema=DECISION_SCHEMA,
         temperature=config.get("temperature"),
         max_tokens=2048,
+        schema_name="decision",
     )
     model = ask.model or provider.default_model
     for turn in range(loop.index, limit):

@@ -59,6 +59,7 @@ class LlmAsk:
     schema: dict[str, Any] | None
     temperature: float | None
     max_tokens: int
+    schema_name: str = ""  # "": "output" with a schema, "answer" without
 
 
 def ask_of(spec: ToolSpec, params: dict[str, Any]) -> LlmAsk:
@@ -150,7 +151,7 @@ def call_model(
                 system=ask.system,
                 messages=list(messages),
                 schema=ask.schema if ask.schema is not None else TEXT_SCHEMA,
-                schema_name="output" if ask.schema is not None else "answer",
+                schema_name=ask.schema_name or ("output" if ask.schema is not None else "answer"),
                 model=model,
                 temperature=ask.temperature,
                 max_tokens=ask.max_tokens,

@@ -143,6 +143,11 @@ use one for a step that needs thought (write a script or a message, summarise, a
 and an action tool for anything that reads or changes systems. Pass an llm step what it must
 think about through its params, often an earlier result ("{{ steps.<id>.result }}"); its result
 is its answer (text, or JSON of the answer schema shown), which later steps may use."""
+_AGENT_GUIDANCE = """Tools marked [agent] run a model that calls tools itself, in a bounded loop:
+params {"instruction": "<what to do, in words>", "tools": ["<tool>", ...]}. Use one only for a
+step you cannot spell out as tool calls in advance (explore, then act on what it finds), with the
+fewest tools it needs; sensitive tools are refused inside an agent, so give them steps of their
+own. Prefer plain steps: each agent iteration is a model call."""
 
 
 def tool_catalogue(context: PlanningContext) -> str:
@@ -154,6 +159,7 @@ def tool_catalogue(context: PlanningContext) -> str:
             f
             for f, on in (
                 ("llm", thinks),
+                ("agent", tool.kind == Tool.Kind.AGENT),
                 ("sensitive", tool.sensitive),
                 ("idempotent", tool.idempotent),
             )
@@ -168,8 +174,11 @@ def tool_catalogue(context: PlanningContext) -> str:
             lines.append(f"  answer: {json.dumps(answer, sort_keys=True)}")
     if not context.tools:
         lines.append("- (none: no tool is enabled, so no plan can work; say so in the goal)")
-    if any(tool.kind == Tool.Kind.LLM for tool in context.tools):
+    kinds = {tool.kind for tool in context.tools}
+    if Tool.Kind.LLM in kinds:
         lines += ["", _LLM_GUIDANCE]
+    if Tool.Kind.AGENT in kinds:
+        lines += ["", _AGENT_GUIDANCE]
     return "\n".join(lines)
 
 

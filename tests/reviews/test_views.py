@@ -560,3 +560,19 @@ def test_the_item_page_shows_the_prompt_an_llm_step_will_send(
     html = client_for(reviewer).get(f"/reviews/{item.pk}/").content.decode()
     assert html.count("data-prompt") == 1
     assert escape(f"Draft a release note for <2.1>: {changes}") in html
+
+
+def test_the_item_page_shows_an_agent_steps_instruction_and_allowed_tools(
+    submit: Callable[..., Run], global_policy: Callable[..., Any], reviewer: User
+) -> None:
+    Tool.objects.create(
+        name="helper", kind=Tool.Kind.AGENT, config={}, parameters_schema={"type": "object"}
+    )
+    global_policy("always")
+    params = {"instruction": "Find the <slow> table", "tools": ["record", "notify"]}
+    run = submit({"steps": [{"id": "look", "action": "helper", "params": params}]})
+    item = ReviewItem.objects.get(run=run)
+    html = client_for(reviewer).get(f"/reviews/{item.pk}/").content.decode()
+    assert html.count("data-agent") == 1
+    assert escape("Find the <slow> table") in html
+    assert "<code>record</code>, <code>notify</code>" in html

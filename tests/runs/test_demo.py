@@ -18,7 +18,7 @@ from django.core.management import call_command
 from runs.demo import DEMO_DIR, demo_plan, demo_plans
 from runs.lifecycle.claim import run_execute
 from runs.lifecycle.submit import run_submit_plan
-from runs.models import LlmCall, Plan, Run, RunStatus, Step, Tool
+from runs.models import AgentCall, LlmCall, Plan, Run, RunStatus, Step, Tool
 from runs.planning.schema import parse_plan_text
 from runs.planning.validation import validate_plan
 from runs.tools.registry import load_tool_specs
@@ -41,6 +41,7 @@ DEMO_TOOLS = {
     "fail",
     "assess_migration",
     "draft_note",
+    "inspect_database",
 }
 
 
@@ -95,7 +96,7 @@ def test_seed_demo_runs_twice_and_creates_the_users_tools_and_sandbox(
     second = seed()
     assert "users: 3 created, 0 left as they were" in first
     assert "users: 0 created, 3 left as they were" in second
-    assert "tools: 0 created, 15 left as they were" in second
+    assert "tools: 0 created, 16 left as they were" in second
     assert "operator / operator" in second
     assert set(Tool.objects.values_list("name", flat=True)) == DEMO_TOOLS
     assert User.objects.count() == 3
@@ -228,12 +229,20 @@ def test_the_migration_with_model_steps_runs_offline_on_the_recorded_answers(
     [line] = outbox(sandbox)
     assert line["message"] == steps["note"].result
     assert line["message"].startswith("The users table of prod.db now has an email column")
+    assert steps["inspect"].result == "users.email exists and prod.db passes its integrity check."
+    inner = AgentCall.objects.filter(run=run).order_by("index")
+    assert [(c.tool, c.status) for c in inner] == [
+        ("read_schema", "succeeded"),
+        ("verify_integrity", "succeeded"),
+    ]
     calls = LlmCall.objects.filter(run=run).order_by("id")
-    assert [(c.provider, c.purpose) for c in calls] == [("recorded", "tool")] * 2
+    purposes = [c.purpose for c in calls]
+    assert purposes == ["tool", "agent", "agent", "agent", "tool"]
+    assert {c.provider for c in calls} == {"recorded"}
     assert all(c.tokens_in > 0 and c.tokens_out > 0 for c in calls)
     prompts = [
         e.payload["prompt"][-1]["content"]
-        for e in run.events.filter(kind="planner.call").order_by("seq")
+        for e in run.events.filter(kind="planner.call", payload__purpose="tool").order_by("seq")
     ]
     assert '"users":[' in prompts[0] and "add_email_to_users" in prompts[0]
     assert prompts[1].endswith("risk low; verified: true")

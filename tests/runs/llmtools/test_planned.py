@@ -53,6 +53,19 @@ def test_the_planner_is_told_which_tools_think_and_what_they_answer(tools: None)
     assert f"answer: {json.dumps(SQL_SCHEMA, sort_keys=True)}" in text
     assert "Tools marked [llm] are a focused prompt to a language model" in text
     assert "- record: Apply (record) a value." in text
+    assert "[agent]" not in text and "Tools marked [agent]" not in text
+
+
+def test_the_planner_is_told_how_to_give_an_agent_step(tools: None) -> None:
+    Tool.objects.create(
+        name="investigate",
+        description="A model explores with tools.",
+        kind=Tool.Kind.AGENT,
+        parameters_schema={"type": "object"},
+    )
+    text = system_prompt(context_for(task="find the slow query"))
+    assert "- investigate [agent]: A model explores with tools." in text
+    assert '{"instruction": "<what to do, in words>", "tools": ["<tool>", ...]}' in text
 
 
 @pytest.mark.django_db(transaction=True)
