@@ -15,7 +15,9 @@ Rows:
   (a) upfront: one planner call for the whole plan, then the llm step's call;
   (b) iterative: one planner call per step (each resending the task, the catalogue and the
       history so far), plus the llm step's call;
-  (c) one agent step doing it all: not measured (agent steps are not part of plannerweb yet).
+  (c) one agent step doing it all: one planner call for a one-step plan, then the agent's
+      model calls (one per tool call, each resending the conversation so far, and one for its
+      answer) and the llm tool's call it makes inside.
 """
 
 from __future__ import annotations
@@ -100,6 +102,43 @@ def setup() -> None:
             "required": ["change", "schema"],
         },
     )
+    Tool.objects.create(
+        name="migrator",
+        description="An agent that does a whole task with the tools it is given.",
+        kind="agent",
+        config={"max_iterations": 12, "max_tokens": 200_000},
+        parameters_schema={
+            "type": "object",
+            "properties": {
+                "instruction": {"type": "string"},
+                "tools": {"type": "array", "items": {"type": "string"}},
+            },
+            "required": ["instruction", "tools"],
+        },
+    )
+
+
+def agent_plan() -> dict[str, Any]:
+    tools = sorted({tool for _sid, tool, _params in STEPS})
+    params = {"instruction": TASK, "tools": tools}
+    return {
+        "goal": TASK,
+        "steps": [{"id": "all", "action": "migrator", "params": params, "confidence": 0.9}],
+        "rollback": [],
+    }
+
+
+def agent_decision(turn: int) -> dict[str, Any]:
+    """The agent's decision at ``turn`` (0-based): the plan's steps in order, then its answer."""
+    if turn >= len(STEPS):
+        return {"thought": "done", "tool": None, "arguments": None, "done": True, "answer": "ok"}
+    step = next_step(turn + 1)
+    return {
+        "thought": step["thought"],
+        "tool": step["tool"],
+        "arguments": step["arguments"],
+        "done": False,
+    }
 
 
 def upfront_plan() -> dict[str, Any]:
@@ -137,14 +176,17 @@ class CountingModel:
     name = "openai"
     default_model = "bench-model"
 
-    def __init__(self) -> None:
+    def __init__(self, plan: Any) -> None:
         self.steps = 0
+        self.plan = plan
 
     def complete(self, request: Any) -> Any:
         from runs.planning.providers.base import ModelReply
 
         if request.schema_name == "plan":
-            data: Any = upfront_plan()
+            data: Any = self.plan()
+        elif request.schema_name == "decision":
+            data = agent_decision(sum(1 for m in request.messages if m["role"] == "assistant"))
         elif request.schema_name == "next_step":
             self.steps += 1
             data = next_step(self.steps)
@@ -161,7 +203,7 @@ class CountingModel:
         )
 
 
-def measure(mode: str) -> tuple[str, int, int, int, int, int]:
+def measure(mode: str, plan: Any, steps: int) -> tuple[str, int, int, int, int, int]:
     from django.conf import settings
 
     from runs.lifecycle.claim import run_execute
@@ -169,18 +211,18 @@ def measure(mode: str) -> tuple[str, int, int, int, int, int]:
     from runs.models import LlmCall, Step
     from runs.planning.providers import FACTORIES
 
-    model = CountingModel()
+    model = CountingModel(plan)
     FACTORIES["openai"] = lambda **_: model
     settings.PLANNERWEB_PLANNER = "openai"
     run = run_submit_task(title=TASK, submitted_by=None, planner="openai", mode=mode)
     status = run_execute(run_id=run.pk)
     calls = list(LlmCall.objects.filter(run=run))
-    planner = [c for c in calls if c.purpose != "tool"]
+    planner = [c for c in calls if c.purpose in ("plan", "step", "repair")]
     run.refresh_from_db()
     done = Step.objects.filter(plan_id=run.current_plan_id, status="succeeded").count()
     tokens_in = sum(c.tokens_in for c in calls)
     tokens_out = sum(c.tokens_out for c in calls)
-    assert status == "succeeded" and done == len(STEPS), (status, done)
+    assert status == "succeeded" and done == steps, (status, done)
     return status, len(calls), len(planner), tokens_in, tokens_out, done
 
 
@@ -188,13 +230,14 @@ def main() -> None:
     setup()
     print(f"task: {len(STEPS)} steps, one of them an llm step; scripted model, tokens = chars/4")
     print(f"{'row':<34}{'model calls':>12}{'planner':>9}{'tokens in':>11}{'out':>7}{'total':>8}")
-    for label, mode in (
-        ("(a) upfront plan with llm steps", "upfront"),
-        ("(b) iterative", "iterative"),
-    ):
-        _status, n, planner, t_in, t_out, _done = measure(mode)
+    rows = (
+        ("(a) upfront plan with llm steps", "upfront", upfront_plan, len(STEPS)),
+        ("(b) iterative", "iterative", upfront_plan, len(STEPS)),
+        ("(c) one agent step doing it all", "upfront", agent_plan, 1),
+    )
+    for label, mode, plan, steps in rows:
+        _status, n, planner, t_in, t_out, _done = measure(mode, plan, steps)
         print(f"{label:<34}{n:>12}{planner:>9}{t_in:>11}{t_out:>7}{t_in + t_out:>8}")
-    print(f"{'(c) one agent step':<34}  not measured: agent steps are not built yet")
 
 
 if __name__ == "__main__":
