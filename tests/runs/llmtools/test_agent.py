@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -210,3 +211,18 @@ def test_cancel_stops_an_agent_inside_its_tool_call(
     assert toolbox.CALLS[key] == ["h", "h:cancelled"]
     (row,) = AgentCall.objects.filter(run=run)
     assert row.status == "started"  # caught mid-call: a takeover would not repeat it blindly
+
+
+def test_secrets_in_an_agents_calls_are_stored_redacted(
+    agent: Callable[..., ScriptedProvider], key: str
+) -> None:
+    secret = "sk-proj-" + "S" * 40
+    agent(call("record", key=key, label="s", value=secret), done(f"stored {secret}"))
+    run = execute(plan(["record"]))
+    assert run.status == RunStatus.SUCCEEDED, run.stop_reason
+    (row,) = AgentCall.objects.filter(run=run)
+    events = TranscriptEvent.objects.filter(run=run, kind__in=["agent.tool_call", "planner.call"])
+    stored = json.dumps([row.params, row.result, row.decision, Step.objects.get(run=run).result])
+    stored += json.dumps([e.payload for e in events])
+    assert secret not in stored
+    assert "[REDACTED:openai_key" in row.params["value"]
