@@ -30,7 +30,14 @@ from django.db import transaction
 
 from runs.dbthreads import in_db_thread
 from runs.events import AgentToolCall
-from runs.llmtools.answer import LlmAsk, answer, call_model, provider_for, provider_name
+from runs.llmtools.answer import (
+    LlmAsk,
+    answer,
+    call_model,
+    model_name,
+    provider_for,
+    provider_name,
+)
 from runs.models import AgentCall, Tool, TranscriptEvent
 from runs.planning.params import params_problems
 from runs.redaction import Redactor
@@ -91,7 +98,7 @@ async def run_agent(
     provider = provider_for(name, config)
     ask = LlmAsk(
         provider=name,
-        model=str(config.get("model") or ""),
+        model=model_name(config, name),
         system=SYSTEM,
         prompt="",
         schema=DECISION_SCHEMA,

@@ -65,15 +65,25 @@ class LlmAsk:
 def ask_of(spec: ToolSpec, params: dict[str, Any]) -> LlmAsk:
     """The provider, model and rendered texts of a step (no call made)."""
     config = spec.config
+    provider = provider_name(config)
     return LlmAsk(
-        provider=provider_name(config),
-        model=str(config.get("model") or settings.PLANNERWEB_PLANNER_MODEL or ""),
+        provider=provider,
+        model=model_name(config, provider),
         system=render(str(config.get("system") or SYSTEM), params),
         prompt=render(str(config.get("prompt") or ""), params),
         schema=config.get("output_schema"),
         temperature=config.get("temperature"),
         max_tokens=int(config.get("max_tokens") or DEFAULT_MAX_TOKENS),
     )
+
+
+def model_name(config: dict[str, Any], provider: str) -> str:
+    """The tool's model; else the deployment's planner model when it is that provider's; else ""."""
+    if config.get("model"):
+        return str(config["model"])
+    if provider == settings.PLANNERWEB_PLANNER:
+        return str(settings.PLANNERWEB_PLANNER_MODEL or "")
+    return ""  # the provider's own default
 
 
 def provider_name(config: dict[str, Any]) -> str:

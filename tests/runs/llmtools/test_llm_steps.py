@@ -10,6 +10,7 @@ import pytest
 
 from runs.lifecycle.claim import run_execute
 from runs.lifecycle.submit import run_submit_plan
+from runs.llmtools.answer import model_name
 from runs.models import LlmCall, Run, Tool, TranscriptEvent
 from tests.runs import toolbox
 from tests.runs.planning.providers.fake_llm import (
@@ -246,3 +247,11 @@ def test_offline_the_recorded_answer_is_used_and_counted(
     assert run.current_plan.steps.get(key="think").result == "orders"
     (row,) = LlmCall.objects.filter(run=run)
     assert row.provider == "recorded" and row.tokens_in > 0
+
+
+def test_the_planner_model_is_used_only_with_the_planners_provider(settings: Any) -> None:
+    settings.PLANNERWEB_PLANNER = "openai"
+    settings.PLANNERWEB_PLANNER_MODEL = "gpt-x"
+    assert model_name({}, "openai") == "gpt-x"
+    assert model_name({}, "anthropic") == ""  # the provider's own default, not gpt-x
+    assert model_name({"model": "claude-y"}, "anthropic") == "claude-y"
