@@ -9,6 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.test import Client
+from django.urls import reverse
 
 from runs.lifecycle.cancel import run_cancel
 from runs.lifecycle.claim import run_execute
@@ -226,3 +228,16 @@ def test_secrets_in_an_agents_calls_are_stored_redacted(
     stored += json.dumps([e.payload for e in events])
     assert secret not in stored
     assert "[REDACTED:openai_key" in row.params["value"]
+
+
+def test_the_run_page_lists_an_agent_steps_inner_calls_under_the_step(
+    agent: Callable[..., ScriptedProvider], key: str, operator: Any
+) -> None:
+    agent(call("record", key=key, label="a"), call("hang", key=key, label="x"), done("ok"))
+    run = execute(plan(["record"]))
+    client = Client()
+    client.force_login(operator)
+    html = client.get(reverse("runs:detail", args=[run.pk])).content.decode()
+    assert "agent calls (2)" in html
+    assert "<li><code>record</code> succeeded</li>" in html
+    assert "<code>hang</code> refused: " in html
