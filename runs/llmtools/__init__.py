@@ -1,8 +1,8 @@
-"""Steps whose tool is a focused prompt (the ``llm`` tool kind), called by the executor.
+"""Steps whose tool is a focused prompt (``llm``) or an agent (``agent``), called by the executor.
 
-A capability between the executor and the planning package: the call needs the
+A capability between the executor and the planning package: the calls need the
 providers, the repair round and the accounting of ``runs.planning``, which the
-tool registry below it may not import. The executor hands ``llm`` tools here
+tool registry below it may not import. The executor hands those two kinds here
 (``call``) and every other kind to ``runs.tools.registry.invoke_tool``.
 """
 
@@ -12,14 +12,13 @@ from typing import Any, Protocol
 
 from runs.dbthreads import in_db_thread
 from runs.llmtools.agent import run_agent
-from runs.llmtools.answer import LlmAsk, answer, ask_of
+from runs.llmtools.answer import answer
 from runs.planning.accounting import run_llm_totals
 from runs.tools.base import ToolSpec
 from runs.tools.kinds import agent, llm
 
-KIND = llm.KIND
 KINDS = frozenset({llm.KIND, agent.KIND})
-__all__ = ["KIND", "KINDS", "LlmAsk", "ask_of", "call"]
+__all__ = ["KINDS", "call"]
 
 
 class Usage(Protocol):
