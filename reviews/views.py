@@ -37,6 +37,8 @@ from runs.permissions import AuthenticatedHttpRequest, is_reviewer, role_require
 from runs.plan_versions import plan_hash
 from runs.planning.schema import PlanSyntaxError, parse_plan_text
 from runs.selectors import STATUS_MARK
+from runs.tools.kinds.agent import step_instruction
+from runs.tools.kinds.llm import step_prompt
 from runs.views.forms import BudgetFields
 from runs.views.listing import HEARTBEAT_SECONDS
 
@@ -107,6 +109,8 @@ def _render_item(
     steps = selectors.plan_steps(item.plan)
     for s in steps:
         s.params_json = json.dumps(s.params, indent=2, ensure_ascii=False)  # type: ignore[attr-defined]
+        s.prompt = step_prompt(s.tool, s.params)  # type: ignore[attr-defined]
+        s.agent = step_instruction(s.tool, s.params)  # type: ignore[attr-defined]
     main = [s for s in steps if s.phase == Step.Phase.MAIN]
     ticked = set(request.POST.getlist("checklist")) if request.method == "POST" else set()
     allowed = allowed_actions(item, item.run)

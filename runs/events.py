@@ -307,10 +307,12 @@ class PlannerCall(_Event):
     ok: bool = True
     refusal: str = ""
     error: str = ""
+    step: str = ""  # the step an llm tool call answered for; "" for planning calls
 
     def describe(self) -> str:
+        purpose = f"step {self.step!r}" if self.step else self.purpose
         return (
-            f"{self.provider} {self.model} call for {self.purpose}: "
+            f"{self.provider} {self.model} call for {purpose}: "
             f"{self.tokens_in} tokens in, {self.tokens_out} out, "
             f"{self.latency_ms} ms" + _suffix(self.error or self.refusal)
         )
@@ -399,6 +401,24 @@ class StepVerdict(_Event):
         return f"{self.step} judged {self.status}" + _suffix(self.reason)
 
 
+class AgentToolCall(_Event):
+    """One tool call an agent step made (or was refused), nested under that step."""
+
+    kind: Literal["agent.tool_call"] = "agent.tool_call"
+    step: str
+    index: int
+    tool: str
+    status: str  # started | succeeded | failed | refused
+    params: dict[str, Any] = Field(default_factory=dict)
+    result: Any = None
+    error: str = ""
+
+    def describe(self) -> str:
+        return f"{self.step} agent call {self.index} to {self.tool}: {self.status}" + _suffix(
+            self.error
+        )
+
+
 TranscriptPayload = Annotated[
     RunCreated
     | RunStatusChanged
@@ -421,7 +441,8 @@ TranscriptPayload = Annotated[
     | PlannerStep
     | PlanDiff
     | FailureReport
-    | StepVerdict,
+    | StepVerdict
+    | AgentToolCall,
     Field(discriminator="kind"),
 ]
 EVENT_ADAPTER: TypeAdapter[TranscriptPayload] = TypeAdapter(TranscriptPayload)

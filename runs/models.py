@@ -39,6 +39,8 @@ class Tool(models.Model):
         SHELL = "shell", "Shell (argv, no shell string)"
         HTTP = "http", "HTTP request"
         PYTHON = "python", "Python callable"
+        LLM = "llm", "Language-model prompt"
+        AGENT = "agent", "Agent (model and tools in a bounded loop)"
 
     name = models.SlugField(max_length=100, unique=True)
     description = models.TextField(blank=True)
@@ -324,6 +326,8 @@ class LlmCall(models.Model):
         REPAIR = "repair"
         REPLAN = "replan"
         STEP = "step"
+        TOOL = "tool"
+        AGENT = "agent"
 
     run = models.ForeignKey(
         Run, null=True, blank=True, on_delete=models.CASCADE, related_name="llm_calls"
@@ -348,6 +352,44 @@ class LlmCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider}/{self.model} {self.purpose} ({self.tokens_in}+{self.tokens_out})"
+
+
+class AgentCall(models.Model):
+    """One tool call of an agent step, written before the call and after it (runs/llmtools/agent.py).
+
+    Keyed by the step's idempotency key (the same across retries and crash takeovers),
+    so a step run again replays its finished calls instead of repeating them.
+    """
+
+    class Status(models.TextChoices):
+        STARTED = "started"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        REFUSED = "refused"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="agent_calls")
+    step_key = models.CharField(max_length=100)
+    idempotency_key = models.CharField(max_length=64)
+    index = models.PositiveIntegerField()
+    # The model's answer that asked for the call, as text: replayed into the conversation.
+    decision = models.TextField()
+    tool = models.CharField(max_length=100)
+    params = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["idempotency_key", "index"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["idempotency_key", "index"], name="agent_call_once_per_index"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.step_key}#{self.index} {self.tool} {self.status}"
 
 
 class Playbook(models.Model):

@@ -13,6 +13,7 @@ from django.db.models import Count, Exists, JSONField, OuterRef, Q, QuerySet, Su
 from django.db.models.functions import Coalesce
 
 from runs.models import (
+    AgentCall,
     LlmCall,
     Plan,
     ResourceLock,
@@ -139,6 +140,19 @@ def run_steps_started(run_id: int) -> int:
 def run_llm_calls(run_id: int) -> list[LlmCall]:
     """A run's model calls in order (its page lists them and sums them: one query)."""
     return list(LlmCall.objects.filter(run_id=run_id).order_by("id"))
+
+
+def with_agent_calls(steps: list[Step]) -> list[Step]:
+    """``steps``, each agent step with its inner calls as ``agent_calls`` (one query, only if any)."""
+    keys = [str(s.idempotency_key) for s in steps if s.tool is not None and s.tool.kind == "agent"]
+    if not keys:
+        return steps
+    by_key: dict[str, list[AgentCall]] = {}
+    for call in AgentCall.objects.filter(idempotency_key__in=keys).order_by("index"):
+        by_key.setdefault(call.idempotency_key, []).append(call)
+    for step in steps:
+        step.agent_calls = by_key.get(str(step.idempotency_key), [])  # type: ignore[attr-defined]
+    return steps
 
 
 def _planner_decision() -> Subquery:

@@ -7,6 +7,7 @@ import logging
 import re
 from typing import Any
 
+from runs import llmtools
 from runs.dbthreads import in_db_thread
 from runs.evaluation.checks import FAIL, Verdict, combine, has_rubric, run_check
 from runs.evaluation.rubric import judge
@@ -81,7 +82,10 @@ class StepRunner:
             if not deadlines.is_armed(task):
                 deadlines.arm((task,), spec.timeout_seconds)
             try:
-                result = await invoke_tool(spec, params, key)
+                if spec.kind in llmtools.KINDS:  # a prompt or an agent: model calls, budgets
+                    result = await llmtools.call(spec, params, self.run, step=state.key, key=key)
+                else:
+                    result = await invoke_tool(spec, params, key)
             except asyncio.CancelledError:
                 if not deadlines.expired(task):
                     deadlines.disarm(task)

@@ -36,7 +36,9 @@ def call_cost(model: str, tokens_in: int, tokens_out: int) -> Decimal | None:
     return cost.quantize(Decimal("0.000001"))
 
 
-def record_calls(*, run_id: int, calls: list[Any], plan: Any = None) -> list[NewEvent]:
+def record_calls(
+    *, run_id: int, calls: list[Any], plan: Any = None, role: str = TranscriptEvent.Role.PLANNER
+) -> list[NewEvent]:
     """Store each call as an ``LlmCall`` (redacted) and return its transcript events.
 
     Call inside the transaction that stores the plan, so accounting and plan agree.
@@ -67,7 +69,7 @@ def record_calls(*, run_id: int, calls: list[Any], plan: Any = None) -> list[New
         )
         events.append(
             NewEvent(
-                TranscriptEvent.Role.PLANNER,
+                role,
                 PlannerCall(
                     call_id=row.pk,
                     provider=call.provider,
@@ -83,6 +85,7 @@ def record_calls(*, run_id: int, calls: list[Any], plan: Any = None) -> list[New
                     ok=call.ok,
                     refusal=red.text(call.refusal),
                     error=error,
+                    step=getattr(call, "step", ""),
                 ),
             )
         )

@@ -32,6 +32,7 @@ class CallRecord:
     refusal: str = ""
     error: str = ""
     stored_id: int | None = None  # the LlmCall row, once stored (see CALL_SINK)
+    step: str = ""  # the step an llm tool call answers for (runs.llmtools); "" when planning
 
     @property
     def ok(self) -> bool:

@@ -27,6 +27,9 @@ class ToolInfo:
     parameters: dict[str, Any]
     sensitive: bool = False
     idempotent: bool = False
+    kind: str = ""
+    # An llm tool's output_schema: the shape of its result, for references to it.
+    answer_schema: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,10 @@ def load_tools() -> list[ToolInfo]:
             parameters=t.parameters_schema or {"type": "object"},
             sensitive=t.sensitive,
             idempotent=t.idempotent,
+            kind=t.kind,
+            answer_schema=(t.config or {}).get("output_schema")
+            if t.kind == Tool.Kind.LLM
+            else None,
         )
         for t in Tool.objects.filter(enabled=True).order_by("name")
     ]
@@ -131,19 +138,47 @@ def system_prompt(context: PlanningContext) -> str:
     return "\n".join([*lines, "", tool_catalogue(context)])
 
 
+_LLM_GUIDANCE = """Tools marked [llm] are a focused prompt to a language model, not an action:
+use one for a step that needs thought (write a script or a message, summarise, assess, decide)
+and an action tool for anything that reads or changes systems. Pass an llm step what it must
+think about through its params, often an earlier result ("{{ steps.<id>.result }}"); its result
+is its answer (text, or JSON of the answer schema shown), which later steps may use."""
+_AGENT_GUIDANCE = """Tools marked [agent] run a model that calls tools itself, in a bounded loop:
+params {"instruction": "<what to do, in words>", "tools": ["<tool>", ...]}. Use one only for a
+step you cannot spell out as tool calls in advance (explore, then act on what it finds), with the
+fewest tools it needs; sensitive tools are refused inside an agent, so give them steps of their
+own. Prefer plain steps: each agent iteration is a model call."""
+
+
 def tool_catalogue(context: PlanningContext) -> str:
-    """The enabled tools with their flags and parameter schemas."""
+    """The enabled tools with their flags and parameter schemas (and llm tools' answers)."""
     lines = ["Tools:"]
     for tool in context.tools:
+        thinks = tool.kind == Tool.Kind.LLM
         flags = [
-            f for f, on in (("sensitive", tool.sensitive), ("idempotent", tool.idempotent)) if on
+            f
+            for f, on in (
+                ("llm", thinks),
+                ("agent", tool.kind == Tool.Kind.AGENT),
+                ("sensitive", tool.sensitive),
+                ("idempotent", tool.idempotent),
+            )
+            if on
         ]
         lines.append(
             f"- {tool.name}{' [' + ', '.join(flags) + ']' if flags else ''}: {tool.description}"
         )
         lines.append(f"  parameters: {json.dumps(tool.parameters, sort_keys=True)}")
+        if thinks:
+            answer = tool.answer_schema or {"type": "string"}
+            lines.append(f"  answer: {json.dumps(answer, sort_keys=True)}")
     if not context.tools:
         lines.append("- (none: no tool is enabled, so no plan can work; say so in the goal)")
+    kinds = {tool.kind for tool in context.tools}
+    if Tool.Kind.LLM in kinds:
+        lines += ["", _LLM_GUIDANCE]
+    if Tool.Kind.AGENT in kinds:
+        lines += ["", _AGENT_GUIDANCE]
     return "\n".join(lines)
 
 

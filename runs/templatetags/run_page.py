@@ -99,6 +99,7 @@ def _step_row(number: int, row: Any, tz: tzinfo) -> str:
         output += (
             f"<details><summary>result</summary><pre>{escape(row.result_json)}</pre></details>"
         )
+    output += _agent_calls(getattr(step, "agent_calls", None))
     return (
         f'<tr data-step-id="{step.pk}" data-step-key="{key}" data-phase="{escape(step.phase)}"'
         f' data-status="{status}" data-read-only="{_read_only(step)}"{started}>'
@@ -118,6 +119,22 @@ def _step_row(number: int, row: Any, tz: tzinfo) -> str:
         f"<code>{step.idempotency_key}</code></div></details></td>"
         f"<td data-step-result>{output}</td>"
         "</tr>\n"
+    )
+
+
+def _agent_calls(calls: list[Any] | None) -> str:
+    """An agent step's inner tool calls, in order, each with how it ended."""
+    if not calls:
+        return ""
+    items = "".join(
+        f"<li><code>{escape(c.tool or '(none)')}</code> {escape(c.status)}"
+        + (f': <span class="muted">{escape(c.error)}</span>' if c.error else "")
+        + "</li>"
+        for c in calls
+    )
+    return (
+        f"<details data-agent-calls><summary>agent calls ({len(calls)})</summary>"
+        f'<ol start="0">{items}</ol></details>'
     )
 
 

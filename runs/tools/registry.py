@@ -14,9 +14,15 @@ import jsonschema
 
 from runs.models import Tool
 from runs.tools.base import ToolConfigError, ToolSpec
-from runs.tools.kinds import http, python, shell
+from runs.tools.kinds import agent, http, llm, python, shell
 
-KINDS: dict[str, ModuleType] = {"shell": shell, "http": http, "python": python}
+KINDS: dict[str, ModuleType] = {
+    "shell": shell,
+    "http": http,
+    "python": python,
+    "llm": llm,
+    "agent": agent,
+}
 
 
 def get_kind(kind: str) -> ModuleType:

@@ -42,7 +42,9 @@ from django.db import transaction
 from runs.evaluation.checks import validate_checks
 from runs.models import Tool
 from runs.textdata import TextDataError, parse_yaml, unstorable
+from runs.tools.kinds.agent import yaml as agent_yaml
 from runs.tools.kinds.http import yaml as http_yaml
+from runs.tools.kinds.llm import yaml as llm_yaml
 from runs.tools.kinds.python import yaml as python_yaml
 from runs.tools.kinds.shell import yaml as shell_yaml
 from runs.tools.locks import locks_problems
@@ -82,7 +84,13 @@ _TOOL_KEYS = (
     "locks",
 )
 # Each kind maps its own ``script:`` keys (runs/tools/kinds/<kind>/yaml.py).
-_SCRIPTS = {"shell": shell_yaml, "http": http_yaml, "python": python_yaml}
+_SCRIPTS = {
+    "shell": shell_yaml,
+    "http": http_yaml,
+    "python": python_yaml,
+    "llm": llm_yaml,
+    "agent": agent_yaml,
+}
 SCRIPT_KINDS = tuple(key for mapping in _SCRIPTS.values() for key in mapping.SCRIPT_KEYS)
 _TOOL_NAME = re.compile(r"^[-a-zA-Z0-9_]+$")
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -88,6 +88,7 @@ def _live_context(run: Run) -> dict[str, Any]:
         if plan_steps is not None
         else []
     )
+    steps = selectors.with_agent_calls(steps)  # an agent step's inner calls, when there is one
     rows = [_step_row(s) for s in selectors.undone_by(steps)]
     main = [r for r in rows if r.step.phase == Step.Phase.MAIN]
     graph = plan_layout([(r.step.key, r.step.depends_on) for r in main])

@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from datetime import timedelta
 from html import unescape
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -15,7 +16,7 @@ from django.utils.html import escape
 
 from reviews.models import AuditEntry, ReviewItem
 from runs.lifecycle.escalations import escalation_open, step_gate_open
-from runs.models import Plan, Run
+from runs.models import Plan, Run, Tool
 from runs.plan_versions import content_hash, plan_hash
 from tests.reviews.conftest import all_ticks
 
@@ -528,3 +529,50 @@ def test_an_edit_beyond_the_parsers_limits_is_a_422_page(
     )
     assert response.status_code == 422 and "data-syntax-error" in response.content.decode()
     assert Plan.objects.filter(run=held.run).count() == 1
+
+
+def test_the_item_page_shows_the_prompt_an_llm_step_will_send(
+    submit: Callable[..., Run], global_policy: Callable[..., Any], reviewer: User, key: str
+) -> None:
+    Tool.objects.create(
+        name="draft_note",
+        kind=Tool.Kind.LLM,
+        config={"prompt": "Draft a release note for <{version}>: {changes}"},
+        parameters_schema={"type": "object"},
+    )
+    global_policy("always")
+    changes = "{{ steps.read.result.label }}"
+    run = submit(
+        {
+            "goal": "note",
+            "steps": [
+                {"id": "read", "action": "record", "params": {"key": key, "label": "x"}},
+                {
+                    "id": "note",
+                    "action": "draft_note",
+                    "params": {"version": "2.1", "changes": changes},
+                    "depends_on": ["read"],
+                },
+            ],
+        }
+    )
+    item = ReviewItem.objects.get(run=run)
+    html = client_for(reviewer).get(f"/reviews/{item.pk}/").content.decode()
+    assert html.count("data-prompt") == 1
+    assert escape(f"Draft a release note for <2.1>: {changes}") in html
+
+
+def test_the_item_page_shows_an_agent_steps_instruction_and_allowed_tools(
+    submit: Callable[..., Run], global_policy: Callable[..., Any], reviewer: User
+) -> None:
+    Tool.objects.create(
+        name="helper", kind=Tool.Kind.AGENT, config={}, parameters_schema={"type": "object"}
+    )
+    global_policy("always")
+    params = {"instruction": "Find the <slow> table", "tools": ["record", "notify"]}
+    run = submit({"steps": [{"id": "look", "action": "helper", "params": params}]})
+    item = ReviewItem.objects.get(run=run)
+    html = client_for(reviewer).get(f"/reviews/{item.pk}/").content.decode()
+    assert html.count("data-agent") == 1
+    assert escape("Find the <slow> table") in html
+    assert "<code>record</code>, <code>notify</code>" in html

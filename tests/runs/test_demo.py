@@ -18,7 +18,7 @@ from django.core.management import call_command
 from runs.demo import DEMO_DIR, demo_plan, demo_plans
 from runs.lifecycle.claim import run_execute
 from runs.lifecycle.submit import run_submit_plan
-from runs.models import LlmCall, Plan, Run, RunStatus, Step, Tool
+from runs.models import AgentCall, LlmCall, Plan, Run, RunStatus, Step, Tool
 from runs.planning.schema import parse_plan_text
 from runs.planning.validation import validate_plan
 from runs.tools.registry import load_tool_specs
@@ -39,6 +39,9 @@ DEMO_TOOLS = {
     "sleep",
     "echo",
     "fail",
+    "assess_migration",
+    "draft_note",
+    "inspect_database",
 }
 
 
@@ -93,7 +96,7 @@ def test_seed_demo_runs_twice_and_creates_the_users_tools_and_sandbox(
     second = seed()
     assert "users: 3 created, 0 left as they were" in first
     assert "users: 0 created, 3 left as they were" in second
-    assert "tools: 0 created, 13 left as they were" in second
+    assert "tools: 0 created, 16 left as they were" in second
     assert "operator / operator" in second
     assert set(Tool.objects.values_list("name", flat=True)) == DEMO_TOOLS
     assert User.objects.count() == 3
@@ -158,18 +161,20 @@ def test_the_seeded_demo_replans_offline_and_the_run_page_shows_the_diff(
 
 
 # --------------------------------------------------------------------------- the plans
-def test_the_demo_offers_five_plans() -> None:
+def test_the_demo_offers_six_plans() -> None:
     assert [p.name for p in demo_plans()] == [
         "deploy",
         "deploy-broken",
         "migration",
         "migration-broken",
+        "migration-llm",
         "tests-fallback",
     ]
 
 
 @pytest.mark.parametrize(
-    "name", ["migration", "migration-broken", "deploy", "deploy-broken", "tests-fallback"]
+    "name",
+    ["migration", "migration-broken", "migration-llm", "deploy", "deploy-broken", "tests-fallback"],
 )
 def test_each_demo_plan_validates_against_the_imported_tools(name: str, sandbox: Path) -> None:
     plan = demo_plan(name)
@@ -210,6 +215,37 @@ def test_the_migration_plan_succeeds_and_adds_the_email_column(sandbox: Path) ->
     [line] = outbox(sandbox)
     assert line["channel"] == "#db"
     assert line["message"] == "users.email is live on prod.db (backup: backups/demo.db)"
+
+
+def test_the_migration_with_model_steps_runs_offline_on_the_recorded_answers(
+    sandbox: Path,
+) -> None:
+    run = execute("migration-llm")
+    assert run.status == RunStatus.SUCCEEDED, run.stop_reason
+    steps = steps_of(run)
+    assert steps["assess"].result["require_column"] == "users.email"
+    assert steps["verify"].params["require_column"] == "{{ steps.assess.result.require_column }}"
+    assert "email" in columns(sandbox / "prod.db", "users")
+    [line] = outbox(sandbox)
+    assert line["message"] == steps["note"].result
+    assert line["message"].startswith("The users table of prod.db now has an email column")
+    assert steps["inspect"].result == "users.email exists and prod.db passes its integrity check."
+    inner = AgentCall.objects.filter(run=run).order_by("index")
+    assert [(c.tool, c.status) for c in inner] == [
+        ("read_schema", "succeeded"),
+        ("verify_integrity", "succeeded"),
+    ]
+    calls = LlmCall.objects.filter(run=run).order_by("id")
+    purposes = [c.purpose for c in calls]
+    assert purposes == ["tool", "agent", "agent", "agent", "tool"]
+    assert {c.provider for c in calls} == {"recorded"}
+    assert all(c.tokens_in > 0 and c.tokens_out > 0 for c in calls)
+    prompts = [
+        e.payload["prompt"][-1]["content"]
+        for e in run.events.filter(kind="planner.call", payload__purpose="tool").order_by("seq")
+    ]
+    assert '"users":[' in prompts[0] and "add_email_to_users" in prompts[0]
+    assert prompts[1].endswith("risk low; verified: true")
 
 
 def test_the_broken_migration_ends_rolled_back_with_the_database_restored(

@@ -15,6 +15,7 @@ from django.urls import reverse
 from runs.events import (
     EVENT_CLASSES,
     SUMMARY_LIMIT,
+    AgentToolCall,
     FailureReport,
     PlanCreated,
     PlanDiff,
@@ -119,6 +120,9 @@ SAMPLES = {
     ),
     FailureReport: FailureReport(reason=TRICKY * 20, replans=2),  # long: cut to one line
     StepVerdict: StepVerdict(step_id=1, step="b", status="warn", reason=TRICKY, check="contains"),
+    AgentToolCall: AgentToolCall(
+        step="look", index=2, tool="read_schema", status="failed", error=TRICKY
+    ),
 }
 
 

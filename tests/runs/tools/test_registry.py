@@ -32,7 +32,7 @@ def test_an_unknown_kind_is_a_config_error() -> None:
     with pytest.raises(ToolConfigError, match="unknown tool kind 'mcp'"):
         asyncio.run(invoke_tool(ToolSpec(name="x", kind="mcp"), {}))
     assert validate_tool_config("mcp", {}) == [
-        "unknown tool kind 'mcp' (known: shell, http, python)"
+        "unknown tool kind 'mcp' (known: shell, http, python, llm, agent)"
     ]
 
 

@@ -52,7 +52,7 @@ def test_a_bad_file_prints_every_problem_and_writes_nothing(db: None, tmp_path: 
     assert "tools[2] (echo): duplicate name, also at tools[0]" in message
     assert "tools[2] (echo).script: shell text must not contain placeholders" in message
     assert "tools[3]: name is required" in message
-    assert "tools[3].script: needs one of argv, shell, http, python" in message
+    assert "tools[3].script: needs one of argv, shell, http, python, prompt, agent" in message
     assert not Tool.objects.exists()
 
 

@@ -31,6 +31,7 @@ def test_seed_demo_stores_the_working_demo_plans_as_playbooks(demo: None) -> Non
     assert sorted(Playbook.objects.values_list("name", flat=True)) == [
         "demo-deploy",
         "demo-migration",
+        "demo-migration-llm",
         "demo-tests-fallback",
     ]
 
