@@ -156,7 +156,9 @@ class RunWorker(Worker):
         self.waker = make_waker()
         if self.concurrency > 1 and "default" in self.queue_names:
             self.host = RunHost(
-                worker_id=self.worker_id, **{**host_settings(), "concurrency": self.concurrency}
+                # Leases name the process, as a run executed in a worker thread does.
+                worker_id=worker_identity(),
+                **{**host_settings(), "concurrency": self.concurrency},
             )
         try:
             while self.running:
