@@ -6,7 +6,7 @@ the Tool rows, disabled ones included: callers decide what "disabled" means).
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from types import ModuleType
 from typing import Any
 
@@ -17,6 +17,11 @@ from runs.tools.base import ToolConfigError, ToolSpec
 from runs.tools.kinds import http, python, shell
 
 KINDS: dict[str, ModuleType] = {"shell": shell, "http": http, "python": python}
+
+# Fault injection for evaluations (runs.evals.faults): when set, asked first on every call;
+# a coroutine it returns stands in for the tool's. Empty in normal operation.
+Interceptor = Callable[[ToolSpec, dict[str, Any]], Coroutine[Any, Any, Any] | None]
+INTERCEPTORS: list[Interceptor] = []
 
 
 def get_kind(kind: str) -> ModuleType:
@@ -37,6 +42,9 @@ def invoke_tool(
     not a coroutine of its own: every await of a step's tool passes one frame fewer.
     An unknown kind raises here.
     """
+    for intercept in INTERCEPTORS:
+        if (injected := intercept(spec, params)) is not None:
+            return injected
     return get_kind(spec.kind).invoke(spec, params, idempotency_key)
 
 
