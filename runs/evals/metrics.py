@@ -59,8 +59,10 @@ def suite_metrics(results: list[TaskResult]) -> dict[str, Any]:
 def band_breaches(bands: Bands, metrics: dict[str, Any], fail_under: float | None) -> list[str]:
     """Each band the metrics fall outside; ``fail_under`` (the command line) beats the suite's rate."""
     breaches = []
+    # Without --fail-under or a pass-rate band, every task must pass.
     floor = fail_under if fail_under is not None else bands.pass_rate
-    if floor is not None and metrics["pass_rate"] < floor:
+    floor = 1.0 if floor is None else floor
+    if metrics["pass_rate"] < floor:
         breaches.append(f"pass rate {metrics['pass_rate']:.0%} is under {floor:.0%}")
     checks: list[tuple[str, Any, Any, bool]] = [
         ("steps per task", metrics["steps_per_task"], bands.max_steps_per_task, True),

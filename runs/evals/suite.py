@@ -68,6 +68,8 @@ class ResultCheck(_Strict):
             raise ValueError("give exactly one of step or tool")
         if problems := validate_checks([self.check]):
             raise ValueError("; ".join(problems))
+        if self.check.get("type") == "llm_rubric":
+            raise ValueError("a suite checks results without a model: llm_rubric is not offered")
         return self
 
 
