@@ -31,8 +31,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from runs.demo import TOOLS_FILE as DEMO_TOOLS_FILE
 from runs.evals.faults import FaultSpec, FaultSpecError, parse_fault
 from runs.evaluation.checks import validate_checks
+from runs.models import EvalSuite, Tool
 from runs.planning.options import MODES, PLANNERS
 from runs.textdata import TextDataError, parse_yaml
+from runs.tools.yaml_io import tools_to_yaml
 
 OUTCOMES = ("succeeded", "failed", "rolled_back", "escalated", "cancelled")
 DEMO_SUITES_DIR = Path(__file__).resolve().parent.parent / "demo" / "evals"
@@ -225,8 +227,13 @@ def _resolve(task: TaskSpec, defaults: Defaults, base: Path | None) -> ResolvedT
     )
 
 
-def suite_parse(text: str, *, path: Path | None = None) -> LoadedSuite:
-    """Parse and check a suite's text; raises SuiteError listing every problem."""
+def suite_parse(
+    text: str, *, path: Path | None = None, tools_text: str | None = None
+) -> LoadedSuite:
+    """Parse and check a suite's text; raises SuiteError listing every problem.
+
+    The tools are ``tools_text`` when given, else the suite's ``tools`` file, else the demo's.
+    """
     try:
         data = parse_yaml(text)
     except TextDataError as exc:
@@ -243,7 +250,9 @@ def suite_parse(text: str, *, path: Path | None = None) -> LoadedSuite:
     if suite.tools and base is None:
         raise SuiteError("tools: a tools file needs a suite file to be relative to")
     tasks = [_resolve(task, suite.defaults, base) for task in suite.tasks]
-    return LoadedSuite(suite, text, path, _read(tools_path, "tools file"), tasks)
+    if tools_text is None:
+        tools_text = _read(tools_path, "tools file")
+    return LoadedSuite(suite, text, path, tools_text, tasks)
 
 
 def suite_dirs() -> list[Path]:
@@ -268,5 +277,13 @@ def suite_find(name_or_path: str) -> Path:
 
 
 def suite_load(name_or_path: str) -> LoadedSuite:
-    path = suite_find(name_or_path)
+    """A suite file (``suite_find``), else a suite saved in the database under that name."""
+    try:
+        path = suite_find(name_or_path)
+    except SuiteError:
+        stored = EvalSuite.objects.filter(name=name_or_path).first()
+        if stored is None:
+            raise
+        # Saved from this deployment's runs: its own tool registry, not the demo's.
+        return suite_parse(stored.text, tools_text=tools_to_yaml(Tool.objects.filter(enabled=True)))
     return suite_parse(_read(path, "suite"), path=path)
