@@ -33,6 +33,7 @@ from runs.lifecycle.reviews import review_approve, review_reject
 from runs.lifecycle.submit import run_submit_plan
 from runs.models import Run, RunStatus
 from runs.permissions import OPERATORS, REVIEWERS
+from runs.planning.options import PlannerOptionsError
 from runs.planning.validation import validate_with_registry
 from runs.statemachine import RUN_TERMINAL
 from runs.tools import registry
@@ -68,6 +69,10 @@ class TaskResult:
 
 
 Progress = Callable[[int, int, TaskResult], None]
+
+
+class RunLooping(RuntimeError):
+    """A run still going after the runner's rounds: counted as looping."""
 
 
 @contextmanager
@@ -192,7 +197,7 @@ def _drive(run_id: int, approval: str, reviewer: User) -> str:
                 return status
             continue
         run_execute(run_id=run_id)
-    raise RuntimeError(f"the run did not end within {MAX_ROUNDS} rounds")
+    raise RunLooping(f"the run did not end within {MAX_ROUNDS} rounds")
 
 
 def _cassette_path(loaded: LoadedSuite, options: RunOptions, task: str) -> Path:
@@ -231,12 +236,20 @@ def task_run(
         _intercepting(tool_faults),
         _placeholder_keys(options.mode == "replay"),
     ):
-        run_id = _start(task, planner, options, users[0])
         try:
-            _drive(run_id, task.approval, users[1])
-        except RuntimeError as exc:
-            failures.append(str(exc))
-    seen = run_observe(run_id, seconds=time.monotonic() - started)
+            run_id: int | None = _start(task, planner, options, users[0])
+        except (PlannerOptionsError, ValueError) as exc:
+            run_id = None
+            failures.append(f"the task could not start: {exc}")
+        if run_id is not None:
+            try:
+                _drive(run_id, task.approval, users[1])
+            except RunLooping as exc:
+                failures.append(str(exc))
+            except Exception as exc:  # a crash fails this task, not the whole suite
+                failures.append(f"the run did not finish: {type(exc).__name__}: {exc}")
+    seconds = time.monotonic() - started
+    seen = run_observe(run_id, seconds=seconds) if run_id else Observation("not_started")
     if proxy.log.misses:
         failures.append(f"cassette miss: {'; '.join(proxy.log.misses)}")
     failures += judge(task.spec.expect, seen)
