@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from django.contrib.auth.models import Group, User
 from django.db import connections
@@ -75,6 +76,13 @@ class RunLooping(RuntimeError):
     """A run still going after the runner's rounds: counted as looping."""
 
 
+def _drop_pool(conn: Any) -> None:
+    """A PostgreSQL pool keeps connecting to the database it was made for: close it."""
+    conn.close()
+    if getattr(conn, "pool", None) is not None:
+        conn.close_pool()
+
+
 @contextmanager
 def suite_isolated(folder: Path) -> Iterator[None]:
     """A fresh, migrated database for the suite's runs, dropped afterwards."""
@@ -87,10 +95,12 @@ def suite_isolated(folder: Path) -> Iterator[None]:
         test["NAME"] = str(folder / f"evaluate-{os.getpid()}.sqlite3")
     else:
         test["NAME"] = f"{old_name}_evaluate_{os.getpid()}"
+    _drop_pool(conn)
     conn.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
     try:
         yield
     finally:
+        _drop_pool(conn)
         conn.creation.destroy_test_db(old_name, verbosity=0)
         test.clear()
         test.update(saved)
