@@ -101,11 +101,13 @@ def suite_run_store(
     started_at: datetime,
     finished_at: datetime,
 ) -> SuiteRun:
-    """Store the suite run and each task's result; the suite's text is kept as last run."""
-    suite, _ = EvalSuite.objects.get_or_create(
-        name=loaded.name,
-        defaults={"text": loaded.text, "source": str(loaded.path or "")},
-    )
+    """Store the suite run and each task's result, and the suite's text as it ran."""
+    if loaded.path is not None:  # from a file: the stored copy follows the file
+        suite, _ = EvalSuite.objects.update_or_create(
+            name=loaded.name, defaults={"text": loaded.text, "source": str(loaded.path)}
+        )
+    else:
+        suite, _ = EvalSuite.objects.get_or_create(name=loaded.name, defaults={"text": loaded.text})
     metrics = summary.metrics
     run = SuiteRun.objects.create(
         suite=suite,

@@ -10,6 +10,7 @@ so production data is never read or written.
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -190,7 +191,10 @@ def _decide(run_id: int, approval: str, reviewer: User) -> bool:
     if item is None:
         return False
     if approval == "approve":
-        review_approve(item_id=item.pk, user=reviewer, reason="golden suite: approve")
+        ticked = range(len(item.checklist or []))  # the suite's reviewer ticks every item
+        review_approve(
+            item_id=item.pk, user=reviewer, checklist=ticked, reason="golden suite: approve"
+        )
     else:
         review_reject(item_id=item.pk, user=reviewer, reason="golden suite: reject")
     return True
@@ -210,6 +214,10 @@ def _drive(run_id: int, approval: str, reviewer: User) -> str:
     raise RunLooping(f"the run did not end within {MAX_ROUNDS} rounds")
 
 
+def _policy(task: ResolvedTask) -> dict[str, str]:
+    return {"PLANNERWEB_APPROVAL_MODE": task.approval_policy} if task.approval_policy else {}
+
+
 def _cassette_path(loaded: LoadedSuite, options: RunOptions, task: str) -> Path:
     base = options.cassettes
     if base is None:
@@ -223,6 +231,7 @@ def task_run(
     task: ResolvedTask,
     options: RunOptions,
     users: tuple[User, User],
+    sandboxes: Path,
     attempt: int = 1,
 ) -> TaskResult:
     """Run one task of the suite end to end and judge it."""
@@ -237,12 +246,11 @@ def task_run(
         except CassetteError as exc:
             failures.append(str(exc))
     tool_faults = ToolFaults(faults)
-    sandbox = options.workdir / "sandbox" / f"{task.spec.name}-{attempt}-{time.time_ns()}"
-    sandbox.mkdir(parents=True, exist_ok=True)
+    sandbox = Path(tempfile.mkdtemp(prefix=f"{task.spec.name}-{attempt}-", dir=sandboxes))
     started = time.monotonic()
     with (
         ModelProxy(mode=options.mode, cassette=cassette, faults=faults) as proxy,
-        override_settings(**proxy.base_urls(), PLANNERWEB_SANDBOX_DIR=sandbox),
+        override_settings(**proxy.base_urls(), **_policy(task), PLANNERWEB_SANDBOX_DIR=sandbox),
         _intercepting(tool_faults),
         _placeholder_keys(options.mode == "replay"),
     ):
@@ -286,12 +294,15 @@ def suite_run(
     users = suite_prepare(loaded)
     results: list[TaskResult] = []
     total = len(loaded.tasks) * options.repeat
-    for attempt in range(1, options.repeat + 1):
-        for task in loaded.tasks:
-            result = task_run(loaded, task, options, users, attempt)
-            results.append(result)
-            if progress is not None:
-                progress(len(results), total, result)
+    options.workdir.mkdir(parents=True, exist_ok=True)
+    # Each task's sandbox folder lives here, removed with everything the tools left.
+    with tempfile.TemporaryDirectory(prefix="sandboxes-", dir=options.workdir) as sandboxes:
+        for attempt in range(1, options.repeat + 1):
+            for task in loaded.tasks:
+                result = task_run(loaded, task, options, users, Path(sandboxes), attempt)
+                results.append(result)
+                if progress is not None:
+                    progress(len(results), total, result)
     return results
 
 

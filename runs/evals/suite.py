@@ -92,6 +92,8 @@ class Defaults(_Strict):
     model: str = ""
     mode: str = "auto"
     approval: Literal["approve", "reject"] = "approve"
+    # When a plan waits for a reviewer (PLANNERWEB_APPROVAL_MODE); "" = the deployment's.
+    approval_policy: Literal["", "always", "sensitive", "low_confidence", "never"] = ""
     max_replans: int = Field(default=1, ge=0, le=20)
 
 
@@ -103,6 +105,7 @@ class TaskSpec(_Strict):
     model: str | None = None
     mode: str | None = None
     approval: Literal["approve", "reject"] | None = None
+    approval_policy: Literal["always", "sensitive", "low_confidence", "never"] | None = None
     max_replans: int | None = Field(default=None, ge=0, le=20)
     plan: str | dict[str, Any] | None = None  # a file (relative to the suite) or the plan itself
     faults: list[FaultSpec] = Field(default_factory=list)
@@ -157,6 +160,7 @@ class ResolvedTask:
     model: str
     mode: str
     approval: str
+    approval_policy: str
     max_replans: int
     plan: dict[str, Any] | None
 
@@ -222,6 +226,7 @@ def _resolve(task: TaskSpec, defaults: Defaults, base: Path | None) -> ResolvedT
         model=task.model if task.model is not None else defaults.model,
         mode=mode,
         approval=task.approval or defaults.approval,
+        approval_policy=task.approval_policy or defaults.approval_policy,
         max_replans=task.max_replans if task.max_replans is not None else defaults.max_replans,
         plan=plan,
     )

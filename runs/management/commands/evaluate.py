@@ -62,6 +62,9 @@ class Command(BaseCommand):
             raise CommandError(f"--faults: {exc}", returncode=2) from exc
         except ValueError as exc:
             raise CommandError(f"--fail-under: {exc} is not a rate", returncode=2) from exc
+        for flag in ("json", "junit"):
+            if options[flag] is not None and not options[flag].parent.is_dir():
+                raise CommandError(f"--{flag}: no folder {options[flag].parent}", returncode=2)
         if not 1 <= options["repeat"] <= 100:
             raise CommandError("--repeat must be between 1 and 100", returncode=2)
         mode = "record" if options["record"] else "replay" if options["replay"] else "live"

@@ -60,6 +60,8 @@ def test_the_demo_suite_passes_offline_with_each_fault_giving_its_stated_outcome
         "planner-server-down": ("escalated", "planner_unavailable", None),
         "planner-refuses": ("escalated", "invalid_planner_output", None),
         "every-call-fails-from-the-third": ("escalated", "rollback_incomplete", None),
+        "migration-approved": ("succeeded", "", []),
+        "release-rejected": ("cancelled", "", []),
     }
     for name, (outcome, cause, injected) in stated.items():
         task = by_name[name]
@@ -144,6 +146,7 @@ def test_command_line_faults_apply_to_every_task(tmp_path: Path) -> None:
         (["demo", "--fail-under", "high"], "--fail-under"),
         (["demo", "--fail-under", "150%"], "--fail-under"),
         (["demo", "--repeat", "0"], "--repeat"),
+        (["demo", "--junit", "/nonexistent/folder/out.xml"], "--junit: no folder"),
     ],
 )
 def test_unusable_input_exits_2_with_the_reason(args: list[str], says: str) -> None:
