@@ -201,7 +201,7 @@ def _decide(run_id: int, approval: str, reviewer: User) -> bool:
 
 
 def _drive(run_id: int, approval: str, reviewer: User) -> str:
-    """Execute the run to its end, deciding approvals; raises RuntimeError if it keeps going."""
+    """Execute the run to its end, deciding approvals; raises RunLooping if it keeps going."""
     for _ in range(MAX_ROUNDS):
         status = Run.objects.values_list("status", flat=True).get(pk=run_id)
         if status in RUN_TERMINAL or status == RunStatus.ESCALATED:
