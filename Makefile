@@ -7,7 +7,7 @@ PORT ?= 8000
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock requirements-dev.lock | cksum | cut -d' ' -f1)
 PG_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: setup run test test-sqlite test-postgres lint typecheck fmt bench clean
+.PHONY: setup run test test-sqlite test-postgres lint typecheck fmt bench evaluate clean
 
 setup: $(STAMP)
 
@@ -44,6 +44,11 @@ typecheck: setup
 fmt: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# The demo golden suite, offline (recorded model answers), in a database of its own.
+evaluate: setup
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py evaluate demo --replay --junit var/evaluate-demo.xml
 
 bench: setup
 	$(BIN)/python bench/engine.py

@@ -228,6 +228,8 @@ PLANNERWEB_OUTPUT_CAP_BYTES = envint("PLANNERWEB_OUTPUT_CAP_BYTES", 64 * 1024)
 # The login page lists the demo accounts (the README's first command turns this on).
 PLANNERWEB_SHOW_DEMO_LOGINS = envbool("PLANNERWEB_SHOW_DEMO_LOGINS", False)
 PLANNERWEB_SANDBOX_DIR = Path(envstr("PLANNERWEB_SANDBOX_DIR", str(VAR_DIR / "sandbox")))
+# Where ``manage.py evaluate NAME`` looks for NAME.yaml (then in the demo's suites).
+PLANNERWEB_EVAL_DIRS = envlist("PLANNERWEB_EVAL_DIRS", ["evals"])
 
 # --- review queue ---------------------------------------------------------------
 # The global approval policy until an admin saves one: always | sensitive | low_confidence | never.

@@ -21,8 +21,20 @@ from django.utils.html import format_html, format_html_join
 
 from reviews.admin_audit import AuditedAdminMixin
 from reviews.audit import config_audit
+from runs.evals.suite import SuiteError, suite_parse
 from runs.evaluation.checks import validate_checks
-from runs.models import TOOL_FIELDS, Plan, Run, Step, Task, Tool, TranscriptEvent
+from runs.models import (
+    TOOL_FIELDS,
+    EvalSuite,
+    Plan,
+    Run,
+    Step,
+    SuiteRun,
+    SuiteTaskResult,
+    Task,
+    Tool,
+    TranscriptEvent,
+)
 from runs.permissions import is_admin
 from runs.textdata import TextDataError, parse_json, unstorable
 from runs.tools.locks import locks_problems
@@ -294,3 +306,50 @@ class TranscriptEventAdmin(ReadOnlyAdmin):
     list_select_related = ("run",)
     # Counting a long transcript table on every page is slow and tells nobody anything.
     show_full_result_count = False
+
+
+# --------------------------------------------------------------------------- evaluation
+class EvalSuiteForm(forms.ModelForm):
+    class Meta:
+        model = EvalSuite
+        fields = ("name", "text", "source")
+        help_texts = {"text": "The suite's YAML (see docs/evaluation.md); checked when saved."}
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        text = data.get("text")
+        if text:
+            try:
+                # The registry's tools stand in for a tools file here: only the format is checked.
+                loaded = suite_parse(text, tools_text="")
+            except SuiteError as exc:
+                raise ValidationError({"text": list(exc.problems)}) from None
+            if data.get("name") and loaded.name != data["name"]:
+                raise ValidationError({"text": "The suite's name: must be the same as Name."})
+        return data
+
+
+@admin.register(EvalSuite)
+class EvalSuiteAdmin(StaffAdmin):
+    form = EvalSuiteForm
+    list_display = ("name", "source", "updated_at")
+    search_fields = ("name",)
+
+
+class SuiteTaskResultInline(admin.TabularInline):
+    model = SuiteTaskResult
+    fields = ("name", "attempt", "planner", "passed", "outcome", "cause", "steps", "tokens", "cost")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(SuiteRun)
+class SuiteRunAdmin(ReadOnlyAdmin):
+    list_display = ("suite_name", "started_at", "mode", "provider", "passed", "tasks", "ok")
+    list_filter = ("suite_name", "mode", "ok")
+    readonly_fields = [f.name for f in SuiteRun._meta.fields]
+    inlines = [SuiteTaskResultInline]

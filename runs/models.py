@@ -438,3 +438,67 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class EvalSuite(models.Model):
+    """A golden suite (``runs.evals.suite``): its YAML, imported from a file or edited in the admin."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    text = models.TextField()
+    source = models.CharField(max_length=500, blank=True)  # the file it was imported from
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SuiteRun(models.Model):
+    """One ``manage.py evaluate``: its pass rate, metrics and tolerance-band breaches."""
+
+    suite = models.ForeignKey(
+        EvalSuite, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    suite_name = models.CharField(max_length=100)
+    provider = models.CharField(max_length=30, blank=True)  # "" = each task's own planner
+    model = models.CharField(max_length=100, blank=True)
+    mode = models.CharField(max_length=10)  # live | record | replay
+    repeat = models.PositiveSmallIntegerField(default=1)
+    tasks = models.PositiveIntegerField(default=0)
+    passed = models.PositiveIntegerField(default=0)
+    pass_rate = models.FloatField(default=0.0)
+    metrics = models.JSONField(default=dict, blank=True)
+    breaches = models.JSONField(default=list, blank=True)
+    ok = models.BooleanField(default=False)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["suite_name", "started_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.suite_name} {self.started_at:%Y-%m-%d %H:%M} {self.pass_rate:.0%}"
+
+
+class SuiteTaskResult(models.Model):
+    """One task of a suite run (one attempt of it with ``--repeat``)."""
+
+    suite_run = models.ForeignKey(SuiteRun, on_delete=models.CASCADE, related_name="results")
+    name = models.CharField(max_length=100)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    planner = models.CharField(max_length=30, blank=True)
+    passed = models.BooleanField(default=False)
+    outcome = models.CharField(max_length=20)
+    cause = models.CharField(max_length=40, blank=True)
+    failures = models.JSONField(default=list, blank=True)
+    faults = models.JSONField(default=list, blank=True)
+    steps = models.PositiveIntegerField(default=0)
+    tokens = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    latency_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["suite_run", "attempt", "id"]

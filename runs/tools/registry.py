@@ -6,7 +6,7 @@ the Tool rows, disabled ones included: callers decide what "disabled" means).
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from types import ModuleType
 from typing import Any
 
@@ -23,6 +23,11 @@ KINDS: dict[str, ModuleType] = {
     "llm": llm,
     "agent": agent,
 }
+
+# Fault injection for evaluations (runs.evals.faults): when set, asked first on every call;
+# a coroutine it returns stands in for the tool's. Empty in normal operation.
+Interceptor = Callable[[ToolSpec, dict[str, Any]], Coroutine[Any, Any, Any] | None]
+INTERCEPTORS: list[Interceptor] = []
 
 
 def get_kind(kind: str) -> ModuleType:
@@ -43,6 +48,9 @@ def invoke_tool(
     not a coroutine of its own: every await of a step's tool passes one frame fewer.
     An unknown kind raises here.
     """
+    for intercept in INTERCEPTORS:
+        if (injected := intercept(spec, params)) is not None:
+            return injected
     return get_kind(spec.kind).invoke(spec, params, idempotency_key)
 
 

@@ -1,0 +1,165 @@
+"""``manage.py evaluate``: the demo suite offline, failures and bands in the exit code, the reports."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from runs.models import Run, SuiteRun, SuiteTaskResult
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHECK_PLAN = """
+    plan:
+      goal: Check the database
+      steps:
+        - {id: schema, action: noop}
+        - {id: verify, action: echo, params: {text: healthy}, depends_on: [schema]}
+"""
+
+
+@pytest.fixture(autouse=True)
+def quick(settings: Any) -> None:
+    settings.PLANNERWEB_RETRY_BACKOFF_SECONDS = 0.01
+
+
+def evaluate(*args: str) -> int:
+    try:
+        call_command("evaluate", *args)
+    except CommandError as exc:
+        return exc.returncode
+    return 0
+
+
+def write_suite(folder: Path, body: str, bands: str = "") -> Path:
+    path = folder / "small.yaml"
+    path.write_text(f"name: small\n{bands}tasks:\n{body}")
+    return path
+
+
+def test_the_demo_suite_passes_offline_with_each_fault_giving_its_stated_outcome(
+    tmp_path: Path,
+) -> None:
+    junit, report = tmp_path / "demo.xml", tmp_path / "demo.json"
+    code = evaluate("demo", "--replay", "--in-place", "--junit", str(junit), "--json", str(report))
+    data = json.loads(report.read_text())
+    failures = {t["name"]: t["failures"] for t in data["tasks"] if not t["passed"]}
+    assert (code, failures) == (0, {})
+    by_name = {t["name"]: t for t in data["tasks"]}
+    stated = {
+        "schema-read-flakes-once": ("succeeded", "", ["fail at tool call 1 (read_schema)"]),
+        "schema-read-times-out-once": ("succeeded", "", ["timeout at tool call 1 (read_schema)"]),
+        "malformed-tool-output": ("failed", "", ["malformed at tool call 1 (run_tests)"]),
+        "planned-after-a-rate-limit": ("succeeded", "", ["429 at model call 1"]),
+        "planned-after-malformed-json": ("succeeded", "", ["malformed at model call 1"]),
+        "planner-server-down": ("escalated", "planner_unavailable", None),
+        "planner-refuses": ("escalated", "invalid_planner_output", None),
+        "every-call-fails-from-the-third": ("escalated", "rollback_incomplete", None),
+        "migration-approved": ("succeeded", "", []),
+        "release-rejected": ("cancelled", "", []),
+    }
+    for name, (outcome, cause, injected) in stated.items():
+        task = by_name[name]
+        assert (task["outcome"], task["cause"]) == (outcome, cause), name
+        if injected is not None:
+            assert task["injected"] == injected, name
+        assert task["network_calls"] == 0
+    # Bounded: a model down for good is asked a few times (SDK retries, planning attempts).
+    assert by_name["planner-server-down"]["tokens"] == 0
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures")) == (str(len(data["tasks"])), "0")
+    assert len(suite.findall("testcase")) == len(data["tasks"])
+    stored = SuiteRun.objects.get()
+    assert (stored.suite_name, stored.mode, stored.ok, stored.pass_rate) == (
+        "demo",
+        "replay",
+        True,
+        1.0,
+    )
+    assert stored.metrics["escalations_by_cause"]["planner_unavailable"] == 1
+    assert SuiteTaskResult.objects.filter(suite_run=stored).count() == len(data["tasks"])
+
+
+def test_a_failed_task_sets_the_exit_code_and_is_a_junit_failure(tmp_path: Path) -> None:
+    body = (
+        f"  - name: healthy\n    text: Check the database\n{CHECK_PLAN}"
+        "    expect: {outcome: succeeded, tools: {order: [noop, echo]}}\n"
+        f"  - name: wrong\n    text: Check the database, wrongly\n{CHECK_PLAN}"
+        "    expect: {outcome: failed, tools: {exclude: [echo]}}\n"
+    )
+    suite = write_suite(tmp_path, body)
+    junit = tmp_path / "out.xml"
+    assert evaluate(str(suite), "--in-place", "--junit", str(junit)) == 1
+    cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
+    assert cases["healthy"].find("failure") is None
+    failure = cases["wrong"].find("failure")
+    assert failure is not None
+    assert "ended succeeded, expected failed" in (failure.text or "")
+    assert "tools ran that must not: echo" in (failure.text or "")
+    # Half the tasks passing is enough under --fail-under 50%...
+    assert evaluate(str(suite), "--in-place", "--fail-under", "50%") == 0
+    # ...but not under 0.75, and never when a band is breached.
+    assert evaluate(str(suite), "--in-place", "--fail-under", "0.75") == 1
+    banded = write_suite(tmp_path, body, bands="bands: {max_steps_per_task: 1}\n")
+    report = tmp_path / "banded.json"
+    assert evaluate(str(banded), "--in-place", "--fail-under", "0.5", "--json", str(report)) == 1
+    assert json.loads(report.read_text())["breaches"] == ["steps per task 2.0 is over 1.0"]
+    assert [r.ok for r in SuiteRun.objects.order_by("pk")] == [False, True, False, False]
+
+
+def test_repeat_runs_each_task_again(tmp_path: Path) -> None:
+    body = f"  - name: healthy\n    text: Check the database\n{CHECK_PLAN}    expect: {{outcome: succeeded}}\n"
+    report = tmp_path / "r.json"
+    assert (
+        evaluate(
+            str(write_suite(tmp_path, body)), "--in-place", "--repeat", "2", "--json", str(report)
+        )
+        == 0
+    )
+    assert [(t["name"], t["attempt"]) for t in json.loads(report.read_text())["tasks"]] == [
+        ("healthy", 1),
+        ("healthy", 2),
+    ]
+
+
+def test_command_line_faults_apply_to_every_task(tmp_path: Path) -> None:
+    body = f"  - name: healthy\n    text: Check the database\n{CHECK_PLAN}    expect: {{outcome: succeeded}}\n"
+    report = tmp_path / "f.json"
+    suite = str(write_suite(tmp_path, body))
+    assert evaluate(suite, "--in-place", "--faults", "tool:malformed@2", "--json", str(report)) == 1
+    task = json.loads(report.read_text())["tasks"][0]
+    assert task["outcome"] == "failed"
+    assert task["injected"] == ["malformed at tool call 2 (echo)"]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["nope"], "no suite named 'nope'"),
+        (["demo", "--faults", "tool:melt@1"], "--faults"),
+        (["demo", "--fail-under", "high"], "--fail-under"),
+        (["demo", "--fail-under", "150%"], "--fail-under"),
+        (["demo", "--repeat", "0"], "--repeat"),
+        (["demo", "--junit", "/nonexistent/folder/out.xml"], "--junit: no folder"),
+    ],
+)
+def test_unusable_input_exits_2_with_the_reason(args: list[str], says: str) -> None:
+    with pytest.raises(CommandError) as caught:
+        call_command("evaluate", *args)
+    assert caught.value.returncode == 2
+    assert says in str(caught.value)
+    assert not SuiteRun.objects.exists()
+
+
+def test_by_default_the_suite_runs_in_a_database_of_its_own(tmp_path: Path) -> None:
+    body = f"  - name: healthy\n    text: Check the database\n{CHECK_PLAN}    expect: {{outcome: succeeded}}\n"
+    before = Run.objects.count()
+    assert evaluate(str(write_suite(tmp_path, body))) == 0
+    assert Run.objects.count() == before  # nothing of the suite's runs is here
+    assert SuiteRun.objects.get().passed == 1  # its metrics are
