@@ -189,6 +189,17 @@ class RunRetried(_Event):
         return text + (f"; carried over {carried}" if carried else "")
 
 
+class PlaybookSaved(_Event):
+    """An operator or reviewer kept this run's plan as a playbook the offline planner reuses."""
+
+    kind: Literal["playbook.saved"] = "playbook.saved"
+    name: str
+    by: str | None = None
+
+    def describe(self) -> str:
+        return f"plan saved as playbook {self.name} by {self.by or 'the system'}"
+
+
 class RunRequeued(_Event):
     """A run found without a live worker (lease expired, or its task lost) was queued again."""
 
@@ -411,6 +422,7 @@ TranscriptPayload = Annotated[
     | StepLockAcquired
     | RunRequeued
     | RunRetried
+    | PlaybookSaved
     | ReviewOpened
     | ReviewAssigned
     | ReviewApprovalAdded

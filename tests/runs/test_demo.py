@@ -38,6 +38,7 @@ DEMO_TOOLS = {
     "noop",
     "sleep",
     "echo",
+    "current_time",
     "fail",
 }
 
@@ -93,7 +94,7 @@ def test_seed_demo_runs_twice_and_creates_the_users_tools_and_sandbox(
     second = seed()
     assert "users: 3 created, 0 left as they were" in first
     assert "users: 0 created, 3 left as they were" in second
-    assert "tools: 0 created, 13 left as they were" in second
+    assert "tools: 0 created, 14 left as they were" in second
     assert "operator / operator" in second
     assert set(Tool.objects.values_list("name", flat=True)) == DEMO_TOOLS
     assert User.objects.count() == 3
