@@ -2,7 +2,7 @@ from django.urls import path
 
 from runs import views
 from runs.views import tokens as tokens_views
-from runs.views.playbooks import run_save_playbook
+from runs.views.playbooks import run_forecast_fragment, run_save_playbook
 
 app_name = "runs"
 
@@ -17,6 +17,7 @@ urlpatterns = [
     path("runs/<int:run_id>/cancel/", views.run_cancel, name="cancel"),
     path("runs/<int:run_id>/retry/", views.run_retry, name="retry"),
     path("runs/<int:run_id>/playbook/", run_save_playbook, name="save_playbook"),
+    path("runs/<int:run_id>/forecast/", run_forecast_fragment, name="forecast"),
     path("tools/", views.tool_list, name="tools"),
     path("tokens/", tokens_views.token_page, name="tokens"),
     path("tokens/<int:token_id>/revoke/", tokens_views.token_revoke, name="token_revoke"),

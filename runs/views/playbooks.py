@@ -1,13 +1,14 @@
-"""The run page's "Save as playbook" form: keep a succeeded run's plan for the offline planner."""
+"""The run page's planning parts: "Save as playbook", and its forecast against the actual."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect
-from django.views.decorators.http import require_POST
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
 
 from runs.lifecycle.errors import RunError
+from runs.lifecycle.planning_forecast import run_forecast
 from runs.lifecycle.playbooks import PlaybookNameError, playbook_save_from_run
 from runs.models import Run
 from runs.permissions import can_view_runs, role_required
@@ -35,3 +36,13 @@ def run_save_playbook(request: HttpRequest, run_id: int) -> HttpResponse:
         f"Saved as playbook {playbook.name}: the offline planner reuses it for similar tasks.",
     )
     return redirect("runs:detail", run_id=run_id)
+
+
+@require_GET
+@role_required(can_view_runs)
+def run_forecast_fragment(request: HttpRequest, run_id: int) -> HttpResponse:
+    """The forecast block, loaded after the page (it reads the step history of every tool)."""
+    run = Run.objects.select_related("current_plan").filter(pk=run_id).first()
+    if run is None:
+        raise Http404("No such run.")
+    return render(request, "runs/_forecast.html", {"forecast": run_forecast(run)})
