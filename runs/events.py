@@ -339,6 +339,9 @@ class PlannerDecision(_Event):
     totals: dict[str, Any] = Field(default_factory=dict)
     # Parameters filled from the task's values: parameter, task_value, replaced, before, after.
     substitutions: list[dict[str, str]] = Field(default_factory=list)
+    # A model planner reused an approved plan: from which case, and the model tokens saved.
+    reused_from: str = ""
+    saved_tokens: int = 0
 
     def describe(self) -> str:
         outcome = "produced a plan" if self.ok else "gave up"

@@ -350,6 +350,8 @@ def plan_store(
                     detail=outcome.reason,
                     totals=totals.as_dict() if totals.calls else {},
                     substitutions=outcome.substitutions if ok else [],
+                    reused_from=outcome.reused_from if ok else "",
+                    saved_tokens=outcome.saved_tokens if ok else 0,
                 ),
             )
         ],

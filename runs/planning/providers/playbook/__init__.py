@@ -78,7 +78,7 @@ def plan_from_playbook(
             reason=NO_MATCH + closest,
             failure=NO_MATCH_FAILURE,
         )
-    return _reuse(context, choice, text, tools=tools)
+    return adapt_case(context, choice, text, tools=tools)
 
 
 def _direct_call(
@@ -124,9 +124,10 @@ def _direct_call(
     )
 
 
-def _reuse(
+def adapt_case(
     context: PlanningContext, choice: Choice, text: str, *, tools: Mapping[str, ToolSpec]
 ) -> PlanOutcome:
+    """The chosen stored plan with the task's values swapped in, validated, with a confidence."""
     assert choice.hit is not None
     case = choice.case
     similarity = choice.hit.similarity
