@@ -103,3 +103,18 @@ def test_current_time_answers_in_a_zone_and_refuses_an_unknown_one() -> None:
     assert current_time("Europe/Paris")["timezone"] == "Europe/Paris"
     with pytest.raises(ToolError, match="unknown time zone 'Mars/Base'"):
         current_time("Mars/Base")
+
+
+def test_the_seed_migration_task_plans_the_migration_playbook_end_to_end(demo: None) -> None:
+    outcome = plan_task(
+        context_for(task="Migrate our database to the new schema"),
+        PlannerOptions(planner="playbook"),
+    )
+    assert outcome.ok, outcome.reason
+    assert outcome.planner == "playbook:demo-migration"
+    assert outcome.mode == "upfront"
+    assert [s["action"] for s in outcome.document["steps"]][:3] == [
+        "read_schema",
+        "backup_database",
+        "run_migration",
+    ]
