@@ -286,8 +286,12 @@ PLANNERWEB_PLANNER_CHAIN = envjson(
     [{"provider": "openai", "model": "gpt-4.1-mini"}, {"provider": "openai", "model": "gpt-4.1"}],
 )
 PLANNERWEB_ENSEMBLE_MIN_CONFIDENCE = envfloat("PLANNERWEB_ENSEMBLE_MIN_CONFIDENCE", 0.6)
-# Playbook planner: the lowest text similarity (0..1) that counts as a match.
-PLANNERWEB_PLAYBOOK_MIN_SIMILARITY = envfloat("PLANNERWEB_PLAYBOOK_MIN_SIMILARITY", 0.35)
+# Playbook planner: the lowest BM25 similarity (0..1, the share of the task's words a stored
+# plan or tool holds, by weight) that counts as a match; bench/matching.py shows the trade-off.
+PLANNERWEB_PLAYBOOK_MIN_SIMILARITY = envfloat("PLANNERWEB_PLAYBOOK_MIN_SIMILARITY", 0.5)
+# Model planners first look for an approved plan of a near-identical task (the same matching)
+# and reuse it at or above this similarity, without a model call; 0 turns reuse off.
+PLANNERWEB_PLAN_REUSE_MIN_SIMILARITY = envfloat("PLANNERWEB_PLAN_REUSE_MIN_SIMILARITY", 0.9)
 # US dollars per million tokens, by model: {"model": {"input": x, "output": y}}.
 PLANNERWEB_LLM_PRICES = envjson(
     "PLANNERWEB_LLM_PRICES",

@@ -31,6 +31,7 @@ from reviews.statemachine import PlanInvalid, ReviewError, UnsavedEdit
 from runs.execution.budgets import budgets_for
 from runs.graph import plan_layout
 from runs.lifecycle import escalations
+from runs.lifecycle.planning_forecast import plan_forecast_for
 from runs.lifecycle.reviews import review_approve, review_edit, review_reject
 from runs.models import Step
 from runs.permissions import AuthenticatedHttpRequest, is_reviewer, role_required
@@ -151,6 +152,9 @@ def _render_item(
             "audit": selectors.audit_entries(AuditFilters(item=item.pk)),
             "context_json": json.dumps(item.context, indent=2, ensure_ascii=False, default=str),
             "is_overdue": item.is_open and item.due_at is not None and item.due_at < timezone.now(),
+            "forecast": plan_forecast_for(item.plan)
+            if item.kind == ReviewKind.PLAN_APPROVAL
+            else None,
         },
         status=status,
     )

@@ -189,6 +189,17 @@ class RunRetried(_Event):
         return text + (f"; carried over {carried}" if carried else "")
 
 
+class PlaybookSaved(_Event):
+    """An operator or reviewer kept this run's plan as a playbook the offline planner reuses."""
+
+    kind: Literal["playbook.saved"] = "playbook.saved"
+    name: str
+    by: str | None = None
+
+    def describe(self) -> str:
+        return f"plan saved as playbook {self.name} by {self.by or 'the system'}"
+
+
 class RunRequeued(_Event):
     """A run found without a live worker (lease expired, or its task lost) was queued again."""
 
@@ -330,6 +341,9 @@ class PlannerDecision(_Event):
     totals: dict[str, Any] = Field(default_factory=dict)
     # Parameters filled from the task's values: parameter, task_value, replaced, before, after.
     substitutions: list[dict[str, str]] = Field(default_factory=list)
+    # A model planner reused an approved plan: from which case, and the model tokens saved.
+    reused_from: str = ""
+    saved_tokens: int = 0
 
     def describe(self) -> str:
         outcome = "produced a plan" if self.ok else "gave up"
@@ -431,6 +445,7 @@ TranscriptPayload = Annotated[
     | StepLockAcquired
     | RunRequeued
     | RunRetried
+    | PlaybookSaved
     | ReviewOpened
     | ReviewAssigned
     | ReviewApprovalAdded

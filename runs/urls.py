@@ -3,6 +3,7 @@ from django.urls import path
 from runs import views
 from runs.views import evaluations as evaluation_views
 from runs.views import tokens as tokens_views
+from runs.views.playbooks import run_forecast_fragment, run_save_playbook
 
 app_name = "runs"
 
@@ -18,6 +19,8 @@ urlpatterns = [
     path("runs/<int:run_id>/retry/", views.run_retry, name="retry"),
     path("runs/<int:run_id>/golden/", evaluation_views.run_save_golden, name="save_golden"),
     path("evaluations/", evaluation_views.evaluation_list, name="evaluations"),
+    path("runs/<int:run_id>/playbook/", run_save_playbook, name="save_playbook"),
+    path("runs/<int:run_id>/forecast/", run_forecast_fragment, name="forecast"),
     path("tools/", views.tool_list, name="tools"),
     path("tokens/", tokens_views.token_page, name="tokens"),
     path("tokens/<int:token_id>/revoke/", tokens_views.token_revoke, name="token_revoke"),

@@ -23,6 +23,7 @@ from runs.api.schemas.runs import (
     MAX_EVENTS_PAGE,
     CancelIn,
     EventPageOut,
+    ForecastOut,
     PlanOut,
     ResumeIn,
     RetryIn,
@@ -34,6 +35,7 @@ from runs.api.schemas.runs import (
 from runs.lifecycle import cancel
 from runs.lifecycle.errors import RunError
 from runs.lifecycle.escalations import review_resolve_escalation
+from runs.lifecycle.planning_forecast import run_forecast as forecast_of
 from runs.lifecycle.retries import run_retry as retry
 from runs.models import Plan, Run, Step
 from runs.permissions import can_view_runs, is_operator, is_reviewer
@@ -246,6 +248,22 @@ def run_retry(request: HttpRequest, payload: RetryIn, run_id: int = RunId) -> St
     except RunError as exc:
         raise ApiError(409, "not_retryable", str(exc)) from exc
     return Status(201, get_run(new.pk, detail_runs()))
+
+
+@runs_router.get(
+    "/{run_id}/forecast",
+    response={200: ForecastOut, **ERRORS},
+    summary="Expected duration and cost of the run's plan, and the actual once it ran",
+)
+def run_forecast(request: HttpRequest, run_id: int = RunId) -> dict[str, Any]:
+    """As of the run's start (history before it), so the figure after the run is the one before."""
+    run = Run.objects.select_related("current_plan").filter(pk=run_id).first()
+    if run is None:
+        raise ApiError(404, "not_found", f"There is no run {run_id}.")
+    found = forecast_of(run)
+    if found is None:
+        raise ApiError(409, "no_plan", f"Run {run_id} has no plan yet.")
+    return found.as_dict()
 
 
 def _exists(run_id: int) -> None:

@@ -39,7 +39,7 @@ from runs.lifecycle.escalations import escalation_for_planning
 from runs.lifecycle.leases import lease_token, worker_identity
 from runs.lifecycle.submit import plan_create, task_text_store
 from runs.models import Plan, Run, RunStatus, Task, TranscriptEvent
-from runs.planning.accounting import record_calls, run_llm_totals
+from runs.planning.accounting import LlmTotals, record_calls, run_llm_totals
 from runs.planning.attempts import CALL_SINK, CallRecord, PlanOutcome
 from runs.planning.iterative import step_event
 from runs.planning.options import default_options, task_options
@@ -301,6 +301,21 @@ def holding_lease(*, run_id: int, fence: str, work: Callable[[], T]) -> T:
         pool.shutdown(wait=False)
 
 
+def _decision(outcome: PlanOutcome, ok: bool, totals: LlmTotals) -> PlannerDecision:
+    """The ``planner.decision`` event: who planned, how sure, what it reused or substituted."""
+    return PlannerDecision(
+        planner=outcome.planner,
+        mode=outcome.mode,
+        ok=ok,
+        confidence=outcome.confidence,
+        detail=outcome.reason,
+        totals=totals.as_dict() if totals.calls else {},
+        substitutions=outcome.substitutions if ok else [],
+        reused_from=outcome.reused_from if ok else "",
+        saved_tokens=outcome.saved_tokens if ok else 0,
+    )
+
+
 @transaction.atomic
 def plan_store(
     *,
@@ -336,24 +351,7 @@ def plan_store(
         append_events(run_id, [step_event(outcome, number=1, plan=plan if ok else None)])
         if outcome.stop and plan is None:
             outcome.reason = f"the planner stopped before taking any step: {outcome.reason}"
-    totals = run_llm_totals(run_id)
-    append_events(
-        run_id,
-        [
-            NewEvent(
-                PLANNER,
-                PlannerDecision(
-                    planner=outcome.planner,
-                    mode=outcome.mode,
-                    ok=ok,
-                    confidence=outcome.confidence,
-                    detail=outcome.reason,
-                    totals=totals.as_dict() if totals.calls else {},
-                    substitutions=outcome.substitutions if ok else [],
-                ),
-            )
-        ],
-    )
+    append_events(run_id, [NewEvent(PLANNER, _decision(outcome, ok, run_llm_totals(run_id)))])
     if ok:
         assert plan is not None
         run_transition(

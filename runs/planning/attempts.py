@@ -67,6 +67,10 @@ class PlanOutcome:
     # Iterative mode: the model's answer (runs.planning.iterative.NextStep) and its stop flag.
     step: dict[str, Any] | None = None
     stop: bool = False
+    # A model planner that reused an approved plan instead of calling the model: the case
+    # ("run:12", "playbook:deploy") and the tokens the model would have used (an estimate).
+    reused_from: str = ""
+    saved_tokens: int = 0
 
 
 def plan_confidence(validated: ValidatedPlan | None) -> float | None:

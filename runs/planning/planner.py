@@ -37,6 +37,7 @@ from runs.planning.providers import get_provider
 from runs.planning.providers.base import Provider, ProviderError
 from runs.planning.providers.playbook import plan_from_playbook
 from runs.planning.providers.playbook.fallback import replan_with_fallbacks
+from runs.planning.reuse import reuse_plan
 from runs.planning.schema import plan_json_schema
 from runs.tools.base import ToolSpec
 from runs.tools.registry import load_tool_specs
@@ -134,6 +135,9 @@ def plan_task(
         if context.replan is not None:  # offline: the failed steps' declared fallbacks
             return replan_with_fallbacks(context, tools=tools, kept=kept or [])
         return plan_from_playbook(context, tools=tools)
+    reused = reuse_plan(context, tools=tools) if purpose == "plan" and kept is None else None
+    if reused is not None:  # an approved plan for a near-identical task: no model call
+        return reused
     members = chain_members(options) if options.planner == "chain" else [options]
     if not members:
         return PlanOutcome(

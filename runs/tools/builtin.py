@@ -6,7 +6,9 @@ Use them as ``{"callable": "runs.tools.builtin.<name>"}``.
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any, NoReturn
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from runs.tools.base import ToolError
 
@@ -30,3 +32,20 @@ def echo(**params: Any) -> dict[str, Any]:
 def fail(message: str = "failed on purpose", **params: Any) -> NoReturn:
     """Always fail: exercises retries, rollback and escalation."""
     raise ToolError(message)
+
+
+def current_time(timezone: str = "UTC", **params: Any) -> dict[str, Any]:
+    """The time now in an IANA zone: the tool that answers "What time is it?" in one call."""
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ToolError(
+            f"unknown time zone {timezone!r}: use an IANA name like Europe/Paris"
+        ) from exc
+    now = datetime.now(zone)
+    return {
+        "time": now.strftime("%H:%M:%S"),
+        "date": now.date().isoformat(),
+        "timezone": timezone,
+        "iso": now.isoformat(),
+    }

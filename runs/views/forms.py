@@ -10,6 +10,7 @@ from django.conf import settings
 from runs.execution.budgets import BUDGET_FIELDS
 from runs.planning.options import MODES, PLANNERS, PlannerOptionsError, default_options
 from runs.planning.schema import PlanSyntaxError, goal_title, parse_plan_text
+from runs.planning.words import steps_in_words
 
 
 class BudgetFields(forms.Form):
@@ -96,6 +97,12 @@ class NewRunForm(BudgetFields):
 
     def clean_plan(self) -> str:
         text: str = self.cleaned_data["plan"]
+        if steps_in_words(text) is not None:
+            raise forms.ValidationError(
+                "These are steps in words, not a plan: the check maps each to a tool and "
+                "proposes the plan to run.",
+                code="steps_in_words",
+            )
         try:
             self.document = parse_plan_text(text)
         except PlanSyntaxError as exc:

@@ -13,6 +13,7 @@ from runs.lifecycle.submit import run_submit_plan
 from runs.permissions import AuthenticatedHttpRequest, is_operator, role_required
 from runs.planning.options import PlannerOptionsError
 from runs.planning.validation import ValidatedPlan, validate_with_registry
+from runs.planning.words import map_text, plan_text
 from runs.views.forms import NewRunForm, NewTaskForm
 
 
@@ -98,7 +99,12 @@ def run_new_check(request: HttpRequest) -> HttpResponse:
     """Check the plan text without running anything; renders its problems (or its step count)."""
     text = request.POST.get("plan", "")
     context: dict[str, object] = {"empty": not text.strip()}
-    if text.strip():
+    words = map_text(text) if text.strip() else None
+    if words is not None:  # a list of steps in words: propose a plan to confirm
+        context["words"] = words
+        if words.document is not None:
+            context["words_plan"] = plan_text(words.document)
+    elif text.strip():
         form = NewRunForm({"plan": text, "title": "check"})
         if not form.is_valid() and "plan" in form.errors:
             context["syntax"] = form.errors["plan"]

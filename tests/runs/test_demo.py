@@ -38,6 +38,7 @@ DEMO_TOOLS = {
     "noop",
     "sleep",
     "echo",
+    "current_time",
     "fail",
     "assess_migration",
     "draft_note",
@@ -96,7 +97,7 @@ def test_seed_demo_runs_twice_and_creates_the_users_tools_and_sandbox(
     second = seed()
     assert "users: 3 created, 0 left as they were" in first
     assert "users: 0 created, 3 left as they were" in second
-    assert "tools: 0 created, 16 left as they were" in second
+    assert "tools: 0 created, 17 left as they were" in second
     assert "operator / operator" in second
     assert set(Tool.objects.values_list("name", flat=True)) == DEMO_TOOLS
     assert User.objects.count() == 3

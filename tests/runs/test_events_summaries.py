@@ -22,6 +22,7 @@ from runs.events import (
     PlannerCall,
     PlannerDecision,
     PlannerStep,
+    PlaybookSaved,
     ReviewApprovalAdded,
     ReviewAssigned,
     ReviewDecided,
@@ -77,6 +78,7 @@ SAMPLES = {
     ),
     StepLockAcquired: StepLockAcquired(step_id=1, step="b", locks=["env:production", TRICKY]),
     RunRequeued: RunRequeued(reason=TRICKY),
+    PlaybookSaved: PlaybookSaved(name="deploy-v2", by=TRICKY),
     RunRetried: RunRetried(of_run=3, step="b", carried_over=["a", "c"], by="olivia", new_run=9),
     ReviewOpened: ReviewOpened(
         item_id=4,

@@ -299,3 +299,15 @@ class ResumeIn(DecisionIn, BudgetsIn):
         pattern=r"^[0-9a-f]{64}$",
         description="That version's `plan_hash`; a different one is 409 `stale_plan`.",
     )
+
+
+class ForecastOut(Schema):
+    plan_version: int
+    median_seconds: float = Field(description="Critical path over each tool's median duration.")
+    p90_seconds: float = Field(description="The same over each tool's p90 (a safe bound).")
+    critical_path: list[str] = Field(description="Step keys along the median critical path.")
+    without_history: list[str] = Field(description="Tools with no past step (counted as 0 s).")
+    samples: int
+    expected_cost: str | None = Field(description="US dollars; null with no priced model call.")
+    spent_cost: str | None
+    actual_seconds: float | None = Field(description="How long it ran, once it finished.")

@@ -1,12 +1,6 @@
-"""Text similarity and parameter substitution for the playbook planner (stdlib only).
+"""Stored plans as cases, and parameter substitution for the playbook planner.
 
-Similarity is the cosine of word-count vectors: order-insensitive, cheap, and
-robust to the small rewordings operators make ("release 3.1 to staging" vs
-"deploy release 3.1 on staging"), unlike an edit distance. Before counting,
-stop words are dropped and concrete values (versions, file names,
-``table.column``, ``#channels``, quoted text) become their type (``<version>``),
-so "Release 2.4.0" and "Release 3.1.0" count as the same request.
-
+Which case fits a task is ranked in ``choice`` (BM25, ``runs.planning.retrieval``).
 Substitution pairs the stored task's values with the new task's values of the
 same type, in order of appearance, and rewrites them everywhere in the plan.
 """
@@ -14,57 +8,11 @@ same type, in order of appearance, and rewrites them everywhere in the plan.
 from __future__ import annotations
 
 import json
-import math
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-_VALUE = re.compile(
-    r"""(?P<quoted>"[^"\n]{1,200}"|'[^'\n]{1,200}')
-      | (?P<version>(?<![\w.])v?\d+\.\d+(?:\.\d+)*(?:-[0-9A-Za-z.]+)?(?![\w.]))
-      | (?P<file>(?<![\w/.-])[\w-]+(?:/[\w.-]+)*\.(?:db|sqlite3?|sql|json|ya?ml|csv|txt|log|tar|gz|zip)\b)
-      | (?P<column>(?<![\w.])[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*(?![\w.]))
-      | (?P<channel>(?<![\w#])\#[\w-]+)""",
-    re.VERBOSE,
-)
-_WORD = re.compile(r"[a-z0-9_]+|<[a-z]+>")
-_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "the",
-        "of",
-        "to",
-        "in",
-        "on",
-        "for",
-        "with",
-        "by",
-        "it",
-        "its",
-        "is",
-        "be",
-        "then",
-        "this",
-        "that",
-        "into",
-        "from",
-        "at",
-        "as",
-        "please",
-        "do",
-        "make",
-        "our",
-        "my",
-        "me",
-        "we",
-        "us",
-        "all",
-        "any",
-    ]
-)
+from runs.planning.retrieval.text import VALUE
 
 
 @dataclass(frozen=True)
@@ -72,12 +20,6 @@ class Case:
     name: str
     text: str
     document: Any
-
-
-@dataclass(frozen=True)
-class Match:
-    case: Case
-    similarity: float
 
 
 @dataclass(frozen=True)
@@ -110,36 +52,13 @@ class SubstitutionReport:
 def values(text: str) -> list[tuple[str, str]]:
     """The concrete values in ``text`` as (type, value), in order, without repeats."""
     seen: dict[tuple[str, str], None] = {}
-    for m in _VALUE.finditer(text):
+    for m in VALUE.finditer(text):
         kind = m.lastgroup or ""
         value = m.group(kind)
         if kind == "quoted":
             value = value[1:-1]
         seen.setdefault((kind, value), None)
     return list(seen)
-
-
-def tokens(text: str) -> Counter[str]:
-    typed = _VALUE.sub(lambda m: f" <{m.lastgroup}> ", text)
-    return Counter(w for w in _WORD.findall(typed.lower()) if w not in _STOP)
-
-
-def similarity(a: str, b: str) -> float:
-    """Cosine similarity of the two texts' word counts, 0..1."""
-    ta, tb = tokens(a), tokens(b)
-    dot = sum(n * tb[w] for w, n in ta.items())
-    norm = math.sqrt(sum(n * n for n in ta.values())) * math.sqrt(sum(n * n for n in tb.values()))
-    return dot / norm if norm else 0.0
-
-
-def best_match(text: str, cases: list[Case]) -> Match | None:
-    """The most similar case (the first listed wins a tie), or None when there are none."""
-    best: Match | None = None
-    for case in cases:
-        score = similarity(text, case.text)
-        if best is None or score > best.similarity:
-            best = Match(case, round(score, 4))
-    return best
 
 
 def substitute(document: Any, stored_text: str, task_text: str) -> tuple[Any, SubstitutionReport]:

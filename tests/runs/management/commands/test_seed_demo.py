@@ -28,7 +28,7 @@ def test_a_second_seed_leaves_edited_tools_and_playbooks_as_they_are() -> None:
     assert (tool.timeout_seconds, tool.description) == (5, "our own tests")
     assert Playbook.objects.get(name="demo-deploy").task_text == "our own deploy"
     assert "users: 0 created, 3 left as they were" in out
-    assert "tools: 0 created, 16 left as they were" in out
+    assert "tools: 0 created, 17 left as they were" in out
     assert "playbooks: 0 created, 4 left as they were" in out
     assert "existing demo users, tools and playbooks were left as they are" in out
 
@@ -40,7 +40,7 @@ def test_a_seed_recreates_only_what_was_deleted() -> None:
     User.objects.filter(username="reviewer").delete()
     out = seed()
     assert "users: 1 created, 2 left as they were" in out
-    assert "tools: 1 created, 15 left as they were" in out
+    assert "tools: 1 created, 16 left as they were" in out
     assert "playbooks: 1 created, 3 left as they were" in out
     assert Tool.objects.get(name="run_tests").timeout_seconds == 60
     assert User.objects.filter(username="reviewer").exists()
@@ -49,6 +49,6 @@ def test_a_seed_recreates_only_what_was_deleted() -> None:
 def test_a_first_seed_creates_everything_and_says_nothing_was_left() -> None:
     out = seed()
     assert "users: 3 created, 0 left as they were" in out
-    assert "tools: 16 created, 0 left as they were" in out
+    assert "tools: 17 created, 0 left as they were" in out
     assert "playbooks: 4 created, 0 left as they were" in out
     assert "left as they are" not in out

@@ -17,7 +17,8 @@ from runs.planning.options import PlannerOptions
 from runs.planning.planner import plan_task
 from runs.planning.prompt import context_for
 from runs.planning.providers.playbook import NO_MATCH
-from runs.planning.providers.playbook.matching import similarity, substitute
+from runs.planning.providers.playbook.matching import substitute
+from runs.planning.retrieval import Document, Index
 
 pytestmark = pytest.mark.django_db
 
@@ -73,8 +74,10 @@ def test_a_playbook_run_with_no_match_escalates_with_the_reason(demo: None, oper
 
 
 def test_similarity_ignores_concrete_values_but_not_words() -> None:
-    assert similarity("Release 2.4.0 to staging", "release 9.9.9 to staging") == pytest.approx(1.0)
-    assert similarity("Release 2.4.0 to staging", "Back up prod.db") == 0.0
+    index = Index([Document("a", "Release 2.4.0 to staging"), Document("b", "Back up prod.db")])
+    hits = index.search("release 9.9.9 to staging")
+    assert [h.document.key for h in hits] == ["a"]
+    assert hits[0].similarity > 0.9
 
 
 def test_substitution_pairs_values_by_type_and_reports_what_it_kept() -> None:

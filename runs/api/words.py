@@ -1,0 +1,81 @@
+"""API endpoint: map steps written in words to tools, for the operator to confirm.
+
+It parses, checks the role, calls the mapping, returns a schema; nothing is stored.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from django.conf import settings
+from django.http import HttpRequest
+from ninja import Field, Router, Schema
+
+from runs.api.auth import role_auth
+from runs.api.errors import ERRORS, field_error
+from runs.api.inputs import In
+from runs.permissions import is_operator
+from runs.planning.prompt import load_tools
+from runs.planning.words import MAX_STEPS, map_steps, steps_in_words
+
+words_router = Router(tags=["plans"], auth=role_auth(is_operator, "map steps to tools"))
+
+
+StepsText = Annotated[str, Field(max_length=20_000)]
+StepLines = Annotated[list[Annotated[str, Field(max_length=2000)]], Field(max_length=MAX_STEPS)]
+
+
+class WordsIn(In):
+    steps: StepsText | StepLines = Field(
+        description='A numbered or bulleted list ("1. Back up prod.db"), or a list of lines.'
+    )
+    goal: str = Field("", max_length=2000, description="The plan's goal (default: the first step).")
+
+
+class StepInWordsOut(Schema):
+    number: int
+    text: str
+    tool: str | None = Field(description="The tool it maps to; null when it maps to none.")
+    params: dict[str, object]
+    similarity: float
+    why: str = Field(description="Why it maps to no tool (empty when it maps).")
+
+
+class WordsOut(Schema):
+    ok: bool = Field(description="Every step maps to a tool.")
+    plan: dict[str, object] | None = Field(
+        description="The proposed plan (steps in the order written), to confirm and submit."
+    )
+    steps: list[StepInWordsOut]
+
+
+@words_router.post(
+    "/from-words",
+    response={200: WordsOut, **ERRORS},
+    summary="Map steps written in words to tools (nothing is stored or run)",
+)
+def plan_from_words(request: HttpRequest, payload: WordsIn) -> WordsOut:
+    """200 with each step's tool or why it has none; 422 when ``steps`` is not a list of steps."""
+    if isinstance(payload.steps, str):
+        lines = steps_in_words(payload.steps)
+        if lines is None:
+            raise field_error(
+                "steps", "not_a_list", 'Write one step a line, as "1. ..." or "- ...".'
+            )
+    else:
+        lines = [line.strip() for line in payload.steps if line.strip()]
+        if not lines:
+            raise field_error("steps", "not_a_list", "Give at least one step.")
+    if len(lines) > MAX_STEPS:
+        raise field_error("steps", "too_many", f"At most {MAX_STEPS} steps.")
+    mapping = map_steps(
+        lines,
+        load_tools(),
+        threshold=settings.PLANNERWEB_PLAYBOOK_MIN_SIMILARITY,
+        goal=payload.goal.strip(),
+    )
+    return WordsOut(
+        ok=mapping.ok,
+        plan=mapping.document,
+        steps=[StepInWordsOut(**s.as_dict()) for s in mapping.steps],
+    )

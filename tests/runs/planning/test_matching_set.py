@@ -1,0 +1,78 @@
+"""The offline planner's matching on the labelled set: top-1 >= 90%, "no match" >= 90%."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from runs.planning.providers.playbook.choice import choose
+from runs.planning.retrieval import Document, Index, terms
+from tests.runs.planning.matching_set import (
+    LABELLED,
+    UNRELATED,
+    demo_cases,
+    demo_tools,
+    picked,
+    score,
+)
+
+
+def test_the_labelled_set_is_big_enough() -> None:
+    assert len(LABELLED) >= 40
+    assert len(UNRELATED) >= 20
+    assert {label for _, label in LABELLED} >= {f"tool:{t.name}" for t in demo_tools()} - {
+        "tool:noop",
+        "tool:fail",
+        "tool:run_migration",  # asked for by name, it is one step of the migration playbook
+    }
+
+
+def test_top1_accuracy_and_no_match_rate_at_the_configured_threshold(settings: Any) -> None:
+    scores = score(settings.PLANNERWEB_PLAYBOOK_MIN_SIMILARITY)
+    assert scores.top1 >= 0.9, scores.misses
+    assert scores.no_match >= 0.9, scores.false_matches
+
+
+def test_the_seed_migration_task_matches_the_migration_playbook(settings: Any) -> None:
+    choice = choose(
+        "Migrate our database to the new schema",
+        demo_cases(),
+        demo_tools(),
+        threshold=settings.PLANNERWEB_PLAYBOOK_MIN_SIMILARITY,
+    )
+    assert picked(choice) == "playbook:demo-migration"
+
+
+def test_a_tool_the_task_does_not_fully_state_is_named_with_what_it_lacks(settings: Any) -> None:
+    choice = choose(
+        "Deploy to staging",
+        [],
+        demo_tools(),
+        threshold=settings.PLANNERWEB_PLAYBOOK_MIN_SIMILARITY,
+    )
+    assert choice.kind == "none"
+    assert choice.closest == "closest: the tool deploy, but the task does not say its version"
+
+
+def test_stemming_and_synonyms_fold_rewordings_onto_the_same_terms() -> None:
+    assert terms("Migrating the DB") == terms("migration of the database")
+    assert terms("ship 2.5.0 to prod") == terms("deploy 3.1 to production")
+    assert terms("roll back staging") == ["rollback", "stage"]
+
+
+def test_similarity_is_high_for_the_same_words_and_zero_for_none() -> None:
+    index = Index([Document("a", "deploy a version to staging"), Document("b", "feed the cat")])
+    hits = index.search("release 2.0.0 on staging")
+    assert [h.document.key for h in hits] == ["a"]
+    assert hits[0].similarity > 0.8
+    assert index.search("water the plants") == []
+    assert Index([]).search("anything") == []
+
+
+@pytest.mark.parametrize(("task", "expected"), LABELLED[:2])
+def test_the_seeds_own_tasks(task: str, expected: str, settings: Any) -> None:
+    choice = choose(
+        task, demo_cases(), demo_tools(), threshold=settings.PLANNERWEB_PLAYBOOK_MIN_SIMILARITY
+    )
+    assert picked(choice) == expected

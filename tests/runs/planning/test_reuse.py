@@ -1,0 +1,106 @@
+"""Plan reuse for model planners: an approved plan for a near-identical task, no model call."""
+
+from __future__ import annotations
+
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+
+from runs.lifecycle.planning import run_plan, run_submit_task
+from runs.models import LlmCall, RunStatus
+from runs.planning.options import PlannerOptions
+from runs.planning.planner import plan_task
+from runs.planning.prompt import context_for
+from runs.planning.providers import FACTORIES
+from runs.planning.providers.scripted import ScriptedProvider
+from runs.planning.reuse import planning_tokens
+
+RELEASE = "Release 3.1.0 to staging, smoke test it, then release it to production"
+
+
+def scripted(monkeypatch: pytest.MonkeyPatch, *script: Any) -> ScriptedProvider:
+    provider = ScriptedProvider(script)
+    provider.name = "openai"
+    monkeypatch.setitem(FACTORIES, "openai", lambda **_: provider)
+    return provider
+
+
+@pytest.fixture
+def demo(db: None) -> None:
+    call_command("seed_demo", stdout=StringIO())
+
+
+@pytest.mark.django_db
+def test_a_near_identical_task_reuses_the_approved_plan_and_never_calls_the_model(
+    demo: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = scripted(monkeypatch)  # no replies: a call would fail the planning
+    outcome = plan_task(context_for(task=RELEASE), PlannerOptions(planner="openai"))
+    assert outcome.ok, outcome.reason
+    assert model.requests == []
+    assert outcome.calls == []
+    assert outcome.planner == "reuse:playbook:demo-deploy"
+    assert outcome.reason.startswith("reused plan from playbook:demo-deploy; no model call; ")
+    steps = {s["id"]: s for s in outcome.document["steps"]}
+    assert steps["deploy_production"]["params"]["version"] == "3.1.0"
+
+
+@pytest.mark.django_db
+def test_a_different_task_goes_to_the_model(demo: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = {"goal": "g", "steps": [{"id": "a", "action": "noop"}]}
+    model = scripted(monkeypatch, plan)
+    outcome = plan_task(
+        context_for(task="Release it to staging only"), PlannerOptions(planner="openai")
+    )
+    assert outcome.ok, outcome.reason
+    assert len(model.requests) == 1
+    assert outcome.reused_from == ""
+
+
+@pytest.mark.django_db
+def test_reuse_can_be_turned_off(
+    demo: None, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    settings.PLANNERWEB_PLAN_REUSE_MIN_SIMILARITY = 0
+    model = scripted(monkeypatch, {"goal": "g", "steps": [{"id": "a", "action": "noop"}]})
+    assert plan_task(context_for(task=RELEASE), PlannerOptions(planner="openai")).ok
+    assert len(model.requests) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_run_records_the_reuse_and_the_tokens_saved(
+    demo: None, monkeypatch: pytest.MonkeyPatch, operator: Any
+) -> None:
+    # A past run planned by the model spent 1200 + 300 tokens: a reuse saves about that much.
+    past = run_submit_task(title="earlier", submitted_by=operator, planner="manual")
+    LlmCall.objects.create(
+        run=past, provider="openai", purpose="plan", tokens_in=1200, tokens_out=300
+    )
+    assert planning_tokens(None) == 1500
+    model = scripted(monkeypatch)
+    run = run_submit_task(title=RELEASE, submitted_by=operator, planner="openai")
+    assert run_plan(run_id=run.pk) == RunStatus.EXECUTING
+    assert model.requests == []
+    decision = run.events.get(kind="planner.decision")
+    assert decision.payload["reused_from"] == "playbook:demo-deploy"
+    assert decision.payload["saved_tokens"] == 1500
+    assert not LlmCall.objects.filter(run=run).exists()
+
+
+@pytest.mark.django_db
+def test_a_reused_run_plan_is_named_by_its_run(demo: None) -> None:
+    from runs.planning.providers.playbook.matching import Case
+    from runs.planning.reuse import reuse_plan
+    from runs.tools.registry import load_tool_specs
+
+    document = {"goal": "Back up prod.db", "steps": [{"id": "b", "action": "backup_database"}]}
+    outcome = reuse_plan(
+        context_for(task="Back up prod.db"),
+        tools=load_tool_specs(),
+        cases=[Case("run:7", "Back up prod.db", document)],
+    )
+    assert outcome is not None and outcome.ok
+    assert outcome.reason.startswith("reused plan from run 7; no model call")
+    assert outcome.reused_from == "run:7"
