@@ -272,17 +272,12 @@ PLANNERWEB_PLANNER_CHAIN = envjson(
 PLANNERWEB_ENSEMBLE_MIN_CONFIDENCE = envfloat("PLANNERWEB_ENSEMBLE_MIN_CONFIDENCE", 0.6)
 # Playbook planner: the lowest text similarity (0..1) that counts as a match.
 PLANNERWEB_PLAYBOOK_MIN_SIMILARITY = envfloat("PLANNERWEB_PLAYBOOK_MIN_SIMILARITY", 0.35)
-# US dollars per million tokens, by model: {"model": {"input": x, "output": y}}.
-PLANNERWEB_LLM_PRICES = envjson(
-    "PLANNERWEB_LLM_PRICES",
-    {
-        "gpt-4.1": {"input": 2.0, "output": 8.0},
-        "gpt-4.1-mini": {"input": 0.4, "output": 1.6},
-        "gpt-4.1-nano": {"input": 0.1, "output": 0.4},
-        "claude-sonnet-4-6": {"input": 3.0, "output": 15.0},
-        "claude-haiku-4-5": {"input": 1.0, "output": 5.0},
-    },
-)
+# Model prices come from the genai-prices package (docs/observability.md, "Prices");
+# this override wins for the models it names, in US dollars per million tokens:
+# {"model": {"input": x, "output": y}} (a dated snapshot "m-2025-01-01" takes m's price).
+PLANNERWEB_LLM_PRICES = envjson("PLANNERWEB_LLM_PRICES", {})
+# Off: only the override prices calls; other models are unpriced.
+PLANNERWEB_LLM_PRICES_PACKAGE = envbool("PLANNERWEB_LLM_PRICES_PACKAGE", True)
 # Redaction (runs/redaction.py) of everything a run stores: secret shapes and the values
 # of these API-key variables (or of the files their *_FILE twins name) always; the
 # personal-data kinds listed (email, phone); and extra regular expressions, a list
