@@ -167,10 +167,38 @@ STORAGES = {
 # Without collectstatic (tests, development) serve straight from the finders.
 WHITENOISE_USE_FINDERS = True
 
+# LOG_FORMAT=json: one JSON object a line; both say the run and step a line is about
+# (docs/observability.md, "Logs"). Refusals (401, 403, 404, 409, 422) are one line each.
+LOG_FORMAT = envstr("LOG_FORMAT", "text")
+if LOG_FORMAT not in ("text", "json"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {
+        "context": {"()": "runs.telemetry.logs.ContextFilter"},
+        "refusals": {"()": "runs.telemetry.logs.RefusalFilter"},
+    },
+    "formatters": {
+        "text": {
+            "()": "runs.telemetry.logs.TextFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+        "json": {"()": "runs.telemetry.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context", "refusals"],
+        }
+    },
+    "loggers": {
+        "django.request": {"filters": ["refusals"]},
+        "django.security": {"filters": ["refusals"]},
+    },
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
 }
 

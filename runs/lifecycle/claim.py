@@ -13,6 +13,7 @@ from runs.lifecycle.leases import lease_token, worker_identity
 from runs.lifecycle.planning import run_needs_planning, run_plan
 from runs.lifecycle.planning_hooks import PlanningHooks
 from runs.lifecycle.supervision import Supervision
+from runs.lifecycle.traces import traced_run
 from runs.models import Run, RunStatus
 from runs.statemachine import (
     RUN_ACTIVE,
@@ -73,6 +74,8 @@ def run_execute(*, run_id: int, worker_id: str | None = None) -> str:
     token = run_claim(run_id=run_id, worker_id=worker_id)
     if token is None:
         return Run.objects.filter(pk=run_id).values_list("status", flat=True).get()
-    return RunExecutor(
+    executor = RunExecutor(
         run_id, supervision=Supervision(), planning=PlanningHooks(), lease_owner=token
-    ).execute()
+    )
+    with traced_run(run_id, phase="execute"):
+        return executor.execute()
