@@ -7,6 +7,7 @@ PostgreSQL and REDIS_URL; nothing else changes.
 
 from __future__ import annotations
 
+from ipaddress import ip_network
 from pathlib import Path
 
 import dj_database_url
@@ -201,6 +202,19 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
 }
+
+# --- Metrics (docs/observability.md, "Metrics") ---------------------------------
+# /metrics answers a scraper sending "Authorization: Bearer <token>" or connecting from an
+# allowed address or network (behind a proxy that is the proxy's address).
+PLANNERWEB_METRICS_TOKEN = envoptional_secret("PLANNERWEB_METRICS_TOKEN")
+PLANNERWEB_METRICS_ALLOW = envlist("PLANNERWEB_METRICS_ALLOW", ["127.0.0.1/32", "::1/128"])
+for _network in PLANNERWEB_METRICS_ALLOW:
+    try:
+        ip_network(_network, strict=False)
+    except ValueError as exc:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(f"PLANNERWEB_METRICS_ALLOW: {exc}") from None
 
 # --- Background work: the Django Tasks API on the durable database backend -------
 # Tasks carry ids only (runs.tasks); `manage.py db_worker` processes, or worker
