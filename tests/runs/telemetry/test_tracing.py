@@ -9,13 +9,18 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from reviews.models import ApprovalPolicy, ReviewItem
 from runs.lifecycle.claim import run_execute
 from runs.lifecycle.planning import run_submit_task
+from runs.lifecycle.reviews import review_approve
+from runs.lifecycle.submit import run_submit_plan
 from runs.models import Run, RunStatus, Step, Tool
 from runs.telemetry import tracing
 from tests.runs.planning.conftest import planner_settings, planner_tools  # noqa: F401
@@ -157,3 +162,33 @@ def test_tracing_is_off_by_default_and_configured_only_by_otel_variables() -> No
         {"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}
     )
     assert tracing.traceparent() is None
+
+
+def test_the_run_page_shows_the_trace_id(
+    spans: InMemorySpanExporter, execute: Callable[..., Run], key: str, operator: User
+) -> None:
+    run = execute(
+        {"steps": [{"id": "a", "action": "record", "params": {"key": key, "label": "a"}}]}
+    )
+    client = Client()
+    client.force_login(operator)
+    page = client.get(reverse("runs:detail", args=[run.pk])).content.decode()
+    assert f"<code data-trace-id>{run.trace_id}</code>" in page and len(run.trace_id) == 32
+
+
+def test_a_review_wait_is_a_span_from_opening_to_decision(
+    spans: InMemorySpanExporter,
+    execute: Callable[..., Run],
+    operator: User,
+    reviewer: User,
+    key: str,
+) -> None:
+    ApprovalPolicy.objects.create(mode="always")
+    document = {"steps": [{"id": "a", "action": "record", "params": {"key": key, "label": "a"}}]}
+    run = run_submit_plan(title="gated", document=document, submitted_by=operator)
+    item = ReviewItem.objects.get(run=run, kind="plan_approval")
+    review_approve(item_id=item.pk, user=reviewer, checklist=range(len(item.checklist)))
+    (wait,) = named(spans, "review_wait")
+    assert wait.name == "review_wait plan_approval" and wait.attributes is not None
+    assert wait.attributes["plannerweb.run.id"] == run.pk
+    assert wait.start_time == int(item.created_at.timestamp() * 1e9) < (wait.end_time or 0)
