@@ -3,6 +3,7 @@ from django.urls import path
 from runs import views
 from runs.views import tokens as tokens_views
 from runs.views.metrics import metrics
+from runs.views.overview import overview
 
 app_name = "runs"
 
@@ -18,6 +19,7 @@ urlpatterns = [
     path("runs/<int:run_id>/retry/", views.run_retry, name="retry"),
     path("tools/", views.tool_list, name="tools"),
     path("metrics", metrics, name="metrics"),
+    path("overview/", overview, name="overview"),
     path("tokens/", tokens_views.token_page, name="tokens"),
     path("tokens/<int:token_id>/revoke/", tokens_views.token_revoke, name="token_revoke"),
 ]
