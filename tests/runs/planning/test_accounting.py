@@ -66,3 +66,7 @@ def test_the_run_page_shows_calls_totals_and_plan_diffs(
     page = client.get(f"/runs/{run.pk}/").content.decode()
     assert "data-llm-totals" in page and "openai / gpt-4.1-mini" in page
     assert "tokens in" in page
+    call = LlmCall.objects.filter(run=run).first()  # the cost says which price it used
+    assert call is not None
+    assert call.price_source.startswith("genai-prices ") and call.cost is not None
+    assert f"(prices: {call.price_source})" in page
