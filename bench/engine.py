@@ -19,6 +19,8 @@ Every run is checked (the run succeeded, every step ran once) before its time co
     .venv/bin/python bench/engine.py --postgres            # PostgreSQL (database plannerweb_bench, recreated)
     DATABASE_URL=postgres://... .venv/bin/python bench/engine.py   # PostgreSQL, that database
     .venv/bin/python bench/engine.py --quick               # fewer repeats
+    .venv/bin/python bench/engine.py --trace               # spans exported over OTLP/HTTP to
+                                                           # a collector in this process
 """
 
 from __future__ import annotations
@@ -166,6 +168,7 @@ def run_engine_once(
     from runs.lifecycle.planning_hooks import PlanningHooks
     from runs.lifecycle.submit import run_submit_plan
     from runs.lifecycle.supervision import Supervision
+    from runs.lifecycle.traces import traced_run
     from runs.models import Run, Step
 
     document = plan_document(plan, tool or case.tool, case.sleep_ms)
@@ -182,7 +185,7 @@ def run_engine_once(
     def execute() -> tuple[str, float, float, float]:
         executor = RunExecutor(run.pk, supervision=Supervision(), planning=PlanningHooks())
         executor.load()
-        with Journal() as executor.journal:
+        with Journal() as executor.journal, traced_run(run.pk, phase="execute"):
             c1, t1 = time.thread_time(), time.perf_counter()
             status = executor.run_loaded()  # what execute() runs after load()
             # CPU time of this thread: what a busy neighbour on the machine changes least.
@@ -196,6 +199,46 @@ def run_engine_once(
     done = Step.objects.filter(run=run, status="succeeded", attempts=1).count()
     assert done == len(plan), f"{done} of {len(plan)} steps succeeded once"
     return t2 - t1, t2 - t0, cpu
+
+
+class _Collector:
+    """An OTLP/HTTP trace receiver on loopback in this process: counts the export requests."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        collector = self
+
+        class Receive(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                collector.bytes += len(self.rfile.read(int(self.headers["Content-Length"] or 0)))
+                collector.requests += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.requests = self.bytes = 0
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Receive)
+        import threading
+
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
+
+
+def start_tracing() -> _Collector:
+    """Tracing on, as OTEL_EXPORTER_OTLP_ENDPOINT would set it, into an in-process collector."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from runs.telemetry import tracing
+
+    collector = _Collector()
+    tracing.configure(BatchSpanProcessor(OTLPSpanExporter(endpoint=collector.endpoint)))
+    return collector
 
 
 def setup_django(postgres: bool) -> str:
@@ -285,11 +328,18 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, help="also write one JSON object per case here")
     parser.add_argument("--only", help="comma-separated shapes to run")
+    parser.add_argument("--tools", help="comma-separated tool kinds to run (noop, sleep)")
+    parser.add_argument("--sizes", help="comma-separated N of the noop cases (50,200,1000)")
+    parser.add_argument(
+        "--trace", action="store_true", help="export spans to an OTLP collector in this process"
+    )
     args = parser.parse_args()
     repeat = 2 if args.quick else args.repeat
 
     vendor = setup_django(args.postgres)
-    cases = [Case(s, n, "noop") for s in ("chain", "wide", "layers") for n in (50, 200, 1000)]
+    collector = start_tracing() if args.trace else None
+    sizes = [int(n) for n in args.sizes.split(",")] if args.sizes else [50, 200, 1000]
+    cases = [Case(s, n, "noop") for s in ("chain", "wide", "layers") for n in sizes]
     cases += [
         Case("chain", 20, "sleep"),
         Case("wide", 100, "sleep"),
@@ -299,11 +349,15 @@ def main() -> None:
     if args.only:
         keep = set(args.only.split(","))
         cases = [c for c in cases if c.shape in keep]
+    if args.tools:
+        kinds = set(args.tools.split(","))
+        cases = [c for c in cases if c.tool in kinds]
 
     print(
         f"# plannerweb engine benchmark: {vendor}, python {platform.python_version()}, "
         f"{os.cpu_count()} cpus, repeat {repeat} (median; noop cases until "
-        f"{NOOP_MEASURED_S:g} s measured, at most {NOOP_MAX_SAMPLES}), every step persisted"
+        f"{NOOP_MEASURED_S:g} s measured, at most {NOOP_MAX_SAMPLES}), every step persisted, "
+        f"tracing {'on (OTLP/HTTP to an in-process collector)' if collector else 'off'}"
     )
     validation = bench_validation()
     print(
@@ -367,6 +421,11 @@ def main() -> None:
             print(
                 f"growth {shape}: per-step N=1000 / N=200 = {per[(shape, 1000)] / per[(shape, 200)]:.2f}"
             )
+    if collector is not None:
+        from runs.telemetry import tracing
+
+        tracing.configure(None)  # flushes the last batch
+        print(f"collector received {collector.requests} export requests, {collector.bytes} bytes")
     if args.json:
         with args.json.open("a") as fh:
             for row in rows:

@@ -7,6 +7,7 @@ PostgreSQL and REDIS_URL; nothing else changes.
 
 from __future__ import annotations
 
+from ipaddress import ip_network
 from pathlib import Path
 
 import dj_database_url
@@ -167,12 +168,53 @@ STORAGES = {
 # Without collectstatic (tests, development) serve straight from the finders.
 WHITENOISE_USE_FINDERS = True
 
+# LOG_FORMAT=json: one JSON object a line; both say the run and step a line is about
+# (docs/observability.md, "Logs"). Refusals (401, 403, 404, 409, 422) are one line each.
+LOG_FORMAT = envstr("LOG_FORMAT", "text")
+if LOG_FORMAT not in ("text", "json"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {
+        "context": {"()": "runs.telemetry.logs.ContextFilter"},
+        "refusals": {"()": "runs.telemetry.logs.RefusalFilter"},
+    },
+    "formatters": {
+        "text": {
+            "()": "runs.telemetry.logs.TextFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+        "json": {"()": "runs.telemetry.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context", "refusals"],
+        }
+    },
+    "loggers": {
+        "django.request": {"filters": ["refusals"]},
+        "django.security": {"filters": ["refusals"]},
+    },
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
 }
+
+# --- Metrics (docs/observability.md, "Metrics") ---------------------------------
+# /metrics answers a scraper sending "Authorization: Bearer <token>" or connecting from an
+# allowed address or network (behind a proxy that is the proxy's address).
+PLANNERWEB_METRICS_TOKEN = envoptional_secret("PLANNERWEB_METRICS_TOKEN")
+PLANNERWEB_METRICS_ALLOW = envlist("PLANNERWEB_METRICS_ALLOW", ["127.0.0.1/32", "::1/128"])
+for _network in PLANNERWEB_METRICS_ALLOW:
+    try:
+        ip_network(_network, strict=False)
+    except ValueError as exc:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(f"PLANNERWEB_METRICS_ALLOW: {exc}") from None
 
 # --- Background work: the Django Tasks API on the durable database backend -------
 # Tasks carry ids only (runs.tasks); `manage.py db_worker` processes, or worker
@@ -292,17 +334,12 @@ PLANNERWEB_PLAYBOOK_MIN_SIMILARITY = envfloat("PLANNERWEB_PLAYBOOK_MIN_SIMILARIT
 # Model planners first look for an approved plan of a near-identical task (the same matching)
 # and reuse it at or above this similarity, without a model call; 0 turns reuse off.
 PLANNERWEB_PLAN_REUSE_MIN_SIMILARITY = envfloat("PLANNERWEB_PLAN_REUSE_MIN_SIMILARITY", 0.9)
-# US dollars per million tokens, by model: {"model": {"input": x, "output": y}}.
-PLANNERWEB_LLM_PRICES = envjson(
-    "PLANNERWEB_LLM_PRICES",
-    {
-        "gpt-4.1": {"input": 2.0, "output": 8.0},
-        "gpt-4.1-mini": {"input": 0.4, "output": 1.6},
-        "gpt-4.1-nano": {"input": 0.1, "output": 0.4},
-        "claude-sonnet-4-6": {"input": 3.0, "output": 15.0},
-        "claude-haiku-4-5": {"input": 1.0, "output": 5.0},
-    },
-)
+# Model prices come from the genai-prices package (docs/observability.md, "Prices");
+# this override wins for the models it names, in US dollars per million tokens:
+# {"model": {"input": x, "output": y}} (a dated snapshot "m-2025-01-01" takes m's price).
+PLANNERWEB_LLM_PRICES = envjson("PLANNERWEB_LLM_PRICES", {})
+# Off: only the override prices calls; other models are unpriced.
+PLANNERWEB_LLM_PRICES_PACKAGE = envbool("PLANNERWEB_LLM_PRICES_PACKAGE", True)
 # Redaction (runs/redaction.py) of everything a run stores: secret shapes and the values
 # of these API-key variables (or of the files their *_FILE twins name) always; the
 # personal-data kinds listed (email, phone); and extra regular expressions, a list

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -43,6 +44,7 @@ from runs.statemachine import (
     lock_rows,
     run_transition,
 )
+from runs.telemetry import tracing
 
 REVIEWER = TranscriptEvent.Role.REVIEWER
 SUPERVISOR = TranscriptEvent.Role.SUPERVISOR
@@ -215,6 +217,8 @@ def locked_item(item_id: int) -> ReviewItem:
 
 
 def decided_event(item: ReviewItem, by: User | None, plan: Plan | None) -> NewEvent:
+    if tracing.enabled():  # the wait, as a span of the run's trace, once the decision commits
+        _trace_wait(item)
     return NewEvent(
         REVIEWER if by is not None else SUPERVISOR,
         ReviewDecided(
@@ -227,6 +231,18 @@ def decided_event(item: ReviewItem, by: User | None, plan: Plan | None) -> NewEv
             plan_version=plan.version if plan is not None else None,
         ),
     )
+
+
+def _trace_wait(item: ReviewItem) -> None:
+    trace_id = Run.objects.filter(pk=item.run_id).values_list("trace_id", flat=True).first() or ""
+    wait = partial(
+        tracing.review_waited,
+        trace_id=trace_id,
+        run_id=item.run_id,
+        kind=item.kind,
+        opened=item.created_at,
+    )
+    transaction.on_commit(wait)
 
 
 # --------------------------------------------------------------------------- opening

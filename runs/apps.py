@@ -1,5 +1,7 @@
 from django.apps import AppConfig
 
+from runs.telemetry import tracing
+
 
 class RunsConfig(AppConfig):
     name = "runs"
@@ -11,3 +13,4 @@ class RunsConfig(AppConfig):
         from runs.lifecycle import dispatch  # the same: dispatch sits below the task bodies
 
         dispatch.use_tasks(execute=tasks.execute_run, resume=tasks.resume_run)
+        tracing.setup_from_env()  # off unless the OTEL_* variables ask for traces

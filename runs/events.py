@@ -177,11 +177,11 @@ class RunRetried(_Event):
     step: str
     carried_over: list[str] = Field(default_factory=list)
     by: str | None = None
-    new_run: int | None = None  # set in the old run's transcript
+    new_run: int | None = None  # the retrying run (both transcripts; None in older events)
 
     def describe(self) -> str:
         text = (
-            f"retried from step {self.step} as run {self.new_run}"
+            f"run {self.of_run} retried from step {self.step} as run {self.new_run}"
             if self.new_run
             else f"retry of run {self.of_run} from step {self.step}"
         )
@@ -315,6 +315,7 @@ class PlannerCall(_Event):
     tokens_out: int = 0
     latency_ms: int = 0
     cost: float | None = None
+    price: str = ""  # which price gave ``cost`` (runs.planning.pricing)
     ok: bool = True
     refusal: str = ""
     error: str = ""

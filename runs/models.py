@@ -160,6 +160,8 @@ class Run(models.Model):
     # Redaction state (runs/redaction.py): a random salt and, per kind, the keyed hashes
     # of the values replaced so far with their placeholder numbers; never a value itself.
     redaction = models.JSONField(default=dict, blank=True)
+    # The OpenTelemetry trace of the run's execution ("" while tracing is off).
+    trace_id = models.CharField(max_length=32, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -341,8 +343,10 @@ class LlmCall(models.Model):
     tokens_in = models.PositiveIntegerField(default=0)
     tokens_out = models.PositiveIntegerField(default=0)
     latency_ms = models.PositiveIntegerField(default=0)
-    # US dollars from settings.PLANNERWEB_LLM_PRICES; null when the model has no price.
+    # US dollars (runs/planning/pricing.py); null when the model has no price.
     cost = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    # Which price gave ``cost`` ("" while unpriced).
+    price_source = models.CharField(max_length=120, blank=True)
     ok = models.BooleanField(default=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

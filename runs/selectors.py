@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, overload
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Exists, JSONField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, JSONField, Min, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from runs.models import (
@@ -359,3 +359,46 @@ def steps_taken(run_id: int) -> int:
     return (
         Step.objects.filter(run_id=run_id, phase=Step.Phase.MAIN).values("key").distinct().count()
     )
+
+
+def step_attempts(run_id: int) -> dict[int, list[dict[str, Any]]]:
+    """Each started step's attempts, by step id, from the transcript: number, outcome, own error.
+
+    A retry (``step.retrying``) ends the attempt before it as failed with that error;
+    a step's final change ends its last attempt. A step that never started has none.
+    """
+    events = TranscriptEvent.objects.filter(
+        run_id=run_id, kind__in=("step.status", "step.retrying")
+    ).order_by("seq")
+    attempts: dict[int, list[dict[str, Any]]] = {}
+    for kind, payload, at in events.values_list("kind", "payload", "created_at"):
+        tried = attempts.setdefault(payload.get("step_id", 0), [])
+        if kind == "step.retrying":
+            if tried:
+                tried[-1].update(status=StepStatus.FAILED, error=payload.get("error", ""))
+                tried[-1]["finished_at"] = at
+            tried.append(_attempt(payload.get("attempt", len(tried) + 1), at))
+        elif payload.get("to_status") == StepStatus.RUNNING:
+            tried.append(_attempt(payload.get("attempt") or len(tried) + 1, at))
+        elif tried and tried[-1]["status"] == StepStatus.RUNNING:
+            why = payload.get("error") or payload.get("reason", "")
+            tried[-1].update(status=payload.get("to_status", ""), error=why, finished_at=at)
+    return attempts
+
+
+def _attempt(number: int, at: datetime) -> dict[str, Any]:
+    return {
+        "attempt": number,
+        "status": StepStatus.RUNNING,
+        "error": "",
+        "started_at": at,
+        "finished_at": None,
+    }
+
+
+def run_confidence(run: Run) -> float | None:
+    """A run's plan is as sure as its least sure main step; None when no step says."""
+    if run.current_plan_id is None:
+        return None
+    steps = Step.objects.filter(plan_id=run.current_plan_id, phase=Step.Phase.MAIN)
+    return steps.aggregate(low=Min("confidence"))["low"]

@@ -3,6 +3,8 @@ from django.urls import path
 from runs import views
 from runs.views import evaluations as evaluation_views
 from runs.views import tokens as tokens_views
+from runs.views.metrics import metrics
+from runs.views.overview import overview
 from runs.views.playbooks import run_forecast_fragment, run_save_playbook
 
 app_name = "runs"
@@ -22,6 +24,8 @@ urlpatterns = [
     path("runs/<int:run_id>/playbook/", run_save_playbook, name="save_playbook"),
     path("runs/<int:run_id>/forecast/", run_forecast_fragment, name="forecast"),
     path("tools/", views.tool_list, name="tools"),
+    path("metrics", metrics, name="metrics"),
+    path("overview/", overview, name="overview"),
     path("tokens/", tokens_views.token_page, name="tokens"),
     path("tokens/<int:token_id>/revoke/", tokens_views.token_revoke, name="token_revoke"),
 ]

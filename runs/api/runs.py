@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.http import HttpRequest
 from ninja import Path, Query, Router, Status
 from pydantic import ValidationError
@@ -102,19 +102,34 @@ def run_steps(
     version: int | None = Query(
         None, ge=1, le=MAX_ID, description="A plan version; the current plan when left out."
     ),
+    all_versions: bool = Query(
+        False, description="The steps of every plan version, oldest version first."
+    ),
 ) -> list[Step]:
-    """The steps of the run's current plan (or of ``version``): main steps, then rollback.
+    """The steps of the run's current plan (or of ``version``, or of all): main, then rollback.
 
-    A rolled-back main step names the rollback step(s) that undid it (``undone_by``).
+    Each step says its plan version and lists its attempts with their own errors; a
+    rolled-back main step names the rollback step(s) that undid it (``undone_by``).
     """
     _exists(run_id)
-    if version is None:
-        return selectors.undone_by(list(selectors.run_steps(run_id)))
-    plan_id = Plan.objects.filter(run_id=run_id, version=version).values_list("pk", flat=True)
-    if not plan_id:
-        raise ApiError(404, "not_found", f"Run {run_id} has no plan version {version}.")
-    steps = Step.objects.filter(plan_id=plan_id[0]).order_by("phase", "position")
-    return selectors.undone_by(list(steps))
+    if all_versions:
+        every = Step.objects.filter(run_id=run_id).order_by("plan__version", "phase", "position")
+        versions: dict[int, list[Step]] = {}
+        for one in every.annotate(plan_version=F("plan__version")):
+            versions.setdefault(one.plan_id, []).append(one)
+        found = [s for group in versions.values() for s in selectors.undone_by(group)]
+    elif version is None:
+        found = selectors.undone_by(list(selectors.run_steps(run_id).select_related("plan")))
+    else:
+        plan_id = Plan.objects.filter(run_id=run_id, version=version).values_list("pk", flat=True)
+        if not plan_id:
+            raise ApiError(404, "not_found", f"Run {run_id} has no plan version {version}.")
+        steps = Step.objects.filter(plan_id=plan_id[0]).order_by("phase", "position")
+        found = selectors.undone_by(list(steps.select_related("plan")))
+    attempts = selectors.step_attempts(run_id)
+    for step in found:
+        step.attempt_log = attempts.get(step.pk, [])  # type: ignore[attr-defined]
+    return found
 
 
 @runs_router.get(

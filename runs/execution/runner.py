@@ -20,6 +20,7 @@ from runs.execution.writes import Committer
 from runs.planning.accounting import run_llm_totals
 from runs.planning.params import params_problems
 from runs.planning.references import ReferenceResolutionError, resolve_references
+from runs.telemetry.tracing import step_span
 from runs.textdata import storable_copy, storable_text
 from runs.tools.base import ToolConfigError, ToolError, ToolSpec
 from runs.tools.registry import invoke_tool
@@ -82,10 +83,13 @@ class StepRunner:
             if not deadlines.is_armed(task):
                 deadlines.arm((task,), spec.timeout_seconds)
             try:
-                if spec.kind in llmtools.KINDS:  # a prompt or an agent: model calls, budgets
-                    result = await llmtools.call(spec, params, self.run, step=state.key, key=key)
-                else:
-                    result = await invoke_tool(spec, params, key)
+                with step_span(spec.name, state.key, state.attempts):  # a span, log ids
+                    if spec.kind in llmtools.KINDS:  # a prompt or an agent: model calls, budgets
+                        result = await llmtools.call(
+                            spec, params, self.run, step=state.key, key=key
+                        )
+                    else:
+                        result = await invoke_tool(spec, params, key)
             except asyncio.CancelledError:
                 if not deadlines.expired(task):
                     deadlines.disarm(task)

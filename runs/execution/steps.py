@@ -101,7 +101,7 @@ def change(
         state.finished_at = now
     if to == _SUCCEEDED or result is not None:
         state.result = result
-    if error or to == _FAILED:
+    if error or to in (_FAILED, _SUCCEEDED):  # a success clears an earlier attempt's error
         state.error = error
     if to == _PENDING:
         state.started_at = None

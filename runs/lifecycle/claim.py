@@ -13,6 +13,7 @@ from runs.lifecycle.leases import lease_token, worker_identity
 from runs.lifecycle.planning import run_needs_planning, run_plan
 from runs.lifecycle.planning_hooks import PlanningHooks
 from runs.lifecycle.supervision import Supervision
+from runs.lifecycle.traces import traced_run
 from runs.models import Run, RunStatus
 from runs.statemachine import (
     RUN_ACTIVE,
@@ -88,4 +89,5 @@ def run_execute(*, run_id: int, worker_id: str | None = None) -> str:
     started = run_start(run_id=run_id, worker_id=worker_id or worker_identity())
     if isinstance(started, str):
         return started
-    return started.execute_loaded()
+    with traced_run(run_id, phase="execute"):
+        return started.execute_loaded()

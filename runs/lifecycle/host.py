@@ -46,6 +46,7 @@ from runs.execution.journal import Journal, heartbeat_runs
 from runs.execution.journal_link import Link, close_thread_links, link_for_thread
 from runs.execution.loops import ExecutorEventLoop
 from runs.lifecycle.claim import run_start
+from runs.lifecycle.traces import traced_run_async
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +240,9 @@ class RunHost:
         journal = Journal(fence=executor.run.fence, offload=self._writers, offload_if=self._crowded)
         self.executing[run_id] = executor
         try:
-            return await executor.execute_hosted(journal)
+            return await traced_run_async(
+                run_id, phase="execute", work=lambda: executor.execute_hosted(journal)
+            )
         finally:
             self.executing.pop(run_id, None)
 

@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextvars import copy_context
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -38,6 +39,7 @@ from runs.lifecycle.dispatch import enqueue_run
 from runs.lifecycle.escalations import escalation_for_planning
 from runs.lifecycle.leases import lease_token, worker_identity
 from runs.lifecycle.submit import plan_create, task_text_store
+from runs.lifecycle.traces import traced_run
 from runs.models import Plan, Run, RunStatus, Task, TranscriptEvent
 from runs.planning.accounting import LlmTotals, record_calls, run_llm_totals
 from runs.planning.attempts import CALL_SINK, CallRecord, PlanOutcome
@@ -208,6 +210,13 @@ def run_plan(*, run_id: int, worker_id: str = "") -> str:
         finally:
             CALL_SINK.reset(sink)
 
+    with traced_run(run_id, phase="plan"):
+        return _plan_and_store(run, token, plan)
+
+
+def _plan_and_store(run: Run, token: str, plan: Callable[[], PlanOutcome]) -> str:
+    """``run_plan`` once claimed: plan while holding the lease, then store the outcome."""
+    run_id = run.pk
     try:
         outcome = holding_lease(run_id=run_id, fence=token, work=plan)
     except LeaseLost:
@@ -287,7 +296,7 @@ def holding_lease(*, run_id: int, fence: str, work: Callable[[], T]) -> T:
 
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"plan-{run_id}")
     try:
-        future = pool.submit(closing_connections(work))
+        future = pool.submit(copy_context().run, closing_connections(work))  # log ids, span
         while True:
             try:
                 return future.result(timeout=beat)

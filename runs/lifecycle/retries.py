@@ -83,19 +83,9 @@ def run_retry(*, run_id: int, step: str, user: User | None) -> Run:
         run=new, document=plan.document, source=Plan.Source.OPERATOR, created_by=user
     )
     carried = _carry_over(old, copy) if copy.is_valid else []
-    append_events(
-        new.pk,
-        [NewEvent(SYSTEM, RunRetried(of_run=old.pk, step=step, carried_over=carried, by=by))],
-    )
-    append_events(
-        old.pk,
-        [
-            NewEvent(
-                SYSTEM,
-                RunRetried(of_run=old.pk, step=step, carried_over=carried, by=by, new_run=new.pk),
-            )
-        ],
-    )
+    retried = RunRetried(of_run=old.pk, step=step, carried_over=carried, by=by, new_run=new.pk)
+    append_events(new.pk, [NewEvent(SYSTEM, retried)])
+    append_events(old.pk, [NewEvent(SYSTEM, retried)])
     run_start_plan(run=new, plan=copy, invalid="the plan is no longer valid")
     new.refresh_from_db()
     return new

@@ -1,4 +1,4 @@
-"""Accounting of model calls: cost from the price table, stored rows and events, per-run totals."""
+"""Accounting of model calls: cost and its price, stored rows and events, per-run totals."""
 
 from __future__ import annotations
 
@@ -7,33 +7,19 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.db.models import Count, Q, Sum
 
 from runs.events import PlannerCall
 from runs.models import LlmCall, TranscriptEvent
+from runs.planning.pricing import call_price
 from runs.redaction import Redactor
 from runs.statemachine import NewEvent
 from runs.textdata import storable_copy, storable_text
 
-_MILLION = Decimal(1_000_000)
 
-
-def call_cost(model: str, tokens_in: int, tokens_out: int) -> Decimal | None:
-    """US dollars for one call by ``settings.PLANNERWEB_LLM_PRICES``; None for an unpriced model."""
-    prices: dict[str, Any] = settings.PLANNERWEB_LLM_PRICES
-    price = prices.get(model)
-    if price is None:
-        # Dated snapshots ("gpt-4.1-mini-2025-04-14") cost what their family costs.
-        family = max((m for m in prices if model.startswith(m + "-")), key=len, default=None)
-        price = prices.get(family) if family else None
-    if not isinstance(price, dict):
-        return None
-    cost = (
-        Decimal(str(price.get("input", 0))) * tokens_in
-        + Decimal(str(price.get("output", 0))) * tokens_out
-    ) / _MILLION
-    return cost.quantize(Decimal("0.000001"))
+def call_cost(model: str, tokens_in: int, tokens_out: int, provider: str = "") -> Decimal | None:
+    """US dollars for one call (``runs.planning.pricing``); None for an unpriced model."""
+    return call_price(provider, model, tokens_in, tokens_out).cost
 
 
 def record_calls(
@@ -52,7 +38,8 @@ def record_calls(
         if getattr(original, "stored_id", None) is not None:
             continue  # stored when it returned (runs.planning.attempts.CALL_SINK)
         call = _storable_call(original)
-        cost = call_cost(call.model, call.tokens_in, call.tokens_out)
+        price = call_price(call.provider, call.model, call.tokens_in, call.tokens_out)
+        cost = price.cost
         error = red.text(call.error or (f"refused: {call.refusal}" if call.refusal else ""))
         row = LlmCall.objects.create(
             run_id=run_id,
@@ -64,6 +51,7 @@ def record_calls(
             tokens_out=call.tokens_out,
             latency_ms=call.latency_ms,
             cost=cost,
+            price_source=price.source,
             ok=call.ok,
             error=error,
         )
@@ -82,6 +70,7 @@ def record_calls(
                     tokens_out=call.tokens_out,
                     latency_ms=call.latency_ms,
                     cost=float(cost) if cost is not None else None,
+                    price=price.source,
                     ok=call.ok,
                     refusal=red.text(call.refusal),
                     error=error,
@@ -108,6 +97,7 @@ class LlmTotals:
     latency_ms: int
     cost: Decimal | None  # None when no call had a price
     unpriced: int
+    prices: tuple[str, ...] = ()  # which prices the cost used (runs.planning.pricing)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -118,6 +108,7 @@ class LlmTotals:
             "latency_ms": self.latency_ms,
             "cost": float(self.cost) if self.cost is not None else None,
             "unpriced": self.unpriced,
+            "prices": list(self.prices),
         }
 
 
@@ -133,6 +124,12 @@ def run_llm_totals(run_id: int) -> LlmTotals:
         sum_cost=Sum("cost"),
         n_unpriced=Count("id", filter=Q(cost__isnull=True)),
     )
+    prices = (
+        LlmCall.objects.filter(run_id=run_id)
+        .exclude(price_source="")
+        .values_list("price_source", flat=True)
+        .distinct()
+    )
     return LlmTotals(
         calls=agg["n_calls"],
         failed=agg["n_failed"],
@@ -141,6 +138,7 @@ def run_llm_totals(run_id: int) -> LlmTotals:
         latency_ms=agg["sum_latency"] or 0,
         cost=agg["sum_cost"],
         unpriced=agg["n_unpriced"],
+        prices=tuple(sorted(prices)) if agg["n_calls"] else (),
     )
 
 
@@ -156,4 +154,5 @@ def llm_totals_of(calls: Iterable[Any]) -> LlmTotals:
         latency_ms=sum(c.latency_ms for c in calls),
         cost=sum(costs, Decimal(0)) if costs else None,
         unpriced=len(calls) - len(costs),
+        prices=tuple(sorted({c.price_source for c in calls if c.price_source})),
     )

@@ -9,6 +9,7 @@ from typing import Any
 
 from runs.planning.providers.base import ModelReply, ModelRequest, ProviderError, strip_fence
 from runs.planning.validation import PlanProblem, ValidatedPlan, validate_with_registry
+from runs.telemetry import tracing
 from runs.textdata import TextDataError, parse_json
 from runs.tools.base import ToolSpec
 
@@ -45,6 +46,7 @@ CALL_SINK: ContextVar[Callable[[CallRecord], None] | None] = ContextVar("call_si
 
 
 def _answered(record: CallRecord) -> None:
+    tracing.chat_done(**{k: getattr(record, k) for k in tracing.CHAT_FIELDS})
     sink = CALL_SINK.get()
     if sink is not None:
         sink(record)

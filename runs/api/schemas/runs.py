@@ -16,8 +16,9 @@ from runs.api.inputs import BudgetsIn, DecisionIn, In, QueryIn
 from runs.api.paging import PageOut
 from runs.events import event_summary
 from runs.models import Plan, Run, RunStatus, Step, TranscriptEvent
+from runs.planning.accounting import LlmTotals, run_llm_totals
 from runs.redaction import redaction_counts
-from runs.selectors import lock_wait_text
+from runs.selectors import lock_wait_text, run_confidence
 
 MAX_EVENTS_PAGE = 1000
 
@@ -101,10 +102,74 @@ class RunOut(RunSummaryOut):
     redactions: dict[str, int] = Field(
         description="Distinct values redacted before storage, by kind (email, phone, aws_key, ...)."
     )
+    planner: str = Field(description="Who planned: a provider, chain, playbook ('' hand-written).")
+    model: str = Field(description="The planner's model ('' for its default or none).")
+    mode: str = Field(
+        description="Planning mode: auto, upfront, iterative or direct ('' hand-written)."
+    )
+    model_calls: int = Field(description="Model calls the run made (planning, repairs, replans).")
+    tokens_in: int
+    tokens_out: int
+    cost: float | None = Field(description="US dollars of the priced calls; null: none priced.")
+    unpriced_calls: int = Field(description="Calls whose model has no price (not in `cost`).")
+    cost_prices: list[str] = Field(
+        description="Which prices `cost` used: the settings override or a genai-prices entry."
+    )
+    confidence: float | None = Field(
+        description="The current plan's confidence: its least sure main step (null: none says)."
+    )
+    trace_id: str | None = Field(
+        description="The OpenTelemetry trace id of the run (null while tracing is off)."
+    )
 
     @staticmethod
     def resolve_redactions(run: Run) -> dict[str, int]:
         return redaction_counts(run.redaction)
+
+    @staticmethod
+    def resolve_planner(run: Run) -> str:
+        return run.task.planner
+
+    @staticmethod
+    def resolve_model(run: Run) -> str:
+        return run.task.model
+
+    @staticmethod
+    def resolve_mode(run: Run) -> str:
+        return run.task.mode if run.task.planner else ""
+
+    @staticmethod
+    def resolve_model_calls(run: Run) -> int:
+        return _totals(run).calls
+
+    @staticmethod
+    def resolve_tokens_in(run: Run) -> int:
+        return _totals(run).tokens_in
+
+    @staticmethod
+    def resolve_tokens_out(run: Run) -> int:
+        return _totals(run).tokens_out
+
+    @staticmethod
+    def resolve_cost(run: Run) -> float | None:
+        cost = _totals(run).cost
+        return float(cost) if cost is not None else None
+
+    @staticmethod
+    def resolve_unpriced_calls(run: Run) -> int:
+        return _totals(run).unpriced
+
+    @staticmethod
+    def resolve_cost_prices(run: Run) -> list[str]:
+        return list(_totals(run).prices)
+
+    @staticmethod
+    def resolve_confidence(run: Run) -> float | None:
+        return run_confidence(run)
+
+    @staticmethod
+    def resolve_trace_id(run: Run) -> str | None:
+        return run.trace_id or None
 
     @staticmethod
     def resolve_description(run: Run) -> str:
@@ -114,6 +179,15 @@ class RunOut(RunSummaryOut):
     def resolve_cancel_requested_by(run: Run) -> str | None:
         user = run.cancel_requested_by
         return user.get_username() if user is not None else None
+
+
+def _totals(run: Run) -> LlmTotals:
+    """The run's model-call totals, summed once per response."""
+    totals: LlmTotals | None = getattr(run, "_llm_totals", None)
+    if totals is None:
+        totals = run_llm_totals(run.pk)
+        run._llm_totals = totals  # type: ignore[attr-defined]
+    return totals
 
 
 class RunPageOut(PageOut):
@@ -164,7 +238,20 @@ class LockWaitOut(Schema):
     message: str = Field(description="The same, in one line, as the run page shows it.")
 
 
+class AttemptOut(Schema):
+    attempt: int = Field(description="1 for the first call of the step's tool, then each retry.")
+    status: str = Field(description="running, or how the attempt ended (failed, succeeded, ...).")
+    error: str = Field(description="This attempt's own error ('' when it had none).")
+    started_at: datetime
+    finished_at: datetime | None
+
+
 class StepOut(ModelSchema):
+    plan_version: int = Field(description="The plan version this step belongs to.")
+    attempt_log: list[AttemptOut] = Field(
+        default_factory=list,
+        description="Every attempt of this step with its own outcome and error, oldest first.",
+    )
     depends_on: list[str]
     params: dict[str, Any]
     result: Any
@@ -177,6 +264,14 @@ class StepOut(ModelSchema):
     @staticmethod
     def resolve_undone_by(step: Step) -> list[str]:
         return list(getattr(step, "undone_by", []))
+
+    @staticmethod
+    def resolve_plan_version(step: Step) -> int:
+        return int(getattr(step, "plan_version", None) or step.plan.version)
+
+    @staticmethod
+    def resolve_attempt_log(step: Step) -> list[dict[str, Any]]:
+        return list(getattr(step, "attempt_log", []))
 
     locks: list[str] = Field(description="The step's own resource lock templates.")
     waiting_for_lock: LockWaitOut | None = Field(

@@ -16,9 +16,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from runs.lifecycle.claim import run_execute
 from runs.lifecycle.planning import run_plan, run_submit_task
 from runs.permissions import is_operator
-from runs.planning.accounting import call_cost
 from runs.planning.options import MODES, PLANNERS, PlannerOptionsError, default_options
 from runs.planning.planner import plan_task
+from runs.planning.pricing import call_price
 from runs.planning.prompt import context_for
 from runs.redaction import redact_text
 
@@ -69,11 +69,11 @@ class Command(BaseCommand):
         )
         outcome = plan_task(context, planner)
         for call in outcome.calls:
-            cost = call_cost(call.model, call.tokens_in, call.tokens_out)
+            price = call_price(call.provider, call.model, call.tokens_in, call.tokens_out)
             self.stderr.write(
                 f"{call.provider}/{call.model} {call.purpose}: {call.tokens_in} in, "
                 f"{call.tokens_out} out, {call.latency_ms} ms, "
-                f"{'$' + format(cost, 'f') if cost is not None else 'no price'}"
+                + (f"${price.cost:f} ({price.source})" if price.cost is not None else "no price")
                 + (f", {redact_text(call.error or call.refusal)}" if not call.ok else "")
             )
         if outcome.ok and outcome.validated is not None and outcome.validated.document:

@@ -21,7 +21,7 @@ def test_cost_comes_from_the_price_table(settings: Any) -> None:
     settings.PLANNERWEB_LLM_PRICES = {"m": {"input": 2.0, "output": 8.0}}
     assert call_cost("m", 1_000_000, 500_000) == Decimal("6.000000")
     assert call_cost("m-2025-01-01", 1000, 0) == Decimal("0.002000")  # dated snapshot
-    assert call_cost("unknown", 10, 10) is None
+    assert call_cost("unknown", 10, 10, provider="openai") is None
 
 
 def test_totals_sum_every_call_of_a_run(operator: Any, settings: Any) -> None:
@@ -66,3 +66,7 @@ def test_the_run_page_shows_calls_totals_and_plan_diffs(
     page = client.get(f"/runs/{run.pk}/").content.decode()
     assert "data-llm-totals" in page and "openai / gpt-4.1-mini" in page
     assert "tokens in" in page
+    call = LlmCall.objects.filter(run=run).first()  # the cost says which price it used
+    assert call is not None
+    assert call.price_source.startswith("genai-prices ") and call.cost is not None
+    assert f"(prices: {call.price_source})" in page

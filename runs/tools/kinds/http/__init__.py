@@ -35,6 +35,7 @@ from typing import Any
 
 from django.conf import settings
 
+from runs.telemetry.tracing import traceparent
 from runs.tools.base import PLACEHOLDER, ToolConfigError, ToolError, ToolSpec, param_text
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
@@ -148,6 +149,9 @@ async def invoke(spec: ToolSpec, params: dict[str, Any], idempotency_key: str | 
     if idempotency_key is not None:
         headers = {k: v for k, v in headers.items() if k.lower() != KEY_HEADER.lower()}
         headers[KEY_HEADER] = idempotency_key
+    if parent := traceparent():  # the service's spans join the run's trace
+        headers = {k: v for k, v in headers.items() if k.lower() != "traceparent"}
+        headers["traceparent"] = parent
     lower = {k.lower() for k in headers}
     output = config.get("output", "json")
     if output == "json" and "accept" not in lower:

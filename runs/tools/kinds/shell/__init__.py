@@ -47,6 +47,7 @@ from typing import Any
 
 from django.conf import settings
 
+from runs.telemetry.tracing import traceparent
 from runs.tools.base import PLACEHOLDER, ToolConfigError, ToolError, ToolSpec, param_text
 from runs.tools.kinds.shell import process
 from runs.tools.kinds.shell.process import KILL_GRACE_SECONDS as KILL_GRACE_SECONDS
@@ -284,6 +285,8 @@ async def invoke(spec: ToolSpec, params: dict[str, Any], idempotency_key: str | 
     env = build_env(config, params)
     if idempotency_key is not None:
         env[KEY_VARIABLE] = idempotency_key
+    if parent := traceparent():  # the tool's own spans join the run's trace
+        env["TRACEPARENT"] = parent
     cwd = _fill_builtins(config.get("cwd", "{sandbox}"))
     if any("\0" in a for a in argv) or any("\0" in v for v in env.values()):
         raise ToolError("refused: a parameter contains a NUL byte")

@@ -1,0 +1,220 @@
+"""OpenTelemetry spans named and attributed by the GenAI semantic conventions.
+
+Off by default. The standard environment variables turn it on (``OTEL_TRACES_EXPORTER=otlp``
+or an ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``; ``OTEL_SDK_DISABLED=true`` keeps it off) and
+configure the OTLP exporter, sampler and resource. Spans leave through a
+``BatchSpanProcessor``: its thread exports; a run only appends to a bounded queue (spans
+are dropped, never waited for, when the collector is down). While off every helper here
+costs a context-variable set at most.
+
+Every execution of a run (planning, each claim, each resume) is a ``invoke_workflow`` span
+in one trace, whose id the run keeps (``Run.trace_id``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import datetime
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from runs.telemetry.context import RUN_ID, STEP
+
+CHAT_FIELDS = ("provider", "model", "purpose", "tokens_in", "tokens_out", "latency_ms", "error")
+PROVIDER_NAMES = {"openai": "openai", "anthropic": "anthropic"}  # gen_ai.provider.name values
+_PROPAGATOR = TraceContextTextMapPropagator()
+# The trace a new root span joins: the run's stored trace id (see _RunTraceIds).
+_JOIN_TRACE: ContextVar[int | None] = ContextVar("telemetry_join_trace", default=None)
+_tracer: trace.Tracer | None = None
+_provider: TracerProvider | None = None
+
+
+class _RunTraceIds(RandomIdGenerator):
+    """Random ids, except that a run's later executions reuse the run's trace id."""
+
+    def generate_trace_id(self) -> int:
+        wanted = _JOIN_TRACE.get()
+        return wanted if wanted is not None else super().generate_trace_id()
+
+
+def wanted_from_env(env: dict[str, str] | None = None) -> bool:
+    """Do the standard OpenTelemetry variables ask for trace export?"""
+    env = dict(os.environ) if env is None else env
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    exporter = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if exporter:
+        return exporter != "none"
+    return bool(
+        env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
+
+
+def setup_from_env() -> None:
+    """Export spans over OTLP (HTTP) when the environment asks for it; else stay off."""
+    if _tracer is not None or not wanted_from_env():
+        return
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    # The BatchSpanProcessor reads OTEL_BSP_* (queue size, delay, export timeout).
+    configure(BatchSpanProcessor(OTLPSpanExporter()))
+
+
+def configure(processor: SpanProcessor | SpanExporter | None) -> TracerProvider | None:
+    """Trace into ``processor`` (an exporter is batched), or turn tracing off with None."""
+    global _tracer, _provider
+    if _provider is not None:
+        _provider.shutdown()
+    _tracer = _provider = None
+    if processor is None:
+        return None
+    if isinstance(processor, SpanExporter):
+        processor = BatchSpanProcessor(processor)
+    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "plannerweb")})
+    _provider = TracerProvider(resource=resource, id_generator=_RunTraceIds())
+    _provider.add_span_processor(processor)
+    _tracer = _provider.get_tracer("plannerweb")
+    return _provider
+
+
+def enabled() -> bool:
+    return _tracer is not None
+
+
+@contextmanager
+def run_span(run_id: int, trace_id: str, *, phase: str) -> Iterator[str]:
+    """One execution of a run (``invoke_workflow``); yields the run's trace id ('' when off).
+
+    ``trace_id``: the id the run keeps ('' for its first traced execution).
+    """
+    run_token = RUN_ID.set(run_id)
+    try:
+        if _tracer is None:
+            yield trace_id
+            return
+        join = _JOIN_TRACE.set(int(trace_id, 16) if trace_id else None)
+        detached = otel_context.attach(otel_context.Context())  # a root span: no parent
+        try:
+            span = _tracer.start_span(
+                f"invoke_workflow run {run_id}",
+                attributes={
+                    "gen_ai.operation.name": "invoke_workflow",
+                    "plannerweb.run.id": run_id,
+                    "plannerweb.run.phase": phase,
+                },
+            )
+        finally:
+            otel_context.detach(detached)
+            _JOIN_TRACE.reset(join)
+        with trace.use_span(span, end_on_exit=True):
+            yield format(span.get_span_context().trace_id, "032x")
+    finally:
+        RUN_ID.reset(run_token)
+
+
+class step_span:
+    """One attempt of a step's tool (``execute_tool``); log lines inside name the step.
+
+    A class, not a generator: the executor enters it for every attempt, so off it costs
+    two context-variable sets; on, one SDK span made current by hand (the cheapest way).
+    """
+
+    __slots__ = ("_span", "_step", "_token", "attempt", "step", "tool")
+
+    def __init__(self, tool: str, step: str, attempt: int) -> None:
+        self.tool, self.step, self.attempt = tool, step, attempt
+        self._span: Any = None
+
+    def __enter__(self) -> None:
+        self._step = STEP.set(self.step)
+        if _tracer is not None:
+            self._span = _tracer.start_span(
+                f"execute_tool {self.tool}",
+                attributes={
+                    "gen_ai.operation.name": "execute_tool",
+                    "gen_ai.tool.name": self.tool,
+                    "gen_ai.tool.call.id": f"{RUN_ID.get()}/{self.step}/{self.attempt}",
+                    "plannerweb.step.key": self.step,
+                    "plannerweb.step.attempt": self.attempt,
+                },
+            )
+            self._token = otel_context.attach(trace.set_span_in_context(self._span))
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
+        STEP.reset(self._step)
+        span = self._span
+        if span is not None:
+            otel_context.detach(self._token)
+            if exc is not None:
+                span.set_status(trace.StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:200])
+            span.end()
+
+
+def chat_done(
+    *,
+    provider: str,
+    model: str,
+    purpose: str,
+    tokens_in: int,
+    tokens_out: int,
+    latency_ms: int,
+    error: str = "",
+) -> None:
+    """A planner's model call that just returned (``chat``), timed back from now."""
+    if _tracer is None:
+        return
+    end = time.time_ns()
+    attributes: dict[str, Any] = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": PROVIDER_NAMES.get(provider, provider),
+        "gen_ai.request.model": model,
+        "gen_ai.usage.input_tokens": tokens_in,
+        "gen_ai.usage.output_tokens": tokens_out,
+        "plannerweb.llm.purpose": purpose,
+    }
+    if error:
+        attributes["error.type"] = "provider_error"
+    span = _tracer.start_span(
+        f"chat {model}", attributes=attributes, start_time=end - latency_ms * 1_000_000
+    )
+    if error:
+        span.set_status(trace.StatusCode.ERROR, error[:200])
+    span.end(end_time=end)
+
+
+def review_waited(*, trace_id: str, run_id: int, kind: str, opened: datetime) -> None:
+    """A review item decided now, open since ``opened``: a span in the run's trace."""
+    if _tracer is None:
+        return
+    join = _JOIN_TRACE.set(int(trace_id, 16) if trace_id else None)
+    detached = otel_context.attach(otel_context.Context())
+    try:
+        span = _tracer.start_span(
+            f"review_wait {kind}",
+            attributes={"plannerweb.run.id": run_id, "plannerweb.review.kind": kind},
+            start_time=int(opened.timestamp() * 1e9),
+        )
+    finally:
+        otel_context.detach(detached)
+        _JOIN_TRACE.reset(join)
+    span.end()
+
+
+def traceparent() -> str | None:
+    """The W3C ``traceparent`` of the current span, for a tool call; None when off."""
+    if _tracer is None:
+        return None
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier)
+    return carrier.get("traceparent")
