@@ -14,9 +14,9 @@ import jsonschema
 
 from runs.models import Tool
 from runs.tools.base import ToolConfigError, ToolSpec
-from runs.tools.kinds import http, python, shell
+from runs.tools.kinds import http, mcp, python, shell
 
-KINDS: dict[str, ModuleType] = {"shell": shell, "http": http, "python": python}
+KINDS: dict[str, ModuleType] = {"shell": shell, "http": http, "python": python, "mcp": mcp}
 
 
 def get_kind(kind: str) -> ModuleType:

@@ -43,6 +43,7 @@ from runs.evaluation.checks import validate_checks
 from runs.models import Tool
 from runs.textdata import TextDataError, parse_yaml, unstorable
 from runs.tools.kinds.http import yaml as http_yaml
+from runs.tools.kinds.mcp import yaml as mcp_yaml
 from runs.tools.kinds.python import yaml as python_yaml
 from runs.tools.kinds.shell import yaml as shell_yaml
 from runs.tools.locks import locks_problems
@@ -82,7 +83,7 @@ _TOOL_KEYS = (
     "locks",
 )
 # Each kind maps its own ``script:`` keys (runs/tools/kinds/<kind>/yaml.py).
-_SCRIPTS = {"shell": shell_yaml, "http": http_yaml, "python": python_yaml}
+_SCRIPTS = {"shell": shell_yaml, "http": http_yaml, "python": python_yaml, "mcp": mcp_yaml}
 SCRIPT_KINDS = tuple(key for mapping in _SCRIPTS.values() for key in mapping.SCRIPT_KEYS)
 _TOOL_NAME = re.compile(r"^[-a-zA-Z0-9_]+$")
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
