@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import jsonschema
@@ -108,9 +108,17 @@ class ToolDraft:
     enabled: bool = True
     checks: list[Any] = field(default_factory=list)  # evaluator checks (runs/evaluation/checks.py)
     locks: list[str] = field(default_factory=list)  # resource lock templates (runs/tools/locks.py)
+    # The file's shell text when its {{param}} placeholders were converted (not stored).
+    script_before: str = ""
 
     def changed_fields(self, tool: Tool) -> list[str]:
-        return [f.name for f in fields(self) if getattr(tool, f.name) != getattr(self, f.name)]
+        return [f for f in self.stored() if getattr(tool, f) != getattr(self, f)]
+
+    def stored(self) -> dict[str, Any]:
+        """The Tool fields, without what only the import report shows."""
+        values = asdict(self)
+        del values["script_before"]
+        return values
 
 
 class ToolsYamlError(ValueError):
@@ -128,6 +136,8 @@ class ImportReport:
     unchanged: list[str] = field(default_factory=list)
     disabled: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)  # existing tools left as they are
+    # name -> (the file's shell text, the script stored): {{param}} placeholders converted
+    converted: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- parsing
@@ -179,7 +189,8 @@ def _tool_from_entry(entry: Any, path: str, problems: list[str]) -> ToolDraft | 
         problems.append(f"{path}.description: must be text")
 
     schema = _schema_of(entry, path, problems)
-    kind, config = _script_of(entry.get("script"), f"{path}.script", problems)
+    names = set(schema.get("properties") or {}) if isinstance(schema, dict) else None
+    kind, config = _script_of(entry.get("script"), f"{path}.script", problems, names)
     if kind is not None:
         # Without a valid schema, placeholders cannot be checked against parameter names.
         problems.extend(
@@ -226,8 +237,15 @@ def _tool_from_entry(entry: Any, path: str, problems: list[str]) -> ToolDraft | 
         max_retries=retries,
         checks=checks,
         locks=locks,
+        script_before=_converted_from(entry["script"], config),
         **flags,
     )
+
+
+def _converted_from(script: dict[str, Any], config: dict[str, Any]) -> str:
+    """The file's shell text when the stored one differs (placeholders converted), else ""."""
+    before = script.get("shell")
+    return before if isinstance(before, str) and before != config.get("shell") else ""
 
 
 def _is_number(value: Any) -> bool:
@@ -304,7 +322,9 @@ def _canonical_schema(properties: dict[str, Any], required: list[str]) -> dict[s
     }
 
 
-def _script_of(script: Any, path: str, problems: list[str]) -> tuple[str | None, dict[str, Any]]:
+def _script_of(
+    script: Any, path: str, problems: list[str], params: set[str] | None = None
+) -> tuple[str | None, dict[str, Any]]:
     """``(kind, config)`` from a ``script:`` mapping; each kind reads its own keys."""
     if not isinstance(script, dict):
         problems.append(f"{path}: required, a mapping with one of {', '.join(SCRIPT_KINDS)}")
@@ -323,7 +343,7 @@ def _script_of(script: Any, path: str, problems: list[str]) -> tuple[str | None,
         problems.extend(f"{path}: unknown key {k!r}" for k in others)
     elif others:
         problems.append(f"{path}: {key} takes no sibling keys ({', '.join(others)})")
-    config = None if others else mapping.config_from_script(script, key, path, problems)
+    config = None if others else mapping.config_from_script(script, key, path, problems, params)
     return (kind, config) if config is not None else (None, {})
 
 
@@ -345,9 +365,11 @@ def tools_import(
     existing = {t.name: t for t in Tool.objects.select_for_update().filter(name__in=names)}
     report = ImportReport()
     for draft in drafts:
+        if draft.script_before:
+            report.converted[draft.name] = (draft.script_before, draft.config["shell"])
         tool = existing.get(draft.name)
         if tool is None:
-            tool = Tool.objects.create(**asdict(draft))
+            tool = Tool.objects.create(**draft.stored())
             tool_audit(actor=actor, tool=tool, before=None, after=tool_snapshot(tool), reason=WHY)
             report.created.append(draft.name)
             continue

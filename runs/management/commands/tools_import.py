@@ -45,3 +45,5 @@ class Command(BaseCommand):
         ):
             line = f"{label}: {len(names)}" + (f" ({', '.join(names)})" if names else "")
             self.stdout.write(line)
+        for name, (before, after) in report.converted.items():
+            self.stdout.write(f"converted {name}: {before}  ->  {after}")
