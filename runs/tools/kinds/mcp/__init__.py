@@ -2,7 +2,8 @@
 
 ``config``: ``{"server": "<McpServer name>", "tool": "<the server's tool name>"}``,
 plus, when discovery made the row, ``annotations`` (the server's hints, shown on
-the tools page) and ``overrides`` (flags set by hand that discovery leaves alone).
+the tools page), ``overrides`` (flags set by hand that discovery leaves alone) and
+``disappeared`` (the server stopped listing it; the row was disabled).
 
 The call runs in this worker's session to the server (``sessions.py``). The
 executor's timeout and the run's cancel cancel it; the session then stays only
@@ -21,7 +22,7 @@ from typing import Any
 import mcp_types
 
 from runs.tools.base import ToolConfigError, ToolError, ToolSpec
-from runs.tools.kinds.mcp.sessions import Session, _describe, session_for
+from runs.tools.kinds.mcp.sessions import Session, describe, session_for
 
 CONFIG_HELP = (
     '"server": the name of a registered MCP server; "tool": the name of its tool. '
@@ -29,7 +30,7 @@ CONFIG_HELP = (
     '(flags set by hand, kept by the next discovery). Example: {"server": "db", "tool": "query"}'
 )
 FLAGS = ("read_only", "sensitive", "idempotent")
-_KEYS = {"server", "tool", "annotations", "overrides"}
+_KEYS = {"server", "tool", "annotations", "overrides", "disappeared"}
 
 
 def validate_config(config: Any, *, parameters_schema: dict[str, Any] | None = None) -> list[str]:
@@ -42,6 +43,8 @@ def validate_config(config: Any, *, parameters_schema: dict[str, Any] | None = N
             problems.append(f"{key} is required (a name)")
     if not isinstance(config.get("annotations", {}), dict):
         problems.append("annotations must be an object")
+    if not isinstance(config.get("disappeared", False), bool):
+        problems.append("disappeared must be true or false")
     overrides = config.get("overrides", [])
     if not isinstance(overrides, list) or not set(overrides) <= set(FLAGS):
         problems.append(f"overrides must list some of {', '.join(FLAGS)}")
@@ -66,7 +69,7 @@ async def invoke(spec: ToolSpec, params: dict[str, Any], idempotency_key: str | 
         await session.close()
         raise ToolError(
             f"MCP server {server!r} failed during the call of {tool!r} "
-            f"(it is restarted for the next call): {_describe(exc)}",
+            f"(it is restarted for the next call): {describe(exc)}",
             details={"server": server, "exception": type(exc).__name__},
         ) from exc
     return result_of(result, server=server)

@@ -80,7 +80,7 @@ class Session:
             raise
         except Exception as exc:
             raise ToolError(
-                f"cannot connect to MCP server {self.server.name!r}: {_describe(exc)}"
+                f"cannot connect to MCP server {self.server.name!r}: {describe(exc)}"
             ) from exc
         assert self.client is not None
         return self.client
@@ -135,7 +135,7 @@ async def close_all() -> None:
         await session.close()
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
     """An exception as one line, the first of a group's members when it is a group."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
