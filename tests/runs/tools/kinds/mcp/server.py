@@ -12,9 +12,15 @@ import sys
 import time
 
 import anyio
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
+from pydantic import BaseModel
+
+
+class Table(BaseModel):
+    name: str
+
 
 server = MCPServer("test-server", log_level="ERROR")
 
@@ -58,6 +64,12 @@ if os.environ.get("MCP_TEST_TOOLS") != "fewer":
     def secret_length() -> dict[str, int]:
         """How long the server's secret is (never the secret itself)."""
         return {"length": len(os.environ.get("MCP_TEST_SECRET", ""))}
+
+    @server.tool()
+    async def ask(ctx: Context) -> str:
+        """Ask the client's user for a value (elicitation)."""
+        answer = await ctx.elicit("Which table?", Table)
+        return f"got {answer}"
 
     @server.tool()
     def pid() -> dict[str, int]:

@@ -25,7 +25,7 @@ def discover(server: str) -> str:
 
 def test_discovery_creates_rows_with_flags_from_the_annotations(stdio_server: McpServer) -> None:
     report = discover("local")
-    assert "created: 8" in report
+    assert "created: 9" in report
     tools = {t.name: t for t in Tool.objects.all()}
     add, drop, fail = tools["local-add"], tools["local-drop"], tools["local-fail"]
     assert (
@@ -38,9 +38,9 @@ def test_discovery_creates_rows_with_flags_from_the_annotations(stdio_server: Mc
     # Unannotated: not read-only, so destructive as the MCP specification defaults it.
     assert (fail.sensitive, fail.idempotent) == (True, False)
     entries = AuditEntry.objects.filter(object_type="tool")
-    assert entries.count() == 8
+    assert entries.count() == 9
     assert {e.reason for e in entries} == {"MCP discovery of server 'local'"}
-    assert "unchanged: 8" in discover("local")
+    assert "unchanged: 9" in discover("local")
 
 
 def test_tools_that_disappear_are_disabled_and_come_back_enabled(
@@ -50,19 +50,19 @@ def test_tools_that_disappear_are_disabled_and_come_back_enabled(
     stdio_server.env = {**stdio_server.env, "MCP_TEST_TOOLS": "fewer"}
     stdio_server.save()
     report = discover("local")
-    assert "disabled: 7" in report
+    assert "disabled: 8" in report
     gone = Tool.objects.get(name="local-drop")
     assert not gone.enabled and gone.config["disappeared"] is True
     assert Tool.objects.get(name="local-add").enabled
     stdio_server.env = {"MCP_TEST_SECRET": "${PW_TEST_SECRET}"}
     stdio_server.save()
-    assert "updated: 7" in discover("local")
+    assert "updated: 8" in discover("local")
     back = Tool.objects.get(name="local-drop")
     assert back.enabled and "disappeared" not in back.config
 
 
 def test_a_flag_set_by_hand_survives_the_next_discovery_and_is_audited(
-    stdio_server: McpServer, admin_user: User
+    stdio_server: McpServer, admin_user: User, operator: User
 ) -> None:
     discover("local")
     tool_update(name="local-drop", changes={"sensitive": False}, actor=admin_user)
@@ -71,6 +71,10 @@ def test_a_flag_set_by_hand_survives_the_next_discovery_and_is_audited(
     drop = Tool.objects.get(name="local-drop")
     assert drop.sensitive is False
     assert drop.config["overrides"] == ["sensitive"]
+    page = Client()
+    page.force_login(operator)
+    html = page.get("/tools/").content.decode()
+    assert "MCP annotations: destructiveHint=true; set by hand: sensitive" in html
 
 
 def test_an_unknown_server_imports_nothing(transactional_db: None) -> None:
@@ -87,7 +91,7 @@ def test_the_admin_action_discovers_a_servers_tools(
         SERVERS, {"action": "discover", "_selected_action": [http_server.pk]}, follow=True
     )
     assert response.status_code == 200
-    assert "Server remote: created 8" in response.content.decode()
+    assert "Server remote: created 9" in response.content.decode()
     assert Tool.objects.get(name="remote-add").read_only
     page = client.get("/admin/runs/tool/").content.decode()
     assert "idempotentHint=True, readOnlyHint=True" in page

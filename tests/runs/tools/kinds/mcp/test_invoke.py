@@ -198,3 +198,11 @@ def test_an_unknown_server_is_a_config_error(transactional_db: None) -> None:
     unknown = ToolSpec(name="x", kind="mcp", config={"server": "nope", "tool": "x"})
     with pytest.raises(ToolConfigError, match="no MCP server named 'nope'"):
         scenario(lambda: invoke(unknown, {}))
+
+
+def test_a_server_asking_for_input_fails_the_step_with_a_clear_message(
+    http_server: McpServer,
+) -> None:
+    with pytest.raises(ToolError) as failure:
+        scenario(lambda: invoke(spec(http_server, "ask"), {}))
+    assert "elicitation" in failure.value.message.lower()
