@@ -9,11 +9,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from io import StringIO
 from typing import Any, TypeVar
 
 import pytest
+from django.core.management import call_command
 
-from runs.models import McpServer
+from runs.models import McpServer, Run, Step
 from runs.tools.base import ToolConfigError, ToolError, ToolSpec
 from runs.tools.kinds.mcp import invoke, sessions, validate_config
 
@@ -206,3 +208,26 @@ def test_a_server_asking_for_input_fails_the_step_with_a_clear_message(
     with pytest.raises(ToolError) as failure:
         scenario(lambda: invoke(spec(http_server, "ask"), {}))
     assert "elicitation" in failure.value.message.lower()
+
+
+def test_a_plan_runs_mcp_steps_through_the_executor_and_stores_their_results(
+    stdio_server: McpServer, execute: Callable[..., Run]
+) -> None:
+    call_command("tools_import", "--mcp", "local", stdout=StringIO())
+    run = execute(
+        {
+            "goal": "add, then fail",
+            "steps": [
+                {"id": "sum", "tool": "local-add", "params": {"a": 1, "b": 2}},
+                {
+                    "id": "f",
+                    "tool": "local-fail",
+                    "params": {"message": "no"},
+                    "depends_on": ["sum"],
+                },
+            ],
+        }
+    )
+    steps = {s.key: s for s in Step.objects.filter(run=run, phase="main")}
+    assert steps["sum"].status == "succeeded" and steps["sum"].result == {"sum": 3}
+    assert steps["f"].status == "failed" and "MCP tool error from 'local'" in steps["f"].error
