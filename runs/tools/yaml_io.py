@@ -47,6 +47,7 @@ from runs.tools.kinds.mcp import yaml as mcp_yaml
 from runs.tools.kinds.python import yaml as python_yaml
 from runs.tools.kinds.shell import yaml as shell_yaml
 from runs.tools.locks import locks_problems
+from runs.tools.mcp_servers import servers_for_export, servers_from_document, servers_upsert
 from runs.tools.registry import validate_parameters_schema, validate_tool_config
 from runs.tools.services import tool_audit, tool_snapshot
 from runs.tools.yaml_style import Flow, FlowMap
@@ -138,6 +139,7 @@ class ImportReport:
     kept: list[str] = field(default_factory=list)  # existing tools left as they are
     # name -> (the file's shell text, the script stored): {{param}} placeholders converted
     converted: dict[str, tuple[str, str]] = field(default_factory=dict)
+    servers: list[str] = field(default_factory=list)  # MCP servers created or changed
 
 
 # --------------------------------------------------------------------------- parsing
@@ -152,7 +154,8 @@ def tools_from_yaml(text: str) -> list[ToolDraft]:
         raise ToolsYamlError([f"{found[0] or '(file)'}: {found[1]}"])
     if not isinstance(document, dict) or not isinstance(document.get("tools"), list):
         raise ToolsYamlError(["(file): expected a mapping with a 'tools:' list"])
-    problems = [f"(file): unknown key {k!r}" for k in document if k != "tools"]
+    problems = [f"(file): unknown key {k!r}" for k in document if k not in ("tools", "mcp_servers")]
+    problems += servers_from_document(document)[1]
     drafts: list[ToolDraft] = []
     seen: dict[str, str] = {}
     for i, entry in enumerate(document["tools"]):
@@ -361,9 +364,11 @@ def tools_import(
     """
 
     drafts = tools_from_yaml(text)
+    report = ImportReport()
+    servers, _ = servers_from_document(parse_yaml(text))
+    report.servers = servers_upsert(drafts=servers, actor=actor, reason=WHY)
     names = [d.name for d in drafts]
     existing = {t.name: t for t in Tool.objects.select_for_update().filter(name__in=names)}
-    report = ImportReport()
     for draft in drafts:
         if draft.script_before:
             report.converted[draft.name] = (draft.script_before, draft.config["shell"])
@@ -447,8 +452,14 @@ def tools_to_yaml(tools: Iterable[Tool]) -> str:
         if tool.locks:
             entry["locks"] = tool.locks
         entries.append(entry)
+    document: dict[str, Any] = {"tools": entries}
+    servers = servers_for_export(
+        {e["script"]["mcp"].get("server") for e in entries if "mcp" in e["script"]}
+    )
+    if servers:
+        document = {"mcp_servers": servers, **document}
     return yaml.dump(
-        {"tools": entries},
+        document,
         Dumper=_Dumper,
         sort_keys=False,
         allow_unicode=True,

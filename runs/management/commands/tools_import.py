@@ -62,6 +62,8 @@ class Command(BaseCommand):
             unchanged=report.unchanged,
             disabled=report.disabled,
         )
+        if report.servers:
+            self._counts(**{"MCP servers created or changed": report.servers})
         for name, (before, after) in report.converted.items():
             self.stdout.write(f"converted {name}: {before}  ->  {after}")
 
