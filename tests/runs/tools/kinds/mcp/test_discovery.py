@@ -23,11 +23,11 @@ def discover(server: str) -> str:
     return out.getvalue()
 
 
-def test_discovery_creates_rows_with_flags_from_the_annotations(stdio_server: McpServer) -> None:
-    report = discover("local")
+def test_discovery_creates_rows_with_flags_from_the_annotations(http_server: McpServer) -> None:
+    report = discover("remote")
     assert "created: 9" in report
     tools = {t.name: t for t in Tool.objects.all()}
-    add, drop, fail = tools["local-add"], tools["local-drop"], tools["local-fail"]
+    add, drop, fail = tools["remote-add"], tools["remote-drop"], tools["remote-fail"]
     assert (
         add.kind == "mcp" and add.config["tool"] == "add" and add.description == "Add two numbers."
     )
@@ -39,8 +39,8 @@ def test_discovery_creates_rows_with_flags_from_the_annotations(stdio_server: Mc
     assert (fail.sensitive, fail.idempotent) == (True, False)
     entries = AuditEntry.objects.filter(object_type="tool")
     assert entries.count() == 9
-    assert {e.reason for e in entries} == {"MCP discovery of server 'local'"}
-    assert "unchanged: 9" in discover("local")
+    assert {e.reason for e in entries} == {"MCP discovery of server 'remote'"}
+    assert "unchanged: 9" in discover("remote")
 
 
 def test_tools_that_disappear_are_disabled_and_come_back_enabled(
@@ -62,13 +62,13 @@ def test_tools_that_disappear_are_disabled_and_come_back_enabled(
 
 
 def test_a_flag_set_by_hand_survives_the_next_discovery_and_is_audited(
-    stdio_server: McpServer, admin_user: User, operator: User
+    http_server: McpServer, admin_user: User, operator: User
 ) -> None:
-    discover("local")
-    tool_update(name="local-drop", changes={"sensitive": False}, actor=admin_user)
+    discover("remote")
+    tool_update(name="remote-drop", changes={"sensitive": False}, actor=admin_user)
     assert AuditEntry.objects.filter(actor=admin_user, object_type="tool").count() == 1
-    discover("local")
-    drop = Tool.objects.get(name="local-drop")
+    discover("remote")
+    drop = Tool.objects.get(name="remote-drop")
     assert drop.sensitive is False
     assert drop.config["overrides"] == ["sensitive"]
     page = Client()

@@ -18,6 +18,8 @@ from django.core.management import call_command
 from runs.models import McpServer, Run, Step
 from runs.tools.base import ToolConfigError, ToolError, ToolSpec
 from runs.tools.kinds.mcp import invoke, sessions, validate_config
+from runs.tools.kinds.mcp.servers import LIFELINE
+from tests.runs.tools.kinds.mcp.conftest import SERVER
 
 T = TypeVar("T")
 
@@ -155,23 +157,20 @@ def test_a_cancelled_call_leaves_a_responsive_server_in_use(
     assert same
 
 
-def test_a_stdio_server_never_outlives_its_worker(stdio_server: McpServer, tmp_path: Any) -> None:
-    from tests.runs.processes import child_env
-
+def test_a_stdio_server_never_outlives_its_worker() -> None:
+    """A worker (here a bare SDK client, started as the kind starts servers) dies by SIGKILL."""
     script = (
-        "import asyncio, django, sys; django.setup()\n"
-        "from runs.tools.base import ToolSpec\n"
-        "from runs.tools.kinds.mcp import invoke\n"
+        "import asyncio, sys\n"
+        "from mcp import Client, StdioServerParameters\n"
         "async def main():\n"
-        "    spec = ToolSpec(name='pid', kind='mcp', config={'server': 'local', 'tool': 'pid'})\n"
-        "    print((await invoke(spec, {}))['pid'], flush=True)\n"
-        "    await asyncio.sleep(60)\n"
+        f"    argv = ['-I', '-S', {LIFELINE!r}, sys.executable, {SERVER!r}, 'stdio']\n"
+        "    params = StdioServerParameters(command=sys.executable, args=argv)\n"
+        "    async with Client(params) as client:\n"
+        "        print((await client.call_tool('pid', {})).structured_content['pid'], flush=True)\n"
+        "        await asyncio.sleep(60)\n"
         "asyncio.run(main())\n"
     )
-    env = child_env(tmp_path, DJANGO_SETTINGS_MODULE="plannerweb.settings")
-    worker = subprocess.Popen(
-        [sys.executable, "-c", script], stdout=subprocess.PIPE, env=env, text=True
-    )
+    worker = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         assert worker.stdout is not None
         pid = int(worker.stdout.readline())
