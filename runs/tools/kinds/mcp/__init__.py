@@ -20,6 +20,8 @@ import asyncio
 from typing import Any
 
 import mcp_types
+from mcp import MCPError
+from mcp_types import CONNECTION_CLOSED
 
 from runs.tools.base import ToolConfigError, ToolError, ToolSpec
 from runs.tools.kinds.mcp.sessions import Session, describe, session_for
@@ -65,14 +67,29 @@ async def invoke(spec: ToolSpec, params: dict[str, Any], idempotency_key: str | 
     except asyncio.CancelledError:
         _check_later(session)
         raise
+    except MCPError as exc:
+        # A protocol error from a live server (unknown tool, bad arguments) keeps the session.
+        if exc.code != CONNECTION_CLOSED:
+            await session.check_alive()
+            if not session.closed:
+                raise ToolError(
+                    f"MCP server {server!r} refused the call of {tool!r}: {exc.error.message}",
+                    details={"server": server, "code": exc.code},
+                ) from exc
+        await session.close()
+        raise _failed(server, tool, exc) from exc
     except Exception as exc:
         await session.close()
-        raise ToolError(
-            f"MCP server {server!r} failed during the call of {tool!r} "
-            f"(it is restarted for the next call): {describe(exc)}",
-            details={"server": server, "exception": type(exc).__name__},
-        ) from exc
+        raise _failed(server, tool, exc) from exc
     return result_of(result, server=server)
+
+
+def _failed(server: str, tool: str, exc: Exception) -> ToolError:
+    return ToolError(
+        f"MCP server {server!r} failed during the call of {tool!r} "
+        f"(it is restarted for the next call): {describe(exc)}",
+        details={"server": server, "exception": type(exc).__name__},
+    )
 
 
 def result_of(result: mcp_types.CallToolResult, *, server: str) -> Any:

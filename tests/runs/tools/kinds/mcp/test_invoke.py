@@ -230,3 +230,15 @@ def test_a_plan_runs_mcp_steps_through_the_executor_and_stores_their_results(
     steps = {s.key: s for s in Step.objects.filter(run=run, phase="main")}
     assert steps["sum"].status == "succeeded" and steps["sum"].result == {"sum": 3}
     assert steps["f"].status == "failed" and "MCP tool error from 'local'" in steps["f"].error
+
+
+def test_a_call_the_server_refuses_keeps_the_session(http_server: McpServer) -> None:
+    async def steps() -> tuple[str, bool]:
+        session = await sessions.session_for(http_server.name)
+        with pytest.raises(ToolError) as failure:
+            await invoke(spec(http_server, "no_such_tool"), {})
+        return failure.value.message, session is await sessions.session_for(http_server.name)
+
+    message, same = scenario(steps)
+    assert message.startswith("MCP ") and "no_such_tool" in message
+    assert same
