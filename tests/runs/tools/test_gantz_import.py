@@ -7,6 +7,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
@@ -16,6 +17,7 @@ from runs.tools.base import ToolSpec
 from runs.tools.kinds.shell import invoke
 from runs.tools.kinds.shell.placeholders import PlaceholderError, convert
 from runs.tools.yaml_io import ToolsYamlError, tools_import
+from tests.runs.api.conftest import api_as
 
 GANTZ = Path(__file__).with_name("gantz.yaml")
 
@@ -97,3 +99,17 @@ def test_a_refused_placeholder_imports_nothing_and_says_how_to_write_it(tmp_path
     (tmp_path / "gantz.yaml").write_text(text)
     with pytest.raises(CommandError, match="nothing imported"):
         call_command("tools_import", str(tmp_path / "gantz.yaml"))
+
+
+@pytest.mark.django_db
+def test_the_api_import_reports_the_converted_scripts(admin_user: User) -> None:
+    api = api_as(admin_user)
+    response = api.post("/tools.yaml", {"text": GANTZ.read_text(), "replace": False})
+    assert response.status_code == 200, response.json()
+    assert response.json()["converted"] == [
+        {
+            "name": "run_migration",
+            "file_script": "psql mydb < {{file}}",
+            "stored_script": 'psql mydb < "$PARAM_FILE"',
+        }
+    ]
