@@ -14,6 +14,8 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from reviews.routing import websocket_urlpatterns as review_urlpatterns  # noqa: E402
+from runs.mcp_server.endpoint import PATH as MCP_PATH  # noqa: E402
+from runs.mcp_server.endpoint import endpoint as mcp_endpoint  # noqa: E402
 from runs.publish import publisher  # noqa: E402
 from runs.routing import websocket_urlpatterns as run_urlpatterns  # noqa: E402
 
@@ -30,6 +32,8 @@ router = ProtocolTypeRouter(
 async def application(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
     # The in-memory channel layer must be fed from the loop its consumers run on.
     publisher.bind_loop(asyncio.get_running_loop())
+    if scope["type"] == "http" and scope["path"].rstrip("/") == MCP_PATH:
+        return await mcp_endpoint(scope, receive, send)  # plannerweb as an MCP server
     return await router(scope, receive, send)
 
 

@@ -26,6 +26,7 @@ from runs.evaluation.checks import validate_checks
 from runs.models import (
     TOOL_FIELDS,
     EvalSuite,
+    McpServer,
     Plan,
     Run,
     Step,
@@ -37,7 +38,10 @@ from runs.models import (
 )
 from runs.permissions import is_admin
 from runs.textdata import TextDataError, parse_json, unstorable
+from runs.tools.base import ToolError
+from runs.tools.kinds.mcp.servers import server_problems
 from runs.tools.locks import locks_problems
+from runs.tools.mcp_discovery import tools_discover
 from runs.tools.registry import config_help, validate_parameters_schema, validate_tool_config
 from runs.tools.yaml_io import tools_to_yaml
 
@@ -192,7 +196,16 @@ class ToolAdmin(AuditedAdminMixin, StaffAdmin):
     # Every add, change and delete here writes an AuditEntry (reviews.admin_audit).
     audit_type = "tool"
     audit_fields = TOOL_FIELDS
-    list_display = ("name", "kind", "enabled", "sensitive", "idempotent", "timeout_seconds")
+    list_display = (
+        "name",
+        "kind",
+        "enabled",
+        "sensitive",
+        "idempotent",
+        "read_only",
+        "annotations",
+        "timeout_seconds",
+    )
     list_filter = (
         "kind",
         "enabled",
@@ -225,6 +238,16 @@ class ToolAdmin(AuditedAdminMixin, StaffAdmin):
         ("History", {"fields": ("created_at", "updated_at")}),
     )
 
+    @admin.display(description="MCP annotations")
+    def annotations(self, tool: Tool) -> str:
+        """The server's hints behind the flags, and which flags were set by hand."""
+        config = tool.config if isinstance(tool.config, dict) else {}
+        if tool.kind != Tool.Kind.MCP:
+            return ""
+        hints = ", ".join(f"{k}={v}" for k, v in sorted((config.get("annotations") or {}).items()))
+        overrides = ", ".join(config.get("overrides") or ())
+        return (hints or "none") + (f"; set by hand: {overrides}" if overrides else "")
+
     @admin.action(description="Export selected tools as tools.yaml")
     def export_yaml(self, request: HttpRequest, queryset: QuerySet[Tool]) -> HttpResponse:
         response = HttpResponse(tools_to_yaml(queryset.order_by("name")), content_type="text/yaml")
@@ -256,6 +279,75 @@ class ToolAdmin(AuditedAdminMixin, StaffAdmin):
                 )
         word = "enabled" if enabled else "disabled"
         self.message_user(request, f"{len(tools)} tool(s) {word}.", messages.SUCCESS)
+
+
+# --------------------------------------------------------------------------- MCP servers
+class McpServerAdminForm(forms.ModelForm):
+    url = forms.URLField(required=False, max_length=500, assume_scheme="https")
+
+    class Meta:
+        model = McpServer
+        fields = ("name", "transport", "command", "env", "cwd", "url", "headers")
+        field_classes = {
+            "command": PrettyJSONField,
+            "env": PrettyJSONField,
+            "headers": PrettyJSONField,
+        }
+        help_texts = {
+            "command": 'stdio: the argv list, e.g. ["npx", "-y", "@acme/mcp-server"] (no shell).',
+            "env": 'stdio: extra environment; write a secret as "${VAR}", read from the '
+            "worker's environment when connecting.",
+            "headers": 'HTTP: headers, e.g. {"Authorization": "Bearer ${ACME_TOKEN}"}.',
+        }
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        for name in ("env", "headers"):
+            if data.get(name) is None and name in data:
+                data[name] = {}
+        if data.get("command") is None and "command" in data:
+            data["command"] = []
+        for field_name, problem in server_problems(
+            transport=data.get("transport", ""),
+            command=data.get("command", []),
+            env=data.get("env", {}),
+            cwd=data.get("cwd", ""),
+            url=data.get("url", ""),
+            headers=data.get("headers", {}),
+        ):
+            self.add_error(field_name if field_name in self.fields else None, problem)
+        return data
+
+
+@admin.register(McpServer)
+class McpServerAdmin(AuditedAdminMixin, StaffAdmin):
+    form = McpServerAdminForm
+    audit_type = "mcp_server"
+    audit_fields = ("name", "transport", "command", "env", "cwd", "url", "headers")
+    list_display = ("name", "transport", "url")
+    actions = ("discover",)
+
+    @admin.action(description="Discover tools of the selected servers")
+    def discover(self, request: HttpRequest, queryset: QuerySet[McpServer]) -> None:
+        for server in queryset:
+            try:
+                report = tools_discover(server=server.name, actor=request.user)
+            except ToolError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+                continue
+            parts = [
+                f"{label} {len(names)}" + (f" ({', '.join(names)})" if names else "")
+                for label, names in (
+                    ("created", report.created),
+                    ("updated", report.updated),
+                    ("unchanged", report.unchanged),
+                    ("disabled", report.disabled),
+                    ("skipped", report.skipped),
+                )
+            ]
+            self.message_user(
+                request, f"Server {server.name}: " + "; ".join(parts), messages.SUCCESS
+            )
 
 
 # --------------------------------------------------------------------------- runs (read-only)

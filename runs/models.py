@@ -41,6 +41,7 @@ class Tool(models.Model):
         PYTHON = "python", "Python callable"
         LLM = "llm", "Language-model prompt"
         AGENT = "agent", "Agent (model and tools in a bounded loop)"
+        MCP = "mcp", "MCP server tool"
 
     name = models.SlugField(max_length=100, unique=True)
     description = models.TextField(blank=True)
@@ -65,6 +66,34 @@ class Tool(models.Model):
     # Resource lock templates every step of this tool takes, e.g. ["env:{{ params.environment }}"]
     # (runs/tools/locks.py); a step waits while another step holds one of its keys.
     locks = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class McpServer(models.Model):
+    """An MCP server whose tools the ``mcp`` kind calls (runs/tools/kinds/mcp/)."""
+
+    class Transport(models.TextChoices):
+        STDIO = "stdio", "stdio (a local process)"
+        HTTP = "http", "streamable HTTP"
+
+    name = models.SlugField(max_length=100, unique=True)
+    transport = models.CharField(max_length=8, choices=Transport.choices)
+    # stdio: the argv list (no shell), extra environment, working directory.
+    command = models.JSONField(default=list, blank=True)
+    # NAME -> text; "${VAR}" in a value is read from the worker's environment at connect time,
+    # so a secret lives in the deployment's environment, never in the database.
+    env = models.JSONField(default=dict, blank=True)
+    cwd = models.CharField(max_length=500, blank=True)
+    # http: the endpoint and its headers (values take "${VAR}" like env).
+    url = models.URLField(max_length=500, blank=True)
+    headers = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

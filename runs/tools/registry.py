@@ -14,7 +14,7 @@ import jsonschema
 
 from runs.models import Tool
 from runs.tools.base import ToolConfigError, ToolSpec
-from runs.tools.kinds import agent, http, llm, python, shell
+from runs.tools.kinds import agent, http, llm, mcp, python, shell
 
 KINDS: dict[str, ModuleType] = {
     "shell": shell,
@@ -22,6 +22,7 @@ KINDS: dict[str, ModuleType] = {
     "python": python,
     "llm": llm,
     "agent": agent,
+    "mcp": mcp,
 }
 
 # Fault injection for evaluations (runs.evals.faults): when set, asked first on every call;

@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import jsonschema
@@ -45,9 +45,11 @@ from runs.textdata import TextDataError, parse_yaml, unstorable
 from runs.tools.kinds.agent import yaml as agent_yaml
 from runs.tools.kinds.http import yaml as http_yaml
 from runs.tools.kinds.llm import yaml as llm_yaml
+from runs.tools.kinds.mcp import yaml as mcp_yaml
 from runs.tools.kinds.python import yaml as python_yaml
 from runs.tools.kinds.shell import yaml as shell_yaml
 from runs.tools.locks import locks_problems
+from runs.tools.mcp_servers import servers_for_export, servers_from_document, servers_upsert
 from runs.tools.registry import validate_parameters_schema, validate_tool_config
 from runs.tools.services import tool_audit, tool_snapshot
 from runs.tools.yaml_style import Flow, FlowMap
@@ -90,6 +92,7 @@ _SCRIPTS = {
     "python": python_yaml,
     "llm": llm_yaml,
     "agent": agent_yaml,
+    "mcp": mcp_yaml,
 }
 SCRIPT_KINDS = tuple(key for mapping in _SCRIPTS.values() for key in mapping.SCRIPT_KEYS)
 _TOOL_NAME = re.compile(r"^[-a-zA-Z0-9_]+$")
@@ -115,9 +118,17 @@ class ToolDraft:
     enabled: bool = True
     checks: list[Any] = field(default_factory=list)  # evaluator checks (runs/evaluation/checks.py)
     locks: list[str] = field(default_factory=list)  # resource lock templates (runs/tools/locks.py)
+    # The file's shell text when its {{param}} placeholders were converted (not stored).
+    script_before: str = ""
 
     def changed_fields(self, tool: Tool) -> list[str]:
-        return [f.name for f in fields(self) if getattr(tool, f.name) != getattr(self, f.name)]
+        return [f for f in self.stored() if getattr(tool, f) != getattr(self, f)]
+
+    def stored(self) -> dict[str, Any]:
+        """The Tool fields, without what only the import report shows."""
+        values = asdict(self)
+        del values["script_before"]
+        return values
 
 
 class ToolsYamlError(ValueError):
@@ -135,6 +146,9 @@ class ImportReport:
     unchanged: list[str] = field(default_factory=list)
     disabled: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)  # existing tools left as they are
+    # name -> (the file's shell text, the script stored): {{param}} placeholders converted
+    converted: dict[str, tuple[str, str]] = field(default_factory=dict)
+    servers: list[str] = field(default_factory=list)  # MCP servers created or changed
 
 
 # --------------------------------------------------------------------------- parsing
@@ -149,7 +163,8 @@ def tools_from_yaml(text: str) -> list[ToolDraft]:
         raise ToolsYamlError([f"{found[0] or '(file)'}: {found[1]}"])
     if not isinstance(document, dict) or not isinstance(document.get("tools"), list):
         raise ToolsYamlError(["(file): expected a mapping with a 'tools:' list"])
-    problems = [f"(file): unknown key {k!r}" for k in document if k != "tools"]
+    problems = [f"(file): unknown key {k!r}" for k in document if k not in ("tools", "mcp_servers")]
+    problems += servers_from_document(document)[1]
     drafts: list[ToolDraft] = []
     seen: dict[str, str] = {}
     for i, entry in enumerate(document["tools"]):
@@ -186,7 +201,8 @@ def _tool_from_entry(entry: Any, path: str, problems: list[str]) -> ToolDraft | 
         problems.append(f"{path}.description: must be text")
 
     schema = _schema_of(entry, path, problems)
-    kind, config = _script_of(entry.get("script"), f"{path}.script", problems)
+    names = set(schema.get("properties") or {}) if isinstance(schema, dict) else None
+    kind, config = _script_of(entry.get("script"), f"{path}.script", problems, names)
     if kind is not None:
         # Without a valid schema, placeholders cannot be checked against parameter names.
         problems.extend(
@@ -233,8 +249,15 @@ def _tool_from_entry(entry: Any, path: str, problems: list[str]) -> ToolDraft | 
         max_retries=retries,
         checks=checks,
         locks=locks,
+        script_before=_converted_from(entry["script"], config),
         **flags,
     )
+
+
+def _converted_from(script: dict[str, Any], config: dict[str, Any]) -> str:
+    """The file's shell text when the stored one differs (placeholders converted), else ""."""
+    before = script.get("shell")
+    return before if isinstance(before, str) and before != config.get("shell") else ""
 
 
 def _is_number(value: Any) -> bool:
@@ -311,7 +334,9 @@ def _canonical_schema(properties: dict[str, Any], required: list[str]) -> dict[s
     }
 
 
-def _script_of(script: Any, path: str, problems: list[str]) -> tuple[str | None, dict[str, Any]]:
+def _script_of(
+    script: Any, path: str, problems: list[str], params: set[str] | None = None
+) -> tuple[str | None, dict[str, Any]]:
     """``(kind, config)`` from a ``script:`` mapping; each kind reads its own keys."""
     if not isinstance(script, dict):
         problems.append(f"{path}: required, a mapping with one of {', '.join(SCRIPT_KINDS)}")
@@ -330,7 +355,7 @@ def _script_of(script: Any, path: str, problems: list[str]) -> tuple[str | None,
         problems.extend(f"{path}: unknown key {k!r}" for k in others)
     elif others:
         problems.append(f"{path}: {key} takes no sibling keys ({', '.join(others)})")
-    config = None if others else mapping.config_from_script(script, key, path, problems)
+    config = None if others else mapping.config_from_script(script, key, path, problems, params)
     return (kind, config) if config is not None else (None, {})
 
 
@@ -348,13 +373,17 @@ def tools_import(
     """
 
     drafts = tools_from_yaml(text)
+    report = ImportReport()
+    servers, _ = servers_from_document(parse_yaml(text))
+    report.servers = servers_upsert(drafts=servers, actor=actor, reason=WHY)
     names = [d.name for d in drafts]
     existing = {t.name: t for t in Tool.objects.select_for_update().filter(name__in=names)}
-    report = ImportReport()
     for draft in drafts:
+        if draft.script_before:
+            report.converted[draft.name] = (draft.script_before, draft.config["shell"])
         tool = existing.get(draft.name)
         if tool is None:
-            tool = Tool.objects.create(**asdict(draft))
+            tool = Tool.objects.create(**draft.stored())
             tool_audit(actor=actor, tool=tool, before=None, after=tool_snapshot(tool), reason=WHY)
             report.created.append(draft.name)
             continue
@@ -432,8 +461,14 @@ def tools_to_yaml(tools: Iterable[Tool]) -> str:
         if tool.locks:
             entry["locks"] = tool.locks
         entries.append(entry)
+    document: dict[str, Any] = {"tools": entries}
+    servers = servers_for_export(
+        {e["script"]["mcp"].get("server") for e in entries if "mcp" in e["script"]}
+    )
+    if servers:
+        document = {"mcp_servers": servers, **document}
     return yaml.dump(
-        {"tools": entries},
+        document,
         Dumper=_Dumper,
         sort_keys=False,
         allow_unicode=True,

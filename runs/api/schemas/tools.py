@@ -130,8 +130,31 @@ class ToolsImportIn(In):
     replace: bool = Field(False, description="Also disable every enabled tool the file omits.")
 
 
+class ConvertedScriptOut(Schema):
+    name: str
+    file_script: str = Field(
+        description="The shell text as the file gave it, {{param}} placeholders and all."
+    )
+    stored_script: str = Field(description="The script stored: each placeholder a quoted variable.")
+
+
 class ToolsImportOut(Schema):
     created: list[str]
     updated: list[str]
     unchanged: list[str]
     disabled: list[str]
+    converted: list[ConvertedScriptOut] = Field(
+        description="Shell scripts whose gantz.yaml placeholders were converted at import."
+    )
+    mcp_servers: list[str] = Field(description="MCP servers the file created or changed.")
+
+    @staticmethod
+    def resolve_converted(report: Any) -> list[dict[str, str]]:
+        return [
+            {"name": name, "file_script": before, "stored_script": after}
+            for name, (before, after) in report.converted.items()
+        ]
+
+    @staticmethod
+    def resolve_mcp_servers(report: Any) -> list[str]:
+        return list(report.servers)

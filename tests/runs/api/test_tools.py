@@ -135,7 +135,14 @@ def test_export_then_import_round_trips_the_registry(admin_user: User) -> None:
     assert yaml.safe_load(text)["tools"][0]["name"] == "hello"
     Tool.objects.all().delete()
     imported = client.post("/tools.yaml", {"text": text})
-    assert imported.json() == {"created": ["hello"], "updated": [], "unchanged": [], "disabled": []}
+    assert imported.json() == {
+        "created": ["hello"],
+        "updated": [],
+        "unchanged": [],
+        "disabled": [],
+        "converted": [],
+        "mcp_servers": [],
+    }
     assert client.get("/tools.yaml").content.decode() == text
     again = client.post("/tools.yaml", {"text": text})
     assert again.json()["unchanged"] == ["hello"]

@@ -29,10 +29,10 @@ def test_invoke_tool_dispatches_on_the_kind() -> None:
 
 
 def test_an_unknown_kind_is_a_config_error() -> None:
-    with pytest.raises(ToolConfigError, match="unknown tool kind 'mcp'"):
-        asyncio.run(invoke_tool(ToolSpec(name="x", kind="mcp"), {}))
-    assert validate_tool_config("mcp", {}) == [
-        "unknown tool kind 'mcp' (known: shell, http, python, llm, agent)"
+    with pytest.raises(ToolConfigError, match="unknown tool kind 'ftp'"):
+        asyncio.run(invoke_tool(ToolSpec(name="x", kind="ftp"), {}))
+    assert validate_tool_config("ftp", {}) == [
+        "unknown tool kind 'ftp' (known: shell, http, python, llm, agent, mcp)"
     ]
 
 

@@ -9,9 +9,17 @@ SCRIPT_EXTRAS: frozenset[str] = frozenset()
 
 
 def config_from_script(
-    script: dict[str, Any], key: str, path: str, problems: list[str]
+    script: dict[str, Any],
+    key: str,
+    path: str,
+    problems: list[str],
+    params: set[str] | None = None,
 ) -> dict[str, Any] | None:
-    """The tool config a ``script:`` mapping describes, or None after naming its problems."""
+    """The tool config a ``script:`` mapping describes, or None after naming its problems.
+
+    ``params`` (the tool's parameter names) is what other kinds check placeholders against;
+    a prompt names them as ``{param}`` and is checked when rendered.
+    """
     value = script[key]
     if value is None:
         return {}

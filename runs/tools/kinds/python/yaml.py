@@ -9,7 +9,11 @@ SCRIPT_EXTRAS: frozenset[str] = frozenset()
 
 
 def config_from_script(
-    script: dict[str, Any], key: str, path: str, problems: list[str]
+    script: dict[str, Any],
+    key: str,
+    path: str,
+    problems: list[str],
+    params: set[str] | None = None,
 ) -> dict[str, Any] | None:
     """The tool config a ``script:`` mapping describes, or None after naming its problems."""
     value = script[key]
