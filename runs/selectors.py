@@ -17,6 +17,7 @@ from runs.models import (
     Plan,
     ResourceLock,
     Run,
+    RunArchive,
     Step,
     StepStatus,
     Task,
@@ -345,3 +346,8 @@ def steps_taken(run_id: int) -> int:
     return (
         Step.objects.filter(run_id=run_id, phase=Step.Phase.MAIN).values("key").distinct().count()
     )
+
+
+def run_is_archived(run_id: int) -> bool:
+    """Whether the run was imported from a snapshot (read-only: nothing may act on it)."""
+    return RunArchive.objects.filter(run_id=run_id).exists()

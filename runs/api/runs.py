@@ -35,6 +35,7 @@ from runs.lifecycle import cancel
 from runs.lifecycle.errors import RunError
 from runs.lifecycle.escalations import review_resolve_escalation
 from runs.lifecycle.retries import run_retry as retry
+from runs.lifecycle.snapshots import snapshot_export
 from runs.models import Plan, Run, Step
 from runs.permissions import can_view_runs, is_operator, is_reviewer
 
@@ -246,6 +247,19 @@ def run_retry(request: HttpRequest, payload: RetryIn, run_id: int = RunId) -> St
     except RunError as exc:
         raise ApiError(409, "not_retryable", str(exc)) from exc
     return Status(201, get_run(new.pk, detail_runs()))
+
+
+@runs_router.get(
+    "/{run_id}/export",
+    response={200: dict[str, Any], **ERRORS},
+    summary="Export a run as one snapshot document",
+)
+def run_export(request: HttpRequest, run_id: int = RunId) -> dict[str, Any]:
+    """Everything about the run, redacted, in the format of docs/run-snapshot.schema.json."""
+    try:
+        return snapshot_export(run_id=run_id)
+    except Run.DoesNotExist:
+        raise ApiError(404, "not_found", f"There is no run {run_id}.") from None
 
 
 def _exists(run_id: int) -> None:

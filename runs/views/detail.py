@@ -25,7 +25,7 @@ from runs.graph import GraphNode, plan_layout, too_big_to_draw
 from runs.lifecycle import cancel, retries
 from runs.lifecycle.errors import RunError
 from runs.lifecycle.retries import retryable_steps
-from runs.models import Run, RunStatus, Step
+from runs.models import Run, RunArchive, RunStatus, Step
 from runs.permissions import can_view_runs, is_operator, role_required
 from runs.planning.accounting import LlmTotals, llm_totals_of
 from runs.redaction import redaction_summary
@@ -143,6 +143,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     newest = selectors.run_events(run.pk).filter(seq__lte=live["live_seq"]).order_by("-seq")
     events = list(newest[:TRANSCRIPT_LIMIT])[::-1]
     last_seq = events[-1].seq if events else 0
+    archive = RunArchive.objects.filter(run_id=run.pk).first()
     return render(
         request,
         "runs/run_detail.html",
@@ -155,7 +156,9 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             "last_seq": last_seq,
             "is_finished": run.status in RUN_TERMINAL,
             # A run waiting for a reviewer's escalation can still be cancelled and rolled back.
-            "may_roll_back": run.status not in RUN_TERMINAL or run.status == RunStatus.ESCALATED,
+            "may_roll_back": archive is None
+            and (run.status not in RUN_TERMINAL or run.status == RunStatus.ESCALATED),
+            "archive": archive,
             "redactions": redaction_summary(run.redaction),
             **_budget_context(run, live["llm_totals"]),
             "retry_steps": sorted(retryable_steps(run, live["steps"])),
