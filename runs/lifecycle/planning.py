@@ -37,6 +37,7 @@ from runs.execution.budgets import budget_overrides, task_budgets_set
 from runs.lifecycle.dispatch import enqueue_run
 from runs.lifecycle.escalations import escalation_for_planning
 from runs.lifecycle.leases import lease_token, worker_identity
+from runs.lifecycle.retention import retain_days_check
 from runs.lifecycle.submit import plan_create, task_text_store
 from runs.models import Plan, Run, RunStatus, Task, TranscriptEvent
 from runs.planning.accounting import record_calls, run_llm_totals
@@ -69,6 +70,7 @@ def run_submit_task(
     max_parallel: int | None = None,
     max_steps: int | None = None,
     budgets: dict[str, Any] | None = None,
+    retain_days: int | None = None,
 ) -> Run:
     """Create a task and a queued run that a planner will plan; raises PlannerOptionsError.
 
@@ -95,6 +97,7 @@ def run_submit_task(
         max_tokens=options.max_tokens,
         max_replans=options.max_replans,
         max_steps=options.max_steps,
+        retain_days=retain_days_check(retain_days),
     )
     task_budgets_set(task=task, overrides=budget_overrides(budgets or {}), actor=submitted_by)
     run = Run.objects.create(

@@ -24,8 +24,9 @@ from runs.execution.budgets import budgets_for, run_usage
 from runs.graph import GraphNode, plan_layout, too_big_to_draw
 from runs.lifecycle import cancel, retries
 from runs.lifecycle.errors import RunError
+from runs.lifecycle.retention import run_tombstones
 from runs.lifecycle.retries import retryable_steps
-from runs.models import Run, RunArchive, RunStatus, Step
+from runs.models import Run, RunArchive, RunStatus, Step, Tombstone
 from runs.permissions import can_view_runs, is_operator, role_required
 from runs.planning.accounting import LlmTotals, llm_totals_of
 from runs.redaction import redaction_summary
@@ -138,6 +139,14 @@ def _get_run(run_id: int) -> Run:
 @role_required(can_view_runs)
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     """One run: its graph, steps, rollback steps, plan versions and transcript; live over a websocket."""
+    tombstones = run_tombstones(run_id)
+    if Tombstone.What.RUN in tombstones and not Run.objects.filter(pk=run_id).exists():
+        return render(
+            request,
+            "runs/run_purged.html",
+            {"run_id": run_id, "tombstone": tombstones[Tombstone.What.RUN]},
+            status=410,
+        )
     run = _get_run(run_id)
     live = _live_context(run)
     newest = selectors.run_events(run.pk).filter(seq__lte=live["live_seq"]).order_by("-seq")
@@ -159,6 +168,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             "may_roll_back": archive is None
             and (run.status not in RUN_TERMINAL or run.status == RunStatus.ESCALATED),
             "archive": archive,
+            "tombstones": tombstones,
             "redactions": redaction_summary(run.redaction),
             **_budget_context(run, live["llm_totals"]),
             "retry_steps": sorted(retryable_steps(run, live["steps"])),
