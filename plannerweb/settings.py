@@ -339,3 +339,5 @@ PLANNERWEB_RETAIN_RUNS_MAX_DAYS = envint("PLANNERWEB_RETAIN_RUNS_MAX_DAYS", 3650
 PLANNERWEB_PURGE_BATCH_ROWS = envint("PLANNERWEB_PURGE_BATCH_ROWS", 500)
 # How often a worker applies the retention rules (0: only ``manage.py purge`` does).
 PLANNERWEB_PURGE_INTERVAL_SECONDS = envfloat("PLANNERWEB_PURGE_INTERVAL_SECONDS", 3600.0)
+# Clarifying questions a planner may ask per run (0: it never asks; runs/lifecycle/questions.py).
+PLANNERWEB_MAX_QUESTIONS = envint("PLANNERWEB_MAX_QUESTIONS", 3)

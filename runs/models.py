@@ -111,6 +111,8 @@ class RunStatus(models.TextChoices):
     QUEUED = "queued"
     PLANNING = "planning"
     AWAITING_APPROVAL = "awaiting_approval"
+    # The planner asked the operator a question (runs/lifecycle/questions.py).
+    AWAITING_INPUT = "awaiting_input"
     EXECUTING = "executing"
     REPLANNING = "replanning"
     ROLLING_BACK = "rolling_back"

@@ -21,6 +21,7 @@ from runs.api.inputs import MAX_ID
 from runs.api.paging import OFFSET, limit_param, offset_page
 from runs.api.schemas.runs import (
     MAX_EVENTS_PAGE,
+    AnswerIn,
     CancelIn,
     EventPageOut,
     PlanOut,
@@ -31,7 +32,7 @@ from runs.api.schemas.runs import (
     RunPageOut,
     StepOut,
 )
-from runs.lifecycle import cancel
+from runs.lifecycle import cancel, questions
 from runs.lifecycle.errors import RunError
 from runs.lifecycle.escalations import review_resolve_escalation
 from runs.lifecycle.retries import run_retry as retry
@@ -247,6 +248,24 @@ def run_retry(request: HttpRequest, payload: RetryIn, run_id: int = RunId) -> St
     except RunError as exc:
         raise ApiError(409, "not_retryable", str(exc)) from exc
     return Status(201, get_run(new.pk, detail_runs()))
+
+
+@runs_router.post(
+    "/{run_id}/answer",
+    response={200: RunOut, **ERRORS},
+    summary="Answer the planner's clarifying question (the run is planned again)",
+)
+def run_answer(request: HttpRequest, payload: AnswerIn, run_id: int = RunId) -> Run:
+    """For the task's submitter or a reviewer (403 otherwise); 409 when no question waits."""
+    try:
+        questions.run_answer(run_id=run_id, user=caller(request), answer=payload.answer)
+    except Run.DoesNotExist:
+        raise ApiError(404, "not_found", f"There is no run {run_id}.") from None
+    except questions.NotYours as exc:
+        raise ApiError(403, "forbidden", str(exc)) from exc
+    except RunError as exc:
+        raise ApiError(409, "no_question", str(exc)) from exc
+    return get_run(run_id, detail_runs())
 
 
 @runs_router.get(

@@ -87,8 +87,6 @@ def run_stop(
     any other is cancelled here with its unfinished steps.
     """
     run = lock_rows(Run.objects.filter(pk=run_id)).get()
-    if run_is_archived(run_id):
-        raise RunError(f"run {run_id} is archived from a snapshot: it is read-only history")
     if run.status in RUN_TERMINAL and not (rollback and run.status == RunStatus.ESCALATED):
         return run
     if run.status in RUN_ACTIVE:

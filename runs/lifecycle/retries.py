@@ -28,7 +28,7 @@ from runs.lifecycle.errors import RunError
 from runs.lifecycle.submit import plan_create, run_start_plan
 from runs.models import Plan, Run, RunStatus, Step, StepStatus, TranscriptEvent
 from runs.plan_versions import steps_carry_over
-from runs.selectors import run_is_archived
+from runs.selectors import run_archive, run_is_archived
 from runs.statemachine import NewEvent, append_events, lock_rows
 
 RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.ROLLED_BACK})
@@ -40,7 +40,7 @@ def retryable_steps(run: Run, steps: Iterable[Step] | None = None) -> set[str]:
 
     ``steps``: the current plan's steps, when the caller loaded them already (no query).
     """
-    if run.status not in RETRYABLE or run.current_plan_id is None or run_is_archived(run.pk):
+    if run.status not in RETRYABLE or run.current_plan_id is None or run_archive(run):
         return set()
     if steps is not None:
         return {

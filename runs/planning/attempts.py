@@ -66,6 +66,8 @@ class PlanOutcome:
     # Iterative mode: the model's answer (runs.planning.iterative.NextStep) and its stop flag.
     step: dict[str, Any] | None = None
     stop: bool = False
+    # The planner asked a question instead (runs.planning.questions.Question.as_dict).
+    question: dict[str, Any] | None = None
 
 
 def plan_confidence(validated: ValidatedPlan | None) -> float | None:
