@@ -15,7 +15,7 @@ from runs.lifecycle.errors import RunError
 from runs.lifecycle.planning import run_plan, run_submit_task
 from runs.lifecycle.questions import NotYours, run_answer
 from runs.lifecycle.reviews import review_expire_overdue
-from runs.models import Run, RunStatus, TranscriptEvent
+from runs.models import Playbook, Run, RunStatus, TranscriptEvent
 from runs.planning.questions import ASK_RULE
 from runs.tokens import api_token_create
 from tests.runs.api.conftest import ApiClient
@@ -165,3 +165,31 @@ def test_the_run_page_shows_the_question_and_its_form_answers_it(
     run.refresh_from_db()
     assert run.status == RunStatus.QUEUED
     assert "data-answer-form" not in client.get(f"/runs/{run.pk}/").content.decode()
+
+
+def test_the_playbook_planner_asks_for_a_value_the_task_leaves_out(
+    planner_tools: Any, planner_settings: Any, operator: User
+) -> None:
+    planner_settings.PLANNERWEB_PLAYBOOK_MIN_SIMILARITY = 0.3
+    Playbook.objects.create(
+        name="backup",
+        task_text="back up the orders.db database",
+        document={
+            "goal": "back up orders.db",
+            "steps": [
+                {"id": "copy", "action": "record", "params": {"key": "k", "label": "orders.db"}}
+            ],
+        },
+    )
+    run = run_submit_task(title="back up the database", submitted_by=operator, planner="playbook")
+
+    assert run_plan(run_id=run.pk) == RunStatus.AWAITING_INPUT
+    item = ReviewItem.objects.get(run=run, kind="clarification")
+    assert "'orders.db'" in item.context["question"] and item.context["options"] == ["orders.db"]
+
+    run_answer(run_id=run.pk, user=operator, answer="customers.db")
+
+    assert run_plan(run_id=run.pk) == RunStatus.EXECUTING
+    run.refresh_from_db()
+    assert run.current_plan is not None
+    assert run.current_plan.steps.get(key="copy").params["label"] == "customers.db"
