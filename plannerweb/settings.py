@@ -163,6 +163,15 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    # Where retention writes a run's snapshot before purging it (PLANNERWEB_PURGE_SNAPSHOTS):
+    # a folder here, or object storage through a django-storages backend and its options.
+    "snapshots": envjson(
+        "PLANNERWEB_SNAPSHOT_STORAGE",
+        {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(VAR_DIR / "snapshots")},
+        },
+    ),
 }
 # Without collectstatic (tests, development) serve straight from the finders.
 WHITENOISE_USE_FINDERS = True
@@ -341,3 +350,5 @@ PLANNERWEB_PURGE_BATCH_ROWS = envint("PLANNERWEB_PURGE_BATCH_ROWS", 500)
 PLANNERWEB_PURGE_INTERVAL_SECONDS = envfloat("PLANNERWEB_PURGE_INTERVAL_SECONDS", 3600.0)
 # Clarifying questions a planner may ask per run (0: it never asks; runs/lifecycle/questions.py).
 PLANNERWEB_MAX_QUESTIONS = envint("PLANNERWEB_MAX_QUESTIONS", 3)
+# Write each run's snapshot to STORAGES["snapshots"] before retention purges the whole run.
+PLANNERWEB_PURGE_SNAPSHOTS = envbool("PLANNERWEB_PURGE_SNAPSHOTS", False)

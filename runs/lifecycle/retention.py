@@ -24,12 +24,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from reviews.audit import audit_record
 from reviews.models import ReviewItem, ReviewStatus
+from runs.lifecycle.snapshots import snapshot_export, snapshot_json
 from runs.models import Run, RunArchive, Step, Task, Tombstone, TranscriptEvent
 from runs.statemachine import RUN_TERMINAL
 
@@ -188,6 +191,8 @@ def _delete_run(run_id: int, size: int, dry_run: bool) -> tuple[int, dict[str, A
     }
     if dry_run:
         return 1, detail
+    if settings.PLANNERWEB_PURGE_SNAPSHOTS:  # cold storage first: no snapshot, no purge
+        detail["snapshot"] = _snapshot_store(run_id)
     # The big tables first, a batch at a time; then the run row and what still hangs on it.
     _delete(TranscriptEvent.objects.filter(run_id=run_id), size, False)
     _delete(Step.objects.filter(run_id=run_id), size, False)
@@ -196,6 +201,12 @@ def _delete_run(run_id: int, size: int, dry_run: bool) -> tuple[int, dict[str, A
         if not Run.objects.filter(task_id=run.task_id).exists():
             Task.objects.filter(pk=run.task_id).delete()
     return 1, detail
+
+
+def _snapshot_store(run_id: int) -> str:
+    """Write the run's snapshot to the ``snapshots`` storage; the name it was stored under."""
+    text = snapshot_json(snapshot_export(run_id=run_id))
+    return storages["snapshots"].save(f"runs/run-{run_id}.json", ContentFile(text.encode()))
 
 
 def _tombstone(run_id: int, what: str, rule: str, rows: int, detail: dict[str, Any]) -> None:

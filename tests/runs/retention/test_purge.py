@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from io import StringIO
 from typing import Any
@@ -154,3 +155,29 @@ def test_the_worker_applies_the_rules_at_its_interval(aged_run: Aged, retain: An
     worker._next_purge = 0.0
     worker.recover_due()
     assert not Run.objects.filter(pk=old.pk).exists()
+
+
+def test_a_run_can_go_to_cold_storage_before_it_is_purged(
+    aged_run: Aged, retain: Any, tmp_path: Any, operator: User
+) -> None:
+    retain.PLANNERWEB_RETAIN_RUNS_DAYS = 30
+    retain.PLANNERWEB_PURGE_SNAPSHOTS = True
+    retain.STORAGES = {
+        **retain.STORAGES,
+        "snapshots": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "cold")},
+        },
+    }
+    old = aged_run(40)
+    events = TranscriptEvent.objects.filter(run=old).count()
+
+    retention_purge()
+
+    assert not Run.objects.filter(pk=old.pk).exists()
+    name = Tombstone.objects.get(run_id=old.pk, what="run").detail["snapshot"]
+    kept = json.loads((tmp_path / "cold" / name).read_text(encoding="utf-8"))
+    assert kept["source"]["run_id"] == old.pk and len(kept["transcript"]) == events
+    client = Client()
+    client.force_login(operator)
+    assert name in client.get(f"/runs/{old.pk}/").content.decode()
