@@ -17,7 +17,8 @@ from runs.permissions import can_view_runs, role_required
 @role_required(can_view_runs)
 def run_answer(request: HttpRequest, run_id: int) -> HttpResponse:
     """Store the answer (the submitter's or a reviewer's) and send the run back to its planner."""
-    answer = request.POST.get("answer", "") or request.POST.get("option", "")
+    # An option's button names that option, whatever the text field holds.
+    answer = request.POST.get("option") or request.POST.get("answer", "")
     try:
         questions.run_answer(
             run_id=run_id,

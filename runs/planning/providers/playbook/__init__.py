@@ -117,7 +117,7 @@ def _ask_for(case: str, stored: str, mode: str) -> PlanOutcome:
     )
     return PlanOutcome(
         ok=False,
-        planner=f"playbook:{case}",
+        planner=case,
         mode=mode,
         reason=f"matched {case}, but the task does not say what replaces {stored!r}",
         question={"question": question, "options": [stored]},
