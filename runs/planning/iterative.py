@@ -42,6 +42,7 @@ from runs.planning.prompt import (
     tool_catalogue,
 )
 from runs.planning.providers.base import Provider
+from runs.planning.questions import ASK_RULE, ask_json_schema, clarification_lines, parse_question
 from runs.statemachine import NewEvent
 from runs.textdata import storable_text
 from runs.tools.base import ToolSpec
@@ -125,6 +126,8 @@ def step_message(context: PlanningContext) -> str:
     parts = [f"Task: {context.task}"]
     if context.description:
         parts.append(f"Details: {context.description}")
+    if context.clarifications:
+        parts.append(clarification_lines(context.clarifications))
     if iteration.history:
         parts.append("Steps so far (oldest first):\n" + _json_lines(iteration.history, "result"))
     else:
@@ -197,7 +200,9 @@ def step_with_model(
     purpose = "step" if purpose == "plan" else purpose
     kept = kept or []
     key = f"step-{iteration.number}"
-    system = step_system_prompt(context)
+    # Questions only before the first step: later the run is executing (the executor asks none).
+    asking = context.may_ask and not iteration.history
+    system = step_system_prompt(context) + (f"\n{ASK_RULE}" if asking else "")
     messages = [{"role": "user", "content": step_message(context)}]
     outcome = PlanOutcome(ok=False, planner=label, mode="iterative")
     for attempt in range(1, options.repair_rounds + 2):
@@ -208,13 +213,17 @@ def step_with_model(
             model=model,
             system=system,
             messages=messages,
-            schema=step_json_schema(),
+            schema=ask_json_schema(step_json_schema()) if asking else step_json_schema(),
             schema_name="next_step",
             options=options,
             purpose=purpose if attempt == 1 else "repair",
             attempt=attempt,
         )
         if reply is None:
+            return outcome
+        if asking and (question := parse_question(reply.data)) is not None:
+            outcome.question = question.as_dict()
+            outcome.reason = f"{label} asked: {question.text}"
             return outcome
         step, problems = (None, []) if reply.data is None else _step_problems(reply.data)
         if reply.data is None:

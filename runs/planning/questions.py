@@ -21,7 +21,7 @@ MAX_OPTION_CHARS = 200
 ASK_RULE = (
     "- If the task leaves out something you must know to plan safely (which environment, "
     'which target), answer instead with {"ask": "<one short question>", "options": '
-    '["<choice>", ...]} (options optional) and no steps; the operator\'s answer comes back. '
+    '["<choice>", ...]} (options optional) and nothing else; the operator\'s answer comes back. '
     "Ask only when a wrong guess could do harm."
 )
 
@@ -35,9 +35,10 @@ class Question:
         return {"question": self.text, "options": list(self.options)}
 
 
-def ask_json_schema() -> dict[str, Any]:
-    """The plan's JSON Schema, widened so an answer may be a question instead of a plan."""
-    schema = copy.deepcopy(plan_json_schema())
+def ask_json_schema(answer: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An answer's JSON Schema (the plan's by default), widened so it may be a question."""
+    schema = copy.deepcopy(answer if answer is not None else plan_json_schema())
+    schema.setdefault("properties", {})
     schema["properties"]["ask"] = {
         "type": "string",
         "maxLength": MAX_QUESTION_CHARS,
@@ -58,7 +59,7 @@ def parse_question(data: Any) -> Question | None:
     if not isinstance(data, dict):
         return None
     text = data.get("ask")
-    if not isinstance(text, str) or not text.strip() or data.get("steps"):
+    if not isinstance(text, str) or not text.strip() or data.get("steps") or data.get("tool"):
         return None
     raw = data.get("options")
     options = [

@@ -193,3 +193,30 @@ def test_the_playbook_planner_asks_for_a_value_the_task_leaves_out(
     run.refresh_from_db()
     assert run.current_plan is not None
     assert run.current_plan.steps.get(key="copy").params["label"] == "customers.db"
+
+
+def test_an_iterative_planner_may_ask_before_its_first_step(
+    planner_tools: Any, planner_settings: Any, monkeypatch: pytest.MonkeyPatch, operator: User
+) -> None:
+    first = {
+        "thought": "the environment is known now",
+        "next_step": "record it",
+        "tool": "record",
+        "arguments": {"key": "k", "label": "staging"},
+        "stop": True,
+        "confidence": 0.9,
+    }
+    model = scripted(monkeypatch, "openai", QUESTION, first)
+    run = run_submit_task(
+        title="deploy step by step", submitted_by=operator, planner="openai", mode="iterative"
+    )
+
+    assert run_plan(run_id=run.pk) == RunStatus.AWAITING_INPUT
+    assert "ask" in model.requests[0].schema["properties"]
+    run_answer(run_id=run.pk, user=operator, answer="staging")
+
+    assert run_plan(run_id=run.pk) == RunStatus.EXECUTING
+    assert "A: staging" in model.requests[1].messages[0]["content"]
+    run.refresh_from_db()
+    assert run.current_plan is not None
+    assert run.current_plan.steps.get().params["label"] == "staging"
