@@ -21,6 +21,8 @@ from runs.events import (
     PlannerCall,
     PlannerDecision,
     PlannerStep,
+    QuestionAnswered,
+    QuestionAsked,
     ReviewApprovalAdded,
     ReviewAssigned,
     ReviewDecided,
@@ -119,6 +121,8 @@ SAMPLES = {
     ),
     FailureReport: FailureReport(reason=TRICKY * 20, replans=2),  # long: cut to one line
     StepVerdict: StepVerdict(step_id=1, step="b", status="warn", reason=TRICKY, check="contains"),
+    QuestionAsked: QuestionAsked(item_id=1, number=1, question=TRICKY, options=["a", "b"]),
+    QuestionAnswered: QuestionAnswered(item_id=1, question="Which?", answer=TRICKY, by="olivia"),
 }
 
 
