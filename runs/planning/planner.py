@@ -37,7 +37,7 @@ from runs.planning.providers import get_provider
 from runs.planning.providers.base import Provider, ProviderError
 from runs.planning.providers.playbook import plan_from_playbook
 from runs.planning.providers.playbook.fallback import replan_with_fallbacks
-from runs.planning.questions import ask_json_schema, parse_question
+from runs.planning.questions import ask_json_schema, take_question
 from runs.planning.schema import plan_json_schema
 from runs.tools.base import ToolSpec
 from runs.tools.registry import load_tool_specs
@@ -81,9 +81,7 @@ def plan_with_model(
             syntax = syntax_problem(reply.text)
             outcome.reason = f"{label} answered with something that is not a JSON plan: {syntax}"
             feedback = repair_message([], syntax=syntax)
-        elif context.may_ask and (question := parse_question(reply.data)) is not None:
-            outcome.question = question.as_dict()
-            outcome.reason = f"{label} asked: {question.text}"
+        elif context.may_ask and take_question(outcome, label, reply.data):
             return outcome
         else:
             validated = check_plan(reply.data, tools=tools, mode=mode, kept=kept)

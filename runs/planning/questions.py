@@ -75,3 +75,13 @@ def clarification_lines(answers: list[tuple[str, str]]) -> str:
     return "Answers to your earlier questions:\n" + "\n".join(
         f"- Q: {q}\n  A: {a}" for q, a in answers
     )
+
+
+def take_question(outcome: Any, label: str, data: Any) -> bool:
+    """Put the question in ``data`` on the planning ``outcome``; whether there was one."""
+    question = parse_question(data)
+    if question is None:
+        return False
+    outcome.question = question.as_dict()
+    outcome.reason = f"{label} asked: {question.text}"
+    return True
