@@ -164,6 +164,15 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    # Where retention writes a run's snapshot before purging it (PLANNERWEB_PURGE_SNAPSHOTS):
+    # a folder here, or object storage through a django-storages backend and its options.
+    "snapshots": envjson(
+        "PLANNERWEB_SNAPSHOT_STORAGE",
+        {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(VAR_DIR / "snapshots")},
+        },
+    ),
 }
 # Without collectstatic (tests, development) serve straight from the finders.
 WHITENOISE_USE_FINDERS = True
@@ -381,3 +390,22 @@ EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 10)
 DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "plannerweb@localhost")
+
+# Retention (runs/lifecycle/retention.py, docs/state-store.md): days after a run finished
+# before its transcript, its step results and errors, its model prompts and responses,
+# or the whole run are purged; 0 keeps them forever. A task may choose its own whole-run
+# days at submission, between the MIN and MAX bounds.
+PLANNERWEB_RETAIN_TRANSCRIPT_DAYS = envint("PLANNERWEB_RETAIN_TRANSCRIPT_DAYS", 0)
+PLANNERWEB_RETAIN_STEP_RESULTS_DAYS = envint("PLANNERWEB_RETAIN_STEP_RESULTS_DAYS", 0)
+PLANNERWEB_RETAIN_MODEL_IO_DAYS = envint("PLANNERWEB_RETAIN_MODEL_IO_DAYS", 0)
+PLANNERWEB_RETAIN_RUNS_DAYS = envint("PLANNERWEB_RETAIN_RUNS_DAYS", 0)
+PLANNERWEB_RETAIN_RUNS_MIN_DAYS = envint("PLANNERWEB_RETAIN_RUNS_MIN_DAYS", 1)
+PLANNERWEB_RETAIN_RUNS_MAX_DAYS = envint("PLANNERWEB_RETAIN_RUNS_MAX_DAYS", 3650)
+# Rows deleted or thinned per transaction: each batch holds the write lock only briefly.
+PLANNERWEB_PURGE_BATCH_ROWS = envint("PLANNERWEB_PURGE_BATCH_ROWS", 500)
+# How often a worker applies the retention rules (0: only ``manage.py purge`` does).
+PLANNERWEB_PURGE_INTERVAL_SECONDS = envfloat("PLANNERWEB_PURGE_INTERVAL_SECONDS", 3600.0)
+# Clarifying questions a planner may ask per run (0: it never asks; runs/lifecycle/questions.py).
+PLANNERWEB_MAX_QUESTIONS = envint("PLANNERWEB_MAX_QUESTIONS", 3)
+# Write each run's snapshot to STORAGES["snapshots"] before retention purges the whole run.
+PLANNERWEB_PURGE_SNAPSHOTS = envbool("PLANNERWEB_PURGE_SNAPSHOTS", False)

@@ -23,6 +23,8 @@ class ReviewKind(models.TextChoices):
     PLAN_APPROVAL = "plan_approval", "Plan approval"
     STEP_GATE = "step_gate", "Step gate (low confidence)"
     ESCALATION = "escalation", "Escalation"
+    # The planner asked the task's submitter a question; answered on the run page.
+    CLARIFICATION = "clarification", "Clarifying question"
 
 
 class ReviewStatus(models.TextChoices):

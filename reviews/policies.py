@@ -39,6 +39,12 @@ DEFAULT_KIND_SETTINGS: dict[str, dict[str, Any]] = {
             "The results it depends on look correct",
         ],
     },
+    # A question for the submitter: a day to answer; the admin may make the run stop then.
+    ReviewKind.CLARIFICATION: {
+        "sla_minutes": 24 * 60,
+        "timeout_action": TimeoutAction.NONE,
+        "checklist": [],
+    },
     ReviewKind.ESCALATION: {
         "sla_minutes": 60,
         "timeout_action": TimeoutAction.NONE,

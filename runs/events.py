@@ -434,6 +434,30 @@ class AgentToolCall(_Event):
         )
 
 
+class QuestionAsked(_Event):
+    """The planner asked the task's submitter a question instead of planning."""
+
+    kind: Literal["question.asked"] = "question.asked"
+    item_id: int
+    number: int
+    question: str
+    options: list[str] = Field(default_factory=list)
+
+    def describe(self) -> str:
+        return f"planner asks (question {self.number}): {self.question}"
+
+
+class QuestionAnswered(_Event):
+    kind: Literal["question.answered"] = "question.answered"
+    item_id: int
+    question: str
+    answer: str
+    by: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.by or 'the system'} answered: {self.answer}"
+
+
 TranscriptPayload = Annotated[
     RunCreated
     | RunStatusChanged
@@ -458,7 +482,9 @@ TranscriptPayload = Annotated[
     | PlanDiff
     | FailureReport
     | StepVerdict
-    | AgentToolCall,
+    | AgentToolCall
+    | QuestionAsked
+    | QuestionAnswered,
     Field(discriminator="kind"),
 ]
 EVENT_ADAPTER: TypeAdapter[TranscriptPayload] = TypeAdapter(TranscriptPayload)

@@ -128,6 +128,8 @@ class Task(models.Model):
     budget_max_tokens = models.PositiveIntegerField(null=True, blank=True)
     budget_max_cost = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
     budget_max_wall_seconds = models.PositiveIntegerField(null=True, blank=True)
+    # Keep this task's finished runs this many days (runs/retention.py); null = the setting.
+    retain_days = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -140,6 +142,8 @@ class RunStatus(models.TextChoices):
     QUEUED = "queued"
     PLANNING = "planning"
     AWAITING_APPROVAL = "awaiting_approval"
+    # The planner asked the operator a question (runs/lifecycle/questions.py).
+    AWAITING_INPUT = "awaiting_input"
     EXECUTING = "executing"
     REPLANNING = "replanning"
     ROLLING_BACK = "rolling_back"
@@ -535,3 +539,58 @@ class SuiteTaskResult(models.Model):
 
     class Meta:
         ordering = ["suite_run", "attempt", "id"]
+
+
+class RunArchive(models.Model):
+    """Marks a run imported from a snapshot: read-only history, with where it came from.
+
+    The snapshot's review items and audit entries stay here as the document had them:
+    they describe decisions taken elsewhere, so they are shown, never acted on.
+    """
+
+    run = models.OneToOneField(Run, on_delete=models.CASCADE, related_name="archive")
+    source = models.CharField(max_length=200, blank=True)
+    source_run_id = models.BigIntegerField()
+    format_version = models.PositiveSmallIntegerField()
+    exported_at = models.DateTimeField()
+    # SHA-256 of the snapshot file as imported, so an auditor can match it to its copy.
+    digest = models.CharField(max_length=64)
+    submitted_by = models.CharField(max_length=150, blank=True)
+    reviews = models.JSONField(default=list, blank=True)
+    audit = models.JSONField(default=list, blank=True)
+    # Earlier plannerwebs the run passed through before the one it was exported from.
+    provenance = models.JSONField(default=list, blank=True)
+    imported_at = models.DateTimeField(auto_now_add=True)
+    imported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"Run {self.run_id} (run {self.source_run_id} of {self.source or 'a snapshot'})"
+
+
+class Tombstone(models.Model):
+    """What a retention rule removed, when, and how much: pages show it in place of the data."""
+
+    class What(models.TextChoices):
+        TRANSCRIPT = "transcript"
+        STEP_RESULTS = "step_results"
+        LLM_CALLS = "llm_calls"
+        RUN = "run"
+
+    # A plain id, not a key: the tombstone of a whole run outlives the run.
+    run_id = models.BigIntegerField(db_index=True)
+    what = models.CharField(max_length=16, choices=What.choices)
+    rule = models.CharField(max_length=100)
+    rows = models.PositiveIntegerField(default=0)
+    purged_at = models.DateTimeField()
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["run_id", "what"]
+        constraints = [
+            models.UniqueConstraint(fields=["run_id", "what"], name="tombstone_once_per_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.what} of run {self.run_id} purged {self.purged_at:%Y-%m-%d}"

@@ -18,9 +18,11 @@ from runs.models import (
     Plan,
     ResourceLock,
     Run,
+    RunArchive,
     Step,
     StepStatus,
     Task,
+    Tombstone,
     TranscriptEvent,
 )
 from runs.statemachine import STEP_FINISHED
@@ -102,9 +104,14 @@ def run_detail(run_id: int) -> Run:
     last = TranscriptEvent.objects.filter(run_id=OuterRef("pk")).order_by("-seq").values("seq")[:1]
     return (
         run_list_with_progress()
-        .select_related("cancel_requested_by")
+        .select_related("cancel_requested_by", "archive")
         .defer("current_plan__document", "current_plan__rollback")
-        .annotate(last_seq=Coalesce(Subquery(last), 0), planner_decision=_planner_decision())
+        .annotate(
+            last_seq=Coalesce(Subquery(last), 0),
+            planner_decision=_planner_decision(),
+            # Whether retention purged part of it (then the page reads what, in one query).
+            has_tombstones=Exists(Tombstone.objects.filter(run_id=OuterRef("pk"))),
+        )
         .get(pk=run_id)
     )
 
@@ -402,3 +409,16 @@ def run_confidence(run: Run) -> float | None:
         return None
     steps = Step.objects.filter(plan_id=run.current_plan_id, phase=Step.Phase.MAIN)
     return steps.aggregate(low=Min("confidence"))["low"]
+
+
+def run_is_archived(run_id: int) -> bool:
+    """Whether the run was imported from a snapshot (read-only: nothing may act on it)."""
+    return RunArchive.objects.filter(run_id=run_id).exists()
+
+
+def run_archive(run: Run) -> RunArchive | None:
+    """The run's archive row; no query when the run was read with ``select_related("archive")``."""
+    try:
+        return run.archive
+    except RunArchive.DoesNotExist:
+        return None

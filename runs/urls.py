@@ -1,6 +1,7 @@
 from django.urls import path
 
 from runs import views
+from runs.views import answer as answer_views
 from runs.views import evaluations as evaluation_views
 from runs.views import tokens as tokens_views
 from runs.views.metrics import metrics
@@ -23,6 +24,7 @@ urlpatterns = [
     path("evaluations/", evaluation_views.evaluation_list, name="evaluations"),
     path("runs/<int:run_id>/playbook/", run_save_playbook, name="save_playbook"),
     path("runs/<int:run_id>/forecast/", run_forecast_fragment, name="forecast"),
+    path("runs/<int:run_id>/answer/", answer_views.run_answer, name="answer"),
     path("tools/", views.tool_list, name="tools"),
     path("metrics", metrics, name="metrics"),
     path("overview/", overview, name="overview"),

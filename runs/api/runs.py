@@ -21,6 +21,7 @@ from runs.api.inputs import MAX_ID
 from runs.api.paging import OFFSET, limit_param, offset_page
 from runs.api.schemas.runs import (
     MAX_EVENTS_PAGE,
+    AnswerIn,
     CancelIn,
     EventPageOut,
     ForecastOut,
@@ -32,11 +33,12 @@ from runs.api.schemas.runs import (
     RunPageOut,
     StepOut,
 )
-from runs.lifecycle import cancel
+from runs.lifecycle import cancel, questions
 from runs.lifecycle.errors import RunError
 from runs.lifecycle.escalations import review_resolve_escalation
 from runs.lifecycle.planning_forecast import run_forecast as forecast_of
 from runs.lifecycle.retries import run_retry as retry
+from runs.lifecycle.snapshots import snapshot_export
 from runs.models import Plan, Run, Step
 from runs.permissions import can_view_runs, is_operator, is_reviewer
 
@@ -279,6 +281,37 @@ def run_forecast(request: HttpRequest, run_id: int = RunId) -> dict[str, Any]:
     if found is None:
         raise ApiError(409, "no_plan", f"Run {run_id} has no plan yet.")
     return found.as_dict()
+
+
+@runs_router.post(
+    "/{run_id}/answer",
+    response={200: RunOut, **ERRORS},
+    summary="Answer the planner's clarifying question (the run is planned again)",
+)
+def run_answer(request: HttpRequest, payload: AnswerIn, run_id: int = RunId) -> Run:
+    """For the task's submitter or a reviewer (403 otherwise); 409 when no question waits."""
+    try:
+        questions.run_answer(run_id=run_id, user=caller(request), answer=payload.answer)
+    except Run.DoesNotExist:
+        raise ApiError(404, "not_found", f"There is no run {run_id}.") from None
+    except questions.NotYours as exc:
+        raise ApiError(403, "forbidden", str(exc)) from exc
+    except RunError as exc:
+        raise ApiError(409, "no_question", str(exc)) from exc
+    return get_run(run_id, detail_runs())
+
+
+@runs_router.get(
+    "/{run_id}/export",
+    response={200: dict[str, Any], **ERRORS},
+    summary="Export a run as one snapshot document",
+)
+def run_export(request: HttpRequest, run_id: int = RunId) -> dict[str, Any]:
+    """Everything about the run, redacted, in the format of docs/run-snapshot.schema.json."""
+    try:
+        return snapshot_export(run_id=run_id)
+    except Run.DoesNotExist:
+        raise ApiError(404, "not_found", f"There is no run {run_id}.") from None
 
 
 def _exists(run_id: int) -> None:

@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from ninja import Router, Status
 
 from runs.api.auth import caller, role_auth
-from runs.api.errors import ERRORS, ApiError
+from runs.api.errors import ERRORS, ApiError, field_error
 from runs.api.inputs import storable_problem
 from runs.api.runs import detail_runs, get_run
 from runs.api.schemas.runs import (
@@ -16,6 +16,7 @@ from runs.api.schemas.runs import (
 )
 from runs.api.schemas.tasks import TaskIn
 from runs.lifecycle.planning import run_submit_task
+from runs.lifecycle.retention import RetentionError
 from runs.lifecycle.submit import REPLANNER_FIELDS, run_submit_plan
 from runs.models import Run
 from runs.permissions import is_operator
@@ -55,10 +56,13 @@ def _task_for_planner(payload: TaskIn, options: dict[str, Any], user: Any) -> St
             submitted_by=user,
             max_parallel=payload.max_parallel,
             budgets=payload.budgets(),
+            retain_days=payload.retain_days,
             **options,
         )
     except PlannerOptionsError as exc:
         raise _options_error(exc) from exc
+    except RetentionError as exc:
+        raise field_error("retain_days", "out_of_bounds", str(exc)) from exc
     return Status(201, get_run(run.pk, detail_runs()))
 
 
@@ -132,9 +136,12 @@ def task_create(request: HttpRequest, payload: TaskIn) -> Status[Run]:
             validated=validated,
             budgets=payload.budgets(),
             replanner=options,
+            retain_days=payload.retain_days,
         )
     except PlannerOptionsError as exc:
         raise _options_error(exc) from exc
+    except RetentionError as exc:
+        raise field_error("retain_days", "out_of_bounds", str(exc)) from exc
     return Status(201, get_run(run.pk, detail_runs()))
 
 

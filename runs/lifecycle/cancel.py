@@ -16,6 +16,7 @@ from runs.lifecycle.errors import RunError
 from runs.models import Run, RunStatus, Step, StepStatus, TranscriptEvent
 from runs.permissions import username
 from runs.redaction import Redactor
+from runs.selectors import run_is_archived
 from runs.statemachine import (
     RUN_ACTIVE,
     RUN_TERMINAL,
@@ -46,6 +47,8 @@ def run_cancel(*, run_id: int, user: User | None, rollback: bool = False, reason
     worker holds is cancelled here, or moved to ``rolling_back`` for a worker.
     """
     run = lock_rows(Run.objects.filter(pk=run_id)).get()
+    if run_is_archived(run_id):
+        raise RunError(f"run {run_id} is archived from a snapshot: it is read-only history")
     if run.status in RUN_TERMINAL and not (rollback and run.status == RunStatus.ESCALATED):
         raise RunError(f"run {run_id} already ended ({run.status}); nothing to cancel")
     reason = Redactor(run_id).text(reason.strip())  # stored on the run and in its stop reason

@@ -38,6 +38,8 @@ from runs.execution.budgets import budget_overrides, task_budgets_set
 from runs.lifecycle.dispatch import enqueue_run
 from runs.lifecycle.escalations import escalation_for_planning
 from runs.lifecycle.leases import lease_token, worker_identity
+from runs.lifecycle.questions import clarifications_of, question_open, questions_left
+from runs.lifecycle.retention import retain_days_check
 from runs.lifecycle.submit import plan_create, task_text_store
 from runs.lifecycle.traces import traced_run
 from runs.models import Plan, Run, RunStatus, Task, TranscriptEvent
@@ -71,6 +73,7 @@ def run_submit_task(
     max_parallel: int | None = None,
     max_steps: int | None = None,
     budgets: dict[str, Any] | None = None,
+    retain_days: int | None = None,
 ) -> Run:
     """Create a task and a queued run that a planner will plan; raises PlannerOptionsError.
 
@@ -97,6 +100,7 @@ def run_submit_task(
         max_tokens=options.max_tokens,
         max_replans=options.max_replans,
         max_steps=options.max_steps,
+        retain_days=retain_days_check(retain_days),
     )
     task_budgets_set(task=task, overrides=budget_overrides(budgets or {}), actor=submitted_by)
     run = Run.objects.create(
@@ -264,6 +268,8 @@ def plan_for(run: Run) -> PlanOutcome:
         mode=options.mode,
         max_parallel=run.max_parallel,
         max_replans=options.max_replans,
+        clarifications=clarifications_of(run.pk),
+        may_ask=questions_left(run.pk) > 0,
     )
     return plan_task(context, options)
 
@@ -339,12 +345,13 @@ def plan_store(
     With ``fence`` (the planning lease), raises ``LeaseLost`` and writes nothing
     when another worker has taken the run over.
     """
-
     run = lock_rows(Run.objects.filter(pk=run_id)).get()
     if fence is not None and run.lease_owner != fence:
         raise LeaseLost(f"run {run_id} is being planned by {run.lease_owner or 'nobody'!r} now")
     events = record_calls(run_id=run_id, calls=outcome.calls)
     append_events(run_id, events)
+    if outcome.question is not None and outcome.document is None:
+        return question_open(run=run, question=outcome.question, planner=outcome.planner)
     plan = None
     if outcome.document is not None:
         plan = plan_create(

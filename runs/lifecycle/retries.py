@@ -28,6 +28,7 @@ from runs.lifecycle.errors import RunError
 from runs.lifecycle.submit import plan_create, run_start_plan
 from runs.models import Plan, Run, RunStatus, Step, StepStatus, TranscriptEvent
 from runs.plan_versions import steps_carry_over
+from runs.selectors import run_archive, run_is_archived
 from runs.statemachine import NewEvent, append_events, lock_rows
 
 RETRYABLE = frozenset({RunStatus.FAILED, RunStatus.ROLLED_BACK})
@@ -39,7 +40,7 @@ def retryable_steps(run: Run, steps: Iterable[Step] | None = None) -> set[str]:
 
     ``steps``: the current plan's steps, when the caller loaded them already (no query).
     """
-    if run.status not in RETRYABLE or run.current_plan_id is None:
+    if run.status not in RETRYABLE or run.current_plan_id is None or run_archive(run):
         return set()
     if steps is not None:
         return {
@@ -62,6 +63,8 @@ def run_retry(*, run_id: int, step: str, user: User | None) -> Run:
     # Lock the row alone (PostgreSQL refuses FOR UPDATE across the nullable plan join), then read.
     lock_rows(Run.objects.filter(pk=run_id)).values_list("pk").get()
     old = Run.objects.select_related("task", "current_plan").get(pk=run_id)
+    if run_is_archived(run_id):
+        raise RunError(f"run {run_id} is archived from a snapshot: it is read-only history")
     if old.status not in RETRYABLE:
         raise RunError(
             f"run {run_id} is {old.status}: only a failed or rolled-back run can be retried"

@@ -121,6 +121,8 @@ def review_approve(
     item = locked_item(item_id)
     if item.kind == K.ESCALATION:
         raise NotAllowed("An escalation is resolved with an action (retry, skip, edit, ...).")
+    if item.kind == K.CLARIFICATION:
+        raise NotAllowed("A clarifying question is answered on its run's page, not approved.")
     if _run_ended(item):
         return item
     check_assignee(item, user)

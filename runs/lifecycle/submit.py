@@ -12,6 +12,7 @@ from reviews.decisions import review_hold_plan
 from runs.events import PlanCreated, RunCreated
 from runs.execution.budgets import budget_overrides, task_budgets_set
 from runs.lifecycle.dispatch import enqueue_run
+from runs.lifecycle.retention import retain_days_check
 from runs.models import Plan, Run, RunStatus, Step, Task, Tool, TranscriptEvent
 from runs.permissions import username
 from runs.planning.options import PlannerOptions, PlannerOptionsError, default_options
@@ -207,10 +208,12 @@ def run_submit_plan(
     validated: ValidatedPlan | None = None,
     budgets: dict[str, Any] | None = None,
     replanner: dict[str, Any] | None = None,
+    retain_days: int | None = None,
 ) -> Run:
     """Create a task and a run for a hand-written plan; a valid plan is queued to execute.
 
     ``budgets``: per-task budget overrides (``runs.execution.budgets.BUDGET_FIELDS``).
+    ``retain_days``: the task's own whole-run retention (``RetentionError`` out of bounds).
     ``replanner``: planner options (``planner``, ``model``, ``temperature``,
     ``max_tokens``, ``max_replans``) naming the planner that proposes a new version
     when a step fails; without them a failure rolls the plan back as written.
@@ -224,7 +227,9 @@ def run_submit_plan(
     """
     options = replanner_options(replanner or {})
     task = Task.objects.create(
-        submitted_by=submitted_by, **(_task_fields(options) if options is not None else {})
+        submitted_by=submitted_by,
+        retain_days=retain_days_check(retain_days),
+        **(_task_fields(options) if options is not None else {}),
     )
     task_budgets_set(task=task, overrides=budget_overrides(budgets or {}), actor=submitted_by)
     run = Run.objects.create(

@@ -37,9 +37,13 @@ from runs.lifecycle.dispatch import NOTIFY_CHANNEL, LocalWaker, run_task_paths
 from runs.lifecycle.host import RunHost, host_settings
 from runs.lifecycle.leases import worker_identity
 from runs.lifecycle.recovery import runs_recover
+from runs.lifecycle.retention import retention_purge
 from runs.lifecycle.reviews import review_expire_overdue
 
 log = logging.getLogger(__name__)
+# (run, rule) purges per worker sweep: the rest waits for the next sweep, so a backlog
+# never keeps a worker from its runs for long.
+PURGE_SWEEP_LIMIT = 50
 
 
 # Young objects allocated before the collector runs by itself (CPython's default: 700).
@@ -126,6 +130,7 @@ class RunWorker(Worker):
             settings.PLANNERWEB_RECOVERY_SECONDS if recovery_seconds is None else recovery_seconds
         )
         self._next_recovery = 0.0
+        self._next_purge = time.monotonic() + settings.PLANNERWEB_PURGE_INTERVAL_SECONDS
         self.waker: LocalWaker | PgWaker | None = None
         # Runs executed many at once on a host (runs/lifecycle/host.py), unless 1.
         self.concurrency = (
@@ -222,7 +227,22 @@ class RunWorker(Worker):
                 return None
             raise
 
+    def purge_due(self) -> None:
+        """Apply the retention rules every ``PLANNERWEB_PURGE_INTERVAL_SECONDS`` (a bounded sweep)."""
+        interval = settings.PLANNERWEB_PURGE_INTERVAL_SECONDS
+        if interval <= 0 or time.monotonic() < self._next_purge:
+            return
+        self._next_purge = time.monotonic() + interval
+        try:
+            report = retention_purge(limit=PURGE_SWEEP_LIMIT)
+        except Exception:
+            log.exception("retention sweep failed")
+            return
+        if report.items:
+            log.info("retention purged %d item(s)", len(report.items))
+
     def recover_due(self) -> None:
+        self.purge_due()
         if self.recovery_seconds <= 0 or time.monotonic() < self._next_recovery:
             return
         self._next_recovery = time.monotonic() + self.recovery_seconds

@@ -73,6 +73,8 @@ class PlanOutcome:
     # ("run:12", "playbook:deploy") and the tokens the model would have used (an estimate).
     reused_from: str = ""
     saved_tokens: int = 0
+    # The planner asked a question instead (runs.planning.questions.Question.as_dict).
+    question: dict[str, Any] | None = None
 
 
 def plan_confidence(validated: ValidatedPlan | None) -> float | None:

@@ -42,6 +42,7 @@ from runs.planning.prompt import (
     tool_catalogue,
 )
 from runs.planning.providers.base import Provider
+from runs.planning.questions import ASK_RULE, ask_json_schema, clarification_lines, take_question
 from runs.statemachine import NewEvent
 from runs.textdata import storable_text
 from runs.tools.base import ToolSpec
@@ -125,6 +126,8 @@ def step_message(context: PlanningContext) -> str:
     parts = [f"Task: {context.task}"]
     if context.description:
         parts.append(f"Details: {context.description}")
+    if context.clarifications:
+        parts.append(clarification_lines(context.clarifications))
     if iteration.history:
         parts.append("Steps so far (oldest first):\n" + _json_lines(iteration.history, "result"))
     else:
@@ -196,8 +199,7 @@ def step_with_model(
     context = replace(context, iteration=iteration)
     purpose = "step" if purpose == "plan" else purpose
     kept = kept or []
-    key = f"step-{iteration.number}"
-    system = step_system_prompt(context)
+    asking, system, schema = _prompt(context)
     messages = [{"role": "user", "content": step_message(context)}]
     outcome = PlanOutcome(ok=False, planner=label, mode="iterative")
     for attempt in range(1, options.repair_rounds + 2):
@@ -208,13 +210,15 @@ def step_with_model(
             model=model,
             system=system,
             messages=messages,
-            schema=step_json_schema(),
+            schema=schema,
             schema_name="next_step",
             options=options,
             purpose=purpose if attempt == 1 else "repair",
             attempt=attempt,
         )
         if reply is None:
+            return outcome
+        if asking and take_question(outcome, label, reply.data):
             return outcome
         step, problems = (None, []) if reply.data is None else _step_problems(reply.data)
         if reply.data is None:
@@ -232,7 +236,7 @@ def step_with_model(
                 outcome.ok = True
                 outcome.reason = f"the planner said stop: {step.thought or 'the task is done'}"
                 return outcome
-            document = _document(context, key, step, kept)
+            document = _document(context, f"step-{iteration.number}", step, kept)
             validated = check_plan(document, tools=tools, mode="upfront", kept=kept)
             outcome.document = merge_kept(document, kept)
             outcome.validated = validated
@@ -254,6 +258,16 @@ def step_with_model(
         ]
     outcome.step = None  # an answer that never became valid is no step
     return outcome
+
+
+def _prompt(context: PlanningContext) -> tuple[bool, str, dict[str, Any]]:
+    """Whether this call may ask, its system prompt and its answer schema.
+
+    Questions only before the first step: later the run is executing (the executor asks none).
+    """
+    asking = context.may_ask and not (context.iteration and context.iteration.history)
+    system = step_system_prompt(context) + (f"\n{ASK_RULE}" if asking else "")
+    return asking, system, ask_json_schema(step_json_schema()) if asking else step_json_schema()
 
 
 def _document(

@@ -37,6 +37,7 @@ from runs.planning.providers import get_provider
 from runs.planning.providers.base import Provider, ProviderError
 from runs.planning.providers.playbook import plan_from_playbook
 from runs.planning.providers.playbook.fallback import replan_with_fallbacks
+from runs.planning.questions import ask_json_schema, take_question
 from runs.planning.reuse import reuse_plan
 from runs.planning.schema import plan_json_schema
 from runs.tools.base import ToolSpec
@@ -69,7 +70,7 @@ def plan_with_model(
             model=model,
             system=system,
             messages=messages,
-            schema=plan_json_schema(),
+            schema=ask_json_schema() if context.may_ask else plan_json_schema(),
             schema_name="plan",
             options=options,
             purpose=purpose if attempt == 1 else "repair",
@@ -81,6 +82,8 @@ def plan_with_model(
             syntax = syntax_problem(reply.text)
             outcome.reason = f"{label} answered with something that is not a JSON plan: {syntax}"
             feedback = repair_message([], syntax=syntax)
+        elif context.may_ask and take_question(outcome, label, reply.data):
+            return outcome
         else:
             validated = check_plan(reply.data, tools=tools, mode=mode, kept=kept)
             outcome.document = merge_kept(reply.data, kept) if kept else reply.data

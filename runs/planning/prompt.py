@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 
 from runs.models import Tool
+from runs.planning.questions import ASK_RULE, clarification_lines
 from runs.planning.validation import PlanProblem
 
 _RESULT_CHARS = 1500  # a step result longer than this is cut in the replanning context
@@ -67,6 +68,10 @@ class PlanningContext:
     mode: str = "auto"
     replan: ReplanContext | None = None
     iteration: IterationContext | None = None
+    # Clarifying questions (runs/planning/questions.py): the answers so far, and whether
+    # the planner may still ask one.
+    clarifications: list[tuple[str, str]] = field(default_factory=list)
+    may_ask: bool = False
 
 
 def load_tools() -> list[ToolInfo]:
@@ -97,6 +102,8 @@ def context_for(
     max_replans: int = 3,
     replan: ReplanContext | None = None,
     iteration: IterationContext | None = None,
+    clarifications: list[tuple[str, str]] | None = None,
+    may_ask: bool = False,
 ) -> PlanningContext:
     return PlanningContext(
         task=task,
@@ -108,6 +115,8 @@ def context_for(
         mode=mode,
         replan=replan,
         iteration=iteration,
+        clarifications=list(clarifications or []),
+        may_ask=may_ask,
     )
 
 
@@ -135,6 +144,8 @@ def system_prompt(context: PlanningContext) -> str:
     lines.extend(f"- {c}" for c in context.constraints)
     if context.mode == "direct":
         lines.append("- this task is one tool call: return exactly one step and no rollback")
+    if context.may_ask:
+        lines.append(ASK_RULE)
     return "\n".join([*lines, "", tool_catalogue(context)])
 
 
@@ -187,6 +198,8 @@ def task_message(context: PlanningContext) -> str:
     parts = [f"Task: {context.task}"]
     if context.description:
         parts.append(f"Details: {context.description}")
+    if context.clarifications:
+        parts.append(clarification_lines(context.clarifications))
     replan = context.replan
     if replan is not None:
         parts.append(

@@ -21,6 +21,7 @@ from runs.planning.prompt import PlanningContext
 from runs.planning.providers.playbook import adapt_case, load_cases
 from runs.planning.providers.playbook.choice import choose
 from runs.planning.providers.playbook.matching import Case
+from runs.planning.retrieval.text import terms
 from runs.tools.base import ToolSpec
 
 _PLANNING = (LlmCall.Purpose.PLAN, LlmCall.Purpose.REPAIR)
@@ -58,6 +59,10 @@ def reuse_plan(
     cases = load_cases() if cases is None else cases
     choice = choose(text, cases, [], threshold=threshold, direct=False)
     if choice.kind != "playbook" or choice.hit is None:
+        return None
+    if {t for t in terms(text) if not t.startswith("<")} - choice.hit.matched:
+        # Near-identical means every word of the task is the stored one's: BM25 similarity
+        # alone rated "release it to staging only" a 1.00 match of the plain deploy.
         return None
     outcome = adapt_case(context, choice, text, tools=tools)
     if not outcome.ok:

@@ -24,12 +24,14 @@ from runs.execution.budgets import budgets_for, run_usage
 from runs.graph import GraphNode, plan_layout, too_big_to_draw
 from runs.lifecycle import cancel, retries
 from runs.lifecycle.errors import RunError
+from runs.lifecycle.questions import open_question
+from runs.lifecycle.retention import run_tombstones
 from runs.lifecycle.retries import retryable_steps
-from runs.models import Run, RunStatus, Step
+from runs.models import Run, RunStatus, Step, Tombstone
 from runs.permissions import can_view_runs, is_operator, role_required
 from runs.planning.accounting import LlmTotals, llm_totals_of
 from runs.redaction import redaction_summary
-from runs.selectors import STATUS_MARK
+from runs.selectors import STATUS_MARK, run_archive
 from runs.statemachine import RUN_TERMINAL, STEP_FINISHED
 from runs.views.listing import HEARTBEAT_SECONDS
 
@@ -139,11 +141,16 @@ def _get_run(run_id: int) -> Run:
 @role_required(can_view_runs)
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     """One run: its graph, steps, rollback steps, plan versions and transcript; live over a websocket."""
-    run = _get_run(run_id)
+    try:
+        run = selectors.run_detail(run_id)
+    except Run.DoesNotExist:
+        return _purged(request, run_id)
+    tombstones = run_tombstones(run_id) if run.has_tombstones else {}  # type: ignore[attr-defined]
     live = _live_context(run)
     newest = selectors.run_events(run.pk).filter(seq__lte=live["live_seq"]).order_by("-seq")
     events = list(newest[:TRANSCRIPT_LIMIT])[::-1]
     last_seq = events[-1].seq if events else 0
+    archive = run_archive(run)
     return render(
         request,
         "runs/run_detail.html",
@@ -156,7 +163,11 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
             "last_seq": last_seq,
             "is_finished": run.status in RUN_TERMINAL,
             # A run waiting for a reviewer's escalation can still be cancelled and rolled back.
-            "may_roll_back": run.status not in RUN_TERMINAL or run.status == RunStatus.ESCALATED,
+            "may_roll_back": archive is None
+            and (run.status not in RUN_TERMINAL or run.status == RunStatus.ESCALATED),
+            "archive": archive,
+            "tombstones": tombstones,
+            "question": open_question(run.pk) if run.status == RunStatus.AWAITING_INPUT else None,
             "redactions": redaction_summary(run.redaction),
             **_budget_context(run, live["llm_totals"]),
             "retry_steps": sorted(retryable_steps(run, live["steps"])),
@@ -170,6 +181,16 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
                 "heartbeatSeconds": HEARTBEAT_SECONDS,
             },
         },
+    )
+
+
+def _purged(request: HttpRequest, run_id: int) -> HttpResponse:
+    """A run retention removed: when and by which rule (410); any other unknown run is a 404."""
+    tombstone = run_tombstones(run_id).get(Tombstone.What.RUN)
+    if tombstone is None:
+        raise Http404("No such run.")
+    return render(
+        request, "runs/run_purged.html", {"run_id": run_id, "tombstone": tombstone}, status=410
     )
 
 

@@ -23,6 +23,8 @@ from runs.events import (
     PlannerDecision,
     PlannerStep,
     PlaybookSaved,
+    QuestionAnswered,
+    QuestionAsked,
     ReviewApprovalAdded,
     ReviewAssigned,
     ReviewDecided,
@@ -125,6 +127,8 @@ SAMPLES = {
     AgentToolCall: AgentToolCall(
         step="look", index=2, tool="read_schema", status="failed", error=TRICKY
     ),
+    QuestionAsked: QuestionAsked(item_id=1, number=1, question=TRICKY, options=["a", "b"]),
+    QuestionAnswered: QuestionAnswered(item_id=1, question="Which?", answer=TRICKY, by="olivia"),
 }
 
 

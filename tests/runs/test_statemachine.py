@@ -81,8 +81,16 @@ RUN_SPEC: dict[str, set[str]] = {
         "failed",
         "cancelled",
     },
-    "planning": {"awaiting_approval", "executing", "failed", "escalated", "cancelled"},
+    "planning": {
+        "awaiting_approval",
+        "awaiting_input",
+        "executing",
+        "failed",
+        "escalated",
+        "cancelled",
+    },
     "awaiting_approval": {"queued", "executing", "rolling_back", "failed", "cancelled"},
+    "awaiting_input": {"queued", "failed", "escalated", "cancelled"},
     "executing": {
         "awaiting_approval",
         "replanning",
@@ -185,9 +193,9 @@ def test_a_terminal_run_refuses_every_ordinary_move(current: str) -> None:
             check_run_transition(current, target)
 
 
-def test_no_run_move_leads_back_to_queued_except_an_approval() -> None:
+def test_no_run_move_leads_back_to_queued_except_an_approval_or_an_answer() -> None:
     into_queued = {status for status, targets in RUN_TRANSITIONS.items() if "queued" in targets}
-    assert into_queued == {"awaiting_approval"}
+    assert into_queued == {"awaiting_approval", "awaiting_input"}
 
 
 @pytest.mark.parametrize("pair", RUN_PAIRS, ids=pair_id)

@@ -361,6 +361,12 @@ class RetryIn(In):
     step: str = Field(..., min_length=1, max_length=100, description="A failed step's id.")
 
 
+class AnswerIn(In):
+    """The answer to the planner's clarifying question."""
+
+    answer: str = Field(..., min_length=1, max_length=2000, description="Free text, or an option.")
+
+
 class ResumeIn(DecisionIn, BudgetsIn):
     """A reviewer's action on an escalated run (what its open escalation item decides).
 

@@ -72,6 +72,13 @@ class TaskIn(BudgetsIn):
     max_replans: int | None = Field(None, ge=0, le=20)
     max_steps: int | None = Field(None, ge=1, le=100, description="Iterative mode: the most steps.")
     # Supervisor budgets (BudgetsIn): each left out takes the deployment's default.
+    retain_days: int | None = Field(
+        None,
+        ge=1,
+        le=36_500,
+        description="Keep this task's finished runs this many days (within the deployment's "
+        "bounds); left out: the deployment's retention.",
+    )
 
     def planner_options(self) -> dict[str, Any]:
         """The planner options given (those left out are absent)."""

@@ -98,7 +98,8 @@ def wsgi_app(seeded: Seeded) -> Iterator[WSGIHandler]:
 # every checklist index ticked (or a non-blank reason to reject), and the seeded plan's
 # submitter may not approve it (four eyes): tests/reviews/test_api.py covers decisions. A retry
 # needs a failed run and its failed step's id; the seeded run has not failed
-# (tests/runs/lifecycle/test_retries.py covers retries).
+# (tests/runs/lifecycle/test_retries.py covers retries). An answer needs a run waiting on a
+# question (tests/runs/lifecycle/test_questions.py covers answers).
 MAY_NOT_SUCCEED_AT_RANDOM = {
     "PUT /api/tools/{name}",
     "POST /api/tasks",
@@ -106,6 +107,7 @@ MAY_NOT_SUCCEED_AT_RANDOM = {
     "POST /api/runs/{run_id}/retry",
     "POST /api/runs/{run_id}/resume",  # the seeded run is not escalated: 409 by design
     "POST /api/playbooks",  # needs a succeeded run's id in its body (test_playbook_saving.py)
+    "POST /api/runs/{run_id}/answer",  # the seeded run asks nothing: 409 by design
 }
 NEVER_SUCCEEDS_WITH_A_TOKEN = {"POST /api/tokens"}
 RENAME_OR_REMOVE = {"PUT /api/tools/{name}", "DELETE /api/tools/{name}"}

@@ -17,6 +17,7 @@ from runs.planning.options import PlannerOptionsError, default_options
 from runs.planning.providers import FACTORIES
 from runs.planning.providers.openai import OpenAIProvider
 from runs.planning.providers.scripted import ScriptedProvider
+from runs.planning.questions import ask_json_schema
 from tests.runs import toolbox
 from tests.runs.planning.providers.fake_llm import Answer, FakeLLM, openai_response, running
 
@@ -91,7 +92,9 @@ def test_each_step_is_one_call_its_result_feeds_the_next_and_stop_ends_the_run(
     # The second call saw the first step's result; the third saw both.
     assert "/backups/a.db" in model.requests[1].messages[0]["content"]
     assert '"label": "b"' in model.requests[2].messages[0]["content"]
-    assert model.requests[0].schema == step_json_schema()
+    # Before the first step the planner may still ask a clarifying question; after it, not.
+    assert model.requests[0].schema == ask_json_schema(step_json_schema())
+    assert model.requests[1].schema == step_json_schema()
     assert [c.purpose for c in LlmCall.objects.filter(run=run).order_by("id")] == ["step"] * 3
     events = kinds(run, "planner.step")
     assert [(e["number"], e["tool"], e["stop"]) for e in events] == [
@@ -242,7 +245,7 @@ def test_iterative_run_through_the_real_openai_sdk(
     assert toolbox.CALLS[key] == ["a"]
     first = fake.requests[0].body
     assert first["text"]["format"]["name"] == "next_step"
-    assert first["text"]["format"]["schema"] == step_json_schema()
+    assert first["text"]["format"]["schema"] == ask_json_schema(step_json_schema())
     assert '"label": "a"' in fake.requests[1].body["input"][-1]["content"]
     calls = list(LlmCall.objects.filter(run=run))
     assert len(calls) == 2 and all(c.tokens_in == 1200 for c in calls)

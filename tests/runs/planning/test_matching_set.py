@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 
+from runs.demo import TOOLS_FILE
 from runs.planning.providers.playbook.choice import choose
 from runs.planning.retrieval import Document, Index, terms
+from runs.tools.yaml_io import tools_from_yaml
 from tests.runs.planning.matching_set import (
     LABELLED,
     UNRELATED,
@@ -21,11 +23,17 @@ from tests.runs.planning.matching_set import (
 def test_the_labelled_set_is_big_enough() -> None:
     assert len(LABELLED) >= 40
     assert len(UNRELATED) >= 20
+    # Model steps (llm and agent tools) need what a task cannot state (a schema, the facts, an
+    # instruction with its tools): a plan's step, never a direct call.
+    drafts = tools_from_yaml(TOOLS_FILE.read_text(encoding="utf-8"))
+    model_steps = {f"tool:{d.name}" for d in drafts if d.kind in ("llm", "agent")}
     assert {label for _, label in LABELLED} >= {f"tool:{t.name}" for t in demo_tools()} - {
         "tool:noop",
         "tool:fail",
         "tool:run_migration",  # asked for by name, it is one step of the migration playbook
+        *model_steps,
     }
+    assert model_steps  # the demo has some: the exclusion above is not vacuous
 
 
 def test_top1_accuracy_and_no_match_rate_at_the_configured_threshold(settings: Any) -> None:

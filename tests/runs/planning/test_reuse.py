@@ -55,7 +55,7 @@ def test_a_different_task_goes_to_the_model(demo: None, monkeypatch: pytest.Monk
         context_for(task="Release it to staging only"), PlannerOptions(planner="openai")
     )
     assert outcome.ok, outcome.reason
-    assert len(model.requests) == 1
+    assert len(model.requests) == 1, (outcome.planner, outcome.reason)
     assert outcome.reused_from == ""
 
 

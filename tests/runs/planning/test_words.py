@@ -62,7 +62,7 @@ def test_the_seeds_list_says_which_steps_map_to_no_tool_and_why() -> None:
     assert tools[2] == "backup_database"
     assert tools[6] == "verify_integrity"
     why = {s.number: s.why for s in mapping.unmapped}
-    assert why[4] == "run_migration fits, but the line does not say its migration"
+    assert why[4] == "restore_database fits, but the line does not say its backup"
     assert why[7] == "no tool's description shares a word with it"
     assert set(why) == {3, 4, 7}
 
@@ -118,7 +118,7 @@ def test_the_new_run_page_proposes_the_plan_and_names_the_steps_that_fail(
     assert "<pre data-words-plan>goal: Back up prod.db" in page
     failing = client.post(check, {"plan": SEED_PLAN}).content.decode()
     assert "3 of 7 map to no tool" in failing
-    assert "run_migration fits, but the line does not say its migration" in failing
+    assert "restore_database fits, but the line does not say its backup" in failing
     assert "data-words-plan" not in failing
     submitted = client.post(reverse("runs:new"), {"plan": RELEASE, "title": "Release"})
     assert "These are steps in words, not a plan" in submitted.content.decode()

@@ -131,8 +131,12 @@ def adapt_case(
     assert choice.hit is not None
     case = choice.case
     similarity = choice.hit.similarity
-    document, report = substitute(case.document, case.text, text)
+    # The operator's answers to earlier questions name values the task left out.
+    answered = " ".join([text, *(a for _, a in context.clarifications)])
+    document, report = substitute(case.document, case.text, answered)
     mode = "upfront" if context.mode == "auto" else context.mode
+    if report.unfilled and context.may_ask:
+        return _ask_for(case.name, report.unfilled[0], mode)
     validated = check_plan(document, tools=tools, mode=mode)
     # Unfilled slots (a value the stored plan has but the task does not name) cost confidence.
     confidence = round(similarity * (0.8 ** len(report.unfilled)), 3)
@@ -166,6 +170,21 @@ def adapt_case(
         confidence=confidence,
         reason=detail,
         substitutions=[c.as_dict() for c in report.changes],
+    )
+
+
+def _ask_for(case: str, stored: str, mode: str) -> PlanOutcome:
+    """Ask for the value the task leaves out instead of reusing the stored plan's own."""
+    question = (
+        f"The stored plan {case} uses {stored!r}, and the task names nothing in its place. "
+        f"Which value should this run use? (Answer {stored!r} to keep it.)"
+    )
+    return PlanOutcome(
+        ok=False,
+        planner=case,
+        mode=mode,
+        reason=f"matched {case}, but the task does not say what replaces {stored!r}",
+        question={"question": question, "options": [stored]},
     )
 
 
