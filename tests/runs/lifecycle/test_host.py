@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -124,3 +125,33 @@ def test_cancelling_one_run_among_many_stops_only_that_one(
         == [RunStatus.SUCCEEDED] * 3 + [RunStatus.CANCELLED] + [RunStatus.SUCCEEDED] * 4
     )
     assert Step.objects.get(run=runs[3]).status == "cancelled"
+
+
+def test_a_stop_signal_lets_the_runs_held_finish_then_the_worker_returns(
+    fast_settings: Any, host_tools: None, key: str
+) -> None:
+    runs = [submit({"steps": [step(f"{key}-{n}", "wait", "probe", seconds=1.0)]}) for n in range(3)]
+    worker = RunWorker(worker_id="draining", recovery_seconds=0, concurrency=3, interval=0.1)
+
+    def serve() -> None:
+        try:
+            worker.run()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        wait_for(
+            lambda: Step.objects.filter(run__in=runs, status="running").count() == 3,
+            timeout=20,
+            what="the three runs to be executing",
+        )
+        worker.shutdown(signal.SIGTERM, None)  # as the signal handler would
+        later = submit({"steps": [step(key, "later", "probe", seconds=0.01)]})
+    finally:
+        thread.join(60)
+    assert not thread.is_alive()
+    assert statuses(runs) == [RunStatus.SUCCEEDED] * 3
+    # Taken no more after the signal: the later run waits for another worker.
+    assert statuses([later]) == [RunStatus.QUEUED]
