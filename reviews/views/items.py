@@ -1,4 +1,4 @@
-"""Review pages: the queue, an item (plan table, graph edges, decisions), the audit log and its CSV.
+"""Review pages: an item (plan table, graph edges, decisions) and the decisions posted from it.
 
 Every view is for reviewers (staff included): anonymous users go to the login
 page, everyone else gets 403. Views parse, call a service, and redirect or render.
@@ -14,84 +14,36 @@ from typing import Any
 import yaml
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from reviews import selectors
 from reviews.actions import action_labels, allowed_actions
-from reviews.audit import audit_check, audit_csv_rows
 from reviews.decisions import Binding, review_assign, review_claim
 from reviews.models import EscalationAction, ReviewItem, ReviewKind, ReviewStatus
 from reviews.policies import four_eyes_applies
-from reviews.selectors import AGES, AuditFilters, QueueFilters
+from reviews.selectors import AuditFilters
 from reviews.statemachine import PlanInvalid, ReviewError, UnsavedEdit
+from reviews.views.common import PLAN_ACTIONS, get_item, reviewer_required
 from runs.execution.budgets import budgets_for
 from runs.graph import plan_layout
 from runs.lifecycle import escalations
 from runs.lifecycle.reviews import review_approve, review_edit, review_reject
 from runs.models import Step
-from runs.permissions import AuthenticatedHttpRequest, is_reviewer, role_required
+from runs.permissions import AuthenticatedHttpRequest
 from runs.plan_versions import plan_hash
 from runs.planning.schema import PlanSyntaxError, parse_plan_text
 from runs.selectors import STATUS_MARK
 from runs.views.forms import BudgetFields
-from runs.views.listing import HEARTBEAT_SECONDS
-
-ITEMS_PER_PAGE = 50
-# The escalation actions that carry the plan text area's document.
-PLAN_ACTIONS = (EscalationAction.EDIT, EscalationAction.WRITE_PLAN)
-AUDIT_PER_PAGE = 100
-
-reviewer_required = role_required(is_reviewer)
-
-
-def _get_item(item_id: int) -> ReviewItem:
-    try:
-        return selectors.review_item(item_id)
-    except ReviewItem.DoesNotExist:
-        raise Http404("No such review item.") from None
-
-
-# --------------------------------------------------------------------------- queue
-@require_GET
-@reviewer_required
-def queue(request: AuthenticatedHttpRequest) -> HttpResponse:
-    """Open items first by due time, overdue ones marked; filters by kind, status, age, run, assignee."""
-    filters = QueueFilters.parse(request.GET)
-    if not request.htmx:
-        # A live refresh would queue the same warning again and again.
-        for problem in filters.problems:
-            messages.warning(request, problem + " That filter was ignored.")
-    items = selectors.review_queue(filters, user=request.user)
-    page = Paginator(items, ITEMS_PER_PAGE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    # htmx asks for the table alone when the queue changed (static/reviews/queue.js).
-    template = "reviews/_queue_table.html" if request.htmx else "reviews/queue.html"
-    return render(
-        request,
-        template,
-        {
-            "page": page,
-            "filters": filters,
-            "kinds": ReviewKind.choices,
-            "statuses": [*ReviewStatus.values, "all"],
-            "ages": list(AGES),
-            "reviewers": selectors.reviewers(),
-            "query": query.urlencode(),
-            "heartbeat_seconds": HEARTBEAT_SECONDS,
-        },
-    )
 
 
 # --------------------------------------------------------------------------- item
 @require_GET
 @reviewer_required
 def item_detail(request: HttpRequest, item_id: int) -> HttpResponse:
-    item = _get_item(item_id)
+    item = get_item(item_id)
     return _render_item(request, item)
 
 
@@ -256,7 +208,7 @@ def item_approve(request: AuthenticatedHttpRequest, item_id: int) -> HttpRespons
     except UnsavedEdit as exc:
         messages.error(request, str(exc))
         text = request.POST.get("plan", "")
-        return _render_item(request, _get_item(item_id), plan_text=text, status=409)
+        return _render_item(request, get_item(item_id), plan_text=text, status=409)
 
 
 @require_POST
@@ -291,7 +243,7 @@ def item_save_approve(request: AuthenticatedHttpRequest, item_id: int) -> HttpRe
 
 def _save(request: AuthenticatedHttpRequest, item_id: int, *, approve: bool) -> HttpResponse:
     """Store the editor's plan; syntax or validation problems and refusals are shown inline."""
-    item = _get_item(item_id)
+    item = get_item(item_id)
     text = request.POST.get("plan", "")
     try:
         document = parse_plan_text(text)
@@ -334,7 +286,7 @@ def _saved_message(item: ReviewItem, *, approve: bool) -> str:
 @reviewer_required
 def item_resolve(request: AuthenticatedHttpRequest, item_id: int) -> HttpResponse:
     """An escalation's action (one of those it allows): the plan or new budgets it carries."""
-    item = _get_item(item_id)
+    item = get_item(item_id)
     action = request.POST.get("action", "")
     text = request.POST.get("plan", "")
     document = None
@@ -371,41 +323,6 @@ def item_resolve(request: AuthenticatedHttpRequest, item_id: int) -> HttpRespons
     else:
         messages.success(request, f"Escalation {item_id}: {resolution.action} recorded.")
     return redirect("reviews:item", item_id=item_id)
-
-
-# --------------------------------------------------------------------------- audit
-@require_GET
-@reviewer_required
-def audit_log(request: HttpRequest) -> HttpResponse:
-    """The audit trail, per run, per item or per reviewer."""
-    filters = AuditFilters.parse(request.GET)
-    for problem in filters.problems:
-        messages.warning(request, problem + " That filter was ignored.")
-    entries = selectors.audit_entries(filters).order_by("-seq")
-    page = Paginator(entries, AUDIT_PER_PAGE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    return render(
-        request,
-        "reviews/audit.html",
-        {
-            "page": page,
-            "filters": filters,
-            "query": query.urlencode(),
-            "actors": selectors.audit_actors(),
-            "chain": audit_check(),
-        },
-    )
-
-
-@require_GET
-@reviewer_required
-def audit_csv(request: HttpRequest) -> StreamingHttpResponse:
-    filters = AuditFilters.parse(request.GET)
-    entries = selectors.audit_entries(filters).iterator(chunk_size=1000)
-    response = StreamingHttpResponse(audit_csv_rows(entries), content_type="text/csv")
-    response["Content-Disposition"] = 'attachment; filename="audit.csv"'
-    return response
 
 
 def _plan_graph(main: list[Step]) -> dict[str, Any]:
