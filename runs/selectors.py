@@ -441,3 +441,13 @@ def waits_of(events: Iterable[tuple[str, Any, datetime]]) -> list[StepWait]:
     waits += [StepWait(s, "lock", start, None, label) for s, (start, label) in open_locks.items()]
     waits += [StepWait(s, "gate", start, None, label) for s, start, label in open_gates.values()]
     return waits
+
+
+def step_events(step: Step) -> QuerySet[TranscriptEvent]:
+    """A step's own transcript events, in order: those naming its id, and gates naming its key.
+
+    A replan copies a finished step into the new version under a new id; the events of the
+    step it was copied from name that id, so they belong to the earlier version's page.
+    """
+    mine = Q(payload__step_id=step.pk) | Q(kind__startswith="review.", payload__step=step.key)
+    return TranscriptEvent.objects.filter(mine, run_id=step.run_id).order_by("seq")

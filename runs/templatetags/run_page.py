@@ -109,7 +109,8 @@ def _step_row(number: int, row: Any, tz: tzinfo) -> str:
         f'<tr data-step-id="{step.pk}" data-step-key="{key}" data-phase="{escape(step.phase)}"'
         f' data-status="{status}" data-read-only="{_read_only(step)}"{started}>'
         f'<td class="num">{number}</td>'
-        f"<td><code>{key}</code>{about}</td>"
+        f'<td><a href="/runs/{step.run_id}/steps/{step.pk}/" data-step-link><code>{key}</code></a>'
+        f"{about}</td>"
         f"<td><code>{escape(step.tool_name)}</code></td>"
         f"<td>{escape(step.phase)}</td>"
         f'<td class="step-status status-{status}" data-step-status><span class="mark">'

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.browser.conftest import LiveServer, Pages
-from tests.browser.test_live import BLOCKER, mark_page, still_same_document, submit
+from tests.browser.test_live import BLOCKER, mark_page, sleepy_plan, still_same_document, submit
 from tests.browser.test_reviews import held_item, tick_checklist, watch_status
 
 pytestmark = pytest.mark.browser
@@ -164,3 +164,20 @@ steps:
     started = page.inner_text('tr[data-step-key="after"] [data-step-started]')
     assert len(started) == len("00:00:00.000"), started
     pages.screenshot(page, "timeline")
+
+
+def test_a_steps_own_page_opens_from_the_run_page_with_its_params_and_events(
+    pages: Pages, daphne_server: LiveServer
+) -> None:
+    page = pages.login("operator")
+    run_id = submit(page, sleepy_plan(2, 20), "Step detail")
+    page.wait_for_selector("[data-run-status].status-succeeded", timeout=20_000)
+    page.click('tr[data-step-key="s1"] a[data-step-link]')
+    page.wait_for_url(f"**/runs/{run_id}/steps/*/")
+    assert '"ms": 20' in page.inner_text("[data-step-params]")
+    assert page.inner_text("[data-step-status]") == "succeeded"
+    summaries = page.eval_on_selector_all(
+        "#transcript tbody tr", "rs => rs.map(r => r.cells[4].textContent)"
+    )
+    assert summaries == ["s1 pending → running", "s1 running → succeeded"], summaries
+    pages.screenshot(page, "step")

@@ -60,6 +60,9 @@ def _make_urls(pages: Pages, daphne_server: LiveServer) -> dict[str, str]:
     escalated = int(operator.url.rstrip("/").rsplit("/", 1)[1])
     operator.wait_for_selector("[data-run-status].status-escalated", timeout=30_000)
     item_id = held_item(daphne_server, escalated)
+    ((step_id,),) = daphne_server.query(
+        "SELECT id FROM runs_step WHERE run_id = ? AND key = 's0'", run_id
+    )
     return {
         "list": "/",
         "new": "/runs/new/",
@@ -67,6 +70,7 @@ def _make_urls(pages: Pages, daphne_server: LiveServer) -> dict[str, str]:
         "run": f"/runs/{run_id}/",
         "run-escalated": f"/runs/{escalated}/",
         "transcript": f"/runs/{run_id}/transcript/",
+        "step": f"/runs/{run_id}/steps/{step_id}/",
         "tools": "/tools/",
         "tokens": "/tokens/",
         "queue": "/reviews/?status=all",
