@@ -25,7 +25,13 @@ from reviews.decisions import Binding, review_assign, review_claim
 from reviews.models import EscalationAction, ReviewItem, ReviewKind, ReviewStatus
 from reviews.policies import four_eyes_applies
 from reviews.selectors import AuditFilters
-from reviews.statemachine import PlanInvalid, ReviewError, UnsavedEdit
+from reviews.statemachine import (
+    ChecklistIncomplete,
+    DecisionInputInvalid,
+    PlanInvalid,
+    ReviewError,
+    UnsavedEdit,
+)
 from reviews.views.common import PLAN_ACTIONS, get_item, reviewer_required
 from runs.execution.budgets import budgets_for
 from runs.graph import plan_layout
@@ -54,6 +60,7 @@ def _render_item(
     plan_text: str | None = None,
     problems: list[dict[str, str]] | None = None,
     syntax_error: str = "",
+    decision_error: ReviewError | None = None,
     status: int = 200,
 ) -> HttpResponse:
     steps = selectors.plan_steps(item.plan)
@@ -92,6 +99,10 @@ def _render_item(
             "plan_hash": plan_hash(item.plan),
             "problems": problems or [],
             "syntax_error": syntax_error,
+            # A refused decision is shown next to the field it is about, in the panel.
+            "decision_error": str(decision_error) if decision_error else "",
+            "error_field": _error_field(decision_error),
+            "next_checked": request.method == "POST" and request.POST.get("next") == "1",
             "actions": action_labels(allowed),
             "plan_actions": [a for a in allowed if a in PLAN_ACTIONS],
             "can_raise_budget": EscalationAction.RAISE_BUDGET in allowed,
@@ -104,6 +115,17 @@ def _render_item(
     )
 
 
+def _error_field(exc: ReviewError | None) -> str:
+    """Which field of the decision panel a refusal is about ("" for the panel as a whole)."""
+    if isinstance(exc, ChecklistIncomplete):
+        return "checklist"
+    if isinstance(exc, DecisionInputInvalid) and exc.field:
+        return "reason" if "reason" in exc.field else exc.field
+    if exc is not None and "reason" in str(exc).lower():
+        return "reason"
+    return ""
+
+
 def _decide(
     request: HttpRequest,
     item_id: int,
@@ -111,10 +133,14 @@ def _decide(
     done: Callable[[Any], str],
     *,
     keep: type[ReviewError] | None = None,
+    in_panel: bool = False,
 ) -> HttpResponse:
-    """Run a decision service; domain errors become a message on the item page, never a 500.
+    """Run a decision service; domain errors are shown on the item page, never a 500.
 
     An error of type ``keep`` is raised on for the caller to render the page with its input.
+    ``in_panel``: a refused decision re-renders the page (409) with everything the reviewer
+    entered, the error next to its field; else it is a message after a redirect. A decision
+    made with "then open the next item" goes to the next open item in the queue.
     """
     try:
         result = call()
@@ -123,9 +149,19 @@ def _decide(
     except ReviewError as exc:
         if keep is not None and isinstance(exc, keep):
             raise
+        item = get_item(item_id) if in_panel else None
+        if item is not None and item.is_open:  # a closed item has no panel left to show it in
+            text = request.POST.get("plan")
+            return _render_item(request, item, plan_text=text, decision_error=exc, status=409)
         messages.error(request, str(exc))
     else:
         messages.success(request, done(result))
+        if in_panel and request.POST.get("next") == "1":
+            following = selectors.next_open_item(item_id)
+            if following is None:
+                messages.info(request, "No other item is waiting.")
+                return redirect("reviews:queue")
+            return redirect("reviews:item", item_id=following)
     return redirect("reviews:item", item_id=item_id)
 
 
@@ -204,6 +240,7 @@ def item_approve(request: AuthenticatedHttpRequest, item_id: int) -> HttpRespons
             ),
             _approved_message,
             keep=UnsavedEdit,
+            in_panel=True,
         )
     except UnsavedEdit as exc:
         messages.error(request, str(exc))
@@ -224,6 +261,7 @@ def item_reject(request: AuthenticatedHttpRequest, item_id: int) -> HttpResponse
             binding=_binding(request, required=False),
         ),
         lambda item: f"Review {item.pk} {item.status}.",
+        in_panel=True,
     )
 
 
@@ -319,9 +357,19 @@ def item_resolve(request: AuthenticatedHttpRequest, item_id: int) -> HttpRespons
     except PlanInvalid as exc:
         return _render_item(request, item, plan_text=text, problems=exc.problems, status=422)
     except ReviewError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, f"Escalation {item_id}: {resolution.action} recorded.")
+        item = get_item(item_id)
+        if not item.is_open:
+            messages.error(request, str(exc))
+            return redirect("reviews:item", item_id=item_id)
+        return _render_item(request, item, plan_text=text, decision_error=exc, status=409)
+    messages.success(request, f"Escalation {item_id}: {resolution.action} recorded.")
+    if request.POST.get("next") == "1":
+        following = selectors.next_open_item(item_id)
+        return (
+            redirect("reviews:item", item_id=following)
+            if following is not None
+            else redirect("reviews:queue")
+        )
     return redirect("reviews:item", item_id=item_id)
 
 
