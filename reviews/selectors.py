@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Case, Q, QuerySet, Value, When
+from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.db.models.fields import BooleanField
 from django.utils import timezone
 
@@ -175,3 +175,14 @@ def audit_entries(filters: AuditFilters) -> QuerySet[AuditEntry]:
     if filters.actor:
         qs = qs.filter(actor_name=filters.actor)
     return qs.order_by("seq")
+
+
+def next_open_item(after_id: int) -> int | None:
+    """The open item a reviewer meets next in the queue (soonest due, then oldest), not ``after_id``."""
+    return (
+        ReviewItem.objects.filter(status=ReviewStatus.OPEN)
+        .exclude(pk=after_id)
+        .order_by(F("due_at").asc(nulls_last=True), "id")
+        .values_list("pk", flat=True)
+        .first()
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, overload
@@ -422,3 +422,109 @@ def run_archive(run: Run) -> RunArchive | None:
         return run.archive
     except RunArchive.DoesNotExist:
         return None
+
+
+# Step outcomes in the order every progress bar and count shows them (list, run page, queue, API).
+OUTCOME_ORDER: tuple[str, ...] = (
+    StepStatus.SUCCEEDED,
+    StepStatus.FAILED,
+    StepStatus.ROLLED_BACK,
+    StepStatus.CANCELLED,
+    StepStatus.SKIPPED,
+    StepStatus.RUNNING,
+    StepStatus.PENDING,
+)
+
+
+def outcome_counts(statuses: Iterator[str] | Sequence[str]) -> dict[str, int]:
+    """How many main steps ended (or stand) in each status, in ``OUTCOME_ORDER``, zeros left out."""
+    counts: dict[str, int] = {}
+    for status in statuses:
+        counts[status] = counts.get(status, 0) + 1
+    return {s: counts[s] for s in OUTCOME_ORDER if counts.get(s)}
+
+
+def attach_step_outcomes(runs: Sequence[Run]) -> None:
+    """Set ``step_outcomes`` (``outcome_counts`` of the current plan's main steps) on each run.
+
+    One query for a page of runs, whatever their size: the counts come grouped by plan
+    and status, so a rolled-back run's bar is not drawn green from ``steps_finished``.
+    """
+    plans = {r.current_plan_id for r in runs if r.current_plan_id is not None}
+    by_plan: dict[int, dict[str, int]] = {p: {} for p in plans}
+    if plans:
+        rows = (
+            Step.objects.filter(plan_id__in=plans, phase=Step.Phase.MAIN)
+            .order_by()
+            .values_list("plan_id", "status")
+            .annotate(n=Count("pk"))
+        )
+        for plan_id, status, n in rows:
+            by_plan[plan_id][status] = n
+    for run in runs:
+        got = by_plan.get(run.current_plan_id or 0, {})
+        run.step_outcomes = {s: got[s] for s in OUTCOME_ORDER if got.get(s)}  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class StepWait:
+    """A stretch of time a step waited: for a resource lock, or for a reviewer at its gate."""
+
+    step: str
+    kind: str  # "lock" or "gate"
+    start: datetime
+    end: datetime | None
+    label: str
+
+
+_WAIT_KINDS = ("step.lock_waiting", "step.lock_acquired", "review.opened", "review.decided")
+
+
+def step_waits(run_id: int) -> list[StepWait]:
+    """The run's lock and gate waits, from its transcript (one query), for the run page's timeline.
+
+    A lock wait runs from ``step.lock_waiting`` to the step's ``step.lock_acquired``; a gate
+    wait from a ``review.opened`` naming a step to that item's ``review.decided``. A wait
+    with no end yet is still going on (``end`` None).
+    """
+    events = (
+        TranscriptEvent.objects.filter(run_id=run_id, kind__in=_WAIT_KINDS)
+        .order_by("seq")
+        .values_list("kind", "payload", "created_at")
+    )
+    return waits_of(events)
+
+
+def waits_of(events: Iterable[tuple[str, Any, datetime]]) -> list[StepWait]:
+    """``step_waits`` of transcript events already read, as (kind, payload, created_at) in seq order."""
+    open_locks: dict[str, tuple[datetime, str]] = {}
+    open_gates: dict[int, tuple[str, datetime, str]] = {}
+    waits: list[StepWait] = []
+    for kind, payload, at in events:
+        if kind not in _WAIT_KINDS:
+            continue
+        step = str(payload.get("step") or "")
+        if kind == "step.lock_waiting":
+            open_locks.setdefault(step, (at, f"waiting for lock {payload.get('lock', '')}"))
+        elif kind == "step.lock_acquired" and step in open_locks:
+            start, label = open_locks.pop(step)
+            waits.append(StepWait(step, "lock", start, at, label))
+        elif kind == "review.opened" and step:
+            open_gates[int(payload.get("item_id") or 0)] = (step, at, "waiting for a reviewer")
+        elif kind == "review.decided":
+            gate = open_gates.pop(int(payload.get("item_id") or 0), None)
+            if gate is not None:
+                waits.append(StepWait(gate[0], "gate", gate[1], at, gate[2]))
+    waits += [StepWait(s, "lock", start, None, label) for s, (start, label) in open_locks.items()]
+    waits += [StepWait(s, "gate", start, None, label) for s, start, label in open_gates.values()]
+    return waits
+
+
+def step_events(step: Step) -> QuerySet[TranscriptEvent]:
+    """A step's own transcript events, in order: those naming its id, and gates naming its key.
+
+    A replan copies a finished step into the new version under a new id; the events of the
+    step it was copied from name that id, so they belong to the earlier version's page.
+    """
+    mine = Q(payload__step_id=step.pk) | Q(kind__startswith="review.", payload__step=step.key)
+    return TranscriptEvent.objects.filter(mine, run_id=step.run_id).order_by("seq")

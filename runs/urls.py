@@ -3,6 +3,7 @@ from django.urls import path
 from runs import views
 from runs.views import answer as answer_views
 from runs.views import evaluations as evaluation_views
+from runs.views import steps as steps_views
 from runs.views import tokens as tokens_views
 from runs.views.metrics import metrics
 from runs.views.overview import overview
@@ -25,6 +26,12 @@ urlpatterns = [
     path("runs/<int:run_id>/playbook/", run_save_playbook, name="save_playbook"),
     path("runs/<int:run_id>/forecast/", run_forecast_fragment, name="forecast"),
     path("runs/<int:run_id>/answer/", answer_views.run_answer, name="answer"),
+    path("runs/<int:run_id>/steps/<int:step_id>/", steps_views.step_detail, name="step"),
+    path(
+        "runs/<int:run_id>/steps/<int:step_id>/<str:stream>.txt",
+        steps_views.step_output,
+        name="step_output",
+    ),
     path("tools/", views.tool_list, name="tools"),
     path("metrics", metrics, name="metrics"),
     path("overview/", overview, name="overview"),

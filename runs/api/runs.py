@@ -70,7 +70,7 @@ def run_list(
     limit: int = limit_param(50),
     offset: int = OFFSET,
 ) -> dict[str, Any]:
-    """Runs newest first, filtered, a page at a time; two queries whatever the page size."""
+    """Runs newest first, filtered, a page at a time; three queries whatever the page size."""
     runs = selectors.run_search(
         statuses=filters.status,
         submitter=filters.submitter,
@@ -78,9 +78,9 @@ def run_list(
         created_before=filters.created_before,
         text=filters.q,
     )
-    return offset_page(
-        runs, limit=limit, offset=offset, items=selectors.run_page(runs, offset, limit)
-    )
+    items = selectors.run_page(runs, offset, limit)
+    selectors.attach_step_outcomes(items)
+    return offset_page(runs, limit=limit, offset=offset, items=items)
 
 
 @runs_router.get("/{run_id}", response={200: RunOut, **ERRORS}, summary="One run")

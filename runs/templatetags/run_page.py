@@ -37,8 +37,11 @@ def _local(value: datetime, tz: tzinfo) -> datetime:
 
 
 def _clock(value: datetime | None, tz: tzinfo) -> str:
-    """``{{ value|date:"H:i:s"|default:"—" }}``."""
-    return _local(value, tz).strftime("%H:%M:%S") if value is not None else _NONE
+    """``H:M:S.mmm`` (to the millisecond, as the timeline), or "—"."""
+    if value is None:
+        return _NONE
+    local = _local(value, tz)
+    return local.strftime("%H:%M:%S.") + f"{local.microsecond // 1000:03d}"
 
 
 @register.filter(is_safe=True)
@@ -62,6 +65,9 @@ def _step_row(number: int, row: Any, tz: tzinfo) -> str:
     started = (
         f' data-started-at="{_local(step.started_at, tz).isoformat()}"' if step.started_at else ""
     )
+    if step.finished_at:
+        started += f' data-finished-at="{_local(step.finished_at, tz).isoformat()}"'
+
     about = ""
     if step.description:
         about += f'<div class="muted">{escape(step.description)}</div>'
@@ -86,7 +92,7 @@ def _step_row(number: int, row: Any, tz: tzinfo) -> str:
     else:
         verdict = _NONE
     took = (
-        f"{floatformat(row.duration.total_seconds(), 2)} s" if row.duration is not None else _NONE
+        f"{floatformat(row.duration.total_seconds(), 3)} s" if row.duration is not None else _NONE
     )
     output = ""
     if step.error:
@@ -104,7 +110,8 @@ def _step_row(number: int, row: Any, tz: tzinfo) -> str:
         f'<tr data-step-id="{step.pk}" data-step-key="{key}" data-phase="{escape(step.phase)}"'
         f' data-status="{status}" data-read-only="{_read_only(step)}"{started}>'
         f'<td class="num">{number}</td>'
-        f"<td><code>{key}</code>{about}</td>"
+        f'<td><a href="/runs/{step.run_id}/steps/{step.pk}/" data-step-link><code>{key}</code></a>'
+        f"{about}</td>"
         f"<td><code>{escape(step.tool_name)}</code></td>"
         f"<td>{escape(step.phase)}</td>"
         f'<td class="step-status status-{status}" data-step-status><span class="mark">'
@@ -149,7 +156,7 @@ def _event_row(event: Any, tz: tzinfo) -> str:
     at = _local(event.at, tz)
     return (
         f'<tr data-seq="{event.seq}"><td class="num">{event.seq}</td>'
-        f'<td><time datetime="{at.isoformat()}">{at.strftime("%H:%M:%S")}</time></td>'
+        f'<td><time datetime="{at.isoformat()}">{_clock(event.at, tz)}</time></td>'
         f"<td>{escape(event.role)}</td><td><code>{escape(event.kind)}</code></td>"
         f"<td>{escape(event.summary)}</td></tr>\n"
     )
@@ -194,3 +201,32 @@ def _node(node: Any, step: Any, mark: str) -> str:
         f'<text class="label" x="30" y="23">{escape(_truncate(key, 17))}</text>'
         "</g>\n"
     )
+
+
+@register.filter
+def precise_time(value: datetime | None) -> str:
+    """``2026-12-04 16:31:07.482``: the run's times to the millisecond, in the current time zone."""
+    if value is None:
+        return _NONE
+    local = _local(value, timezone.get_current_timezone())
+    return local.strftime("%Y-%m-%d %H:%M:%S.") + f"{local.microsecond // 1000:03d}"
+
+
+@register.filter
+def elapsed(start: datetime | None, end: datetime | None) -> str:
+    """``1 min 02.345 s`` from ``start`` to ``end`` (the run page's duration, to the millisecond)."""
+    if start is None or end is None:
+        return _NONE
+    return elapsed_text((end - start).total_seconds())
+
+
+def elapsed_text(seconds: float) -> str:
+    """Seconds as ``0.412 s``, ``1 min 02.345 s`` or ``2 h 03 min 04.500 s`` (the JS says the same)."""
+    seconds = max(seconds, 0.0)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours >= 1:
+        return f"{int(hours)} h {int(minutes):02d} min {secs:06.3f} s"
+    if minutes >= 1:
+        return f"{int(minutes)} min {secs:06.3f} s"
+    return f"{secs:.3f} s"

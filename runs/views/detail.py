@@ -98,7 +98,8 @@ def _live_context(run: Run) -> dict[str, Any]:
     if graph is not None:
         by_key = {r.step.key: r for r in main}
         nodes = [NodeView(n, by_key[n.key]) for n in graph.nodes]
-    finished: int = run.steps_finished  # type: ignore[attr-defined]
+    outcomes = selectors.outcome_counts([r.step.status for r in main])
+    finished = sum(n for s, n in outcomes.items() if s in STEP_FINISHED)
     calls = selectors.run_llm_calls(run.pk)
     totals = llm_totals_of(calls)
     return {
@@ -106,10 +107,10 @@ def _live_context(run: Run) -> dict[str, Any]:
         "main_steps": main,
         "rollback_steps": [r for r in rows if r.step.phase == Step.Phase.ROLLBACK],
         "finished_steps": finished,
+        "outcomes": outcomes,
         "graph": graph,
         "graph_nodes": nodes,
         "graph_omitted": too_big_to_draw(len(main)),
-        "progress_percent": round(100 * finished / len(main)) if main else 0,
         "plan_version": run.current_plan.version if run.current_plan else None,
         "plan_goal": run.current_plan.goal if run.current_plan else "",
         "plans": selectors.run_plan_versions(run.pk),
@@ -146,37 +147,35 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     except Run.DoesNotExist:
         return _purged(request, run_id)
     tombstones = run_tombstones(run_id) if run.has_tombstones else {}  # type: ignore[attr-defined]
-    live = _live_context(run)
+    live = _page_live_context(run)
     newest = selectors.run_events(run.pk).filter(seq__lte=live["live_seq"]).order_by("-seq")
     events = list(newest[:TRANSCRIPT_LIMIT])[::-1]
     last_seq = events[-1].seq if events else 0
-    archive = run_archive(run)
+    # The whole transcript is on the page (seqs start at 1): its waits cost no query.
+    whole = not events or events[0].seq == 1
+    waits = (
+        selectors.waits_of((e.kind, e.payload, e.created_at) for e in events)
+        if whole
+        else selectors.step_waits(run.pk)
+    )
     return render(
         request,
         "runs/run_detail.html",
         {
-            "run": run,
             **live,
+            "waits_json": _waits_json(waits),
+            "tombstones": tombstones,
             "events": event_rows(events),
             # Seqs are gap-free from 1, so the first one shown says how many are hidden.
             "events_hidden": events[0].seq - 1 if events else 0,
             "last_seq": last_seq,
-            "is_finished": run.status in RUN_TERMINAL,
-            # A run waiting for a reviewer's escalation can still be cancelled and rolled back.
-            "may_roll_back": archive is None
-            and (run.status not in RUN_TERMINAL or run.status == RunStatus.ESCALATED),
-            "archive": archive,
-            "tombstones": tombstones,
-            "question": open_question(run.pk) if run.status == RunStatus.AWAITING_INPUT else None,
-            "redactions": redaction_summary(run.redaction),
-            **_budget_context(run, live["llm_totals"]),
-            "retry_steps": sorted(retryable_steps(run, live["steps"])),
             "live_config": {
                 "run": run.pk,
                 "lastSeq": last_seq,
-                "finished": run.status in RUN_TERMINAL,
+                "closed": live["is_closed"],
                 "runTerminal": sorted(RUN_TERMINAL),
                 "stepFinished": sorted(STEP_FINISHED),
+                "outcomeOrder": list(selectors.OUTCOME_ORDER),
                 "marks": {str(k): v for k, v in STATUS_MARK.items()},
                 "heartbeatSeconds": HEARTBEAT_SECONDS,
             },
@@ -194,6 +193,48 @@ def _purged(request: HttpRequest, run_id: int) -> HttpResponse:
     )
 
 
+def _page_live_context(run: Run) -> dict[str, Any]:
+    """Everything the live part of the page shows: facts, forms, graph, timeline, steps, plans.
+
+    The page re-renders it (``run_live``) whenever the run's status changes or a review
+    item opens or closes, so finish times, duration, budgets, the retry form and review
+    links are current without a reload.
+    """
+    live = _live_context(run)
+    archive = run_archive(run)
+    return {
+        "run": run,
+        **live,
+        "is_finished": run.status in RUN_TERMINAL,
+        # Closed: final, and no reviewer can reopen it (no open review item). An escalated
+        # run waits for a reviewer, so the page keeps listening until the item is decided.
+        "is_closed": run.status in RUN_TERMINAL and not live["open_reviews"],
+        # A run waiting for a reviewer's escalation can still be cancelled and rolled back;
+        # an archived one (imported from a snapshot) is read-only.
+        "may_roll_back": archive is None
+        and (run.status not in RUN_TERMINAL or run.status == RunStatus.ESCALATED),
+        "archive": archive,
+        "question": open_question(run.pk) if run.status == RunStatus.AWAITING_INPUT else None,
+        "redactions": redaction_summary(run.redaction),
+        **_budget_context(run, live["llm_totals"]),
+        "retry_steps": sorted(retryable_steps(run, live["steps"])),
+    }
+
+
+def _waits_json(waits: list[selectors.StepWait]) -> list[dict[str, Any]]:
+    """The timeline's lock and gate waits, for ``json_script``."""
+    return [
+        {
+            "step": w.step,
+            "kind": w.kind,
+            "start": w.start.isoformat(),
+            "end": w.end.isoformat() if w.end else None,
+            "label": w.label,
+        }
+        for w in waits
+    ]
+
+
 def _budget_context(run: Run, totals: LlmTotals) -> dict[str, Any]:
     """The run's budgets and what it used, only when a budget applies (then one query)."""
 
@@ -206,9 +247,10 @@ def _budget_context(run: Run, totals: LlmTotals) -> dict[str, Any]:
 @require_GET
 @role_required(can_view_runs)
 def run_live(request: HttpRequest, run_id: int) -> HttpResponse:
-    """The live part of the detail page alone (htmx swaps it in when a new plan arrives)."""
+    """The live part of the detail page alone (htmx swaps it in on a new plan, status or review)."""
     run = _get_run(run_id)
-    return render(request, "runs/_run_live.html", {"run": run, **_live_context(run)})
+    waits = _waits_json(selectors.step_waits(run.pk))
+    return render(request, "runs/_run_live.html", {**_page_live_context(run), "waits_json": waits})
 
 
 def _step_row(step: Step) -> StepRow:

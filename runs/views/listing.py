@@ -24,6 +24,7 @@ def run_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     page = Paginator(selectors.RunPages(selectors.run_search(**filters)), RUNS_PER_PAGE).get_page(
         request.GET.get("page")
     )
+    selectors.attach_step_outcomes(list(page.object_list))
     query = request.GET.copy()
     query.pop("page", None)
     context = {

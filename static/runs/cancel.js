@@ -4,9 +4,9 @@
 // what has finished by the time the button is pressed.
 (() => {
   "use strict";
-  const form = document.querySelector("[data-cancel-form]");
-  if (!form) return;
-  form.addEventListener("submit", (event) => {
+  // Delegated: the live page re-renders the form when the run's status changes.
+  document.addEventListener("submit", (event) => {
+    if (!event.target.matches("[data-cancel-form]")) return;
     const rollback = event.submitter && event.submitter.value === "1";
     const rows = document.querySelectorAll(
       'tr[data-phase="main"][data-status="succeeded"][data-read-only="false"]',

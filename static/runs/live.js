@@ -123,5 +123,15 @@
     });
   }
 
+  // Tables and graphs that may scroll sideways inside themselves (narrow screens) can be
+  // scrolled from the keyboard: they take focus.
+  function focusableScrollers() {
+    for (const box of document.querySelectorAll("main table, main figure.graph")) {
+      if (!box.hasAttribute("tabindex")) box.tabIndex = 0;
+    }
+  }
+  document.addEventListener("DOMContentLoaded", focusableScrollers);
+  document.addEventListener("htmx:afterSettle", focusableScrollers);
+
   window.plannerweb = Object.assign(window.plannerweb || {}, { liveSocket, liveTable });
 })();

@@ -97,7 +97,11 @@ def test_an_operator_sees_the_demo_migration_steps_turn_green_without_reloading(
     assert graph_marks == ["✓"] * 6
     assert page.locator("figure.graph g.node.status-succeeded").count() == 6
     assert page.inner_text("[data-progress]") == "6/6"
-    assert page.eval_on_selector("[data-progress-bar]", "b => [b.value, b.max]") == [6, 6]
+    segments = page.eval_on_selector_all(
+        ".progress [data-outcome-bar] .seg",
+        "ss => ss.map(s => [s.dataset.outcome, s.dataset.count])",
+    )
+    assert segments == [["succeeded", "6"]]
     assert page.get_attribute("[data-live-state]", "data-live-state") == "finished"
     assert page.locator("[data-cancel-form]").count() == 0
     # Timings and outputs arrived with the events too.

@@ -44,12 +44,17 @@ def notify_needs_approval(daphne_server: LiveServer) -> Iterator[None]:
 
 def watch_status(page: Any) -> None:
     """Record every status the run badge shows, so a short-lived one is not missed."""
+    # The badge is re-rendered with the live part on status changes: watch the whole page.
     page.evaluate(
         """() => {
           window.__statuses = [];
-          const badge = document.querySelector('[data-run-status]');
-          new MutationObserver(() => window.__statuses.push(badge.textContent.trim()))
-            .observe(badge, {childList: true, characterData: true, subtree: true});
+          const seen = () => {
+            const text = document.querySelector('[data-run-status]')?.textContent.trim();
+            if (text && text !== window.__statuses.at(-1)) window.__statuses.push(text);
+          };
+          seen();
+          new MutationObserver(seen)
+            .observe(document.querySelector('main'), {childList: true, characterData: true, subtree: true});
         }"""
     )
 

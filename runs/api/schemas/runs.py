@@ -18,7 +18,7 @@ from runs.events import event_summary
 from runs.models import Plan, Run, RunStatus, Step, TranscriptEvent
 from runs.planning.accounting import LlmTotals, run_llm_totals
 from runs.redaction import redaction_counts
-from runs.selectors import lock_wait_text, run_confidence
+from runs.selectors import attach_step_outcomes, lock_wait_text, run_confidence
 
 MAX_EVENTS_PAGE = 1000
 
@@ -68,6 +68,14 @@ class RunSummaryOut(Schema):
     plan_version: int | None = Field(description="Version of the plan the run executes.")
     steps_total: int = Field(description="Main steps of the current plan.")
     steps_succeeded: int
+    steps_finished: int = Field(
+        description="Main steps in a final status (succeeded, failed, skipped, cancelled,"
+        " rolled back): the count the pages show as finished/total."
+    )
+    step_outcomes: dict[str, int] = Field(
+        description="Main steps of the current plan by status, zeros left out: the segments"
+        " of the pages' progress bars."
+    )
     stop_reason: str
     cancel_requested: bool
     created_at: datetime
@@ -82,6 +90,12 @@ class RunSummaryOut(Schema):
     def resolve_submitted_by(run: Run) -> str | None:
         user = run.task.submitted_by
         return user.get_username() if user is not None else None
+
+    @staticmethod
+    def resolve_step_outcomes(run: Run) -> dict[str, int]:
+        if not hasattr(run, "step_outcomes"):
+            attach_step_outcomes([run])  # one query; lists attach a page's in one
+        return run.step_outcomes  # type: ignore[attr-defined]
 
     @staticmethod
     def resolve_plan_version(run: Run) -> int | None:

@@ -35,7 +35,8 @@ def test_the_step_rows_escape_every_value_and_keep_what_run_js_reads() -> None:
     html = step_rows([_step_row(step)])
     assert html.startswith(
         '<tr data-step-id="7" data-step-key="k&lt;1&gt;" data-phase="main" data-status="failed"'
-        ' data-read-only="false" data-started-at="2026-01-02T03:04:05.678000+00:00">'
+        ' data-read-only="false" data-started-at="2026-01-02T03:04:05.678000+00:00"'
+        ' data-finished-at="2026-01-02T03:04:06.803000+00:00">'
     )
     for cell in (
         '<td class="num">1</td>',
@@ -44,8 +45,8 @@ def test_the_step_rows_escape_every_value_and_keep_what_run_js_reads() -> None:
         '<span class="mark">✗</span> <span class="label">failed</span>',
         '<span class="verdict verdict-fail">fail</span><div class="muted">&lt;why&gt;</div>',
         '<td class="num" data-step-attempts>2</td>',
-        "<td data-step-started>03:04:05</td><td data-step-finished>03:04:06</td>",
-        '<td class="num" data-step-took>1.13 s</td>',  # floatformat rounds half up
+        "<td data-step-started>03:04:05.678</td><td data-step-finished>03:04:06.803</td>",
+        '<td class="num" data-step-took>1.125 s</td>',
         "&quot;q&quot;: &quot;&lt;x&gt;&quot;",
         '<details class="error" open><summary>error</summary><pre>&lt;boom&gt;</pre>',
     ):
@@ -62,3 +63,16 @@ def test_graph_coordinates_are_rounded_as_floatformat_rounds_them(value: float) 
     from runs.templatetags.run_page import _whole
 
     assert _whole(value) == floatformat(value, 0)
+
+
+def test_run_times_and_durations_are_shown_to_the_millisecond() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from runs.templatetags.run_page import elapsed, precise_time
+
+    at = datetime(2026, 1, 2, 3, 4, 5, 678900, tzinfo=UTC)
+    assert precise_time(at) == "2026-01-02 03:04:05.678"
+    assert elapsed(at, at + timedelta(milliseconds=412)) == "0.412 s"
+    assert elapsed(at, at + timedelta(minutes=1, seconds=2.345)) == "1 min 02.345 s"
+    assert elapsed(at, at + timedelta(hours=2, minutes=3, seconds=4.5)) == "2 h 03 min 04.500 s"
+    assert elapsed(None, at) == "—" and precise_time(None) == "—"

@@ -72,7 +72,7 @@ def test_the_detail_page_lists_steps_rollback_plan_and_transcript(
     assert "task &#x27;Two hellos&#x27; submitted by olivia" in page
     assert "plan v1 (operator): 2 steps" in page
     config = response.context["live_config"]
-    assert (config["run"], config["lastSeq"], config["finished"]) == (queued_run.pk, 2, False)
+    assert (config["run"], config["lastSeq"], config["closed"]) == (queued_run.pk, 2, False)
     assert 'id="run-live-config"' in page and "run.js" in page
 
 
@@ -154,7 +154,10 @@ def test_the_detail_page_draws_the_plan_graph_with_status_marks_and_progress(
     assert "<svg" in page and 'class="edge"' in page and 'data-edge="first→second"' in page
     assert f'class="node status-succeeded" data-node-step-id="{first.pk}"' in page
     assert f'class="node status-pending" data-node-step-id="{second.pk}"' in page
-    assert '<progress data-progress-bar max="2" value="1">' in page
+    # The bar has a segment per outcome: one succeeded, one pending (never a plain green bar).
+    assert 'data-outcome="succeeded" data-count="1"' in page
+    assert 'data-outcome="pending" data-count="1"' in page
+    assert 'aria-label="2 steps: 1 succeeded, 1 pending"' in page
     assert response.context["live_config"]["heartbeatSeconds"] > 0
 
 
@@ -173,7 +176,7 @@ def test_the_live_fragment_renders_steps_and_graph_stamped_with_the_last_seq(
     url = reverse("runs:live", args=[queued_run.pk])
     response = client_for(reviewer).get(url)
     page = response.content.decode()
-    assert page.startswith('<section id="run-live" data-live-seq="2">')
+    assert page.startswith('<section id="run-live" data-live-seq="2" data-run-closed="false"')
     assert "<svg" in page and 'data-step-key="first"' in page and "Plan versions" in page
     assert client_for(outsider).get(url).status_code == 403
     assert client_for(reviewer).get(reverse("runs:live", args=[999_999])).status_code == 404
@@ -276,7 +279,8 @@ def test_the_detail_page_makes_at_most_ten_queries_however_many_steps(
     assert counts[0] == counts[1], counts  # the same whatever the size
     with django_assert_max_num_queries(10):  # session, user and groups included
         client.get(reverse("runs:detail", args=[big.pk]))
-    with django_assert_max_num_queries(9):  # the live part alone
+    # The live part alone: it carries the facts (budgets) and the timeline's waits too.
+    with django_assert_max_num_queries(10):
         client.get(reverse("runs:live", args=[big.pk]))
 
 

@@ -173,4 +173,7 @@ def test_the_list_counts_a_rolled_back_runs_steps_as_its_page_does(
     listing = client.get(reverse("runs:list")).content.decode()
     detail = client.get(reverse("runs:detail", args=[run.pk])).content.decode()
     assert "<span data-progress>2/2</span> steps finished" in detail
-    assert '<td class="num">2/2</td>' in listing
+    assert '<td class="num steps">2/2<span class="outcome-bar"' in listing
+    # Rolled back, not succeeded: the bar says so on both pages, with the same words.
+    bar = 'aria-label="2 steps: 2 rolled back"'
+    assert bar in listing and bar in detail and "seg-succeeded" not in listing

@@ -1,4 +1,4 @@
-"""Review pages: the queue, an item (plan table, graph edges, decisions), the audit log and its CSV.
+"""Review pages: an item (plan table, graph edges, decisions) and the decisions posted from it.
 
 Every view is for reviewers (staff included): anonymous users go to the login
 page, everyone else gets 403. Views parse, call a service, and redirect or render.
@@ -14,87 +14,45 @@ from typing import Any
 import yaml
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from reviews import selectors
 from reviews.actions import action_labels, allowed_actions
-from reviews.audit import audit_check, audit_csv_rows
 from reviews.decisions import Binding, review_assign, review_claim
 from reviews.models import EscalationAction, ReviewItem, ReviewKind, ReviewStatus
 from reviews.policies import four_eyes_applies
-from reviews.selectors import AGES, AuditFilters, QueueFilters
-from reviews.statemachine import PlanInvalid, ReviewError, UnsavedEdit
+from reviews.selectors import AuditFilters
+from reviews.statemachine import (
+    ChecklistIncomplete,
+    DecisionInputInvalid,
+    PlanInvalid,
+    ReviewError,
+    UnsavedEdit,
+)
+from reviews.views.common import PLAN_ACTIONS, get_item, reviewer_required
 from runs.execution.budgets import budgets_for
 from runs.graph import plan_layout
 from runs.lifecycle import escalations
 from runs.lifecycle.planning_forecast import plan_forecast_for
 from runs.lifecycle.reviews import review_approve, review_edit, review_reject
 from runs.models import Step
-from runs.permissions import AuthenticatedHttpRequest, is_reviewer, role_required
+from runs.permissions import AuthenticatedHttpRequest
 from runs.plan_versions import plan_hash
 from runs.planning.schema import PlanSyntaxError, parse_plan_text
 from runs.selectors import STATUS_MARK
 from runs.tools.kinds.agent import step_instruction
 from runs.tools.kinds.llm import step_prompt
 from runs.views.forms import BudgetFields
-from runs.views.listing import HEARTBEAT_SECONDS
-
-ITEMS_PER_PAGE = 50
-# The escalation actions that carry the plan text area's document.
-PLAN_ACTIONS = (EscalationAction.EDIT, EscalationAction.WRITE_PLAN)
-AUDIT_PER_PAGE = 100
-
-reviewer_required = role_required(is_reviewer)
-
-
-def _get_item(item_id: int) -> ReviewItem:
-    try:
-        return selectors.review_item(item_id)
-    except ReviewItem.DoesNotExist:
-        raise Http404("No such review item.") from None
-
-
-# --------------------------------------------------------------------------- queue
-@require_GET
-@reviewer_required
-def queue(request: AuthenticatedHttpRequest) -> HttpResponse:
-    """Open items first by due time, overdue ones marked; filters by kind, status, age, run, assignee."""
-    filters = QueueFilters.parse(request.GET)
-    if not request.htmx:
-        # A live refresh would queue the same warning again and again.
-        for problem in filters.problems:
-            messages.warning(request, problem + " That filter was ignored.")
-    items = selectors.review_queue(filters, user=request.user)
-    page = Paginator(items, ITEMS_PER_PAGE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    # htmx asks for the table alone when the queue changed (static/reviews/queue.js).
-    template = "reviews/_queue_table.html" if request.htmx else "reviews/queue.html"
-    return render(
-        request,
-        template,
-        {
-            "page": page,
-            "filters": filters,
-            "kinds": ReviewKind.choices,
-            "statuses": [*ReviewStatus.values, "all"],
-            "ages": list(AGES),
-            "reviewers": selectors.reviewers(),
-            "query": query.urlencode(),
-            "heartbeat_seconds": HEARTBEAT_SECONDS,
-        },
-    )
 
 
 # --------------------------------------------------------------------------- item
 @require_GET
 @reviewer_required
 def item_detail(request: HttpRequest, item_id: int) -> HttpResponse:
-    item = _get_item(item_id)
+    item = get_item(item_id)
     return _render_item(request, item)
 
 
@@ -105,6 +63,7 @@ def _render_item(
     plan_text: str | None = None,
     problems: list[dict[str, str]] | None = None,
     syntax_error: str = "",
+    decision_error: ReviewError | None = None,
     status: int = 200,
 ) -> HttpResponse:
     steps = selectors.plan_steps(item.plan)
@@ -145,6 +104,10 @@ def _render_item(
             "plan_hash": plan_hash(item.plan),
             "problems": problems or [],
             "syntax_error": syntax_error,
+            # A refused decision is shown next to the field it is about, in the panel.
+            "decision_error": str(decision_error) if decision_error else "",
+            "error_field": _error_field(decision_error),
+            "next_checked": request.method == "POST" and request.POST.get("next") == "1",
             "actions": action_labels(allowed),
             "plan_actions": [a for a in allowed if a in PLAN_ACTIONS],
             "can_raise_budget": EscalationAction.RAISE_BUDGET in allowed,
@@ -160,6 +123,17 @@ def _render_item(
     )
 
 
+def _error_field(exc: ReviewError | None) -> str:
+    """Which field of the decision panel a refusal is about ("" for the panel as a whole)."""
+    if isinstance(exc, ChecklistIncomplete):
+        return "checklist"
+    if isinstance(exc, DecisionInputInvalid) and exc.field:
+        return "reason" if "reason" in exc.field else exc.field
+    if exc is not None and "reason" in str(exc).lower():
+        return "reason"
+    return ""
+
+
 def _decide(
     request: HttpRequest,
     item_id: int,
@@ -167,10 +141,14 @@ def _decide(
     done: Callable[[Any], str],
     *,
     keep: type[ReviewError] | None = None,
+    in_panel: bool = False,
 ) -> HttpResponse:
-    """Run a decision service; domain errors become a message on the item page, never a 500.
+    """Run a decision service; domain errors are shown on the item page, never a 500.
 
     An error of type ``keep`` is raised on for the caller to render the page with its input.
+    ``in_panel``: a refused decision re-renders the page (409) with everything the reviewer
+    entered, the error next to its field; else it is a message after a redirect. A decision
+    made with "then open the next item" goes to the next open item in the queue.
     """
     try:
         result = call()
@@ -179,9 +157,19 @@ def _decide(
     except ReviewError as exc:
         if keep is not None and isinstance(exc, keep):
             raise
+        item = get_item(item_id) if in_panel else None
+        if item is not None and item.is_open:  # a closed item has no panel left to show it in
+            text = request.POST.get("plan")
+            return _render_item(request, item, plan_text=text, decision_error=exc, status=409)
         messages.error(request, str(exc))
     else:
         messages.success(request, done(result))
+        if in_panel and request.POST.get("next") == "1":
+            following = selectors.next_open_item(item_id)
+            if following is None:
+                messages.info(request, "No other item is waiting.")
+                return redirect("reviews:queue")
+            return redirect("reviews:item", item_id=following)
     return redirect("reviews:item", item_id=item_id)
 
 
@@ -260,11 +248,12 @@ def item_approve(request: AuthenticatedHttpRequest, item_id: int) -> HttpRespons
             ),
             _approved_message,
             keep=UnsavedEdit,
+            in_panel=True,
         )
     except UnsavedEdit as exc:
         messages.error(request, str(exc))
         text = request.POST.get("plan", "")
-        return _render_item(request, _get_item(item_id), plan_text=text, status=409)
+        return _render_item(request, get_item(item_id), plan_text=text, status=409)
 
 
 @require_POST
@@ -280,6 +269,7 @@ def item_reject(request: AuthenticatedHttpRequest, item_id: int) -> HttpResponse
             binding=_binding(request, required=False),
         ),
         lambda item: f"Review {item.pk} {item.status}.",
+        in_panel=True,
     )
 
 
@@ -299,7 +289,7 @@ def item_save_approve(request: AuthenticatedHttpRequest, item_id: int) -> HttpRe
 
 def _save(request: AuthenticatedHttpRequest, item_id: int, *, approve: bool) -> HttpResponse:
     """Store the editor's plan; syntax or validation problems and refusals are shown inline."""
-    item = _get_item(item_id)
+    item = get_item(item_id)
     text = request.POST.get("plan", "")
     try:
         document = parse_plan_text(text)
@@ -342,7 +332,7 @@ def _saved_message(item: ReviewItem, *, approve: bool) -> str:
 @reviewer_required
 def item_resolve(request: AuthenticatedHttpRequest, item_id: int) -> HttpResponse:
     """An escalation's action (one of those it allows): the plan or new budgets it carries."""
-    item = _get_item(item_id)
+    item = get_item(item_id)
     action = request.POST.get("action", "")
     text = request.POST.get("plan", "")
     document = None
@@ -375,45 +365,20 @@ def item_resolve(request: AuthenticatedHttpRequest, item_id: int) -> HttpRespons
     except PlanInvalid as exc:
         return _render_item(request, item, plan_text=text, problems=exc.problems, status=422)
     except ReviewError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, f"Escalation {item_id}: {resolution.action} recorded.")
+        item = get_item(item_id)
+        if not item.is_open:
+            messages.error(request, str(exc))
+            return redirect("reviews:item", item_id=item_id)
+        return _render_item(request, item, plan_text=text, decision_error=exc, status=409)
+    messages.success(request, f"Escalation {item_id}: {resolution.action} recorded.")
+    if request.POST.get("next") == "1":
+        following = selectors.next_open_item(item_id)
+        return (
+            redirect("reviews:item", item_id=following)
+            if following is not None
+            else redirect("reviews:queue")
+        )
     return redirect("reviews:item", item_id=item_id)
-
-
-# --------------------------------------------------------------------------- audit
-@require_GET
-@reviewer_required
-def audit_log(request: HttpRequest) -> HttpResponse:
-    """The audit trail, per run, per item or per reviewer."""
-    filters = AuditFilters.parse(request.GET)
-    for problem in filters.problems:
-        messages.warning(request, problem + " That filter was ignored.")
-    entries = selectors.audit_entries(filters).order_by("-seq")
-    page = Paginator(entries, AUDIT_PER_PAGE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    return render(
-        request,
-        "reviews/audit.html",
-        {
-            "page": page,
-            "filters": filters,
-            "query": query.urlencode(),
-            "actors": selectors.audit_actors(),
-            "chain": audit_check(),
-        },
-    )
-
-
-@require_GET
-@reviewer_required
-def audit_csv(request: HttpRequest) -> StreamingHttpResponse:
-    filters = AuditFilters.parse(request.GET)
-    entries = selectors.audit_entries(filters).iterator(chunk_size=1000)
-    response = StreamingHttpResponse(audit_csv_rows(entries), content_type="text/csv")
-    response["Content-Disposition"] = 'attachment; filename="audit.csv"'
-    return response
 
 
 def _plan_graph(main: list[Step]) -> dict[str, Any]:

@@ -1,0 +1,51 @@
+"""The review queue: filters, pagination; its table refreshes live through htmx."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from reviews import selectors
+from reviews.models import ReviewKind, ReviewStatus
+from reviews.selectors import AGES, QueueFilters
+from reviews.views.common import reviewer_required
+from runs.permissions import AuthenticatedHttpRequest
+from runs.selectors import attach_step_outcomes
+from runs.views.listing import HEARTBEAT_SECONDS
+
+ITEMS_PER_PAGE = 50
+
+
+@require_GET
+@reviewer_required
+def queue(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """Open items first by due time, overdue ones marked; filters by kind, status, age, run, assignee."""
+    filters = QueueFilters.parse(request.GET)
+    if not request.htmx:
+        # A live refresh would queue the same warning again and again.
+        for problem in filters.problems:
+            messages.warning(request, problem + " That filter was ignored.")
+    items = selectors.review_queue(filters, user=request.user)
+    page = Paginator(items, ITEMS_PER_PAGE).get_page(request.GET.get("page"))
+    attach_step_outcomes([item.run for item in page.object_list])
+    query = request.GET.copy()
+    query.pop("page", None)
+    # htmx asks for the table alone when the queue changed (static/reviews/queue.js).
+    template = "reviews/_queue_table.html" if request.htmx else "reviews/queue.html"
+    return render(
+        request,
+        template,
+        {
+            "page": page,
+            "filters": filters,
+            "kinds": ReviewKind.choices,
+            "statuses": [*ReviewStatus.values, "all"],
+            "ages": list(AGES),
+            "reviewers": selectors.reviewers(),
+            "query": query.urlencode(),
+            "heartbeat_seconds": HEARTBEAT_SECONDS,
+        },
+    )

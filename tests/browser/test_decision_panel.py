@@ -1,0 +1,59 @@
+"""The review item's decision panel and the queue's keys, in Chromium."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser.conftest import LiveServer, Pages
+from tests.browser.test_reviews import notify_needs_approval, operator_waits
+
+pytestmark = pytest.mark.browser
+
+__all__ = ["notify_needs_approval"]  # the fixture, used by name
+
+
+def test_the_panel_keeps_its_input_after_a_refusal_and_approve_waits_for_the_checklist(
+    pages: Pages, daphne_server: LiveServer, notify_needs_approval: None
+) -> None:
+    operator, run_id, item_id = operator_waits(pages, daphne_server)
+    reviewer = pages.login("reviewer")
+    reviewer.goto("/reviews/")
+    row = f'#reviews-table tr[data-item-id="{item_id}"]'
+    reviewer.wait_for_selector(row)
+    # Keyboard triage: j down to the item, o opens it.
+    position = reviewer.eval_on_selector_all(
+        "#reviews-table tbody tr", f"rs => rs.findIndex(r => r.dataset.itemId === '{item_id}')"
+    )
+    for _ in range(position + 1):
+        reviewer.keyboard.press("j")
+    assert reviewer.get_attribute(row, "aria-selected") == "true"
+    reviewer.keyboard.press("o")
+    reviewer.wait_for_url(f"**/reviews/{item_id}/")
+
+    approve = reviewer.locator("[data-approve-button]")
+    assert approve.is_disabled()
+    boxes = reviewer.locator('[data-decision-form] input[name="checklist"]')
+    for box in boxes.all():
+        box.check()
+    assert approve.is_enabled()
+    reviewer.check("[data-next]")
+
+    # Reject without a reason: refused next to the reason field, nothing lost.
+    pages.allowed.append("status of 409 (Conflict)")
+    reviewer.click('[data-decision-form] button:has-text("Reject")')
+    reviewer.wait_for_selector('[data-field-error="reason"]')
+    assert reviewer.evaluate(
+        "() => document.querySelector('#decide').getBoundingClientRect().top"
+    ) < reviewer.evaluate("() => document.querySelector('table.steps').getBoundingClientRect().top")
+    assert all(box.is_checked() for box in boxes.all())
+    assert reviewer.is_checked("[data-next]") and approve.is_enabled()
+    pages.screenshot(reviewer, "refused")
+
+    reviewer.fill("#reason", "fine")
+    approve.click()
+    reviewer.wait_for_url(lambda url: not url.endswith(f"/reviews/{item_id}/"))
+    assert reviewer.locator(".message.success").count() == 1
+    operator.wait_for_selector("[data-run-status].status-succeeded", timeout=30_000)
+    assert daphne_server.query("SELECT status FROM reviews_reviewitem WHERE id = ?", item_id) == [
+        ("approved",)
+    ]
