@@ -7,6 +7,7 @@ import json
 import os
 import signal
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,8 @@ def test_a_worker_killed_mid_run_loses_nothing_and_reruns_no_finished_step(
     out = tmp_path / "effects.txt"
     env = child_env(tmp_path)
     logs = tmp_path / "logs"
-    with processes(db_worker("victim"), db_worker("survivor"), env=env, logs=logs) as procs:
+    # The victim starts alone, so that it holds runs when it dies; the survivor comes after.
+    with processes(db_worker("victim"), env=env, logs=logs) as procs:
         ids = [
             run_submit_plan(
                 title=f"plan {n}",
@@ -130,20 +132,36 @@ def test_a_worker_killed_mid_run_loses_nothing_and_reruns_no_finished_step(
             ).exists()
 
         wait_for(victim_mid_step, timeout=30, what="the victim to be running a step", logs=logs)
-        os.kill(procs[0].pid, signal.SIGKILL)
-        procs[0].wait(10)
-        finished_at_kill = set(
-            Step.objects.filter(run_id__in=ids, status="succeeded").values_list("run_id", "key")
-        )
-        caught = list(
-            Step.objects.filter(
-                run_id__in=ids, status="running", run__lease_owner__contains=f":{procs[0].pid}/"
-            ).values_list("run_id", "key", "tool__idempotent")
-        )
-        assert caught, "the victim was not in the middle of a step when it died"
-        wait_for(lambda: all_ended(ids), timeout=60, what="every run to end", logs=logs)
+        with processes(db_worker("survivor"), env=env, logs=logs / "survivor"):
+            os.kill(procs[0].pid, signal.SIGKILL)
+            procs[0].wait(10)
+            finished_at_kill = set(
+                Step.objects.filter(run_id__in=ids, status="succeeded").values_list("run_id", "key")
+            )
+            caught = list(
+                Step.objects.filter(
+                    run_id__in=ids, status="running", run__lease_owner__contains=f":{procs[0].pid}/"
+                ).values_list("run_id", "key", "tool__idempotent")
+            )
+            assert caught, "the victim was not in the middle of a step when it died"
+            wait_for(lambda: all_ended(ids), timeout=60, what="every run to end", logs=logs)
 
-    effects = lines(out)
+    assert_takeover_outcome(ids, lines(out), finished_at_kill, caught, keys="abcd")
+
+
+def assert_takeover_outcome(
+    ids: list[int],
+    effects: Counter[str],
+    finished_at_kill: set[tuple[int, str]],
+    caught: list[tuple[int, str, bool]],
+    *,
+    keys: Iterable[str],
+) -> None:
+    """What a worker's death may leave: no finished step again, caught steps by their tool's kind.
+
+    ``effects`` counts the ``r<n>:<key>`` lines the steps of run ``ids[n]`` wrote; ``caught``
+    are the (run, step, idempotent) the dead worker was in the middle of.
+    """
     tag = {run_id: f"r{n}" for n, run_id in enumerate(ids)}
     # No step that had finished before the kill ran again.
     for run_id, key in finished_at_kill:
@@ -163,7 +181,7 @@ def test_a_worker_killed_mid_run_loses_nothing_and_reruns_no_finished_step(
     for run_id, run in runs.items():
         if run_id not in caught_runs:
             assert run.status == RunStatus.SUCCEEDED, run.stop_reason
-            assert all(effects[f"{tag[run_id]}:{k}"] == 1 for k in "abcd")
+            assert all(effects[f"{tag[run_id]}:{k}"] == 1 for k in keys)
         assert TranscriptEvent.objects.filter(run_id=run_id).count() > 0
     assert_transcripts_gap_free(ids)
 
