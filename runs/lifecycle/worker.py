@@ -178,9 +178,10 @@ class RunWorker(Worker):
                         return
                     continue
                 if self.batch:
-                    if self.host is None or self.host.wait_idle(0):
+                    if self.host is None or not self.host.held:
                         return
-                    self.host.wait_for_room(self.interval)
+                    # Runs still held may queue more work (a resume): look again once they stop.
+                    self.host.wait_idle(self.interval)
                     continue
                 close_old_connections()
                 self.waker.wait(self.interval)
