@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -21,6 +21,9 @@ from django.db.utils import load_backend
 from runs.execution.checkpoints import Checkpointer, checkpointer_for
 from runs.models import ResourceLock, Run, Step, TranscriptEvent
 from runs.statemachine import RUN_ACTIVE, RUN_TERMINAL
+
+if TYPE_CHECKING:  # that module imports this one
+    from runs.execution.journal import Batch, RunWrite
 
 
 class StaleStateError(Exception):
@@ -86,9 +89,6 @@ def _padded(ids: list[int]) -> list[int]:
     """``ids`` (at most ``_INSERT_CHUNK``) repeated at the end up to a power of two: ``IN`` ignores repeats."""
     size = 1 << (len(ids) - 1).bit_length()
     return ids + [ids[-1]] * (size - len(ids))
-
-
-Batch = Any  # runs.execution.journal.Batch (that module imports this one)
 
 
 class Link:
@@ -265,7 +265,7 @@ class Link:
                         self._unlock(raw.cursor(), batch)
                     pipeline.sync()
                     check_fence(owner.fetchone(), run_id, fence)
-                    if run is not None and run.rowcount != 1:
+                    if run is not None and batch.run is not None and run.rowcount != 1:
                         raise StaleStateError(f"run {run_id} was not {batch.run.expect!r} any more")
                     if steps is not None and steps.rowcount != len(step_rows):
                         raise StaleStateError(
@@ -344,7 +344,7 @@ class Link:
         check_fence(row, run_id, fence)
         return int(row[1])
 
-    def _run_update(self, run_id: int, w: Any, stamp: Any) -> tuple[str, tuple[Any, ...]]:
+    def _run_update(self, run_id: int, w: RunWrite, stamp: Any) -> tuple[str, tuple[Any, ...]]:
         """The statement (and its parameters) that moves the run, compare-and-swap on its status."""
         if w.status in RUN_TERMINAL:
             return (
