@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -22,8 +22,9 @@ from runs.execution.checkpoints import Checkpointer, checkpointer_for
 from runs.models import ResourceLock, Run, Step, TranscriptEvent
 from runs.statemachine import RUN_ACTIVE, RUN_TERMINAL
 
-if TYPE_CHECKING:  # that module imports this one
-    from runs.execution.journal import Batch, RunWrite
+# ``runs.execution.journal``'s Batch and RunWrite, which import this module: named here only.
+Batch = Any
+RunWrite = Any
 
 
 class StaleStateError(Exception):
