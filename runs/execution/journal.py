@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -203,10 +204,7 @@ class Journal:
         if self._inline():
             return self.commit(batch)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.offload, self._commit_for, batch, loop)
-
-    def _commit_for(self, batch: Batch, loop: asyncio.AbstractEventLoop) -> list[int]:
-        return self.commit(batch, loop=loop)
+        return await loop.run_in_executor(self.offload, partial(self.commit, batch, loop=loop))
 
     def _encode(
         self, link: Link, batch: Batch, now: datetime
