@@ -230,14 +230,13 @@ class _Collector:
 
 
 def start_tracing() -> _Collector:
-    """Tracing on, as OTEL_EXPORTER_OTLP_ENDPOINT would set it, into an in-process collector."""
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
+    """Tracing on as a deployment turns it on (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT), into a
+    collector in this process; step spans leave through their exporter process."""
     from runs.telemetry import tracing
 
     collector = _Collector()
-    tracing.configure(BatchSpanProcessor(OTLPSpanExporter(endpoint=collector.endpoint)))
+    os.environ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = collector.endpoint
+    tracing.setup_from_env()
     return collector
 
 

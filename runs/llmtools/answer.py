@@ -32,6 +32,7 @@ from runs.planning.attempts import CallRecord, syntax_problem
 from runs.planning.providers import LLM_PROVIDERS, get_provider
 from runs.planning.providers.base import ModelReply, ModelRequest, Provider, ProviderError
 from runs.statemachine import append_events
+from runs.telemetry import tracing
 from runs.tools.base import ToolConfigError, ToolError, ToolSpec
 from runs.tools.kinds.llm import render
 
@@ -209,8 +210,10 @@ def _read(reply: ModelReply, schema: dict[str, Any] | None) -> tuple[Any, str]:
     return reply.data, ""
 
 
-@transaction.atomic
 def _store(run_id: int, record: CallRecord) -> None:
-    append_events(
-        run_id, record_calls(run_id=run_id, calls=[record], role=TranscriptEvent.Role.EXECUTOR)
-    )
+    """Store the call with its event, and mark it as a ``chat`` span under its step's span."""
+    tracing.chat_done(**{k: getattr(record, k) for k in tracing.CHAT_FIELDS})
+    with transaction.atomic():
+        append_events(
+            run_id, record_calls(run_id=run_id, calls=[record], role=TranscriptEvent.Role.EXECUTOR)
+        )

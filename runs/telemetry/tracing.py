@@ -4,8 +4,9 @@ Off by default. The standard environment variables turn it on (``OTEL_TRACES_EXP
 or an ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``; ``OTEL_SDK_DISABLED=true`` keeps it off) and
 configure the OTLP exporter, sampler and resource. Spans leave through a
 ``BatchSpanProcessor``: its thread exports; a run only appends to a bounded queue (spans
-are dropped, never waited for, when the collector is down). While off every helper here
-costs a context-variable set at most.
+are dropped, never waited for, when the collector is down). Step spans, the many, are
+noted as tuples and made and exported in an exporter process (``step_spans``). While off
+every helper here costs a context-variable set at most.
 
 Every execution of a run (planning, each claim, each resume) is a ``invoke_workflow`` span
 in one trace, whose id the run keeps (``Run.trace_id``).
@@ -14,6 +15,7 @@ in one trace, whose id the run keeps (``Run.trace_id``).
 from __future__ import annotations
 
 import os
+import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,21 +25,27 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from runs.telemetry.context import RUN_ID, STEP
+from runs.telemetry.step_spans import InlineSink, ProcessSink, service_resource
 
 CHAT_FIELDS = ("provider", "model", "purpose", "tokens_in", "tokens_out", "latency_ms", "error")
 PROVIDER_NAMES = {"openai": "openai", "anthropic": "anthropic"}  # gen_ai.provider.name values
 _PROPAGATOR = TraceContextTextMapPropagator()
 # The trace a new root span joins: the run's stored trace id (see _RunTraceIds).
 _JOIN_TRACE: ContextVar[int | None] = ContextVar("telemetry_join_trace", default=None)
+# The step span the code runs in: (trace id, span id, trace flags); see step_span.
+_STEP_SPAN: ContextVar[tuple[int, int, int] | None] = ContextVar(
+    "telemetry_step_span", default=None
+)
 _tracer: trace.Tracer | None = None
 _provider: TracerProvider | None = None
+_steps: InlineSink | ProcessSink | None = None
 
 
 class _RunTraceIds(RandomIdGenerator):
@@ -67,25 +75,46 @@ def setup_from_env() -> None:
         return
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    # The BatchSpanProcessor reads OTEL_BSP_* (queue size, delay, export timeout).
-    configure(BatchSpanProcessor(OTLPSpanExporter()))
+    # The BatchSpanProcessors (here and in the step spans' exporter process) read OTEL_BSP_*.
+    configure(BatchSpanProcessor(OTLPSpanExporter()), steps_elsewhere=True)
 
 
-def configure(processor: SpanProcessor | SpanExporter | None) -> TracerProvider | None:
-    """Trace into ``processor`` (an exporter is batched), or turn tracing off with None."""
-    global _tracer, _provider
+def configure(
+    processor: SpanProcessor | SpanExporter | None, *, steps_elsewhere: bool = False
+) -> TracerProvider | None:
+    """Trace into ``processor`` (an exporter is batched), or turn tracing off with None.
+
+    ``steps_elsewhere``: step spans go to an exporter process configured by the ``OTEL_*``
+    variables (see ``step_spans``) instead of into ``processor``.
+    """
+    global _tracer, _provider, _steps
+    if _steps is not None:
+        _steps.shutdown()
     if _provider is not None:
         _provider.shutdown()
-    _tracer = _provider = None
+    _tracer = _provider = _steps = None
     if processor is None:
         return None
     if isinstance(processor, SpanExporter):
         processor = BatchSpanProcessor(processor)
-    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "plannerweb")})
+    resource = service_resource()
     _provider = TracerProvider(resource=resource, id_generator=_RunTraceIds())
     _provider.add_span_processor(processor)
     _tracer = _provider.get_tracer("plannerweb")
+    _steps = (
+        ProcessSink(**_batch_settings()) if steps_elsewhere else InlineSink(processor, resource)
+    )
     return _provider
+
+
+def _batch_settings() -> dict[str, Any]:
+    """The step spans' queue, batch and delay, from the SDK's own ``OTEL_BSP_*`` variables."""
+    env = os.environ
+    return {
+        "max_queue": int(env.get("OTEL_BSP_MAX_QUEUE_SIZE") or 2048),
+        "batch": int(env.get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") or 512),
+        "delay_seconds": int(env.get("OTEL_BSP_SCHEDULE_DELAY") or 5000) / 1000,
+    }
 
 
 def enabled() -> bool:
@@ -127,10 +156,11 @@ class step_span:
     """One attempt of a step's tool (``execute_tool``); log lines inside name the step.
 
     A class, not a generator: the executor enters it for every attempt, so off it costs
-    two context-variable sets; on, one SDK span made current by hand (the cheapest way).
+    two context-variable sets; on, a few more and a tuple for the sink (``step_spans``),
+    in a trace only when its run's span is sampled.
     """
 
-    __slots__ = ("_span", "_step", "_token", "attempt", "step", "tool")
+    __slots__ = ("_parent", "_span", "_start", "_step", "attempt", "step", "tool")
 
     def __init__(self, tool: str, step: str, attempt: int) -> None:
         self.tool, self.step, self.attempt = tool, step, attempt
@@ -138,27 +168,62 @@ class step_span:
 
     def __enter__(self) -> None:
         self._step = STEP.set(self.step)
-        if _tracer is not None:
-            self._span = _tracer.start_span(
-                f"execute_tool {self.tool}",
-                attributes={
-                    "gen_ai.operation.name": "execute_tool",
-                    "gen_ai.tool.name": self.tool,
-                    "gen_ai.tool.call.id": f"{RUN_ID.get()}/{self.step}/{self.attempt}",
-                    "plannerweb.step.key": self.step,
-                    "plannerweb.step.attempt": self.attempt,
-                },
-            )
-            self._token = otel_context.attach(trace.set_span_in_context(self._span))
+        if _steps is None:
+            return
+        parent = trace.get_current_span().get_span_context()
+        if parent.is_valid and not parent.trace_flags.sampled:
+            return
+        trace_id, flags = (parent.trace_id, int(parent.trace_flags)) if parent.is_valid else _root()
+        self._parent = parent.span_id if parent.is_valid else 0
+        self._span = _STEP_SPAN.set((trace_id, random.getrandbits(64) or 1, flags))
+        self._start = time.time_ns()
 
     def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
         STEP.reset(self._step)
-        span = self._span
-        if span is not None:
-            otel_context.detach(self._token)
-            if exc is not None:
-                span.set_status(trace.StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:200])
-            span.end()
+        token = self._span
+        if token is None:
+            return
+        end = time.time_ns()
+        trace_id, span_id, flags = _STEP_SPAN.get()  # type: ignore[misc]
+        _STEP_SPAN.reset(token)
+        error = f"{type(exc).__name__}: {exc}"[:200] if exc is not None else ""
+        sink = _steps
+        if sink is not None:
+            record = (trace_id, self._parent, flags, span_id, self._start, end)
+            sink.record((*record, self.tool, self.step, self.attempt, RUN_ID.get(), error))
+
+
+@contextmanager
+def step_span_current() -> Iterator[None]:
+    """Within the block, OpenTelemetry-instrumented libraries see the step span as current.
+
+    The MCP SDK injects the current span into a call's ``_meta`` (``traceparent``); the
+    executor does not make step spans current by itself (it costs a context attach).
+    """
+    context = _in_step_span()
+    if context is None:
+        yield
+        return
+    token = otel_context.attach(context)
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
+def _root() -> tuple[int, int]:
+    """A new trace for a step outside any run's span (sampled, as the default sampler does)."""
+    return random.getrandbits(128) or 1, TraceFlags.SAMPLED
+
+
+def _in_step_span() -> Any:
+    """The OpenTelemetry context naming the current step span as parent; None outside one."""
+    step = _STEP_SPAN.get()
+    if step is None:
+        return None
+    trace_id, span_id, flags = step
+    span = NonRecordingSpan(SpanContext(trace_id, span_id, False, TraceFlags(flags)))
+    return trace.set_span_in_context(span)
 
 
 def chat_done(
@@ -186,7 +251,10 @@ def chat_done(
     if error:
         attributes["error.type"] = "provider_error"
     span = _tracer.start_span(
-        f"chat {model}", attributes=attributes, start_time=end - latency_ms * 1_000_000
+        f"chat {model}",
+        context=_in_step_span(),  # an llm or agent step's model call is the step's child
+        attributes=attributes,
+        start_time=end - latency_ms * 1_000_000,
     )
     if error:
         span.set_status(trace.StatusCode.ERROR, error[:200])
@@ -215,6 +283,10 @@ def traceparent() -> str | None:
     """The W3C ``traceparent`` of the current span, for a tool call; None when off."""
     if _tracer is None:
         return None
+    step = _STEP_SPAN.get()
+    if step is not None:
+        trace_id, span_id, flags = step
+        return f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"
     carrier: dict[str, str] = {}
     _PROPAGATOR.inject(carrier)
     return carrier.get("traceparent")

@@ -3,12 +3,14 @@ parent-child links, one trace per run, and the context reaching shell and http t
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -21,10 +23,15 @@ from runs.lifecycle.claim import run_execute
 from runs.lifecycle.planning import run_submit_task
 from runs.lifecycle.reviews import review_approve
 from runs.lifecycle.submit import run_submit_plan
-from runs.models import Run, RunStatus, Step, Tool
+from runs.models import McpServer, Run, RunStatus, Step, Tool
+from runs.planning.providers.scripted import ScriptedProvider
 from runs.telemetry import tracing
+from tests.runs.llmtools.test_agent import agent, done  # noqa: F401
+from tests.runs.llmtools.test_agent import execute as execute_agent
+from tests.runs.llmtools.test_agent import plan as agent_plan
 from tests.runs.planning.conftest import planner_settings, planner_tools  # noqa: F401
 from tests.runs.planning.test_planner import scripted
+from tests.runs.tools.kinds.mcp.conftest import http_server, http_server_url  # noqa: F401
 from tests.runs.tools.kinds.test_http import FakeServer, base, server  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -107,6 +114,33 @@ def test_an_http_tool_gets_a_traceparent_header_from_its_step_span(
     (span,) = named(spans, "execute_tool ping")
     header = {k.lower(): v for k, v in server.requests[0]["headers"].items()}["traceparent"]
     assert header == parent_of(span)
+
+
+def test_an_mcp_call_carries_the_step_span_as_traceparent_in_its_meta(
+    spans: InMemorySpanExporter,
+    execute: Callable[..., Run],
+    http_server: McpServer,  # noqa: F811
+) -> None:
+    call_command("tools_import", "--mcp", http_server.name, stdout=io.StringIO())
+    run = execute({"steps": [{"id": "m", "tool": "remote-request_meta"}]})
+    assert run.status == RunStatus.SUCCEEDED, run.stop_reason
+    (span,) = named(spans, "execute_tool remote-request_meta")
+    meta = Step.objects.get(run=run, key="m").result
+    assert meta["traceparent"] == parent_of(span)
+    assert meta["idempotencyKey"]  # the key is still sent beside it
+
+
+def test_an_agent_steps_model_calls_are_chat_spans_under_its_step_span(
+    spans: InMemorySpanExporter,
+    agent: Callable[..., ScriptedProvider],  # noqa: F811
+) -> None:
+    agent(done({"answer": 42}))
+    run = execute_agent(agent_plan([]))
+    assert run.status == RunStatus.SUCCEEDED, run.stop_reason
+    (step,) = named(spans, "execute_tool agent")
+    (chat,) = named(spans, "chat")
+    assert chat.parent is not None and chat.parent.span_id == step.context.span_id
+    assert chat.context.trace_id == step.context.trace_id
 
 
 def test_planning_and_execution_share_the_run_trace_and_model_calls_are_chat_spans(

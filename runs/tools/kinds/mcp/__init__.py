@@ -23,6 +23,7 @@ import mcp_types
 from mcp import MCPError
 from mcp_types import CONNECTION_CLOSED
 
+from runs.telemetry.tracing import step_span_current
 from runs.tools.base import ToolConfigError, ToolError, ToolSpec
 from runs.tools.kinds.mcp.sessions import Session, describe, session_for
 
@@ -63,7 +64,8 @@ async def invoke(spec: ToolSpec, params: dict[str, Any], idempotency_key: str | 
     client = await session.opened()
     meta = {"idempotencyKey": idempotency_key} if idempotency_key else None
     try:
-        result = await client.call_tool(tool, params, meta=meta)  # type: ignore[arg-type]
+        with step_span_current():  # the SDK sends it as _meta.traceparent: the server joins
+            result = await client.call_tool(tool, params, meta=meta)  # type: ignore[arg-type]
     except asyncio.CancelledError:
         _check_later(session)
         raise

@@ -72,6 +72,12 @@ if os.environ.get("MCP_TEST_TOOLS") != "fewer":
         return f"got {answer}"
 
     @server.tool()
+    def request_meta(ctx: Context) -> dict[str, str]:
+        """The text entries of the call's ``_meta`` (trace context, idempotency key)."""
+        meta = dict(ctx.request_context.meta or {})
+        return {key: value for key, value in meta.items() if isinstance(value, str)}
+
+    @server.tool()
     def pid() -> dict[str, int]:
         """The server's process id."""
         return {"pid": os.getpid()}
