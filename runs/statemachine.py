@@ -41,9 +41,12 @@ RUN_TRANSITIONS: dict[str, frozenset[str]] = {
     R.AWAITING_INPUT: frozenset({R.QUEUED, R.FAILED, R.ESCALATED, R.CANCELLED}),
     # -> queued: a reviewer approved; the run goes back to the queue for any worker.
     R.AWAITING_APPROVAL: frozenset({R.QUEUED, R.EXECUTING, R.ROLLING_BACK, R.FAILED, R.CANCELLED}),
+    # A subplan step's child run finished -> queued (the parent goes on with its outcome).
+    R.AWAITING_CHILD: frozenset({R.QUEUED, R.ROLLING_BACK, R.FAILED, R.CANCELLED}),
     R.EXECUTING: frozenset(
         {
             R.AWAITING_APPROVAL,
+            R.AWAITING_CHILD,
             R.REPLANNING,
             R.ROLLING_BACK,
             R.SUCCEEDED,

@@ -15,6 +15,7 @@ from django.conf import settings
 
 from runs.models import Tool
 from runs.planning.questions import ASK_RULE, clarification_lines
+from runs.planning.subplans import SUBPLAN_GUIDANCE
 from runs.planning.validation import PlanProblem
 
 _RESULT_CHARS = 1500  # a step result longer than this is cut in the replanning context
@@ -190,6 +191,7 @@ def tool_catalogue(context: PlanningContext) -> str:
         lines += ["", _LLM_GUIDANCE]
     if Tool.Kind.AGENT in kinds:
         lines += ["", _AGENT_GUIDANCE]
+    lines += ["", SUBPLAN_GUIDANCE]
     return "\n".join(lines)
 
 
