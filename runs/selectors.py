@@ -140,6 +140,19 @@ def run_descendant_ids(run_id: int) -> list[int]:
     return found
 
 
+def run_children(run_id: int) -> list[dict[str, Any]]:
+    """A run's child runs (its subplan steps'), oldest first: id, status, title, step key."""
+    rows = (
+        Run.objects.filter(parent_run_id=run_id)
+        .order_by("id")
+        .values_list("pk", "status", "task__title", "parent_step__key")
+    )
+    return [
+        {"id": pk, "status": status, "title": title, "step": step}
+        for pk, status, title, step in rows
+    ]
+
+
 def run_ancestor_ids(run_id: int) -> list[int]:
     """The ids of a run's parent, its parent and so on (empty for a top-level run)."""
     found: list[int] = []

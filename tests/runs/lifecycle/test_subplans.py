@@ -6,14 +6,17 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.test import Client
 
 from runs.lifecycle.cancel import run_cancel
 from runs.lifecycle.claim import run_execute
 from runs.lifecycle.recovery import runs_recover
 from runs.lifecycle.submit import run_submit_plan
+from runs.lifecycle.subplans import subplan_spawn
 from runs.lifecycle.worker import RunWorker
 from runs.models import Playbook, Run, RunStatus, Step, TranscriptEvent
 from runs.planning.validation import validate_with_registry
+from runs.statemachine import run_transition
 
 R = RunStatus
 
@@ -278,3 +281,74 @@ def test_a_subplan_cannot_undo(toolset: None) -> None:
         }
     )
     assert [p.code for p in validated.problems] == ["subplan_in_rollback"]
+
+
+def test_a_lost_wake_up_is_found_by_the_recovery_sweep(
+    execute: Any, key: str, fast_settings: Any
+) -> None:
+    _playbook("child", "collect the figures", [_rec(key, "fetch", "c-fetch")])
+    parent = run_submit_plan(
+        title="report",
+        document={"steps": [_sub("collect", "collect the figures", planner="playbook")]},
+        submitted_by=None,
+    )
+    run_execute(run_id=parent.pk)
+    child = _child(parent)
+    # The child's worker died right after ending it, before telling the parent.
+    run_transition(run_id=child.pk, to=R.CANCELLED, reason="stopped elsewhere")
+    parent.refresh_from_db()
+    assert parent.status == R.AWAITING_CHILD
+
+    runs_recover()
+
+    parent.refresh_from_db()
+    assert parent.status == R.QUEUED
+    assert run_execute(run_id=parent.pk) == R.FAILED
+    assert "ended cancelled: stopped elsewhere" in parent.steps.get(key="collect").error
+
+
+def test_a_parent_taken_over_after_a_crash_keeps_its_one_child(
+    execute: Any, key: str, fast_settings: Any
+) -> None:
+    _playbook("child", "collect the figures", [_rec(key, "fetch", "c-fetch")])
+    parent = run_submit_plan(
+        title="report",
+        document={"steps": [_sub("collect", "collect the figures", planner="playbook")]},
+        submitted_by=None,
+    )
+    run_execute(run_id=parent.pk)
+    first = _child(parent)
+    # A second spawn for the same step (a worker that died before parking, taken over)
+    # finds the child it started.
+    assert subplan_spawn(run_id=parent.pk, step_id=first.parent_step_id) == first
+    assert Run.objects.filter(parent_run=parent).count() == 1
+
+
+def test_the_api_and_the_run_page_show_the_tree(
+    three_levels: dict[str, Any], operator: User, outsider: User, fast_settings: Any
+) -> None:
+    parent = run_submit_plan(title="release", document=three_levels["document"], submitted_by=None)
+    run_execute(run_id=parent.pk)
+    child = _child(parent)
+    client = Client()
+    client.force_login(operator)
+
+    body = client.get(f"/api/runs/{parent.pk}").json()
+    assert body["parent_run"] is None and body["parent_step"] is None
+    assert body["children"] == [
+        {"id": child.pk, "status": "queued", "title": "upgrade the database", "step": "upgrade"}
+    ]
+    body = client.get(f"/api/runs/{child.pk}").json()
+    assert (body["parent_run"], body["parent_step"], body["children"]) == (parent.pk, "upgrade", [])
+
+    page = client.get(f"/runs/{parent.pk}/").content.decode()
+    assert f'data-child-run="{child.pk}"' in page and "awaiting_child" in page
+    assert 'hx-trigger="every 3s"' in page  # the child is going: its status is polled
+    page = client.get(f"/runs/{child.pk}/").content.decode()
+    assert f'href="/runs/{parent.pk}/"' in page and "data-parent-run" in page
+    tree = client.get(f"/runs/{parent.pk}/tree/")
+    assert tree.status_code == 200 and b"data-children" in tree.content
+
+    client.force_login(outsider)
+    assert client.get(f"/runs/{parent.pk}/tree/").status_code == 403
+    assert client.get(f"/api/runs/{parent.pk}").status_code == 403
