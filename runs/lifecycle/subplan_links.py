@@ -15,7 +15,7 @@ from runs.execution.ports import GATE_CHILD, GATE_NEEDED
 from runs.lifecycle.dispatch import enqueue_run
 from runs.models import Run, RunStatus, Step, StepStatus, TranscriptEvent
 from runs.planning.subplans import SUBPLAN
-from runs.statemachine import RUN_TERMINAL, NewEvent, lock_rows, run_transition
+from runs.statemachine import RUN_TERMINAL, NewEvent, lock_rows, run_transition, step_reopen
 
 R = RunStatus
 SYSTEM = TranscriptEvent.Role.SYSTEM
@@ -42,6 +42,55 @@ def subplan_gate(step_id: int) -> str | None:
 def subplans_done(step_ids: list[int]) -> list[int]:
     """The subplan steps among ``step_ids`` whose child run has stopped."""
     return [s for s, (_, status) in _latest_children(step_ids).items() if status in RUN_TERMINAL]
+
+
+def subplan_after_stop(*, run_id: int) -> None:
+    """A run stopped: wake its waiting parent; a rolled-back run rolls back its succeeded children."""
+    subplan_wake_parent(run_id=run_id)
+    if Run.objects.filter(pk=run_id, status=R.ROLLED_BACK).exists():
+        run_roll_back_children(run_id=run_id)
+
+
+def run_roll_back_children(*, run_id: int) -> list[int]:
+    """Reopen the run's succeeded child runs to roll back (their own rollback steps run).
+
+    Each child is queued ``rolling_back`` for a worker; once it ends ``rolled_back`` its
+    own succeeded children follow the same way (``subplan_after_stop``).
+    """
+    reopened = []
+    for child_id in Run.objects.filter(parent_run_id=run_id, status=R.SUCCEEDED).values_list(
+        "pk", flat=True
+    ):
+        with transaction.atomic():
+            child = lock_rows(Run.objects.filter(pk=child_id)).get()
+            if child.status != R.SUCCEEDED:
+                continue
+            # Its rollback steps were skipped as "not needed" when it succeeded: now they are.
+            skipped = Step.objects.filter(
+                plan_id=child.current_plan_id, phase=Step.Phase.ROLLBACK, status=StepStatus.SKIPPED
+            )
+            events = [
+                step_reopen(
+                    step=step,
+                    to=StepStatus.PENDING,
+                    reason=f"parent run {run_id} rolled back",
+                    role=SYSTEM,
+                )
+                for step in lock_rows(skipped)
+            ]
+            run_transition(
+                run_id=child_id,
+                to=R.ROLLING_BACK,
+                reason=f"parent run {run_id} rolled back",
+                role=SYSTEM,
+                extra_events=events,
+                reopen=True,
+                lease_owner="",
+                lease_expires_at=None,
+            )
+            enqueue_run(child_id)
+        reopened.append(child_id)
+    return reopened
 
 
 def subplan_wake_parent(*, run_id: int) -> bool:

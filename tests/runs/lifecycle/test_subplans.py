@@ -352,3 +352,43 @@ def test_the_api_and_the_run_page_show_the_tree(
     client.force_login(outsider)
     assert client.get(f"/runs/{parent.pk}/tree/").status_code == 403
     assert client.get(f"/api/runs/{parent.pk}").status_code == 403
+
+
+def test_a_parent_that_rolls_back_rolls_back_its_succeeded_child(
+    execute: Any, key: str, calls: list[str], fast_settings: Any
+) -> None:
+    _playbook(
+        "child",
+        "collect the figures",
+        [_rec(key, "fetch", "c-fetch", undo=_undo(key, "undo-c-fetch"))],
+        rollback=[{"action": "record", "params": {"key": key, "label": "c-rollback"}}],
+    )
+    document = {
+        "steps": [
+            _sub("collect", "collect the figures", planner="playbook"),
+            {
+                "id": "publish",
+                "action": "fail",
+                "params": {"key": key, "label": "p-publish"},
+                "depends_on": ["collect"],
+            },
+        ],
+        "rollback": [{"action": "record", "params": {"key": key, "label": "p-rollback"}}],
+    }
+    parent = run_submit_plan(title="report", document=document, submitted_by=None)
+    run_execute(run_id=parent.pk)
+    child = _child(parent)
+    assert run_execute(run_id=child.pk) == R.SUCCEEDED
+
+    assert run_execute(run_id=parent.pk) == R.ROLLED_BACK
+
+    child.refresh_from_db()
+    assert child.status == R.ROLLING_BACK  # reopened for a worker, holding none yet
+    assert run_execute(run_id=child.pk) == R.ROLLED_BACK
+    assert calls == ["c-fetch", "p-publish", "p-rollback", "undo-c-fetch", "c-rollback"]
+    assert Step.objects.get(run=child, key="fetch").status == "rolled_back"
+    reasons = [
+        e.payload.get("reason")
+        for e in TranscriptEvent.objects.filter(run=child, kind="run.status")
+    ]
+    assert f"parent run {parent.pk} rolled back" in reasons
