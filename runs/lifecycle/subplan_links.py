@@ -67,7 +67,9 @@ def run_roll_back_children(*, run_id: int) -> list[int]:
                 continue
             # Its rollback steps were skipped as "not needed" when it succeeded: now they are.
             skipped = Step.objects.filter(
-                plan_id=child.current_plan_id, phase=Step.Phase.ROLLBACK, status=StepStatus.SKIPPED
+                plan_id=child.current_plan_id or 0,
+                phase=Step.Phase.ROLLBACK,
+                status=StepStatus.SKIPPED,
             )
             events = [
                 step_reopen(
