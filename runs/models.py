@@ -198,8 +198,9 @@ class Run(models.Model):
     # The OpenTelemetry trace of the run's execution ("" while tracing is off).
     trace_id = models.CharField(max_length=32, blank=True)
     # A child run executes one ``subplan`` step of its parent (runs/lifecycle/subplans.py).
+    # A child outlives its parent's removal (retention keeps each run's own tombstone).
     parent_run = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
     )
     parent_step = models.ForeignKey(
         "Step", null=True, blank=True, on_delete=models.SET_NULL, related_name="child_runs"

@@ -182,9 +182,11 @@ def test_cancelling_the_parent_cancels_the_child_and_the_grandchild(
     assert not Step.objects.filter(run__in=[parent, child], status="pending").exists()
 
 
-def test_a_worker_of_one_slot_executes_the_child_while_the_parent_waits(
-    execute: Any, key: str, calls: list[str], fast_settings: Any
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_worker_executes_the_child_while_the_parent_waits(
+    execute: Any, key: str, calls: list[str], fast_settings: Any, concurrency: int
 ) -> None:
+    """One slot (a plain thread) or a host of runs: the waiting parent holds no slot."""
     _playbook("child", "collect the figures", [_rec(key, "fetch", "c-fetch")])
     document = {
         "steps": [
@@ -194,7 +196,7 @@ def test_a_worker_of_one_slot_executes_the_child_while_the_parent_waits(
     }
     parent = run_submit_plan(title="report", document=document, submitted_by=None)
 
-    RunWorker(worker_id="solo", batch=True, recovery_seconds=0, concurrency=1).run()
+    RunWorker(worker_id="solo", batch=True, recovery_seconds=0, concurrency=concurrency).run()
 
     parent.refresh_from_db()
     assert parent.status == R.SUCCEEDED
