@@ -294,6 +294,9 @@ if PLANNERWEB_APPROVAL_MODE not in {"always", "sensitive", "low_confidence", "ne
     )
 # A step on a sensitive tool whose confidence is below this pauses for a reviewer (per-tool override in admin).
 PLANNERWEB_GATE_CONFIDENCE = envfloat("PLANNERWEB_GATE_CONFIDENCE", 0.6)
+# How deep subplan steps may nest: a top-level run is depth 0, its child runs depth 1, ...
+# A subplan step that would start a run deeper than this fails (runs/lifecycle/subplans.py).
+PLANNERWEB_SUBPLAN_MAX_DEPTH = envint("PLANNERWEB_SUBPLAN_MAX_DEPTH", 3)
 # Supervisor budgets per run (0 = no limit); tasks may override each (runs/execution/budgets.py).
 PLANNERWEB_BUDGET_MAX_STEPS = envint("PLANNERWEB_BUDGET_MAX_STEPS", 0)
 PLANNERWEB_BUDGET_MAX_TOKENS = envint("PLANNERWEB_BUDGET_MAX_TOKENS", 0)

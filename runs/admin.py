@@ -35,8 +35,10 @@ from runs.models import (
     Task,
     Tool,
     TranscriptEvent,
+    Workflow,
 )
 from runs.permissions import is_admin
+from runs.planning.handoff import workflow_shape_problems
 from runs.textdata import TextDataError, parse_json, unstorable
 from runs.tools.base import ToolError
 from runs.tools.kinds.mcp.servers import server_problems
@@ -348,6 +350,40 @@ class McpServerAdmin(AuditedAdminMixin, StaffAdmin):
             self.message_user(
                 request, f"Server {server.name}: " + "; ".join(parts), messages.SUCCESS
             )
+
+
+class WorkflowAdminForm(forms.ModelForm):
+    class Meta:
+        model = Workflow
+        fields = ("name", "description", "parameters_schema", "document", "enabled")
+        field_classes = {"parameters_schema": PrettyJSONField, "document": PrettyJSONField}
+        help_texts = {
+            "parameters_schema": 'A JSON Schema of type object, e.g. {"type": "object", '
+            '"properties": {"table": {"type": "string"}}, "required": ["table"]}.',
+            "document": "A plan ({goal, steps, rollback}); any string may hold "
+            "{{ params.<name> }}, and params may bring {{ steps.<id>.result }} references.",
+        }
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        schema = data.get("parameters_schema")
+        if schema is not None:
+            for problem in validate_parameters_schema(schema):
+                self.add_error("parameters_schema", problem)
+        document = data.get("document")
+        if document is not None:
+            for problem in workflow_shape_problems(document):
+                self.add_error("document", problem)
+        return data
+
+
+@admin.register(Workflow)
+class WorkflowAdmin(AuditedAdminMixin, StaffAdmin):
+    form = WorkflowAdminForm
+    audit_type = "workflow"
+    audit_fields = ("name", "description", "parameters_schema", "document", "enabled")
+    list_display = ("name", "enabled", "updated_at")
+    search_fields = ("name", "description")
 
 
 # --------------------------------------------------------------------------- runs (read-only)

@@ -210,6 +210,48 @@ class RunRequeued(_Event):
         return "run queued again" + _suffix(self.reason)
 
 
+class SubplanStarted(_Event):
+    """A ``subplan`` step was reached: its goal goes to a child run, planned and approved on its own."""
+
+    kind: Literal["subplan.started"] = "subplan.started"
+    step_id: int
+    step: str
+    child_run_id: int
+    goal: str
+    planner: str = ""
+    policy: str = ""
+
+    def describe(self) -> str:
+        return f"step {self.step}: child run {self.child_run_id} plans '{self.goal}'"
+
+
+class SubplanFinished(_Event):
+    """A subplan step's child run stopped; the parent goes on with its outcome."""
+
+    kind: Literal["subplan.finished"] = "subplan.finished"
+    step: str
+    child_run_id: int
+    status: str
+    reason: str = ""
+
+    def describe(self) -> str:
+        return f"step {self.step}: child run {self.child_run_id} {self.status}" + _suffix(
+            self.reason
+        )
+
+
+class HandoffTaken(_Event):
+    """The planner handed the rest of the work to a registered workflow."""
+
+    kind: Literal["planner.handoff"] = "planner.handoff"
+    workflow: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    steps: int = 0
+
+    def describe(self) -> str:
+        return f"handed off to workflow {self.workflow} ({self.steps} steps)"
+
+
 _REVIEW_KINDS = {
     "plan_approval": "plan approval",
     "step_gate": "step gate",
@@ -484,7 +526,10 @@ TranscriptPayload = Annotated[
     | StepVerdict
     | AgentToolCall
     | QuestionAsked
-    | QuestionAnswered,
+    | QuestionAnswered
+    | SubplanStarted
+    | SubplanFinished
+    | HandoffTaken,
     Field(discriminator="kind"),
 ]
 EVENT_ADAPTER: TypeAdapter[TranscriptPayload] = TypeAdapter(TranscriptPayload)

@@ -144,6 +144,8 @@ class RunStatus(models.TextChoices):
     AWAITING_APPROVAL = "awaiting_approval"
     # The planner asked the operator a question (runs/lifecycle/questions.py).
     AWAITING_INPUT = "awaiting_input"
+    # A subplan step's child run is under way (runs/lifecycle/subplans.py): no worker held.
+    AWAITING_CHILD = "awaiting_child"
     EXECUTING = "executing"
     REPLANNING = "replanning"
     ROLLING_BACK = "rolling_back"
@@ -195,6 +197,14 @@ class Run(models.Model):
     redaction = models.JSONField(default=dict, blank=True)
     # The OpenTelemetry trace of the run's execution ("" while tracing is off).
     trace_id = models.CharField(max_length=32, blank=True)
+    # A child run executes one ``subplan`` step of its parent (runs/lifecycle/subplans.py).
+    # A child outlives its parent's removal (retention keeps each run's own tombstone).
+    parent_run = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    parent_step = models.ForeignKey(
+        "Step", null=True, blank=True, on_delete=models.SET_NULL, related_name="child_runs"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -441,6 +451,29 @@ class Playbook(models.Model):
     )
     uses = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Workflow(models.Model):
+    """A registered deterministic workflow: a plan template a planner may hand the work to.
+
+    ``document`` is a plan whose strings may hold ``{{ params.<name> }}`` (filled from the
+    planner's ``params``, checked against ``parameters_schema``) and references to the
+    results so far (``{{ steps.<id>.result }}``); see runs/planning/handoff.py.
+    """
+
+    name = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    parameters_schema = models.JSONField(default=dict, blank=True)
+    document = models.JSONField()
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["name"]

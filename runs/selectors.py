@@ -130,6 +130,39 @@ def run_plan_versions(run_id: int) -> QuerySet[Plan]:
     )
 
 
+def run_descendant_ids(run_id: int) -> list[int]:
+    """The ids of a run's child runs, their children and so on (subplans), breadth first."""
+    found: list[int] = []
+    level = [run_id]
+    while level:
+        level = list(Run.objects.filter(parent_run_id__in=level).values_list("pk", flat=True))
+        found += level
+    return found
+
+
+def run_children(run_id: int) -> list[dict[str, Any]]:
+    """A run's child runs (its subplan steps'), oldest first: id, status, title, step key."""
+    rows = (
+        Run.objects.filter(parent_run_id=run_id)
+        .order_by("id")
+        .values_list("pk", "status", "task__title", "parent_step__key")
+    )
+    return [
+        {"id": pk, "status": status, "title": title, "step": step}
+        for pk, status, title, step in rows
+    ]
+
+
+def run_ancestor_ids(run_id: int) -> list[int]:
+    """The ids of a run's parent, its parent and so on (empty for a top-level run)."""
+    found: list[int] = []
+    parent = Run.objects.filter(pk=run_id).values_list("parent_run_id", flat=True).first()
+    while parent is not None and parent not in found:
+        found.append(parent)
+        parent = Run.objects.filter(pk=parent).values_list("parent_run_id", flat=True).first()
+    return found
+
+
 def run_steps_started(run_id: int) -> int:
     """Main steps a run started so far, replanned versions included (its steps budget's usage).
 

@@ -41,9 +41,12 @@ RUN_TRANSITIONS: dict[str, frozenset[str]] = {
     R.AWAITING_INPUT: frozenset({R.QUEUED, R.FAILED, R.ESCALATED, R.CANCELLED}),
     # -> queued: a reviewer approved; the run goes back to the queue for any worker.
     R.AWAITING_APPROVAL: frozenset({R.QUEUED, R.EXECUTING, R.ROLLING_BACK, R.FAILED, R.CANCELLED}),
+    # A subplan step's child run finished -> queued (the parent goes on with its outcome).
+    R.AWAITING_CHILD: frozenset({R.QUEUED, R.ROLLING_BACK, R.FAILED, R.CANCELLED}),
     R.EXECUTING: frozenset(
         {
             R.AWAITING_APPROVAL,
+            R.AWAITING_CHILD,
             R.REPLANNING,
             R.ROLLING_BACK,
             R.SUCCEEDED,
@@ -79,12 +82,14 @@ STEP_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 STEP_FINISHED = frozenset({S.SUCCEEDED, S.FAILED, S.SKIPPED, S.CANCELLED, S.ROLLED_BACK})
 
-# Reopening: only a reviewer's decision on an escalation (runs.lifecycle.resume) takes
-# these, through ``run_transition(reopen=True)`` and ``step_reopen``. ``escalated``
+# Reopening: only a reviewer's decision on an escalation (runs.lifecycle.resume), and a
+# parent's rollback reaching its succeeded child runs, take these, through ``run_transition(reopen=True)`` and ``step_reopen``. ``escalated``
 # stays terminal for everything else: the run holds no worker, no lease, and shows as
 # stopped until (and unless) a reviewer resumes it.
 RUN_REOPEN: dict[str, frozenset[str]] = {
     R.ESCALATED: frozenset({R.QUEUED, R.ROLLING_BACK, R.CANCELLED}),
+    # A child run whose parent rolled back is undone too (runs.lifecycle.subplan_links).
+    R.SUCCEEDED: frozenset({R.ROLLING_BACK}),
 }
 STEP_REOPEN: dict[str, frozenset[str]] = {
     # retry / skip the failed step; a failed rollback step marked done by hand

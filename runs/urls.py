@@ -18,6 +18,7 @@ urlpatterns = [
     path("runs/new/task/", views.run_new_task, name="new_task"),
     path("runs/<int:run_id>/", views.run_detail, name="detail"),
     path("runs/<int:run_id>/live/", views.run_live, name="live"),
+    path("runs/<int:run_id>/tree/", views.run_tree, name="tree"),
     path("runs/<int:run_id>/transcript/", views.run_transcript, name="transcript"),
     path("runs/<int:run_id>/cancel/", views.run_cancel, name="cancel"),
     path("runs/<int:run_id>/retry/", views.run_retry, name="retry"),

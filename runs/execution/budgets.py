@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from runs.planning.accounting import LlmTotals
 from reviews.audit import config_audit
 from runs.planning.accounting import run_llm_totals
-from runs.selectors import run_steps_started
+from runs.selectors import run_descendant_ids, run_steps_started
 
 
 @dataclass(frozen=True)
@@ -67,15 +67,50 @@ def budgets_for(task: Any) -> Budgets:
 def run_usage(
     run_id: int, started_at: datetime | None, *, totals: LlmTotals | None = None
 ) -> Usage:
-    """Selector: what a run has used so far (two queries; one with the model-call ``totals``)."""
+    """Selector: what a run has used so far, its child runs' use included (subplans roll up).
+
+    Three queries for a run without children (one fewer with the model-call ``totals``),
+    two more per child run.
+    """
 
     if totals is None:
         totals = run_llm_totals(run_id)
-    return Usage(
+    usage = Usage(
         steps=run_steps_started(run_id),
         tokens=totals.tokens_in + totals.tokens_out,
         cost=totals.cost,
         started_at=started_at,
+    )
+    for child in run_descendant_ids(run_id):
+        spent = run_llm_totals(child)
+        usage.steps += run_steps_started(child)
+        usage.tokens += spent.tokens_in + spent.tokens_out
+        if spent.cost is not None:
+            usage.cost = (usage.cost or Decimal(0)) + spent.cost
+    return usage
+
+
+def budgets_left(budgets: Budgets, usage: Usage, now: datetime, *, reserve: int = 0) -> Budgets:
+    """What a child run may use: each limit less what the run used (``reserve`` steps kept back).
+
+    A limit used up is 0 left, which the caller must treat as "nothing left" (0 would
+    mean "no limit" in a task override).
+    """
+    wall = None
+    if budgets.max_wall_seconds is not None:
+        elapsed = (now - usage.started_at).total_seconds() if usage.started_at else 0.0
+        wall = max(0, int(budgets.max_wall_seconds - elapsed))
+    return Budgets(
+        max_steps=None
+        if budgets.max_steps is None
+        else max(0, budgets.max_steps - usage.steps - reserve),
+        max_tokens=None
+        if budgets.max_tokens is None
+        else max(0, budgets.max_tokens - usage.tokens),
+        max_cost=None
+        if budgets.max_cost is None
+        else max(Decimal(0), budgets.max_cost - (usage.cost or Decimal(0))),
+        max_wall_seconds=wall,
     )
 
 

@@ -50,6 +50,7 @@ from runs.execution.steps import StepState
 from runs.execution.writes import Committer
 from runs.models import Run, RunStatus, Step
 from runs.planning.references import find_references
+from runs.planning.subplans import SUBPLAN_SPEC, is_subplan
 from runs.publish import publisher
 from runs.statemachine import RUN_TERMINAL
 from runs.tools.base import ToolSpec
@@ -390,7 +391,9 @@ def load_run(run: RunState, *, planning: PlanningPort, supervision: SupervisionP
     run.main, run.rollback = [], []
     for s in steps:
         spec = None
-        if s.tool is not None:
+        if is_subplan(s.tool_id, s.tool_name):
+            spec = SUBPLAN_SPEC  # executed as a child run (runs/execution/children.py)
+        elif s.tool is not None:
             spec = specs.get(s.tool_id)  # type: ignore[arg-type]
             if spec is None:
                 spec = specs[s.tool_id] = ToolSpec.from_model(s.tool)  # type: ignore[index]

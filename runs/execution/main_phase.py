@@ -24,6 +24,7 @@ from runs.execution.journal import Batch, RunWrite, StaleStateError
 from runs.execution.locks import LockQueue
 from runs.execution.ports import (
     GATE_ABORT,
+    GATE_CHILD,
     GATE_NEEDED,
     GATE_OPEN,
     GATE_RUN,
@@ -254,7 +255,7 @@ class MainPhase:
 
     def _at_gate(self, state: StepState) -> None:
         """A gated step came up: it waits for its reviewer, or is skipped as they decided."""
-        if state.gate in (GATE_NEEDED, GATE_OPEN):
+        if state.gate in (GATE_NEEDED, GATE_OPEN, GATE_CHILD):
             self.scheduler.gate(state)  # waits; independent steps go on
             return
         self.pending.write()

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 # A gated step's state: needs an item, waits on one, or the reviewer's decision.
 GATE_NEEDED, GATE_OPEN, GATE_RUN, GATE_SKIP, GATE_ABORT = "needed", "open", "run", "skip", "abort"
+# A subplan step whose child run is under way: it waits like a gate, for the child to stop.
+GATE_CHILD = "child"
 
 
 @runtime_checkable

@@ -12,6 +12,7 @@ from runs.dbthreads import in_db_thread
 from runs.evaluation.checks import FAIL, Verdict, combine, has_rubric, run_check
 from runs.evaluation.rubric import judge
 from runs.events import StepRetrying
+from runs.execution.children import child_outcome
 from runs.execution.deadlines import Deadlines
 from runs.execution.journal import Batch
 from runs.execution.run_state import RunState
@@ -20,6 +21,7 @@ from runs.execution.writes import Committer
 from runs.planning.accounting import run_llm_totals
 from runs.planning.params import params_problems
 from runs.planning.references import ReferenceResolutionError, resolve_references
+from runs.planning.subplans import SUBPLAN_SPEC
 from runs.telemetry.tracing import step_span
 from runs.textdata import storable_copy, storable_text
 from runs.tools.base import ToolConfigError, ToolError, ToolSpec
@@ -74,6 +76,8 @@ class StepRunner:
         spec = state.tool
         if spec is None or not spec.enabled:
             return Outcome(False, error=f"tool {state.tool_name!r} is missing or disabled")
+        if spec is SUBPLAN_SPEC:  # no call: the step's outcome is its child run's
+            return await in_db_thread(lambda: child_outcome(state.id))
         max_attempts = 1 + (spec.max_retries if spec.repeatable else 0)
         key = state.idempotency_key
         deadlines = self.deadlines

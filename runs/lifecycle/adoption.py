@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from reviews.decisions import review_hold_plan
-from runs.events import FailureReport, PlanDiff, StepStatusChanged
+from runs.events import FailureReport, HandoffTaken, PlanDiff, StepStatusChanged
 from runs.lifecycle.submit import plan_create
 from runs.models import Plan, Run, RunStatus, Step, StepStatus, TranscriptEvent
 from runs.plan_versions import steps_carry_over
@@ -68,11 +68,13 @@ def plan_adopt(
     plan.save(update_fields=["diff"])
     superseded = _skip_superseded(old, f"superseded by plan v{plan.version}")
     step = [step_event(outcome, number=number, plan=plan)] if outcome.step is not None else []
+    handoff = [NewEvent(PLANNER, HandoffTaken(**outcome.handoff))] if outcome.handoff else []
     append_events(
         run_id,
         [
             *superseded,
             *step,
+            *handoff,
             NewEvent(
                 PLANNER,
                 PlanDiff(plan_id=plan.pk, version=plan.version, parent_version=old.version, **diff),

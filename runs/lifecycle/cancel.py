@@ -13,6 +13,7 @@ from runs.events import RunCancelRequested
 from runs.execution.engine import notify_cancel
 from runs.lifecycle.dispatch import enqueue_resume
 from runs.lifecycle.errors import RunError
+from runs.lifecycle.subplan_links import run_stop_children, subplan_wake_parent
 from runs.models import Run, RunStatus, Step, StepStatus, TranscriptEvent
 from runs.permissions import username
 from runs.redaction import Redactor
@@ -91,9 +92,10 @@ def run_stop(
         return run
     if run.status in RUN_ACTIVE:
         _request_cancel(run, by, rollback=rollback, reason=why)
+        _stop_children(run_id, reason=reason, role=role, by=by, rollback=rollback, why=why)
         return run
     events = steps_cancel(run_id=run_id, reason=reason, role=role)
-    return run_transition(
+    stopped = run_transition(
         run_id=run_id,
         to=RunStatus.CANCELLED,
         reason=reason,
@@ -104,6 +106,21 @@ def run_stop(
         cancel_requested_by=by,
         cancel_reason=why,
     )
+    _stop_children(run_id, reason=reason, role=role, by=by, rollback=rollback, why=why)
+    subplan_wake_parent(run_id=run_id)  # a child stopped on its own: its parent goes on
+    return stopped
+
+
+def _stop_children(
+    run_id: int, *, reason: str, role: str, by: User | None, rollback: bool, why: str
+) -> None:
+    """An early end cascades to the run's child runs (subplans), and theirs, the same way."""
+    text = f"parent run {run_id} stopped: {reason}"
+
+    def stop(child_id: int) -> None:
+        run_stop(run_id=child_id, reason=text, role=role, by=by, rollback=rollback, why=why)
+
+    run_stop_children(run_id=run_id, stop=stop)
 
 
 def _has_something_to_undo(run: Run) -> bool:
@@ -136,6 +153,7 @@ def _roll_back_idle(run: Run, user: User | None, reason: str, text: str) -> Run:
         cancel_reason=reason,
     )
     _close_items(run.pk, user, f"{text}; rolling back")
+    _stop_children(run.pk, reason=text, role=SUPERVISOR, by=user, rollback=True, why=reason)
     enqueue_resume(run.pk)
     return rolling
 

@@ -12,6 +12,7 @@ from runs.execution.engine import RunExecutor
 from runs.lifecycle.leases import lease_token, worker_identity
 from runs.lifecycle.planning import run_needs_planning, run_plan
 from runs.lifecycle.planning_hooks import PlanningHooks
+from runs.lifecycle.subplan_links import subplan_after_stop
 from runs.lifecycle.supervision import Supervision
 from runs.lifecycle.traces import traced_run
 from runs.models import Run, RunStatus
@@ -88,6 +89,9 @@ def run_execute(*, run_id: int, worker_id: str | None = None) -> str:
     """
     started = run_start(run_id=run_id, worker_id=worker_id or worker_identity())
     if isinstance(started, str):
+        subplan_after_stop(run_id=run_id)
         return started
     with traced_run(run_id, phase="execute"):
-        return started.execute_loaded()
+        status = started.execute_loaded()
+    subplan_after_stop(run_id=run_id)  # a child run that stopped: its parent goes on
+    return status

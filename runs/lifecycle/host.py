@@ -46,6 +46,7 @@ from runs.execution.journal import Journal, heartbeat_runs
 from runs.execution.journal_link import Link, close_thread_links, link_for_thread
 from runs.execution.loops import ExecutorEventLoop
 from runs.lifecycle.claim import run_start
+from runs.lifecycle.subplan_links import subplan_after_stop
 from runs.lifecycle.traces import traced_run_async
 
 log = logging.getLogger(__name__)
@@ -176,6 +177,7 @@ class RunHost:
         self, run_id: int, done: Callable[[str | BaseException], None], outcome: str | BaseException
     ) -> None:
         try:
+            subplan_after_stop(run_id=run_id)  # a child run that stopped: its parent goes on
             done(outcome)
         except Exception:
             log.exception("run %s: recording its task's end failed", run_id)

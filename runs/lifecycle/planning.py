@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from reviews.models import EscalationCause
 from runs.dbthreads import closing_connections
-from runs.events import PlannerDecision, RunCreated
+from runs.events import HandoffTaken, PlannerDecision, RunCreated
 from runs.execution.budgets import budget_overrides, task_budgets_set
 from runs.lifecycle.dispatch import enqueue_run
 from runs.lifecycle.escalations import escalation_for_planning
@@ -367,6 +367,8 @@ def plan_store(
         append_events(run_id, [step_event(outcome, number=1, plan=plan if ok else None)])
         if outcome.stop and plan is None:
             outcome.reason = f"the planner stopped before taking any step: {outcome.reason}"
+    if outcome.handoff and ok:
+        append_events(run_id, [NewEvent(PLANNER, HandoffTaken(**outcome.handoff))])
     append_events(run_id, [NewEvent(PLANNER, _decision(outcome, ok, run_llm_totals(run_id)))])
     if ok:
         assert plan is not None

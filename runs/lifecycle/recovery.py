@@ -19,6 +19,7 @@ from django_tasks_db.models import DBTaskResult
 
 from runs.events import RunRequeued
 from runs.lifecycle.dispatch import enqueue_run, run_task_paths
+from runs.lifecycle.subplan_links import subplans_wake_due
 from runs.models import ResourceLock, Run, RunStatus, TranscriptEvent
 from runs.statemachine import RUN_ACTIVE, NewEvent, append_events
 
@@ -26,8 +27,16 @@ _BATCH = 200
 
 
 def runs_recover() -> list[int]:
-    """Queue an execution task for every orphaned run; returns their ids."""
+    """Queue an execution task for every orphaned run; returns their ids.
 
+    Then wake the parents whose stopped child's wake-up was lost (``subplans_wake_due``).
+    """
+    requeued = _orphans_requeue()
+    subplans_wake_due()
+    return requeued
+
+
+def _orphans_requeue() -> list[int]:
     now = timezone.now()
     grace = timedelta(seconds=settings.PLANNERWEB_HEARTBEAT_SECONDS * 5)
     lapsed = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)

@@ -17,6 +17,7 @@ from runs.models import Plan, Run, RunStatus, Step, Task, Tool, TranscriptEvent
 from runs.permissions import username
 from runs.planning.options import PlannerOptions, PlannerOptionsError, default_options
 from runs.planning.schema import undo_key
+from runs.planning.subplans import SUBPLAN
 from runs.planning.validation import ValidatedPlan, validate_with_registry
 from runs.redaction import Redactor
 from runs.statemachine import (
@@ -145,7 +146,8 @@ def _plan_steps(plan: Plan, validated: ValidatedPlan, red: Redactor) -> list[Ste
                 key=s.id,
                 phase=Step.Phase.MAIN,
                 position=position,
-                tool=tools[s.action],
+                # The built-in subplan action has no registry row (runs/planning/subplans.py).
+                tool=None if s.action == SUBPLAN else tools[s.action],
                 tool_name=s.action,
                 params=red.value(s.params),
                 depends_on=list(s.depends_on),
@@ -194,7 +196,7 @@ def _tool_names(validated: ValidatedPlan) -> set[str]:
     doc = validated.document
     assert doc is not None
     undos = {s.undo.action for s in doc.steps if s.undo is not None}
-    return {s.action for s in doc.steps} | {r.action for r in doc.rollback} | undos
+    return ({s.action for s in doc.steps} | {r.action for r in doc.rollback} | undos) - {SUBPLAN}
 
 
 @transaction.atomic

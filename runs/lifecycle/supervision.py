@@ -15,6 +15,7 @@ from runs.dbthreads import in_db_thread
 from runs.execution.journal import StaleStateError
 from runs.execution.ports import (
     GATE_ABORT,
+    GATE_CHILD,
     GATE_NEEDED,
     GATE_OPEN,
     GATE_RUN,
@@ -28,7 +29,10 @@ from runs.lifecycle.escalations import (
     gate_still_bound,
     step_gate_open,
 )
+from runs.lifecycle.subplan_links import subplan_gate, subplans_done
+from runs.lifecycle.subplans import subplan_spawn
 from runs.models import Run, RunStatus, StepStatus, TranscriptEvent
+from runs.planning.subplans import SUBPLAN_SPEC
 from runs.statemachine import LeaseLost, lock_rows, run_transition
 
 S = StepStatus
@@ -51,8 +55,13 @@ class Supervision:
     def load_gates(self, run: RunState) -> None:
         """Mark pending low-confidence steps on sensitive tools as gated, with any decision made.
 
-        Costs nothing unless a pending step is on a sensitive tool and has a confidence.
+        Costs nothing unless a pending step is on a sensitive tool and has a confidence,
+        or is a subplan step (which waits for its child run like a gate).
         """
+        subplans = [s for s in run.main if s.status == S.PENDING and s.tool is SUBPLAN_SPEC]
+        if subplans:
+            for s in subplans:
+                s.gate = subplan_gate(s.id)
         candidates = [
             s
             for s in run.main
@@ -130,15 +139,23 @@ class Supervision:
                 if decided:
                     return decided
                 keys = ", ".join(s.key for s in gated)
+                if all(s.tool is SUBPLAN_SPEC for s in gated):
+                    to, reason = R.AWAITING_CHILD, f"waiting for the child runs of step(s) {keys}"
+                else:
+                    to, reason = (
+                        R.AWAITING_APPROVAL,
+                        f"waiting for a reviewer: gated step(s) {keys}",
+                    )
                 run_transition(
                     run_id=run.run_id,
-                    to=R.AWAITING_APPROVAL,
-                    reason=f"waiting for a reviewer: gated step(s) {keys}",
+                    to=to,
+                    reason=reason,
                     role=SUPERVISOR,
                     fence=run.fence,
                     lease_owner="",
                     lease_expires_at=None,
                 )
+                run.status = to
                 return None
 
         try:
@@ -146,7 +163,6 @@ class Supervision:
         except LeaseLost as exc:
             raise StaleStateError(str(exc)) from exc
         if decided is None:
-            run.status = R.AWAITING_APPROVAL
             return None
         return _apply_decisions(gated, decided)
 
@@ -206,10 +222,16 @@ def _rollback_report(run: RunState) -> dict[str, Any]:
 
 
 def _open_items(run: RunState, gated: list[StepState]) -> None:
-    """Open the step_gate item of each gated step that has none yet (ORM, in a helper thread)."""
+    """Open the step_gate item of each gated step that has none yet (ORM, in a helper thread).
+
+    A subplan step's "item" is its child run, started here.
+    """
 
     for s in gated:
-        if s.gate == GATE_NEEDED:
+        if s.gate == GATE_NEEDED and s.tool is SUBPLAN_SPEC:
+            subplan_spawn(run_id=run.run_id, step_id=s.id, fence=run.fence)
+            s.gate = GATE_CHILD
+        elif s.gate == GATE_NEEDED:
             step_gate_open(step_id=s.id, threshold=run.gate_limits[s.tool_name])
             s.gate = GATE_OPEN
 
@@ -237,8 +259,19 @@ def _gate_actions(gated: list[StepState]) -> dict[int, str]:
 
 
 def _gate_decisions(gated: list[StepState]) -> dict[int, str]:
-    """Step id → what became of its gate, for the gated steps decided meanwhile (one query)."""
-    return {k: v for k, v in _gate_actions(gated).items() if v != GATE_OPEN}
+    """Step id → what became of its gate, for the gated steps decided meanwhile.
+
+    One query for the reviewed gates, one for the subplan steps (decided once their
+    child run stopped).
+    """
+    reviewed = [s for s in gated if s.tool is not SUBPLAN_SPEC]
+    decided = (
+        {k: v for k, v in _gate_actions(reviewed).items() if v != GATE_OPEN} if reviewed else {}
+    )
+    children = [s.id for s in gated if s.tool is SUBPLAN_SPEC]
+    if children:
+        decided.update(dict.fromkeys(subplans_done(children), GATE_RUN))
+    return decided
 
 
 def _apply_decisions(gated: list[StepState], decided: dict[int, str]) -> list[StepState]:

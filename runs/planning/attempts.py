@@ -75,6 +75,8 @@ class PlanOutcome:
     saved_tokens: int = 0
     # The planner asked a question instead (runs.planning.questions.Question.as_dict).
     question: dict[str, Any] | None = None
+    # The planner handed off to a workflow: {"workflow", "params", "steps"} (runs.planning.handoff).
+    handoff: dict[str, Any] | None = None
 
 
 def plan_confidence(validated: ValidatedPlan | None) -> float | None:

@@ -34,6 +34,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from runs.events import PlannerStep
 from runs.models import Plan, TranscriptEvent
 from runs.planning.attempts import PlanOutcome, ask_model, check_plan, merge_kept, syntax_problem
+from runs.planning.handoff import (
+    expand_handoff,
+    handoff_json_schema,
+    handoff_record,
+    is_handoff,
+    workflow_lines,
+)
 from runs.planning.options import PlannerOptions
 from runs.planning.prompt import (
     IterationContext,
@@ -220,6 +227,15 @@ def step_with_model(
             return outcome
         if asking and take_question(outcome, label, reply.data):
             return outcome
+        if is_handoff(reply.data):  # a workflow finishes the work: its steps, then stop
+            feedback = _take_handoff(outcome, label, reply.data, tools=tools, kept=kept)
+            if outcome.ok:
+                return outcome
+            messages += [
+                {"role": "assistant", "content": reply.text or "(empty)"},
+                {"role": "user", "content": feedback},
+            ]
+            continue
         step, problems = (None, []) if reply.data is None else _step_problems(reply.data)
         if reply.data is None:
             syntax = syntax_problem(reply.text)
@@ -260,6 +276,60 @@ def step_with_model(
     return outcome
 
 
+def _take_handoff(
+    outcome: PlanOutcome,
+    label: str,
+    data: dict[str, Any],
+    *,
+    tools: Mapping[str, ToolSpec],
+    kept: list[dict[str, Any]],
+) -> str:
+    """Put a handoff's steps on ``outcome`` (after the kept ones, then stop); else the feedback."""
+    handoff = expand_handoff(data)
+    if handoff.problems:
+        problems = [f"{p.path or 'handoff'}: {p.message}" for p in handoff.problems]
+        outcome.reason = (
+            f"{label}'s handoff to workflow {handoff.workflow} is not usable: {problems[0]}"
+        )
+        return step_repair_message(problems)
+    document = _after(handoff.document, kept[-1]["id"] if kept else None)
+    validated = check_plan(document, tools=tools, mode="upfront", kept=kept)
+    outcome.document = merge_kept(document, kept)
+    outcome.validated = validated
+    outcome.handoff = handoff_record(handoff, validated)
+    if validated.is_valid:
+        outcome.ok = True
+        outcome.stop = True  # the workflow finishes the task: no step after it
+        outcome.reason = ""
+        outcome.step = {
+            "thought": f"hand the rest to workflow {handoff.workflow}",
+            "next_step": f"workflow {handoff.workflow}",
+            "tool": None,
+            "stop": True,
+        }
+        return ""
+    problems = [f"{p.path}: {p.message}" for p in validated.problems]
+    outcome.reason = f"workflow {handoff.workflow} made an invalid plan: {problems[0]}"
+    return step_repair_message(problems)
+
+
+def _after(document: Any, last: str | None) -> Any:
+    """A workflow's plan starting after ``last`` (its first steps depend on it), in object form."""
+    if isinstance(document, list):
+        document = {"steps": document}
+    if (
+        last is None
+        or not isinstance(document, dict)
+        or not isinstance(document.get("steps"), list)
+    ):
+        return document
+    steps = [
+        {**s, "depends_on": [last]} if isinstance(s, dict) and not s.get("depends_on") else s
+        for s in document["steps"]
+    ]
+    return {**document, "steps": steps}
+
+
 def _prompt(context: PlanningContext) -> tuple[bool, str, dict[str, Any]]:
     """Whether this call may ask, its system prompt and its answer schema.
 
@@ -267,7 +337,11 @@ def _prompt(context: PlanningContext) -> tuple[bool, str, dict[str, Any]]:
     """
     asking = context.may_ask and not (context.iteration and context.iteration.history)
     system = step_system_prompt(context) + (f"\n{ASK_RULE}" if asking else "")
-    return asking, system, ask_json_schema(step_json_schema()) if asking else step_json_schema()
+    workflows = workflow_lines(context.workflows)
+    if workflows:
+        system += f"\n\n{workflows}"
+    schema = ask_json_schema(step_json_schema()) if asking else step_json_schema()
+    return asking, system, handoff_json_schema(schema, context.workflows)
 
 
 def _document(

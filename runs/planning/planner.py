@@ -30,6 +30,13 @@ from runs.planning.attempts import (
     plan_confidence,
     syntax_problem,
 )
+from runs.planning.handoff import (
+    Handoff,
+    expand_handoff,
+    handoff_json_schema,
+    handoff_record,
+    is_handoff,
+)
 from runs.planning.iterative import step_with_model
 from runs.planning.options import PlannerOptions
 from runs.planning.prompt import PlanningContext, repair_message, system_prompt, task_message
@@ -70,7 +77,9 @@ def plan_with_model(
             model=model,
             system=system,
             messages=messages,
-            schema=ask_json_schema() if context.may_ask else plan_json_schema(),
+            schema=handoff_json_schema(
+                ask_json_schema() if context.may_ask else plan_json_schema(), context.workflows
+            ),
             schema_name="plan",
             options=options,
             purpose=purpose if attempt == 1 else "repair",
@@ -84,10 +93,18 @@ def plan_with_model(
             feedback = repair_message([], syntax=syntax)
         elif context.may_ask and take_question(outcome, label, reply.data):
             return outcome
+        elif (handoff := _handoff(reply.data)) is not None and handoff.problems:
+            outcome.reason = (
+                f"{label}'s handoff to workflow {handoff.workflow} is not usable: "
+                f"{handoff.problems[0].message}"
+            )
+            feedback = repair_message(handoff.problems)
         else:
-            validated = check_plan(reply.data, tools=tools, mode=mode, kept=kept)
-            outcome.document = merge_kept(reply.data, kept) if kept else reply.data
+            data = reply.data if handoff is None else handoff.document
+            validated = check_plan(data, tools=tools, mode=mode, kept=kept)
+            outcome.document = merge_kept(data, kept) if kept else data
             outcome.validated = validated
+            outcome.handoff = handoff_record(handoff, validated) if handoff else None
             if validated.is_valid:
                 outcome.ok = True
                 outcome.reason = ""
@@ -106,6 +123,11 @@ def plan_with_model(
             {"role": "user", "content": feedback},
         ]
     return outcome
+
+
+def _handoff(data: Any) -> Handoff | None:
+    """The answer's handoff, instantiated (None when the answer is a plan)."""
+    return expand_handoff(data) if is_handoff(data) else None
 
 
 def chain_members(options: PlannerOptions) -> list[PlannerOptions]:

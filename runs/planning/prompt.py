@@ -14,7 +14,9 @@ from typing import Any
 from django.conf import settings
 
 from runs.models import Tool
+from runs.planning.handoff import WorkflowInfo, load_workflows, workflow_lines
 from runs.planning.questions import ASK_RULE, clarification_lines
+from runs.planning.subplans import SUBPLAN_GUIDANCE
 from runs.planning.validation import PlanProblem
 
 _RESULT_CHARS = 1500  # a step result longer than this is cut in the replanning context
@@ -72,6 +74,8 @@ class PlanningContext:
     # the planner may still ask one.
     clarifications: list[tuple[str, str]] = field(default_factory=list)
     may_ask: bool = False
+    # Registered workflows the planner may hand the work to (runs.planning.handoff).
+    workflows: list[WorkflowInfo] = field(default_factory=list)
 
 
 def load_tools() -> list[ToolInfo]:
@@ -117,6 +121,7 @@ def context_for(
         iteration=iteration,
         clarifications=list(clarifications or []),
         may_ask=may_ask,
+        workflows=load_workflows(),
     )
 
 
@@ -146,7 +151,8 @@ def system_prompt(context: PlanningContext) -> str:
         lines.append("- this task is one tool call: return exactly one step and no rollback")
     if context.may_ask:
         lines.append(ASK_RULE)
-    return "\n".join([*lines, "", tool_catalogue(context)])
+    workflows = workflow_lines(context.workflows)
+    return "\n".join([*lines, "", tool_catalogue(context), *(["", workflows] if workflows else [])])
 
 
 _LLM_GUIDANCE = """Tools marked [llm] are a focused prompt to a language model, not an action:
@@ -190,6 +196,7 @@ def tool_catalogue(context: PlanningContext) -> str:
         lines += ["", _LLM_GUIDANCE]
     if Tool.Kind.AGENT in kinds:
         lines += ["", _AGENT_GUIDANCE]
+    lines += ["", SUBPLAN_GUIDANCE]
     return "\n".join(lines)
 
 

@@ -3,7 +3,14 @@
 Views parse input, check the role, call a service or selector, render; one module per page.
 """
 
-from runs.views.detail import event_summary, run_cancel, run_detail, run_live, run_retry
+from runs.views.detail import (
+    event_summary,
+    run_cancel,
+    run_detail,
+    run_live,
+    run_retry,
+    run_tree,
+)
 from runs.views.listing import run_list
 from runs.views.new import run_new, run_new_check, run_new_task
 from runs.views.pages import LoginView, tool_list
@@ -16,6 +23,7 @@ __all__ = [
     "run_detail",
     "run_list",
     "run_live",
+    "run_tree",
     "run_new",
     "run_new_check",
     "run_new_task",

@@ -218,7 +218,26 @@ def _page_live_context(run: Run) -> dict[str, Any]:
         "redactions": redaction_summary(run.redaction),
         **_budget_context(run, live["llm_totals"]),
         "retry_steps": sorted(retryable_steps(run, live["steps"])),
+        **_tree_context(run),
     }
+
+
+def _tree_context(run: Run) -> dict[str, Any]:
+    """Where the run sits among subplans: its parent (and step), its child runs and their status."""
+    children = selectors.run_children(run.pk)
+    return {
+        "parent_step": run.parent_step.key if run.parent_step_id else "",  # type: ignore[union-attr]
+        "children": children,
+        "children_going": any(c["status"] not in RUN_TERMINAL for c in children),
+    }
+
+
+@require_GET
+@role_required(can_view_runs)
+def run_tree(request: HttpRequest, run_id: int) -> HttpResponse:
+    """The run's place among subplans alone: polled while a child run is going."""
+    run = _get_run(run_id)
+    return render(request, "runs/_run_tree.html", {"run": run, **_tree_context(run)})
 
 
 def _waits_json(waits: list[selectors.StepWait]) -> list[dict[str, Any]]:

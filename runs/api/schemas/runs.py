@@ -18,7 +18,7 @@ from runs.events import event_summary
 from runs.models import Plan, Run, RunStatus, Step, TranscriptEvent
 from runs.planning.accounting import LlmTotals, run_llm_totals
 from runs.redaction import redaction_counts
-from runs.selectors import attach_step_outcomes, lock_wait_text, run_confidence
+from runs.selectors import attach_step_outcomes, lock_wait_text, run_children, run_confidence
 
 MAX_EVENTS_PAGE = 1000
 
@@ -106,8 +106,24 @@ class RunSummaryOut(Schema):
         return run.cancel_requested_at is not None
 
 
+class ChildRunOut(Schema):
+    """A child run: one subplan step of this run, planned and executed on its own."""
+
+    id: int
+    status: str
+    title: str
+    step: str | None = Field(description="The key of the subplan step it executes.")
+
+
 class RunOut(RunSummaryOut):
     description: str
+    parent_run: int | None = Field(
+        description="The run whose subplan step this run executes (null: a top-level run)."
+    )
+    parent_step: str | None = Field(description="The key of that subplan step.")
+    children: list[ChildRunOut] = Field(
+        description="Child runs of this run's subplan steps, oldest first."
+    )
     max_parallel: int
     cancel_requested_at: datetime | None
     cancel_requested_by: str | None
@@ -188,6 +204,18 @@ class RunOut(RunSummaryOut):
     @staticmethod
     def resolve_description(run: Run) -> str:
         return run.task.description
+
+    @staticmethod
+    def resolve_parent_run(run: Run) -> int | None:
+        return run.parent_run_id
+
+    @staticmethod
+    def resolve_parent_step(run: Run) -> str | None:
+        return run.parent_step.key if run.parent_step is not None else None
+
+    @staticmethod
+    def resolve_children(run: Run) -> list[dict[str, Any]]:
+        return run_children(run.pk)
 
     @staticmethod
     def resolve_cancel_requested_by(run: Run) -> str | None:

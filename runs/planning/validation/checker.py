@@ -27,6 +27,7 @@ from runs.planning.schema import (
     normalize_plan,
     undo_key,
 )
+from runs.planning.subplans import SUBPLAN, with_subplan
 from runs.planning.validation.defaults import DefaultsFiller, document_with, raw_with
 from runs.planning.validation.graphs import (
     Ancestors,
@@ -116,6 +117,7 @@ def validate_plan(raw: Any, *, tools: Mapping[str, ToolSpec], max_steps: int) ->
             ],
             [],
         )
+    tools = with_subplan(tools)
     stored = _unstorable_problems(raw)
     if stored:  # nothing else is checked: such values may break the checks themselves
         return ValidatedPlan(None, stored, [])
@@ -155,12 +157,38 @@ def validate_plan(raw: Any, *, tools: Mapping[str, ToolSpec], max_steps: int) ->
     order = checker.check_steps(steps, known_ids)
     checker.check_undos(steps)
     checker.check_rollback(rollback, {s.id for _, s in steps} | known_ids)
+    problems += _subplan_undo_problems(steps, rollback)
     return ValidatedPlan(
         document,
         problems,
         [] if problems else order,
         raw_with(raw, filled_steps, filled_rollback),
     )
+
+
+def _subplan_undo_problems(
+    steps: list[tuple[int, PlanStep]], rollback: list[tuple[int, RollbackStep]]
+) -> list[PlanProblem]:
+    """A rollback must be tool calls: a child run cannot be planned while a plan is undone."""
+    found = [
+        PlanProblem(
+            f"steps[{i}].undo.action",
+            "subplan_in_rollback",
+            f"The undo of step '{s.id}' uses 'subplan'; an undo must call a tool.",
+        )
+        for i, s in steps
+        if s.undo is not None and s.undo.action == SUBPLAN
+    ]
+    found += [
+        PlanProblem(
+            f"rollback[{i}].action",
+            "subplan_in_rollback",
+            f"Rollback step {i + 1} uses 'subplan'; a rollback step must call a tool.",
+        )
+        for i, r in rollback
+        if r.action == SUBPLAN
+    ]
+    return found
 
 
 MAX_STORAGE_PROBLEMS = 50  # of one plan; a model that wrote more has the gist from these
