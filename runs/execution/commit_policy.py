@@ -48,7 +48,8 @@ def may_defer(rows: int, age: float) -> bool:
 
 def may_start_early(state: StepState) -> bool:
     """Whether the step's tool may start before its ``running`` row commits (``commit_starting``)."""
-    return state.tool is not None and state.tool.idempotent
+    # A pool's step starts write-ahead: a run taken over finds it ``running`` and its pool row.
+    return state.tool is not None and state.tool.idempotent and not state.tool.queue
 
 
 async def commit_starting(

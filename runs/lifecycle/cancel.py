@@ -15,6 +15,7 @@ from runs.lifecycle.dispatch import enqueue_resume
 from runs.lifecycle.errors import RunError
 from runs.models import Run, RunStatus, Step, StepStatus, TranscriptEvent
 from runs.permissions import username
+from runs.pools import remote_step_cancel
 from runs.redaction import Redactor
 from runs.selectors import run_is_archived
 from runs.statemachine import (
@@ -89,6 +90,8 @@ def run_stop(
     run = lock_rows(Run.objects.filter(pk=run_id)).get()
     if run.status in RUN_TERMINAL and not (rollback and run.status == RunStatus.ESCALATED):
         return run
+    # Pool workers drop its steps they hold (at their next lease renewal) or have not taken.
+    transaction.on_commit(lambda: remote_step_cancel(run_id=run_id))
     if run.status in RUN_ACTIVE:
         _request_cancel(run, by, rollback=rollback, reason=why)
         return run
