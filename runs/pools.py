@@ -358,3 +358,22 @@ def step_pool_state(step_ids: list[int]) -> dict[int, dict[str, Any]]:
                 waiting += " (no live worker serves it)"
         out[row["step_id"]] = {**row, "waiting": waiting}
     return out
+
+
+def pool_wait_text(step: Any) -> str:
+    """What the page and the API say of a step a pool executes ("" for other steps).
+
+    Reads the ``pool_*`` annotations of ``runs.selectors.with_lock_waits``.
+    """
+    queue, status = getattr(step, "pool_queue", None), getattr(step, "pool_status", None)
+    if not queue:
+        return ""
+    if status == RS.PENDING:
+        text = f"waiting for a worker on queue {queue}"
+        return text if live_workers(queue) else text + " (no live worker serves it)"
+    worker = getattr(step, "pool_worker", "") or ""
+    if status == RS.RUNNING:
+        return f"running on worker {worker} (queue {queue})"
+    if status == RS.CANCELLED:
+        return f"cancelled on queue {queue}"
+    return f"ran on worker {worker} (queue {queue})" if worker else f"queue {queue}"
