@@ -15,6 +15,7 @@ from runs.api.auth import caller, role_auth
 from runs.api.errors import ERRORS, ApiError
 from runs.api.schemas.tools import (
     QueueOut,
+    ReuseOut,
     ToolIn,
     ToolOut,
     ToolPatchIn,
@@ -22,6 +23,7 @@ from runs.api.schemas.tools import (
     ToolsImportOut,
 )
 from runs.models import Tool
+from runs.overview import reuse_savings, reuse_totals
 from runs.permissions import can_view_runs, is_admin
 from runs.pools import queues_overview
 from runs.tools import services as registry
@@ -81,6 +83,28 @@ def queue_list(request: HttpRequest) -> list[dict[str, Any]]:
         }
         for q in queues_overview()
     ]
+
+
+@tools_router.get(
+    "/reuse", response={200: ReuseOut, **ERRORS}, summary="Plan reuse: model work saved"
+)
+def reuse_report(request: HttpRequest) -> dict[str, Any]:
+    """Runs planned by reusing an approved plan, with the model calls and tokens each saved."""
+    totals = reuse_totals()
+    return {
+        "runs": totals.runs,
+        "saved_calls": totals.saved_calls,
+        "saved_tokens": totals.saved_tokens,
+        "reuses": [
+            {
+                "run_id": s.run_id,
+                "reused_from": s.source,
+                "saved_calls": s.saved_calls,
+                "saved_tokens": s.saved_tokens,
+            }
+            for s in reuse_savings()
+        ],
+    }
 
 
 @tools_router.get("/tools/{name}", response={200: ToolOut, **ERRORS}, summary="One tool")

@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from runs.overview import Series, overview_series
+from runs.overview import Series, overview_series, reuse_totals
 from runs.permissions import can_view_runs, role_required
 from runs.pools import queues_overview
 
@@ -59,5 +59,6 @@ def overview(request: HttpRequest) -> HttpResponse:
             "height": HEIGHT,
             "days": 30,
             "queues": queues_overview(),
+            "reuse": reuse_totals(),
         },
     )

@@ -20,7 +20,11 @@ from runs.statemachine import RUN_TERMINAL
 from runs.tasks import execute_run
 from tests.runs.processes import child_env, db_worker, processes, wait_for
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(300),  # several worker processes start, on a shared machine
+]
 
 APPEND = {"type": "object", "properties": {"path": {}, "line": {}, "seconds": {}}}
 
@@ -103,7 +107,7 @@ def test_steps_land_only_on_the_workers_of_their_queue_across_two_pools(
         logs=tmp_path / "logs",
     ):
         wait_for(
-            lambda: all(ended(r) for r in runs), timeout=90, what="runs", logs=tmp_path / "logs"
+            lambda: all(ended(r) for r in runs), timeout=180, what="runs", logs=tmp_path / "logs"
         )
     assert set(
         Run.objects.filter(pk__in=[r.pk for r in runs]).values_list("status", flat=True)
@@ -134,14 +138,14 @@ def test_a_pool_worker_killed_mid_step_escalates_its_step_or_reruns_an_idempoten
             lambda: (
                 RemoteStep.objects.filter(status="running", worker_id="sql-doomed").count() == 2
             ),
-            timeout=60,
+            timeout=120,
             what="both steps on the doomed worker",
             logs=logs,
         )
         os.kill(procs[1].pid, signal.SIGKILL)
         procs[1].wait(10)
         with processes(pool_worker("sql-spare", "sql"), env=env(tmp_path), logs=tmp_path / "l2"):
-            wait_for(lambda: ended(once) and ended(again), timeout=90, what="runs", logs=logs)
+            wait_for(lambda: ended(once) and ended(again), timeout=180, what="runs", logs=logs)
     once.refresh_from_db()
     again.refresh_from_db()
     assert once.status == "escalated"
@@ -169,7 +173,7 @@ def test_a_step_whose_queue_has_no_worker_says_so_and_its_run_cancels(
                 RemoteStep.objects.filter(run=run, status="pending").exists()
                 and Step.objects.filter(run=run, key="b", status="succeeded").exists()
             ),
-            timeout=60,
+            timeout=120,
             what="the gpu step waiting",
             logs=logs,
         )
@@ -197,3 +201,36 @@ def test_a_step_whose_queue_has_no_worker_says_so_and_its_run_cancels(
     assert run.status == "cancelled"
     assert RemoteStep.objects.get(run=run).status == "cancelled"
     assert lines(out) == Counter({"own:b": 1})
+
+
+def test_a_run_whose_owner_is_killed_takes_up_the_step_its_pool_worker_ran(
+    tools: None, tmp_path: Path
+) -> None:
+    out = tmp_path / "side-effects.txt"
+    run = submit(
+        [
+            step("a", "sql_append", out, "takeover", seconds=3),
+            step("b", "local_append", out, "takeover", "a"),
+        ]
+    )
+    execute_run.enqueue(run.pk)
+    logs = tmp_path / "logs"
+    with processes(
+        db_worker("owner-doomed"), pool_worker("sql-1", "sql"), env=env(tmp_path), logs=logs
+    ) as procs:
+        wait_for(
+            lambda: RemoteStep.objects.filter(run=run, status="running").exists(),
+            timeout=120,
+            what="the step on the pool worker",
+            logs=logs,
+        )
+        os.kill(procs[0].pid, signal.SIGKILL)
+        procs[0].wait(10)
+        with processes(db_worker("owner-2"), env=env(tmp_path), logs=tmp_path / "l2"):
+            wait_for(lambda: ended(run), timeout=180, what="the run", logs=logs)
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.stop_reason
+    row = RemoteStep.objects.get(run=run)
+    assert (row.worker_id, row.attempt, row.status) == ("sql-1", 1, "succeeded")
+    # The pool worker's call counted once, and the step after it ran on the new owner.
+    assert lines(out) == Counter({"takeover:a": 1, "takeover:b": 1})

@@ -175,3 +175,17 @@ class QueueOut(Schema):
     workers: list[str] = Field(description="Workers with a recent heartbeat serving this queue.")
     tools: list[str] = Field(description="The tools that name this queue.")
     unserved: bool = Field(description="True when no live worker serves the queue.")
+
+
+class ReuseOneOut(Schema):
+    run_id: int
+    reused_from: str = Field(description="'run N' or the playbook's name.")
+    saved_calls: int
+    saved_tokens: int
+
+
+class ReuseOut(Schema):
+    runs: int = Field(description="Runs planned by reusing an approved plan.")
+    saved_calls: int = Field(description="Model calls those runs did not make.")
+    saved_tokens: int = Field(description="Model tokens saved (estimated from the source runs).")
+    reuses: list[ReuseOneOut]
