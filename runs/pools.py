@@ -167,7 +167,7 @@ def remote_step_cancel(*, row_id: int | None = None, run_id: int | None = None) 
         rows = rows.filter(pk=row_id)
     if run_id is not None:
         rows = rows.filter(run_id=run_id)
-    return rows.update(status=RS.CANCELLED, finished_at=timezone.now(), lease_until=None)
+    return rows.update(status=RS.CANCELLED, finished_at=timezone.now(), lease_until=None, params={})
 
 
 def _snapshot(row: RemoteStep) -> RemoteSnapshot:
@@ -257,6 +257,7 @@ def remote_step_finish(
             retryable=retryable,
             lease_until=None,
             finished_at=timezone.now(),
+            params={},  # the resolved params may hold earlier results: kept only while needed
         )
     )
 
