@@ -11,7 +11,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from reviews.models import ReviewItem, ReviewKind
-from runs.models import Run, Step, StepStatus
+from runs.models import LlmCall, Run, Step, StepStatus, TranscriptEvent
 
 
 @dataclass(frozen=True)
@@ -143,8 +143,6 @@ def reuse_savings(*, run_ids: list[int] | None = None) -> list[ReuseSaving]:
     Calls saved: the model calls (plan and repair rounds) that planned the source run,
     at least one; tokens saved: the planner's estimate recorded with the decision.
     """
-    from runs.models import LlmCall, TranscriptEvent
-
     events = TranscriptEvent.objects.filter(kind="planner.decision").exclude(
         payload__reused_from=""
     )

@@ -27,10 +27,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from runs.events import StepClaimed, StepQueued
-from runs.models import RemoteStep, Step, TranscriptEvent, WorkerBeat
+from runs.models import RemoteStep, Step, Tool, TranscriptEvent, WorkerBeat
 from runs.redaction import Redactor
 from runs.statemachine import NewEvent, append_events
 
@@ -304,10 +305,6 @@ class QueueState:
 
 def queues_overview() -> list[QueueState]:
     """Every queue a tool names or a step waits on, with its depth and its live workers."""
-    from django.db.models import Count, Q
-
-    from runs.models import Tool
-
     counts = {
         row["queue"]: row
         for row in RemoteStep.objects.filter(status__in=_OPEN)

@@ -181,3 +181,40 @@ def test_a_pool_worker_lost_mid_step_escalates_a_step_that_may_have_partly_run(
     item = ReviewItem.objects.get(run=run)
     assert item.cause == EscalationCause.PARTIAL_RUN
     assert "w-dead stopped while it was running" in Step.objects.get(run=run, key="a").error
+
+
+def test_the_tools_page_and_api_show_each_tools_queue_and_refuse_a_bad_one(
+    pool_tools: None, admin_user: Any, client: Any
+) -> None:
+    client.force_login(admin_user)
+    assert "queue sql" in client.get("/tools/").content.decode()
+    assert client.get("/api/tools/sql_record").json()["queue"] == "sql"
+    bad = client.patch(
+        "/api/tools/sql_record", {"queue": "notifications"}, content_type="application/json"
+    )
+    assert bad.status_code == 422
+    assert "task queue" in bad.json()["fields"][0]["message"]
+    assert Tool.objects.get(name="sql_record").queue == "sql"
+    ok = client.patch("/api/tools/sql_record", {"queue": ""}, content_type="application/json")
+    assert ok.status_code == 200 and Tool.objects.get(name="sql_record").queue == ""
+
+
+def test_tools_yaml_carries_the_queue_both_ways_and_refuses_a_bad_one(
+    transactional_db: None,
+) -> None:
+    from runs.tools.yaml_io import ToolsYamlError, tools_import, tools_to_yaml
+
+    text = """
+tools:
+  - name: report_sql
+    script: {python: tests.runs.toolbox.record}
+    queue: sql
+"""
+    tools_import(text=text)
+    assert Tool.objects.get(name="report_sql").queue == "sql"
+    assert "queue: sql" in tools_to_yaml(Tool.objects.all())
+    with pytest.raises(
+        ToolsYamlError, match=r"tools\[0\] \(report_sql\)\.queue: 'SQL pool' is not a queue name"
+    ):
+        tools_import(text=text.replace("queue: sql", "queue: SQL pool"))
+    assert Tool.objects.get(name="report_sql").queue == "sql"
