@@ -274,6 +274,12 @@ PLANNERWEB_DEFAULT_MAX_PARALLEL = envint("PLANNERWEB_DEFAULT_MAX_PARALLEL", 8)
 PLANNERWEB_RETRY_BACKOFF_SECONDS = envfloat("PLANNERWEB_RETRY_BACKOFF_SECONDS", 1.0)
 # How often a step waiting for a resource lock asks the database again (runs/execution/locks.py).
 PLANNERWEB_LOCK_POLL_SECONDS = envfloat("PLANNERWEB_LOCK_POLL_SECONDS", 0.25)
+# Executor pools (docs/operations.md): how often a run's owner looks at a step a pool
+# worker executes, how often an idle pool worker looks for work, and the queues the
+# in-process worker serves ("*": every queue; empty: none, such steps wait for a db_worker).
+PLANNERWEB_POOL_POLL_SECONDS = envfloat("PLANNERWEB_POOL_POLL_SECONDS", 0.25)
+PLANNERWEB_POOL_THREADS = envint("PLANNERWEB_POOL_THREADS", 4)
+PLANNERWEB_EMBEDDED_POOL_QUEUES = envlist("PLANNERWEB_EMBEDDED_POOL_QUEUES", ["*"])
 PLANNERWEB_OUTPUT_CAP_BYTES = envint("PLANNERWEB_OUTPUT_CAP_BYTES", 64 * 1024)
 # Folder the demo shell tools work in (their "production database", outbox, backups).
 # The login page lists the demo accounts (the README's first command turns this on).

@@ -39,6 +39,7 @@ from runs.models import (
 )
 from runs.permissions import is_admin
 from runs.planning.handoff import workflow_shape_problems
+from runs.pools import queue_problems
 from runs.textdata import TextDataError, parse_json, unstorable
 from runs.tools.base import ToolError
 from runs.tools.kinds.mcp.servers import server_problems
@@ -161,6 +162,10 @@ class ToolAdminForm(forms.ModelForm):
                 "a step waits while another step holds the same key (only {{ params.<name> }} "
                 "may be used)."
             ),
+            "queue": (
+                "The executor pool that calls this tool: only workers started with "
+                "`manage.py db_worker --queue NAME` run its steps. Blank: the run's own worker."
+            ),
         }
 
     def clean(self) -> dict[str, Any]:
@@ -186,6 +191,8 @@ class ToolAdminForm(forms.ModelForm):
             data["locks"] = []
         for problem in locks_problems(data.get("locks", [])):
             self.add_error("locks", problem)
+        for problem in queue_problems(data.get("queue", "")):
+            self.add_error("queue", problem)
         timeout = data.get("timeout_seconds")
         if timeout is not None and not timeout > 0:
             self.add_error("timeout_seconds", "The timeout must be above 0 seconds.")

@@ -139,6 +139,34 @@ class StepRetrying(_Event):
         )
 
 
+class StepQueued(_Event):
+    """A step whose tool names a queue waits for a worker of that pool."""
+
+    kind: Literal["step.queued"] = "step.queued"
+    step_id: int
+    step: str
+    queue: str
+    attempt: int = 1
+    live_workers: int = 0
+
+    def describe(self) -> str:
+        text = f"{self.step} waiting for a worker on queue {self.queue}"
+        return text if self.live_workers else text + " (no live worker serves it)"
+
+
+class StepClaimed(_Event):
+    """A pool worker took a queued step and calls its tool."""
+
+    kind: Literal["step.claimed"] = "step.claimed"
+    step_id: int
+    step: str
+    queue: str
+    worker: str
+
+    def describe(self) -> str:
+        return f"{self.step} running on worker {self.worker} (queue {self.queue})"
+
+
 class StepLockWaiting(_Event):
     """A step waits for a resource lock another step holds (or that others queue for first)."""
 
@@ -510,6 +538,8 @@ TranscriptPayload = Annotated[
     | StepRetrying
     | StepLockWaiting
     | StepLockAcquired
+    | StepQueued
+    | StepClaimed
     | RunRequeued
     | RunRetried
     | PlaybookSaved

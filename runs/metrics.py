@@ -34,6 +34,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from reviews.models import ReviewItem, ReviewKind, ReviewStatus
 from runs.models import LlmCall, Run, Step
+from runs.pools import queues_overview
 from runs.statemachine import RUN_TERMINAL
 
 RUN_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14400.0)
@@ -168,6 +169,20 @@ class DatabaseCollector(Collector):
             buckets=PICKUP_BUCKETS,
             labels=["queue_name"],
         )
+        pools = GaugeMetricFamily(
+            "plannerweb_pool_steps",
+            "Steps of queued tools, waiting for or held by a pool worker.",
+            labels=["queue", "state"],
+        )
+        pool_workers = GaugeMetricFamily(
+            "plannerweb_pool_workers", "Live workers serving each tool queue.", labels=["queue"]
+        )
+        for q in queues_overview():
+            pools.add_metric([q.name, "pending"], q.pending)
+            pools.add_metric([q.name, "running"], q.running)
+            pool_workers.add_metric([q.name], len(q.workers))
+        yield pools
+        yield pool_workers
         active = Run.objects.filter(lease_expires_at__gt=timezone.now()).exclude(lease_owner="")
         leases = GaugeMetricFamily("plannerweb_active_leases", "Runs a live worker holds now.")
         leases.add_metric([], active.count())

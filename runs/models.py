@@ -29,6 +29,7 @@ TOOL_FIELDS = (
     "enabled",
     "checks",
     "locks",
+    "queue",
 )
 
 
@@ -66,6 +67,8 @@ class Tool(models.Model):
     # Resource lock templates every step of this tool takes, e.g. ["env:{{ params.environment }}"]
     # (runs/tools/locks.py); a step waits while another step holds one of its keys.
     locks = models.JSONField(default=list, blank=True)
+    # The executor pool its steps run on (``db_worker --queue NAME``); blank: the run's own worker.
+    queue = models.CharField(max_length=40, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -331,6 +334,57 @@ class ResourceLock(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({'held' if self.granted else 'waiting'}, run {self.run_id})"
+
+
+class RemoteStep(models.Model):
+    """A step whose tool names a queue: a pool worker serving that queue calls the tool.
+
+    The run's owner writes the row (pending) and waits; a pool worker claims it
+    (running, with a lease it renews), calls the tool and writes the outcome; the
+    owner then records the step through its journal (runs/pools.py).
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    step = models.OneToOneField(Step, on_delete=models.CASCADE, related_name="remote")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="remote_steps")
+    queue = models.CharField(max_length=40)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    params = models.JSONField(default=dict, blank=True)
+    # The owner's call number for the step: a retry hands the row out again with the next one.
+    attempt = models.PositiveIntegerField(default=1)
+    worker_id = models.CharField(max_length=100, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    # A failure another call could mend (a tool error or a timeout), not a misconfigured tool.
+    retryable = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["queue", "status", "id"], name="remotestep_queue")]
+
+    def __str__(self) -> str:
+        return f"{self.queue}: step {self.step_id} ({self.status})"
+
+
+class WorkerBeat(models.Model):
+    """A pool worker's last sign of life, and the queues it serves ("*": every queue)."""
+
+    worker_id = models.CharField(max_length=100, unique=True)
+    queues = models.JSONField(default=list)
+    seen_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.worker_id
 
 
 class TranscriptEvent(models.Model):

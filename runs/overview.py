@@ -11,7 +11,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from reviews.models import ReviewItem, ReviewKind
-from runs.models import Run, Step, StepStatus
+from runs.models import LlmCall, Run, Step, StepStatus, TranscriptEvent
 
 
 @dataclass(frozen=True)
@@ -112,3 +112,67 @@ def overview_series(*, days: int = 30) -> list[Series]:
 
 def _percent(values: list[float | None]) -> list[float | None]:
     return [v * 100 if v is not None else None for v in values]
+
+
+@dataclass(frozen=True)
+class ReuseSaving:
+    """A run planned by reusing an approved plan: where from, and the model work it saved."""
+
+    run_id: int
+    reused_from: str
+    saved_calls: int
+    saved_tokens: int
+
+    @property
+    def source(self) -> str:
+        """'run N' or the playbook's name, as the run page says it."""
+        kind, _, name = self.reused_from.partition(":")
+        return f"run {name}" if kind == "run" else self.reused_from
+
+
+@dataclass(frozen=True)
+class ReuseTotals:
+    runs: int
+    saved_calls: int
+    saved_tokens: int
+
+
+def reuse_savings(*, run_ids: list[int] | None = None) -> list[ReuseSaving]:
+    """Runs whose plan was reused instead of asking a model, with the calls and tokens saved.
+
+    Calls saved: the model calls (plan and repair rounds) that planned the source run,
+    at least one; tokens saved: the planner's estimate recorded with the decision.
+    """
+    events = TranscriptEvent.objects.filter(kind="planner.decision").exclude(
+        payload__reused_from=""
+    )
+    if run_ids is not None:
+        events = events.filter(run_id__in=run_ids)
+    rows = [
+        (run_id, str(p.get("reused_from") or ""), int(p.get("saved_tokens") or 0))
+        for run_id, p in events.order_by("run_id", "seq").values_list("run_id", "payload")
+        if p.get("reused_from")
+    ]
+    sources = {int(r[1].split(":", 1)[1]) for r in rows if r[1].startswith("run:")}
+    calls = dict(
+        LlmCall.objects.filter(run_id__in=sources, purpose__in=["plan", "repair"])
+        .values("run_id")
+        .annotate(n=Count("id"))
+        .values_list("run_id", "n")
+    )
+    out = []
+    for run_id, source, tokens in rows:
+        source_run = int(source.split(":", 1)[1]) if source.startswith("run:") else None
+        saved_calls = max(1, calls.get(source_run, 0)) if source_run is not None else 1
+        out.append(ReuseSaving(run_id, source, saved_calls, tokens))
+    return out
+
+
+def reuse_totals() -> ReuseTotals:
+    """Every reuse so far, summed (the overview page and ``GET /api/reuse``)."""
+    savings = reuse_savings()
+    return ReuseTotals(
+        runs=len({s.run_id for s in savings}),
+        saved_calls=sum(s.saved_calls for s in savings),
+        saved_tokens=sum(s.saved_tokens for s in savings),
+    )

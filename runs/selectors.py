@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, overload
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Exists, JSONField, Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, JSONField, Min, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from runs.models import (
@@ -239,6 +239,10 @@ def with_lock_waits(steps: QuerySet[Step]) -> QuerySet[Step]:
         lock_waiting=Subquery(waiting.values("key")[:1]),
         lock_held_by_run=Subquery(holder.values("run_id")[:1]),
         lock_held_by_step=Subquery(holder.values("step__key")[:1]),
+        # A step of a queued tool: its pool row (runs/pools.py), None for the others.
+        pool_queue=F("remote__queue"),
+        pool_status=F("remote__status"),
+        pool_worker=F("remote__worker_id"),
     )
 
 

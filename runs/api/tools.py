@@ -13,9 +13,19 @@ from ninja import Path, Router, Status
 
 from runs.api.auth import caller, role_auth
 from runs.api.errors import ERRORS, ApiError
-from runs.api.schemas.tools import ToolIn, ToolOut, ToolPatchIn, ToolsImportIn, ToolsImportOut
+from runs.api.schemas.tools import (
+    QueueOut,
+    ReuseOut,
+    ToolIn,
+    ToolOut,
+    ToolPatchIn,
+    ToolsImportIn,
+    ToolsImportOut,
+)
 from runs.models import Tool
+from runs.overview import reuse_savings, reuse_totals
 from runs.permissions import can_view_runs, is_admin
+from runs.pools import queues_overview
 from runs.tools import services as registry
 from runs.tools.services import ToolRejected, tool_update
 from runs.tools.yaml_io import ToolsYamlError, tools_import, tools_to_yaml
@@ -55,6 +65,46 @@ def _rejected(exc: ToolRejected) -> ApiError:
 def tool_list(request: HttpRequest) -> list[dict[str, Any]]:
     user = caller(request)
     return [_out(t, staff=is_admin(user)) for t in Tool.objects.order_by("name")]
+
+
+@tools_router.get(
+    "/queues", response={200: list[QueueOut], **ERRORS}, summary="Executor pools (tool queues)"
+)
+def queue_list(request: HttpRequest) -> list[dict[str, Any]]:
+    """Each queue a tool names or a step waits on: steps waiting and running, live workers."""
+    return [
+        {
+            "name": q.name,
+            "pending": q.pending,
+            "running": q.running,
+            "workers": q.workers,
+            "tools": q.tools,
+            "unserved": q.unserved,
+        }
+        for q in queues_overview()
+    ]
+
+
+@tools_router.get(
+    "/reuse", response={200: ReuseOut, **ERRORS}, summary="Plan reuse: model work saved"
+)
+def reuse_report(request: HttpRequest) -> dict[str, Any]:
+    """Runs planned by reusing an approved plan, with the model calls and tokens each saved."""
+    totals = reuse_totals()
+    return {
+        "runs": totals.runs,
+        "saved_calls": totals.saved_calls,
+        "saved_tokens": totals.saved_tokens,
+        "reuses": [
+            {
+                "run_id": s.run_id,
+                "reused_from": s.source,
+                "saved_calls": s.saved_calls,
+                "saved_tokens": s.saved_tokens,
+            }
+            for s in reuse_savings()
+        ],
+    }
 
 
 @tools_router.get("/tools/{name}", response={200: ToolOut, **ERRORS}, summary="One tool")

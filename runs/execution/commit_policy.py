@@ -48,7 +48,8 @@ def may_defer(rows: int, age: float) -> bool:
 
 def may_start_early(state: StepState) -> bool:
     """Whether the step's tool may start before its ``running`` row commits (``commit_starting``)."""
-    return state.tool is not None and state.tool.idempotent
+    # A pool's step starts write-ahead: a run taken over finds it ``running`` and its pool row.
+    return state.tool is not None and state.tool.idempotent and not state.tool.queue
 
 
 async def commit_starting(
@@ -71,7 +72,7 @@ async def commit_starting(
     late: Starts = []
     for item in starts:
         tool = item[0].tool  # may_start_early, inlined: this runs for every step
-        (early if tool is not None and tool.idempotent else late).append(item)
+        (early if tool is not None and tool.idempotent and not tool.queue else late).append(item)
     tasks: list[asyncio.Task[Any]] = []
     async with committer.lock:  # a retry's commit (from a step task) waits for this one
         if early:
@@ -171,7 +172,7 @@ class PendingWrites:
         if self.idle_now or gated or self.strict_done or self.when_idle is None:
             return False
         for state, _ in starts:  # may_start_early, inlined: this runs for every step
-            if state.tool is None or not state.tool.idempotent:
+            if state.tool is None or not state.tool.idempotent or state.tool.queue:
                 return False  # write-ahead: their tools start once this commit is durable
         if not self.deferred_since:
             self.deferred_since = self._time()

@@ -239,7 +239,8 @@ class RunExecutor:
             failure = run.first_failure_reason() or "replanning was interrupted"
         # Replanning hook: a new plan version, or give up. A budget breach never replans.
         while failure is not None and not (
-            run.stop and run.stop[0] == EscalationCause.BUDGET_BREACHED
+            run.stop
+            and run.stop[0] in (EscalationCause.BUDGET_BREACHED, EscalationCause.PARTIAL_RUN)
         ):
             adopted, failure = await self._replan(failure)
             if not adopted:

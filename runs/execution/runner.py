@@ -7,6 +7,7 @@ import logging
 import re
 from typing import Any
 
+from reviews.models import EscalationCause
 from runs import llmtools
 from runs.dbthreads import in_db_thread
 from runs.evaluation.checks import FAIL, Verdict, combine, has_rubric, run_check
@@ -15,6 +16,7 @@ from runs.events import StepRetrying
 from runs.execution.children import child_outcome
 from runs.execution.deadlines import Deadlines
 from runs.execution.journal import Batch
+from runs.execution.remote import RemoteStepLost, call_remote, runs_remotely
 from runs.execution.run_state import RunState
 from runs.execution.steps import EXECUTOR, Outcome, S, StepState, to_json, transition
 from runs.execution.writes import Committer
@@ -83,12 +85,17 @@ class StepRunner:
         deadlines = self.deadlines
         task = asyncio.current_task()
         assert task is not None  # steps run in tasks of their own
+        remote = runs_remotely(spec, llmtools.KINDS)
         while True:
-            if not deadlines.is_armed(task):
+            if remote:  # the pool worker holds the call to the tool's timeout
+                deadlines.disarm(task)
+            elif not deadlines.is_armed(task):
                 deadlines.arm((task,), spec.timeout_seconds)
             try:
                 with step_span(spec.name, state.key, state.attempts):  # a span, log ids
-                    if spec.kind in llmtools.KINDS:  # a prompt or an agent: model calls, budgets
+                    if remote:
+                        result = await call_remote(state, spec, params)
+                    elif spec.kind in llmtools.KINDS:  # a prompt or an agent: model calls, budgets
                         result = await llmtools.call(
                             spec, params, self.run, step=state.key, key=key
                         )
@@ -100,6 +107,9 @@ class StepRunner:
                     raise  # cancelled: the run stops
                 error = f"timed out after {spec.timeout_seconds:g}s"
                 retryable = True
+            except RemoteStepLost as exc:
+                self.run.stop = (EscalationCause.PARTIAL_RUN, state.id)
+                return Outcome(False, error=storable_text(exc.message))
             except ToolConfigError as exc:
                 error, retryable = exc.message, False
             except ToolError as exc:

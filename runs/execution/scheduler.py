@@ -55,6 +55,10 @@ class Scheduler:
             if s.status == S.SUCCEEDED:
                 self.results[s.key] = s.result
             elif s.status == S.RUNNING:
+                if s.tool is not None and s.tool.queue:  # its pool row says what happened
+                    s.adopt_remote = True
+                    transition(batch, s, S.PENDING, reason="re-queued: its pool step is taken up")
+                    continue
                 if s.tool is None or not s.tool.repeatable:
                     return s, failure
                 transition(batch, s, S.PENDING, reason=requeue_reason(s.tool))

@@ -64,6 +64,8 @@ class StepState:
     locks: tuple[str, ...] = ()
     # Handed to every call of the step's tool (``Step.idempotency_key``); None: none stored.
     idempotency_key: str | None = None
+    # Taken over while a pool worker had it: its pool row (in flight or finished) is its call.
+    adopt_remote: bool = False
 
 
 @dataclass(slots=True)

@@ -16,6 +16,7 @@ from runs.lifecycle.errors import RunError
 from runs.lifecycle.subplan_links import run_stop_children, subplan_wake_parent
 from runs.models import Run, RunStatus, Step, StepStatus, TranscriptEvent
 from runs.permissions import username
+from runs.pools import remote_step_cancel
 from runs.redaction import Redactor
 from runs.selectors import run_is_archived
 from runs.statemachine import (
@@ -90,6 +91,8 @@ def run_stop(
     run = lock_rows(Run.objects.filter(pk=run_id)).get()
     if run.status in RUN_TERMINAL and not (rollback and run.status == RunStatus.ESCALATED):
         return run
+    # Pool workers drop its steps they hold (at their next lease renewal) or have not taken.
+    transaction.on_commit(lambda: remote_step_cancel(run_id=run_id))
     if run.status in RUN_ACTIVE:
         _request_cancel(run, by, rollback=rollback, reason=why)
         _stop_children(run_id, reason=reason, role=role, by=by, rollback=rollback, why=why)

@@ -36,6 +36,7 @@ from reviews.notifications import notices_sweep
 from runs.lifecycle.dispatch import NOTIFY_CHANNEL, LocalWaker, run_task_paths
 from runs.lifecycle.host import RunHost, host_settings
 from runs.lifecycle.leases import worker_identity
+from runs.lifecycle.pool_worker import PoolServer
 from runs.lifecycle.recovery import runs_recover
 from runs.lifecycle.retention import retention_purge
 from runs.lifecycle.reviews import review_expire_overdue
@@ -116,6 +117,7 @@ class RunWorker(Worker):
         *,
         recovery_seconds: float | None = None,
         concurrency: int | None = None,
+        pool_queues: list[str] | None = None,
         **options: Any,
     ) -> None:
         options.setdefault("queue_names", ["default"])
@@ -137,6 +139,9 @@ class RunWorker(Worker):
             settings.PLANNERWEB_WORKER_CONCURRENCY if concurrency is None else concurrency
         )
         self.host: RunHost | None = None
+        # Tool queues (executor pools) this worker also serves, in threads of their own.
+        self.pool_queues = list(pool_queues or [])
+        self.pool: PoolServer | None = None
 
     def stop(self) -> None:
         """Finish the tasks in hand, then return from ``run`` (thread-safe)."""
@@ -159,6 +164,9 @@ class RunWorker(Worker):
     def run(self) -> None:
         log.info("worker %s starting (queues %s)", self.worker_id, ",".join(self.queue_names))
         self.waker = make_waker()
+        if self.pool_queues:
+            self.pool = PoolServer(worker_id=self.worker_id, queues=self.pool_queues)
+            self.pool.start()
         if self.concurrency > 1 and "default" in self.queue_names:
             self.host = RunHost(
                 # Leases name the process, as a run executed in a worker thread does.
@@ -189,6 +197,8 @@ class RunWorker(Worker):
             if self.host is not None:
                 self.host.wait_idle()
                 self.host.close()
+            if self.pool is not None:
+                self.pool.stop()
             self.waker.close()
             connections.close_all()
 
@@ -285,16 +295,26 @@ class EmbeddedWorkers:
             threading.Thread(target=w.run, name=f"plannerweb-worker-{i}", daemon=True)
             for i, w in enumerate(self.workers)
         ]
+        # Executor pools: the serving process calls the tools of every queue it is told to
+        # (``PLANNERWEB_EMBEDDED_POOL_QUEUES``, all by default), so a laptop needs no db_worker.
+        queues = list(settings.PLANNERWEB_EMBEDDED_POOL_QUEUES)
+        self.pool = (
+            PoolServer(worker_id=f"{worker_identity()}:p", queues=queues) if queues else None
+        )
 
     def start(self) -> None:
         for thread in self.threads:
             thread.start()
+        if self.pool is not None:
+            self.pool.start()
 
     def stop(self, *, timeout: float | None = None) -> None:
         for worker in self.workers:
             worker.stop()
         for thread in self.threads:
             thread.join(timeout)
+        if self.pool is not None:
+            self.pool.stop(timeout)
 
 
 _embedded: EmbeddedWorkers | None = None

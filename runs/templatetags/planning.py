@@ -12,6 +12,7 @@ from typing import Any
 from django import template
 
 from runs.models import LlmCall, Plan, Run
+from runs.overview import reuse_savings
 from runs.planning.accounting import LlmTotals, llm_totals_of, run_llm_totals
 from runs.selectors import run_llm_calls, run_substitutions
 
@@ -39,7 +40,8 @@ def llm_totals(run: Run, totals: LlmTotals | None = None) -> dict[str, Any]:
     """Tokens and cost so far, at the top of the live section (re-rendered on each plan version)."""
     if totals is None and run.task.planner:
         totals = run_llm_totals(run.pk)
-    return {"task": run.task, "totals": totals}
+    reused = reuse_savings(run_ids=[run.pk]) if run.task.planner else []
+    return {"task": run.task, "totals": totals, "reused": reused[-1] if reused else None}
 
 
 @register.inclusion_tag("runs/_plan_diff.html")

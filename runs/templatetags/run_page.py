@@ -24,6 +24,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
+from runs.pools import pool_wait_text
 from runs.selectors import lock_wait_text
 
 register = template.Library()
@@ -84,6 +85,10 @@ def _step_row(number: int, row: Any, tz: tzinfo) -> str:
     lock_wait = (
         f'<div class="muted lock-wait" data-step-lock>{escape(waiting)}</div>' if waiting else ""
     )
+    pooled = pool_wait_text(step)
+    if pooled:
+        lock_wait += f'<div class="muted pool-wait" data-step-pool>{escape(pooled)}</div>'
+
     if step.verdict:
         verdict = escape(step.verdict)
         verdict = f'<span class="verdict verdict-{verdict}">{verdict}</span>'

@@ -41,6 +41,8 @@ class ToolSpec:
     checks: tuple[Any, ...] = ()
     # Resource lock templates every step of the tool takes (runs/tools/locks.py).
     locks: tuple[str, ...] = ()
+    # The executor pool that calls the tool (``Tool.queue``); "": the run's own worker.
+    queue: str = ""
 
     @classmethod
     def from_model(cls, tool: Any) -> ToolSpec:
@@ -58,6 +60,7 @@ class ToolSpec:
             enabled=bool(tool.enabled),
             checks=tuple(getattr(tool, "checks", None) or ()),
             locks=tuple(getattr(tool, "locks", None) or ()),
+            queue=str(getattr(tool, "queue", "") or ""),
         )
 
     @property

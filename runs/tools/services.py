@@ -11,6 +11,7 @@ from reviews.audit import config_audit
 from reviews.audit import tool_snapshot as snapshot
 from runs.evaluation.checks import validate_checks
 from runs.models import TOOL_FIELDS, Tool
+from runs.pools import queue_problems
 from runs.statemachine import (
     lock_rows,
 )
@@ -43,6 +44,7 @@ def _check_tool(tool: Tool) -> None:
 
     problems += [("checks", p) for p in validate_checks(tool.checks)]
     problems += [("locks", p) for p in locks_problems(tool.locks)]
+    problems += [("queue", p) for p in queue_problems(tool.queue)]
     if not tool.timeout_seconds > 0:
         problems.append(("timeout_seconds", "the timeout must be above 0 seconds"))
     clash = Tool.objects.filter(name=tool.name).exclude(pk=tool.pk).exists()

@@ -18,6 +18,7 @@ The shape (in the style of gantz.yaml)::
         read_only: false              # true: it only reads; its steps are never rolled back
         honours_idempotency_key: false
         max_retries: 2
+        queue: sql                    # executor pool: only `db_worker --queue sql` calls it
         enabled: true
 
 ``parameters`` becomes an object JSON Schema (``additionalProperties: false``). A
@@ -41,6 +42,7 @@ from django.db import transaction
 
 from runs.evaluation.checks import validate_checks
 from runs.models import Tool
+from runs.pools import queue_problems
 from runs.textdata import TextDataError, parse_yaml, unstorable
 from runs.tools.kinds.agent import yaml as agent_yaml
 from runs.tools.kinds.http import yaml as http_yaml
@@ -84,6 +86,7 @@ _TOOL_KEYS = (
     "enabled",
     "checks",
     "locks",
+    "queue",
 )
 # Each kind maps its own ``script:`` keys (runs/tools/kinds/<kind>/yaml.py).
 _SCRIPTS = {
@@ -118,6 +121,7 @@ class ToolDraft:
     enabled: bool = True
     checks: list[Any] = field(default_factory=list)  # evaluator checks (runs/evaluation/checks.py)
     locks: list[str] = field(default_factory=list)  # resource lock templates (runs/tools/locks.py)
+    queue: str = ""  # the executor pool that calls it (runs/pools.py); "": the run's own worker
     # The file's shell text when its {{param}} placeholders were converted (not stored).
     script_before: str = ""
 
@@ -236,6 +240,8 @@ def _tool_from_entry(entry: Any, path: str, problems: list[str]) -> ToolDraft | 
     problems.extend(f"{path}.checks: {p}" for p in validate_checks(checks))
     locks = entry.get("locks") or []
     problems.extend(f"{path}.locks: {p}" for p in locks_problems(locks))
+    queue = entry.get("queue") or ""
+    problems.extend(f"{path}.queue: {p}" for p in queue_problems(queue))
 
     if len(problems) > start or kind is None or schema is None:
         return None
@@ -249,6 +255,7 @@ def _tool_from_entry(entry: Any, path: str, problems: list[str]) -> ToolDraft | 
         max_retries=retries,
         checks=checks,
         locks=locks,
+        queue=queue if isinstance(queue, str) else "",
         script_before=_converted_from(entry["script"], config),
         **flags,
     )
@@ -460,6 +467,8 @@ def tools_to_yaml(tools: Iterable[Tool]) -> str:
             entry["checks"] = tool.checks
         if tool.locks:
             entry["locks"] = tool.locks
+        if tool.queue:
+            entry["queue"] = tool.queue
         entries.append(entry)
     document: dict[str, Any] = {"tools": entries}
     servers = servers_for_export(

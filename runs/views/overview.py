@@ -8,8 +8,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from runs.overview import Series, overview_series
+from runs.overview import Series, overview_series, reuse_totals
 from runs.permissions import can_view_runs, role_required
+from runs.pools import queues_overview
 
 WIDTH, HEIGHT, PAD = 240, 60, 4
 
@@ -52,5 +53,12 @@ def overview(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "runs/overview.html",
-        {"plots": plots, "width": WIDTH, "height": HEIGHT, "days": 30},
+        {
+            "plots": plots,
+            "width": WIDTH,
+            "height": HEIGHT,
+            "days": 30,
+            "queues": queues_overview(),
+            "reuse": reuse_totals(),
+        },
     )

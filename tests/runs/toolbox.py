@@ -63,6 +63,12 @@ def record(key: str, label: str, value: Any = None) -> dict[str, Any]:
     return {"label": label, "value": value, "path": f"/backups/{label}.db"}
 
 
+async def record_slow(key: str, label: str, seconds: float = 0.0) -> dict[str, Any]:
+    """``record`` after ``seconds``: a call long enough to be caught mid-flight."""
+    await asyncio.sleep(seconds)
+    return record(key, label)
+
+
 def flaky(key: str, label: str, fail_times: int) -> dict[str, Any]:
     """Fail the first ``fail_times`` calls, then succeed."""
     with _lock:

@@ -17,6 +17,7 @@ from runs.api.paging import PageOut
 from runs.events import event_summary
 from runs.models import Plan, Run, RunStatus, Step, TranscriptEvent
 from runs.planning.accounting import LlmTotals, run_llm_totals
+from runs.pools import pool_wait_text
 from runs.redaction import redaction_counts
 from runs.selectors import attach_step_outcomes, lock_wait_text, run_children, run_confidence
 
@@ -288,6 +289,13 @@ class AttemptOut(Schema):
     finished_at: datetime | None
 
 
+class PoolStepOut(Schema):
+    queue: str = Field(description="The tool's queue.")
+    status: str = Field(description="pending (waiting for a worker), running, succeeded, ...")
+    worker: str = Field(description="The pool worker that took the call ('' while waiting).")
+    message: str = Field(description="What the run page says, e.g. that no live worker serves it.")
+
+
 class StepOut(ModelSchema):
     plan_version: int = Field(description="The plan version this step belongs to.")
     attempt_log: list[AttemptOut] = Field(
@@ -330,6 +338,22 @@ class StepOut(ModelSchema):
             held_by_run=getattr(step, "lock_held_by_run", None),
             held_by_step=getattr(step, "lock_held_by_step", None),
             message=lock_wait_text(step),
+        )
+
+    pool: PoolStepOut | None = Field(
+        None, description="Set for a step whose tool names a queue (an executor pool)."
+    )
+
+    @staticmethod
+    def resolve_pool(step: Step) -> PoolStepOut | None:
+        queue = getattr(step, "pool_queue", None)
+        if not queue:
+            return None
+        return PoolStepOut(
+            queue=queue,
+            status=getattr(step, "pool_status", "") or "",
+            worker=getattr(step, "pool_worker", "") or "",
+            message=pool_wait_text(step),
         )
 
     idempotency_key: str = Field(

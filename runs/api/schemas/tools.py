@@ -17,6 +17,11 @@ _LOCKS = (
     'Resource locks every step of the tool takes, e.g. ["env:{{ params.environment }}"]; '
     "a step waits while another step holds the same key."
 )
+_QUEUE = (
+    "The executor pool that calls the tool: only workers started with "
+    "`manage.py db_worker --queue NAME` run its steps. Empty: the run's own worker."
+)
+_QUEUE_PATTERN = r"^([a-z0-9][a-z0-9_-]{0,39})?$"
 _HONOURS = (
     "The tool does its operation once per idempotency key (each step's calls all carry the "
     "step's key), so a step caught mid-call by a crash is called again instead of escalating."
@@ -70,6 +75,7 @@ class ToolIn(In):
         default_factory=list, description=_CHECKS, json_schema_extra={"items": _CHECK}
     )
     locks: list[str] = Field(default_factory=list, description=_LOCKS)
+    queue: str = Field("", max_length=40, pattern=_QUEUE_PATTERN, description=_QUEUE)
 
 
 class ToolPatchIn(In):
@@ -93,6 +99,7 @@ class ToolPatchIn(In):
         None, description=_CHECKS, json_schema_extra={"items": _CHECK}
     )
     locks: list[str] | None = Field(None, description=_LOCKS)
+    queue: str | None = Field(None, max_length=40, pattern=_QUEUE_PATTERN, description=_QUEUE)
 
 
 class ToolOut(Schema):
@@ -109,6 +116,7 @@ class ToolOut(Schema):
     enabled: bool
     checks: list[dict[str, Any]]
     locks: list[str]
+    queue: str
     created_at: datetime
     updated_at: datetime
     config: dict[str, Any] | None = Field(
@@ -158,3 +166,26 @@ class ToolsImportOut(Schema):
     @staticmethod
     def resolve_mcp_servers(report: Any) -> list[str]:
         return list(report.servers)
+
+
+class QueueOut(Schema):
+    name: str
+    pending: int = Field(description="Steps waiting for a worker of this queue.")
+    running: int = Field(description="Steps a worker of this queue is calling now.")
+    workers: list[str] = Field(description="Workers with a recent heartbeat serving this queue.")
+    tools: list[str] = Field(description="The tools that name this queue.")
+    unserved: bool = Field(description="True when no live worker serves the queue.")
+
+
+class ReuseOneOut(Schema):
+    run_id: int
+    reused_from: str = Field(description="'run N' or the playbook's name.")
+    saved_calls: int
+    saved_tokens: int
+
+
+class ReuseOut(Schema):
+    runs: int = Field(description="Runs planned by reusing an approved plan.")
+    saved_calls: int = Field(description="Model calls those runs did not make.")
+    saved_tokens: int = Field(description="Model tokens saved (estimated from the source runs).")
+    reuses: list[ReuseOneOut]

@@ -104,3 +104,56 @@ def test_a_reused_run_plan_is_named_by_its_run(demo: None) -> None:
     assert outcome is not None and outcome.ok
     assert outcome.reason.startswith("reused plan from run 7; no model call")
     assert outcome.reused_from == "run:7"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reuse_savings_are_counted_per_run_and_in_total_on_the_page_and_the_api(
+    demo: None, monkeypatch: pytest.MonkeyPatch, operator: Any, client: Any
+) -> None:
+    from runs.overview import reuse_savings, reuse_totals
+
+    past = run_submit_task(title="earlier", submitted_by=operator, planner="manual")
+    for tokens in (1000, 200):  # the plan call and one repair round
+        LlmCall.objects.create(
+            run=past, provider="openai", purpose="plan", tokens_in=tokens, tokens_out=0
+        )
+    scripted(monkeypatch)  # a model call would fail the planning
+    reused = [
+        run_submit_task(title=RELEASE, submitted_by=operator, planner="openai") for _ in range(2)
+    ]
+    for run in reused:
+        assert run_plan(run_id=run.pk) == RunStatus.EXECUTING
+    assert [(s.run_id, s.source, s.saved_tokens) for s in reuse_savings()] == [
+        (reused[0].pk, "playbook:demo-deploy", 1200),
+        (reused[1].pk, "playbook:demo-deploy", 1200),
+    ]
+    totals = reuse_totals()
+    assert (totals.runs, totals.saved_calls, totals.saved_tokens) == (2, 2, 2400)
+    client.force_login(operator)
+    body = client.get("/api/reuse").json()
+    assert (body["runs"], body["saved_calls"], body["saved_tokens"]) == (2, 2, 2400)
+    assert body["reuses"][0]["reused_from"] == "playbook:demo-deploy"
+    page = client.get("/overview/").content.decode()
+    assert "2 runs reused an approved plan" in page and "2400" in page
+    run_page = client.get(f"/runs/{reused[0].pk}/").content.decode()
+    assert "Reused plan from playbook:demo-deploy: saved 1 model call and about 1200 tokens" in (
+        run_page
+    )
+
+
+@pytest.mark.django_db
+def test_a_reuse_of_a_run_counts_the_calls_that_planned_that_run(operator: Any) -> None:
+    from runs.events import PlannerDecision
+    from runs.overview import reuse_savings
+    from runs.statemachine import NewEvent, append_events
+
+    source = run_submit_task(title="earlier", submitted_by=operator, planner="manual")
+    for purpose in ("plan", "repair", "replan"):
+        LlmCall.objects.create(run=source, provider="openai", purpose=purpose, tokens_in=10)
+    run = run_submit_task(title="again", submitted_by=operator, planner="manual")
+    decision = PlannerDecision(
+        planner="reuse:run", mode="plan", ok=True, reused_from=f"run:{source.pk}", saved_tokens=30
+    )
+    append_events(run.pk, [NewEvent("planner", decision)])
+    (saving,) = reuse_savings(run_ids=[run.pk])
+    assert (saving.source, saving.saved_calls) == (f"run {source.pk}", 2)
