@@ -35,6 +35,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from reviews.models import EscalationCause
+from runs import llmtools
 from runs.dbthreads import in_db_thread
 from runs.execution.budgets import Usage, budgets_for, run_usage
 from runs.execution.deadlines import Deadlines
@@ -48,11 +49,12 @@ from runs.execution.run_state import RunState
 from runs.execution.runner import StepRunner
 from runs.execution.steps import StepState
 from runs.execution.writes import Committer
-from runs.models import Run, RunStatus, Step
+from runs.models import Run, RunStatus, Step, StepStatus
 from runs.planning.references import find_references
 from runs.publish import publisher
 from runs.statemachine import RUN_TERMINAL
 from runs.tools.base import ToolSpec
+from runs.tools.kinds.agent import KIND as AGENT
 
 log = logging.getLogger(__name__)
 R = RunStatus
@@ -414,5 +416,7 @@ def load_run(run: RunState, *, planning: PlanningPort, supervision: SupervisionP
             locks=(*spec.locks, *s.locks) if spec is not None else tuple(s.locks or ()),
             idempotency_key=str(s.idempotency_key),
         )
+        if s.status == StepStatus.RUNNING and spec is not None and spec.kind == AGENT:
+            state.in_doubt = llmtools.in_doubt(state.idempotency_key or "")
         (run.main if s.phase == Step.Phase.MAIN else run.rollback).append(state)
     supervision.load_gates(run)

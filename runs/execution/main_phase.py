@@ -124,7 +124,8 @@ class MainPhase:
             await self.supervision.escalate(
                 self.run,
                 EscalationCause.PARTIAL_RUN,
-                f"step {partial.key} may have partly run: its worker stopped while it was "
+                partial.in_doubt
+                or f"step {partial.key} may have partly run: its worker stopped while it was "
                 "running and its tool is neither idempotent nor honours idempotency keys",
                 step=partial,
             )

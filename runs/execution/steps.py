@@ -64,6 +64,9 @@ class StepState:
     locks: tuple[str, ...] = ()
     # Handed to every call of the step's tool (``Step.idempotency_key``); None: none stored.
     idempotency_key: str | None = None
+    # Left running by a stopped worker with an inner call (an agent's) that may have
+    # taken effect and may not be made again: why (runs.llmtools.in_doubt), else "".
+    in_doubt: str = ""
 
 
 @dataclass(slots=True)
