@@ -40,8 +40,8 @@ from reviews.models import (
 )
 from runs.events import StepStatusChanged
 from runs.lifecycle.dispatch import enqueue_resume
-from runs.llmtools import calls_redo
 from runs.lifecycle.rollback_review import RollbackRefused, rollback_resume
+from runs.llmtools import calls_redo
 from runs.models import Plan, Run, RunStatus, Step, StepStatus, TranscriptEvent
 from runs.plan_versions import steps_carry_over
 from runs.statemachine import (

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from django.contrib.auth.models import User
 
 from reviews.actions import allowed_actions
