@@ -41,9 +41,11 @@ RUN_TRANSITIONS: dict[str, frozenset[str]] = {
     R.AWAITING_INPUT: frozenset({R.QUEUED, R.FAILED, R.ESCALATED, R.CANCELLED}),
     # -> queued: a reviewer approved; the run goes back to the queue for any worker.
     R.AWAITING_APPROVAL: frozenset({R.QUEUED, R.EXECUTING, R.ROLLING_BACK, R.FAILED, R.CANCELLED}),
+    # -> awaiting_input: the iterative planner asked a question instead of its next step.
     R.EXECUTING: frozenset(
         {
             R.AWAITING_APPROVAL,
+            R.AWAITING_INPUT,
             R.REPLANNING,
             R.ROLLING_BACK,
             R.SUCCEEDED,

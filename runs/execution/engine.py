@@ -296,7 +296,9 @@ class RunExecutor:
 
         (True, None): a new plan version with one more pending step is current
         (reloaded); run it. (False, None): the planner said stop; the run
-        succeeds. (False, reason): no next step; the run fails with the reason.
+        succeeds, unless it asked a question instead (``run.status`` is then
+        ``awaiting_input``: the run waits, released). (False, reason): no next
+        step; the run fails with the reason.
         """
         run = self.run
 
@@ -309,6 +311,9 @@ class RunExecutor:
         action, reason = await in_db_thread(work)
         if action == "lost":
             raise StaleStateError(reason)
+        if action == "ask":
+            run.status = R.AWAITING_INPUT
+            return False, None
         if action == "continue":
             return True, None
         return False, reason if action == "fail" else None

@@ -343,6 +343,8 @@ class MainPhase:
             await committer.commit(batch)  # the planner reads the finished steps
             batch = Batch(run.run_id)
             more, self.failure = await self.next_step()
+            if run.status == R.AWAITING_INPUT:
+                return None  # the planner asked a question: the run waits, released
             if more and self.cancel.is_set():
                 await committer.cancel_all({}, Batch(run.run_id))
                 return None
