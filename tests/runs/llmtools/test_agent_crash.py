@@ -130,6 +130,7 @@ def test_a_takeover_replays_finished_inner_calls_and_repeats_an_idempotent_one(
     assert statuses == [("note", "succeeded"), ("block", "succeeded")]
 
 
+@pytest.mark.timeout(360)  # three worker processes start one after another
 def test_a_non_idempotent_inner_call_caught_mid_flight_escalates_and_a_retry_makes_it_again(
     tmp_path: Path, fake: FakeLLM, reviewer: User
 ) -> None:
