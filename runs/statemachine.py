@@ -36,8 +36,8 @@ RUN_TRANSITIONS: dict[str, frozenset[str]] = {
     R.PLANNING: frozenset(
         {R.AWAITING_APPROVAL, R.AWAITING_INPUT, R.EXECUTING, R.FAILED, R.ESCALATED, R.CANCELLED}
     ),
-    # The planner asked a question: answered -> queued (planned again with the answer);
-    # unanswered past its SLA -> the clarification kind's timeout action.
+    # The planner asked a question: answered -> queued (planned, or its next step chosen, with
+    # the answer); unanswered past its SLA -> the clarification kind's timeout action.
     R.AWAITING_INPUT: frozenset({R.QUEUED, R.FAILED, R.ESCALATED, R.CANCELLED}),
     # -> queued: a reviewer approved; the run goes back to the queue for any worker.
     R.AWAITING_APPROVAL: frozenset({R.QUEUED, R.EXECUTING, R.ROLLING_BACK, R.FAILED, R.CANCELLED}),

@@ -99,7 +99,7 @@ def _may_answer(user: User, run: Run) -> bool:
 
 @transaction.atomic
 def run_answer(*, run_id: int, user: User, answer: str) -> Run:
-    """Answer the run's open question: stored, audited, and the run planned again.
+    """Answer the run's open question: stored, audited, and the run back to the planner.
 
     Raises ``Run.DoesNotExist``, ``NotYours`` (not the submitter nor a reviewer) or
     ``RunError`` (no question waiting, an empty or too long answer); nothing is written then.
