@@ -493,7 +493,7 @@ class AgentToolCall(_Event):
     step: str
     index: int
     tool: str
-    status: str  # started | succeeded | failed | refused
+    status: str  # started | succeeded | failed | refused | redo
     params: dict[str, Any] = Field(default_factory=dict)
     result: Any = None
     error: str = ""

@@ -467,6 +467,9 @@ class AgentCall(models.Model):
         SUCCEEDED = "succeeded"
         FAILED = "failed"
         REFUSED = "refused"
+        # Caught mid-flight on a tool that is not repeatable; a reviewer chose to retry
+        # the step, so the next replay makes the call again.
+        REDO = "redo"
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="agent_calls")
     step_key = models.CharField(max_length=100)
@@ -479,6 +482,9 @@ class AgentCall(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices)
     result = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # Tokens (in + out) of the model call that made the decision: summed on a replay,
+    # so the step's own token budget counts what it spent before a crash or retry.
+    tokens = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -36,17 +36,19 @@ RUN_TRANSITIONS: dict[str, frozenset[str]] = {
     R.PLANNING: frozenset(
         {R.AWAITING_APPROVAL, R.AWAITING_INPUT, R.EXECUTING, R.FAILED, R.ESCALATED, R.CANCELLED}
     ),
-    # The planner asked a question: answered -> queued (planned again with the answer);
-    # unanswered past its SLA -> the clarification kind's timeout action.
+    # The planner asked a question: answered -> queued (planned, or its next step chosen, with
+    # the answer); unanswered past its SLA -> the clarification kind's timeout action.
     R.AWAITING_INPUT: frozenset({R.QUEUED, R.FAILED, R.ESCALATED, R.CANCELLED}),
     # -> queued: a reviewer approved; the run goes back to the queue for any worker.
     R.AWAITING_APPROVAL: frozenset({R.QUEUED, R.EXECUTING, R.ROLLING_BACK, R.FAILED, R.CANCELLED}),
     # A subplan step's child run finished -> queued (the parent goes on with its outcome).
     R.AWAITING_CHILD: frozenset({R.QUEUED, R.ROLLING_BACK, R.FAILED, R.CANCELLED}),
+    # -> awaiting_input: the iterative planner asked a question instead of its next step.
     R.EXECUTING: frozenset(
         {
             R.AWAITING_APPROVAL,
             R.AWAITING_CHILD,
+            R.AWAITING_INPUT,
             R.REPLANNING,
             R.ROLLING_BACK,
             R.SUCCEEDED,

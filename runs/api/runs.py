@@ -286,7 +286,7 @@ def run_forecast(request: HttpRequest, run_id: int = RunId) -> dict[str, Any]:
 @runs_router.post(
     "/{run_id}/answer",
     response={200: RunOut, **ERRORS},
-    summary="Answer the planner's clarifying question (the run is planned again)",
+    summary="Answer the planner's clarifying question (the planner continues with it)",
 )
 def run_answer(request: HttpRequest, payload: AnswerIn, run_id: int = RunId) -> Run:
     """For the task's submitter or a reviewer (403 otherwise); 409 when no question waits."""

@@ -35,6 +35,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from reviews.models import EscalationCause
+from runs import llmtools
 from runs.dbthreads import in_db_thread
 from runs.execution.budgets import Usage, budgets_for, run_usage
 from runs.execution.deadlines import Deadlines
@@ -48,12 +49,13 @@ from runs.execution.run_state import RunState
 from runs.execution.runner import StepRunner
 from runs.execution.steps import StepState
 from runs.execution.writes import Committer
-from runs.models import Run, RunStatus, Step
+from runs.models import Run, RunStatus, Step, StepStatus
 from runs.planning.references import find_references
 from runs.planning.subplans import SUBPLAN_SPEC, is_subplan
 from runs.publish import publisher
 from runs.statemachine import RUN_TERMINAL
 from runs.tools.base import ToolSpec
+from runs.tools.kinds.agent import KIND as AGENT
 
 log = logging.getLogger(__name__)
 R = RunStatus
@@ -296,7 +298,9 @@ class RunExecutor:
 
         (True, None): a new plan version with one more pending step is current
         (reloaded); run it. (False, None): the planner said stop; the run
-        succeeds. (False, reason): no next step; the run fails with the reason.
+        succeeds, unless it asked a question instead (``run.status`` is then
+        ``awaiting_input``: the run waits, released). (False, reason): no next
+        step; the run fails with the reason.
         """
         run = self.run
 
@@ -309,6 +313,9 @@ class RunExecutor:
         action, reason = await in_db_thread(work)
         if action == "lost":
             raise StaleStateError(reason)
+        if action == "ask":
+            run.status = R.AWAITING_INPUT
+            return False, None
         if action == "continue":
             return True, None
         return False, reason if action == "fail" else None
@@ -418,5 +425,7 @@ def load_run(run: RunState, *, planning: PlanningPort, supervision: SupervisionP
             locks=(*spec.locks, *s.locks) if spec is not None else tuple(s.locks or ()),
             idempotency_key=str(s.idempotency_key),
         )
+        if s.status == StepStatus.RUNNING and spec is not None and spec.kind == AGENT:
+            state.in_doubt = llmtools.in_doubt(state.idempotency_key or "")
         (run.main if s.phase == Step.Phase.MAIN else run.rollback).append(state)
     supervision.load_gates(run)

@@ -125,7 +125,8 @@ class MainPhase:
             await self.supervision.escalate(
                 self.run,
                 EscalationCause.PARTIAL_RUN,
-                f"step {partial.key} may have partly run: its worker stopped while it was "
+                partial.in_doubt
+                or f"step {partial.key} may have partly run: its worker stopped while it was "
                 "running and its tool is neither idempotent nor honours idempotency keys",
                 step=partial,
             )
@@ -343,6 +344,8 @@ class MainPhase:
             await committer.commit(batch)  # the planner reads the finished steps
             batch = Batch(run.run_id)
             more, self.failure = await self.next_step()
+            if run.status == R.AWAITING_INPUT:
+                return None  # the planner asked a question: the run waits, released
             if more and self.cancel.is_set():
                 await committer.cancel_all({}, Batch(run.run_id))
                 return None

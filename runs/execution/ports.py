@@ -60,5 +60,8 @@ class PlanningPort(Protocol):
         ...
 
     def next_step(self, *, run_id: int, fence: str | None) -> tuple[str, str]:
-        """An iterative task's next step: (``continue`` | ``finish`` | ``fail`` | ``lost``, reason)."""
+        """An iterative task's next step: (``continue`` | ``finish`` | ``fail`` | ``lost`` | ``ask``, reason).
+
+        ``ask``: the planner asked a question; the run is already ``awaiting_input``.
+        """
         ...

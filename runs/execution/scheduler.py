@@ -48,7 +48,8 @@ class Scheduler:
 
         A step left ``running`` by a worker that died is re-queued when its tool
         is idempotent or honours the step's idempotency key (the call again carries
-        the same key); otherwise it is returned, and the run must escalate.
+        the same key) and no inner call of it is in doubt; otherwise it is returned,
+        and the run must escalate.
         """
         failure: str | None = None
         for s in self.steps:
@@ -59,7 +60,7 @@ class Scheduler:
                     s.adopt_remote = True
                     transition(batch, s, S.PENDING, reason="re-queued: its pool step is taken up")
                     continue
-                if s.tool is None or not s.tool.repeatable:
+                if s.tool is None or not s.tool.repeatable or s.in_doubt:
                     return s, failure
                 transition(batch, s, S.PENDING, reason=requeue_reason(s.tool))
             elif s.status in (S.FAILED, S.CANCELLED) and failure is None:

@@ -66,6 +66,9 @@ class StepState:
     idempotency_key: str | None = None
     # Taken over while a pool worker had it: its pool row (in flight or finished) is its call.
     adopt_remote: bool = False
+    # Left running by a stopped worker with an inner call (an agent's) that may have
+    # taken effect and may not be made again: why (runs.llmtools.in_doubt), else "".
+    in_doubt: str = ""
 
 
 @dataclass(slots=True)

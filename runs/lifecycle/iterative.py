@@ -13,6 +13,7 @@ from runs.lifecycle.adoption import (
     replan_give_up,
     replan_store_failed,
 )
+from runs.lifecycle.questions import clarifications_of, question_open, questions_left
 from runs.models import Plan, Run, RunStatus, Step, StepStatus, TranscriptEvent
 from runs.planning.accounting import record_calls
 from runs.planning.attempts import PlanOutcome
@@ -58,15 +59,20 @@ def _after_success(run_id: int, fence: str | None) -> IterationResult:
             "fail", f"max steps reached ({taken} of {options.max_steps}) without the planner's stop"
         )
     steps = _main_steps(old)
-    outcome = _ask(run, options, steps, number=taken + 1, purpose="step")
+    outcome = _ask(run, options, steps, number=taken + 1, purpose="step", may_ask=True)
     if outcome.ok and outcome.document is not None:
         plan_adopt(run_id, old, outcome, steps, fence, source=Plan.Source.PLANNER, resume=False)
         return IterationResult("continue")
     from django.db import transaction
 
     with transaction.atomic():
-        plan_hold(run_id, fence)
+        held = plan_hold(run_id, fence)
         append_events(run_id, record_calls(run_id=run_id, calls=outcome.calls))
+        if outcome.question is not None and outcome.document is None:
+            # The run waits for the answer holding no worker; answered, it is queued and
+            # the executor that claims it asks the planner again (every answer included).
+            question_open(run=held, question=outcome.question, planner=outcome.planner)
+            return IterationResult("ask", outcome.reason)
         if outcome.ok:  # stop
             append_events(run_id, [step_event(outcome, number=taken + 1)])
     if outcome.ok:
@@ -150,7 +156,9 @@ def _ask(
     number: int,
     purpose: str,
     failure: str = "",
+    may_ask: bool = False,
 ) -> PlanOutcome:
+    """The planner's next step; after a success it may ask instead while questions are left."""
     kept = kept_steps(steps)
     context = context_for(
         task=run.task.title,
@@ -164,11 +172,15 @@ def _ask(
             max_steps=options.max_steps,
             failure=failure,
         ),
+        clarifications=clarifications_of(run.pk),
+        may_ask=may_ask and questions_left(run.pk) > 0,
     )
     return plan_task(context, options, purpose=purpose, kept=kept)
 
 
 @dataclass(frozen=True)
 class IterationResult:
-    action: str  # continue (a new step is current) | finish (stop) | fail | lost (lease)
+    # continue (a new step is current) | finish (stop) | fail | lost (lease)
+    # | ask (the planner asked a question: the run waits ``awaiting_input``)
+    action: str
     reason: str = ""

@@ -28,7 +28,7 @@ class PlanningHooks:
         return result.adopted, result.report
 
     def next_step(self, *, run_id: int, fence: str | None) -> tuple[str, str]:
-        """The iterative planner's next move: (continue | finish | fail | lost, reason)."""
+        """The iterative planner's next move: (continue | finish | fail | lost | ask, reason)."""
 
         result = next_step_after_success(run_id=run_id, fence=fence)
         return result.action, result.reason

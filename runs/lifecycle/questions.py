@@ -1,11 +1,13 @@
 """Clarifying questions: the run waits (``awaiting_input``, holding no worker) for an answer.
 
-1. The planner answers with a question (``PlanOutcome.question``): ``question_open``
-   opens a ``clarification`` review item (the kind's SLA and timeout action apply),
-   records the question in the transcript and parks the run.
+1. The planner answers with a question (``PlanOutcome.question``) instead of a plan,
+   or, in the iterative mode, instead of its next step: ``question_open`` opens a
+   ``clarification`` review item (the kind's SLA and timeout action apply), records
+   the question in the transcript and parks the run, releasing its worker.
 2. The task's submitter or a reviewer answers (``run_answer``): the item closes with
    the answer, the transcript and the audit trail record it, and the run goes back to
-   the queue, where the planner plans again with every answer so far.
+   the queue, where the planner plans again (or picks its next step) with every
+   answer so far.
 3. At most ``PLANNERWEB_MAX_QUESTIONS`` per run: past that the planner is not offered
    the question form, so it must plan (or fail to).
 """
@@ -63,7 +65,7 @@ def open_question(run_id: int) -> ReviewItem | None:
 
 
 def question_open(*, run: Run, question: dict[str, Any], planner: str) -> str:
-    """Park a planning run on the planner's question (inside the caller's transaction)."""
+    """Park a planning or iterative run on the planner's question (inside the caller's transaction)."""
     number = ReviewItem.objects.filter(run=run, kind=ReviewKind.CLARIFICATION).count() + 1
     text = str(question.get("question", ""))
     item = review_open(
@@ -97,7 +99,7 @@ def _may_answer(user: User, run: Run) -> bool:
 
 @transaction.atomic
 def run_answer(*, run_id: int, user: User, answer: str) -> Run:
-    """Answer the run's open question: stored, audited, and the run planned again.
+    """Answer the run's open question: stored, audited, and the run back to the planner.
 
     Raises ``Run.DoesNotExist``, ``NotYours`` (not the submitter nor a reviewer) or
     ``RunError`` (no question waiting, an empty or too long answer); nothing is written then.
@@ -139,7 +141,7 @@ def run_answer(*, run_id: int, user: User, answer: str) -> Run:
     run = run_transition(
         run_id=run_id,
         to=RunStatus.QUEUED,
-        reason="answered: planning again",
+        reason="answered: back to the planner",
         role=TranscriptEvent.Role.REVIEWER,
         extra_events=[NewEvent(TranscriptEvent.Role.REVIEWER, answered)],
     )

@@ -7,7 +7,8 @@ reopens the run (``run_transition(reopen=True)``) and enqueues ``runs.tasks.resu
 after commit; a worker then continues through the executor. What each action does:
 
 1. retry: the step goes back to ``pending`` (attempts kept), so do the steps the
-   stop skipped; the run is queued.
+   stop skipped; the run is queued. An agent step's inner call caught mid-flight
+   is made again (its finished calls are replayed, not repeated).
 2. skip: the step is ``skipped``; steps the stop skipped go back to ``pending``,
    except those that need the skipped step: the executor skips them (a reviewer
    who wants them run edits the plan instead).
@@ -40,6 +41,7 @@ from reviews.models import (
 from runs.events import StepStatusChanged
 from runs.lifecycle.dispatch import enqueue_resume
 from runs.lifecycle.rollback_review import RollbackRefused, rollback_resume
+from runs.llmtools import calls_redo
 from runs.models import Plan, Run, RunStatus, Step, StepStatus, TranscriptEvent
 from runs.plan_versions import steps_carry_over
 from runs.statemachine import (
@@ -135,6 +137,7 @@ def run_resume(
     if action == "retry":
         if target.status != S.PENDING:
             events.append(step_reopen(step=target, to=S.PENDING, reason=why, role=REVIEWER))
+        events.extend(calls_redo(str(target.idempotency_key)))
     else:
         events.append(step_reopen(step=target, to=S.SKIPPED, reason=why, role=REVIEWER))
     for s in steps:  # what the stop skipped runs after all (the executor re-skips dependents)

@@ -11,14 +11,14 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from runs.dbthreads import in_db_thread
-from runs.llmtools.agent import run_agent
+from runs.llmtools.agent import calls_redo, in_doubt, run_agent
 from runs.llmtools.answer import answer
 from runs.planning.accounting import run_llm_totals
 from runs.tools.base import ToolSpec
 from runs.tools.kinds import agent, llm
 
 KINDS = frozenset({llm.KIND, agent.KIND})
-__all__ = ["KINDS", "call"]
+__all__ = ["KINDS", "call", "calls_redo", "in_doubt"]
 
 
 class Usage(Protocol):

@@ -4,9 +4,11 @@ Every inner tool call is durable like a step: an ``AgentCall`` row (and an
 ``agent.tool_call`` event nested under the step) is written before the call and
 again after it, keyed by the step's idempotency key. A step run again (a retry,
 or another worker taking a crashed run over) replays the finished calls into
-the conversation instead of repeating them; a call caught mid-flight is made
-again only when its tool is repeatable, else the step fails naming it, so a
-human checks (the same rule as for a step).
+the conversation instead of repeating them, and counts their model calls' tokens
+against the step's budget. A call caught mid-flight is made again only when its
+tool is repeatable; otherwise the takeover escalates the step like any step that
+may have partly run (``in_doubt``), and the call is made again only once a
+reviewer retries the step (``calls_redo``).
 
 1. Load the allowed tools (the step's ``tools`` that exist, are enabled, and are
    neither sensitive nor agents: those need a step, and a review, of their own).
@@ -78,7 +80,7 @@ class Loop:
     allowed: list[str]
     messages: list[dict[str, str]] = field(default_factory=list)
     index: int = 0
-    tokens: int = 0
+    tokens: int = 0  # of the step's model calls, those replayed included
 
 
 async def run_agent(
@@ -123,11 +125,12 @@ async def run_agent(
                 purpose="agent",
             )
         )
-        loop.tokens += reply.tokens_in + reply.tokens_out
+        spent = reply.tokens_in + reply.tokens_out
+        loop.tokens += spent
         decision = reply.data if isinstance(reply.data, dict) else None
         if decision is not None and decision.get("done") is True:
             return decision.get("answer")
-        await _act(loop, reply.text, decision)
+        await _act(loop, reply.text, decision, spent)
     raise ToolError(f"the agent made {limit} model calls (max_iterations) without an answer")
 
 
@@ -141,13 +144,54 @@ def _inputs(params: dict[str, Any]) -> tuple[str, list[str]]:
 
 
 def _load(run_id: int, step: str, key: str, allowed: list[str]) -> Loop:
-    specs = load_tool_specs(allowed)
-    usable = {
+    usable = _usable(allowed)
+    return Loop(run_id=run_id, step=step, key=key, tools=usable, allowed=allowed)
+
+
+def _usable(names: list[str]) -> dict[str, ToolSpec]:
+    """The tools an agent may call among ``names``: enabled, neither sensitive nor agents."""
+    specs = load_tool_specs(names)
+    return {
         name: s
         for name, s in specs.items()
         if s.enabled and not s.sensitive and s.kind != Tool.Kind.AGENT
     }
-    return Loop(run_id=run_id, step=step, key=key, tools=usable, allowed=allowed)
+
+
+def in_doubt(key: str) -> str:
+    """Why an agent step left running may have partly run ("" when it may simply run again).
+
+    A call of the step recorded as started, on a tool that is neither idempotent
+    nor honours idempotency keys (or is no longer usable), may have taken effect:
+    the takeover must not make it again blindly, nor fail the step, but escalate.
+    """
+    rows = list(AgentCall.objects.filter(idempotency_key=key, status=S.STARTED))
+    if not rows:
+        return ""
+    tools = _usable([r.tool for r in rows])
+    for row in rows:
+        spec = tools.get(row.tool)
+        if spec is None or not spec.repeatable:
+            return (
+                f"step {row.step_key} may have partly run: its agent's call {row.index} to "
+                f"{row.tool!r} was in flight when its worker stopped, and that tool is neither "
+                "idempotent nor honours idempotency keys (the calls before it finished and "
+                "are not made again)"
+            )
+    return ""
+
+
+def calls_redo(key: str) -> list[NewEvent]:
+    """A reviewer retries an agent step: its calls caught mid-flight are made again on replay.
+
+    Call inside the decision's transaction; returns the calls' events to append.
+    """
+    events = []
+    for row in AgentCall.objects.filter(idempotency_key=key, status=S.STARTED):
+        row.status = S.REDO
+        row.save(update_fields=["status"])
+        events.append(NewEvent(TranscriptEvent.Role.REVIEWER, _event_of(row)))
+    return events
 
 
 def _task(instruction: str, loop: Loop) -> str:
@@ -162,12 +206,18 @@ def _task(instruction: str, loop: Loop) -> str:
 async def _replay(loop: Loop, row: AgentCall) -> None:
     """A recorded call back into the conversation; one caught mid-flight is made again or fails."""
     loop.index = row.index + 1
+    loop.tokens += row.tokens
     loop.messages.append({"role": "assistant", "content": row.decision})
-    if row.status != S.STARTED:
+    if row.status not in (S.STARTED, S.REDO):
         loop.messages.append({"role": "user", "content": _observation(row.status, row)})
         return
     spec = loop.tools.get(row.tool)
-    if spec is None or not spec.repeatable:
+    if spec is None:
+        raise ToolConfigError(
+            f"the agent's call {row.index} to {row.tool!r} cannot be made again: "
+            "the tool is missing, disabled or not usable by an agent"
+        )
+    if row.status == S.STARTED and not spec.repeatable:
         raise ToolConfigError(
             f"the agent's call {row.index} to {row.tool!r} was caught mid-flight and the tool "
             "is not idempotent: check by hand whether it took effect"
@@ -175,14 +225,16 @@ async def _replay(loop: Loop, row: AgentCall) -> None:
     await _call(loop, row, spec, dict(row.params))
 
 
-async def _act(loop: Loop, text: str, decision: dict[str, Any] | None) -> None:
+async def _act(loop: Loop, text: str, decision: dict[str, Any] | None, tokens: int) -> None:
     """Carry out one decision that is not ``done``: a tool call, or a refusal recorded."""
     tool = decision.get("tool") if decision else None
     args = decision.get("arguments") if decision else None
     args = args if isinstance(args, dict) else {}
     loop.messages.append({"role": "assistant", "content": text or "(empty)"})
     why = _refusal(loop, tool, args, decision)
-    row = await in_db_thread(lambda: _record_start(loop, text, str(tool or ""), args, refused=why))
+    row = await in_db_thread(
+        lambda: _record_start(loop, text, str(tool or ""), args, refused=why, tokens=tokens)
+    )
     loop.index += 1
     if why:
         loop.messages.append({"role": "user", "content": f"Refused: {why}"})
@@ -239,7 +291,7 @@ def _observation(status: str, row: AgentCall) -> str:
 
 @transaction.atomic
 def _record_start(
-    loop: Loop, decision: str, tool: str, args: dict[str, Any], *, refused: str
+    loop: Loop, decision: str, tool: str, args: dict[str, Any], *, refused: str, tokens: int
 ) -> AgentCall:
     """The write-ahead row of a call (or the record of a refusal), with its event."""
     red = Redactor(loop.run_id)
@@ -253,6 +305,7 @@ def _record_start(
         params=red.value(storable_copy(args)),
         status=S.REFUSED if refused else S.STARTED,
         error=refused,
+        tokens=tokens,
     )
     _event(row)
     return row
@@ -267,7 +320,11 @@ def _record_end(loop: Loop, row: AgentCall, status: str, result: Any, error: str
 
 
 def _event(row: AgentCall) -> None:
-    event = AgentToolCall(
+    append_events(row.run_id, [NewEvent(TranscriptEvent.Role.EXECUTOR, _event_of(row))])
+
+
+def _event_of(row: AgentCall) -> AgentToolCall:
+    return AgentToolCall(
         step=row.step_key,
         index=row.index,
         tool=row.tool,
@@ -276,4 +333,3 @@ def _event(row: AgentCall) -> None:
         result=row.result,
         error=row.error,
     )
-    append_events(row.run_id, [NewEvent(TranscriptEvent.Role.EXECUTOR, event)])

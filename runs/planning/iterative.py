@@ -20,6 +20,10 @@ The loop, driven by the executor's hook (``RunExecutor._next_step``):
 4. A failed step goes to ``replan_after_failure`` as usual, which hands
    iterative tasks to ``next_step_after_failure``: the model sees the error and
    picks the next step; each such call spends one of ``max_replans``.
+5. While the run has questions left, the model may answer ``{"ask", "options"}``
+   instead of a step (before the first one or after any that succeeded): the run
+   waits ``awaiting_input`` holding no worker, and the answer (with every earlier
+   one) is in the next call's message.
 """
 
 from __future__ import annotations
@@ -333,9 +337,10 @@ def _after(document: Any, last: str | None) -> Any:
 def _prompt(context: PlanningContext) -> tuple[bool, str, dict[str, Any]]:
     """Whether this call may ask, its system prompt and its answer schema.
 
-    Questions only before the first step: later the run is executing (the executor asks none).
+    A question instead of the first step parks the planning run; instead of a later
+    step it parks the executing run (``runs.lifecycle.iterative``), both until answered.
     """
-    asking = context.may_ask and not (context.iteration and context.iteration.history)
+    asking = context.may_ask
     system = step_system_prompt(context) + (f"\n{ASK_RULE}" if asking else "")
     workflows = workflow_lines(context.workflows)
     if workflows:

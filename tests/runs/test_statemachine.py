@@ -93,6 +93,7 @@ RUN_SPEC: dict[str, set[str]] = {
     "awaiting_input": {"queued", "failed", "escalated", "cancelled"},
     "executing": {
         "awaiting_approval",
+        "awaiting_input",  # the iterative planner asks instead of its next step
         "replanning",
         "rolling_back",
         "succeeded",

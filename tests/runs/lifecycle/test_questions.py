@@ -11,6 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from reviews.models import AuditEntry, ReviewItem, ReviewKindSettings, TimeoutAction
+from runs.lifecycle.claim import run_execute
 from runs.lifecycle.errors import RunError
 from runs.lifecycle.planning import run_plan, run_submit_task
 from runs.lifecycle.questions import NotYours, run_answer
@@ -220,3 +221,107 @@ def test_an_iterative_planner_may_ask_before_its_first_step(
     run.refresh_from_db()
     assert run.current_plan is not None
     assert run.current_plan.steps.get().params["label"] == "staging"
+
+
+def _step(label: str, *, stop: bool = False) -> dict[str, Any]:
+    return {
+        "thought": "next",
+        "next_step": f"record {label}",
+        "tool": "record",
+        "arguments": {"key": "k", "label": label},
+        "stop": stop,
+        "confidence": 0.9,
+    }
+
+
+def _iterative(operator: User) -> Run:
+    run = run_submit_task(
+        title="deploy step by step", submitted_by=operator, planner="openai", mode="iterative"
+    )
+    assert run_plan(run_id=run.pk) == RunStatus.EXECUTING
+    return run
+
+
+def test_an_iterative_planner_asks_mid_run_and_continues_on_another_worker_with_the_answer(
+    planner_tools: Any, planner_settings: Any, monkeypatch: pytest.MonkeyPatch, operator: User
+) -> None:
+    model = scripted(monkeypatch, "openai", _step("built"), QUESTION, _step("staging", stop=True))
+    run = _iterative(operator)
+
+    assert run_execute(run_id=run.pk, worker_id="first") == RunStatus.AWAITING_INPUT
+    run.refresh_from_db()
+    assert run.status == RunStatus.AWAITING_INPUT and not run.lease_owner  # no worker held
+    assert run.lease_expires_at is None
+    assert "ask" in model.requests[1].schema["properties"]
+    assert ASK_RULE in model.requests[1].system
+    item = ReviewItem.objects.get(run=run, kind="clarification", status="open")
+    assert item.context == {"question": QUESTION["ask"], "options": ["staging", "production"]}
+    asked = TranscriptEvent.objects.get(run=run, kind="question.asked").payload
+    assert (asked["number"], asked["item_id"]) == (1, item.pk)
+    assert list(run.current_plan.steps.values_list("key", "status")) == [("step-1", "succeeded")]
+
+    run_answer(run_id=run.pk, user=operator, answer="staging")
+    assert AuditEntry.objects.filter(run_id=run.pk, action="review.answered").exists()
+    assert run_execute(run_id=run.pk, worker_id="second") == RunStatus.SUCCEEDED
+
+    told = model.requests[2].messages[0]["content"]
+    assert f"Q: {QUESTION['ask']}" in told and "A: staging" in told
+    assert '"label": "built"' in told  # the step before the question is in the history
+    run.refresh_from_db()
+    assert run.current_plan.steps.get(key="step-2").params["label"] == "staging"
+    assert run.current_plan.steps.get(key="step-1").status == "succeeded"
+    kinds = list(
+        TranscriptEvent.objects.filter(run=run)
+        .filter(kind__in=["question.asked", "question.answered", "run.status"])
+        .order_by("seq")
+        .values_list("kind", "payload")
+    )
+    moves = [(k, p.get("to_status")) for k, p in kinds]
+    at = moves.index(("question.asked", None))
+    assert moves[at + 1 :][:3] == [
+        ("run.status", "awaiting_input"),
+        ("question.answered", None),
+        ("run.status", "queued"),
+    ]
+    claims = [p["reason"] for k, p in kinds if p.get("to_status") == "executing"]
+    assert claims[-1] == "claimed by second"
+
+
+def test_the_question_limit_counts_questions_of_both_kinds_of_call(
+    planner_tools: Any, planner_settings: Any, monkeypatch: pytest.MonkeyPatch, operator: User
+) -> None:
+    planner_settings.PLANNERWEB_MAX_QUESTIONS = 1
+    done = {"thought": "done", "next_step": "", "tool": None, "arguments": None, "stop": True}
+    model = scripted(monkeypatch, "openai", QUESTION, _step("staging"), done)
+    run = run_submit_task(
+        title="deploy step by step", submitted_by=operator, planner="openai", mode="iterative"
+    )
+    assert run_plan(run_id=run.pk) == RunStatus.AWAITING_INPUT
+    run_answer(run_id=run.pk, user=operator, answer="staging")
+    assert run_plan(run_id=run.pk) == RunStatus.EXECUTING
+
+    assert run_execute(run_id=run.pk) == RunStatus.SUCCEEDED
+    assert "ask" not in model.requests[2].schema["properties"]  # its one question is spent
+    assert ASK_RULE not in model.requests[2].system
+    assert "A: staging" in model.requests[2].messages[0]["content"]
+    assert ReviewItem.objects.filter(run=run, kind="clarification").count() == 1
+
+
+def test_a_question_asked_mid_run_unanswered_follows_its_kinds_timeout_action(
+    planner_tools: Any, planner_settings: Any, monkeypatch: pytest.MonkeyPatch, operator: User
+) -> None:
+    ReviewKindSettings.objects.create(
+        kind="clarification", sla_minutes=30, timeout_action=TimeoutAction.AUTO_ABORT
+    )
+    model = scripted(monkeypatch, "openai", _step("built"), QUESTION)
+    run = _iterative(operator)
+    assert run_execute(run_id=run.pk) == RunStatus.AWAITING_INPUT
+
+    expired = review_expire_overdue(now=timezone.now() + timedelta(minutes=31))
+
+    assert expired == [ReviewItem.objects.get(run=run).pk]
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED
+    assert len(model.requests) == 2  # the planner was not asked again
+    with pytest.raises(RunError, match="no question waiting"):
+        run_answer(run_id=run.pk, user=operator, answer="staging")

@@ -12,6 +12,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from reviews.models import ReviewItem, ReviewKind
 from runs.lifecycle.cancel import run_cancel
 from runs.lifecycle.claim import run_execute
 from runs.lifecycle.submit import run_submit_plan
@@ -241,3 +242,24 @@ def test_the_run_page_lists_an_agent_steps_inner_calls_under_the_step(
     assert "agent calls (2)" in html
     assert "<li><code>record</code> succeeded</li>" in html
     assert "<code>hang</code> refused: " in html
+
+
+def test_approval_policies_and_confidence_gates_apply_to_a_sensitive_agent_step(
+    agent: Callable[..., ScriptedProvider], key: str, fast_settings: Any
+) -> None:
+    model = agent(call("record", key=key, label="a"), done("ok"))
+    Tool.objects.filter(name="agent").update(sensitive=True)
+    fast_settings.PLANNERWEB_APPROVAL_MODE = "sensitive"
+    document = plan(["record"])
+    run = run_submit_plan(title="t", document=document, submitted_by=None)
+    assert run.status == RunStatus.AWAITING_APPROVAL
+    item = ReviewItem.objects.get(run=run, kind=ReviewKind.PLAN_APPROVAL)
+    assert "sensitive tool 'agent'" in item.reason_opened
+
+    fast_settings.PLANNERWEB_APPROVAL_MODE = "never"
+    document["steps"][0]["confidence"] = 0.2
+    run = execute(document)
+    assert run.status == RunStatus.AWAITING_APPROVAL  # parked at the step's gate
+    gate = ReviewItem.objects.get(run=run, kind=ReviewKind.STEP_GATE)
+    assert gate.step is not None and gate.step.key == "work"
+    assert model.requests == [] and toolbox.CALLS[key] == []  # nothing ran before a reviewer

@@ -15,9 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 
+from reviews.actions import allowed_actions
+from reviews.models import EscalationCause, ReviewItem, ReviewKind
+from runs.lifecycle.escalations import review_resolve_escalation
 from runs.lifecycle.submit import run_submit_plan
-from runs.models import AgentCall, Run, RunStatus, Step, Tool
+from runs.models import AgentCall, Run, RunStatus, Step, Tool, TranscriptEvent
 from tests.runs.planning.providers.fake_llm import Answer, FakeLLM, openai_response, running
 from tests.runs.processes import child_env, db_worker, processes, wait_for
 
@@ -124,5 +128,60 @@ def test_a_takeover_replays_finished_inner_calls_and_repeats_an_idempotent_one(
     assert len(fake.requests) == 3  # no model call was repeated either
     statuses = list(AgentCall.objects.filter(run=run).values_list("tool", "status"))
     assert statuses == [("note", "succeeded"), ("block", "succeeded")]
-    # A non-idempotent call caught mid-flight is not made again: test_agent.py, on the rows
-    # a killed worker leaves (the same replay path, without two more worker processes).
+
+
+@pytest.mark.timeout(360)  # three worker processes start one after another
+def test_a_non_idempotent_inner_call_caught_mid_flight_escalates_and_a_retry_makes_it_again(
+    tmp_path: Path, fake: FakeLLM, reviewer: User
+) -> None:
+    run = setup_run(fake, block_idempotent=False)
+    env = worker_env(tmp_path, fake)
+    kill_inside_block(tmp_path, env)
+    take_over(tmp_path, env, run)
+    sandbox = tmp_path / "sandbox"
+    # Escalated like a step that may have partly run, naming the inner call; nothing repeated.
+    assert run.status == RunStatus.ESCALATED, run.stop_reason
+    assert "call 1 to 'block' was in flight when its worker stopped" in run.stop_reason
+    step = Step.objects.get(run=run)
+    assert step.status == "running"
+    item = ReviewItem.objects.get(run=run, kind=ReviewKind.ESCALATION)
+    assert (item.cause, item.step_id) == (EscalationCause.PARTIAL_RUN, step.pk)
+    assert "'block' was in flight" in item.reason_opened
+    assert set(allowed_actions(item)) >= {"retry", "skip"}
+    assert lines(sandbox / "notes.txt") == ["a"]
+    assert len(lines(sandbox / "block.txt")) == 1
+    assert len(fake.requests) == 2
+
+    # The reviewer checked by hand and retries: the in-flight call is made again, the
+    # finished one replayed, and the model asked only for what comes next.
+    review_resolve_escalation(
+        item_id=item.pk, user=reviewer, action="retry", checklist=range(len(item.checklist))
+    )
+    assert AgentCall.objects.get(run=run, tool="block").status == "redo"
+    take_over(tmp_path, env, run)
+    assert run.status == RunStatus.SUCCEEDED, run.stop_reason
+    assert lines(sandbox / "notes.txt") == ["a"]
+    assert len(lines(sandbox / "block.txt")) == 2
+    assert Step.objects.get(run=run).result == "both done"
+    assert len(fake.requests) == 3
+    statuses = list(AgentCall.objects.filter(run=run).values_list("tool", "status"))
+    assert statuses == [("note", "succeeded"), ("block", "succeeded")]
+    kinds = TranscriptEvent.objects.filter(run=run, kind="agent.tool_call")
+    assert "redo" in [e.payload["status"] for e in kinds]
+
+
+def test_the_agents_token_budget_counts_the_calls_made_before_a_crash(
+    tmp_path: Path, fake: FakeLLM
+) -> None:
+    run = setup_run(fake, block_idempotent=True)
+    # Each fake answer costs 1500 tokens: two are made before the kill.
+    Tool.objects.filter(name="agent").update(config={"provider": "openai", "max_tokens": 2500})
+    env = worker_env(tmp_path, fake)
+    kill_inside_block(tmp_path, env)
+    assert list(AgentCall.objects.filter(run=run).values_list("tokens", flat=True)) == [1500, 1500]
+    take_over(tmp_path, env, run)
+    step = Step.objects.get(run=run)
+    assert run.status == RunStatus.FAILED
+    assert step.status == "failed"
+    assert "spent its token budget (3000 > 2500)" in step.error
+    assert len(fake.requests) == 2  # the takeover asked the model nothing more

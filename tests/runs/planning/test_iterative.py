@@ -92,9 +92,9 @@ def test_each_step_is_one_call_its_result_feeds_the_next_and_stop_ends_the_run(
     # The second call saw the first step's result; the third saw both.
     assert "/backups/a.db" in model.requests[1].messages[0]["content"]
     assert '"label": "b"' in model.requests[2].messages[0]["content"]
-    # Before the first step the planner may still ask a clarifying question; after it, not.
+    # Before any step, and between steps, the planner may ask a clarifying question.
     assert model.requests[0].schema == ask_json_schema(step_json_schema())
-    assert model.requests[1].schema == step_json_schema()
+    assert model.requests[1].schema == ask_json_schema(step_json_schema())
     assert [c.purpose for c in LlmCall.objects.filter(run=run).order_by("id")] == ["step"] * 3
     events = kinds(run, "planner.step")
     assert [(e["number"], e["tool"], e["stop"]) for e in events] == [
@@ -144,6 +144,7 @@ def test_a_failed_step_is_fed_back_and_spends_a_replan(
     assert run_execute(run_id=run.pk) == RunStatus.SUCCEEDED
     assert toolbox.CALLS[key] == ["a", "boom", "c"]
     assert "boom failed on purpose" in model.requests[2].messages[0]["content"]
+    assert model.requests[2].schema == step_json_schema()  # after a failure: a step, no question
     purposes = [c.purpose for c in LlmCall.objects.filter(run=run).order_by("id")]
     assert purposes == ["step", "step", "replan", "step"]
     v3 = Plan.objects.get(run=run, version=3)
