@@ -77,9 +77,14 @@ def _database_defaults() -> None:
     with connection.cursor() as cursor:
         for model in (Task, Run, Plan, Step, TranscriptEvent, ReviewItem):
             for field in model._meta.concrete_fields:
-                if field.primary_key or not field.has_default():
+                if field.primary_key:
                     continue
-                if isinstance(field, models.UUIDField):
+                if not field.has_default():
+                    # Django stores "" for a blank text column the form left empty: so here.
+                    if not isinstance(field, models.CharField | models.TextField) or field.null:
+                        continue
+                    literal = "''"
+                elif isinstance(field, models.UUIDField):
                     literal = "gen_random_uuid()"
                 else:
                     value = field.get_default()

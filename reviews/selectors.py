@@ -9,11 +9,11 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db.models import (
     Case,
-    Exists,
     ExpressionWrapper,
     F,
     FloatField,
     IntegerField,
+    Max,
     Min,
     OuterRef,
     Q,
@@ -23,6 +23,7 @@ from django.db.models import (
     When,
 )
 from django.db.models.fields import BooleanField
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from reviews.models import AuditEntry, ReviewItem, ReviewKind, ReviewStatus
@@ -120,30 +121,36 @@ def _risk_annotations(low_confidence: float) -> dict[str, Any]:
     ``sensitive``: a step uses a sensitive tool (2 points); ``production``: a step's
     ``env``, ``environment`` or ``target`` param is ``production`` (2 points);
     ``min_confidence``: the planner's lowest step confidence, 1 point below
-    ``low_confidence``. Correlated subqueries on the steps' plan index: the database
-    works them out for the rows of one page only, unless the queue is sorted or
-    filtered by risk.
+    ``low_confidence``. Each is an aggregate over the plan's steps with ``LIMIT 1``:
+    PostgreSQL then reads them through the steps' plan index for each row it needs
+    (one page, unless the queue is sorted or filtered by risk) rather than hashing
+    a scan of every step, as it does for ``EXISTS``.
     """
-    steps = Step.objects.filter(plan_id=OuterRef("plan_id"), phase=Step.Phase.MAIN)
+    steps = Step.objects.filter(plan_id=OuterRef("plan_id"), phase=Step.Phase.MAIN).order_by()
     production = Q()
     for name in ENVIRONMENT_PARAMS:
         production |= Q(**{f"params__{name}": PRODUCTION})
-    lowest = (
-        steps.order_by().values("plan_id").annotate(lowest=Min("confidence")).values("lowest")[:1]
+
+    def flag(condition: Q) -> Max:
+        return Max(Case(When(condition, then=Value(1)), default=Value(0)))
+
+    per_plan = steps.values("plan_id").annotate(
+        s=flag(Q(tool__sensitive=True)), p=flag(production), low=Min("confidence")
     )
-
-    def points(condition: Q, weight: int) -> Case:
-        return Case(When(condition, then=Value(weight)), default=Value(0))
-
-    return {
-        "sensitive": Exists(steps.filter(tool__sensitive=True)),
-        "production": Exists(steps.filter(production)),
-        "min_confidence": Subquery(lowest, output_field=FloatField()),
-        "risk_score": ExpressionWrapper(
-            points(Q(sensitive=True), 2)
-            + points(Q(production=True), 2)
-            + points(Q(min_confidence__lt=low_confidence), 1),
+    score = per_plan.annotate(
+        score=ExpressionWrapper(
+            2 * F("s")
+            + 2 * F("p")
+            + Case(When(Q(low__lt=low_confidence), then=Value(1)), default=Value(0)),
             output_field=IntegerField(),
+        )
+    )
+    return {
+        "sensitive": Subquery(per_plan.values("s")[:1], output_field=IntegerField()),
+        "production": Subquery(per_plan.values("p")[:1], output_field=IntegerField()),
+        "min_confidence": Subquery(per_plan.values("low")[:1], output_field=FloatField()),
+        "risk_score": Coalesce(
+            Subquery(score.values("score")[:1], output_field=IntegerField()), Value(0)
         ),
     }
 
@@ -191,7 +198,7 @@ def review_queue(
     if filters.overdue:
         qs = qs.filter(overdue=True)
     if filters.sensitive:
-        qs = qs.filter(Q(sensitive=True))
+        qs = qs.filter(Q(sensitive=1))
     if filters.submitter:
         qs = qs.filter(run__task__submitted_by__username=filters.submitter)
     if filters.risk:

@@ -106,6 +106,20 @@ def _steps_by_id(document: Any) -> dict[str, dict[str, Any]]:
     return found
 
 
+def _aligned(
+    before: dict[str, Any], after: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The two steps with an object field one leaves out given as ``{}`` in it: then its
+    changes are listed key by key (``params.env``), not as the whole object added."""
+    before, after = dict(before), dict(after)
+    for name in {*before, *after}:
+        if name not in before and isinstance(after[name], dict):
+            before[name] = {}
+        elif name not in after and isinstance(before[name], dict):
+            after[name] = {}
+    return before, after
+
+
 def _is_empty(value: Any) -> bool:
     return any(type(value) is type(e) and value == e for e in _EMPTY)
 
@@ -123,7 +137,8 @@ def plan_document_diff(before: Any, after: Any) -> dict[str, Any]:
     for key, step in new.items():
         if key not in old:
             continue
-        changes = value_changes(old[key], step)
+        was, now = _aligned(old[key], step)
+        changes = value_changes(was, now)
         if not changes:
             kept.append(key)
             continue
@@ -132,7 +147,7 @@ def plan_document_diff(before: Any, after: Any) -> dict[str, Any]:
             {
                 "id": key,
                 "fields": fields,
-                "values": {f: {"from": old[key].get(f), "to": step.get(f)} for f in fields},
+                "values": {f: {"from": was.get(f), "to": now.get(f)} for f in fields},
                 "changes": changes,
             }
         )
