@@ -204,6 +204,9 @@ def review_queue(
     if filters.risk:
         low, high = RISK_LEVELS[filters.risk]
         qs = qs.filter(Q(risk_score__gte=low) & Q(risk_score__lte=high))
+    if filters.sort == "due" and filters.status == ReviewStatus.OPEN:
+        # Open items past due are exactly those due first: the due_at index gives the order.
+        return qs.order_by(F("due_at").asc(nulls_last=True), "id")
     return qs.order_by(*SORTS[filters.sort][1])
 
 
