@@ -2,8 +2,9 @@
 
 Loads 100k runs (one task and one plan each) with 1M steps and ~1.2M transcript
 events into a scratch database (``INSERT ... SELECT generate_series``: a few
-seconds), plus one large run (500 steps, 5,000 events); then requests each page
-through Django's test client as an operator and prints p50 / p95 server time
+seconds), plus one large run (500 steps, 5,000 events) and a review item for
+every tenth run (one in five of them open); then requests each page through
+Django's test client as an operator (the review queue as a reviewer) and prints p50 / p95 server time
 and the query count (``CaptureQueriesContext``). Targets: p95 <= 100 ms and at
 most 10 queries, the same whatever the data size.
 
@@ -11,6 +12,7 @@ most 10 queries, the same whatever the data size.
     .venv/bin/python bench/pages.py --runs 10000      # smaller
     .venv/bin/python bench/pages.py --reuse           # keep the loaded data from a previous run
     BENCH_PG=postgres://user@host:5432 .venv/bin/python bench/pages.py
+    BENCH_PAGES_DB=other_name .venv/bin/python bench/pages.py  # another scratch database
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DB_NAME = "plannerweb_pages"
+DB_NAME = os.environ.get("BENCH_PAGES_DB", "plannerweb_pages")
 STEPS_PER_RUN = 10
 BIG_STEPS = 500
 BIG_EVENTS = 5000
+REVIEW_EVERY = 10  # one review item per this many runs
+OPEN_EVERY = 5  # of those, one in this many still open
 GRAPH_STEPS = 300  # the most the run page draws (runs.views.detail.GRAPH_LIMIT)
 STATUSES = ["succeeded", "failed", "cancelled", "rolled_back", "succeeded", "succeeded"]
 
@@ -67,14 +71,20 @@ def _database_defaults() -> None:
 
     from django.db import connection, models
 
+    from reviews.models import ReviewItem
     from runs.models import Plan, Run, Step, Task, TranscriptEvent
 
     with connection.cursor() as cursor:
-        for model in (Task, Run, Plan, Step, TranscriptEvent):
+        for model in (Task, Run, Plan, Step, TranscriptEvent, ReviewItem):
             for field in model._meta.concrete_fields:
-                if field.primary_key or not field.has_default():
+                if field.primary_key:
                     continue
-                if isinstance(field, models.UUIDField):
+                if not field.has_default():
+                    # Django stores "" for a blank text column the form left empty: so here.
+                    if not isinstance(field, models.CharField | models.TextField) or field.null:
+                        continue
+                    literal = "''"
+                elif isinstance(field, models.UUIDField):
                     literal = "gen_random_uuid()"
                 else:
                     value = field.get_default()
@@ -247,6 +257,45 @@ def load(runs: int) -> dict[str, Any]:
     }
 
 
+def load_reviews(runs: int) -> Any:
+    """One review item per ``REVIEW_EVERY`` runs, every ``OPEN_EVERY``-th of them open; a reviewer.
+
+    Every third item's plan has a step deploying to production, so the queue's risk
+    columns, sorts and filters have something to find.
+    """
+    from django.contrib.auth.models import Group, User
+    from django.db import connection
+
+    from runs.permissions import REVIEWERS
+
+    reviewer, _ = User.objects.get_or_create(username="bench-reviewer")
+    reviewer.groups.add(Group.objects.get(name=REVIEWERS))
+    with connection.cursor() as cur:
+        cur.execute(
+            f"""
+            INSERT INTO reviews_reviewitem (kind, status, cause, reason_opened, run_id, plan_id,
+                                            created_at, due_at, required_approvals, context,
+                                            checklist, params_hash, decision, reason)
+            SELECT 'plan_approval',
+                   CASE WHEN g % {OPEN_EVERY * REVIEW_EVERY} = 0 THEN 'open' ELSE 'approved' END,
+                   'policy', 'global policy: every plan needs approval', g, g,
+                   now() - (({runs} - g) || ' seconds')::interval,
+                   now() - (({runs} - g) || ' seconds')::interval + interval '1 hour', 1,
+                   '{{}}'::jsonb, '[]'::jsonb, '', '', ''
+            FROM generate_series({REVIEW_EVERY}, {runs}, {REVIEW_EVERY}) g
+            """
+        )
+        cur.execute(
+            f"""
+            UPDATE runs_step SET params = jsonb_build_object('ms', 10, 'env', 'production')
+            WHERE position = 3 AND run_id % {3 * REVIEW_EVERY} = 0 AND run_id <= {runs}
+            """
+        )
+        cur.execute("ANALYZE reviews_reviewitem")
+        cur.execute("ANALYZE runs_step")
+    return reviewer
+
+
 def measure(client: Any, url: str, repeat: int) -> dict[str, Any]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -301,6 +350,15 @@ def main() -> None:
         }
     else:
         info = load(args.runs)
+    from reviews.models import ReviewItem
+
+    reviewer = (
+        User.objects.get(username="bench-reviewer")
+        if ReviewItem.objects.exists()
+        else load_reviews(Run.objects.filter(task__title__startswith="Bench task").count())
+    )
+    items = ReviewItem.objects.count()
+    open_items = ReviewItem.objects.filter(status="open").count()
     runs = Run.objects.count()
     print(
         f"plannerweb pages on PostgreSQL ({platform.python_version()}): {runs:,} runs, "
@@ -327,8 +385,23 @@ def main() -> None:
         ("API runs, first page", "/api/runs"),
         ("API runs, deep offset", f"/api/runs?offset={runs - 100}"),
     ]
+    reviewing = Client(HTTP_HOST="localhost")
+    reviewing.force_login(reviewer)
+    queue_pages = [
+        (f"review queue, {open_items:,} open", "/reviews/"),
+        ("review queue, sort=risk", "/reviews/?sort=risk"),
+        ("review queue, risk=medium", "/reviews/?risk=medium"),
+        ("review queue, sort=submitter", "/reviews/?sort=submitter"),
+        (
+            f"review queue, all {items:,}, page 50",
+            "/reviews/?status=all&sort=oldest&page=50",
+        ),
+        ("API reviews, sort=risk", "/api/reviews?sort=risk"),
+    ]
     print(f"{'page':45} {'p50 ms':>8} {'p95 ms':>8}  queries")
-    for label, url in pages:
+    for label, url in [*pages, *(("@" + label, url) for label, url in queue_pages)]:
+        if label.startswith("@"):  # the review queue: as a reviewer
+            label, client = label[1:], reviewing
         if label.endswith("htmx refresh"):
             client.defaults["HTTP_HX_REQUEST"] = "true"
         result = measure(client, url, args.repeat)

@@ -188,6 +188,18 @@ class ReviewItem(models.Model):
     def is_open(self) -> bool:
         return self.status == ReviewStatus.OPEN
 
+    @property
+    def cause_label(self) -> str:
+        """The cause in words: an escalation cause's label, "approval policy", or the code itself."""
+        return cause_label(self.cause)
+
+
+def cause_label(cause: str) -> str:
+    """A human label for an item's ``cause`` code (one place for the page and the API)."""
+    if cause in EscalationCause.values:
+        return str(EscalationCause(cause).label)
+    return CAUSE_LABELS.get(cause, cause)
+
 
 class Approval(models.Model):
     """One reviewer's approval of an item; a quorum item is approved once enough exist."""
@@ -274,6 +286,13 @@ class EscalationCause(models.TextChoices):
     PLANNER_UNAVAILABLE = "planner_unavailable", "The planner's model call failed"
     ROLLBACK_INCOMPLETE = "rollback_incomplete", "A rollback step failed: not everything was undone"
     PLANNER_FAILED = "planner_failed", "Planning failed again and again (attempts exhausted)"
+
+
+# Causes of items that are not escalations.
+CAUSE_LABELS = {
+    "policy": "The approval policy holds the plan",
+    "planner_question": "The planner asked the submitter a question",
+}
 
 
 class EscalationAction(models.TextChoices):

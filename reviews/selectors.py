@@ -7,13 +7,48 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Case, F, Q, QuerySet, Value, When
+from django.db.models import (
+    Case,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    IntegerField,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.db.models.fields import BooleanField
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from reviews.models import AuditEntry, ReviewItem, ReviewKind, ReviewStatus
 from runs.models import Plan, Step
 from runs.permissions import REVIEWERS
+
+# The queue's orders: name -> (label, ORDER BY). Overdue and soonest due first by default.
+SORTS: dict[str, tuple[str, tuple[Any, ...]]] = {
+    "due": ("overdue, then soonest due", ("-overdue", F("due_at").asc(nulls_last=True), "id")),
+    "risk": (
+        "highest risk first",
+        ("-risk_score", "-overdue", F("due_at").asc(nulls_last=True), "id"),
+    ),
+    "oldest": ("oldest first", ("created_at", "id")),
+    "newest": ("newest first", ("-created_at", "-id")),
+    "submitter": ("by submitter", ("run__task__submitted_by__username", "created_at", "id")),
+}
+# Risk levels for the queue's filter: the lowest score of each (see ``review_queue``).
+RISK_LEVELS: dict[str, tuple[int, int]] = {"high": (3, 99), "medium": (1, 2), "low": (0, 0)}
+# Step params that name where a step acts, and the value that makes it risky.
+ENVIRONMENT_PARAMS = ("env", "environment", "target")
+PRODUCTION = "production"
+
+# What ``review_queue`` annotates each item with about its risk.
+RISK_FIELDS = ("risk_score", "sensitive", "production", "min_confidence")
 
 # "Older than" choices for the queue's age filter.
 AGES: dict[str, timedelta] = {
@@ -33,6 +68,10 @@ class QueueFilters:
     run: int | None = None
     assignee: str = ""  # a username, "me", or "none"
     overdue: bool = False
+    risk: str = ""  # high, medium or low
+    sensitive: bool = False
+    submitter: str = ""
+    sort: str = "due"
     problems: list[str] = field(default_factory=list)
 
     @classmethod
@@ -61,20 +100,86 @@ class QueueFilters:
                 f.problems.append(f"Run must be a number, got {run[:40]!r}.")
         f.assignee = data.get("assignee", "")[:150]
         f.overdue = data.get("overdue") in ("1", "on", "true")
+        f.sensitive = data.get("sensitive") in ("1", "on", "true")
+        f.submitter = data.get("submitter", "")[:150]
+        risk = data.get("risk", "")
+        if risk in RISK_LEVELS:
+            f.risk = risk
+        elif risk:
+            f.problems.append(f"Risk must be one of {', '.join(RISK_LEVELS)}.")
+        sort = data.get("sort", "") or "due"
+        if sort in SORTS:
+            f.sort = sort
+        else:
+            f.problems.append(f"Sort must be one of {', '.join(SORTS)}.")
         return f
 
 
-def review_queue(filters: QueueFilters, *, user: Any) -> QuerySet[ReviewItem]:
-    """Items matching ``filters``, overdue ones first, each annotated with ``overdue``."""
+def _risk_annotations(low_confidence: float) -> dict[str, Any]:
+    """Per item, from the main steps of the plan it is about: what makes it risky, and a score.
+
+    ``sensitive``: a step uses a sensitive tool (2 points); ``production``: a step's
+    ``env``, ``environment`` or ``target`` param is ``production`` (2 points);
+    ``min_confidence``: the planner's lowest step confidence, 1 point below
+    ``low_confidence``. Each is an aggregate over the plan's steps with ``LIMIT 1``:
+    PostgreSQL then reads them through the steps' plan index for each row it needs
+    (one page, unless the queue is sorted or filtered by risk) rather than hashing
+    a scan of every step, as it does for ``EXISTS``.
+    """
+    steps = Step.objects.filter(plan_id=OuterRef("plan_id"), phase=Step.Phase.MAIN).order_by()
+    production = Q()
+    for name in ENVIRONMENT_PARAMS:
+        production |= Q(**{f"params__{name}": PRODUCTION})
+
+    def flag(condition: Q) -> Max:
+        return Max(Case(When(condition, then=Value(1)), default=Value(0)))
+
+    per_plan = steps.values("plan_id").annotate(
+        s=flag(Q(tool__sensitive=True)), p=flag(production), low=Min("confidence")
+    )
+    score = per_plan.annotate(
+        score=ExpressionWrapper(
+            2 * F("s")
+            + 2 * F("p")
+            + Case(When(Q(low__lt=low_confidence), then=Value(1)), default=Value(0)),
+            output_field=IntegerField(),
+        )
+    )
+    return {
+        "sensitive": Subquery(per_plan.values("s")[:1], output_field=IntegerField()),
+        "production": Subquery(per_plan.values("p")[:1], output_field=IntegerField()),
+        "min_confidence": Subquery(per_plan.values("low")[:1], output_field=FloatField()),
+        "risk_score": Coalesce(
+            Subquery(score.values("score")[:1], output_field=IntegerField()), Value(0)
+        ),
+    }
+
+
+def risk_level(score: int | None) -> str:
+    """``high``, ``medium`` or ``low`` for a risk score (``RISK_LEVELS``)."""
+    for level, (low, high) in RISK_LEVELS.items():
+        if low <= (score or 0) <= high:
+            return level
+    return "low"
+
+
+def review_queue(
+    filters: QueueFilters, *, user: Any, low_confidence: float = 0.6
+) -> QuerySet[ReviewItem]:
+    """Items matching ``filters`` in the order asked for, annotated with ``overdue`` and their risk.
+
+    ``low_confidence``: the planner confidence below which an item counts as riskier.
+    """
     now = timezone.now()
     qs = ReviewItem.objects.select_related(
-        "run", "run__task", "plan", "step", "assignee", "decided_by"
+        "run", "run__task", "run__task__submitted_by", "plan", "step", "assignee", "decided_by"
     ).annotate(
         overdue=Case(
             When(status=ReviewStatus.OPEN, due_at__lt=now, then=Value(True)),
             default=Value(False),
             output_field=BooleanField(),
-        )
+        ),
+        **_risk_annotations(low_confidence),
     )
     if filters.kind:
         qs = qs.filter(kind=filters.kind)
@@ -92,7 +197,28 @@ def review_queue(filters: QueueFilters, *, user: Any) -> QuerySet[ReviewItem]:
         qs = qs.filter(assignee__username=filters.assignee)
     if filters.overdue:
         qs = qs.filter(overdue=True)
-    return qs.order_by("-overdue", "due_at", "id")
+    if filters.sensitive:
+        qs = qs.filter(Q(sensitive=1))
+    if filters.submitter:
+        qs = qs.filter(run__task__submitted_by__username=filters.submitter)
+    if filters.risk:
+        low, high = RISK_LEVELS[filters.risk]
+        qs = qs.filter(Q(risk_score__gte=low) & Q(risk_score__lte=high))
+    if filters.sort == "due" and filters.status == ReviewStatus.OPEN:
+        # Open items past due are exactly those due first: the due_at index gives the order.
+        return qs.order_by(F("due_at").asc(nulls_last=True), "id")
+    return qs.order_by(*SORTS[filters.sort][1])
+
+
+def item_risk(item_id: int, *, low_confidence: float = 0.6) -> dict[str, Any]:
+    """One item's risk annotations (``review_queue``'s), for a page or answer about that item."""
+    row = (
+        ReviewItem.objects.filter(pk=item_id)
+        .annotate(**_risk_annotations(low_confidence))
+        .values(*RISK_FIELDS)
+        .first()
+    )
+    return row or {"risk_score": 0, "sensitive": False, "production": False, "min_confidence": None}
 
 
 def review_item(item_id: int) -> ReviewItem:

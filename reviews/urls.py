@@ -12,6 +12,7 @@ urlpatterns = [
     path("<int:item_id>/approve/", views.item_approve, name="approve"),
     path("<int:item_id>/reject/", views.item_reject, name="reject"),
     path("<int:item_id>/edit/", views.item_edit, name="edit"),
+    path("<int:item_id>/preview/", views.item_preview, name="preview"),
     path("<int:item_id>/save-approve/", views.item_save_approve, name="save_approve"),
     path("<int:item_id>/resolve/", views.item_resolve, name="resolve"),
     path("audit/", views.audit_log, name="audit"),

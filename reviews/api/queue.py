@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.http import HttpRequest
 from ninja import Path, Query, Router
 
-from reviews import decisions, selectors
+from reviews import decisions, policies, selectors
 from reviews.api.schemas.queue import (
     AssignIn,
     DecideIn,
@@ -60,7 +60,7 @@ def review_list(
     limit: int = limit_param(50),
     offset: int = OFFSET,
 ) -> dict[str, Any]:
-    """Items overdue first, then by due time; the queue page's filters (open items by default)."""
+    """The queue page's items, filters and orders (open items, overdue first, by default)."""
     user = _reviewer(request)
     parsed = QueueFilters(
         kind=filters.kind or "",
@@ -69,8 +69,15 @@ def review_list(
         run=filters.run,
         assignee=filters.assignee or "",
         overdue=filters.overdue,
+        risk=filters.risk or "",
+        sensitive=filters.sensitive,
+        submitter=filters.submitter or "",
+        sort=filters.sort,
     )
-    items = selectors.review_queue(parsed, user=user).select_related("result_plan")
+    threshold = policies.global_policy().threshold
+    items = selectors.review_queue(parsed, user=user, low_confidence=threshold).select_related(
+        "result_plan"
+    )
     return offset_page(items, limit=limit, offset=offset)
 
 

@@ -37,7 +37,13 @@ from runs.execution.budgets import budgets_for
 from runs.graph import plan_layout
 from runs.lifecycle import escalations
 from runs.lifecycle.planning_forecast import plan_forecast_for
-from runs.lifecycle.reviews import review_approve, review_edit, review_reject
+from runs.lifecycle.reviews import (
+    EditPreview,
+    review_approve,
+    review_edit,
+    review_edit_preview,
+    review_reject,
+)
 from runs.models import Step
 from runs.permissions import AuthenticatedHttpRequest
 from runs.plan_versions import plan_hash
@@ -63,7 +69,8 @@ def _render_item(
     plan_text: str | None = None,
     problems: list[dict[str, str]] | None = None,
     syntax_error: str = "",
-    decision_error: ReviewError | None = None,
+    decision_error: ReviewError | str | None = None,
+    preview: EditPreview | None = None,
     status: int = 200,
 ) -> HttpResponse:
     steps = selectors.plan_steps(item.plan)
@@ -107,6 +114,12 @@ def _render_item(
             # A refused decision is shown next to the field it is about, in the panel.
             "decision_error": str(decision_error) if decision_error else "",
             "error_field": _error_field(decision_error),
+            "preview": preview.diff if preview is not None else None,
+            "budget_values": {
+                name: request.POST.get(name, "") if request.method == "POST" else ""
+                for name in BUDGET_INPUTS
+            },
+            "upstream": _upstream(item, main),
             "next_checked": request.method == "POST" and request.POST.get("next") == "1",
             "actions": action_labels(allowed),
             "plan_actions": [a for a in allowed if a in PLAN_ACTIONS],
@@ -123,8 +136,12 @@ def _render_item(
     )
 
 
-def _error_field(exc: ReviewError | None) -> str:
+def _error_field(exc: ReviewError | str | None) -> str:
     """Which field of the decision panel a refusal is about ("" for the panel as a whole)."""
+    if isinstance(exc, str):
+        return "budgets" if exc else ""
+    if isinstance(exc, UnsavedEdit):
+        return "plan"
     if isinstance(exc, ChecklistIncomplete):
         return "checklist"
     if isinstance(exc, DecisionInputInvalid) and exc.field:
@@ -164,12 +181,8 @@ def _decide(
         messages.error(request, str(exc))
     else:
         messages.success(request, done(result))
-        if in_panel and request.POST.get("next") == "1":
-            following = selectors.next_open_item(item_id)
-            if following is None:
-                messages.info(request, "No other item is waiting.")
-                return redirect("reviews:queue")
-            return redirect("reviews:item", item_id=following)
+        if in_panel:
+            return _next_or_item(request, item_id)
     return redirect("reviews:item", item_id=item_id)
 
 
@@ -251,9 +264,10 @@ def item_approve(request: AuthenticatedHttpRequest, item_id: int) -> HttpRespons
             in_panel=True,
         )
     except UnsavedEdit as exc:
-        messages.error(request, str(exc))
         text = request.POST.get("plan", "")
-        return _render_item(request, get_item(item_id), plan_text=text, status=409)
+        return _render_item(
+            request, get_item(item_id), plan_text=text, decision_error=exc, status=409
+        )
 
 
 @require_POST
@@ -308,10 +322,40 @@ def _save(request: AuthenticatedHttpRequest, item_id: int, *, approve: bool) -> 
     except PlanInvalid as exc:
         return _render_item(request, item, plan_text=text, problems=exc.problems, status=422)
     except ReviewError as exc:
-        messages.error(request, str(exc))
-        return _render_item(request, item, plan_text=text, status=409)
+        item = get_item(item_id)
+        if not item.is_open:
+            messages.error(request, str(exc))
+            return redirect("reviews:item", item_id=item_id)
+        return _render_item(request, item, plan_text=text, decision_error=exc, status=409)
     messages.success(request, _saved_message(done, approve=approve))
+    if approve and not done.is_open:
+        return _next_or_item(request, item_id)
     return redirect("reviews:item", item_id=item_id)
+
+
+def _next_or_item(request: HttpRequest, item_id: int) -> HttpResponse:
+    """After a decision: the next open item when the reviewer asked for it, else this one."""
+    if request.POST.get("next") != "1":
+        return redirect("reviews:item", item_id=item_id)
+    following = selectors.next_open_item(item_id)
+    if following is None:
+        messages.info(request, "No other item is waiting.")
+        return redirect("reviews:queue")
+    return redirect("reviews:item", item_id=following)
+
+
+@require_POST
+@reviewer_required
+def item_preview(request: AuthenticatedHttpRequest, item_id: int) -> HttpResponse:
+    """The editor's plan as a diff against the version under review; nothing is saved."""
+    item = get_item(item_id)
+    text = request.POST.get("plan", "")
+    try:
+        document = parse_plan_text(text)
+    except PlanSyntaxError as exc:
+        return _render_item(request, item, plan_text=text, syntax_error=str(exc), status=422)
+    preview = review_edit_preview(item=item, document=document)
+    return _render_item(request, item, plan_text=text, preview=preview, problems=preview.problems)
 
 
 def _saved_message(item: ReviewItem, *, approve: bool) -> str:
@@ -343,9 +387,10 @@ def item_resolve(request: AuthenticatedHttpRequest, item_id: int) -> HttpRespons
             return _render_item(request, item, plan_text=text, syntax_error=str(exc), status=422)
     budgets = BudgetFields(request.POST)
     if action == EscalationAction.RAISE_BUDGET and not budgets.is_valid():
-        for errors in budgets.errors.values():
-            messages.error(request, "New budgets: " + " ".join(str(e) for e in errors))
-        return redirect("reviews:item", item_id=item_id)
+        problem = " ".join(str(e) for errors in budgets.errors.values() for e in errors)
+        return _render_item(
+            request, item, plan_text=text, decision_error="New budgets: " + problem, status=422
+        )
     try:
         resolution = escalations.review_resolve_escalation(
             item_id=item_id,
@@ -371,14 +416,7 @@ def item_resolve(request: AuthenticatedHttpRequest, item_id: int) -> HttpRespons
             return redirect("reviews:item", item_id=item_id)
         return _render_item(request, item, plan_text=text, decision_error=exc, status=409)
     messages.success(request, f"Escalation {item_id}: {resolution.action} recorded.")
-    if request.POST.get("next") == "1":
-        following = selectors.next_open_item(item_id)
-        return (
-            redirect("reviews:item", item_id=following)
-            if following is not None
-            else redirect("reviews:queue")
-        )
-    return redirect("reviews:item", item_id=item_id)
+    return _next_or_item(request, item_id)
 
 
 def _plan_graph(main: list[Step]) -> dict[str, Any]:
@@ -397,3 +435,23 @@ def _plan_graph(main: list[Step]) -> dict[str, Any]:
         for n in graph.nodes
     ]
     return {"graph": graph, "graph_nodes": nodes}
+
+
+# The escalation's new-budget inputs (``runs.views.forms.BudgetFields``), kept on a refusal.
+BUDGET_INPUTS = (
+    "budget_max_steps",
+    "budget_max_tokens",
+    "budget_max_cost",
+    "budget_max_wall_seconds",
+)
+
+
+def _upstream(item: ReviewItem, main: list[Step]) -> list[Step]:
+    """A step gate's inputs: the steps the gated step depends on, with their results."""
+    if item.kind != ReviewKind.STEP_GATE or item.step is None:
+        return []
+    wanted = set(item.step.depends_on or [])
+    rows = [s for s in main if s.key in wanted]
+    for s in rows:
+        s.result_json = json.dumps(s.result, indent=2, ensure_ascii=False, default=str)  # type: ignore[attr-defined]
+    return rows

@@ -6,11 +6,12 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from reviews import selectors
+from reviews import policies, selectors
 from reviews.models import ReviewKind, ReviewStatus
-from reviews.selectors import AGES, QueueFilters
+from reviews.selectors import AGES, RISK_LEVELS, SORTS, QueueFilters
 from reviews.views.common import reviewer_required
 from runs.permissions import AuthenticatedHttpRequest
 from runs.selectors import attach_step_outcomes
@@ -22,13 +23,14 @@ ITEMS_PER_PAGE = 50
 @require_GET
 @reviewer_required
 def queue(request: AuthenticatedHttpRequest) -> HttpResponse:
-    """Open items first by due time, overdue ones marked; filters by kind, status, age, run, assignee."""
+    """Open items, overdue first then by due time (or by risk, age, submitter); filtered, paginated."""
     filters = QueueFilters.parse(request.GET)
     if not request.htmx:
         # A live refresh would queue the same warning again and again.
         for problem in filters.problems:
             messages.warning(request, problem + " That filter was ignored.")
-    items = selectors.review_queue(filters, user=request.user)
+    threshold = policies.global_policy().threshold
+    items = selectors.review_queue(filters, user=request.user, low_confidence=threshold)
     page = Paginator(items, ITEMS_PER_PAGE).get_page(request.GET.get("page"))
     attach_step_outcomes([item.run for item in page.object_list])
     query = request.GET.copy()
@@ -44,6 +46,10 @@ def queue(request: AuthenticatedHttpRequest) -> HttpResponse:
             "kinds": ReviewKind.choices,
             "statuses": [*ReviewStatus.values, "all"],
             "ages": list(AGES),
+            "sorts": [(name, label) for name, (label, _) in SORTS.items()],
+            "risks": list(RISK_LEVELS),
+            "threshold": threshold,
+            "now": timezone.now(),
             "reviewers": selectors.reviewers(),
             "query": query.urlencode(),
             "heartbeat_seconds": HEARTBEAT_SECONDS,

@@ -63,9 +63,7 @@ def plan_adopt(
     # Carried over, not re-run: the new version's copies of finished steps start out
     # succeeded with the original outcome (a creation, not a transition).
     steps_carry_over(plan=plan, finished=[s for s in old_steps if s.status == StepStatus.SUCCEEDED])
-    diff = plan_diff(old_steps, list(plan.steps.filter(phase=Step.Phase.MAIN)))
-    plan.diff = diff
-    plan.save(update_fields=["diff"])
+    diff = plan.diff or {}
     superseded = _skip_superseded(old, f"superseded by plan v{plan.version}")
     step = [step_event(outcome, number=number, plan=plan)] if outcome.step is not None else []
     handoff = [NewEvent(PLANNER, HandoffTaken(**outcome.handoff))] if outcome.handoff else []
@@ -77,7 +75,12 @@ def plan_adopt(
             *handoff,
             NewEvent(
                 PLANNER,
-                PlanDiff(plan_id=plan.pk, version=plan.version, parent_version=old.version, **diff),
+                PlanDiff(
+                    plan_id=plan.pk,
+                    version=plan.version,
+                    parent_version=old.version,
+                    **{k: diff.get(k, []) for k in ("added", "removed", "changed", "kept")},
+                ),
             ),
         ],
     )
@@ -101,41 +104,6 @@ def plan_hold(run_id: int, fence: str | None) -> Run:
     if fence is not None and run.lease_owner != fence:
         raise LeaseLost(f"run {run_id} is leased to {run.lease_owner or 'nobody'!r} now")
     return run
-
-
-def plan_diff(old: list[Any], new: list[Any]) -> dict[str, Any]:
-    """Steps added, removed, changed (the fields that differ, before and after) and kept, by id."""
-    before = {s.key: s for s in old}
-    after = {s.key: s for s in new}
-    changed = []
-    kept = []
-    for key in after.keys() & before.keys():
-        differ = [
-            (f, a, b)
-            for f, a, b in (
-                ("action", before[key].tool_name, after[key].tool_name),
-                ("params", before[key].params, after[key].params),
-                ("depends_on", list(before[key].depends_on), list(after[key].depends_on)),
-            )
-            if a != b
-        ]
-        if differ:
-            changed.append(
-                {
-                    "id": key,
-                    "fields": [f for f, _, _ in differ],
-                    "values": {f: {"from": a, "to": b} for f, a, b in differ},
-                }
-            )
-        else:
-            kept.append(key)
-    order = {s.key: i for i, s in enumerate(new)}
-    return {
-        "added": [s.key for s in new if s.key not in before],
-        "removed": [s.key for s in old if s.key not in after],
-        "changed": sorted(changed, key=lambda c: order[c["id"]]),
-        "kept": sorted(kept, key=order.__getitem__),
-    }
 
 
 def _skip_superseded(old: Plan, reason: str) -> list[NewEvent]:

@@ -7,6 +7,7 @@ saved as a new plan version the item then waits to approve, never run unapproved
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -51,7 +52,7 @@ from runs.lifecycle.dispatch import enqueue_run
 from runs.lifecycle.resume import gate_decided
 from runs.lifecycle.submit import plan_create
 from runs.models import Plan, Run, RunStatus
-from runs.plan_versions import content_hash, plan_hash
+from runs.plan_versions import content_hash, plan_document_diff, plan_hash
 from runs.planning.validation import validate_with_registry
 from runs.statemachine import (
     RUN_TERMINAL,
@@ -235,6 +236,31 @@ def plan_validate_edit(document: Any) -> Any:
             [{"path": p.path, "code": p.code, "message": p.message} for p in validated.problems]
         )
     return validated
+
+
+@dataclass(frozen=True)
+class EditPreview:
+    """What saving an edit would store, worked out without writing anything."""
+
+    diff: dict[str, Any]  # ``plan_document_diff`` against the version under review
+    problems: list[dict[str, str]]  # validation problems: saving would be refused with these
+
+
+def review_edit_preview(*, item: ReviewItem, document: Any) -> EditPreview:
+    """The diff of ``document`` against the item's plan version and its problems; writes nothing.
+
+    Validated as a save would be (today's registry, tool defaults filled in), so the
+    diff shows exactly what the new version would hold.
+    """
+    validated = validate_with_registry(document)
+    submitted = validated.submitted if validated.submitted is not None else document
+    base = item.plan.document if item.plan is not None else None
+    return EditPreview(
+        diff=plan_document_diff(base, submitted),
+        problems=[
+            {"path": p.path, "code": p.code, "message": p.message} for p in validated.problems
+        ],
+    )
 
 
 @transaction.atomic

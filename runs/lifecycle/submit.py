@@ -15,6 +15,7 @@ from runs.lifecycle.dispatch import enqueue_run
 from runs.lifecycle.retention import retain_days_check
 from runs.models import Plan, Run, RunStatus, Step, Task, Tool, TranscriptEvent
 from runs.permissions import username
+from runs.plan_versions import plan_document_diff
 from runs.planning.options import PlannerOptions, PlannerOptionsError, default_options
 from runs.planning.schema import undo_key
 from runs.planning.subplans import SUBPLAN
@@ -59,6 +60,7 @@ def plan_create(
     red = Redactor(run.pk)
     # As submitted, with the tools' parameter defaults filled in: what will run.
     stored = validated.submitted if validated.submitted is not None else document
+    kept = _redacted_document(red, _storable_document(stored))
     plan = Plan.objects.create(
         run=run,
         version=version,
@@ -67,7 +69,9 @@ def plan_create(
         created_by=created_by,
         goal=red.text(doc.goal) if doc is not None else "",
         # An invalid plan may hold what the database refuses (its problems say so): escaped.
-        document=_redacted_document(red, _storable_document(stored)),
+        document=kept,
+        # Every version but the first says how it differs from the one it replaces.
+        diff=plan_document_diff(parent.document, kept) if parent is not None else None,
         rollback=red.value(
             [r.model_dump(mode="json", exclude_none=True) for r in doc.rollback] if doc else []
         ),

@@ -7,6 +7,7 @@ the view passes what it loaded already (the run page does: one query for both).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import template
@@ -46,27 +47,67 @@ def llm_totals(run: Run, totals: LlmTotals | None = None) -> dict[str, Any]:
 
 @register.inclusion_tag("runs/_plan_diff.html")
 def plan_diff(plan: Plan) -> dict[str, Any]:
-    """A plan version's structured diff against its parent: added, removed, changed (from → to)."""
-    diff = plan.diff or {}
+    """A plan version's diff against its parent: steps added, removed, changed field by field."""
+    parent = plan.parent.version if plan.parent_id and plan.parent is not None else None
+    return diff_context(plan.diff, mark=str(plan.version), against=parent, first=not plan.parent_id)
+
+
+@register.inclusion_tag("runs/_plan_diff.html")
+def edit_diff(diff: dict[str, Any] | None, against: int | None) -> dict[str, Any]:
+    """A reviewer's edit against the version under review, before it is saved (the preview)."""
+    return diff_context(diff, mark="preview", against=against, first=False)
+
+
+def diff_context(
+    diff: dict[str, Any] | None, *, mark: str, against: int | None, first: bool
+) -> dict[str, Any]:
+    """What ``runs/_plan_diff.html`` shows of a ``plan_document_diff``: values cut short."""
+    diff = diff if isinstance(diff, dict) else {}
     changed = [
         {
             "id": c.get("id"),
-            "fields": [
+            "changes": [
                 {
-                    "name": name,
-                    "from": _short((c.get("values") or {}).get(name, {}).get("from")),
-                    "to": _short((c.get("values") or {}).get(name, {}).get("to")),
+                    "path": x.get("path"),
+                    "op": x.get("op"),
+                    "from": _short(x.get("from")),
+                    "to": _short(x.get("to")),
                 }
-                for name in c.get("fields", [])
+                for x in c.get("changes") or _legacy_changes(c)
             ],
         }
         for c in diff.get("changed", [])
     ]
-    return {"plan": plan, "diff": diff, "changed": changed}
+    plan_changes = [
+        {
+            "path": x.get("path"),
+            "op": x.get("op"),
+            "from": _short(x.get("from")),
+            "to": _short(x.get("to")),
+        }
+        for x in diff.get("plan_changes", [])
+    ]
+    same = bool(diff) and not (diff.get("added") or diff.get("removed") or changed or plan_changes)
+    return {
+        "diff": diff,
+        "changed": changed,
+        "plan_changes": plan_changes,
+        "mark": mark,
+        "against": against,
+        "first": first,
+        "same": same,
+    }
+
+
+def _legacy_changes(change: dict[str, Any]) -> list[dict[str, Any]]:
+    # Diffs stored before field-level changes were recorded: one change per top-level field.
+    values = change.get("values") or {}
+    return [
+        {"path": name, "op": "changed", **(values.get(name) or {})}
+        for name in change.get("fields", [])
+    ]
 
 
 def _short(value: Any) -> str:
-    import json
-
     text = json.dumps(value, ensure_ascii=False, default=str) if value is not None else ""
     return text if len(text) <= 120 else text[:119] + "…"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.conftest import LiveServer, Pages
-from tests.browser.test_reviews import notify_needs_approval, operator_waits
+from tests.browser.test_reviews import ORIGINAL, notify_needs_approval, operator_waits
+from tests.browser.test_screens import violations
 
 pytestmark = pytest.mark.browser
 
@@ -57,3 +58,51 @@ def test_the_panel_keeps_its_input_after_a_refusal_and_approve_waits_for_the_che
     assert daphne_server.query("SELECT status FROM reviews_reviewitem WHERE id = ?", item_id) == [
         ("approved",)
     ]
+
+
+def test_an_edit_is_previewed_as_a_diff_and_a_refused_save_keeps_edit_ticks_and_reason(
+    pages: Pages, daphne_server: LiveServer, notify_needs_approval: None
+) -> None:
+    operator, run_id, item_id = operator_waits(pages, daphne_server)
+    reviewer = pages.login("reviewer")
+    reviewer.goto(f"/reviews/{item_id}/")
+    editor = reviewer.locator("#plan")
+    editor.fill(editor.input_value().replace(ORIGINAL, "hello from the reviewer"))
+    reviewer.fill("#reason", "wording")
+    boxes = reviewer.locator('[data-decision-form] input[name="checklist"]')
+    boxes.first.check()
+
+    reviewer.click("[data-preview-button]")
+    reviewer.wait_for_selector("[data-edit-preview]")
+    change = reviewer.locator('[data-edit-preview] [data-diff-field="params.message"]')
+    assert "hello from the reviewer" in change.inner_text()
+    assert ORIGINAL in change.locator("del").inner_text()
+    assert "kept: check" in reviewer.inner_text("[data-edit-preview]")
+    # Nothing saved; everything entered is still there.
+    assert daphne_server.query("SELECT count(*) FROM runs_plan WHERE run_id = ?", run_id) == [(1,)]
+    assert "hello from the reviewer" in editor.input_value()
+    assert reviewer.input_value("#reason") == "wording" and boxes.first.is_checked()
+    assert violations(reviewer) == []
+    pages.screenshot(reviewer, "preview")
+
+    # Save and approve with the checklist half ticked: refused beside the checklist, nothing lost.
+    pages.allowed.append("status of 409 (Conflict)")
+    reviewer.evaluate(
+        "() => document.querySelector('[data-save-approve-button]').removeAttribute('disabled')"
+    )
+    reviewer.click("[data-save-approve-button]")
+    reviewer.wait_for_selector('[data-field-error="checklist"]')
+    assert "hello from the reviewer" in reviewer.locator("#plan").input_value()
+    assert reviewer.input_value("#reason") == "wording"
+    assert boxes.first.is_checked() and not boxes.nth(1).is_checked()
+    assert daphne_server.query("SELECT count(*) FROM runs_plan WHERE run_id = ?", run_id) == [(1,)]
+
+    for box in boxes.all():
+        box.check()
+    reviewer.click("[data-save-approve-button]")
+    reviewer.wait_for_url(f"**/reviews/{item_id}/")
+    reviewer.wait_for_selector(".message.success")
+    operator.wait_for_selector("[data-run-status].status-succeeded", timeout=30_000)
+    assert daphne_server.query(
+        "SELECT version, source FROM runs_plan WHERE run_id = ? ORDER BY version", run_id
+    ) == [(1, "operator"), (2, "reviewer")]

@@ -142,8 +142,9 @@ def test_the_approval_trap_approve_with_unsaved_edits_is_refused_then_the_saved_
     assert warning.is_visible() and "save your edits first" in approve.inner_text()
     tick_checklist(reviewer)
     approve.click()
-    reviewer.wait_for_selector(".message.error")
-    assert "unsaved changes to plan v1" in reviewer.inner_text(".message.error")
+    # Refused next to the editor it is about.
+    reviewer.wait_for_selector('[data-field-error="plan"]')
+    assert "unsaved changes to plan v1" in reviewer.inner_text('[data-field-error="plan"]')
     pages.screenshot(reviewer, "unsaved-refused")
     # Nothing was approved, the original never ran, and the edit is still in the editor.
     assert EDITED in reviewer.input_value("#plan") and warning.is_visible()

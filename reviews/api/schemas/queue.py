@@ -10,6 +10,7 @@ from ninja import Field, Schema
 
 from reviews.actions import allowed_actions
 from reviews.models import ReviewItem, ReviewKind, ReviewStatus
+from reviews.selectors import item_risk, risk_level
 from runs.api.inputs import DecisionIn, In, QueryIn
 from runs.api.paging import PageOut
 from runs.plan_versions import plan_hash
@@ -30,6 +31,18 @@ class QueueFiltersIn(QueryIn):
         None, max_length=150, description="A username, `me`, or `none` (unclaimed)."
     )
     overdue: bool = Field(False, description="Only open items past their due time.")
+    risk: Literal["high", "medium", "low"] | None = Field(
+        None, description="Only items of this risk level (see `risk_score`)."
+    )
+    sensitive: bool = Field(False, description="Only items whose plan uses a sensitive tool.")
+    submitter: str | None = Field(
+        None, max_length=150, description="Only items of runs this user submitted."
+    )
+    sort: Literal["due", "risk", "oldest", "newest", "submitter"] = Field(
+        "due",
+        description="`due`: overdue first, then soonest due; `risk`: highest first; "
+        "`oldest`, `newest`: by opening time; `submitter`: by the run's submitter.",
+    )
 
 
 class ReviewItemOut(Schema):
@@ -55,6 +68,21 @@ class ReviewItemOut(Schema):
     decision: str
     reason: str
     result_plan_version: int | None = Field(description="The plan version an edit produced.")
+    cause_label: str = Field(description="The cause in words.")
+    submitter: str | None = Field(description="Who submitted the item's run.")
+    age_seconds: int = Field(description="Seconds since the item opened.")
+    sla: Literal["overdue", "due", "closed", "none"] = Field(
+        description="`overdue`: open past its due time; `due`: open, not yet due; "
+        "`closed`: decided; `none`: open without a due time."
+    )
+    risk_score: int = Field(
+        description="2 for a sensitive tool, 2 for a step param `env`, `environment` or "
+        "`target` equal to `production`, 1 for a step confidence below the threshold."
+    )
+    risk: Literal["high", "medium", "low"] = Field(description="3 or more is high, 0 low.")
+    sensitive: bool = Field(description="The plan under review uses a sensitive tool.")
+    production: bool = Field(description="A step of the plan targets production.")
+    min_confidence: float | None = Field(description="The planner's lowest step confidence.")
 
     @staticmethod
     def resolve_run(item: ReviewItem) -> int:
@@ -98,6 +126,55 @@ class ReviewItemOut(Schema):
     @staticmethod
     def resolve_result_plan_version(item: ReviewItem) -> int | None:
         return item.result_plan.version if item.result_plan is not None else None
+
+    @staticmethod
+    def resolve_submitter(item: ReviewItem) -> str | None:
+        user = item.run.task.submitted_by
+        return user.get_username() if user is not None else None
+
+    @staticmethod
+    def resolve_age_seconds(item: ReviewItem) -> int:
+        return max(0, int((timezone.now() - item.created_at).total_seconds()))
+
+    @staticmethod
+    def resolve_sla(item: ReviewItem) -> str:
+        if not item.is_open:
+            return "closed"
+        if item.due_at is None:
+            return "none"
+        return "overdue" if item.due_at < timezone.now() else "due"
+
+    @staticmethod
+    def resolve_risk_score(item: ReviewItem) -> int:
+        return _risk(item)["risk_score"]
+
+    @staticmethod
+    def resolve_risk(item: ReviewItem) -> str:
+        return risk_level(_risk(item)["risk_score"])
+
+    @staticmethod
+    def resolve_sensitive(item: ReviewItem) -> bool:
+        return bool(_risk(item)["sensitive"])
+
+    @staticmethod
+    def resolve_production(item: ReviewItem) -> bool:
+        return bool(_risk(item)["production"])
+
+    @staticmethod
+    def resolve_min_confidence(item: ReviewItem) -> float | None:
+        return _risk(item)["min_confidence"]
+
+
+def _risk(item: ReviewItem) -> dict[str, Any]:
+    """The risk annotations of a queue row; a single item (detail) reads them once."""
+    if not hasattr(item, "risk_score"):
+        found = item_risk(item.pk)
+        for name, value in found.items():
+            setattr(item, name, value)
+    return {
+        name: getattr(item, name)
+        for name in ("risk_score", "sensitive", "production", "min_confidence")
+    }
 
 
 class ReviewItemDetailOut(ReviewItemOut):

@@ -185,7 +185,6 @@ def test_the_live_fragment_renders_steps_and_graph_stamped_with_the_last_seq(
 def test_the_live_section_shows_each_plan_versions_diff_and_the_token_totals(
     queued_run: Run, operator: User
 ) -> None:
-    from runs.lifecycle.adoption import plan_diff
     from runs.lifecycle.submit import plan_create
     from runs.models import LlmCall, Plan, Task
 
@@ -199,19 +198,20 @@ def test_the_live_section_shows_each_plan_versions_diff_and_the_token_totals(
             {"id": "third", "action": "noop", "depends_on": ["first"]},
         ],
     }
-    v2 = plan_create(run=queued_run, document=changed, source=Plan.Source.REPLANNER, parent=v1)
-    v2.diff = plan_diff(list(v1.steps.filter(phase="main")), list(v2.steps.filter(phase="main")))
-    v2.save(update_fields=["diff"])
+    plan_create(run=queued_run, document=changed, source=Plan.Source.REPLANNER, parent=v1)
     LlmCall.objects.create(
         run=queued_run, provider="openai", model="gpt-4.1", purpose="replan", tokens_in=1000
     )
     live = client_for(operator).get(reverse("runs:live", args=[queued_run.pk])).content.decode()
     assert 'data-plan-diff="2"' in live and "against v1" in live
     assert "added: third" in live and "removed: second" in live
+    assert 'data-plan-diff="1">first version' in live
     assert (
-        "changed: first (params: <code>{}</code> → <code>{&quot;greeting&quot;: &quot;hi&quot;}"
-        in live
+        '<span data-diff-field="params.greeting">params.greeting: <ins>&quot;hi&quot;</ins>' in live
     )
+    assert "plan goal: <del>&quot;Say hello twice&quot;</del> → <ins>&quot;Say hello" in live
+    # The description the new version left out: removed, field by field.
+    assert "description: <del>&quot;the first hello&quot;</del>" in live
     assert "1000 tokens in" in live and "Planner openai / gpt-4.1" in live
     page = client_for(operator).get(reverse("runs:detail", args=[queued_run.pk])).content.decode()
     assert 'data-plan-diff="2"' in page and "data-llm-totals-line" in page
@@ -274,7 +274,11 @@ def test_the_detail_page_makes_at_most_ten_queries_however_many_steps(
         counts.append(len(queries))
         # every part is on the page: retry, budgets, model calls, reviews, both versions
         assert "Retry from step" in page and "data-budgets" in page and "data-llm-usage" in page
-        assert page.count("data-review-item=") == 2 and 'data-plan-diff="2"' not in page
+        assert page.count("data-review-item=") == 2
+        # v2 repeats v1: its diff says so, without a query of its own
+        assert (
+            'data-plan-diff="2">\n    <li>against v1: <span class="muted" data-diff="same">' in page
+        )
         assert "<strong>v2</strong>" in page and "<strong>v1</strong>" in page
     assert counts[0] == counts[1], counts  # the same whatever the size
     with django_assert_max_num_queries(10):  # session, user and groups included
