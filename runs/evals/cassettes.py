@@ -10,7 +10,6 @@ A cassette is one JSON file per task.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import urllib.error
@@ -25,6 +24,7 @@ from django.conf import settings
 
 from runs.evals.faults import FaultSpec
 from runs.evals.wire import error_body, fault_answer
+from runs.planning.providers.recording import request_key
 from runs.textdata import TextDataError, parse_json
 
 MODES = ("live", "record", "replay")
@@ -32,12 +32,6 @@ PROVIDERS = ("openai", "anthropic", "compatible")
 FORWARDED_HEADERS = ("authorization", "x-api-key", "anthropic-version", "anthropic-beta")
 MAX_BODY = 8 * 1024 * 1024
 CASSETTE_VERSION = 1
-
-
-def request_key(provider: str, path: str, body: Any) -> str:
-    """The identity of a model request: provider, endpoint and the whole body (prompt included)."""
-    text = json.dumps([provider, path, body], sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def upstreams() -> dict[str, str]:
