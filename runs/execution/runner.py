@@ -23,7 +23,7 @@ from runs.planning.references import ReferenceResolutionError, resolve_reference
 from runs.telemetry.tracing import step_span
 from runs.textdata import storable_copy, storable_text
 from runs.tools.base import ToolConfigError, ToolError, ToolSpec
-from runs.tools.registry import invoke_tool
+from runs.tools.registry import Deadlined, invoke_tool
 
 log = logging.getLogger(__name__)
 # A NUL or a surrogate in JSON text (ASCII-escaped): neither NUL nor a lone surrogate
@@ -80,8 +80,9 @@ class StepRunner:
         task = asyncio.current_task()
         assert task is not None  # steps run in tasks of their own
         while True:
+            timeout = spec.timeout_seconds
             if not deadlines.is_armed(task):
-                deadlines.arm((task,), spec.timeout_seconds)
+                deadlines.arm((task,), timeout)
             try:
                 with step_span(spec.name, state.key, state.attempts):  # a span, log ids
                     if spec.kind in llmtools.KINDS:  # a prompt or an agent: model calls, budgets
@@ -89,12 +90,17 @@ class StepRunner:
                             spec, params, self.run, step=state.key, key=key
                         )
                     else:
-                        result = await invoke_tool(spec, params, key)
+                        call = invoke_tool(spec, params, key)
+                        if type(call) is Deadlined:  # an injected fault's own, shorter deadline
+                            timeout = call.timeout_seconds
+                            deadlines.disarm(task)
+                            deadlines.arm((task,), timeout)
+                        result = await call
             except asyncio.CancelledError:
                 if not deadlines.expired(task):
                     deadlines.disarm(task)
                     raise  # cancelled: the run stops
-                error = f"timed out after {spec.timeout_seconds:g}s"
+                error = f"timed out after {timeout:g}s"
                 retryable = True
             except ToolConfigError as exc:
                 error, retryable = exc.message, False
