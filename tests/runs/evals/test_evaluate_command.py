@@ -163,3 +163,18 @@ def test_by_default_the_suite_runs_in_a_database_of_its_own(tmp_path: Path) -> N
     assert evaluate(str(write_suite(tmp_path, body))) == 0
     assert Run.objects.count() == before  # nothing of the suite's runs is here
     assert SuiteRun.objects.get().passed == 1  # its metrics are
+
+
+def test_each_task_works_in_a_sandbox_of_its_own_never_the_deployments(
+    tmp_path: Path, settings: Any
+) -> None:
+    settings.VAR_DIR = tmp_path / "var"
+    production = settings.PLANNERWEB_SANDBOX_DIR = tmp_path / "sandbox"
+    production.mkdir()
+    body = f"  - name: healthy\n    text: Check the database\n{CHECK_PLAN}    expect: {{outcome: succeeded}}\n"
+    # read_schema creates prod.db in the sandbox it is given, on first use.
+    body += "  - name: schema\n    text: Read the schema\n    plan: {goal: g, steps: [{id: s, action: read_schema}]}\n    expect: {outcome: succeeded, results: [{step: s, check: {type: json_schema, schema: {type: object, required: [tables]}}}]}\n"
+    assert evaluate(str(write_suite(tmp_path, body)), "--in-place") == 0
+    assert list(production.iterdir()) == []
+    # The tasks' sandboxes are removed with what the tools left in them.
+    assert [p.name for p in (settings.VAR_DIR / "evaluate").iterdir()] == []
