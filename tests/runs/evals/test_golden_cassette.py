@@ -18,7 +18,14 @@ from runs.lifecycle.planning import run_plan, run_submit_task
 from runs.models import EvalSuite, ModelAnswer, Run
 from runs.tools.yaml_io import tools_import
 from tests.runs.api.conftest import api_as
-from tests.runs.planning.providers.fake_llm import Answer, FakeLLM, openai_response, running
+from tests.runs.planning.providers.fake_llm import (
+    Answer,
+    FakeLLM,
+    anthropic_tool_use,
+    chat_completion,
+    openai_response,
+    running,
+)
 from tests.runs.views.conftest import client_for, messages_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -153,3 +160,54 @@ def test_the_api_refuses_bad_input_other_roles_and_unfinished_runs(
     assert refused.status_code == 409
     assert refused.json()["code"] == "not_golden"
     assert not EvalSuite.objects.exists()
+
+
+def test_a_recorded_answer_is_stored_redacted(upstream: FakeLLM, operator: User) -> None:
+    secret = "sk-live0123456789abcdefXYZ"
+    plan = {
+        "goal": "Say hello",
+        "steps": [{"id": "say", "action": "echo", "params": {"text": f"key {secret}"}}],
+    }
+    upstream.queue(Answer(body=openai_response(json.dumps(plan))))
+    run = run_submit_task(
+        title="Say hello", submitted_by=operator, planner="openai", mode="upfront"
+    )
+    run_plan(run_id=run.pk)
+    stored = json.dumps(ModelAnswer.objects.get(run=run).body)
+    assert secret not in stored
+    assert "[REDACTED:openai_key" in stored
+
+
+@pytest.mark.parametrize(
+    ("provider", "setting", "suffix", "answer"),
+    [
+        ("anthropic", "PLANNERWEB_ANTHROPIC_BASE_URL", "", anthropic_tool_use(PLAN)),
+        ("compatible", "PLANNERWEB_LOCAL_BASE_URL", "/v1", chat_completion(json.dumps(PLAN))),
+    ],
+)
+def test_each_providers_recorded_answers_replay_offline(
+    upstream: FakeLLM,
+    operator: User,
+    settings: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    provider: str,
+    setting: str,
+    suffix: str,
+    answer: dict[str, Any],
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-recording")
+    setattr(settings, setting, upstream.url + suffix)
+    upstream.queue(Answer(body=answer))
+    run = run_submit_task(
+        title="Say hello", submitted_by=operator, planner=provider, mode="upfront"
+    )
+    run_plan(run_id=run.pk)
+    assert run_execute(run_id=run.pk) == "succeeded"
+    saved = api_as(operator).post(f"/runs/{run.pk}/golden", {"suite": "golden"})
+    assert saved.json()["cassette"] is True
+    upstream.stop()
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    code, replayed = replay("golden", tmp_path)
+    assert (code, replayed["planner"], replayed["tools"]) == (0, provider, ["noop", "echo"])
+    assert (replayed["model_calls"], replayed["network_calls"]) == (1, 0)
