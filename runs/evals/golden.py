@@ -20,7 +20,7 @@ from django.db import transaction
 from runs.evals.cassettes import Cassette
 from runs.evals.observe import run_observe
 from runs.evals.suite import SuiteError, suite_parse
-from runs.models import EvalSuite, ModelAnswer, Run, RunStatus
+from runs.models import EvalSuite, LlmCall, ModelAnswer, Run, RunStatus
 from runs.planning.options import PLANNERS
 from runs.statemachine import RUN_TERMINAL
 from runs.textdata import TextDataError, parse_yaml
@@ -66,7 +66,14 @@ def _task_entry(run: Run, name: str, recorded: bool) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": name, "text": run.task.title}
     if run.task.description:
         entry["description"] = run.task.description
-    planner = run.task.planner
+    # "" planned with the deployment's default: the provider that answered the planning call.
+    planner = run.task.planner or (
+        LlmCall.objects.filter(run=run, purpose=LlmCall.Purpose.PLAN)
+        .order_by("pk")
+        .values_list("provider", flat=True)
+        .first()
+        or ""
+    )
     if recorded and planner in PLANNERS and planner not in ("manual", "playbook"):
         # The recorded answers plan it again: the task keeps the options its prompt was made of.
         entry["planner"] = planner

@@ -211,3 +211,16 @@ def test_each_providers_recorded_answers_replay_offline(
     code, replayed = replay("golden", tmp_path)
     assert (code, replayed["planner"], replayed["tools"]) == (0, provider, ["noop", "echo"])
     assert (replayed["model_calls"], replayed["network_calls"]) == (1, 0)
+
+
+def test_a_run_planned_by_the_default_planner_keeps_the_provider_that_answered(
+    upstream: FakeLLM, operator: User, settings: Any
+) -> None:
+    settings.PLANNERWEB_PLANNER = "openai"
+    upstream.queue(Answer(body=openai_response(json.dumps(PLAN))))
+    run = run_submit_task(title="Say hello", submitted_by=operator, planner="", mode="upfront")
+    run_plan(run_id=run.pk)
+    assert run_execute(run_id=run.pk) == "succeeded"
+    assert api_as(operator).post(f"/runs/{run.pk}/golden", {}).json()["cassette"] is True
+    task = yaml.safe_load(EvalSuite.objects.get(name="golden").text)["tasks"][0]
+    assert (task["planner"], "plan" in task) == ("openai", False)
