@@ -287,6 +287,9 @@ PLANNERWEB_SHOW_DEMO_LOGINS = envbool("PLANNERWEB_SHOW_DEMO_LOGINS", False)
 PLANNERWEB_SANDBOX_DIR = Path(envstr("PLANNERWEB_SANDBOX_DIR", str(VAR_DIR / "sandbox")))
 # Where ``manage.py evaluate NAME`` looks for NAME.yaml (then in the demo's suites).
 PLANNERWEB_EVAL_DIRS = envlist("PLANNERWEB_EVAL_DIRS", ["evals"])
+# Keep every provider answer of every run (runs/planning/providers/recording.py), so a
+# finished run saved as a golden task replays offline with its cassette.
+PLANNERWEB_RECORD_MODEL_ANSWERS = envbool("PLANNERWEB_RECORD_MODEL_ANSWERS", False)
 
 # --- review queue ---------------------------------------------------------------
 # The global approval policy until an admin saves one: always | sensitive | low_confidence | never.

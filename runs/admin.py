@@ -444,14 +444,38 @@ class TranscriptEventAdmin(ReadOnlyAdmin):
 
 
 # --------------------------------------------------------------------------- evaluation
+MAX_SUITE_FILE = 1024 * 1024
+
+
 class EvalSuiteForm(forms.ModelForm):
+    upload = forms.FileField(
+        required=False,
+        label="Import a file",
+        help_text="A suite file (evals/<suite>.yaml): its text replaces the text below.",
+    )
+
     class Meta:
         model = EvalSuite
-        fields = ("name", "text", "source")
+        fields = ("name", "upload", "text", "source")
         help_texts = {"text": "The suite's YAML (see docs/evaluation.md); checked when saved."}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["text"].required = False  # an imported file gives it
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        upload = data.get("upload")
+        if upload is not None:
+            if upload.size > MAX_SUITE_FILE:
+                raise ValidationError({"upload": "A suite file is at most 1 MB."})
+            try:
+                data["text"] = upload.read().decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValidationError({"upload": "A suite file is UTF-8 text."}) from None
+            data["source"] = data.get("source") or upload.name
+        elif not data.get("text"):
+            raise ValidationError({"text": "Write the suite's YAML here, or import a file."})
         text = data.get("text")
         if text:
             try:

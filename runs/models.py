@@ -585,6 +585,28 @@ class EvalSuite(models.Model):
         return self.name
 
 
+class ModelAnswer(models.Model):
+    """One provider answer to a run's model call, recorded (``runs.planning.providers.recording``).
+
+    ``key`` identifies the exact request (provider, endpoint, whole body); the body itself is
+    not kept. A run with answers is a recorded run: its golden task carries them as a cassette.
+    """
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="model_answers")
+    provider = models.CharField(max_length=30)
+    path = models.CharField(max_length=200)
+    key = models.CharField(max_length=64)
+    status = models.PositiveSmallIntegerField()
+    body = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.provider} /{self.path} for run {self.run_id} (HTTP {self.status})"
+
+
 class SuiteRun(models.Model):
     """One ``manage.py evaluate``: its pass rate, metrics and tolerance-band breaches."""
 

@@ -25,6 +25,8 @@ from runs.api.schemas.runs import (
     CancelIn,
     EventPageOut,
     ForecastOut,
+    GoldenIn,
+    GoldenOut,
     PlanOut,
     ResumeIn,
     RetryIn,
@@ -33,6 +35,7 @@ from runs.api.schemas.runs import (
     RunPageOut,
     StepOut,
 )
+from runs.evals.golden import GoldenError, golden_task_save
 from runs.lifecycle import cancel, questions
 from runs.lifecycle.errors import RunError
 from runs.lifecycle.escalations import review_resolve_escalation
@@ -312,6 +315,34 @@ def run_export(request: HttpRequest, run_id: int = RunId) -> dict[str, Any]:
         return snapshot_export(run_id=run_id)
     except Run.DoesNotExist:
         raise ApiError(404, "not_found", f"There is no run {run_id}.") from None
+
+
+@runs_router.post(
+    "/{run_id}/golden",
+    response={201: GoldenOut, **ERRORS},
+    summary="Save a finished run as a golden task (with its cassette when it was recorded)",
+    auth=role_auth(is_operator, "save golden tasks"),
+)
+def run_save_golden(
+    request: HttpRequest, payload: GoldenIn, run_id: int = RunId
+) -> Status[dict[str, Any]]:
+    """Its task, plan and outcome as a new task of the suite; 409 when the run cannot be one."""
+    try:
+        saved = golden_task_save(run_id=run_id, suite_name=payload.suite)
+    except Run.DoesNotExist:
+        raise ApiError(404, "not_found", f"There is no run {run_id}.") from None
+    except GoldenError as exc:
+        raise ApiError(409, "not_golden", str(exc)) from exc
+    name = saved.suite.name
+    return Status(
+        201,
+        {
+            "suite": name,
+            "task": saved.task,
+            "cassette": saved.cassette is not None,
+            "command": f"manage.py evaluate {name}" + (" --replay" if saved.cassette else ""),
+        },
+    )
 
 
 def _exists(run_id: int) -> None:

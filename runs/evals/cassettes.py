@@ -10,13 +10,13 @@ A cassette is one JSON file per task.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from django.conf import settings
 
 from runs.evals.faults import FaultSpec
 from runs.evals.wire import error_body, fault_answer
+from runs.planning.providers.recording import request_key
 from runs.textdata import TextDataError, parse_json
 
 MODES = ("live", "record", "replay")
@@ -32,12 +33,6 @@ PROVIDERS = ("openai", "anthropic", "compatible")
 FORWARDED_HEADERS = ("authorization", "x-api-key", "anthropic-version", "anthropic-beta")
 MAX_BODY = 8 * 1024 * 1024
 CASSETTE_VERSION = 1
-
-
-def request_key(provider: str, path: str, body: Any) -> str:
-    """The identity of a model request: provider, endpoint and the whole body (prompt included)."""
-    text = json.dumps([provider, path, body], sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def upstreams() -> dict[str, str]:
@@ -123,7 +118,9 @@ class ModelProxy:
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll: each task's proxy stops (``shutdown``) without a half-second wait.
+        serve = partial(self.server.serve_forever, poll_interval=0.05)
+        self._thread = threading.Thread(target=serve, daemon=True)
 
     @property
     def url(self) -> str:

@@ -74,6 +74,7 @@ def as_json(suite: str, results: list[TaskResult], summary: Summary) -> dict[str
                 "faults": r.faults,
                 "injected": r.injected,
                 "cassette_misses": r.misses,
+                "model_calls": r.seen.model_calls,
                 "network_calls": r.network_calls,
                 "failures": [redact_text(f) for f in r.failures],
             }

@@ -27,7 +27,7 @@ from runs.planning.subplans import SUBPLAN_SPEC
 from runs.telemetry.tracing import step_span
 from runs.textdata import storable_copy, storable_text
 from runs.tools.base import ToolConfigError, ToolError, ToolSpec
-from runs.tools.registry import invoke_tool
+from runs.tools.registry import Deadlined, invoke_tool
 
 log = logging.getLogger(__name__)
 # A NUL or a surrogate in JSON text (ASCII-escaped): neither NUL nor a lone surrogate
@@ -87,10 +87,11 @@ class StepRunner:
         assert task is not None  # steps run in tasks of their own
         remote = runs_remotely(spec, llmtools.KINDS)
         while True:
+            timeout = spec.timeout_seconds
             if remote:  # the pool worker holds the call to the tool's timeout
                 deadlines.disarm(task)
             elif not deadlines.is_armed(task):
-                deadlines.arm((task,), spec.timeout_seconds)
+                deadlines.arm((task,), timeout)
             try:
                 with step_span(spec.name, state.key, state.attempts):  # a span, log ids
                     if remote:
@@ -100,12 +101,17 @@ class StepRunner:
                             spec, params, self.run, step=state.key, key=key
                         )
                     else:
-                        result = await invoke_tool(spec, params, key)
+                        call = invoke_tool(spec, params, key)
+                        if type(call) is Deadlined:  # an injected fault's own, shorter deadline
+                            timeout = call.timeout_seconds
+                            deadlines.disarm(task)
+                            deadlines.arm((task,), timeout)
+                        result = await call
             except asyncio.CancelledError:
                 if not deadlines.expired(task):
                     deadlines.disarm(task)
                     raise  # cancelled: the run stops
-                error = f"timed out after {spec.timeout_seconds:g}s"
+                error = f"timed out after {timeout:g}s"
                 retryable = True
             except RemoteStepLost as exc:
                 self.run.stop = (EscalationCause.PARTIAL_RUN, state.id)

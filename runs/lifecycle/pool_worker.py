@@ -38,7 +38,7 @@ from runs.pools import (
 )
 from runs.textdata import storable_copy, storable_text
 from runs.tools.base import ToolConfigError, ToolError, ToolSpec
-from runs.tools.registry import invoke_tool
+from runs.tools.registry import call_timeout, invoke_tool
 
 log = logging.getLogger(__name__)
 
@@ -119,14 +119,16 @@ class PoolServer:
         self._finish(claimed, ok=ok, result=result, error=error, retryable=retryable)
 
     async def _call(self, claimed: Claimed, spec: ToolSpec) -> tuple[bool | None, Any, str, bool]:
-        call = asyncio.create_task(invoke_tool(spec, claimed.params, claimed.idempotency_key))
+        invocation = invoke_tool(spec, claimed.params, claimed.idempotency_key)
+        timeout = call_timeout(invocation, spec)
+        call = asyncio.ensure_future(invocation)
         renew = asyncio.create_task(self._renew(claimed, call))
         try:
-            result = await asyncio.wait_for(asyncio.shield(call), spec.timeout_seconds)
+            result = await asyncio.wait_for(asyncio.shield(call), timeout)
         except TimeoutError:
             call.cancel()
             await asyncio.gather(call, return_exceptions=True)
-            return False, None, f"timed out after {spec.timeout_seconds:g}s", True
+            return False, None, f"timed out after {timeout:g}s", True
         except asyncio.CancelledError:
             return None, None, "", False  # the row was cancelled or lost
         except ToolConfigError as exc:

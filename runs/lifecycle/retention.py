@@ -33,7 +33,7 @@ from django.utils import timezone
 from reviews.audit import audit_record
 from reviews.models import ReviewItem, ReviewStatus
 from runs.lifecycle.snapshots import snapshot_export, snapshot_json
-from runs.models import Run, RunArchive, Step, Task, Tombstone, TranscriptEvent
+from runs.models import ModelAnswer, Run, RunArchive, Step, Task, Tombstone, TranscriptEvent
 from runs.statemachine import RUN_TERMINAL
 
 W = Tombstone.What
@@ -230,10 +230,13 @@ def _purge_one(run_id: int, what: str, rule: str, size: int, dry_run: bool) -> P
     detail: dict[str, Any] = {}
     if what == W.TRANSCRIPT:
         rows = _delete(TranscriptEvent.objects.filter(run_id=run_id), size, dry_run)
+        # The recorded provider answers are model output too: they go with the calls.
+        rows += _delete(ModelAnswer.objects.filter(run_id=run_id), size, dry_run)
     elif what == W.STEP_RESULTS:
         rows = _empty_results(run_id, size, dry_run)
     elif what == W.LLM_CALLS:
         rows = _thin_model_io(run_id, size, dry_run)
+        rows += _delete(ModelAnswer.objects.filter(run_id=run_id), size, dry_run)
     else:
         rows, detail = _delete_run(run_id, size, dry_run)
     if not dry_run:

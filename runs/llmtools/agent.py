@@ -47,7 +47,7 @@ from runs.statemachine import NewEvent, append_events
 from runs.textdata import storable_copy
 from runs.tools.base import ToolConfigError, ToolError, ToolSpec
 from runs.tools.kinds.agent import DEFAULT_ITERATIONS, DEFAULT_TOKENS
-from runs.tools.registry import invoke_tool, load_tool_specs
+from runs.tools.registry import call_timeout, invoke_tool, load_tool_specs
 
 DECISION_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -262,18 +262,21 @@ def _refusal(loop: Loop, tool: Any, args: dict[str, Any], decision: Any) -> str:
 
 async def _call(loop: Loop, row: AgentCall, spec: ToolSpec, args: dict[str, Any]) -> None:
     """Make one inner call under its tool's timeout, record how it ended, tell the model."""
+    timeout = spec.timeout_seconds
     try:
         if spec.kind == Tool.Kind.LLM:
             result = await asyncio.wait_for(
                 in_db_thread(lambda: answer(spec, args, run_id=loop.run_id, step=loop.step)),
-                spec.timeout_seconds,
+                timeout,
             )
         else:
             key = f"{loop.key}:{row.index}"
-            result = await asyncio.wait_for(invoke_tool(spec, args, key), spec.timeout_seconds)
+            call = invoke_tool(spec, args, key)
+            timeout = call_timeout(call, spec)
+            result = await asyncio.wait_for(call, timeout)
         status, error = S.SUCCEEDED, ""
     except TimeoutError:
-        result, status, error = None, S.FAILED, f"timed out after {spec.timeout_seconds:g}s"
+        result, status, error = None, S.FAILED, f"timed out after {timeout:g}s"
     except ToolError as exc:
         result, status, error = None, S.FAILED, exc.message
     await in_db_thread(lambda: _record_end(loop, row, status, result, error))

@@ -6,7 +6,7 @@ the Tool rows, disabled ones included: callers decide what "disabled" means).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
 from types import ModuleType
 from typing import Any
 
@@ -25,10 +25,33 @@ KINDS: dict[str, ModuleType] = {
     "mcp": mcp,
 }
 
+
+class Deadlined:
+    """An interceptor's stand-in call that runs under a deadline of its own, not the tool's.
+
+    An injected timeout (``runs.evals.faults``) blocks past this short deadline, so the
+    caller's own timeout handling (expiry, retry, failure) acts without a long wait.
+    """
+
+    __slots__ = ("call", "timeout_seconds")
+
+    def __init__(self, call: Coroutine[Any, Any, Any], timeout_seconds: float) -> None:
+        self.call = call
+        self.timeout_seconds = timeout_seconds
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self.call.__await__()
+
+
 # Fault injection for evaluations (runs.evals.faults): when set, asked first on every call;
-# a coroutine it returns stands in for the tool's. Empty in normal operation.
-Interceptor = Callable[[ToolSpec, dict[str, Any]], Coroutine[Any, Any, Any] | None]
+# a coroutine (or a Deadlined one) it returns stands in for the tool's. Empty in normal operation.
+Interceptor = Callable[[ToolSpec, dict[str, Any]], Coroutine[Any, Any, Any] | Deadlined | None]
 INTERCEPTORS: list[Interceptor] = []
+
+
+def call_timeout(call: Awaitable[Any], spec: ToolSpec) -> float:
+    """The deadline ``call`` (from ``invoke_tool``) runs under: its own when Deadlined, else the tool's."""
+    return call.timeout_seconds if type(call) is Deadlined else spec.timeout_seconds
 
 
 def get_kind(kind: str) -> ModuleType:
@@ -40,7 +63,7 @@ def get_kind(kind: str) -> ModuleType:
 
 def invoke_tool(
     spec: ToolSpec, params: dict[str, Any], idempotency_key: str | None = None
-) -> Coroutine[Any, Any, Any]:
+) -> Coroutine[Any, Any, Any] | Deadlined:
     """Call the tool once: await what this returns. Params are schema-validated; timeouts are the caller's.
 
     ``idempotency_key`` is the step's key, handed to the tool the way its kind does

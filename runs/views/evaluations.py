@@ -32,17 +32,17 @@ def evaluation_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 @role_required(is_operator)
 def run_save_golden(request: HttpRequest, run_id: int) -> HttpResponse:
-    """Keep a finished run's task, plan and outcome as a task of a golden suite."""
+    """Keep a finished run's task, plan and outcome (and its cassette) as a golden task."""
     suite_name = request.POST.get("suite", "golden")[:200]
     try:
-        suite, task = golden_task_save(run_id=run_id, suite_name=suite_name)
+        saved = golden_task_save(run_id=run_id, suite_name=suite_name)
     except Run.DoesNotExist:
         raise Http404("No such run.") from None
     except GoldenError as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(
-            request,
-            f"Saved as task {task} of suite {suite.name}: manage.py evaluate {suite.name}",
-        )
+        name = saved.suite.name
+        command = f"manage.py evaluate {name}" + (" --replay" if saved.cassette else "")
+        tape = " with its recorded model answers" if saved.cassette else ""
+        messages.success(request, f"Saved as task {saved.task} of suite {name}{tape}: {command}")
     return redirect("runs:detail", run_id=run_id)

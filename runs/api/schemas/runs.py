@@ -478,3 +478,24 @@ class ForecastOut(Schema):
     expected_cost: str | None = Field(description="US dollars; null with no priced model call.")
     spent_cost: str | None
     actual_seconds: float | None = Field(description="How long it ran, once it finished.")
+
+
+class GoldenIn(In):
+    """Which golden suite a finished run joins as a task (created when new)."""
+
+    suite: str = Field(
+        "golden",
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
+        description="The suite's name: letters, digits, '.', '_' or '-'.",
+    )
+
+
+class GoldenOut(Schema):
+    """The task a run became, and how to evaluate it."""
+
+    suite: str
+    task: str
+    cassette: bool = Field(description="The run's recorded model answers were kept with it.")
+    command: str

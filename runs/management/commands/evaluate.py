@@ -7,7 +7,10 @@ first) and the demo's suites. Exit codes: 0 every task passed and every band hel
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,24 @@ from runs.evals.reports import table, write_json, write_junit
 from runs.evals.runner import RunOptions, TaskResult
 from runs.evals.suite import SuiteError, suite_load
 from runs.planning.providers import LLM_PROVIDERS
+
+# The provider SDKs log every request and retry at INFO: noise between the progress lines.
+SDK_LOGGERS = ("httpx", "httpx2", "httpcore", "openai", "anthropic")
+
+
+@contextmanager
+def _sdk_logs(verbosity: int) -> Iterator[None]:
+    """Only the SDKs' warnings reach the output, unless asked for more (``-v 2``)."""
+    loggers = [logging.getLogger(name) for name in SDK_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    if verbosity < 2:
+        for lg in loggers:
+            lg.setLevel(max(lg.level, logging.WARNING))
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 def _rate(text: str) -> float:
@@ -77,13 +98,14 @@ class Command(BaseCommand):
             cassettes=options["cassettes"],
             workdir=Path(settings.VAR_DIR) / "evaluate",
         )
-        done = suite_evaluate(
-            loaded,
-            run_options,
-            fail_under=fail_under,
-            isolate=not options["in_place"],
-            progress=self._progress,
-        )
+        with _sdk_logs(options["verbosity"]):
+            done = suite_evaluate(
+                loaded,
+                run_options,
+                fail_under=fail_under,
+                isolate=not options["in_place"],
+                progress=self._progress,
+            )
         self.stdout.write(table(done.results, done.summary))
         if options["json"]:
             write_json(options["json"], loaded.name, done.results, done.summary)

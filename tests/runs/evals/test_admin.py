@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
 
@@ -60,3 +61,35 @@ def test_suite_runs_are_read_only_and_staff_only(
     assert admin_client.get("/admin/runs/suiterun/add/").status_code == 403
     client.force_login(operator)
     assert client.get("/admin/runs/evalsuite/").status_code == 302
+
+
+def test_a_suite_file_is_imported_and_then_edited(admin_client: Client) -> None:
+    upload = SimpleUploadedFile("nightly.yaml", GOOD.encode())
+    response = admin_client.post(SUITES + "add/", {"name": "nightly", "upload": upload})
+    assert response.status_code == 302
+    suite = EvalSuite.objects.get()
+    assert (suite.text, suite.source) == (GOOD, "nightly.yaml")  # the file as it is
+    edited = GOOD.replace("do it", "do it again")
+    response = admin_client.post(
+        f"{SUITES}{suite.pk}/change/", {"name": "nightly", "text": edited, "source": "nightly.yaml"}
+    )
+    assert response.status_code == 302
+    assert "do it again" in EvalSuite.objects.get().text
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [(b"\xff\xfe not text", "A suite file is UTF-8 text."), (b"name: [", "not valid YAML")],
+)
+def test_an_unusable_file_is_refused(admin_client: Client, content: bytes, says: str) -> None:
+    upload = SimpleUploadedFile("bad.yaml", content)
+    response = admin_client.post(SUITES + "add/", {"name": "nightly", "upload": upload})
+    assert response.status_code == 200
+    assert says in response.content.decode()
+    assert not EvalSuite.objects.exists()
+
+
+def test_a_suite_needs_a_text_or_a_file(admin_client: Client) -> None:
+    response = admin_client.post(SUITES + "add/", {"name": "nightly", "text": ""})
+    assert "Write the suite&#x27;s YAML here, or import a file." in response.content.decode()
+    assert not EvalSuite.objects.exists()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -87,3 +89,60 @@ def test_a_prompt_changed_since_recording_is_a_cassette_miss(
     assert task["failures"][0].startswith("cassette miss")
     assert task["outcome"] == "escalated"
     assert len(upstream.requests) == 1  # the miss was not sent on
+
+
+def test_provider_overrides_the_tasks_planner_with_a_progress_bar_and_no_sdk_logs(
+    tmp_path: Path, upstream: FakeLLM, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    path = tmp_path / "other.yaml"
+    path.write_text(
+        "name: other\ntasks:\n"
+        "  - name: greet\n    text: Say hello\n    planner: anthropic\n"
+        "    expect: {outcome: succeeded, tools: {order: [noop, echo]}}\n"
+    )
+    report, err = tmp_path / "report.json", io.StringIO()
+    upstream.queue(Answer(body=openai_response(json.dumps(PLAN))))
+    call_command(
+        "evaluate",
+        str(path),
+        "--in-place",
+        "--provider",
+        "openai",
+        "--model",
+        "gpt-4.1-nano",
+        "--record",
+        "--cassettes",
+        str(tmp_path / "tapes"),
+        "--json",
+        str(report),
+        stderr=err,
+    )
+    task = json.loads(report.read_text())["tasks"][0]
+    assert (task["planner"], task["passed"]) == ("openai", True)
+    assert [(r.path, r.body["model"]) for r in upstream.requests] == [
+        ("/v1/responses", "gpt-4.1-nano")
+    ]
+    assert err.getvalue().splitlines() == ["[####################] 1/1 greet: pass"]
+    sdk = [r for r in caplog.records if r.name.split(".")[0] in ("httpx2", "openai")]
+    assert sdk == []
+
+
+def test_sdk_request_logs_show_when_asked_for(
+    tmp_path: Path, upstream: FakeLLM, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    upstream.queue(Answer(body=openai_response(json.dumps(PLAN))))
+    call_command(
+        "evaluate",
+        str(suite(tmp_path)),
+        "--in-place",
+        "--record",
+        "-v",
+        "2",
+        "--cassettes",
+        str(tmp_path / "tapes"),
+    )
+    assert any(r.name == "httpx2" and "POST" in r.getMessage() for r in caplog.records)
+    # Quieted for the command only: the loggers are as they were.
+    assert logging.getLogger("httpx2").level == logging.NOTSET

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
+from junitparser import Failure, JUnitXml
 
 from runs.models import Run, SuiteRun, SuiteTaskResult
 
@@ -71,10 +71,10 @@ def test_the_demo_suite_passes_offline_with_each_fault_giving_its_stated_outcome
         assert task["network_calls"] == 0
     # Bounded: a model down for good is asked a few times (SDK retries, planning attempts).
     assert by_name["planner-server-down"]["tokens"] == 0
-    suite = ET.parse(junit).getroot().find("testsuite")
-    assert suite is not None
-    assert (suite.get("tests"), suite.get("failures")) == (str(len(data["tasks"])), "0")
-    assert len(suite.findall("testcase")) == len(data["tasks"])
+    (suite,) = JUnitXml.fromfile(str(junit))
+    assert (suite.tests, suite.failures, suite.errors) == (len(data["tasks"]), 0, 0)
+    assert [case.name for case in suite] == [t["name"] for t in data["tasks"]]
+    assert all(case.is_passed for case in suite)
     stored = SuiteRun.objects.get()
     assert (stored.suite_name, stored.mode, stored.ok, stored.pass_rate) == (
         "demo",
@@ -96,10 +96,15 @@ def test_a_failed_task_sets_the_exit_code_and_is_a_junit_failure(tmp_path: Path)
     suite = write_suite(tmp_path, body)
     junit = tmp_path / "out.xml"
     assert evaluate(str(suite), "--in-place", "--junit", str(junit)) == 1
-    cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
-    assert cases["healthy"].find("failure") is None
-    failure = cases["wrong"].find("failure")
-    assert failure is not None
+    # Read as CI tools read it: a JUnit parser.
+    (junit_suite,) = JUnitXml.fromfile(str(junit))
+    # Two tasks, and the breached pass rate as a failed case of its own.
+    assert (junit_suite.name, junit_suite.tests, junit_suite.failures) == ("small", 3, 2)
+    cases = {case.name: case for case in junit_suite}
+    assert list(cases) == ["healthy", "wrong", "pass rate 50% is under 100%"]
+    assert cases["healthy"].is_passed
+    (failure,) = cases["wrong"].result
+    assert isinstance(failure, Failure)
     assert "ended succeeded, expected failed" in (failure.text or "")
     assert "tools ran that must not: echo" in (failure.text or "")
     # Half the tasks passing is enough under --fail-under 50%...
@@ -163,3 +168,18 @@ def test_by_default_the_suite_runs_in_a_database_of_its_own(tmp_path: Path) -> N
     assert evaluate(str(write_suite(tmp_path, body))) == 0
     assert Run.objects.count() == before  # nothing of the suite's runs is here
     assert SuiteRun.objects.get().passed == 1  # its metrics are
+
+
+def test_each_task_works_in_a_sandbox_of_its_own_never_the_deployments(
+    tmp_path: Path, settings: Any
+) -> None:
+    settings.VAR_DIR = tmp_path / "var"
+    production = settings.PLANNERWEB_SANDBOX_DIR = tmp_path / "sandbox"
+    production.mkdir()
+    body = f"  - name: healthy\n    text: Check the database\n{CHECK_PLAN}    expect: {{outcome: succeeded}}\n"
+    # read_schema creates prod.db in the sandbox it is given, on first use.
+    body += "  - name: schema\n    text: Read the schema\n    plan: {goal: g, steps: [{id: s, action: read_schema}]}\n    expect: {outcome: succeeded, results: [{step: s, check: {type: json_schema, schema: {type: object, required: [tables]}}}]}\n"
+    assert evaluate(str(write_suite(tmp_path, body)), "--in-place") == 0
+    assert list(production.iterdir()) == []
+    # The tasks' sandboxes are removed with what the tools left in them.
+    assert [p.name for p in (settings.VAR_DIR / "evaluate").iterdir()] == []

@@ -116,6 +116,14 @@ def test_faults_are_read_in_both_forms() -> None:
         "tool:fail@1",
         "model:refusal@2",
     ]
-    for bad in ("tool:fail", "model:fail@1", "tool:fail@0", "disk:fail@1"):
+    timeout = parse_fault("tool:timeout@2x3/0.5s")
+    assert (timeout.at, timeout.times, timeout.seconds, str(timeout)) == (
+        2,
+        3,
+        0.5,
+        "tool:timeout@2x3/0.5s",
+    )
+    assert parse_fault("tool:timeout@1").seconds == 0.2
+    for bad in ("tool:fail", "model:fail@1", "tool:fail@0", "disk:fail@1", "tool:fail@1/1s"):
         with pytest.raises(FaultSpecError):
             parse_fault(bad)

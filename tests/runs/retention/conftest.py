@@ -1,4 +1,4 @@
-"""Finished runs of any age, each with a transcript, step results and a model call event."""
+"""Finished runs of any age, each with a transcript, step results, a model call event and answer."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from reviews.audit import audit_record
 from runs.events import PlannerCall
 from runs.lifecycle.claim import run_execute
 from runs.lifecycle.submit import run_submit_plan
-from runs.models import Run, Task
+from runs.models import ModelAnswer, Run, Task
 from runs.statemachine import NewEvent, append_events
 
 
@@ -53,6 +53,9 @@ def aged_run(execute: Callable[..., Run], key: str, fast_settings: Any) -> Calla
                     ),
                 )
             ],
+        )
+        ModelAnswer.objects.create(
+            run=run, provider="openai", path="responses", key="0" * 64, status=200, body={}
         )
         audit_record(
             actor=None, action="run.noted", object_type="run", object_id=run.pk, run_id=run.pk

@@ -16,7 +16,7 @@ from reviews.audit import audit_verify
 from reviews.models import AuditEntry, ReviewItem
 from runs.lifecycle.retention import RetentionError, retain_days_check, retention_purge
 from runs.lifecycle.worker import RunWorker
-from runs.models import Run, Step, Task, Tombstone, TranscriptEvent
+from runs.models import ModelAnswer, Run, Step, Task, Tombstone, TranscriptEvent
 
 Aged = Callable[..., Run]
 
@@ -67,6 +67,9 @@ def test_transcripts_results_and_model_io_past_their_days_are_purged_with_tombst
     assert _state(old) == (0, 0, [])  # transcript gone (model io with it), results emptied
     assert _state(middle)[1:] == (2, [""])  # only model io thinned: 20 days < 30
     assert _state(recent) == recent_before
+    # The recorded provider answers go with the model io (or the whole transcript).
+    answers = ModelAnswer.objects.values_list("run_id", flat=True)
+    assert list(answers) == [recent.pk]
     assert {(p.run_id, p.what) for p in report.items} == {
         (old.pk, "transcript"),
         (old.pk, "step_results"),

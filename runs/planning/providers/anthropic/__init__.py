@@ -29,6 +29,7 @@ from runs.planning.providers.base import (
     parse_json,
     status_error,
 )
+from runs.planning.providers.recording import recording_client
 
 if TYPE_CHECKING:
     from anthropic.types import Message, MessageParam
@@ -59,6 +60,9 @@ class AnthropicProvider:
                 base_url=self.base_url or "https://api.anthropic.com",
                 timeout=settings.PLANNERWEB_PLANNER_TIMEOUT_SECONDS,
                 max_retries=settings.PLANNERWEB_PLANNER_SDK_RETRIES,
+                http_client=recording_client(
+                    "anthropic", self.base_url or "https://api.anthropic.com"
+                ),
             ) as client:
                 message = client.messages.create(
                     model=model,

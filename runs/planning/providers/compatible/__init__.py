@@ -25,6 +25,7 @@ from runs.planning.providers.base import (
     parse_json,
     status_error,
 )
+from runs.planning.providers.recording import recording_client
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam
@@ -50,6 +51,7 @@ class CompatibleProvider:
                 base_url=self.base_url,
                 timeout=settings.PLANNERWEB_PLANNER_TIMEOUT_SECONDS,
                 max_retries=settings.PLANNERWEB_PLANNER_SDK_RETRIES,
+                http_client=recording_client("compatible", self.base_url),
             ) as client:
                 completion = client.chat.completions.create(
                     model=model,

@@ -24,6 +24,7 @@ from runs.planning.providers.base import (
     parse_json,
     status_error,
 )
+from runs.planning.providers.recording import recording_client
 
 if TYPE_CHECKING:
     from openai.types.responses import ResponseInputParam
@@ -49,6 +50,7 @@ class OpenAIProvider:
             base_url=self.base_url or None,
             timeout=settings.PLANNERWEB_PLANNER_TIMEOUT_SECONDS,
             max_retries=settings.PLANNERWEB_PLANNER_SDK_RETRIES,
+            http_client=recording_client("openai", self.base_url or "https://api.openai.com/v1"),
         )
 
     def complete(self, request: ModelRequest) -> ModelReply:
