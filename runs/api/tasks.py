@@ -88,14 +88,7 @@ def task_create(request: HttpRequest, payload: TaskIn) -> Status[Run]:
     if payload.plan is None:
         return _task_for_planner(payload, options, user)
     _only_replanner_options(options)
-    if payload.confirm_plan is not None:
-        raise field_error(
-            "confirm_plan",
-            "not_with_plan",
-            "A hand-written plan runs as written: confirmation is for a planner's plan.",
-        )
-    if options.get("planner"):
-        _planner_usable(options["planner"])
+    _plan_extras(payload, options)
     document: Any = payload.plan
     if isinstance(document, str):
         try:
@@ -174,6 +167,18 @@ def _only_replanner_options(options: dict[str, Any]) -> None:
                 for name in wrong
             ],
         )
+
+
+def _plan_extras(payload: TaskIn, options: dict[str, Any]) -> None:
+    """422 for what a hand-written plan cannot take: a confirmation choice, an unusable replanner."""
+    if payload.confirm_plan is not None:
+        raise field_error(
+            "confirm_plan",
+            "not_with_plan",
+            "A hand-written plan runs as written: confirmation is for a planner's plan.",
+        )
+    if options.get("planner"):
+        _planner_usable(options["planner"])
 
 
 def _planner_usable(name: str) -> None:
