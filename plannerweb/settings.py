@@ -301,6 +301,17 @@ if PLANNERWEB_APPROVAL_MODE not in {"always", "sensitive", "low_confidence", "ne
         "PLANNERWEB_APPROVAL_MODE must be always, sensitive, low_confidence or never, "
         f"got {PLANNERWEB_APPROVAL_MODE!r}"
     )
+# Plan, then confirm: a planner's plan is shown to its submitter before it runs.
+# auto (when the plan's confidence is below PLANNERWEB_CONFIRM_BELOW_CONFIDENCE or it
+# uses a sensitive tool) | always | never; a task may choose its own at submission.
+PLANNERWEB_CONFIRM_PLANS = envstr("PLANNERWEB_CONFIRM_PLANS", "auto")
+if PLANNERWEB_CONFIRM_PLANS not in {"auto", "always", "never"}:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        f"PLANNERWEB_CONFIRM_PLANS must be auto, always or never, got {PLANNERWEB_CONFIRM_PLANS!r}"
+    )
+PLANNERWEB_CONFIRM_BELOW_CONFIDENCE = envfloat("PLANNERWEB_CONFIRM_BELOW_CONFIDENCE", 0.7)
 # A step on a sensitive tool whose confidence is below this pauses for a reviewer (per-tool override in admin).
 PLANNERWEB_GATE_CONFIDENCE = envfloat("PLANNERWEB_GATE_CONFIDENCE", 0.6)
 # How deep subplan steps may nest: a top-level run is depth 0, its child runs depth 1, ...

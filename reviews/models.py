@@ -25,6 +25,8 @@ class ReviewKind(models.TextChoices):
     ESCALATION = "escalation", "Escalation"
     # The planner asked the task's submitter a question; answered on the run page.
     CLARIFICATION = "clarification", "Clarifying question"
+    # A planner's plan waiting for its submitter to confirm it; decided on the run page.
+    CONFIRMATION = "confirmation", "Plan confirmation (submitter)"
 
 
 class ReviewStatus(models.TextChoices):

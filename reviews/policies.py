@@ -45,6 +45,12 @@ DEFAULT_KIND_SETTINGS: dict[str, dict[str, Any]] = {
         "timeout_action": TimeoutAction.NONE,
         "checklist": [],
     },
+    # A planner's plan shown to its submitter before it runs (plan, then confirm).
+    ReviewKind.CONFIRMATION: {
+        "sla_minutes": 24 * 60,
+        "timeout_action": TimeoutAction.NONE,
+        "checklist": [],
+    },
     ReviewKind.ESCALATION: {
         "sla_minutes": 60,
         "timeout_action": TimeoutAction.NONE,

@@ -107,6 +107,14 @@ class McpServer(models.Model):
         return self.name
 
 
+class ConfirmPlan(models.TextChoices):
+    """When a planner's plan waits for its submitter's confirmation before it runs."""
+
+    AUTO = "auto", "when unsure or sensitive"
+    ALWAYS = "always", "always"
+    NEVER = "never", "never"
+
+
 class Task(models.Model):
     """What an operator asked for; each attempt at it is a Run."""
 
@@ -133,6 +141,9 @@ class Task(models.Model):
     budget_max_wall_seconds = models.PositiveIntegerField(null=True, blank=True)
     # Keep this task's finished runs this many days (runs/retention.py); null = the setting.
     retain_days = models.PositiveIntegerField(null=True, blank=True)
+    # Plan, then confirm (runs/lifecycle/confirmation.py): auto, always or never, resolved
+    # from PLANNERWEB_CONFIRM_PLANS at submission; blank for a hand-written plan.
+    confirm_plan = models.CharField(max_length=6, blank=True, choices=ConfirmPlan.choices)
 
     class Meta:
         ordering = ["-created_at"]

@@ -2,6 +2,7 @@ from django.urls import path
 
 from runs import views
 from runs.views import answer as answer_views
+from runs.views import confirm as confirm_views
 from runs.views import evaluations as evaluation_views
 from runs.views import steps as steps_views
 from runs.views import tokens as tokens_views
@@ -27,6 +28,8 @@ urlpatterns = [
     path("runs/<int:run_id>/playbook/", run_save_playbook, name="save_playbook"),
     path("runs/<int:run_id>/forecast/", run_forecast_fragment, name="forecast"),
     path("runs/<int:run_id>/answer/", answer_views.run_answer, name="answer"),
+    path("runs/<int:run_id>/confirm/", confirm_views.run_confirm, name="confirm"),
+    path("runs/<int:run_id>/discard/", confirm_views.run_discard, name="discard"),
     path("runs/<int:run_id>/steps/<int:step_id>/", steps_views.step_detail, name="step"),
     path(
         "runs/<int:run_id>/steps/<int:step_id>/<str:stream>.txt",

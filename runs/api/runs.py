@@ -23,6 +23,8 @@ from runs.api.schemas.runs import (
     MAX_EVENTS_PAGE,
     AnswerIn,
     CancelIn,
+    ConfirmIn,
+    DiscardIn,
     EventPageOut,
     ForecastOut,
     GoldenIn,
@@ -36,7 +38,7 @@ from runs.api.schemas.runs import (
     StepOut,
 )
 from runs.evals.golden import GoldenError, golden_task_save
-from runs.lifecycle import cancel, questions
+from runs.lifecycle import cancel, confirmation, questions
 from runs.lifecycle.errors import RunError
 from runs.lifecycle.escalations import review_resolve_escalation
 from runs.lifecycle.planning_forecast import run_forecast as forecast_of
@@ -301,6 +303,63 @@ def run_answer(request: HttpRequest, payload: AnswerIn, run_id: int = RunId) -> 
         raise ApiError(403, "forbidden", str(exc)) from exc
     except RunError as exc:
         raise ApiError(409, "no_question", str(exc)) from exc
+    return get_run(run_id, detail_runs())
+
+
+@runs_router.post(
+    "/{run_id}/confirm",
+    response={200: RunOut, **ERRORS},
+    summary="Confirm the plan waiting for its submitter (as shown, or edited)",
+)
+def run_confirm(request: HttpRequest, payload: ConfirmIn, run_id: int = RunId) -> Run:
+    """For the task's submitter or an operator (403 otherwise).
+
+    409 when no plan waits or ``plan_version`` names another version; 422 for an edited
+    plan with problems (each with its path). The run then executes, or waits for a
+    reviewer when the approval policy holds the plan.
+    """
+    document = edited_plan(payload.plan) if payload.plan is not None else None
+    try:
+        confirmation.run_confirm(
+            run_id=run_id,
+            user=caller(request),
+            plan_version=payload.plan_version,
+            document=document,
+            reason=payload.reason,
+        )
+    except Run.DoesNotExist:
+        raise ApiError(404, "not_found", f"There is no run {run_id}.") from None
+    except confirmation.NotYours as exc:
+        raise ApiError(403, "forbidden", str(exc)) from exc
+    except confirmation.StaleConfirmation as exc:
+        raise ApiError(409, "stale_plan", str(exc)) from exc
+    except RunError as exc:
+        raise ApiError(409, "nothing_to_confirm", str(exc)) from exc
+    return get_run(run_id, detail_runs())
+
+
+@runs_router.post(
+    "/{run_id}/discard",
+    response={200: RunOut, **ERRORS},
+    summary="Discard the plan waiting for its submitter (the run ends cancelled)",
+)
+def run_discard(request: HttpRequest, payload: DiscardIn, run_id: int = RunId) -> Run:
+    """For the task's submitter or an operator (403 otherwise); 409 when no plan waits."""
+    try:
+        confirmation.run_discard(
+            run_id=run_id,
+            user=caller(request),
+            plan_version=payload.plan_version,
+            reason=payload.reason,
+        )
+    except Run.DoesNotExist:
+        raise ApiError(404, "not_found", f"There is no run {run_id}.") from None
+    except confirmation.NotYours as exc:
+        raise ApiError(403, "forbidden", str(exc)) from exc
+    except confirmation.StaleConfirmation as exc:
+        raise ApiError(409, "stale_plan", str(exc)) from exc
+    except RunError as exc:
+        raise ApiError(409, "nothing_to_confirm", str(exc)) from exc
     return get_run(run_id, detail_runs())
 
 

@@ -20,7 +20,8 @@ from runs.lifecycle.retention import RetentionError
 from runs.lifecycle.submit import REPLANNER_FIELDS, run_submit_plan
 from runs.models import Run
 from runs.permissions import is_operator
-from runs.planning.options import PlannerOptionsError
+from runs.planning.availability import planner_missing
+from runs.planning.options import PlannerOptionsError, default_options
 from runs.planning.schema import PlanSyntaxError, goal_title, parse_plan_text
 from runs.planning.validation import validate_with_registry
 
@@ -50,6 +51,10 @@ def _task_for_planner(payload: TaskIn, options: dict[str, Any], user: Any) -> St
             fields=[{"field": "title", "code": "required", "message": "Give a title."}],
         )
     try:
+        _planner_usable(default_options(**options).planner)
+    except PlannerOptionsError as exc:
+        raise _options_error(exc) from exc
+    try:
         run = run_submit_task(
             title=title,
             description=payload.description,
@@ -57,6 +62,7 @@ def _task_for_planner(payload: TaskIn, options: dict[str, Any], user: Any) -> St
             max_parallel=payload.max_parallel,
             budgets=payload.budgets(),
             retain_days=payload.retain_days,
+            confirm_plan=payload.confirm_plan,
             **options,
         )
     except PlannerOptionsError as exc:
@@ -82,6 +88,7 @@ def task_create(request: HttpRequest, payload: TaskIn) -> Status[Run]:
     if payload.plan is None:
         return _task_for_planner(payload, options, user)
     _only_replanner_options(options)
+    _plan_extras(payload, options)
     document: Any = payload.plan
     if isinstance(document, str):
         try:
@@ -159,6 +166,30 @@ def _only_replanner_options(options: dict[str, Any]) -> None:
                 {"field": name, "code": "not_with_plan", "message": "not used with a plan"}
                 for name in wrong
             ],
+        )
+
+
+def _plan_extras(payload: TaskIn, options: dict[str, Any]) -> None:
+    """422 for what a hand-written plan cannot take: a confirmation choice, an unusable replanner."""
+    if payload.confirm_plan is not None:
+        raise field_error(
+            "confirm_plan",
+            "not_with_plan",
+            "A hand-written plan runs as written: confirmation is for a planner's plan.",
+        )
+    if options.get("planner"):
+        _planner_usable(options["planner"])
+
+
+def _planner_usable(name: str) -> None:
+    """422 naming what to set when the planner cannot plan on this deployment (no key, no URL)."""
+    missing = planner_missing(name)
+    if missing:
+        raise ApiError(
+            422,
+            "planner_unavailable",
+            f"The {name} planner is not available here: {missing}.",
+            fields=[{"field": "planner", "code": "unavailable", "message": missing}],
         )
 
 

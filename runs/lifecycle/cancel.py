@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from reviews.decisions import decided_event, item_audit, item_state, locked_item
-from reviews.models import ReviewItem, ReviewStatus
+from reviews.models import ReviewItem, ReviewKind, ReviewStatus
 from reviews.statemachine import review_transition
 from runs.events import RunCancelRequested
 from runs.execution.engine import notify_cancel
@@ -64,8 +64,9 @@ def run_cancel(*, run_id: int, user: User | None, rollback: bool = False, reason
         stopped = run_stop(
             run_id=run_id, reason=text, role=SUPERVISOR, by=user, rollback=rollback, why=reason
         )
-        if was == RunStatus.ESCALATED:
-            _close_items(run_id, user, text)
+        if was in (RunStatus.ESCALATED, RunStatus.AWAITING_APPROVAL):
+            # Nobody decides on a cancelled run: an escalation's items, a submitter's confirmation.
+            _close_items(run_id, user, text, only_confirmation=was != RunStatus.ESCALATED)
         return stopped
     except TransitionError as exc:
         raise RunError(str(exc)) from exc
@@ -161,11 +162,14 @@ def _roll_back_idle(run: Run, user: User | None, reason: str, text: str) -> Run:
     return rolling
 
 
-def _close_items(run_id: int, user: User | None, reason: str) -> None:
+def _close_items(
+    run_id: int, user: User | None, reason: str, *, only_confirmation: bool = False
+) -> None:
     """The run's open review items expire: nobody decides on a run being rolled back."""
-    for item_id in ReviewItem.objects.filter(run_id=run_id, status=ReviewStatus.OPEN).values_list(
-        "pk", flat=True
-    ):
+    items = ReviewItem.objects.filter(run_id=run_id, status=ReviewStatus.OPEN)
+    if only_confirmation:
+        items = items.filter(kind=ReviewKind.CONFIRMATION)
+    for item_id in items.values_list("pk", flat=True):
         item = locked_item(item_id)
         before = item_state(item)
         review_transition(

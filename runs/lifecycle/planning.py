@@ -35,6 +35,7 @@ from reviews.models import EscalationCause
 from runs.dbthreads import closing_connections
 from runs.events import HandoffTaken, PlannerDecision, RunCreated
 from runs.execution.budgets import budget_overrides, task_budgets_set
+from runs.lifecycle.confirmation import confirm_choice, confirmation_open, confirmation_reason
 from runs.lifecycle.dispatch import enqueue_run
 from runs.lifecycle.escalations import escalation_for_planning
 from runs.lifecycle.leases import lease_token, worker_identity
@@ -74,11 +75,14 @@ def run_submit_task(
     max_steps: int | None = None,
     budgets: dict[str, Any] | None = None,
     retain_days: int | None = None,
+    confirm_plan: str | None = None,
 ) -> Run:
     """Create a task and a queued run that a planner will plan; raises PlannerOptionsError.
 
     The options are resolved against the deployment defaults now and stored on
     the task, so a later settings change does not alter a submitted task.
+    ``confirm_plan`` (auto, always, never; ``ConfirmChoiceError`` otherwise): whether
+    the plan waits for the submitter's confirmation (``runs.lifecycle.confirmation``).
     """
     from django.conf import settings
 
@@ -101,6 +105,7 @@ def run_submit_task(
         max_replans=options.max_replans,
         max_steps=options.max_steps,
         retain_days=retain_days_check(retain_days),
+        confirm_plan=confirm_choice(confirm_plan),
     )
     task_budgets_set(task=task, overrides=budget_overrides(budgets or {}), actor=submitted_by)
     run = Run.objects.create(
@@ -372,6 +377,13 @@ def plan_store(
     append_events(run_id, [NewEvent(PLANNER, _decision(outcome, ok, run_llm_totals(run_id)))])
     if ok:
         assert plan is not None
+        why = None
+        if outcome.step is None:  # iterative mode has no whole plan to show before it runs
+            why = confirmation_reason(
+                choice=run.task.confirm_plan, plan=plan, confidence=outcome.confidence
+            )
+        if why is not None:
+            return confirmation_open(run=run, plan=plan, reason=why)
         run_transition(
             run_id=run_id,
             to=RunStatus.EXECUTING,

@@ -124,6 +124,8 @@ def review_approve(
         raise NotAllowed("An escalation is resolved with an action (retry, skip, edit, ...).")
     if item.kind == K.CLARIFICATION:
         raise NotAllowed("A clarifying question is answered on its run's page, not approved.")
+    if item.kind == K.CONFIRMATION:
+        raise NotAllowed("A plan confirmation is decided by its submitter on the run's page.")
     if _run_ended(item):
         return item
     check_assignee(item, user)
@@ -199,6 +201,8 @@ def review_reject(
     item = locked_item(item_id)
     if item.kind == K.ESCALATION:
         raise NotAllowed("An escalation is resolved with an action (abort, roll back, ...).")
+    if item.kind in (K.CLARIFICATION, K.CONFIRMATION):
+        raise NotAllowed("This item is decided by the task's submitter on the run's page.")
     if _run_ended(item):
         return item
     check_assignee(item, user)

@@ -23,6 +23,7 @@ from runs.events import event_summary
 from runs.execution.budgets import budgets_for, run_usage
 from runs.graph import GraphNode, plan_layout, too_big_to_draw
 from runs.lifecycle import cancel, retries
+from runs.lifecycle.confirmation import may_confirm, open_confirmation
 from runs.lifecycle.errors import RunError
 from runs.lifecycle.questions import open_question
 from runs.lifecycle.retention import run_tombstones
@@ -30,6 +31,7 @@ from runs.lifecycle.retries import retryable_steps
 from runs.models import Run, RunStatus, Step, Tombstone
 from runs.permissions import can_view_runs, is_operator, role_required
 from runs.planning.accounting import LlmTotals, llm_totals_of
+from runs.planning.words import plan_text
 from runs.redaction import redaction_summary
 from runs.selectors import STATUS_MARK, run_archive
 from runs.statemachine import RUN_TERMINAL, STEP_FINISHED
@@ -147,7 +149,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     except Run.DoesNotExist:
         return _purged(request, run_id)
     tombstones = run_tombstones(run_id) if run.has_tombstones else {}  # type: ignore[attr-defined]
-    live = _page_live_context(run)
+    live = _page_live_context(run, request.user)
     newest = selectors.run_events(run.pk).filter(seq__lte=live["live_seq"]).order_by("-seq")
     events = list(newest[:TRANSCRIPT_LIMIT])[::-1]
     last_seq = events[-1].seq if events else 0
@@ -193,7 +195,7 @@ def _purged(request: HttpRequest, run_id: int) -> HttpResponse:
     )
 
 
-def _page_live_context(run: Run) -> dict[str, Any]:
+def _page_live_context(run: Run, user: Any) -> dict[str, Any]:
     """Everything the live part of the page shows: facts, forms, graph, timeline, steps, plans.
 
     The page re-renders it (``run_live``) whenever the run's status changes or a review
@@ -215,6 +217,7 @@ def _page_live_context(run: Run) -> dict[str, Any]:
         and (run.status not in RUN_TERMINAL or run.status == RunStatus.ESCALATED),
         "archive": archive,
         "question": open_question(run.pk) if run.status == RunStatus.AWAITING_INPUT else None,
+        **_confirmation_context(run, user),
         "redactions": redaction_summary(run.redaction),
         **_budget_context(run, live["llm_totals"]),
         "retry_steps": sorted(retryable_steps(run, live["steps"])),
@@ -238,6 +241,19 @@ def run_tree(request: HttpRequest, run_id: int) -> HttpResponse:
     """The run's place among subplans alone: polled while a child run is going."""
     run = _get_run(run_id)
     return render(request, "runs/_run_tree.html", {"run": run, **_tree_context(run)})
+
+
+def _confirmation_context(run: Run, user: Any) -> dict[str, Any]:
+    """The plan waiting for its submitter's confirmation, with the text its editor starts from."""
+    item = open_confirmation(run.pk) if run.status == RunStatus.AWAITING_APPROVAL else None
+    if item is None or item.plan is None:
+        return {"confirmation": None}
+    document = item.plan.document
+    return {
+        "confirmation": item,
+        "may_confirm": may_confirm(user, run),
+        "confirmation_text": plan_text(document) if isinstance(document, dict) else "",
+    }
 
 
 def _waits_json(waits: list[selectors.StepWait]) -> list[dict[str, Any]]:
@@ -269,7 +285,11 @@ def run_live(request: HttpRequest, run_id: int) -> HttpResponse:
     """The live part of the detail page alone (htmx swaps it in on a new plan, status or review)."""
     run = _get_run(run_id)
     waits = _waits_json(selectors.step_waits(run.pk))
-    return render(request, "runs/_run_live.html", {**_page_live_context(run), "waits_json": waits})
+    return render(
+        request,
+        "runs/_run_live.html",
+        {**_page_live_context(run, request.user), "waits_json": waits},
+    )
 
 
 def _step_row(step: Step) -> StepRow:

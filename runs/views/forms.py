@@ -8,7 +8,16 @@ from django import forms
 from django.conf import settings
 
 from runs.execution.budgets import BUDGET_FIELDS
+from runs.lifecycle.retention import RetentionError, retain_days_check
+from runs.models import ConfirmPlan
+from runs.planning.availability import (
+    MODEL_OPTIONS,
+    PlannerStatus,
+    planner_missing,
+    planner_statuses,
+)
 from runs.planning.options import MODES, PLANNERS, PlannerOptionsError, default_options
+from runs.planning.providers import LLM_PROVIDERS
 from runs.planning.schema import PlanSyntaxError, goal_title, parse_plan_text
 from runs.planning.words import steps_in_words
 
@@ -56,7 +65,57 @@ class BudgetFields(forms.Form):
         return [field for field in self if field.name not in BUDGET_FIELDS]
 
 
-class NewRunForm(BudgetFields):
+class RetentionField(forms.Form):
+    """The task's own whole-run retention, within the bounds the admin set (empty: the setting)."""
+
+    retain_days = forms.IntegerField(
+        required=False, label="Keep the finished run (days)", widget=forms.NumberInput()
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        low, high = (
+            settings.PLANNERWEB_RETAIN_RUNS_MIN_DAYS,
+            settings.PLANNERWEB_RETAIN_RUNS_MAX_DAYS,
+        )
+        field = cast(forms.IntegerField, self.fields["retain_days"])
+        field.min_value, field.max_value = low, high
+        field.widget.attrs.update({"min": low, "max": high})
+        days = settings.PLANNERWEB_RETAIN_RUNS_DAYS
+        field.widget.attrs["placeholder"] = f"default: {days}" if days else "default: forever"
+        field.help_text = f"From {low} to {high} days; empty: the deployment's retention."
+
+    def clean_retain_days(self) -> int | None:
+        days = self.cleaned_data.get("retain_days")
+        if days is None:
+            return None
+        try:
+            return retain_days_check(days)
+        except RetentionError as exc:  # bounds changed between page and post
+            raise forms.ValidationError(str(exc), code="out_of_bounds") from exc
+
+
+class PlannerSelect(forms.Select):
+    """The planner choice: a planner missing its key or URL is offered as unavailable."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.missing: dict[str, str] = {}
+
+    def create_option(self, name: str, value: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        option = super().create_option(name, value, *args, **kwargs)
+        if self.missing.get(str(value)):
+            option["attrs"]["data-unavailable"] = self.missing[str(value)]
+            option["label"] = f"{option['label']} (unavailable)"
+        if str(value) in MODEL_PLANNERS:
+            option["attrs"]["data-model-options"] = "1"
+        return option
+
+
+MODEL_PLANNERS = (*LLM_PROVIDERS, "chain")
+
+
+class NewRunForm(BudgetFields, RetentionField):
     """A hand-written plan to run: parsed here, checked against the tool registry by the view."""
 
     title = forms.CharField(
@@ -122,6 +181,10 @@ class NewRunForm(BudgetFields):
         cleaned = super().clean() or {}
         if cleaned.get("max_replans") is not None and not cleaned.get("replanner"):
             self.add_error("max_replans", "Choose the planner that replans first.")
+        if cleaned.get("replanner") and (missing := planner_missing(cleaned["replanner"])):
+            self.add_error(
+                "replanner", f"The {cleaned['replanner']} planner is not available here: {missing}."
+            )
         if not cleaned.get("title") and "plan" in cleaned:
             title = goal_title(self.document)
             if title:
@@ -143,7 +206,7 @@ class NewRunForm(BudgetFields):
         )
 
 
-class NewTaskForm(BudgetFields):
+class NewTaskForm(BudgetFields, RetentionField):
     """A task for a planner: the words, and planner options defaulting to the deployment's."""
 
     prefix = "task"  # it shares the new-run page with NewRunForm: distinct ids and names
@@ -151,20 +214,36 @@ class NewTaskForm(BudgetFields):
     description = forms.CharField(
         required=False, max_length=10_000, widget=forms.Textarea(attrs={"rows": 4})
     )
-    planner = forms.ChoiceField(help_text="A model provider, the chain, or the playbook.")
-    model = forms.CharField(
-        max_length=100, required=False, help_text="Empty: the provider's default model."
+    planner = forms.ChoiceField(
+        widget=PlannerSelect, help_text="A model provider, the chain, or the playbook."
     )
     mode = forms.ChoiceField(
         help_text="auto picks upfront or direct; iterative asks the model for one step at a time."
     )
-    temperature = forms.FloatField(required=False, min_value=0, max_value=2)
-    max_tokens = forms.IntegerField(required=False, min_value=1, max_value=200_000)
-    max_replans = forms.IntegerField(required=False, min_value=0, max_value=20)
-    max_steps = forms.IntegerField(
-        required=False, min_value=1, max_value=100, help_text="Iterative mode only."
+    # Only a model provider (or the chain) takes these; the page hides them for the others.
+    model = forms.CharField(
+        max_length=100, required=False, help_text="Empty: the provider's default model."
     )
-    max_parallel = forms.IntegerField(required=False, min_value=1, max_value=256)
+    temperature = forms.FloatField(required=False, min_value=0, max_value=2)
+    max_tokens = forms.IntegerField(
+        required=False, min_value=1, max_value=200_000, label="Tokens per model call"
+    )
+    max_steps = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=100,
+        label="Steps (iterative mode)",
+        help_text="The most steps, one model call each.",
+    )
+    max_replans = forms.IntegerField(required=False, min_value=0, max_value=20)
+    max_parallel = forms.IntegerField(
+        required=False, min_value=1, max_value=256, label="Max parallel steps"
+    )
+    confirm_plan = forms.ChoiceField(
+        required=False,
+        label="Confirm the plan before it runs",
+        help_text="auto: when the planner is unsure or the plan uses a sensitive tool.",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
 
@@ -172,7 +251,15 @@ class NewTaskForm(BudgetFields):
         cast(forms.ChoiceField, self.fields["planner"]).choices = [
             (p, p) for p in PLANNERS if p != "manual"
         ]
+        planner_field = cast(forms.ChoiceField, self.fields["planner"])
+        cast(PlannerSelect, planner_field.widget).missing = {
+            p.name: p.missing for p in self.planner_statuses()
+        }
         cast(forms.ChoiceField, self.fields["mode"]).choices = [(m, m) for m in MODES]
+        cast(forms.ChoiceField, self.fields["confirm_plan"]).choices = [
+            ("", f"default ({settings.PLANNERWEB_CONFIRM_PLANS})"),
+            *[(c.value, c.value) for c in ConfirmPlan],
+        ]
         defaults = {
             "planner": settings.PLANNERWEB_PLANNER,
             "model": settings.PLANNERWEB_PLANNER_MODEL,
@@ -190,6 +277,20 @@ class NewTaskForm(BudgetFields):
         """The options together (iterative mode needs a model): checked as the service will."""
 
         cleaned = super().clean() or {}
+        planner = cleaned.get("planner")
+        if planner and planner not in MODEL_PLANNERS:
+            # Options the planner does not take are not sent for it (the page hides them).
+            for name in MODEL_OPTIONS:
+                cleaned[name] = None
+        if planner and (missing := planner_missing(planner)):
+            self.unavailable = True
+            self.add_error(
+                "planner",
+                forms.ValidationError(
+                    f"The {planner} planner is not available here: {missing}.",
+                    code="unavailable",
+                ),
+            )
         if self.errors:
             return cleaned
         try:
@@ -198,4 +299,25 @@ class NewTaskForm(BudgetFields):
             self.add_error(exc.field if exc.field in self.fields else None, str(exc))
         return cleaned
 
+    def planner_statuses(self) -> list[PlannerStatus]:
+        return planner_statuses(tuple(p for p in PLANNERS if p != "manual"))
+
+    def model_option_names(self) -> tuple[str, ...]:
+        return MODEL_OPTIONS
+
+    field_order = [
+        "title",
+        "description",
+        "planner",
+        "mode",
+        "model",
+        "temperature",
+        "max_tokens",
+        "max_steps",
+        "max_replans",
+        "max_parallel",
+        "confirm_plan",
+        "retain_days",
+    ]
+    unavailable = False  # set by clean: the chosen planner lacks its key or URL
     OPTIONS = ("planner", "model", "mode", "temperature", "max_tokens", "max_replans", "max_steps")

@@ -39,6 +39,7 @@ def run_new(request: AuthenticatedHttpRequest) -> HttpResponse:
                     validated=validated,
                     budgets=form.budgets(),
                     replanner=form.replanner_options(),
+                    retain_days=form.cleaned_data.get("retain_days"),
                 )
                 messages.success(request, f"Run {run.pk} submitted ({run.status}).")
                 return redirect("runs:detail", run_id=run.pk)
@@ -73,6 +74,8 @@ def run_new_task(request: AuthenticatedHttpRequest) -> HttpResponse:
                 submitted_by=request.user,
                 max_parallel=data["max_parallel"],
                 budgets=task_form.budgets(),
+                retain_days=data.get("retain_days"),
+                confirm_plan=data.get("confirm_plan") or None,
                 **{k: data[k] for k in NewTaskForm.OPTIONS},
             )
         except PlannerOptionsError as exc:  # settings changed between check and submit
@@ -90,6 +93,8 @@ def run_new_task(request: AuthenticatedHttpRequest) -> HttpResponse:
             "chosen": "",
             "task_first": True,
         },
+        # A planner the deployment cannot use, submitted anyway: refused, with what to set.
+        status=422 if task_form.unavailable else 200,
     )
 
 

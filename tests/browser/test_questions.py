@@ -16,6 +16,7 @@ def test_the_planner_asks_for_the_version_and_the_answer_from_the_page_is_used(
     page.goto("/runs/new/")
     page.fill("#id_task-title", "Release to staging, smoke test it, then release it to production")
     page.select_option("#id_task-planner", "playbook")
+    page.select_option("#id_task-confirm_plan", "never")  # deploys run without a look here
     page.click("form[data-task-form] button:has-text('Plan and run')")
     page.wait_for_url("**/runs/*/")
     page.wait_for_selector("[data-run-status].status-awaiting_input", timeout=30_000)

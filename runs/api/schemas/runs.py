@@ -433,6 +433,27 @@ class AnswerIn(In):
     answer: str = Field(..., min_length=1, max_length=2000, description="Free text, or an option.")
 
 
+class ConfirmIn(In):
+    """The submitter's yes to the plan waiting for confirmation, as shown or edited."""
+
+    plan_version: int | None = Field(
+        None, ge=1, le=1_000_000, description="The version you looked at; another one is a 409."
+    )
+    plan: str | dict[str, Any] | None = Field(
+        None,
+        description="An edited plan (YAML or JSON text, or the document): stored as a new "
+        "version and confirmed; left out, the waiting version is confirmed as it is.",
+    )
+    reason: str = Field("", max_length=2000)
+
+
+class DiscardIn(In):
+    """The submitter's no: the plan is discarded and the run ends cancelled."""
+
+    plan_version: int | None = Field(None, ge=1, le=1_000_000)
+    reason: str = Field("", max_length=2000)
+
+
 class ResumeIn(DecisionIn, BudgetsIn):
     """A reviewer's action on an escalated run (what its open escalation item decides).
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from ninja import Field
 from pydantic import ConfigDict
@@ -78,6 +78,13 @@ class TaskIn(BudgetsIn):
         le=36_500,
         description="Keep this task's finished runs this many days (within the deployment's "
         "bounds); left out: the deployment's retention.",
+    )
+
+    confirm_plan: Literal["auto", "always", "never"] | None = Field(
+        None,
+        description="A task for a planner: show its plan to you before it runs. auto (when the "
+        "planner is unsure or the plan uses a sensitive tool), always or never; left out: "
+        "the deployment's setting. Not used with a hand-written plan.",
     )
 
     def planner_options(self) -> dict[str, Any]:

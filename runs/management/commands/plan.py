@@ -14,7 +14,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from runs.lifecycle.claim import run_execute
+from runs.lifecycle.confirmation import open_confirmation
 from runs.lifecycle.planning import run_plan, run_submit_task
+from runs.models import ConfirmPlan
 from runs.permissions import is_operator
 from runs.planning.options import MODES, PLANNERS, PlannerOptionsError, default_options
 from runs.planning.planner import plan_task
@@ -44,6 +46,12 @@ class Command(BaseCommand):
             "--wait", action="store_true", help="execute the run here and print how it ended"
         )
         parser.add_argument("--user", help="submit as this operator (without --dry-run)")
+        parser.add_argument(
+            "--confirm",
+            choices=ConfirmPlan.values,
+            help="show the plan for confirmation before it runs: auto (when unsure or "
+            "sensitive), always or never (default: PLANNERWEB_CONFIRM_PLANS)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -110,12 +118,20 @@ class Command(BaseCommand):
             max_replans=planner.max_replans,
             max_steps=planner.max_steps,
             max_parallel=options["max_parallel"],
+            confirm_plan=options.get("confirm"),
         )
         status = run_plan(run_id=run.pk)
         run.refresh_from_db()
         self.stdout.write(
             f"run {run.pk} {status}" + (f": {run.stop_reason}" if run.stop_reason else "")
         )
+        if status == "awaiting_approval" and open_confirmation(run.pk) is not None:
+            self.stdout.write(
+                f"plan v{run.current_plan.version if run.current_plan else '?'} waits for "
+                f"confirmation: confirm or discard it on the run's page or with "
+                f"POST /api/runs/{run.pk}/confirm (or /discard)"
+            )
+            return
         if status != "executing":
             raise CommandError(f"run {run.pk} was not planned", returncode=2)
         if not options["wait"]:

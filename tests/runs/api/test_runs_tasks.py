@@ -17,8 +17,9 @@ pytestmark = pytest.mark.django_db
 
 
 def test_a_task_with_planner_options_is_queued_for_planning_with_them(
-    operator: User, settings: Any
+    operator: User, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key")
     settings.PLANNERWEB_PLANNER_TEMPERATURE = 0.3
     response = api_as(operator).post(
         "/tasks",
@@ -53,6 +54,7 @@ def test_a_task_with_planner_options_is_queued_for_planning_with_them(
 def test_a_planned_task_from_the_api_executes_with_the_model_it_named(
     operator: User, noop_tool: Tool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-key")
     model = ScriptedProvider([VALID_PLAN])
     model.name = "anthropic"
     monkeypatch.setitem(FACTORIES, "anthropic", lambda **_: model)
@@ -102,8 +104,14 @@ def test_a_planned_task_from_the_api_executes_with_the_model_it_named(
     ],
 )
 def test_bad_planner_options_are_422_naming_the_field_and_create_nothing(
-    payload: dict[str, Any], code: str, field: str, operator: User, noop_tool: Tool
+    payload: dict[str, Any],
+    code: str,
+    field: str,
+    operator: User,
+    noop_tool: Tool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key")  # the options are wrong, not the key
     response = api_as(operator).post("/tasks", payload)
     assert response.status_code == 422, response.content
     body = response.json()

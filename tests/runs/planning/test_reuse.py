@@ -80,7 +80,10 @@ def test_the_run_records_the_reuse_and_the_tokens_saved(
     )
     assert planning_tokens(None) == 1500
     model = scripted(monkeypatch)
-    run = run_submit_task(title=RELEASE, submitted_by=operator, planner="openai")
+    # The reused release plan deploys (a sensitive tool): no confirmation, to follow it to the end.
+    run = run_submit_task(
+        title=RELEASE, submitted_by=operator, planner="openai", confirm_plan="never"
+    )
     assert run_plan(run_id=run.pk) == RunStatus.EXECUTING
     assert model.requests == []
     decision = run.events.get(kind="planner.decision")

@@ -206,8 +206,13 @@ def test_an_operator_submits_a_task_for_a_planner_with_defaults_from_settings(
     ],
 )
 def test_bad_planner_options_are_shown_inline_and_create_nothing(
-    operator: User, fields: dict[str, str], bad_field: str, message: str
+    operator: User,
+    fields: dict[str, str],
+    bad_field: str,
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key")  # the options are wrong, not the key
     from runs.models import Task
 
     response = client_for(operator).post(
