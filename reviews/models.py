@@ -25,6 +25,8 @@ class ReviewKind(models.TextChoices):
     ESCALATION = "escalation", "Escalation"
     # The planner asked the task's submitter a question; answered on the run page.
     CLARIFICATION = "clarification", "Clarifying question"
+    # A step's MCP tool asked for input mid-call; the call waits for the answer (a form).
+    ELICITATION = "elicitation", "Input for a tool"
 
 
 class ReviewStatus(models.TextChoices):

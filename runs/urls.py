@@ -26,6 +26,11 @@ urlpatterns = [
     path("runs/<int:run_id>/playbook/", run_save_playbook, name="save_playbook"),
     path("runs/<int:run_id>/forecast/", run_forecast_fragment, name="forecast"),
     path("runs/<int:run_id>/answer/", answer_views.run_answer, name="answer"),
+    path(
+        "runs/<int:run_id>/elicitations/<int:item_id>/",
+        answer_views.run_elicitation_answer,
+        name="elicitation",
+    ),
     path("runs/<int:run_id>/steps/<int:step_id>/", steps_views.step_detail, name="step"),
     path(
         "runs/<int:run_id>/steps/<int:step_id>/<str:stream>.txt",

@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from reviews.decisions import decided_event, item_audit, item_state, locked_item
-from reviews.models import ReviewItem, ReviewStatus
+from reviews.models import ReviewItem, ReviewKind, ReviewStatus
 from reviews.statemachine import review_transition
 from runs.events import RunCancelRequested
 from runs.execution.engine import notify_cancel
@@ -91,6 +91,8 @@ def run_stop(
         return run
     if run.status in RUN_ACTIVE:
         _request_cancel(run, by, rollback=rollback, reason=why)
+        # Nobody answers a tool's question for a run that stops; its call stops waiting.
+        _close_items(run_id, by, reason, kinds=[ReviewKind.ELICITATION])
         return run
     events = steps_cancel(run_id=run_id, reason=reason, role=role)
     return run_transition(
@@ -140,11 +142,14 @@ def _roll_back_idle(run: Run, user: User | None, reason: str, text: str) -> Run:
     return rolling
 
 
-def _close_items(run_id: int, user: User | None, reason: str) -> None:
-    """The run's open review items expire: nobody decides on a run being rolled back."""
-    for item_id in ReviewItem.objects.filter(run_id=run_id, status=ReviewStatus.OPEN).values_list(
-        "pk", flat=True
-    ):
+def _close_items(
+    run_id: int, user: User | None, reason: str, *, kinds: list[str] | None = None
+) -> None:
+    """The run's open review items (of ``kinds``) expire: nobody decides on a run being stopped."""
+    items = ReviewItem.objects.filter(run_id=run_id, status=ReviewStatus.OPEN)
+    if kinds is not None:
+        items = items.filter(kind__in=kinds)
+    for item_id in items.values_list("pk", flat=True):
         item = locked_item(item_id)
         before = item_state(item)
         review_transition(

@@ -11,15 +11,28 @@ import os
 import sys
 import time
 
+from typing import Annotated
+
 import anyio
+from mcp.server.elicitation import ElicitationResult
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel
 
 
 class Table(BaseModel):
     name: str
+
+
+class Batch(BaseModel):
+    table: str
+    rows: int
+
+
+def which_batch() -> Elicit[Batch]:
+    return Elicit("Which table, and how many rows?", Batch)
 
 
 server = MCPServer("test-server", log_level="ERROR")
@@ -70,6 +83,15 @@ if os.environ.get("MCP_TEST_TOOLS") != "fewer":
         """Ask the client's user for a value (elicitation)."""
         answer = await ctx.elicit("Which table?", Table)
         return f"got {answer}"
+
+    @server.tool()
+    async def copy_rows(
+        batch: Annotated[ElicitationResult[Batch], Resolve(which_batch)],
+    ) -> dict[str, object]:
+        """Ask which rows to copy (an input request of the call: every protocol version)."""
+        if batch.action != "accept":
+            raise ToolError(f"the user answered {batch.action}: nothing copied")
+        return {"copied": batch.data.rows, "table": batch.data.table}
 
     @server.tool()
     def pid() -> dict[str, int]:
