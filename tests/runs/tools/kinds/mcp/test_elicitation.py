@@ -112,7 +112,10 @@ def test_a_servers_question_is_answered_through_the_api_and_the_step_succeeds_wi
     assert item.step is not None and item.step.key == "copy"
 
     response = answer(
-        execution.run, item, operator, {"action": "accept", "content": {"table": "users", "rows": 5}}
+        execution.run,
+        item,
+        operator,
+        {"action": "accept", "content": {"table": "users", "rows": 5}},
     )
     assert response.status_code == 200, response.content
     assert response.json() == {"item_id": item.pk, "status": "approved", "action": "accept"}
