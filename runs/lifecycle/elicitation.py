@@ -252,6 +252,9 @@ def form_fields(item: ReviewItem) -> list[dict[str, Any]]:
     return fields
 
 
+_WANTED = {"integer": "a whole number", "number": "a number", "boolean": "true or false"}
+
+
 def form_content(item: ReviewItem, data: Any) -> dict[str, Any]:
     """A posted form's text values typed as the schema says (blank fields left out).
 
@@ -272,5 +275,6 @@ def form_content(item: ReviewItem, data: Any) -> dict[str, Any]:
             else:
                 content[field["name"]] = text
         except (ValueError, KeyError):
-            raise BadAnswer(f"{field['label']}: {text!r} is not a {field['type']}") from None
+            wanted = _WANTED.get(field["type"], field["type"])
+            raise BadAnswer(f"{field['label']}: {text!r} is not {wanted}") from None
     return content
