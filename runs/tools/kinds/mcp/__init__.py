@@ -95,9 +95,12 @@ _NO_BACK_CHANNEL = (
 
 
 def _failed(server: str, tool: str, exc: Exception) -> ToolError:
+    what = describe(exc)
     return ToolError(
         f"MCP server {server!r} failed during the call of {tool!r} "
-        f"(it is restarted for the next call): {describe(exc)}",
+        f"(it is restarted for the next call): {what}"
+        + _NO_BACK_CHANNEL
+        * (_ELICIT_METHOD in what),
         details={"server": server, "exception": type(exc).__name__},
     )
 
