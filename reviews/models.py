@@ -27,6 +27,8 @@ class ReviewKind(models.TextChoices):
     CLARIFICATION = "clarification", "Clarifying question"
     # A planner's plan waiting for its submitter to confirm it; decided on the run page.
     CONFIRMATION = "confirmation", "Plan confirmation (submitter)"
+    # A step's MCP tool asked for input mid-call; the call waits for the answer (a form).
+    ELICITATION = "elicitation", "Input for a tool"
 
 
 class ReviewStatus(models.TextChoices):

@@ -51,6 +51,12 @@ DEFAULT_KIND_SETTINGS: dict[str, dict[str, Any]] = {
         "timeout_action": TimeoutAction.NONE,
         "checklist": [],
     },
+    # A tool's question during a call: the step's timeout bounds the wait as well.
+    ReviewKind.ELICITATION: {
+        "sla_minutes": 60,
+        "timeout_action": TimeoutAction.NONE,
+        "checklist": [],
+    },
     ReviewKind.ESCALATION: {
         "sla_minutes": 60,
         "timeout_action": TimeoutAction.NONE,

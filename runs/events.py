@@ -528,6 +528,41 @@ class QuestionAnswered(_Event):
         return f"{self.by or 'the system'} answered: {self.answer}"
 
 
+class ElicitationAsked(_Event):
+    """A step's tool (an MCP server) asked for input mid-call; the call waits for the answer."""
+
+    kind: Literal["elicitation.asked"] = "elicitation.asked"
+    item_id: int
+    step: str
+    server: str
+    tool: str
+    message: str
+    requested_schema: dict[str, Any] = Field(default_factory=dict)
+
+    def describe(self) -> str:
+        return f"step {self.step}: MCP server {self.server} asks: {self.message}"
+
+
+class ElicitationAnswered(_Event):
+    """The answer sent back to the server (``cancel`` with a reason when the wait ended unanswered)."""
+
+    kind: Literal["elicitation.answered"] = "elicitation.answered"
+    item_id: int
+    step: str
+    action: Literal["accept", "decline", "cancel"]
+    content: dict[str, Any] | None = None
+    by: str | None = None
+    reason: str = ""
+
+    def describe(self) -> str:
+        who = self.by or "the system"
+        if self.action == "accept":
+            return f"step {self.step}: {who} answered the server's question"
+        return f"step {self.step}: {who} answered {self.action}" + (
+            f" ({self.reason})" if self.reason else ""
+        )
+
+
 TranscriptPayload = Annotated[
     RunCreated
     | RunStatusChanged
@@ -559,7 +594,9 @@ TranscriptPayload = Annotated[
     | QuestionAnswered
     | SubplanStarted
     | SubplanFinished
-    | HandoffTaken,
+    | HandoffTaken
+    | ElicitationAsked
+    | ElicitationAnswered,
     Field(discriminator="kind"),
 ]
 EVENT_ADAPTER: TypeAdapter[TranscriptPayload] = TypeAdapter(TranscriptPayload)

@@ -30,6 +30,11 @@ urlpatterns = [
     path("runs/<int:run_id>/answer/", answer_views.run_answer, name="answer"),
     path("runs/<int:run_id>/confirm/", confirm_views.run_confirm, name="confirm"),
     path("runs/<int:run_id>/discard/", confirm_views.run_discard, name="discard"),
+    path(
+        "runs/<int:run_id>/elicitations/<int:item_id>/",
+        answer_views.run_elicitation_answer,
+        name="elicitation",
+    ),
     path("runs/<int:run_id>/steps/<int:step_id>/", steps_views.step_detail, name="step"),
     path(
         "runs/<int:run_id>/steps/<int:step_id>/<str:stream>.txt",

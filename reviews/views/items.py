@@ -36,6 +36,7 @@ from reviews.views.common import PLAN_ACTIONS, get_item, reviewer_required
 from runs.execution.budgets import budgets_for
 from runs.graph import plan_layout
 from runs.lifecycle import escalations
+from runs.lifecycle.elicitation import form_fields
 from runs.lifecycle.planning_forecast import plan_forecast_for
 from runs.lifecycle.reviews import (
     EditPreview,
@@ -108,6 +109,10 @@ def _render_item(
             and four_eyes_applies(item.run.task, request.user),
             "plan_text": plan_text,
             "stored_text": stored_text,
+            "elicitation_fields": form_fields(item) if item.kind == ReviewKind.ELICITATION else [],
+            "elicitation_schema": json.dumps(
+                item.context.get("schema") or {}, indent=2, ensure_ascii=False
+            ),
             "plan_hash": plan_hash(item.plan),
             "problems": problems or [],
             "syntax_error": syntax_error,

@@ -13,6 +13,7 @@ from ninja import Path, Query, Router, Status
 from pydantic import ValidationError
 
 from reviews.decisions import Binding
+from reviews.models import ReviewItem
 from reviews.selectors import open_escalation
 from runs import selectors
 from runs.api.auth import caller, role_auth
@@ -25,6 +26,8 @@ from runs.api.schemas.runs import (
     CancelIn,
     ConfirmIn,
     DiscardIn,
+    ElicitationAnswerIn,
+    ElicitationOut,
     EventPageOut,
     ForecastOut,
     GoldenIn,
@@ -38,7 +41,7 @@ from runs.api.schemas.runs import (
     StepOut,
 )
 from runs.evals.golden import GoldenError, golden_task_save
-from runs.lifecycle import cancel, confirmation, questions
+from runs.lifecycle import cancel, confirmation, elicitation, questions
 from runs.lifecycle.errors import RunError
 from runs.lifecycle.escalations import review_resolve_escalation
 from runs.lifecycle.planning_forecast import run_forecast as forecast_of
@@ -361,6 +364,40 @@ def run_discard(request: HttpRequest, payload: DiscardIn, run_id: int = RunId) -
     except RunError as exc:
         raise ApiError(409, "nothing_to_confirm", str(exc)) from exc
     return get_run(run_id, detail_runs())
+
+
+@runs_router.post(
+    "/{run_id}/elicitations/{item_id}",
+    response={200: ElicitationOut, **ERRORS},
+    summary="Answer a tool's question asked during a step's call (the call continues)",
+)
+def run_elicitation_answer(
+    request: HttpRequest,
+    payload: ElicitationAnswerIn,
+    run_id: int = RunId,
+    item_id: int = Path(..., ge=1, le=MAX_ID, description="The question's review item id."),
+) -> dict[str, Any]:
+    """For the task's submitter or a reviewer (403 otherwise); 422 when the content breaks the
+    requested schema; 409 when the question was already answered or closed."""
+    try:
+        item = elicitation.elicitation_answer(
+            run_id=run_id,
+            item_id=item_id,
+            user=caller(request),
+            action=payload.action,
+            content=payload.content,
+        )
+    except Run.DoesNotExist:
+        raise ApiError(404, "not_found", f"There is no run {run_id}.") from None
+    except ReviewItem.DoesNotExist:
+        raise ApiError(404, "not_found", f"Run {run_id} has no question {item_id}.") from None
+    except elicitation.NotYours as exc:
+        raise ApiError(403, "forbidden", str(exc)) from exc
+    except elicitation.BadAnswer as exc:
+        raise field_error("content", "invalid", str(exc)) from exc
+    except RunError as exc:
+        raise ApiError(409, "closed", str(exc)) from exc
+    return {"item_id": item.pk, "status": item.status, "action": item.decision}
 
 
 @runs_router.get(

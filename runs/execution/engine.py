@@ -162,7 +162,11 @@ class RunExecutor:
         self._deadlines = Deadlines(self._loop)
         self._committer = Committer(self.run, self.journal)
         self._runner = StepRunner(
-            self.run, self._committer, self._deadlines, backoff_seconds=self.backoff_seconds
+            self.run,
+            self._committer,
+            self._deadlines,
+            backoff_seconds=self.backoff_seconds,
+            supervision=self.supervision,
         )
         self._locks = LockQueue(
             self.journal, self._committer, self.run_id, poll_seconds=self.lock_poll_seconds

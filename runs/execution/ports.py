@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from runs.execution.run_state import RunState
     from runs.execution.steps import StepState
     from runs.models import Task
+    from runs.tools.asking import Answer, Question
 
 # A gated step's state: needs an item, waits on one, or the reviewer's decision.
 GATE_NEEDED, GATE_OPEN, GATE_RUN, GATE_SKIP, GATE_ABORT = "needed", "open", "run", "skip", "abort"
@@ -44,6 +45,10 @@ class SupervisionPort(Protocol):
 
     async def park(self, run: RunState, gated: list[StepState]) -> list[StepState] | None:
         """Release the run to wait for reviewers; None when parked, else the steps decided meanwhile."""
+        ...
+
+    async def ask(self, run: RunState, step: StepState, question: Question) -> Answer:
+        """A human's answer to a tool's question during the step's call (the call waits for it)."""
         ...
 
 

@@ -16,6 +16,7 @@ from runs.events import StepRetrying
 from runs.execution.children import child_outcome
 from runs.execution.deadlines import Deadlines
 from runs.execution.journal import Batch
+from runs.execution.ports import SupervisionPort
 from runs.execution.remote import RemoteStepLost, call_remote, runs_remotely
 from runs.execution.run_state import RunState
 from runs.execution.steps import EXECUTOR, Outcome, S, StepState, to_json, transition
@@ -26,6 +27,7 @@ from runs.planning.references import ReferenceResolutionError, resolve_reference
 from runs.planning.subplans import SUBPLAN_SPEC
 from runs.telemetry.tracing import step_span
 from runs.textdata import storable_copy, storable_text
+from runs.tools.asking import Answer, Question, current_asker
 from runs.tools.base import ToolConfigError, ToolError, ToolSpec
 from runs.tools.registry import Deadlined, invoke_tool
 
@@ -57,6 +59,24 @@ def resolve_params(state: StepState, results: dict[str, Any]) -> Any:
     return params
 
 
+class StepAsker:
+    """The current step's asker (``runs.tools.asking``): supervision asks a human."""
+
+    def __init__(self, supervision: SupervisionPort, run: RunState, state: StepState) -> None:
+        self.supervision = supervision
+        self.run = run
+        self.state = state
+        # The call was stopped (timeout, cancel) while it waited for an answer.
+        self.stopped_waiting = False
+
+    async def __call__(self, question: Question) -> Answer:
+        try:
+            return await self.supervision.ask(self.run, self.state, question)
+        except asyncio.CancelledError:
+            self.stopped_waiting = True
+            raise
+
+
 class StepRunner:
     """Calls steps' tools for one run; each call in a task of its own, under its deadline."""
 
@@ -67,11 +87,14 @@ class StepRunner:
         deadlines: Deadlines,
         *,
         backoff_seconds: float,
+        supervision: SupervisionPort | None = None,
     ) -> None:
         self.run = run
         self.committer = committer
         self.deadlines = deadlines
         self.backoff_seconds = backoff_seconds
+        # Answers tools' questions (MCP elicitation); None: a tool asking fails its call.
+        self.supervision = supervision
 
     async def run_step(self, state: StepState, params: Any) -> Outcome:
         """Call the tool with timeout and retries; never raises except on cancellation."""
@@ -92,6 +115,10 @@ class StepRunner:
                 deadlines.disarm(task)
             elif not deadlines.is_armed(task):
                 deadlines.arm((task,), timeout)
+            asker = StepAsker(self.supervision, self.run, state) if self.supervision else None
+            asking = current_asker.set(asker)
+            error: str | None = None
+            retryable = False
             try:
                 with step_span(spec.name, state.key, state.attempts):  # a span, log ids
                     if remote:
@@ -112,6 +139,8 @@ class StepRunner:
                     deadlines.disarm(task)
                     raise  # cancelled: the run stops
                 error = f"timed out after {timeout:g}s"
+                if asker is not None and asker.stopped_waiting:
+                    error += " waiting for an answer to the tool's question (nobody answered)"
                 retryable = True
             except RemoteStepLost as exc:
                 self.run.stop = (EscalationCause.PARTIAL_RUN, state.id)
@@ -123,7 +152,9 @@ class StepRunner:
             except Exception as exc:  # a broken tool must fail its step, not the executor
                 log.exception("tool %s raised", spec.name)
                 error, retryable = f"{type(exc).__name__}: {exc}", True
-            else:
+            finally:
+                current_asker.reset(asking)
+            if error is None:
                 deadlines.disarm(task)
                 try:
                     # The result is stored and shown: it must be JSON (NaN and Infinity are not).

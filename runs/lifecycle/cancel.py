@@ -66,7 +66,10 @@ def run_cancel(*, run_id: int, user: User | None, rollback: bool = False, reason
         )
         if was in (RunStatus.ESCALATED, RunStatus.AWAITING_APPROVAL):
             # Nobody decides on a cancelled run: an escalation's items, a submitter's confirmation.
-            _close_items(run_id, user, text, only_confirmation=was != RunStatus.ESCALATED)
+            kinds: list[str] | None = (
+                None if was == RunStatus.ESCALATED else [ReviewKind.CONFIRMATION.value]
+            )
+            _close_items(run_id, user, text, kinds=kinds)
         return stopped
     except TransitionError as exc:
         raise RunError(str(exc)) from exc
@@ -97,6 +100,8 @@ def run_stop(
     if run.status in RUN_ACTIVE:
         _request_cancel(run, by, rollback=rollback, reason=why)
         _stop_children(run_id, reason=reason, role=role, by=by, rollback=rollback, why=why)
+        # Nobody answers a tool's question for a run that stops; its call stops waiting.
+        _close_items(run_id, by, reason, kinds=[ReviewKind.ELICITATION])
         return run
     events = steps_cancel(run_id=run_id, reason=reason, role=role)
     stopped = run_transition(
@@ -163,12 +168,12 @@ def _roll_back_idle(run: Run, user: User | None, reason: str, text: str) -> Run:
 
 
 def _close_items(
-    run_id: int, user: User | None, reason: str, *, only_confirmation: bool = False
+    run_id: int, user: User | None, reason: str, *, kinds: list[str] | None = None
 ) -> None:
-    """The run's open review items expire: nobody decides on a run being rolled back."""
+    """The run's open review items (of ``kinds``) expire: nobody decides on a run being stopped."""
     items = ReviewItem.objects.filter(run_id=run_id, status=ReviewStatus.OPEN)
-    if only_confirmation:
-        items = items.filter(kind=ReviewKind.CONFIRMATION)
+    if kinds is not None:
+        items = items.filter(kind__in=kinds)
     for item_id in items.values_list("pk", flat=True):
         item = locked_item(item_id)
         before = item_state(item)

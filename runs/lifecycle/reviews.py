@@ -49,6 +49,7 @@ from reviews.statemachine import (
 from runs.events import ReviewApprovalAdded, ReviewPlanSaved
 from runs.lifecycle.cancel import run_stop
 from runs.lifecycle.dispatch import enqueue_run
+from runs.lifecycle.elicitation import elicitation_expired_event
 from runs.lifecycle.resume import gate_decided
 from runs.lifecycle.submit import plan_create
 from runs.models import Plan, Run, RunStatus
@@ -381,9 +382,11 @@ def _expire_one(item_id: int, action: str, sla_minutes: int) -> None:
     before = item_state(item)
     review_transition(item=item, to=ReviewStatus.EXPIRED, by=None, decision=action, reason=reason)
     append_events(item.run_id, [decided_event(item, None, item.plan)])
-    # A gated step that times out with auto-reject is skipped (the engine reads the decision);
-    # everything else stops the run.
-    if not (item.kind == K.STEP_GATE and action == TimeoutAction.AUTO_REJECT):
+    # A gated step that times out with auto-reject is skipped (the engine reads the decision),
+    # a tool's question is declined (the waiting call reads it); everything else stops the run.
+    if item.kind == K.ELICITATION and action == TimeoutAction.AUTO_REJECT:
+        append_events(item.run_id, [elicitation_expired_event(item)])
+    elif not (item.kind == K.STEP_GATE and action == TimeoutAction.AUTO_REJECT):
         run_stop(run_id=item.run_id, reason=f"review {item.pk} {reason}", role=SUPERVISOR)
     else:
         _gate_decided(item)

@@ -23,6 +23,7 @@ from runs.execution.ports import (
 )
 from runs.execution.run_state import RunState
 from runs.execution.steps import StepState
+from runs.lifecycle.elicitation import elicitation_wait
 from runs.lifecycle.escalations import (
     escalation_open,
     gate_resolution,
@@ -34,6 +35,7 @@ from runs.lifecycle.subplans import subplan_spawn
 from runs.models import Run, RunStatus, StepStatus, TranscriptEvent
 from runs.planning.subplans import SUBPLAN_SPEC
 from runs.statemachine import LeaseLost, lock_rows, run_transition
+from runs.tools.asking import Answer, Question
 
 S = StepStatus
 R = RunStatus
@@ -165,6 +167,10 @@ class Supervision:
         if decided is None:
             return None
         return _apply_decisions(gated, decided)
+
+    async def ask(self, run: RunState, step: StepState, question: Question) -> Answer:
+        """A review item for the tool's question; the call waits for its answer."""
+        return await elicitation_wait(run, step, question)
 
 
 def _report(run: RunState, reason: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The answer form of a run waiting on the planner's clarifying question."""
+"""Answer forms: the planner's clarifying question, and a tool's question during a call."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
-from runs.lifecycle import questions
+from reviews.models import ReviewItem, ReviewKind
+from runs.lifecycle import elicitation, questions
 from runs.lifecycle.errors import RunError
 from runs.models import Run
-from runs.permissions import can_view_runs, role_required
+from runs.permissions import can_view_runs, is_reviewer, role_required
 
 
 @require_POST
@@ -31,4 +32,30 @@ def run_answer(request: HttpRequest, run_id: int) -> HttpResponse:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Run {run_id}: answered; the planner plans again.")
+    return redirect("runs:detail", run_id=run_id)
+
+
+@require_POST
+@role_required(can_view_runs)
+def run_elicitation_answer(request: HttpRequest, run_id: int, item_id: int) -> HttpResponse:
+    """Answer a tool's question from its form (the submitter's or a reviewer's); the call continues."""
+    item = ReviewItem.objects.filter(pk=item_id, run_id=run_id, kind=ReviewKind.ELICITATION).first()
+    if item is None:
+        raise Http404("No such question.")
+    action = request.POST.get("action", "")
+    try:
+        content = elicitation.form_content(item, request.POST) if action == "accept" else None
+        elicitation.elicitation_answer(
+            run_id=run_id,
+            item_id=item_id,
+            user=request.user,  # type: ignore[arg-type]
+            action=action,
+            content=content,
+        )
+    except RunError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Run {run_id}: answered ({action}); the tool's call continues.")
+    if is_reviewer(request.user):
+        return redirect("reviews:item", item_id=item_id)
     return redirect("runs:detail", run_id=run_id)

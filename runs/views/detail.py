@@ -17,13 +17,14 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from reviews.models import ReviewItem, ReviewStatus
+from reviews.models import ReviewItem, ReviewKind, ReviewStatus
 from runs import selectors
 from runs.events import event_summary
 from runs.execution.budgets import budgets_for, run_usage
 from runs.graph import GraphNode, plan_layout, too_big_to_draw
 from runs.lifecycle import cancel, retries
 from runs.lifecycle.confirmation import may_confirm, open_confirmation
+from runs.lifecycle.elicitation import form_fields
 from runs.lifecycle.errors import RunError
 from runs.lifecycle.questions import open_question
 from runs.lifecycle.retention import run_tombstones
@@ -218,6 +219,7 @@ def _page_live_context(run: Run, user: Any) -> dict[str, Any]:
         "archive": archive,
         "question": open_question(run.pk) if run.status == RunStatus.AWAITING_INPUT else None,
         **_confirmation_context(run, user),
+        "tool_questions": _tool_questions(run),
         "redactions": redaction_summary(run.redaction),
         **_budget_context(run, live["llm_totals"]),
         "retry_steps": sorted(retryable_steps(run, live["steps"])),
@@ -254,6 +256,23 @@ def _confirmation_context(run: Run, user: Any) -> dict[str, Any]:
         "may_confirm": may_confirm(user, run),
         "confirmation_text": plan_text(document) if isinstance(document, dict) else "",
     }
+
+
+def _tool_questions(run: Run) -> list[dict[str, Any]]:
+    """The open questions of the run's tools (MCP elicitation), each with its form."""
+    if run.status in RUN_TERMINAL:
+        return []
+    items = ReviewItem.objects.filter(
+        run=run, kind=ReviewKind.ELICITATION, status=ReviewStatus.OPEN
+    ).order_by("id")
+    return [
+        {
+            "item": item,
+            "fields": form_fields(item),
+            "schema": json.dumps(item.context.get("schema") or {}, indent=2, ensure_ascii=False),
+        }
+        for item in items
+    ]
 
 
 def _waits_json(waits: list[selectors.StepWait]) -> list[dict[str, Any]]:

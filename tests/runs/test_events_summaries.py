@@ -16,6 +16,8 @@ from runs.events import (
     EVENT_CLASSES,
     SUMMARY_LIMIT,
     AgentToolCall,
+    ElicitationAnswered,
+    ElicitationAsked,
     FailureReport,
     PlanCreated,
     PlanDiff,
@@ -133,6 +135,12 @@ SAMPLES = {
     ),
     QuestionAsked: QuestionAsked(item_id=1, number=1, question=TRICKY, options=["a", "b"]),
     QuestionAnswered: QuestionAnswered(item_id=1, question="Which?", answer=TRICKY, by="olivia"),
+    ElicitationAsked: ElicitationAsked(
+        item_id=1, step="copy", server="db", tool="copy_rows", message=TRICKY
+    ),
+    ElicitationAnswered: ElicitationAnswered(
+        item_id=1, step="copy", action="decline", by="olivia", reason=TRICKY
+    ),
 }
 
 

@@ -454,6 +454,25 @@ class DiscardIn(In):
     reason: str = Field("", max_length=2000)
 
 
+class ElicitationAnswerIn(In):
+    """The answer to a tool's question during a step's call (MCP elicitation)."""
+
+    action: Literal["accept", "decline", "cancel"] = Field(
+        ..., description="accept (with content), decline, or cancel."
+    )
+    content: dict[str, Any] | None = Field(
+        None, description="With accept: the form's fields, valid against the requested schema."
+    )
+
+
+class ElicitationOut(Schema):
+    """The question's item once answered."""
+
+    item_id: int
+    status: str
+    action: str
+
+
 class ResumeIn(DecisionIn, BudgetsIn):
     """A reviewer's action on an escalated run (what its open escalation item decides).
 

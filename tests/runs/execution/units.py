@@ -8,6 +8,7 @@ from runs.execution.journal import Batch
 from runs.execution.run_state import RunState
 from runs.execution.steps import StepState
 from runs.execution.writes import Committer
+from runs.tools.asking import Answer, Question
 from runs.tools.base import ToolSpec
 
 
@@ -99,3 +100,6 @@ class RecordingSupervision:
 
     async def park(self, run: RunState, gated: list[StepState]) -> list[StepState] | None:
         return None
+
+    async def ask(self, run: RunState, step: StepState, question: Question) -> Answer:
+        return Answer("cancel")

@@ -11,7 +11,8 @@ if the server still answers a ping. Structured content becomes the step's
 result; other content becomes ``{"content": [...]}`` (``{"text": ...}`` when it
 is only text); ``isError`` fails the step with the server's message. A server
 that crashes fails the step with a clear error and is started again for the
-next call.
+next call. A server's request for input during the call (elicitation) goes to
+the step's asker (``runs.tools.asking``; see ``elicitation.py``).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ async def invoke(spec: ToolSpec, params: dict[str, Any], idempotency_key: str | 
     client = await session.opened()
     meta = {"idempotencyKey": idempotency_key} if idempotency_key else None
     try:
-        with step_span_current():  # the SDK sends it as _meta.traceparent: the server joins
+        with step_span_current(), session.in_flight.call(server, tool):
             result = await client.call_tool(tool, params, meta=meta)  # type: ignore[arg-type]
     except asyncio.CancelledError:
         _check_later(session)
@@ -75,7 +76,8 @@ async def invoke(spec: ToolSpec, params: dict[str, Any], idempotency_key: str | 
             await session.check_alive()
             if not session.closed:
                 raise ToolError(
-                    f"MCP server {server!r} refused the call of {tool!r}: {exc.error.message}",
+                    f"MCP server {server!r} refused the call of {tool!r}: {exc.error.message}"
+                    + _NO_BACK_CHANNEL * (_ELICIT_METHOD in exc.error.message),
                     details={"server": server, "code": exc.code},
                 ) from exc
         await session.close()
@@ -86,10 +88,20 @@ async def invoke(spec: ToolSpec, params: dict[str, Any], idempotency_key: str | 
     return result_of(result, server=server)
 
 
+_ELICIT_METHOD = "'elicitation/create'"
+_NO_BACK_CHANNEL = (
+    " (the tool asked for input with a direct request, which this protocol version cannot "
+    "carry: a server asks through an input request of the call, the SDK's Resolve/Elicit)"
+)
+
+
 def _failed(server: str, tool: str, exc: Exception) -> ToolError:
+    what = describe(exc)
     return ToolError(
         f"MCP server {server!r} failed during the call of {tool!r} "
-        f"(it is restarted for the next call): {describe(exc)}",
+        f"(it is restarted for the next call): {what}"
+        + _NO_BACK_CHANNEL
+        * (_ELICIT_METHOD in what),
         details={"server": server, "exception": type(exc).__name__},
     )
 

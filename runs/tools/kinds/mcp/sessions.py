@@ -16,9 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from typing import Any
 
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
@@ -26,12 +24,13 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 
 from runs.dbthreads import in_db_thread
 from runs.tools.base import ToolError
+from runs.tools.kinds.mcp.elicitation import InFlight, answerer
 from runs.tools.kinds.mcp.servers import ServerSpec, http_headers, load_server, stdio_arguments
 
 PING_SECONDS = 2.0
 CONNECT_SECONDS = 30.0
-# An elicitation handler for the session, when one is installed (None: servers asking fail the call).
-ElicitationHandler = Callable[..., Awaitable[Any]]
+# The newest protocol both sides speak; "legacy" (the 2025 handshake) is what older servers get.
+CONNECT_MODE = "auto"
 
 
 class Session:
@@ -43,6 +42,8 @@ class Session:
         self._opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._closing = asyncio.Event()
         self.closed = False
+        # Its calls in flight: a request for input that names no call goes to the only one.
+        self.in_flight = InFlight()
         self._task = asyncio.create_task(self._own(), name=f"mcp-session-{server.name}")
 
     async def _own(self) -> None:
@@ -62,10 +63,18 @@ class Session:
 
     def _client(self, stack: AsyncExitStack) -> Client:
         if self.server.transport == "stdio":
-            return Client(StdioServerParameters(**stdio_arguments(self.server)))
+            return Client(
+                StdioServerParameters(**stdio_arguments(self.server)),
+                mode=CONNECT_MODE,
+                elicitation_callback=answerer(self.in_flight),
+            )
         http = create_mcp_http_client(headers=http_headers(self.server))
         stack.push_async_callback(http.aclose)
-        return Client(streamable_http_client(self.server.url, http_client=http))
+        return Client(
+            streamable_http_client(self.server.url, http_client=http),
+            mode=CONNECT_MODE,
+            elicitation_callback=answerer(self.in_flight),
+        )
 
     async def opened(self) -> Client:
         """The client, once the handshake is done; ToolError when the server cannot be reached."""

@@ -10,16 +10,28 @@ from __future__ import annotations
 import os
 import sys
 import time
+from typing import Annotated
 
 import anyio
+from mcp.server.elicitation import ElicitationResult
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel
 
 
 class Table(BaseModel):
     name: str
+
+
+class Batch(BaseModel):
+    table: str
+    rows: int
+
+
+def which_batch() -> Elicit[Batch]:
+    return Elicit("Which table, and how many rows?", Batch)
 
 
 server = MCPServer("test-server", log_level="ERROR")
@@ -76,6 +88,15 @@ if os.environ.get("MCP_TEST_TOOLS") != "fewer":
         """The text entries of the call's ``_meta`` (trace context, idempotency key)."""
         meta = dict(ctx.request_context.meta or {})
         return {key: value for key, value in meta.items() if isinstance(value, str)}
+
+    @server.tool()
+    async def copy_rows(
+        batch: Annotated[ElicitationResult[Batch], Resolve(which_batch)],
+    ) -> dict[str, object]:
+        """Ask which rows to copy (an input request of the call: every protocol version)."""
+        if batch.action != "accept":
+            raise ToolError(f"the user answered {batch.action}: nothing copied")
+        return {"copied": batch.data.rows, "table": batch.data.table}
 
     @server.tool()
     def pid() -> dict[str, int]:

@@ -25,7 +25,7 @@ def discover(server: str) -> str:
 
 def test_discovery_creates_rows_with_flags_from_the_annotations(http_server: McpServer) -> None:
     report = discover("remote")
-    assert "created: 10" in report
+    assert "created: 11" in report
     tools = {t.name: t for t in Tool.objects.all()}
     add, drop, fail = tools["remote-add"], tools["remote-drop"], tools["remote-fail"]
     assert (
@@ -38,9 +38,9 @@ def test_discovery_creates_rows_with_flags_from_the_annotations(http_server: Mcp
     # Unannotated: not read-only, so destructive as the MCP specification defaults it.
     assert (fail.sensitive, fail.idempotent) == (True, False)
     entries = AuditEntry.objects.filter(object_type="tool")
-    assert entries.count() == 10
+    assert entries.count() == 11
     assert {e.reason for e in entries} == {"MCP discovery of server 'remote'"}
-    assert "unchanged: 10" in discover("remote")
+    assert "unchanged: 11" in discover("remote")
 
 
 def test_tools_that_disappear_are_disabled_and_come_back_enabled(
@@ -50,13 +50,13 @@ def test_tools_that_disappear_are_disabled_and_come_back_enabled(
     stdio_server.env = {**stdio_server.env, "MCP_TEST_TOOLS": "fewer"}
     stdio_server.save()
     report = discover("local")
-    assert "disabled: 9" in report
+    assert "disabled: 10" in report
     gone = Tool.objects.get(name="local-drop")
     assert not gone.enabled and gone.config["disappeared"] is True
     assert Tool.objects.get(name="local-add").enabled
     stdio_server.env = {"MCP_TEST_SECRET": "${PW_TEST_SECRET}"}
     stdio_server.save()
-    assert "updated: 9" in discover("local")
+    assert "updated: 10" in discover("local")
     back = Tool.objects.get(name="local-drop")
     assert back.enabled and "disappeared" not in back.config
 
@@ -91,7 +91,7 @@ def test_the_admin_action_discovers_a_servers_tools(
         SERVERS, {"action": "discover", "_selected_action": [http_server.pk]}, follow=True
     )
     assert response.status_code == 200
-    assert "Server remote: created 10" in response.content.decode()
+    assert "Server remote: created 11" in response.content.decode()
     assert Tool.objects.get(name="remote-add").read_only
     page = client.get("/admin/runs/tool/").content.decode()
     assert "idempotentHint=True, readOnlyHint=True" in page

@@ -201,12 +201,13 @@ def test_an_unknown_server_is_a_config_error(transactional_db: None) -> None:
         scenario(lambda: invoke(unknown, {}))
 
 
-def test_a_server_asking_for_input_fails_the_step_with_a_clear_message(
+def test_a_direct_request_for_input_over_the_newest_protocol_fails_with_a_clear_message(
     http_server: McpServer,
 ) -> None:
     with pytest.raises(ToolError) as failure:
         scenario(lambda: invoke(spec(http_server, "ask"), {}))
-    assert "elicitation" in failure.value.message.lower()
+    assert "'elicitation/create'" in failure.value.message
+    assert "the SDK's Resolve/Elicit" in failure.value.message
 
 
 def test_a_plan_runs_mcp_steps_through_the_executor_and_stores_their_results(
