@@ -31,7 +31,7 @@
     figure.querySelector(".graph-tools")?.removeAttribute("hidden");
 
     function size() {
-      const width = Math.max(120, figure.clientWidth - 12);
+      const width = Math.max(120, figure.clientWidth - 14);
       const height = Math.min(full.height, MAX_HEIGHT);
       return { width, height };
     }
@@ -175,7 +175,7 @@
   function fitLabels(svg) {
     for (const label of svg.querySelectorAll("g.node text.label")) {
       const rect = label.parentNode.querySelector("rect");
-      const room = rect.width.baseVal.value - label.querySelector("tspan")?.x.baseVal[0].value - 6;
+      const room = rect.width.baseVal.value - label.querySelector("tspan")?.x.baseVal.getItem(0).value - 6;
       const lines = label.querySelectorAll("tspan");
       lines.forEach((line, i) => {
         let text = line.textContent;
