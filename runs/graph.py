@@ -8,6 +8,12 @@ layer are ordered to keep edges short.
    sort each layer by the mean order of its neighbours in the adjacent layer
    (the barycenter heuristic), which removes most edge crossings of real plans.
 3. Coordinates: fixed node size and gaps; each layer is centred vertically.
+4. Rollback steps (``with_rollback``) go in a lane below, each under the step it undoes,
+   joined to it by an "undo" edge.
+
+Labels are cut into at most two lines that fit the box (``label_lines``), by an estimate
+of each character's width; ``static/runs/graph.js`` trims any line the browser's font still
+draws too wide, and the node's ``<title>`` keeps the full text.
 """
 
 from __future__ import annotations
@@ -19,7 +25,15 @@ from typing import TypeVar
 K = TypeVar("K", bound=Hashable)
 
 NODE_WIDTH = 150
-NODE_HEIGHT = 36
+NODE_HEIGHT = 40
+# The label's room: from after the status mark to the box's right edge, at 12 px text.
+LABEL_X = 28
+LABEL_WIDTH = NODE_WIDTH - LABEL_X - 6
+LABEL_FONT_PX = 12
+LABEL_LINES = 2
+ELLIPSIS = "…"
+# Between the plan's lowest step and the rollback lane.
+LANE_GAP = 30
 LAYER_GAP = 48
 ROW_GAP = 14
 MARGIN = 8
@@ -40,6 +54,7 @@ class GraphNode:
     y: float
     width: float = NODE_WIDTH
     height: float = NODE_HEIGHT
+    phase: str = "main"  # "rollback": drawn in the lane below the plan
 
     @property
     def cx(self) -> float:
@@ -55,6 +70,7 @@ class GraphEdge:
     source: str
     target: str
     path: str  # SVG path data: a cubic curve from the source's right side to the target's left
+    kind: str = "depends"  # "undo": from a rollback step up to the step it undoes
 
 
 @dataclass(frozen=True)
@@ -83,12 +99,17 @@ def too_big_to_draw(steps: int) -> bool:
     return steps > GRAPH_LIMIT
 
 
-def plan_layout(steps: Sequence[tuple[str, Iterable[str]]]) -> Graph | None:
-    """``layout`` of a plan worth drawing; None when it is empty, too big to draw, or has a cycle."""
+def plan_layout(
+    steps: Sequence[tuple[str, Iterable[str]]], rollback: Sequence[tuple[str, str]] = ()
+) -> Graph | None:
+    """``layout`` of a plan worth drawing, ``rollback`` steps (key, undoes) in the lane below.
+
+    None when the plan is empty, too big to draw, or has a cycle.
+    """
     if not steps or too_big_to_draw(len(steps)):
         return None
     try:
-        return layout(steps)
+        return with_rollback(layout(steps), rollback)
     except ValueError:  # a cycle: validation keeps these out of stored plans
         return None
 
@@ -205,3 +226,130 @@ def _curve(source: GraphNode, target: GraphNode) -> str:
     # Skipping layers: lift the control points so the curve passes above the nodes between.
     lift = ARC_LIFT if target.layer - source.layer > 1 else 0
     return f"M{x1:g},{y1:g} C{x1 + bend:g},{y1 - lift:g} {x2 - bend:g},{y2 - lift:g} {x2:g},{y2:g}"
+
+
+def with_rollback(graph: Graph, rollback: Sequence[tuple[str, str]]) -> Graph:
+    """``graph`` with its plan's rollback steps (key, key of the step it undoes or "") below it.
+
+    1. A step that undoes a drawn step sits in that step's column, in the first free row
+       of the lane; the others fill the lane's free slots from the left, in plan order.
+    2. An "undo" edge runs from each linked rollback step up to the step it undoes.
+    """
+    if not rollback:
+        return graph
+    main = {n.key: n for n in graph.nodes}
+    columns = max((n.layer for n in graph.nodes), default=-1) + 1
+    taken: set[tuple[int, int]] = set()
+    slots: dict[str, tuple[int, int]] = {}
+
+    def first_free_row(column: int) -> int:
+        row = 0
+        while (column, row) in taken:
+            row += 1
+        return row
+
+    linked = [(key, undoes) for key, undoes in rollback if undoes in main]
+    for key, undoes in linked:
+        column = main[undoes].layer
+        slots[key] = (column, first_free_row(column))
+        taken.add(slots[key])
+    column = 0
+    for key, _ in rollback:
+        if key in slots:
+            continue
+        while (column, 0) in taken:
+            column += 1
+        slots[key] = (column, 0)
+        taken.add(slots[key])
+    top = (graph.height if graph.nodes else MARGIN) + LANE_GAP
+    rows = max(r for _, r in slots.values()) + 1
+    placed = {
+        key: GraphNode(
+            key=key,
+            layer=c,
+            order=r,
+            x=MARGIN + c * (NODE_WIDTH + LAYER_GAP),
+            y=top + r * (NODE_HEIGHT + ROW_GAP),
+            phase="rollback",
+        )
+        for key, (c, r) in slots.items()
+    }
+    undo_edges = tuple(
+        GraphEdge(key, undoes, _undo_line(placed[key], main[undoes]), kind="undo")
+        for key, undoes in linked
+    )
+    used = max(columns, max(c for c, _ in slots.values()) + 1)
+    return Graph(
+        nodes=graph.nodes + tuple(placed[key] for key, _ in rollback),
+        edges=graph.edges + undo_edges,
+        width=max(graph.width, MARGIN * 2 + used * NODE_WIDTH + (used - 1) * LAYER_GAP),
+        height=top + rows * NODE_HEIGHT + (rows - 1) * ROW_GAP + MARGIN,
+    )
+
+
+def _undo_line(step: GraphNode, undone: GraphNode) -> str:
+    """From the rollback step's top, up to the bottom of the step it undoes (behind the boxes between)."""
+    x = step.x + step.width - 18
+    return f"M{x:g},{step.y:g} L{x:g},{undone.y + undone.height:g}"
+
+
+# Widths of characters in ems, roughly those of the usual sans-serif faces: enough to cut a
+# label before the browser draws it; the browser trims what still overflows.
+_NARROW = frozenset("ijlI.,:;'!|ft()[]/ ")
+_WIDE = frozenset("mwMW@%")
+
+
+def _char_ems(ch: str) -> float:
+    if ch in _NARROW:
+        return 0.3
+    if ch in _WIDE:
+        return 0.9
+    if ch.isupper() or not ch.isascii():
+        return 0.72
+    return 0.58
+
+
+_EMS = {chr(c): _char_ems(chr(c)) for c in range(32, 127)}
+
+
+def text_width(text: str, font_px: float = LABEL_FONT_PX) -> float:
+    """Estimated width in pixels of ``text`` drawn at ``font_px``."""
+    return sum(_EMS.get(ch) or _char_ems(ch) for ch in text) * font_px
+
+
+def label_lines(text: str, width: float = LABEL_WIDTH, max_lines: int = LABEL_LINES) -> list[str]:
+    """``text`` in at most ``max_lines`` lines of at most ``width`` px, cut with "…" if needed.
+
+    Lines break after ``_``, ``-``, ``.`` or ``/`` where one fits, else anywhere. Linear in
+    the text's length: a 300-step page cuts every name on each render.
+    """
+    room = width / LABEL_FONT_PX  # in ems
+    if len(text) * 0.9 <= room or text_width(text) <= width:  # short names: one line
+        return [text]
+    lines: list[str] = []
+    rest = text
+    while rest and len(lines) < max_lines:
+        used, fit = 0.0, 0
+        while (
+            fit < len(rest) and used + (ems := _EMS.get(rest[fit]) or _char_ems(rest[fit])) <= room
+        ):
+            used += ems
+            fit += 1
+        fit = max(fit, 1)
+        if fit == len(rest):
+            lines.append(rest)
+            rest = ""
+            break
+        cut = max(rest.rfind(sep, 0, fit) + 1 for sep in "_-./")
+        cut = cut if cut > fit // 2 else fit
+        lines.append(rest[:cut])
+        rest = rest[cut:]
+    if rest:
+        last = lines[-1]
+        ellipsis = _char_ems(ELLIPSIS)
+        used = sum(_char_ems(ch) for ch in last)
+        while last and used + ellipsis > room:
+            used -= _char_ems(last[-1])
+            last = last[:-1]
+        lines[-1] = last + ELLIPSIS
+    return lines

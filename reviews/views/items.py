@@ -80,6 +80,7 @@ def _render_item(
         s.prompt = step_prompt(s.tool, s.params)  # type: ignore[attr-defined]
         s.agent = step_instruction(s.tool, s.params)  # type: ignore[attr-defined]
     main = [s for s in steps if s.phase == Step.Phase.MAIN]
+    rollback = [s for s in steps if s.phase == Step.Phase.ROLLBACK]
     ticked = set(request.POST.getlist("checklist")) if request.method == "POST" else set()
     allowed = allowed_actions(item, item.run)
     document = item.plan.document if item.plan is not None else None
@@ -95,9 +96,9 @@ def _render_item(
         {
             "item": item,
             "main_steps": main,
-            "rollback_steps": [s for s in steps if s.phase == Step.Phase.ROLLBACK],
+            "rollback_steps": rollback,
             "edges": selectors.plan_edges(main),
-            **_plan_graph(main),
+            **_plan_graph(main, rollback),
             # A form sent back (a refusal, problems shown inline) keeps its ticks and reason.
             "checklist": [
                 (i, text, str(i) in ticked) for i, text in enumerate(item.checklist or [])
@@ -424,12 +425,14 @@ def item_resolve(request: AuthenticatedHttpRequest, item_id: int) -> HttpRespons
     return _next_or_item(request, item_id)
 
 
-def _plan_graph(main: list[Step]) -> dict[str, Any]:
+def _plan_graph(main: list[Step], rollback: list[Step]) -> dict[str, Any]:
     """The plan's SVG graph (the run page's ``runs/_graph.html``), for plans small enough to draw."""
-    graph = plan_layout([(s.key, s.depends_on) for s in main])
+    graph = plan_layout(
+        [(s.key, s.depends_on) for s in main], [(s.key, s.undoes) for s in rollback]
+    )
     if graph is None:  # a cycle too: the edge list still shows it
         return {"graph": None}
-    by_key = {s.key: s for s in main}
+    by_key = {s.key: s for s in (*main, *rollback)}
     nodes = [
         SimpleNamespace(
             node=n,

@@ -22,8 +22,8 @@ from django import template
 from django.template.defaultfilters import floatformat
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.text import Truncator
 
+from runs.graph import LABEL_X, label_lines
 from runs.pools import pool_wait_text
 from runs.selectors import lock_wait_text
 
@@ -172,18 +172,13 @@ def _whole(value: float) -> str:
     return str(Decimal(repr(value)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-def _truncate(text: str, length: int) -> str:
-    """``{{ text|truncatechars:length }}``; short texts (nearly all keys) skip the Truncator."""
-    return text if len(text) <= length else Truncator(text).chars(length)
-
-
 @register.filter(is_safe=True)
 def graph_edges(graph: Any) -> SafeString:
     """The ``<path class="edge">`` of each dependency of a ``runs.graph.Graph``."""
     return mark_safe(
         "".join(
-            f'<path class="edge" d="{escape(e.path)}" marker-end="url(#arrow)"'
-            f' data-edge="{escape(e.source)}→{escape(e.target)}"/>'
+            f'<path class="edge{" undo" if e.kind == "undo" else ""}" d="{escape(e.path)}"'
+            f' marker-end="url(#arrow)" data-edge="{escape(e.source)}→{escape(e.target)}"/>'
             for e in graph.edges
         )
     )
@@ -197,13 +192,24 @@ def graph_nodes(views: Iterable[Any]) -> SafeString:
 
 def _node(node: Any, step: Any, mark: str) -> str:
     key = str(step.key)
+    undoes = getattr(step, "undoes", "")
+    rollback = getattr(step, "phase", "main") == "rollback"
+    about = f", undoes {undoes}" if undoes else (", rollback" if rollback else "")
+    phase = ' data-phase="rollback"' if rollback else ""
+    lines = label_lines(key)
+    # One line sits on the box's middle, two lines share it (12 px text, 14 px apart).
+    first_y = 25 if len(lines) == 1 else 18
+    label = "".join(
+        f'<tspan x="{LABEL_X}" y="{first_y + 14 * i}">{escape(line)}</tspan>'
+        for i, line in enumerate(lines)
+    )
     return (
-        f'<g class="node status-{escape(step.status)}" data-node-step-id="{step.pk}"'
+        f'<g class="node status-{escape(step.status)}" data-node-step-id="{step.pk}"{phase}'
         f' transform="translate({_whole(node.x)},{_whole(node.y)})">'
-        f"<title>{escape(key)} ({escape(step.tool_name)})</title>"
+        f"<title>{escape(key)} ({escape(step.tool_name)}{escape(about)})</title>"
         f'<rect width="{_whole(node.width)}" height="{_whole(node.height)}" rx="6"/>'
-        f'<text class="mark" x="16" y="23" text-anchor="middle">{escape(mark)}</text>'
-        f'<text class="label" x="30" y="23">{escape(_truncate(key, 17))}</text>'
+        f'<text class="mark" x="15" y="25" text-anchor="middle">{escape(mark)}</text>'
+        f'<text class="label" data-full="{escape(key)}">{label}</text>'
         "</g>\n"
     )
 

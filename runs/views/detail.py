@@ -96,10 +96,14 @@ def _live_context(run: Run) -> dict[str, Any]:
     steps = selectors.with_agent_calls(steps)  # an agent step's inner calls, when there is one
     rows = [_step_row(s) for s in selectors.undone_by(steps)]
     main = [r for r in rows if r.step.phase == Step.Phase.MAIN]
-    graph = plan_layout([(r.step.key, r.step.depends_on) for r in main])
+    rollback = [r for r in rows if r.step.phase == Step.Phase.ROLLBACK]
+    graph = plan_layout(
+        [(r.step.key, r.step.depends_on) for r in main],
+        [(r.step.key, r.step.undoes) for r in rollback],
+    )
     nodes = None
     if graph is not None:
-        by_key = {r.step.key: r for r in main}
+        by_key = {r.step.key: r for r in rows}
         nodes = [NodeView(n, by_key[n.key]) for n in graph.nodes]
     outcomes = selectors.outcome_counts([r.step.status for r in main])
     finished = sum(n for s, n in outcomes.items() if s in STEP_FINISHED)
@@ -108,7 +112,7 @@ def _live_context(run: Run) -> dict[str, Any]:
     return {
         "live_seq": run.last_seq,  # type: ignore[attr-defined]
         "main_steps": main,
-        "rollback_steps": [r for r in rows if r.step.phase == Step.Phase.ROLLBACK],
+        "rollback_steps": rollback,
         "finished_steps": finished,
         "outcomes": outcomes,
         "graph": graph,

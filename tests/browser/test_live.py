@@ -82,7 +82,8 @@ def test_an_operator_sees_the_demo_migration_steps_turn_green_without_reloading(
     marks = page.locator('tr[data-phase="main"] [data-step-status] .mark')
     assert marks.count() == 6
     assert set(marks.all_inner_texts()) == {"·"}  # queued behind the busy worker
-    assert page.locator("figure.graph g.node").count() == 6
+    assert page.locator("figure.graph g.node:not([data-phase=rollback])").count() == 6
+    assert page.locator("figure.graph g.node[data-phase=rollback]").count() == 2
     pages.screenshot(page, "queued")
 
     page.wait_for_selector('[data-live-state="live"]')
@@ -92,10 +93,13 @@ def test_an_operator_sees_the_demo_migration_steps_turn_green_without_reloading(
     page.wait_for_selector("[data-run-status].status-succeeded", timeout=20_000)
     assert marks.all_inner_texts() == ["✓"] * 6
     graph_marks = page.eval_on_selector_all(
-        "figure.graph g.node .mark", "marks => marks.map(m => m.textContent)"
+        "figure.graph g.node:not([data-phase=rollback]) .mark",
+        "marks => marks.map(m => m.textContent)",
     )
     assert graph_marks == ["✓"] * 6
     assert page.locator("figure.graph g.node.status-succeeded").count() == 6
+    # A run that succeeded never needed its rollback steps.
+    assert page.locator("figure.graph g.node[data-phase=rollback].status-succeeded").count() == 0
     assert page.inner_text("[data-progress]") == "6/6"
     segments = page.eval_on_selector_all(
         ".progress [data-outcome-bar] .seg",

@@ -135,3 +135,81 @@ def test_a_plan_is_drawn_unless_it_is_empty_too_big_or_cyclic(
     assert plan_layout([("a", ["b"]), ("b", ["a"])]) is None
     monkeypatch.setattr("runs.graph.GRAPH_LIMIT", 1)
     assert plan_layout([("a", []), ("b", ["a"])]) is None
+
+
+def test_a_short_label_stays_on_one_line() -> None:
+    from runs.graph import label_lines
+
+    assert label_lines("read_schema") == ["read_schema"]
+
+
+def test_a_long_label_wraps_after_a_separator_and_each_line_fits() -> None:
+    from runs.graph import LABEL_WIDTH, label_lines, text_width
+
+    lines = label_lines("deploy_billing_service")
+    assert lines == ["deploy_billing_", "service"]
+    assert all(text_width(line) <= LABEL_WIDTH for line in lines)
+
+
+def test_a_label_too_long_for_two_lines_ends_in_an_ellipsis_within_the_box() -> None:
+    from runs.graph import LABEL_WIDTH, label_lines, text_width
+
+    for text in ("deploy_billing_service_canary_eu_west_1", "W" * 60, "x" * 200):
+        lines = label_lines(text)
+        assert len(lines) == 2 and lines[-1].endswith("…")
+        assert all(text_width(line) <= LABEL_WIDTH for line in lines)
+        assert "".join(lines).rstrip("…") == text[: len("".join(lines)) - 1]
+
+
+def test_wide_characters_count_for_more_than_narrow_ones() -> None:
+    from runs.graph import text_width
+
+    assert text_width("WWWW") > text_width("abcd") > text_width("iiii")
+
+
+def test_rollback_steps_sit_in_a_lane_below_under_the_step_they_undo() -> None:
+    from runs.graph import with_rollback
+
+    main = layout([("a", []), ("b", ["a"]), ("c", ["b"])])
+    graph = with_rollback(main, [("undo_b", "b"), ("undo_b2", "b"), ("tell", "")])
+    undo_b, undo_b2, tell = (graph.node(k) for k in ("undo_b", "undo_b2", "tell"))
+    assert {undo_b.phase, undo_b2.phase, tell.phase} == {"rollback"}
+    assert graph.node("a").phase == "main"
+    lowest_main = max(n.y + n.height for n in main.nodes)
+    assert all(n.y > lowest_main for n in (undo_b, undo_b2, tell))
+    assert undo_b.x == undo_b2.x == graph.node("b").x and undo_b2.y > undo_b.y
+    assert tell.x == graph.node("a").x  # unlinked: the first free slot of the lane
+    undo = [(e.source, e.target) for e in graph.edges if e.kind == "undo"]
+    assert undo == [("undo_b", "b"), ("undo_b2", "b")]
+    for n in graph.nodes:
+        assert n.x + n.width <= graph.width and n.y + n.height <= graph.height
+    assert [n.key for n in graph.nodes][-3:] == ["undo_b", "undo_b2", "tell"]
+
+
+def test_an_undo_edge_runs_from_the_rollback_steps_top_to_the_undone_steps_bottom() -> None:
+    from runs.graph import with_rollback
+
+    graph = with_rollback(layout([("a", [])]), [("restore", "a")])
+    (edge,) = [e for e in graph.edges if e.kind == "undo"]
+    a, restore = graph.node("a"), graph.node("restore")
+    assert edge.path.endswith(f",{a.y + a.height:g}")
+    assert f",{restore.y:g} L" in edge.path
+
+
+def test_unlinked_rollback_steps_past_the_plans_width_widen_the_drawing() -> None:
+    from runs.graph import with_rollback
+
+    main = layout([("a", [])])
+    graph = with_rollback(main, [("r1", ""), ("r2", ""), ("r3", "ghost")])
+    assert graph.width > main.width
+    assert not [e for e in graph.edges if e.kind == "undo"]  # "ghost" is not drawn
+
+
+def test_a_plan_without_rollback_steps_is_drawn_as_before() -> None:
+    from runs.graph import plan_layout, with_rollback
+
+    main = layout([("a", []), ("b", ["a"])])
+    assert with_rollback(main, []) is main
+    assert plan_layout([("a", []), ("b", ["a"])], [("undo_a", "a")]) == with_rollback(
+        main, [("undo_a", "a")]
+    )

@@ -161,6 +161,37 @@ def test_the_detail_page_draws_the_plan_graph_with_status_marks_and_progress(
     assert response.context["live_config"]["heartbeatSeconds"] > 0
 
 
+def test_the_graph_draws_rollback_steps_below_and_wraps_long_step_names(
+    noop_tool: Tool, operator: User
+) -> None:
+    document = {
+        "goal": "Undo what was done",
+        "steps": [
+            {
+                "id": "apply_the_billing_service_configuration",
+                "action": "noop",
+                "undo": {"action": "noop", "description": "put it back"},
+            }
+        ],
+        "rollback": [{"action": "noop", "description": "tell the team"}],
+    }
+    run = run_submit_plan(title="Undo", document=document, submitted_by=operator)
+    response = client_for(operator).get(reverse("runs:detail", args=[run.pk]))
+    page = response.content.decode()
+    rollback = Step.objects.filter(run=run, phase="rollback").order_by("position")
+    assert rollback.count() == 2
+    for step in rollback:
+        assert f'data-node-step-id="{step.pk}" data-phase="rollback"' in page
+    linked = next(s for s in rollback if s.undoes)
+    assert linked.undoes == "apply_the_billing_service_configuration"
+    assert 'class="edge undo"' in page
+    assert f'data-edge="{linked.key}→apply_the_billing_service_configuration"' in page
+    assert "undoes apply_the_billing_service_configuration)</title>" in page
+    # The long name wraps: two lines, the whole name kept for the browser's own fitting.
+    assert '<tspan x="28" y="18">apply_the_' in page
+    assert 'data-full="apply_the_billing_service_configuration"' in page
+
+
 def test_a_plan_too_big_to_draw_gets_the_table_only(
     queued_run: Run, operator: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
