@@ -40,6 +40,8 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 # The trace a new root span joins: the run's stored trace id (see _RunTraceIds).
 _JOIN_TRACE: ContextVar[int | None] = ContextVar("telemetry_join_trace", default=None)
 # The step span the code runs in: (trace id, span id, trace flags); see step_span.
+# The run span the code runs in, as (trace id, span id, trace flags): read by every step span.
+_RUN_SPAN: ContextVar[tuple[int, int, int] | None] = ContextVar("telemetry_run_span", default=None)
 _STEP_SPAN: ContextVar[tuple[int, int, int] | None] = ContextVar(
     "telemetry_step_span", default=None
 )
@@ -147,7 +149,12 @@ def run_span(run_id: int, trace_id: str, *, phase: str) -> Iterator[str]:
             otel_context.detach(detached)
             _JOIN_TRACE.reset(join)
         with trace.use_span(span, end_on_exit=True):
-            yield format(span.get_span_context().trace_id, "032x")
+            made = span.get_span_context()
+            inside = _RUN_SPAN.set((made.trace_id, made.span_id, int(made.trace_flags)))
+            try:
+                yield format(made.trace_id, "032x")
+            finally:
+                _RUN_SPAN.reset(inside)
     finally:
         RUN_ID.reset(run_token)
 
@@ -170,11 +177,9 @@ class step_span:
         self._step = STEP.set(self.step)
         if _steps is None:
             return
-        parent = trace.get_current_span().get_span_context()
-        if parent.is_valid and not parent.trace_flags.sampled:
+        trace_id, self._parent, flags = _RUN_SPAN.get() or _parent()
+        if not flags & 1:  # the run's trace is not sampled
             return
-        trace_id, flags = (parent.trace_id, int(parent.trace_flags)) if parent.is_valid else _root()
-        self._parent = parent.span_id if parent.is_valid else 0
         self._span = _STEP_SPAN.set((trace_id, random.getrandbits(64) or 1, flags))
         self._start = time.time_ns()
 
@@ -211,9 +216,13 @@ def step_span_current() -> Iterator[None]:
         otel_context.detach(token)
 
 
-def _root() -> tuple[int, int]:
-    """A new trace for a step outside any run's span (sampled, as the default sampler does)."""
-    return random.getrandbits(128) or 1, TraceFlags.SAMPLED
+def _parent() -> tuple[int, int, int]:
+    """(trace id, parent span id, flags) for a step outside a run's span: the current span's,
+    else a new trace (sampled, as the default sampler does) with no parent."""
+    parent = trace.get_current_span().get_span_context()
+    if parent.is_valid:
+        return parent.trace_id, parent.span_id, int(parent.trace_flags)
+    return random.getrandbits(128) or 1, 0, TraceFlags.SAMPLED
 
 
 def _in_step_span() -> Any:
