@@ -2,12 +2,13 @@
 
 Reads the batches a ``ProcessSink`` writes on its standard input, turns each record into a
 span and exports it over OTLP as the ``OTEL_*`` variables say (through the SDK's batch
-processor). Exits, after a last flush, when its standard input closes: when the worker
-stops or dies.
+processor), at the lowest CPU priority. Exits, after a last flush, when its standard input
+closes: when the worker stops or dies.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -19,6 +20,7 @@ from runs.telemetry.step_spans import read_batches, readable, service_resource
 
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C: flush when the pipe closes
+    os.nice(19)  # the worker's runs come first: spans are made and sent in spare CPU time
     processor = BatchSpanProcessor(OTLPSpanExporter())
     resource = service_resource()
     try:
