@@ -5,6 +5,8 @@ Each endpoint parses, checks the role, calls a selector or service, returns a sc
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.db.models import F, QuerySet
@@ -322,7 +324,7 @@ def run_confirm(request: HttpRequest, payload: ConfirmIn, run_id: int = RunId) -
     reviewer when the approval policy holds the plan.
     """
     document = edited_plan(payload.plan) if payload.plan is not None else None
-    try:
+    with _confirmation_refusals(run_id):
         confirmation.run_confirm(
             run_id=run_id,
             user=caller(request),
@@ -330,14 +332,6 @@ def run_confirm(request: HttpRequest, payload: ConfirmIn, run_id: int = RunId) -
             document=document,
             reason=payload.reason,
         )
-    except Run.DoesNotExist:
-        raise ApiError(404, "not_found", f"There is no run {run_id}.") from None
-    except confirmation.NotYours as exc:
-        raise ApiError(403, "forbidden", str(exc)) from exc
-    except confirmation.StaleConfirmation as exc:
-        raise ApiError(409, "stale_plan", str(exc)) from exc
-    except RunError as exc:
-        raise ApiError(409, "nothing_to_confirm", str(exc)) from exc
     return get_run(run_id, detail_runs())
 
 
@@ -348,13 +342,21 @@ def run_confirm(request: HttpRequest, payload: ConfirmIn, run_id: int = RunId) -
 )
 def run_discard(request: HttpRequest, payload: DiscardIn, run_id: int = RunId) -> Run:
     """For the task's submitter or an operator (403 otherwise); 409 when no plan waits."""
-    try:
+    with _confirmation_refusals(run_id):
         confirmation.run_discard(
             run_id=run_id,
             user=caller(request),
             plan_version=payload.plan_version,
             reason=payload.reason,
         )
+    return get_run(run_id, detail_runs())
+
+
+@contextmanager
+def _confirmation_refusals(run_id: int) -> Iterator[None]:
+    """A confirm's or discard's refusals as API errors (404, 403, 409)."""
+    try:
+        yield
     except Run.DoesNotExist:
         raise ApiError(404, "not_found", f"There is no run {run_id}.") from None
     except confirmation.NotYours as exc:
@@ -363,7 +365,6 @@ def run_discard(request: HttpRequest, payload: DiscardIn, run_id: int = RunId) -
         raise ApiError(409, "stale_plan", str(exc)) from exc
     except RunError as exc:
         raise ApiError(409, "nothing_to_confirm", str(exc)) from exc
-    return get_run(run_id, detail_runs())
 
 
 @runs_router.post(
