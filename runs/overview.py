@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -148,11 +149,25 @@ def reuse_savings(*, run_ids: list[int] | None = None) -> list[ReuseSaving]:
     )
     if run_ids is not None:
         events = events.filter(run_id__in=run_ids)
+    return _savings(events.order_by("run_id", "seq").values_list("run_id", "payload"))
+
+
+def reuse_saving_of(run_id: int, decision: Any) -> ReuseSaving | None:
+    """The saving of one run from its latest planner decision's payload (a query only on reuse)."""
+    if not isinstance(decision, dict) or not decision.get("reused_from"):
+        return None
+    return _savings([(run_id, decision)])[0]
+
+
+def _savings(decisions: Iterable[tuple[int, dict[str, Any]]]) -> list[ReuseSaving]:
+    """Savings of (run id, planner decision payload) pairs: one query for the sources' calls."""
     rows = [
         (run_id, str(p.get("reused_from") or ""), int(p.get("saved_tokens") or 0))
-        for run_id, p in events.order_by("run_id", "seq").values_list("run_id", "payload")
+        for run_id, p in decisions
         if p.get("reused_from")
     ]
+    if not rows:
+        return []
     sources = {int(r[1].split(":", 1)[1]) for r in rows if r[1].startswith("run:")}
     calls = dict(
         LlmCall.objects.filter(run_id__in=sources, purpose__in=["plan", "repair"])

@@ -111,6 +111,8 @@ def run_detail(run_id: int) -> Run:
             planner_decision=_planner_decision(),
             # Whether retention purged part of it (then the page reads what, in one query).
             has_tombstones=Exists(Tombstone.objects.filter(run_id=OuterRef("pk"))),
+            # Whether subplan steps started child runs (then the page lists them, one query).
+            has_children=Exists(Run.objects.filter(parent_run_id=OuterRef("pk"))),
         )
         .get(pk=run_id)
     )
@@ -130,10 +132,15 @@ def run_plan_versions(run_id: int) -> QuerySet[Plan]:
     )
 
 
-def run_descendant_ids(run_id: int) -> list[int]:
-    """The ids of a run's child runs, their children and so on (subplans), breadth first."""
+def run_descendant_ids(run_id: int, *, children: list[int] | None = None) -> list[int]:
+    """The ids of a run's child runs, their children and so on (subplans), breadth first.
+
+    ``children``: the run's child ids when the caller has them (no query for a run without).
+    """
     found: list[int] = []
     level = [run_id]
+    if children is not None:
+        found = level = list(children)
     while level:
         level = list(Run.objects.filter(parent_run_id__in=level).values_list("pk", flat=True))
         found += level

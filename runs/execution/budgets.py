@@ -65,12 +65,16 @@ def budgets_for(task: Any) -> Budgets:
 
 
 def run_usage(
-    run_id: int, started_at: datetime | None, *, totals: LlmTotals | None = None
+    run_id: int,
+    started_at: datetime | None,
+    *,
+    totals: LlmTotals | None = None,
+    children: list[int] | None = None,
 ) -> Usage:
     """Selector: what a run has used so far, its child runs' use included (subplans roll up).
 
-    Three queries for a run without children (one fewer with the model-call ``totals``),
-    two more per child run.
+    Three queries for a run without children (one fewer with the model-call ``totals``,
+    one fewer with its ``children`` ids), two more per child run.
     """
 
     if totals is None:
@@ -81,7 +85,7 @@ def run_usage(
         cost=totals.cost,
         started_at=started_at,
     )
-    for child in run_descendant_ids(run_id):
+    for child in run_descendant_ids(run_id, children=children):
         spent = run_llm_totals(child)
         usage.steps += run_steps_started(child)
         usage.tokens += spent.tokens_in + spent.tokens_out

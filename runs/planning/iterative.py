@@ -249,35 +249,50 @@ def step_with_model(
             outcome.reason = f"{label}'s step is invalid: {problems[0]}"
             feedback = step_repair_message(problems)
         else:
-            outcome.step = step.model_dump(mode="json")
-            outcome.confidence = step.confidence
-            outcome.stop = step.stop
-            if step.stop and not step.tool:
-                outcome.ok = True
-                outcome.reason = f"the planner said stop: {step.thought or 'the task is done'}"
+            taken = _take_step(outcome, label, step, context, tools=tools, kept=kept)
+            if taken is None:
                 return outcome
-            document = _document(context, f"step-{iteration.number}", step, kept)
-            validated = check_plan(document, tools=tools, mode="upfront", kept=kept)
-            outcome.document = merge_kept(document, kept)
-            outcome.validated = validated
-            if validated.is_valid:
-                outcome.ok = True
-                outcome.reason = ""
-                return outcome
-            problems = [
-                _plan_problem_text(p.path, p.message, len(kept)) for p in validated.problems
-            ]
             outcome.reason = (
-                f"{label}'s step is still invalid after {attempt - 1} repair round(s): "
-                f"{problems[0]}"
+                f"{label}'s step is still invalid after {attempt - 1} repair round(s): {taken[0]}"
             )
-            feedback = step_repair_message(problems)
+            feedback = step_repair_message(taken)
         messages += [
             {"role": "assistant", "content": reply.text or "(empty)"},
             {"role": "user", "content": feedback},
         ]
     outcome.step = None  # an answer that never became valid is no step
     return outcome
+
+
+def _take_step(
+    outcome: PlanOutcome,
+    label: str,
+    step: NextStep,
+    context: PlanningContext,
+    *,
+    tools: Mapping[str, ToolSpec],
+    kept: list[dict[str, Any]],
+) -> list[str] | None:
+    """Take a well-formed step into ``outcome``: None once it is final (a stop, or a step that
+    validates as the next plan version), else the problems to send back for repair."""
+    iteration = context.iteration
+    assert iteration is not None
+    outcome.step = step.model_dump(mode="json")
+    outcome.confidence = step.confidence
+    outcome.stop = step.stop
+    if step.stop and not step.tool:
+        outcome.ok = True
+        outcome.reason = f"the planner said stop: {step.thought or 'the task is done'}"
+        return None
+    document = _document(context, f"step-{iteration.number}", step, kept)
+    validated = check_plan(document, tools=tools, mode="upfront", kept=kept)
+    outcome.document = merge_kept(document, kept)
+    outcome.validated = validated
+    if validated.is_valid:
+        outcome.ok = True
+        outcome.reason = ""
+        return None
+    return [_plan_problem_text(p.path, p.message, len(kept)) for p in validated.problems]
 
 
 def _take_handoff(

@@ -13,7 +13,7 @@ from typing import Any
 from django import template
 
 from runs.models import LlmCall, Plan, Run
-from runs.overview import reuse_savings
+from runs.overview import reuse_saving_of, reuse_savings
 from runs.planning.accounting import LlmTotals, llm_totals_of, run_llm_totals
 from runs.selectors import run_llm_calls, run_substitutions
 
@@ -41,8 +41,13 @@ def llm_totals(run: Run, totals: LlmTotals | None = None) -> dict[str, Any]:
     """Tokens and cost so far, at the top of the live section (re-rendered on each plan version)."""
     if totals is None and run.task.planner:
         totals = run_llm_totals(run.pk)
-    reused = reuse_savings(run_ids=[run.pk]) if run.task.planner else []
-    return {"task": run.task, "totals": totals, "reused": reused[-1] if reused else None}
+    reused = None
+    if run.task.planner and hasattr(run, "planner_decision"):  # the run page's row has it
+        reused = reuse_saving_of(run.pk, run.planner_decision)
+    elif run.task.planner:
+        savings = reuse_savings(run_ids=[run.pk])
+        reused = savings[-1] if savings else None
+    return {"task": run.task, "totals": totals, "reused": reused}
 
 
 @register.inclusion_tag("runs/_plan_diff.html")

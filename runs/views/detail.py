@@ -209,6 +209,7 @@ def _page_live_context(run: Run, user: Any) -> dict[str, Any]:
     """
     live = _live_context(run)
     archive = run_archive(run)
+    tree = _tree_context(run)
     return {
         "run": run,
         **live,
@@ -225,15 +226,15 @@ def _page_live_context(run: Run, user: Any) -> dict[str, Any]:
         **_confirmation_context(run, user),
         "tool_questions": _tool_questions(run),
         "redactions": redaction_summary(run.redaction),
-        **_budget_context(run, live["llm_totals"]),
         "retry_steps": sorted(retryable_steps(run, live["steps"])),
-        **_tree_context(run),
+        **tree,
+        **_budget_context(run, live["llm_totals"], [c["id"] for c in tree["children"]]),
     }
 
 
 def _tree_context(run: Run) -> dict[str, Any]:
     """Where the run sits among subplans: its parent (and step), its child runs and their status."""
-    children = selectors.run_children(run.pk)
+    children = selectors.run_children(run.pk) if getattr(run, "has_children", True) else []
     return {
         "parent_step": run.parent_step.key if run.parent_step_id else "",  # type: ignore[union-attr]
         "children": children,
@@ -293,13 +294,14 @@ def _waits_json(waits: list[selectors.StepWait]) -> list[dict[str, Any]]:
     ]
 
 
-def _budget_context(run: Run, totals: LlmTotals) -> dict[str, Any]:
+def _budget_context(run: Run, totals: LlmTotals, children: list[int]) -> dict[str, Any]:
     """The run's budgets and what it used, only when a budget applies (then one query)."""
 
     budgets = budgets_for(run.task)
     if not budgets:
         return {"budgets": None}
-    return {"budgets": budgets, "usage": run_usage(run.pk, run.started_at, totals=totals)}
+    usage = run_usage(run.pk, run.started_at, totals=totals, children=children)
+    return {"budgets": budgets, "usage": usage}
 
 
 @require_GET

@@ -19,6 +19,7 @@ from runs.events import (
     ElicitationAnswered,
     ElicitationAsked,
     FailureReport,
+    HandoffTaken,
     PlanCreated,
     PlanDiff,
     PlannerCall,
@@ -45,6 +46,8 @@ from runs.events import (
     StepRetrying,
     StepStatusChanged,
     StepVerdict,
+    SubplanFinished,
+    SubplanStarted,
     event_json,
 )
 from runs.models import Run, Task, TranscriptEvent
@@ -141,6 +144,11 @@ SAMPLES = {
     ElicitationAnswered: ElicitationAnswered(
         item_id=1, step="copy", action="decline", by="olivia", reason=TRICKY
     ),
+    SubplanStarted: SubplanStarted(step_id=1, step="migrate", child_run_id=7, goal=TRICKY),
+    SubplanFinished: SubplanFinished(
+        step="migrate", child_run_id=7, status="failed", reason=TRICKY
+    ),
+    HandoffTaken: HandoffTaken(workflow=TRICKY, params={"env": "prod"}, steps=3),
 }
 
 

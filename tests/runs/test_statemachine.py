@@ -91,8 +91,11 @@ RUN_SPEC: dict[str, set[str]] = {
     },
     "awaiting_approval": {"queued", "executing", "rolling_back", "failed", "cancelled"},
     "awaiting_input": {"queued", "failed", "escalated", "cancelled"},
+    # A subplan step's child run stopped: the parent goes on (queued), or stops with it.
+    "awaiting_child": {"queued", "rolling_back", "failed", "cancelled"},
     "executing": {
         "awaiting_approval",
+        "awaiting_child",  # a subplan step started its child run
         "awaiting_input",  # the iterative planner asks instead of its next step
         "replanning",
         "rolling_back",
@@ -116,7 +119,10 @@ RUN_SPEC: dict[str, set[str]] = {
     "escalated": set(),
     "cancelled": set(),
 }
-RUN_REOPEN_SPEC: dict[str, set[str]] = {"escalated": {"queued", "rolling_back", "cancelled"}}
+RUN_REOPEN_SPEC: dict[str, set[str]] = {
+    "escalated": {"queued", "rolling_back", "cancelled"},
+    "succeeded": {"rolling_back"},  # a child run undone because its parent rolled back
+}
 RUN_TERMINAL_SPEC = {"succeeded", "failed", "rolled_back", "escalated", "cancelled"}
 
 STEP_SPEC: dict[str, set[str]] = {
@@ -194,9 +200,9 @@ def test_a_terminal_run_refuses_every_ordinary_move(current: str) -> None:
             check_run_transition(current, target)
 
 
-def test_no_run_move_leads_back_to_queued_except_an_approval_or_an_answer() -> None:
+def test_no_run_move_leads_back_to_queued_except_an_approval_an_answer_or_a_child() -> None:
     into_queued = {status for status, targets in RUN_TRANSITIONS.items() if "queued" in targets}
-    assert into_queued == {"awaiting_approval", "awaiting_input"}
+    assert into_queued == {"awaiting_approval", "awaiting_input", "awaiting_child"}
 
 
 @pytest.mark.parametrize("pair", RUN_PAIRS, ids=pair_id)
@@ -212,7 +218,9 @@ def test_check_run_reopen_allows_only_the_specified_reopens(pair: tuple[str, str
 
 
 def test_only_an_escalated_run_reopens_and_never_to_a_finished_success() -> None:
-    assert set(RUN_REOPEN) == {"escalated"}
+    # ... and a succeeded child run, only to be rolled back with its parent.
+    assert set(RUN_REOPEN) == {"escalated", "succeeded"}
+    assert RUN_REOPEN["succeeded"] == {"rolling_back"}
     assert "succeeded" not in RUN_REOPEN["escalated"]
     # A reopen is the one way out of a terminal state; every other terminal stays shut.
     assert set(RUN_REOPEN) <= RUN_TERMINAL

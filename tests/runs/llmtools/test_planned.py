@@ -143,7 +143,9 @@ def test_the_seed_migration_planned_by_a_model_runs_end_to_end_with_its_model_st
     fake.queue(
         *(Answer(body=openai_response(json.dumps(a))) for a in [document, assess, *decisions, note])
     )
-    run = run_submit_task(title="Add an email column to the users table", submitted_by=None)
+    run = run_submit_task(
+        title="Add an email column to the users table", submitted_by=None, confirm_plan="never"
+    )
 
     assert run_execute(run_id=run.pk) == RunStatus.SUCCEEDED
     run.refresh_from_db()

@@ -122,7 +122,10 @@ def test_reuse_savings_are_counted_per_run_and_in_total_on_the_page_and_the_api(
         )
     scripted(monkeypatch)  # a model call would fail the planning
     reused = [
-        run_submit_task(title=RELEASE, submitted_by=operator, planner="openai") for _ in range(2)
+        run_submit_task(
+            title=RELEASE, submitted_by=operator, planner="openai", confirm_plan="never"
+        )
+        for _ in range(2)
     ]
     for run in reused:
         assert run_plan(run_id=run.pk) == RunStatus.EXECUTING
