@@ -328,15 +328,20 @@ def _save(request: AuthenticatedHttpRequest, item_id: int, *, approve: bool) -> 
     except PlanInvalid as exc:
         return _render_item(request, item, plan_text=text, problems=exc.problems, status=422)
     except ReviewError as exc:
-        item = get_item(item_id)
-        if not item.is_open:
-            messages.error(request, str(exc))
-            return redirect("reviews:item", item_id=item_id)
-        return _render_item(request, item, plan_text=text, decision_error=exc, status=409)
+        return _refused(request, item_id, text, exc)
     messages.success(request, _saved_message(done, approve=approve))
     if approve and not done.is_open:
         return _next_or_item(request, item_id)
     return redirect("reviews:item", item_id=item_id)
+
+
+def _refused(request: HttpRequest, item_id: int, text: str, exc: ReviewError) -> HttpResponse:
+    """A refused decision: back to a closed item with the message, else the form kept (409)."""
+    item = get_item(item_id)
+    if not item.is_open:
+        messages.error(request, str(exc))
+        return redirect("reviews:item", item_id=item_id)
+    return _render_item(request, item, plan_text=text, decision_error=exc, status=409)
 
 
 def _next_or_item(request: HttpRequest, item_id: int) -> HttpResponse:
@@ -416,11 +421,7 @@ def item_resolve(request: AuthenticatedHttpRequest, item_id: int) -> HttpRespons
     except PlanInvalid as exc:
         return _render_item(request, item, plan_text=text, problems=exc.problems, status=422)
     except ReviewError as exc:
-        item = get_item(item_id)
-        if not item.is_open:
-            messages.error(request, str(exc))
-            return redirect("reviews:item", item_id=item_id)
-        return _render_item(request, item, plan_text=text, decision_error=exc, status=409)
+        return _refused(request, item_id, text, exc)
     messages.success(request, f"Escalation {item_id}: {resolution.action} recorded.")
     return _next_or_item(request, item_id)
 
