@@ -29,7 +29,7 @@ from runs.telemetry.tracing import step_span
 from runs.textdata import storable_copy, storable_text
 from runs.tools.asking import Answer, Question, current_asker
 from runs.tools.base import ToolConfigError, ToolError, ToolSpec
-from runs.tools.registry import Deadlined, invoke_tool
+from runs.tools.registry import call_timeout, invoke_tool
 
 log = logging.getLogger(__name__)
 # A NUL or a surrogate in JSON text (ASCII-escaped): neither NUL nor a lone surrogate
@@ -129,8 +129,9 @@ class StepRunner:
                         )
                     else:
                         call = invoke_tool(spec, params, key)
-                        if type(call) is Deadlined:  # an injected fault's own, shorter deadline
-                            timeout = call.timeout_seconds
+                        own = call_timeout(call, spec)
+                        if own != timeout:  # an injected fault's own, shorter deadline
+                            timeout = own
                             deadlines.disarm(task)
                             deadlines.arm((task,), timeout)
                         result = await call
