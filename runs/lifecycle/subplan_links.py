@@ -46,9 +46,22 @@ def subplans_done(step_ids: list[int]) -> list[int]:
 
 def subplan_after_stop(*, run_id: int) -> None:
     """A run stopped: wake its waiting parent; a rolled-back run rolls back its succeeded children."""
-    subplan_wake_parent(run_id=run_id)
-    if Run.objects.filter(pk=run_id, status=R.ROLLED_BACK).exists():
+    row = _run_links(run_id)
+    if row is None:
+        return
+    _wake_parent(run_id, row)
+    if row["status"] == R.ROLLED_BACK:
         run_roll_back_children(run_id=run_id)
+
+
+def _run_links(run_id: int) -> dict[str, Any] | None:
+    """What a stopped run's parent needs to hear of it (one query); None for no such run."""
+    row = (
+        Run.objects.filter(pk=run_id)
+        .values("parent_run_id", "parent_step_id", "status", "stop_reason")
+        .first()
+    )
+    return dict(row) if row is not None else None
 
 
 def run_roll_back_children(*, run_id: int) -> list[int]:
@@ -102,12 +115,13 @@ def subplan_wake_parent(*, run_id: int) -> bool:
     ``awaiting_child`` changes anything, under the parent's row lock (the same lock
     the parent takes to park, so the wake-up is never lost between the two).
     """
-    row = (
-        Run.objects.filter(pk=run_id)
-        .values("parent_run_id", "parent_step_id", "status", "stop_reason")
-        .first()
-    )
-    if row is None or row["parent_run_id"] is None or row["status"] not in RUN_TERMINAL:
+    row = _run_links(run_id)
+    return row is not None and _wake_parent(run_id, row)
+
+
+def _wake_parent(run_id: int, row: dict[str, Any]) -> bool:
+    """``subplan_wake_parent`` for the run's row (``_run_links``)."""
+    if row["parent_run_id"] is None or row["status"] not in RUN_TERMINAL:
         return False
     parent_id = row["parent_run_id"]
     with transaction.atomic():
