@@ -15,6 +15,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.utils import load_backend
@@ -121,6 +123,8 @@ class Link:
         self.wrapper.ensure_connection()
         self.raw = self.wrapper.connection
         self.vendor = self.wrapper.vendor
+        if self.vendor == "postgresql":
+            _bind_on_server(self.raw)
         self.ops = self.wrapper.ops
         self.sqlite = self.vendor == "sqlite"
         # SQLite stores naive UTC text when the connection's zone is UTC (the default).
@@ -402,6 +406,21 @@ class Link:
             chunk = values[start * width : (start + size) * width]
             cursor.execute(self._statement("events", size), chunk)
         return seqs
+
+
+def _bind_on_server(raw: Any) -> None:
+    """PostgreSQL: send parameters apart from the statement, and prepare each statement once.
+
+    Django's cursors bind on the client (the values are quoted into the text, in
+    Python) and prepare nothing, so that a pooler in transaction mode can serve
+    them; every commit then had its three statements parsed and planned again,
+    0.4-0.8 ms of each write-ahead start. This private connection, which only runs
+    the journal's own few statements, keeps them prepared instead
+    (``PLANNERWEB_JOURNAL_PREPARED``, on unless a pooler forbids it).
+    """
+    raw.cursor_factory = psycopg.Cursor
+    if settings.PLANNERWEB_JOURNAL_PREPARED:
+        raw.prepare_threshold = 0
 
 
 def _unpooled_wrapper(alias: str) -> BaseDatabaseWrapper:

@@ -42,8 +42,8 @@ def holds(run: Run) -> bool:
     return ResourceLock.objects.filter(run=run, granted=True).exists()
 
 
-def queued(run: Run) -> bool:
-    return ResourceLock.objects.filter(run=run, granted=False).exists()
+def said_waiting(run: Run) -> bool:
+    return TranscriptEvent.objects.filter(run=run, kind="step.lock_waiting").exists()
 
 
 def ended(*runs: Run) -> Any:
@@ -90,7 +90,8 @@ def test_a_worker_killed_holding_a_lock_does_not_keep_it_after_the_takeover(
         wait_for(lambda: holds(held), timeout=30, what="the victim to hold the lock")
         with processes(db_worker("survivor"), env=env, logs=tmp_path / "survivor"):
             second = submit(out, "second")
-            wait_for(lambda: queued(second), timeout=30, what="the second run to queue")
+            # Either worker may take it: wait until its step has said whom it waits for.
+            wait_for(lambda: said_waiting(second), timeout=30, what="the second run to queue")
             os.kill(victim.pid, signal.SIGKILL)
             victim.wait(10)
             wait_for(ended(held, second), timeout=60, what="both runs to end")
