@@ -5,11 +5,13 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, User
 
+from runs.execution.journal_link import close_kept_links
 from runs.permissions import OPERATORS, REVIEWERS
 
 # ---------------------------------------------------------------------------
@@ -68,6 +70,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(
             "needs PostgreSQL: set DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres"
         )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _executor_links_closed_before_the_test_database_goes(django_db_setup: None) -> Iterator[None]:
+    """Threads that execute runs keep their journal's connection; PostgreSQL drops no
+    database that a connection still uses."""
+    yield
+    close_kept_links()
 
 
 @pytest.fixture(autouse=True)

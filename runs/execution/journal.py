@@ -2,9 +2,9 @@
 
 Why this shape (measured on the 2-vCPU target machine, see ``bench/engine.py``):
 a hop to a writer thread costs ~200 µs per commit there (an idle vCPU is slow
-to wake), more than the commit itself. So an executor alone on its loop owns a
-``Journal`` with a private DB-API connection (a ``journal_link.Link``), opened
-*before* its event loop starts, that commits inline: a ~0.2 ms local commit is
+to wake), more than the commit itself. So an executor alone on its loop has a
+``Journal`` on a private DB-API connection (a ``journal_link.Link``, kept by its
+thread from run to run), opened *before* its event loop starts, that commits inline: a ~0.2 ms local commit is
 cheaper than any hand-off; tools keep running in their subprocesses and
 sockets meanwhile, and whatever finished during a commit is recorded together
 in the next one (group commit falls out naturally). Runs hosted many to a loop
@@ -129,8 +129,8 @@ __all__ = ["Batch", "Journal", "RunWrite", "StaleStateError", "StepWrite"]
 class Journal:
     """Commits a run's batches; see the module docstring.
 
-    An executor alone on its loop owns a link (a private connection) and commits
-    inline. Executors hosted many to a loop pass ``offload``, the host's writer
+    An executor alone on its loop commits inline, on its thread's kept link (a
+    private connection, ``journal_link.link_for_thread``). Executors hosted many to a loop pass ``offload``, the host's writer
     threads: each write then happens in one of them, on that thread's own link
     (``journal_link.link_for_thread``), and the loop goes on meanwhile.
     """
@@ -152,21 +152,18 @@ class Journal:
         # Hosted: whether to write in a writer thread now (else inline, on the loop
         # thread's link): a run alone on the loop stalls nobody and skips the hop.
         self.offload_if = offload_if
-        self._own = Link(alias) if offload is None else None
+        # Alone on its thread: the thread's kept link (checked, since it may have idled).
+        self._own = link_for_thread(alias, checked=True) if offload is None else None
         self._sqlite = connections[alias].vendor == "sqlite"  # known without connecting
         # A redactor per run: the policy as the executor started, and the placeholder
         # numbers already known ((kind, value) → n, in memory only).
         self._redactors: dict[int, Redactor] = {}
 
-    def close(self) -> None:
-        if self._own is not None:
-            self._own.close()
-
     def __enter__(self) -> Journal:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        """Nothing to close: the link stays with its thread, for the thread's next run."""
 
     def link(self) -> Link:
         """The connection to write on: the journal's own, or the calling thread's."""

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from runs.events import RunCancelRequested, RunStatusChanged, StepStatusChanged
 from runs.execution.journal import Batch, Journal, RunWrite, StaleStateError, StepWrite
+from runs.execution.journal_link import close_kept_links
 from runs.lifecycle.submit import run_submit_plan
 from runs.models import ResourceLock, Run, Step, TranscriptEvent
 from runs.redaction import Redactor, redaction_counts
@@ -329,3 +330,23 @@ def test_finishing_a_step_releases_its_locks_and_ending_the_run_releases_all(run
         )
         journal.commit(batch)
     assert not ResourceLock.objects.exists()
+
+
+def test_a_thread_keeps_its_journal_connection_from_run_to_run(run: Run) -> None:
+    first = Journal().link()
+    assert Journal().link() is first  # the next run on this thread writes on the same one
+    elsewhere: list[object] = []
+    thread = threading.Thread(target=lambda: elsewhere.append(Journal().link()))
+    thread.start()
+    thread.join()
+    assert elsewhere and elsewhere[0] is not first  # another thread has its own
+
+
+def test_a_closed_journal_connection_is_replaced_when_the_next_run_starts(run: Run) -> None:
+    link = Journal().link()
+    close_kept_links()  # as a server restart or a dropped connection leaves it
+    assert not link.alive()
+    with Journal() as journal:
+        assert journal.link() is not link and journal.link().alive()
+        journal.commit(start(Batch(run.pk), run, "a"))
+    assert statuses(run)["a"] == "running"
