@@ -9,6 +9,7 @@
    the run then ends ``cancelled``.
 3. A confirmed plan meets the approval policy like any plan about to run: a reviewer may
    still have to approve it; otherwise the run goes back to the queue to execute.
+   A plan that needs no confirmation meets the policy at once (``planned_plan_hold``).
 The kind's SLA and timeout action apply to a confirmation nobody decides.
 """
 
@@ -105,6 +106,21 @@ def confirmation_open(*, run: Run, plan: Plan, reason: str) -> str:
         hold_run=True,
     )
     return RunStatus.AWAITING_APPROVAL
+
+
+def planned_plan_hold(*, run: Run, plan: Plan, confidence: float | None) -> str | None:
+    """Where a planner's valid new plan waits before it runs, if anywhere (in the caller's transaction).
+
+    For its submitter's confirmation, then the approval policy; or for the policy's
+    reviewer at once, as a hand-written plan would. Returns the run's new status
+    (``awaiting_approval``), or None when the plan may execute now.
+    """
+    why = confirmation_reason(choice=run.task.confirm_plan, plan=plan, confidence=confidence)
+    if why is not None:
+        return confirmation_open(run=run, plan=plan, reason=why)
+    if review_hold_plan(run=run, plan=plan) is not None:
+        return RunStatus.AWAITING_APPROVAL
+    return None
 
 
 def open_confirmation(run_id: int) -> ReviewItem | None:

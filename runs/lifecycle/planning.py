@@ -35,7 +35,7 @@ from reviews.models import EscalationCause
 from runs.dbthreads import closing_connections
 from runs.events import HandoffTaken, PlannerDecision, RunCreated
 from runs.execution.budgets import budget_overrides, task_budgets_set
-from runs.lifecycle.confirmation import confirm_choice, confirmation_open, confirmation_reason
+from runs.lifecycle.confirmation import confirm_choice, planned_plan_hold
 from runs.lifecycle.dispatch import enqueue_run
 from runs.lifecycle.escalations import escalation_for_planning
 from runs.lifecycle.leases import lease_token, worker_identity
@@ -377,13 +377,10 @@ def plan_store(
     append_events(run_id, [NewEvent(PLANNER, _decision(outcome, ok, run_llm_totals(run_id)))])
     if ok:
         assert plan is not None
-        why = None
         if outcome.step is None:  # iterative mode has no whole plan to show before it runs
-            why = confirmation_reason(
-                choice=run.task.confirm_plan, plan=plan, confidence=outcome.confidence
-            )
-        if why is not None:
-            return confirmation_open(run=run, plan=plan, reason=why)
+            held = planned_plan_hold(run=run, plan=plan, confidence=outcome.confidence)
+            if held is not None:
+                return held
         run_transition(
             run_id=run_id,
             to=RunStatus.EXECUTING,

@@ -175,6 +175,37 @@ def test_a_confirmed_plan_still_meets_the_approval_policy(
     assert approval.status == ReviewStatus.OPEN and approval.plan_id == run.current_plan_id
 
 
+@pytest.mark.parametrize("mode", ["always", "sensitive"])
+def test_a_plan_that_needs_no_confirmation_still_meets_the_approval_policy(
+    monkeypatch: pytest.MonkeyPatch,
+    operator: User,
+    reviewer: User,
+    planner_tools: Any,
+    settings: Any,
+    mode: str,
+) -> None:
+    settings.PLANNERWEB_APPROVAL_MODE = mode
+    Tool.objects.filter(name="record").update(sensitive=True)
+    run = _planned(monkeypatch, operator, good_plan(confidence=0.99), confirm="never")
+    assert run.status == RunStatus.AWAITING_APPROVAL
+    assert run.lease_owner == "" and run.lease_expires_at is None  # it holds no worker
+    assert not ReviewItem.objects.filter(run=run, kind=ReviewKind.CONFIRMATION).exists()
+    approval = ReviewItem.objects.get(run=run, kind=ReviewKind.PLAN_APPROVAL)
+    assert approval.status == ReviewStatus.OPEN and approval.plan_id == run.current_plan_id
+    assert run.steps.exclude(status="pending").count() == 0  # nothing ran
+    review_approve(item_id=approval.pk, user=reviewer)
+    assert run_execute(run_id=run.pk) == RunStatus.SUCCEEDED
+
+
+def test_a_plan_the_policy_lets_through_runs_at_once(
+    monkeypatch: pytest.MonkeyPatch, operator: User, planner_tools: Any, settings: Any
+) -> None:
+    settings.PLANNERWEB_APPROVAL_MODE = "sensitive"  # no step of this plan is sensitive
+    run = _planned(monkeypatch, operator, good_plan(confidence=0.99), confirm="never")
+    assert run.status == RunStatus.EXECUTING
+    assert not ReviewItem.objects.filter(run=run).exists()
+
+
 def test_cancelling_a_waiting_run_closes_its_confirmation(
     monkeypatch: pytest.MonkeyPatch, operator: User, planner_tools: Any
 ) -> None:
