@@ -564,6 +564,25 @@ def waits_of(events: Iterable[tuple[str, Any, datetime]]) -> list[StepWait]:
     return waits
 
 
+def transcript_tail(
+    run_id: int, *, last_seq: int, limit: int
+) -> tuple[list[TranscriptEvent], list[StepWait]]:
+    """The newest ``limit`` events up to ``last_seq`` and the run's waits, in one query.
+
+    Seqs are gap-free from 1, so the newest ``limit`` are those after ``last_seq - limit``;
+    the older events that can start or end a wait come with them, so the timeline's waits
+    need no query of their own however long the transcript.
+    """
+    first_shown = max(1, last_seq - limit + 1)
+    rows = list(
+        TranscriptEvent.objects.filter(run_id=run_id, seq__lte=last_seq)
+        .filter(Q(seq__gte=first_shown) | Q(kind__in=_WAIT_KINDS))
+        .order_by("seq")
+    )
+    waits = waits_of((e.kind, e.payload, e.created_at) for e in rows)
+    return [e for e in rows if e.seq >= first_shown], waits
+
+
 def step_events(step: Step) -> QuerySet[TranscriptEvent]:
     """A step's own transcript events, in order: those naming its id, and gates naming its key.
 
