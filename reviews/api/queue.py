@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.http import HttpRequest
 from ninja import Path, Query, Router
 
-from reviews import decisions, policies, selectors
+from reviews import decisions, selectors
 from reviews.api.schemas.queue import (
     AssignIn,
     DecideIn,
@@ -74,10 +74,7 @@ def review_list(
         submitter=filters.submitter or "",
         sort=filters.sort,
     )
-    threshold = policies.global_policy().threshold
-    items = selectors.review_queue(parsed, user=user, low_confidence=threshold).select_related(
-        "result_plan"
-    )
+    items = selectors.review_queue(parsed, user=user).select_related("result_plan")
     return offset_page(items, limit=limit, offset=offset)
 
 

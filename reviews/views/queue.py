@@ -30,7 +30,7 @@ def queue(request: AuthenticatedHttpRequest) -> HttpResponse:
         for problem in filters.problems:
             messages.warning(request, problem + " That filter was ignored.")
     threshold = policies.global_policy().threshold
-    items = selectors.review_queue(filters, user=request.user, low_confidence=threshold)
+    items = selectors.review_queue(filters, user=request.user)
     page = Paginator(items, ITEMS_PER_PAGE).get_page(request.GET.get("page"))
     attach_step_outcomes([item.run for item in page.object_list])
     query = request.GET.copy()
