@@ -291,6 +291,19 @@ def load_reviews(runs: int) -> Any:
             WHERE position = 3 AND run_id % {3 * REVIEW_EVERY} = 0 AND run_id <= {runs}
             """
         )
+    # The items store their plan's risk and their submitter, as opening them does.
+    from reviews.models import ReviewItem
+    from reviews.policies import global_policy
+    from reviews.risk import stored_facts_backfill
+    from runs.models import Run, Step
+
+    stored_facts_backfill(
+        ReviewItem.objects.all(),
+        Step.objects.all(),
+        Run.objects.all(),
+        low_confidence=global_policy().threshold,
+    )
+    with connection.cursor() as cur:
         cur.execute("ANALYZE reviews_reviewitem")
         cur.execute("ANALYZE runs_step")
     return reviewer
