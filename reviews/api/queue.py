@@ -30,6 +30,7 @@ from runs.api.inputs import MAX_ID
 from runs.api.paging import OFFSET, limit_param, offset_page
 from runs.lifecycle.reviews import review_approve, review_edit, review_reject
 from runs.permissions import is_reviewer
+from runs.selectors import id_page
 
 router = Router(tags=["reviews"], auth=role_auth(is_reviewer, "review"))
 
@@ -75,7 +76,7 @@ def review_list(
         sort=filters.sort,
     )
     items = selectors.review_queue(parsed, user=user).select_related("result_plan")
-    return offset_page(items, limit=limit, offset=offset)
+    return offset_page(items, limit=limit, offset=offset, items=id_page(items, offset, limit))
 
 
 @router.get("/{item_id}", response={200: ReviewItemDetailOut, **ERRORS}, summary="One item")
