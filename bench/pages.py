@@ -3,7 +3,8 @@
 Loads 100k runs (one task and one plan each) with 1M steps and ~1.2M transcript
 events into a scratch database (``INSERT ... SELECT generate_series``: a few
 seconds), plus one large run (500 steps, 5,000 events) and a review item for
-every tenth run (one in five of them open); then requests each page through
+every tenth run (one in five of them open; their stored risk and submitter filled
+by the migration's backfill, ``reviews.risk.stored_facts_backfill``); then requests each page through
 Django's test client as an operator (the review queue as a reviewer) and prints p50 / p95 server time
 and the query count (``CaptureQueriesContext``). Targets: p95 <= 100 ms and at
 most 10 queries, the same whatever the data size.
