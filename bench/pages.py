@@ -3,7 +3,8 @@
 Loads 100k runs (one task and one plan each) with 1M steps and ~1.2M transcript
 events into a scratch database (``INSERT ... SELECT generate_series``: a few
 seconds), plus one large run (500 steps, 5,000 events) and a review item for
-every tenth run (one in five of them open); then requests each page through
+every tenth run (one in five of them open; their stored risk and submitter filled
+by the migration's backfill, ``reviews.risk.stored_facts_backfill``); then requests each page through
 Django's test client as an operator (the review queue as a reviewer) and prints p50 / p95 server time
 and the query count (``CaptureQueriesContext``). Targets: p95 <= 100 ms and at
 most 10 queries, the same whatever the data size.
@@ -291,6 +292,19 @@ def load_reviews(runs: int) -> Any:
             WHERE position = 3 AND run_id % {3 * REVIEW_EVERY} = 0 AND run_id <= {runs}
             """
         )
+    # The items store their plan's risk and their submitter, as opening them does.
+    from reviews.models import ReviewItem
+    from reviews.policies import global_policy
+    from reviews.risk import stored_facts_backfill
+    from runs.models import Run, Step
+
+    stored_facts_backfill(
+        ReviewItem.objects.all(),
+        Step.objects.all(),
+        Run.objects.all(),
+        low_confidence=global_policy().threshold,
+    )
+    with connection.cursor() as cur:
         cur.execute("ANALYZE reviews_reviewitem")
         cur.execute("ANALYZE runs_step")
     return reviewer

@@ -5,9 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import Model
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
 
-from reviews import admin_notifications  # noqa: F401  (registers the notification admins)
+from reviews import (
+    admin_notifications,  # noqa: F401  (registers the notification admins)
+    policies,
+)
 from reviews.admin_audit import AuditedAdminMixin
 from reviews.models import ApprovalPolicy, AuditEntry, ReviewItem, ReviewKindSettings
 from runs.admin import ReadOnlyAdmin, StaffAdmin
@@ -23,6 +27,24 @@ class ApprovalPolicyAdmin(AuditedAdminMixin, StaffAdmin):
 
     def audit_id(self, obj: Model) -> str:
         return str(obj)
+
+    # The global row's threshold scores every item's low confidence: a change rescores them.
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if obj.scope == "global":
+            policies.items_rescore()
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        was_global = obj.scope == "global"
+        super().delete_model(request, obj)
+        if was_global:
+            policies.items_rescore()
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        had_global = queryset.filter(tool__isnull=True, task__isnull=True).exists()
+        super().delete_queryset(request, queryset)
+        if had_global:
+            policies.items_rescore()
 
 
 @admin.register(ReviewKindSettings)

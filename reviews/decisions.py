@@ -32,7 +32,7 @@ from reviews.statemachine import (
     lock_open_item,
 )
 from runs.events import ReviewAssigned, ReviewDecided, ReviewOpened
-from runs.models import Plan, Run, RunStatus, Step, StepStatus, TranscriptEvent
+from runs.models import Plan, Run, RunStatus, Step, StepStatus, Task, TranscriptEvent
 from runs.permissions import is_reviewer, username
 from runs.plan_versions import content_hash, plan_hash
 from runs.planning.references import ReferenceResolutionError, resolve_references
@@ -246,6 +246,12 @@ def _trace_wait(item: ReviewItem) -> None:
 
 
 # --------------------------------------------------------------------------- opening
+def _submitter_name(run: Run) -> str:
+    """Who submitted the run's task (the queue's submitter order), "" for nobody."""
+    name = Task.objects.filter(pk=run.task_id).values_list("submitted_by__username", flat=True)
+    return name.first() or ""
+
+
 @transaction.atomic
 def review_open(
     *,
@@ -276,6 +282,8 @@ def review_open(
         checklist=list(rules.checklist or []),
         required_approvals=max(1, required_approvals),
         due_at=timezone.now() + timedelta(minutes=rules.sla_minutes),
+        submitter_name=_submitter_name(run),
+        **policies.plan_risk_fields(plan.pk if plan is not None else None),
     )
     opened = NewEvent(
         SUPERVISOR,

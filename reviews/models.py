@@ -181,9 +181,31 @@ class ReviewItem(models.Model):
     result_plan = models.ForeignKey(
         Plan, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The risk of ``plan`` (``reviews.risk``), stored when the item opens and when its plan
+    # changes, so the queue sorts and filters by risk without reading the plan's steps.
+    risk_sensitive = models.BooleanField(default=False)
+    risk_production = models.BooleanField(default=False)
+    risk_min_confidence = models.FloatField(null=True, blank=True)
+    risk_score = models.PositiveSmallIntegerField(default=0)
+    # The run's submitter's username when the item opened: the queue's submitter order.
+    submitter_name = models.CharField(max_length=150, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [
+            # The open queue by risk (then due time), and its risk filter.
+            models.Index(
+                fields=["-risk_score", "due_at", "id"],
+                condition=models.Q(status="open"),
+                name="review_open_by_risk",
+            ),
+            models.Index(
+                fields=["submitter_name", "created_at", "id"],
+                condition=models.Q(status="open"),
+                name="review_open_by_submitter",
+            ),
+            models.Index(fields=["created_at", "id"], name="review_by_created"),
+        ]
 
     def __str__(self) -> str:
         return f"Review {self.pk} ({self.kind}, {self.status})"

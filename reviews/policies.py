@@ -19,6 +19,7 @@ from reviews.models import (
     ReviewKindSettings,
     TimeoutAction,
 )
+from reviews.risk import plan_risk, risk_rescore
 from runs.models import Plan, Step, Task
 
 DEFAULT_KIND_SETTINGS: dict[str, dict[str, Any]] = {
@@ -90,6 +91,20 @@ def global_policy() -> EffectivePolicy:
     return EffectivePolicy(
         settings.PLANNERWEB_APPROVAL_MODE, settings.PLANNERWEB_GATE_CONFIDENCE, "settings"
     )
+
+
+def plan_risk_fields(plan_id: int | None) -> dict[str, Any]:
+    """The risk columns an item stores for the plan it reviews, scored against today's threshold."""
+    return plan_risk(plan_id).fields(global_policy().threshold)
+
+
+def items_rescore() -> int:
+    """Rescore the stored risk of every item against today's threshold; how many changed.
+
+    Called whenever the global policy (and so the threshold) changes; items keep their
+    facts, only the low-confidence point moves.
+    """
+    return risk_rescore(low_confidence=global_policy().threshold)
 
 
 def _step_reason(policy: EffectivePolicy, step: Step, sensitive: bool) -> str | None:

@@ -9,21 +9,13 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db.models import (
     Case,
-    ExpressionWrapper,
     F,
-    FloatField,
-    IntegerField,
-    Max,
-    Min,
-    OuterRef,
     Q,
     QuerySet,
-    Subquery,
     Value,
     When,
 )
 from django.db.models.fields import BooleanField
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from reviews.models import AuditEntry, ReviewItem, ReviewKind, ReviewStatus
@@ -39,16 +31,15 @@ SORTS: dict[str, tuple[str, tuple[Any, ...]]] = {
     ),
     "oldest": ("oldest first", ("created_at", "id")),
     "newest": ("newest first", ("-created_at", "-id")),
-    "submitter": ("by submitter", ("run__task__submitted_by__username", "created_at", "id")),
+    "submitter": ("by submitter", ("submitter_name", "created_at", "id")),
+}
+# Open items only: overdue first then soonest due is soonest due first (the indexes' order).
+OPEN_SORTS: dict[str, tuple[Any, ...]] = {
+    "due": (F("due_at").asc(nulls_last=True), "id"),
+    "risk": ("-risk_score", F("due_at").asc(nulls_last=True), "id"),
 }
 # Risk levels for the queue's filter: the lowest score of each (see ``review_queue``).
 RISK_LEVELS: dict[str, tuple[int, int]] = {"high": (3, 99), "medium": (1, 2), "low": (0, 0)}
-# Step params that name where a step acts, and the value that makes it risky.
-ENVIRONMENT_PARAMS = ("env", "environment", "target")
-PRODUCTION = "production"
-
-# What ``review_queue`` annotates each item with about its risk.
-RISK_FIELDS = ("risk_score", "sensitive", "production", "min_confidence")
 
 # "Older than" choices for the queue's age filter.
 AGES: dict[str, timedelta] = {
@@ -115,46 +106,6 @@ class QueueFilters:
         return f
 
 
-def _risk_annotations(low_confidence: float) -> dict[str, Any]:
-    """Per item, from the main steps of the plan it is about: what makes it risky, and a score.
-
-    ``sensitive``: a step uses a sensitive tool (2 points); ``production``: a step's
-    ``env``, ``environment`` or ``target`` param is ``production`` (2 points);
-    ``min_confidence``: the planner's lowest step confidence, 1 point below
-    ``low_confidence``. Each is an aggregate over the plan's steps with ``LIMIT 1``:
-    PostgreSQL then reads them through the steps' plan index for each row it needs
-    (one page, unless the queue is sorted or filtered by risk) rather than hashing
-    a scan of every step, as it does for ``EXISTS``.
-    """
-    steps = Step.objects.filter(plan_id=OuterRef("plan_id"), phase=Step.Phase.MAIN).order_by()
-    production = Q()
-    for name in ENVIRONMENT_PARAMS:
-        production |= Q(**{f"params__{name}": PRODUCTION})
-
-    def flag(condition: Q) -> Max:
-        return Max(Case(When(condition, then=Value(1)), default=Value(0)))
-
-    per_plan = steps.values("plan_id").annotate(
-        s=flag(Q(tool__sensitive=True)), p=flag(production), low=Min("confidence")
-    )
-    score = per_plan.annotate(
-        score=ExpressionWrapper(
-            2 * F("s")
-            + 2 * F("p")
-            + Case(When(Q(low__lt=low_confidence), then=Value(1)), default=Value(0)),
-            output_field=IntegerField(),
-        )
-    )
-    return {
-        "sensitive": Subquery(per_plan.values("s")[:1], output_field=IntegerField()),
-        "production": Subquery(per_plan.values("p")[:1], output_field=IntegerField()),
-        "min_confidence": Subquery(per_plan.values("low")[:1], output_field=FloatField()),
-        "risk_score": Coalesce(
-            Subquery(score.values("score")[:1], output_field=IntegerField()), Value(0)
-        ),
-    }
-
-
 def risk_level(score: int | None) -> str:
     """``high``, ``medium`` or ``low`` for a risk score (``RISK_LEVELS``)."""
     for level, (low, high) in RISK_LEVELS.items():
@@ -163,12 +114,11 @@ def risk_level(score: int | None) -> str:
     return "low"
 
 
-def review_queue(
-    filters: QueueFilters, *, user: Any, low_confidence: float = 0.6
-) -> QuerySet[ReviewItem]:
-    """Items matching ``filters`` in the order asked for, annotated with ``overdue`` and their risk.
+def review_queue(filters: QueueFilters, *, user: Any) -> QuerySet[ReviewItem]:
+    """Items matching ``filters`` in the order asked for, annotated with ``overdue``.
 
-    ``low_confidence``: the planner confidence below which an item counts as riskier.
+    Risk is read from the columns each item stores (``reviews.risk``), so sorting and
+    filtering by it, like the submitter order, walks an index of the open items.
     """
     now = timezone.now()
     qs = ReviewItem.objects.select_related(
@@ -179,7 +129,6 @@ def review_queue(
             default=Value(False),
             output_field=BooleanField(),
         ),
-        **_risk_annotations(low_confidence),
     )
     if filters.kind:
         qs = qs.filter(kind=filters.kind)
@@ -198,27 +147,15 @@ def review_queue(
     if filters.overdue:
         qs = qs.filter(overdue=True)
     if filters.sensitive:
-        qs = qs.filter(Q(sensitive=1))
+        qs = qs.filter(risk_sensitive=True)
     if filters.submitter:
-        qs = qs.filter(run__task__submitted_by__username=filters.submitter)
+        qs = qs.filter(submitter_name=filters.submitter)
     if filters.risk:
         low, high = RISK_LEVELS[filters.risk]
-        qs = qs.filter(Q(risk_score__gte=low) & Q(risk_score__lte=high))
-    if filters.sort == "due" and filters.status == ReviewStatus.OPEN:
-        # Open items past due are exactly those due first: the due_at index gives the order.
-        return qs.order_by(F("due_at").asc(nulls_last=True), "id")
+        qs = qs.filter(risk_score__gte=low, risk_score__lte=high)
+    if filters.status == ReviewStatus.OPEN and filters.sort in OPEN_SORTS:
+        return qs.order_by(*OPEN_SORTS[filters.sort])
     return qs.order_by(*SORTS[filters.sort][1])
-
-
-def item_risk(item_id: int, *, low_confidence: float = 0.6) -> dict[str, Any]:
-    """One item's risk annotations (``review_queue``'s), for a page or answer about that item."""
-    row = (
-        ReviewItem.objects.filter(pk=item_id)
-        .annotate(**_risk_annotations(low_confidence))
-        .values(*RISK_FIELDS)
-        .first()
-    )
-    return row or {"risk_score": 0, "sensitive": False, "production": False, "min_confidence": None}
 
 
 def review_item(item_id: int) -> ReviewItem:

@@ -6,10 +6,21 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, overload
+from typing import Any, Generic, TypeVar, overload
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Exists, F, JSONField, Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    JSONField,
+    Min,
+    Model,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+)
 from django.db.models.functions import Coalesce
 
 from runs.models import (
@@ -365,44 +376,48 @@ def run_submitters() -> list[str]:
     )
 
 
-class RunPages:
-    """A run list the Paginator slices in two steps: the page's ids, then those rows annotated.
+RowT = TypeVar("RowT", bound=Model)
 
-    A deep page (``OFFSET 99950``) then walks the (created_at, id) index only,
-    instead of computing every skipped row's step counts (bench/pages.py).
+
+class IdPages(Generic[RowT]):
+    """A list the Paginator slices in two steps: the page's ids, then those rows in full.
+
+    A deep page (``OFFSET 99950``) then walks the order's index only, instead of
+    joining and computing every skipped row (bench/pages.py): the runs list, the
+    review queue.
     """
 
     ordered = True
 
-    def __init__(self, runs: QuerySet[Run]) -> None:
-        self.runs = runs
+    def __init__(self, rows: QuerySet[RowT]) -> None:
+        self.rows = rows
 
     def count(self) -> int:
-        return self.runs.count()
+        return self.rows.count()
 
     def __len__(self) -> int:
         return self.count()
 
-    def __iter__(self) -> Iterator[Run]:
-        return iter(self.runs)
+    def __iter__(self) -> Iterator[RowT]:
+        return iter(self.rows)
 
     @overload
-    def __getitem__(self, key: int) -> Run: ...
+    def __getitem__(self, key: int) -> RowT: ...
     @overload
-    def __getitem__(self, key: slice) -> list[Run]: ...
-    def __getitem__(self, key: int | slice) -> Run | list[Run]:
+    def __getitem__(self, key: slice) -> list[RowT]: ...
+    def __getitem__(self, key: int | slice) -> RowT | list[RowT]:
         if isinstance(key, int):
-            return self.runs[key]
-        return run_page(self.runs, key.start or 0, (key.stop or 0) - (key.start or 0))
+            return self.rows[key]
+        return id_page(self.rows, key.start or 0, (key.stop or 0) - (key.start or 0))
 
 
-def run_page(runs: QuerySet[Run], offset: int, limit: int) -> list[Run]:
-    """``runs[offset:offset + limit]`` in the same order, in two cheap queries."""
-    ids = list(runs.values_list("pk", flat=True)[offset : offset + limit])
+def id_page(rows: QuerySet[RowT], offset: int, limit: int) -> list[RowT]:
+    """``rows[offset:offset + limit]`` in the same order, in two cheap queries."""
+    ids = list(rows.values_list("pk", flat=True)[offset : offset + limit])
     if not ids:
         return []
-    rows = runs.filter(pk__in=ids).order_by().in_bulk()
-    return [rows[pk] for pk in ids if pk in rows]
+    found = rows.filter(pk__in=ids).order_by().in_bulk()
+    return [found[pk] for pk in ids if pk in found]
 
 
 def steps_taken(run_id: int) -> int:
@@ -562,6 +577,25 @@ def waits_of(events: Iterable[tuple[str, Any, datetime]]) -> list[StepWait]:
     waits += [StepWait(s, "lock", start, None, label) for s, (start, label) in open_locks.items()]
     waits += [StepWait(s, "gate", start, None, label) for s, start, label in open_gates.values()]
     return waits
+
+
+def transcript_tail(
+    run_id: int, *, last_seq: int, limit: int
+) -> tuple[list[TranscriptEvent], list[StepWait]]:
+    """The newest ``limit`` events up to ``last_seq`` and the run's waits, in one query.
+
+    Seqs are gap-free from 1, so the newest ``limit`` are those after ``last_seq - limit``;
+    the older events that can start or end a wait come with them, so the timeline's waits
+    need no query of their own however long the transcript.
+    """
+    first_shown = max(1, last_seq - limit + 1)
+    rows = list(
+        TranscriptEvent.objects.filter(run_id=run_id, seq__lte=last_seq)
+        .filter(Q(seq__gte=first_shown) | Q(kind__in=_WAIT_KINDS))
+        .order_by("seq")
+    )
+    waits = waits_of((e.kind, e.payload, e.created_at) for e in rows)
+    return [e for e in rows if e.seq >= first_shown], waits
 
 
 def step_events(step: Step) -> QuerySet[TranscriptEvent]:

@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.http import HttpRequest
 from ninja import Path, Query, Router
 
-from reviews import decisions, policies, selectors
+from reviews import decisions, selectors
 from reviews.api.schemas.queue import (
     AssignIn,
     DecideIn,
@@ -30,6 +30,7 @@ from runs.api.inputs import MAX_ID
 from runs.api.paging import OFFSET, limit_param, offset_page
 from runs.lifecycle.reviews import review_approve, review_edit, review_reject
 from runs.permissions import is_reviewer
+from runs.selectors import id_page
 
 router = Router(tags=["reviews"], auth=role_auth(is_reviewer, "review"))
 
@@ -74,11 +75,8 @@ def review_list(
         submitter=filters.submitter or "",
         sort=filters.sort,
     )
-    threshold = policies.global_policy().threshold
-    items = selectors.review_queue(parsed, user=user, low_confidence=threshold).select_related(
-        "result_plan"
-    )
-    return offset_page(items, limit=limit, offset=offset)
+    items = selectors.review_queue(parsed, user=user).select_related("result_plan")
+    return offset_page(items, limit=limit, offset=offset, items=id_page(items, offset, limit))
 
 
 @router.get("/{item_id}", response={200: ReviewItemDetailOut, **ERRORS}, summary="One item")

@@ -364,9 +364,31 @@ def item_preview(request: AuthenticatedHttpRequest, item_id: int) -> HttpRespons
     try:
         document = parse_plan_text(text)
     except PlanSyntaxError as exc:
+        if request.htmx:
+            return _preview_fragment(request, item, syntax_error=str(exc), status=422)
         return _render_item(request, item, plan_text=text, syntax_error=str(exc), status=422)
     preview = review_edit_preview(item=item, document=document)
+    if request.htmx:  # the editor's live preview (static/reviews/item.js): the diff alone
+        return _preview_fragment(request, item, preview=preview)
     return _render_item(request, item, plan_text=text, preview=preview, problems=preview.problems)
+
+
+def _preview_fragment(
+    request: HttpRequest,
+    item: ReviewItem,
+    *,
+    preview: EditPreview | None = None,
+    syntax_error: str = "",
+    status: int = 200,
+) -> HttpResponse:
+    """The live preview's part of the page: the diff, or why the edit cannot be saved."""
+    context = {
+        "item": item,
+        "preview": preview.diff if preview is not None else None,
+        "live_problems": preview.problems if preview is not None else [],
+        "live_syntax_error": syntax_error,
+    }
+    return render(request, "reviews/_edit_preview.html", context, status=status)
 
 
 def _saved_message(item: ReviewItem, *, approve: bool) -> str:

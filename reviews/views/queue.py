@@ -14,7 +14,7 @@ from reviews.models import ReviewKind, ReviewStatus
 from reviews.selectors import AGES, RISK_LEVELS, SORTS, QueueFilters
 from reviews.views.common import reviewer_required
 from runs.permissions import AuthenticatedHttpRequest
-from runs.selectors import attach_step_outcomes
+from runs.selectors import IdPages, attach_step_outcomes
 from runs.views.listing import HEARTBEAT_SECONDS
 
 ITEMS_PER_PAGE = 50
@@ -30,8 +30,9 @@ def queue(request: AuthenticatedHttpRequest) -> HttpResponse:
         for problem in filters.problems:
             messages.warning(request, problem + " That filter was ignored.")
     threshold = policies.global_policy().threshold
-    items = selectors.review_queue(filters, user=request.user, low_confidence=threshold)
-    page = Paginator(items, ITEMS_PER_PAGE).get_page(request.GET.get("page"))
+    items = selectors.review_queue(filters, user=request.user)
+    # Ids first: a deep page walks the order's index, not every skipped row's joins.
+    page = Paginator(IdPages(items), ITEMS_PER_PAGE).get_page(request.GET.get("page"))
     attach_step_outcomes([item.run for item in page.object_list])
     query = request.GET.copy()
     query.pop("page", None)

@@ -88,7 +88,7 @@ def run_list(
         created_before=filters.created_before,
         text=filters.q,
     )
-    items = selectors.run_page(runs, offset, limit)
+    items = selectors.id_page(runs, offset, limit)
     selectors.attach_step_outcomes(items)
     return offset_page(runs, limit=limit, offset=offset, items=items)
 

@@ -326,7 +326,10 @@ def _under_review(item: ReviewItem, new: Plan, user: User, document: Any, reason
     item.result_plan = new
     # An edit never lowers the bar: a tool it adds may need more approvals, none fewer.
     item.required_approvals = max(item.required_approvals, policies.required_approvals(new))
-    item.save(update_fields=["plan", "result_plan", "required_approvals"])
+    risk = policies.plan_risk_fields(new.pk)
+    for name, value in risk.items():
+        setattr(item, name, value)
+    item.save(update_fields=["plan", "result_plan", "required_approvals", *risk])
     saved = ReviewPlanSaved(
         item_id=item.pk,
         by=user.get_username(),

@@ -128,7 +128,7 @@ def _live_context(run: Run) -> dict[str, Any]:
     }
 
 
-def _open_reviews(run_id: int) -> list[Any]:
+def _open_reviews(run_id: int) -> list[ReviewItem]:
     """The run's review items still waiting for a reviewer (the page links reviewers to them)."""
 
     return list(
@@ -155,16 +155,10 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         return _purged(request, run_id)
     tombstones = run_tombstones(run_id) if run.has_tombstones else {}  # type: ignore[attr-defined]
     live = _page_live_context(run, request.user)
-    newest = selectors.run_events(run.pk).filter(seq__lte=live["live_seq"]).order_by("-seq")
-    events = list(newest[:TRANSCRIPT_LIMIT])[::-1]
-    last_seq = events[-1].seq if events else 0
-    # The whole transcript is on the page (seqs start at 1): its waits cost no query.
-    whole = not events or events[0].seq == 1
-    waits = (
-        selectors.waits_of((e.kind, e.payload, e.created_at) for e in events)
-        if whole
-        else selectors.step_waits(run.pk)
+    events, waits = selectors.transcript_tail(
+        run.pk, last_seq=live["live_seq"], limit=TRANSCRIPT_LIMIT
     )
+    last_seq = events[-1].seq if events else 0
     return render(
         request,
         "runs/run_detail.html",
@@ -224,7 +218,7 @@ def _page_live_context(run: Run, user: Any) -> dict[str, Any]:
         "archive": archive,
         "question": open_question(run.pk) if run.status == RunStatus.AWAITING_INPUT else None,
         **_confirmation_context(run, user),
-        "tool_questions": _tool_questions(run),
+        "tool_questions": _tool_questions(run, live["open_reviews"]),
         "redactions": redaction_summary(run.redaction),
         "retry_steps": sorted(retryable_steps(run, live["steps"])),
         **tree,
@@ -263,13 +257,14 @@ def _confirmation_context(run: Run, user: Any) -> dict[str, Any]:
     }
 
 
-def _tool_questions(run: Run) -> list[dict[str, Any]]:
-    """The open questions of the run's tools (MCP elicitation), each with its form."""
+def _tool_questions(run: Run, open_reviews: list[ReviewItem]) -> list[dict[str, Any]]:
+    """The open questions of the run's tools (MCP elicitation), each with its form.
+
+    They are among the run's open items the page reads anyway (``_open_reviews``).
+    """
     if run.status in RUN_TERMINAL:
         return []
-    items = ReviewItem.objects.filter(
-        run=run, kind=ReviewKind.ELICITATION, status=ReviewStatus.OPEN
-    ).order_by("id")
+    items = [i for i in open_reviews if i.kind == ReviewKind.ELICITATION]
     return [
         {
             "item": item,

@@ -21,7 +21,7 @@ def run_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = RunFilterForm(request.GET)
     form.is_valid()  # errors are shown next to their field; the valid filters still apply
     filters = form.filters()
-    page = Paginator(selectors.RunPages(selectors.run_search(**filters)), RUNS_PER_PAGE).get_page(
+    page = Paginator(selectors.IdPages(selectors.run_search(**filters)), RUNS_PER_PAGE).get_page(
         request.GET.get("page")
     )
     selectors.attach_step_outcomes(list(page.object_list))

@@ -25,6 +25,57 @@
   update();
 })();
 
+// Live preview: while the reviewer types, the edit's diff against the version under review (or
+// why it cannot be saved) follows, from the server's preview, which saves nothing. Debounced;
+// an answer to older text than the editor's is dropped.
+(() => {
+  "use strict";
+  const editor = document.querySelector("[data-plan-editor][data-preview-url]");
+  const target = document.querySelector("[data-live-preview]");
+  if (!editor || !target) return;
+  const form = editor.form;
+  const token = form?.querySelector('input[name="csrfmiddlewaretoken"]')?.value || "";
+  const normal = (text) => text.replace(/\r\n?/g, "\n");
+  const stored = normal(editor.dataset.stored || "");
+  const WAIT_MS = 350;
+  let timer = 0;
+  let asked = 0;
+  let pending = null;
+  const show = async () => {
+    const text = editor.value;
+    const mine = ++asked;
+    pending?.abort();
+    if (normal(text) === stored) {
+      target.replaceChildren();
+      target.removeAttribute("aria-busy");
+      return;
+    }
+    pending = new AbortController();
+    target.setAttribute("aria-busy", "true");
+    try {
+      const body = new URLSearchParams({ plan: text, csrfmiddlewaretoken: token });
+      const response = await fetch(editor.dataset.previewUrl, {
+        method: "POST",
+        body,
+        headers: { "HX-Request": "true", "X-CSRFToken": token },
+        credentials: "same-origin",
+        signal: pending.signal,
+      });
+      const html = await response.text();
+      if (mine !== asked) return;
+      if (response.ok || response.status === 422) target.innerHTML = html;
+    } catch (error) {
+      if (error.name !== "AbortError" && mine === asked) target.textContent = "Preview unavailable.";
+    } finally {
+      if (mine === asked) target.removeAttribute("aria-busy");
+    }
+  };
+  editor.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(show, WAIT_MS);
+  });
+})();
+
 // The decision panel: Approve stays disabled until every checklist item is ticked (the server
 // refuses it anyway); the button says why.
 (() => {

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.browser.conftest import LiveServer, Pages
 from tests.browser.test_reviews import ORIGINAL, notify_needs_approval, operator_waits
-from tests.browser.test_screens import violations
+from tests.browser.test_screens import PHONE, sideways, violations
 
 pytestmark = pytest.mark.browser
 
@@ -106,3 +108,69 @@ def test_an_edit_is_previewed_as_a_diff_and_a_refused_save_keeps_edit_ticks_and_
     assert daphne_server.query(
         "SELECT version, source FROM runs_plan WHERE run_id = ? ORDER BY version", run_id
     ) == [(1, "operator"), (2, "reviewer")]
+
+
+def _caret_on(page: Any, text: str) -> None:
+    """Select ``text`` in the plan editor, as a reviewer would before typing over it."""
+    page.evaluate(
+        """(text) => {
+          const editor = document.querySelector('#plan');
+          const at = editor.value.indexOf(text);
+          editor.focus();
+          editor.setSelectionRange(at, at + text.length);
+        }""",
+        text,
+    )
+
+
+def test_typing_an_edit_shows_its_diff_and_problems_live_and_saves_nothing(
+    pages: Pages, daphne_server: LiveServer, notify_needs_approval: None
+) -> None:
+    operator, run_id, item_id = operator_waits(pages, daphne_server)
+    reviewer = pages.login("reviewer")
+    reviewer.set_viewport_size(PHONE)
+    reviewer.goto(f"/reviews/{item_id}/")
+    reviewer.evaluate("() => { window.sameDocument = true; }")
+    stored = reviewer.input_value("#plan")
+    assert reviewer.inner_text("[data-live-preview]").strip() == ""
+
+    # A changed param, typed: its diff follows without pressing anything.
+    _caret_on(reviewer, "unit")
+    reviewer.keyboard.type("smoke")
+    change = reviewer.locator('[data-live-preview] [data-diff-field="params.suite"]')
+    change.wait_for()
+    assert "smoke" in change.locator("ins").inner_text()
+    assert "unit" in change.locator("del").inner_text()
+    assert "Your edit against v1 (not saved)" in reviewer.inner_text("[data-live-preview]")
+    assert violations(reviewer) == []
+    assert sideways(reviewer) == 0
+    pages.screenshot(reviewer, "live-preview")
+
+    # A tool that does not exist: the problem shows next to the diff.
+    _caret_on(reviewer, "run_tests")
+    reviewer.keyboard.type("run_no_such_tests")
+    problems = reviewer.locator("[data-live-preview] [data-preview-problems]")
+    problems.wait_for()
+    assert "run_no_such_tests" in problems.inner_text()
+    assert reviewer.locator('[data-live-preview] [data-diff-field="action"]').count() == 1
+
+    # Broken YAML: its syntax error (the preview answers 422), and no diff.
+    pages.allowed.append("status of 422")
+    reviewer.keyboard.type(": [")
+    reviewer.locator("[data-live-preview] [data-preview-syntax-error]").wait_for()
+    assert reviewer.locator("[data-live-preview] [data-edit-preview]").count() == 0
+
+    # Back to the stored text: the preview empties.
+    reviewer.fill("#plan", stored)
+    reviewer.wait_for_function(
+        "() => document.querySelector('[data-live-preview]').textContent.trim() === ''"
+    )
+    # All of it in one document, and nothing stored: still v1, no new version, no audit of a save.
+    assert reviewer.evaluate("() => window.sameDocument") is True
+    assert daphne_server.query("SELECT count(*) FROM runs_plan WHERE run_id = ?", run_id) == [(1,)]
+    assert daphne_server.query(
+        "SELECT count(*) FROM reviews_auditentry WHERE item_id = ? AND action = ?",
+        item_id,
+        "review.plan_saved",
+    ) == [(0,)]
+    assert operator.locator("[data-run-status].status-awaiting_approval").count() == 1

@@ -115,3 +115,40 @@ def test_audit_entries_show_before_and_after_as_a_field_diff(
         '<li data-diff-field="kind" data-op="added"><code>kind</code>: <ins>plan_approval</ins>'
     )
     assert opened in html
+
+
+def test_the_live_preview_answers_with_the_diff_alone_and_saves_nothing(
+    held: ReviewItem, reviewer: User
+) -> None:
+    client = client_for(reviewer)
+    form = decision_form(client, held)
+    versions, entries = Plan.objects.count(), AuditEntry.objects.count()
+    live = {"HTTP_HX_REQUEST": "true"}
+    url = f"/reviews/{held.pk}/preview/"
+    response = client.post(url, {"plan": edited(held, env="production")}, **live)
+    html = response.content.decode()
+    assert response.status_code == 200 and "<html" not in html and "data-decision-form" not in html
+    assert 'data-diff-field="params.env"' in html and "Your edit against v1 (not saved)" in html
+    # Validation problems come with the diff; bad YAML with its syntax error (422).
+    broken = form["plan"].replace("action: deploy", "action: no_such_tool")
+    html = client.post(url, {"plan": broken}, **live).content.decode()
+    assert (
+        "data-preview-problems" in html and "no_such_tool" in html and "data-edit-preview" in html
+    )
+    response = client.post(url, {"plan": "steps: [oops"}, **live)
+    assert response.status_code == 422 and "data-preview-syntax-error" in response.content.decode()
+    assert "data-edit-preview" not in response.content.decode()
+    assert (Plan.objects.count(), AuditEntry.objects.count()) == (versions, entries)
+    held.refresh_from_db()
+    assert held.plan.version == 1  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("role", ["operator", "outsider"])
+def test_only_reviewers_get_the_live_preview(
+    held: ReviewItem, role: str, request: pytest.FixtureRequest
+) -> None:
+    client = client_for(request.getfixturevalue(role))
+    response = client.post(
+        f"/reviews/{held.pk}/preview/", {"plan": "steps: []"}, HTTP_HX_REQUEST="true"
+    )
+    assert response.status_code == 403 and "data-edit-preview" not in response.content.decode()

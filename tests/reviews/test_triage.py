@@ -3,58 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
-from reviews.models import ApprovalPolicy, ReviewItem
+from reviews.models import ReviewItem
 from runs.lifecycle.escalations import escalation_open, step_gate_open
 from runs.models import Run, Step
-from tests.reviews.conftest import step
 from tests.reviews.test_views import client_for
 from tests.runs.api.conftest import api_as
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def three(
-    submit: Callable[..., Run],
-    key: str,
-    global_policy: Callable[..., ApprovalPolicy],
-    operator: User,
-    admin_user: User,
-) -> dict[str, ReviewItem]:
-    """Held plans of high, medium and low risk; the medium one submitted by Ada."""
-    global_policy("always")
-    docs = {
-        # sensitive tool (2) + production (2) + confidence 0.4 (1)
-        "high": [step("ship", "deploy", key, confidence=0.4, env="production")],
-        # a production target on a harmless tool (2)
-        "medium": [step("read", "record", key, target="production")],
-        "low": [step("read", "record", key, confidence=0.9)],
-    }
-    items = {}
-    for name, steps in docs.items():
-        for s in steps:  # the extra fields are params, not step fields
-            for extra in ("env", "target"):
-                if extra in s:
-                    s["params"][extra] = s.pop(extra)
-        by = admin_user if name == "medium" else operator
-        run = submit({"goal": name, "steps": steps}, by=by, title=f"{name} task")
-        items[name] = ReviewItem.objects.get(run=run)
-    # The low one opened first and is overdue; the high one is due last.
-    now = timezone.now()
-    ReviewItem.objects.filter(pk=items["low"].pk).update(
-        created_at=now - timedelta(hours=3), due_at=now - timedelta(hours=1)
-    )
-    ReviewItem.objects.filter(pk=items["high"].pk).update(due_at=now + timedelta(hours=5))
-    return items
 
 
 def rows(html: str) -> list[int]:

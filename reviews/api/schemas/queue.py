@@ -10,7 +10,7 @@ from ninja import Field, Schema
 
 from reviews.actions import allowed_actions
 from reviews.models import ReviewItem, ReviewKind, ReviewStatus
-from reviews.selectors import item_risk, risk_level
+from reviews.selectors import risk_level
 from runs.api.inputs import DecisionIn, In, QueryIn
 from runs.api.paging import PageOut
 from runs.plan_versions import plan_hash
@@ -145,36 +145,20 @@ class ReviewItemOut(Schema):
         return "overdue" if item.due_at < timezone.now() else "due"
 
     @staticmethod
-    def resolve_risk_score(item: ReviewItem) -> int:
-        return _risk(item)["risk_score"]
-
-    @staticmethod
     def resolve_risk(item: ReviewItem) -> str:
-        return risk_level(_risk(item)["risk_score"])
+        return risk_level(item.risk_score)
 
     @staticmethod
     def resolve_sensitive(item: ReviewItem) -> bool:
-        return bool(_risk(item)["sensitive"])
+        return item.risk_sensitive
 
     @staticmethod
     def resolve_production(item: ReviewItem) -> bool:
-        return bool(_risk(item)["production"])
+        return item.risk_production
 
     @staticmethod
     def resolve_min_confidence(item: ReviewItem) -> float | None:
-        return _risk(item)["min_confidence"]
-
-
-def _risk(item: ReviewItem) -> dict[str, Any]:
-    """The risk annotations of a queue row; a single item (detail) reads them once."""
-    if not hasattr(item, "risk_score"):
-        found = item_risk(item.pk)
-        for name, value in found.items():
-            setattr(item, name, value)
-    return {
-        name: getattr(item, name)
-        for name in ("risk_score", "sensitive", "production", "min_confidence")
-    }
+        return item.risk_min_confidence
 
 
 class ReviewItemDetailOut(ReviewItemOut):

@@ -14,7 +14,7 @@ from reviews.models import ApprovalPolicy, ReviewItem
 from runs.lifecycle.claim import run_execute
 from runs.lifecycle.reviews import review_approve
 from runs.lifecycle.submit import run_submit_plan
-from runs.models import LlmCall, Plan, Run, RunStatus, Step, TranscriptEvent
+from runs.models import LlmCall, Plan, Run, RunStatus, Step, Tool, TranscriptEvent
 from runs.planning.options import PlannerOptionsError
 from runs.planning.providers import FACTORIES
 from runs.planning.providers.openai import OpenAIProvider
@@ -165,6 +165,28 @@ def test_a_replanned_hand_written_plan_waits_for_approval_when_the_policy_says_s
     review_approve(item_id=second.pk, user=reviewer, checklist=all_ticks(second))
     assert run_execute(run_id=run.pk) == RunStatus.SUCCEEDED
     assert toolbox.CALLS[key] == ["a", "boom", "plan-b", "c"]
+
+
+def test_the_item_a_replan_opens_stores_the_risk_of_the_new_version(
+    planner_tools: Any, planner_settings: Any, reviewer: User, operator: User
+) -> None:
+    """v1's failing step is on a sensitive tool and targets production; v2's fallback neither."""
+    key = uuid.uuid4().hex
+    ApprovalPolicy.objects.create(mode="always")
+    Tool.objects.filter(name="fail").update(sensitive=True)
+    document = failing_plan(key, fallback=True)
+    document["steps"][1]["params"]["env"] = "production"
+    run = run_submit_plan(
+        title="t", document=document, submitted_by=operator, replanner={"planner": "playbook"}
+    )
+    first = ReviewItem.objects.get(run=run)
+    assert (first.risk_sensitive, first.risk_production, first.risk_score) == (True, True, 4)
+    assert first.submitter_name == operator.get_username()
+    review_approve(item_id=first.pk, user=reviewer, checklist=all_ticks(first))
+    assert run_execute(run_id=run.pk) == RunStatus.AWAITING_APPROVAL
+    second = ReviewItem.objects.get(run=run, status="open")
+    assert second.plan.version == 2  # type: ignore[union-attr]
+    assert (second.risk_sensitive, second.risk_production, second.risk_score) == (False, False, 0)
 
 
 @pytest.mark.parametrize(

@@ -341,3 +341,48 @@ def test_a_run_without_budgets_shows_none(operator: User, noop_tool: Any, settin
     client = Client()
     client.force_login(operator)
     assert "data-budgets" not in client.get(f"/runs/{run_id}/").content.decode()
+
+
+def test_a_running_run_with_a_cut_transcript_keeps_its_old_waits_and_tool_questions_in_ten_queries(
+    queued_run: Run,
+    operator: User,
+    monkeypatch: pytest.MonkeyPatch,
+    django_assert_max_num_queries: Any,
+) -> None:
+    """Only the newest events are drawn; a lock wait older than them still reaches the timeline."""
+    from django.utils import timezone
+
+    from reviews.models import ReviewItem
+    from runs.models import TranscriptEvent
+
+    monkeypatch.setattr("runs.views.detail.TRANSCRIPT_LIMIT", 2)
+    Run.objects.filter(pk=queued_run.pk).update(status=RunStatus.EXECUTING)
+    seq = TranscriptEvent.objects.filter(run=queued_run).count()
+    waits = [
+        ("step.lock_waiting", {"step": "first", "lock": "db"}),
+        ("step.lock_acquired", {"step": "first", "lock": "db"}),
+    ]
+    noise = [("run.status", {"from_status": "queued", "to_status": "executing"})] * 3
+    for offset, (kind, payload) in enumerate([*waits, *noise], start=1):
+        TranscriptEvent.objects.create(
+            run=queued_run,
+            seq=seq + offset,
+            role="executor",
+            kind=kind,
+            payload=payload,
+            created_at=timezone.now(),
+        )
+    ReviewItem.objects.create(
+        run=queued_run,
+        kind="elicitation",
+        reason_opened="?",
+        context={"message": "Which region?", "schema": {"properties": {"region": {}}}},
+    )
+    client = client_for(operator)
+    with django_assert_max_num_queries(10):
+        response = client.get(reverse("runs:detail", args=[queued_run.pk]))
+    page = response.content.decode()
+    assert f'data-seq="{seq + 5}"' in page and f'data-seq="{seq + 3}"' not in page
+    assert [(w["step"], w["kind"]) for w in response.context["waits_json"]] == [("first", "lock")]
+    assert response.context["waits_json"][0]["end"] is not None
+    assert "Which region?" in page and "data-elicitation-form" in page
