@@ -102,7 +102,13 @@ def responses_body(text: str, tokens_in: int, tokens_out: int) -> dict[str, Any]
         "model": MODEL,
         "status": "completed",
         "output": [
-            {"type": "message", "id": "m", "role": "assistant", "status": "completed", "content": content}
+            {
+                "type": "message",
+                "id": "m",
+                "role": "assistant",
+                "status": "completed",
+                "content": content,
+            }
         ],
         "parallel_tool_calls": True,
         "tool_choice": "auto",
@@ -250,25 +256,39 @@ def main() -> None:
     workdir = Path(os.environ["PLANNERWEB_VAR_DIR"]) / "evaluate"
     first, second = reuse_passes(loaded, workdir)
     reusable = first.succeeded
-    print(f"suite {SUITE}: {len(first.passed)} tasks planned by openai/{MODEL} (scripted, loopback)")
-    print(f"{'pass':<16}{'model calls':>12}{'recorded':>10}{'tokens':>9}{'pass rate':>11}"
-          f"{'reusable':>10}")
+    print(
+        f"suite {SUITE}: {len(first.passed)} tasks planned by openai/{MODEL} (scripted, loopback)"
+    )
+    print(
+        f"{'pass':<16}{'model calls':>12}{'recorded':>10}{'tokens':>9}{'pass rate':>11}"
+        f"{'reusable':>10}"
+    )
     for name, p in (("1 reuse off", first), ("2 reuse on", second)):
-        print(f"{name:<16}{p.server_calls:>12}{p.recorded_calls:>10}{p.tokens:>9}"
-              f"{p.rate():>11.0%}{p.rate(reusable):>10.0%}")
+        print(
+            f"{name:<16}{p.server_calls:>12}{p.recorded_calls:>10}{p.tokens:>9}"
+            f"{p.rate():>11.0%}{p.rate(reusable):>10.0%}"
+        )
     saved_calls = first.server_calls - second.server_calls
     saved_tokens = first.tokens - second.tokens
     hits = sorted(n for n in reusable if second.calls_by_task.get(n) == 0)
-    print(f"saved: {saved_calls} model calls ({saved_calls / max(first.server_calls, 1):.0%}), "
-          f"{saved_tokens} tokens ({saved_tokens / max(first.tokens, 1):.0%})")
-    print(f"reused without a model call: {len(hits)} of {len(reusable)} reusable tasks "
-          f"(succeeded in pass 1 with their first plan, approved)")
+    print(
+        f"saved: {saved_calls} model calls ({saved_calls / max(first.server_calls, 1):.0%}), "
+        f"{saved_tokens} tokens ({saved_tokens / max(first.tokens, 1):.0%})"
+    )
+    print(
+        f"reused without a model call: {len(hits)} of {len(reusable)} reusable tasks "
+        f"(succeeded in pass 1 with their first plan, approved)"
+    )
+    missed = sorted(reusable - set(hits))
+    print(f"reusable tasks the model planned again: {', '.join(missed) or 'none'}")
     changed = sorted(n for n, ok in first.passed.items() if ok != second.passed.get(n))
     print(f"tasks whose verdict changed with reuse: {', '.join(changed) or 'none'}")
     held = second.rate(reusable) >= first.rate(reusable)
-    print(f"pass rate on the reusable tasks with reuse {'held' if held else 'DROPPED'}: "
-          f"{first.rate(reusable):.0%} -> {second.rate(reusable):.0%}; whole suite "
-          f"{first.rate():.0%} -> {second.rate():.0%}")
+    print(
+        f"pass rate on the reusable tasks with reuse {'held' if held else 'DROPPED'}: "
+        f"{first.rate(reusable):.0%} -> {second.rate(reusable):.0%}; whole suite "
+        f"{first.rate():.0%} -> {second.rate():.0%}"
+    )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,11 @@ def call_cost(model: str, tokens_in: int, tokens_out: int, provider: str = "") -
 
 
 def record_calls(
-    *, run_id: int | None, calls: list[Any], plan: Any = None, role: str = TranscriptEvent.Role.PLANNER
+    *,
+    run_id: int | None,
+    calls: list[Any],
+    plan: Any = None,
+    role: str = TranscriptEvent.Role.PLANNER,
 ) -> list[NewEvent]:
     """Store each call as an ``LlmCall`` (redacted) and return its transcript events.
 

@@ -151,9 +151,7 @@ def _read_answer(
     return "", {a.number: a for a in answer.steps}
 
 
-def _checked(
-    number: int, text: str, answer: LineAnswer, tools: dict[str, ToolInfo]
-) -> StepInWords:
+def _checked(number: int, text: str, answer: LineAnswer, tools: dict[str, ToolInfo]) -> StepInWords:
     """One line as mapped, or as failed with why (no tool, an unknown tool, bad params)."""
     if not answer.tool:
         why = answer.why.strip()[:_WHY_CHARS] or "the model found no tool for it"
@@ -169,7 +167,9 @@ def _checked(
         return StepInWords(number, text, why=f"{tool.name}'s parameters schema is broken: {exc}")
     if problems:
         said = "; ".join(f"{p.path or 'params'}: {p.message}" for p in problems[:3])
-        return StepInWords(number, text, why=f"{tool.name} fits, but its params are invalid: {said}")
+        return StepInWords(
+            number, text, why=f"{tool.name} fits, but its params are invalid: {said}"
+        )
     return StepInWords(number, text, tool.name, answer.params)
 
 

@@ -10,8 +10,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 from runs.demo import demo_plan, demo_plans
 from runs.lifecycle.planning import run_submit_task
 from runs.lifecycle.submit import run_submit_plan
-from runs.permissions import AuthenticatedHttpRequest, is_operator, role_required
 from runs.lifecycle.words import WordsPlannerUnavailable, words_map
+from runs.permissions import AuthenticatedHttpRequest, is_operator, role_required
 from runs.planning.availability import planner_statuses
 from runs.planning.options import PlannerOptionsError
 from runs.planning.providers import LLM_PROVIDERS

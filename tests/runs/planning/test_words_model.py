@@ -80,7 +80,12 @@ def test_openai_maps_every_line_into_a_plan_to_confirm_and_the_call_is_recorded(
     assert "- deploy: " in sent.body["instructions"]
     assert '4. Tell the team "2.5.0 is on staging"' in sent.body["input"][0]["content"]
     call = LlmCall.objects.get()
-    assert (call.purpose, call.run_id, call.tokens_in, call.tokens_out) == ("words", None, 1200, 300)
+    assert (call.purpose, call.run_id, call.tokens_in, call.tokens_out) == (
+        "words",
+        None,
+        1200,
+        300,
+    )
     assert not Run.objects.exists()
 
 
@@ -101,7 +106,12 @@ def test_an_unknown_tool_fails_its_line_only(fake: FakeLLM, operator: Any) -> No
     fake.queue(openai_answers([*GOOD[:2], {**GOOD[2], "tool": "deploy_now"}, GOOD[3]]))
     body = mapped(operator)
     assert body["ok"] is False
-    assert [s["tool"] for s in body["steps"]] == ["backup_database", "run_tests", None, "notify_team"]
+    assert [s["tool"] for s in body["steps"]] == [
+        "backup_database",
+        "run_tests",
+        None,
+        "notify_team",
+    ]
     why = body["steps"][2]["why"]
     assert "'deploy_now', not an enabled tool" in why and "did you mean 'deploy'" in why
 
@@ -137,9 +147,7 @@ def test_an_unusable_answer_fails_every_line_with_why_after_one_call(
     assert len(fake.requests) == 1  # never asked again
 
 
-def test_only_operators_map_steps_with_a_model(
-    fake: FakeLLM, reviewer: Any, outsider: Any
-) -> None:
+def test_only_operators_map_steps_with_a_model(fake: FakeLLM, reviewer: Any, outsider: Any) -> None:
     body = {"steps": RELEASE, "planner": "openai"}
     assert api_as(reviewer).post("/plans/from-words", body).status_code == 403
     assert api_as(outsider).post("/plans/from-words", body).status_code == 403
