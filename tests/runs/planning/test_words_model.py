@@ -185,3 +185,12 @@ def test_the_words_check_offers_the_models_and_maps_with_the_chosen_one(
     assert refused.status_code == 422
     assert "set ANTHROPIC_API_KEY" in refused.content.decode()
     assert len(fake.requests) == 1
+
+
+def test_the_call_is_bounded_by_the_token_budget(
+    fake: FakeLLM, operator: Any, settings: Any
+) -> None:
+    settings.PLANNERWEB_BUDGET_MAX_TOKENS = 700
+    fake.queue(openai_answers(GOOD))
+    assert mapped(operator)["ok"] is True
+    assert fake.requests[0].body["max_output_tokens"] == 700
