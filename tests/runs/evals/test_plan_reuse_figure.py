@@ -13,7 +13,13 @@ from runs.models import Run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-TASKS = ("release", "read-then-verify", "planned-health-check", "failing-smoke-tests")
+TASKS = (
+    "release",
+    "read-then-verify",
+    "planned-health-check",
+    "failing-smoke-tests",
+    "release-rejected",  # its plan is discarded by the suite's operator: cancelled
+)
 
 
 def test_a_second_pass_with_reuse_calls_the_model_only_where_no_approved_plan_fits(
@@ -27,8 +33,10 @@ def test_a_second_pass_with_reuse_calls_the_model_only_where_no_approved_plan_fi
     assert first.succeeded == {"release", "read-then-verify", "planned-health-check"}
     for name in first.succeeded:  # a hit: no request reached the model
         assert second.calls_by_task[name] == 0
-    assert second.calls_by_task["failing-smoke-tests"] == 1  # it failed: nothing to reuse
-    assert second.server_calls == 1 and second.tokens < first.tokens
+    for name in ("failing-smoke-tests", "release-rejected"):  # nothing of theirs to reuse
+        assert second.calls_by_task[name] == 1
+    assert second.server_calls == 2 and second.tokens < first.tokens
+    assert first.passed["release-rejected"] and second.passed["release-rejected"]
     assert second.rate(first.succeeded) == first.rate(first.succeeded) == 1.0
     assert second.rate() == first.rate()
     reused = Run.objects.filter(plans__source="planner", llm_calls=None).distinct().count()
