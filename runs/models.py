@@ -438,6 +438,7 @@ class LlmCall(models.Model):
         STEP = "step"
         TOOL = "tool"
         AGENT = "agent"
+        WORDS = "words"  # steps in words mapped to tools (no run: runs.lifecycle.words)
 
     run = models.ForeignKey(
         Run, null=True, blank=True, on_delete=models.CASCADE, related_name="llm_calls"

@@ -16,6 +16,7 @@ urlpatterns = [
     path("", views.run_list, name="list"),
     path("runs/new/", views.run_new, name="new"),
     path("runs/new/check/", views.run_new_check, name="check"),
+    path("runs/new/words/", views.run_new_words, name="words"),
     path("runs/new/task/", views.run_new_task, name="new_task"),
     path("runs/<int:run_id>/", views.run_detail, name="detail"),
     path("runs/<int:run_id>/live/", views.run_live, name="live"),

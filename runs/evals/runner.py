@@ -30,6 +30,7 @@ from runs.evals.faults import FaultSpec, ToolFaults
 from runs.evals.observe import Observation, run_observe
 from runs.evals.suite import LoadedSuite, ResolvedTask
 from runs.lifecycle.claim import run_execute
+from runs.lifecycle.confirmation import run_confirm, run_discard
 from runs.lifecycle.planning import run_plan, run_submit_task
 from runs.lifecycle.reviews import review_approve, review_reject
 from runs.lifecycle.submit import run_submit_plan
@@ -180,8 +181,12 @@ def _start(task: ResolvedTask, planner: str, options: RunOptions, operator: User
     return run.pk
 
 
-def _decide(run_id: int, approval: str, reviewer: User) -> bool:
-    """Decide the run's open plan approval or step gate as the suite says; False if none."""
+def _decide(run_id: int, approval: str, users: tuple[User, User]) -> bool:
+    """Decide the run's open item as the suite says; False if none.
+
+    A plan confirmation is the submitter's (the operator confirms or discards it); a plan
+    approval or step gate is the reviewer's.
+    """
     item = (
         ReviewItem.objects.filter(run_id=run_id, status=ReviewStatus.OPEN)
         .exclude(kind=ReviewKind.ESCALATION)
@@ -190,7 +195,13 @@ def _decide(run_id: int, approval: str, reviewer: User) -> bool:
     )
     if item is None:
         return False
-    if approval == "approve":
+    operator, reviewer = users
+    if item.kind == ReviewKind.CONFIRMATION:
+        if approval == "approve":
+            run_confirm(run_id=run_id, user=operator, reason="golden suite: confirm")
+        else:
+            run_discard(run_id=run_id, user=operator, reason="golden suite: discard")
+    elif approval == "approve":
         ticked = range(len(item.checklist or []))  # the suite's reviewer ticks every item
         review_approve(
             item_id=item.pk, user=reviewer, checklist=ticked, reason="golden suite: approve"
@@ -200,14 +211,14 @@ def _decide(run_id: int, approval: str, reviewer: User) -> bool:
     return True
 
 
-def _drive(run_id: int, approval: str, reviewer: User) -> str:
+def _drive(run_id: int, approval: str, users: tuple[User, User]) -> str:
     """Execute the run to its end, deciding approvals; raises RunLooping if it keeps going."""
     for _ in range(MAX_ROUNDS):
         status = Run.objects.values_list("status", flat=True).get(pk=run_id)
         if status in RUN_TERMINAL or status == RunStatus.ESCALATED:
             return status
         if status == RunStatus.AWAITING_APPROVAL:
-            if not _decide(run_id, approval, reviewer):
+            if not _decide(run_id, approval, users):
                 return status
             continue
         run_execute(run_id=run_id)
@@ -261,7 +272,7 @@ def task_run(
             failures.append(f"the task could not start: {exc}")
         if run_id is not None:
             try:
-                _drive(run_id, task.approval, users[1])
+                _drive(run_id, task.approval, users)
             except RunLooping as exc:
                 failures.append(str(exc))
             except Exception as exc:  # a crash fails this task, not the whole suite

@@ -23,11 +23,16 @@ def call_cost(model: str, tokens_in: int, tokens_out: int, provider: str = "") -
 
 
 def record_calls(
-    *, run_id: int, calls: list[Any], plan: Any = None, role: str = TranscriptEvent.Role.PLANNER
+    *,
+    run_id: int | None,
+    calls: list[Any],
+    plan: Any = None,
+    role: str = TranscriptEvent.Role.PLANNER,
 ) -> list[NewEvent]:
     """Store each call as an ``LlmCall`` (redacted) and return its transcript events.
 
     Call inside the transaction that stores the plan, so accounting and plan agree.
+    ``run_id`` is None for a call made for no run (steps in words mapped by a model).
     What the model sent is stored escaped where the database could not hold it
     (``runs.textdata.storable_copy``), so recording a call never fails.
     """

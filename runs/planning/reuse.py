@@ -19,7 +19,7 @@ from runs.models import LlmCall
 from runs.planning.attempts import PlanOutcome
 from runs.planning.prompt import PlanningContext
 from runs.planning.providers.playbook import adapt_case, load_cases
-from runs.planning.providers.playbook.choice import choose
+from runs.planning.providers.playbook.choice import Choice, choose
 from runs.planning.providers.playbook.matching import Case
 from runs.planning.retrieval.text import terms
 from runs.tools.base import ToolSpec
@@ -45,6 +45,20 @@ def planning_tokens(run_id: int | None) -> int:
     return round(sum(totals) / len(totals)) if totals else 0
 
 
+def _choice(text: str, cases: list[Case], threshold: float) -> Choice:
+    """The best stored plan for ``text``; a case for the same task, values aside, comes first.
+
+    A stored case is indexed with its steps' words, so a long plan scores below the
+    threshold even for its own task's words (BM25 discounts long documents): the same
+    words, in any order, are the nearest a task can be, whatever the score says.
+    """
+    words = sorted(terms(text))
+    same = [c for c in cases if sorted(terms(c.text)) == words]
+    if same:
+        return choose(text, same[:1], [], threshold=0.0, direct=False)
+    return choose(text, cases, [], threshold=threshold, direct=False)
+
+
 def reuse_plan(
     context: PlanningContext,
     *,
@@ -57,7 +71,7 @@ def reuse_plan(
         return None
     text = f"{context.task} {context.description}".strip()
     cases = load_cases() if cases is None else cases
-    choice = choose(text, cases, [], threshold=threshold, direct=False)
+    choice = _choice(text, cases, threshold)
     if choice.kind != "playbook" or choice.hit is None:
         return None
     if {t for t in terms(text) if not t.startswith("<")} - choice.hit.matched:

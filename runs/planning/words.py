@@ -5,7 +5,8 @@ each line is matched to one tool by its description (the BM25 index of
 ``runs.planning.retrieval``) and its parameters are read from the line
 (``providers.playbook.direct.fill_params``); the steps run in the order written.
 The result is a proposal shown for confirmation, never run as is: a line no tool
-matches, or whose tool needs a value the line leaves out, is named with why.
+matches, or whose tool needs a value the line leaves out, is named with why. A model
+can map the same lines instead (``runs.planning.words_model``), into the same shape.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class StepInWords:
 class WordsMapping:
     steps: list[StepInWords]
     document: dict[str, Any] | None  # the proposed plan, when every line maps
+    planner: str = "offline"  # who mapped it: "offline", or the model ("openai/gpt-4.1-mini")
+    reason: str = ""  # why no line maps, when the whole answer was unusable
 
     @property
     def ok(self) -> bool:
@@ -90,8 +93,15 @@ def map_steps(
     """Each line's tool and parameters, in order; a plan only when every line maps."""
     index = Index([Document(t.name, tool_text(t), t) for t in tools])
     mapped = [_map_one(number, text, index, threshold) for number, text in enumerate(steps, 1)]
+    return proposal(mapped, steps, goal=goal)
+
+
+def proposal(
+    mapped: list[StepInWords], steps: Sequence[str], *, goal: str, planner: str = "offline"
+) -> WordsMapping:
+    """The mapping, with the plan (one step a line, in the order written) when every line maps."""
     if any(s.tool is None for s in mapped) or not mapped:
-        return WordsMapping(mapped, None)
+        return WordsMapping(mapped, None, planner=planner)
     plan_steps = []
     for s in mapped:
         step: dict[str, Any] = {
@@ -103,7 +113,8 @@ def map_steps(
         if s.number > 1:
             step["depends_on"] = [f"step_{s.number - 1}"]
         plan_steps.append(step)
-    return WordsMapping(mapped, {"goal": goal or steps[0][:200], "steps": plan_steps})
+    document = {"goal": goal or steps[0][:200], "steps": plan_steps}
+    return WordsMapping(mapped, document, planner=planner)
 
 
 def _map_one(number: int, text: str, index: Index, threshold: float) -> StepInWords:

@@ -12,7 +12,7 @@ from runs.views.detail import (
     run_tree,
 )
 from runs.views.listing import run_list
-from runs.views.new import run_new, run_new_check, run_new_task
+from runs.views.new import run_new, run_new_check, run_new_task, run_new_words
 from runs.views.pages import LoginView, tool_list
 from runs.views.transcript import run_transcript
 
@@ -27,6 +27,7 @@ __all__ = [
     "run_new",
     "run_new_check",
     "run_new_task",
+    "run_new_words",
     "run_retry",
     "run_transcript",
     "tool_list",

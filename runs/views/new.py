@@ -10,10 +10,13 @@ from django.views.decorators.http import require_http_methods, require_POST
 from runs.demo import demo_plan, demo_plans
 from runs.lifecycle.planning import run_submit_task
 from runs.lifecycle.submit import run_submit_plan
+from runs.lifecycle.words import WordsPlannerUnavailable, words_map
 from runs.permissions import AuthenticatedHttpRequest, is_operator, role_required
+from runs.planning.availability import planner_statuses
 from runs.planning.options import PlannerOptionsError
+from runs.planning.providers import LLM_PROVIDERS
 from runs.planning.validation import ValidatedPlan, validate_with_registry
-from runs.planning.words import map_text, plan_text
+from runs.planning.words import MAX_STEPS, WordsMapping, map_text, plan_text, steps_in_words
 from runs.views.forms import NewRunForm, NewTaskForm
 
 
@@ -106,9 +109,7 @@ def run_new_check(request: HttpRequest) -> HttpResponse:
     context: dict[str, object] = {"empty": not text.strip()}
     words = map_text(text) if text.strip() else None
     if words is not None:  # a list of steps in words: propose a plan to confirm
-        context["words"] = words
-        if words.document is not None:
-            context["words_plan"] = plan_text(words.document)
+        context.update(_words_context(words))
     elif text.strip():
         form = NewRunForm({"plan": text, "title": "check"})
         if not form.is_valid() and "plan" in form.errors:
@@ -120,3 +121,34 @@ def run_new_check(request: HttpRequest) -> HttpResponse:
             doc = validated.document
             context["steps"] = len(doc.steps) if doc is not None else 0
     return render(request, "runs/_plan_check.html", context)
+
+
+def _words_context(words: WordsMapping) -> dict[str, object]:
+    """What the check shows of a mapping: its table, its plan, and the models that could map it."""
+    context: dict[str, object] = {
+        "words": words,
+        "word_planners": planner_statuses(LLM_PROVIDERS),
+    }
+    if words.document is not None:
+        context["words_plan"] = plan_text(words.document)
+    return context
+
+
+@require_POST
+@role_required(is_operator)
+def run_new_words(request: HttpRequest) -> HttpResponse:
+    """Map the steps in words with the chosen model (one call); 422 when it is not configured."""
+    text = request.POST.get("plan", "")
+    lines = steps_in_words(text)
+    if lines is None:
+        context: dict[str, object] = {"syntax": 'Write one step a line, as "1. ..." or "- ...".'}
+        return render(request, "runs/_plan_check.html", context, status=422)
+    planner = request.POST.get("planner", "")
+    try:
+        words = words_map(lines=lines[:MAX_STEPS], planner=planner)
+    except (WordsPlannerUnavailable, PlannerOptionsError) as exc:
+        offline = map_text(text)
+        assert offline is not None  # the same lines, mapped offline
+        context = {**_words_context(offline), "words_error": str(exc)}
+        return render(request, "runs/_plan_check.html", context, status=422)
+    return render(request, "runs/_plan_check.html", _words_context(words))

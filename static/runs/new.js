@@ -2,6 +2,18 @@
 // and a planner without its key or URL says what to set as soon as it is chosen.
 (function () {
   "use strict";
+  // A refused mapping by a model (422: not configured here) still shows its reason in the check.
+  document.body.addEventListener("htmx:beforeSwap", function (event) {
+    const target = event.detail.target;
+    if (event.detail.xhr.status === 422 && target && target.id === "plan-check") {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+})();
+
+(function () {
+  "use strict";
   const select = document.getElementById("id_task-planner");
   if (!select) return;
   const groups = document.querySelectorAll("[data-model-option]");

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from django.core.management import call_command
 
 from runs.lifecycle.planning import run_plan, run_submit_task
@@ -14,8 +16,11 @@ from runs.planning.options import PlannerOptions
 from runs.planning.planner import plan_task
 from runs.planning.prompt import context_for
 from runs.planning.providers import FACTORIES
+from runs.planning.providers.playbook.choice import choose
+from runs.planning.providers.playbook.matching import Case
 from runs.planning.providers.scripted import ScriptedProvider
-from runs.planning.reuse import planning_tokens
+from runs.planning.reuse import planning_tokens, reuse_plan
+from runs.tools.registry import load_tool_specs
 
 RELEASE = "Release 3.1.0 to staging, smoke test it, then release it to production"
 
@@ -163,3 +168,18 @@ def test_a_reuse_of_a_run_counts_the_calls_that_planned_that_run(operator: Any) 
     append_events(run.pk, [NewEvent("planner", decision)])
     (saving,) = reuse_savings(run_ids=[run.pk])
     assert (saving.source, saving.saved_calls) == (f"run {source.pk}", 2)
+
+
+@pytest.mark.django_db
+def test_the_same_task_reuses_its_long_plan_though_bm25_rates_it_below_the_threshold(
+    demo: None, settings: Any
+) -> None:
+    task = "Add an email column to the users table of the production database"
+    plan = yaml.safe_load(Path("runs/demo/plans/migration.yaml").read_text())
+    other = {"goal": "Check", "steps": [{"id": "s", "action": "read_schema", "params": {}}]}
+    cases = [Case("run:7", task, plan), Case("run:8", "Check the production database", other)]
+    threshold = settings.PLANNERWEB_PLAN_REUSE_MIN_SIMILARITY
+    assert choose(task, cases, [], threshold=threshold, direct=False).kind == "none"
+    outcome = reuse_plan(context_for(task=task), tools=load_tool_specs(), cases=cases)
+    assert outcome is not None and outcome.ok, outcome and outcome.reason
+    assert outcome.reused_from == "run:7"
