@@ -29,6 +29,7 @@ from runs.evals.expectations import judge
 from runs.evals.faults import FaultSpec, ToolFaults
 from runs.evals.observe import Observation, run_observe
 from runs.evals.suite import LoadedSuite, ResolvedTask
+from runs.execution.journal_link import close_kept_links
 from runs.lifecycle.claim import run_execute
 from runs.lifecycle.confirmation import run_confirm, run_discard
 from runs.lifecycle.planning import run_plan, run_submit_task
@@ -103,6 +104,7 @@ def suite_isolated(folder: Path) -> Iterator[None]:
         yield
     finally:
         _drop_pool(conn)
+        close_kept_links()  # executors' connections to the suite's database
         conn.creation.destroy_test_db(old_name, verbosity=0)
         test.clear()
         test.update(saved)

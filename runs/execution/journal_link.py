@@ -120,6 +120,7 @@ class Link:
     def __init__(self, alias: str = DEFAULT_DB_ALIAS) -> None:
         # A fresh wrapper, not the thread's shared one: its raw connection is
         # used from inside the event loop, where Django's own methods refuse to run.
+        self.database = database_of(alias)
         self.wrapper = _unpooled_wrapper(alias)
         self.wrapper.ensure_connection()
         self.raw = self.wrapper.connection
@@ -437,6 +438,12 @@ def _bind_on_server(raw: Any) -> None:
         raw.prepare_threshold = 0
 
 
+def database_of(alias: str) -> tuple[Any, ...]:
+    """Which database ``alias`` names now (a suite or test may point it at another)."""
+    d = connections.settings[alias]
+    return (d["ENGINE"], d["NAME"], d.get("HOST"), d.get("PORT"), d.get("USER"))
+
+
 def _unpooled_wrapper(alias: str) -> BaseDatabaseWrapper:
     """A new connection wrapper for ``alias`` that opens its own connection, outside any pool.
 
@@ -483,15 +490,15 @@ def link_for_thread(alias: str = DEFAULT_DB_ALIAS, *, checked: bool = False) -> 
     host's event loop thread, and every thread that executes runs one at a time
     (a fresh connection per run cost a server process, and that process's first
     statements ran cold: the run's first commit took 1.4 ms more on PostgreSQL).
-    ``checked``: a run is about to start on it: make sure it still answers, outside
-    any transaction (the server may have restarted since the last run), else open a
-    new one.
+    A link to another database than the alias names now is replaced. ``checked``: a
+    run is about to start on it: make sure it still answers, outside any transaction
+    (the server may have restarted since the last run), else open a new one.
     """
     links: _ThreadLinks | None = getattr(_thread_links, "links", None)
     if links is None:
         links = _thread_links.links = _ThreadLinks()
     link = links.get(alias)
-    if link is not None and checked and not link.alive():
+    if link is not None and (link.database != database_of(alias) or (checked and not link.alive())):
         with contextlib.suppress(Exception):
             link.close()
         link = None

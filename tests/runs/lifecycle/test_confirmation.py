@@ -23,6 +23,7 @@ from runs.lifecycle.errors import RunError
 from runs.lifecycle.planning import run_plan, run_submit_task
 from runs.lifecycle.reviews import review_approve, review_reject
 from runs.models import Plan, Run, RunStatus, Tool
+from tests.reviews.conftest import all_ticks
 from tests.runs.planning.conftest import good_plan
 from tests.runs.planning.test_planner import scripted
 
@@ -193,7 +194,7 @@ def test_a_plan_that_needs_no_confirmation_still_meets_the_approval_policy(
     approval = ReviewItem.objects.get(run=run, kind=ReviewKind.PLAN_APPROVAL)
     assert approval.status == ReviewStatus.OPEN and approval.plan_id == run.current_plan_id
     assert run.steps.exclude(status="pending").count() == 0  # nothing ran
-    review_approve(item_id=approval.pk, user=reviewer)
+    review_approve(item_id=approval.pk, user=reviewer, checklist=all_ticks(approval))
     assert run_execute(run_id=run.pk) == RunStatus.SUCCEEDED
 
 
