@@ -90,37 +90,9 @@ class ScriptedModel:
             self.calls += 1
             self.tokens_in += tokens_in
             self.tokens_out += tokens_out
-        return responses_body(text, tokens_in, tokens_out)
+        from runs.evals.wire import openai_response
 
-
-def responses_body(text: str, tokens_in: int, tokens_out: int) -> dict[str, Any]:
-    content = [{"type": "output_text", "text": text, "annotations": []}]
-    return {
-        "id": "resp_bench",
-        "object": "response",
-        "created_at": 1_700_000_000,
-        "model": MODEL,
-        "status": "completed",
-        "output": [
-            {
-                "type": "message",
-                "id": "m",
-                "role": "assistant",
-                "status": "completed",
-                "content": content,
-            }
-        ],
-        "parallel_tool_calls": True,
-        "tool_choice": "auto",
-        "tools": [],
-        "usage": {
-            "input_tokens": tokens_in,
-            "input_tokens_details": {"cached_tokens": 0},
-            "output_tokens": tokens_out,
-            "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": tokens_in + tokens_out,
-        },
-    }
+        return openai_response(text, tokens_in=tokens_in, tokens_out=tokens_out, model=MODEL)
 
 
 def with_fallbacks(plan: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,15 @@ MALFORMED_TEXT = '{"goal": "an answer cut short", "steps": ['
 REFUSAL_TEXT = "I can't help with that."
 
 
-def _openai(text: str | None, refusal: str | None) -> dict[str, Any]:
+def openai_response(
+    text: str | None,
+    refusal: str | None = None,
+    *,
+    tokens_in: int = 0,
+    tokens_out: int = 0,
+    model: str = "injected",
+) -> dict[str, Any]:
+    """A Responses API answer carrying ``text`` and/or a ``refusal``, with its token usage."""
     content: list[dict[str, Any]] = []
     if text is not None:
         content.append({"type": "output_text", "text": text, "annotations": []})
@@ -18,7 +26,7 @@ def _openai(text: str | None, refusal: str | None) -> dict[str, Any]:
         "id": "resp_injected",
         "object": "response",
         "created_at": 0,
-        "model": "injected",
+        "model": model,
         "status": "completed",
         "output": [
             {
@@ -33,11 +41,11 @@ def _openai(text: str | None, refusal: str | None) -> dict[str, Any]:
         "tool_choice": "auto",
         "tools": [],
         "usage": {
-            "input_tokens": 0,
+            "input_tokens": tokens_in,
             "input_tokens_details": {"cached_tokens": 0},
-            "output_tokens": 0,
+            "output_tokens": tokens_out,
             "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": 0,
+            "total_tokens": tokens_in + tokens_out,
         },
     }
 
@@ -86,5 +94,5 @@ def fault_answer(provider: str, kind: str) -> tuple[int, dict[str, Any], dict[st
     if provider == "compatible":
         body = _chat(None, REFUSAL_TEXT) if refusal else _chat(MALFORMED_TEXT, None)
         return 200, body, {}
-    body = _openai(None, REFUSAL_TEXT) if refusal else _openai(MALFORMED_TEXT, None)
+    body = openai_response(None, REFUSAL_TEXT) if refusal else openai_response(MALFORMED_TEXT)
     return 200, body, {}
