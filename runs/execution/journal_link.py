@@ -31,9 +31,6 @@ Batch = Any
 RunWrite = Any
 
 
-_dumps = json.dumps
-
-
 class StaleStateError(Exception):
     """A compare-and-swap found another status than expected: someone else moved the row."""
 
@@ -69,6 +66,9 @@ _INSERT_NUMBERED = (
     "e.r->>0, e.r->>1, e.r->2, %s FROM jsonb_array_elements(%s::jsonb) "
     "WITH ORDINALITY AS e(r, n) RETURNING seq"
 )
+
+
+_dumps = json.dumps
 
 
 def _steps_json(rows: list[tuple[Any, ...]]) -> str:
