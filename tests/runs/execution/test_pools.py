@@ -137,21 +137,26 @@ def test_a_step_whose_queue_has_no_live_worker_says_so_and_cancel_stops_it(
     assert Step.objects.get(run=run, key="a").status == "cancelled"
 
 
-def test_a_pool_worker_lost_mid_step_reruns_an_idempotent_step_on_another_worker(
-    pool_settings: Any, toolset: None, pool_tools: None, key: str, calls: list[str]
-) -> None:
-    run = submit({"steps": [step("a", "sql_slow_idem", key, seconds=0.01)]})
+def lose_the_first_pool_worker(run: Run) -> None:
+    """Execute ``run`` while a pool worker takes its step and dies at once (it never calls
+    the tool, never renews), and another worker of the queue serves; then reload it."""
     owner = threading.Thread(target=run_execute, kwargs={"run_id": run.pk})
     owner.start()
     try:
         wait_until(lambda: RemoteStep.objects.filter(run=run).exists(), "the queued step")
-        # A worker takes the step and dies at once: it never calls the tool, never renews.
         assert remote_step_claim(queues=["sql"], worker_id="w-dead") is not None
         with pool("w-live", "sql"):
             owner.join(20)
     finally:
         owner.join(20)
     run.refresh_from_db()
+
+
+def test_a_pool_worker_lost_mid_step_reruns_an_idempotent_step_on_another_worker(
+    pool_settings: Any, toolset: None, pool_tools: None, key: str, calls: list[str]
+) -> None:
+    run = submit({"steps": [step("a", "sql_slow_idem", key, seconds=0.01)]})
+    lose_the_first_pool_worker(run)
     assert run.status == "succeeded"
     assert calls == ["a"]
     assert summaries(run, "step.claimed") == [
@@ -166,16 +171,7 @@ def test_a_pool_worker_lost_mid_step_escalates_a_step_that_may_have_partly_run(
     pool_settings: Any, toolset: None, pool_tools: None, key: str, calls: list[str]
 ) -> None:
     run = submit({"steps": [step("a", "sql_slow", key, seconds=0.01)]})
-    owner = threading.Thread(target=run_execute, kwargs={"run_id": run.pk})
-    owner.start()
-    try:
-        wait_until(lambda: RemoteStep.objects.filter(run=run).exists(), "the queued step")
-        assert remote_step_claim(queues=["sql"], worker_id="w-dead") is not None
-        with pool("w-live", "sql"):
-            owner.join(20)
-    finally:
-        owner.join(20)
-    run.refresh_from_db()
+    lose_the_first_pool_worker(run)
     assert run.status == "escalated"
     assert calls == []  # nobody called it again
     item = ReviewItem.objects.get(run=run)

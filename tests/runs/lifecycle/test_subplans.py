@@ -285,9 +285,8 @@ def test_a_subplan_cannot_undo(toolset: None) -> None:
     assert [p.code for p in validated.problems] == ["subplan_in_rollback"]
 
 
-def test_a_lost_wake_up_is_found_by_the_recovery_sweep(
-    execute: Any, key: str, fast_settings: Any
-) -> None:
+def _parent_waiting_for_its_child(key: str) -> Run:
+    """A run whose one step is a subplan, executed until it waits for its child run."""
     _playbook("child", "collect the figures", [_rec(key, "fetch", "c-fetch")])
     parent = run_submit_plan(
         title="report",
@@ -295,6 +294,13 @@ def test_a_lost_wake_up_is_found_by_the_recovery_sweep(
         submitted_by=None,
     )
     run_execute(run_id=parent.pk)
+    return parent
+
+
+def test_a_lost_wake_up_is_found_by_the_recovery_sweep(
+    execute: Any, key: str, fast_settings: Any
+) -> None:
+    parent = _parent_waiting_for_its_child(key)
     child = _child(parent)
     # The child's worker died right after ending it, before telling the parent.
     run_transition(run_id=child.pk, to=R.CANCELLED, reason="stopped elsewhere")
@@ -312,13 +318,7 @@ def test_a_lost_wake_up_is_found_by_the_recovery_sweep(
 def test_a_parent_taken_over_after_a_crash_keeps_its_one_child(
     execute: Any, key: str, fast_settings: Any
 ) -> None:
-    _playbook("child", "collect the figures", [_rec(key, "fetch", "c-fetch")])
-    parent = run_submit_plan(
-        title="report",
-        document={"steps": [_sub("collect", "collect the figures", planner="playbook")]},
-        submitted_by=None,
-    )
-    run_execute(run_id=parent.pk)
+    parent = _parent_waiting_for_its_child(key)
     first = _child(parent)
     # A second spawn for the same step (a worker that died before parking, taken over)
     # finds the child it started.
