@@ -21,10 +21,9 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from runs.models import Run, RunStatus, Step, Tool
 from runs.telemetry import tracing
+from tests.runs.telemetry.workload import retry_then_shell
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-ECHO_TRACEPARENT = "import json, os; print(json.dumps({'tp': os.environ.get('TRACEPARENT')}))"
 
 
 class Receiver:
@@ -78,20 +77,7 @@ def attribute(span: Span, name: str) -> Any:
 def test_step_spans_leave_through_the_exporter_process_in_the_run_trace(
     receiver: Receiver, execute: Callable[..., Run], make_tool: Callable[..., Tool], key: str
 ) -> None:
-    make_tool(
-        "echo_tp",
-        "record",
-        kind=Tool.Kind.SHELL,
-        config={"argv": ["{python}", "-c", ECHO_TRACEPARENT], "output": "json"},
-    )
-    plan = {
-        "steps": [
-            {"id": "a", "action": "flaky", "params": {"key": key, "label": "a", "fail_times": 1}},
-            {"id": "sh", "action": "echo_tp", "depends_on": ["a"]},
-        ]
-    }
-    run = execute(plan)
-    assert run.status == RunStatus.SUCCEEDED, run.stop_reason
+    run = retry_then_shell(execute, make_tool, key)
     exporter = tracing._steps
     assert isinstance(exporter, tracing.ProcessSink) and exporter.pid is not None
     tracing.configure(None)  # the exporter process flushes and exits when its pipe closes

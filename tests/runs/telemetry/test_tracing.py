@@ -31,12 +31,11 @@ from tests.runs.llmtools.test_agent import execute as execute_agent
 from tests.runs.llmtools.test_agent import plan as agent_plan
 from tests.runs.planning.conftest import planner_settings, planner_tools  # noqa: F401
 from tests.runs.planning.test_planner import scripted
+from tests.runs.telemetry.workload import retry_then_shell
 from tests.runs.tools.kinds.mcp.conftest import http_server, http_server_url  # noqa: F401
 from tests.runs.tools.kinds.test_http import FakeServer, base, server  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-ECHO_TRACEPARENT = "import json, os; print(json.dumps({'tp': os.environ.get('TRACEPARENT')}))"
 
 
 @pytest.fixture
@@ -67,20 +66,7 @@ def test_a_run_is_a_workflow_span_whose_steps_are_tool_spans_and_the_shell_sees_
     make_tool: Callable[..., Tool],
     key: str,
 ) -> None:
-    make_tool(
-        "echo_tp",
-        "record",
-        kind=Tool.Kind.SHELL,
-        config={"argv": ["{python}", "-c", ECHO_TRACEPARENT], "output": "json"},
-    )
-    plan = {
-        "steps": [
-            {"id": "a", "action": "flaky", "params": {"key": key, "label": "a", "fail_times": 1}},
-            {"id": "sh", "action": "echo_tp", "depends_on": ["a"]},
-        ]
-    }
-    run = execute(plan)
-    assert run.status == RunStatus.SUCCEEDED, run.stop_reason
+    run = retry_then_shell(execute, make_tool, key)
     (workflow,) = named(spans, "invoke_workflow")
     assert workflow.parent is None and workflow.attributes is not None
     assert workflow.attributes["gen_ai.operation.name"] == "invoke_workflow"
