@@ -23,13 +23,10 @@ Rows:
 from __future__ import annotations
 
 import json
-import os
-import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from scratch_django import setup_scratch_django
+
 TASK = (
     "Migrate the users table: analyse the current schema, create a backup, write the migration "
     "script, test the migration on a copy, run it on production, verify, update the config"
@@ -58,18 +55,7 @@ STEPS: list[tuple[str, str, dict[str, Any]]] = [
 
 
 def setup() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "plannerweb.settings")
-    os.environ["PLANNERWEB_WORKER"] = "none"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    os.environ["PLANNERWEB_VAR_DIR"] = tempfile.mkdtemp(prefix="plannerweb-bench-")
-    os.environ.pop("DATABASE_URL", None)
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    setup_scratch_django()
     from runs.models import Tool
 
     for name, (description, params) in ACTIONS.items():

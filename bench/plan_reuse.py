@@ -22,15 +22,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-import tempfile
 import threading
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
 SUITE = "demo"
 MODEL = "bench-model"
 
@@ -205,23 +202,11 @@ def reuse_passes(loaded: Any, workdir: Path) -> tuple[Pass, Pass]:
     return first, second
 
 
-def setup() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "plannerweb.settings")
-    os.environ["PLANNERWEB_WORKER"] = "none"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    os.environ["PLANNERWEB_VAR_DIR"] = tempfile.mkdtemp(prefix="plannerweb-bench-")
-    os.environ.pop("DATABASE_URL", None)
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-
-
 def main() -> None:
-    setup()
+    # Run as a script (bench/ first on the path); the tests import this module and set up their own.
+    from scratch_django import setup_scratch_django
+
+    setup_scratch_django()
     from runs.evals.suite import suite_load
 
     loaded = suite_load(SUITE)
