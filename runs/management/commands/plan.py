@@ -125,12 +125,18 @@ class Command(BaseCommand):
         self.stdout.write(
             f"run {run.pk} {status}" + (f": {run.stop_reason}" if run.stop_reason else "")
         )
-        if status == "awaiting_approval" and open_confirmation(run.pk) is not None:
-            self.stdout.write(
-                f"plan v{run.current_plan.version if run.current_plan else '?'} waits for "
-                f"confirmation: confirm or discard it on the run's page or with "
-                f"POST /api/runs/{run.pk}/confirm (or /discard)"
-            )
+        if status == "awaiting_approval":
+            version = run.current_plan.version if run.current_plan else "?"
+            if open_confirmation(run.pk) is not None:
+                self.stdout.write(
+                    f"plan v{version} waits for confirmation: confirm or discard it on the "
+                    f"run's page or with POST /api/runs/{run.pk}/confirm (or /discard)"
+                )
+            else:
+                self.stdout.write(
+                    f"plan v{version} waits for a reviewer's approval (the approval policy): "
+                    "decide it in the review queue (/reviews/) or with POST /api/reviews/{id}/decide"
+                )
             return
         if status != "executing":
             raise CommandError(f"run {run.pk} was not planned", returncode=2)

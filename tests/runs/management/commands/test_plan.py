@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
+from reviews.models import ReviewItem, ReviewKind
 from runs.models import LlmCall, TranscriptEvent
 from runs.planning.providers import FACTORIES
 from runs.planning.providers.scripted import ScriptedProvider
@@ -69,3 +70,18 @@ def test_plan_dry_run_with_a_good_model_answer(
 def test_plan_rejects_unknown_providers() -> None:
     with pytest.raises(CommandError):
         call_command("plan", "t", "--provider", "skynet", "--dry-run")
+
+
+@pytest.mark.django_db(transaction=True)  # the planner reads the playbooks from its own thread
+def test_a_plan_the_approval_policy_holds_is_reported_waiting_for_a_reviewer(
+    settings: Any,
+) -> None:
+    call_command("seed_demo", stdout=StringIO())
+    settings.PLANNERWEB_APPROVAL_MODE = "always"
+    out = StringIO()
+    call_command(
+        "plan", "Back up prod.db", "--provider", "playbook", "--confirm", "never", stdout=out
+    )
+    assert "awaiting_approval" in out.getvalue()
+    assert "waits for a reviewer's approval" in out.getvalue()
+    assert ReviewItem.objects.get().kind == ReviewKind.PLAN_APPROVAL
