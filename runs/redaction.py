@@ -106,7 +106,7 @@ _HINTS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str | None]] = {
         None,
     ),
     "email": (("@",), (), None),
-    "phone": ((), (), r"\d\d"),
+    "phone": ((), (), r"\d{3}[ .-]?\d{3}"),  # a number's last two groups, at their shortest
 }
 _MIN_TEXT = 6  # the shortest thing redacted: an address such as a@b.io
 # A mapping key whose string value is a secret whatever it looks like.

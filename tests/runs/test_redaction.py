@@ -14,6 +14,7 @@ from runs.models import Run, TranscriptEvent
 from runs.redaction import (
     Redactor,
     digest,
+    policy,
     redact_text,
     redaction_counts,
     redaction_summary,
@@ -49,6 +50,8 @@ def run(toolset: None, key: str) -> Run:
         ("mail alice@example.com here", "email"),
         ("call +1 (555) 010-2030 here", "phone"),
         ("call 030 1234 5678 here", "phone"),
+        ("call 12 345 678 here", "phone"),
+        ("call 12-345-6789 here", "phone"),
     ],
 )
 def test_each_secret_shape_and_pii_kind_becomes_a_numbered_placeholder(
@@ -113,6 +116,13 @@ def test_pii_kinds_follow_the_setting_secrets_never_do(settings: Any) -> None:
     assert redact_text(text) == "alice@example.com [REDACTED:phone:1] [REDACTED:aws_key:1]"
     settings.PLANNERWEB_REDACT_PII = []
     assert redact_text(text) == "alice@example.com +1 555 010 2030 [REDACTED:aws_key:1]"
+
+
+def test_numbers_too_short_for_a_phone_number_cost_no_search_of_any_rule() -> None:
+    """A result full of small numbers (counts, timings) shows no sign of any kind."""
+    result = json.dumps({"ok": True, "slept_ms": 50, "rows": 1234, "ratio": 0.25, "at": "12:30"})
+    assert policy().candidates(result) == []
+    assert [rule.kind for rule in policy().candidates("tel 12 345 678")] == ["phone"]
 
 
 def test_custom_patterns_are_a_list_or_named_kinds_with_their_own_flags(settings: Any) -> None:
