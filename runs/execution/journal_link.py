@@ -51,13 +51,14 @@ _INSERT_CHUNK = 256
 # of arrays). Multi-row VALUES cost ~40 µs a row there (the server parses and plans
 # each row); column arrays (``text[]``...) cost psycopg a quoted, escaped Python
 # rendering of every item: 1.5-3 ms of a 100-row commit, where one JSON text, written
-# by ``json.dumps`` in C, takes 0.4 ms.
+# by ``json.dumps`` in C, takes 0.4 ms. The ids come again as an array, which the steps'
+# primary key finds directly, whatever the planner believes of the document's length.
 _UPDATE_FROM_JSON = (
     f"UPDATE {_STEP} AS s SET status = v.r->>0, attempts = (v.r->>1)::int, "
     "result = NULLIF(v.r->2, 'null'::jsonb), error = v.r->>3, "
     "started_at = (v.r->>4)::timestamptz, finished_at = (v.r->>5)::timestamptz "
     "FROM jsonb_array_elements(%s::jsonb) AS v(r) "
-    "WHERE s.id = (v.r->>6)::bigint AND s.status = v.r->>7"
+    "WHERE s.id = ANY(%s::bigint[]) AND s.id = (v.r->>6)::bigint AND s.status = v.r->>7"
 )
 # The events, numbered after the run's last seq by the statement itself (``_write_pipelined``).
 _INSERT_NUMBERED = (
@@ -282,7 +283,8 @@ class Link:
                     )
                     steps = None
                     if step_rows:
-                        steps = raw.execute(_UPDATE_FROM_JSON, (_steps_json(step_rows),))
+                        ids = [row[6] for row in step_rows]
+                        steps = raw.execute(_UPDATE_FROM_JSON, (_steps_json(step_rows), ids))
                         verdicts = [(*w.verdict, w.step_id) for w in batch.steps if w.verdict]
                         if verdicts:
                             raw.cursor().executemany(
@@ -432,10 +434,19 @@ def _bind_on_server(raw: Any) -> None:
     0.4-0.8 ms of each write-ahead start. This private connection, which only runs
     the journal's own few statements, keeps them prepared instead
     (``PLANNERWEB_JOURNAL_PREPARED``, on unless a pooler forbids it).
+
+    Those statements find their rows by key, so the same session also tells the
+    planner to prefer index scans. Without statistics (a new database, until
+    autovacuum analyses it) the planner takes every table for small: it hashed
+    the whole steps table for each commit, 0.5 ms of a one-row commit once 800
+    steps were stored and growing with the table, and a prepared plan kept that
+    choice. Behind a transaction-mode pooler a session setting would reach other
+    clients, so it goes with the prepared statements.
     """
     raw.cursor_factory = psycopg.Cursor
     if settings.PLANNERWEB_JOURNAL_PREPARED:
         raw.prepare_threshold = 0
+        raw.execute("SET enable_seqscan = off")
 
 
 def database_of(alias: str) -> tuple[Any, ...]:
