@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -11,7 +12,7 @@ from django.utils import timezone
 
 from runs.events import RunCancelRequested, RunStatusChanged, StepStatusChanged
 from runs.execution.journal import Batch, Journal, RunWrite, StaleStateError, StepWrite
-from runs.execution.journal_link import close_kept_links
+from runs.execution.journal_link import _UPDATE_FROM_JSON, _steps_json, close_kept_links
 from runs.lifecycle.submit import run_submit_plan
 from runs.models import ResourceLock, Run, Step, TranscriptEvent
 from runs.redaction import Redactor, redaction_counts
@@ -350,3 +351,25 @@ def test_a_closed_journal_connection_is_replaced_when_the_next_run_starts(run: R
         assert journal.link() is not link and journal.link().alive()
         journal.commit(start(Batch(run.pk), run, "a"))
     assert statuses(run)["a"] == "running"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner and storage")
+def test_postgres_commits_find_steps_by_key_on_pages_with_room_for_their_updates(
+    run: Run, settings: Any
+) -> None:
+    """A new database has no statistics: the steps are still found by key, not by a scan."""
+    ids = list(Step.objects.filter(run=run).values_list("pk", flat=True))
+    doc = _steps_json([("running", 1, None, "", None, None, pk, "pending") for pk in ids])
+    plan = "\n".join(
+        row[0] for row in Journal().link().raw.execute(f"EXPLAIN {_UPDATE_FROM_JSON}", (doc, ids))
+    )
+    assert "Seq Scan on runs_step" not in plan and "runs_step_pkey" in plan
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'runs_step'")
+        assert cursor.fetchone()[0] == ["fillfactor=60"]
+    # Behind a transaction-mode pooler the session keeps no setting of ours.
+    settings.PLANNERWEB_JOURNAL_PREPARED = False
+    close_kept_links()
+    raw = Journal().link().raw
+    assert raw.execute("SHOW enable_seqscan").fetchone()[0] == "on"
+    close_kept_links()
