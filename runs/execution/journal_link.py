@@ -60,6 +60,12 @@ _UPDATE_FROM_JSON = (
     "FROM jsonb_array_elements(%s::jsonb) AS v(r) "
     "WHERE s.id = ANY(%s::bigint[]) AND s.id = (v.r->>6)::bigint AND s.status = v.r->>7"
 )
+# Steps that change alike (started together, say: only their ids differ) in one statement
+# with no document: the server neither parses nor joins one row per step.
+_UPDATE_ALIKE = (
+    f"UPDATE {_STEP} SET status = %s, attempts = %s, result = NULL, error = %s, "
+    "started_at = %s, finished_at = %s WHERE id = ANY(%s::bigint[]) AND status = %s"
+)
 # The events, numbered after the run's last seq by the statement itself (``_write_pipelined``).
 _INSERT_NUMBERED = (
     f"INSERT INTO {_EVENT} (run_id, seq, role, kind, payload, created_at) "
@@ -95,6 +101,30 @@ def _events_json(events: list[tuple[str, str, str, Any]]) -> str:
     return (
         f"[{','.join(f'[{_dumps(role)},{_dumps(kind)},{text}]' for role, kind, text, _ in events)}]"
     )
+
+
+def alike_groups(
+    rows: list[tuple[Any, ...]],
+) -> tuple[dict[tuple[Any, ...], list[int]], list[tuple[Any, ...]]]:
+    """Step rows split into groups that change alike (new values and expected status → ids)
+    and the rest (a result of its own, or alone in its group).
+
+    Starting 98 steps at once gives 98 identical rows but for the id: one statement
+    for them all costs a third of 98 executions (SQLite) and no document (PostgreSQL).
+    """
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    singles: list[tuple[Any, ...]] = []
+    for row in rows:
+        if row[2] is None:  # no result: hashable, and likely shared (starts, skips)
+            groups.setdefault(row[:6] + row[7:], []).append(row[6])
+        else:
+            singles.append(row)
+    for key in [key for key, ids in groups.items() if len(ids) == 1]:
+        status, attempts, result, error, started, finished, expect = key
+        singles.append(
+            (status, attempts, result, error, started, finished, groups.pop(key)[0], expect)
+        )
+    return groups, singles
 
 
 def _pieces(n: int) -> list[tuple[int, int]]:
@@ -281,10 +311,29 @@ class Link:
                         if batch.run is not None
                         else None
                     )
-                    steps = None
+                    steps = []
                     if step_rows:
-                        ids = [row[6] for row in step_rows]
-                        steps = raw.execute(_UPDATE_FROM_JSON, (_steps_json(step_rows), ids))
+                        groups, singles = alike_groups(step_rows)
+                        for (
+                            status,
+                            attempts,
+                            _,
+                            error,
+                            began,
+                            ended,
+                            expect,
+                        ), ids in groups.items():
+                            steps.append(
+                                raw.execute(
+                                    _UPDATE_ALIKE,
+                                    (status, attempts, error, began, ended, ids, expect),
+                                )
+                            )
+                        if singles:
+                            ids = [row[6] for row in singles]
+                            steps.append(
+                                raw.execute(_UPDATE_FROM_JSON, (_steps_json(singles), ids))
+                            )
                         verdicts = [(*w.verdict, w.step_id) for w in batch.steps if w.verdict]
                         if verdicts:
                             raw.cursor().executemany(
@@ -305,11 +354,7 @@ class Link:
                     check_fence(owner.fetchone(), run_id, fence)
                     if run is not None and batch.run is not None and run.rowcount != 1:
                         raise StaleStateError(f"run {run_id} was not {batch.run.expect!r} any more")
-                    if steps is not None and steps.rowcount != len(step_rows):
-                        raise StaleStateError(
-                            f"{len(step_rows) - steps.rowcount} step(s) of run {run_id} "
-                            "were not in the expected state"
-                        )
+                    _check_changed(sum(s.rowcount for s in steps), len(step_rows), run_id)
                     seqs = sorted(row[0] for row in inserted.fetchall()) if inserted else []
                     raw.execute("COMMIT")
             except BaseException:
@@ -331,29 +376,14 @@ class Link:
     def _update_steps(self, cursor: Any, run_id: int, rows: list[tuple[Any, ...]]) -> None:
         """SQLite: compare-and-swap every row (one per step); any row not in its state fails all."""
         changed = self._update_grouped(cursor, rows)
-        if changed != len(rows):
-            raise StaleStateError(
-                f"{len(rows) - changed} step(s) of run {run_id} were not in the expected state"
-            )
+        _check_changed(changed, len(rows), run_id)
 
     def _update_grouped(self, cursor: Any, rows: list[tuple[Any, ...]]) -> int:
-        """SQLite: rows with identical new values share one statement; returns the rows changed.
-
-        Starting 98 steps at once gives 98 identical rows but for the id: one
-        ``WHERE id IN (...)`` costs a third of 98 executions.
-        """
-        groups: dict[tuple[Any, ...], list[int]] = {}
-        singles: list[tuple[Any, ...]] = []
-        for row in rows:
-            if row[2] is None:  # no result: hashable, and likely shared (starts, skips)
-                groups.setdefault(row[:6] + row[7:], []).append(row[6])
-            else:
-                singles.append(row)
+        """SQLite: each group of alike rows (``alike_groups``) in one ``WHERE id IN (...)``,
+        the rest in one ``executemany``; returns the rows changed."""
+        groups, singles = alike_groups(rows)
         changed = 0
         for (status, attempts, result, error, started, finished, expect), ids in groups.items():
-            if len(ids) == 1:  # alone: one more row of the executemany below, not a statement
-                singles.append((status, attempts, result, error, started, finished, ids[0], expect))
-                continue
             for start in range(0, len(ids), _INSERT_CHUNK):
                 chunk = _padded(ids[start : start + _INSERT_CHUNK])
                 cursor.execute(
@@ -468,6 +498,14 @@ def _unpooled_wrapper(alias: str) -> BaseDatabaseWrapper:
         return connections.create_connection(alias)
     settings_dict["OPTIONS"] = options
     return load_backend(settings_dict["ENGINE"]).DatabaseWrapper(settings_dict, alias)
+
+
+def _check_changed(changed: int, expected: int, run_id: int) -> None:
+    """Every step row of the batch must have been in its expected state (compare-and-swap)."""
+    if changed != expected:
+        raise StaleStateError(
+            f"{expected - changed} step(s) of run {run_id} were not in the expected state"
+        )
 
 
 def check_fence(row: Any, run_id: int, fence: str | None) -> None:

@@ -108,6 +108,18 @@ def test_a_stale_change_rolls_back_the_whole_batch(run: Run) -> None:
     assert TranscriptEvent.objects.filter(run=run).count() == before
 
 
+def test_a_stale_row_among_steps_that_change_alike_rolls_back_the_whole_batch(run: Run) -> None:
+    with Journal() as journal:
+        journal.commit(start(Batch(run.pk), run, "a"))
+    before = last_seq(run)
+    now = timezone.now()  # a and b would change alike, in one statement; a is running already
+    batch = start(start(Batch(run.pk), run, "a", at=now), run, "b", at=now)
+    with Journal() as journal, pytest.raises(StaleStateError, match="1 step"):
+        journal.commit(batch)
+    assert statuses(run) == {"a": "running", "b": "pending"}
+    assert last_seq(run) == before
+
+
 def finish(batch: Batch, run: Run, key: str, *, expect: str = "running") -> Batch:
     step = Step.objects.get(run=run, key=key)
     now = timezone.now()
