@@ -103,7 +103,7 @@ def _events_json(events: list[tuple[str, str, str, Any]]) -> str:
     )
 
 
-def alike_groups(
+def _alike_groups(
     rows: list[tuple[Any, ...]],
 ) -> tuple[dict[tuple[Any, ...], list[int]], list[tuple[Any, ...]]]:
     """Step rows split into groups that change alike (new values and expected status → ids)
@@ -125,6 +125,19 @@ def alike_groups(
             (status, attempts, result, error, started, finished, groups.pop(key)[0], expect)
         )
     return groups, singles
+
+
+def _send_step_updates(raw: Any, rows: list[tuple[Any, ...]]) -> list[Any]:
+    """PostgreSQL: queue the statements that write ``rows`` (``_alike_groups``); their cursors."""
+    groups, singles = _alike_groups(rows)
+    cursors = [
+        raw.execute(_UPDATE_ALIKE, (status, attempts, error, began, ended, ids, expect))
+        for (status, attempts, _, error, began, ended, expect), ids in groups.items()
+    ]
+    if singles:
+        ids = [row[6] for row in singles]
+        cursors.append(raw.execute(_UPDATE_FROM_JSON, (_steps_json(singles), ids)))
+    return cursors
 
 
 def _pieces(n: int) -> list[tuple[int, int]]:
@@ -311,36 +324,13 @@ class Link:
                         if batch.run is not None
                         else None
                     )
-                    steps = []
-                    if step_rows:
-                        groups, singles = alike_groups(step_rows)
-                        for (
-                            status,
-                            attempts,
-                            _,
-                            error,
-                            began,
-                            ended,
-                            expect,
-                        ), ids in groups.items():
-                            steps.append(
-                                raw.execute(
-                                    _UPDATE_ALIKE,
-                                    (status, attempts, error, began, ended, ids, expect),
-                                )
-                            )
-                        if singles:
-                            ids = [row[6] for row in singles]
-                            steps.append(
-                                raw.execute(_UPDATE_FROM_JSON, (_steps_json(singles), ids))
-                            )
-                        verdicts = [(*w.verdict, w.step_id) for w in batch.steps if w.verdict]
-                        if verdicts:
-                            raw.cursor().executemany(
-                                f"UPDATE {_STEP} SET verdict = %s, verdict_reason = %s "
-                                "WHERE id = %s",
-                                verdicts,
-                            )
+                    steps = _send_step_updates(raw, step_rows)
+                    verdicts = [(*w.verdict, w.step_id) for w in batch.steps if w.verdict]
+                    if verdicts:
+                        raw.cursor().executemany(
+                            f"UPDATE {_STEP} SET verdict = %s, verdict_reason = %s WHERE id = %s",
+                            verdicts,
+                        )
                     inserted = None
                     if events:
                         inserted = raw.execute(
@@ -379,9 +369,9 @@ class Link:
         _check_changed(changed, len(rows), run_id)
 
     def _update_grouped(self, cursor: Any, rows: list[tuple[Any, ...]]) -> int:
-        """SQLite: each group of alike rows (``alike_groups``) in one ``WHERE id IN (...)``,
+        """SQLite: each group of alike rows (``_alike_groups``) in one ``WHERE id IN (...)``,
         the rest in one ``executemany``; returns the rows changed."""
-        groups, singles = alike_groups(rows)
+        groups, singles = _alike_groups(rows)
         changed = 0
         for (status, attempts, result, error, started, finished, expect), ids in groups.items():
             for start in range(0, len(ids), _INSERT_CHUNK):
