@@ -7,6 +7,9 @@ from django.views.generic.base import RedirectView
 from plannerweb.api import api
 from runs import views as run_views
 
+# The 403 page says which role a page needs; Django's default would only render the template.
+handler403 = "runs.views.errors.forbidden"
+
 urlpatterns = [
     # Browsers ask for /favicon.ico on pages without a link tag (JSON, API docs): the same icon.
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),

@@ -60,6 +60,31 @@ def can_view_runs(user: Any) -> bool:
     return is_operator(user) or is_reviewer(user)
 
 
+# The role names a person reads, and which of them each check lets in (staff admins pass all).
+OPERATOR, REVIEWER, ADMIN = "operator", "reviewer", "admin"
+ROLES_NEEDED: dict[Callable[[Any], bool], tuple[str, ...]] = {
+    is_admin: (ADMIN,),
+    is_operator: (OPERATOR,),
+    is_reviewer: (REVIEWER,),
+    can_view_runs: (OPERATOR, REVIEWER),
+}
+
+
+def user_roles(user: Any) -> list[str]:
+    """The roles ``user`` holds, by name, for pages that say why something was refused."""
+    groups = _groups(user)
+    held = [(OPERATOR, OPERATORS in groups), (REVIEWER, REVIEWERS in groups)]
+    return [name for name, has in held if has] + ([ADMIN] if is_admin(user) else [])
+
+
+class RoleRequired(PermissionDenied):
+    """A refusal that knows which roles would have been let in (empty when unknown)."""
+
+    def __init__(self, needed: tuple[str, ...] = ()) -> None:
+        super().__init__("Your role does not allow this.")
+        self.needed = needed
+
+
 def role_required(
     check: Callable[[Any], bool],
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -71,7 +96,7 @@ def role_required(
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
             if not check(request.user):
-                raise PermissionDenied("Your role does not allow this.")
+                raise RoleRequired(ROLES_NEEDED.get(check, ()))
             return view(request, *args, **kwargs)
 
         return wrapper

@@ -368,9 +368,12 @@ def item_preview(request: AuthenticatedHttpRequest, item_id: int) -> HttpRespons
             return _preview_fragment(request, item, syntax_error=str(exc), status=422)
         return _render_item(request, item, plan_text=text, syntax_error=str(exc), status=422)
     preview = review_edit_preview(item=item, document=document)
+    status = 422 if preview.diff is None else 200  # too large to save: the refusal, no diff
     if request.htmx:  # the editor's live preview (static/reviews/item.js): the diff alone
-        return _preview_fragment(request, item, preview=preview)
-    return _render_item(request, item, plan_text=text, preview=preview, problems=preview.problems)
+        return _preview_fragment(request, item, preview=preview, status=status)
+    return _render_item(
+        request, item, plan_text=text, preview=preview, problems=preview.problems, status=status
+    )
 
 
 def _preview_fragment(

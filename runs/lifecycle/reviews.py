@@ -54,7 +54,7 @@ from runs.lifecycle.resume import gate_decided
 from runs.lifecycle.submit import plan_create
 from runs.models import Plan, Run, RunStatus
 from runs.plan_versions import content_hash, plan_document_diff, plan_hash
-from runs.planning.validation import validate_with_registry
+from runs.planning.validation import PlanProblem, plan_size_problem, validate_with_registry
 from runs.statemachine import (
     RUN_TERMINAL,
     NewEvent,
@@ -235,11 +235,12 @@ def review_reject(
 
 def plan_validate_edit(document: Any) -> Any:
     """Validate an edited plan against today's registry; raise ``PlanInvalid`` with every problem."""
+    too_large = plan_size_problem(document)
+    if too_large is not None:  # refused before checking thousands of steps one by one
+        raise PlanInvalid([_problem(too_large)])
     validated = validate_with_registry(document)
     if not validated.is_valid:
-        raise PlanInvalid(
-            [{"path": p.path, "code": p.code, "message": p.message} for p in validated.problems]
-        )
+        raise PlanInvalid([_problem(p) for p in validated.problems])
     return validated
 
 
@@ -247,7 +248,8 @@ def plan_validate_edit(document: Any) -> Any:
 class EditPreview:
     """What saving an edit would store, worked out without writing anything."""
 
-    diff: dict[str, Any]  # ``plan_document_diff`` against the version under review
+    # ``plan_document_diff`` against the version under review; None for a plan too large to save
+    diff: dict[str, Any] | None
     problems: list[dict[str, str]]  # validation problems: saving would be refused with these
 
 
@@ -255,17 +257,23 @@ def review_edit_preview(*, item: ReviewItem, document: Any) -> EditPreview:
     """The diff of ``document`` against the item's plan version and its problems; writes nothing.
 
     Validated as a save would be (today's registry, tool defaults filled in), so the
-    diff shows exactly what the new version would hold.
+    diff shows exactly what the new version would hold. A plan over the step limit gets
+    that refusal alone, before any step is checked or diffed.
     """
+    too_large = plan_size_problem(document)
+    if too_large is not None:
+        return EditPreview(diff=None, problems=[_problem(too_large)])
     validated = validate_with_registry(document)
     submitted = validated.submitted if validated.submitted is not None else document
     base = item.plan.document if item.plan is not None else None
     return EditPreview(
         diff=plan_document_diff(base, submitted),
-        problems=[
-            {"path": p.path, "code": p.code, "message": p.message} for p in validated.problems
-        ],
+        problems=[_problem(p) for p in validated.problems],
     )
+
+
+def _problem(problem: PlanProblem) -> dict[str, str]:
+    return {"path": problem.path, "code": problem.code, "message": problem.message}
 
 
 @transaction.atomic

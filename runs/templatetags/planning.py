@@ -57,16 +57,29 @@ def plan_diff(plan: Plan) -> dict[str, Any]:
     return diff_context(plan.diff, mark=str(plan.version), against=parent, first=not plan.parent_id)
 
 
+# The live preview follows the reviewer's typing: it shows this many changed lines at most.
+PREVIEW_LINES = 50
+
+
 @register.inclusion_tag("runs/_plan_diff.html")
 def edit_diff(diff: dict[str, Any] | None, against: int | None) -> dict[str, Any]:
     """A reviewer's edit against the version under review, before it is saved (the preview)."""
-    return diff_context(diff, mark="preview", against=against, first=False)
+    return diff_context(diff, mark="preview", against=against, first=False, limit=PREVIEW_LINES)
 
 
 def diff_context(
-    diff: dict[str, Any] | None, *, mark: str, against: int | None, first: bool
+    diff: dict[str, Any] | None,
+    *,
+    mark: str,
+    against: int | None,
+    first: bool,
+    limit: int | None = None,
 ) -> dict[str, Any]:
-    """What ``runs/_plan_diff.html`` shows of a ``plan_document_diff``: values cut short."""
+    """What ``runs/_plan_diff.html`` shows of a ``plan_document_diff``: values cut short.
+
+    With a ``limit``, only that many changed lines are shown (plan-level changes, added
+    and removed steps, then changed fields, in that order) and ``more`` counts the rest.
+    """
     diff = diff if isinstance(diff, dict) else {}
     changed = [
         {
@@ -93,8 +106,34 @@ def diff_context(
         for x in diff.get("plan_changes", [])
     ]
     same = bool(diff) and not (diff.get("added") or diff.get("removed") or changed or plan_changes)
+    added, removed, kept = (
+        diff.get("added") or [],
+        diff.get("removed") or [],
+        diff.get("kept") or [],
+    )
+    more = 0
+    if limit is not None:
+        left = limit
+
+        def cut(items: list[Any]) -> list[Any]:
+            nonlocal left, more
+            shown = items[: max(left, 0)]
+            left -= len(shown)
+            more += len(items) - len(shown)
+            return shown
+
+        plan_changes, added, removed = cut(plan_changes), cut(added), cut(removed)
+        changed = [
+            c for c in ({**c, "changes": cut(c["changes"])} for c in changed) if c["changes"]
+        ]
+        kept_more = max(len(kept) - limit, 0)
+        kept = [*kept[:limit], f"… and {kept_more} more"] if kept_more else kept
     return {
         "diff": diff,
+        "added": added,
+        "removed": removed,
+        "kept": kept,
+        "more": more,
         "changed": changed,
         "plan_changes": plan_changes,
         "mark": mark,

@@ -114,3 +114,15 @@ def test_the_login_page_and_a_skip_link_work_from_the_keyboard(pages: Pages) -> 
     assert outline not in ("", "none")
     page.keyboard.press("Enter")
     assert page.evaluate("() => location.hash") == "#main"
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_403_page_names_the_missing_role_with_no_accessibility_violation(
+    pages: Pages, scheme: str
+) -> None:
+    reviewer = pages.login("reviewer")
+    pages.allowed.append("the server responded with a status of 403")
+    reviewer.emulate_media(color_scheme=scheme)
+    assert reviewer.goto("/runs/new/").status == 403
+    assert "needs the operator role" in " ".join(reviewer.inner_text("main").split())
+    assert violations(reviewer) == []

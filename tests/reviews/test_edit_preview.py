@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 
 from reviews.models import AuditEntry, ReviewItem
 from runs.models import Plan
+from runs.templatetags.planning import diff_context
 from tests.reviews.test_views import client_for, decision_form
 
 pytestmark = pytest.mark.django_db
@@ -152,3 +153,67 @@ def test_only_reviewers_get_the_live_preview(
         f"/reviews/{held.pk}/preview/", {"plan": "steps: []"}, HTTP_HX_REQUEST="true"
     )
     assert response.status_code == 403 and "data-edit-preview" not in response.content.decode()
+
+
+def many_steps(item: ReviewItem, count: int) -> str:
+    """The item's plan as YAML with ``count`` more harmless steps (one short line each)."""
+    document = item.plan.document  # type: ignore[union-attr]
+    lines = yaml.safe_dump(document, sort_keys=False).splitlines()
+    at = lines.index("steps:") + 1
+    extra = [f"- {{id: extra{i}, action: record}}" for i in range(count)]
+    return "\n".join([*lines[:at], *extra, *lines[at:]]) + "\n"
+
+
+def test_a_preview_of_a_plan_too_large_to_save_is_refused_at_once_with_the_save_message(
+    held: ReviewItem, reviewer: User
+) -> None:
+    client = client_for(reviewer)
+    text = many_steps(held, 20_000)
+    limit = "The plan has 20002 steps, more than the limit of 2000"
+    url = f"/reviews/{held.pk}/preview/"
+    live = client.post(url, {"plan": text}, HTTP_HX_REQUEST="true")
+    html = live.content.decode()
+    assert live.status_code == 422 and limit in html
+    assert "data-edit-preview" not in html and len(live.content) < 2_000
+    # The page without scripts keeps the editor's text and adds the refusal, no diff.
+    page = client.post(url, {**decision_form(client, held), "plan": text})
+    assert page.status_code == 422 and limit in page.content.decode()
+    assert "data-edit-preview" not in page.content.decode()
+    assert len(page.content) < len(text) + 60_000
+    # Saving says the same.
+    saved = client.post(f"/reviews/{held.pk}/edit/", {**decision_form(client, held), "plan": text})
+    assert saved.status_code == 422 and limit in saved.content.decode()
+
+
+def test_a_large_allowed_edit_previews_its_first_changed_lines_and_counts_the_rest(
+    held: ReviewItem, reviewer: User
+) -> None:
+    client = client_for(reviewer)
+    response = client.post(
+        f"/reviews/{held.pk}/preview/", {"plan": many_steps(held, 1_500)}, HTTP_HX_REQUEST="true"
+    )
+    html = response.content.decode()
+    assert response.status_code == 200 and "data-edit-preview" in html
+    assert "extra0, extra1" in html and "extra49" in html and "extra50," not in html
+    assert '<li class="muted" data-diff="more">and 1450 more changed lines</li>' in html
+    assert len(response.content) < 5_000
+
+
+def test_the_preview_cap_counts_changed_fields_after_added_and_removed_steps() -> None:
+    diff = {
+        "added": ["a1", "a2"],
+        "removed": ["r1"],
+        "changed": [
+            {"id": f"s{i}", "changes": [{"path": "params.v", "op": "changed", "from": 1, "to": 2}]}
+            for i in range(3)
+        ],
+        "kept": ["k1", "k2", "k3", "k4", "k5"],
+        "plan_changes": [],
+    }
+    shown = diff_context(diff, mark="preview", against=1, first=False, limit=4)
+    assert (shown["added"], shown["removed"]) == (["a1", "a2"], ["r1"])
+    assert [c["id"] for c in shown["changed"]] == ["s0"]
+    assert shown["more"] == 2
+    assert shown["kept"] == ["k1", "k2", "k3", "k4", "… and 1 more"]
+    whole = diff_context(diff, mark="2", against=1, first=False)
+    assert len(whole["changed"]) == 3 and whole["more"] == 0 and len(whole["kept"]) == 5

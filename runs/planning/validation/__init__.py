@@ -8,9 +8,16 @@ from __future__ import annotations
 
 from runs.planning.validation.checker import (
     ValidatedPlan,
+    plan_size_problem,
     validate_plan,
     validate_with_registry,
 )
 from runs.planning.validation.problems import PlanProblem
 
-__all__ = ["PlanProblem", "ValidatedPlan", "validate_plan", "validate_with_registry"]
+__all__ = [
+    "PlanProblem",
+    "ValidatedPlan",
+    "plan_size_problem",
+    "validate_plan",
+    "validate_with_registry",
+]

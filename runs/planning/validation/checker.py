@@ -94,6 +94,26 @@ def validate_with_registry(
     )
 
 
+def plan_size_problem(raw: Any) -> PlanProblem | None:
+    """The deployment's step limit alone, counted without validating any step.
+
+    Cheap on any size, so a caller can refuse a huge plan before diffing or checking it;
+    the problem is the one ``validate_with_registry`` reports for the same plan.
+    """
+    count = raw_len(normalize_plan(raw), "steps") if isinstance(raw, dict | list) else 0
+    max_steps = settings.PLANNERWEB_MAX_PLAN_STEPS
+    return _too_many_steps(count, max_steps) if count > max_steps else None
+
+
+def _too_many_steps(count: int, max_steps: int) -> PlanProblem:
+    return PlanProblem(
+        "steps",
+        "too_many_steps",
+        f"The plan has {count} steps, more than the limit of {max_steps}; "
+        "split the work into smaller plans.",
+    )
+
+
 def validate_plan(raw: Any, *, tools: Mapping[str, ToolSpec], max_steps: int) -> ValidatedPlan:
     """Check ``raw`` (a parsed plan, object or list form) against ``tools``; never stops early.
 
@@ -141,14 +161,7 @@ def validate_plan(raw: Any, *, tools: Mapping[str, ToolSpec], max_steps: int) ->
     if raw_count == 0 and isinstance(get_key(normalize_plan(raw), "steps"), list):
         problems.append(PlanProblem("steps", "empty", "The plan has no steps; add at least one."))
     if raw_count > max_steps:
-        problems.append(
-            PlanProblem(
-                "steps",
-                "too_many_steps",
-                f"The plan has {raw_count} steps, more than the limit of {max_steps}; "
-                "split the work into smaller plans.",
-            )
-        )
+        problems.append(_too_many_steps(raw_count, max_steps))
     filler = DefaultsFiller(tools)
     steps, filled_steps = filler.fill(steps)
     rollback, filled_rollback = filler.fill(rollback)

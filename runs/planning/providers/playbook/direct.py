@@ -7,6 +7,10 @@ every required parameter without a default is stated in the task:
    ``backup``) its file names in order, a ``*column`` parameter its ``table.column``,
    a ``channel`` its ``#channel``; text parameters take quoted text;
 3. anything else keeps its default, or is reported missing.
+
+A value the task names is given to one parameter only, however often the task repeats
+it: "Back up prod.db; make a backup of prod.db" fills ``db``, not ``path`` as well (the
+backup would overwrite the database), so ``path`` keeps the tool's own default.
 """
 
 from __future__ import annotations
@@ -30,11 +34,14 @@ class Filled:
 
 
 def _values(text: str) -> dict[str, list[str]]:
+    """The distinct values ``text`` names, by kind, in order of first mention."""
     found: dict[str, list[str]] = {}
     for m in VALUE.finditer(text):
         kind = m.lastgroup or ""
         value = m.group(kind)
-        found.setdefault(kind, []).append(value[1:-1] if kind == "quoted" else value)
+        value = value[1:-1] if kind == "quoted" else value
+        if value not in found.setdefault(kind, []):
+            found[kind].append(value)
     return found
 
 
@@ -49,22 +56,27 @@ def fill_params(task: str, schema: dict[str, Any]) -> Filled:
     required = set(schema.get("required") or [])
     values = _values(task)
     words = set(re.findall(r"[a-z0-9_]+", task.lower()))
-    files = list(values.get("file", []))
     filled = Filled()
+
+    def take(kind: str) -> str | None:
+        # Each value goes to one parameter: the next parameter of its kind takes the next.
+        left = values.get(kind)
+        return left.pop(0) if left else None
+
     for name, prop in properties.items():
         value: Any = None
         if isinstance(prop.get("enum"), list):
             value = _enum_choice(prop["enum"], words)
-        elif name == "version" and values.get("version"):
-            value = values["version"][0]
-        elif name in _FILE_PARAMS and files:
-            value = files.pop(0)
-        elif name.endswith("column") and values.get("column"):
-            value = values["column"][0]
-        elif name == "channel" and values.get("channel"):
-            value = values["channel"][0]
-        elif name in _TEXT_PARAMS and values.get("quoted"):
-            value = values["quoted"][0]
+        elif name == "version":
+            value = take("version")
+        elif name in _FILE_PARAMS:
+            value = take("file")
+        elif name.endswith("column"):
+            value = take("column")
+        elif name == "channel":
+            value = take("channel")
+        elif name in _TEXT_PARAMS:
+            value = take("quoted")
         if value is not None:
             filled.params[name] = value
             filled.sources[name] = "from the task"

@@ -118,3 +118,40 @@ def test_the_seed_migration_task_plans_the_migration_playbook_end_to_end(demo: N
         "backup_database",
         "run_migration",
     ]
+
+
+def test_a_database_named_in_both_title_and_description_is_backed_up_not_overwritten(
+    demo: None, operator: Any
+) -> None:
+    run = run_submit_task(
+        title="Back up prod.db",
+        description="Make a backup of prod.db",
+        submitted_by=operator,
+        planner="playbook",
+    )
+    assert run_plan(run_id=run.pk) == RunStatus.EXECUTING
+    step = Step.objects.get(run=run)
+    assert step.tool_name == "backup_database"
+    assert step.params == {"db": "prod.db"}  # the backup file is the tool's default
+    assert run_execute(run_id=run.pk) == RunStatus.SUCCEEDED
+    step.refresh_from_db()
+    assert step.result["db"] == "prod.db"
+    assert step.result["path"].startswith("backups/prod-")
+
+
+def test_fill_params_gives_a_value_the_task_repeats_to_one_parameter_only() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "db": {"type": "string", "default": "prod.db"},
+            "backup": {"type": "string"},
+            "source_column": {"type": "string"},
+            "target_column": {"type": "string"},
+        },
+        "required": ["backup"],
+    }
+    filled = fill_params("Restore prod.db; prod.db is broken; copy users.email", schema)
+    assert filled.params == {"db": "prod.db", "source_column": "users.email"}
+    assert filled.missing == ["backup"]
+    two = fill_params("Restore prod.db from backups/pre.db, prod.db first", schema)
+    assert two.params["db"] == "prod.db" and two.params["backup"] == "backups/pre.db"
