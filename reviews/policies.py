@@ -19,7 +19,7 @@ from reviews.models import (
     ReviewKindSettings,
     TimeoutAction,
 )
-from reviews.risk import plan_risk, risk_rescore
+from reviews.risk import Rescored, plan_risk, risk_rescore
 from runs.models import Plan, Step, Task
 
 DEFAULT_KIND_SETTINGS: dict[str, dict[str, Any]] = {
@@ -98,8 +98,8 @@ def plan_risk_fields(plan_id: int | None) -> dict[str, Any]:
     return plan_risk(plan_id).fields(global_policy().threshold)
 
 
-def items_rescore() -> int:
-    """Rescore the stored risk of every item against today's threshold; how many changed.
+def items_rescore() -> Rescored:
+    """Rescore the stored risk of every item against today's threshold: checked, changed.
 
     Called whenever the global policy (and so the threshold) changes; items keep their
     facts, only the low-confidence point moves.

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import transaction
 from django.db.models import Case, Max, Min, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
 
@@ -100,13 +101,25 @@ def score_expression(low_confidence: float) -> Any:
     )
 
 
-def risk_rescore(*, low_confidence: float) -> int:
+@dataclass(frozen=True)
+class Rescored:
+    """A rescore's outcome: the items checked (every item, open or decided), and how many
+    of their scores the threshold changed."""
+
+    checked: int
+    changed: int
+
+
+@transaction.atomic
+def risk_rescore(*, low_confidence: float) -> Rescored:
     """Rewrite every stored score whose low-confidence point the new threshold changes."""
     expected = score_expression(low_confidence)
+    # Only an item with a step confidence can score differently; the rest are right as stored.
     stale = ReviewItem.objects.filter(risk_min_confidence__isnull=False).exclude(
         risk_score=expected
     )
-    return stale.update(risk_score=expected)
+    changed = stale.update(risk_score=expected)
+    return Rescored(checked=ReviewItem.objects.count(), changed=changed)
 
 
 def stored_facts_backfill(

@@ -15,13 +15,14 @@ from runs.api.schemas.runs import (
     RunOut,
 )
 from runs.api.schemas.tasks import TaskIn
+from runs.lifecycle.intake import TaskTitleMissing, planner_task_check
 from runs.lifecycle.planning import run_submit_task
 from runs.lifecycle.retention import RetentionError
 from runs.lifecycle.submit import REPLANNER_FIELDS, run_submit_plan
 from runs.models import Run
 from runs.permissions import is_operator
-from runs.planning.availability import planner_missing
-from runs.planning.options import PlannerOptionsError, default_options
+from runs.planning.availability import PlannerUnavailable, planner_require
+from runs.planning.options import PlannerOptionsError
 from runs.planning.schema import PlanSyntaxError, goal_title, parse_plan_text
 from runs.planning.validation import validate_with_registry
 
@@ -42,18 +43,19 @@ def _task_for_planner(payload: TaskIn, options: dict[str, Any], user: Any) -> St
             "Give a plan, or planner options (at least planner) to have one made.",
             fields=[{"field": "plan", "code": "missing", "message": "a plan or a planner"}],
         )
-    title = payload.title.strip()
-    if not title:
+    try:
+        title, _ = planner_task_check(title=payload.title, **options)
+    except TaskTitleMissing as exc:
         raise ApiError(
             422,
             "invalid_input",
-            "A task for a planner needs a title.",
+            str(exc),
             fields=[{"field": "title", "code": "required", "message": "Give a title."}],
-        )
-    try:
-        _planner_usable(default_options(**options).planner)
+        ) from None
     except PlannerOptionsError as exc:
         raise _options_error(exc) from exc
+    except PlannerUnavailable as exc:
+        raise _unavailable(exc) from None
     try:
         run = run_submit_task(
             title=title,
@@ -178,19 +180,20 @@ def _plan_extras(payload: TaskIn, options: dict[str, Any]) -> None:
             "A hand-written plan runs as written: confirmation is for a planner's plan.",
         )
     if options.get("planner"):
-        _planner_usable(options["planner"])
+        try:
+            planner_require(options["planner"])
+        except PlannerUnavailable as exc:
+            raise _unavailable(exc) from None
 
 
-def _planner_usable(name: str) -> None:
+def _unavailable(exc: PlannerUnavailable) -> ApiError:
     """422 naming what to set when the planner cannot plan on this deployment (no key, no URL)."""
-    missing = planner_missing(name)
-    if missing:
-        raise ApiError(
-            422,
-            "planner_unavailable",
-            f"The {name} planner is not available here: {missing}.",
-            fields=[{"field": "planner", "code": "unavailable", "message": missing}],
-        )
+    return ApiError(
+        422,
+        "planner_unavailable",
+        str(exc),
+        fields=[{"field": "planner", "code": "unavailable", "message": exc.missing}],
+    )
 
 
 def _options_error(exc: PlannerOptionsError) -> ApiError:

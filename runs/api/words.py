@@ -11,9 +11,9 @@ from django.http import HttpRequest
 from ninja import Field, Router, Schema
 
 from runs.api.auth import role_auth
-from runs.api.errors import ERRORS, ApiError, field_error
+from runs.api.errors import ERRORS, ApiError, ErrorOut, field_error
 from runs.api.inputs import In
-from runs.lifecycle.words import WordsPlannerUnavailable, words_map
+from runs.lifecycle.words import WordsPlannerUnavailable, WordsPlannerUnreachable, words_map
 from runs.permissions import is_operator
 from runs.planning.options import PlannerOptionsError
 from runs.planning.words import MAX_STEPS, steps_in_words
@@ -59,12 +59,13 @@ class WordsOut(Schema):
 
 @words_router.post(
     "/from-words",
-    response={200: WordsOut, **ERRORS},
+    response={200: WordsOut, **ERRORS, 503: ErrorOut},
     summary="Map steps written in words to tools (nothing is stored or run)",
 )
 def plan_from_words(request: HttpRequest, payload: WordsIn) -> WordsOut:
     """200 with each step's tool or why it has none; 422 when ``steps`` is not a list of steps
-    or the chosen model is not configured here (saying what to set)."""
+    or the chosen model is not configured here (saying what to set); 503 when the model's
+    server cannot be reached (``planner_unreachable``, with the address tried)."""
     if isinstance(payload.steps, str):
         lines = steps_in_words(payload.steps)
         if lines is None:
@@ -87,6 +88,14 @@ def plan_from_words(request: HttpRequest, payload: WordsIn) -> WordsOut:
             "planner_unavailable",
             str(exc),
             fields=[{"field": "planner", "code": "unavailable", "message": exc.missing}],
+        ) from None
+    except WordsPlannerUnreachable as exc:
+        reached = f"no answer from {exc.address}" if exc.address else "no answer"
+        raise ApiError(
+            503,
+            "planner_unreachable",
+            str(exc),
+            fields=[{"field": "planner", "code": "unreachable", "message": reached}],
         ) from None
     except PlannerOptionsError as exc:
         raise field_error(exc.field or "planner", "invalid", str(exc)) from None

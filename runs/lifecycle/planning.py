@@ -38,6 +38,7 @@ from runs.execution.budgets import budget_overrides, task_budgets_set
 from runs.lifecycle.confirmation import confirm_choice, planned_plan_hold
 from runs.lifecycle.dispatch import enqueue_run
 from runs.lifecycle.escalations import escalation_for_planning
+from runs.lifecycle.intake import max_parallel_check
 from runs.lifecycle.leases import lease_token, worker_identity
 from runs.lifecycle.questions import clarifications_of, question_open, questions_left
 from runs.lifecycle.retention import retain_days_check
@@ -77,15 +78,15 @@ def run_submit_task(
     retain_days: int | None = None,
     confirm_plan: str | None = None,
 ) -> Run:
-    """Create a task and a queued run that a planner will plan; raises PlannerOptionsError.
+    """Create a task and a queued run that a planner will plan.
 
-    The options are resolved against the deployment defaults now and stored on
+    Raises ``PlannerOptionsError``, or ``MaxParallelError`` for a ``max_parallel`` out
+    of range (None: the default), before anything is written. The options are resolved against the deployment defaults now and stored on
     the task, so a later settings change does not alter a submitted task.
     ``confirm_plan`` (auto, always, never; ``ConfirmChoiceError`` otherwise): whether
     the plan waits for the submitter's confirmation (``runs.lifecycle.confirmation``).
     """
-    from django.conf import settings
-
+    parallel = max_parallel_check(max_parallel)
     options = default_options(
         planner=planner,
         model=model,
@@ -108,9 +109,7 @@ def run_submit_task(
         confirm_plan=confirm_choice(confirm_plan),
     )
     task_budgets_set(task=task, overrides=budget_overrides(budgets or {}), actor=submitted_by)
-    run = Run.objects.create(
-        task=task, max_parallel=max_parallel or settings.PLANNERWEB_DEFAULT_MAX_PARALLEL
-    )
+    run = Run.objects.create(task=task, max_parallel=parallel)
     title, description = task_text_store(task=task, run=run, title=title, description=description)
     by = submitted_by.get_username() if submitted_by is not None else None
     append_events(

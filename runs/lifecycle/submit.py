@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 
@@ -12,6 +11,7 @@ from reviews.decisions import review_hold_plan
 from runs.events import PlanCreated, RunCreated
 from runs.execution.budgets import budget_overrides, task_budgets_set
 from runs.lifecycle.dispatch import enqueue_run
+from runs.lifecycle.intake import max_parallel_check
 from runs.lifecycle.retention import retain_days_check
 from runs.models import Plan, Run, RunStatus, Step, Task, Tool, TranscriptEvent
 from runs.permissions import username
@@ -223,7 +223,8 @@ def run_submit_plan(
     ``replanner``: planner options (``planner``, ``model``, ``temperature``,
     ``max_tokens``, ``max_replans``) naming the planner that proposes a new version
     when a step fails; without them a failure rolls the plan back as written.
-    Raises ``PlannerOptionsError`` (nothing written) for options that cannot work.
+    Raises ``PlannerOptionsError`` (nothing written) for options that cannot work, and
+    ``MaxParallelError`` for a ``max_parallel`` outside the range (None: the default).
     Pass ``validated`` when the caller already validated ``document`` (a form
     that showed problems inline) so the work is not done twice.
 
@@ -232,16 +233,14 @@ def run_submit_plan(
     policy holds leaves the run ``awaiting_approval`` with a review item open.
     """
     options = replanner_options(replanner or {})
+    parallel = max_parallel_check(max_parallel)
     task = Task.objects.create(
         submitted_by=submitted_by,
         retain_days=retain_days_check(retain_days),
         **(_task_fields(options) if options is not None else {}),
     )
     task_budgets_set(task=task, overrides=budget_overrides(budgets or {}), actor=submitted_by)
-    run = Run.objects.create(
-        task=task,
-        max_parallel=max_parallel or settings.PLANNERWEB_DEFAULT_MAX_PARALLEL,
-    )
+    run = Run.objects.create(task=task, max_parallel=parallel)
     title, description = task_text_store(task=task, run=run, title=title, description=description)
     append_events(
         run.pk, [NewEvent(SYSTEM, RunCreated(task=title, submitted_by=username(submitted_by)))]

@@ -3,6 +3,8 @@
 Nothing here submits or runs anything: the mapping is a proposal. A model's call is
 recorded as an ``LlmCall`` (purpose ``words``, no run) with its tokens and cost, as
 every other model call is; the call happens outside any transaction, the record in one.
+A model whose server cannot be reached is one error for the whole request, not a
+failed line per step, and nothing is recorded: no model answered, so nothing was spent.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from django.db import transaction
 
 from runs.planning.accounting import record_calls
 from runs.planning.attempts import CallRecord
-from runs.planning.availability import planner_missing
+from runs.planning.availability import BASE_URL_SETTINGS, PlannerUnavailable, planner_missing
 from runs.planning.options import PlannerOptionsError, default_options
 from runs.planning.prompt import load_tools
 from runs.planning.providers import LLM_PROVIDERS, get_provider
@@ -27,13 +29,23 @@ OFFLINE = "offline"
 WORDS_PLANNERS = (OFFLINE, *LLM_PROVIDERS)
 
 
-class WordsPlannerUnavailable(Exception):
+class WordsPlannerUnavailable(PlannerUnavailable):
     """The chosen model cannot be asked on this deployment; ``missing`` says what to set."""
 
-    def __init__(self, planner: str, missing: str) -> None:
-        super().__init__(f"The {planner} planner is not available here: {missing}.")
+
+class WordsPlannerUnreachable(Exception):
+    """The chosen model is configured, but its server did not take the connection."""
+
+    def __init__(self, planner: str, address: str) -> None:
+        where = f" at {address}" if address else ""
+        setting = BASE_URL_SETTINGS.get(planner, "")
+        hint = f" (or set {setting} to where it listens)" if setting else ""
+        super().__init__(
+            f"The {planner} planner cannot be reached{where}; nothing was mapped. "
+            f"Start its server{hint}, then try again."
+        )
         self.planner = planner
-        self.missing = missing
+        self.address = address
 
 
 def words_map(
@@ -41,8 +53,9 @@ def words_map(
 ) -> WordsMapping:
     """The lines mapped by ``planner``: offline by description, or by a model (one call).
 
-    Raises ``PlannerOptionsError`` for a planner that does not map words, and
-    ``WordsPlannerUnavailable`` for a model whose key (or URL) is not set.
+    Raises ``PlannerOptionsError`` for a planner that does not map words,
+    ``WordsPlannerUnavailable`` for a model whose key (or URL) is not set, and
+    ``WordsPlannerUnreachable`` when the model's server refuses the connection.
     """
     if planner == OFFLINE:
         threshold = settings.PLANNERWEB_PLAYBOOK_MIN_SIMILARITY
@@ -62,6 +75,8 @@ def words_map(
     except ProviderError as exc:
         raise WordsPlannerUnavailable(planner, exc.message) from None
     mapping, calls = map_steps_with_model(lines, load_tools(), provider, options, goal=goal)
+    if mapping.failure == "connection":
+        raise WordsPlannerUnreachable(planner, str(getattr(provider, "base_url", "") or ""))
     words_calls_record(calls)
     return mapping
 

@@ -17,8 +17,23 @@ from runs.planning.providers.base import ProviderError, env_secret
 
 # What each model provider needs: a secret from the environment, or a setting.
 _KEYS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+# Where each model provider's server is, when it is not the provider's own.
+BASE_URL_SETTINGS = {
+    "openai": "PLANNERWEB_OPENAI_BASE_URL",
+    "anthropic": "PLANNERWEB_ANTHROPIC_BASE_URL",
+    "compatible": "PLANNERWEB_LOCAL_BASE_URL",
+}
 # The options only a model provider (or the chain of them) takes (iterative mode asks a model).
 MODEL_OPTIONS = ("model", "temperature", "max_tokens", "max_steps")
+
+
+class PlannerUnavailable(Exception):
+    """A planner this deployment cannot use now; ``missing`` says what to set."""
+
+    def __init__(self, planner: str, missing: str) -> None:
+        super().__init__(f"The {planner} planner is not available here: {missing}.")
+        self.planner = planner
+        self.missing = missing
 
 
 @dataclass(frozen=True)
@@ -66,6 +81,12 @@ def planner_missing(name: str) -> str:
                 return f"the chain's {provider or 'unnamed'} provider: {missing}"
         return ""
     return _provider_missing(name)
+
+
+def planner_require(name: str) -> None:
+    """Raise ``PlannerUnavailable`` (what to set) unless the planner ``name`` can plan now."""
+    if missing := planner_missing(name):
+        raise PlannerUnavailable(name, missing)
 
 
 def planner_statuses(names: tuple[str, ...]) -> list[PlannerStatus]:

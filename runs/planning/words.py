@@ -55,6 +55,7 @@ class WordsMapping:
     document: dict[str, Any] | None  # the proposed plan, when every line maps
     planner: str = "offline"  # who mapped it: "offline", or the model ("openai/gpt-4.1-mini")
     reason: str = ""  # why no line maps, when the whole answer was unusable
+    failure: str = ""  # the model call's failure kind when it failed as a whole ("connection"...)
 
     @property
     def ok(self) -> bool:

@@ -120,7 +120,7 @@ def map_steps_with_model(
         attempt=1,
     )
     if reply is None:
-        return _all_failed(steps, holder.reason, label), holder.calls
+        return _all_failed(steps, holder.reason, label, holder.failure), holder.calls
     reason, answers = _read_answer(reply.text, reply.data, len(steps), label)
     if answers is None:
         return _all_failed(steps, reason, label), holder.calls
@@ -173,6 +173,6 @@ def _checked(number: int, text: str, answer: LineAnswer, tools: dict[str, ToolIn
     return StepInWords(number, text, tool.name, answer.params)
 
 
-def _all_failed(steps: Sequence[str], reason: str, planner: str) -> WordsMapping:
+def _all_failed(steps: Sequence[str], reason: str, planner: str, failure: str = "") -> WordsMapping:
     failed = [StepInWords(n, text, why=reason) for n, text in enumerate(steps, 1)]
-    return WordsMapping(failed, None, planner=planner, reason=reason)
+    return WordsMapping(failed, None, planner=planner, reason=reason, failure=failure)

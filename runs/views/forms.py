@@ -8,6 +8,7 @@ from django import forms
 from django.conf import settings
 
 from runs.execution.budgets import BUDGET_FIELDS
+from runs.lifecycle.intake import MAX_PARALLEL_MAX, MAX_PARALLEL_MIN
 from runs.lifecycle.retention import RetentionError, retain_days_check
 from runs.models import ConfirmPlan
 from runs.planning.availability import (
@@ -122,8 +123,8 @@ class NewRunForm(BudgetFields, RetentionField):
         max_length=200, required=False, help_text="Leave empty to use the plan's goal."
     )
     max_parallel = forms.IntegerField(
-        min_value=1,
-        max_value=256,
+        min_value=MAX_PARALLEL_MIN,
+        max_value=MAX_PARALLEL_MAX,
         required=False,
         help_text="How many independent steps may run at the same time.",
     )
@@ -237,7 +238,10 @@ class NewTaskForm(BudgetFields, RetentionField):
     )
     max_replans = forms.IntegerField(required=False, min_value=0, max_value=20)
     max_parallel = forms.IntegerField(
-        required=False, min_value=1, max_value=256, label="Max parallel steps"
+        required=False,
+        min_value=MAX_PARALLEL_MIN,
+        max_value=MAX_PARALLEL_MAX,
+        label="Max parallel steps",
     )
     confirm_plan = forms.ChoiceField(
         required=False,

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from runs.demo import demo_plan, demo_plans
 from runs.lifecycle.planning import run_submit_task
 from runs.lifecycle.submit import run_submit_plan
-from runs.lifecycle.words import WordsPlannerUnavailable, words_map
+from runs.lifecycle.words import WordsPlannerUnavailable, WordsPlannerUnreachable, words_map
 from runs.permissions import AuthenticatedHttpRequest, is_operator, role_required
 from runs.planning.availability import planner_statuses
 from runs.planning.options import PlannerOptionsError
@@ -137,7 +137,11 @@ def _words_context(words: WordsMapping) -> dict[str, object]:
 @require_POST
 @role_required(is_operator)
 def run_new_words(request: HttpRequest) -> HttpResponse:
-    """Map the steps in words with the chosen model (one call); 422 when it is not configured."""
+    """Map the steps in words with the chosen model (one call).
+
+    422 when it is not configured here, 503 when its server cannot be reached; both keep
+    the offline mapping on the page, with the reason above it.
+    """
     text = request.POST.get("plan", "")
     lines = steps_in_words(text)
     if lines is None:
@@ -147,8 +151,15 @@ def run_new_words(request: HttpRequest) -> HttpResponse:
     try:
         words = words_map(lines=lines[:MAX_STEPS], planner=planner)
     except (WordsPlannerUnavailable, PlannerOptionsError) as exc:
-        offline = map_text(text)
-        assert offline is not None  # the same lines, mapped offline
-        context = {**_words_context(offline), "words_error": str(exc)}
-        return render(request, "runs/_plan_check.html", context, status=422)
+        return _words_refused(request, text, str(exc), status=422)
+    except WordsPlannerUnreachable as exc:
+        return _words_refused(request, text, str(exc), status=503)
     return render(request, "runs/_plan_check.html", _words_context(words))
+
+
+def _words_refused(request: HttpRequest, text: str, reason: str, *, status: int) -> HttpResponse:
+    """The offline mapping of ``text`` with why the chosen model did not map it."""
+    offline = map_text(text)
+    assert offline is not None  # the same lines, mapped offline
+    context = {**_words_context(offline), "words_error": reason}
+    return render(request, "runs/_plan_check.html", context, status=status)

@@ -2,10 +2,12 @@
 // and a planner without its key or URL says what to set as soon as it is chosen.
 (function () {
   "use strict";
-  // A refused mapping by a model (422: not configured here) still shows its reason in the check.
+  // A refused mapping by a model (422: not configured here; 503: its server cannot be
+  // reached) still shows its reason in the check.
   document.body.addEventListener("htmx:beforeSwap", function (event) {
     const target = event.detail.target;
-    if (event.detail.xhr.status === 422 && target && target.id === "plan-check") {
+    const status = event.detail.xhr.status;
+    if ((status === 422 || status === 503) && target && target.id === "plan-check") {
       event.detail.shouldSwap = true;
       event.detail.isError = false;
     }

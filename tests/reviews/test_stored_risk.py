@@ -85,8 +85,22 @@ def test_the_rescore_command_follows_the_threshold_in_force(
         confidence_threshold=0.3
     )
     call_command("review_rescore")
-    assert "1 item(s) rescored against the threshold 0.3" in capsys.readouterr().out
+    assert capsys.readouterr().out == (
+        "Checked 3 review item(s) against the threshold 0.3; 1 changed score.\n"
+    )
     assert stored(three["high"])[3] == 4  # 0.4 is no longer low
+
+
+def test_the_rescore_command_says_how_many_it_checked_when_none_changed(
+    three: dict[str, ReviewItem], capsys: pytest.CaptureFixture[str]
+) -> None:
+    decided = three["medium"]
+    ReviewItem.objects.filter(pk=decided.pk).update(status="approved")
+    call_command("review_rescore")
+    # Decided items are rescored too: the queue filters them by risk as well.
+    assert capsys.readouterr().out == (
+        "Checked 3 review item(s) against the threshold 0.6; 0 changed score.\n"
+    )
 
 
 def test_the_backfill_stores_what_opening_stores(

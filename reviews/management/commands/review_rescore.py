@@ -17,6 +17,9 @@ class Command(BaseCommand):
     help = "Rescore every review item's stored risk against the current low-confidence threshold."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        changed = items_rescore()
+        rescored = items_rescore()
         threshold = global_policy().threshold
-        self.stdout.write(f"{changed} item(s) rescored against the threshold {threshold:g}.")
+        self.stdout.write(
+            f"Checked {rescored.checked} review item(s) against the threshold {threshold:g}; "
+            f"{rescored.changed} changed score."
+        )

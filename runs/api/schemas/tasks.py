@@ -8,6 +8,7 @@ from ninja import Field
 from pydantic import ConfigDict
 
 from runs.api.inputs import BudgetsIn
+from runs.lifecycle.intake import MAX_PARALLEL_MAX, MAX_PARALLEL_MIN
 
 
 class TaskIn(BudgetsIn):
@@ -40,7 +41,10 @@ class TaskIn(BudgetsIn):
     )
     description: str = Field("", max_length=10_000)
     max_parallel: int | None = Field(
-        None, ge=1, le=256, description="How many independent steps may run at the same time."
+        None,
+        ge=MAX_PARALLEL_MIN,
+        le=MAX_PARALLEL_MAX,
+        description="How many independent steps may run at the same time.",
     )
     plan: str | dict[str, Any] | list[Any] | None = Field(
         None,

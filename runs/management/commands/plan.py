@@ -15,9 +15,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from runs.lifecycle.claim import run_execute
 from runs.lifecycle.confirmation import open_confirmation
+from runs.lifecycle.intake import TaskTitleMissing, planner_task_check
 from runs.lifecycle.planning import run_plan, run_submit_task
+from runs.management.options import add_max_parallel, max_parallel_option
 from runs.models import ConfirmPlan
 from runs.permissions import is_operator
+from runs.planning.availability import PlannerUnavailable
 from runs.planning.options import MODES, PLANNERS, PlannerOptionsError, default_options
 from runs.planning.planner import plan_task
 from runs.planning.pricing import call_price
@@ -40,7 +43,7 @@ class Command(BaseCommand):
         parser.add_argument("--max-tokens", type=int)
         parser.add_argument("--max-replans", type=int)
         parser.add_argument("--max-steps", type=int, help="iterative mode: the most steps")
-        parser.add_argument("--max-parallel", type=int, help="steps at the same time")
+        add_max_parallel(parser)
         parser.add_argument("--dry-run", action="store_true", help="print the plan; store nothing")
         parser.add_argument(
             "--wait", action="store_true", help="execute the run here and print how it ended"
@@ -54,21 +57,23 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        max_parallel_option(options["max_parallel"])
+        given = {
+            "planner": options["provider"],
+            "model": options["model"],
+            "mode": options["mode"],
+            "temperature": options["temperature"],
+            "max_tokens": options["max_tokens"],
+            "max_replans": options["max_replans"],
+            "max_steps": options["max_steps"],
+        }
+        if not options["dry_run"]:
+            self._submit(options, given)
+            return
         try:
-            planner = default_options(
-                planner=options["provider"],
-                model=options["model"],
-                mode=options["mode"],
-                temperature=options["temperature"],
-                max_tokens=options["max_tokens"],
-                max_replans=options["max_replans"],
-                max_steps=options["max_steps"],
-            )
+            planner = default_options(**given)
         except PlannerOptionsError as exc:
             raise CommandError(str(exc)) from exc
-        if not options["dry_run"]:
-            self._submit(options, planner)
-            return
         context = context_for(
             task=options["task"],
             description=options["description"],
@@ -99,15 +104,19 @@ class Command(BaseCommand):
             self.stderr.write(f"  - {where}{problem.message}")
         raise CommandError(f"no valid plan: {redact_text(outcome.reason)}", returncode=2)
 
-    def _submit(self, options: dict[str, Any], planner: Any) -> None:
-
+    def _submit(self, options: dict[str, Any], given: dict[str, Any]) -> None:
+        # Refused as the API refuses it, before anything is created: no run that escalates.
+        try:
+            title, planner = planner_task_check(title=options["task"], **given)
+        except (TaskTitleMissing, PlannerOptionsError, PlannerUnavailable) as exc:
+            raise CommandError(str(exc)) from exc
         user = None
         if options["user"]:
             user = get_user_model().objects.filter(username=options["user"]).first()
             if user is None or not is_operator(user):
                 raise CommandError(f"user {options['user']!r} does not exist or is not an operator")
         run = run_submit_task(
-            title=options["task"],
+            title=title,
             description=options["description"],
             submitted_by=user,
             planner=planner.planner,

@@ -13,8 +13,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from runs.lifecycle.claim import run_execute
 from runs.lifecycle.submit import run_submit_plan
+from runs.management.options import add_max_parallel, max_parallel_option
 from runs.models import RunStatus
 from runs.permissions import is_operator
+from runs.planning.availability import PlannerUnavailable, planner_require
 from runs.planning.options import PlannerOptionsError
 from runs.planning.schema import PlanSyntaxError, goal_title, parse_plan_text
 from runs.planning.validation import validate_with_registry
@@ -29,7 +31,7 @@ class Command(BaseCommand):
         parser.add_argument("plan", help="path of a plan file (YAML or JSON), or - for stdin")
         parser.add_argument("--title", help="task title (default: the plan's goal or file name)")
         parser.add_argument("--wait", action="store_true", help="execute now and print live status")
-        parser.add_argument("--max-parallel", type=int, default=None)
+        add_max_parallel(parser)
         parser.add_argument("--user", help="username to submit as (must be an operator)")
         parser.add_argument("--poll", type=float, default=0.1, help="status refresh, seconds")
         parser.add_argument(
@@ -43,6 +45,13 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # Refused like the API: an option out of range, or a replanner that cannot plan here.
+        max_parallel_option(options["max_parallel"])
+        if options["planner"]:
+            try:
+                planner_require(options["planner"])
+            except PlannerUnavailable as exc:
+                raise CommandError(f"--planner: {exc}") from exc
         path = options["plan"]
         try:
             text = Path(path).read_text() if path != "-" else sys.stdin.read()

@@ -263,6 +263,7 @@ def test_the_plan_command_submits_an_iterative_task_and_waits_for_it(
     key = uuid.uuid4().hex
     model = ScriptedProvider([step("record", key, "a"), step(None, stop=True)])
     monkeypatch.setitem(FACTORIES, "openai", lambda **_: model)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-scripted")  # refused without it, as by the API
     out = StringIO()
     call_command(
         "plan",
@@ -292,6 +293,7 @@ def test_the_plan_command_without_wait_prints_the_run_id_for_a_worker(
 
     model = ScriptedProvider([step("record", "k", "a")])
     monkeypatch.setitem(FACTORIES, "openai", lambda **_: model)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-scripted")
     out = StringIO()
     call_command("plan", "record", "--provider", "openai", "--mode", "iterative", stdout=out)
     run = Run.objects.get()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from io import StringIO
 from typing import Any
@@ -194,3 +195,54 @@ def test_the_call_is_bounded_by_the_token_budget(
     fake.queue(openai_answers(GOOD))
     assert mapped(operator)["ok"] is True
     assert fake.requests[0].body["max_output_tokens"] == 700
+
+
+@pytest.fixture
+def refused_url() -> Iterator[str]:
+    """A loopback address that refuses connections: a port bound, never listened on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+
+
+def test_an_unreachable_compatible_server_is_one_503_naming_the_address_and_stores_nothing(
+    fake: FakeLLM, operator: Any, settings: Any, refused_url: str
+) -> None:
+    settings.PLANNERWEB_LOCAL_BASE_URL = refused_url
+    response = api_as(operator).post(
+        "/plans/from-words", {"steps": RELEASE, "planner": "compatible"}
+    )
+    assert response.status_code == 503, response.content
+    body = response.json()
+    assert body["code"] == "planner_unreachable"
+    assert f"cannot be reached at {refused_url}" in body["detail"]
+    assert body["fields"] == [
+        {"field": "planner", "code": "unreachable", "message": f"no answer from {refused_url}"}
+    ]
+    assert "steps" not in body  # one error, not a failed line per step
+    assert not LlmCall.objects.exists() and not Run.objects.exists()
+
+
+def test_an_unreachable_provider_base_url_is_a_503_too(
+    fake: FakeLLM, operator: Any, settings: Any, refused_url: str
+) -> None:
+    settings.PLANNERWEB_OPENAI_BASE_URL = refused_url
+    response = api_as(operator).post("/plans/from-words", {"steps": RELEASE, "planner": "openai"})
+    assert (response.status_code, response.json()["code"]) == (503, "planner_unreachable")
+    assert refused_url in response.json()["detail"]
+    assert not LlmCall.objects.exists()
+
+
+def test_the_words_check_says_the_server_cannot_be_reached_and_keeps_the_offline_mapping(
+    fake: FakeLLM, operator: Any, settings: Any, refused_url: str
+) -> None:
+    settings.PLANNERWEB_LOCAL_BASE_URL = refused_url
+    client = Client()
+    client.force_login(operator)
+    page = client.post(reverse("runs:words"), {"plan": RELEASE, "planner": "compatible"})
+    assert page.status_code == 503
+    html = page.content.decode()
+    assert f"cannot be reached at {refused_url}" in html and "data-words-error" in html
+    assert 'data-words-mapped-by="offline"' in html
+    assert html.count("unreachable") == 0  # no failed line per step
+    assert not LlmCall.objects.exists()

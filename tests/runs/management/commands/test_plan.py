@@ -1,4 +1,4 @@
-"""manage.py plan: dry runs from a playbook and from a model, and unknown providers."""
+"""manage.py plan: dry runs from a playbook and from a model, and what it refuses as the API does."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ from io import StringIO
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
 from reviews.models import ReviewItem, ReviewKind
-from runs.models import LlmCall, TranscriptEvent
+from runs.models import LlmCall, Run, Task, TranscriptEvent
 from runs.planning.providers import FACTORIES
 from runs.planning.providers.scripted import ScriptedProvider
+from tests.runs.api.conftest import api_as
 from tests.runs.planning.conftest import good_plan
 
 pytestmark = pytest.mark.django_db
@@ -85,3 +87,59 @@ def test_a_plan_the_approval_policy_holds_is_reported_waiting_for_a_reviewer(
     assert "awaiting_approval" in out.getvalue()
     assert "waits for a reviewer's approval" in out.getvalue()
     assert ReviewItem.objects.get().kind == ReviewKind.PLAN_APPROVAL
+
+
+def nothing_was_created() -> None:
+    for model in (Task, Run, TranscriptEvent, LlmCall):
+        assert not model.objects.exists(), model.__name__
+
+
+@pytest.mark.parametrize("title", ["", "   "])
+def test_a_task_without_a_title_is_refused_as_the_api_refuses_it(
+    title: str, operator: User
+) -> None:
+    api = api_as(operator).post("/tasks", {"title": title, "planner": "playbook"})
+    assert api.status_code == 422
+    with pytest.raises(CommandError) as caught:
+        call_command("plan", title, "--provider", "playbook", stdout=StringIO())
+    assert str(caught.value) == api.json()["detail"] == "A task for a planner needs a title."
+    nothing_was_created()
+
+
+def test_a_planner_without_its_key_is_refused_saying_what_to_set_as_the_api_does(
+    operator: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY_FILE", raising=False)
+    api = api_as(operator).post("/tasks", {"title": "Back up prod.db", "planner": "openai"})
+    assert (api.status_code, api.json()["code"]) == (422, "planner_unavailable")
+    with pytest.raises(CommandError) as caught:
+        call_command("plan", "Back up prod.db", "--provider", "openai", stdout=StringIO())
+    assert str(caught.value) == api.json()["detail"]
+    assert "set OPENAI_API_KEY" in str(caught.value)
+    nothing_was_created()
+
+
+def test_the_default_planner_is_checked_too(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings.PLANNERWEB_PLANNER = "anthropic"
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_API_KEY_FILE", raising=False)
+    with pytest.raises(CommandError, match="set ANTHROPIC_API_KEY"):
+        call_command("plan", "Back up prod.db", stdout=StringIO())
+    nothing_was_created()
+
+
+@pytest.mark.parametrize("extra", [[], ["--dry-run"]])
+@pytest.mark.parametrize("value", ["0", "-1", "257"])
+def test_max_parallel_outside_the_apis_range_is_refused_saying_the_range(
+    value: str, extra: list[str], operator: User
+) -> None:
+    api = api_as(operator).post(
+        "/tasks", {"title": "Back up prod.db", "planner": "playbook", "max_parallel": int(value)}
+    )
+    assert api.status_code == 422 and api.json()["fields"][0]["field"] == "max_parallel"
+    with pytest.raises(CommandError, match="--max-parallel must be between 1 and 256"):
+        call_command(
+            "plan", "Back up prod.db", "--provider", "playbook", "--max-parallel", value, *extra
+        )
+    nothing_was_created()

@@ -95,3 +95,36 @@ def test_plan_text_beyond_the_limits_is_a_command_error(hello_tools: None, tmp_p
     path.write_text("steps:\n- {id: a, action: noop, params: {n: " + "9" * 5000 + "}}\n")
     with pytest.raises(CommandError, match="more than 100 digits"):
         call_command("run_plan", str(path))
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "257"])
+def test_max_parallel_outside_the_apis_range_is_refused_saying_the_range_and_writes_nothing(
+    hello_tools: None, tmp_path: Path, value: str
+) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text(NUMBERED)
+    with pytest.raises(CommandError, match="--max-parallel must be between 1 and 256") as caught:
+        call_command("run_plan", str(path), "--max-parallel", value, stdout=StringIO())
+    assert f"not {value}" in str(caught.value)
+    for model in (Task, Run, Plan, TranscriptEvent):
+        assert not model.objects.exists(), model.__name__
+
+
+def test_max_parallel_inside_the_range_is_kept(hello_tools: None, tmp_path: Path) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text(NUMBERED)
+    call_command("run_plan", str(path), "--max-parallel", "256", stdout=StringIO())
+    assert Run.objects.get().max_parallel == 256
+
+
+def test_a_replanner_without_its_key_is_refused_saying_what_to_set_and_writes_nothing(
+    hello_tools: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY_FILE", raising=False)
+    path = tmp_path / "plan.yaml"
+    path.write_text(NUMBERED)
+    with pytest.raises(CommandError, match="set OPENAI_API_KEY"):
+        call_command("run_plan", str(path), "--planner", "openai", stdout=StringIO())
+    for model in (Task, Run, Plan, TranscriptEvent):
+        assert not model.objects.exists(), model.__name__
