@@ -106,7 +106,8 @@ def test_an_operator_sees_the_demo_migration_steps_turn_green_without_reloading(
         "ss => ss.map(s => [s.dataset.outcome, s.dataset.count])",
     )
     assert segments == [["succeeded", "6"]]
-    assert page.get_attribute("[data-live-state]", "data-live-state") == "finished"
+    # The page closes its live updates once its re-render after the end has come back.
+    page.wait_for_selector('[data-live-state="finished"]', timeout=10_000)
     assert page.locator("[data-cancel-form]").count() == 0
     # Timings and outputs arrived with the events too.
     assert page.inner_text('tr[data-step-key="backup"] [data-step-took]').endswith(" s")
