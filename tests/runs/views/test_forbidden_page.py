@@ -11,25 +11,23 @@ from tests.runs.views.conftest import client_for
 pytestmark = pytest.mark.django_db
 
 
-def test_an_operator_refused_a_reviewer_page_sees_the_reviewer_requirement_and_their_role(
-    operator: User,
+@pytest.mark.parametrize(
+    ("who", "url", "needed", "held"),
+    [
+        ("operator", "reviews:queue", "reviewer", "operator"),
+        ("reviewer", "runs:new", "operator", "reviewer"),
+    ],
+)
+def test_a_user_refused_another_roles_page_sees_the_role_it_needs_and_their_own(
+    request: pytest.FixtureRequest, who: str, url: str, needed: str, held: str
 ) -> None:
-    response = client_for(operator).get(reverse("reviews:queue"))
+    user: User = request.getfixturevalue(who)
+    response = client_for(user).get(reverse(url))
     assert response.status_code == 403
     page = " ".join(response.content.decode().split())
-    assert "needs the <strong>reviewer</strong> role" in page
-    assert "Your account has the <strong>operator</strong> role" in page
+    assert f"needs the <strong>{needed}</strong> role" in page
+    assert f"Your account has the <strong>{held}</strong> role" in page
     assert "no role" not in page
-
-
-def test_a_reviewer_refused_an_operator_page_sees_the_operator_requirement(
-    reviewer: User,
-) -> None:
-    response = client_for(reviewer).get(reverse("runs:new"))
-    assert response.status_code == 403
-    page = " ".join(response.content.decode().split())
-    assert "needs the <strong>operator</strong> role" in page
-    assert "Your account has the <strong>reviewer</strong> role" in page
 
 
 def test_a_user_with_no_role_is_told_they_have_none_and_what_the_page_needs(
