@@ -81,8 +81,9 @@ def run_submit_task(
     """Create a task and a queued run that a planner will plan.
 
     Raises ``PlannerOptionsError``, or ``MaxParallelError`` for a ``max_parallel`` out
-    of range (None: the default), before anything is written. The options are resolved against the deployment defaults now and stored on
-    the task, so a later settings change does not alter a submitted task.
+    of range (None: the default), before anything is written. The options are resolved
+    against the deployment defaults now and stored on the task, so a later settings
+    change does not alter a submitted task.
     ``confirm_plan`` (auto, always, never; ``ConfirmChoiceError`` otherwise): whether
     the plan waits for the submitter's confirmation (``runs.lifecycle.confirmation``).
     """
