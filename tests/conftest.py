@@ -88,6 +88,13 @@ def _no_embedded_worker(settings: Any, tmp_path: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture
+def no_openai_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No OpenAI key in the environment, directly or as a file: the openai planner is unusable."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY_FILE", raising=False)
+
+
 def _user(username: str, *groups: str, staff: bool = False) -> User:
     user = User.objects.create_user(username, f"{username}@example.test", "pw-" + username)
     user.is_staff = staff

@@ -110,11 +110,8 @@ def test_the_choice_is_taken_at_submission_and_refused_with_a_plan(
     assert Task.objects.count() == 1
 
 
-def test_a_planner_without_its_key_is_refused_naming_what_to_set(
-    operator: User, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("OPENAI_API_KEY_FILE", raising=False)
+@pytest.mark.usefixtures("no_openai_key")
+def test_a_planner_without_its_key_is_refused_naming_what_to_set(operator: User) -> None:
     response = api_as(operator).post("/tasks", {"title": "t", "planner": "openai"})
     assert response.status_code == 422
     body = response.json()

@@ -38,11 +38,8 @@ def test_no_max_parallel_takes_the_deployments_default(settings: Any) -> None:
     assert (max_parallel_check(1), max_parallel_check(256)) == (1, 256)
 
 
-def test_a_task_for_a_planner_is_checked_title_first_then_options_then_availability(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("OPENAI_API_KEY_FILE", raising=False)
+@pytest.mark.usefixtures("no_openai_key")
+def test_a_task_for_a_planner_is_checked_title_first_then_options_then_availability() -> None:
     with pytest.raises(TaskTitleMissing):
         planner_task_check(title=" \t", planner="openai", mode="sideways")
     with pytest.raises(PlannerOptionsError):

@@ -76,11 +76,10 @@ def test_a_provider_outage_escalates_with_the_providers_reason(
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("no_openai_key")
 def test_a_missing_api_key_escalates_as_an_unconfigured_planner(
-    planner_tools: Any, planner_settings: Any, monkeypatch: pytest.MonkeyPatch, operator: Any
+    planner_tools: Any, planner_settings: Any, operator: Any
 ) -> None:
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("OPENAI_API_KEY_FILE", raising=False)
     run = run_submit_task(title="t", submitted_by=operator, planner="openai")
     assert run_execute(run_id=run.pk) == RunStatus.ESCALATED
     item = ReviewItem.objects.get(run=run)

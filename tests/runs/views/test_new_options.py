@@ -42,11 +42,10 @@ def test_each_option_appears_once_in_each_form(operator: User) -> None:
     )
 
 
+@pytest.mark.usefixtures("no_openai_key")
 def test_a_planner_without_its_key_is_offered_as_unavailable_and_refused_with_422(
     operator: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("OPENAI_API_KEY_FILE", raising=False)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
     client = client_for(operator)
     page = client.get(reverse("runs:new")).content.decode()

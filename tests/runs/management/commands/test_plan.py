@@ -106,11 +106,10 @@ def test_a_task_without_a_title_is_refused_as_the_api_refuses_it(
     nothing_was_created()
 
 
+@pytest.mark.usefixtures("no_openai_key")
 def test_a_planner_without_its_key_is_refused_saying_what_to_set_as_the_api_does(
-    operator: User, monkeypatch: pytest.MonkeyPatch
+    operator: User,
 ) -> None:
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("OPENAI_API_KEY_FILE", raising=False)
     api = api_as(operator).post("/tasks", {"title": "Back up prod.db", "planner": "openai"})
     assert (api.status_code, api.json()["code"]) == (422, "planner_unavailable")
     with pytest.raises(CommandError) as caught:

@@ -117,11 +117,10 @@ def test_max_parallel_inside_the_range_is_kept(hello_tools: None, tmp_path: Path
     assert Run.objects.get().max_parallel == 256
 
 
+@pytest.mark.usefixtures("no_openai_key")
 def test_a_replanner_without_its_key_is_refused_saying_what_to_set_and_writes_nothing(
-    hello_tools: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    hello_tools: None, tmp_path: Path
 ) -> None:
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("OPENAI_API_KEY_FILE", raising=False)
     path = tmp_path / "plan.yaml"
     path.write_text(NUMBERED)
     with pytest.raises(CommandError, match="set OPENAI_API_KEY"):

@@ -146,11 +146,10 @@ def test_openai_timeout_is_a_timeout_error(
     assert len(fake.requests) == 2
 
 
+@pytest.mark.usefixtures("no_openai_key")
 def test_openai_without_a_key_is_a_config_error_and_sends_nothing(
-    fake: FakeLLM, planner_settings: Any, monkeypatch: pytest.MonkeyPatch
+    fake: FakeLLM, planner_settings: Any
 ) -> None:
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("OPENAI_API_KEY_FILE", raising=False)
     provider = OpenAIProvider(base_url=fake.url + "/v1")
     with pytest.raises(ProviderError, match="OPENAI_API_KEY is not set") as caught:
         provider.complete(request())
