@@ -47,39 +47,25 @@ _sqlite_write_lock = threading.Lock()
 # A size of its own for every batch size re-parsed a 400-row statement (~0.9M
 # instructions) about once a commit when batch sizes vary, as they do.
 _INSERT_CHUNK = 256
-# PostgreSQL: a whole batch in one statement, its rows in one JSON document (an array
-# of arrays). Multi-row VALUES cost ~40 µs a row there (the server parses and plans
-# each row); column arrays (``text[]``...) cost psycopg a quoted, escaped Python
-# rendering of every item: 1.5-3 ms of a 100-row commit, where one JSON text, written
-# by ``json.dumps`` in C, takes 0.4 ms. The ids come again as an array, which the steps'
-# primary key finds directly, whatever the planner believes of the document's length.
-_UPDATE_FROM_JSON = (
-    f"UPDATE {_STEP} AS s SET status = v.r->>0, attempts = (v.r->>1)::int, "
-    "result = NULLIF(v.r->2, 'null'::jsonb), error = v.r->>3, "
-    "started_at = (v.r->>4)::timestamptz, finished_at = (v.r->>5)::timestamptz "
-    "FROM jsonb_array_elements(%s::jsonb) AS v(r) "
-    "WHERE s.id = ANY(%s::bigint[]) AND s.id = (v.r->>6)::bigint AND s.status = v.r->>7"
+# PostgreSQL: a whole batch is one call of the function that migration ``runs/0026``
+# installs, in its own implicit transaction (see there). Its rows come as JSON documents
+# (arrays of arrays): multi-row VALUES cost ~40 µs a row on the server, and column
+# arrays (``text[]``...) cost psycopg a quoted, escaped Python rendering of every item,
+# 1.5-3 ms of a 100-row commit, where one JSON text, written by ``json.dumps`` in C,
+# takes 0.4 ms.
+_WRITE_CALL = (
+    "SELECT plannerweb_journal_write(%s, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb, "
+    "%s::bigint[], %s::jsonb, %s::jsonb, %s::bigint[], %s)"
 )
-# Steps that change alike (started together, say: only their ids differ) in one statement
-# with no document: the server neither parses nor joins one row per step.
-_UPDATE_ALIKE = (
-    f"UPDATE {_STEP} SET status = %s, attempts = %s, result = NULL, error = %s, "
-    "started_at = %s, finished_at = %s WHERE id = ANY(%s::bigint[]) AND status = %s"
-)
-# The events, numbered after the run's last seq by the statement itself (``_write_pipelined``).
-_INSERT_NUMBERED = (
-    f"INSERT INTO {_EVENT} (run_id, seq, role, kind, payload, created_at) "
-    f"SELECT %s, (SELECT COALESCE(MAX(seq), 0) FROM {_EVENT} WHERE run_id = %s) + e.n, "
-    "e.r->>0, e.r->>1, e.r->2, %s FROM jsonb_array_elements(%s::jsonb) "
-    "WITH ORDINALITY AS e(r, n) RETURNING seq"
-)
+# The SQLSTATE the function raises when a check fails (the lease, a compare-and-swap).
+_STALE_SQLSTATE = "PWSTA"
 
 
 _dumps = json.dumps
 
 
 def _steps_json(rows: list[tuple[Any, ...]]) -> str:
-    """Step rows as the JSON document ``_UPDATE_FROM_JSON`` takes (results are JSON text already)."""
+    """Step rows as the function's document of single rows (results are JSON text already)."""
     times: dict[Any, str] = {None: "null"}  # many rows share a timestamp
     parts = []
     for status, attempts, result, error, started, finished, step_id, expect in rows:
@@ -97,7 +83,7 @@ def _steps_json(rows: list[tuple[Any, ...]]) -> str:
 
 
 def _events_json(events: list[tuple[str, str, str, Any]]) -> str:
-    """Events as the JSON document ``_INSERT_NUMBERED`` takes (each payload is JSON text already)."""
+    """Events as the function's document of events (each payload is JSON text already)."""
     return (
         f"[{','.join(f'[{_dumps(role)},{_dumps(kind)},{text}]' for role, kind, text, _ in events)}]"
     )
@@ -127,17 +113,22 @@ def _alike_groups(
     return groups, singles
 
 
-def _send_step_updates(raw: Any, rows: list[tuple[Any, ...]]) -> list[Any]:
-    """PostgreSQL: queue the statements that write ``rows`` (``_alike_groups``); their cursors."""
-    groups, singles = _alike_groups(rows)
-    cursors = [
-        raw.execute(_UPDATE_ALIKE, (status, attempts, error, began, ended, ids, expect))
-        for (status, attempts, _, error, began, ended, expect), ids in groups.items()
-    ]
-    if singles:
-        ids = [row[6] for row in singles]
-        cursors.append(raw.execute(_UPDATE_FROM_JSON, (_steps_json(singles), ids)))
-    return cursors
+def _iso(value: Any) -> str:
+    """A timestamp as a JSON value (``null`` for none)."""
+    return "null" if value is None else f'"{value.isoformat()}"'
+
+
+def _alike_json(groups: dict[tuple[Any, ...], list[int]]) -> str:
+    """``_alike_groups``'s groups as the function's document: one array per group, ids last."""
+    return (
+        "["
+        + ",".join(
+            f"[{_dumps(status)},{int(attempts)},{_dumps(error)},{_iso(began)},{_iso(ended)},"
+            f"{_dumps(expect)},[{','.join(map(str, ids))}]]"
+            for (status, attempts, _, error, began, ended, expect), ids in groups.items()
+        )
+        + "]"
+    )
 
 
 def _pieces(n: int) -> list[tuple[int, int]]:
@@ -256,7 +247,7 @@ class Link:
     ) -> list[int]:
         """Run the batch's statements in one transaction; returns the events' seqs."""
         if not self.sqlite:
-            return self._write_pipelined(batch, stamp, step_rows, events, fence)
+            return self._write_call(batch, stamp, step_rows, events, fence)
         with self.lock:
             cursor = self.raw.cursor()
             try:
@@ -292,7 +283,7 @@ class Link:
             self.checkpointer.note_commit()
         return seqs
 
-    def _write_pipelined(
+    def _write_call(
         self,
         batch: Batch,
         stamp: Any,
@@ -300,57 +291,46 @@ class Link:
         events: list[tuple[str, str, str, Any]],
         fence: str | None,
     ) -> list[int]:
-        """PostgreSQL: the batch's statements in one pipeline, then COMMIT: two round trips.
+        """PostgreSQL: the batch as one call of ``plannerweb_journal_write``: one round trip.
 
-        Sent one at a time, the statements cost six round trips (BEGIN, the run's lock,
-        the steps, the last seq, the events, COMMIT), and on a busy machine each one
-        waits for the server process to be scheduled: that wait, paid before every
-        write-ahead start, was most of a non-idempotent step's overhead. The checks
-        (the fence, every compare-and-swap) read their results after the one sync,
-        before COMMIT is sent; a failed one rolls the whole batch back as before.
-        The seqs come from the events' INSERT itself, which runs after the run's row
-        lock is held, so its ``MAX(seq)`` sees every earlier writer of the run.
+        As statements in a pipeline (BEGIN, the run's lock, the steps, the events,
+        then COMMIT once the checks were read) a commit cost two round trips and a
+        protocol exchange per statement on the client, 1-3 ms of a commit that starts
+        98 steps; on a busy machine each exchange also waits for the server process to
+        be scheduled. The function makes every check itself, the lease (the fence)
+        and each compare-and-swap, and a failed one raises ``_STALE_SQLSTATE``, which
+        rolls the whole batch back. The seqs come from the events' INSERT, which runs
+        after the run's row lock is held, so its ``MAX(seq)`` sees every earlier writer.
         """
-        raw, run_id = self.raw, batch.run_id
+        groups, singles = _alike_groups(step_rows)
+        run = batch.run
+        move = (
+            None
+            if run is None
+            else _dumps([run.status, run.expect, run.stop_reason, run.status in RUN_TERMINAL])
+        )
+        verdicts = [(*w.verdict, w.step_id) for w in batch.steps if w.verdict]
+        params = (
+            batch.run_id,
+            fence,
+            stamp,
+            move,
+            _alike_json(groups),
+            _steps_json(singles) if singles else None,
+            [row[6] for row in singles],
+            _dumps(verdicts) if verdicts else None,
+            _events_json(events) if events else None,
+            batch.unlock,
+            run is not None and run.status not in RUN_ACTIVE,
+        )
         with self.lock:
             try:
-                with raw.pipeline() as pipeline:
-                    raw.execute("BEGIN")
-                    owner = raw.execute(
-                        f"SELECT lease_owner FROM {_RUN} WHERE id = %s FOR UPDATE", (run_id,)
-                    )
-                    run = (
-                        raw.execute(*self._run_update(run_id, batch.run, stamp))
-                        if batch.run is not None
-                        else None
-                    )
-                    steps = _send_step_updates(raw, step_rows)
-                    verdicts = [(*w.verdict, w.step_id) for w in batch.steps if w.verdict]
-                    if verdicts:
-                        raw.cursor().executemany(
-                            f"UPDATE {_STEP} SET verdict = %s, verdict_reason = %s WHERE id = %s",
-                            verdicts,
-                        )
-                    inserted = None
-                    if events:
-                        inserted = raw.execute(
-                            _INSERT_NUMBERED, (run_id, run_id, stamp, _events_json(events))
-                        )
-                    if batch.unlock or (
-                        batch.run is not None and batch.run.status not in RUN_ACTIVE
-                    ):
-                        self._unlock(raw.cursor(), batch)
-                    pipeline.sync()
-                    check_fence(owner.fetchone(), run_id, fence)
-                    if run is not None and batch.run is not None and run.rowcount != 1:
-                        raise StaleStateError(f"run {run_id} was not {batch.run.expect!r} any more")
-                    _check_changed(sum(s.rowcount for s in steps), len(step_rows), run_id)
-                    seqs = sorted(row[0] for row in inserted.fetchall()) if inserted else []
-                    raw.execute("COMMIT")
-            except BaseException:
-                raw.execute("ROLLBACK")
+                seqs = self.raw.execute(_WRITE_CALL, params).fetchone()[0]
+            except psycopg.Error as exc:
+                if exc.sqlstate == _STALE_SQLSTATE:
+                    raise StaleStateError(exc.diag.message_primary) from None
                 raise
-        return seqs
+        return list(seqs)
 
     def _unlock(self, cursor: Any, batch: Batch) -> None:
         """Release the locks of the steps that finished, or all of the run's when it stops."""
@@ -390,8 +370,8 @@ class Link:
         """SQLite: check the lease (the fence); returns the run's last seq.
 
         BEGIN IMMEDIATE already holds the database's write lock, so the same
-        statement reads the run's last seq safely. (PostgreSQL takes the run's row
-        lock in ``_write_pipelined``, and numbers the events after it.)
+        statement reads the run's last seq safely. (On PostgreSQL the write function
+        takes the run's row lock, and numbers the events after it.)
         """
         cursor.execute(
             f"SELECT lease_owner, (SELECT COALESCE(MAX(seq), 0) FROM {_EVENT} "
@@ -446,27 +426,18 @@ class Link:
 
 
 def _bind_on_server(raw: Any) -> None:
-    """PostgreSQL: send parameters apart from the statement, and prepare each statement once.
+    """PostgreSQL: send parameters apart from the statement, and prepare it once.
 
     Django's cursors bind on the client (the values are quoted into the text, in
     Python) and prepare nothing, so that a pooler in transaction mode can serve
-    them; every commit then had its three statements parsed and planned again,
-    0.4-0.8 ms of each write-ahead start. This private connection, which only runs
-    the journal's own few statements, keeps them prepared instead
-    (``PLANNERWEB_JOURNAL_PREPARED``, on unless a pooler forbids it).
-
-    Those statements find their rows by key, so the same session also tells the
-    planner to prefer index scans. Without statistics (a new database, until
-    autovacuum analyses it) the planner takes every table for small: it hashed
-    the whole steps table for each commit, 0.5 ms of a one-row commit once 800
-    steps were stored and growing with the table, and a prepared plan kept that
-    choice. Behind a transaction-mode pooler a session setting would reach other
-    clients, so it goes with the prepared statements.
+    them. This private connection runs one statement, the write function's call,
+    and keeps it prepared (``PLANNERWEB_JOURNAL_PREPARED``, on unless a pooler
+    forbids it). The function carries its own planner setting, so the session
+    keeps none.
     """
     raw.cursor_factory = psycopg.Cursor
     if settings.PLANNERWEB_JOURNAL_PREPARED:
         raw.prepare_threshold = 0
-        raw.execute("SET enable_seqscan = off")
 
 
 def database_of(alias: str) -> tuple[Any, ...]:

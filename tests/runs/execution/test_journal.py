@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from runs.events import RunCancelRequested, RunStatusChanged, StepStatusChanged
 from runs.execution.journal import Batch, Journal, RunWrite, StaleStateError, StepWrite
-from runs.execution.journal_link import _UPDATE_FROM_JSON, _steps_json, close_kept_links
+from runs.execution.journal_link import close_kept_links
 from runs.lifecycle.submit import run_submit_plan
 from runs.models import ResourceLock, Run, Step, TranscriptEvent
 from runs.redaction import Redactor, redaction_counts
@@ -369,19 +369,44 @@ def test_a_closed_journal_connection_is_replaced_when_the_next_run_starts(run: R
 def test_postgres_commits_find_steps_by_key_on_pages_with_room_for_their_updates(
     run: Run, settings: Any
 ) -> None:
-    """A new database has no statistics: the steps are still found by key, not by a scan."""
-    ids = list(Step.objects.filter(run=run).values_list("pk", flat=True))
-    doc = _steps_json([("running", 1, None, "", None, None, pk, "pending") for pk in ids])
-    plan = "\n".join(
-        row[0] for row in Journal().link().raw.execute(f"EXPLAIN {_UPDATE_FROM_JSON}", (doc, ids))
-    )
-    assert "Seq Scan on runs_step" not in plan and "runs_step_pkey" in plan
+    """A new database has no statistics: the write function still finds steps by key."""
+    raw = Journal().link().raw
+    plans: list[str] = []
+    raw.add_notice_handler(lambda notice: plans.append(notice.message_primary or ""))
+    for setting in (
+        "LOAD 'auto_explain'",
+        "SET auto_explain.log_min_duration = 0",
+        "SET auto_explain.log_nested_statements = on",
+        "SET auto_explain.log_level = notice",
+    ):
+        raw.execute(setting)
+    try:
+        with Journal() as journal:  # "a" and "b" start alike, then "a" finishes with a result
+            journal.commit(start(start(Batch(run.pk), run, "a"), run, "b"))
+            step = Step.objects.get(run=run, key="a")
+            batch = Batch(run.pk)
+            batch.add_step(
+                StepWrite(step.pk, "running", "succeeded", 1, {"ok": True}, "", None, None),
+                "executor",
+                StepStatusChanged(
+                    step_id=step.pk, step="a", from_status="running", to_status="succeeded"
+                ),
+            )
+            journal.commit(batch)
+    finally:
+        raw.execute("SET auto_explain.log_min_duration = -1")
+    updates = [plan for plan in plans if "Update on runs_step" in plan]
+    assert len(updates) == 2 and all("runs_step_pkey" in plan for plan in updates)
+    assert not [plan for plan in plans if "Seq Scan on runs_step" in plan]
+    assert statuses(run) == {"a": "succeeded", "b": "running"}
     with connection.cursor() as cursor:
         cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'runs_step'")
         assert cursor.fetchone()[0] == ["fillfactor=60"]
-    # Behind a transaction-mode pooler the session keeps no setting of ours.
-    settings.PLANNERWEB_JOURNAL_PREPARED = False
-    close_kept_links()
-    raw = Journal().link().raw
-    assert raw.execute("SHOW enable_seqscan").fetchone()[0] == "on"
+        cursor.execute("SELECT proconfig FROM pg_proc WHERE proname = 'plannerweb_journal_write'")
+        assert cursor.fetchone()[0] == ["enable_seqscan=off"]  # the function's own setting
+    # Behind a transaction-mode pooler the session keeps no setting of ours, prepared or not.
+    for prepared in (True, False):
+        settings.PLANNERWEB_JOURNAL_PREPARED = prepared
+        close_kept_links()
+        assert Journal().link().raw.execute("SHOW enable_seqscan").fetchone()[0] == "on"
     close_kept_links()
