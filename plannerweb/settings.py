@@ -272,8 +272,8 @@ PLANNERWEB_HEARTBEAT_SECONDS = envfloat("PLANNERWEB_HEARTBEAT_SECONDS", 1.0)
 PLANNERWEB_MAX_PLAN_STEPS = envint("PLANNERWEB_MAX_PLAN_STEPS", 2000)
 PLANNERWEB_DEFAULT_MAX_PARALLEL = envint("PLANNERWEB_DEFAULT_MAX_PARALLEL", 8)
 PLANNERWEB_RETRY_BACKOFF_SECONDS = envfloat("PLANNERWEB_RETRY_BACKOFF_SECONDS", 1.0)
-# PostgreSQL: the executors' own connections prepare their statements (about 0.4 ms less per
-# commit). Turn off behind a transaction-mode pooler that cannot keep prepared statements
+# PostgreSQL: the executors' own connections prepare their one write statement (the call of
+# the journal's write function), parsed and planned once per connection. Turn off behind a transaction-mode pooler that cannot keep prepared statements
 # (PgBouncer before 1.21, or without max_prepared_statements).
 PLANNERWEB_JOURNAL_PREPARED = envbool("PLANNERWEB_JOURNAL_PREPARED", True)
 # How often a step waiting for a resource lock asks the database again (runs/execution/locks.py).
