@@ -19,10 +19,12 @@ from mcp_types import ToolAnnotations
 from runs import selectors
 from runs.api.schemas.runs import RunOut, StepOut
 from runs.dbthreads import in_db_thread
+from runs.lifecycle.intake import TaskTitleMissing, planner_task_check
 from runs.lifecycle.planning import run_submit_task
 from runs.lifecycle.submit import run_submit_plan
 from runs.models import Run, Tool
 from runs.permissions import can_view_runs, is_operator
+from runs.planning.availability import PlannerUnavailable
 from runs.planning.options import PlannerOptionsError
 from runs.planning.schema import PlanSyntaxError, goal_title, parse_plan_text
 from runs.planning.validation import validate_with_registry
@@ -136,22 +138,24 @@ async def submit_plan(
 async def plan_task(
     title: str, ctx: Context, description: str = "", planner: str = "", model: str = ""
 ) -> dict[str, Any]:
-    """Hand a task to one of plannerweb's planners; the plan it makes is reviewed and executed."""
+    """Hand a task to one of plannerweb's planners; the plan it makes is reviewed and executed.
+
+    Refused as the API refuses it, before anything is created (no run that escalates later).
+    """
     user = _caller(ctx, is_operator, "submit tasks")
-    if not title.strip():
-        raise ToolError("A task for a planner needs a title.")
+    try:
+        name, _ = planner_task_check(title=title, planner=planner, model=model)
+    except (TaskTitleMissing, PlannerOptionsError, PlannerUnavailable) as exc:
+        raise ToolError(str(exc)) from exc
 
     def submit() -> dict[str, Any]:
-        try:
-            run = run_submit_task(
-                title=title.strip()[:200],
-                description=description,
-                submitted_by=user,
-                planner=planner,
-                model=model,
-            )
-        except PlannerOptionsError as exc:
-            raise ToolError(str(exc)) from exc
+        run = run_submit_task(
+            title=name[:200],
+            description=description,
+            submitted_by=user,
+            planner=planner,
+            model=model,
+        )
         return _run_out(run.pk)
 
     return await in_db_thread(submit)

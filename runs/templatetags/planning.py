@@ -50,21 +50,28 @@ def llm_totals(run: Run, totals: LlmTotals | None = None) -> dict[str, Any]:
     return {"task": run.task, "totals": totals, "reused": reused}
 
 
+# A diff on a page (a saved version's, or the live preview that follows the reviewer's
+# typing) shows this many changed lines at most and counts the rest.
+DIFF_LINES = 50
+
+
 @register.inclusion_tag("runs/_plan_diff.html")
 def plan_diff(plan: Plan) -> dict[str, Any]:
     """A plan version's diff against its parent: steps added, removed, changed field by field."""
     parent = plan.parent.version if plan.parent_id and plan.parent is not None else None
-    return diff_context(plan.diff, mark=str(plan.version), against=parent, first=not plan.parent_id)
-
-
-# The live preview follows the reviewer's typing: it shows this many changed lines at most.
-PREVIEW_LINES = 50
+    return diff_context(
+        plan.diff,
+        mark=str(plan.version),
+        against=parent,
+        first=not plan.parent_id,
+        limit=DIFF_LINES,
+    )
 
 
 @register.inclusion_tag("runs/_plan_diff.html")
 def edit_diff(diff: dict[str, Any] | None, against: int | None) -> dict[str, Any]:
     """A reviewer's edit against the version under review, before it is saved (the preview)."""
-    return diff_context(diff, mark="preview", against=against, first=False, limit=PREVIEW_LINES)
+    return diff_context(diff, mark="preview", against=against, first=False, limit=DIFF_LINES)
 
 
 def diff_context(

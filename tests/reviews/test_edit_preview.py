@@ -217,3 +217,18 @@ def test_the_preview_cap_counts_changed_fields_after_added_and_removed_steps() -
     assert shown["kept"] == ["k1", "k2", "k3", "k4", "… and 1 more"]
     whole = diff_context(diff, mark="2", against=1, first=False)
     assert len(whole["changed"]) == 3 and whole["more"] == 0 and len(whole["kept"]) == 5
+
+
+def test_a_large_saved_edit_shows_its_first_changed_lines_and_counts_the_rest(
+    held: ReviewItem, reviewer: User
+) -> None:
+    client = client_for(reviewer)
+    form = decision_form(client, held)
+    saved = client.post(f"/reviews/{held.pk}/edit/", {**form, "plan": many_steps(held, 1_500)})
+    assert saved.status_code == 302
+    assert len(Plan.objects.get(run=held.run, version=2).diff["added"]) == 1_500
+    for url in (f"/reviews/{held.pk}/", f"/runs/{held.run_id}/", f"/runs/{held.run_id}/live/"):
+        page = client.get(url).content.decode()
+        assert 'data-plan-diff="2"' in page, url
+        assert "extra0, extra1" in page and "extra49" in page and "extra50," not in page, url
+        assert '<li class="muted" data-diff="more">and 1450 more changed lines</li>' in page, url

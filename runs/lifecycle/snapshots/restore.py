@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils.dateparse import parse_datetime
 
 from reviews.audit import audit_record
+from runs.lifecycle.intake import MaxParallelError, max_parallel_check
 from runs.lifecycle.snapshots.document import SnapshotError, snapshot_validate
 from runs.models import LlmCall, Plan, Run, RunArchive, Step, Task, TranscriptEvent
 from runs.statemachine import RUN_TERMINAL
@@ -55,12 +56,16 @@ def _parse(data: bytes) -> dict[str, Any]:
 
 
 def _check(document: dict[str, Any]) -> None:
-    """What the schema cannot say: references between the document's parts hold."""
+    """What the schema cannot say: the run's values are in range, and references hold."""
     status = document["run"]["status"]
     if status not in RUN_TERMINAL:
         raise SnapshotError(
             f"only a finished run can be archived; this snapshot's run is {status!r}"
         )
+    try:  # the range every submitted run is held to (intake's one rule)
+        max_parallel_check(document["run"]["max_parallel"])
+    except MaxParallelError as exc:
+        raise SnapshotError(f"run.{exc}") from None
     versions = [p["version"] for p in document["plans"]]
     if len(set(versions)) != len(versions):
         raise SnapshotError("two plan versions share a number")

@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from runs.lifecycle.claim import run_execute
 from runs.lifecycle.confirmation import open_confirmation
-from runs.lifecycle.intake import TaskTitleMissing, planner_task_check
+from runs.lifecycle.intake import TaskTitleMissing, planner_task_check, task_title_check
 from runs.lifecycle.planning import run_plan, run_submit_task
 from runs.management.options import add_max_parallel, max_parallel_option
 from runs.models import ConfirmPlan
@@ -70,12 +70,16 @@ class Command(BaseCommand):
         if not options["dry_run"]:
             self._submit(options, given)
             return
+        try:  # the same refusal as a submission's, before the planner is asked
+            title = task_title_check(options["task"])
+        except TaskTitleMissing as exc:
+            raise CommandError(str(exc)) from exc
         try:
             planner = default_options(**given)
         except PlannerOptionsError as exc:
             raise CommandError(str(exc)) from exc
         context = context_for(
-            task=options["task"],
+            task=title,
             description=options["description"],
             mode=planner.mode,
             max_replans=planner.max_replans,

@@ -58,6 +58,7 @@ STOP_WORDS = frozenset(
         "does",
         "did",
         "make",
+        "take",  # a light verb like "make": in "take a backup" the noun is the action
         "our",
         "my",
         "me",
@@ -187,6 +188,16 @@ _PHRASE = re.compile(r"\b(" + "|".join(re.escape(p) for p in PHRASES) + r")\b")
 
 _STEMMER = Stemmer.Stemmer("english")
 
+# A time reference around a noun phrase ("before the migration", "after tonight's release") says
+# when the task happens, not what it asks: the migration is another event, not this task's
+# work. A gerund or a verb ("after testing on staging") is work the task includes: kept.
+_TIME_REFERENCE = re.compile(
+    r"\b(?:before|after|during|until|ahead\s+of|prior\s+to)\s+"
+    r"(?:the|a|an|this|that|these|those|our|my|your|its|their|each|every|any|\w+'s)\b"
+    r".*?(?=,|;|[.!?](?:\s|$)|\n|$)",
+    re.IGNORECASE,
+)
+
 
 def typed(text: str) -> str:
     """``text`` with each concrete value replaced by its type, like ``<version>``."""
@@ -204,3 +215,9 @@ def terms(text: str) -> list[str]:
     lowered = typed(text).replace("_", " ").lower()
     words = _WORD.findall(_PHRASE.sub(lambda m: PHRASES[m.group(1)], lowered))
     return [_term(w) for w in words if len(w) > 1 and w not in STOP_WORDS and not w.isdigit()]
+
+
+def requested(text: str) -> str:
+    """``text`` without its time references (see ``_TIME_REFERENCE``); all of it if that is all."""
+    request = _TIME_REFERENCE.sub(" ", text)
+    return request if terms(request) else text

@@ -14,7 +14,9 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 from reviews.models import ApprovalPolicy, ReviewItem
-from runs.models import Run, Tool
+from runs.lifecycle.intake import TaskTitleMissing, planner_task_check
+from runs.models import Run, Task, Tool
+from runs.planning.availability import PlannerUnavailable
 from runs.tokens import api_token_create
 from tests.reviews.conftest import all_ticks, bound
 from tests.runs.api.conftest import api_as
@@ -31,7 +33,8 @@ def daphne_url(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) 
     """One Daphne serving plannerweb (its worker inside) on the test database, for the module."""
     tmp = tmp_path_factory.mktemp("mcp-server")
     port = free_port()
-    env = child_env(tmp, PLANNERWEB_WORKER="inprocess")
+    # No OpenAI key there (directly or as a file): the openai planner is unusable.
+    env = child_env(tmp, PLANNERWEB_WORKER="inprocess", OPENAI_API_KEY="", OPENAI_API_KEY_FILE="")
     with processes(daphne(port), env=env, logs=tmp / "logs"):
         wait_for(lambda: port_open(port), timeout=30, what="daphne", logs=tmp / "logs")
         yield f"http://127.0.0.1:{port}/mcp"
@@ -99,3 +102,25 @@ def test_a_token_of_the_wrong_role_is_refused(served: str, reviewer: User, outsi
     assert (
         httpx2.post(served, headers={"Authorization": "Bearer pw_bad"}, json={}).status_code == 401
     )
+
+
+@pytest.mark.usefixtures("no_openai_key")
+def test_plan_task_refuses_what_the_api_refuses_and_creates_nothing(
+    served: str, operator: User
+) -> None:
+    token = api_token_create(user=operator, name="agent").plaintext
+    with pytest.raises(TaskTitleMissing) as untitled:
+        planner_task_check(title="  ", planner="playbook")
+    with pytest.raises(PlannerUnavailable) as keyless:
+        planner_task_check(title="Say hello", planner="openai")
+    for arguments, sentence in (
+        ({"title": "  ", "planner": "playbook"}, str(untitled.value)),
+        ({"title": "Say hello", "planner": "openai"}, str(keyless.value)),
+    ):
+        result = call(served, token, "plan_task", arguments)
+        assert result.is_error
+        assert sentence in result.content[0].text
+    assert not Run.objects.exists() and not Task.objects.exists()
+    planned = call(served, token, "plan_task", {"title": "Say hello", "planner": "playbook"})
+    assert not planned.is_error
+    assert Run.objects.filter(pk=planned.structured_content["run"]["id"]).exists()

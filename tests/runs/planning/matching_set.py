@@ -37,6 +37,7 @@ LABELLED: list[tuple[str, str]] = [
     ("Take a snapshot of the database to backups/today.db", "tool:backup_database"),
     ("Make a backup copy of the production database", "tool:backup_database"),
     ("Dump the db to a backup file", "tool:backup_database"),
+    ("Take a backup of prod.db before the migration", "tool:backup_database"),
     # verify_integrity
     ("Verify the integrity of prod.db", "tool:verify_integrity"),
     ("Is the database healthy? Run the integrity check", "tool:verify_integrity"),

@@ -9,6 +9,7 @@ import pytest
 from runs.demo import TOOLS_FILE
 from runs.planning.providers.playbook.choice import choose
 from runs.planning.retrieval import Document, Index, terms
+from runs.planning.retrieval.text import requested
 from runs.tools.yaml_io import tools_from_yaml
 from tests.runs.planning.matching_set import (
     LABELLED,
@@ -50,6 +51,34 @@ def test_the_seed_migration_task_matches_the_migration_playbook(settings: Any) -
         threshold=settings.PLANNERWEB_PLAYBOOK_MIN_SIMILARITY,
     )
     assert picked(choice) == "playbook:demo-migration"
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        "Take a backup of prod.db before the migration",
+        "Before the migration, back up prod.db",
+        "Back up prod.db ahead of tonight's migration",
+    ],
+)
+def test_a_time_reference_names_when_not_what_the_task_asks(task: str, settings: Any) -> None:
+    choice = choose(
+        task, demo_cases(), demo_tools(), threshold=settings.PLANNERWEB_PLAYBOOK_MIN_SIMILARITY
+    )
+    assert picked(choice) == "tool:backup_database"
+    assert choice.filled is not None and choice.filled.params == {"db": "prod.db"}
+
+
+def test_only_a_time_reference_to_an_event_is_left_out_of_the_ranking() -> None:
+    assert terms(requested("Take a backup of prod.db before the migration, then notify")) == [
+        "backup",
+        "<file>",
+        "notifi",
+    ]
+    # A gerund is work the task includes; a task that is all time reference is kept whole.
+    kept = "Roll out version 4.0 to production after testing on staging"
+    assert requested(kept) == kept
+    assert requested("before the migration") == "before the migration"
 
 
 def test_a_tool_the_task_does_not_fully_state_is_named_with_what_it_lacks(settings: Any) -> None:

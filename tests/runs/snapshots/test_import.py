@@ -146,3 +146,22 @@ def test_a_snapshot_imports_into_a_fresh_database_and_exports_the_same_run(
         (p["version"], [s["key"] for s in p["steps"]]) for p in original["plans"]
     ]
     assert len(again["transcript"]) == len(original["transcript"])
+
+
+@pytest.mark.parametrize("value", [257, 100_000])
+def test_run_import_refuses_a_max_parallel_outside_the_apis_range(
+    finished_run: Run, tmp_path: Path, value: int
+) -> None:
+    document = snapshot_export(run_id=finished_run.pk)
+    document["run"]["max_parallel"] = value
+    path = tmp_path / "run.json"
+    path.write_bytes(_data(document))
+    before = (Run.objects.count(), Task.objects.count(), AuditEntry.objects.count())
+
+    with pytest.raises(CommandError) as caught:
+        call_command("run_import", str(path), stdout=StringIO())
+
+    assert str(caught.value) == (
+        f"{path}: nothing imported: run.max_parallel must be between 1 and 256, not {value}"
+    )
+    assert (Run.objects.count(), Task.objects.count(), AuditEntry.objects.count()) == before

@@ -10,6 +10,9 @@ One BM25 index (``runs.planning.retrieval``) holds the stored plans and the tool
    database" names no migration for ``run_migration``; the migration playbook
    fits), else no match, naming the tool and what the task leaves out.
 4. Otherwise the best stored plan above the threshold, or no match.
+
+A time reference ("before the migration") says when, not what: it is left out of the
+ranking, so "Take a backup of prod.db before the migration" is a backup, not a migration.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from runs.planning.prompt import ToolInfo
 from runs.planning.providers.playbook.direct import Filled, fill_params
 from runs.planning.providers.playbook.matching import Case
 from runs.planning.retrieval import Document, Hit, Index
+from runs.planning.retrieval.text import requested
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,8 @@ def choose(
     direct: bool = True,
 ) -> Choice:
     """The offline planner's decision for ``text`` (see the module docstring)."""
-    hits = build_index(cases, tools if direct else []).search(text, limit=10)
+    # Ranked on what the task asks, its time references left out; values come from all of it.
+    hits = build_index(cases, tools if direct else []).search(requested(text), limit=10)
     if not hits:
         return Choice("none", closest="nothing shares a word with the task")
     if hits[0].similarity < threshold:

@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
 from reviews.models import ReviewItem, ReviewKind
+from runs.management.commands import plan as plan_command
 from runs.models import LlmCall, Run, Task, TranscriptEvent
 from runs.planning.providers import FACTORIES
 from runs.planning.providers.scripted import ScriptedProvider
@@ -94,15 +95,19 @@ def nothing_was_created() -> None:
         assert not model.objects.exists(), model.__name__
 
 
+@pytest.mark.parametrize("extra", [[], ["--dry-run"]])
 @pytest.mark.parametrize("title", ["", "   "])
 def test_a_task_without_a_title_is_refused_as_the_api_refuses_it(
-    title: str, operator: User
+    title: str, extra: list[str], operator: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    asked: list[Any] = []
+    monkeypatch.setattr(plan_command, "plan_task", lambda *a, **k: asked.append(a))
     api = api_as(operator).post("/tasks", {"title": title, "planner": "playbook"})
     assert api.status_code == 422
     with pytest.raises(CommandError) as caught:
-        call_command("plan", title, "--provider", "playbook", stdout=StringIO())
+        call_command("plan", title, "--provider", "playbook", *extra, stdout=StringIO())
     assert str(caught.value) == api.json()["detail"] == "A task for a planner needs a title."
+    assert asked == []
     nothing_was_created()
 
 
