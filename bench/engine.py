@@ -165,6 +165,7 @@ def run_engine_once(
     from runs.execution.engine import RunExecutor
     from runs.execution.journal import Journal
     from runs.lifecycle.claim import run_claim
+    from runs.lifecycle.intake import MAX_PARALLEL_MAX
     from runs.lifecycle.planning_hooks import PlanningHooks
     from runs.lifecycle.submit import run_submit_plan
     from runs.lifecycle.supervision import Supervision
@@ -177,7 +178,8 @@ def run_engine_once(
         title=f"bench {case.shape} {case.n}",
         document=document,
         submitted_by=None,
-        max_parallel=min(len(plan), 10_000),
+        # As many at once as a run may take (256): wide N=1000 keeps 256 of its steps running.
+        max_parallel=min(len(plan), MAX_PARALLEL_MAX),
     )
     assert run.status == "queued", run.stop_reason
     assert run_claim(run_id=run.pk, worker_id="bench") is not None
