@@ -15,13 +15,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from runs.lifecycle.claim import run_execute
 from runs.lifecycle.confirmation import open_confirmation
-from runs.lifecycle.intake import TaskTitleMissing, planner_task_check, task_title_check
+from runs.lifecycle.intake import TaskTitleMissing, planner_task_check
 from runs.lifecycle.planning import run_plan, run_submit_task
 from runs.management.options import add_max_parallel, max_parallel_option
 from runs.models import ConfirmPlan
 from runs.permissions import is_operator
 from runs.planning.availability import PlannerUnavailable
-from runs.planning.options import MODES, PLANNERS, PlannerOptionsError, default_options
+from runs.planning.options import MODES, PLANNERS, PlannerOptions, PlannerOptionsError
 from runs.planning.planner import plan_task
 from runs.planning.pricing import call_price
 from runs.planning.prompt import context_for
@@ -67,17 +67,14 @@ class Command(BaseCommand):
             "max_replans": options["max_replans"],
             "max_steps": options["max_steps"],
         }
-        if not options["dry_run"]:
-            self._submit(options, given)
-            return
-        try:  # the same refusal as a submission's, before the planner is asked
-            title = task_title_check(options["task"])
-        except TaskTitleMissing as exc:
-            raise CommandError(str(exc)) from exc
+        # Refused as the API refuses it, before anything is created or any planner is asked.
         try:
-            planner = default_options(**given)
-        except PlannerOptionsError as exc:
+            title, planner = planner_task_check(title=options["task"], **given)
+        except (TaskTitleMissing, PlannerOptionsError, PlannerUnavailable) as exc:
             raise CommandError(str(exc)) from exc
+        if not options["dry_run"]:
+            self._submit(options, title, planner)
+            return
         context = context_for(
             task=title,
             description=options["description"],
@@ -108,12 +105,7 @@ class Command(BaseCommand):
             self.stderr.write(f"  - {where}{problem.message}")
         raise CommandError(f"no valid plan: {redact_text(outcome.reason)}", returncode=2)
 
-    def _submit(self, options: dict[str, Any], given: dict[str, Any]) -> None:
-        # Refused as the API refuses it, before anything is created: no run that escalates.
-        try:
-            title, planner = planner_task_check(title=options["task"], **given)
-        except (TaskTitleMissing, PlannerOptionsError, PlannerUnavailable) as exc:
-            raise CommandError(str(exc)) from exc
+    def _submit(self, options: dict[str, Any], title: str, planner: PlannerOptions) -> None:
         user = None
         if options["user"]:
             user = get_user_model().objects.filter(username=options["user"]).first()

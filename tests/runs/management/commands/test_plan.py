@@ -47,6 +47,7 @@ def test_plan_dry_run_with_a_model_prints_usage_and_problems(
     planner_tools: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
     settings.PLANNERWEB_PLANNER_REPAIR_ROUNDS = 1
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")  # usable here; the model is a stand-in
     bad = {"steps": [{"id": "a", "action": "format_disk"}]}
     monkeypatch.setitem(FACTORIES, "openai", lambda **_: ScriptedProvider([bad, bad]))
     err = StringIO()
@@ -62,6 +63,7 @@ def test_plan_dry_run_with_a_model_prints_usage_and_problems(
 def test_plan_dry_run_with_a_good_model_answer(
     planner_tools: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")  # usable here; a stand-in model
     monkeypatch.setitem(FACTORIES, "anthropic", lambda **_: ScriptedProvider([good_plan()]))
     out = StringIO()
     call_command(
@@ -112,15 +114,19 @@ def test_a_task_without_a_title_is_refused_as_the_api_refuses_it(
 
 
 @pytest.mark.usefixtures("no_openai_key")
+@pytest.mark.parametrize("extra", [[], ["--dry-run"]])
 def test_a_planner_without_its_key_is_refused_saying_what_to_set_as_the_api_does(
-    operator: User,
+    extra: list[str], operator: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    asked: list[Any] = []
+    monkeypatch.setattr(plan_command, "plan_task", lambda *a, **k: asked.append(a))
     api = api_as(operator).post("/tasks", {"title": "Back up prod.db", "planner": "openai"})
     assert (api.status_code, api.json()["code"]) == (422, "planner_unavailable")
     with pytest.raises(CommandError) as caught:
-        call_command("plan", "Back up prod.db", "--provider", "openai", stdout=StringIO())
+        call_command("plan", "Back up prod.db", "--provider", "openai", *extra, stdout=StringIO())
     assert str(caught.value) == api.json()["detail"]
     assert "set OPENAI_API_KEY" in str(caught.value)
+    assert asked == []
     nothing_was_created()
 
 
