@@ -15,7 +15,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 
 from reviews.models import ApprovalPolicy, ReviewItem
 from runs.lifecycle.intake import TaskTitleMissing, planner_task_check
-from runs.models import Run, Task, Tool
+from runs.models import Run, RunStatus, Task, Tool
 from runs.planning.availability import PlannerUnavailable
 from runs.tokens import api_token_create
 from tests.reviews.conftest import all_ticks, bound
@@ -44,6 +44,16 @@ def daphne_url(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) 
 def served(transactional_db: None, daphne_url: str) -> str:
     Tool.objects.create(name="echo", kind="python", config={"callable": "runs.tools.builtin.echo"})
     return daphne_url
+
+
+# A run in one of these is in a worker's hands (planned, executed, replanned, rolled back).
+WORKED_ON = (
+    RunStatus.QUEUED,
+    RunStatus.PLANNING,
+    RunStatus.EXECUTING,
+    RunStatus.REPLANNING,
+    RunStatus.ROLLING_BACK,
+)
 
 
 def call(url: str, token: str, tool: str, arguments: dict[str, Any]) -> Any:
@@ -123,4 +133,11 @@ def test_plan_task_refuses_what_the_api_refuses_and_creates_nothing(
     assert not Run.objects.exists() and not Task.objects.exists()
     planned = call(served, token, "plan_task", {"title": "Say hello", "planner": "playbook"})
     assert not planned.is_error
-    assert Run.objects.filter(pk=planned.structured_content["run"]["id"]).exists()
+    run = Run.objects.filter(pk=planned.structured_content["run"]["id"])
+    assert run.exists()
+    # The server's worker plans it now: let it be done before the test's database is emptied.
+    wait_for(
+        lambda: run.filter(lease_owner="").exclude(status__in=WORKED_ON).exists(),
+        timeout=60,
+        what="the server's worker to be done with the planned run",
+    )
