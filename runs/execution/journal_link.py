@@ -64,6 +64,11 @@ _STALE_SQLSTATE = "PWSTA"
 _dumps = json.dumps
 
 
+def _iso(value: Any) -> str:
+    """A timestamp as a JSON value (``null`` for none)."""
+    return "null" if value is None else f'"{value.isoformat()}"'
+
+
 def _steps_json(rows: list[tuple[Any, ...]]) -> str:
     """Step rows as the function's document of single rows (results are JSON text already)."""
     times: dict[Any, str] = {None: "null"}  # many rows share a timestamp
@@ -71,10 +76,10 @@ def _steps_json(rows: list[tuple[Any, ...]]) -> str:
     for status, attempts, result, error, started, finished, step_id, expect in rows:
         begun = times.get(started)
         if begun is None:
-            begun = times[started] = f'"{started.isoformat()}"'
+            begun = times[started] = _iso(started)
         ended = times.get(finished)
         if ended is None:
-            ended = times[finished] = f'"{finished.isoformat()}"'
+            ended = times[finished] = _iso(finished)
         parts.append(
             f"[{_dumps(status)},{int(attempts)},{result or 'null'},{_dumps(error)},"
             f"{begun},{ended},{int(step_id)},{_dumps(expect)}]"
@@ -113,11 +118,6 @@ def _alike_groups(
     return groups, singles
 
 
-def _iso(value: Any) -> str:
-    """A timestamp as a JSON value (``null`` for none)."""
-    return "null" if value is None else f'"{value.isoformat()}"'
-
-
 def _alike_json(groups: dict[tuple[Any, ...], list[int]]) -> str:
     """``_alike_groups``'s groups as the function's document: one array per group, ids last."""
     return (
@@ -129,6 +129,16 @@ def _alike_json(groups: dict[tuple[Any, ...], list[int]]) -> str:
         )
         + "]"
     )
+
+
+def _verdicts(batch: Batch) -> list[tuple[str, str, int]]:
+    """The evaluator's verdicts of the batch's steps: (verdict, reason, step id)."""
+    return [(*w.verdict, w.step_id) for w in batch.steps if w.verdict]
+
+
+def _stops_run(batch: Batch) -> bool:
+    """Whether the batch moves its run out of execution: all of the run's locks go with it."""
+    return batch.run is not None and batch.run.status not in RUN_ACTIVE
 
 
 def _pieces(n: int) -> list[tuple[int, int]]:
@@ -261,7 +271,7 @@ class Link:
                         )
                 if step_rows:
                     self._update_steps(cursor, batch.run_id, step_rows)
-                    verdicts = [(*w.verdict, w.step_id) for w in batch.steps if w.verdict]
+                    verdicts = _verdicts(batch)
                     if verdicts:  # only steps whose tool has checks pay for this statement
                         cursor.executemany(
                             self.sql(
@@ -271,7 +281,7 @@ class Link:
                             verdicts,
                         )
                 seqs = self._append_events(cursor, batch.run_id, events, stamp, last_seq)
-                if batch.unlock or (batch.run is not None and batch.run.status not in RUN_ACTIVE):
+                if batch.unlock or _stops_run(batch):
                     self._unlock(cursor, batch)
                 cursor.execute("COMMIT")
             except BaseException:
@@ -309,7 +319,7 @@ class Link:
             if run is None
             else _dumps([run.status, run.expect, run.stop_reason, run.status in RUN_TERMINAL])
         )
-        verdicts = [(*w.verdict, w.step_id) for w in batch.steps if w.verdict]
+        verdicts = _verdicts(batch)
         params = (
             batch.run_id,
             fence,
@@ -321,7 +331,7 @@ class Link:
             _dumps(verdicts) if verdicts else None,
             _events_json(events) if events else None,
             batch.unlock,
-            run is not None and run.status not in RUN_ACTIVE,
+            _stops_run(batch),
         )
         with self.lock:
             try:
@@ -334,7 +344,7 @@ class Link:
 
     def _unlock(self, cursor: Any, batch: Batch) -> None:
         """Release the locks of the steps that finished, or all of the run's when it stops."""
-        if batch.run is not None and batch.run.status not in RUN_ACTIVE:
+        if _stops_run(batch):
             cursor.execute(self.sql(f"DELETE FROM {_LOCK} WHERE run_id = %s"), (batch.run_id,))
             return
         ids = batch.unlock
