@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from typing import Any
 
 import pytest
+from django.db import OperationalError
 
 from reviews.models import EscalationCause, ReviewItem
+from runs.lifecycle import planning
 from runs.lifecycle.claim import run_execute
 from runs.lifecycle.planning import run_submit_task
 from runs.models import LlmCall, Plan, RunStatus, Step, TranscriptEvent
@@ -88,6 +91,7 @@ def test_a_missing_api_key_escalates_as_an_unconfigured_planner(
     assert EscalationCause(item.cause).label == "The planner is not configured (API key not set)"
 
 
+@pytest.mark.django_db(transaction=True)  # planning stores each call from a thread of its own
 def test_secrets_and_emails_never_reach_the_transcript(
     planner_tools: Any, planner_settings: Any, monkeypatch: pytest.MonkeyPatch, operator: Any
 ) -> None:
@@ -122,4 +126,39 @@ def test_secrets_and_emails_never_reach_the_transcript(
         "sk-ant-",
     ):
         assert leaked not in stored, leaked
+    assert "[REDACTED:" in stored
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_call_that_cannot_be_stored_when_it_returns_is_stored_once_with_the_plan_redacted(
+    planner_tools: Any, planner_settings: Any, monkeypatch: pytest.MonkeyPatch, operator: Any
+) -> None:
+    secret = "sk-live-0123456789abcdefghijklmnop"
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    leaky = good_plan()
+    leaky["goal"] = f"mail alice@example.com, key {secret}"
+    scripted(monkeypatch, "openai", leaky)
+    planner_thread = threading.get_ident()  # run_plan stores the outcome on this thread
+    append = planning.append_events
+    refused: list[int] = []
+
+    def locked_away_from_the_planner(run_id: int, events: Any) -> Any:
+        if threading.get_ident() != planner_thread:  # the model call's own store, as it returns
+            refused.append(run_id)
+            raise OperationalError("database is locked")
+        return append(run_id, events)
+
+    monkeypatch.setattr(planning, "append_events", locked_away_from_the_planner)
+    run = run_submit_task(title="t", submitted_by=operator, planner="openai")
+    assert planning.run_plan(run_id=run.pk) == RunStatus.EXECUTING
+    assert refused == [run.pk]
+    assert LlmCall.objects.filter(run=run).count() == 1  # its own store rolled back, kept later
+    payloads = list(
+        TranscriptEvent.objects.filter(run=run, kind="planner.call").values_list(
+            "payload", flat=True
+        )
+    )
+    assert len(payloads) == 1
+    stored = json.dumps(payloads)
+    assert secret not in stored and "alice@example.com" not in stored
     assert "[REDACTED:" in stored

@@ -54,6 +54,7 @@ def test_totals_sum_every_call_of_a_run(operator: Any, settings: Any) -> None:
     assert llm_totals_of([]) == run_llm_totals(-1)  # no calls: no cost, not zero
 
 
+@pytest.mark.django_db(transaction=True)  # planning stores each call from a thread of its own
 def test_the_run_page_shows_calls_totals_and_plan_diffs(
     client: Any, operator: Any, outsider: Any, planner_tools: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
