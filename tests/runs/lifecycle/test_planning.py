@@ -91,15 +91,31 @@ def test_a_missing_api_key_escalates_as_an_unconfigured_planner(
     assert EscalationCause(item.cause).label == "The planner is not configured (API key not set)"
 
 
+SECRET = "sk-live-0123456789abcdefghijklmnop"
+
+
+def leaky_planner(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The OpenAI planner, keyed with ``SECRET``, answers a plan whose goal holds it and PII."""
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    leaky = good_plan()
+    leaky["goal"] = f"mail alice@example.com, call +1 (555) 010-2030, key {SECRET}"
+    scripted(monkeypatch, "openai", leaky)
+
+
+def planner_calls_stored(run: Any) -> list[Any]:
+    """The payloads of the run's ``planner.call`` events, as stored."""
+    return list(
+        TranscriptEvent.objects.filter(run=run, kind="planner.call").values_list(
+            "payload", flat=True
+        )
+    )
+
+
 @pytest.mark.django_db(transaction=True)  # planning stores each call from a thread of its own
 def test_secrets_and_emails_never_reach_the_transcript(
     planner_tools: Any, planner_settings: Any, monkeypatch: pytest.MonkeyPatch, operator: Any
 ) -> None:
-    secret = "sk-live-0123456789abcdefghijklmnop"
-    monkeypatch.setenv("OPENAI_API_KEY", secret)
-    leaky = good_plan()
-    leaky["goal"] = f"mail alice@example.com, call +1 (555) 010-2030, key {secret}"
-    scripted(monkeypatch, "openai", leaky)
+    leaky_planner(monkeypatch)
     run = run_submit_task(
         title="tell bob@example.org",
         description="the key is zz-custom-key-value-99 and sk-ant-abcdefghijklmnopqrstu",
@@ -107,18 +123,10 @@ def test_secrets_and_emails_never_reach_the_transcript(
         planner="openai",
     )
     monkeypatch.setenv("PLANNERWEB_LOCAL_API_KEY", "zz-custom-key-value-99")
-    from runs.lifecycle.planning import run_plan
-
-    run_plan(run_id=run.pk)
-    stored = json.dumps(
-        list(
-            TranscriptEvent.objects.filter(run=run, kind="planner.call").values_list(
-                "payload", flat=True
-            )
-        )
-    )
+    planning.run_plan(run_id=run.pk)
+    stored = json.dumps(planner_calls_stored(run))
     for leaked in (
-        secret,
+        SECRET,
         "alice@example.com",
         "bob@example.org",
         "555",
@@ -133,11 +141,7 @@ def test_secrets_and_emails_never_reach_the_transcript(
 def test_a_call_that_cannot_be_stored_when_it_returns_is_stored_once_with_the_plan_redacted(
     planner_tools: Any, planner_settings: Any, monkeypatch: pytest.MonkeyPatch, operator: Any
 ) -> None:
-    secret = "sk-live-0123456789abcdefghijklmnop"
-    monkeypatch.setenv("OPENAI_API_KEY", secret)
-    leaky = good_plan()
-    leaky["goal"] = f"mail alice@example.com, key {secret}"
-    scripted(monkeypatch, "openai", leaky)
+    leaky_planner(monkeypatch)
     planner_thread = threading.get_ident()  # run_plan stores the outcome on this thread
     append = planning.append_events
     refused: list[int] = []
@@ -153,12 +157,8 @@ def test_a_call_that_cannot_be_stored_when_it_returns_is_stored_once_with_the_pl
     assert planning.run_plan(run_id=run.pk) == RunStatus.EXECUTING
     assert refused == [run.pk]
     assert LlmCall.objects.filter(run=run).count() == 1  # its own store rolled back, kept later
-    payloads = list(
-        TranscriptEvent.objects.filter(run=run, kind="planner.call").values_list(
-            "payload", flat=True
-        )
-    )
+    payloads = planner_calls_stored(run)
     assert len(payloads) == 1
     stored = json.dumps(payloads)
-    assert secret not in stored and "alice@example.com" not in stored
+    assert SECRET not in stored and "alice@example.com" not in stored and "555" not in stored
     assert "[REDACTED:" in stored
