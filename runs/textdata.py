@@ -52,10 +52,16 @@ def _json_constant(name: str) -> Any:
     raise TextDataError(f"{name} is not a number JSON allows")
 
 
-def parse_json(text: str | bytes) -> Any:
-    """JSON text as data; ``TextDataError`` for bad syntax or a document beyond the limits."""
-    if len(text) > MAX_CHARS:
+def parse_json(text: str | bytes, *, sized: bool = True, max_depth: int | None = None) -> Any:
+    """JSON text as data; ``TextDataError`` for bad syntax or a document beyond the limits.
+
+    A document that wraps stored values (a run snapshot) passes its own limits: no size
+    limit (``sized=False``) for a file an operator imports, and the depth of what it
+    wraps plus its own (``max_depth``, else ``MAX_DEPTH``).
+    """
+    if sized and len(text) > MAX_CHARS:
         raise TextDataError(f"the document is longer than {MAX_CHARS:,} characters")
+    max_depth = MAX_DEPTH if max_depth is None else max_depth
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
@@ -66,8 +72,8 @@ def parse_json(text: str | bytes) -> Any:
     except json.JSONDecodeError as exc:
         raise TextDataError(f"invalid JSON: {exc.msg}", line=exc.lineno, column=exc.colno) from None
     except RecursionError:
-        raise TextDataError(f"the document is nested more than {MAX_DEPTH} levels deep") from None
-    _check_depth(data)
+        raise TextDataError(f"the document is nested more than {max_depth} levels deep") from None
+    _check_depth(data, max_depth)
     return data
 
 
@@ -197,7 +203,8 @@ def parse_json_or_yaml(text: str) -> Any:
 
 
 # -- what can be stored ------------------------------------------------------------------
-def _check_depth(data: Any) -> None:
+def _check_depth(data: Any, max_depth: int | None = None) -> None:
+    max_depth = MAX_DEPTH if max_depth is None else max_depth
     stack = [(data, 1)]
     while stack:
         item, depth = stack.pop()
@@ -205,8 +212,8 @@ def _check_depth(data: Any) -> None:
             item = item.values()
         elif not isinstance(item, list):
             continue
-        if depth > MAX_DEPTH:
-            raise TextDataError(f"the document is nested more than {MAX_DEPTH} levels deep")
+        if depth > max_depth:
+            raise TextDataError(f"the document is nested more than {max_depth} levels deep")
         stack.extend((sub, depth + 1) for sub in item if isinstance(sub, dict | list))
 
 
@@ -231,22 +238,27 @@ def _scalar_problem(item: Any) -> str | None:
     return None
 
 
-def unstorable(value: Any, *, path: str = "") -> tuple[str, str] | None:
+def unstorable(
+    value: Any, *, path: str = "", max_depth: int = MAX_DEPTH, numbers: bool = True
+) -> tuple[str, str] | None:
     """(path, reason) of the first value SQLite or PostgreSQL JSON cannot store, or None."""
-    return next(unstorable_values(value, path=path), None)
+    return next(unstorable_values(value, path=path, max_depth=max_depth, numbers=numbers), None)
 
 
-def unstorable_values(value: Any, *, path: str = "") -> Iterator[tuple[str, str]]:
+def unstorable_values(
+    value: Any, *, path: str = "", max_depth: int = MAX_DEPTH, numbers: bool = True
+) -> Iterator[tuple[str, str]]:
     """(path, reason) of every value SQLite or PostgreSQL JSON cannot store, in document order.
 
     Iterative, so no document is too deep to be checked; paths are dotted
     (``steps[2].params.db``). A collection nested too deep is one problem, not looked into.
+    ``numbers=False`` looks at text only: a run snapshot carries the numbers its run stored.
     """
     stack: list[tuple[Any, str, int]] = [(value, path, 1)]
     while stack:
         item, where, depth = stack.pop()
-        if isinstance(item, dict | list | tuple) and depth > MAX_DEPTH:
-            yield where, f"nested more than {MAX_DEPTH} levels deep"
+        if isinstance(item, dict | list | tuple) and depth > max_depth:
+            yield where, f"nested more than {max_depth} levels deep"
         elif isinstance(item, dict):
             subs = []
             for key, sub in item.items():
@@ -263,7 +275,7 @@ def unstorable_values(value: Any, *, path: str = "") -> Iterator[tuple[str, str]
             stack.extend(
                 (item[i], f"{where}[{i}]", depth + 1) for i in range(len(item) - 1, -1, -1)
             )
-        else:
+        elif numbers or isinstance(item, str):
             problem = _scalar_problem(item)
             if problem:
                 yield where, problem

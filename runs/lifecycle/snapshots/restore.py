@@ -10,7 +10,6 @@ reopened. One transaction: a snapshot that fails any check writes nothing.
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 import uuid
 from datetime import datetime
@@ -25,7 +24,10 @@ from runs.lifecycle.intake import MaxParallelError, max_parallel_check
 from runs.lifecycle.snapshots.document import SnapshotError, snapshot_validate
 from runs.models import LlmCall, Plan, Run, RunArchive, Step, Task, TranscriptEvent
 from runs.statemachine import RUN_TERMINAL
+from runs.textdata import MAX_DEPTH, TextDataError, parse_json, unstorable
 
+# A stored value's own depth limit, plus the levels the snapshot puts above it.
+SNAPSHOT_DEPTH = MAX_DEPTH + 10
 # Transcript payload keys holding ids of rows the import gives new ids to.
 _REMAPPED = {"plan_id": "plans", "step_id": "steps", "call_id": "calls"}
 
@@ -46,10 +48,20 @@ def _when(value: str) -> datetime:
 
 
 def _parse(data: bytes) -> dict[str, Any]:
+    """The snapshot in ``data``, read with the limits of every document the product reads.
+
+    It may be as long as its run's history, and it wraps stored values (each within
+    ``MAX_DEPTH``) a few levels down; text neither database stores (a NUL, a lone
+    surrogate) is refused here rather than by the database halfway through.
+    """
     try:
-        document = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        document = parse_json(data, sized=False, max_depth=SNAPSHOT_DEPTH)
+    except TextDataError as exc:
         raise SnapshotError(f"a snapshot is a JSON document: {exc}") from None
+    problem = unstorable(document, max_depth=SNAPSHOT_DEPTH, numbers=False)
+    if problem is not None:
+        where, reason = problem
+        raise SnapshotError(f"{where}: {reason}")
     snapshot_validate(document)
     assert isinstance(document, dict)  # the schema says so
     return document

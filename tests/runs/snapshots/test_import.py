@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from io import StringIO
@@ -165,3 +166,65 @@ def test_run_import_refuses_a_max_parallel_outside_the_apis_range(
         f"{path}: nothing imported: run.max_parallel must be between 1 and 256, not {value}"
     )
     assert (Run.objects.count(), Task.objects.count(), AuditEntry.objects.count()) == before
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "bottom"
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("[" * 100_000, "nested more than 110 levels deep"),
+        ('{"format": ' + "9" * 5000 + "}", "an integer has more than 100 digits"),
+        (b"\xff\xfe", "not UTF-8"),
+    ],
+)
+def test_run_import_refuses_a_document_beyond_the_limits_with_its_sentence(
+    db: None, tmp_path: Path, text: str | bytes, problem: str
+) -> None:
+    path = tmp_path / "run.json"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+
+    with pytest.raises(
+        CommandError, match=f"nothing imported: a snapshot is a JSON document: .*{problem}"
+    ):
+        call_command("run_import", str(path), stdout=StringIO())
+    assert not Run.objects.exists() and not Task.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("a\x00b", "transcript[0].payload.note: text may not contain NUL characters"),
+        ("a\ud800b", "transcript[0].payload.note: text may not contain lone surrogates"),
+        (_nested(120), "nested more than 110 levels deep"),
+    ],
+)
+def test_a_snapshot_holding_what_no_database_stores_is_refused_and_writes_nothing(
+    finished_run: Run, value: Any, problem: str
+) -> None:
+    document = snapshot_export(run_id=finished_run.pk)
+    document["transcript"][0]["payload"]["note"] = value
+    before = (Run.objects.count(), Task.objects.count(), AuditEntry.objects.count())
+
+    with pytest.raises(SnapshotError, match=re.escape(problem)):
+        snapshot_import(data=json.dumps(document).encode(), user=None)
+
+    assert (Run.objects.count(), Task.objects.count(), AuditEntry.objects.count()) == before
+
+
+def test_a_stored_value_as_deep_as_the_product_stores_imports_with_the_snapshots_own_levels(
+    finished_run: Run,
+) -> None:
+    document = snapshot_export(run_id=finished_run.pk)
+    deepest = _nested(99)  # the payload's own level makes it 100, the most a value may nest
+    document["transcript"][0]["payload"]["note"] = deepest
+
+    run = snapshot_import(data=_data(document), user=None)
+
+    first = run.events.order_by("seq").first()
+    assert first is not None and first.payload["note"] == deepest
