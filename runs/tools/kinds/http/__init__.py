@@ -36,6 +36,7 @@ from typing import Any
 from django.conf import settings
 
 from runs.telemetry.tracing import traceparent
+from runs.textdata import TextDataError, parse_json
 from runs.tools.base import PLACEHOLDER, ToolConfigError, ToolError, ToolSpec, param_text
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
@@ -195,10 +196,11 @@ async def invoke(spec: ToolSpec, params: dict[str, Any], idempotency_key: str | 
     if not text.strip():
         return {"status": status, "body": None}
     try:
-        return {"status": status, "body": json.loads(text)}
-    except ValueError:
+        return {"status": status, "body": parse_json(text)}  # bounded: untrusted text
+    except TextDataError as exc:
         raise ToolError(
-            f"response is not JSON: {text[:200]!r}", details={"status": status, "body": text[:200]}
+            f"response is not JSON: {text[:200]!r} ({exc})",
+            details={"status": status, "body": text[:200]},
         ) from None
 
 

@@ -36,7 +36,6 @@ process, however that ends.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import signal
@@ -48,6 +47,7 @@ from typing import Any
 from django.conf import settings
 
 from runs.telemetry.tracing import traceparent
+from runs.textdata import TextDataError, parse_json
 from runs.tools.base import PLACEHOLDER, ToolConfigError, ToolError, ToolSpec, param_text
 from runs.tools.kinds.shell import process
 from runs.tools.kinds.shell.process import KILL_GRACE_SECONDS as KILL_GRACE_SECONDS
@@ -321,10 +321,10 @@ async def invoke(spec: ToolSpec, params: dict[str, Any], idempotency_key: str | 
         if out_cut:
             raise ToolError(f"stdout is over {cap} bytes, too long to parse as JSON")
         try:
-            return json.loads(stdout)
-        except ValueError:
+            return parse_json(stdout)  # bounded: a tool's output is untrusted text
+        except TextDataError as exc:
             raise ToolError(
-                f"stdout is not JSON: {stdout[:200]!r}", details={"stdout": stdout[:200]}
+                f"stdout is not JSON: {stdout[:200]!r} ({exc})", details={"stdout": stdout[:200]}
             ) from None
     return {"exit_code": returncode, "stdout": stdout, "stderr": stderr, "truncated": truncated}
 

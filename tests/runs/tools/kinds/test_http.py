@@ -44,6 +44,8 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(200, "héllo".encode(), "text/plain; charset=utf-8")
         elif self.path.startswith("/html"):
             self.reply(200, b"<html>hi</html>", "text/html")
+        elif self.path.startswith("/deep"):
+            self.reply(200, b"[" * 5000 + b"]" * 5000, "application/json")
         elif self.path.startswith("/created"):
             self.reply(201, b'{"id": 7}', "application/json")
         else:
@@ -186,6 +188,11 @@ def test_text_output_decodes_the_charset(base: str) -> None:
 def test_json_output_that_is_not_json_is_an_error(base: str) -> None:
     with pytest.raises(ToolError, match="not JSON: '<html>hi</html>'"):
         call({"url": base + "/html"})
+
+
+def test_json_output_nested_beyond_the_limit_is_an_error_saying_so(base: str) -> None:
+    with pytest.raises(ToolError, match="response is not JSON: .*nested more than 100 levels"):
+        call({"url": base + "/deep"})
 
 
 def test_a_url_placeholder_for_a_missing_param_is_an_error(base: str, server: FakeServer) -> None:

@@ -530,3 +530,17 @@ def test_the_tool_outlives_the_thread_that_started_it_and_not_its_lifeline(
         lifeline.close()
         supervisor.kill()
         supervisor.wait(10)
+
+
+@pytest.mark.parametrize(
+    ("printed", "problem"),
+    [
+        ("'[' * 5000 + ']' * 5000", "nested more than 100 levels deep"),
+        ("'9' * 5000", "an integer has more than 100 digits"),
+        ("'[NaN]'", "NaN is not a number JSON allows"),
+    ],
+)
+def test_json_output_beyond_the_limits_is_an_error_saying_which(printed: str, problem: str) -> None:
+    config = {"argv": ["{python}", "-c", f"print({printed})"], "output": "json"}
+    with pytest.raises(ToolError, match=f"stdout is not JSON: .*{problem}"):
+        run(config)
