@@ -17,6 +17,7 @@ from reviews.models import ApprovalPolicy, ReviewItem
 from runs.lifecycle.intake import TaskTitleMissing, planner_task_check
 from runs.models import Run, RunStatus, Task, Tool
 from runs.planning.availability import PlannerUnavailable
+from runs.statemachine import RUN_ACTIVE
 from runs.tokens import api_token_create
 from tests.reviews.conftest import all_ticks, bound
 from tests.runs.api.conftest import api_as
@@ -47,13 +48,7 @@ def served(transactional_db: None, daphne_url: str) -> str:
 
 
 # A run in one of these is in a worker's hands (planned, executed, replanned, rolled back).
-WORKED_ON = (
-    RunStatus.QUEUED,
-    RunStatus.PLANNING,
-    RunStatus.EXECUTING,
-    RunStatus.REPLANNING,
-    RunStatus.ROLLING_BACK,
-)
+WORKED_ON = RUN_ACTIVE | {RunStatus.QUEUED, RunStatus.PLANNING}
 
 
 def call(url: str, token: str, tool: str, arguments: dict[str, Any]) -> Any:
