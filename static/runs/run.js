@@ -14,6 +14,8 @@
   const transcript = document.querySelector("#transcript tbody");
   // Step events kept so a re-rendered step table can be brought up to date.
   const stepEvents = [];
+  // The newest run.status event, so a re-render older than it does not set the badge back.
+  let runEvent = null;
   let lastSeq = config.lastSeq;
   let live = null;
   // Lock and gate waits, for the timeline: [{step, kind, start, end, label}].
@@ -47,7 +49,9 @@
       showLockWait(p.step_id, "");
       endWait((w) => w.step === p.step && w.kind === "lock", event.at);
     } else if (event.kind === "run.status") {
-      updateRun(p);
+      runEvent = event;
+      showRunStatus(p);
+      refreshLive();
     } else if (event.kind === "plan.created" || event.kind.startsWith("review.")) {
       if (event.kind === "review.opened" && p.step) {
         waits.push({ step: p.step, kind: "gate", item: p.item_id, start: event.at, end: null, label: "waiting for a reviewer" });
@@ -306,10 +310,10 @@
     bar.title = label;
   }
 
-  // A status change re-renders the live part: times, duration, budgets, the cancel and retry
-  // forms and the review links come from the server; the page stops listening once the
-  // re-rendered part says the run is closed.
-  function updateRun(p) {
+  // A status change shows at once on the badge, then re-renders the live part: times, duration,
+  // budgets, the cancel and retry forms and the review links come from the server; the page
+  // stops listening once the re-rendered part says the run is closed.
+  function showRunStatus(p) {
     const badge = document.querySelector("[data-run-status]");
     if (badge) {
       badge.textContent = p.to_status;
@@ -321,7 +325,6 @@
       document.querySelector("[data-cancel]")?.remove();
       document.querySelector("[data-run-duration]")?.removeAttribute("data-running-since");
     }
-    refreshLive();
   }
 
   function closeIfDone() {
@@ -353,6 +356,8 @@
         for (const event of stepEvents) {
           if (event.seq > renderedAt) updateStep(event.payload, event.at);
         }
+        // A render begun before the last status change (its refresh follows) keeps the newer status.
+        if (runEvent && runEvent.seq > renderedAt) showRunStatus(runEvent.payload);
         for (const [key, value] of kept) {
           const field = fresh?.querySelector(`[data-keep="${key}"]`);
           if (!field || !value) continue;

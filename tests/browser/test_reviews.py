@@ -124,6 +124,53 @@ def test_a_reviewer_approves_in_a_second_browser_and_the_operator_page_follows_t
     pages.screenshot(operator, "approved-succeeded")
 
 
+def approve_in_browser(pages: Pages, item_id: int) -> None:
+    reviewer = pages.login("reviewer")
+    reviewer.goto(f"/reviews/{item_id}/")
+    tick_checklist(reviewer)
+    reviewer.fill("#reason", "fine by me")
+    reviewer.click('[data-decision-form] button.primary:has-text("Approve")')
+    reviewer.wait_for_selector(".message.success")
+
+
+def wait_until(page: Any, done: Any, what: str) -> None:
+    """Let the page's handlers run until ``done()`` holds (15 s at most)."""
+    for _ in range(300):
+        if done():
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_a_re_render_begun_before_the_run_finished_does_not_set_its_badge_back(
+    pages: Pages, daphne_server: LiveServer, notify_needs_approval: None
+) -> None:
+    operator, run_id, item_id = operator_waits(pages, daphne_server)
+    # Hold each re-render of the live part: rendered when asked for, delivered when the test says.
+    held: list[tuple[Any, Any]] = []
+    operator.route(f"**/runs/{run_id}/live/", lambda route: held.append((route, route.fetch())))
+    approve_in_browser(pages, item_id)
+    operator.wait_for_selector("[data-run-status].status-succeeded", timeout=30_000)
+    assert len(held) == 1, "one re-render in flight, the others wait for it"
+
+    route, rendered_before_the_end = held[0]
+    route.fulfill(response=rendered_before_the_end)
+    wait_until(operator, lambda: len(held) == 2, "the re-render that follows the stale one")
+    # The stale part's steps and badge are brought up to the events already applied.
+    assert operator.inner_text("[data-run-status]") == "succeeded"
+    assert operator.locator("[data-run-status].status-succeeded").count() == 1
+    assert operator.locator('tr[data-step-id][data-phase="main"]').evaluate_all(
+        "rows => rows.map(r => r.dataset.status)"
+    ) == ["succeeded", "succeeded"]
+
+    route, rendered_after_the_end = held[1]
+    route.fulfill(response=rendered_after_the_end)
+    operator.unroute(f"**/runs/{run_id}/live/")
+    operator.wait_for_selector('[data-live-state="finished"]', timeout=10_000)
+    assert operator.evaluate("window.__statuses")[-1] == "succeeded"
+    assert still_same_document(operator), "the run page reloaded instead of updating live"
+
+
 def test_the_approval_trap_approve_with_unsaved_edits_is_refused_then_the_saved_edit_runs(
     pages: Pages, daphne_server: LiveServer, notify_needs_approval: None
 ) -> None:
