@@ -200,6 +200,10 @@ class Run(models.Model):
     # Which worker executes the run, until when; renewed by its heartbeat.
     lease_owner = models.CharField(max_length=100, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # Write-ahead intent: main steps whose tools may have been called while their
+    # ``running`` rows were not yet committed (``execution.commit_policy``). A worker
+    # taking the run over records them as started before anything else.
+    starting = models.JSONField(default=list, blank=True, editable=False)
     # Claims of the run for planning since it was last queued; a worker that keeps dying
     # while planning (or output that keeps failing to store) escalates it after the limit.
     planning_attempts = models.PositiveIntegerField(default=0)

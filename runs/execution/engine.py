@@ -394,6 +394,7 @@ def load_run(run: RunState, *, planning: PlanningPort, supervision: SupervisionP
     run.cancel_requested = row.cancel_requested_at is not None
     run.cancel_rollback = row.cancel_rollback
     run.cancel_reason = row.cancel_reason
+    run.starting = frozenset(row.starting or ())
     steps = (
         Step.objects.filter(plan=row.current_plan)
         .select_related("tool")

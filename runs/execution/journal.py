@@ -86,6 +86,9 @@ class Batch:
     events: list[tuple[str, _Event | EncodedEvent]] = field(default_factory=list)
     # Steps whose resource locks this commit releases (they finished).
     unlock: list[int] = field(default_factory=list)
+    # The run's write-ahead intent (``Run.starting``) as of this commit: the ids of the
+    # steps about to start, or [] once their rows are in; None leaves it as it is.
+    starting: list[int] | None = None
     _now: datetime | None = None
     # Whether an encoded event carries text of its own (a reason) that redaction must
     # read; else an encoded event holds only the step rows' texts, which are read anyway.
@@ -118,7 +121,7 @@ class Batch:
         self.events.append((role, event))
 
     def __bool__(self) -> bool:
-        return bool(self.steps or self.run or self.events)
+        return bool(self.steps or self.run or self.events or self.starting is not None)
 
 
 _RUN = Run._meta.db_table

@@ -47,7 +47,7 @@ _sqlite_write_lock = threading.Lock()
 # A size of its own for every batch size re-parsed a 400-row statement (~0.9M
 # instructions) about once a commit when batch sizes vary, as they do.
 _INSERT_CHUNK = 256
-# PostgreSQL: a whole batch is one call of the function that migration ``runs/0026``
+# PostgreSQL: a whole batch is one call of the function that migration ``runs/0027``
 # installs, in its own implicit transaction (see there). Its rows come as JSON documents
 # (arrays of arrays): multi-row VALUES cost ~40 µs a row on the server, and column
 # arrays (``text[]``...) cost psycopg a quoted, escaped Python rendering of every item,
@@ -55,7 +55,7 @@ _INSERT_CHUNK = 256
 # takes 0.4 ms.
 _WRITE_CALL = (
     "SELECT plannerweb_journal_write(%s, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb, "
-    "%s::bigint[], %s::jsonb, %s::jsonb, %s::bigint[], %s)"
+    "%s::bigint[], %s::jsonb, %s::jsonb, %s::bigint[], %s, %s::jsonb)"
 )
 # The SQLSTATE the function raises when a check fails (the lease, a compare-and-swap).
 _STALE_SQLSTATE = "PWSTA"
@@ -269,6 +269,11 @@ class Link:
                         raise StaleStateError(
                             f"run {batch.run_id} was not {batch.run.expect!r} any more"
                         )
+                if batch.starting is not None:
+                    cursor.execute(
+                        f"UPDATE {_RUN} SET starting = ? WHERE id = ?",
+                        (_dumps(batch.starting), batch.run_id),
+                    )
                 if step_rows:
                     self._update_steps(cursor, batch.run_id, step_rows)
                     verdicts = _verdicts(batch)
@@ -332,6 +337,7 @@ class Link:
             _events_json(events) if events else None,
             batch.unlock,
             _stops_run(batch),
+            None if batch.starting is None else _dumps(batch.starting),
         )
         with self.lock:
             try:
@@ -398,7 +404,8 @@ class Link:
             return (
                 self.sql(
                     f"UPDATE {_RUN} SET status = %s, stop_reason = %s, finished_at = %s, "
-                    "lease_owner = '', lease_expires_at = NULL WHERE id = %s AND status = %s"
+                    "lease_owner = '', lease_expires_at = NULL, starting = '[]' "
+                    "WHERE id = %s AND status = %s"
                 ),
                 (w.status, w.stop_reason, stamp, run_id, w.expect),
             )

@@ -48,6 +48,7 @@ class More:
 MORE = More()
 IDLE = object()  # queued by the loop's idle callback: commit what waits for it
 LOCKED = object()  # first of a (LOCKED, step, keys) item: the step holds its resource locks
+ANNOUNCED = "its worker stopped after announcing its start: its tool may have been called"
 
 
 class Inbox:
@@ -119,6 +120,8 @@ class MainPhase:
     async def execute(self) -> str | More | None:
         """Returns None when the run stopped or parked, ``MORE``, or else the failure reason."""
         self.run.stop = None
+        if self.run.starting:
+            await self._record_announced()
         partial = self._prepare()
         if partial is not None:
             await self.committer.commit(self.pending.batch)
@@ -141,6 +144,21 @@ class MainPhase:
         if stopped:
             return None
         return await self._conclude()
+
+    async def _record_announced(self) -> None:
+        """Record as started the steps a stopped worker announced but did not record running.
+
+        Their tools may have been called (``commit_policy.PendingWrites``): from here
+        on they are steps left ``running``, which ``Scheduler.recover`` calls again
+        only when their tool allows it.
+        """
+        batch = Batch(self.run.run_id)
+        for s in self.run.main:
+            if s.id in self.run.starting and s.status == S.PENDING:
+                transition(batch, s, S.RUNNING, reason=ANNOUNCED)
+        batch.starting = []
+        await self.committer.commit(batch)
+        self.run.starting = frozenset()
 
     def _prepare(self) -> StepState | None:
         """Take in the loaded statuses; returns a step that may have partly run, if any."""

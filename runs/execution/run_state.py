@@ -37,6 +37,9 @@ class RunState:
     # The cancel asks for a rollback ("cancel and roll back"), and the operator's why.
     cancel_rollback: bool = False
     cancel_reason: str = ""
+    # The write-ahead intent the run was loaded with (``Run.starting``): main steps whose
+    # tools may have been called by a worker that stopped before their rows were in.
+    starting: frozenset[int] = frozenset()
     main: list[StepState] = field(default_factory=list)
     rollback: list[StepState] = field(default_factory=list)
     # Why the supervisor stops the run instead of replanning: (cause, step id).

@@ -8,10 +8,12 @@ instead of hanging it.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from runs.tools.base import ToolError
 
@@ -273,3 +275,12 @@ def spin(key: str, label: str, seconds: float) -> dict[str, Any]:
         n += 1
     _record(key, label)
     return {"label": label, "loops": n}
+
+
+async def kill_worker(**params: Any) -> NoReturn:
+    """SIGKILL the worker process that calls it, before its loop runs anything else.
+
+    For crash tests in a real worker process only: called here it kills pytest.
+    """
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("unreachable: the process is gone")

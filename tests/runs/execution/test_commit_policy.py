@@ -9,17 +9,20 @@ from typing import Any
 import pytest
 
 from runs.execution.commit_policy import (
+    ANNOUNCE_STARTS,
     DEFER_ROWS,
     DEFER_SECONDS,
     PendingWrites,
     Starts,
     commit_starting,
+    may_announce,
     may_defer,
     may_start_early,
 )
 from runs.execution.journal import Batch
 from runs.execution.steps import Outcome, StepState, change, transition
 from runs.models import StepStatus
+from runs.tools.base import ToolSpec
 from tests.runs.execution.units import KeptJournal, committer, step, tool
 
 
@@ -169,3 +172,125 @@ def test_a_deferred_round_asks_once_to_be_told_when_the_loop_is_idle() -> None:
 
     loop, journal, held = asyncio.run(main())
     assert (len(loop.idle_callbacks), journal.batches, held) == (1, [], 2)
+
+
+def strict(key: str, **fields: Any) -> StepState:
+    return step(key, spec=tool(idempotent=False, **fields))
+
+
+def test_only_many_write_ahead_starts_together_commit_as_an_intent() -> None:
+    many = [(strict(f"s{i}"), {}) for i in range(ANNOUNCE_STARTS)]
+    assert may_announce(many) == [s.id for s, _ in many]
+    assert may_announce(many[1:]) is None  # a few: their rows cost what the intent does
+    # Idempotent steps are not named (they start early anyway), nor counted.
+    assert may_announce([*many[1:], (step("idem"), {})]) is None
+    assert may_announce([*many, (step("idem"), {})]) == [s.id for s, _ in many]
+    # A pool's or an agent's step needs its row written ahead: nothing is announced.
+    assert may_announce([*many, (strict("pooled", queue="gpu"), {})]) is None
+    agent = step("agent", spec=ToolSpec(name="a", kind="agent", idempotent=False))
+    assert may_announce([*many, (agent, {})]) is None
+
+
+def test_many_write_ahead_starts_commit_as_an_intent_then_their_rows_at_idle() -> None:
+    order: list[str] = []
+
+    async def main() -> tuple[IdleLoop, KeptJournal, PendingWrites]:
+        loop = IdleLoop()
+        pending, journal = _pending(loop)
+        original = journal.commit
+
+        def commit(batch: Batch) -> list[int]:
+            order.append("commit")
+            return original(batch)
+
+        journal.commit = commit  # type: ignore[method-assign]
+        root = step("root", status="running", attempts=1, spec=tool(idempotent=False))
+        pending.finished(root, Outcome(True, result={"built": 1}))
+        fan = [strict(f"m{i}") for i in range(ANNOUNCE_STARTS + 2)]
+        starts = _started(pending, *fan)
+
+        def start(group: Starts) -> list[asyncio.Task[Any]]:
+            order.extend(f"start {s.key}" for s, _ in group)
+            return [asyncio.create_task(asyncio.sleep(0)) for _ in group]
+
+        await pending.commit(starts, start, lambda: None, gated=False)
+        return loop, journal, pending
+
+    loop, journal, pending = asyncio.run(main())
+    fan_keys = [f"start m{i}" for i in range(ANNOUNCE_STARTS + 2)]
+    # The intent is durable before any tool is called; nothing of the fan-out commits yet.
+    assert order == ["commit", *fan_keys] and len(loop.idle_callbacks) == 1
+    (intent,) = journal.batches
+    assert [(w.expect, w.status) for w in intent.steps] == [("running", "succeeded")]
+    assert intent.starting == [w.step_id for w in pending.batch.steps]
+    assert len(intent.starting) == ANNOUNCE_STARTS + 2
+    # Their rows and events wait for idle in the next batch, which clears the intent.
+    held = pending.batch
+    assert {(w.expect, w.status) for w in held.steps} == {("pending", "running")}
+    assert len(held.events) == len(held.steps) and held.starting == []
+    assert pending.take() is held  # whoever commits it (idle, a retry, the end) clears it
+
+
+def test_a_failed_intent_commit_starts_no_tool() -> None:
+    async def main() -> list[str]:
+        pending, journal = _pending()
+        journal.fail = RuntimeError("disk full")
+        started: list[str] = []
+
+        def start(group: Starts) -> list[asyncio.Task[Any]]:
+            started.extend(s.key for s, _ in group)
+            return []
+
+        fan = _started(pending, *(strict(f"m{i}") for i in range(ANNOUNCE_STARTS)))
+        with pytest.raises(RuntimeError):
+            await pending.commit(fan, start, lambda: None, gated=False)
+        return started
+
+    assert asyncio.run(main()) == []
+
+
+def test_write_ahead_starts_commit_their_rows_when_few_gated_or_the_loop_has_no_idle() -> None:
+    def first_commit(loop: Any, n: int, *, gated: bool) -> Batch:
+        async def main() -> Batch:
+            pending, journal = _pending(loop)
+            fan = _started(pending, *(strict(f"m{i}") for i in range(n)))
+            await pending.commit(fan, lambda group: [], lambda: None, gated=gated)
+            return journal.batches[0]
+
+        return asyncio.run(main())
+
+    for batch in (
+        first_commit(IdleLoop(), ANNOUNCE_STARTS - 1, gated=False),
+        first_commit(IdleLoop(), ANNOUNCE_STARTS, gated=True),
+        first_commit(PlainLoop(), ANNOUNCE_STARTS, gated=False),
+    ):
+        assert batch.starting is None
+        assert {(w.expect, w.status) for w in batch.steps} == {("pending", "running")}
+
+
+def test_a_retry_committing_while_the_intent_waits_for_the_lock_writes_each_row_once() -> None:
+    async def main() -> tuple[KeptJournal, PendingWrites]:
+        pending, journal = _pending(IdleLoop())
+        fan = _started(pending, *(strict(f"m{i}") for i in range(ANNOUNCE_STARTS)))
+        lock = pending.committer.lock
+        await lock.acquire()  # a retry's commit holds the lock
+        intent = asyncio.create_task(
+            pending.commit(fan, lambda group: [], lambda: None, gated=False)
+        )
+        await asyncio.sleep(0)
+        await journal.commit_async(pending.take())  # the retry takes what is held
+        lock.release()
+        await intent
+        await journal.commit_async(pending.take())  # the loop went idle
+        return journal, pending
+
+    journal, pending = asyncio.run(main())
+    rows = [w.step_id for b in journal.batches for w in b.steps]
+    assert len(rows) == len(set(rows)) == ANNOUNCE_STARTS  # no row twice, none lost
+    # The retry wrote the rows first; the intent after them is cleared by the next commit.
+    assert [b.starting is not None and bool(b.starting) for b in journal.batches] == [
+        False,
+        True,
+        False,
+    ]
+    assert journal.batches[-1].starting == [] and not pending.batch

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from runs.execution.commit_policy import ANNOUNCE_STARTS
 from runs.lifecycle.submit import run_submit_plan
 from runs.models import Run, RunStatus, Step, Tool, TranscriptEvent
 from tests.runs.processes import child_env, db_worker, processes, wait_for
@@ -124,3 +125,46 @@ def test_a_step_whose_tool_does_not_honour_keys_escalates_and_is_not_called_agai
     assert run.stop_reason.startswith("step deploy may have partly run")
     assert [c[0] for c in calls(tmp_path / "sandbox")] == [key]
     assert [p for p in pids if running(p)] == []
+
+
+def test_a_worker_killed_between_a_fan_outs_intent_and_its_rows_leaves_them_to_a_reviewer(
+    tmp_path: Path,
+) -> None:
+    fan = ANNOUNCE_STARTS
+    Tool.objects.create(
+        name="root",
+        kind=Tool.Kind.PYTHON,
+        config={"callable": "runs.tools.builtin.echo"},
+        parameters_schema={"type": "object"},
+    )
+    Tool.objects.create(
+        name="deploy_all",
+        kind=Tool.Kind.PYTHON,
+        config={"callable": "tests.runs.toolbox.kill_worker"},
+        parameters_schema={"type": "object"},
+        idempotent=False,
+    )
+    steps = [{"id": f"d{i}", "action": "deploy_all", "depends_on": ["root"]} for i in range(fan)]
+    run = run_submit_plan(
+        title="fan-out",
+        document={"steps": [{"id": "root", "action": "root"}, *steps]},
+        submitted_by=None,
+        max_parallel=fan,
+    )
+    env, logs = child_env(tmp_path), tmp_path / "logs"
+    with processes(db_worker("victim"), env=env, logs=logs / "victim") as (victim,):
+        assert victim.wait(60) == -signal.SIGKILL  # the first deploy it called killed it
+    run.refresh_from_db()
+    ids = sorted(Step.objects.filter(run=run, key__startswith="d").values_list("pk", flat=True))
+    # What it left: the root's finish and the intent, durable; the fan-out's rows, not yet.
+    assert sorted(run.starting) == ids
+    assert Step.objects.get(run=run, key="root").status == "succeeded"
+    assert set(Step.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"pending"}
+
+    with processes(db_worker("survivor"), env=env, logs=logs / "survivor"):
+        wait_for(lambda: ended(run), timeout=60, what="the takeover", logs=logs / "survivor")
+    # The survivor took them as started (they were), and called none again.
+    assert run.status == RunStatus.ESCALATED
+    assert run.stop_reason.startswith("step d0 may have partly run"), run.stop_reason
+    assert set(Step.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"running"}
+    assert run.starting == []
