@@ -2,13 +2,14 @@
 
 Three ``manage.py db_worker`` processes and one Daphne run against PostgreSQL and Redis with
 default settings. The driver submits 50 plans of 5-20 steps (random DAGs over an idempotent and
-a non-idempotent tool; every call logs a ``start`` line before its sleep and a ``done`` line
-after), then SIGKILLs a random worker every 3-5 s for two minutes, restarting it each time,
+a non-idempotent tool, one in three a fan-out of 8-12 steps behind one, which start under a
+start intent; every call logs a ``start`` line before its sleep and a ``done`` line after),
+then SIGKILLs a random worker every 3-5 s for two minutes, restarting it each time,
 while a client polls the API. Then the workers run on until every run has ended. Printed:
 
-- lost runs (not ended once the workers have drained the queue);
+- lost runs (not ended once the workers have drained the queue), and calls cut short by a kill;
 - non-idempotent steps started more than once, and finished steps started again;
-- transcript ``seq`` gaps and duplicates;
+- transcript ``seq`` gaps and duplicates, and settled runs still holding a start intent;
 - "too many clients" errors in every process's log, API answers of 5xx, and the most
   PostgreSQL connections seen at once.
 
@@ -90,15 +91,21 @@ def setup_django(base: str) -> None:
 
 
 def random_plan(rng: random.Random, log: Path, tag: str) -> dict[str, Any]:
-    """5-20 steps, each depending on up to two earlier ones, on either tool."""
+    """5-20 steps, each depending on up to two earlier ones, on either tool; or a fan-out."""
+    fan_out = rng.random() < 1 / 3
     steps: list[dict[str, Any]] = []
-    for i in range(rng.randint(5, 20)):
-        earlier = [s["id"] for s in steps]
-        deps = rng.sample(earlier, k=min(len(earlier), rng.randint(0, 2)))
+    for i in range(rng.randint(9, 13) if fan_out else rng.randint(5, 20)):
+        if fan_out:  # s0, then the others behind it, nearly all non-idempotent
+            deps = ["s0"] if i else []
+            action = "log_idem" if rng.random() < 0.1 else "log_once"
+        else:
+            earlier = [s["id"] for s in steps]
+            deps = rng.sample(earlier, k=min(len(earlier), rng.randint(0, 2)))
+            action = rng.choice(("log_idem", "log_once"))
         steps.append(
             {
                 "id": f"s{i}",
-                "action": rng.choice(("log_idem", "log_once")),
+                "action": action,
                 "params": {
                     "path": str(log),
                     "line": f"{tag}:s{i}",
@@ -197,8 +204,9 @@ def wait_listening(port: int, timeout: float = 60.0) -> None:
     raise SystemExit(f"Daphne did not listen on port {port} within {timeout:.0f} s")
 
 
-def side_effects(log: Path, ids: dict[str, int]) -> tuple[int, int]:
-    """(non-idempotent steps started more than once, finished steps started again)."""
+def side_effects(log: Path, ids: dict[str, int]) -> tuple[int, int, int]:
+    """(calls cut short by a kill, non-idempotent steps started more than once, finished
+    steps started again)."""
     from runs.models import Step
 
     once = {
@@ -208,7 +216,7 @@ def side_effects(log: Path, ids: dict[str, int]) -> tuple[int, int]:
         ).values_list("run_id", "key")
     }
     starts: Counter[tuple[int, str]] = Counter()
-    restarted_after_done = 0
+    restarted_after_done = dones = 0
     done: set[tuple[int, str]] = set()
     for entry in log.read_text().split("\n") if log.exists() else []:
         if not entry:
@@ -221,8 +229,9 @@ def side_effects(log: Path, ids: dict[str, int]) -> tuple[int, int]:
             restarted_after_done += step in done
         else:
             done.add(step)
+            dones += 1
     twice = sum(1 for step, n in starts.items() if n > 1 and step in once)
-    return twice, restarted_after_done
+    return sum(starts.values()) - dones, twice, restarted_after_done
 
 
 def seq_faults(run_ids: list[int]) -> tuple[int, int]:
@@ -248,8 +257,9 @@ def too_many_clients(logs: Path) -> int:
 def chaos(args: argparse.Namespace, base: str) -> None:
     from django.contrib.auth.models import User
 
+    from runs.execution.main_phase import ANNOUNCED
     from runs.lifecycle.submit import run_submit_plan
-    from runs.models import Run, RunStatus
+    from runs.models import Run, RunStatus, TranscriptEvent
     from runs.statemachine import RUN_TERMINAL
     from runs.tokens import api_token_create
 
@@ -270,18 +280,30 @@ def chaos(args: argparse.Namespace, base: str) -> None:
     watch = Watch(base, port, token)
     watch.start()
     tags = {f"r{n}": 0 for n in range(args.runs)}
-    for tag in tags:
-        tags[tag] = run_submit_plan(
-            title=f"chaos {tag}", document=random_plan(rng, log, tag), submitted_by=operator
-        ).pk
-    ids = list(tags.values())
+
+    def submit(wave: list[str]) -> None:
+        for tag in wave:
+            document = random_plan(rng, log, tag)
+            tags[tag] = run_submit_plan(
+                title=f"chaos {tag}", document=document, submitted_by=operator
+            ).pk
+
+    # In waves, one shortly before each kill (about one every 4 s), so that kills find runs in
+    # flight: submitted all at once, they had all ended before the second kill.
+    count = max(1, round(args.minutes * 60 / 4))
+    waves = [list(tags)[n::count] for n in range(count)]
     kills = 0
     chaos_until = time.monotonic() + args.minutes * 60
     try:
         while time.monotonic() < chaos_until:
-            time.sleep(rng.uniform(3.0, 5.0))
+            pause = rng.uniform(3.0, 5.0)
+            time.sleep(pause - 1.5)
+            submit(waves.pop(0) if waves else [])
+            time.sleep(rng.uniform(0.3, 1.5))  # the wave's first steps are running
             procs.kill_one(rng)
             kills += 1
+        submit([tag for wave in waves for tag in wave])
+        ids = list(tags.values())
         drain_until = time.monotonic() + args.drain
         while time.monotonic() < drain_until:
             if Run.objects.filter(pk__in=ids, status__in=settled).count() == len(ids):
@@ -293,8 +315,10 @@ def chaos(args: argparse.Namespace, base: str) -> None:
         procs.stop()
     statuses = Counter(Run.objects.filter(pk__in=ids).values_list("status", flat=True))
     lost = sum(n for status, n in statuses.items() if status not in settled)
-    twice, restarted = side_effects(log, tags)
+    cut_short, twice, restarted = side_effects(log, tags)
     gaps, dupes = seq_faults(ids)
+    intents = Run.objects.filter(pk__in=ids, status__in=settled).exclude(starting=[]).count()
+    announced = TranscriptEvent.objects.filter(run_id__in=ids, payload__reason=ANNOUNCED).count()
     server_errors = sum(
         n for code, n in watch.codes.items() if isinstance(code, int) and code >= 500
     )
@@ -304,9 +328,12 @@ def chaos(args: argparse.Namespace, base: str) -> None:
     print(f"runs {len(ids)}, workers {args.workers}, kills {kills} over {args.minutes} min")
     print(f"statuses: {dict(statuses)}")
     print(f"lost runs: {lost}")
+    print(f"calls cut short by a kill (a start line, no done line): {cut_short}")
     print(f"non-idempotent steps started twice: {twice}")
     print(f"finished steps started again: {restarted}")
     print(f"transcript seq gaps: {gaps}, duplicates: {dupes}")
+    print(f"settled runs still holding a start intent: {intents}")
+    print(f"steps a takeover recorded started from a start intent: {announced}")
     print(f"'too many clients' errors: {too_many_clients(logs)}")
     print(f"API polls: {dict(watch.codes)} (5xx: {server_errors})")
     print(f"most PostgreSQL connections at once: {watch.max_connections}")
