@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -128,22 +129,11 @@ def test_a_step_whose_tool_does_not_honour_keys_escalates_and_is_not_called_agai
 
 
 def test_a_worker_killed_between_a_fan_outs_intent_and_its_rows_leaves_them_to_a_reviewer(
-    tmp_path: Path,
+    tmp_path: Path, make_tool: Callable[..., Tool]
 ) -> None:
     fan = ANNOUNCE_STARTS
-    Tool.objects.create(
-        name="root",
-        kind=Tool.Kind.PYTHON,
-        config={"callable": "runs.tools.builtin.echo"},
-        parameters_schema={"type": "object"},
-    )
-    Tool.objects.create(
-        name="deploy_all",
-        kind=Tool.Kind.PYTHON,
-        config={"callable": "tests.runs.toolbox.kill_worker"},
-        parameters_schema={"type": "object"},
-        idempotent=False,
-    )
+    make_tool("root", "echo", config={"callable": "runs.tools.builtin.echo"})
+    make_tool("deploy_all", "kill_worker", idempotent=False)
     steps = [{"id": f"d{i}", "action": "deploy_all", "depends_on": ["root"]} for i in range(fan)]
     run = run_submit_plan(
         title="fan-out",
