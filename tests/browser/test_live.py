@@ -12,10 +12,24 @@ from tests.browser.conftest import LiveServer, Pages
 pytestmark = pytest.mark.browser
 
 # Holds the server's single worker thread for a while, so the next run waits queued.
+# Holds the server's one worker until ``release_worker`` cancels it: a run submitted meanwhile
+# waits, queued, however slow the machine (a fixed sleep ran out first on a busy one).
 BLOCKER = """goal: Keep the worker busy
 steps:
-  - {id: wait, action: sleep, params: {ms: 2000}}
+  - {id: wait, action: sleep, params: {ms: 300000}}
 """
+
+
+def release_worker(server: LiveServer, blocker: int) -> None:
+    """Cancel the ``BLOCKER`` run ``blocker``: the runs queued behind it start."""
+    server.manage(
+        "shell",
+        "-c",
+        "from django.db import transaction\n"
+        "from runs.lifecycle.cancel import run_cancel\n"
+        "with transaction.atomic():\n"
+        f"    run_cancel(run_id={blocker}, user=None, reason='release the worker')",
+    )
 
 
 def sleepy_plan(steps: int, ms: int) -> str:
@@ -72,7 +86,7 @@ def test_an_operator_sees_the_demo_migration_steps_turn_green_without_reloading(
     pages: Pages, daphne_server: LiveServer
 ) -> None:
     page = pages.login("operator")
-    submit(page, BLOCKER, "Busy worker")
+    blocker = submit(page, BLOCKER, "Busy worker")
     page.goto("/runs/new/?demo=migration")
     page.wait_for_selector('[data-plan-check="valid"]')  # checked inline before submit
     page.click("form.stack button[type=submit]")
@@ -87,6 +101,7 @@ def test_an_operator_sees_the_demo_migration_steps_turn_green_without_reloading(
     pages.screenshot(page, "queued")
 
     page.wait_for_selector('[data-live-state="live"]')
+    release_worker(daphne_server, blocker)
     page.wait_for_selector(
         'tr[data-step-key="read_schema"][data-status="succeeded"]', timeout=20_000
     )

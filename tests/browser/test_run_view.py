@@ -7,7 +7,14 @@ from typing import Any
 import pytest
 
 from tests.browser.conftest import LiveServer, Pages
-from tests.browser.test_live import BLOCKER, mark_page, sleepy_plan, still_same_document, submit
+from tests.browser.test_live import (
+    BLOCKER,
+    mark_page,
+    release_worker,
+    sleepy_plan,
+    still_same_document,
+    submit,
+)
 from tests.browser.test_reviews import held_item, tick_checklist, watch_status
 
 pytestmark = pytest.mark.browser
@@ -83,7 +90,7 @@ def test_an_escalated_run_page_keeps_listening_and_follows_the_reviewers_resume_
     pages: Pages, daphne_server: LiveServer
 ) -> None:
     operator = pages.login("operator")
-    submit(operator, BLOCKER, "Busy worker")  # the next run waits queued while the page opens
+    blocker = submit(operator, BLOCKER, "Busy worker")  # the next run waits while the page opens
     operator.goto("/runs/new/")
     operator.fill("#id_task-title", "Polish the brass doorknobs on the third floor")
     operator.select_option("#id_task-planner", "playbook")
@@ -93,6 +100,7 @@ def test_an_escalated_run_page_keeps_listening_and_follows_the_reviewers_resume_
     mark_page(operator)
     watch_status(operator)
     assert operator.locator("[data-open-reviews]").count() == 0
+    release_worker(daphne_server, blocker)
     operator.wait_for_selector("[data-run-status].status-escalated", timeout=30_000)
     # The review item that opened with the escalation appears, and the page stays live.
     operator.wait_for_selector("[data-open-reviews] [data-review-item]", timeout=10_000)
