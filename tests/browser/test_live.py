@@ -11,7 +11,6 @@ from tests.browser.conftest import LiveServer, Pages
 
 pytestmark = pytest.mark.browser
 
-# Holds the server's single worker thread for a while, so the next run waits queued.
 # Holds the server's one worker until ``release_worker`` cancels it: a run submitted meanwhile
 # waits, queued, however slow the machine (a fixed sleep ran out first on a busy one).
 BLOCKER = """goal: Keep the worker busy
