@@ -52,16 +52,15 @@ def _json_constant(name: str) -> Any:
     raise TextDataError(f"{name} is not a number JSON allows")
 
 
-def parse_json(text: str | bytes, *, sized: bool = True, max_depth: int | None = None) -> Any:
+def parse_json(text: str | bytes, *, sized: bool = True, max_depth: int = MAX_DEPTH) -> Any:
     """JSON text as data; ``TextDataError`` for bad syntax or a document beyond the limits.
 
     A document that wraps stored values (a run snapshot) passes its own limits: no size
     limit (``sized=False``) for a file an operator imports, and the depth of what it
-    wraps plus its own (``max_depth``, else ``MAX_DEPTH``).
+    wraps plus its own (``max_depth``).
     """
     if sized and len(text) > MAX_CHARS:
         raise TextDataError(f"the document is longer than {MAX_CHARS:,} characters")
-    max_depth = MAX_DEPTH if max_depth is None else max_depth
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
@@ -203,8 +202,7 @@ def parse_json_or_yaml(text: str) -> Any:
 
 
 # -- what can be stored ------------------------------------------------------------------
-def _check_depth(data: Any, max_depth: int | None = None) -> None:
-    max_depth = MAX_DEPTH if max_depth is None else max_depth
+def _check_depth(data: Any, max_depth: int = MAX_DEPTH) -> None:
     stack = [(data, 1)]
     while stack:
         item, depth = stack.pop()
