@@ -204,6 +204,9 @@ class Run(models.Model):
     # ``running`` rows were not yet committed (``execution.commit_policy``). A worker
     # taking the run over records them as started before anything else.
     starting = models.JSONField(default=list, blank=True, editable=False)
+    # A batch of the executor's changes committed as one document (PostgreSQL), whose
+    # rows and events the run's next write applies first (``execution.commit_policy``).
+    held = models.TextField(default="", blank=True, editable=False)
     # Claims of the run for planning since it was last queued; a worker that keeps dying
     # while planning (or output that keeps failing to store) escalates it after the limit.
     planning_attempts = models.PositiveIntegerField(default=0)

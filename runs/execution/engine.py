@@ -40,6 +40,7 @@ from runs.dbthreads import in_db_thread
 from runs.execution.budgets import Usage, budgets_for, run_usage
 from runs.execution.deadlines import Deadlines
 from runs.execution.journal import Journal, StaleStateError
+from runs.execution.journal_link import apply_held
 from runs.execution.locks import LockQueue
 from runs.execution.loops import run_in_thread_loop
 from runs.execution.main_phase import MainPhase, More
@@ -380,6 +381,7 @@ def notify_cancel(
 
 def load_run(run: RunState, *, planning: PlanningPort, supervision: SupervisionPort) -> None:
     """Fill ``run`` from the database: the run row, its current plan's steps and their tools."""
+    apply_held(run.run_id)  # a batch its last writer held is read as committed
     row = Run.objects.select_related("current_plan", "task").get(pk=run.run_id)
     run.status = row.status
     run.iterative = planning.is_iterative(row.task)

@@ -89,6 +89,10 @@ class Batch:
     # The run's write-ahead intent (``Run.starting``) as of this commit: the ids of the
     # steps about to start, or [] once their rows are in; None leaves it as it is.
     starting: list[int] | None = None
+    # Commit the batch as one document the run's next write applies (``Journal.holds``).
+    hold: bool = False
+    # Commit even when empty: a batch held before is applied by this write.
+    flush: bool = False
     _now: datetime | None = None
     # Whether an encoded event carries text of its own (a reason) that redaction must
     # read; else an encoded event holds only the step rows' texts, which are read anyway.
@@ -121,7 +125,9 @@ class Batch:
         self.events.append((role, event))
 
     def __bool__(self) -> bool:
-        return bool(self.steps or self.run or self.events or self.starting is not None)
+        return bool(
+            self.steps or self.run or self.events or self.starting is not None or self.flush
+        )
 
 
 _RUN = Run._meta.db_table
@@ -161,6 +167,9 @@ class Journal:
         # A redactor per run: the policy as the executor started, and the placeholder
         # numbers already known ((kind, value) → n, in memory only).
         self._redactors: dict[int, Redactor] = {}
+        # Per run, the events of a batch committed held (with their time), published
+        # once the write that applies it returns their seqs.
+        self._held: dict[int, tuple[list[tuple[str, str, str, Any]], datetime]] = {}
 
     def __enter__(self) -> Journal:
         return self
@@ -171,6 +180,13 @@ class Journal:
     def link(self) -> Link:
         """The connection to write on: the journal's own, or the calling thread's."""
         return self._own if self._own is not None else link_for_thread(self.alias)
+
+    @property
+    def holds(self) -> bool:
+        """Whether a batch may be committed held (``Batch.hold``): PostgreSQL's write
+        function applies a held batch with the run's next write; SQLite writes rows as
+        cheaply as a document."""
+        return not self._sqlite
 
     def _inline(self) -> bool:
         return self.offload is None or (self.offload_if is not None and not self.offload_if())
@@ -195,9 +211,15 @@ class Journal:
         now = timezone.now()
         stamp, step_rows, events = self._encode(link, batch, now)
         seqs = link.write(batch, stamp, step_rows, events, self.fence)
-        if seqs:
-            self._publish(batch.run_id, seqs, events, now, loop)
-        return seqs
+        mine = [] if batch.hold else seqs[len(seqs) - len(events) :]
+        held = self._held.pop(batch.run_id, None)
+        if held is not None and len(held[0]) == len(seqs) - len(mine):
+            self._publish(batch.run_id, seqs[: len(held[0])], held[0], held[1], loop)
+        if batch.hold:  # its events are published once a later write applies it
+            self._held[batch.run_id] = (events, now)
+        if mine:
+            self._publish(batch.run_id, mine, events, now, loop)
+        return mine
 
     async def commit_async(self, batch: Batch) -> list[int]:
         """``commit`` inline, or in a writer thread (hosted), publishing on this loop."""

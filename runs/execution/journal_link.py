@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 import weakref
 from collections.abc import Iterator
@@ -18,12 +19,12 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.utils import load_backend
 
 from runs.execution.checkpoints import Checkpointer, checkpointer_for
-from runs.models import ResourceLock, Run, Step, TranscriptEvent
+from runs.models import ResourceLock, Run, Step, StepStatus, TranscriptEvent
 from runs.statemachine import RUN_ACTIVE, RUN_TERMINAL
 
 # ``runs.execution.journal``'s Batch and RunWrite, which import this module: named here only.
@@ -55,10 +56,17 @@ _INSERT_CHUNK = 256
 # takes 0.4 ms.
 _WRITE_CALL = (
     "SELECT plannerweb_journal_write(%s, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb, "
-    "%s::bigint[], %s::jsonb, %s::jsonb, %s::bigint[], %s, %s::jsonb)"
+    "%s::bigint[], %s::jsonb, %s::jsonb, %s::bigint[], %s, %s::jsonb, %s::text)"
+)
+# An empty write of a run that holds a batch: it applies that batch (``apply_held``).
+_APPLY_HELD = (
+    "SELECT plannerweb_journal_write(id, NULL, now(), NULL, '[]'::jsonb, NULL, '{}'::bigint[], "
+    "NULL, NULL, '{}'::bigint[], false, NULL, NULL) FROM runs_run WHERE id = %s AND held <> ''"
 )
 # The SQLSTATE the function raises when a check fails (the lease, a compare-and-swap).
 _STALE_SQLSTATE = "PWSTA"
+
+log = logging.getLogger(__name__)
 
 
 _dumps = json.dumps
@@ -128,6 +136,15 @@ def _alike_json(groups: dict[tuple[Any, ...], list[int]]) -> str:
             for (status, attempts, _, error, began, ended, expect), ids in groups.items()
         )
         + "]"
+    )
+
+
+def _held_document(stamp: Any, args: tuple[Any, ...]) -> str:
+    """A batch's arguments as the one document the run holds (migration 0028's order)."""
+    alike, steps, ids, verdicts, events, unlock, _, starting = args
+    return (
+        f"[{_iso(stamp)},{alike},{steps or 'null'},{_dumps(ids)},{verdicts or 'null'},"
+        f"{events or 'null'},{_dumps(unlock)},{starting or 'null'}]"
     )
 
 
@@ -316,6 +333,10 @@ class Link:
         and each compare-and-swap, and a failed one raises ``_STALE_SQLSTATE``, which
         rolls the whole batch back. The seqs come from the events' INSERT, which runs
         after the run's row lock is held, so its ``MAX(seq)`` sees every earlier writer.
+
+        A batch marked ``hold`` goes in as one document the run's next write applies
+        first (migration 0028); the seqs returned start with those of a held batch
+        applied by this call, and a held batch's own come with the write that applies it.
         """
         groups, singles = _alike_groups(step_rows)
         run = batch.run
@@ -325,11 +346,8 @@ class Link:
             else _dumps([run.status, run.expect, run.stop_reason, run.status in RUN_TERMINAL])
         )
         verdicts = _verdicts(batch)
-        params = (
-            batch.run_id,
-            fence,
-            stamp,
-            move,
+        # p_alike … p_starting, as the function takes them.
+        args = (
             _alike_json(groups),
             _steps_json(singles) if singles else None,
             [row[6] for row in singles],
@@ -339,6 +357,15 @@ class Link:
             _stops_run(batch),
             None if batch.starting is None else _dumps(batch.starting),
         )
+        if batch.hold:
+            if move is not None:
+                raise ValueError("a batch that moves the run is never held")
+            params: tuple[Any, ...] = (
+                *(batch.run_id, fence, stamp, None, "[]", None, [], None, None, [], False),
+                *(None, _held_document(stamp, args)),
+            )
+        else:
+            params = (batch.run_id, fence, stamp, move, *args, None)
         with self.lock:
             try:
                 seqs = self.raw.execute(_WRITE_CALL, params).fetchone()[0]
@@ -484,6 +511,46 @@ def _check_changed(changed: int, expected: int, run_id: int) -> None:
         raise StaleStateError(
             f"{expected - changed} step(s) of run {run_id} were not in the expected state"
         )
+
+
+def apply_held(run_id: int, alias: str = DEFAULT_DB_ALIAS) -> None:
+    """Apply the run's held batch, if any, before the run is read to decide on it.
+
+    A worker taking the run over, or the sweeper requeueing it, then reads the rows
+    and events its last writer committed, as they would be had nothing been held.
+    Nothing is held on SQLite. Should a check of the batch fail (a step moved by
+    someone else meanwhile), the batch is dropped rather than retried forever, and
+    the steps it started become the run's start intent: the takeover records them
+    started, and calls them again only when their tool allows it.
+    """
+    connection = connections[alias]
+    if connection.vendor != "postgresql":
+        return
+    try:
+        with transaction.atomic(using=alias), connection.cursor() as cursor:
+            cursor.execute(_APPLY_HELD, [run_id])
+    except DatabaseError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) != _STALE_SQLSTATE:
+            raise
+        _drop_held(run_id, alias, str(exc))
+
+
+def _drop_held(run_id: int, alias: str, why: str) -> None:
+    """Drop a held batch that cannot be applied, keeping the steps it started as an intent."""
+    with transaction.atomic(using=alias):
+        run = Run.objects.using(alias).select_for_update().filter(pk=run_id).first()
+        if run is None or not run.held:
+            return
+        held = json.loads(
+            run.held
+        )  # [stamp, alike, singles, ids, verdicts, events, unlock, intent]
+        started = [i for group in held[1] if group[0] == StepStatus.RUNNING for i in group[6]]
+        started += [row[6] for row in held[2] or () if row[0] == StepStatus.RUNNING]
+        started += held[7] or ()
+        run.starting = sorted({*run.starting, *started})
+        run.held = ""
+        run.save(update_fields=["starting", "held"])
+    log.error("run %s: a held batch could not be applied and was dropped: %s", run_id, why)
 
 
 def check_fence(row: Any, run_id: int, fence: str | None) -> None:

@@ -18,6 +18,7 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from runs.events import RunRequeued
+from runs.execution.journal_link import apply_held
 from runs.lifecycle.dispatch import enqueue_run, run_task_paths
 from runs.lifecycle.subplan_links import subplans_wake_due
 from runs.models import ResourceLock, Run, RunStatus, TranscriptEvent
@@ -66,6 +67,7 @@ def _orphans_requeue() -> list[int]:
                 lease_owner="", lease_expires_at=now
             ):
                 continue
+            apply_held(run_id)  # what its worker committed, before the requeue's event
             # Its steps' resource locks must not wait for the run to be taken over.
             ResourceLock.objects.filter(run_id=run_id).delete()
             if status == RunStatus.QUEUED:

@@ -42,6 +42,22 @@ async def rendezvous(key: str, label: str, group: str, parties: int) -> dict[str
     raise ToolError(f"{label}: the other steps of {group!r} never ran at the same time")
 
 
+_meetings: dict[str, tuple[asyncio.Event, set[str]]] = {}
+
+
+async def meet(key: str, label: str, parties: int) -> dict[str, Any]:
+    """Return together: once ``parties`` calls of ``key`` are in, they all return in one loop round."""
+    event, arrived = _meetings.setdefault(key, (asyncio.Event(), set()))
+    arrived.add(label)
+    if len(arrived) >= parties:
+        event.set()
+    try:
+        await asyncio.wait_for(event.wait(), WAIT_LIMIT)
+    except TimeoutError:
+        raise ToolError(f"{label}: only {len(arrived)} of {parties} calls came") from None
+    return {"label": label}
+
+
 async def wait_gate(key: str, label: str, gate: str) -> dict[str, Any]:
     """Block until ``open_gate`` opened ``gate`` (the test fails if that never happens)."""
     _record(key, f"start:{label}")

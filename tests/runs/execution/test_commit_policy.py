@@ -8,18 +8,21 @@ from typing import Any
 
 import pytest
 
+from runs.events import RunStatusChanged
 from runs.execution.commit_policy import (
     ANNOUNCE_STARTS,
     DEFER_ROWS,
     DEFER_SECONDS,
+    HOLD_ROWS,
     PendingWrites,
     Starts,
     commit_starting,
     may_announce,
     may_defer,
+    may_hold,
     may_start_early,
 )
-from runs.execution.journal import Batch
+from runs.execution.journal import Batch, RunWrite
 from runs.execution.steps import Outcome, StepState, change, transition
 from runs.models import StepStatus
 from runs.tools.base import ToolSpec
@@ -294,3 +297,116 @@ def test_a_retry_committing_while_the_intent_waits_for_the_lock_writes_each_row_
         False,
     ]
     assert journal.batches[-1].starting == [] and not pending.batch
+
+
+def finished_together(pending: PendingWrites, n: int) -> list[StepState]:
+    """``n`` running steps whose finishes the loop took in, one round each, starting nothing."""
+    done = [
+        step(f"d{i}", status="running", attempts=1, spec=tool(idempotent=False)) for i in range(n)
+    ]
+
+    async def rounds() -> None:
+        for state in done:
+            pending.finished(state, Outcome(True, result={"n": state.key}))
+            await pending.commit([], lambda group: [], lambda: None, gated=False)
+
+    asyncio.run(rounds())
+    return done
+
+
+def test_a_round_that_starts_nothing_writes_its_finishes_into_the_batch_at_once() -> None:
+    pending, journal = _pending()
+    done = finished_together(pending, 3)
+    assert not pending.done and journal.batches == []  # written, not committed
+    assert [(w.step_id, w.status) for w in pending.batch.steps] == [
+        (s.id, "succeeded") for s in done
+    ]
+
+
+def test_only_a_write_ahead_commit_of_many_rows_that_moves_nothing_may_be_held() -> None:
+    def batch_of(n: int) -> Batch:
+        batch = Batch(1)
+        for i in range(n):
+            transition(batch, step(f"d{i}", status="running", attempts=1), StepStatus.SUCCEEDED)
+        return batch
+
+    sink = [(strict("sink"), {})]
+    assert may_hold(batch_of(HOLD_ROWS), sink)
+    assert not may_hold(batch_of(HOLD_ROWS - 1), sink)  # a few rows cost what a document does
+    moving = batch_of(HOLD_ROWS)
+    moving.set_run(
+        RunWrite("executing", "succeeded"),
+        "executor",
+        RunStatusChanged(from_status="executing", to_status="succeeded", reason=""),
+    )
+    assert not may_hold(moving, sink)  # how a run ends is never held
+    # A pool's or an agent's step needs its row as its tool starts.
+    assert not may_hold(batch_of(HOLD_ROWS), [*sink, (strict("pooled", queue="gpu"), {})])
+    agent = step("agent", spec=ToolSpec(name="a", kind="agent", idempotent=False))
+    assert not may_hold(batch_of(HOLD_ROWS), [(agent, {})])
+
+
+def fan_in(holds: bool) -> tuple[list[str], KeptJournal, PendingWrites, IdleLoop, list[StepState]]:
+    """Many steps finish, then their sink (not idempotent) starts."""
+    order: list[str] = []
+    loop = IdleLoop()
+    pending, journal = _pending(loop)
+    journal.holds = holds
+    original = journal.commit
+
+    def commit(batch: Batch) -> list[int]:
+        order.append("commit")
+        return original(batch)
+
+    journal.commit = commit  # type: ignore[method-assign]
+    done = finished_together(pending, HOLD_ROWS + 2)
+
+    def start(group: Starts) -> list[asyncio.Task[Any]]:
+        order.extend(f"start {s.key}" for s, _ in group)
+        return [asyncio.create_task(asyncio.sleep(0)) for _ in group]
+
+    async def sink_starts() -> None:
+        await pending.commit(_started(pending, strict("sink")), start, lambda: None, gated=False)
+
+    asyncio.run(sink_starts())
+    return order, journal, pending, loop, done
+
+
+def test_a_fan_ins_finishes_commit_held_in_front_of_the_sink_and_the_next_write_applies_them() -> (
+    None
+):
+    order, journal, pending, loop, done = fan_in(holds=True)
+    # Durable before the sink's tool is called: every finish and the sink's start, held.
+    assert order == ["commit", "start sink"]
+    (held,) = journal.batches
+    assert held.hold and held.run is None
+    assert [w.step_id for w in held.steps if w.status == "succeeded"] == [s.id for s in done]
+    assert [w.status for w in held.steps][-1] == "running"
+    # The next batch commits even empty (that write applies it), at idle.
+    assert pending.batch.flush and bool(pending.batch) and not pending.batch.steps
+    assert pending.idle_asked and loop.idle_callbacks
+    assert pending.take().flush
+
+
+def test_a_journal_that_cannot_hold_commits_the_fan_ins_rows() -> None:
+    _, journal, pending, _, done = fan_in(holds=False)
+    (batch,) = journal.batches
+    assert not batch.hold and len(batch.steps) == len(done) + 1
+    assert not pending.batch.flush and not pending.batch
+
+
+def test_an_intent_in_front_of_many_finishes_is_held_and_cleared_by_the_next_write() -> None:
+    async def main() -> tuple[KeptJournal, PendingWrites]:
+        pending, journal = _pending(IdleLoop())
+        journal.holds = True
+        for i in range(HOLD_ROWS):
+            pending.finished(step(f"d{i}", status="running", attempts=1), Outcome(True, result=i))
+        fan = _started(pending, *(strict(f"m{i}") for i in range(ANNOUNCE_STARTS)))
+        await pending.commit(fan, lambda group: [], lambda: None, gated=False)
+        return journal, pending
+
+    journal, pending = asyncio.run(main())
+    (intent,) = journal.batches
+    assert intent.hold and len(intent.starting or []) == ANNOUNCE_STARTS
+    assert len(intent.steps) == HOLD_ROWS  # the finishes; the starts follow in the next batch
+    assert pending.batch.starting == [] and len(pending.batch.steps) == ANNOUNCE_STARTS

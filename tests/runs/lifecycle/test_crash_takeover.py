@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from runs.execution.commit_policy import ANNOUNCE_STARTS
+from runs.execution.commit_policy import ANNOUNCE_STARTS, HOLD_ROWS
 from runs.lifecycle.submit import run_submit_plan
 from runs.models import Run, RunStatus, Step, Tool, TranscriptEvent
 from tests.runs.processes import child_env, db_worker, processes, wait_for
@@ -158,3 +158,53 @@ def test_a_worker_killed_between_a_fan_outs_intent_and_its_rows_leaves_them_to_a
     assert run.stop_reason.startswith("step d0 may have partly run"), run.stop_reason
     assert set(Step.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"running"}
     assert run.starting == []
+
+
+@pytest.mark.postgres
+def test_a_worker_killed_after_a_held_fan_in_leaves_its_finishes_to_the_takeover(
+    tmp_path: Path, make_tool: Callable[..., Tool]
+) -> None:
+    fan = HOLD_ROWS
+    make_tool("root", "echo", config={"callable": "runs.tools.builtin.echo"})
+    make_tool("deploy_one", "meet", idempotent=False)  # the deploys finish together
+    make_tool("announce", "kill_worker", idempotent=False)
+    steps = [
+        {
+            "id": f"d{i}",
+            "action": "deploy_one",
+            "params": {"key": str(tmp_path), "label": f"d{i}", "parties": fan},
+            "depends_on": ["root"],
+        }
+        for i in range(fan)
+    ]
+    sink = {"id": "announce", "action": "announce", "depends_on": [s["id"] for s in steps]}
+    run = run_submit_plan(
+        title="fan-in",
+        document={"steps": [{"id": "root", "action": "root"}, *steps, sink]},
+        submitted_by=None,
+        max_parallel=fan,
+    )
+    env, logs = child_env(tmp_path), tmp_path / "logs"
+    with processes(db_worker("victim"), env=env, logs=logs / "victim") as (victim,):
+        assert victim.wait(60) == -signal.SIGKILL  # the sink's tool killed it
+    run.refresh_from_db()
+    deploys = Step.objects.filter(run=run, key__startswith="d")
+    # What it left: the fan-in held, durable; the deploys' finishes not yet in their rows.
+    assert run.held != ""
+    assert "succeeded" not in set(deploys.values_list("status", flat=True))
+    assert Step.objects.get(run=run, key="announce").status == "pending"
+
+    with processes(db_worker("survivor"), env=env, logs=logs / "survivor"):
+        wait_for(lambda: ended(run), timeout=60, what="the takeover", logs=logs / "survivor")
+    # The survivor applied it first: every deploy succeeded with its result, and the sink,
+    # started, is left to a reviewer (its tool, called again, would have killed the survivor).
+    assert run.status == RunStatus.ESCALATED
+    assert run.stop_reason.startswith("step announce may have partly run"), run.stop_reason
+    assert {(s.status, s.attempts) for s in deploys} == {("succeeded", 1)}
+    assert sorted(s.result["label"] for s in deploys) == sorted(f"d{i}" for i in range(fan))
+    assert Step.objects.get(run=run, key="announce").status == "running"
+    assert run.held == ""
+    events = TranscriptEvent.objects.filter(run=run, kind="step.status").order_by("seq")
+    order = [(e.payload["step"], e.payload["to_status"]) for e in events]
+    sink_started = order.index(("announce", "running"))
+    assert all(order.index((f"d{i}", "succeeded")) < sink_started for i in range(fan))
