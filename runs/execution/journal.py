@@ -200,6 +200,9 @@ class Journal:
     def commit(self, batch: Batch, *, loop: asyncio.AbstractEventLoop | None = None) -> list[int]:
         """Write ``batch`` in one transaction and publish its events; returns their seqs.
 
+        A held batch (``Batch.hold``) returns none: its events get their seqs, and are
+        published, with the write that applies it (the run's next one).
+
         Safe to call from the executor's event loop (no Django connection methods
         run here) or from a writer thread (then pass the executor's ``loop``, which
         publishing prefers). Raises ``StaleStateError`` (nothing written) when a

@@ -541,9 +541,8 @@ def _drop_held(run_id: int, alias: str, why: str) -> None:
         run = Run.objects.using(alias).select_for_update().filter(pk=run_id).first()
         if run is None or not run.held:
             return
-        held = json.loads(
-            run.held
-        )  # [stamp, alike, singles, ids, verdicts, events, unlock, intent]
+        # [stamp, alike groups, single rows, their ids, verdicts, events, unlock, intent]
+        held = json.loads(run.held)
         started = [i for group in held[1] if group[0] == StepStatus.RUNNING for i in group[6]]
         started += [row[6] for row in held[2] or () if row[0] == StepStatus.RUNNING]
         started += held[7] or ()

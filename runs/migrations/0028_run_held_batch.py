@@ -33,8 +33,26 @@ _LEASE_CHECK = """    SELECT lease_owner INTO v_owner FROM runs_run WHERE id = p
 """
 
 
+# A held batch, [stamp, alike, singles, single ids, verdicts, events, unlock, starting],
+# is applied first; a batch to hold is stored in its place, and nothing else is written.
+_HELD = r"""    IF v_held <> '' THEN
+        v_doc := v_held::jsonb;
+        v_first := plannerweb_journal_apply(
+            p_run, (v_doc->>0)::timestamptz, NULL, v_doc->1, NULLIF(v_doc->2, 'null'),
+            ARRAY(SELECT jsonb_array_elements_text(v_doc->3)::bigint), NULLIF(v_doc->4, 'null'),
+            NULLIF(v_doc->5, 'null'), ARRAY(SELECT jsonb_array_elements_text(v_doc->6)::bigint),
+            false, NULLIF(v_doc->7, 'null'));
+        UPDATE runs_run SET held = '' WHERE id = p_run;
+    END IF;
+    IF p_hold IS NOT NULL THEN
+        UPDATE runs_run SET held = p_hold WHERE id = p_run;
+        RETURN v_first;
+    END IF;
+"""
+
+
 def _changed(text: str, old: str, new: str) -> str:
-    assert old in text, old
+    assert text.count(old) == 1, old
     return text.replace(old, new)
 
 
@@ -53,54 +71,31 @@ APPLY = _changed(
     "",
 )
 
-WRITE = r"""
-CREATE OR REPLACE FUNCTION plannerweb_journal_write(
-    p_run bigint,
-    p_fence text,
-    p_stamp timestamptz,
-    p_run_move jsonb,
-    p_alike jsonb,
-    p_singles jsonb,
-    p_single_ids bigint[],
-    p_verdicts jsonb,
-    p_events jsonb,
-    p_unlock bigint[],
-    p_unlock_all boolean,
-    p_starting jsonb,
-    p_hold text
-) RETURNS bigint[]
-LANGUAGE plpgsql
-SET enable_seqscan = off
-AS $fn$
-DECLARE
-    v_owner text;
-    v_held text;
-    v_doc jsonb;
-    v_seqs bigint[] := '{}';
-BEGIN
-""" + _LEASE_CHECK.replace(
-    "SELECT lease_owner INTO v_owner", "SELECT lease_owner, held INTO v_owner, v_held"
-) + r"""    -- A held batch: [stamp, alike, singles, single ids, verdicts, events, unlock, starting],
-    -- applied before anything else, its events numbered first.
-    IF v_held <> '' THEN
-        v_doc := v_held::jsonb;
-        v_seqs := plannerweb_journal_apply(
-            p_run, (v_doc->>0)::timestamptz, NULL, v_doc->1, NULLIF(v_doc->2, 'null'),
-            ARRAY(SELECT jsonb_array_elements_text(v_doc->3)::bigint), NULLIF(v_doc->4, 'null'),
-            NULLIF(v_doc->5, 'null'), ARRAY(SELECT jsonb_array_elements_text(v_doc->6)::bigint),
-            false, NULLIF(v_doc->7, 'null'));
-        UPDATE runs_run SET held = '' WHERE id = p_run;
-    END IF;
-    IF p_hold IS NOT NULL THEN
-        UPDATE runs_run SET held = p_hold WHERE id = p_run;
-        RETURN v_seqs;
-    END IF;
-    RETURN v_seqs || plannerweb_journal_apply(
-        p_run, p_stamp, p_run_move, p_alike, p_singles, p_single_ids, p_verdicts, p_events,
-        p_unlock, p_unlock_all, p_starting);
-END
-$fn$
-"""
+# 0027's function with a held batch: one more argument (the batch to hold, as text); the
+# run's held batch applied right after the lease check, its events numbered first; the new
+# batch then held (and nothing else written) or applied as before.
+WRITE = _changed(
+    _changed(
+        _changed(
+            _changed(
+                _changed(
+                    _PREVIOUS.CREATE,
+                    "    p_starting jsonb\n)",
+                    "    p_starting jsonb,\n    p_hold text\n)",
+                ),
+                "    v_seqs bigint[];\n",
+                "    v_seqs bigint[];\n    v_held text;\n    v_doc jsonb;\n"
+                "    v_first bigint[] := '{}';\n",
+            ),
+            "SELECT lease_owner INTO v_owner FROM runs_run",
+            "SELECT lease_owner, held INTO v_owner, v_held FROM runs_run",
+        ),
+        "    -- The run's move:",
+        _HELD + "    -- The run's move:",
+    ),
+    "    RETURN COALESCE(v_seqs, '{}');",
+    "    RETURN v_first || COALESCE(v_seqs, '{}');",
+)
 
 DROP_APPLY = (
     "DROP FUNCTION IF EXISTS plannerweb_journal_apply("
