@@ -3,13 +3,15 @@
 Three ``manage.py db_worker`` processes and one Daphne run against PostgreSQL and Redis with
 default settings. The driver submits 50 plans of 5-20 steps (random DAGs over an idempotent and
 a non-idempotent tool, one in three a fan-out of 8-12 steps behind one, which start under a
-start intent; every call logs a ``start`` line before its sleep and a ``done`` line after),
+start intent, and one step behind them all, whose start commits their finishes held; every
+call logs a ``start`` line before its sleep and a ``done`` line after),
 then SIGKILLs a random worker every 3-5 s for two minutes, restarting it each time,
 while a client polls the API. Then the workers run on until every run has ended. Printed:
 
 - lost runs (not ended once the workers have drained the queue), and calls cut short by a kill;
 - non-idempotent steps started more than once, and finished steps started again;
-- transcript ``seq`` gaps and duplicates, and settled runs still holding a start intent;
+- transcript ``seq`` gaps and duplicates, and settled runs still holding a start intent or a
+  held batch;
 - "too many clients" errors in every process's log, API answers of 5xx, and the most
   PostgreSQL connections seen at once.
 
@@ -91,9 +93,10 @@ def setup_django(base: str) -> None:
 
 
 def random_plan(rng: random.Random, log: Path, tag: str) -> dict[str, Any]:
-    """5-20 steps, each depending on up to two earlier ones, on either tool; or a fan-out."""
+    """5-20 steps, each depending on up to two earlier ones, on either tool; or a fan-out and in."""
     fan_out = rng.random() < 1 / 3
     steps: list[dict[str, Any]] = []
+    together = rng.uniform(0.05, 0.6)  # a fan-out's steps take as long: they finish together
     for i in range(rng.randint(9, 13) if fan_out else rng.randint(5, 20)):
         if fan_out:  # s0, then the others behind it, nearly all non-idempotent
             deps = ["s0"] if i else []
@@ -109,11 +112,15 @@ def random_plan(rng: random.Random, log: Path, tag: str) -> dict[str, Any]:
                 "params": {
                     "path": str(log),
                     "line": f"{tag}:s{i}",
-                    "seconds": rng.uniform(0.05, 0.6),
+                    "seconds": together if fan_out and i else rng.uniform(0.05, 0.6),
                 },
                 "depends_on": deps,
             }
         )
+    if fan_out:  # the fan-in: one non-idempotent step behind them all
+        params = {"path": str(log), "line": f"{tag}:sink", "seconds": 0.1}
+        deps = [s["id"] for s in steps[1:]]
+        steps.append({"id": "sink", "action": "log_once", "params": params, "depends_on": deps})
     return {"goal": f"chaos {tag}", "steps": steps}
 
 
@@ -318,6 +325,7 @@ def chaos(args: argparse.Namespace, base: str) -> None:
     cut_short, twice, restarted = side_effects(log, tags)
     gaps, dupes = seq_faults(ids)
     intents = Run.objects.filter(pk__in=ids, status__in=settled).exclude(starting=[]).count()
+    held = Run.objects.filter(pk__in=ids, status__in=settled).exclude(held="").count()
     announced = TranscriptEvent.objects.filter(run_id__in=ids, payload__reason=ANNOUNCED).count()
     server_errors = sum(
         n for code, n in watch.codes.items() if isinstance(code, int) and code >= 500
@@ -332,7 +340,7 @@ def chaos(args: argparse.Namespace, base: str) -> None:
     print(f"non-idempotent steps started twice: {twice}")
     print(f"finished steps started again: {restarted}")
     print(f"transcript seq gaps: {gaps}, duplicates: {dupes}")
-    print(f"settled runs still holding a start intent: {intents}")
+    print(f"settled runs still holding a start intent: {intents}, a held batch: {held}")
     print(f"steps a takeover recorded started from a start intent: {announced}")
     print(f"'too many clients' errors: {too_many_clients(logs)}")
     print(f"API polls: {dict(watch.codes)} (5xx: {server_errors})")
