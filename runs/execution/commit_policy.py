@@ -41,7 +41,7 @@ DEFER_ROWS = 400
 DEFER_SECONDS = 0.005
 # Write-ahead starts in one round from which they commit as an intent (``may_announce``).
 ANNOUNCE_STARTS = 8
-# Step rows in a write-ahead commit from which it may be held as one document (``may_hold``).
+# Step changes in a write-ahead commit from which it may be held as one document (``may_hold``).
 HOLD_ROWS = 8
 
 Starts = list[tuple[StepState, Any]]  # steps about to start, with their resolved params

@@ -50,10 +50,10 @@ def step(
 class KeptJournal:
     """Keeps each committed batch instead of writing it; ``fail`` makes the next commit raise."""
 
-    def __init__(self, *, holds: bool = False) -> None:
+    def __init__(self) -> None:
         self.batches: list[Batch] = []
         self.fail: BaseException | None = None
-        self.holds = holds  # as PostgreSQL's journal: a batch may be committed held
+        self.holds = False  # True: as PostgreSQL's journal, a batch may be committed held
 
     def commit(self, batch: Batch) -> list[int]:
         if self.fail is not None:
