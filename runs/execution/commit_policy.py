@@ -99,9 +99,9 @@ def may_hold(batch: Batch, starts: Starts) -> bool:
     while the started tools run; a worker taking the run over applies them before it
     reads the run. So what is durable before a tool is called is unchanged. Never a
     batch that moves the run, nor in front of a step that needs its row at once (as
-    for the intent: a pool's step, an agent's).
+    for the intent: a pool's step, an agent's), nor when no tool waits for it.
     """
-    if batch.run is not None or len(batch.steps) < HOLD_ROWS:
+    if not starts or batch.run is not None or len(batch.steps) < HOLD_ROWS:
         return False
     return not any(_needs_row(state) for state, _ in starts)
 
@@ -149,7 +149,7 @@ async def commit_starting(
         if write is not None:
             write()
         if commit and batch:
-            batch.hold = hold and bool(late) and may_hold(batch, late)
+            batch.hold = hold and may_hold(batch, late)
             try:
                 await committer.journal.commit_async(batch)
             except BaseException:  # nothing was written: stop the tools started early

@@ -333,6 +333,7 @@ def test_only_a_write_ahead_commit_of_many_rows_that_moves_nothing_may_be_held()
     sink = [(strict("sink"), {})]
     assert may_hold(batch_of(HOLD_ROWS), sink)
     assert not may_hold(batch_of(HOLD_ROWS - 1), sink)  # a few rows cost what a document does
+    assert not may_hold(batch_of(HOLD_ROWS), [])  # no tool waits for this commit
     moving = batch_of(HOLD_ROWS)
     moving.set_run(
         RunWrite("executing", "succeeded"),
