@@ -381,8 +381,11 @@ def notify_cancel(
 
 def load_run(run: RunState, *, planning: PlanningPort, supervision: SupervisionPort) -> None:
     """Fill ``run`` from the database: the run row, its current plan's steps and their tools."""
-    apply_held(run.run_id)  # a batch its last writer held is read as committed
-    row = Run.objects.select_related("current_plan", "task").get(pk=run.run_id)
+    rows = Run.objects.select_related("current_plan", "task")
+    row = rows.get(pk=run.run_id)
+    if row.held:  # a batch its last writer held: read the run as it committed
+        apply_held(run.run_id)
+        row = rows.get(pk=run.run_id)
     run.status = row.status
     run.iterative = planning.is_iterative(row.task)
     run.budgets = budgets_for(row.task)

@@ -15,6 +15,7 @@ from runs.events import StepStatusChanged
 from runs.execution.commit_policy import HOLD_ROWS
 from runs.execution.journal import Batch, Journal, StaleStateError, StepWrite
 from runs.execution.journal_link import apply_held
+from runs.lifecycle.claim import run_execute
 from runs.lifecycle.recovery import runs_recover
 from runs.lifecycle.submit import run_submit_plan
 from runs.models import Run, Step, TranscriptEvent
@@ -206,3 +207,23 @@ def test_a_fan_in_through_the_engine_is_held_then_applied_in_transcript_order(
         assert order.index((f"d{i}", "succeeded")) < order.index(("sink", "running"))
     seqs = [seq for seq, _, _ in step_events(done)]
     assert sorted(seq for seq, _ in published if seq in seqs) == seqs  # each published once
+
+
+def test_a_worker_claiming_the_run_applies_a_held_batch_before_it_reads_it(
+    run: Run, fast_settings: Any
+) -> None:
+    with Journal() as journal:
+        journal.commit(fan_in(run))
+    lapsed = timezone.now() - timedelta(minutes=5)
+    Run.objects.filter(pk=run.pk).update(lease_owner="dead-worker", lease_expires_at=lapsed)
+    # Claimed straight away (its task came first), without the sweeper.
+    assert run_execute(run_id=run.pk, worker_id="new-worker") == "escalated"
+    run.refresh_from_db()
+    assert run.stop_reason.startswith("step sink may have partly run"), run.stop_reason
+    assert statuses(run) == {
+        "a": "succeeded",
+        "b": "succeeded",
+        "c": "succeeded",
+        "sink": "running",
+    }
+    assert run.held == ""
